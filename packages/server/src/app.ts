@@ -1,0 +1,100 @@
+/**
+ * Composition root: opens storage, loads the catalog, makes sure root exists, wires executor and
+ * HTTP server. The only module that knows every subsystem.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import type { Config } from './config/config.js';
+import type { Logger } from './util/log.js';
+import { SnowflakeGenerator } from './util/snowflake.js';
+import { Mutex } from './util/mutex.js';
+import { Catalog } from './catalog/catalog.js';
+import { HotStore } from './storage/hot/hot-store.js';
+import { Committer, MAX_SEQ_KEY } from './storage/hot/committer.js';
+import { DuckEngine } from './storage/duck/duck-engine.js';
+import { initParser, ParseCache } from './sql/parser.js';
+import { PasswordHasher } from './auth/passwords.js';
+import { TokenService } from './auth/tokens.js';
+import { Authenticator } from './auth/authenticator.js';
+import { Executor } from './exec/executor.js';
+import { RowSources } from './exec/sources.js';
+import type { Services } from './exec/context.js';
+import { createHttpServer } from './http/server.js';
+
+export interface RunningServer {
+  readonly port: number;
+  readonly services: Services;
+  close(): Promise<void>;
+}
+
+export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
+  mkdirSync(config.dataDir, { recursive: true });
+  await initParser();
+  const hot = await HotStore.open(join(config.dataDir, 'rocksdb'));
+  const catalog = await Catalog.load(hot);
+  const seqs = new SnowflakeGenerator();
+  const maxSeq = catalog.meta.get(MAX_SEQ_KEY);
+  if (typeof maxSeq === 'string') seqs.observe(BigInt(maxSeq));
+  const duck = await DuckEngine.open({
+    threads: config.duckdbThreads, memoryLimit: config.duckdbMemoryLimit,
+    connections: config.queryConnections, queryTimeoutMs: config.queryTimeoutMs,
+  });
+  const passwords = new PasswordHasher();
+  await ensureRoot(config, catalog, passwords, log);
+  const tokens = new TokenService(jwtSecret(config), config.accessTokenTtlSeconds, config.refreshTokenTtlSeconds);
+  const committer = new Committer(hot, seqs);
+  const services: Services = {
+    config, catalog, hot, committer, duck, sources: new RowSources(hot), seqs, ddl: new Mutex(), passwords,
+  };
+  const executor = new Executor(services, new ParseCache(config.parseCacheEntries));
+  const auth = new Authenticator(catalog, tokens, passwords);
+  const http = createHttpServer({ config, log, auth, tokens, executor, catalog });
+  await new Promise<void>((resolve, reject) => {
+    http.once('error', reject);
+    http.listen(config.port, config.host, () => resolve());
+  });
+  const port = (http.address() as AddressInfo).port;
+  log.info('listening', { host: config.host, port, data_dir: config.dataDir, url: `http://${config.host}:${port}` });
+
+  let closing: Promise<void> | null = null;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      await new Promise<void>((resolve) => {
+        http.close(() => resolve());
+        http.closeIdleConnections();
+      });
+      await committer.idle();
+      duck.close();
+      await hot.close();
+      log.info('stopped', {});
+    })();
+    return closing;
+  };
+  return { port, services, close };
+}
+
+async function ensureRoot(config: Config, catalog: Catalog, passwords: PasswordHasher, log: Logger): Promise<void> {
+  if (catalog.user('root') !== undefined) return;
+  let password = config.rootPassword;
+  if (password === null) {
+    password = randomBytes(18).toString('base64url');
+    // Printed once, on the terminal only; the data dir keeps nothing but the hash.
+    process.stderr.write(`\nGenerated password for user 'root': ${password}\nSet KALAMDB_ROOT_PASSWORD on first start to choose it.\n\n`);
+  }
+  const now = Date.now();
+  await catalog.putUser({
+    userId: 'root', role: 'system', passwordHash: await passwords.hash(password), email: null, createdAt: now, updatedAt: now, tokenGeneration: 1,
+  });
+  log.info('created root user', {});
+}
+
+function jwtSecret(config: Config): string {
+  if (config.jwtSecret !== null) return config.jwtSecret;
+  const path = join(config.dataDir, 'jwt-secret');
+  if (existsSync(path)) return readFileSync(path, 'utf8').trim();
+  const secret = randomBytes(32).toString('base64url');
+  writeFileSync(path, secret + '\n', { mode: 0o600 });
+  return secret;
+}

@@ -1,0 +1,63 @@
+/**
+ * Who may do what: the role rules for DDL, user management, system tables, SHARED table access
+ * levels and impersonation, as pure functions over a principal. Every check in the server calls
+ * one of these; nothing else decides access.
+ */
+import { denied } from '../util/errors.js';
+import { isAdminRole, qualifiedName, type Role, type TableDef } from '../catalog/types.js';
+
+export interface Principal {
+  readonly userId: string;
+  readonly role: Role;
+}
+
+/** The partition a principal's statements touch in a table: their own for USER/STREAM tables. */
+export function partitionFor(principal: Principal, table: TableDef): string {
+  return table.type === 'SHARED' ? '' : principal.userId;
+}
+
+export function requireAdmin(principal: Principal, action: string): void {
+  if (!isAdminRole(principal.role)) throw denied(`Permission denied: ${action} requires role dba or system`);
+}
+
+export function requireSystemTableAccess(principal: Principal, name: string): void {
+  if (!isAdminRole(principal.role)) throw denied(`Permission denied: system.${name} is readable by roles dba and system only`);
+}
+
+const PRIVILEGED: ReadonlySet<Role> = new Set(['service', 'dba', 'system']);
+
+export function requireRead(principal: Principal, table: TableDef): void {
+  if (table.type !== 'SHARED') return;
+  const level = table.options.accessLevel ?? 'PRIVATE';
+  const ok = level === 'PUBLIC' ? true : level === 'DBA' ? isAdminRole(principal.role) : PRIVILEGED.has(principal.role);
+  if (!ok) throw denied(`Permission denied: shared table ${qualifiedName(table)} (${level}) is not readable by role ${principal.role}`);
+}
+
+export function requireWrite(principal: Principal, table: TableDef): void {
+  if (table.type !== 'SHARED') return;
+  const level = table.options.accessLevel ?? 'PRIVATE';
+  const ok = level === 'DBA' ? isAdminRole(principal.role) : PRIVILEGED.has(principal.role);
+  if (!ok) throw denied(`Permission denied: shared table ${qualifiedName(table)} (${level}) is not writable by role ${principal.role}`);
+}
+
+const IMPERSONATION: Readonly<Record<Role, readonly Role[]>> = {
+  system: ['system', 'dba', 'service', 'user'],
+  dba: ['dba', 'service', 'user'],
+  service: ['service', 'user'],
+  user: [],
+};
+
+export function requireImpersonation(actor: Principal, target: Principal): void {
+  if (actor.userId === target.userId) return;
+  if (!IMPERSONATION[actor.role].includes(target.role)) {
+    throw denied(`Permission denied: role ${actor.role} cannot execute as user '${target.userId}' (role ${target.role})`);
+  }
+}
+
+/** Creating, altering or dropping a user with `targetRole` (or changing a user to it). */
+export function requireUserManagement(actor: Principal, targetRole: Role, action: string): void {
+  requireAdmin(actor, action);
+  if (targetRole === 'system' && actor.role !== 'system') {
+    throw denied(`Permission denied: only role system can ${action} for a system account`);
+  }
+}

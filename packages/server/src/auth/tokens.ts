@@ -1,0 +1,76 @@
+/**
+ * JWT access and refresh tokens (HS256, via jose). Access tokens carry sub, role, exp and the
+ * user's token generation; refresh tokens carry `typ: refresh` and are refused as access tokens.
+ * Verified tokens are cached until expiry so the hot path skips the HMAC.
+ */
+import { SignJWT, jwtVerify } from 'jose';
+import { ServerError } from '../util/errors.js';
+import type { Role, UserDef } from '../catalog/types.js';
+
+export interface TokenClaims {
+  readonly userId: string;
+  readonly role: Role;
+  readonly generation: number;
+  readonly expiresAt: number;
+}
+
+export interface IssuedTokens {
+  readonly access_token: string;
+  readonly refresh_token: string;
+  readonly expires_at: string;
+  readonly refresh_expires_at: string;
+  readonly user: { readonly id: string; readonly role: Role };
+}
+
+const CACHE_ENTRIES_MAX = 50_000;
+const ISSUER = 'kalamdb';
+
+export class TokenService {
+  private readonly key: Uint8Array;
+  private readonly cache = new Map<string, TokenClaims>();
+
+  constructor(secret: string, private readonly accessTtlSeconds: number, private readonly refreshTtlSeconds: number) {
+    this.key = new TextEncoder().encode(secret);
+  }
+
+  async issue(user: UserDef): Promise<IssuedTokens> {
+    const now = Math.floor(Date.now() / 1000);
+    const accessExp = now + this.accessTtlSeconds;
+    const refreshExp = now + this.refreshTtlSeconds;
+    const claims = { role: user.role, gen: user.tokenGeneration };
+    const access = await new SignJWT({ ...claims, typ: 'access' }).setProtectedHeader({ alg: 'HS256' })
+      .setSubject(user.userId).setIssuer(ISSUER).setIssuedAt(now).setExpirationTime(accessExp).sign(this.key);
+    const refresh = await new SignJWT({ ...claims, typ: 'refresh' }).setProtectedHeader({ alg: 'HS256' })
+      .setSubject(user.userId).setIssuer(ISSUER).setIssuedAt(now).setExpirationTime(refreshExp).sign(this.key);
+    return {
+      access_token: access,
+      refresh_token: refresh,
+      expires_at: new Date(accessExp * 1000).toISOString(),
+      refresh_expires_at: new Date(refreshExp * 1000).toISOString(),
+      user: { id: user.userId, role: user.role },
+    };
+  }
+
+  /** Verifies a token of the given type; any failure is INVALID_CREDENTIALS. */
+  async verify(token: string, type: 'access' | 'refresh'): Promise<TokenClaims> {
+    const cacheKey = `${type}:${token}`;
+    const cached = this.cache.get(cacheKey);
+    if (cached !== undefined) {
+      if (cached.expiresAt * 1000 > Date.now()) return cached;
+      this.cache.delete(cacheKey);
+    }
+    let payload;
+    try {
+      ({ payload } = await jwtVerify(token, this.key, { algorithms: ['HS256'], issuer: ISSUER }));
+    } catch {
+      throw new ServerError('INVALID_CREDENTIALS', 'Invalid or expired token');
+    }
+    if (payload.typ !== type || typeof payload.sub !== 'string' || typeof payload.role !== 'string' || typeof payload.exp !== 'number') {
+      throw new ServerError('INVALID_CREDENTIALS', `Invalid token: not a ${type} token`);
+    }
+    const claims: TokenClaims = { userId: payload.sub, role: payload.role as Role, generation: Number(payload.gen ?? 0), expiresAt: payload.exp };
+    if (this.cache.size >= CACHE_ENTRIES_MAX) this.cache.clear();
+    this.cache.set(cacheKey, claims);
+    return claims;
+  }
+}

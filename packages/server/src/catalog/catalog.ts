@@ -1,0 +1,129 @@
+/**
+ * The catalog: namespaces, tables (with every schema version) and users, cached in memory and
+ * persisted through a CatalogStore (the hot store's catalog keyspace). Callers serialize changes
+ * (the executor's DDL mutex); reads are plain map lookups.
+ */
+import { assert } from '../util/errors.js';
+import {
+  DEFAULT_NAMESPACE, type NamespaceDef, type TableDef, type TableSchemaVersion, type UserDef, qualifiedName,
+} from './types.js';
+
+export interface CatalogStore {
+  loadCatalog(): Promise<Map<string, unknown>>;
+  writeCatalog(entries: ReadonlyMap<string, unknown>): Promise<void>;
+}
+
+const NEXT_TABLE_ID_KEY = 'meta:next_table_id';
+
+export class Catalog {
+  private readonly namespaces = new Map<string, NamespaceDef>();
+  private readonly tables = new Map<string, TableDef>();
+  private readonly schemas: TableSchemaVersion[] = [];
+  private readonly users = new Map<string, UserDef>();
+  private nextTableId = 1;
+  /** Raw catalog entries other subsystems keep here (e.g. meta:max_seq). */
+  readonly meta = new Map<string, unknown>();
+
+  private constructor(private readonly store: CatalogStore) {}
+
+  static async load(store: CatalogStore): Promise<Catalog> {
+    const catalog = new Catalog(store);
+    for (const [key, value] of await store.loadCatalog()) {
+      const sep = key.indexOf(':');
+      const kind = key.slice(0, sep);
+      if (kind === 'ns') catalog.namespaces.set((value as NamespaceDef).name, value as NamespaceDef);
+      else if (kind === 'table') catalog.tables.set(qualifiedName(value as TableDef), value as TableDef);
+      else if (kind === 'schema') catalog.schemas.push(value as TableSchemaVersion);
+      else if (kind === 'user') catalog.users.set((value as UserDef).userId, value as UserDef);
+      else if (key === NEXT_TABLE_ID_KEY) catalog.nextTableId = value as number;
+      else catalog.meta.set(key, value);
+    }
+    if (!catalog.namespaces.has(DEFAULT_NAMESPACE)) {
+      await catalog.putNamespace({ name: DEFAULT_NAMESPACE, createdAt: Date.now() });
+    }
+    return catalog;
+  }
+
+  // Namespaces ------------------------------------------------------------------------------
+
+  namespace(name: string): NamespaceDef | undefined {
+    return this.namespaces.get(name);
+  }
+
+  listNamespaces(): NamespaceDef[] {
+    return [...this.namespaces.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async putNamespace(ns: NamespaceDef): Promise<void> {
+    await this.store.writeCatalog(new Map([[`ns:${ns.name}`, ns]]));
+    this.namespaces.set(ns.name, ns);
+  }
+
+  async dropNamespace(name: string): Promise<void> {
+    assert(this.tablesIn(name).length === 0, 'namespace still holds tables');
+    await this.store.writeCatalog(new Map([[`ns:${name}`, undefined]]));
+    this.namespaces.delete(name);
+  }
+
+  // Tables ----------------------------------------------------------------------------------
+
+  table(namespace: string, name: string): TableDef | undefined {
+    return this.tables.get(`${namespace}.${name}`);
+  }
+
+  tablesIn(namespace: string | null): TableDef[] {
+    const all = [...this.tables.values()].filter((t) => namespace === null || t.namespace === namespace);
+    return all.sort((a, b) => qualifiedName(a).localeCompare(qualifiedName(b)));
+  }
+
+  schemaVersions(): readonly TableSchemaVersion[] {
+    return this.schemas;
+  }
+
+  schemaVersion(tableId: number, version: number): TableSchemaVersion | undefined {
+    return this.schemas.find((s) => s.tableId === tableId && s.version === version);
+  }
+
+  /** Creates a table with a fresh id and its first schema version. */
+  async createTable(def: Omit<TableDef, 'id' | 'schemaVersion'>): Promise<TableDef> {
+    const table: TableDef = { ...def, id: this.nextTableId, schemaVersion: 1 };
+    const schema: TableSchemaVersion = { tableId: table.id, version: 1, columns: table.columns, createdAt: table.createdAt };
+    await this.store.writeCatalog(new Map<string, unknown>([
+      [`table:${qualifiedName(table)}`, table],
+      [`schema:${table.id}:1`, schema],
+      [NEXT_TABLE_ID_KEY, table.id + 1],
+    ]));
+    this.nextTableId = table.id + 1;
+    this.tables.set(qualifiedName(table), table);
+    this.schemas.push(schema);
+    return table;
+  }
+
+  async dropTable(table: TableDef): Promise<void> {
+    const entries = new Map<string, unknown>([[`table:${qualifiedName(table)}`, undefined]]);
+    for (const s of this.schemas) if (s.tableId === table.id) entries.set(`schema:${s.tableId}:${s.version}`, undefined);
+    await this.store.writeCatalog(entries);
+    this.tables.delete(qualifiedName(table));
+    for (let i = this.schemas.length - 1; i >= 0; i--) if (this.schemas[i]!.tableId === table.id) this.schemas.splice(i, 1);
+  }
+
+  // Users -----------------------------------------------------------------------------------
+
+  user(userId: string): UserDef | undefined {
+    return this.users.get(userId);
+  }
+
+  listUsers(): UserDef[] {
+    return [...this.users.values()].sort((a, b) => a.userId.localeCompare(b.userId));
+  }
+
+  async putUser(user: UserDef): Promise<void> {
+    await this.store.writeCatalog(new Map([[`user:${user.userId}`, user]]));
+    this.users.set(user.userId, user);
+  }
+
+  async dropUser(userId: string): Promise<void> {
+    await this.store.writeCatalog(new Map([[`user:${userId}`, undefined]]));
+    this.users.delete(userId);
+  }
+}

@@ -1,0 +1,108 @@
+/**
+ * Catalog data model: namespaces, tables with every schema version, users. Plain frozen data that
+ * is persisted as JSON in the hot store's catalog keyspace and cached in memory.
+ */
+
+export const COLUMN_TYPES = [
+  'Boolean', 'SmallInt', 'Int', 'BigInt', 'Float', 'Double', 'Text',
+  'Timestamp', 'Date', 'Time', 'Json', 'Bytes', 'Uuid', 'Decimal',
+] as const;
+export type ColumnType = (typeof COLUMN_TYPES)[number];
+
+export type DefaultFunction = 'snowflake_id' | 'uuid_v7' | 'ulid' | 'now' | 'current_user';
+
+export type ColumnDefault =
+  | { readonly kind: 'function'; readonly name: DefaultFunction }
+  | { readonly kind: 'literal'; readonly value: StoredValue };
+
+export interface ColumnDef {
+  readonly name: string;
+  readonly type: ColumnType;
+  /** DECIMAL only. */
+  readonly precision?: number;
+  readonly scale?: number;
+  readonly nullable: boolean;
+  readonly primaryKey: boolean;
+  readonly default?: ColumnDefault;
+}
+
+export type TableType = 'USER' | 'SHARED' | 'STREAM';
+export type AccessLevel = 'PUBLIC' | 'PRIVATE' | 'RESTRICTED' | 'DBA';
+
+export interface FlushPolicy {
+  readonly rows: number | null;
+  readonly intervalSeconds: number | null;
+}
+
+export interface TableOptions {
+  readonly flushPolicy: FlushPolicy;
+  readonly accessLevel: AccessLevel | null;
+  readonly ttlSeconds: number | null;
+  readonly maxBuffer: number | null;
+  readonly ephemeral: boolean;
+  readonly deletedRetentionHours: number;
+}
+
+export interface TableDef {
+  /** Unique for the life of the database: a dropped and re-created table never sees old rows. */
+  readonly id: number;
+  readonly namespace: string;
+  readonly name: string;
+  readonly type: TableType;
+  readonly schemaVersion: number;
+  readonly columns: readonly ColumnDef[];
+  readonly options: TableOptions;
+  readonly createdAt: number;
+  readonly createdBy: string;
+}
+
+export interface TableSchemaVersion {
+  readonly tableId: number;
+  readonly version: number;
+  readonly columns: readonly ColumnDef[];
+  readonly createdAt: number;
+}
+
+export interface NamespaceDef {
+  readonly name: string;
+  readonly createdAt: number;
+}
+
+export const ROLES = ['user', 'service', 'dba', 'system'] as const;
+export type Role = (typeof ROLES)[number];
+
+export interface UserDef {
+  readonly userId: string;
+  readonly role: Role;
+  readonly passwordHash: string;
+  readonly email: string | null;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+  /** Bumped when the password or role changes; tokens issued for an older generation stop working. */
+  readonly tokenGeneration: number;
+}
+
+/**
+ * How a cell is held in memory and in RocksDB: BigInt columns as bigint, DECIMAL as its unscaled
+ * bigint, TIMESTAMP/TIME as integer microseconds, DATE as days, BYTES as Uint8Array, the rest as is.
+ */
+export type StoredValue = null | boolean | number | bigint | string | Uint8Array;
+
+export const SYSTEM_NAMESPACE = 'system';
+export const DEFAULT_NAMESPACE = 'default';
+export const RESERVED_NAMESPACES: ReadonlySet<string> = new Set(['system', 'information_schema', 'pg_catalog', 'main', 'temp']);
+
+export const SEQ_COLUMN = '_seq';
+export const DELETED_COLUMN = '_deleted';
+
+export function primaryKeyIndex(table: Pick<TableDef, 'columns'>): number {
+  return table.columns.findIndex((c) => c.primaryKey);
+}
+
+export function qualifiedName(table: Pick<TableDef, 'namespace' | 'name'>): string {
+  return `${table.namespace}.${table.name}`;
+}
+
+export function isAdminRole(role: Role): boolean {
+  return role === 'dba' || role === 'system';
+}

@@ -1,0 +1,131 @@
+/**
+ * Server configuration: flags over environment over a TOML file over defaults, frozen into one
+ * Config. Every limit lives here with a safe default and the relations between limits are asserted.
+ */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parse as parseToml } from 'smol-toml';
+import { isLogLevel, type LogLevel } from '../util/log.js';
+
+export interface Config {
+  readonly host: string;
+  readonly port: number;
+  readonly dataDir: string;
+  readonly logLevel: LogLevel;
+  readonly rootPassword: string | null;
+  readonly jwtSecret: string | null;
+  readonly nodeId: string;
+  readonly accessTokenTtlSeconds: number;
+  readonly refreshTokenTtlSeconds: number;
+  /** Largest accepted HTTP request body. */
+  readonly bodyBytesMax: number;
+  /** Largest SQL text in one request (protocol: 1 MiB). */
+  readonly sqlBytesMax: number;
+  readonly paramsMax: number;
+  /** Rows one SELECT may return before it fails with a clear error. */
+  readonly resultRowsMax: number;
+  readonly queryTimeoutMs: number;
+  /** DuckDB connections running user queries concurrently. */
+  readonly queryConnections: number;
+  readonly duckdbThreads: number;
+  readonly duckdbMemoryLimit: string;
+  readonly parseCacheEntries: number;
+}
+
+export const defaults: Config = Object.freeze({
+  host: '127.0.0.1',
+  port: 8080,
+  dataDir: './data',
+  logLevel: 'info',
+  rootPassword: null,
+  jwtSecret: null,
+  nodeId: 'node-1',
+  accessTokenTtlSeconds: 3600,
+  refreshTokenTtlSeconds: 7 * 24 * 3600,
+  bodyBytesMax: 2 * 1024 * 1024,
+  sqlBytesMax: 1024 * 1024,
+  paramsMax: 50,
+  resultRowsMax: 1_000_000,
+  queryTimeoutMs: 30_000,
+  queryConnections: 4,
+  duckdbThreads: 2,
+  duckdbMemoryLimit: '2GB',
+  parseCacheEntries: 2048,
+});
+
+type Overrides = { -readonly [K in keyof Config]?: Config[K] };
+
+/** Builds the configuration from argv (without node and script) and an environment. */
+export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Config {
+  const flags = parseFlags(argv);
+  const fileOverrides = flags.config !== undefined ? readTomlConfig(flags.config) : {};
+  const envOverrides: Overrides = {};
+  if (env.KALAMDB_HOST) envOverrides.host = env.KALAMDB_HOST;
+  if (env.KALAMDB_PORT) envOverrides.port = parsePort(env.KALAMDB_PORT, 'KALAMDB_PORT');
+  if (env.KALAMDB_DATA_DIR) envOverrides.dataDir = env.KALAMDB_DATA_DIR;
+  if (env.KALAMDB_ROOT_PASSWORD) envOverrides.rootPassword = env.KALAMDB_ROOT_PASSWORD;
+  if (env.KALAMDB_JWT_SECRET) envOverrides.jwtSecret = env.KALAMDB_JWT_SECRET;
+  if (env.KALAMDB_LOG_LEVEL) envOverrides.logLevel = parseLogLevel(env.KALAMDB_LOG_LEVEL);
+  const flagOverrides: Overrides = {};
+  if (flags.host !== undefined) flagOverrides.host = flags.host;
+  if (flags.port !== undefined) flagOverrides.port = parsePort(flags.port, '--port');
+  if (flags['data-dir'] !== undefined) flagOverrides.dataDir = flags['data-dir'];
+  if (flags['log-level'] !== undefined) flagOverrides.logLevel = parseLogLevel(flags['log-level']);
+  const config: Config = { ...defaults, ...fileOverrides, ...envOverrides, ...flagOverrides };
+  const resolved = { ...config, dataDir: resolve(config.dataDir) };
+  checkConfig(resolved);
+  return Object.freeze(resolved);
+}
+
+function checkConfig(config: Config): void {
+  if (config.sqlBytesMax > config.bodyBytesMax) throw new Error('sqlBytesMax must not exceed bodyBytesMax');
+  if (config.accessTokenTtlSeconds >= config.refreshTokenTtlSeconds) {
+    throw new Error('access tokens must expire before refresh tokens');
+  }
+  if (config.queryConnections < 1) throw new Error('queryConnections must be at least 1');
+}
+
+function parseFlags(argv: readonly string[]): Record<string, string> {
+  const known = new Set(['host', 'port', 'data-dir', 'config', 'log-level']);
+  const out: Record<string, string> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith('--')) throw new Error(`Unexpected argument '${arg}'`);
+    const eq = arg.indexOf('=');
+    const name = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
+    if (!known.has(name)) throw new Error(`Unknown flag '--${name}' (known: ${[...known].map((k) => '--' + k).join(', ')})`);
+    const value = eq === -1 ? argv[++i] : arg.slice(eq + 1);
+    if (value === undefined) throw new Error(`Flag '--${name}' needs a value`);
+    out[name] = value;
+  }
+  return out;
+}
+
+/** TOML keys: host, port, data_dir, log_level, root_password, jwt_secret, node_id and the limits in snake_case. */
+function readTomlConfig(path: string): Overrides {
+  const doc = parseToml(readFileSync(path, 'utf8')) as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  const server = (doc.server as Record<string, unknown> | undefined) ?? doc;
+  for (const [key, value] of Object.entries(server)) {
+    const camel = key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+    if (!(camel in defaults)) throw new Error(`Unknown setting '${key}' in ${path}`);
+    const expected = typeof defaults[camel as keyof Config];
+    const actual = typeof value === 'bigint' ? 'number' : typeof value;
+    if (expected !== 'object' && expected !== actual) throw new Error(`Setting '${key}' in ${path} must be a ${expected}`);
+    out[camel] = typeof value === 'bigint' ? Number(value) : value;
+  }
+  if (typeof out.logLevel === 'string') out.logLevel = parseLogLevel(out.logLevel);
+  return out as Overrides;
+}
+
+function parsePort(value: string, source: string): number {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`${source}: '${value}' is not a port`);
+  return port;
+}
+
+function parseLogLevel(value: string): LogLevel {
+  const lower = value.toLowerCase();
+  if (!isLogLevel(lower)) throw new Error(`Unknown log level '${value}' (debug, info, warn, error)`);
+  return lower;
+}

@@ -1,0 +1,137 @@
+/**
+ * Binds a query's parse tree to the catalog before DuckDB sees it. Every relation reference is
+ * resolved (default namespace, CTE names), access-checked, and replaced by the temp table that will
+ * hold exactly the rows the caller may see; so isolation does not depend on a WHERE clause. Table
+ * functions and file/catalog functions are refused on the parse tree, not by string matching.
+ */
+import { denied, execError, invalidSql } from '../util/errors.js';
+import type { Catalog } from '../catalog/catalog.js';
+import { DELETED_COLUMN, SYSTEM_NAMESPACE, type TableDef } from '../catalog/types.js';
+import { requireRead, requireSystemTableAccess, type Principal } from '../auth/access.js';
+import type { PgNode } from '../sql/statement.js';
+import { identifier } from '../sql/names.js';
+
+export type BoundSource =
+  | { readonly kind: 'table'; readonly table: TableDef; readonly tempName: string }
+  | { readonly kind: 'system'; readonly name: string; readonly tempName: string };
+
+export interface BoundQuery {
+  /** A rewritten copy of the input tree; the input is never mutated. */
+  readonly ast: PgNode;
+  readonly sources: readonly BoundSource[];
+  /** The query mentions `_deleted`, so tombstones stay visible to it. */
+  readonly includeDeleted: boolean;
+}
+
+export interface BindContext {
+  readonly catalog: Catalog;
+  readonly principal: Principal;
+  readonly namespace: string;
+  readonly tempName: () => string;
+  /** Tables the statement writes: bound like reads but checked by the caller for write access. */
+  readonly skipReadCheck?: ReadonlySet<TableDef>;
+}
+
+const ALLOWED_TABLE_FUNCTIONS: ReadonlySet<string> = new Set(['generate_series', 'range', 'unnest']);
+const DENIED_FUNCTION =
+  /^(read_|duckdb_|pragma|parquet_|sniff_|glob$|current_setting$|set_config$|query$|query_table$|getvariable$|setvariable$|set_variable$|load$|install$|checkpoint|export_|import_|iceberg|delta_|sqlite_|postgres_|mysql_|json_execute_serialized_sql$|from_substrait|to_substrait|test_|enable_|disable_|pg_read|pg_ls|lo_|dblink|current_database$|current_schema|current_catalog|version$)/;
+const USER_FUNCTIONS = new Set(['SVFOP_CURRENT_USER', 'SVFOP_USER', 'SVFOP_SESSION_USER', 'SVFOP_CURRENT_ROLE']);
+
+export function bindQuery(input: PgNode, ctx: BindContext): BoundQuery {
+  const ast = structuredClone(input);
+  const cteNames = new Set<string>();
+  collectCteNames(ast, cteNames);
+  const sources: BoundSource[] = [];
+  const byQualified = new Map<string, string>();
+  let includeDeleted = false;
+
+  const bindRangeVar = (rv: PgNode): void => {
+    if (rv.catalogname !== undefined) throw invalidSql('Catalog-qualified table names are not supported');
+    const rawName = String(rv.relname);
+    if (rv.schemaname === undefined && cteNames.has(rawName)) return;
+    const namespace = rv.schemaname !== undefined ? identifier(rv.schemaname, 'namespace name') : ctx.namespace;
+    const name = identifier(rawName, 'table name');
+    const tempName = ctx.tempName();
+    if (namespace === SYSTEM_NAMESPACE) {
+      requireSystemTableAccess(ctx.principal, name);
+      sources.push({ kind: 'system', name, tempName });
+    } else {
+      const table = ctx.catalog.table(namespace, name);
+      if (table === undefined) throw execError(`Table '${namespace}.${name}' does not exist`);
+      if (!ctx.skipReadCheck?.has(table)) requireRead(ctx.principal, table);
+      sources.push({ kind: 'table', table, tempName });
+    }
+    byQualified.set(`${namespace}.${name}`, rv.alias?.aliasname ?? name);
+    if (rv.alias === undefined) rv.alias = { aliasname: name };
+    delete rv.schemaname;
+    rv.relname = tempName;
+  };
+
+  const visit = (node: PgNode): PgNode => {
+    if (Array.isArray(node)) {
+      for (let i = 0; i < node.length; i++) node[i] = visit(node[i]);
+      return node;
+    }
+    if (node === null || typeof node !== 'object') return node;
+    if (node.SQLValueFunction && USER_FUNCTIONS.has(node.SQLValueFunction.op)) {
+      return { A_Const: { sval: { sval: ctx.principal.userId }, location: node.SQLValueFunction.location ?? -1 } };
+    }
+    if (node.RangeVar) bindRangeVar(node.RangeVar);
+    if (node.RangeFunction) checkRangeFunction(node.RangeFunction);
+    if (node.FuncCall) checkFunction(node.FuncCall);
+    if (node.SelectStmt?.intoClause) throw invalidSql('SELECT ... INTO is not supported');
+    if (node.ColumnRef) {
+      const fields: PgNode[] = node.ColumnRef.fields;
+      const last = fields[fields.length - 1];
+      if (last?.String?.sval === DELETED_COLUMN) includeDeleted = true;
+    }
+    for (const key in node) node[key] = visit(node[key]);
+    return node;
+  };
+  visit(ast);
+  rewriteQualifiedColumns(ast, byQualified);
+  return { ast, sources, includeDeleted };
+}
+
+function collectCteNames(node: PgNode, out: Set<string>): void {
+  if (Array.isArray(node)) { for (const n of node) collectCteNames(n, out); return; }
+  if (node === null || typeof node !== 'object') return;
+  if (node.CommonTableExpr) out.add(String(node.CommonTableExpr.ctename));
+  for (const key in node) collectCteNames(node[key], out);
+}
+
+function checkRangeFunction(rf: PgNode): void {
+  for (const item of rf.functions ?? []) {
+    const call = item?.List?.items?.[0]?.FuncCall ?? item?.[0]?.FuncCall;
+    const name = call ? functionName(call) : '';
+    if (!ALLOWED_TABLE_FUNCTIONS.has(name)) {
+      throw denied(`Permission denied: table function '${name || 'unknown'}' is not available (allowed: ${[...ALLOWED_TABLE_FUNCTIONS].join(', ')})`);
+    }
+  }
+}
+
+function checkFunction(call: PgNode): void {
+  const parts: string[] = call.funcname.map((n: PgNode) => String(n.String?.sval ?? ''));
+  if (parts.length > 2 || (parts.length === 2 && parts[0] !== 'pg_catalog')) {
+    throw denied(`Permission denied: schema-qualified function '${parts.join('.')}' is not available`);
+  }
+  const name = parts[parts.length - 1]!.toLowerCase();
+  if (DENIED_FUNCTION.test(name)) throw denied(`Permission denied: function '${name}' is not available`);
+}
+
+function functionName(call: PgNode): string {
+  const parts: string[] = call.funcname.map((n: PgNode) => String(n.String?.sval ?? ''));
+  return parts.join('.').toLowerCase();
+}
+
+/** `ns.table.col` references become `alias.col` once the table is a temp relation. */
+function rewriteQualifiedColumns(node: PgNode, byQualified: ReadonlyMap<string, string>): void {
+  if (Array.isArray(node)) { for (const n of node) rewriteQualifiedColumns(n, byQualified); return; }
+  if (node === null || typeof node !== 'object') return;
+  if (node.ColumnRef && node.ColumnRef.fields.length === 3) {
+    const [ns, table, col] = node.ColumnRef.fields;
+    const alias = byQualified.get(`${ns.String?.sval}.${table.String?.sval}`);
+    if (alias !== undefined) node.ColumnRef.fields = [{ String: { sval: alias } }, col];
+  }
+  for (const key in node) rewriteQualifiedColumns(node[key], byQualified);
+}

@@ -1,0 +1,51 @@
+/** What every statement handler gets: the catalog, storage, engine and the request's state. */
+import type { Catalog } from '../catalog/catalog.js';
+import type { Principal } from '../auth/access.js';
+import type { Committer } from '../storage/hot/committer.js';
+import type { HotStore } from '../storage/hot/hot-store.js';
+import type { DuckEngine } from '../storage/duck/duck-engine.js';
+import type { SnowflakeGenerator } from '../util/snowflake.js';
+import type { Mutex } from '../util/mutex.js';
+import type { Config } from '../config/config.js';
+import type { SchemaField } from './duck-cells.js';
+import type { RowSources } from './sources.js';
+import type { Transaction } from './transaction.js';
+import type { PasswordHasher } from '../auth/passwords.js';
+
+export interface Services {
+  readonly config: Config;
+  readonly catalog: Catalog;
+  readonly hot: HotStore;
+  readonly committer: Committer;
+  readonly duck: DuckEngine;
+  readonly sources: RowSources;
+  readonly seqs: SnowflakeGenerator;
+  readonly ddl: Mutex;
+  readonly passwords: PasswordHasher;
+}
+
+export interface RunContext {
+  /** Who sent the request (audit, impersonation checks). */
+  readonly caller: Principal;
+  /** Whose rights and partitions the statement uses (differs under EXECUTE AS USER). */
+  readonly principal: Principal;
+  readonly namespace: string;
+  readonly params: readonly unknown[];
+  readonly tx: Transaction | null;
+}
+
+export interface StatementResult {
+  readonly schema?: SchemaField[];
+  readonly rows?: unknown[][];
+  readonly row_count: number;
+  readonly message?: string;
+  readonly as_user: string;
+}
+
+export function messageResult(ctx: RunContext, message: string, rowCount = 0): StatementResult {
+  return { row_count: rowCount, message, as_user: ctx.principal.userId };
+}
+
+export function rowsResult(ctx: RunContext, schema: SchemaField[], rows: unknown[][]): StatementResult {
+  return { schema, rows, row_count: rows.length, as_user: ctx.principal.userId };
+}

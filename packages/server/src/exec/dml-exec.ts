@@ -1,0 +1,258 @@
+/**
+ * INSERT, UPDATE and DELETE. Each statement computes its row writes (full new rows, tombstones for
+ * deletes) and either adds them to the open transaction or commits them as one intent. UPDATE and
+ * DELETE read their target rows through the same read path as SELECT, or a primary-key point read.
+ */
+import { execError, invalidSql } from '../util/errors.js';
+import { primaryKeyIndex, qualifiedName, type StoredValue, type TableDef } from '../catalog/types.js';
+import { partitionFor, requireWrite } from '../auth/access.js';
+import type { PgNode, Statement } from '../sql/statement.js';
+import { coerce, type InputValue } from '../sql/values.js';
+import { identifier } from '../sql/names.js';
+import { WriteConflictError, type RowWrite } from '../storage/hot/committer.js';
+import { messageResult, type RunContext, type Services, type StatementResult } from './context.js';
+import { duckToInput } from './duck-cells.js';
+import { DEFAULT_MARKER, NOT_CONSTANT, defaultValue, evalSimple, type EvalEnv } from './expr-eval.js';
+import { ROW_ID_COLUMN, runQuery } from './query.js';
+import { pkEquality } from './select-exec.js';
+import type { VisibleRow } from './sources.js';
+
+type Of<K extends Statement['kind']> = Extract<Statement, { kind: K }>;
+const CONFLICT_RETRIES = 5;
+
+function targetTable(s: Services, ctx: RunContext, rv: PgNode, verb: string): TableDef {
+  if (rv.catalogname !== undefined) throw invalidSql('Catalog-qualified table names are not supported');
+  const namespace = rv.schemaname !== undefined ? identifier(rv.schemaname, 'namespace name') : ctx.namespace;
+  if (namespace === 'system') throw execError(`System tables are read-only: cannot ${verb} system.${rv.relname}`);
+  const table = s.catalog.table(namespace, identifier(rv.relname, 'table name'));
+  if (table === undefined) throw execError(`Table '${namespace}.${rv.relname}' does not exist`);
+  requireWrite(ctx.principal, table);
+  if (table.type === 'STREAM') throw execError(`Writes to STREAM table ${qualifiedName(table)} are not available yet`);
+  return table;
+}
+
+function evalEnv(s: Services, ctx: RunContext): EvalEnv {
+  return { params: ctx.params, userId: ctx.principal.userId, seqs: s.seqs, nowMicros: Date.now() * 1000 };
+}
+
+async function apply(s: Services, ctx: RunContext, writes: RowWrite[]): Promise<void> {
+  if (ctx.tx) for (const w of writes) ctx.tx.add(w);
+  else await s.committer.commit(writes);
+}
+
+// INSERT ------------------------------------------------------------------------------------
+
+export async function insert(s: Services, ctx: RunContext, st: Of<'insert'>): Promise<StatementResult> {
+  const ast = st.ast;
+  if (ast.onConflictClause) throw invalidSql('INSERT ... ON CONFLICT is not supported');
+  if (ast.returningList) throw invalidSql('RETURNING is not supported');
+  if (ast.withClause) throw invalidSql('WITH ... INSERT is not supported: put the WITH inside the SELECT');
+  const table = targetTable(s, ctx, ast.relation, 'INSERT INTO');
+  const targets = insertColumns(table, ast.cols);
+  const env = evalEnv(s, ctx);
+  const inputs = await insertInputs(s, ctx, ast.selectStmt, targets.length, env);
+  const partition = partitionFor(ctx.principal, table);
+  const pkIdx = primaryKeyIndex(table);
+  const writes: RowWrite[] = inputs.map((input) => {
+    const values: StoredValue[] = new Array(table.columns.length);
+    const given = new Array<boolean>(table.columns.length).fill(false);
+    targets.forEach((colIdx, i) => {
+      const v = input[i];
+      if (v === DEFAULT_MARKER) return;
+      values[colIdx] = coerce(table.columns[colIdx]!, v as InputValue);
+      given[colIdx] = true;
+    });
+    for (let c = 0; c < table.columns.length; c++) if (!given[c]) values[c] = defaultValue(table.columns[c]!, env);
+    if (values[pkIdx] === null) throw execError(`Primary key column '${table.columns[pkIdx]!.name}' cannot be NULL`);
+    return { table, partition, values, deleted: false, expect: 'absent' };
+  });
+  if (ctx.tx) {
+    const existing = await s.sources.byPks(table, partition, writes.map((w) => w.values[pkIdx]!), ctx.tx);
+    existing.forEach((row, i) => {
+      if (row !== null) throw execError(`Duplicate primary key in ${qualifiedName(table)}: ${table.columns[pkIdx]!.name} = ${String(writes[i]!.values[pkIdx])} already exists`);
+    });
+  }
+  await apply(s, ctx, writes);
+  return messageResult(ctx, `Inserted ${writes.length} row(s)`, writes.length);
+}
+
+function insertColumns(table: TableDef, cols: PgNode[] | undefined): number[] {
+  if (!cols) return table.columns.map((_, i) => i);
+  const seen = new Set<number>();
+  return cols.map((c) => {
+    const name = String(c.ResTarget.name);
+    const idx = table.columns.findIndex((col) => col.name === name);
+    if (idx === -1) throw execError(`Column '${name}' does not exist in table ${qualifiedName(table)}`);
+    if (seen.has(idx)) throw execError(`Column '${name}' is given twice`);
+    if (c.ResTarget.indirection) throw invalidSql(`Column '${name}': subscripts are not supported`);
+    seen.add(idx);
+    return idx;
+  });
+}
+
+type InsertCell = InputValue | typeof DEFAULT_MARKER;
+
+/** The rows to insert: VALUES evaluated in JS when simple, otherwise the SELECT run on DuckDB. */
+async function insertInputs(s: Services, ctx: RunContext, select: PgNode, width: number, env: EvalEnv): Promise<InsertCell[][]> {
+  const q = select?.SelectStmt;
+  if (!q) throw invalidSql('INSERT needs VALUES or a SELECT');
+  if (q.valuesLists && !q.withClause && !q.sortClause && !q.limitCount) {
+    const rows: InsertCell[][] = [];
+    let simple = true;
+    for (const list of q.valuesLists) {
+      const items: PgNode[] = list.List.items;
+      if (items.length !== width) throw execError(`INSERT has ${width} target column(s) but a VALUES row has ${items.length} value(s)`);
+      const row: InsertCell[] = [];
+      for (const item of items) {
+        const v = evalSimple(item, env);
+        if (v === NOT_CONSTANT) { simple = false; break; }
+        row.push(v);
+      }
+      if (!simple) break;
+      rows.push(row);
+    }
+    if (simple) return rows;
+  }
+  const { result } = await runQuery(s, ctx, select);
+  if (result.columnNames.length !== width) {
+    throw execError(`INSERT has ${width} target column(s) but the query returns ${result.columnNames.length}`);
+  }
+  return result.rows.map((r) => r.map(duckToInput));
+}
+
+// UPDATE / DELETE ---------------------------------------------------------------------------
+
+export async function update(s: Services, ctx: RunContext, st: Of<'update'>): Promise<StatementResult> {
+  const ast = st.ast;
+  if (ast.returningList) throw invalidSql('RETURNING is not supported');
+  if (ast.withClause) throw invalidSql('WITH ... UPDATE is not supported');
+  const table = targetTable(s, ctx, ast.relation, 'UPDATE');
+  const sets = setTargets(table, ast.targetList);
+  const count = await withConflictRetry(ctx, async () => {
+    const { rows, newValues } = await updateCandidates(s, ctx, table, ast, sets);
+    const writes: RowWrite[] = [];
+    rows.forEach((row, i) => {
+      const values = [...row.values];
+      sets.forEach((colIdx, j) => { values[colIdx] = coerce(table.columns[colIdx]!, newValues[i]![j] as InputValue); });
+      if (values.every((v, k) => sameValue(v, row.values[k]!))) return;
+      writes.push({ table, partition: partitionFor(ctx.principal, table), values, deleted: false, expect: row.seq ?? 'any' });
+    });
+    await apply(s, ctx, writes);
+    return writes.length;
+  });
+  return messageResult(ctx, `Updated ${count} row(s)`, count);
+}
+
+export async function remove(s: Services, ctx: RunContext, st: Of<'delete'>): Promise<StatementResult> {
+  const ast = st.ast;
+  if (ast.returningList) throw invalidSql('RETURNING is not supported');
+  if (ast.withClause) throw invalidSql('WITH ... DELETE is not supported');
+  const table = targetTable(s, ctx, ast.relation, 'DELETE FROM');
+  const count = await withConflictRetry(ctx, async () => {
+    const rows = await deleteCandidates(s, ctx, table, ast);
+    const partition = partitionFor(ctx.principal, table);
+    const writes: RowWrite[] = rows.map((row) => ({ table, partition, values: row.values, deleted: true, expect: row.seq ?? 'any' }));
+    await apply(s, ctx, writes);
+    return writes.length;
+  });
+  return messageResult(ctx, `Deleted ${count} row(s)`, count);
+}
+
+function setTargets(table: TableDef, targetList: PgNode[]): number[] {
+  const pkIdx = primaryKeyIndex(table);
+  return targetList.map((t) => {
+    const name = String(t.ResTarget.name);
+    const idx = table.columns.findIndex((c) => c.name === name);
+    if (idx === -1) throw execError(`Column '${name}' does not exist in table ${qualifiedName(table)}`);
+    if (idx === pkIdx) throw execError(`Column '${name}' is the primary key and cannot be updated`);
+    if (t.ResTarget.indirection) throw invalidSql(`Column '${name}': subscripts are not supported`);
+    return idx;
+  });
+}
+
+/** Rows matched by an UPDATE and, per row, the new value of each SET column. */
+async function updateCandidates(
+  s: Services, ctx: RunContext, table: TableDef, ast: PgNode, sets: number[],
+): Promise<{ rows: VisibleRow[]; newValues: InputValue[][] }> {
+  const alias = ast.relation.alias?.aliasname ?? table.name;
+  const env = evalEnv(s, ctx);
+  const point = !ast.fromClause ? pkEquality(table, ast.whereClause, ctx, alias) : null;
+  if (point !== null) {
+    const consts = ast.targetList.map((t: PgNode) => evalSimple(t.ResTarget.val, env));
+    if (!consts.some((v: unknown) => v === NOT_CONSTANT || v === DEFAULT_MARKER)) {
+      const rows = await pointRows(s, ctx, table, point);
+      return { rows, newValues: rows.map(() => consts as InputValue[]) };
+    }
+  }
+  const select = {
+    SelectStmt: {
+      targetList: [
+        { ResTarget: { val: { ColumnRef: { fields: [{ String: { sval: alias } }, { String: { sval: ROW_ID_COLUMN } }] } } } },
+        ...ast.targetList.map((t: PgNode) => ({ ResTarget: { val: t.ResTarget.val } })),
+      ],
+      fromClause: [{ RangeVar: ast.relation }, ...(ast.fromClause ?? [])],
+      ...(ast.whereClause ? { whereClause: ast.whereClause } : {}),
+      limitOption: 'LIMIT_OPTION_DEFAULT',
+      op: 'SETOP_NONE',
+    },
+  };
+  const { result, targetRows } = await runQuery(s, ctx, select, { target: table });
+  const seen = new Set<number>();
+  const rows: VisibleRow[] = [];
+  const newValues: InputValue[][] = [];
+  for (const r of result.rows) {
+    const rid = Number(r[0]);
+    if (seen.has(rid)) continue;
+    seen.add(rid);
+    rows.push(targetRows[rid]!);
+    newValues.push(r.slice(1).map(duckToInput));
+  }
+  return { rows, newValues };
+}
+
+async function deleteCandidates(s: Services, ctx: RunContext, table: TableDef, ast: PgNode): Promise<VisibleRow[]> {
+  const alias = ast.relation.alias?.aliasname ?? table.name;
+  const point = !ast.usingClause ? pkEquality(table, ast.whereClause, ctx, alias) : null;
+  if (point !== null) return pointRows(s, ctx, table, point);
+  const select = {
+    SelectStmt: {
+      targetList: [{ ResTarget: { val: { ColumnRef: { fields: [{ String: { sval: alias } }, { String: { sval: ROW_ID_COLUMN } }] } } } }],
+      fromClause: [{ RangeVar: ast.relation }, ...(ast.usingClause ?? [])],
+      ...(ast.whereClause ? { whereClause: ast.whereClause } : {}),
+      limitOption: 'LIMIT_OPTION_DEFAULT',
+      op: 'SETOP_NONE',
+    },
+  };
+  const { result, targetRows } = await runQuery(s, ctx, select, { target: table });
+  const ids = new Set(result.rows.map((r) => Number(r[0])));
+  return [...ids].map((rid) => targetRows[rid]!);
+}
+
+async function pointRows(s: Services, ctx: RunContext, table: TableDef, value: StoredValue | string): Promise<VisibleRow[]> {
+  const pkCol = table.columns[primaryKeyIndex(table)]!;
+  let pk: StoredValue;
+  try {
+    pk = coerce({ ...pkCol, nullable: true }, value);
+  } catch {
+    return [];
+  }
+  if (pk === null) return [];
+  const [row] = await s.sources.byPks(table, partitionFor(ctx.principal, table), [pk], ctx.tx);
+  return row ? [row] : [];
+}
+
+/** Outside a transaction a statement that lost a write race re-reads and tries again. */
+async function withConflictRetry<T>(ctx: RunContext, attempt: () => Promise<T>): Promise<T> {
+  for (let i = 0; ; i++) {
+    try {
+      return await attempt();
+    } catch (error) {
+      if (!(error instanceof WriteConflictError) || ctx.tx !== null || i >= CONFLICT_RETRIES) throw error;
+    }
+  }
+}
+
+function sameValue(a: StoredValue, b: StoredValue): boolean {
+  if (a instanceof Uint8Array && b instanceof Uint8Array) return Buffer.from(a).equals(Buffer.from(b));
+  return a === b;
+}

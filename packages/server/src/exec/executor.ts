@@ -1,0 +1,116 @@
+/**
+ * Runs a request's statements in order, stopping at the first failure. Owns the request's
+ * transaction (BEGIN ... COMMIT/ROLLBACK; an unclosed BEGIN rolls back; a failing statement inside
+ * a transaction discards all of it) and EXECUTE AS USER.
+ */
+import { ServerError, assertNever, execError, invalidSql } from '../util/errors.js';
+import { requireImpersonation, type Principal } from '../auth/access.js';
+import type { Statement } from '../sql/statement.js';
+import type { ParseCache } from '../sql/parser.js';
+import { identifier } from '../sql/names.js';
+import { messageResult, type RunContext, type Services, type StatementResult } from './context.js';
+import { createNamespace, createTable, describeTable, dropNamespace, dropTable, showNamespaces, showTables } from './ddl-exec.js';
+import { alterUser, createUser, dropUser } from './user-exec.js';
+import { insert, remove, update } from './dml-exec.js';
+import { select } from './select-exec.js';
+import { Transaction } from './transaction.js';
+
+export interface SqlRequest {
+  readonly sql: string;
+  readonly params: readonly unknown[];
+  readonly namespace: string | null;
+}
+
+export class Executor {
+  constructor(private readonly services: Services, private readonly parser: ParseCache) {}
+
+  /** Runs every statement; a failure is rethrown with "Statement N failed: " in batches. */
+  async execute(request: SqlRequest, caller: Principal): Promise<StatementResult[]> {
+    const { config } = this.services;
+    if (request.sql.trim() === '') throw new ServerError('EMPTY_SQL', 'SQL is empty');
+    if (Buffer.byteLength(request.sql, 'utf8') > config.sqlBytesMax) {
+      throw new ServerError('PAYLOAD_TOO_LARGE', `SQL text is larger than ${config.sqlBytesMax} bytes`);
+    }
+    if (request.params.length > config.paramsMax) {
+      throw new ServerError('PAYLOAD_TOO_LARGE', `Too many params: ${request.params.length} (limit ${config.paramsMax})`);
+    }
+    const statements = this.parser.parse(request.sql);
+    if (statements.length === 0) throw new ServerError('EMPTY_SQL', 'SQL holds no statement');
+    if (request.params.length > 0 && statements.length > 1) {
+      throw new ServerError('PARAMS_WITH_BATCH', 'params can only be used with a single statement');
+    }
+    const namespace = request.namespace === null ? 'default' : identifier(request.namespace, 'namespace_id');
+    const base = { caller, principal: caller, namespace, params: request.params };
+    const results: StatementResult[] = [];
+    let tx: Transaction | null = null;
+    for (let i = 0; i < statements.length; i++) {
+      const st = statements[i]!;
+      try {
+        if (st.kind === 'begin') {
+          if (tx !== null) throw execError('A transaction is already open: COMMIT or ROLLBACK it first');
+          tx = new Transaction();
+          results.push(messageResult(base as RunContext, 'Transaction started'));
+        } else if (st.kind === 'commit' || st.kind === 'rollback') {
+          if (tx === null) throw execError(`${st.kind.toUpperCase()} without BEGIN`);
+          const open: Transaction = tx;
+          tx = null;
+          if (st.kind === 'commit') await this.services.committer.commit(open.finalWrites());
+          results.push(messageResult(base as RunContext, st.kind === 'commit' ? 'Transaction committed' : 'Transaction rolled back'));
+        } else {
+          if (tx !== null && !isTransactional(st)) throw execError(`${st.kind.toUpperCase()} cannot run inside a transaction`);
+          results.push(await this.run(st, { ...base, tx }));
+        }
+      } catch (error) {
+        throw statements.length > 1 ? prefixError(error, i + 1) : error;
+      }
+    }
+    // An unclosed BEGIN rolls back: its writes were never handed to the committer.
+    return results;
+  }
+
+  private async run(st: Statement, ctx: RunContext): Promise<StatementResult> {
+    const s = this.services;
+    switch (st.kind) {
+      case 'create_namespace': return createNamespace(s, ctx, st);
+      case 'drop_namespace': return dropNamespace(s, ctx, st);
+      case 'show_namespaces': return showNamespaces(s, ctx);
+      case 'show_tables': return showTables(s, ctx, st);
+      case 'describe_table': return describeTable(s, ctx, st);
+      case 'create_table': return createTable(s, ctx, st);
+      case 'drop_table': return dropTable(s, ctx, st);
+      case 'create_user': return createUser(s, ctx, st);
+      case 'alter_user': return alterUser(s, ctx, st);
+      case 'drop_user': return dropUser(s, ctx, st);
+      case 'select': return select(s, ctx, st);
+      case 'insert': return insert(s, ctx, st);
+      case 'update': return update(s, ctx, st);
+      case 'delete': return remove(s, ctx, st);
+      case 'execute_as': return this.executeAs(st, ctx);
+      case 'begin': case 'commit': case 'rollback':
+        throw invalidSql(`${st.kind.toUpperCase()} is handled by the request loop`);
+      default: return assertNever(st, 'statement');
+    }
+  }
+
+  private async executeAs(st: Extract<Statement, { kind: 'execute_as' }>, ctx: RunContext): Promise<StatementResult> {
+    const target = this.services.catalog.user(st.userId);
+    if (target === undefined) {
+      // Same wording whether the user is missing or forbidden would leak less, but admins need the reason.
+      throw execError(`User '${st.userId}' does not exist`);
+    }
+    const principal = { userId: target.userId, role: target.role };
+    requireImpersonation(ctx.principal, principal);
+    if (ctx.tx !== null && !isTransactional(st.inner)) throw execError('EXECUTE AS USER with DDL cannot run inside a transaction');
+    return this.run(st.inner, { ...ctx, principal });
+  }
+}
+
+function isTransactional(st: Statement): boolean {
+  if (st.kind === 'execute_as') return isTransactional(st.inner);
+  return st.kind === 'select' || st.kind === 'insert' || st.kind === 'update' || st.kind === 'delete';
+}
+
+function prefixError(error: unknown, n: number): unknown {
+  if (error instanceof ServerError) return new ServerError(error.code, `Statement ${n} failed: ${error.message}`);
+  return error;
+}

@@ -1,0 +1,107 @@
+/**
+ * SELECT: primary-key point reads are answered from the hot index directly (no DuckDB); every
+ * other query takes the general read path.
+ */
+import { DELETED_COLUMN, SEQ_COLUMN, primaryKeyIndex, type StoredValue, type TableDef } from '../catalog/types.js';
+import { partitionFor, requireRead } from '../auth/access.js';
+import { execError } from '../util/errors.js';
+import type { PgNode, Statement } from '../sql/statement.js';
+import { coerce, encodeCell, protocolType } from '../sql/values.js';
+import { identifier } from '../sql/names.js';
+import { rowsResult, type RunContext, type Services, type StatementResult } from './context.js';
+import { encodeDuckResult, type SchemaField } from './duck-cells.js';
+import { evalSimple, NOT_CONSTANT, DEFAULT_MARKER } from './expr-eval.js';
+import { runQuery } from './query.js';
+
+type Of<K extends Statement['kind']> = Extract<Statement, { kind: K }>;
+
+export async function select(s: Services, ctx: RunContext, st: Of<'select'>): Promise<StatementResult> {
+  const fast = await pointSelect(s, ctx, st.ast);
+  if (fast !== null) return fast;
+  const { result } = await runQuery(s, ctx, st.ast);
+  const { schema, rows } = encodeDuckResult(result);
+  return rowsResult(ctx, schema, rows);
+}
+
+/** `SELECT cols FROM t WHERE pk = value` on a USER/SHARED table; null when the query is anything else. */
+async function pointSelect(s: Services, ctx: RunContext, q: PgNode): Promise<StatementResult | null> {
+  if (q.withClause || q.groupClause || q.havingClause || q.sortClause || q.limitCount || q.limitOffset || q.distinctClause
+    || q.windowClause || q.valuesLists || (q.op && q.op !== 'SETOP_NONE') || q.lockingClause) return null;
+  if (q.fromClause?.length !== 1 || !q.fromClause[0].RangeVar) return null;
+  const rv = q.fromClause[0].RangeVar;
+  if (rv.catalogname !== undefined || rv.schemaname === 'system') return null;
+  const table = s.catalog.table(rv.schemaname !== undefined ? identifier(rv.schemaname) : ctx.namespace, identifier(rv.relname));
+  if (table === undefined || table.type === 'STREAM') return null;
+  const lookup = pkEquality(table, q.whereClause, ctx, rv.alias?.aliasname ?? table.name);
+  if (lookup === null) return null;
+  const projection = projectionOf(table, q.targetList, rv.alias?.aliasname ?? table.name);
+  if (projection === null) return null;
+  requireRead(ctx.principal, table);
+  const pkCol = table.columns[primaryKeyIndex(table)]!;
+  let pk: StoredValue;
+  try {
+    pk = coerce(pkCol, lookup);
+  } catch {
+    return null; // let DuckDB apply SQL comparison semantics (and errors) to odd literals
+  }
+  if (pk === null) return rowsResult(ctx, projection.schema, []);
+  const [row] = await s.sources.byPks(table, partitionFor(ctx.principal, table), [pk], ctx.tx);
+  if (row === null || row === undefined) return rowsResult(ctx, projection.schema, []);
+  const full: StoredValue[] = [...row.values, row.seq, row.deleted];
+  return rowsResult(ctx, projection.schema, [projection.pick.map((i) => projection.encoders[i]!(full[i]!))]);
+}
+
+/** The value of `pk = <constant or param>` (either side), or null. */
+export function pkEquality(table: TableDef, where: PgNode, ctx: RunContext, alias: string): StoredValue | string | null {
+  const e = where?.A_Expr;
+  if (!e || e.kind !== 'AEXPR_OP' || e.name?.length !== 1 || e.name[0].String?.sval !== '=') return null;
+  const pkName = table.columns[primaryKeyIndex(table)]!.name;
+  const isPk = (n: PgNode): boolean => {
+    const f = n?.ColumnRef?.fields;
+    if (!f || f.length > 2) return false;
+    if (f.length === 2 && f[0].String?.sval !== alias) return false;
+    return f[f.length - 1].String?.sval === pkName;
+  };
+  const side = isPk(e.lexpr) ? e.rexpr : isPk(e.rexpr) ? e.lexpr : null;
+  if (side === null || side.TypeCast) return null;
+  const env = { params: ctx.params, userId: ctx.principal.userId, seqs: { next: () => 0n } as never, nowMicros: 0 };
+  if (side.FuncCall || side.SQLValueFunction) return null;
+  const value = evalSimple(side, env);
+  if (value === NOT_CONSTANT || value === DEFAULT_MARKER || value === undefined || typeof value === 'object' && value !== null && !(typeof value === 'bigint')) return null;
+  return value as StoredValue;
+}
+
+interface Projection {
+  readonly schema: SchemaField[];
+  readonly pick: number[];
+  readonly encoders: ((v: StoredValue) => unknown)[];
+}
+
+/** `*` or plain column names (optionally alias-qualified); anything else returns null. */
+function projectionOf(table: TableDef, targets: PgNode[], alias: string): Projection | null {
+  const names = [...table.columns.map((c) => c.name), SEQ_COLUMN, DELETED_COLUMN];
+  const types = [...table.columns, { type: 'BigInt' as const }, { type: 'Boolean' as const }];
+  const encoders = types.map((c) => (v: StoredValue) => encodeCell(c, v));
+  const pick: number[] = [];
+  const labels: string[] = [];
+  for (const t of targets) {
+    const res = t.ResTarget;
+    const fields = res?.val?.ColumnRef?.fields;
+    if (!fields || fields.length > 2) return null;
+    if (fields.length === 2 && fields[0].String?.sval !== alias) return null;
+    const last = fields[fields.length - 1];
+    if (last.A_Star) {
+      if (res.name !== undefined) return null;
+      for (let i = 0; i < names.length; i++) { pick.push(i); labels.push(names[i]!); }
+      continue;
+    }
+    const idx = names.indexOf(last.String?.sval);
+    if (idx === -1) {
+      throw execError(`Column '${last.String?.sval}' does not exist in table ${table.namespace}.${table.name}`);
+    }
+    pick.push(idx);
+    labels.push(res.name ?? names[idx]!);
+  }
+  const schema = pick.map((i, index) => ({ name: labels[index]!, data_type: protocolType(types[i] as never), index }));
+  return { schema, pick, encoders };
+}

@@ -1,0 +1,69 @@
+/**
+ * The catalog as relations: system.users, namespaces, tables, columns and table_schemas, built
+ * from the in-memory catalog when a query (admins only; checked by the binder) reads them.
+ */
+import { execError } from '../util/errors.js';
+import type { Catalog } from '../catalog/catalog.js';
+import type { ColumnType, StoredValue } from '../catalog/types.js';
+import type { SourceColumn } from '../storage/duck/duck-engine.js';
+import { typeLabel } from '../sql/values.js';
+import { defaultText } from './ddl-exec.js';
+import { formatFlushPolicy } from './table-options.js';
+
+export interface SystemRelation {
+  readonly columns: readonly SourceColumn[];
+  readonly rows: StoredValue[][];
+}
+
+const col = (name: string, type: ColumnType): SourceColumn => ({ name, type });
+const micros = (ms: number): number => ms * 1000;
+
+export function systemRelation(catalog: Catalog, name: string): SystemRelation {
+  switch (name) {
+    case 'users':
+      return {
+        columns: [col('user_id', 'Text'), col('username', 'Text'), col('role', 'Text'), col('email', 'Text'),
+          col('password_hash', 'Text'), col('created_at', 'Timestamp'), col('updated_at', 'Timestamp')],
+        rows: catalog.listUsers().map((u) => [u.userId, u.userId, u.role, u.email, '***', micros(u.createdAt), micros(u.updatedAt)]),
+      };
+    case 'namespaces':
+      return {
+        columns: [col('namespace_id', 'Text'), col('name', 'Text'), col('table_count', 'Int'), col('created_at', 'Timestamp')],
+        rows: catalog.listNamespaces().map((n) => [n.name, n.name, catalog.tablesIn(n.name).length, micros(n.createdAt)]),
+      };
+    case 'tables':
+      return {
+        columns: [col('table_id', 'BigInt'), col('namespace_id', 'Text'), col('table_name', 'Text'), col('table_type', 'Text'),
+          col('schema_version', 'Int'), col('access_level', 'Text'), col('flush_policy', 'Text'), col('ttl_seconds', 'BigInt'),
+          col('max_buffer', 'BigInt'), col('ephemeral', 'Boolean'), col('deleted_retention_hours', 'Int'),
+          col('created_at', 'Timestamp'), col('created_by', 'Text')],
+        rows: catalog.tablesIn(null).map((t) => [
+          BigInt(t.id), t.namespace, t.name, t.type, t.schemaVersion, t.options.accessLevel,
+          t.type === 'STREAM' ? null : formatFlushPolicy(t.options.flushPolicy),
+          t.options.ttlSeconds === null ? null : BigInt(t.options.ttlSeconds),
+          t.options.maxBuffer === null ? null : BigInt(t.options.maxBuffer),
+          t.options.ephemeral, t.options.deletedRetentionHours, micros(t.createdAt), t.createdBy,
+        ]),
+      };
+    case 'columns':
+      return {
+        columns: [col('namespace_id', 'Text'), col('table_name', 'Text'), col('column_name', 'Text'), col('ordinal_position', 'Int'),
+          col('data_type', 'Text'), col('is_nullable', 'Boolean'), col('is_primary_key', 'Boolean'), col('column_default', 'Text')],
+        rows: catalog.tablesIn(null).flatMap((t) =>
+          t.columns.map((c, i) => [t.namespace, t.name, c.name, i + 1, typeLabel(c), c.nullable, c.primaryKey, defaultText(c)])),
+      };
+    case 'table_schemas':
+      return {
+        columns: [col('table_id', 'BigInt'), col('namespace_id', 'Text'), col('table_name', 'Text'), col('version', 'Int'),
+          col('columns', 'Json'), col('created_at', 'Timestamp')],
+        rows: catalog.schemaVersions().flatMap((s) => {
+          const t = catalog.tablesIn(null).find((x) => x.id === s.tableId);
+          if (t === undefined) return [];
+          const cols = s.columns.map((c) => ({ name: c.name, data_type: typeLabel(c), nullable: c.nullable, primary_key: c.primaryKey, default: defaultText(c) }));
+          return [[BigInt(s.tableId), t.namespace, t.name, s.version, JSON.stringify(cols), micros(s.createdAt)]];
+        }),
+      };
+    default:
+      throw execError(`Table 'system.${name}' does not exist (system tables: users, namespaces, tables, columns, table_schemas)`);
+  }
+}

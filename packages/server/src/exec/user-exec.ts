@@ -1,0 +1,62 @@
+/** CREATE/ALTER/DROP USER with argon2id hashes and the role rules from auth/access. */
+import { denied, execError } from '../util/errors.js';
+import type { Role, UserDef } from '../catalog/types.js';
+import { requireUserManagement } from '../auth/access.js';
+import type { Statement } from '../sql/statement.js';
+import { messageResult, type RunContext, type Services, type StatementResult } from './context.js';
+
+type Of<K extends Statement['kind']> = Extract<Statement, { kind: K }>;
+
+export async function createUser(s: Services, ctx: RunContext, st: Of<'create_user'>): Promise<StatementResult> {
+  requireUserManagement(ctx.principal, st.role, 'CREATE USER');
+  const passwordHash = await s.passwords.hash(st.password);
+  return s.ddl.run(async () => {
+    if (s.catalog.user(st.userId)) throw execError(`User '${st.userId}' already exists`);
+    const now = Date.now();
+    await s.catalog.putUser({ userId: st.userId, role: st.role, passwordHash, email: st.email, createdAt: now, updatedAt: now, tokenGeneration: 1 });
+    return messageResult(ctx, `User '${st.userId}' created successfully`);
+  });
+}
+
+export async function alterUser(s: Services, ctx: RunContext, st: Of<'alter_user'>): Promise<StatementResult> {
+  const self = ctx.principal.userId === st.userId;
+  const target = s.catalog.user(st.userId);
+  if (target === undefined) throw execError(`User '${st.userId}' does not exist`);
+  if (st.field === 'role') {
+    requireUserManagement(ctx.principal, target.role, 'ALTER USER ... SET ROLE');
+    requireUserManagement(ctx.principal, st.value as Role, 'ALTER USER ... SET ROLE');
+    if (self) throw denied('Permission denied: you cannot change your own role');
+  } else if (!self) {
+    requireUserManagement(ctx.principal, target.role, `ALTER USER ... SET ${st.field.toUpperCase()}`);
+  }
+  const passwordHash = st.field === 'password' ? await s.passwords.hash(st.value) : null;
+  return s.ddl.run(async () => {
+    const current = s.catalog.user(st.userId);
+    if (current === undefined) throw execError(`User '${st.userId}' does not exist`);
+    const updated: UserDef = {
+      ...current,
+      updatedAt: Date.now(),
+      ...(st.field === 'password' ? { passwordHash: passwordHash!, tokenGeneration: current.tokenGeneration + 1 } : {}),
+      ...(st.field === 'role' ? { role: st.value as Role, tokenGeneration: current.tokenGeneration + 1 } : {}),
+      ...(st.field === 'email' ? { email: st.value } : {}),
+    };
+    await s.catalog.putUser(updated);
+    return messageResult(ctx, `User '${st.userId}' updated successfully`);
+  });
+}
+
+export async function dropUser(s: Services, ctx: RunContext, st: Of<'drop_user'>): Promise<StatementResult> {
+  return s.ddl.run(async () => {
+    const target = s.catalog.user(st.userId);
+    if (target === undefined) {
+      requireUserManagement(ctx.principal, 'user', 'DROP USER');
+      if (st.ifExists) return messageResult(ctx, `User '${st.userId}' does not exist`);
+      throw execError(`User '${st.userId}' does not exist`);
+    }
+    requireUserManagement(ctx.principal, target.role, 'DROP USER');
+    if (target.userId === ctx.caller.userId) throw execError('You cannot drop your own account');
+    if (target.userId === 'root') throw execError("The built-in 'root' account cannot be dropped");
+    await s.catalog.dropUser(st.userId);
+    return messageResult(ctx, `User '${st.userId}' dropped successfully`);
+  });
+}

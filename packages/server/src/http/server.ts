@@ -1,0 +1,127 @@
+/**
+ * The HTTP API: /health, /v1/api/auth/login, /v1/api/auth/refresh and /v1/api/sql on node:http.
+ * This file is the only place errors become HTTP responses: ServerErrors map to their status and
+ * the protocol envelope; anything else is logged and answered with a generic 500.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { ServerError } from '../util/errors.js';
+import type { Logger } from '../util/log.js';
+import type { Config } from '../config/config.js';
+import type { Authenticator } from '../auth/authenticator.js';
+import type { TokenService } from '../auth/tokens.js';
+import type { Executor } from '../exec/executor.js';
+import type { Catalog } from '../catalog/catalog.js';
+import { parseJsonObject, readBody } from './body.js';
+
+export const SERVER_VERSION = '0.1.0';
+
+export interface HttpDeps {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly auth: Authenticator;
+  readonly tokens: TokenService;
+  readonly executor: Executor;
+  readonly catalog: Catalog;
+}
+
+interface Handled {
+  status: number;
+  body: unknown;
+  user?: string;
+}
+
+export function createHttpServer(deps: HttpDeps): Server {
+  const server = createServer((req, res) => {
+    const started = performance.now();
+    void handle(deps, req, started).then((out) => send(deps, req, res, out, started));
+  });
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
+  server.requestTimeout = 120_000;
+  return server;
+}
+
+async function handle(deps: HttpDeps, req: IncomingMessage, started: number): Promise<Handled> {
+  const path = (req.url ?? '/').split('?')[0]!;
+  try {
+    if (path === '/health' && req.method === 'GET') {
+      return { status: 200, body: { status: 'healthy', version: SERVER_VERSION, api_version: 'v1' } };
+    }
+    if (path === '/v1/api/sql') return await sqlRoute(deps, req, started);
+    if (path === '/v1/api/auth/login') return await loginRoute(deps, req);
+    if (path === '/v1/api/auth/refresh') return await refreshRoute(deps, req);
+    return { status: 404, body: { error: 'not_found', message: `No route for ${req.method} ${path}` } };
+  } catch (error) {
+    const e = toServerError(deps, error);
+    if (path === '/v1/api/sql') return { status: e.status, body: sqlError(e, started) };
+    return { status: e.status, body: { error: e.status === 401 ? 'unauthorized' : e.code.toLowerCase(), message: e.message } };
+  }
+}
+
+async function sqlRoute(deps: HttpDeps, req: IncomingMessage, started: number): Promise<Handled> {
+  if (req.method !== 'POST') throw new ServerError('BAD_REQUEST', 'Use POST for /v1/api/sql');
+  const principal = await deps.auth.fromHeader(req.headers.authorization);
+  const user = principal.userId;
+  try {
+    const body = parseJsonObject(await readBody(req, deps.config.bodyBytesMax));
+    if (typeof body.sql !== 'string') throw new ServerError('BAD_REQUEST', "Request body needs a string field 'sql'");
+    const params = body.params ?? [];
+    if (!Array.isArray(params)) throw new ServerError('BAD_REQUEST', "'params' must be an array");
+    const namespace = body.namespace_id ?? null;
+    if (namespace !== null && typeof namespace !== 'string') throw new ServerError('BAD_REQUEST', "'namespace_id' must be a string");
+    const results = await deps.executor.execute({ sql: body.sql, params, namespace }, principal);
+    return { status: 200, body: { status: 'success', results, took: took(started) }, user };
+  } catch (error) {
+    const e = toServerError(deps, error);
+    return { status: e.status, body: sqlError(e, started), user };
+  }
+}
+
+async function loginRoute(deps: HttpDeps, req: IncomingMessage): Promise<Handled> {
+  if (req.method !== 'POST') throw new ServerError('BAD_REQUEST', 'Use POST for /v1/api/auth/login');
+  const body = parseJsonObject(await readBody(req, 64 * 1024));
+  const name = body.user ?? body.username;
+  if (typeof name !== 'string' || typeof body.password !== 'string') {
+    throw new ServerError('BAD_REQUEST', "Login needs string fields 'user' and 'password'");
+  }
+  const user = await deps.auth.checkPassword(name, body.password).catch((error: unknown) => {
+    deps.log.warn('login failed', { user: name.slice(0, 64) });
+    throw error;
+  });
+  return { status: 200, body: await deps.tokens.issue(user), user: user.userId };
+}
+
+async function refreshRoute(deps: HttpDeps, req: IncomingMessage): Promise<Handled> {
+  if (req.method !== 'POST') throw new ServerError('BAD_REQUEST', 'Use POST for /v1/api/auth/refresh');
+  const header = req.headers.authorization ?? '';
+  if (!/^bearer /i.test(header)) throw new ServerError('MISSING_AUTHORIZATION', 'Send the refresh token as Authorization: Bearer <refresh_token>');
+  const principal = await deps.auth.fromToken(header.slice(7).trim(), 'refresh');
+  const user = deps.catalog.user(principal.userId)!;
+  return { status: 200, body: await deps.tokens.issue(user), user: user.userId };
+}
+
+function sqlError(e: ServerError, started: number): unknown {
+  return { status: 'error', results: [], took: took(started), error: { code: e.code, message: e.message } };
+}
+
+function toServerError(deps: HttpDeps, error: unknown): ServerError {
+  if (error instanceof ServerError) return error;
+  deps.log.error('internal error', { error: (error as Error)?.stack ?? String(error) });
+  return new ServerError('INTERNAL_ERROR', 'Internal server error');
+}
+
+function took(started: number): number {
+  return Math.round((performance.now() - started) * 1000) / 1000;
+}
+
+function send(deps: HttpDeps, req: IncomingMessage, res: ServerResponse, out: Handled, started: number): void {
+  const payload = JSON.stringify(out.body);
+  res.writeHead(out.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) });
+  res.end(payload);
+  if (out.status === 413) req.socket.destroySoon?.();
+  if (deps.log.enabled('info')) {
+    deps.log.info('request', {
+      method: req.method, route: (req.url ?? '/').split('?')[0], status: out.status, ms: took(started), user: out.user ?? null,
+    });
+  }
+}

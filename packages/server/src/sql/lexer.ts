@@ -1,0 +1,112 @@
+/**
+ * A small SQL lexer: enough to split a request into statements (semicolons inside strings,
+ * quoted identifiers and comments do not split) and to read the dialect's own statements.
+ * Full SQL (SELECT/INSERT/UPDATE/DELETE/CREATE TABLE) is parsed by PostgreSQL's parser.
+ */
+import { invalidSql } from '../util/errors.js';
+
+export type TokenKind = 'word' | 'string' | 'number' | 'qident' | 'param' | 'punct';
+
+export interface Token {
+  readonly kind: TokenKind;
+  /** Words upper-cased; strings and quoted identifiers unescaped; punctuation as written. */
+  readonly value: string;
+  readonly start: number;
+  readonly end: number;
+}
+
+export interface StatementText {
+  readonly text: string;
+  readonly tokens: readonly Token[];
+}
+
+const WORD_START = /[A-Za-z_]/;
+const WORD_PART = /[A-Za-z0-9_$]/;
+const DIGIT = /[0-9]/;
+
+export function tokenize(sql: string): Token[] {
+  const tokens: Token[] = [];
+  let i = 0;
+  while (i < sql.length) {
+    const ch = sql[i]!;
+    if (ch === ' ' || ch === '\t' || ch === '\n' || ch === '\r' || ch === '\f') { i++; continue; }
+    if (ch === '-' && sql[i + 1] === '-') { while (i < sql.length && sql[i] !== '\n') i++; continue; }
+    if (ch === '/' && sql[i + 1] === '*') {
+      const close = sql.indexOf('*/', i + 2);
+      if (close === -1) throw invalidSql(`Unterminated comment starting at position ${i + 1}`);
+      i = close + 2;
+      continue;
+    }
+    const start = i;
+    if (ch === "'" || ((ch === 'E' || ch === 'e') && sql[i + 1] === "'")) {
+      if (ch !== "'") i++;
+      const [value, end] = readQuoted(sql, i, "'");
+      tokens.push({ kind: 'string', value, start, end });
+      i = end;
+    } else if (ch === '"') {
+      const [value, end] = readQuoted(sql, i, '"');
+      tokens.push({ kind: 'qident', value, start, end });
+      i = end;
+    } else if (WORD_START.test(ch)) {
+      while (i < sql.length && WORD_PART.test(sql[i]!)) i++;
+      tokens.push({ kind: 'word', value: sql.slice(start, i).toUpperCase(), start, end: i });
+    } else if (DIGIT.test(ch) || (ch === '.' && DIGIT.test(sql[i + 1] ?? ''))) {
+      while (i < sql.length && /[0-9.eE]/.test(sql[i]!) ) {
+        if ((sql[i] === 'e' || sql[i] === 'E') && (sql[i + 1] === '-' || sql[i + 1] === '+')) i++;
+        i++;
+      }
+      tokens.push({ kind: 'number', value: sql.slice(start, i), start, end: i });
+    } else if (ch === '$' && DIGIT.test(sql[i + 1] ?? '')) {
+      i++;
+      while (i < sql.length && DIGIT.test(sql[i]!)) i++;
+      tokens.push({ kind: 'param', value: sql.slice(start + 1, i), start, end: i });
+    } else if (ch === '$' && (sql[i + 1] === '$' || WORD_START.test(sql[i + 1] ?? ''))) {
+      // Dollar-quoted string: $tag$ ... $tag$
+      const tagEnd = sql.indexOf('$', i + 1);
+      const tag = tagEnd === -1 ? '' : sql.slice(i, tagEnd + 1);
+      const close = tag === '' ? -1 : sql.indexOf(tag, tagEnd + 1);
+      if (close === -1) throw invalidSql(`Unterminated dollar-quoted string at position ${i + 1}`);
+      tokens.push({ kind: 'string', value: sql.slice(tagEnd + 1, close), start, end: close + tag.length });
+      i = close + tag.length;
+    } else {
+      const two = sql.slice(i, i + 2);
+      const len = ['<=', '>=', '<>', '!=', '::', '||'].includes(two) ? 2 : 1;
+      tokens.push({ kind: 'punct', value: sql.slice(i, i + len), start, end: i + len });
+      i += len;
+    }
+  }
+  return tokens;
+}
+
+function readQuoted(sql: string, openAt: number, quote: string): [string, number] {
+  let out = '';
+  let i = openAt + 1;
+  for (;;) {
+    const next = sql.indexOf(quote, i);
+    if (next === -1) {
+      const what = quote === "'" ? 'string literal' : 'quoted identifier';
+      throw invalidSql(`Unterminated ${what} starting at position ${openAt + 1}`);
+    }
+    out += sql.slice(i, next);
+    if (sql[next + 1] === quote) { out += quote; i = next + 2; continue; }
+    return [out, next + 1];
+  }
+}
+
+/** Splits SQL text into statements at top-level semicolons; empty statements are dropped. */
+export function splitStatements(sql: string): StatementText[] {
+  const tokens = tokenize(sql);
+  const out: StatementText[] = [];
+  let first = 0;
+  for (let i = 0; i <= tokens.length; i++) {
+    if (i < tokens.length && !(tokens[i]!.kind === 'punct' && tokens[i]!.value === ';')) continue;
+    if (i > first) {
+      const stmtTokens = tokens.slice(first, i);
+      const text = sql.slice(stmtTokens[0]!.start, stmtTokens[stmtTokens.length - 1]!.end);
+      const base = stmtTokens[0]!.start;
+      out.push({ text, tokens: stmtTokens.map((t) => ({ ...t, start: t.start - base, end: t.end - base })) });
+    }
+    first = i + 1;
+  }
+  return out;
+}

@@ -1,0 +1,328 @@
+/**
+ * Turns request SQL into Statements: splits, recognises the dialect's own statements (parsed by
+ * hand from tokens) and hands standard SQL to PostgreSQL's parser (libpg-query). Results are cached
+ * by SQL text; cached statements are frozen and never mutated by later stages.
+ */
+import { loadModule, parseSync } from 'libpg-query';
+import { invalidSql, ServerError } from '../util/errors.js';
+import { ROLES, type Role, type TableType } from '../catalog/types.js';
+import { splitStatements, type StatementText, type Token } from './lexer.js';
+import { identifier, userId } from './names.js';
+import type { PgNode, Statement, TableName } from './statement.js';
+import { createTableFromPg, normalizeCreateTableText } from './create-table.js';
+
+export async function initParser(): Promise<void> {
+  await loadModule();
+}
+
+/** Bounded cache of parsed requests: most clients send the same statements over and over. */
+export class ParseCache {
+  private readonly entries = new Map<string, readonly Statement[]>();
+  constructor(private readonly capacity: number) {}
+
+  parse(sql: string): readonly Statement[] {
+    const hit = this.entries.get(sql);
+    if (hit) return hit;
+    const parsed = Object.freeze(splitStatements(sql).map(parseStatement));
+    if (this.entries.size >= this.capacity) this.entries.delete(this.entries.keys().next().value!);
+    this.entries.set(sql, parsed);
+    return parsed;
+  }
+}
+
+export function parseStatement(stmt: StatementText): Statement {
+  const c = new Cursor(stmt);
+  const w0 = c.peekWord(0);
+  const w1 = c.peekWord(1);
+  switch (w0) {
+    case 'CREATE':
+      if (w1 === 'NAMESPACE' || w1 === 'SCHEMA') return parseCreateNamespace(c);
+      if (w1 === 'USER' && c.peekWord(2) !== 'TABLE') return parseCreateUser(c);
+      return parseCreateTable(stmt, c);
+    case 'DROP':
+      if (w1 === 'NAMESPACE' || w1 === 'SCHEMA') return parseDropNamespace(c);
+      if (w1 === 'USER') return parseDropUser(c);
+      if (w1 === 'TABLE') return parseDropTable(c);
+      break;
+    case 'ALTER':
+      if (w1 === 'USER') return parseAlterUser(c);
+      break;
+    case 'SHOW':
+      return parseShow(c);
+    case 'DESCRIBE': case 'DESC':
+      return parseDescribe(c);
+    case 'EXECUTE':
+      return parseExecuteAs(stmt, c);
+    case 'BEGIN': case 'START':
+      return parseTransactionWord(c, 'begin');
+    case 'COMMIT': case 'END':
+      return parseTransactionWord(c, 'commit');
+    case 'ROLLBACK': case 'ABORT':
+      return parseTransactionWord(c, 'rollback');
+    case 'SELECT': case 'WITH': case 'VALUES': case 'TABLE':
+    case 'INSERT': case 'UPDATE': case 'DELETE':
+      return parseSql(stmt);
+    default:
+      if (stmt.tokens[0]?.value === '(') return parseSql(stmt);
+  }
+  const head = stmt.tokens.slice(0, 3).map((t) => t.value).join(' ');
+  throw invalidSql(`Unsupported statement: '${head}'`);
+}
+
+// Standard SQL through PostgreSQL's parser ------------------------------------------------
+
+const SQL_KINDS: Record<string, 'select' | 'insert' | 'update' | 'delete'> = {
+  SelectStmt: 'select', InsertStmt: 'insert', UpdateStmt: 'update', DeleteStmt: 'delete',
+};
+
+function parseSql(stmt: StatementText): Statement {
+  const ast = pgParseOne(normalizeFunctionCalls(stmt));
+  const [nodeType, node] = Object.entries(ast)[0] as [string, PgNode];
+  const kind = SQL_KINDS[nodeType];
+  if (kind === undefined) throw invalidSql(`Unsupported statement: ${nodeType.replace(/Stmt$/, '').toUpperCase()}`);
+  return deepFreeze({ kind, ast: node, paramCount: maxParamNumber(node) });
+}
+
+/** Parses exactly one statement with libpg-query; syntax errors name the position. */
+export function pgParseOne(text: string): PgNode {
+  let result: PgNode;
+  try {
+    result = parseSync(text);
+  } catch (error) {
+    const details = (error as { sqlDetails?: { cursorPosition?: number } }).sqlDetails;
+    const where = details?.cursorPosition !== undefined ? ` at position ${details.cursorPosition + 1}` : '';
+    throw invalidSql(`Syntax error${where}: ${(error as Error).message}`);
+  }
+  const stmts = result.stmts ?? [];
+  if (stmts.length !== 1) throw invalidSql('Expected exactly one statement');
+  return stmts[0].stmt;
+}
+
+/** `CURRENT_USER()` is the dialect's spelling; PostgreSQL only knows the bare keyword. */
+function normalizeFunctionCalls(stmt: StatementText): string {
+  const t = stmt.tokens;
+  let text = stmt.text;
+  for (let i = t.length - 3; i >= 0; i--) {
+    if (t[i]!.kind === 'word' && t[i]!.value === 'CURRENT_USER' && t[i + 1]!.value === '(' && t[i + 2]!.value === ')') {
+      text = text.slice(0, t[i]!.end) + ' '.repeat(t[i + 2]!.end - t[i]!.end) + text.slice(t[i + 2]!.end);
+    }
+  }
+  return text;
+}
+
+function maxParamNumber(node: PgNode): number {
+  let max = 0;
+  const visit = (n: PgNode): void => {
+    if (Array.isArray(n)) { for (const x of n) visit(x); return; }
+    if (n === null || typeof n !== 'object') return;
+    if (n.ParamRef) max = Math.max(max, n.ParamRef.number ?? 0);
+    for (const key in n) visit(n[key]);
+  };
+  visit(node);
+  return max;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const key in value) deepFreeze((value as Record<string, unknown>)[key]);
+  }
+  return value;
+}
+
+// CREATE TABLE -----------------------------------------------------------------------------
+
+function parseCreateTable(stmt: StatementText, c: Cursor): Statement {
+  c.expectWord('CREATE');
+  let tableType: TableType | null = null;
+  const typeWord = c.peekWord(0);
+  if (typeWord === 'USER' || typeWord === 'SHARED' || typeWord === 'STREAM') {
+    tableType = typeWord;
+    c.next();
+  }
+  if (c.peekWord(0) !== 'TABLE') throw invalidSql(`Unsupported statement: 'CREATE ${stmt.tokens[1]?.value ?? ''}'`);
+  const pgText = normalizeCreateTableText(stmt, tableType !== null ? 1 : -1);
+  return createTableFromPg(pgParseOne(pgText.text), tableType, pgText.autoIncrement);
+}
+
+// Dialect statements ------------------------------------------------------------------------
+
+function parseCreateNamespace(c: Cursor): Statement {
+  c.expectWord('CREATE'); c.next();
+  const ifNotExists = c.acceptWords('IF', 'NOT', 'EXISTS');
+  const name = c.identifier('namespace name');
+  c.end();
+  return { kind: 'create_namespace', name, ifNotExists };
+}
+
+function parseDropNamespace(c: Cursor): Statement {
+  c.expectWord('DROP'); c.next();
+  const ifExists = c.acceptWords('IF', 'EXISTS');
+  const name = c.identifier('namespace name');
+  const cascade = c.acceptWords('CASCADE');
+  if (!cascade) c.acceptWords('RESTRICT');
+  c.end();
+  return { kind: 'drop_namespace', name, ifExists, cascade };
+}
+
+function parseDropTable(c: Cursor): Statement {
+  c.expectWord('DROP'); c.expectWord('TABLE');
+  const ifExists = c.acceptWords('IF', 'EXISTS');
+  const table = c.tableName();
+  c.end();
+  return { kind: 'drop_table', table, ifExists };
+}
+
+function parseShow(c: Cursor): Statement {
+  c.expectWord('SHOW');
+  if (c.acceptWords('NAMESPACES') || c.acceptWords('SCHEMAS')) { c.end(); return { kind: 'show_namespaces' }; }
+  if (c.acceptWords('TABLES')) {
+    let namespace: string | null = null;
+    if (c.acceptWords('IN') || c.acceptWords('FROM')) namespace = c.identifier('namespace name');
+    c.end();
+    return { kind: 'show_tables', namespace };
+  }
+  throw invalidSql('Expected SHOW NAMESPACES or SHOW TABLES [IN namespace]');
+}
+
+function parseDescribe(c: Cursor): Statement {
+  c.next();
+  c.acceptWords('TABLE');
+  const table = c.tableName();
+  c.end();
+  return { kind: 'describe_table', table };
+}
+
+function parseCreateUser(c: Cursor): Statement {
+  c.expectWord('CREATE'); c.expectWord('USER');
+  const id = userId(c.nameOrString('user name'));
+  c.expectWord('WITH');
+  c.expectWord('PASSWORD');
+  const password = c.string('password');
+  let role: Role = 'user';
+  let email: string | null = null;
+  while (!c.atEnd()) {
+    if (c.acceptWords('ROLE')) role = parseRole(c.nameOrString('role'));
+    else if (c.acceptWords('EMAIL')) email = c.string('email');
+    else throw invalidSql(`Unexpected '${c.peek()?.value}' in CREATE USER: expected ROLE or EMAIL`);
+  }
+  return { kind: 'create_user', userId: id, password, role, email };
+}
+
+function parseAlterUser(c: Cursor): Statement {
+  c.expectWord('ALTER'); c.expectWord('USER');
+  const id = userId(c.nameOrString('user name'));
+  c.expectWord('SET');
+  let statement: Statement;
+  if (c.acceptWords('PASSWORD')) statement = { kind: 'alter_user', userId: id, field: 'password', value: c.string('password') };
+  else if (c.acceptWords('ROLE')) statement = { kind: 'alter_user', userId: id, field: 'role', value: parseRole(c.nameOrString('role')) };
+  else if (c.acceptWords('EMAIL')) statement = { kind: 'alter_user', userId: id, field: 'email', value: c.string('email') };
+  else throw invalidSql('Expected ALTER USER name SET PASSWORD | ROLE | EMAIL');
+  c.end();
+  return statement;
+}
+
+function parseDropUser(c: Cursor): Statement {
+  c.expectWord('DROP'); c.expectWord('USER');
+  const ifExists = c.acceptWords('IF', 'EXISTS');
+  const id = userId(c.nameOrString('user name'));
+  c.end();
+  return { kind: 'drop_user', userId: id, ifExists };
+}
+
+function parseExecuteAs(stmt: StatementText, c: Cursor): Statement {
+  c.expectWord('EXECUTE'); c.expectWord('AS'); c.expectWord('USER');
+  const id = userId(c.nameOrString('user name'));
+  const open = c.next();
+  const close = stmt.tokens[stmt.tokens.length - 1]!;
+  if (open?.value !== '(' || close.value !== ')' || close === open) {
+    throw invalidSql("EXECUTE AS USER expects one statement in parentheses: EXECUTE AS USER 'alice' (SELECT ...)");
+  }
+  const innerText = stmt.text.slice(open.end, close.start);
+  const inner = splitStatements(innerText);
+  if (inner.length !== 1) throw invalidSql('EXECUTE AS USER takes exactly one statement');
+  const parsed = parseStatement(inner[0]!);
+  if (parsed.kind === 'execute_as' || parsed.kind === 'begin' || parsed.kind === 'commit' || parsed.kind === 'rollback') {
+    throw invalidSql(`EXECUTE AS USER cannot wrap ${parsed.kind.toUpperCase()}`);
+  }
+  return { kind: 'execute_as', userId: id, inner: parsed };
+}
+
+function parseTransactionWord(c: Cursor, kind: 'begin' | 'commit' | 'rollback'): Statement {
+  const first = c.next()!.value;
+  if (first === 'START') c.expectWord('TRANSACTION');
+  else c.acceptWords('TRANSACTION') || c.acceptWords('WORK');
+  c.end();
+  return { kind };
+}
+
+function parseRole(raw: string): Role {
+  const role = raw.toLowerCase();
+  if (!(ROLES as readonly string[]).includes(role)) throw invalidSql(`Unknown role '${raw}' (user, service, dba, system)`);
+  return role as Role;
+}
+
+/** Reads tokens of one statement for the hand-written parsers. */
+class Cursor {
+  private pos = 0;
+  constructor(private readonly stmt: StatementText) {}
+
+  peek(offset = 0): Token | undefined {
+    return this.stmt.tokens[this.pos + offset];
+  }
+  peekWord(offset: number): string | undefined {
+    const t = this.peek(offset);
+    return t?.kind === 'word' ? t.value : undefined;
+  }
+  next(): Token | undefined {
+    return this.stmt.tokens[this.pos++];
+  }
+  atEnd(): boolean {
+    return this.pos >= this.stmt.tokens.length;
+  }
+  expectWord(word: string): void {
+    const t = this.next();
+    if (t?.kind !== 'word' || t.value !== word) throw invalidSql(`Expected ${word}${this.near(t)}`);
+  }
+  acceptWords(...words: string[]): boolean {
+    for (let i = 0; i < words.length; i++) if (this.peekWord(i) !== words[i]) return false;
+    this.pos += words.length;
+    return true;
+  }
+  identifier(what: string): string {
+    const t = this.next();
+    if (t?.kind === 'word' || t?.kind === 'qident') return identifier(t.kind === 'word' ? this.raw(t) : t.value, what);
+    throw invalidSql(`Expected ${what}${this.near(t)}`);
+  }
+  tableName(): TableName {
+    const first = this.identifier('table name');
+    if (this.peek()?.value === '.') {
+      this.next();
+      return { namespace: first, name: this.identifier('table name') };
+    }
+    return { namespace: null, name: first };
+  }
+  string(what: string): string {
+    const t = this.next();
+    if (t?.kind !== 'string') throw invalidSql(`Expected ${what} as a quoted string${this.near(t)}`);
+    return t.value;
+  }
+  nameOrString(what: string): string {
+    const t = this.next();
+    if (t?.kind === 'string' || t?.kind === 'qident') return t.value;
+    if (t?.kind === 'word') return this.raw(t);
+    throw invalidSql(`Expected ${what}${this.near(t)}`);
+  }
+  end(): void {
+    const t = this.peek();
+    if (t !== undefined) throw invalidSql(`Unexpected '${t.value}' at position ${t.start + 1}`);
+  }
+  private raw(t: Token): string {
+    return this.stmt.text.slice(t.start, t.end);
+  }
+  private near(t: Token | undefined): string {
+    return t === undefined ? ' at end of statement' : ` at position ${t.start + 1}, found '${t.value}'`;
+  }
+}
+
+export { ServerError };

@@ -1,0 +1,51 @@
+/**
+ * Parsed statements: a discriminated union with one kind per statement the server runs.
+ * Dialect statements are fully parsed here; SQL statements keep PostgreSQL's parse tree (`ast`),
+ * which the executor binds against the catalog.
+ */
+import type { ColumnDef, Role, TableType } from '../catalog/types.js';
+
+/** An untyped node of libpg-query's JSON parse tree. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type PgNode = any;
+
+export interface TableName {
+  readonly namespace: string | null;
+  readonly name: string;
+}
+
+export type OptionValue = string | number | boolean;
+
+export type Statement =
+  | { readonly kind: 'create_namespace'; readonly name: string; readonly ifNotExists: boolean }
+  | { readonly kind: 'drop_namespace'; readonly name: string; readonly ifExists: boolean; readonly cascade: boolean }
+  | { readonly kind: 'show_namespaces' }
+  | { readonly kind: 'show_tables'; readonly namespace: string | null }
+  | { readonly kind: 'describe_table'; readonly table: TableName }
+  | {
+      readonly kind: 'create_table';
+      readonly table: TableName;
+      readonly ifNotExists: boolean;
+      readonly tableType: TableType | null;
+      readonly columns: readonly ColumnDef[];
+      readonly options: Readonly<Record<string, OptionValue>>;
+    }
+  | { readonly kind: 'drop_table'; readonly table: TableName; readonly ifExists: boolean }
+  | { readonly kind: 'create_user'; readonly userId: string; readonly password: string; readonly role: Role; readonly email: string | null }
+  | { readonly kind: 'alter_user'; readonly userId: string; readonly field: 'password' | 'role' | 'email'; readonly value: string }
+  | { readonly kind: 'drop_user'; readonly userId: string; readonly ifExists: boolean }
+  | { readonly kind: 'execute_as'; readonly userId: string; readonly inner: Statement }
+  | { readonly kind: 'begin' }
+  | { readonly kind: 'commit' }
+  | { readonly kind: 'rollback' }
+  | { readonly kind: 'select'; readonly ast: PgNode; readonly paramCount: number }
+  | { readonly kind: 'insert'; readonly ast: PgNode; readonly paramCount: number }
+  | { readonly kind: 'update'; readonly ast: PgNode; readonly paramCount: number }
+  | { readonly kind: 'delete'; readonly ast: PgNode; readonly paramCount: number };
+
+export type StatementKind = Statement['kind'];
+
+/** Statement kinds that change data (and so belong in a transaction's write set). */
+export function isDml(kind: StatementKind): boolean {
+  return kind === 'insert' || kind === 'update' || kind === 'delete';
+}

@@ -1,0 +1,188 @@
+/**
+ * DuckDB: the SQL engine user queries run on. Rows each query may see are materialized into
+ * connection-local temp tables (the read path's "sources"), the bound SQL runs over them, and the
+ * temp tables are dropped. File access is disabled and the configuration locked, so user SQL
+ * cannot reach the filesystem even if a table function slipped past the binder.
+ */
+import {
+  DuckDBConnection, DuckDBDateValue, DuckDBDecimalValue, DuckDBInstance, DuckDBTimeValue, DuckDBTimestampValue,
+  type DuckDBAppender, type DuckDBValue,
+} from '@duckdb/node-api';
+import { assert, execError, ServerError } from '../../util/errors.js';
+import type { ColumnDef, ColumnType, StoredValue } from '../../catalog/types.js';
+
+export interface DuckConfig {
+  readonly threads: number;
+  readonly memoryLimit: string;
+  readonly connections: number;
+  readonly queryTimeoutMs: number;
+}
+
+/** A relation a query reads: columns and rows already resolved to "newest version, visible". */
+export interface TempSource {
+  readonly name: string;
+  readonly columns: readonly SourceColumn[];
+  readonly rows: readonly (readonly StoredValue[])[];
+}
+
+export interface SourceColumn {
+  readonly name: string;
+  readonly type: ColumnType;
+  readonly precision?: number;
+  readonly scale?: number;
+}
+
+export interface DuckResult {
+  readonly columnNames: string[];
+  readonly columnTypes: string[];
+  readonly typeIds: number[];
+  readonly rows: DuckDBValue[][];
+}
+
+export class DuckEngine {
+  private readonly idle: DuckDBConnection[] = [];
+  private readonly waiters: ((c: DuckDBConnection) => void)[] = [];
+  private tempCounter = 0;
+
+  private constructor(private readonly instance: DuckDBInstance, private readonly config: DuckConfig) {}
+
+  static async open(config: DuckConfig): Promise<DuckEngine> {
+    const instance = await DuckDBInstance.create(':memory:', {
+      threads: String(config.threads),
+      memory_limit: config.memoryLimit,
+      enable_external_access: 'false',
+      autoinstall_known_extensions: 'false',
+      autoload_known_extensions: 'false',
+    });
+    const engine = new DuckEngine(instance, config);
+    for (let i = 0; i < config.connections; i++) {
+      engine.idle.push(await instance.connect());
+    }
+    // Instance-wide: no statement can turn file access back on.
+    await engine.idle[0]!.run('SET lock_configuration = true');
+    return engine;
+  }
+
+  close(): void {
+    for (const c of this.idle) c.closeSync();
+    this.idle.length = 0;
+    this.instance.closeSync();
+  }
+
+  /** A fresh temp table name, unique within this process. */
+  tempName(): string {
+    return `kt_${++this.tempCounter}`;
+  }
+
+  /** Materializes the sources, runs one statement with positional params, drops the sources. */
+  async query(sql: string, params: readonly DuckDBValue[], sources: readonly TempSource[]): Promise<DuckResult> {
+    const conn = await this.acquire();
+    const created: string[] = [];
+    const timer = setTimeout(() => conn.interrupt(), this.config.queryTimeoutMs);
+    try {
+      for (const source of sources) {
+        await this.materialize(conn, source);
+        created.push(source.name);
+      }
+      const result = await conn.run(sql, params as DuckDBValue[]);
+      const columnCount = result.columnCount;
+      const typeIds: number[] = [];
+      const columnTypes: string[] = [];
+      for (let i = 0; i < columnCount; i++) {
+        typeIds.push(result.columnTypeId(i));
+        columnTypes.push(result.columnType(i).toString());
+      }
+      return { columnNames: result.columnNames(), columnTypes, typeIds, rows: await result.getRows() };
+    } catch (error) {
+      if (error instanceof ServerError) throw error;
+      const message = (error as Error).message;
+      if (/INTERRUPT/i.test(message)) throw execError(`Query exceeded the time limit of ${this.config.queryTimeoutMs} ms`);
+      throw execError(cleanDuckMessage(message));
+    } finally {
+      clearTimeout(timer);
+      for (const name of created) await conn.run(`DROP TABLE IF EXISTS temp.main.${name}`).catch(() => undefined);
+      this.release(conn);
+    }
+  }
+
+  private async materialize(conn: DuckDBConnection, source: TempSource): Promise<void> {
+    const cols = source.columns.map((c) => `"${c.name}" ${duckType(c)}`).join(', ');
+    await conn.run(`CREATE TEMP TABLE ${source.name} (${cols})`);
+    if (source.rows.length === 0) return;
+    const appender = await conn.createAppender(source.name, 'main', 'temp');
+    const appenders = source.columns.map(cellAppender);
+    try {
+      for (const row of source.rows) {
+        assert(row.length === appenders.length, 'row width matches source columns');
+        for (let i = 0; i < appenders.length; i++) {
+          const v = row[i];
+          if (v === null || v === undefined) appender.appendNull();
+          else appenders[i]!(appender, v);
+        }
+        appender.endRow();
+      }
+      appender.flushSync();
+    } finally {
+      appender.closeSync();
+    }
+  }
+
+  private acquire(): Promise<DuckDBConnection> {
+    const conn = this.idle.pop();
+    if (conn) return Promise.resolve(conn);
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  private release(conn: DuckDBConnection): void {
+    const waiter = this.waiters.shift();
+    if (waiter) waiter(conn);
+    else this.idle.push(conn);
+  }
+}
+
+export function duckType(c: Pick<ColumnDef, 'type' | 'precision' | 'scale'>): string {
+  switch (c.type) {
+    case 'Boolean': return 'BOOLEAN';
+    case 'SmallInt': return 'SMALLINT';
+    case 'Int': return 'INTEGER';
+    case 'BigInt': return 'BIGINT';
+    case 'Float': return 'FLOAT';
+    case 'Double': return 'DOUBLE';
+    case 'Text': case 'Json': return 'VARCHAR';
+    case 'Timestamp': return 'TIMESTAMP';
+    case 'Date': return 'DATE';
+    case 'Time': return 'TIME';
+    case 'Bytes': return 'BLOB';
+    case 'Uuid': return 'UUID';
+    case 'Decimal': return `DECIMAL(${c.precision ?? 18},${c.scale ?? 0})`;
+  }
+}
+
+type CellAppender = (a: DuckDBAppender, v: StoredValue) => void;
+
+function cellAppender(c: SourceColumn): CellAppender {
+  switch (c.type) {
+    case 'Boolean': return (a, v) => a.appendBoolean(v as boolean);
+    case 'SmallInt': return (a, v) => a.appendSmallInt(v as number);
+    case 'Int': return (a, v) => a.appendInteger(v as number);
+    case 'BigInt': return (a, v) => a.appendBigInt(v as bigint);
+    case 'Float': return (a, v) => a.appendFloat(v as number);
+    case 'Double': return (a, v) => a.appendDouble(v as number);
+    case 'Text': case 'Json': case 'Uuid': return (a, v) => a.appendVarchar(v as string);
+    case 'Timestamp': return (a, v) => a.appendTimestamp(new DuckDBTimestampValue(BigInt(v as number)));
+    case 'Date': return (a, v) => a.appendDate(new DuckDBDateValue(v as number));
+    case 'Time': return (a, v) => a.appendTime(new DuckDBTimeValue(BigInt(v as number)));
+    case 'Bytes': return (a, v) => a.appendBlob(v as Uint8Array);
+    case 'Decimal': {
+      const width = c.precision ?? 18;
+      const scale = c.scale ?? 0;
+      return (a, v) => a.appendDecimal(new DuckDBDecimalValue(v as bigint, width, scale));
+    }
+  }
+}
+
+/** DuckDB error text without its internal line/caret excerpt of the rewritten SQL. */
+function cleanDuckMessage(message: string): string {
+  const firstBlock = message.split('\n\nLINE ')[0]!.split('\nLINE ')[0]!;
+  return firstBlock.trim();
+}

@@ -1,0 +1,188 @@
+/**
+ * The single write path for row data. Writers hand over intents (a statement's or a transaction's
+ * row writes); the committer validates them against the newest versions (primary-key uniqueness,
+ * optimistic "still the version I read" checks), assigns `_seq` in commit order, and writes whole
+ * groups of intents as one atomic RocksDB batch (group commit). An intent is all or nothing.
+ * Committed changes are then handed to listeners (the change bus); nothing here waits for them.
+ */
+import { ServerError, assert } from '../../util/errors.js';
+import type { SnowflakeGenerator } from '../../util/snowflake.js';
+import { primaryKeyIndex, qualifiedName, type StoredValue, type TableDef } from '../../catalog/types.js';
+import { KEY_PK, KEY_VERSION, catalogKey, encodePk, partitionPrefix, pkKey, versionKey } from './keys.js';
+import { encodeIndexValue, encodeRow, type RowVersion } from './row-codec.js';
+import type { HotStore } from './hot-store.js';
+
+/** What the newest version must be for a write to apply. */
+export type WriteExpectation = 'absent' | 'any' | bigint;
+
+export interface RowWrite {
+  readonly table: TableDef;
+  readonly partition: string;
+  /** The full row in the table's current schema order (for a delete: the row being deleted). */
+  readonly values: readonly StoredValue[];
+  readonly deleted: boolean;
+  readonly expect: WriteExpectation;
+}
+
+export type ChangeKind = 'insert' | 'update' | 'delete';
+
+export interface CommittedChange {
+  readonly table: TableDef;
+  readonly partition: string;
+  readonly kind: ChangeKind;
+  readonly row: RowVersion;
+  readonly old: RowVersion | null;
+}
+
+/** A write lost a race with another writer; the statement may be retried from a fresh read. */
+export class WriteConflictError extends ServerError {
+  constructor(table: TableDef) {
+    super('SQL_EXECUTION_ERROR', `Write conflict on ${qualifiedName(table)}: a row changed concurrently, retry the statement`);
+  }
+}
+
+export const MAX_SEQ_KEY = 'meta:max_seq';
+const GROUP_INTENTS_MAX = 512;
+
+interface Intent {
+  readonly writes: readonly RowWrite[];
+  readonly keys: string[];
+  resolve(changes: CommittedChange[]): void;
+  reject(error: Error): void;
+}
+
+export type ChangeListener = (changes: readonly CommittedChange[]) => void;
+
+export class Committer {
+  private queue: Intent[] = [];
+  private draining = false;
+  private readonly listeners: ChangeListener[] = [];
+
+  constructor(private readonly hot: HotStore, private readonly seqs: SnowflakeGenerator) {}
+
+  onCommit(listener: ChangeListener): void {
+    this.listeners.push(listener);
+  }
+
+  /** Commits the writes atomically, or rejects with the first failed expectation. */
+  commit(writes: readonly RowWrite[]): Promise<CommittedChange[]> {
+    if (writes.length === 0) return Promise.resolve([]);
+    return new Promise((resolve, reject) => {
+      this.queue.push({ writes, keys: writes.map(indexKeyOf), resolve, reject });
+      if (!this.draining) void this.drain();
+    });
+  }
+
+  /** Resolves when every intent handed over so far is settled. */
+  async idle(): Promise<void> {
+    while (this.draining) await new Promise((r) => setTimeout(r, 1));
+  }
+
+  private async drain(): Promise<void> {
+    this.draining = true;
+    try {
+      while (this.queue.length > 0) {
+        const group = this.queue.splice(0, GROUP_INTENTS_MAX);
+        try {
+          await this.commitGroup(group);
+        } catch (error) {
+          for (const intent of group) intent.reject(error as Error);
+        }
+      }
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private async commitGroup(group: Intent[]): Promise<void> {
+    const newest = await this.readNewest(group);
+    const batch = this.hot.db.write({ capacity: 16, autoDestroy: true });
+    const accepted: { intent: Intent; changes: CommittedChange[] }[] = [];
+    let maxSeq = 0n;
+    for (const intent of group) {
+      const staged = this.stageIntent(intent, newest);
+      if (staged instanceof Error) {
+        intent.reject(staged);
+        continue;
+      }
+      for (let i = 0; i < staged.length; i++) {
+        const change = staged[i]!;
+        const encoded = encodeRow(change.row.schemaVersion, change.row.deleted, change.row.values);
+        const prefixKey = intent.keys[i]!;
+        batch.tryPut(versionKey(partitionPrefix(KEY_VERSION, change.table.id, change.partition), change.row.seq), encoded);
+        batch.tryPut(Buffer.from(prefixKey, 'latin1'), encodeIndexValue(change.row.seq, encoded));
+        newest.set(prefixKey, change.row);
+        if (change.row.seq > maxSeq) maxSeq = change.row.seq;
+      }
+      accepted.push({ intent, changes: staged });
+    }
+    if (accepted.length === 0) {
+      batch.destroy();
+      return;
+    }
+    batch.tryPut(catalogKey(MAX_SEQ_KEY), Buffer.from(JSON.stringify(maxSeq.toString()), 'utf8'));
+    await batch.flush();
+    const all: CommittedChange[] = [];
+    for (const { intent, changes } of accepted) {
+      intent.resolve(changes);
+      for (const c of changes) all.push(c);
+    }
+    for (const listener of this.listeners) listener(all);
+  }
+
+  private async readNewest(group: readonly Intent[]): Promise<Map<string, RowVersion | null>> {
+    const unique = new Set<string>();
+    for (const intent of group) for (const k of intent.keys) unique.add(k);
+    const keys = [...unique];
+    const values = await this.hot.getIndexEntries(keys.map((k) => Buffer.from(k, 'latin1')));
+    const newest = new Map<string, RowVersion | null>();
+    keys.forEach((k, i) => newest.set(k, values[i] ?? null));
+    return newest;
+  }
+
+  /** Checks an intent's expectations and assigns seqs; returns the changes or the error. */
+  private stageIntent(intent: Intent, newest: ReadonlyMap<string, RowVersion | null>): CommittedChange[] | Error {
+    const local = new Map<string, RowVersion | null>();
+    const changes: CommittedChange[] = [];
+    for (let i = 0; i < intent.writes.length; i++) {
+      const write = intent.writes[i]!;
+      const key = intent.keys[i]!;
+      const current = local.has(key) ? local.get(key)! : (newest.get(key) ?? null);
+      const live = current !== null && !current.deleted ? current : null;
+      const failure = checkExpectation(write, live, current);
+      if (failure) return failure;
+      const row: RowVersion = {
+        seq: this.seqs.next(),
+        deleted: write.deleted,
+        schemaVersion: write.table.schemaVersion,
+        values: write.values,
+      };
+      local.set(key, row);
+      const kind = write.deleted ? 'delete' : live === null ? 'insert' : 'update';
+      changes.push({ table: write.table, partition: write.partition, kind, row, old: live });
+    }
+    return changes;
+  }
+}
+
+function checkExpectation(write: RowWrite, live: RowVersion | null, current: RowVersion | null): Error | null {
+  if (write.expect === 'absent') {
+    if (live === null) return null;
+    const pkCol = write.table.columns[primaryKeyIndex(write.table)]!;
+    return new ServerError(
+      'SQL_EXECUTION_ERROR',
+      `Duplicate primary key in ${qualifiedName(write.table)}: ${pkCol.name} = ${String(write.values[primaryKeyIndex(write.table)])} already exists`,
+    );
+  }
+  if (write.expect === 'any') return null;
+  if (current === null || current.seq !== write.expect) return new WriteConflictError(write.table);
+  return null;
+}
+
+function indexKeyOf(write: RowWrite): string {
+  const pkIdx = primaryKeyIndex(write.table);
+  assert(pkIdx >= 0, 'writes need a primary key');
+  const pkCol = write.table.columns[pkIdx]!;
+  const prefix = partitionPrefix(KEY_PK, write.table.id, write.partition);
+  return pkKey(prefix, encodePk(pkCol.type, write.values[pkIdx]!)).toString('latin1');
+}

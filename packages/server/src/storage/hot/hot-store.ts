@@ -1,0 +1,104 @@
+/**
+ * The hot tier: RocksDB holding the catalog, every row version (by partition and _seq) and the
+ * primary-key index (newest version per key). Reads here; writes go through the Committer so that
+ * they are validated and group-committed in one place.
+ */
+import RocksDB from 'rocksdb-native';
+import { mkdirSync } from 'node:fs';
+import { assert } from '../../util/errors.js';
+import type { StoredValue, TableDef } from '../../catalog/types.js';
+import { primaryKeyIndex } from '../../catalog/types.js';
+import {
+  KEY_CATALOG, KEY_PK, KEY_VERSION, catalogKey, encodePk, partitionPrefix, pkKey, prefixEnd, tablePrefix, versionKey,
+} from './keys.js';
+import { decodeIndexValue, decodeRow, type RowVersion } from './row-codec.js';
+
+const SCAN_CAPACITY = 1024;
+
+export class HotStore {
+  private constructor(readonly db: RocksDB, readonly path: string) {}
+
+  static async open(path: string): Promise<HotStore> {
+    mkdirSync(path, { recursive: true });
+    const db = new RocksDB(path, { createIfMissing: true, maxBackgroundJobs: 2 });
+    await db.ready();
+    return new HotStore(db, path);
+  }
+
+  async close(): Promise<void> {
+    await this.db.close({ force: true });
+  }
+
+  /** Every catalog entry, as name → parsed JSON. */
+  async loadCatalog(): Promise<Map<string, unknown>> {
+    const out = new Map<string, unknown>();
+    const start = Buffer.of(KEY_CATALOG);
+    for await (const { key, value } of this.db.iterator({ gte: start, lt: prefixEnd(start), capacity: SCAN_CAPACITY })) {
+      out.set(key.subarray(1).toString('utf8'), JSON.parse(value.toString('utf8')));
+    }
+    return out;
+  }
+
+  /** Writes catalog entries atomically; `undefined` deletes. */
+  async writeCatalog(entries: ReadonlyMap<string, unknown>): Promise<void> {
+    const batch = this.db.write({ capacity: entries.size, autoDestroy: true });
+    for (const [name, value] of entries) {
+      if (value === undefined) batch.tryDelete(catalogKey(name));
+      else batch.tryPut(catalogKey(name), Buffer.from(JSON.stringify(value), 'utf8'));
+    }
+    await batch.flush();
+  }
+
+  /** Newest version of every key in a partition (tombstones included), in primary-key byte order. */
+  async scanPartition(table: TableDef, partition: string): Promise<RowVersion[]> {
+    const prefix = partitionPrefix(KEY_PK, table.id, partition);
+    const out: RowVersion[] = [];
+    for await (const { value } of this.db.iterator({ gte: prefix, lt: prefixEnd(prefix), capacity: SCAN_CAPACITY })) {
+      out.push(decodeIndexValue(value));
+    }
+    return out;
+  }
+
+  /** Newest version for each primary key given (null where the key has never been written). */
+  async getByPks(table: TableDef, partition: string, pks: readonly StoredValue[]): Promise<(RowVersion | null)[]> {
+    const pkCol = table.columns[primaryKeyIndex(table)];
+    assert(pkCol !== undefined, 'table without primary key');
+    const prefix = partitionPrefix(KEY_PK, table.id, partition);
+    const batch = this.db.read({ capacity: pks.length, autoDestroy: true });
+    const pending = pks.map((pk) => batch.get(pkKey(prefix, encodePk(pkCol.type, pk))));
+    batch.tryFlush();
+    const values = await Promise.all(pending);
+    return values.map((v) => (v === null ? null : decodeIndexValue(v)));
+  }
+
+  /** Raw index lookups used by the committer to validate a group of writes at once. */
+  async getIndexEntries(keys: readonly Buffer[]): Promise<(RowVersion | null)[]> {
+    if (keys.length === 0) return [];
+    const batch = this.db.read({ capacity: keys.length, autoDestroy: true });
+    const pending = keys.map((k) => batch.get(k));
+    batch.tryFlush();
+    const values = await Promise.all(pending);
+    return values.map((v) => (v === null ? null : decodeIndexValue(v)));
+  }
+
+  /** Every version of a partition with seq > afterSeq, in commit order. */
+  async scanVersionsAfter(table: TableDef, partition: string, afterSeq: bigint): Promise<RowVersion[]> {
+    const prefix = partitionPrefix(KEY_VERSION, table.id, partition);
+    const out: RowVersion[] = [];
+    const range = { gt: versionKey(prefix, afterSeq), lt: prefixEnd(prefix), capacity: SCAN_CAPACITY };
+    for await (const { key, value } of this.db.iterator(range)) {
+      out.push(decodeRow(key.readBigUInt64BE(key.length - 8), value));
+    }
+    return out;
+  }
+
+  /** Removes every row version and index entry of a table (DROP TABLE). */
+  async dropTableRows(tableId: number): Promise<void> {
+    const batch = this.db.write({ capacity: 2, autoDestroy: true });
+    for (const kind of [KEY_VERSION, KEY_PK]) {
+      const prefix = tablePrefix(kind, tableId);
+      batch.tryDeleteRange(prefix, prefixEnd(prefix));
+    }
+    await batch.flush();
+  }
+}

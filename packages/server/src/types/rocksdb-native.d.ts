@@ -1,0 +1,31 @@
+// Minimal typings for the parts of rocksdb-native this server uses.
+declare module 'rocksdb-native' {
+  interface BatchOptions { capacity?: number; autoDestroy?: boolean }
+  interface IteratorRange { gt?: Buffer; gte?: Buffer; lt?: Buffer; lte?: Buffer; reverse?: boolean; limit?: number; capacity?: number; values?: boolean }
+  class ReadBatch {
+    get(key: Buffer): Promise<Buffer | null>;
+    flush(): Promise<void>;
+    tryFlush(): void;
+    destroy(): void;
+  }
+  class WriteBatch {
+    tryPut(key: Buffer, value: Buffer): void;
+    tryDelete(key: Buffer): void;
+    tryDeleteRange(start: Buffer, end: Buffer): void;
+    flush(): Promise<void>;
+    destroy(): void;
+  }
+  interface OpenOptions { createIfMissing?: boolean; maxBackgroundJobs?: number; walRecoveryMode?: number }
+  class RocksDB {
+    constructor(path: string, opts?: OpenOptions);
+    ready(): Promise<void>;
+    close(opts?: { force?: boolean }): Promise<void>;
+    read(opts?: BatchOptions): ReadBatch;
+    write(opts?: BatchOptions): WriteBatch;
+    iterator(range: IteratorRange): AsyncIterable<{ key: Buffer; value: Buffer }>;
+    snapshot(): RocksDB;
+    get(key: Buffer): Promise<Buffer | null>;
+    flush(): Promise<void>;
+  }
+  export default RocksDB;
+}

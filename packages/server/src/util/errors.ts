@@ -1,0 +1,60 @@
+/**
+ * Typed operating errors. Every expected failure (bad input, missing table, denied access) is a
+ * ServerError with a stable protocol code; the HTTP layer maps it to a status in one place.
+ * Programmer errors are plain `assert` failures and are never caught to continue.
+ */
+
+export type ErrorCode =
+  | 'MISSING_AUTHORIZATION'
+  | 'INVALID_CREDENTIALS'
+  | 'EMPTY_SQL'
+  | 'PARAMS_WITH_BATCH'
+  | 'INVALID_SQL'
+  | 'SQL_EXECUTION_ERROR'
+  | 'PERMISSION_DENIED'
+  | 'PAYLOAD_TOO_LARGE'
+  | 'RATE_LIMIT_EXCEEDED'
+  | 'BAD_REQUEST'
+  | 'NOT_FOUND'
+  | 'INTERNAL_ERROR';
+
+/** HTTP status for each code; the only place the mapping lives. */
+export const errorStatus: Readonly<Record<ErrorCode, number>> = Object.freeze({
+  MISSING_AUTHORIZATION: 401,
+  INVALID_CREDENTIALS: 401,
+  EMPTY_SQL: 400,
+  PARAMS_WITH_BATCH: 400,
+  INVALID_SQL: 400,
+  SQL_EXECUTION_ERROR: 400,
+  PERMISSION_DENIED: 403,
+  PAYLOAD_TOO_LARGE: 413,
+  RATE_LIMIT_EXCEEDED: 429,
+  BAD_REQUEST: 400,
+  NOT_FOUND: 404,
+  INTERNAL_ERROR: 500,
+});
+
+export class ServerError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string) {
+    super(message);
+    this.code = code;
+    this.name = 'ServerError';
+  }
+  get status(): number {
+    return errorStatus[this.code];
+  }
+}
+
+export const invalidSql = (message: string): ServerError => new ServerError('INVALID_SQL', message);
+export const execError = (message: string): ServerError => new ServerError('SQL_EXECUTION_ERROR', message);
+export const denied = (message: string): ServerError => new ServerError('PERMISSION_DENIED', message);
+
+/** Crash-worthy invariant check: a failure here is a bug, not bad input. */
+export function assert(condition: unknown, message = 'assertion failed'): asserts condition {
+  if (!condition) throw new Error(`Assertion failed: ${message}`);
+}
+
+export function assertNever(value: never, what = 'value'): never {
+  throw new Error(`Unexpected ${what}: ${JSON.stringify(value)}`);
+}
