@@ -90,6 +90,7 @@ export function bindQuery(input: PgNode, ctx: BindContext): BoundQuery {
   };
   visit(ast);
   rewriteQualifiedColumns(ast, byQualified);
+  nameFunctionColumns(ast);
   return { ast, sources, includeDeleted };
 }
 
@@ -134,4 +135,15 @@ function rewriteQualifiedColumns(node: PgNode, byQualified: ReadonlyMap<string, 
     if (alias !== undefined) node.ColumnRef.fields = [{ String: { sval: alias } }, col];
   }
   for (const key in node) rewriteQualifiedColumns(node[key], byQualified);
+}
+
+/** Unnamed function results are named after the function, as PostgreSQL does (`count`, not `count_star()`). */
+function nameFunctionColumns(select: PgNode): void {
+  for (const target of select.targetList ?? []) {
+    const res = target.ResTarget;
+    if (res && res.name === undefined && res.val?.FuncCall) {
+      const parts = res.val.FuncCall.funcname;
+      res.name = String(parts[parts.length - 1].String?.sval ?? '?column?');
+    }
+  }
 }

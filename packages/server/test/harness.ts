@@ -1,0 +1,149 @@
+/**
+ * Integration-test harness: starts the real server (`dist/src/main.js`) as a child process on a
+ * free port with a temporary data dir, and talks to it over HTTP like any client. Servers can be
+ * stopped with SIGTERM or killed with SIGKILL and restarted on the same data dir.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'main.js');
+export const ROOT_PASSWORD = 'root-password-for-tests';
+
+export interface SqlResponse {
+  status: 'success' | 'error';
+  results: Array<{ schema?: Array<{ name: string; data_type: unknown; index: number }>; rows?: unknown[][]; row_count: number; message?: string; as_user: string }>;
+  took: number;
+  error?: { code: string; message: string };
+}
+
+export class TestServer {
+  private child: ChildProcess | null = null;
+  port = 0;
+  readonly output: string[] = [];
+
+  private constructor(readonly dataDir: string, private readonly ownsDir: boolean) {}
+
+  /** Starts a server on a new temp data dir (or the given one). */
+  static async start(dataDir?: string, env: Record<string, string> = {}): Promise<TestServer> {
+    const server = new TestServer(dataDir ?? mkdtempSync(join(tmpdir(), 'kalamdb-test-')), dataDir === undefined);
+    await server.launch(env);
+    return server;
+  }
+
+  async launch(env: Record<string, string> = {}): Promise<void> {
+    const child = spawn(process.execPath, [MAIN, '--port', '0', '--data-dir', this.dataDir], {
+      env: { ...process.env, KALAMDB_ROOT_PASSWORD: ROOT_PASSWORD, KALAMDB_LOG_LEVEL: 'info', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child = child;
+    this.port = await new Promise<number>((resolve, reject) => {
+      let buffer = '';
+      const timer = setTimeout(() => reject(new Error(`server did not start:\n${this.output.join('')}`)), 20_000);
+      child.stdout!.on('data', (chunk: Buffer) => {
+        const text = chunk.toString();
+        this.output.push(text);
+        buffer += text;
+        const m = /"msg":"listening".*?"port":(\d+)/.exec(buffer);
+        if (m) {
+          clearTimeout(timer);
+          resolve(Number(m[1]));
+        }
+      });
+      child.stderr!.on('data', (chunk: Buffer) => this.output.push(chunk.toString()));
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`server exited with ${code}:\n${this.output.join('')}`));
+      });
+    });
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** Graceful stop (SIGTERM); resolves with the exit code. */
+  async stop(): Promise<number | null> {
+    return this.signal('SIGTERM');
+  }
+
+  /** kill -9: no shutdown code runs. */
+  async kill(): Promise<void> {
+    await this.signal('SIGKILL');
+  }
+
+  private async signal(sig: NodeJS.Signals): Promise<number | null> {
+    const child = this.child;
+    if (child === null || child.exitCode !== null || child.signalCode !== null) return child?.exitCode ?? null;
+    this.child = null;
+    return new Promise((resolve) => {
+      child.removeAllListeners('exit');
+      child.once('exit', (code) => resolve(code));
+      child.kill(sig);
+    });
+  }
+
+  /** Stops the server and removes its data dir. */
+  async dispose(): Promise<void> {
+    await this.kill();
+    if (this.ownsDir) rmSync(this.dataDir, { recursive: true, force: true });
+  }
+
+  async fetch(path: string, init: RequestInit = {}): Promise<Response> {
+    return fetch(this.url + path, init);
+  }
+
+  /** POST /v1/api/sql with Basic or Bearer credentials; returns status and parsed body. */
+  async sql(sql: string, opts: { auth?: Auth; params?: unknown[]; namespace?: string } = {}): Promise<{ status: number; body: SqlResponse }> {
+    const payload: Record<string, unknown> = { sql };
+    if (opts.params !== undefined) payload.params = opts.params;
+    if (opts.namespace !== undefined) payload.namespace_id = opts.namespace;
+    const res = await this.fetch('/v1/api/sql', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...authHeader(opts.auth ?? { user: 'root', password: ROOT_PASSWORD }) },
+      body: JSON.stringify(payload),
+    });
+    return { status: res.status, body: (await res.json()) as SqlResponse };
+  }
+
+  /** Runs SQL and fails the test unless it succeeded; returns the results. */
+  async ok(sql: string, opts: { auth?: Auth; params?: unknown[]; namespace?: string } = {}): Promise<SqlResponse['results']> {
+    const { status, body } = await this.sql(sql, opts);
+    if (status !== 200 || body.status !== 'success') {
+      throw new Error(`expected success for ${sql}\n got ${status} ${JSON.stringify(body)}`);
+    }
+    return body.results;
+  }
+
+  /** Rows of a single SELECT as objects keyed by column name. */
+  async rows(sql: string, opts: { auth?: Auth; params?: unknown[]; namespace?: string } = {}): Promise<Record<string, unknown>[]> {
+    const [result] = await this.ok(sql, opts);
+    const schema = result!.schema!;
+    return result!.rows!.map((r) => Object.fromEntries(schema.map((f, i) => [f.name, r[i]])));
+  }
+
+  async login(user: string, password: string): Promise<{ access_token: string; refresh_token: string }> {
+    const res = await this.fetch('/v1/api/auth/login', {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user, password }),
+    });
+    if (res.status !== 200) throw new Error(`login failed: ${res.status} ${await res.text()}`);
+    return (await res.json()) as { access_token: string; refresh_token: string };
+  }
+
+  /** Creates a user (as root) and returns Basic credentials for it. */
+  async createUser(name: string, role = 'user', password = `${name}-password-1`): Promise<{ user: string; password: string }> {
+    await this.ok(`CREATE USER '${name}' WITH PASSWORD '${password}' ROLE ${role}`);
+    return { user: name, password };
+  }
+}
+
+export type Auth = { user: string; password: string } | { token: string } | { header: string } | null;
+
+export function authHeader(auth: Auth): Record<string, string> {
+  if (auth === null) return {};
+  if ('token' in auth) return { authorization: `Bearer ${auth.token}` };
+  if ('header' in auth) return { authorization: auth.header };
+  return { authorization: `Basic ${Buffer.from(`${auth.user}:${auth.password}`).toString('base64')}` };
+}
