@@ -10,6 +10,10 @@ import { splitStatements, type StatementText, type Token } from './lexer.js';
 import { identifier, userId } from './names.js';
 import type { PgNode, Statement, TableName } from './statement.js';
 import { createTableFromPg, normalizeCreateTableText } from './create-table.js';
+import { parseSimpleInsert } from './insert-fast.js';
+
+/** Statements longer than this are not cached: bulk inserts would fill the cache with one-off text. */
+const CACHED_SQL_LENGTH_MAX = 8 * 1024;
 
 export async function initParser(): Promise<void> {
   await loadModule();
@@ -24,8 +28,10 @@ export class ParseCache {
     const hit = this.entries.get(sql);
     if (hit) return hit;
     const parsed = Object.freeze(splitStatements(sql).map(parseStatement));
+    if (sql.length > CACHED_SQL_LENGTH_MAX) return parsed;
     if (this.entries.size >= this.capacity) this.entries.delete(this.entries.keys().next().value!);
-    this.entries.set(sql, parsed);
+    // Cached trees are shared by every later request: freezing them catches any stage that mutates.
+    this.entries.set(sql, deepFreeze(parsed));
     return parsed;
   }
 }
@@ -60,7 +66,9 @@ export function parseStatement(stmt: StatementText): Statement {
     case 'ROLLBACK': case 'ABORT':
       return parseTransactionWord(c, 'rollback');
     case 'SELECT': case 'WITH': case 'VALUES': case 'TABLE':
-    case 'INSERT': case 'UPDATE': case 'DELETE':
+    case 'INSERT':
+      return parseSimpleInsert(stmt) ?? parseSql(stmt);
+    case 'UPDATE': case 'DELETE':
       return parseSql(stmt);
     default:
       if (stmt.tokens[0]?.value === '(') return parseSql(stmt);
@@ -80,7 +88,7 @@ function parseSql(stmt: StatementText): Statement {
   const [nodeType, node] = Object.entries(ast)[0] as [string, PgNode];
   const kind = SQL_KINDS[nodeType];
   if (kind === undefined) throw invalidSql(`Unsupported statement: ${nodeType.replace(/Stmt$/, '').toUpperCase()}`);
-  return deepFreeze({ kind, ast: node, paramCount: maxParamNumber(node) });
+  return { kind, ast: node, paramCount: maxParamNumber(node) };
 }
 
 /** Parses exactly one statement with libpg-query; syntax errors name the position. */
