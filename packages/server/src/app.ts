@@ -14,12 +14,13 @@ import { Catalog } from './catalog/catalog.js';
 import { HotStore } from './storage/hot/hot-store.js';
 import { Committer, MAX_SEQ_KEY } from './storage/hot/committer.js';
 import { DuckEngine } from './storage/duck/duck-engine.js';
+import { HotMirror } from './storage/duck/hot-mirror.js';
 import { initParser, ParseCache } from './sql/parser.js';
 import { PasswordHasher } from './auth/passwords.js';
 import { TokenService } from './auth/tokens.js';
 import { Authenticator } from './auth/authenticator.js';
 import { Executor } from './exec/executor.js';
-import { RowSources } from './exec/sources.js';
+import { RowSources, sourceColumns } from './exec/sources.js';
 import type { Services } from './exec/context.js';
 import { createHttpServer } from './http/server.js';
 
@@ -45,8 +46,10 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   await ensureRoot(config, catalog, passwords, log);
   const tokens = new TokenService(jwtSecret(config), config.accessTokenTtlSeconds, config.refreshTokenTtlSeconds);
   const committer = new Committer(hot, seqs);
+  const mirror = new HotMirror(duck, hot, sourceColumns, config.mirrorRowsMax);
+  committer.onCommit((changes) => mirror.onCommit(changes));
   const services: Services = {
-    config, catalog, hot, committer, duck, sources: new RowSources(hot), seqs, ddl: new Mutex(), passwords,
+    config, catalog, hot, committer, duck, mirror, sources: new RowSources(hot), seqs, ddl: new Mutex(), passwords,
   };
   const executor = new Executor(services, new ParseCache(config.parseCacheEntries));
   const auth = new Authenticator(catalog, tokens, passwords);

@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import assert from 'node:assert/strict';
 
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'main.js');
 export const ROOT_PASSWORD = 'root-password-for-tests';
@@ -124,6 +125,23 @@ export class TestServer {
     return result!.rows!.map((r) => Object.fromEntries(schema.map((f, i) => [f.name, r[i]])));
   }
 
+  /** POST with a raw body (string sent as is, anything else as JSON); returns status, text and parsed JSON (or null). */
+  async post(path: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; text: string; json: unknown }> {
+    const res = await this.fetch(path, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    const text = await res.text();
+    let json: unknown = null;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = null;
+    }
+    return { status: res.status, text, json };
+  }
+
   async login(user: string, password: string): Promise<{ access_token: string; refresh_token: string }> {
     const res = await this.fetch('/v1/api/auth/login', {
       method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user, password }),
@@ -146,4 +164,16 @@ export function authHeader(auth: Auth): Record<string, string> {
   if ('token' in auth) return { authorization: `Bearer ${auth.token}` };
   if ('header' in auth) return { authorization: auth.header };
   return { authorization: `Basic ${Buffer.from(`${auth.user}:${auth.password}`).toString('base64')}` };
+}
+
+/** Asserts a failed SQL request: HTTP status, the protocol's error envelope, the code and (optionally) the message. */
+export function assertError(res: { status: number; body: SqlResponse }, status: number, code: string, message?: RegExp): void {
+  const context = JSON.stringify(res.body);
+  assert.equal(res.status, status, `HTTP status; body: ${context}`);
+  assert.equal(res.body.status, 'error', context);
+  assert.deepEqual(res.body.results, [], context);
+  assert.equal(typeof res.body.took, 'number', context);
+  assert.equal(res.body.error?.code, code, context);
+  assert.equal(typeof res.body.error?.message, 'string', context);
+  if (message !== undefined) assert.match(res.body.error!.message, message, context);
 }

@@ -30,6 +30,8 @@ export interface Config {
   readonly duckdbThreads: number;
   readonly duckdbMemoryLimit: string;
   readonly parseCacheEntries: number;
+  /** Rows the hot mirror (DuckDB copies of queried partitions) may hold before it drops the least recently used. */
+  readonly mirrorRowsMax: number;
 }
 
 export const defaults: Config = Object.freeze({
@@ -51,6 +53,7 @@ export const defaults: Config = Object.freeze({
   duckdbThreads: 2,
   duckdbMemoryLimit: '2GB',
   parseCacheEntries: 2048,
+  mirrorRowsMax: 5_000_000,
 });
 
 type Overrides = { -readonly [K in keyof Config]?: Config[K] };

@@ -28,8 +28,6 @@ export interface BindContext {
   readonly principal: Principal;
   readonly namespace: string;
   readonly tempName: () => string;
-  /** Tables the statement writes: bound like reads but checked by the caller for write access. */
-  readonly skipReadCheck?: ReadonlySet<TableDef>;
 }
 
 const ALLOWED_TABLE_FUNCTIONS: ReadonlySet<string> = new Set(['generate_series', 'range', 'unnest']);
@@ -58,7 +56,7 @@ export function bindQuery(input: PgNode, ctx: BindContext): BoundQuery {
     } else {
       const table = ctx.catalog.table(namespace, name);
       if (table === undefined) throw execError(`Table '${namespace}.${name}' does not exist`);
-      if (!ctx.skipReadCheck?.has(table)) requireRead(ctx.principal, table);
+      requireRead(ctx.principal, table);
       sources.push({ kind: 'table', table, tempName });
     }
     byQualified.set(`${namespace}.${name}`, rv.alias?.aliasname ?? name);

@@ -4,6 +4,7 @@ import type { Principal } from '../auth/access.js';
 import type { Committer } from '../storage/hot/committer.js';
 import type { HotStore } from '../storage/hot/hot-store.js';
 import type { DuckEngine } from '../storage/duck/duck-engine.js';
+import type { HotMirror } from '../storage/duck/hot-mirror.js';
 import type { SnowflakeGenerator } from '../util/snowflake.js';
 import type { Mutex } from '../util/mutex.js';
 import type { Config } from '../config/config.js';
@@ -18,6 +19,7 @@ export interface Services {
   readonly hot: HotStore;
   readonly committer: Committer;
   readonly duck: DuckEngine;
+  readonly mirror: HotMirror;
   readonly sources: RowSources;
   readonly seqs: SnowflakeGenerator;
   readonly ddl: Mutex;

@@ -4,7 +4,8 @@
  * DELETE read their target rows through the same read path as SELECT, or a primary-key point read.
  */
 import { execError, invalidSql } from '../util/errors.js';
-import { primaryKeyIndex, qualifiedName, type StoredValue, type TableDef } from '../catalog/types.js';
+import { SEQ_COLUMN, primaryKeyIndex, qualifiedName, type StoredValue, type TableDef } from '../catalog/types.js';
+import type { DuckDBValue } from '@duckdb/node-api';
 import { partitionFor, requireWrite } from '../auth/access.js';
 import type { PgNode, Statement } from '../sql/statement.js';
 import { coerce, type InputValue } from '../sql/values.js';
@@ -13,7 +14,7 @@ import { WriteConflictError, type RowWrite } from '../storage/hot/committer.js';
 import { messageResult, type RunContext, type Services, type StatementResult } from './context.js';
 import { duckToInput } from './duck-cells.js';
 import { DEFAULT_MARKER, NOT_CONSTANT, defaultValue, evalSimple, type EvalEnv } from './expr-eval.js';
-import { ROW_ID_COLUMN, runQuery } from './query.js';
+import { runQuery } from './query.js';
 import { pkEquality } from './select-exec.js';
 import type { VisibleRow } from './sources.js';
 
@@ -113,7 +114,7 @@ async function insertInputs(s: Services, ctx: RunContext, select: PgNode, width:
     }
     if (simple) return rows;
   }
-  const { result } = await runQuery(s, ctx, select);
+  const result = await runQuery(s, ctx, select);
   if (result.columnNames.length !== width) {
     throw execError(`INSERT has ${width} target column(s) but the query returns ${result.columnNames.length}`);
   }
@@ -184,48 +185,54 @@ async function updateCandidates(
       return { rows, newValues: rows.map(() => consts as InputValue[]) };
     }
   }
-  const select = {
-    SelectStmt: {
-      targetList: [
-        { ResTarget: { val: { ColumnRef: { fields: [{ String: { sval: alias } }, { String: { sval: ROW_ID_COLUMN } }] } } } },
-        ...ast.targetList.map((t: PgNode) => ({ ResTarget: { val: t.ResTarget.val } })),
-      ],
-      fromClause: [{ RangeVar: ast.relation }, ...(ast.fromClause ?? [])],
-      ...(ast.whereClause ? { whereClause: ast.whereClause } : {}),
-      limitOption: 'LIMIT_OPTION_DEFAULT',
-      op: 'SETOP_NONE',
-    },
-  };
-  const { result, targetRows } = await runQuery(s, ctx, select, { target: table });
-  const seen = new Set<number>();
-  const rows: VisibleRow[] = [];
-  const newValues: InputValue[][] = [];
-  for (const r of result.rows) {
-    const rid = Number(r[0]);
-    if (seen.has(rid)) continue;
-    seen.add(rid);
-    rows.push(targetRows[rid]!);
-    newValues.push(r.slice(1).map(duckToInput));
-  }
-  return { rows, newValues };
+  const exprs = ast.targetList.map((t: PgNode) => ({ ResTarget: { val: t.ResTarget.val } }));
+  const matched = await matchRows(s, ctx, table, alias, exprs, [{ RangeVar: ast.relation }, ...(ast.fromClause ?? [])], ast.whereClause);
+  return { rows: matched.map((m) => m.row), newValues: matched.map((m) => m.extra.map(duckToInput)) };
 }
 
 async function deleteCandidates(s: Services, ctx: RunContext, table: TableDef, ast: PgNode): Promise<VisibleRow[]> {
   const alias = ast.relation.alias?.aliasname ?? table.name;
   const point = !ast.usingClause ? pkEquality(table, ast.whereClause, ctx, alias) : null;
   if (point !== null) return pointRows(s, ctx, table, point);
+  const matched = await matchRows(s, ctx, table, alias, [], [{ RangeVar: ast.relation }, ...(ast.usingClause ?? [])], ast.whereClause);
+  return matched.map((m) => m.row);
+}
+
+/**
+ * Finds the target rows of an UPDATE/DELETE with DuckDB (`SELECT pk, _seq, extra... FROM ... WHERE ...`),
+ * then reads each row by primary key. A row whose version moved on since DuckDB saw it is a write
+ * conflict, so the statement is retried on fresh data rather than applied to a row it did not match.
+ */
+async function matchRows(
+  s: Services, ctx: RunContext, table: TableDef, alias: string, extra: PgNode[], fromClause: PgNode[], whereClause: PgNode,
+): Promise<{ row: VisibleRow; extra: DuckDBValue[] }[]> {
+  const pkCol = table.columns[primaryKeyIndex(table)]!;
+  const column = (name: string): PgNode => ({ ResTarget: { val: { ColumnRef: { fields: [{ String: { sval: alias } }, { String: { sval: name } }] } } } });
   const select = {
     SelectStmt: {
-      targetList: [{ ResTarget: { val: { ColumnRef: { fields: [{ String: { sval: alias } }, { String: { sval: ROW_ID_COLUMN } }] } } } }],
-      fromClause: [{ RangeVar: ast.relation }, ...(ast.usingClause ?? [])],
-      ...(ast.whereClause ? { whereClause: ast.whereClause } : {}),
+      targetList: [column(pkCol.name), column(SEQ_COLUMN), ...extra],
+      fromClause,
+      ...(whereClause ? { whereClause } : {}),
       limitOption: 'LIMIT_OPTION_DEFAULT',
       op: 'SETOP_NONE',
     },
   };
-  const { result, targetRows } = await runQuery(s, ctx, select, { target: table });
-  const ids = new Set(result.rows.map((r) => Number(r[0])));
-  return [...ids].map((rid) => targetRows[rid]!);
+  const result = await runQuery(s, ctx, select);
+  const seen = new Set<string>();
+  const unique = result.rows.filter((r) => {
+    const key = String(r[0]);
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+  const pks = unique.map((r) => coerce(pkCol, duckToInput(r[0]!)));
+  const rows = await s.sources.byPks(table, partitionFor(ctx.principal, table), pks, ctx.tx);
+  return unique.map((r, i) => {
+    const row = rows[i];
+    const seenSeq = r[1] === null ? null : BigInt(r[1] as bigint);
+    if (row === null || row === undefined || (seenSeq !== null && row.seq !== seenSeq)) throw new WriteConflictError(table);
+    return { row, extra: r.slice(2) };
+  });
 }
 
 async function pointRows(s: Services, ctx: RunContext, table: TableDef, value: StoredValue | string): Promise<VisibleRow[]> {

@@ -1,86 +1,89 @@
 /**
- * The general read path: bind the parse tree, materialize each source with exactly the rows the
- * caller may see, run the deparsed SQL on DuckDB. SELECT, INSERT ... SELECT, UPDATE and DELETE all
+ * The general read path: bind the parse tree, give each source exactly the rows the caller may
+ * see, run the deparsed SQL on DuckDB. Table sources are read from the hot mirror (kept in sync
+ * with RocksDB); inside a transaction that wrote to a partition, that partition is materialized
+ * with the transaction's own writes laid over. SELECT, INSERT ... SELECT, UPDATE and DELETE all
  * read through here; only primary-key point reads take the fast path in select-exec.
  */
 import { deparseSync } from 'pgsql-deparser';
 import type { DuckDBValue } from '@duckdb/node-api';
 import { execError } from '../util/errors.js';
-import type { StoredValue, TableDef } from '../catalog/types.js';
 import { partitionFor } from '../auth/access.js';
 import type { PgNode } from '../sql/statement.js';
-import type { DuckResult, SourceColumn, TempSource } from '../storage/duck/duck-engine.js';
+import type { DuckResult, TempSource } from '../storage/duck/duck-engine.js';
+import type { MirrorLease } from '../storage/duck/hot-mirror.js';
 import { bindQuery, type BoundSource } from './bind.js';
 import type { RunContext, Services } from './context.js';
-import { sourceColumns, withSystemColumns, type VisibleRow } from './sources.js';
+import { sourceColumns, withSystemColumns } from './sources.js';
 import { systemRelation } from './system-tables.js';
 
-export const ROW_ID_COLUMN = '__kalam_rid';
-
-export interface QueryOptions {
-  /** The table an UPDATE/DELETE targets: its source gets a row-id column and its rows are returned. */
-  readonly target?: TableDef;
-}
-
-export interface QueryOutput {
-  readonly result: DuckResult;
-  /** Visible rows of the target table, indexed by the row-id column. */
-  readonly targetRows: readonly VisibleRow[];
-}
-
-export async function runQuery(s: Services, ctx: RunContext, selectNode: PgNode, options: QueryOptions = {}): Promise<QueryOutput> {
+export async function runQuery(s: Services, ctx: RunContext, selectNode: PgNode): Promise<DuckResult> {
   const bound = bindQuery(selectNode, {
     catalog: s.catalog,
     principal: ctx.principal,
     namespace: ctx.namespace,
     tempName: () => s.duck.tempName(),
-    skipReadCheck: options.target ? new Set([options.target]) : undefined,
   });
-  let targetRows: VisibleRow[] = [];
-  let targetBound = false;
-  const sources: TempSource[] = [];
-  const names = new Map<string, string>();
-  for (const source of bound.sources) {
-    const isTarget = !targetBound && source.kind === 'table' && source.table === options.target;
-    const built = await buildSource(s, ctx, source, isTarget ? false : bound.includeDeleted, isTarget);
-    if (isTarget) {
-      targetRows = built.rows;
-      targetBound = true;
-    }
-    sources.push(built.source);
-    names.set(source.tempName, source.kind === 'table' ? `${source.table.namespace}.${source.table.name}` : `system.${source.name}`);
-  }
-  const sql = deparseSync(selectNode.SelectStmt ? bound.ast : { SelectStmt: bound.ast });
+  const temps: TempSource[] = [];
+  const leases: MirrorLease[] = [];
+  const relationNames = new Map<string, string>();
+  const displayNames = new Map<string, string>();
   try {
-    const result = await s.duck.query(sql, duckParams(ctx.params), sources);
+    for (const source of bound.sources) {
+      displayNames.set(source.tempName, source.kind === 'table' ? `${source.table.namespace}.${source.table.name}` : `system.${source.name}`);
+      const mirrored = await mirrorSource(s, ctx, source, bound.includeDeleted);
+      if (mirrored !== null) {
+        leases.push(mirrored.lease);
+        relationNames.set(source.tempName, mirrored.relation);
+      } else {
+        temps.push(await tempSource(s, ctx, source, bound.includeDeleted));
+      }
+    }
+    renameRelations(bound.ast, relationNames);
+    for (const [placeholder, relation] of relationNames) displayNames.set(relation, displayNames.get(placeholder)!);
+    const sql = deparseSync({ SelectStmt: bound.ast.SelectStmt ?? bound.ast });
+    const result = await s.duck.query(sql, duckParams(ctx.params), temps);
     if (result.rows.length > s.config.resultRowsMax) {
       throw execError(`Result has more than ${s.config.resultRowsMax} rows: add a LIMIT or a narrower WHERE`);
     }
-    return { result, targetRows };
+    return result;
   } catch (error) {
-    if (error instanceof Error) error.message = error.message.replace(/kt_\d+/g, (m) => names.get(m) ?? m);
+    if (error instanceof Error) error.message = error.message.replace(/\b(kt|m)_\d+(_live)?\b/g, (m) => displayNames.get(m) ?? m);
     throw error;
+  } finally {
+    for (const lease of leases) lease.release();
   }
 }
 
-async function buildSource(
-  s: Services, ctx: RunContext, source: BoundSource, includeDeleted: boolean, isTarget: boolean,
-): Promise<{ source: TempSource; rows: VisibleRow[] }> {
+async function mirrorSource(
+  s: Services, ctx: RunContext, source: BoundSource, includeDeleted: boolean,
+): Promise<{ lease: MirrorLease; relation: string } | null> {
+  if (source.kind !== 'table') return null;
+  const partition = partitionFor(ctx.principal, source.table);
+  if (ctx.tx !== null && ctx.tx.overlay(source.table, partition).length > 0) return null;
+  const lease = await s.mirror.acquire(source.table, partition);
+  return { lease, relation: includeDeleted ? lease.allName : lease.liveName };
+}
+
+async function tempSource(s: Services, ctx: RunContext, source: BoundSource, includeDeleted: boolean): Promise<TempSource> {
   if (source.kind === 'system') {
     const rel = systemRelation(s.catalog, source.name);
-    return { source: { name: source.tempName, columns: rel.columns, rows: rel.rows }, rows: [] };
+    return { name: source.tempName, columns: rel.columns, rows: rel.rows };
   }
   const table = source.table;
   const visible = await s.sources.visible(table, partitionFor(ctx.principal, table), includeDeleted, ctx.tx);
-  const columns: SourceColumn[] = sourceColumns(table);
-  let rows: StoredValue[][];
-  if (isTarget) {
-    columns.push({ name: ROW_ID_COLUMN, type: 'Int' });
-    rows = visible.map((r, i) => [...withSystemColumns(r), i]);
-  } else {
-    rows = visible.map(withSystemColumns);
+  return { name: source.tempName, columns: sourceColumns(table), rows: visible.map(withSystemColumns) };
+}
+
+function renameRelations(node: PgNode, names: ReadonlyMap<string, string>): void {
+  if (names.size === 0) return;
+  if (Array.isArray(node)) { for (const n of node) renameRelations(n, names); return; }
+  if (node === null || typeof node !== 'object') return;
+  if (node.RangeVar) {
+    const renamed = names.get(node.RangeVar.relname);
+    if (renamed !== undefined) node.RangeVar.relname = renamed;
   }
-  return { source: { name: source.tempName, columns, rows }, rows: visible };
+  for (const key in node) renameRelations(node[key], names);
 }
 
 /** JSON params as DuckDB values: numbers, strings, booleans and null pass through. */

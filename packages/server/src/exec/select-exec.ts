@@ -18,7 +18,7 @@ type Of<K extends Statement['kind']> = Extract<Statement, { kind: K }>;
 export async function select(s: Services, ctx: RunContext, st: Of<'select'>): Promise<StatementResult> {
   const fast = await pointSelect(s, ctx, st.ast);
   if (fast !== null) return fast;
-  const { result } = await runQuery(s, ctx, st.ast);
+  const result = await runQuery(s, ctx, st.ast);
   const { schema, rows } = encodeDuckResult(result);
   return rowsResult(ctx, schema, rows);
 }

@@ -105,26 +105,19 @@ export class DuckEngine {
     }
   }
 
-  private async materialize(conn: DuckDBConnection, source: TempSource): Promise<void> {
-    const cols = source.columns.map((c) => `"${c.name}" ${duckType(c)}`).join(', ');
-    await conn.run(`CREATE TEMP TABLE ${source.name} (${cols})`);
-    if (source.rows.length === 0) return;
-    const appender = await conn.createAppender(source.name, 'main', 'temp');
-    const appenders = source.columns.map(cellAppender);
+  /** Runs `fn` with a pooled connection (used by the hot mirror to load and sync its tables). */
+  async withConnection<T>(fn: (conn: DuckDBConnection) => Promise<T>): Promise<T> {
+    const conn = await this.acquire();
     try {
-      for (const row of source.rows) {
-        assert(row.length === appenders.length, 'row width matches source columns');
-        for (let i = 0; i < appenders.length; i++) {
-          const v = row[i];
-          if (v === null || v === undefined) appender.appendNull();
-          else appenders[i]!(appender, v);
-        }
-        appender.endRow();
-      }
-      appender.flushSync();
+      return await fn(conn);
     } finally {
-      appender.closeSync();
+      this.release(conn);
     }
+  }
+
+  private async materialize(conn: DuckDBConnection, source: TempSource): Promise<void> {
+    await conn.run(`CREATE TEMP TABLE ${source.name} (${columnList(source.columns)})`);
+    await appendRows(conn, source.name, 'temp', source.columns, source.rows);
   }
 
   private acquire(): Promise<DuckDBConnection> {
@@ -137,6 +130,33 @@ export class DuckEngine {
     const waiter = this.waiters.shift();
     if (waiter) waiter(conn);
     else this.idle.push(conn);
+  }
+}
+
+export function columnList(columns: readonly SourceColumn[]): string {
+  return columns.map((c) => `"${c.name}" ${duckType(c)}`).join(', ');
+}
+
+/** Appends rows (cells in column order) to a table through DuckDB's appender. */
+export async function appendRows(
+  conn: DuckDBConnection, table: string, catalog: 'temp' | 'memory', columns: readonly SourceColumn[], rows: readonly (readonly StoredValue[])[],
+): Promise<void> {
+  if (rows.length === 0) return;
+  const appender = await conn.createAppender(table, 'main', catalog);
+  const appenders = columns.map(cellAppender);
+  try {
+    for (const row of rows) {
+      assert(row.length === appenders.length, 'row width matches source columns');
+      for (let i = 0; i < appenders.length; i++) {
+        const v = row[i];
+        if (v === null || v === undefined) appender.appendNull();
+        else appenders[i]!(appender, v);
+      }
+      appender.endRow();
+    }
+    appender.flushSync();
+  } finally {
+    appender.closeSync();
   }
 }
 

@@ -1,0 +1,205 @@
+/**
+ * The hot mirror: for each (table, partition) that queries read, a DuckDB table holding the newest
+ * version of every key (tombstones included) plus a view of the live rows. It is kept up to date
+ * from the committer's changes, applied lazily before the next query that reads it, so a query
+ * costs the SQL itself instead of copying the partition into DuckDB every time. Mirrors are
+ * dropped least-recently-used past a row budget.
+ *
+ * Consistency: an entry exists before its first load starts and collects every change committed
+ * from then on, and the load keeps the newer `_seq` per key, so no commit is missed or applied
+ * twice. Syncs run in one DuckDB transaction, so concurrent readers see before or after, never half.
+ */
+import type { DuckDBConnection } from '@duckdb/node-api';
+import { assert } from '../../util/errors.js';
+import { Mutex } from '../../util/mutex.js';
+import { DELETED_COLUMN, primaryKeyIndex, type StoredValue, type TableDef } from '../../catalog/types.js';
+import type { CommittedChange } from '../hot/committer.js';
+import type { HotStore } from '../hot/hot-store.js';
+import { encodePk } from '../hot/keys.js';
+import type { RowVersion } from '../hot/row-codec.js';
+import { appendRows, columnList, duckType, type DuckEngine, type SourceColumn } from './duck-engine.js';
+
+export interface MirrorLease {
+  /** Relation with live rows only. */
+  readonly liveName: string;
+  /** Relation with tombstones too (for queries that filter on _deleted). */
+  readonly allName: string;
+  release(): void;
+}
+
+interface Entry {
+  readonly key: string;
+  readonly table: TableDef;
+  readonly partition: string;
+  readonly name: string;
+  readonly lock: Mutex;
+  pending: RowVersion[];
+  loaded: boolean;
+  rows: number;
+  refs: number;
+  lastUsed: number;
+  dropped: boolean;
+}
+
+/** Columns of a mirror: the table's columns, then _seq and _deleted. */
+export type MirrorColumns = (table: TableDef) => SourceColumn[];
+
+export class HotMirror {
+  private readonly entries = new Map<string, Entry>();
+  private counter = 0;
+  private totalRows = 0;
+
+  constructor(
+    private readonly duck: DuckEngine,
+    private readonly hot: HotStore,
+    private readonly columnsOf: MirrorColumns,
+    private readonly rowsMax: number,
+  ) {}
+
+  /** Committer listener: remembers each change for the mirrors that exist. */
+  onCommit(changes: readonly CommittedChange[]): void {
+    for (const change of changes) {
+      const entry = this.entries.get(entryKey(change.table.id, change.partition));
+      if (entry !== undefined) entry.pending.push(change.row);
+    }
+  }
+
+  async acquire(table: TableDef, partition: string): Promise<MirrorLease> {
+    const key = entryKey(table.id, partition);
+    let entry = this.entries.get(key);
+    if (entry === undefined || entry.table !== table) {
+      if (entry !== undefined) this.retire(entry);
+      entry = {
+        key, table, partition, name: `m_${++this.counter}`, lock: new Mutex(), pending: [],
+        loaded: false, rows: 0, refs: 0, lastUsed: 0, dropped: false,
+      };
+      this.entries.set(key, entry);
+    }
+    entry.refs++;
+    entry.lastUsed = performance.now();
+    const e = entry;
+    try {
+      await e.lock.run(() => this.sync(e));
+    } catch (error) {
+      e.refs--;
+      this.retire(e);
+      throw error;
+    }
+    this.evict();
+    let released = false;
+    return {
+      liveName: `${e.name}_live`,
+      allName: e.name,
+      release: () => {
+        assert(!released, 'mirror lease released twice');
+        released = true;
+        e.refs--;
+        if (e.dropped && e.refs === 0) void this.dropTables(e);
+      },
+    };
+  }
+
+  /** Forgets every mirror of a table (DROP TABLE). */
+  dropTable(tableId: number): void {
+    for (const entry of [...this.entries.values()]) if (entry.table.id === tableId) this.retire(entry);
+  }
+
+  private async sync(entry: Entry): Promise<void> {
+    if (entry.dropped) throw new Error('mirror retired while syncing');
+    if (!entry.loaded) return this.load(entry);
+    if (entry.pending.length === 0) return;
+    const pending = entry.pending;
+    entry.pending = [];
+    const newest = newestByKey(entry.table, pending);
+    const pkIdx = primaryKeyIndex(entry.table);
+    const pkColumn = this.columnsOf(entry.table)[pkIdx]!;
+    const columns = this.columnsOf(entry.table);
+    let replaced = 0;
+    await this.duck.withConnection(async (conn) => {
+      const keys = `${entry.name}_keys`;
+      await conn.run('BEGIN TRANSACTION');
+      try {
+        await conn.run(`CREATE TEMP TABLE ${keys} (k ${duckType(pkColumn)})`);
+        await appendRows(conn, keys, 'temp', [pkColumn], [...newest.values()].map((r) => [r.values[pkIdx]!]));
+        const deleted = await conn.run(`DELETE FROM memory.main.${entry.name} WHERE "${pkColumn.name}" IN (SELECT k FROM temp.main.${keys})`);
+        replaced = deleted.rowsChanged;
+        await appendRows(conn, entry.name, 'memory', columns, [...newest.values()].map(mirrorRow));
+        await conn.run(`DROP TABLE temp.main.${keys}`);
+        await conn.run('COMMIT');
+      } catch (error) {
+        await conn.run('ROLLBACK').catch(() => undefined);
+        entry.loaded = false; // reload from RocksDB next time rather than guess what applied
+        await conn.run(`DROP TABLE IF EXISTS temp.main.${keys}`).catch(() => undefined);
+        throw error;
+      }
+    });
+    const added = newest.size - replaced;
+    entry.rows += added;
+    this.totalRows += added;
+  }
+
+  private async load(entry: Entry): Promise<void> {
+    const scanned = await this.hot.scanPartition(entry.table, entry.partition);
+    const pending = entry.pending;
+    entry.pending = [];
+    const rows = scanned.length === 0 && pending.length === 0 ? [] : [...newestByKey(entry.table, [...scanned, ...pending]).values()];
+    const columns = this.columnsOf(entry.table);
+    await this.duck.withConnection(async (conn) => {
+      await conn.run(`DROP VIEW IF EXISTS memory.main.${entry.name}_live`);
+      await conn.run(`DROP TABLE IF EXISTS memory.main.${entry.name}`);
+      await conn.run(`CREATE TABLE memory.main.${entry.name} (${columnList(columns)})`);
+      await conn.run(`CREATE VIEW memory.main.${entry.name}_live AS SELECT * FROM memory.main.${entry.name} WHERE NOT "${DELETED_COLUMN}"`);
+      await appendRows(conn, entry.name, 'memory', columns, rows.map(mirrorRow));
+    });
+    entry.loaded = true;
+    this.totalRows += rows.length - entry.rows;
+    entry.rows = rows.length;
+  }
+
+  private evict(): void {
+    if (this.totalRows <= this.rowsMax) return;
+    const idle = [...this.entries.values()].filter((e) => e.refs === 0).sort((a, b) => a.lastUsed - b.lastUsed);
+    for (const entry of idle) {
+      if (this.totalRows <= this.rowsMax) break;
+      this.retire(entry);
+    }
+  }
+
+  private retire(entry: Entry): void {
+    if (entry.dropped) return;
+    entry.dropped = true;
+    if (this.entries.get(entry.key) === entry) this.entries.delete(entry.key);
+    this.totalRows -= entry.rows;
+    if (entry.refs === 0) void this.dropTables(entry);
+  }
+
+  private async dropTables(entry: Entry): Promise<void> {
+    await entry.lock.run(() =>
+      this.duck.withConnection(async (conn: DuckDBConnection) => {
+        await conn.run(`DROP VIEW IF EXISTS memory.main.${entry.name}_live`);
+        await conn.run(`DROP TABLE IF EXISTS memory.main.${entry.name}`);
+      }),
+    ).catch(() => undefined);
+  }
+}
+
+function entryKey(tableId: number, partition: string): string {
+  return `${tableId}\u0000${partition}`;
+}
+
+/** The newest version per primary key among versions given in any order. */
+function newestByKey(table: TableDef, versions: readonly RowVersion[]): Map<string, RowVersion> {
+  const pkIdx = primaryKeyIndex(table);
+  const pkType = table.columns[pkIdx]!.type;
+  const out = new Map<string, RowVersion>();
+  for (const v of versions) {
+    const k = encodePk(pkType, v.values[pkIdx]!).toString('latin1');
+    const current = out.get(k);
+    if (current === undefined || current.seq < v.seq) out.set(k, v);
+  }
+  return out;
+}
+
+function mirrorRow(r: RowVersion): StoredValue[] {
+  return [...r.values, r.seq, r.deleted];
+}
