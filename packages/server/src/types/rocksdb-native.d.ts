@@ -2,13 +2,13 @@
 declare module 'rocksdb-native' {
   interface BatchOptions { capacity?: number; autoDestroy?: boolean }
   interface IteratorRange { gt?: Buffer; gte?: Buffer; lt?: Buffer; lte?: Buffer; reverse?: boolean; limit?: number; capacity?: number; values?: boolean }
-  class ReadBatch {
+  export class ReadBatch {
     get(key: Buffer): Promise<Buffer | null>;
     flush(): Promise<void>;
     tryFlush(): void;
     destroy(): void;
   }
-  class WriteBatch {
+  export class WriteBatch {
     tryPut(key: Buffer, value: Buffer): void;
     tryDelete(key: Buffer): void;
     tryDeleteRange(start: Buffer, end: Buffer): void;

@@ -11,6 +11,7 @@ import { primaryKeyIndex, qualifiedName, type StoredValue, type TableDef } from 
 import { KEY_PK, KEY_VERSION, catalogKey, encodePk, partitionPrefix, pkKey, versionKey } from './keys.js';
 import { encodeIndexValue, encodeRow, type RowVersion } from './row-codec.js';
 import type { HotStore } from './hot-store.js';
+import type { WriteBatch } from 'rocksdb-native';
 
 /** What the newest version must be for a write to apply. */
 export type WriteExpectation = 'absent' | 'any' | bigint;
@@ -53,6 +54,12 @@ interface Intent {
 
 export type ChangeListener = (changes: readonly CommittedChange[]) => void;
 
+interface StagedGroup {
+  readonly batch: WriteBatch;
+  readonly accepted: { intent: Intent; changes: CommittedChange[] }[];
+  readonly versions: Map<string, RowVersion>;
+}
+
 export class Committer {
   private queue: Intent[] = [];
   private draining = false;
@@ -78,26 +85,42 @@ export class Committer {
     while (this.draining) await new Promise((r) => setTimeout(r, 1));
   }
 
+  /**
+   * Pipelined group commit: the index read of group N+1 overlaps the RocksDB write of group N.
+   * Group N+1 is validated only after group N's write finished, with N's staged versions laid over
+   * what the read returned (the read may or may not have seen them). Writes stay strictly ordered.
+   */
   private async drain(): Promise<void> {
     this.draining = true;
+    let previousWrite: Promise<boolean> = Promise.resolve(true);
+    let previousStaged = new Map<string, RowVersion>();
     try {
       while (this.queue.length > 0) {
         const group = this.queue.splice(0, GROUP_INTENTS_MAX);
+        let newest: Map<string, RowVersion | null>;
         try {
-          await this.commitGroup(group);
+          newest = await this.readNewest(group);
         } catch (error) {
           for (const intent of group) intent.reject(error as Error);
+          continue;
         }
+        if (await previousWrite) {
+          for (const [key, row] of previousStaged) if (newest.has(key)) newest.set(key, row);
+        }
+        const staged = this.stageGroup(group, newest);
+        previousStaged = staged.versions;
+        previousWrite = this.writeGroup(staged);
       }
+      await previousWrite;
     } finally {
       this.draining = false;
     }
   }
 
-  private async commitGroup(group: Intent[]): Promise<void> {
-    const newest = await this.readNewest(group);
+  private stageGroup(group: Intent[], newest: Map<string, RowVersion | null>): StagedGroup {
     const batch = this.hot.db.write({ capacity: 16, autoDestroy: true });
     const accepted: { intent: Intent; changes: CommittedChange[] }[] = [];
+    const versions = new Map<string, RowVersion>();
     let maxSeq = 0n;
     for (const intent of group) {
       const staged = this.stageIntent(intent, newest);
@@ -108,26 +131,38 @@ export class Committer {
       for (let i = 0; i < staged.length; i++) {
         const change = staged[i]!;
         const encoded = encodeRow(change.row.schemaVersion, change.row.deleted, change.row.values);
-        const prefixKey = intent.keys[i]!;
+        const key = intent.keys[i]!;
         batch.tryPut(versionKey(partitionPrefix(KEY_VERSION, change.table.id, change.partition), change.row.seq), encoded);
-        batch.tryPut(Buffer.from(prefixKey, 'latin1'), encodeIndexValue(change.row.seq, encoded));
-        newest.set(prefixKey, change.row);
+        batch.tryPut(Buffer.from(key, 'latin1'), encodeIndexValue(change.row.seq, encoded));
+        newest.set(key, change.row);
+        versions.set(key, change.row);
         if (change.row.seq > maxSeq) maxSeq = change.row.seq;
       }
       accepted.push({ intent, changes: staged });
     }
-    if (accepted.length === 0) {
-      batch.destroy();
-      return;
+    if (accepted.length > 0) batch.tryPut(catalogKey(MAX_SEQ_KEY), Buffer.from(JSON.stringify(maxSeq.toString()), 'utf8'));
+    return { batch, accepted, versions };
+  }
+
+  /** Writes a staged group; resolves true when it is durable, false when RocksDB refused it. */
+  private async writeGroup(staged: StagedGroup): Promise<boolean> {
+    if (staged.accepted.length === 0) {
+      staged.batch.destroy();
+      return true;
     }
-    batch.tryPut(catalogKey(MAX_SEQ_KEY), Buffer.from(JSON.stringify(maxSeq.toString()), 'utf8'));
-    await batch.flush();
+    try {
+      await staged.batch.flush();
+    } catch (error) {
+      for (const { intent } of staged.accepted) intent.reject(error as Error);
+      return false;
+    }
     const all: CommittedChange[] = [];
-    for (const { intent, changes } of accepted) {
+    for (const { intent, changes } of staged.accepted) {
       intent.resolve(changes);
       for (const c of changes) all.push(c);
     }
     for (const listener of this.listeners) listener(all);
+    return true;
   }
 
   private async readNewest(group: readonly Intent[]): Promise<Map<string, RowVersion | null>> {
