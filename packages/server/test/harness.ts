@@ -103,7 +103,7 @@ export class TestServer {
     if (opts.namespace !== undefined) payload.namespace_id = opts.namespace;
     const res = await this.fetch('/v1/api/sql', {
       method: 'POST',
-      headers: { 'content-type': 'application/json', ...authHeader(opts.auth ?? { user: 'root', password: ROOT_PASSWORD }) },
+      headers: { 'content-type': 'application/json', ...authHeader(opts.auth === undefined ? { user: 'root', password: ROOT_PASSWORD } : opts.auth) },
       body: JSON.stringify(payload),
     });
     return { status: res.status, body: (await res.json()) as SqlResponse };

@@ -95,6 +95,8 @@ export class Committer {
     let previousWrite: Promise<boolean> = Promise.resolve(true);
     let previousStaged = new Map<string, RowVersion>();
     try {
+      // Intents that arrive while the last write is in flight are picked up by the outer loop.
+      do {
       while (this.queue.length > 0) {
         const group = this.queue.splice(0, GROUP_INTENTS_MAX);
         let newest: Map<string, RowVersion | null>;
@@ -112,6 +114,7 @@ export class Committer {
         previousWrite = this.writeGroup(staged);
       }
       await previousWrite;
+      } while (this.queue.length > 0);
     } finally {
       this.draining = false;
     }
