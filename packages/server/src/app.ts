@@ -15,6 +15,9 @@ import { HotStore } from './storage/hot/hot-store.js';
 import { Committer, MAX_SEQ_KEY } from './storage/hot/committer.js';
 import { DuckEngine } from './storage/duck/duck-engine.js';
 import { HotMirror } from './storage/duck/hot-mirror.js';
+import { ColdStore } from './storage/cold/cold-store.js';
+import { JobStore } from './jobs/job-store.js';
+import { FlushService } from './jobs/flush-service.js';
 import { initParser, ParseCache } from './sql/parser.js';
 import { PasswordHasher } from './auth/passwords.js';
 import { TokenService } from './auth/tokens.js';
@@ -31,7 +34,7 @@ export interface RunningServer {
 }
 
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
-  mkdirSync(config.dataDir, { recursive: true });
+  mkdirSync(join(config.dataDir, 'storage'), { recursive: true });
   await initParser();
   const hot = await HotStore.open(join(config.dataDir, 'rocksdb'));
   const catalog = await Catalog.load(hot);
@@ -40,16 +43,31 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   if (typeof maxSeq === 'string') seqs.observe(BigInt(maxSeq));
   const duck = await DuckEngine.open({
     threads: config.duckdbThreads, memoryLimit: config.duckdbMemoryLimit,
-    connections: config.queryConnections, queryTimeoutMs: config.queryTimeoutMs,
+    connections: config.queryConnections, queryTimeoutMs: config.queryTimeoutMs, storageDir: join(config.dataDir, 'storage'),
   });
   const passwords = new PasswordHasher();
   await ensureRoot(config, catalog, passwords, log);
   const tokens = new TokenService(jwtSecret(config), config.accessTokenTtlSeconds, config.refreshTokenTtlSeconds);
   const committer = new Committer(hot, seqs);
-  const mirror = new HotMirror(duck, hot, sourceColumns, config.mirrorRowsMax);
-  committer.onCommit((changes) => mirror.onCommit(changes));
+  const cold = new ColdStore(join(config.dataDir, 'storage'), duck);
+  const mirror = new HotMirror(duck, hot, sourceColumns, cold, config.mirrorRowsMax);
+  const jobs = new JobStore(hot, seqs, config.nodeId);
+  await jobs.load(catalog.meta);
+  const flush = new FlushService({
+    catalog, hot, cold, committer, duck, jobs, log, columnsOf: sourceColumns,
+    compactSegmentsMax: config.compactSegmentsMax, concurrentFlushesMax: config.concurrentFlushesMax,
+  });
+  await flush.recover();
+  committer.onCommit((changes) => {
+    mirror.onCommit(changes);
+    flush.onCommit(changes);
+  });
+  flush.start();
+  const pruneTimer = setInterval(() => void jobs.prune(config.jobRetentionDays * 86_400_000), 3_600_000);
+  pruneTimer.unref();
+  await jobs.prune(config.jobRetentionDays * 86_400_000);
   const services: Services = {
-    config, catalog, hot, committer, duck, mirror, sources: new RowSources(hot), seqs, ddl: new Mutex(), passwords,
+    config, catalog, hot, committer, duck, mirror, cold, jobs, flush, sources: new RowSources(hot, cold), seqs, ddl: new Mutex(), passwords,
   };
   const executor = new Executor(services, new ParseCache(config.parseCacheEntries));
   const auth = new Authenticator(catalog, tokens, passwords);
@@ -68,6 +86,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
         http.close(() => resolve());
         http.closeIdleConnections();
       });
+      clearInterval(pruneTimer);
+      await flush.stop();
       await committer.idle();
       duck.close();
       await hot.close();

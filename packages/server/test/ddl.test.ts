@@ -114,6 +114,7 @@ describe('DDL', () => {
       await server.ok('CREATE NAMESPACE ns_cascade');
       await server.ok('CREATE TABLE ns_cascade.t (id INT PRIMARY KEY, v TEXT)');
       await server.ok("INSERT INTO ns_cascade.t VALUES (1, 'old')");
+      assert.deepEqual(await server.rows('SELECT id, v FROM ns_cascade.t'), [{ id: 1, v: 'old' }]);
       const [dropped] = await server.ok('DROP NAMESPACE ns_cascade CASCADE');
       assert.equal(dropped!.message, "Namespace 'ns_cascade' dropped successfully");
       assert.ok(!names(await server.rows('SHOW NAMESPACES'), 'namespace_id').includes('ns_cascade'));
@@ -326,6 +327,7 @@ describe('DDL', () => {
     it('DROP TABLE removes the table and its rows; IF EXISTS tolerates a missing table', async () => {
       await server.ok('CREATE TABLE tbl.dropme (id INT PRIMARY KEY, v TEXT)');
       await server.ok("INSERT INTO tbl.dropme VALUES (1, 'old')");
+      assert.deepEqual(await server.rows('SELECT id, v FROM tbl.dropme'), [{ id: 1, v: 'old' }]);
       const [dropped] = await server.ok('DROP TABLE tbl.dropme');
       assert.deepEqual(dropped, { row_count: 0, message: "Table 'tbl.dropme' dropped successfully", as_user: 'root' });
       assertError(await server.sql('SELECT * FROM tbl.dropme'), 400, 'SQL_EXECUTION_ERROR', /'tbl\.dropme' does not exist/);

@@ -191,6 +191,25 @@ describe('DML', () => {
       assert.deepEqual(await server.rows('SELECT id, x FROM d.upd WHERE id = 1'), [{ id: 1, x: 20 }]);
     });
 
+    it('SET col = DEFAULT takes the column default (NULL without one)', async () => {
+      await server.ok("CREATE TABLE d.upd_dflt (id INT PRIMARY KEY, n INT DEFAULT 42, s TEXT); INSERT INTO d.upd_dflt VALUES (1, 1, 'x'), (2, 2, 'y')");
+      const [res] = await server.ok('UPDATE d.upd_dflt SET n = DEFAULT, s = DEFAULT WHERE id = 1');
+      assert.equal(res!.message, 'Updated 1 row(s)');
+      await server.ok('UPDATE d.upd_dflt SET n = DEFAULT WHERE n > 1');
+      assert.deepEqual(await server.rows('SELECT id, n, s FROM d.upd_dflt ORDER BY id'), [{ id: 1, n: 42, s: null }, { id: 2, n: 42, s: 'y' }]);
+    });
+
+    it('UPDATE ... FROM and DELETE ... USING join another table', async () => {
+      await server.ok("CREATE TABLE d.uf_t (id INT PRIMARY KEY, v TEXT); CREATE TABLE d.uf_s (id INT PRIMARY KEY, v TEXT)");
+      await server.ok("INSERT INTO d.uf_t VALUES (1, 'a'), (2, 'b'), (3, 'c'); INSERT INTO d.uf_s VALUES (1, 'A'), (3, 'C')");
+      const [upd] = await server.ok('UPDATE d.uf_t SET v = s.v FROM d.uf_s s WHERE s.id = uf_t.id');
+      assert.equal(upd!.message, 'Updated 2 row(s)');
+      assert.deepEqual(await server.rows('SELECT id, v FROM d.uf_t ORDER BY id'), [{ id: 1, v: 'A' }, { id: 2, v: 'b' }, { id: 3, v: 'C' }]);
+      const [del] = await server.ok('DELETE FROM d.uf_t USING d.uf_s s WHERE s.id = uf_t.id');
+      assert.equal(del!.message, 'Deleted 2 row(s)');
+      assert.deepEqual(await server.rows('SELECT id FROM d.uf_t'), [{ id: 2 }]);
+    });
+
     it('takes $n params in SET and WHERE', async () => {
       const [res] = await server.ok('UPDATE d.upd SET s = $1, x = $2 WHERE id = $3', { params: ['p', 5, 1] });
       assert.equal(res!.message, 'Updated 1 row(s)');
@@ -445,6 +464,26 @@ describe('DML', () => {
 
     it('fails for an unknown column with a message naming it', async () => {
       assertError(await server.sql('SELECT nope FROM d.pk WHERE id = 5'), 400, 'SQL_EXECUTION_ERROR', /nope/);
+    });
+  });
+
+  describe('namespace_id', () => {
+    it('resolves unqualified names in every statement, also when the same SQL text is sent for another namespace', async () => {
+      await server.ok('CREATE NAMESPACE d_one; CREATE NAMESPACE d_two');
+      await server.ok('CREATE TABLE d_one.items (id INT PRIMARY KEY, v TEXT); CREATE TABLE d_two.items (id INT PRIMARY KEY, v TEXT)');
+      await server.ok("INSERT INTO items VALUES (1, 'one')", { namespace: 'd_one' });
+      await server.ok("INSERT INTO items VALUES (1, 'two'), (2, 'two')", { namespace: 'd_two' });
+      const count = 'SELECT count(*) AS c FROM items';
+      assert.deepEqual(await server.rows(count, { namespace: 'd_one' }), [{ c: '1' }]);
+      assert.deepEqual(await server.rows(count, { namespace: 'd_two' }), [{ c: '2' }]);
+      assert.deepEqual(await server.rows(count, { namespace: 'd_one' }), [{ c: '1' }]);
+      await server.ok("UPDATE items SET v = 'ONE' WHERE id = 1", { namespace: 'd_one' });
+      await server.ok('DELETE FROM items WHERE id = 2', { namespace: 'd_two' });
+      assert.deepEqual(await server.rows('SELECT v FROM items WHERE id = 1', { namespace: 'd_one' }), [{ v: 'ONE' }]);
+      assert.deepEqual(await server.rows('SELECT id, v FROM d_two.items ORDER BY id'), [{ id: 1, v: 'two' }]);
+      // A qualified name ignores namespace_id.
+      assert.deepEqual(await server.rows('SELECT v FROM d_two.items WHERE id = 1', { namespace: 'd_one' }), [{ v: 'two' }]);
+      assertError(await server.sql('SELECT * FROM items'), 400, 'SQL_EXECUTION_ERROR', /'default\.items' does not exist/);
     });
   });
 

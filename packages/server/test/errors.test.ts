@@ -311,6 +311,7 @@ describe('errors', () => {
     before(async () => {
       await server.ok('CREATE TABLE e.atomic (id INT PRIMARY KEY, n INT, v TEXT NOT NULL)');
       await server.ok("INSERT INTO e.atomic VALUES (1, 1, 'a'), (2, 2, 'b'), (3, 3, 'c')");
+      assert.equal((await server.rows('SELECT id FROM e.atomic')).length, 3);
     });
 
     it('a multi-row INSERT with one bad row inserts no row', async () => {

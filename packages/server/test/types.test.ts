@@ -8,7 +8,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { TestServer, assertError, type SqlResponse } from './harness.js';
+import { TestServer, type SqlResponse } from './harness.js';
 
 const ALL_TYPES = `(
   id BIGINT PRIMARY KEY, si SMALLINT, i INT, bi BIGINT, f FLOAT, d DOUBLE, b BOOLEAN, t TEXT,
@@ -34,6 +34,16 @@ const EXPECTED_SCHEMA = [
   { name: '_seq', data_type: 'BigInt', index: 15 },
   { name: '_deleted', data_type: 'Boolean', index: 16 },
 ];
+
+/** A type error: 400, the error envelope, SQL_EXECUTION_ERROR or INVALID_SQL, and a message naming the column. */
+function assertTypeError(res: { status: number; body: SqlResponse }, column: RegExp, what = ''): void {
+  const context = `${what} ${JSON.stringify(res.body)}`;
+  assert.equal(res.status, 400, context);
+  assert.equal(res.body.status, 'error', context);
+  assert.deepEqual(res.body.results, [], context);
+  assert.match(res.body.error?.code ?? '', /^(SQL_EXECUTION_ERROR|INVALID_SQL)$/, context);
+  assert.match(res.body.error?.message ?? '', column, context);
+}
 
 /** 2024-01-02T03:04:05.123456Z in µs since the epoch. */
 const TS_MICROS = 1704164645123456;
@@ -111,18 +121,14 @@ describe('types', () => {
 
     it('refuses 2^63 and -2^63-1, as literals and as params, naming the column', async () => {
       for (const value of ['9223372036854775808', '-9223372036854775809', '99999999999999999999']) {
-        const res = await server.sql(`INSERT INTO ty.big VALUES (100, ${value})`);
-        assertError(res, 400, res.body.error?.code === 'INVALID_SQL' ? 'INVALID_SQL' : 'SQL_EXECUTION_ERROR', /'v'/);
-        const resParam = await server.sql('INSERT INTO ty.big VALUES (100, $1)', { params: [value] });
-        assertError(resParam, 400, resParam.body.error?.code === 'INVALID_SQL' ? 'INVALID_SQL' : 'SQL_EXECUTION_ERROR', /'v'/);
+        assertTypeError(await server.sql(`INSERT INTO ty.big VALUES (100, ${value})`), /'v'/, value);
+        assertTypeError(await server.sql('INSERT INTO ty.big VALUES (100, $1)', { params: [value] }), /'v'/, value);
       }
       assert.deepEqual((await single('SELECT id FROM ty.big WHERE id = 100')).rows, []);
     });
 
     it('refuses a JSON number param that is not a safe integer (it lost precision on the way)', async () => {
-      const res = await server.sql('INSERT INTO ty.big VALUES (101, $1)', { params: [2 ** 60] });
-      assert.equal(res.status, 400, JSON.stringify(res.body));
-      assert.match(res.body.error!.message, /'v'/);
+      assertTypeError(await server.sql('INSERT INTO ty.big VALUES (101, $1)', { params: [2 ** 60] }), /'v'/);
     });
   });
 
@@ -143,11 +149,11 @@ describe('types', () => {
     });
 
     it('refuses values outside the range, naming the column', async () => {
-      assertError(await server.sql('INSERT INTO ty.nums (id, si) VALUES (10, 32768)'), 400, 'SQL_EXECUTION_ERROR', /'si'/);
-      assertError(await server.sql('INSERT INTO ty.nums (id, si) VALUES (10, -32769)'), 400, 'SQL_EXECUTION_ERROR', /'si'/);
-      assertError(await server.sql('INSERT INTO ty.nums (id, i) VALUES (10, 2147483648)'), 400, 'SQL_EXECUTION_ERROR', /'i'/);
-      assertError(await server.sql('INSERT INTO ty.nums (id, i) VALUES (10, 1.5)'), 400, 'SQL_EXECUTION_ERROR', /'i'/);
-      assertError(await server.sql("INSERT INTO ty.nums (id, d) VALUES (10, 'abc')"), 400, 'SQL_EXECUTION_ERROR', /'d'/);
+      assertTypeError(await server.sql('INSERT INTO ty.nums (id, si) VALUES (10, 32768)'), /'si'/);
+      assertTypeError(await server.sql('INSERT INTO ty.nums (id, si) VALUES (10, -32769)'), /'si'/);
+      assertTypeError(await server.sql('INSERT INTO ty.nums (id, i) VALUES (10, 2147483648)'), /'i'/);
+      assertTypeError(await server.sql('INSERT INTO ty.nums (id, i) VALUES (10, 1.5)'), /'i'/);
+      assertTypeError(await server.sql("INSERT INTO ty.nums (id, d) VALUES (10, 'abc')"), /'d'/);
       assert.deepEqual((await single('SELECT id FROM ty.nums WHERE id = 10')).rows, []);
     });
 
@@ -177,7 +183,7 @@ describe('types', () => {
       await server.ok("INSERT INTO ty.bt VALUES (2, false, ''), (3, NULL, NULL), (4, 'true', 'it''s')");
       assert.deepEqual((await single('SELECT b, t FROM ty.bt ORDER BY id')).rows, [[true, tricky], [false, ''], [null, null], [true, "it's"]]);
       assert.deepEqual((await single('SELECT t FROM ty.bt WHERE id = 1')).rows, [[tricky]]);
-      assertError(await server.sql("INSERT INTO ty.bt (id, b) VALUES (9, 'maybe')"), 400, 'SQL_EXECUTION_ERROR', /'b'/);
+      assertTypeError(await server.sql("INSERT INTO ty.bt (id, b) VALUES (9, 'maybe')"), /'b'/);
     });
   });
 
@@ -227,15 +233,14 @@ describe('types', () => {
 
     it('refuses malformed or impossible timestamps, dates and times, naming the column', async () => {
       for (const bad of ['not a time', '2024-02-30T00:00:00Z', '2024-13-01T00:00:00Z', '2024-01-01T25:00:00Z', '2024-01-01T10:61:00Z', '']) {
-        const res = await server.sql('INSERT INTO ty.times (id, ts) VALUES (90, $1)', { params: [bad] });
-        assertError(res, 400, 'SQL_EXECUTION_ERROR', /'ts'/);
+        assertTypeError(await server.sql('INSERT INTO ty.times (id, ts) VALUES (90, $1)', { params: [bad] }), /'ts'/, bad);
       }
-      assertError(await server.sql("INSERT INTO ty.times (id, ts) VALUES (90, 'yesterday')"), 400, 'SQL_EXECUTION_ERROR', /'ts'.*TIMESTAMP/);
-      assertError(await server.sql('INSERT INTO ty.times (id, ts) VALUES (90, true)'), 400, 'SQL_EXECUTION_ERROR', /'ts'/);
-      assertError(await server.sql("INSERT INTO ty.times (id, dt) VALUES (90, '2023-02-29')"), 400, 'SQL_EXECUTION_ERROR', /'dt'/);
-      assertError(await server.sql("INSERT INTO ty.times (id, dt) VALUES (90, 'Jan 1')"), 400, 'SQL_EXECUTION_ERROR', /'dt'/);
-      assertError(await server.sql("INSERT INTO ty.times (id, tm) VALUES (90, '24:00:01')"), 400, 'SQL_EXECUTION_ERROR', /'tm'/);
-      assertError(await server.sql("INSERT INTO ty.times (id, tm) VALUES (90, 'noon')"), 400, 'SQL_EXECUTION_ERROR', /'tm'/);
+      assertTypeError(await server.sql("INSERT INTO ty.times (id, ts) VALUES (90, 'yesterday')"), /'ts'.*TIMESTAMP/);
+      assertTypeError(await server.sql('INSERT INTO ty.times (id, ts) VALUES (90, true)'), /'ts'/);
+      assertTypeError(await server.sql("INSERT INTO ty.times (id, dt) VALUES (90, '2023-02-29')"), /'dt'/);
+      assertTypeError(await server.sql("INSERT INTO ty.times (id, dt) VALUES (90, 'Jan 1')"), /'dt'/);
+      assertTypeError(await server.sql("INSERT INTO ty.times (id, tm) VALUES (90, '24:00:01')"), /'tm'/);
+      assertTypeError(await server.sql("INSERT INTO ty.times (id, tm) VALUES (90, 'noon')"), /'tm'/);
       assert.deepEqual((await single('SELECT id FROM ty.times WHERE id = 90')).rows, []);
     });
   });
@@ -266,9 +271,9 @@ describe('types', () => {
     });
 
     it('refuses values with too many digits or not a number, naming the column', async () => {
-      assertError(await server.sql('INSERT INTO ty.money (id, amount) VALUES (90, 123456789.12)'), 400, 'SQL_EXECUTION_ERROR', /'amount'.*DECIMAL\(10,2\)/);
-      assertError(await server.sql("INSERT INTO ty.money (id, amount) VALUES (90, 'ten')"), 400, 'SQL_EXECUTION_ERROR', /'amount'/);
-      assertError(await server.sql('INSERT INTO ty.money (id, whole) VALUES (90, 100000)'), 400, 'SQL_EXECUTION_ERROR', /'whole'/);
+      assertTypeError(await server.sql('INSERT INTO ty.money (id, amount) VALUES (90, 123456789.12)'), /'amount'.*DECIMAL\(10,2\)/);
+      assertTypeError(await server.sql("INSERT INTO ty.money (id, amount) VALUES (90, 'ten')"), /'amount'/);
+      assertTypeError(await server.sql('INSERT INTO ty.money (id, whole) VALUES (90, 100000)'), /'whole'/);
       assert.deepEqual((await single('SELECT id FROM ty.money WHERE id = 90')).rows, []);
     });
   });
@@ -311,8 +316,8 @@ describe('types', () => {
       assert.deepEqual((await single('SELECT u FROM ty.misc WHERE id <= 3 ORDER BY id')).rows, [
         ['a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'], ['00000000-0000-0000-0000-000000000000'], ['ffffffff-ffff-4fff-8fff-ffffffffffff'],
       ]);
-      assertError(await server.sql("INSERT INTO ty.misc (id, u) VALUES (90, 'not-a-uuid')"), 400, 'SQL_EXECUTION_ERROR', /'u'.*UUID/);
-      assertError(await server.sql("INSERT INTO ty.misc (id, u) VALUES (90, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1')"), 400, 'SQL_EXECUTION_ERROR', /'u'/);
+      assertTypeError(await server.sql("INSERT INTO ty.misc (id, u) VALUES (90, 'not-a-uuid')"), /'u'.*UUID/);
+      assertTypeError(await server.sql("INSERT INTO ty.misc (id, u) VALUES (90, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1')"), /'u'/);
     });
 
     it('JSON is the JSON text as a string, from a string or a JSON param', async () => {
@@ -323,7 +328,7 @@ describe('types', () => {
       assert.deepEqual(cells, ['{"a":[1,2],"b":{"c":null}}', '[1,"two",3.5]', '"str"', 'null', '{"k":"v","n":[1,2]}']);
       for (const cell of cells) assert.equal(typeof cell, 'string');
       assert.deepEqual((await single('SELECT j FROM ty.misc WHERE id = 14')).rows, [['{"k":"v","n":[1,2]}']]);
-      assertError(await server.sql("INSERT INTO ty.misc (id, j) VALUES (90, '{bad json')"), 400, 'SQL_EXECUTION_ERROR', /'j'.*JSON/);
+      assertTypeError(await server.sql("INSERT INTO ty.misc (id, j) VALUES (90, '{bad json')"), /'j'.*JSON/);
     });
 
     it('a JSON column has data_type Json on every read path', async () => {
@@ -338,7 +343,7 @@ describe('types', () => {
       assert.equal(result.schema![0]!.data_type, 'Bytes');
       assert.deepEqual(result.rows, [[[1, 2, 255]], [[]], [[0, 255, 16, 128]]]);
       assert.deepEqual((await single('SELECT bin FROM ty.misc WHERE id = 22')).rows, [[[0, 255, 16, 128]]]);
-      assertError(await server.sql('INSERT INTO ty.misc (id, bin) VALUES ($1, $2)', { params: [90, [1, 256]] }), 400, 'SQL_EXECUTION_ERROR', /'bin'/);
+      assertTypeError(await server.sql('INSERT INTO ty.misc (id, bin) VALUES ($1, $2)', { params: [90, [1, 256]] }), /'bin'/);
     });
   });
 
@@ -348,13 +353,8 @@ describe('types', () => {
       await server.ok("INSERT INTO ty.strict (id, name) VALUES (50, 'ok')");
     });
 
-    const codes = /^(SQL_EXECUTION_ERROR|INVALID_SQL)$/;
     const check = async (sql: string, column: RegExp, params?: unknown[]): Promise<void> => {
-      const res = await server.sql(sql, params === undefined ? {} : { params });
-      assert.equal(res.status, 400, `${sql}: ${JSON.stringify(res.body)}`);
-      assert.equal(res.body.status, 'error');
-      assert.match(res.body.error!.code, codes, sql);
-      assert.match(res.body.error!.message, column, sql);
+      assertTypeError(await server.sql(sql, params === undefined ? {} : { params }), column, sql);
     };
 
     it('text into INT', async () => {

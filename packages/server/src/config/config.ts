@@ -32,6 +32,12 @@ export interface Config {
   readonly parseCacheEntries: number;
   /** Rows the hot mirror (DuckDB copies of queried partitions) may hold before it drops the least recently used. */
   readonly mirrorRowsMax: number;
+  /** Finished rows of system.jobs older than this are pruned. */
+  readonly jobRetentionDays: number;
+  /** A partition with more Parquet segments than this is compacted after a flush. */
+  readonly compactSegmentsMax: number;
+  /** Partitions flushed or compacted at the same time. */
+  readonly concurrentFlushesMax: number;
 }
 
 export const defaults: Config = Object.freeze({
@@ -54,6 +60,9 @@ export const defaults: Config = Object.freeze({
   duckdbMemoryLimit: '2GB',
   parseCacheEntries: 2048,
   mirrorRowsMax: 5_000_000,
+  jobRetentionDays: 7,
+  compactSegmentsMax: 8,
+  concurrentFlushesMax: 2,
 });
 
 type Overrides = { -readonly [K in keyof Config]?: Config[K] };

@@ -19,7 +19,7 @@ export interface BoundQuery {
   /** A rewritten copy of the input tree; the input is never mutated. */
   readonly ast: PgNode;
   readonly sources: readonly BoundSource[];
-  /** The query mentions `_deleted`, so tombstones stay visible to it. */
+  /** The query filters on `_deleted` (WHERE, JOIN ... ON, HAVING), so tombstones stay visible to it. */
   readonly includeDeleted: boolean;
 }
 
@@ -33,6 +33,8 @@ export interface BindContext {
 const ALLOWED_TABLE_FUNCTIONS: ReadonlySet<string> = new Set(['generate_series', 'range', 'unnest']);
 const DENIED_FUNCTION =
   /^(read_|duckdb_|pragma|parquet_|sniff_|glob$|current_setting$|set_config$|query$|query_table$|getvariable$|setvariable$|set_variable$|load$|install$|checkpoint|export_|import_|iceberg|delta_|sqlite_|postgres_|mysql_|json_execute_serialized_sql$|from_substrait|to_substrait|test_|enable_|disable_|pg_read|pg_ls|lo_|dblink|current_database$|current_schema|current_catalog|version$)/;
+/** Clauses that filter rows: mentioning `_deleted` there makes tombstones visible to the query. */
+const FILTER_KEYS: ReadonlySet<string> = new Set(['whereClause', 'quals', 'havingClause']);
 const USER_FUNCTIONS = new Set(['SVFOP_CURRENT_USER', 'SVFOP_USER', 'SVFOP_SESSION_USER', 'SVFOP_CURRENT_ROLE']);
 
 export function bindQuery(input: PgNode, ctx: BindContext): BoundQuery {
@@ -42,6 +44,7 @@ export function bindQuery(input: PgNode, ctx: BindContext): BoundQuery {
   const sources: BoundSource[] = [];
   const byQualified = new Map<string, string>();
   let includeDeleted = false;
+  let inFilter = false;
 
   const bindRangeVar = (rv: PgNode): void => {
     if (rv.catalogname !== undefined) throw invalidSql('Catalog-qualified table names are not supported');
@@ -78,12 +81,17 @@ export function bindQuery(input: PgNode, ctx: BindContext): BoundQuery {
     if (node.RangeFunction) checkRangeFunction(node.RangeFunction);
     if (node.FuncCall) checkFunction(node.FuncCall);
     if (node.SelectStmt?.intoClause) throw invalidSql('SELECT ... INTO is not supported');
-    if (node.ColumnRef) {
+    if (node.ColumnRef && inFilter) {
       const fields: PgNode[] = node.ColumnRef.fields;
       const last = fields[fields.length - 1];
       if (last?.String?.sval === DELETED_COLUMN) includeDeleted = true;
     }
-    for (const key in node) node[key] = visit(node[key]);
+    for (const key in node) {
+      const outer = inFilter;
+      if (FILTER_KEYS.has(key)) inFilter = true;
+      node[key] = visit(node[key]);
+      inFilter = outer;
+    }
     return node;
   };
   visit(ast);

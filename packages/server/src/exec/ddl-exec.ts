@@ -136,12 +136,14 @@ export async function dropTable(s: Services, ctx: RunContext, st: Of<'drop_table
   });
 }
 
-/** Removes a table from the catalog first (so no new statement finds it), then its rows. */
+/** Removes a table from the catalog first (so no new statement finds it), then its rows and files. */
 async function dropTableData(s: Services, table: TableDef): Promise<void> {
   await s.catalog.dropTable(table);
   s.mirror.dropTable(table.id);
+  await s.flush.quiesce(table);
   await s.committer.idle();
   await s.hot.dropTableRows(table.id);
+  if (table.type !== 'STREAM') s.cold.removeTable(table);
 }
 
 export function tableSummary(t: TableDef): Record<string, unknown> {

@@ -14,6 +14,7 @@ import { alterUser, createUser, dropUser } from './user-exec.js';
 import { insert, remove, update } from './dml-exec.js';
 import { select } from './select-exec.js';
 import { Transaction } from './transaction.js';
+import { compactTable, flushAll, flushTable, killJob } from './storage-exec.js';
 
 export interface SqlRequest {
   readonly sql: string;
@@ -86,6 +87,10 @@ export class Executor {
       case 'update': return update(s, ctx, st);
       case 'delete': return remove(s, ctx, st);
       case 'execute_as': return this.executeAs(st, ctx);
+      case 'flush_table': return flushTable(s, ctx, st);
+      case 'flush_all': return flushAll(s, ctx, st);
+      case 'compact_table': return compactTable(s, ctx, st);
+      case 'kill_job': return killJob(s, ctx, st);
       case 'begin': case 'commit': case 'rollback':
         throw invalidSql(`${st.kind.toUpperCase()} is handled by the request loop`);
       default: return assertNever(st, 'statement');

@@ -9,6 +9,7 @@ import { deparseSync } from 'pgsql-deparser';
 import type { DuckDBValue } from '@duckdb/node-api';
 import { execError } from '../util/errors.js';
 import { partitionFor } from '../auth/access.js';
+import { primaryKeyIndex } from '../catalog/types.js';
 import type { PgNode } from '../sql/statement.js';
 import type { DuckResult, TempSource } from '../storage/duck/duck-engine.js';
 import type { MirrorLease } from '../storage/duck/hot-mirror.js';
@@ -67,12 +68,17 @@ async function mirrorSource(
 
 async function tempSource(s: Services, ctx: RunContext, source: BoundSource, includeDeleted: boolean): Promise<TempSource> {
   if (source.kind === 'system') {
-    const rel = systemRelation(s.catalog, source.name);
+    const rel = systemRelation(s, source.name);
     return { name: source.tempName, columns: rel.columns, rows: rel.rows };
   }
   const table = source.table;
-  const visible = await s.sources.visible(table, partitionFor(ctx.principal, table), includeDeleted, ctx.tx);
-  return { name: source.tempName, columns: sourceColumns(table), rows: visible.map(withSystemColumns) };
+  const partition = partitionFor(ctx.principal, table);
+  const hot = await s.sources.hotWithOverlay(table, partition, ctx.tx);
+  const pk = table.columns[primaryKeyIndex(table)]!.name;
+  return {
+    name: source.tempName, columns: sourceColumns(table), rows: hot.map(withSystemColumns),
+    merge: { coldFiles: s.cold.files(table, partition), pk, liveOnly: !includeDeleted },
+  };
 }
 
 function renameRelations(node: PgNode, names: ReadonlyMap<string, string>): void {

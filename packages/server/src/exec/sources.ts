@@ -8,6 +8,10 @@ import { DELETED_COLUMN, SEQ_COLUMN, primaryKeyIndex, type StoredValue, type Tab
 import type { HotStore } from '../storage/hot/hot-store.js';
 import type { RowVersion } from '../storage/hot/row-codec.js';
 import type { SourceColumn } from '../storage/duck/duck-engine.js';
+import type { ColdStore } from '../storage/cold/cold-store.js';
+import type { DuckDBValue } from '@duckdb/node-api';
+import { coerce } from '../sql/values.js';
+import { duckToInput } from './duck-cells.js';
 import { pkString, type Transaction } from './transaction.js';
 
 export interface VisibleRow {
@@ -34,26 +38,54 @@ export function currentValues(table: TableDef, row: RowVersion): readonly Stored
 }
 
 export class RowSources {
-  constructor(private readonly hot: HotStore) {}
+  constructor(private readonly hot: HotStore, private readonly cold: ColdStore) {}
 
-  async visible(table: TableDef, partition: string, includeDeleted: boolean, tx: Transaction | null): Promise<VisibleRow[]> {
+  /**
+   * The hot rows of a partition (tombstones included) with the transaction's writes laid over,
+   * for a query that merges them with the cold segments in DuckDB.
+   */
+  async hotWithOverlay(table: TableDef, partition: string, tx: Transaction | null): Promise<VisibleRow[]> {
     const stored = await this.hot.scanPartition(table, partition);
     const rows: VisibleRow[] = stored.map((r) => ({ seq: r.seq, deleted: r.deleted, values: currentValues(table, r) }));
-    const merged = tx && tx.size > 0 ? overlay(table, rows, tx, partition) : rows;
-    return includeDeleted ? merged : merged.filter((r) => !r.deleted);
+    return tx && tx.size > 0 ? overlay(table, rows, tx, partition) : rows;
   }
 
-  /** Visible rows for specific primary keys (point reads), same rules as `visible`. */
+  /** Visible rows for specific primary keys (point reads): transaction writes, then hot, then cold. */
   async byPks(table: TableDef, partition: string, pks: readonly StoredValue[], tx: Transaction | null): Promise<(VisibleRow | null)[]> {
     const stored = await this.hot.getByPks(table, partition, pks);
+    const coldKeys = pks.filter((_, i) => stored[i]?.cold === true && !stored[i]!.deleted);
+    const coldRows = coldKeys.length === 0 ? new Map<string, RowVersion>() : await this.coldByPk(table, partition, coldKeys);
     const pending = tx ? new Map(tx.overlay(table, partition).map((w) => [pkString(table, w.values[primaryKeyIndex(table)]!), w])) : null;
     return stored.map((r, i) => {
-      const w = pending?.get(pkString(table, pks[i]!));
+      const key = pkString(table, pks[i]!);
+      const w = pending?.get(key);
       if (w) return w.deleted ? null : { seq: null, deleted: false, values: w.values };
       if (r === null || r.deleted) return null;
+      if (r.cold) {
+        const c = coldRows.get(key);
+        // The index says which version is newest; a segment without it means the row is gone.
+        if (c === undefined || c.seq !== r.seq || c.deleted) return null;
+        return { seq: c.seq, deleted: false, values: c.values };
+      }
       return { seq: r.seq, deleted: false, values: currentValues(table, r) };
     });
   }
+
+  private async coldByPk(table: TableDef, partition: string, pks: readonly StoredValue[]): Promise<Map<string, RowVersion>> {
+    const versions = await this.cold.readVersions(table, partition, pks, decodeColdRow);
+    const out = new Map<string, RowVersion>();
+    const pkIdx = primaryKeyIndex(table);
+    for (const v of versions) out.set(pkString(table, v.values[pkIdx]!), v); // ordered by _seq: newest last
+    return out;
+  }
+}
+
+/** A Parquet row (cells in schema order, then _seq, _deleted) back to a stored version. */
+export function decodeColdRow(table: TableDef, row: readonly unknown[]): RowVersion {
+  const n = table.columns.length;
+  assert(row.length === n + 2, 'segment row width');
+  const values = table.columns.map((c, i) => coerce({ ...c, nullable: true }, duckToInput(row[i] as DuckDBValue)));
+  return { seq: BigInt(row[n] as bigint), deleted: row[n + 1] === true, schemaVersion: table.schemaVersion, values };
 }
 
 function overlay(table: TableDef, rows: VisibleRow[], tx: Transaction, partition: string): VisibleRow[] {

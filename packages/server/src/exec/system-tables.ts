@@ -4,6 +4,8 @@
  */
 import { execError } from '../util/errors.js';
 import type { Catalog } from '../catalog/catalog.js';
+import type { JobStore } from '../jobs/job-store.js';
+import type { ColdStore } from '../storage/cold/cold-store.js';
 import type { ColumnType, StoredValue } from '../catalog/types.js';
 import type { SourceColumn } from '../storage/duck/duck-engine.js';
 import { typeLabel } from '../sql/values.js';
@@ -18,8 +20,36 @@ export interface SystemRelation {
 const col = (name: string, type: ColumnType): SourceColumn => ({ name, type });
 const micros = (ms: number): number => ms * 1000;
 
-export function systemRelation(catalog: Catalog, name: string): SystemRelation {
+export interface SystemSources {
+  readonly catalog: Catalog;
+  readonly jobs: JobStore;
+  readonly cold: ColdStore;
+}
+
+export function systemRelation(s: SystemSources, name: string): SystemRelation {
+  const catalog = s.catalog;
   switch (name) {
+    case 'jobs':
+      return {
+        columns: [col('job_id', 'Text'), col('job_type', 'Text'), col('status', 'Text'), col('namespace_id', 'Text'),
+          col('table_name', 'Text'), col('user_id', 'Text'), col('parameters', 'Json'), col('result', 'Json'),
+          col('error_message', 'Text'), col('rows_processed', 'BigInt'), col('created_at', 'Timestamp'),
+          col('started_at', 'Timestamp'), col('finished_at', 'Timestamp'), col('node_id', 'Text')],
+        rows: s.jobs.list().map((j) => [j.job_id, j.job_type, j.status, j.namespace_id, j.table_name, j.user_id, j.parameters,
+          j.result, j.error_message, BigInt(j.rows_processed), micros(j.created_at), j.started_at === null ? null : micros(j.started_at),
+          j.finished_at === null ? null : micros(j.finished_at), j.node_id]),
+      };
+    case 'manifest':
+      return {
+        columns: [col('namespace_id', 'Text'), col('table_name', 'Text'), col('user_id', 'Text'), col('path', 'Text'),
+          col('row_count', 'BigInt'), col('size_bytes', 'BigInt'), col('min_seq', 'BigInt'), col('max_seq', 'BigInt'),
+          col('schema_version', 'Int'), col('created_at', 'Timestamp'), col('column_stats', 'Json')],
+        rows: catalog.tablesIn(null).filter((t) => t.type !== 'STREAM').flatMap((t) =>
+          s.cold.partitions(t).flatMap((p) => s.cold.manifest(t, p).segments.map((seg) => [
+            t.namespace, t.name, p === '' ? null : p, seg.path, BigInt(seg.row_count), BigInt(seg.size_bytes),
+            BigInt(seg.min_seq), BigInt(seg.max_seq), seg.schema_version, micros(seg.created_at), JSON.stringify(seg.columns),
+          ]))),
+      };
     case 'users':
       return {
         columns: [col('user_id', 'Text'), col('username', 'Text'), col('role', 'Text'), col('email', 'Text'),
@@ -64,6 +94,6 @@ export function systemRelation(catalog: Catalog, name: string): SystemRelation {
         }),
       };
     default:
-      throw execError(`Table 'system.${name}' does not exist (system tables: users, namespaces, tables, columns, table_schemas)`);
+      throw execError(`Table 'system.${name}' does not exist (system tables: users, namespaces, tables, columns, table_schemas, jobs, manifest)`);
   }
 }

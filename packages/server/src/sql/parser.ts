@@ -59,6 +59,11 @@ export function parseStatement(stmt: StatementText): Statement {
       return parseDescribe(c);
     case 'EXECUTE':
       return parseExecuteAs(stmt, c);
+    case 'STORAGE': case 'FLUSH':
+      return parseStorage(c);
+    case 'KILL':
+      if (w1 === 'JOB') return parseKillJob(c);
+      break;
     case 'BEGIN': case 'START':
       return parseTransactionWord(c, 'begin');
     case 'COMMIT': case 'END':
@@ -254,6 +259,35 @@ function parseExecuteAs(stmt: StatementText, c: Cursor): Statement {
     throw invalidSql(`EXECUTE AS USER cannot wrap ${parsed.kind.toUpperCase()}`);
   }
   return { kind: 'execute_as', userId: id, inner: parsed };
+}
+
+function parseStorage(c: Cursor): Statement {
+  const storage = c.acceptWords('STORAGE');
+  if (c.acceptWords('FLUSH')) {
+    if (c.acceptWords('TABLE')) {
+      const table = c.tableName();
+      c.end();
+      return { kind: 'flush_table', table };
+    }
+    if (storage && c.acceptWords('ALL')) {
+      const namespace = c.acceptWords('IN') ? c.identifier('namespace name') : null;
+      c.end();
+      return { kind: 'flush_all', namespace };
+    }
+  } else if (storage && c.acceptWords('COMPACT')) {
+    c.expectWord('TABLE');
+    const table = c.tableName();
+    c.end();
+    return { kind: 'compact_table', table };
+  }
+  throw invalidSql('Expected STORAGE FLUSH TABLE ns.t, FLUSH TABLE ns.t, STORAGE FLUSH ALL [IN ns] or STORAGE COMPACT TABLE ns.t');
+}
+
+function parseKillJob(c: Cursor): Statement {
+  c.expectWord('KILL'); c.expectWord('JOB');
+  const jobId = c.nameOrString('job id');
+  c.end();
+  return { kind: 'kill_job', jobId };
 }
 
 function parseTransactionWord(c: Cursor, kind: 'begin' | 'commit' | 'rollback'): Statement {

@@ -35,6 +35,10 @@ export type Statement =
   | { readonly kind: 'alter_user'; readonly userId: string; readonly field: 'password' | 'role' | 'email'; readonly value: string }
   | { readonly kind: 'drop_user'; readonly userId: string; readonly ifExists: boolean }
   | { readonly kind: 'execute_as'; readonly userId: string; readonly inner: Statement }
+  | { readonly kind: 'flush_table'; readonly table: TableName }
+  | { readonly kind: 'flush_all'; readonly namespace: string | null }
+  | { readonly kind: 'compact_table'; readonly table: TableName }
+  | { readonly kind: 'kill_job'; readonly jobId: string }
   | { readonly kind: 'begin' }
   | { readonly kind: 'commit' }
   | { readonly kind: 'rollback' }

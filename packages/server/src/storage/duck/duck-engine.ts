@@ -10,12 +10,15 @@ import {
 } from '@duckdb/node-api';
 import { assert, execError, ServerError } from '../../util/errors.js';
 import type { ColumnDef, ColumnType, StoredValue } from '../../catalog/types.js';
+import { mergedRelationSql } from './merged-relation.js';
 
 export interface DuckConfig {
   readonly threads: number;
   readonly memoryLimit: string;
   readonly connections: number;
   readonly queryTimeoutMs: number;
+  /** The cold tier's directory: the only place DuckDB may read or write files. */
+  readonly storageDir: string;
 }
 
 /** A relation a query reads: columns and rows already resolved to "newest version, visible". */
@@ -23,6 +26,8 @@ export interface TempSource {
   readonly name: string;
   readonly columns: readonly SourceColumn[];
   readonly rows: readonly (readonly StoredValue[])[];
+  /** Hot rows to merge with a partition's cold segments (the rows include tombstones then). */
+  readonly merge?: { readonly coldFiles: readonly string[]; readonly pk: string; readonly liveOnly: boolean };
 }
 
 export interface SourceColumn {
@@ -50,7 +55,6 @@ export class DuckEngine {
     const instance = await DuckDBInstance.create(':memory:', {
       threads: String(config.threads),
       memory_limit: config.memoryLimit,
-      enable_external_access: 'false',
       autoinstall_known_extensions: 'false',
       autoload_known_extensions: 'false',
     });
@@ -58,7 +62,10 @@ export class DuckEngine {
     for (let i = 0; i < config.connections; i++) {
       engine.idle.push(await instance.connect());
     }
-    // Instance-wide: no statement can turn file access back on.
+    // Instance-wide: files only under the storage dir, and no statement can change that.
+    const dir = config.storageDir.endsWith('/') ? config.storageDir : `${config.storageDir}/`;
+    await engine.idle[0]!.run(`SET allowed_directories = [${sqlString(dir)}]`);
+    await engine.idle[0]!.run('SET enable_external_access = false');
     await engine.idle[0]!.run('SET lock_configuration = true');
     return engine;
   }
@@ -80,10 +87,7 @@ export class DuckEngine {
     const created: string[] = [];
     const timer = setTimeout(() => conn.interrupt(), this.config.queryTimeoutMs);
     try {
-      for (const source of sources) {
-        await this.materialize(conn, source);
-        created.push(source.name);
-      }
+      for (const source of sources) created.push(...(await this.materialize(conn, source)));
       const result = await conn.run(sql, params as DuckDBValue[]);
       const columnCount = result.columnCount;
       const typeIds: number[] = [];
@@ -100,7 +104,7 @@ export class DuckEngine {
       throw execError(cleanDuckMessage(message));
     } finally {
       clearTimeout(timer);
-      for (const name of created) await conn.run(`DROP TABLE IF EXISTS temp.main.${name}`).catch(() => undefined);
+      for (const what of created) await conn.run(`DROP ${what.replace(' ', ' IF EXISTS ')}`).catch(() => undefined);
       this.release(conn);
     }
   }
@@ -115,9 +119,18 @@ export class DuckEngine {
     }
   }
 
-  private async materialize(conn: DuckDBConnection, source: TempSource): Promise<void> {
-    await conn.run(`CREATE TEMP TABLE ${source.name} (${columnList(source.columns)})`);
-    await appendRows(conn, source.name, 'temp', source.columns, source.rows);
+  private async materialize(conn: DuckDBConnection, source: TempSource): Promise<string[]> {
+    if (source.merge === undefined) {
+      await conn.run(`CREATE TEMP TABLE ${source.name} (${columnList(source.columns)})`);
+      await appendRows(conn, source.name, 'temp', source.columns, source.rows);
+      return [`TABLE temp.main.${source.name}`];
+    }
+    const hot = `${source.name}_h`;
+    await conn.run(`CREATE TEMP TABLE ${hot} (${columnList(source.columns)})`);
+    await appendRows(conn, hot, 'temp', source.columns, source.rows);
+    const { coldFiles, pk, liveOnly } = source.merge;
+    await conn.run(`CREATE TEMP VIEW ${source.name} AS ${mergedRelationSql(`temp.main.${hot}`, coldFiles, pk, liveOnly)}`);
+    return [`VIEW temp.main.${source.name}`, `TABLE temp.main.${hot}`];
   }
 
   private acquire(): Promise<DuckDBConnection> {
@@ -131,6 +144,16 @@ export class DuckEngine {
     if (waiter) waiter(conn);
     else this.idle.push(conn);
   }
+}
+
+/** A SQL string literal. */
+export function sqlString(text: string): string {
+  return `'${text.replace(/'/g, "''")}'`;
+}
+
+/** A quoted SQL identifier. */
+export function sqlIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
 }
 
 export function columnList(columns: readonly SourceColumn[]): string {

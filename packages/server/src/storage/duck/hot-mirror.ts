@@ -1,6 +1,7 @@
 /**
  * The hot mirror: for each (table, partition) that queries read, a DuckDB table holding the newest
- * version of every key (tombstones included) plus a view of the live rows. It is kept up to date
+ * hot version of every key (tombstones included), and two views merging it with the partition's cold
+ * Parquet segments (all versions' newest per key, and live rows only). It is kept up to date
  * from the committer's changes, applied lazily before the next query that reads it, so a query
  * costs the SQL itself instead of copying the partition into DuckDB every time. Mirrors are
  * dropped least-recently-used past a row budget.
@@ -12,12 +13,13 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { assert } from '../../util/errors.js';
 import { Mutex } from '../../util/mutex.js';
-import { DELETED_COLUMN, primaryKeyIndex, type StoredValue, type TableDef } from '../../catalog/types.js';
+import { primaryKeyIndex, type StoredValue, type TableDef } from '../../catalog/types.js';
 import type { CommittedChange } from '../hot/committer.js';
 import type { HotStore } from '../hot/hot-store.js';
 import { encodePk } from '../hot/keys.js';
 import type { RowVersion } from '../hot/row-codec.js';
 import { appendRows, columnList, duckType, type DuckEngine, type SourceColumn } from './duck-engine.js';
+import { mergedRelationSql } from './merged-relation.js';
 
 export interface MirrorLease {
   /** Relation with live rows only. */
@@ -35,6 +37,8 @@ interface Entry {
   readonly lock: Mutex;
   pending: RowVersion[];
   loaded: boolean;
+  /** The cold manifest the views were built for; a flush or compaction replaces it. */
+  coldVersion: unknown;
   rows: number;
   refs: number;
   lastUsed: number;
@@ -43,6 +47,12 @@ interface Entry {
 
 /** Columns of a mirror: the table's columns, then _seq and _deleted. */
 export type MirrorColumns = (table: TableDef) => SourceColumn[];
+
+/** What the mirror needs of the cold tier: the current manifest (by identity) and its files. */
+export interface ColdView {
+  manifest(table: TableDef, partition: string): unknown;
+  files(table: TableDef, partition: string): string[];
+}
 
 export class HotMirror {
   private readonly entries = new Map<string, Entry>();
@@ -53,6 +63,7 @@ export class HotMirror {
     private readonly duck: DuckEngine,
     private readonly hot: HotStore,
     private readonly columnsOf: MirrorColumns,
+    private readonly cold: ColdView,
     private readonly rowsMax: number,
   ) {}
 
@@ -71,7 +82,7 @@ export class HotMirror {
       if (entry !== undefined) this.retire(entry);
       entry = {
         key, table, partition, name: `m_${++this.counter}`, lock: new Mutex(), pending: [],
-        loaded: false, rows: 0, refs: 0, lastUsed: 0, dropped: false,
+        loaded: false, coldVersion: undefined, rows: 0, refs: 0, lastUsed: 0, dropped: false,
       };
       this.entries.set(key, entry);
     }
@@ -106,6 +117,8 @@ export class HotMirror {
 
   private async sync(entry: Entry): Promise<void> {
     if (entry.dropped) throw new Error('mirror retired while syncing');
+    // A flush moved rows to a new segment (and out of the hot tier): rebuild from both tiers.
+    if (entry.loaded && this.cold.manifest(entry.table, entry.partition) !== entry.coldVersion) entry.loaded = false;
     if (!entry.loaded) return this.load(entry);
     if (entry.pending.length === 0) return;
     const pending = entry.pending;
@@ -121,9 +134,9 @@ export class HotMirror {
       try {
         await conn.run(`CREATE TEMP TABLE ${keys} (k ${duckType(pkColumn)})`);
         await appendRows(conn, keys, 'temp', [pkColumn], [...newest.values()].map((r) => [r.values[pkIdx]!]));
-        const deleted = await conn.run(`DELETE FROM memory.main.${entry.name} WHERE "${pkColumn.name}" IN (SELECT k FROM temp.main.${keys})`);
+        const deleted = await conn.run(`DELETE FROM memory.main.${entry.name}_hot WHERE "${pkColumn.name}" IN (SELECT k FROM temp.main.${keys})`);
         replaced = deleted.rowsChanged;
-        await appendRows(conn, entry.name, 'memory', columns, [...newest.values()].map(mirrorRow));
+        await appendRows(conn, `${entry.name}_hot`, 'memory', columns, [...newest.values()].map(mirrorRow));
         await conn.run(`DROP TABLE temp.main.${keys}`);
         await conn.run('COMMIT');
       } catch (error) {
@@ -139,18 +152,25 @@ export class HotMirror {
   }
 
   private async load(entry: Entry): Promise<void> {
+    const coldVersion = this.cold.manifest(entry.table, entry.partition);
+    const coldFiles = this.cold.files(entry.table, entry.partition);
     const scanned = await this.hot.scanPartition(entry.table, entry.partition);
     const pending = entry.pending;
     entry.pending = [];
     const rows = scanned.length === 0 && pending.length === 0 ? [] : [...newestByKey(entry.table, [...scanned, ...pending]).values()];
     const columns = this.columnsOf(entry.table);
     await this.duck.withConnection(async (conn) => {
+      const hotName = `memory.main.${entry.name}_hot`;
+      const pk = columns[primaryKeyIndex(entry.table)]!.name;
       await conn.run(`DROP VIEW IF EXISTS memory.main.${entry.name}_live`);
-      await conn.run(`DROP TABLE IF EXISTS memory.main.${entry.name}`);
-      await conn.run(`CREATE TABLE memory.main.${entry.name} (${columnList(columns)})`);
-      await conn.run(`CREATE VIEW memory.main.${entry.name}_live AS SELECT * FROM memory.main.${entry.name} WHERE NOT "${DELETED_COLUMN}"`);
-      await appendRows(conn, entry.name, 'memory', columns, rows.map(mirrorRow));
+      await conn.run(`DROP VIEW IF EXISTS memory.main.${entry.name}`);
+      await conn.run(`DROP TABLE IF EXISTS ${hotName}`);
+      await conn.run(`CREATE TABLE ${hotName} (${columnList(columns)})`);
+      await conn.run(`CREATE VIEW memory.main.${entry.name} AS ${mergedRelationSql(hotName, coldFiles, pk, false)}`);
+      await conn.run(`CREATE VIEW memory.main.${entry.name}_live AS ${mergedRelationSql(hotName, coldFiles, pk, true)}`);
+      await appendRows(conn, `${entry.name}_hot`, 'memory', columns, rows.map(mirrorRow));
     });
+    entry.coldVersion = coldVersion;
     entry.loaded = true;
     this.totalRows += rows.length - entry.rows;
     entry.rows = rows.length;
@@ -177,7 +197,8 @@ export class HotMirror {
     await entry.lock.run(() =>
       this.duck.withConnection(async (conn: DuckDBConnection) => {
         await conn.run(`DROP VIEW IF EXISTS memory.main.${entry.name}_live`);
-        await conn.run(`DROP TABLE IF EXISTS memory.main.${entry.name}`);
+        await conn.run(`DROP VIEW IF EXISTS memory.main.${entry.name}`);
+        await conn.run(`DROP TABLE IF EXISTS memory.main.${entry.name}_hot`);
       }),
     ).catch(() => undefined);
   }

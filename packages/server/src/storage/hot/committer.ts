@@ -9,7 +9,7 @@ import { ServerError, assert } from '../../util/errors.js';
 import type { SnowflakeGenerator } from '../../util/snowflake.js';
 import { primaryKeyIndex, qualifiedName, type StoredValue, type TableDef } from '../../catalog/types.js';
 import { KEY_PK, KEY_VERSION, catalogKey, encodePk, partitionPrefix, pkKey, versionKey } from './keys.js';
-import { encodeIndexValue, encodeRow, type RowVersion } from './row-codec.js';
+import { encodeColdMarker, encodeIndexValue, encodeRow, type RowVersion } from './row-codec.js';
 import type { HotStore } from './hot-store.js';
 import type { WriteBatch } from 'rocksdb-native';
 
@@ -45,9 +45,20 @@ export class WriteConflictError extends ServerError {
 export const MAX_SEQ_KEY = 'meta:max_seq';
 const GROUP_INTENTS_MAX = 512;
 
+/** A flush's hand-over: index entries that now live in a Parquet segment become cold markers. */
+export interface ColdHandover {
+  readonly table: TableDef;
+  readonly partition: string;
+  /** Index keys with the `_seq` that was written to the segment. */
+  readonly entries: readonly { readonly key: Buffer; readonly seq: bigint; readonly deleted: boolean }[];
+  /** Every version with `_seq` <= this was flushed (or superseded by a flushed one) and is deleted. */
+  readonly maxSeq: bigint;
+}
+
 interface Intent {
   readonly writes: readonly RowWrite[];
   readonly keys: string[];
+  readonly handover?: ColdHandover;
   resolve(changes: CommittedChange[]): void;
   reject(error: Error): void;
 }
@@ -56,7 +67,7 @@ export type ChangeListener = (changes: readonly CommittedChange[]) => void;
 
 interface StagedGroup {
   readonly batch: WriteBatch;
-  readonly accepted: { intent: Intent; changes: CommittedChange[] }[];
+  readonly accepted: { intent: Intent; changes: CommittedChange[]; silent?: boolean }[];
   readonly versions: Map<string, RowVersion>;
 }
 
@@ -76,6 +87,21 @@ export class Committer {
     if (writes.length === 0) return Promise.resolve([]);
     return new Promise((resolve, reject) => {
       this.queue.push({ writes, keys: writes.map(indexKeyOf), resolve, reject });
+      if (!this.draining) void this.drain();
+    });
+  }
+
+  /**
+   * Replaces flushed index entries by cold markers (only where the entry still has the flushed
+   * `_seq`: a write that raced the flush stays hot) and deletes the flushed versions, atomically and
+   * in order with every other write. Resolves with how many entries became cold.
+   */
+  handOverToCold(handover: ColdHandover): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({
+        writes: [], keys: handover.entries.map((e) => e.key.toString('latin1')), handover,
+        resolve: (changes) => resolve(changes.length), reject,
+      });
       if (!this.draining) void this.drain();
     });
   }
@@ -122,10 +148,15 @@ export class Committer {
 
   private stageGroup(group: Intent[], newest: Map<string, RowVersion | null>): StagedGroup {
     const batch = this.hot.db.write({ capacity: 16, autoDestroy: true });
-    const accepted: { intent: Intent; changes: CommittedChange[] }[] = [];
+    const accepted: StagedGroup['accepted'] = [];
     const versions = new Map<string, RowVersion>();
     let maxSeq = 0n;
     for (const intent of group) {
+      if (intent.handover !== undefined) {
+        const converted = stageHandover(batch, intent, newest, versions);
+        accepted.push({ intent, changes: converted, silent: true });
+        continue;
+      }
       const staged = this.stageIntent(intent, newest);
       if (staged instanceof Error) {
         intent.reject(staged);
@@ -143,7 +174,7 @@ export class Committer {
       }
       accepted.push({ intent, changes: staged });
     }
-    if (accepted.length > 0) batch.tryPut(catalogKey(MAX_SEQ_KEY), Buffer.from(JSON.stringify(maxSeq.toString()), 'utf8'));
+    if (maxSeq > 0n) batch.tryPut(catalogKey(MAX_SEQ_KEY), Buffer.from(JSON.stringify(maxSeq.toString()), 'utf8'));
     return { batch, accepted, versions };
   }
 
@@ -160,9 +191,9 @@ export class Committer {
       return false;
     }
     const all: CommittedChange[] = [];
-    for (const { intent, changes } of staged.accepted) {
+    for (const { intent, changes, silent } of staged.accepted) {
       intent.resolve(changes);
-      for (const c of changes) all.push(c);
+      if (!silent) for (const c of changes) all.push(c);
     }
     for (const listener of this.listeners) listener(all);
     return true;
@@ -201,6 +232,25 @@ export class Committer {
     }
     return changes;
   }
+}
+
+/** Stages a flush hand-over; the returned pseudo-changes only count the converted entries. */
+function stageHandover(batch: WriteBatch, intent: Intent, newest: Map<string, RowVersion | null>, versions: Map<string, RowVersion>): CommittedChange[] {
+  const h = intent.handover!;
+  const converted: CommittedChange[] = [];
+  h.entries.forEach((entry, i) => {
+    const key = intent.keys[i]!;
+    const current = newest.get(key);
+    if (current === null || current === undefined || current.cold || current.seq !== entry.seq) return;
+    const marker: RowVersion = { seq: entry.seq, deleted: entry.deleted, cold: true, schemaVersion: current.schemaVersion, values: [] };
+    batch.tryPut(entry.key, encodeIndexValue(entry.seq, encodeColdMarker(current.schemaVersion, entry.deleted)));
+    newest.set(key, marker);
+    versions.set(key, marker);
+    converted.push({ table: h.table, partition: h.partition, kind: 'delete', row: marker, old: current });
+  });
+  const prefix = partitionPrefix(KEY_VERSION, h.table.id, h.partition);
+  batch.tryDeleteRange(versionKey(prefix, 0n), versionKey(prefix, h.maxSeq + 1n));
+  return converted;
 }
 
 function checkExpectation(write: RowWrite, live: RowVersion | null, current: RowVersion | null): Error | null {

@@ -49,12 +49,35 @@ export class HotStore {
     await batch.flush();
   }
 
-  /** Newest version of every key in a partition (tombstones included), in primary-key byte order. */
+  /** Newest hot version of every key in a partition (tombstones included, cold markers skipped), in key order. */
   async scanPartition(table: TableDef, partition: string): Promise<RowVersion[]> {
-    const prefix = partitionPrefix(KEY_PK, table.id, partition);
     const out: RowVersion[] = [];
-    for await (const { value } of this.db.iterator({ gte: prefix, lt: prefixEnd(prefix), capacity: SCAN_CAPACITY })) {
-      out.push(decodeIndexValue(value));
+    for (const entry of await this.scanIndex(table, partition, this.db)) if (!entry.row.cold) out.push(entry.row);
+    return out;
+  }
+
+  /** Every index entry of a partition (cold markers included), read from `db` (a snapshot for flushes). */
+  async scanIndex(table: TableDef, partition: string, db: RocksDB): Promise<{ key: Buffer; row: RowVersion }[]> {
+    const prefix = partitionPrefix(KEY_PK, table.id, partition);
+    const out: { key: Buffer; row: RowVersion }[] = [];
+    for await (const { key, value } of db.iterator({ gte: prefix, lt: prefixEnd(prefix), capacity: SCAN_CAPACITY })) {
+      out.push({ key, row: decodeIndexValue(value) });
+    }
+    return out;
+  }
+
+  /** Hot versions per (table id, partition): how many and the oldest `_seq` (for flush policies). */
+  async countHotVersions(): Promise<Map<string, { tableId: number; partition: string; count: number; oldestSeq: bigint }>> {
+    const out = new Map<string, { tableId: number; partition: string; count: number; oldestSeq: bigint }>();
+    const start = Buffer.of(KEY_VERSION);
+    for await (const { key } of this.db.iterator({ gte: start, lt: prefixEnd(start), capacity: SCAN_CAPACITY, values: false })) {
+      const tableId = key.readUInt32BE(1);
+      const partition = key.subarray(6, 6 + key[5]!).toString('utf8');
+      const seq = key.readBigUInt64BE(key.length - 8);
+      const id = `${tableId}\u0000${partition}`;
+      const entry = out.get(id);
+      if (entry === undefined) out.set(id, { tableId, partition, count: 1, oldestSeq: seq });
+      else entry.count++;
     }
     return out;
   }

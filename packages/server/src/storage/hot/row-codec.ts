@@ -11,13 +11,28 @@ const packr = new Packr({ useRecords: false, int64AsType: 'bigint', mapsAsObject
 export interface RowVersion {
   readonly seq: bigint;
   readonly deleted: boolean;
+  /**
+   * A cold marker: this version was flushed to Parquet; the index keeps only its key, `_seq` and
+   * deleted flag (values are empty) so uniqueness checks and point reads know where to look.
+   */
+  readonly cold?: boolean;
   readonly schemaVersion: number;
   /** Cell values in the order of that schema version's columns. */
   readonly values: readonly StoredValue[];
 }
 
+// State byte of an encoded version: hot live/deleted, or a cold marker of a live/deleted version.
+const HOT_LIVE = 0;
+const HOT_DELETED = 1;
+const COLD_LIVE = 2;
+const COLD_DELETED = 3;
+
 export function encodeRow(schemaVersion: number, deleted: boolean, values: readonly StoredValue[]): Buffer {
-  return packr.pack([schemaVersion, deleted ? 1 : 0, ...values]);
+  return packr.pack([schemaVersion, deleted ? HOT_DELETED : HOT_LIVE, ...values]);
+}
+
+export function encodeColdMarker(schemaVersion: number, deleted: boolean): Buffer {
+  return packr.pack([schemaVersion, deleted ? COLD_DELETED : COLD_LIVE]);
 }
 
 export function decodeRow(seq: bigint, bytes: Uint8Array): RowVersion {
@@ -29,7 +44,11 @@ export function decodeRow(seq: bigint, bytes: Uint8Array): RowVersion {
     const v = values[i];
     if (v !== null && typeof v === 'object' && !(v instanceof Uint8Array)) throw new Error('corrupt cell');
   }
-  return { seq, deleted: decoded[1] === 1, schemaVersion: decoded[0] as number, values };
+  const state = decoded[1] as number;
+  assert(state >= HOT_LIVE && state <= COLD_DELETED, 'corrupt row state');
+  const deleted = state === HOT_DELETED || state === COLD_DELETED;
+  if (state >= COLD_LIVE) return { seq, deleted, cold: true, schemaVersion: decoded[0] as number, values: [] };
+  return { seq, deleted, schemaVersion: decoded[0] as number, values };
 }
 
 /** Index values carry the seq of the newest version followed by its encoding. */

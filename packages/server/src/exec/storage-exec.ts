@@ -1,0 +1,54 @@
+/** STORAGE FLUSH / FLUSH TABLE / STORAGE FLUSH ALL / STORAGE COMPACT TABLE / KILL JOB (admins only). */
+import { execError } from '../util/errors.js';
+import { qualifiedName, type TableDef } from '../catalog/types.js';
+import { requireAdmin } from '../auth/access.js';
+import type { Statement } from '../sql/statement.js';
+import { messageResult, type RunContext, type Services, type StatementResult } from './context.js';
+import { resolveTable } from './ddl-exec.js';
+
+type Of<K extends Statement['kind']> = Extract<Statement, { kind: K }>;
+
+function flushable(table: TableDef): void {
+  if (table.type === 'STREAM') {
+    throw execError(`Table '${qualifiedName(table)}' is a STREAM table: stream events live in memory only and are never flushed to Parquet`);
+  }
+}
+
+export async function flushTable(s: Services, ctx: RunContext, st: Of<'flush_table'>): Promise<StatementResult> {
+  requireAdmin(ctx.principal, 'STORAGE FLUSH');
+  const table = resolveTable(s, ctx, st.table);
+  flushable(table);
+  const job = await s.flush.flushTable(table);
+  if (job === null) return messageResult(ctx, `Storage flush skipped for table '${qualifiedName(table)}': no unflushed rows`);
+  return messageResult(ctx, `Storage flush started for table '${qualifiedName(table)}'. Job ID: ${job.job_id}`);
+}
+
+export async function flushAll(s: Services, ctx: RunContext, st: Of<'flush_all'>): Promise<StatementResult> {
+  requireAdmin(ctx.principal, 'STORAGE FLUSH ALL');
+  if (st.namespace !== null && !s.catalog.namespace(st.namespace)) throw execError(`Namespace '${st.namespace}' does not exist`);
+  const started: string[] = [];
+  for (const table of s.catalog.tablesIn(st.namespace)) {
+    if (table.type === 'STREAM') continue;
+    const job = await s.flush.flushTable(table);
+    if (job !== null) started.push(`${qualifiedName(table)}: ${job.job_id}`);
+  }
+  const scope = st.namespace === null ? 'all namespaces' : `namespace '${st.namespace}'`;
+  if (started.length === 0) return messageResult(ctx, `Storage flush skipped for ${scope}: no unflushed rows`);
+  return messageResult(ctx, `Storage flush started for ${started.length} table(s) in ${scope}. Job IDs: ${started.join(', ')}`);
+}
+
+export async function compactTable(s: Services, ctx: RunContext, st: Of<'compact_table'>): Promise<StatementResult> {
+  requireAdmin(ctx.principal, 'STORAGE COMPACT');
+  const table = resolveTable(s, ctx, st.table);
+  flushable(table);
+  const job = await s.flush.compactTable(table);
+  return messageResult(ctx, `Storage compaction started for table '${qualifiedName(table)}'. Job ID: ${job.job_id}`);
+}
+
+export function killJob(s: Services, ctx: RunContext, st: Of<'kill_job'>): StatementResult {
+  requireAdmin(ctx.principal, 'KILL JOB');
+  const job = s.jobs.get(st.jobId);
+  if (job === undefined) throw execError(`Job '${st.jobId}' does not exist`);
+  if (!s.jobs.cancel(st.jobId)) throw execError(`Job '${st.jobId}' is not running (status: ${job.status})`);
+  return messageResult(ctx, `Job '${st.jobId}' cancellation requested`);
+}

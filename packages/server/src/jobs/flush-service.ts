@@ -1,0 +1,347 @@
+/**
+ * Moves hot rows to the cold tier. A partition flush: snapshot the partition's index, write the
+ * newest version of each key (tombstones too) as a Parquet segment through a temp file (fsync,
+ * rename), commit the manifest atomically, then hand the flushed entries over to cold markers in
+ * the hot store (a write that raced the flush stays hot). A crash at any step leaves the old state
+ * or the new one: orphan files are removed and hand-overs completed at start-up (`recover`).
+ * Also compaction, the flush policies (rows per partition, interval) and the flush event listeners.
+ */
+import { Mutex } from '../util/mutex.js';
+import { assert } from '../util/errors.js';
+import type { Logger } from '../util/log.js';
+import { snowflakeTimeMs, SNOWFLAKE_EPOCH_MS } from '../util/snowflake.js';
+import { primaryKeyIndex, qualifiedName, type TableDef } from '../catalog/types.js';
+import type { Catalog } from '../catalog/catalog.js';
+import type { HotStore } from '../storage/hot/hot-store.js';
+import type { CommittedChange, Committer } from '../storage/hot/committer.js';
+import type { ColdStore } from '../storage/cold/cold-store.js';
+import { manifestMaxSeq } from '../storage/cold/manifest.js';
+import { sqlIdent, sqlString, type DuckEngine, type SourceColumn } from '../storage/duck/duck-engine.js';
+import type { JobRow, JobStore } from './job-store.js';
+import { failpoint } from './failpoints.js';
+
+export interface FlushEvent {
+  readonly table: TableDef;
+  /** The user whose partition was flushed (USER tables), or null (SHARED). */
+  readonly userId: string | null;
+  readonly row_count: number;
+  readonly files: readonly string[];
+  readonly flushed_at: number;
+}
+
+export interface FlushDeps {
+  readonly catalog: Catalog;
+  readonly hot: HotStore;
+  readonly cold: ColdStore;
+  readonly committer: Committer;
+  readonly duck: DuckEngine;
+  readonly jobs: JobStore;
+  readonly log: Logger;
+  readonly columnsOf: (table: TableDef) => SourceColumn[];
+  /** Segments per partition past which a flush schedules a compaction. */
+  readonly compactSegmentsMax: number;
+  readonly concurrentFlushesMax: number;
+}
+
+interface Pending {
+  readonly table: TableDef;
+  readonly partition: string;
+  count: number;
+  firstAtMs: number;
+}
+
+export class FlushService {
+  private readonly locks = new Map<string, Mutex>();
+  private readonly pending = new Map<string, Pending>();
+  private readonly requested = new Set<string>();
+  private readonly listeners: ((e: FlushEvent) => void)[] = [];
+  private readonly running = new Set<Promise<unknown>>();
+  private slots: number;
+  private readonly slotWaiters: (() => void)[] = [];
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly d: FlushDeps) {
+    this.slots = d.concurrentFlushesMax;
+  }
+
+  onFlush(listener: (e: FlushEvent) => void): void {
+    this.listeners.push(listener);
+  }
+
+  // Start-up and policies --------------------------------------------------------------------
+
+  /** Removes orphan files, completes interrupted hand-overs and loads the unflushed-row counters. */
+  async recover(): Promise<void> {
+    for (const table of this.d.catalog.tablesIn(null)) {
+      if (table.type === 'STREAM') continue;
+      for (const partition of this.d.cold.partitions(table)) {
+        const removed = this.d.cold.removeOrphans(table, partition);
+        if (removed.length > 0) this.d.log.warn('removed orphan segment files', { table: qualifiedName(table), partition, files: removed });
+        const maxSeq = manifestMaxSeq(this.d.cold.manifest(table, partition));
+        if (maxSeq === 0n) continue;
+        const entries = (await this.d.hot.scanIndex(table, partition, this.d.hot.db))
+          .filter((e) => !e.row.cold && e.row.seq <= maxSeq)
+          .map((e) => ({ key: e.key, seq: e.row.seq, deleted: e.row.deleted }));
+        const converted = await this.d.committer.handOverToCold({ table, partition, entries, maxSeq });
+        if (converted > 0) this.d.log.warn('completed an interrupted flush hand-over', { table: qualifiedName(table), partition, rows: converted });
+      }
+    }
+    const byId = new Map(this.d.catalog.tablesIn(null).map((t) => [t.id, t]));
+    for (const [key, c] of await this.d.hot.countHotVersions()) {
+      const table = byId.get(c.tableId);
+      if (table === undefined || table.type === 'STREAM') continue;
+      this.pending.set(key, { table, partition: c.partition, count: c.count, firstAtMs: snowflakeTimeMs(c.oldestSeq) });
+    }
+  }
+
+  /** Committer listener: counts unflushed versions per partition and applies the rows policy. */
+  onCommit(changes: readonly CommittedChange[]): void {
+    const now = Date.now();
+    for (const c of changes) {
+      if (c.table.type === 'STREAM') continue;
+      const key = partitionKey(c.table, c.partition);
+      let p = this.pending.get(key);
+      if (p === undefined || p.table !== c.table) {
+        p = { table: c.table, partition: c.partition, count: 0, firstAtMs: now };
+        this.pending.set(key, p);
+      }
+      p.count++;
+      const rows = c.table.options.flushPolicy.rows;
+      if (rows !== null && p.count >= rows) this.requestPolicyFlush(p);
+    }
+  }
+
+  /** Checks interval policies once a second. */
+  start(): void {
+    this.timer = setInterval(() => this.checkIntervals(), 1000);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await Promise.allSettled([...this.running]);
+  }
+
+  private checkIntervals(): void {
+    const now = Date.now();
+    for (const p of this.pending.values()) {
+      const interval = p.table.options.flushPolicy.intervalSeconds;
+      if (interval !== null && p.count > 0 && now - p.firstAtMs >= interval * 1000) this.requestPolicyFlush(p);
+    }
+  }
+
+  private requestPolicyFlush(p: Pending): void {
+    const key = partitionKey(p.table, p.partition);
+    if (this.requested.has(key) || this.d.catalog.table(p.table.namespace, p.table.name) !== p.table) return;
+    this.requested.add(key);
+    this.track(this.runJob('flush', p.table, p.partition === '' ? null : p.partition, { trigger: 'policy' }, async (signal, job) => {
+      try {
+        return await this.flushPartition(p.table, p.partition, signal, job);
+      } finally {
+        this.requested.delete(key);
+      }
+    }));
+  }
+
+  /** Partitions of a table with unflushed rows. */
+  pendingPartitions(table: TableDef): string[] {
+    return [...this.pending.values()].filter((p) => p.table.id === table.id && p.count > 0).map((p) => p.partition);
+  }
+
+  // Commands ---------------------------------------------------------------------------------
+
+  /** STORAGE FLUSH TABLE: a job over every partition with unflushed rows; null when there is none. */
+  async flushTable(table: TableDef): Promise<JobRow | null> {
+    assert(table.type !== 'STREAM', 'stream tables are never flushed');
+    const partitions = this.pendingPartitions(table);
+    if (partitions.length === 0) return null;
+    return this.startJob('flush', table, null, { trigger: 'command', partitions: partitions.length }, async (signal, job) => {
+      let rows = 0;
+      const files: string[] = [];
+      for (const partition of partitions) {
+        if (signal.aborted) throw new CancelledError();
+        const result = await this.flushPartition(table, partition, signal, job);
+        rows += result.rows;
+        files.push(...result.files);
+      }
+      return { rows, files };
+    });
+  }
+
+  /** STORAGE COMPACT TABLE: one job rewriting each partition's segments into one. */
+  async compactTable(table: TableDef): Promise<JobRow> {
+    const partitions = this.d.cold.partitions(table);
+    return this.startJob('compaction', table, null, { partitions: partitions.length }, async (signal) => {
+      let rows = 0;
+      const files: string[] = [];
+      for (const partition of partitions) {
+        if (signal.aborted) throw new CancelledError();
+        const result = await this.compactPartition(table, partition);
+        rows += result.rows;
+        files.push(...result.files);
+      }
+      return { rows, files };
+    });
+  }
+
+  /** Waits for every flush or compaction of a table to finish (before DROP TABLE removes its files). */
+  async quiesce(table: TableDef): Promise<void> {
+    for (const [key, p] of this.pending) if (p.table.id === table.id) this.pending.delete(key);
+    for (const [key, lock] of this.locks) if (key.startsWith(`${table.id}\u0000`)) await lock.run(async () => undefined);
+  }
+
+  // Jobs -------------------------------------------------------------------------------------
+
+  private async startJob(
+    type: 'flush' | 'compaction', table: TableDef, userId: string | null, params: unknown,
+    work: (signal: AbortSignal, job: JobRow) => Promise<{ rows: number; files: string[] }>,
+  ): Promise<JobRow> {
+    const { job, signal } = await this.d.jobs.create({ job_type: type, namespace_id: table.namespace, table_name: table.name, user_id: userId, parameters: params });
+    this.track(this.finishJob(job, signal, work));
+    return job;
+  }
+
+  private async runJob(
+    type: 'flush', table: TableDef, userId: string | null, params: unknown,
+    work: (signal: AbortSignal, job: JobRow) => Promise<{ rows: number; files: string[] }>,
+  ): Promise<void> {
+    const { job, signal } = await this.d.jobs.create({ job_type: type, namespace_id: table.namespace, table_name: table.name, user_id: userId, parameters: params });
+    await this.finishJob(job, signal, work);
+  }
+
+  private async finishJob(job: JobRow, signal: AbortSignal, work: (signal: AbortSignal, job: JobRow) => Promise<{ rows: number; files: string[] }>): Promise<void> {
+    const started = performance.now();
+    try {
+      const { rows, files } = await work(signal, job);
+      const durationMs = Math.round(performance.now() - started);
+      await this.d.jobs.update(job.job_id, {
+        status: 'completed', rows_processed: rows, finished_at: Date.now(),
+        result: JSON.stringify({ rows, files, duration_ms: durationMs }),
+      });
+      this.d.log.info('job completed', { job_id: job.job_id, job_type: job.job_type, table: `${job.namespace_id}.${job.table_name}`, rows, ms: durationMs });
+    } catch (error) {
+      const cancelled = error instanceof CancelledError;
+      await this.d.jobs.update(job.job_id, {
+        status: cancelled ? 'cancelled' : 'failed', finished_at: Date.now(),
+        error_message: cancelled ? 'Cancelled by KILL JOB' : (error as Error).message,
+      }).catch(() => undefined);
+      if (!cancelled) this.d.log.error('job failed', { job_id: job.job_id, error: (error as Error).stack ?? String(error) });
+    }
+  }
+
+  private track(p: Promise<unknown>): void {
+    this.running.add(p);
+    void p.finally(() => this.running.delete(p));
+  }
+
+  private async slot<T>(fn: () => Promise<T>): Promise<T> {
+    while (this.slots === 0) await new Promise<void>((r) => this.slotWaiters.push(r));
+    this.slots--;
+    try {
+      return await fn();
+    } finally {
+      this.slots++;
+      this.slotWaiters.shift()?.();
+    }
+  }
+
+  private lock(table: TableDef, partition: string): Mutex {
+    const key = partitionKey(table, partition);
+    let m = this.locks.get(key);
+    if (m === undefined) {
+      m = new Mutex();
+      this.locks.set(key, m);
+    }
+    return m;
+  }
+
+  // Flush ------------------------------------------------------------------------------------
+
+  /** Flushes one partition; partitions of a table never flush concurrently with themselves. */
+  async flushPartition(table: TableDef, partition: string, signal: AbortSignal, job: JobRow): Promise<{ rows: number; files: string[] }> {
+    return this.lock(table, partition).run(() => this.slot(async () => {
+      if (this.d.catalog.table(table.namespace, table.name) !== table) return { rows: 0, files: [] };
+      const snapshot = this.d.hot.db.snapshot();
+      let entries;
+      try {
+        entries = (await this.d.hot.scanIndex(table, partition, snapshot)).filter((e) => !e.row.cold);
+      } finally {
+        await snapshot.close();
+      }
+      const counted = this.pending.get(partitionKey(table, partition));
+      const countedBefore = counted?.count ?? 0;
+      if (entries.length === 0) return { rows: 0, files: [] };
+      const manifest = this.d.cold.manifest(table, partition);
+      const batch = manifest.next_batch;
+      const rows = entries.map((e) => [...e.row.values, e.row.seq, e.row.deleted]);
+      const { segment, tmpPath } = await this.d.cold.writeSegment(table, partition, this.d.columnsOf(table), rows, batch);
+      failpoint('flush:after-write');
+      if (signal.aborted) {
+        this.d.cold.removeSegmentFiles(table, partition, [`${segment.path}.tmp`]);
+        throw new CancelledError();
+      }
+      this.d.cold.publishSegment(table, partition, tmpPath);
+      failpoint('flush:after-rename');
+      this.d.cold.commitManifest(table, partition, { ...manifest, next_batch: batch + 1, segments: [...manifest.segments, segment] });
+      failpoint('flush:after-manifest');
+      let maxSeq = 0n;
+      for (const e of entries) if (e.row.seq > maxSeq) maxSeq = e.row.seq;
+      await this.d.committer.handOverToCold({
+        table, partition, maxSeq, entries: entries.map((e) => ({ key: e.key, seq: e.row.seq, deleted: e.row.deleted })),
+      });
+      failpoint('flush:after-handover');
+      if (counted !== undefined) {
+        counted.count = Math.max(0, counted.count - countedBefore);
+        counted.firstAtMs = Date.now();
+      }
+      await this.d.jobs.update(job.job_id, { rows_processed: job.rows_processed + entries.length });
+      const event: FlushEvent = { table, userId: partition === '' ? null : partition, row_count: entries.length, files: [segment.path], flushed_at: Date.now() };
+      for (const listener of this.listeners) listener(event);
+      if (this.d.cold.manifest(table, partition).segments.length > this.d.compactSegmentsMax) {
+        this.track(this.startJob('compaction', table, partition === '' ? null : partition, { trigger: 'segments' }, async () => this.compactPartition(table, partition)));
+      }
+      return { rows: entries.length, files: [segment.path] };
+    }));
+  }
+
+  // Compaction -------------------------------------------------------------------------------
+
+  /**
+   * Rewrites a partition's segments as one: newest version per key, tombstones older than the
+   * table's retention dropped. The manifest swap is atomic; old files are deleted after it.
+   */
+  async compactPartition(table: TableDef, partition: string): Promise<{ rows: number; files: string[] }> {
+    return this.lock(table, partition).run(() => this.slot(async () => {
+      const manifest = this.d.cold.manifest(table, partition);
+      if (manifest.segments.length === 0) return { rows: 0, files: [] };
+      const files = this.d.cold.files(table, partition);
+      const pk = table.columns[primaryKeyIndex(table)]!.name;
+      const retentionMs = BigInt(table.options.deletedRetentionHours) * 3_600_000n;
+      const cutoffSeq = (BigInt(Date.now()) - retentionMs - SNOWFLAKE_EPOCH_MS) << 22n;
+      const select = `SELECT * FROM read_parquet([${files.map(sqlString).join(', ')}]) `
+        + `QUALIFY row_number() OVER (PARTITION BY ${sqlIdent(pk)} ORDER BY "_seq" DESC) = 1`;
+      const kept = `SELECT * FROM (${select}) WHERE NOT ("_deleted" AND "_seq" < ${cutoffSeq > 0n ? cutoffSeq : 0n})`;
+      const batch = manifest.next_batch;
+      const written = await this.d.cold.writeSegmentFromQuery(table, partition, this.d.columnsOf(table), kept, batch);
+      if (written === null) {
+        this.d.cold.commitManifest(table, partition, { ...manifest, next_batch: batch + 1, segments: [] });
+      } else {
+        this.d.cold.publishSegment(table, partition, written.tmpPath);
+        this.d.cold.commitManifest(table, partition, { ...manifest, next_batch: batch + 1, segments: [written.segment] });
+      }
+      this.d.cold.removeSegmentFiles(table, partition, manifest.segments.map((s) => s.path));
+      return { rows: written?.segment.row_count ?? 0, files: written ? [written.segment.path] : [] };
+    }));
+  }
+}
+
+export class CancelledError extends Error {
+  constructor() {
+    super('cancelled');
+  }
+}
+
+function partitionKey(table: TableDef, partition: string): string {
+  return `${table.id}\u0000${partition}`;
+}
+

@@ -1,0 +1,102 @@
+/**
+ * system.jobs: one row per flush, compaction or cleanup, persisted in the catalog keyspace so that
+ * a job left `running` by a crash is found (and marked failed) at the next start. Rows older than
+ * the retention are pruned.
+ */
+import type { CatalogStore } from '../catalog/catalog.js';
+import type { SnowflakeGenerator } from '../util/snowflake.js';
+
+export type JobType = 'flush' | 'compaction' | 'cleanup' | 'stream_eviction' | 'backup' | 'restore';
+export type JobStatus = 'queued' | 'running' | 'completed' | 'failed' | 'cancelled';
+
+export interface JobRow {
+  readonly job_id: string;
+  readonly job_type: JobType;
+  readonly status: JobStatus;
+  readonly namespace_id: string | null;
+  readonly table_name: string | null;
+  readonly user_id: string | null;
+  readonly parameters: string | null;
+  readonly result: string | null;
+  readonly error_message: string | null;
+  readonly rows_processed: number;
+  readonly created_at: number;
+  readonly started_at: number | null;
+  readonly finished_at: number | null;
+  readonly node_id: string;
+}
+
+const JOB_PREFIX = 'job:';
+
+export class JobStore {
+  private readonly jobs = new Map<string, JobRow>();
+  private readonly cancels = new Map<string, AbortController>();
+
+  constructor(private readonly store: CatalogStore, private readonly seqs: SnowflakeGenerator, private readonly nodeId: string) {}
+
+  /** Loads persisted jobs and fails those a crash left unfinished; returns them. */
+  async load(meta: ReadonlyMap<string, unknown>): Promise<JobRow[]> {
+    const interrupted: JobRow[] = [];
+    for (const [key, value] of meta) {
+      if (!key.startsWith(JOB_PREFIX)) continue;
+      const job = value as JobRow;
+      this.jobs.set(job.job_id, job);
+      if (job.status === 'running' || job.status === 'queued') interrupted.push(job);
+    }
+    for (const job of interrupted) {
+      await this.update(job.job_id, { status: 'failed', error_message: 'Interrupted by a server restart; its work was recovered at start-up', finished_at: Date.now() });
+    }
+    return interrupted;
+  }
+
+  async create(fields: Pick<JobRow, 'job_type' | 'namespace_id' | 'table_name' | 'user_id'> & { parameters?: unknown }): Promise<{ job: JobRow; signal: AbortSignal }> {
+    const now = Date.now();
+    const job: JobRow = {
+      job_id: `${fields.job_type === 'flush' ? 'FL' : fields.job_type === 'compaction' ? 'CO' : 'JB'}-${this.seqs.next()}`,
+      job_type: fields.job_type, status: 'running', namespace_id: fields.namespace_id, table_name: fields.table_name,
+      user_id: fields.user_id, parameters: fields.parameters === undefined ? null : JSON.stringify(fields.parameters),
+      result: null, error_message: null, rows_processed: 0, created_at: now, started_at: now, finished_at: null, node_id: this.nodeId,
+    };
+    await this.persist(job);
+    const controller = new AbortController();
+    this.cancels.set(job.job_id, controller);
+    return { job, signal: controller.signal };
+  }
+
+  async update(jobId: string, patch: Partial<JobRow>): Promise<JobRow> {
+    const job = { ...this.jobs.get(jobId)!, ...patch };
+    await this.persist(job);
+    if (job.status !== 'running' && job.status !== 'queued') this.cancels.delete(jobId);
+    return job;
+  }
+
+  get(jobId: string): JobRow | undefined {
+    return this.jobs.get(jobId);
+  }
+
+  list(): JobRow[] {
+    return [...this.jobs.values()].sort((a, b) => a.created_at - b.created_at);
+  }
+
+  /** Asks a running job to stop; false when it is not running. */
+  cancel(jobId: string): boolean {
+    const controller = this.cancels.get(jobId);
+    if (controller === undefined) return false;
+    controller.abort();
+    return true;
+  }
+
+  async prune(olderThanMs: number): Promise<number> {
+    const cutoff = Date.now() - olderThanMs;
+    const old = [...this.jobs.values()].filter((j) => j.finished_at !== null && j.finished_at < cutoff);
+    if (old.length === 0) return 0;
+    await this.store.writeCatalog(new Map(old.map((j) => [`${JOB_PREFIX}${j.job_id}`, undefined])));
+    for (const j of old) this.jobs.delete(j.job_id);
+    return old.length;
+  }
+
+  private async persist(job: JobRow): Promise<void> {
+    await this.store.writeCatalog(new Map([[`${JOB_PREFIX}${job.job_id}`, job]]));
+    this.jobs.set(job.job_id, job);
+  }
+}

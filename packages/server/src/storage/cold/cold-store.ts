@@ -1,0 +1,215 @@
+/**
+ * The cold tier: per partition, immutable zstd Parquet segments under
+ * `<data>/storage/<namespace>/<table>/[<user_id>/]` and the manifest listing them. Segments are
+ * written by DuckDB (COPY ... TO, through a temp file that is fsynced and renamed) and read by
+ * DuckDB; this module knows the paths, the manifests (cached) and the file-level protocol.
+ */
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import type { DuckDBConnection } from '@duckdb/node-api';
+import { assert } from '../../util/errors.js';
+import { primaryKeyIndex, type ColumnDef, type ColumnType, type StoredValue, type TableDef } from '../../catalog/types.js';
+import { formatDecimal } from '../../sql/values.js';
+import { appendRows, columnList, sqlIdent, sqlString, type DuckEngine, type SourceColumn } from '../duck/duck-engine.js';
+import type { RowVersion } from '../hot/row-codec.js';
+import { emptyManifest, fsyncPath, readManifest, writeManifest, type ColumnStats, type Manifest, type Segment } from './manifest.js';
+
+const PARTITION_ID = /^[a-z0-9_][a-z0-9_.@-]{0,63}$/;
+const INTEGER_TYPES: ReadonlySet<ColumnType> = new Set(['SmallInt', 'Int', 'BigInt']);
+export const PARQUET_ROW_GROUP_ROWS = 122_880;
+
+/** Converts a DuckDB row of a segment back to stored cells (supplied by the exec layer). */
+export type ColdRowDecoder = (table: TableDef, row: readonly unknown[]) => RowVersion;
+
+export class ColdStore {
+  private readonly manifests = new Map<string, Manifest>();
+  private tempCounter = 0;
+
+  constructor(readonly root: string, private readonly duck: DuckEngine) {}
+
+  /** The partition's directory. User ids are re-validated here: they become path segments. */
+  dir(table: TableDef, partition: string): string {
+    const base = join(this.root, table.namespace, table.name);
+    if (partition === '') return base;
+    assert(PARTITION_ID.test(partition) && !partition.includes('..'), `unsafe partition id ${partition}`);
+    return join(base, partition);
+  }
+
+  manifest(table: TableDef, partition: string): Manifest {
+    const key = cacheKey(table, partition);
+    let m = this.manifests.get(key);
+    if (m === undefined) {
+      m = readManifest(this.dir(table, partition), `${table.namespace}.${table.name}`, partition === '' ? null : partition);
+      if (m.table_id !== undefined && m.table_id !== table.id) m = emptyManifest(`${table.namespace}.${table.name}`, partition || null);
+      this.manifests.set(key, m);
+    }
+    return m;
+  }
+
+  /** Absolute paths of the segments that can hold a row (pruned by primary-key range when `pks` are given). */
+  files(table: TableDef, partition: string, pks?: readonly StoredValue[]): string[] {
+    const m = this.manifest(table, partition);
+    const dir = this.dir(table, partition);
+    const pkCol = table.columns[primaryKeyIndex(table)]!;
+    return m.segments.filter((s) => pks === undefined || mayHoldAny(s, pkCol.name, pkCol.type, pks)).map((s) => join(dir, s.path));
+  }
+
+  /** Atomically replaces the manifest; the new one is what every later read sees. */
+  commitManifest(table: TableDef, partition: string, manifest: Manifest): void {
+    writeManifest(this.dir(table, partition), { ...manifest, table_id: table.id, updated_at: Date.now() });
+    this.manifests.set(cacheKey(table, partition), { ...manifest, table_id: table.id });
+  }
+
+  /**
+   * Writes rows as `batch-<n>.parquet.tmp`, fsynced; returns the segment entry and the temp path.
+   * The caller renames it with `publishSegment` and then commits the manifest.
+   */
+  async writeSegment(
+    table: TableDef, partition: string, columns: readonly SourceColumn[], rows: readonly (readonly StoredValue[])[], batch: number,
+  ): Promise<{ segment: Segment; tmpPath: string }> {
+    assert(rows.length > 0, 'a segment holds rows');
+    const temp = `f_${++this.tempCounter}`;
+    const written = await this.duck.withConnection(async (conn) => {
+      await conn.run(`CREATE TEMP TABLE ${temp} (${columnList(columns)})`);
+      try {
+        await appendRows(conn, temp, 'temp', columns, rows);
+        return await this.copyToSegment(conn, table, partition, columns, `SELECT * FROM temp.main.${temp}`, batch);
+      } finally {
+        await conn.run(`DROP TABLE IF EXISTS temp.main.${temp}`).catch(() => undefined);
+      }
+    });
+    assert(written !== null && written.segment.row_count === rows.length, 'segment holds every row given');
+    return written;
+  }
+
+  /** Like writeSegment, from a query over existing segments (compaction); null when it yields no row. */
+  async writeSegmentFromQuery(
+    table: TableDef, partition: string, columns: readonly SourceColumn[], select: string, batch: number,
+  ): Promise<{ segment: Segment; tmpPath: string } | null> {
+    return this.duck.withConnection((conn) => this.copyToSegment(conn, table, partition, columns, select, batch));
+  }
+
+  private async copyToSegment(
+    conn: DuckDBConnection, table: TableDef, partition: string, columns: readonly SourceColumn[], select: string, batch: number,
+  ): Promise<{ segment: Segment; tmpPath: string } | null> {
+    const dir = this.dir(table, partition);
+    mkdirSync(dir, { recursive: true });
+    const name = `batch-${batch}.parquet`;
+    const tmpPath = join(dir, `${name}.tmp`);
+    const pk = table.columns[primaryKeyIndex(table)]!.name;
+    const copied = await conn.run(
+      `COPY (SELECT * FROM (${select}) ORDER BY ${sqlIdent(pk)}) TO ${sqlString(tmpPath)} `
+      + `(FORMAT PARQUET, COMPRESSION ZSTD, ROW_GROUP_SIZE ${PARQUET_ROW_GROUP_ROWS})`,
+    );
+    const rowCount = copied.rowsChanged;
+    if (rowCount === 0) {
+      rmSync(tmpPath, { force: true });
+      return null;
+    }
+    const stats = await columnStats(conn, `read_parquet(${sqlString(tmpPath)})`, columns);
+    fsyncPath(tmpPath);
+    const segment: Segment = {
+      path: name,
+      row_count: rowCount,
+      size_bytes: statSync(tmpPath).size,
+      min_seq: String(stats._seq!.min ?? '0'),
+      max_seq: String(stats._seq!.max ?? '0'),
+      schema_version: table.schemaVersion,
+      created_at: Date.now(),
+      columns: stats,
+    };
+    return { segment, tmpPath };
+  }
+
+  publishSegment(table: TableDef, partition: string, tmpPath: string): void {
+    assert(tmpPath.endsWith('.parquet.tmp'), 'segment temp path');
+    renameSync(tmpPath, tmpPath.slice(0, -'.tmp'.length));
+    fsyncPath(this.dir(table, partition));
+  }
+
+  /** Newest cold version of each key among `pks`, read from the segments that can hold them. */
+  async readVersions(table: TableDef, partition: string, pks: readonly StoredValue[], decode: ColdRowDecoder): Promise<RowVersion[]> {
+    const files = this.files(table, partition, pks);
+    if (files.length === 0 || pks.length === 0) return [];
+    const pkCol = table.columns[primaryKeyIndex(table)]!;
+    const list = pks.map((v) => sqlLiteral(pkCol, v)).join(', ');
+    const sql = `SELECT * FROM read_parquet([${files.map(sqlString).join(', ')}]) WHERE ${sqlIdent(pkCol.name)} IN (${list}) ORDER BY _seq`;
+    const rows = await this.duck.withConnection(async (conn) => (await conn.run(sql)).getRows());
+    return rows.map((r) => decode(table, r));
+  }
+
+  /** Deletes temp files and segments the manifest does not list (left by a crash mid-flush). */
+  removeOrphans(table: TableDef, partition: string): string[] {
+    const dir = this.dir(table, partition);
+    if (!existsSync(dir)) return [];
+    const listed = new Set(this.manifest(table, partition).segments.map((s) => s.path));
+    const removed: string[] = [];
+    for (const file of readdirSync(dir)) {
+      const orphan = file.endsWith('.tmp') || (/^batch-\d+\.parquet$/.test(file) && !listed.has(file));
+      if (orphan) {
+        unlinkSync(join(dir, file));
+        removed.push(file);
+      }
+    }
+    return removed;
+  }
+
+  /** Partitions of a table that have a directory (USER tables: one per user that was flushed). */
+  partitions(table: TableDef): string[] {
+    const base = join(this.root, table.namespace, table.name);
+    if (!existsSync(base)) return [];
+    if (table.type === 'SHARED') return [''];
+    return readdirSync(base, { withFileTypes: true }).filter((d) => d.isDirectory() && PARTITION_ID.test(d.name)).map((d) => d.name);
+  }
+
+  removeSegmentFiles(table: TableDef, partition: string, names: readonly string[]): void {
+    for (const name of names) rmSync(join(this.dir(table, partition), name), { force: true });
+  }
+
+  /** DROP TABLE: the table's whole directory. */
+  removeTable(table: TableDef): void {
+    for (const key of [...this.manifests.keys()]) if (key.startsWith(`${table.id}\u0000`)) this.manifests.delete(key);
+    rmSync(join(this.root, table.namespace, table.name), { recursive: true, force: true });
+  }
+}
+
+function cacheKey(table: TableDef, partition: string): string {
+  return `${table.id}\u0000${partition}`;
+}
+
+async function columnStats(conn: DuckDBConnection, relation: string, columns: readonly SourceColumn[]): Promise<Record<string, ColumnStats>> {
+  const exprs = columns.flatMap((c) => [`min(${sqlIdent(c.name)})::VARCHAR`, `max(${sqlIdent(c.name)})::VARCHAR`]);
+  const [row] = await (await conn.run(`SELECT ${exprs.join(', ')} FROM ${relation}`)).getRows();
+  const out: Record<string, ColumnStats> = {};
+  columns.forEach((c, i) => {
+    out[c.name] = { min: (row![2 * i] as string | null) ?? null, max: (row![2 * i + 1] as string | null) ?? null };
+  });
+  return out;
+}
+
+/** Whether a segment's primary-key range can hold one of the keys (integer keys only; others always may). */
+function mayHoldAny(segment: Segment, pkName: string, pkType: ColumnType, pks: readonly StoredValue[]): boolean {
+  const stats = segment.columns[pkName];
+  if (!INTEGER_TYPES.has(pkType) || stats?.min == null || stats.max == null) return true;
+  const min = BigInt(stats.min);
+  const max = BigInt(stats.max);
+  return pks.some((v) => {
+    const k = BigInt(v as number | bigint);
+    return k >= min && k <= max;
+  });
+}
+
+function sqlLiteral(column: ColumnDef, value: StoredValue): string {
+  switch (column.type) {
+    case 'Timestamp': return `make_timestamp(${String(value)}::BIGINT)`;
+    case 'Date': return `(DATE '1970-01-01' + ${String(value)}::INTEGER)`;
+    case 'Time': return `(TIME '00:00:00' + to_microseconds(${String(value)}::BIGINT))`;
+    case 'Decimal': return `${sqlString(formatDecimal(value as bigint, column.scale ?? 0))}::DECIMAL(${column.precision ?? 18},${column.scale ?? 0})`;
+    default: break;
+  }
+  if (typeof value === 'bigint' || typeof value === 'number') return String(value);
+  if (typeof value === 'boolean') return value ? 'TRUE' : 'FALSE';
+  if (value instanceof Uint8Array) return `from_hex(${sqlString(Buffer.from(value).toString('hex'))})`;
+  assert(typeof value === 'string', `primary key literal of type ${column.type}`);
+  return sqlString(value);
+}
