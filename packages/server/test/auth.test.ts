@@ -229,6 +229,17 @@ describe('auth', () => {
       assert.equal(ifExists!.row_count, 0);
     });
 
+    it('a dropped user\'s tokens stay invalid when the name is created again', async () => {
+      await server.createUser('reborn', 'user', 'first-life-pw-1');
+      const old = await login('reborn', 'first-life-pw-1');
+      assert.ok(isLoginBody(old.json));
+      await server.ok("DROP USER 'reborn'");
+      await server.ok("CREATE USER 'reborn' WITH PASSWORD 'second-life-pw-2' ROLE dba");
+      assertError(await server.sql('SELECT 1', { auth: { token: old.json.access_token } }), 401, 'INVALID_CREDENTIALS');
+      assert.equal((await server.post('/v1/api/auth/refresh', '', { authorization: `Bearer ${old.json.refresh_token}` })).status, 401);
+      assertError(await server.sql('SELECT 1', { auth: { user: 'reborn', password: 'first-life-pw-1' } }), 401, 'INVALID_CREDENTIALS');
+    });
+
     it('root cannot be dropped', async () => {
       const res = await server.sql("DROP USER 'root'");
       assert.equal(res.status, 400, JSON.stringify(res.body));

@@ -39,17 +39,16 @@ const USER_FUNCTIONS = new Set(['SVFOP_CURRENT_USER', 'SVFOP_USER', 'SVFOP_SESSI
 
 export function bindQuery(input: PgNode, ctx: BindContext): BoundQuery {
   const ast = structuredClone(input);
-  const cteNames = new Set<string>();
-  collectCteNames(ast, cteNames);
   const sources: BoundSource[] = [];
   const byQualified = new Map<string, string>();
   let includeDeleted = false;
   let inFilter = false;
 
-  const bindRangeVar = (rv: PgNode): void => {
+  const bindRangeVar = (rv: PgNode, ctes: ReadonlySet<string>): void => {
     if (rv.catalogname !== undefined) throw invalidSql('Catalog-qualified table names are not supported');
     const rawName = String(rv.relname);
-    if (rv.schemaname === undefined && cteNames.has(rawName)) return;
+    // Only a CTE in scope at this point may stay unbound; anything else is a catalog table.
+    if (rv.schemaname === undefined && ctes.has(rawName)) return;
     const namespace = rv.schemaname !== undefined ? identifier(rv.schemaname, 'namespace name') : ctx.namespace;
     const name = identifier(rawName, 'table name');
     const tempName = ctx.tempName();
@@ -68,43 +67,64 @@ export function bindQuery(input: PgNode, ctx: BindContext): BoundQuery {
     rv.relname = tempName;
   };
 
-  const visit = (node: PgNode): PgNode => {
+  const visitKeys = (node: PgNode, ctes: ReadonlySet<string>, skip?: string): void => {
+    for (const key in node) {
+      if (key === skip) continue;
+      const outer = inFilter;
+      if (FILTER_KEYS.has(key)) inFilter = true;
+      node[key] = key === 'SelectStmt' ? visitSelect(node[key], ctes) : visit(node[key], ctes);
+      inFilter = outer;
+    }
+  };
+
+  /** A SELECT's WITH list scopes its names: a CTE body sees only the CTEs before it (all of them if RECURSIVE). */
+  const visitSelect = (select: PgNode, scope: ReadonlySet<string>): PgNode => {
+    if (select.intoClause) throw invalidSql('SELECT ... INTO is not supported');
+    let inner = scope;
+    if (select.withClause) {
+      const ctes: PgNode[] = select.withClause.ctes ?? [];
+      const names = ctes.map((c) => String(c.CommonTableExpr.ctename));
+      if (select.withClause.recursive) {
+        inner = new Set([...scope, ...names]);
+        for (const c of ctes) c.CommonTableExpr.ctequery = visit(c.CommonTableExpr.ctequery, inner);
+      } else {
+        let visible = new Set(scope);
+        ctes.forEach((c, i) => {
+          c.CommonTableExpr.ctequery = visit(c.CommonTableExpr.ctequery, visible);
+          visible = new Set([...visible, names[i]!]);
+        });
+        inner = visible;
+      }
+    }
+    visitKeys(select, inner, 'withClause');
+    return select;
+  };
+
+  const visit = (node: PgNode, ctes: ReadonlySet<string>): PgNode => {
     if (Array.isArray(node)) {
-      for (let i = 0; i < node.length; i++) node[i] = visit(node[i]);
+      for (let i = 0; i < node.length; i++) node[i] = visit(node[i], ctes);
       return node;
     }
     if (node === null || typeof node !== 'object') return node;
     if (node.SQLValueFunction && USER_FUNCTIONS.has(node.SQLValueFunction.op)) {
       return { A_Const: { sval: { sval: ctx.principal.userId }, location: node.SQLValueFunction.location ?? -1 } };
     }
-    if (node.RangeVar) bindRangeVar(node.RangeVar);
+    if (node.RangeVar) bindRangeVar(node.RangeVar, ctes);
     if (node.RangeFunction) checkRangeFunction(node.RangeFunction);
     if (node.FuncCall) checkFunction(node.FuncCall);
-    if (node.SelectStmt?.intoClause) throw invalidSql('SELECT ... INTO is not supported');
     if (node.ColumnRef && inFilter) {
       const fields: PgNode[] = node.ColumnRef.fields;
       const last = fields[fields.length - 1];
       if (last?.String?.sval === DELETED_COLUMN) includeDeleted = true;
     }
-    for (const key in node) {
-      const outer = inFilter;
-      if (FILTER_KEYS.has(key)) inFilter = true;
-      node[key] = visit(node[key]);
-      inFilter = outer;
-    }
+    visitKeys(node, ctes);
     return node;
   };
-  visit(ast);
+  if (ast.SelectStmt) visit(ast, new Set());
+  else visitSelect(ast, new Set());
   rewriteQualifiedColumns(ast, byQualified);
-  nameFunctionColumns(ast);
+  nameFunctionColumns(ast.SelectStmt ?? ast);
   return { ast, sources, includeDeleted };
-}
-
-function collectCteNames(node: PgNode, out: Set<string>): void {
-  if (Array.isArray(node)) { for (const n of node) collectCteNames(n, out); return; }
-  if (node === null || typeof node !== 'object') return;
-  if (node.CommonTableExpr) out.add(String(node.CommonTableExpr.ctename));
-  for (const key in node) collectCteNames(node[key], out);
 }
 
 function checkRangeFunction(rf: PgNode): void {

@@ -59,16 +59,17 @@ async function handle(deps: HttpDeps, req: IncomingMessage, started: number): Pr
 }
 
 async function sqlRoute(deps: HttpDeps, req: IncomingMessage, started: number): Promise<Handled> {
-  if (req.method !== 'POST') throw new ServerError('BAD_REQUEST', 'Use POST for /v1/api/sql');
+  if (req.method !== 'POST') throw new ServerError('INVALID_SQL', 'Use POST for /v1/api/sql');
   const principal = await deps.auth.fromHeader(req.headers.authorization);
   const user = principal.userId;
   try {
-    const body = parseJsonObject(await readBody(req, deps.config.bodyBytesMax));
-    if (typeof body.sql !== 'string') throw new ServerError('BAD_REQUEST', "Request body needs a string field 'sql'");
+    const body = parseJsonObject(await readBody(req, deps.config.bodyBytesMax), 'INVALID_SQL');
+    if (body.sql === undefined || body.sql === null) throw new ServerError('EMPTY_SQL', "Request body needs a string field 'sql'");
+    if (typeof body.sql !== 'string') throw new ServerError('INVALID_SQL', "'sql' must be a string");
     const params = body.params ?? [];
-    if (!Array.isArray(params)) throw new ServerError('BAD_REQUEST', "'params' must be an array");
+    if (!Array.isArray(params)) throw new ServerError('INVALID_SQL', "'params' must be an array");
     const namespace = body.namespace_id ?? null;
-    if (namespace !== null && typeof namespace !== 'string') throw new ServerError('BAD_REQUEST', "'namespace_id' must be a string");
+    if (namespace !== null && typeof namespace !== 'string') throw new ServerError('INVALID_SQL', "'namespace_id' must be a string");
     const results = await deps.executor.execute({ sql: body.sql, params, namespace }, principal);
     return { status: 200, body: { status: 'success', results, took: took(started) }, user };
   } catch (error) {
