@@ -49,6 +49,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   await ensureRoot(config, catalog, passwords, log);
   const tokens = new TokenService(jwtSecret(config), config.accessTokenTtlSeconds, config.refreshTokenTtlSeconds);
   const committer = new Committer(hot, seqs);
+  if (typeof maxSeq === 'string') committer.committedMaxSeq = BigInt(maxSeq);
   const cold = new ColdStore(join(config.dataDir, 'storage'), duck);
   const mirror = new HotMirror(duck, hot, sourceColumns, cold, config.mirrorRowsMax);
   const jobs = new JobStore(hot, seqs, config.nodeId);

@@ -193,6 +193,14 @@ describe('DDL', () => {
       assertError(await server.sql('CREATE SHARED TABLE tbl.s_ttl (id INT PRIMARY KEY) WITH (TTL_SECONDS = 5)'), 400, 'INVALID_SQL', /TTL_SECONDS/);
     });
 
+    it('a new STREAM table can be read (no rows, no error)', async () => {
+      await server.ok('CREATE STREAM TABLE tbl.st_read (id BIGINT, p TEXT) WITH (TTL_SECONDS = 10)');
+      const res = await server.sql('SELECT id, p FROM tbl.st_read');
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.deepEqual(res.body.results[0]!.rows, []);
+      assert.deepEqual(res.body.results[0]!.schema!.map((f) => [f.name, f.data_type]), [['id', 'BigInt'], ['p', 'Text']]);
+    });
+
     it('STREAM tables have _seq but no _deleted column', async () => {
       await server.ok('CREATE STREAM TABLE tbl.st_cols (id BIGINT, p TEXT) WITH (TTL_SECONDS = 10)');
       const describe = await server.rows('DESCRIBE TABLE tbl.st_cols');

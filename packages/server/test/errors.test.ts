@@ -10,6 +10,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
+import { get as httpGet } from 'node:http';
+import { connect } from 'node:net';
 import { ROOT_PASSWORD, TestServer, assertError, authHeader, type SqlResponse } from './harness.js';
 
 const PROTOCOL_CODES = [
@@ -215,21 +217,64 @@ describe('errors', () => {
       assertError(await server.sql(`SELECT ${fiftyOne} AS total`, { params: [...params, 51] }), 413, 'PAYLOAD_TOO_LARGE', /50/);
     });
 
+    /** GET /health on a fresh connection (never a pooled socket the server may have closed). */
+    const freshHealth = (): Promise<number> => new Promise((resolve, reject) => {
+      const req = httpGet({ host: '127.0.0.1', port: server.port, path: '/health', agent: false }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('error', reject);
+    });
+
     it('PAYLOAD_TOO_LARGE 413 for a request body over the limit, and the server keeps serving', async () => {
-      const body = JSON.stringify({ sql: 'SELECT 1', padding: 'x'.repeat(8 * MIB) });
-      let status: number | null = null;
-      try {
-        const res = await server.fetch('/v1/api/sql', { method: 'POST', headers: { 'content-type': 'application/json', ...ROOT }, body });
-        status = res.status;
-        const parsed = JSON.parse(await res.text()) as SqlResponse;
-        assertError({ status: res.status, body: parsed }, 413, 'PAYLOAD_TOO_LARGE');
-      } catch (error) {
-        // The server may close the connection after answering 413 while the client still sends.
-        if (status !== null) throw error;
-        assert.match(String((error as Error).cause ?? error), /socket|closed|reset|EPIPE/i);
+      for (const size of [3 * MIB, 8 * MIB]) {
+        const body = JSON.stringify({ sql: 'SELECT 1', padding: 'x'.repeat(size) });
+        let status: number | null = null;
+        try {
+          const res = await server.fetch('/v1/api/sql', { method: 'POST', headers: { 'content-type': 'application/json', ...ROOT }, body });
+          status = res.status;
+          const parsed = JSON.parse(await res.text()) as SqlResponse;
+          assertError({ status: res.status, body: parsed }, 413, 'PAYLOAD_TOO_LARGE', /[Bb]ody|bytes/);
+        } catch (error) {
+          // The server may close the connection after answering 413 while the client still sends.
+          if (status !== null) throw error;
+          assert.match(String((error as Error).cause ?? error), /socket|closed|reset|EPIPE/i);
+        }
+        assert.equal(await freshHealth(), 200);
       }
-      assert.equal((await server.fetch('/health')).status, 200);
-      assert.equal((await server.sql('SELECT 1')).status, 200);
+    });
+
+    it('a 413 that closes the connection says so (Connection: close), so clients do not reuse a dead socket', async () => {
+      // SQL over 1 MiB in a body under the body limit: the server reads the whole request, then answers 413.
+      const body = JSON.stringify({ sql: `SELECT 1 -- ${'x'.repeat(MIB)}` });
+      const head = [
+        'POST /v1/api/sql HTTP/1.1', `Host: 127.0.0.1:${server.port}`, 'Content-Type: application/json',
+        `Authorization: ${ROOT.authorization!}`, `Content-Length: ${Buffer.byteLength(body)}`, 'Connection: keep-alive', '', '',
+      ].join('\r\n');
+      const { response, closedAfter } = await new Promise<{ response: string; closedAfter: boolean }>((resolve, reject) => {
+        const socket = connect(server.port, '127.0.0.1');
+        let text = '';
+        let done = false;
+        socket.on('error', () => undefined); // the server may reset while we still send
+        socket.on('data', (chunk: Buffer) => {
+          text += chunk.toString('latin1');
+          const end = text.indexOf('\r\n\r\n');
+          const length = /content-length: *(\d+)/i.exec(text);
+          if (!done && end !== -1 && length && text.length >= end + 4 + Number(length[1])) {
+            done = true;
+            // Response complete: does the socket close within 500 ms?
+            const timer = setTimeout(() => { socket.destroy(); resolve({ response: text, closedAfter: false }); }, 500);
+            socket.once('close', () => { clearTimeout(timer); resolve({ response: text, closedAfter: true }); });
+          }
+        });
+        socket.once('close', () => { if (!done) reject(new Error(`closed before a full response: ${text.slice(0, 200)}`)); });
+        socket.write(head);
+        socket.write(body);
+      });
+      assert.match(response, /^HTTP\/1\.1 413 /);
+      const connectionHeader = /\r\nconnection: *([^\r]*)/i.exec(response)?.[1]?.toLowerCase() ?? '';
+      if (closedAfter) assert.equal(connectionHeader, 'close', 'the server closed the connection after a 413 that said keep-alive');
+      assert.equal(await freshHealth(), 200);
     });
   });
 

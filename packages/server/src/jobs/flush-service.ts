@@ -1,5 +1,6 @@
 /**
- * Moves hot rows to the cold tier. A partition flush: snapshot the partition's index, write the
+ * Moves hot rows to the cold tier. A partition flush: read the partition's index as of the last
+ * committed `_seq`, write the
  * newest version of each key (tombstones too) as a Parquet segment through a temp file (fsync,
  * rename), commit the manifest atomically, then hand the flushed entries over to cold markers in
  * the hot store (a write that raced the flush stays hot). A crash at any step leaves the old state
@@ -79,10 +80,11 @@ export class FlushService {
         if (removed.length > 0) this.d.log.warn('removed orphan segment files', { table: qualifiedName(table), partition, files: removed });
         const maxSeq = manifestMaxSeq(this.d.cold.manifest(table, partition));
         if (maxSeq === 0n) continue;
+        const watch = this.d.committer.watchPartition(table.id, partition);
         const entries = (await this.d.hot.scanIndex(table, partition, this.d.hot.db))
           .filter((e) => !e.row.cold && e.row.seq <= maxSeq)
-          .map((e) => ({ key: e.key, seq: e.row.seq, deleted: e.row.deleted }));
-        const converted = await this.d.committer.handOverToCold({ table, partition, entries, maxSeq });
+          .map((e) => ({ key: e.key, seq: e.row.seq, deleted: e.row.deleted, schemaVersion: e.row.schemaVersion }));
+        const converted = await this.d.committer.handOverToCold({ table, partition, entries, maxSeq }, watch);
         if (converted > 0) this.d.log.warn('completed an interrupted flush hand-over', { table: qualifiedName(table), partition, rows: converted });
       }
     }
@@ -261,46 +263,59 @@ export class FlushService {
   async flushPartition(table: TableDef, partition: string, signal: AbortSignal, job: JobRow): Promise<{ rows: number; files: string[] }> {
     return this.lock(table, partition).run(() => this.slot(async () => {
       if (this.d.catalog.table(table.namespace, table.name) !== table) return { rows: 0, files: [] };
-      const snapshot = this.d.hot.db.snapshot();
-      let entries;
+      const t0 = performance.now();
+      // Every version up to `upTo` is committed. Keys written during the scan get larger seqs and
+      // stay hot; so the flushed set is exactly "newest version per key as of upTo", like a snapshot.
+      const watch = this.d.committer.watchPartition(table.id, partition);
+      const upTo = this.d.committer.committedMaxSeq;
+      let handedOver = false;
       try {
-        entries = (await this.d.hot.scanIndex(table, partition, snapshot)).filter((e) => !e.row.cold);
+        const entries = (await this.d.hot.scanIndex(table, partition, this.d.hot.db)).filter((e) => !e.row.cold && e.row.seq <= upTo);
+        const counted = this.pending.get(partitionKey(table, partition));
+        const countedBefore = counted?.count ?? 0;
+        if (entries.length === 0) return { rows: 0, files: [] };
+        const manifest = this.d.cold.manifest(table, partition);
+        const batch = manifest.next_batch;
+        const rows = entries.map((e) => [...e.row.values, e.row.seq, e.row.deleted]);
+        const t1 = performance.now();
+        const { segment, tmpPath } = await this.d.cold.writeSegment(table, partition, this.d.columnsOf(table), rows, batch);
+        const t2 = performance.now();
+        failpoint('flush:after-write');
+        if (signal.aborted) {
+          this.d.cold.removeSegmentFiles(table, partition, [`${segment.path}.tmp`]);
+          throw new CancelledError();
+        }
+        this.d.cold.publishSegment(table, partition, tmpPath);
+        failpoint('flush:after-rename');
+        this.d.cold.commitManifest(table, partition, { ...manifest, next_batch: batch + 1, segments: [...manifest.segments, segment] });
+        failpoint('flush:after-manifest');
+        let maxSeq = 0n;
+        for (const e of entries) if (e.row.seq > maxSeq) maxSeq = e.row.seq;
+        handedOver = true;
+        await this.d.committer.handOverToCold({
+          table, partition, maxSeq,
+          entries: entries.map((e) => ({ key: e.key, seq: e.row.seq, deleted: e.row.deleted, schemaVersion: e.row.schemaVersion })),
+        }, watch);
+        failpoint('flush:after-handover');
+        const t3 = performance.now();
+        this.d.log.info('partition flushed', {
+          table: qualifiedName(table), partition, rows: entries.length, file: segment.path, size_bytes: segment.size_bytes,
+          scan_ms: Math.round(t1 - t0), write_ms: Math.round(t2 - t1), handover_ms: Math.round(t3 - t2),
+        });
+        if (counted !== undefined) {
+          counted.count = Math.max(0, counted.count - countedBefore);
+          counted.firstAtMs = Date.now();
+        }
+        await this.d.jobs.update(job.job_id, { rows_processed: job.rows_processed + entries.length });
+        const event: FlushEvent = { table, userId: partition === '' ? null : partition, row_count: entries.length, files: [segment.path], flushed_at: Date.now() };
+        for (const listener of this.listeners) listener(event);
+        if (this.d.cold.manifest(table, partition).segments.length > this.d.compactSegmentsMax) {
+          this.track(this.startJob('compaction', table, partition === '' ? null : partition, { trigger: 'segments' }, async () => this.compactPartition(table, partition)));
+        }
+        return { rows: entries.length, files: [segment.path] };
       } finally {
-        await snapshot.close();
+        if (!handedOver) this.d.committer.closeWatch(watch);
       }
-      const counted = this.pending.get(partitionKey(table, partition));
-      const countedBefore = counted?.count ?? 0;
-      if (entries.length === 0) return { rows: 0, files: [] };
-      const manifest = this.d.cold.manifest(table, partition);
-      const batch = manifest.next_batch;
-      const rows = entries.map((e) => [...e.row.values, e.row.seq, e.row.deleted]);
-      const { segment, tmpPath } = await this.d.cold.writeSegment(table, partition, this.d.columnsOf(table), rows, batch);
-      failpoint('flush:after-write');
-      if (signal.aborted) {
-        this.d.cold.removeSegmentFiles(table, partition, [`${segment.path}.tmp`]);
-        throw new CancelledError();
-      }
-      this.d.cold.publishSegment(table, partition, tmpPath);
-      failpoint('flush:after-rename');
-      this.d.cold.commitManifest(table, partition, { ...manifest, next_batch: batch + 1, segments: [...manifest.segments, segment] });
-      failpoint('flush:after-manifest');
-      let maxSeq = 0n;
-      for (const e of entries) if (e.row.seq > maxSeq) maxSeq = e.row.seq;
-      await this.d.committer.handOverToCold({
-        table, partition, maxSeq, entries: entries.map((e) => ({ key: e.key, seq: e.row.seq, deleted: e.row.deleted })),
-      });
-      failpoint('flush:after-handover');
-      if (counted !== undefined) {
-        counted.count = Math.max(0, counted.count - countedBefore);
-        counted.firstAtMs = Date.now();
-      }
-      await this.d.jobs.update(job.job_id, { rows_processed: job.rows_processed + entries.length });
-      const event: FlushEvent = { table, userId: partition === '' ? null : partition, row_count: entries.length, files: [segment.path], flushed_at: Date.now() };
-      for (const listener of this.listeners) listener(event);
-      if (this.d.cold.manifest(table, partition).segments.length > this.d.compactSegmentsMax) {
-        this.track(this.startJob('compaction', table, partition === '' ? null : partition, { trigger: 'segments' }, async () => this.compactPartition(table, partition)));
-      }
-      return { rows: entries.length, files: [segment.path] };
     }));
   }
 

@@ -50,7 +50,7 @@ export interface ColdHandover {
   readonly table: TableDef;
   readonly partition: string;
   /** Index keys with the `_seq` that was written to the segment. */
-  readonly entries: readonly { readonly key: Buffer; readonly seq: bigint; readonly deleted: boolean }[];
+  readonly entries: readonly { readonly key: Buffer; readonly seq: bigint; readonly deleted: boolean; readonly schemaVersion: number }[];
   /** Every version with `_seq` <= this was flushed (or superseded by a flushed one) and is deleted. */
   readonly maxSeq: bigint;
 }
@@ -58,21 +58,44 @@ export interface ColdHandover {
 interface Intent {
   readonly writes: readonly RowWrite[];
   readonly keys: string[];
-  readonly handover?: ColdHandover;
   resolve(changes: CommittedChange[]): void;
   reject(error: Error): void;
 }
 
 export type ChangeListener = (changes: readonly CommittedChange[]) => void;
 
+/** An open watch on a partition's writes, and then the hand-over it guards. */
+export interface HandoverWatch {
+  readonly tableId: number;
+  readonly partition: string;
+}
+
+interface PendingHandover extends HandoverWatch {
+  /** Index keys (latin1) written to the partition since the watch opened. */
+  readonly written: Set<string>;
+  handover: ColdHandover | null;
+  next: number;
+  converted: number;
+  resolve(converted: number): void;
+  reject(error: Error): void;
+}
+
+const HANDOVER_CHUNK_ENTRIES = 20_000;
+
 interface StagedGroup {
   readonly batch: WriteBatch;
-  readonly accepted: { intent: Intent; changes: CommittedChange[]; silent?: boolean }[];
+  readonly accepted: { intent: Intent; changes: CommittedChange[] }[];
   readonly versions: Map<string, RowVersion>;
 }
 
 export class Committer {
   private queue: Intent[] = [];
+  private readonly handovers: PendingHandover[] = [];
+  private readonly watched: PendingHandover[] = [];
+  /** Keys of the group being written right now (staged before a watch may have opened). */
+  private inflight: ReadonlyMap<string, RowVersion> = new Map();
+  /** Every version with a `_seq` up to this one is written and visible to reads. */
+  committedMaxSeq = 0n;
   private draining = false;
   private readonly listeners: ChangeListener[] = [];
 
@@ -92,18 +115,43 @@ export class Committer {
   }
 
   /**
-   * Replaces flushed index entries by cold markers (only where the entry still has the flushed
-   * `_seq`: a write that raced the flush stays hot) and deletes the flushed versions, atomically and
-   * in order with every other write. Resolves with how many entries became cold.
+   * Replaces flushed index entries by cold markers (except keys written since the watch opened:
+   * those have a newer hot version) and deletes the flushed versions, in chunks interleaved with
+   * other writes. Resolves with how many entries became cold.
    */
-  handOverToCold(handover: ColdHandover): Promise<number> {
+  handOverToCold(handover: ColdHandover, watch: HandoverWatch): Promise<number> {
+    for (let i = 1; i < handover.entries.length; i++) {
+      assert(Buffer.compare(handover.entries[i - 1]!.key, handover.entries[i]!.key) < 0, 'hand-over entries in key order');
+    }
+    const pending = watch as PendingHandover;
+    assert(this.watched.includes(pending) && pending.handover === null, 'hand-over needs an open watch');
     return new Promise((resolve, reject) => {
-      this.queue.push({
-        writes: [], keys: handover.entries.map((e) => e.key.toString('latin1')), handover,
-        resolve: (changes) => resolve(changes.length), reject,
-      });
+      pending.handover = handover;
+      pending.resolve = resolve;
+      pending.reject = reject;
+      this.handovers.push(pending);
       if (!this.draining) void this.drain();
     });
+  }
+
+  /**
+   * Starts recording the keys written to a partition. A flush opens the watch before it reads the
+   * index, so every key written after that read is known at hand-over time and stays hot, without
+   * re-reading the index. `closeWatch` ends it when the flush gives up.
+   */
+  watchPartition(tableId: number, partition: string): HandoverWatch {
+    // The group in flight was staged before this watch: its keys may land after the flush's read.
+    const pending: PendingHandover = {
+      tableId, partition, written: new Set(this.inflight.keys()), handover: null, next: 0, converted: 0,
+      resolve: () => undefined, reject: () => undefined,
+    };
+    this.watched.push(pending);
+    return pending;
+  }
+
+  closeWatch(watch: HandoverWatch): void {
+    const i = this.watched.indexOf(watch as PendingHandover);
+    if (i !== -1 && (watch as PendingHandover).handover === null) this.watched.splice(i, 1);
   }
 
   /** Resolves when every intent handed over so far is settled. */
@@ -123,24 +171,31 @@ export class Committer {
     try {
       // Intents that arrive while the last write is in flight are picked up by the outer loop.
       do {
-      while (this.queue.length > 0) {
-        const group = this.queue.splice(0, GROUP_INTENTS_MAX);
-        let newest: Map<string, RowVersion | null>;
-        try {
-          newest = await this.readNewest(group);
-        } catch (error) {
-          for (const intent of group) intent.reject(error as Error);
-          continue;
+        while (this.queue.length > 0) {
+          const group = this.queue.splice(0, GROUP_INTENTS_MAX);
+          let newest: Map<string, RowVersion | null>;
+          try {
+            newest = await this.readNewest(group);
+          } catch (error) {
+            for (const intent of group) intent.reject(error as Error);
+            continue;
+          }
+          if (await previousWrite) {
+            for (const [key, row] of previousStaged) if (newest.has(key)) newest.set(key, row);
+          }
+          const staged = this.stageGroup(group, newest);
+          previousStaged = staged.versions;
+          this.inflight = staged.versions;
+          previousWrite = this.writeGroup(staged);
         }
-        if (await previousWrite) {
-          for (const [key, row] of previousStaged) if (newest.has(key)) newest.set(key, row);
+        await previousWrite;
+        this.inflight = new Map();
+        // One chunk of a flush hand-over at a time, so writers are never held up for long.
+        if (this.handovers.length > 0) {
+          await this.handoverChunk(this.handovers[0]!);
+          previousStaged = new Map();
         }
-        const staged = this.stageGroup(group, newest);
-        previousStaged = staged.versions;
-        previousWrite = this.writeGroup(staged);
-      }
-      await previousWrite;
-      } while (this.queue.length > 0);
+      } while (this.queue.length > 0 || this.handovers.length > 0);
     } finally {
       this.draining = false;
     }
@@ -152,11 +207,6 @@ export class Committer {
     const versions = new Map<string, RowVersion>();
     let maxSeq = 0n;
     for (const intent of group) {
-      if (intent.handover !== undefined) {
-        const converted = stageHandover(batch, intent, newest, versions);
-        accepted.push({ intent, changes: converted, silent: true });
-        continue;
-      }
       const staged = this.stageIntent(intent, newest);
       if (staged instanceof Error) {
         intent.reject(staged);
@@ -170,6 +220,7 @@ export class Committer {
         batch.tryPut(Buffer.from(key, 'latin1'), encodeIndexValue(change.row.seq, encoded));
         newest.set(key, change.row);
         versions.set(key, change.row);
+        for (const w of this.watched) if (w.tableId === change.table.id && w.partition === change.partition) w.written.add(key);
         if (change.row.seq > maxSeq) maxSeq = change.row.seq;
       }
       accepted.push({ intent, changes: staged });
@@ -191,9 +242,12 @@ export class Committer {
       return false;
     }
     const all: CommittedChange[] = [];
-    for (const { intent, changes, silent } of staged.accepted) {
+    for (const { intent, changes } of staged.accepted) {
       intent.resolve(changes);
-      if (!silent) for (const c of changes) all.push(c);
+      for (const c of changes) {
+        all.push(c);
+        if (c.row.seq > this.committedMaxSeq) this.committedMaxSeq = c.row.seq;
+      }
     }
     for (const listener of this.listeners) listener(all);
     return true;
@@ -207,6 +261,43 @@ export class Committer {
     const newest = new Map<string, RowVersion | null>();
     keys.forEach((k, i) => newest.set(k, values[i] ?? null));
     return newest;
+  }
+
+  /**
+   * Converts the next chunk of a hand-over into cold markers with blind puts: keys written since the
+   * watch opened are skipped, every other flushed entry is still the newest version. The last chunk
+   * also deletes the flushed versions. Chunks are independent: a crash between them is completed by
+   * the start-up recovery, which repeats the hand-over.
+   */
+  private async handoverChunk(pending: PendingHandover): Promise<void> {
+    const h = pending.handover!;
+    const chunk = h.entries.slice(pending.next, pending.next + HANDOVER_CHUNK_ENTRIES);
+    try {
+      const batch = this.hot.db.write({ capacity: 16, autoDestroy: true });
+      for (const entry of chunk) {
+        // A key written since the flush read the index has a newer hot version: it stays hot.
+        if (pending.written.has(entry.key.toString('latin1'))) continue;
+        batch.tryPut(entry.key, encodeIndexValue(entry.seq, encodeColdMarker(entry.schemaVersion, entry.deleted)));
+        pending.converted++;
+      }
+      pending.next += chunk.length;
+      const done = pending.next >= h.entries.length;
+      if (done) {
+        const prefix = partitionPrefix(KEY_VERSION, h.table.id, h.partition);
+        batch.tryDeleteRange(versionKey(prefix, 0n), versionKey(prefix, h.maxSeq + 1n));
+      }
+      await batch.flush();
+      if (done) this.finishHandover(pending);
+    } catch (error) {
+      this.finishHandover(pending);
+      pending.reject(error as Error);
+    }
+  }
+
+  private finishHandover(pending: PendingHandover): void {
+    this.handovers.splice(this.handovers.indexOf(pending), 1);
+    this.watched.splice(this.watched.indexOf(pending), 1);
+    if (pending.next >= pending.handover!.entries.length) pending.resolve(pending.converted);
   }
 
   /** Checks an intent's expectations and assigns seqs; returns the changes or the error. */
@@ -232,25 +323,6 @@ export class Committer {
     }
     return changes;
   }
-}
-
-/** Stages a flush hand-over; the returned pseudo-changes only count the converted entries. */
-function stageHandover(batch: WriteBatch, intent: Intent, newest: Map<string, RowVersion | null>, versions: Map<string, RowVersion>): CommittedChange[] {
-  const h = intent.handover!;
-  const converted: CommittedChange[] = [];
-  h.entries.forEach((entry, i) => {
-    const key = intent.keys[i]!;
-    const current = newest.get(key);
-    if (current === null || current === undefined || current.cold || current.seq !== entry.seq) return;
-    const marker: RowVersion = { seq: entry.seq, deleted: entry.deleted, cold: true, schemaVersion: current.schemaVersion, values: [] };
-    batch.tryPut(entry.key, encodeIndexValue(entry.seq, encodeColdMarker(current.schemaVersion, entry.deleted)));
-    newest.set(key, marker);
-    versions.set(key, marker);
-    converted.push({ table: h.table, partition: h.partition, kind: 'delete', row: marker, old: current });
-  });
-  const prefix = partitionPrefix(KEY_VERSION, h.table.id, h.partition);
-  batch.tryDeleteRange(versionKey(prefix, 0n), versionKey(prefix, h.maxSeq + 1n));
-  return converted;
 }
 
 function checkExpectation(write: RowWrite, live: RowVersion | null, current: RowVersion | null): Error | null {

@@ -63,3 +63,4 @@ export function decodeIndexValue(bytes: Buffer): RowVersion {
   assert(bytes.length > 8, 'corrupt index value');
   return decodeRow(bytes.readBigUInt64BE(0), bytes.subarray(8));
 }
+
