@@ -109,6 +109,8 @@ export function bindQuery(input: PgNode, ctx: BindContext): BoundQuery {
     if (node.SQLValueFunction && USER_FUNCTIONS.has(node.SQLValueFunction.op)) {
       return { A_Const: { sval: { sval: ctx.principal.userId }, location: node.SQLValueFunction.location ?? -1 } };
     }
+    const likeEscape = likeEscapeCall(node);
+    if (likeEscape !== null) return visit(likeEscape, ctes);
     if (node.RangeVar) bindRangeVar(node.RangeVar, ctes);
     if (node.RangeFunction) checkRangeFunction(node.RangeFunction);
     if (node.FuncCall) checkFunction(node.FuncCall);
@@ -125,6 +127,21 @@ export function bindQuery(input: PgNode, ctx: BindContext): BoundQuery {
   rewriteQualifiedColumns(ast, byQualified);
   nameFunctionColumns(ast.SelectStmt ?? ast);
   return { ast, sources, includeDeleted };
+}
+
+/**
+ * `x LIKE p ESCAPE e` parses as LIKE over pg_catalog.like_escape(p, e), which DuckDB lacks; its
+ * equivalent is like_escape(x, p, e) (ilike_escape for ILIKE), negated for NOT LIKE.
+ */
+function likeEscapeCall(node: PgNode): PgNode | null {
+  const e = node.A_Expr;
+  if (!e || (e.kind !== 'AEXPR_LIKE' && e.kind !== 'AEXPR_ILIKE')) return null;
+  const parts: string[] | undefined = e.rexpr?.FuncCall?.funcname?.map((n: PgNode) => n.String?.sval);
+  if (parts?.join('.') !== 'pg_catalog.like_escape') return null;
+  const name = e.kind === 'AEXPR_ILIKE' ? 'ilike_escape' : 'like_escape';
+  const call = { FuncCall: { funcname: [{ String: { sval: name } }], args: [e.lexpr, ...e.rexpr.FuncCall.args], funcformat: 'COERCE_EXPLICIT_CALL' } };
+  const negated = String(e.name?.[0]?.String?.sval ?? '').startsWith('!');
+  return negated ? { BoolExpr: { boolop: 'NOT_EXPR', args: [call] } } : call;
 }
 
 function checkRangeFunction(rf: PgNode): void {

@@ -17,9 +17,11 @@ import { DEFAULT_MARKER, NOT_CONSTANT, defaultValue, evalSimple, type EvalEnv } 
 import { runQuery } from './query.js';
 import { pkEquality } from './select-exec.js';
 import type { VisibleRow } from './sources.js';
+import { pkString } from './transaction.js';
 
 type Of<K extends Statement['kind']> = Extract<Statement, { kind: K }>;
-const CONFLICT_RETRIES = 5;
+/** Autocommit UPDATE/DELETE retry write conflicts this long (with jittered backoff) before failing. */
+const CONFLICT_RETRY_MS = 5_000;
 
 function targetTable(s: Services, ctx: RunContext, rv: PgNode, verb: string): TableDef {
   if (rv.catalogname !== undefined) throw invalidSql('Catalog-qualified table names are not supported');
@@ -46,7 +48,7 @@ async function apply(s: Services, ctx: RunContext, writes: RowWrite[]): Promise<
 export async function insert(s: Services, ctx: RunContext, st: Of<'insert'>): Promise<StatementResult> {
   const ast = st.ast;
   if (ast.onConflictClause) throw invalidSql('INSERT ... ON CONFLICT is not supported');
-  if (ast.returningList) throw invalidSql('RETURNING is not supported');
+  if (ast.returningList || ast.returningClause) throw invalidSql('RETURNING is not supported');
   if (ast.withClause) throw invalidSql('WITH ... INSERT is not supported: put the WITH inside the SELECT');
   const table = targetTable(s, ctx, ast.relation, 'INSERT INTO');
   const targets = insertColumns(table, ast.cols);
@@ -68,6 +70,12 @@ export async function insert(s: Services, ctx: RunContext, st: Of<'insert'>): Pr
     return { table, partition, values, deleted: false, expect: 'absent' };
   });
   if (ctx.tx) {
+    const seen = new Set<string>();
+    for (const w of writes) {
+      const key = pkString(table, w.values[pkIdx]!);
+      if (seen.has(key)) throw execError(`Duplicate primary key in ${qualifiedName(table)}: ${table.columns[pkIdx]!.name} = ${String(w.values[pkIdx])} is given twice`);
+      seen.add(key);
+    }
     const existing = await s.sources.byPks(table, partition, writes.map((w) => w.values[pkIdx]!), ctx.tx);
     existing.forEach((row, i) => {
       if (row !== null) throw execError(`Duplicate primary key in ${qualifiedName(table)}: ${table.columns[pkIdx]!.name} = ${String(writes[i]!.values[pkIdx])} already exists`);
@@ -125,16 +133,22 @@ async function insertInputs(s: Services, ctx: RunContext, select: PgNode, width:
 
 export async function update(s: Services, ctx: RunContext, st: Of<'update'>): Promise<StatementResult> {
   const ast = st.ast;
-  if (ast.returningList) throw invalidSql('RETURNING is not supported');
+  if (ast.returningList || ast.returningClause) throw invalidSql('RETURNING is not supported');
   if (ast.withClause) throw invalidSql('WITH ... UPDATE is not supported');
   const table = targetTable(s, ctx, ast.relation, 'UPDATE');
   const sets = setTargets(table, ast.targetList);
+  const env = evalEnv(s, ctx);
+  // SET col = DEFAULT takes the column default, evaluated once for the statement.
+  const defaults = ast.targetList.map((t: PgNode, j: number) =>
+    t.ResTarget.val?.SetToDefault ? { value: defaultValue(table.columns[sets[j]!]!, env) } : null);
   const count = await withConflictRetry(ctx, async () => {
     const { rows, newValues } = await updateCandidates(s, ctx, table, ast, sets);
     const writes: RowWrite[] = [];
     rows.forEach((row, i) => {
       const values = [...row.values];
-      sets.forEach((colIdx, j) => { values[colIdx] = coerce(table.columns[colIdx]!, newValues[i]![j] as InputValue); });
+      sets.forEach((colIdx, j) => {
+        values[colIdx] = defaults[j] ? defaults[j].value : coerce(table.columns[colIdx]!, newValues[i]![j] as InputValue);
+      });
       if (values.every((v, k) => sameValue(v, row.values[k]!))) return;
       writes.push({ table, partition: partitionFor(ctx.principal, table), values, deleted: false, expect: row.seq ?? 'any' });
     });
@@ -146,7 +160,7 @@ export async function update(s: Services, ctx: RunContext, st: Of<'update'>): Pr
 
 export async function remove(s: Services, ctx: RunContext, st: Of<'delete'>): Promise<StatementResult> {
   const ast = st.ast;
-  if (ast.returningList) throw invalidSql('RETURNING is not supported');
+  if (ast.returningList || ast.returningClause) throw invalidSql('RETURNING is not supported');
   if (ast.withClause) throw invalidSql('WITH ... DELETE is not supported');
   const table = targetTable(s, ctx, ast.relation, 'DELETE FROM');
   const count = await withConflictRetry(ctx, async () => {
@@ -180,12 +194,13 @@ async function updateCandidates(
   const point = !ast.fromClause ? pkEquality(table, ast.whereClause, ctx, alias) : null;
   if (point !== null) {
     const consts = ast.targetList.map((t: PgNode) => evalSimple(t.ResTarget.val, env));
-    if (!consts.some((v: unknown) => v === NOT_CONSTANT || v === DEFAULT_MARKER)) {
+    if (!consts.some((v: unknown) => v === NOT_CONSTANT)) {
       const rows = await pointRows(s, ctx, table, point);
       return { rows, newValues: rows.map(() => consts as InputValue[]) };
     }
   }
-  const exprs = ast.targetList.map((t: PgNode) => ({ ResTarget: { val: t.ResTarget.val } }));
+  // DEFAULT is not an expression DuckDB can evaluate; the caller substitutes the column default.
+  const exprs = ast.targetList.map((t: PgNode) => ({ ResTarget: { val: t.ResTarget.val?.SetToDefault ? { A_Const: { isnull: true } } : t.ResTarget.val } }));
   const matched = await matchRows(s, ctx, table, alias, exprs, [{ RangeVar: ast.relation }, ...(ast.fromClause ?? [])], ast.whereClause);
   return { rows: matched.map((m) => m.row), newValues: matched.map((m) => m.extra.map(duckToInput)) };
 }
@@ -250,11 +265,13 @@ async function pointRows(s: Services, ctx: RunContext, table: TableDef, value: S
 
 /** Outside a transaction a statement that lost a write race re-reads and tries again. */
 async function withConflictRetry<T>(ctx: RunContext, attempt: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + CONFLICT_RETRY_MS;
   for (let i = 0; ; i++) {
     try {
       return await attempt();
     } catch (error) {
-      if (!(error instanceof WriteConflictError) || ctx.tx !== null || i >= CONFLICT_RETRIES) throw error;
+      if (!(error instanceof WriteConflictError) || ctx.tx !== null || Date.now() > deadline) throw error;
+      await new Promise((r) => setTimeout(r, Math.random() * Math.min(2 ** i, 50)));
     }
   }
 }

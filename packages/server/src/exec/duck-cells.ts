@@ -7,7 +7,7 @@ import {
   DuckDBBlobValue, DuckDBDateValue, DuckDBDecimalValue, DuckDBTimeValue, DuckDBTimestampTZValue, DuckDBTimestampValue,
   DuckDBTypeId, DuckDBUUIDValue, type DuckDBValue,
 } from '@duckdb/node-api';
-import type { InputValue } from '../sql/values.js';
+import { float32Shortest, floatCell, type InputValue } from '../sql/values.js';
 import type { DuckResult } from '../storage/duck/duck-engine.js';
 
 export interface SchemaField {
@@ -20,7 +20,8 @@ type CellEncoder = (v: DuckDBValue) => unknown;
 
 const toNumber: CellEncoder = (v) => (typeof v === 'bigint' ? Number(v) : v);
 const toText: CellEncoder = (v) => String(v);
-const toFloat: CellEncoder = (v) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v);
+const toDouble: CellEncoder = (v) => floatCell(v as number);
+const toFloat32: CellEncoder = (v) => floatCell(float32Shortest(v as number));
 const micros: CellEncoder = (v) => Number((v as DuckDBTimestampValue | DuckDBTimeValue).micros);
 
 function encoderFor(typeId: number, typeText: string): { dataType: SchemaField['data_type']; encode: CellEncoder } {
@@ -32,8 +33,8 @@ function encoderFor(typeId: number, typeText: string): { dataType: SchemaField['
     case DuckDBTypeId.UINTEGER: case DuckDBTypeId.BIGINT: case DuckDBTypeId.UBIGINT:
     case DuckDBTypeId.HUGEINT: case DuckDBTypeId.UHUGEINT: case DuckDBTypeId.BIGNUM:
       return { dataType: 'BigInt', encode: toText };
-    case DuckDBTypeId.FLOAT: return { dataType: 'Float', encode: toFloat };
-    case DuckDBTypeId.DOUBLE: return { dataType: 'Double', encode: toFloat };
+    case DuckDBTypeId.FLOAT: return { dataType: 'Float', encode: toFloat32 };
+    case DuckDBTypeId.DOUBLE: return { dataType: 'Double', encode: toDouble };
     case DuckDBTypeId.DECIMAL: {
       const m = /DECIMAL\((\d+),(\d+)\)/.exec(typeText);
       return { dataType: { Decimal: { precision: Number(m?.[1] ?? 18), scale: Number(m?.[2] ?? 0) } }, encode: toText };
@@ -45,7 +46,7 @@ function encoderFor(typeId: number, typeText: string): { dataType: SchemaField['
     case DuckDBTypeId.TIME: return { dataType: 'Time', encode: micros };
     case DuckDBTypeId.UUID: return { dataType: 'Uuid', encode: toText };
     case DuckDBTypeId.BLOB: return { dataType: 'Bytes', encode: (v) => Array.from((v as DuckDBBlobValue).bytes) };
-    case DuckDBTypeId.VARCHAR: return { dataType: 'Text', encode: (v) => v };
+    case DuckDBTypeId.VARCHAR: return { dataType: typeText === 'JSON' ? 'Json' : 'Text', encode: (v) => v };
     case DuckDBTypeId.LIST: case DuckDBTypeId.STRUCT: case DuckDBTypeId.MAP: case DuckDBTypeId.ARRAY:
       return { dataType: 'Json', encode: (v) => JSON.stringify(toJsonish(v)) };
     default: return { dataType: 'Text', encode: toText };

@@ -15,7 +15,7 @@ import type { DuckResult, TempSource } from '../storage/duck/duck-engine.js';
 import type { MirrorLease } from '../storage/duck/hot-mirror.js';
 import { bindQuery, type BoundSource } from './bind.js';
 import type { RunContext, Services } from './context.js';
-import { sourceColumns, withSystemColumns } from './sources.js';
+import { sourceColumns, streamColumns, withSystemColumns } from './sources.js';
 import { systemRelation } from './system-tables.js';
 
 export async function runQuery(s: Services, ctx: RunContext, selectNode: PgNode): Promise<DuckResult> {
@@ -59,7 +59,7 @@ export async function runQuery(s: Services, ctx: RunContext, selectNode: PgNode)
 async function mirrorSource(
   s: Services, ctx: RunContext, source: BoundSource, includeDeleted: boolean,
 ): Promise<{ lease: MirrorLease; relation: string } | null> {
-  if (source.kind !== 'table') return null;
+  if (source.kind !== 'table' || source.table.type === 'STREAM') return null;
   const partition = partitionFor(ctx.principal, source.table);
   if (ctx.tx !== null && ctx.tx.overlay(source.table, partition).length > 0) return null;
   const lease = await s.mirror.acquire(source.table, partition);
@@ -72,6 +72,8 @@ async function tempSource(s: Services, ctx: RunContext, source: BoundSource, inc
     return { name: source.tempName, columns: rel.columns, rows: rel.rows };
   }
   const table = source.table;
+  // STREAM tables hold no stored rows (writes to them are refused until stream storage exists).
+  if (table.type === 'STREAM') return { name: source.tempName, columns: streamColumns(table), rows: [] };
   const partition = partitionFor(ctx.principal, table);
   const hot = await s.sources.hotWithOverlay(table, partition, ctx.tx);
   const pk = table.columns[primaryKeyIndex(table)]!.name;

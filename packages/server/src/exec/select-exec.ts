@@ -4,7 +4,7 @@
  */
 import { DELETED_COLUMN, SEQ_COLUMN, primaryKeyIndex, type StoredValue, type TableDef } from '../catalog/types.js';
 import { partitionFor, requireRead } from '../auth/access.js';
-import { execError } from '../util/errors.js';
+import { execError, invalidSql } from '../util/errors.js';
 import type { PgNode, Statement } from '../sql/statement.js';
 import { coerce, encodeCell, protocolType } from '../sql/values.js';
 import { identifier } from '../sql/names.js';
@@ -16,6 +16,8 @@ import { runQuery } from './query.js';
 type Of<K extends Statement['kind']> = Extract<Statement, { kind: K }>;
 
 export async function select(s: Services, ctx: RunContext, st: Of<'select'>): Promise<StatementResult> {
+  if (st.ast.intoClause) throw invalidSql('SELECT ... INTO is not supported: use INSERT INTO ... SELECT');
+  if (st.ast.lockingClause) throw invalidSql('SELECT ... FOR UPDATE/SHARE is not supported: use BEGIN ... COMMIT, which is atomic');
   const fast = await pointSelect(s, ctx, st.ast);
   if (fast !== null) return fast;
   const result = await runQuery(s, ctx, st.ast);

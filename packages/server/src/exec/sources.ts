@@ -29,6 +29,11 @@ export function sourceColumns(table: TableDef): SourceColumn[] {
   ];
 }
 
+/** STREAM tables have `_seq` but no `_deleted`. */
+export function streamColumns(table: TableDef): SourceColumn[] {
+  return sourceColumns(table).filter((c) => c.name !== DELETED_COLUMN);
+}
+
 /** Row values of a stored version in the table's current schema. */
 export function currentValues(table: TableDef, row: RowVersion): readonly StoredValue[] {
   // ALTER TABLE does not exist yet, so every stored version is in the current schema.

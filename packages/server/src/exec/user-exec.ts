@@ -13,7 +13,8 @@ export async function createUser(s: Services, ctx: RunContext, st: Of<'create_us
   return s.ddl.run(async () => {
     if (s.catalog.user(st.userId)) throw execError(`User '${st.userId}' already exists`);
     const now = Date.now();
-    await s.catalog.putUser({ userId: st.userId, role: st.role, passwordHash, email: st.email, createdAt: now, updatedAt: now, tokenGeneration: 1 });
+    // The generation starts at the creation time: tokens of an earlier user of the same name stay invalid.
+    await s.catalog.putUser({ userId: st.userId, role: st.role, passwordHash, email: st.email, createdAt: now, updatedAt: now, tokenGeneration: now });
     return messageResult(ctx, `User '${st.userId}' created successfully`);
   });
 }

@@ -117,7 +117,9 @@ function took(started: number): number {
 
 function send(deps: HttpDeps, req: IncomingMessage, res: ServerResponse, out: Handled, started: number): void {
   const payload = JSON.stringify(out.body);
-  res.writeHead(out.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) });
+  // After a 413 the rest of the body is not read: the connection cannot be reused.
+  const close = out.status === 413 ? { connection: 'close' } : {};
+  res.writeHead(out.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), ...close });
   res.end(payload);
   if (out.status === 413) req.socket.destroySoon?.();
   if (deps.log.enabled('info')) {

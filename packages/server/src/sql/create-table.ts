@@ -1,11 +1,11 @@
 /**
  * CREATE TABLE: the dialect's spellings are rewritten into PostgreSQL syntax at token level
- * (table type word, FLOAT/DOUBLE/STRING/BYTES, SERIAL, AUTO_INCREMENT, CURRENT_USER()), parsed by
- * libpg-query, and the CreateStmt turned into column definitions and raw WITH options.
+ * (table type word, FLOAT/DOUBLE/STRING/BYTES, SERIAL, AUTO_INCREMENT), parsed by libpg-query,
+ * and the CreateStmt turned into column definitions and raw WITH options.
  */
 import { invalidSql } from '../util/errors.js';
 import type { ColumnDef, ColumnDefault, ColumnType, DefaultFunction, TableType } from '../catalog/types.js';
-import type { StatementText } from './lexer.js';
+import type { TokenRule } from './pg-text.js';
 import { identifier } from './names.js';
 import type { OptionValue, PgNode, Statement } from './statement.js';
 import { coerce, type InputValue } from './values.js';
@@ -15,29 +15,24 @@ const TYPE_REWRITES: Record<string, string> = {
   SERIAL: 'BIGINT DEFAULT snowflake_id()', BIGSERIAL: 'BIGINT DEFAULT snowflake_id()',
 };
 
-export function normalizeCreateTableText(stmt: StatementText, dropTokenIndex: number): { text: string; autoIncrement: boolean } {
-  const t = stmt.tokens;
-  const parts: string[] = [];
-  let cursor = 0;
-  const replace = (from: number, to: number, text: string): void => {
-    parts.push(stmt.text.slice(cursor, from), text);
-    cursor = to;
-  };
-  for (let i = 0; i < t.length; i++) {
+/**
+ * CREATE TABLE's own spellings as a token rule for `preparePgText`: drops the table-type word
+ * (token `dropTokenIndex`), and maps FLOAT/DOUBLE/STRING/BYTES/BLOB/SERIAL and AUTO_INCREMENT.
+ */
+export function createTableRule(dropTokenIndex: number): TokenRule {
+  return (t, i) => {
     const tok = t[i]!;
-    if (i === dropTokenIndex) { replace(tok.start, tok.end, ''); continue; }
-    if (tok.kind !== 'word') continue;
+    if (i === dropTokenIndex) return { text: '', through: i };
+    if (tok.kind !== 'word') return undefined;
     const atTypePosition = i >= 2 && (t[i - 1]!.kind === 'word' || t[i - 1]!.kind === 'qident') && (t[i - 2]!.value === '(' || t[i - 2]!.value === ',');
-    if (atTypePosition && TYPE_REWRITES[tok.value] !== undefined) replace(tok.start, tok.end, TYPE_REWRITES[tok.value]!);
-    else if (atTypePosition && tok.value === 'DOUBLE' && t[i + 1]?.value !== 'PRECISION') replace(tok.start, tok.end, 'DOUBLE PRECISION');
-    else if (tok.value === 'AUTO_INCREMENT' || tok.value === 'AUTOINCREMENT') replace(tok.start, tok.end, 'DEFAULT snowflake_id()');
-    else if (tok.value === 'CURRENT_USER' && t[i + 1]?.value === '(' && t[i + 2]?.value === ')') replace(tok.start, t[i + 2]!.end, 'CURRENT_USER');
-  }
-  parts.push(stmt.text.slice(cursor));
-  return { text: parts.join(''), autoIncrement: false };
+    if (atTypePosition && TYPE_REWRITES[tok.value] !== undefined) return { text: TYPE_REWRITES[tok.value]!, through: i };
+    if (atTypePosition && tok.value === 'DOUBLE' && t[i + 1]?.value !== 'PRECISION') return { text: 'DOUBLE PRECISION', through: i };
+    if (tok.value === 'AUTO_INCREMENT' || tok.value === 'AUTOINCREMENT') return { text: 'DEFAULT snowflake_id()', through: i };
+    return undefined;
+  };
 }
 
-export function createTableFromPg(node: PgNode, tableType: TableType | null, _autoIncrement: boolean): Statement {
+export function createTableFromPg(node: PgNode, tableType: TableType | null): Statement {
   const create = node.CreateStmt;
   if (!create) throw invalidSql('Expected CREATE TABLE');
   if (create.relation.relpersistence === 't') throw invalidSql('TEMPORARY tables are not supported');

@@ -7,6 +7,7 @@
  */
 import type { StatementText, Token } from './lexer.js';
 import type { PgNode, Statement } from './statement.js';
+import { IDENTIFIER_LENGTH_MAX } from './names.js';
 
 const INT32_MAX = 2147483647;
 
@@ -17,8 +18,9 @@ export function parseSimpleInsert(stmt: StatementText): Statement | null {
   const punct = (p: string): boolean => t[i]?.kind === 'punct' && t[i]!.value === p && (i++, true);
   const name = (): string | null => {
     const tok = t[i];
-    if (tok?.kind === 'word') { i++; return stmt.text.slice(tok.start, tok.end).toLowerCase(); }
-    if (tok?.kind === 'qident') { i++; return tok.value; }
+    // Over-long names take the full parser's path, which refuses them with a clear error.
+    if (tok?.kind === 'word' && tok.end - tok.start <= IDENTIFIER_LENGTH_MAX) { i++; return stmt.text.slice(tok.start, tok.end).toLowerCase(); }
+    if (tok?.kind === 'qident' && tok.value.length <= IDENTIFIER_LENGTH_MAX) { i++; return tok.value; }
     return null;
   };
   if (!word('INSERT') || !word('INTO')) return null;

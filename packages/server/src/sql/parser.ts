@@ -4,12 +4,13 @@
  * by SQL text; cached statements are frozen and never mutated by later stages.
  */
 import { loadModule, parseSync } from 'libpg-query';
-import { invalidSql, ServerError } from '../util/errors.js';
+import { ServerError, invalidSql } from '../util/errors.js';
 import { ROLES, type Role, type TableType } from '../catalog/types.js';
 import { splitStatements, type StatementText, type Token } from './lexer.js';
 import { identifier, userId } from './names.js';
 import type { PgNode, Statement, TableName } from './statement.js';
-import { createTableFromPg, normalizeCreateTableText } from './create-table.js';
+import { createTableFromPg, createTableRule } from './create-table.js';
+import { preparePgText, restoreIdentifiers } from './pg-text.js';
 import { parseSimpleInsert } from './insert-fast.js';
 
 /** Statements longer than this are not cached: bulk inserts would fill the cache with one-off text. */
@@ -27,7 +28,15 @@ export class ParseCache {
   parse(sql: string): readonly Statement[] {
     const hit = this.entries.get(sql);
     if (hit) return hit;
-    const parsed = Object.freeze(splitStatements(sql).map(parseStatement));
+    const texts = splitStatements(sql);
+    const parsed = Object.freeze(texts.map((text, i) => {
+      try {
+        return parseStatement(text);
+      } catch (error) {
+        if (texts.length > 1 && error instanceof ServerError) throw new ServerError(error.code, `Statement ${i + 1} failed: ${error.message}`);
+        throw error;
+      }
+    }));
     if (sql.length > CACHED_SQL_LENGTH_MAX) return parsed;
     if (this.entries.size >= this.capacity) this.entries.delete(this.entries.keys().next().value!);
     // Cached trees are shared by every later request: freezing them catches any stage that mutates.
@@ -89,7 +98,8 @@ const SQL_KINDS: Record<string, 'select' | 'insert' | 'update' | 'delete'> = {
 };
 
 function parseSql(stmt: StatementText): Statement {
-  const ast = pgParseOne(normalizeFunctionCalls(stmt));
+  const prepared = preparePgText(stmt);
+  const ast = restoreIdentifiers(pgParseOne(prepared.text), prepared.placeholders);
   const [nodeType, node] = Object.entries(ast)[0] as [string, PgNode];
   const kind = SQL_KINDS[nodeType];
   if (kind === undefined) throw invalidSql(`Unsupported statement: ${nodeType.replace(/Stmt$/, '').toUpperCase()}`);
@@ -109,18 +119,6 @@ export function pgParseOne(text: string): PgNode {
   const stmts = result.stmts ?? [];
   if (stmts.length !== 1) throw invalidSql('Expected exactly one statement');
   return stmts[0].stmt;
-}
-
-/** `CURRENT_USER()` is the dialect's spelling; PostgreSQL only knows the bare keyword. */
-function normalizeFunctionCalls(stmt: StatementText): string {
-  const t = stmt.tokens;
-  let text = stmt.text;
-  for (let i = t.length - 3; i >= 0; i--) {
-    if (t[i]!.kind === 'word' && t[i]!.value === 'CURRENT_USER' && t[i + 1]!.value === '(' && t[i + 2]!.value === ')') {
-      text = text.slice(0, t[i]!.end) + ' '.repeat(t[i + 2]!.end - t[i]!.end) + text.slice(t[i + 2]!.end);
-    }
-  }
-  return text;
 }
 
 function maxParamNumber(node: PgNode): number {
@@ -154,8 +152,8 @@ function parseCreateTable(stmt: StatementText, c: Cursor): Statement {
     c.next();
   }
   if (c.peekWord(0) !== 'TABLE') throw invalidSql(`Unsupported statement: 'CREATE ${stmt.tokens[1]?.value ?? ''}'`);
-  const pgText = normalizeCreateTableText(stmt, tableType !== null ? 1 : -1);
-  return createTableFromPg(pgParseOne(pgText.text), tableType, pgText.autoIncrement);
+  const prepared = preparePgText(stmt, createTableRule(tableType !== null ? 1 : -1));
+  return createTableFromPg(restoreIdentifiers(pgParseOne(prepared.text), prepared.placeholders), tableType);
 }
 
 // Dialect statements ------------------------------------------------------------------------
@@ -367,4 +365,3 @@ class Cursor {
   }
 }
 
-export { ServerError };

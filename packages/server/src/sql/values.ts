@@ -38,7 +38,8 @@ function coerceType(column: ColumnDef, value: Exclude<InputValue, null | undefin
     case 'SmallInt': return toBoundedInt(value, -32768, 32767);
     case 'Int': return toBoundedInt(value, -2147483648, 2147483647);
     case 'BigInt': return toInt64(value);
-    case 'Float': case 'Double': return toFloat(value);
+    case 'Float': return toFloat32(value);
+    case 'Double': return toFloat(value);
     case 'Text': return typeof value === 'string' ? value : typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean' ? String(value) : undefined;
     case 'Timestamp': return toTimestamp(value);
     case 'Date': return toDate(value);
@@ -85,6 +86,30 @@ function toFloat(value: unknown): number | undefined {
     return Number.isNaN(n) && value.trim().toLowerCase() !== 'nan' ? undefined : n;
   }
   return undefined;
+}
+
+/** FLOAT is 32-bit: values are rounded to float32 when stored, and ones beyond its range refused. */
+function toFloat32(value: unknown): number | undefined {
+  const n = toFloat(value);
+  if (n === undefined) return undefined;
+  const f = Math.fround(n);
+  return Number.isFinite(n) && !Number.isFinite(f) ? undefined : f;
+}
+
+/** The shortest decimal that reads back as the same float32 (1.1, not 1.100000023841858). */
+export function float32Shortest(v: number): number {
+  if (!Number.isFinite(v)) return v;
+  const f = Math.fround(v);
+  for (let p = 1; p <= 9; p++) {
+    const candidate = Number(f.toPrecision(p));
+    if (Math.fround(candidate) === f) return candidate;
+  }
+  return f;
+}
+
+/** JSON has no NaN or infinities: those cells travel as strings. */
+export function floatCell(v: number): number | string {
+  return Number.isFinite(v) ? v : String(v);
 }
 
 function toTimestamp(value: unknown): number | undefined {
@@ -181,6 +206,8 @@ export function encodeCell(column: Pick<ColumnDef, 'type' | 'scale'>, value: Sto
     case 'BigInt': return (value as bigint).toString();
     case 'Decimal': return formatDecimal(value as bigint, column.scale ?? 0);
     case 'Bytes': return Array.from(value as Uint8Array);
+    case 'Float': return floatCell(float32Shortest(value as number));
+    case 'Double': return floatCell(value as number);
     default: return value;
   }
 }

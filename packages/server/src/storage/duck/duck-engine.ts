@@ -39,6 +39,7 @@ export interface SourceColumn {
 
 export interface DuckResult {
   readonly columnNames: string[];
+  /** DuckDB's type text, or its alias (JSON) when it has one. */
   readonly columnTypes: string[];
   readonly typeIds: number[];
   readonly rows: DuckDBValue[][];
@@ -94,7 +95,8 @@ export class DuckEngine {
       const columnTypes: string[] = [];
       for (let i = 0; i < columnCount; i++) {
         typeIds.push(result.columnTypeId(i));
-        columnTypes.push(result.columnType(i).toString());
+        const type = result.columnType(i);
+        columnTypes.push(type.alias ?? type.toString());
       }
       return { columnNames: result.columnNames(), columnTypes, typeIds, rows: await result.getRows() };
     } catch (error) {
@@ -191,7 +193,8 @@ export function duckType(c: Pick<ColumnDef, 'type' | 'precision' | 'scale'>): st
     case 'BigInt': return 'BIGINT';
     case 'Float': return 'FLOAT';
     case 'Double': return 'DOUBLE';
-    case 'Text': case 'Json': return 'VARCHAR';
+    case 'Text': return 'VARCHAR';
+    case 'Json': return 'JSON';
     case 'Timestamp': return 'TIMESTAMP';
     case 'Date': return 'DATE';
     case 'Time': return 'TIME';

@@ -15,6 +15,22 @@ import { decodeIndexValue, decodeRow, type RowVersion } from './row-codec.js';
 
 const SCAN_CAPACITY = 1024;
 
+/** Catalog JSON keeps bigint and byte values (column defaults) as tagged objects. */
+function catalogReplacer(_key: string, value: unknown): unknown {
+  if (typeof value === 'bigint') return { $bigint: value.toString() };
+  if (value instanceof Uint8Array) return { $bytes: Buffer.from(value).toString('hex') };
+  return value;
+}
+
+function catalogReviver(_key: string, value: unknown): unknown {
+  if (value !== null && typeof value === 'object') {
+    const tagged = value as { $bigint?: string; $bytes?: string };
+    if (typeof tagged.$bigint === 'string') return BigInt(tagged.$bigint);
+    if (typeof tagged.$bytes === 'string') return Uint8Array.from(Buffer.from(tagged.$bytes, 'hex'));
+  }
+  return value;
+}
+
 export class HotStore {
   private constructor(readonly db: RocksDB, readonly path: string) {}
 
@@ -34,7 +50,7 @@ export class HotStore {
     const out = new Map<string, unknown>();
     const start = Buffer.of(KEY_CATALOG);
     for await (const { key, value } of this.db.iterator({ gte: start, lt: prefixEnd(start), capacity: SCAN_CAPACITY })) {
-      out.set(key.subarray(1).toString('utf8'), JSON.parse(value.toString('utf8')));
+      out.set(key.subarray(1).toString('utf8'), JSON.parse(value.toString('utf8'), catalogReviver));
     }
     return out;
   }
@@ -44,7 +60,7 @@ export class HotStore {
     const batch = this.db.write({ capacity: entries.size, autoDestroy: true });
     for (const [name, value] of entries) {
       if (value === undefined) batch.tryDelete(catalogKey(name));
-      else batch.tryPut(catalogKey(name), Buffer.from(JSON.stringify(value), 'utf8'));
+      else batch.tryPut(catalogKey(name), Buffer.from(JSON.stringify(value, catalogReplacer), 'utf8'));
     }
     await batch.flush();
   }

@@ -2,11 +2,29 @@
  * Row versions as stored in RocksDB: a msgpack array [schemaVersion, deleted, ...values in schema
  * order]. Keeping the schema version in the value lets old rows decode after ALTER TABLE.
  */
-import { Packr } from 'msgpackr';
+import { Packr, addExtension } from 'msgpackr';
 import { assert } from '../../util/errors.js';
 import type { StoredValue } from '../../catalog/types.js';
 
+/** DECIMAL(p > 18) values can exceed 64 bits; they travel as a msgpack extension holding the digits. */
+class WideInteger {
+  constructor(readonly value: bigint) {}
+}
+const WIDE_INTEGER_EXT = 0x42;
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+addExtension({
+  Class: WideInteger,
+  type: WIDE_INTEGER_EXT,
+  pack: (w: WideInteger) => Buffer.from(w.value.toString(), 'utf8'),
+  unpack: (bytes: Uint8Array) => BigInt(Buffer.from(bytes).toString('utf8')),
+});
+
 const packr = new Packr({ useRecords: false, int64AsType: 'bigint', mapsAsObjects: true, ...{ useBigInt64: true } });
+
+function packable(values: readonly StoredValue[]): unknown[] {
+  return values.map((v) => (typeof v === 'bigint' && (v > INT64_MAX || v < INT64_MIN) ? new WideInteger(v) : v));
+}
 
 export interface RowVersion {
   readonly seq: bigint;
@@ -28,7 +46,7 @@ const COLD_LIVE = 2;
 const COLD_DELETED = 3;
 
 export function encodeRow(schemaVersion: number, deleted: boolean, values: readonly StoredValue[]): Buffer {
-  return packr.pack([schemaVersion, deleted ? HOT_DELETED : HOT_LIVE, ...values]);
+  return packr.pack([schemaVersion, deleted ? HOT_DELETED : HOT_LIVE, ...packable(values)]);
 }
 
 export function encodeColdMarker(schemaVersion: number, deleted: boolean): Buffer {
