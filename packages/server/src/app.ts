@@ -26,6 +26,7 @@ import { Executor } from './exec/executor.js';
 import { RowSources, sourceColumns } from './exec/sources.js';
 import type { Services } from './exec/context.js';
 import { createHttpServer } from './http/server.js';
+import { LiveServer } from './ws/live-server.js';
 
 export interface RunningServer {
   readonly port: number;
@@ -51,7 +52,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const committer = new Committer(hot, seqs);
   if (typeof maxSeq === 'string') committer.committedMaxSeq = BigInt(maxSeq);
   const cold = new ColdStore(join(config.dataDir, 'storage'), duck);
-  const mirror = new HotMirror(duck, hot, sourceColumns, cold, config.mirrorRowsMax);
+  const mirror = new HotMirror(duck, hot, sourceColumns, cold, config.mirrorRowsMax, () => committer.committedMaxSeq);
   const jobs = new JobStore(hot, seqs, config.nodeId);
   await jobs.load(catalog.meta);
   const flush = new FlushService({
@@ -69,20 +70,29 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   await jobs.prune(config.jobRetentionDays * 86_400_000);
   const services: Services = {
     config, catalog, hot, committer, duck, mirror, cold, jobs, flush, sources: new RowSources(hot, cold), seqs, ddl: new Mutex(), passwords,
+    live: null,
+    listenPort: config.port,
   };
   const executor = new Executor(services, new ParseCache(config.parseCacheEntries));
   const auth = new Authenticator(catalog, tokens, passwords);
   const http = createHttpServer({ config, log, auth, tokens, executor, catalog });
+  const live = new LiveServer(services, auth, log, config.nodeId);
+  services.live = live;
+  committer.onCommit((changes) => live.registry.onCommit(changes));
+  flush.onFlush((event) => live.registry.onFlush(event));
+  live.attach(http);
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
     http.listen(config.port, config.host, () => resolve());
   });
   const port = (http.address() as AddressInfo).port;
+  services.listenPort = port;
   log.info('listening', { host: config.host, port, data_dir: config.dataDir, url: `http://${config.host}:${port}` });
 
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> => {
     closing ??= (async () => {
+      await live.close();
       await new Promise<void>((resolve) => {
         http.close(() => resolve());
         http.closeIdleConnections();

@@ -38,6 +38,15 @@ export interface Config {
   readonly compactSegmentsMax: number;
   /** Partitions flushed or compacted at the same time. */
   readonly concurrentFlushesMax: number;
+  /** Live queries: per connection, per user, client frame size, unsent bytes before SLOW_CONSUMER. */
+  readonly liveSubscriptionsPerConnectionMax: number;
+  readonly liveSubscriptionsPerUserMax: number;
+  readonly liveMessageBytesMax: number;
+  readonly liveBufferedBytesMax: number;
+  readonly liveMessagesPerSecondMax: number;
+  readonly liveBatchSizeMax: number;
+  readonly liveAuthTimeoutMs: number;
+  readonly livePingIntervalMs: number;
 }
 
 export const defaults: Config = Object.freeze({
@@ -63,6 +72,14 @@ export const defaults: Config = Object.freeze({
   jobRetentionDays: 7,
   compactSegmentsMax: 8,
   concurrentFlushesMax: 2,
+  liveSubscriptionsPerConnectionMax: 100,
+  liveSubscriptionsPerUserMax: 1000,
+  liveMessageBytesMax: 1024 * 1024,
+  liveBufferedBytesMax: 8 * 1024 * 1024,
+  liveMessagesPerSecondMax: 500,
+  liveBatchSizeMax: 10_000,
+  liveAuthTimeoutMs: 3000,
+  livePingIntervalMs: 30_000,
 });
 
 type Overrides = { -readonly [K in keyof Config]?: Config[K] };

@@ -30,6 +30,34 @@ export interface Services {
   readonly seqs: SnowflakeGenerator;
   readonly ddl: Mutex;
   readonly passwords: PasswordHasher;
+  /** The live-query server; absent until it is attached at start-up. */
+  live: LiveControl | null;
+  /** The port the server listens on (known once listening; the config may say 0). */
+  listenPort: number;
+}
+
+/** A row of system.live. */
+export interface LiveRow {
+  readonly live_id: string;
+  readonly connection_id: string;
+  readonly subscription_id: string;
+  readonly user_id: string;
+  readonly namespace_id: string;
+  readonly table_name: string;
+  readonly query: string;
+  readonly options: string | null;
+  readonly created_at: number;
+  readonly last_change_at: number | null;
+  readonly changes: number;
+  readonly node_id: string;
+}
+
+/** What statements need of the live-query server (set once it is running). */
+export interface LiveControl {
+  liveRows(): LiveRow[];
+  killLive(liveId: string): boolean;
+  dropTable(tableId: number): void;
+  dropUser(userId: string): void;
 }
 
 export interface RunContext {

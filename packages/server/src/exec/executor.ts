@@ -15,6 +15,7 @@ import { insert, remove, update } from './dml-exec.js';
 import { select } from './select-exec.js';
 import { Transaction } from './transaction.js';
 import { compactTable, flushAll, flushTable, killJob } from './storage-exec.js';
+import { killLive, subscribe } from './live-exec.js';
 
 export interface SqlRequest {
   readonly sql: string;
@@ -91,6 +92,8 @@ export class Executor {
       case 'flush_all': return flushAll(s, ctx, st);
       case 'compact_table': return compactTable(s, ctx, st);
       case 'kill_job': return killJob(s, ctx, st);
+      case 'kill_live': return killLive(s, ctx, st);
+      case 'subscribe': return subscribe(s, ctx, st);
       case 'begin': case 'commit': case 'rollback':
         throw invalidSql(`${st.kind.toUpperCase()} is handled by the request loop`);
       default: return assertNever(st, 'statement');

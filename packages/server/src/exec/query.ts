@@ -18,7 +18,16 @@ import type { RunContext, Services } from './context.js';
 import { sourceColumns, streamColumns, withSystemColumns } from './sources.js';
 import { systemRelation } from './system-tables.js';
 
-export async function runQuery(s: Services, ctx: RunContext, selectNode: PgNode): Promise<DuckResult> {
+export interface RunQueryOptions {
+  /** Hold the mirrors while the query runs, so it sees exactly the commits up to `syncedSeq`. */
+  readonly holdMirror?: boolean;
+}
+
+export async function runQuery(s: Services, ctx: RunContext, selectNode: PgNode): Promise<DuckResult>;
+export async function runQuery(s: Services, ctx: RunContext, selectNode: PgNode, options: RunQueryOptions): Promise<{ result: DuckResult; syncedSeq: bigint | null }>;
+export async function runQuery(
+  s: Services, ctx: RunContext, selectNode: PgNode, options?: RunQueryOptions,
+): Promise<DuckResult | { result: DuckResult; syncedSeq: bigint | null }> {
   const bound = bindQuery(selectNode, {
     catalog: s.catalog,
     principal: ctx.principal,
@@ -32,7 +41,7 @@ export async function runQuery(s: Services, ctx: RunContext, selectNode: PgNode)
   try {
     for (const source of bound.sources) {
       displayNames.set(source.tempName, source.kind === 'table' ? `${source.table.namespace}.${source.table.name}` : `system.${source.name}`);
-      const mirrored = await mirrorSource(s, ctx, source, bound.includeDeleted);
+      const mirrored = await mirrorSource(s, ctx, source, bound.includeDeleted, options?.holdMirror === true);
       if (mirrored !== null) {
         leases.push(mirrored.lease);
         relationNames.set(source.tempName, mirrored.relation);
@@ -47,7 +56,9 @@ export async function runQuery(s: Services, ctx: RunContext, selectNode: PgNode)
     if (result.rows.length > s.config.resultRowsMax) {
       throw execError(`Result has more than ${s.config.resultRowsMax} rows: add a LIMIT or a narrower WHERE`);
     }
-    return result;
+    if (options === undefined) return result;
+    const synced = leases.map((l) => l.syncedSeq);
+    return { result, syncedSeq: synced.length === 0 ? null : synced.reduce((a, b) => (a < b ? a : b)) };
   } catch (error) {
     if (error instanceof Error) error.message = error.message.replace(/\b(kt|m)_\d+(_live)?\b/g, (m) => displayNames.get(m) ?? m);
     throw error;
@@ -57,12 +68,12 @@ export async function runQuery(s: Services, ctx: RunContext, selectNode: PgNode)
 }
 
 async function mirrorSource(
-  s: Services, ctx: RunContext, source: BoundSource, includeDeleted: boolean,
+  s: Services, ctx: RunContext, source: BoundSource, includeDeleted: boolean, hold: boolean,
 ): Promise<{ lease: MirrorLease; relation: string } | null> {
   if (source.kind !== 'table' || source.table.type === 'STREAM') return null;
   const partition = partitionFor(ctx.principal, source.table);
   if (ctx.tx !== null && ctx.tx.overlay(source.table, partition).length > 0) return null;
-  const lease = await s.mirror.acquire(source.table, partition);
+  const lease = await s.mirror.acquire(source.table, partition, hold);
   return { lease, relation: includeDeleted ? lease.allName : lease.liveName };
 }
 

@@ -6,6 +6,7 @@ import { execError } from '../util/errors.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { JobStore } from '../jobs/job-store.js';
 import type { ColdStore } from '../storage/cold/cold-store.js';
+import type { LiveControl } from './context.js';
 import type { ColumnType, StoredValue } from '../catalog/types.js';
 import type { SourceColumn } from '../storage/duck/duck-engine.js';
 import { typeLabel } from '../sql/values.js';
@@ -24,6 +25,7 @@ export interface SystemSources {
   readonly catalog: Catalog;
   readonly jobs: JobStore;
   readonly cold: ColdStore;
+  readonly live: LiveControl | null;
 }
 
 export function systemRelation(s: SystemSources, name: string): SystemRelation {
@@ -38,6 +40,15 @@ export function systemRelation(s: SystemSources, name: string): SystemRelation {
         rows: s.jobs.list().map((j) => [j.job_id, j.job_type, j.status, j.namespace_id, j.table_name, j.user_id, j.parameters,
           j.result, j.error_message, BigInt(j.rows_processed), micros(j.created_at), j.started_at === null ? null : micros(j.started_at),
           j.finished_at === null ? null : micros(j.finished_at), j.node_id]),
+      };
+    case 'live':
+      return {
+        columns: [col('live_id', 'Text'), col('connection_id', 'Text'), col('subscription_id', 'Text'), col('user_id', 'Text'),
+          col('namespace_id', 'Text'), col('table_name', 'Text'), col('query', 'Text'), col('options', 'Json'),
+          col('created_at', 'Timestamp'), col('last_change_at', 'Timestamp'), col('changes', 'BigInt'), col('node_id', 'Text')],
+        rows: (s.live?.liveRows() ?? []).map((l) => [l.live_id, l.connection_id, l.subscription_id, l.user_id, l.namespace_id,
+          l.table_name, l.query, l.options, micros(l.created_at), l.last_change_at === null ? null : micros(l.last_change_at),
+          BigInt(l.changes), l.node_id]),
       };
     case 'manifest':
       return {
@@ -94,6 +105,6 @@ export function systemRelation(s: SystemSources, name: string): SystemRelation {
         }),
       };
     default:
-      throw execError(`Table 'system.${name}' does not exist (system tables: users, namespaces, tables, columns, table_schemas, jobs, manifest)`);
+      throw execError(`Table 'system.${name}' does not exist (system tables: users, namespaces, tables, columns, table_schemas, jobs, manifest, live)`);
   }
 }

@@ -72,7 +72,10 @@ export function parseStatement(stmt: StatementText): Statement {
       return parseStorage(c);
     case 'KILL':
       if (w1 === 'JOB') return parseKillJob(c);
+      if (w1 === 'LIVE') return parseKillLive(c);
       break;
+    case 'SUBSCRIBE':
+      return parseSubscribe(stmt, c);
     case 'BEGIN': case 'START':
       return parseTransactionWord(c, 'begin');
     case 'COMMIT': case 'END':
@@ -288,6 +291,48 @@ function parseKillJob(c: Cursor): Statement {
   return { kind: 'kill_job', jobId };
 }
 
+function parseKillLive(c: Cursor): Statement {
+  c.expectWord('KILL'); c.expectWord('LIVE'); c.expectWord('QUERY');
+  const liveId = c.nameOrString('live query id');
+  c.end();
+  return { kind: 'kill_live', liveId };
+}
+
+/** SUBSCRIBE TO ns.t [WHERE ...] [OPTIONS (name = value, ...)]; the WHERE text is kept verbatim. */
+function parseSubscribe(stmt: StatementText, c: Cursor): Statement {
+  c.expectWord('SUBSCRIBE'); c.expectWord('TO');
+  const table = c.tableName();
+  let where: string | null = null;
+  const options: Record<string, string | number | boolean> = {};
+  if (c.peekWord(0) === 'WHERE') {
+    const start = c.next()!.end;
+    let end = stmt.text.length;
+    for (let t = c.next(); t !== undefined; t = c.next()) {
+      if (t.kind === 'word' && t.value === 'OPTIONS' && c.peek()?.value === '(') {
+        end = t.start;
+        c.back();
+        break;
+      }
+    }
+    where = stmt.text.slice(start, end).trim();
+    if (where === '') throw invalidSql('SUBSCRIBE TO ... WHERE needs a condition');
+  }
+  if (c.acceptWords('OPTIONS')) {
+    if (c.next()?.value !== '(') throw invalidSql('Expected ( after OPTIONS');
+    while (c.peek()?.value !== ')') {
+      const name = c.identifier('option name');
+      if (c.next()?.value !== '=') throw invalidSql(`Expected = after option ${name}`);
+      const v = c.next();
+      if (v === undefined) throw invalidSql('Expected an option value');
+      options[name] = v.kind === 'number' ? Number(v.value) : v.value;
+      if (c.peek()?.value === ',') c.next();
+    }
+    c.next();
+  }
+  c.end();
+  return { kind: 'subscribe', table, where, options };
+}
+
 function parseTransactionWord(c: Cursor, kind: 'begin' | 'commit' | 'rollback'): Statement {
   const first = c.next()!.value;
   if (first === 'START') c.expectWord('TRANSACTION');
@@ -316,6 +361,9 @@ class Cursor {
   }
   next(): Token | undefined {
     return this.stmt.tokens[this.pos++];
+  }
+  back(): void {
+    this.pos--;
   }
   atEnd(): boolean {
     return this.pos >= this.stmt.tokens.length;

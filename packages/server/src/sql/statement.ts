@@ -39,6 +39,8 @@ export type Statement =
   | { readonly kind: 'flush_all'; readonly namespace: string | null }
   | { readonly kind: 'compact_table'; readonly table: TableName }
   | { readonly kind: 'kill_job'; readonly jobId: string }
+  | { readonly kind: 'kill_live'; readonly liveId: string }
+  | { readonly kind: 'subscribe'; readonly table: TableName; readonly where: string | null; readonly options: Readonly<Record<string, OptionValue>> }
   | { readonly kind: 'begin' }
   | { readonly kind: 'commit' }
   | { readonly kind: 'rollback' }

@@ -22,6 +22,8 @@ import { appendRows, columnList, duckType, type DuckEngine, type SourceColumn } 
 import { mergedRelationSql } from './merged-relation.js';
 
 export interface MirrorLease {
+  /** Every change with a `_seq` up to this one is reflected (exactly, while the lease holds the mirror). */
+  readonly syncedSeq: bigint;
   /** Relation with live rows only. */
   readonly liveName: string;
   /** Relation with tombstones too (for queries that filter on _deleted). */
@@ -65,6 +67,7 @@ export class HotMirror {
     private readonly columnsOf: MirrorColumns,
     private readonly cold: ColdView,
     private readonly rowsMax: number,
+    private readonly committedSeq: () => bigint,
   ) {}
 
   /** Committer listener: remembers each change for the mirrors that exist. */
@@ -75,7 +78,11 @@ export class HotMirror {
     }
   }
 
-  async acquire(table: TableDef, partition: string): Promise<MirrorLease> {
+  /**
+   * Syncs the mirror and leases it for a query. With `hold`, no other sync runs until release, so the
+   * query sees exactly the commits up to `syncedSeq` (live-query snapshots need that).
+   */
+  async acquire(table: TableDef, partition: string, hold = false): Promise<MirrorLease> {
     const key = entryKey(table.id, partition);
     let entry = this.entries.get(key);
     if (entry === undefined || entry.table !== table) {
@@ -89,21 +96,27 @@ export class HotMirror {
     entry.refs++;
     entry.lastUsed = performance.now();
     const e = entry;
+    const unlock = await e.lock.lock();
+    let syncedSeq: bigint;
     try {
-      await e.lock.run(() => this.sync(e));
+      syncedSeq = await this.sync(e);
     } catch (error) {
+      unlock();
       e.refs--;
       this.retire(e);
       throw error;
     }
+    if (!hold) unlock();
     this.evict();
     let released = false;
     return {
+      syncedSeq,
       liveName: `${e.name}_live`,
       allName: e.name,
       release: () => {
         assert(!released, 'mirror lease released twice');
         released = true;
+        if (hold) unlock();
         e.refs--;
         if (e.dropped && e.refs === 0) void this.dropTables(e);
       },
@@ -115,12 +128,15 @@ export class HotMirror {
     for (const entry of [...this.entries.values()]) if (entry.table.id === tableId) this.retire(entry);
   }
 
-  private async sync(entry: Entry): Promise<void> {
+  /** Applies what is pending; returns the `_seq` up to which the mirror is now exact. */
+  private async sync(entry: Entry): Promise<bigint> {
     if (entry.dropped) throw new Error('mirror retired while syncing');
     // A flush moved rows to a new segment (and out of the hot tier): rebuild from both tiers.
     if (entry.loaded && this.cold.manifest(entry.table, entry.partition) !== entry.coldVersion) entry.loaded = false;
     if (!entry.loaded) return this.load(entry);
-    if (entry.pending.length === 0) return;
+    // Taken in the same tick as the pending list: every commit up to here is in one or the other.
+    const syncedSeq = this.committedSeq();
+    if (entry.pending.length === 0) return syncedSeq;
     const pending = entry.pending;
     entry.pending = [];
     const newest = newestByKey(entry.table, pending);
@@ -149,12 +165,21 @@ export class HotMirror {
     const added = newest.size - replaced;
     entry.rows += added;
     this.totalRows += added;
+    return syncedSeq;
   }
 
-  private async load(entry: Entry): Promise<void> {
-    const coldVersion = this.cold.manifest(entry.table, entry.partition);
-    const coldFiles = this.cold.files(entry.table, entry.partition);
-    const scanned = await this.hot.scanPartition(entry.table, entry.partition);
+  private async load(entry: Entry): Promise<bigint> {
+    // A flush that commits during the scan moves rows out of the hot tier into a segment this load
+    // did not list: scan again until the manifest held still.
+    let coldVersion: unknown;
+    let coldFiles: string[];
+    let scanned: RowVersion[];
+    do {
+      coldVersion = this.cold.manifest(entry.table, entry.partition);
+      coldFiles = this.cold.files(entry.table, entry.partition);
+      scanned = await this.hot.scanPartition(entry.table, entry.partition);
+    } while (this.cold.manifest(entry.table, entry.partition) !== coldVersion);
+    const syncedSeq = this.committedSeq();
     const pending = entry.pending;
     entry.pending = [];
     const rows = scanned.length === 0 && pending.length === 0 ? [] : [...newestByKey(entry.table, [...scanned, ...pending]).values()];
@@ -174,6 +199,7 @@ export class HotMirror {
     entry.loaded = true;
     this.totalRows += rows.length - entry.rows;
     entry.rows = rows.length;
+    return syncedSeq;
   }
 
   private evict(): void {

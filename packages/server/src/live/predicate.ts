@@ -1,0 +1,194 @@
+/**
+ * Compiles a subscription's WHERE clause (PostgreSQL parse tree) once into a JavaScript predicate
+ * over a row's stored cells. Supports comparisons, AND/OR/NOT, IN, LIKE/ILIKE, IS [NOT] NULL,
+ * BETWEEN and CURRENT_USER(); constants are coerced to the compared column's type at compile time,
+ * so evaluation is plain comparisons. SQL's three-valued logic: unknown (null) does not match.
+ */
+import { invalidSql } from '../util/errors.js';
+import type { ColumnDef, StoredValue } from '../catalog/types.js';
+import type { PgNode } from '../sql/statement.js';
+import { coerce, type InputValue } from '../sql/values.js';
+import { constantValue } from '../sql/create-table.js';
+
+/** A row as the predicate sees it: table columns in order, then `_seq`. */
+export type RowCells = readonly StoredValue[];
+export type Predicate = (row: RowCells) => boolean;
+
+type Value = (row: RowCells) => StoredValue;
+type Truth = (row: RowCells) => boolean | null;
+
+interface Operand {
+  readonly eval: Value;
+  /** The column it reads, when it is a plain column reference (constants are coerced to its type). */
+  readonly column?: Pick<ColumnDef, 'name' | 'type' | 'precision' | 'scale'>;
+  /** The raw constant, for coercion against the other side's column. */
+  readonly constant?: InputValue;
+}
+
+export interface PredicateContext {
+  /** Table columns followed by `_seq`. */
+  readonly columns: readonly Pick<ColumnDef, 'name' | 'type' | 'precision' | 'scale'>[];
+  /** Names the table can be referred to by (its name and alias). */
+  readonly qualifiers: ReadonlySet<string>;
+  readonly userId: string;
+}
+
+export function compilePredicate(where: PgNode | undefined, ctx: PredicateContext): Predicate {
+  if (where === undefined || where === null) return () => true;
+  const truth = compileTruth(where, ctx);
+  return (row) => truth(row) === true;
+}
+
+function compileTruth(node: PgNode, ctx: PredicateContext): Truth {
+  if (node.BoolExpr) {
+    const args: Truth[] = node.BoolExpr.args.map((a: PgNode) => compileTruth(a, ctx));
+    switch (node.BoolExpr.boolop) {
+      case 'AND_EXPR': return (r) => {
+        let unknown = false;
+        for (const a of args) { const v = a(r); if (v === false) return false; if (v === null) unknown = true; }
+        return unknown ? null : true;
+      };
+      case 'OR_EXPR': return (r) => {
+        let unknown = false;
+        for (const a of args) { const v = a(r); if (v === true) return true; if (v === null) unknown = true; }
+        return unknown ? null : false;
+      };
+      case 'NOT_EXPR': return (r) => { const v = args[0]!(r); return v === null ? null : !v; };
+    }
+  }
+  if (node.NullTest) {
+    const arg = operand(node.NullTest.arg, ctx).eval;
+    return node.NullTest.nulltesttype === 'IS_NULL' ? (r) => arg(r) === null : (r) => arg(r) !== null;
+  }
+  if (node.BooleanTest) {
+    const arg = compileTruth(node.BooleanTest.arg, ctx);
+    const test = String(node.BooleanTest.booltesttype);
+    const want = test === 'IS_TRUE' || test === 'IS_NOT_TRUE';
+    const negate = test.startsWith('IS_NOT');
+    return (r) => { const v = arg(r); const is = v === want; return negate ? !is : is; };
+  }
+  if (node.A_Expr) return compileExpr(node.A_Expr, ctx);
+  if (node.ColumnRef) {
+    const col = operand(node, ctx);
+    if (col.column?.type !== 'Boolean') throw invalidSql('A subscription filter needs a condition, not a value');
+    return (r) => { const v = col.eval(r); return v === null ? null : v === true; };
+  }
+  if (node.A_Const?.boolval !== undefined) { const v = node.A_Const.boolval.boolval === true; return () => v; }
+  throw invalidSql(`Unsupported expression in a subscription filter: ${Object.keys(node)[0]}`);
+}
+
+function compileExpr(e: PgNode, ctx: PredicateContext): Truth {
+  const op = String(e.name?.[0]?.String?.sval ?? '');
+  switch (e.kind) {
+    case 'AEXPR_OP': return comparison(op, operand(e.lexpr, ctx), operand(e.rexpr, ctx));
+    case 'AEXPR_IN': {
+      const left = operand(e.lexpr, ctx);
+      const items: Operand[] = e.rexpr.List?.items?.map((i: PgNode) => operand(i, ctx)) ?? e.rexpr.map((i: PgNode) => operand(i, ctx));
+      const tests = items.map((item) => comparison('=', left, item));
+      const negate = op === '<>';
+      return (r) => {
+        let unknown = false;
+        for (const t of tests) { const v = t(r); if (v === true) return !negate; if (v === null) unknown = true; }
+        return unknown ? null : negate;
+      };
+    }
+    case 'AEXPR_LIKE': case 'AEXPR_ILIKE': {
+      const left = operand(e.lexpr, ctx).eval;
+      const pattern = e.rexpr.A_Const?.sval?.sval;
+      if (typeof pattern !== 'string') throw invalidSql('LIKE in a subscription filter needs a constant pattern');
+      const regex = likeRegex(pattern, e.kind === 'AEXPR_ILIKE');
+      const negate = op.startsWith('!');
+      return (r) => { const v = left(r); if (v === null) return null; const m = regex.test(String(v)); return negate ? !m : m; };
+    }
+    case 'AEXPR_BETWEEN': case 'AEXPR_NOT_BETWEEN': {
+      const value = operand(e.lexpr, ctx);
+      const [low, high] = (e.rexpr.List?.items ?? e.rexpr) as PgNode[];
+      const ge = comparison('>=', value, operand(low, ctx));
+      const le = comparison('<=', value, operand(high, ctx));
+      const negate = e.kind === 'AEXPR_NOT_BETWEEN';
+      return (r) => { const a = ge(r); const b = le(r); if (a === null || b === null) return null; const v = a && b; return negate ? !v : v; };
+    }
+    default: throw invalidSql(`Unsupported operator in a subscription filter: ${e.kind}`);
+  }
+}
+
+function comparison(op: string, leftRaw: Operand, rightRaw: Operand): Truth {
+  const [left, right] = [typed(leftRaw, rightRaw), typed(rightRaw, leftRaw)];
+  const cmp = (r: RowCells): number | null => {
+    const a = left(r);
+    const b = right(r);
+    if (a === null || b === null) return null;
+    return compareValues(a, b);
+  };
+  switch (op) {
+    case '=': return (r) => { const c = cmp(r); return c === null ? null : c === 0; };
+    case '<>': case '!=': return (r) => { const c = cmp(r); return c === null ? null : c !== 0; };
+    case '<': return (r) => { const c = cmp(r); return c === null ? null : c < 0; };
+    case '<=': return (r) => { const c = cmp(r); return c === null ? null : c <= 0; };
+    case '>': return (r) => { const c = cmp(r); return c === null ? null : c > 0; };
+    case '>=': return (r) => { const c = cmp(r); return c === null ? null : c >= 0; };
+    default: throw invalidSql(`Unsupported operator '${op}' in a subscription filter`);
+  }
+}
+
+/** A side of a comparison; a constant facing a column is coerced to that column's type once. */
+function typed(side: Operand, other: Operand): Value {
+  if (side.constant !== undefined && other.column !== undefined) {
+    let v: StoredValue;
+    try {
+      v = coerce({ ...other.column, nullable: true, primaryKey: false }, side.constant);
+    } catch {
+      throw invalidSql(`Value ${JSON.stringify(String(side.constant))} cannot be compared with column '${other.column.name}'`);
+    }
+    return () => v;
+  }
+  return side.eval;
+}
+
+function operand(node: PgNode, ctx: PredicateContext): Operand {
+  if (node.ColumnRef) {
+    const fields: PgNode[] = node.ColumnRef.fields;
+    if (fields.length > 3 || fields.some((f) => f.A_Star)) throw invalidSql('Unsupported column reference in a subscription filter');
+    if (fields.length > 1 && !ctx.qualifiers.has(String(fields[fields.length - 2].String?.sval))) {
+      throw invalidSql(`Unknown table qualifier in '${fields.map((f) => f.String?.sval).join('.')}'`);
+    }
+    const name = String(fields[fields.length - 1].String?.sval);
+    const idx = ctx.columns.findIndex((c) => c.name === name);
+    if (idx === -1) throw invalidSql(`Column '${name}' does not exist`);
+    return { eval: (r) => r[idx] ?? null, column: ctx.columns[idx]! };
+  }
+  if (node.SQLValueFunction && ['SVFOP_CURRENT_USER', 'SVFOP_USER', 'SVFOP_SESSION_USER'].includes(node.SQLValueFunction.op)) {
+    const user = ctx.userId;
+    return { eval: () => user, constant: user };
+  }
+  if (node.A_Const || node.TypeCast || node.A_Expr) {
+    const v = constantValue(node, 'subscription filter');
+    const stored: StoredValue = v === undefined || (typeof v === 'object' && v !== null && !(v instanceof Uint8Array)) ? null : (v as StoredValue);
+    return { eval: () => stored, constant: v };
+  }
+  throw invalidSql(`Unsupported expression in a subscription filter: ${Object.keys(node)[0]}`);
+}
+
+export function compareValues(a: StoredValue, b: StoredValue): number {
+  if (typeof a === 'bigint' || typeof b === 'bigint') {
+    const x = typeof a === 'bigint' ? a : BigInt(Math.trunc(Number(a)));
+    const y = typeof b === 'bigint' ? b : BigInt(Math.trunc(Number(b)));
+    return x < y ? -1 : x > y ? 1 : 0;
+  }
+  if (a instanceof Uint8Array && b instanceof Uint8Array) return Buffer.compare(Buffer.from(a), Buffer.from(b));
+  if (typeof a === 'boolean' && typeof b === 'boolean') return a === b ? 0 : a ? 1 : -1;
+  if (typeof a === 'number' && typeof b === 'number') return a < b ? -1 : a > b ? 1 : 0;
+  const x = String(a);
+  const y = String(b);
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+function likeRegex(pattern: string, caseInsensitive: boolean): RegExp {
+  let out = '^';
+  for (const ch of pattern) {
+    if (ch === '%') out += '.*';
+    else if (ch === '_') out += '.';
+    else out += ch.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  }
+  return new RegExp(`${out}$`, caseInsensitive ? 'is' : 's');
+}

@@ -1,0 +1,232 @@
+/**
+ * Every live subscription on this node, indexed by (table, partition): a committed change to
+ * alice's partition is matched only against subscriptions on alice's partition, so the cost of a
+ * write grows with the subscriptions that can see it, not with all of them. Row payloads are
+ * encoded once per change and projection, and whole messages once per (subscription id, payload):
+ * sockets subscribed under the same id get the very same bytes.
+ */
+import type { CommittedChange } from '../storage/hot/committer.js';
+import type { RowVersion } from '../storage/hot/row-codec.js';
+import type { FlushEvent } from '../jobs/flush-service.js';
+import { qualifiedName, type StoredValue, type TableDef } from '../catalog/types.js';
+import { encodeCell } from '../sql/values.js';
+import { liveColumns, type SubscriptionQuery } from './subscription-query.js';
+
+/** What a subscription hands frames to (one per WebSocket connection). */
+export interface LiveSink {
+  readonly connectionId: string;
+  /** Sends a text frame; false when the connection is gone or was closed as a slow consumer. */
+  send(frame: Buffer, sub: Subscription, seq: bigint | null): boolean;
+}
+
+export type LiveEvent =
+  | { readonly seq: bigint; readonly frame: (sub: Subscription) => Buffer }
+  | { readonly seq: null; readonly frame: (sub: Subscription) => Buffer };
+
+export interface Subscription {
+  readonly id: string;
+  readonly liveId: string;
+  readonly sink: LiveSink;
+  readonly userId: string;
+  readonly query: SubscriptionQuery;
+  readonly partition: string;
+  readonly options: unknown;
+  readonly createdAt: number;
+  state: 'loading' | 'live' | 'closed';
+  /** Changes that arrived while the initial data was loading, delivered after it. */
+  buffered: LiveEvent[];
+  /** Changes up to this `_seq` are part of the initial data (or before `from`): never delivered again. */
+  handoverSeq: bigint;
+  lastSeq: bigint;
+  lastChangeAt: number | null;
+  changes: number;
+}
+
+export class LiveRegistry {
+  private readonly byPartition = new Map<string, Set<Subscription>>();
+  private readonly byUser = new Map<string, number>();
+  private readonly all = new Set<Subscription>();
+
+  add(sub: Subscription): void {
+    const key = partitionKey(sub.query.table.id, sub.partition);
+    let set = this.byPartition.get(key);
+    if (set === undefined) {
+      set = new Set();
+      this.byPartition.set(key, set);
+    }
+    set.add(sub);
+    this.all.add(sub);
+    this.byUser.set(sub.userId, (this.byUser.get(sub.userId) ?? 0) + 1);
+  }
+
+  remove(sub: Subscription): void {
+    if (!this.all.delete(sub)) return;
+    sub.state = 'closed';
+    const key = partitionKey(sub.query.table.id, sub.partition);
+    const set = this.byPartition.get(key);
+    set?.delete(sub);
+    if (set?.size === 0) this.byPartition.delete(key);
+    const n = (this.byUser.get(sub.userId) ?? 1) - 1;
+    if (n === 0) this.byUser.delete(sub.userId);
+    else this.byUser.set(sub.userId, n);
+  }
+
+  countForUser(userId: string): number {
+    return this.byUser.get(userId) ?? 0;
+  }
+
+  list(): Subscription[] {
+    return [...this.all];
+  }
+
+  find(liveId: string): Subscription | undefined {
+    for (const sub of this.all) if (sub.liveId === liveId) return sub;
+    return undefined;
+  }
+
+  /** Subscriptions of a dropped table or user go away at once. */
+  removeWhere(test: (sub: Subscription) => boolean): Subscription[] {
+    const removed = [...this.all].filter(test);
+    for (const sub of removed) this.remove(sub);
+    return removed;
+  }
+
+  /** Committer listener: routes each change to the subscriptions on its partition. */
+  onCommit(changes: readonly CommittedChange[]): void {
+    for (const change of changes) {
+      const subs = this.byPartition.get(partitionKey(change.table.id, change.partition));
+      if (subs === undefined) continue;
+      const payloads = new PayloadCache(change);
+      for (const sub of subs) {
+        const event = payloads.eventFor(sub);
+        if (event !== null) this.deliver(sub, event);
+      }
+    }
+  }
+
+  /** Flush listener: tells the subscriptions on the flushed partition. */
+  onFlush(event: FlushEvent): void {
+    const subs = this.byPartition.get(partitionKey(event.table.id, event.userId ?? ''));
+    if (subs === undefined) return;
+    const flush = JSON.stringify({ table: qualifiedName(event.table), row_count: event.row_count, files: event.files, flushed_at: event.flushed_at });
+    const frames = new Map<string, Buffer>();
+    const frame = (sub: Subscription): Buffer => {
+      let f = frames.get(sub.id);
+      if (f === undefined) {
+        f = Buffer.from(`{"type":"change","subscription_id":${JSON.stringify(sub.id)},"change_type":"flush","rows":[],"flush":${flush}}`);
+        frames.set(sub.id, f);
+      }
+      return f;
+    };
+    for (const sub of subs) this.deliver(sub, { seq: null, frame });
+  }
+
+  deliver(sub: Subscription, event: LiveEvent): void {
+    if (sub.state === 'closed') return;
+    if (sub.state === 'loading') {
+      sub.buffered.push(event);
+      return;
+    }
+    if (event.seq !== null && event.seq <= sub.handoverSeq) return;
+    if (!sub.sink.send(event.frame(sub), sub, event.seq)) return;
+    if (event.seq !== null) {
+      sub.lastSeq = event.seq;
+      sub.changes++;
+      sub.lastChangeAt = Date.now();
+    }
+  }
+
+  /** Ends loading: delivers what was buffered (minus what the initial data already held) and goes live. */
+  goLive(sub: Subscription): void {
+    if (sub.state !== 'loading') return;
+    sub.state = 'live';
+    const buffered = sub.buffered;
+    sub.buffered = [];
+    for (const event of buffered) this.deliver(sub, event);
+  }
+}
+
+function partitionKey(tableId: number, partition: string): string {
+  return `${tableId}\u0000${partition}`;
+}
+
+/** A row as a protocol object: the projected columns (cells encoded) with `_seq`. */
+export function rowObject(table: TableDef, projection: readonly number[], values: readonly StoredValue[], seq: bigint): Record<string, unknown> {
+  const columns = liveColumns(table);
+  const out: Record<string, unknown> = {};
+  for (const i of projection) {
+    const column = columns[i]!;
+    out[column.name] = i === table.columns.length ? seq.toString() : encodeCell(column, values[i] ?? null);
+  }
+  return out;
+}
+
+/** Encodes one change for every subscription on its partition, sharing work between them. */
+class PayloadCache {
+  private readonly rows = new Map<string, string>();
+  private readonly frames = new Map<string, Buffer>();
+  private readonly newCells: StoredValue[] | null;
+  private readonly oldCells: StoredValue[] | null;
+
+  constructor(private readonly change: CommittedChange) {
+    const row = change.row;
+    this.newCells = row.deleted ? null : [...row.values, row.seq];
+    this.oldCells = oldValues(change);
+  }
+
+  eventFor(sub: Subscription): LiveEvent | null {
+    const q = sub.query;
+    const matchesNew = this.newCells !== null && q.predicate(this.newCells);
+    const matchesOld = this.oldCells !== null && q.predicate(this.oldCells);
+    let kind: 'insert' | 'update' | 'delete';
+    if (matchesNew && matchesOld) kind = 'update';
+    else if (matchesNew) kind = 'insert';
+    else if (matchesOld) kind = 'delete';
+    else return null;
+    const seq = this.change.row.seq;
+    return { seq, frame: (s) => this.frame(s, kind) };
+  }
+
+  private frame(sub: Subscription, kind: 'insert' | 'update' | 'delete'): Buffer {
+    const key = `${kind}\u0000${sub.query.projectionKey}\u0000${sub.id}`;
+    let f = this.frames.get(key);
+    if (f !== undefined) return f;
+    const id = JSON.stringify(sub.id);
+    if (kind === 'insert') {
+      f = Buffer.from(`{"type":"change","subscription_id":${id},"change_type":"insert","rows":[${this.rowJson(sub, 'new', kind)}]}`);
+    } else if (kind === 'update') {
+      f = Buffer.from(`{"type":"change","subscription_id":${id},"change_type":"update","rows":[${this.rowJson(sub, 'new', kind)}],"old_values":[${this.rowJson(sub, 'old', kind)}]}`);
+    } else {
+      f = Buffer.from(`{"type":"change","subscription_id":${id},"change_type":"delete","old_values":[${this.rowJson(sub, 'old', kind)}]}`);
+    }
+    this.frames.set(key, f);
+    return f;
+  }
+
+  private rowJson(sub: Subscription, which: 'new' | 'old', kind: 'insert' | 'update' | 'delete'): string {
+    // A delete message carries the _seq of the change that removed the row, so a client that
+    // resumes from the last _seq it saw does not get this change again.
+    const seqOfChange = which === 'new' || kind === 'delete';
+    const key = `${which}\u0000${seqOfChange}\u0000${sub.query.projectionKey}`;
+    let json = this.rows.get(key);
+    if (json === undefined) {
+      const { table } = this.change;
+      const row = which === 'new' ? this.change.row : (this.change.old as RowVersion);
+      const seq = seqOfChange ? this.change.row.seq : row.seq;
+      json = JSON.stringify(rowObject(table, sub.query.projection, which === 'new' ? row.values : this.oldCells!.slice(0, -1), seq));
+      this.rows.set(key, json);
+    }
+    return json;
+  }
+}
+
+/** The previous row's cells (with its _seq), or null when there was none or it is unknown. */
+function oldValues(change: CommittedChange): StoredValue[] | null {
+  if (change.kind === 'delete') {
+    const values = change.row.values.length > 0 ? change.row.values : change.old?.values ?? [];
+    return values.length > 0 ? [...values, change.old?.seq ?? change.row.seq] : null;
+  }
+  const old = change.old;
+  if (old === null || old.values.length === 0) return null;
+  return [...old.values, old.seq];
+}

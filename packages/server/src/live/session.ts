@@ -1,0 +1,361 @@
+/**
+ * One WebSocket connection speaking the live protocol: authentication, subscribe (with initial
+ * data in batches, or resume from a `_seq`), next_batch, unsubscribe, ping. Errors are `error`
+ * messages and the connection survives them, except failed authentication and slow consumers.
+ * The connection is the subscriptions' sink: frames go out only while its unsent bytes stay under
+ * the cap; past it the client gets SLOW_CONSUMER (with the last `_seq` delivered) and is closed.
+ */
+import type { WebSocket } from 'ws';
+import { ServerError } from '../util/errors.js';
+import type { Logger } from '../util/log.js';
+import type { Principal } from '../auth/access.js';
+import { partitionFor } from '../auth/access.js';
+import type { Authenticator } from '../auth/authenticator.js';
+import type { Services } from '../exec/context.js';
+import { protocolType } from '../sql/values.js';
+import type { LiveRegistry, LiveSink, Subscription } from './registry.js';
+import { rowObject } from './registry.js';
+import { liveColumns, parseSubscription } from './subscription-query.js';
+import { predicateCells, resumeRows, snapshotRows } from './initial-data.js';
+import type { RowVersion } from '../storage/hot/row-codec.js';
+
+export type LiveErrorCode = 'AUTH_REQUIRED' | 'INVALID_SUBSCRIPTION_ID' | 'INVALID_SQL' | 'NOT_FOUND' | 'UNAUTHORIZED'
+  | 'UNSUPPORTED' | 'SUBSCRIPTION_LIMIT_EXCEEDED' | 'MESSAGE_TOO_LARGE' | 'SLOW_CONSUMER' | 'PROTOCOL';
+
+/** The one place server errors become live-protocol error codes. */
+export function liveErrorCode(error: unknown): LiveErrorCode {
+  if (!(error instanceof ServerError)) return 'PROTOCOL';
+  switch (error.code) {
+    case 'PERMISSION_DENIED': case 'INVALID_CREDENTIALS': case 'MISSING_AUTHORIZATION': return 'UNAUTHORIZED';
+    case 'NOT_FOUND': return 'NOT_FOUND';
+    case 'INVALID_SQL': case 'SQL_EXECUTION_ERROR': case 'EMPTY_SQL': return 'INVALID_SQL';
+    default: return 'PROTOCOL';
+  }
+}
+
+export interface SessionDeps {
+  readonly services: Services;
+  readonly registry: LiveRegistry;
+  readonly auth: Authenticator;
+  readonly log: Logger;
+  readonly nodeId: string;
+}
+
+interface PendingBatches {
+  readonly rows: RowVersion[];
+  next: number;
+  batchNum: number;
+  readonly batchSize: number;
+}
+
+const SUBSCRIPTION_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
+
+export class LiveSession implements LiveSink {
+  principal: Principal | null = null;
+  alive = true;
+  private readonly subs = new Map<string, Subscription>();
+  private readonly batches = new Map<string, PendingBatches>();
+  private closed = false;
+  private tokens: number;
+  private lastRefill = Date.now();
+  private readonly authTimer: NodeJS.Timeout | null;
+
+  constructor(readonly connectionId: string, private readonly ws: WebSocket, private readonly d: SessionDeps, preauthenticated: Principal | null) {
+    this.tokens = d.services.config.liveMessagesPerSecondMax;
+    if (preauthenticated !== null) {
+      this.principal = preauthenticated;
+      this.authTimer = null;
+      this.sendJson({ type: 'auth_success', user: preauthenticated.userId, role: preauthenticated.role });
+    } else {
+      this.authTimer = setTimeout(() => this.failAuth('Authentication timed out: send an authenticate message within 3 seconds'), d.services.config.liveAuthTimeoutMs);
+    }
+  }
+
+  // Incoming --------------------------------------------------------------------------------
+
+  async onMessage(data: Buffer, isBinary: boolean): Promise<void> {
+    if (this.closed) return;
+    if (data.length > this.d.services.config.liveMessageBytesMax) {
+      return this.error(null, 'MESSAGE_TOO_LARGE', `Message of ${data.length} bytes is over the limit of ${this.d.services.config.liveMessageBytesMax}`);
+    }
+    if (!this.takeToken()) return this.error(null, 'PROTOCOL', 'Too many messages: slow down');
+    let msg: Record<string, unknown>;
+    try {
+      const parsed: unknown = JSON.parse(data.toString('utf8'));
+      if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not an object');
+      msg = parsed as Record<string, unknown>;
+    } catch {
+      return this.error(null, 'PROTOCOL', `Messages must be JSON objects${isBinary ? ' sent as text frames' : ''}`);
+    }
+    if (msg.type === 'authenticate') return this.authenticate(msg);
+    if (this.principal === null) return this.error(null, 'AUTH_REQUIRED', 'Authenticate first: {"type":"authenticate",...}');
+    switch (msg.type) {
+      case 'subscribe': return this.subscribe(msg.subscription);
+      case 'next_batch': return this.nextBatch(msg);
+      case 'unsubscribe': return this.unsubscribe(msg.subscription_id);
+      case 'ping': return this.sendJson({ type: 'pong' });
+      default: return this.error(null, 'PROTOCOL', `Unknown message type ${JSON.stringify(msg.type)}`);
+    }
+  }
+
+  private async authenticate(msg: Record<string, unknown>): Promise<void> {
+    if (this.principal !== null) return this.error(null, 'PROTOCOL', 'Already authenticated');
+    try {
+      let principal: Principal;
+      if (msg.method === 'jwt' && typeof msg.token === 'string') principal = await this.d.auth.fromToken(msg.token, 'access');
+      else if (msg.method === 'basic' && typeof msg.username === 'string' && typeof msg.password === 'string') {
+        const user = await this.d.auth.checkPassword(msg.username, msg.password);
+        principal = { userId: user.userId, role: user.role };
+      } else {
+        throw new ServerError('INVALID_CREDENTIALS', 'authenticate needs method "jwt" with token, or "basic" with username and password');
+      }
+      if (this.closed) return;
+      if (this.authTimer) clearTimeout(this.authTimer);
+      this.principal = principal;
+      this.sendJson({ type: 'auth_success', user: principal.userId, role: principal.role });
+    } catch (error) {
+      this.failAuth(error instanceof ServerError ? error.message : 'Authentication failed');
+    }
+  }
+
+  private failAuth(message: string): void {
+    if (this.closed) return;
+    this.sendJson({ type: 'auth_error', message });
+    this.close(4001, 'authentication failed');
+  }
+
+  private async subscribe(raw: unknown): Promise<void> {
+    const sub = raw as { id?: unknown; sql?: unknown; options?: unknown } | undefined;
+    const id = typeof sub?.id === 'string' ? sub.id : null;
+    if (id === null || !SUBSCRIPTION_ID.test(id)) {
+      return this.error(null, 'INVALID_SUBSCRIPTION_ID', 'subscription.id must be 1-128 characters of A-Z a-z 0-9 _ . : -');
+    }
+    if (this.subs.has(id)) return this.error(id, 'INVALID_SUBSCRIPTION_ID', `Subscription '${id}' already exists on this connection`);
+    if (typeof sub!.sql !== 'string') return this.error(id, 'INVALID_SQL', 'subscription.sql must be a string');
+    const config = this.d.services.config;
+    if (this.subs.size >= config.liveSubscriptionsPerConnectionMax) {
+      return this.error(id, 'SUBSCRIPTION_LIMIT_EXCEEDED', `At most ${config.liveSubscriptionsPerConnectionMax} subscriptions per connection`);
+    }
+    const principal = this.principal!;
+    if (this.d.registry.countForUser(principal.userId) >= config.liveSubscriptionsPerUserMax) {
+      return this.error(id, 'SUBSCRIPTION_LIMIT_EXCEEDED', `At most ${config.liveSubscriptionsPerUserMax} subscriptions per user`);
+    }
+    let options: SubscribeOptions | null;
+    let query;
+    try {
+      options = parseOptions(sub!.options, config.liveBatchSizeMax);
+      query = parseSubscription(sub!.sql, this.d.services.catalog, principal);
+    } catch (error) {
+      return this.error(id, error instanceof OptionsError ? 'UNSUPPORTED' : liveErrorCode(error), (error as Error).message);
+    }
+    const subscription: Subscription = {
+      id, liveId: `${principal.userId}-${this.connectionId}-${id}`, sink: this, userId: principal.userId, query,
+      partition: partitionFor(principal, query.table), options: sub!.options ?? null, createdAt: Date.now(),
+      state: 'loading', buffered: [], handoverSeq: 0n, lastSeq: 0n, lastChangeAt: null, changes: 0,
+    };
+    // Registered before the initial data is read: every later commit is buffered, none is missed.
+    this.subs.set(id, subscription);
+    this.d.registry.add(subscription);
+    try {
+      await this.startSubscription(subscription, options);
+    } catch (error) {
+      this.drop(subscription);
+      this.error(id, liveErrorCode(error), error instanceof ServerError ? error.message : 'Failed to load the initial data');
+      if (!(error instanceof ServerError)) this.d.log.error('live initial data failed', { error: (error as Error).stack });
+    }
+  }
+
+  private async startSubscription(sub: Subscription, options: SubscribeOptions | null): Promise<void> {
+    const schema = liveColumns(sub.query.table).map((c, i) => ({ c, i })).filter(({ i }) => sub.query.projection.includes(i))
+      .map(({ c }, index) => ({ name: c.name, data_type: protocolType(c), index }));
+    if (options === null) {
+      sub.handoverSeq = this.d.services.committer.committedMaxSeq;
+      this.sendJson({
+        type: 'subscription_ack', subscription_id: sub.id, total_rows: 0, schema,
+        batch_control: { batch_num: 0, has_more: false, status: 'ready', last_seq_id: sub.handoverSeq.toString() },
+      });
+      this.d.registry.goLive(sub);
+      return;
+    }
+    if (options.from !== null) {
+      const { rows, handoverSeq } = await resumeRows(this.d.services, sub.query, sub.partition, options.from);
+      if (sub.state === 'closed') return;
+      sub.handoverSeq = handoverSeq;
+      const matching = rows.filter((v) => sub.query.predicate(predicateCells(v)));
+      this.sendJson({
+        type: 'subscription_ack', subscription_id: sub.id, total_rows: matching.length, schema,
+        batch_control: { batch_num: 0, has_more: false, status: 'ready', last_seq_id: handoverSeq.toString() },
+      });
+      for (const v of matching) this.sendResumedChange(sub, v);
+      this.d.registry.goLive(sub);
+      return;
+    }
+    const { rows, handoverSeq } = await snapshotRows(this.d.services, this.principal!, sub.query, options.lastRows);
+    if (sub.state === 'closed') return;
+    sub.handoverSeq = handoverSeq;
+    const pending: PendingBatches = { rows, next: 0, batchNum: 0, batchSize: options.batchSize };
+    this.batches.set(sub.id, pending);
+    const hasMore = rows.length > options.batchSize;
+    this.sendJson({
+      type: 'subscription_ack', subscription_id: sub.id, total_rows: rows.length, schema,
+      batch_control: { batch_num: 0, has_more: hasMore, status: hasMore ? 'loading' : 'ready', last_seq_id: handoverSeq.toString() },
+    });
+    this.sendBatch(sub, pending);
+  }
+
+  private sendBatch(sub: Subscription, pending: PendingBatches): void {
+    const slice = pending.rows.slice(pending.next, pending.next + pending.batchSize);
+    pending.next += slice.length;
+    const hasMore = pending.next < pending.rows.length;
+    const status = hasMore ? (pending.batchNum === 0 ? 'loading' : 'loading_batch') : 'ready';
+    const lastSeq = slice.length > 0 ? slice[slice.length - 1]!.seq : sub.handoverSeq;
+    const rows = slice.map((v) => rowObject(sub.query.table, sub.query.projection, v.values, v.seq));
+    this.sendJson({
+      type: 'initial_data_batch', subscription_id: sub.id, rows,
+      batch_control: { batch_num: pending.batchNum, has_more: hasMore, status, last_seq_id: lastSeq.toString() },
+    });
+    pending.batchNum++;
+    if (slice.length > 0 && lastSeq > sub.lastSeq) sub.lastSeq = lastSeq;
+    if (!hasMore) {
+      this.batches.delete(sub.id);
+      if (sub.lastSeq < sub.handoverSeq) sub.lastSeq = sub.handoverSeq;
+      this.d.registry.goLive(sub);
+    }
+  }
+
+  private sendResumedChange(sub: Subscription, v: RowVersion): void {
+    const row = rowObject(sub.query.table, sub.query.projection, v.values, v.seq);
+    const msg = v.deleted
+      ? { type: 'change', subscription_id: sub.id, change_type: 'delete', old_values: [row] }
+      : { type: 'change', subscription_id: sub.id, change_type: 'insert', rows: [row] };
+    if (this.send(Buffer.from(JSON.stringify(msg)), sub, v.seq)) {
+      sub.lastSeq = v.seq;
+      sub.changes++;
+      sub.lastChangeAt = Date.now();
+    }
+  }
+
+  private nextBatch(msg: Record<string, unknown>): void {
+    const id = typeof msg.subscription_id === 'string' ? msg.subscription_id : '';
+    const sub = this.subs.get(id);
+    if (sub === undefined) return this.error(id || null, 'NOT_FOUND', `No subscription '${id}' on this connection`);
+    const pending = this.batches.get(id);
+    if (pending === undefined) return this.error(id, 'PROTOCOL', `Subscription '${id}' has no more initial data`);
+    this.sendBatch(sub, pending);
+  }
+
+  private unsubscribe(raw: unknown): void {
+    const id = typeof raw === 'string' ? raw : '';
+    const sub = this.subs.get(id);
+    if (sub === undefined) return this.error(id || null, 'NOT_FOUND', `No subscription '${id}' on this connection`);
+    this.drop(sub);
+  }
+
+  /** Ends a subscription (unsubscribe, KILL LIVE QUERY, dropped table or user). */
+  drop(sub: Subscription): void {
+    this.subs.delete(sub.id);
+    this.batches.delete(sub.id);
+    this.d.registry.remove(sub);
+  }
+
+  /** KILL LIVE QUERY: the client is told, the connection stays. */
+  kill(sub: Subscription, reason: string): void {
+    this.drop(sub);
+    this.error(sub.id, 'NOT_FOUND', reason);
+  }
+
+  // Outgoing --------------------------------------------------------------------------------
+
+  send(frame: Buffer, _sub: Subscription, _seq: bigint | null): boolean {
+    if (this.closed) return false;
+    if (this.ws.bufferedAmount + frame.length > this.d.services.config.liveBufferedBytesMax) {
+      this.slowConsumer();
+      return false;
+    }
+    this.ws.send(frame, { binary: false });
+    return true;
+  }
+
+  private slowConsumer(): void {
+    for (const sub of this.subs.values()) {
+      this.ws.send(JSON.stringify({
+        type: 'error', subscription_id: sub.id, code: 'SLOW_CONSUMER',
+        message: 'The client is not reading fast enough; resubscribe with options.from = last_seq_id', last_seq_id: sub.lastSeq.toString(),
+      }));
+    }
+    this.d.log.warn('closing slow live consumer', { connection_id: this.connectionId, user: this.principal?.userId });
+    this.close(1008, 'slow consumer');
+  }
+
+  private sendJson(msg: unknown): void {
+    if (this.closed) return;
+    this.ws.send(JSON.stringify(msg));
+  }
+
+  private error(subscriptionId: string | null, code: LiveErrorCode, message: string): void {
+    this.sendJson({ type: 'error', ...(subscriptionId !== null ? { subscription_id: subscriptionId } : {}), code, message });
+  }
+
+  private takeToken(): boolean {
+    const now = Date.now();
+    const rate = this.d.services.config.liveMessagesPerSecondMax;
+    this.tokens = Math.min(rate, this.tokens + ((now - this.lastRefill) / 1000) * rate);
+    this.lastRefill = now;
+    if (this.tokens < 1) return false;
+    this.tokens--;
+    return true;
+  }
+
+  close(code: number, reason: string): void {
+    if (this.closed) return;
+    this.cleanup();
+    this.ws.close(code, reason);
+  }
+
+  /** The connection is gone: every subscription on it ends now. */
+  cleanup(): void {
+    this.closed = true;
+    if (this.authTimer) clearTimeout(this.authTimer);
+    for (const sub of [...this.subs.values()]) this.drop(sub);
+  }
+
+  subscriptions(): Subscription[] {
+    return [...this.subs.values()];
+  }
+
+  ping(): void {
+    if (!this.closed) this.ws.ping();
+  }
+}
+
+interface SubscribeOptions {
+  readonly batchSize: number;
+  readonly lastRows: number | null;
+  readonly from: bigint | null;
+}
+
+class OptionsError extends Error {}
+
+function parseOptions(raw: unknown, batchSizeMax: number): SubscribeOptions | null {
+  if (raw === undefined || raw === null) return null;
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw new OptionsError('options must be an object');
+  const o = raw as Record<string, unknown>;
+  const int = (v: unknown, name: string, min: number, max: number): number | null => {
+    if (v === undefined || v === null) return null;
+    const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v;
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) throw new OptionsError(`options.${name} must be an integer from ${min} to ${max}`);
+    return n;
+  };
+  const batchSize = int(o.batch_size, 'batch_size', 1, batchSizeMax) ?? 1000;
+  const lastRows = int(o.last_rows, 'last_rows', 0, 1_000_000);
+  if (lastRows !== null && lastRows > batchSize) throw new OptionsError(`options.last_rows (${lastRows}) larger than batch_size (${batchSize}) is not supported`);
+  let from: bigint | null = null;
+  if (o.from !== undefined && o.from !== null) {
+    if (!(typeof o.from === 'string' && /^\d{1,19}$/.test(o.from)) && !(typeof o.from === 'number' && Number.isSafeInteger(o.from) && o.from >= 0)) {
+      throw new OptionsError('options.from must be a _seq (a string of digits)');
+    }
+    from = BigInt(o.from);
+    if (lastRows !== null) throw new OptionsError('options.from and options.last_rows cannot be combined');
+  }
+  return { batchSize, lastRows, from };
+}
