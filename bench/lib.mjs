@@ -52,7 +52,7 @@ export async function startBenchServer() {
     agent.destroy();
     rmSync(dataDir, { recursive: true, force: true });
   };
-  return { sql, post, port, stop, dataDir };
+  return { sql, post, port, stop, dataDir, pid: child.pid };
 }
 
 export function machine() {

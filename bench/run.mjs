@@ -1,8 +1,9 @@
 // `npm run bench`: starts the real server and prints one JSON document with every benchmark.
-// Options: --seconds N (per timed run, default 5), --only core|cold, --flush-rows N (default 1,000,000).
+// Options: --seconds N (per timed run, default 5), --only core|cold|live, --flush-rows N (default 1,000,000).
 import { startBenchServer, machine } from './lib.mjs';
 import { benchCore } from './core.mjs';
 import { benchCold } from './cold.mjs';
+import { benchLive } from './live.mjs';
 
 const arg = (name, fallback) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -21,6 +22,10 @@ async function main() {
   if (only === 'all' || only === 'cold') {
     const server = await startBenchServer();
     try { results.cold = await benchCold(server, seconds, flushRows); } finally { await server.stop(); }
+  }
+  if (only === 'all' || only === 'live') {
+    const server = await startBenchServer();
+    try { results.live = await benchLive(server, seconds); } finally { await server.stop(); }
   }
   process.stdout.write(JSON.stringify(results, null, 2) + '\n');
 }

@@ -4,7 +4,7 @@
  * stopped with SIGTERM or killed with SIGKILL and restarted on the same data dir.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,14 +28,32 @@ export class TestServer {
   private constructor(readonly dataDir: string, private readonly ownsDir: boolean) {}
 
   /** Starts a server on a new temp data dir (or the given one). */
-  static async start(dataDir?: string, env: Record<string, string> = {}): Promise<TestServer> {
+  static async start(dataDir?: string, env: Record<string, string> = {}, args: string[] = []): Promise<TestServer> {
     const server = new TestServer(dataDir ?? mkdtempSync(join(tmpdir(), 'kalamdb-test-')), dataDir === undefined);
-    await server.launch(env);
+    await server.launch(env, args);
     return server;
   }
 
-  async launch(env: Record<string, string> = {}): Promise<void> {
-    const child = spawn(process.execPath, [MAIN, '--port', '0', '--data-dir', this.dataDir], {
+  /** Starts a server with a TOML config file holding `settings` (snake_case keys, e.g. live_subscriptions_per_user_max). */
+  static async startWithConfig(settings: Record<string, string | number | boolean>): Promise<TestServer> {
+    const dir = mkdtempSync(join(tmpdir(), 'kalamdb-test-'));
+    const path = join(dir, 'config.toml');
+    writeFileSync(path, Object.entries(settings).map(([k, v]) => `${k} = ${typeof v === 'string' ? JSON.stringify(v) : String(v)}`).join('\n') + '\n');
+    const server = new TestServer(join(dir, 'data'), true);
+    server.configDir = dir;
+    await server.launch({}, ['--config', path]);
+    return server;
+  }
+
+  private configDir: string | null = null;
+
+  /** The server process id (e.g. to read its memory use from /proc). */
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  async launch(env: Record<string, string> = {}, args: string[] = []): Promise<void> {
+    const child = spawn(process.execPath, [MAIN, '--port', '0', '--data-dir', this.dataDir, ...args], {
       env: { ...process.env, KALAMDB_ROOT_PASSWORD: ROOT_PASSWORD, KALAMDB_LOG_LEVEL: 'info', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -89,7 +107,7 @@ export class TestServer {
   /** Stops the server and removes its data dir. */
   async dispose(): Promise<void> {
     await this.kill();
-    if (this.ownsDir) rmSync(this.dataDir, { recursive: true, force: true });
+    if (this.ownsDir) rmSync(this.configDir ?? this.dataDir, { recursive: true, force: true });
   }
 
   async fetch(path: string, init: RequestInit = {}): Promise<Response> {

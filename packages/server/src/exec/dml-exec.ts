@@ -150,7 +150,7 @@ export async function update(s: Services, ctx: RunContext, st: Of<'update'>): Pr
         values[colIdx] = defaults[j] ? defaults[j].value : coerce(table.columns[colIdx]!, newValues[i]![j] as InputValue);
       });
       if (values.every((v, k) => sameValue(v, row.values[k]!))) return;
-      writes.push({ table, partition: partitionFor(ctx.principal, table), values, deleted: false, expect: row.seq ?? 'any' });
+      writes.push({ table, partition: partitionFor(ctx.principal, table), values, deleted: false, expect: row.seq ?? 'any', previous: row.values });
     });
     await apply(s, ctx, writes);
     return writes.length;

@@ -12,8 +12,9 @@ export class Transaction {
 
   add(write: RowWrite): void {
     const key = writeKey(write.table, write.partition, write);
-    const previous = this.writes.get(key);
-    this.writes.set(key, previous ? { ...write, expect: previous.expect } : write);
+    const earlier = this.writes.get(key);
+    // The committed state the transaction started from is what the first write saw.
+    this.writes.set(key, earlier ? { ...write, expect: earlier.expect, previous: earlier.previous } : write);
   }
 
   /** The pending writes to one partition of a table, for reads inside the transaction. */

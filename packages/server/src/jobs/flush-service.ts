@@ -107,6 +107,8 @@ export class FlushService {
         p = { table: c.table, partition: c.partition, count: 0, firstAtMs: now };
         this.pending.set(key, p);
       }
+      // The interval counts from the oldest unflushed write, not from the last flush.
+      if (p.count === 0) p.firstAtMs = now;
       p.count++;
       const rows = c.table.options.flushPolicy.rows;
       if (rows !== null && p.count >= rows) this.requestPolicyFlush(p);
@@ -158,15 +160,12 @@ export class FlushService {
     const partitions = this.pendingPartitions(table);
     if (partitions.length === 0) return null;
     return this.startJob('flush', table, null, { trigger: 'command', partitions: partitions.length }, async (signal, job) => {
-      let rows = 0;
-      const files: string[] = [];
+      const total: WorkResult = { rows: 0, bytes: 0, files: [] };
       for (const partition of partitions) {
         if (signal.aborted) throw new CancelledError();
-        const result = await this.flushPartition(table, partition, signal, job);
-        rows += result.rows;
-        files.push(...result.files);
+        addResult(total, await this.flushPartition(table, partition, signal, job));
       }
-      return { rows, files };
+      return total;
     });
   }
 
@@ -174,15 +173,12 @@ export class FlushService {
   async compactTable(table: TableDef): Promise<JobRow> {
     const partitions = this.d.cold.partitions(table);
     return this.startJob('compaction', table, null, { partitions: partitions.length }, async (signal) => {
-      let rows = 0;
-      const files: string[] = [];
+      const total: WorkResult = { rows: 0, bytes: 0, files: [] };
       for (const partition of partitions) {
         if (signal.aborted) throw new CancelledError();
-        const result = await this.compactPartition(table, partition);
-        rows += result.rows;
-        files.push(...result.files);
+        addResult(total, await this.compactPartition(table, partition));
       }
-      return { rows, files };
+      return total;
     });
   }
 
@@ -196,7 +192,7 @@ export class FlushService {
 
   private async startJob(
     type: 'flush' | 'compaction', table: TableDef, userId: string | null, params: unknown,
-    work: (signal: AbortSignal, job: JobRow) => Promise<{ rows: number; files: string[] }>,
+    work: (signal: AbortSignal, job: JobRow) => Promise<WorkResult>,
   ): Promise<JobRow> {
     const { job, signal } = await this.d.jobs.create({ job_type: type, namespace_id: table.namespace, table_name: table.name, user_id: userId, parameters: params });
     this.track(this.finishJob(job, signal, work));
@@ -205,20 +201,22 @@ export class FlushService {
 
   private async runJob(
     type: 'flush', table: TableDef, userId: string | null, params: unknown,
-    work: (signal: AbortSignal, job: JobRow) => Promise<{ rows: number; files: string[] }>,
+    work: (signal: AbortSignal, job: JobRow) => Promise<WorkResult>,
   ): Promise<void> {
     const { job, signal } = await this.d.jobs.create({ job_type: type, namespace_id: table.namespace, table_name: table.name, user_id: userId, parameters: params });
     await this.finishJob(job, signal, work);
   }
 
-  private async finishJob(job: JobRow, signal: AbortSignal, work: (signal: AbortSignal, job: JobRow) => Promise<{ rows: number; files: string[] }>): Promise<void> {
+  private async finishJob(job: JobRow, signal: AbortSignal, work: (signal: AbortSignal, job: JobRow) => Promise<WorkResult>): Promise<void> {
     const started = performance.now();
     try {
-      const { rows, files } = await work(signal, job);
+      const { rows, files, bytes } = await work(signal, job);
+      // Killed before it wrote anything (e.g. queued behind a flush that took every row): cancelled.
+      if (signal.aborted && rows === 0) throw new CancelledError();
       const durationMs = Math.round(performance.now() - started);
       await this.d.jobs.update(job.job_id, {
         status: 'completed', rows_processed: rows, finished_at: Date.now(),
-        result: JSON.stringify({ rows, files, duration_ms: durationMs }),
+        result: JSON.stringify({ rows, bytes, files, duration_ms: durationMs }),
       });
       this.d.log.info('job completed', { job_id: job.job_id, job_type: job.job_type, table: `${job.namespace_id}.${job.table_name}`, rows, ms: durationMs });
     } catch (error) {
@@ -260,9 +258,9 @@ export class FlushService {
   // Flush ------------------------------------------------------------------------------------
 
   /** Flushes one partition; partitions of a table never flush concurrently with themselves. */
-  async flushPartition(table: TableDef, partition: string, signal: AbortSignal, job: JobRow): Promise<{ rows: number; files: string[] }> {
+  async flushPartition(table: TableDef, partition: string, signal: AbortSignal, job: JobRow): Promise<WorkResult> {
     return this.lock(table, partition).run(() => this.slot(async () => {
-      if (this.d.catalog.table(table.namespace, table.name) !== table) return { rows: 0, files: [] };
+      if (this.d.catalog.table(table.namespace, table.name) !== table) return { rows: 0, bytes: 0, files: [] };
       const t0 = performance.now();
       // Every version up to `upTo` is committed. Keys written during the scan get larger seqs and
       // stay hot; so the flushed set is exactly "newest version per key as of upTo", like a snapshot.
@@ -273,7 +271,7 @@ export class FlushService {
         const entries = (await this.d.hot.scanIndex(table, partition, this.d.hot.db)).filter((e) => !e.row.cold && e.row.seq <= upTo);
         const counted = this.pending.get(partitionKey(table, partition));
         const countedBefore = counted?.count ?? 0;
-        if (entries.length === 0) return { rows: 0, files: [] };
+        if (entries.length === 0) return { rows: 0, bytes: 0, files: [] };
         const manifest = this.d.cold.manifest(table, partition);
         const batch = manifest.next_batch;
         const rows = entries.map((e) => [...e.row.values, e.row.seq, e.row.deleted]);
@@ -304,7 +302,7 @@ export class FlushService {
         });
         if (counted !== undefined) {
           counted.count = Math.max(0, counted.count - countedBefore);
-          counted.firstAtMs = Date.now();
+          if (counted.count > 0) counted.firstAtMs = Date.now();
         }
         await this.d.jobs.update(job.job_id, { rows_processed: job.rows_processed + entries.length });
         const event: FlushEvent = { table, userId: partition === '' ? null : partition, row_count: entries.length, files: [segment.path], flushed_at: Date.now() };
@@ -312,7 +310,7 @@ export class FlushService {
         if (this.d.cold.manifest(table, partition).segments.length > this.d.compactSegmentsMax) {
           this.track(this.startJob('compaction', table, partition === '' ? null : partition, { trigger: 'segments' }, async () => this.compactPartition(table, partition)));
         }
-        return { rows: entries.length, files: [segment.path] };
+        return { rows: entries.length, bytes: segment.size_bytes, files: [segment.path] };
       } finally {
         if (!handedOver) this.d.committer.closeWatch(watch);
       }
@@ -325,10 +323,13 @@ export class FlushService {
    * Rewrites a partition's segments as one: newest version per key, tombstones older than the
    * table's retention dropped. The manifest swap is atomic; old files are deleted after it.
    */
-  async compactPartition(table: TableDef, partition: string): Promise<{ rows: number; files: string[] }> {
+  async compactPartition(table: TableDef, partition: string): Promise<WorkResult> {
     return this.lock(table, partition).run(() => this.slot(async () => {
       const manifest = this.d.cold.manifest(table, partition);
-      if (manifest.segments.length === 0) return { rows: 0, files: [] };
+      if (manifest.segments.length === 0) return { rows: 0, bytes: 0, files: [] };
+      // One segment without tombstones is already compact: rewriting it would change nothing.
+      const only = manifest.segments.length === 1 ? manifest.segments[0]! : null;
+      if (only !== null && only.columns._deleted?.max !== 'true') return { rows: 0, bytes: 0, files: [] };
       const files = this.d.cold.files(table, partition);
       const pk = table.columns[primaryKeyIndex(table)]!.name;
       const retentionMs = BigInt(table.options.deletedRetentionHours) * 3_600_000n;
@@ -345,9 +346,21 @@ export class FlushService {
         this.d.cold.commitManifest(table, partition, { ...manifest, next_batch: batch + 1, segments: [written.segment] });
       }
       this.d.cold.removeSegmentFiles(table, partition, manifest.segments.map((s) => s.path));
-      return { rows: written?.segment.row_count ?? 0, files: written ? [written.segment.path] : [] };
+      return { rows: written?.segment.row_count ?? 0, bytes: written?.segment.size_bytes ?? 0, files: written ? [written.segment.path] : [] };
     }));
   }
+}
+
+interface WorkResult {
+  rows: number;
+  bytes: number;
+  files: string[];
+}
+
+function addResult(total: WorkResult, part: WorkResult): void {
+  total.rows += part.rows;
+  total.bytes += part.bytes;
+  total.files.push(...part.files);
 }
 
 export class CancelledError extends Error {

@@ -7,9 +7,9 @@
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { assert } from '../../util/errors.js';
+import { assert, execError } from '../../util/errors.js';
 import { primaryKeyIndex, type ColumnDef, type ColumnType, type StoredValue, type TableDef } from '../../catalog/types.js';
-import { formatDecimal } from '../../sql/values.js';
+import { coerce, formatDecimal } from '../../sql/values.js';
 import { appendRows, columnList, sqlIdent, sqlString, type DuckEngine, type SourceColumn } from '../duck/duck-engine.js';
 import type { RowVersion } from '../hot/row-codec.js';
 import { emptyManifest, fsyncPath, readManifest, writeManifest, type ColumnStats, type Manifest, type Segment } from './manifest.js';
@@ -51,7 +51,7 @@ export class ColdStore {
     const m = this.manifest(table, partition);
     const dir = this.dir(table, partition);
     const pkCol = table.columns[primaryKeyIndex(table)]!;
-    return m.segments.filter((s) => pks === undefined || mayHoldAny(s, pkCol.name, pkCol.type, pks)).map((s) => join(dir, s.path));
+    return m.segments.filter((s) => pks === undefined || mayHoldAny(s, pkCol, pks)).map((s) => join(dir, s.path));
   }
 
   /** Atomically replaces the manifest; the new one is what every later read sees. */
@@ -134,7 +134,12 @@ export class ColdStore {
     const pkCol = table.columns[primaryKeyIndex(table)]!;
     const list = pks.map((v) => sqlLiteral(pkCol, v)).join(', ');
     const sql = `SELECT * FROM read_parquet([${files.map(sqlString).join(', ')}]) WHERE ${sqlIdent(pkCol.name)} IN (${list}) ORDER BY _seq`;
-    const rows = await this.duck.withConnection(async (conn) => (await conn.run(sql)).getRows());
+    let rows;
+    try {
+      rows = await this.duck.withConnection(async (conn) => (await conn.run(sql)).getRows());
+    } catch (error) {
+      throw execError(`Cannot read the cold segments of ${table.namespace}.${table.name}: ${(error as Error).message.split('\n')[0]}`);
+    }
     return rows.map((r) => decode(table, r));
   }
 
@@ -187,16 +192,36 @@ async function columnStats(conn: DuckDBConnection, relation: string, columns: re
   return out;
 }
 
-/** Whether a segment's primary-key range can hold one of the keys (integer keys only; others always may). */
-function mayHoldAny(segment: Segment, pkName: string, pkType: ColumnType, pks: readonly StoredValue[]): boolean {
-  const stats = segment.columns[pkName];
-  if (!INTEGER_TYPES.has(pkType) || stats?.min == null || stats.max == null) return true;
-  const min = BigInt(stats.min);
-  const max = BigInt(stats.max);
-  return pks.some((v) => {
-    const k = BigInt(v as number | bigint);
-    return k >= min && k <= max;
-  });
+/**
+ * Whether a segment's primary-key range can hold one of the keys. The manifest's min/max are DuckDB's
+ * text forms: integers, times and dates compare as numbers, text and UUIDs by UTF-8 bytes (DuckDB's
+ * order). Other key types are never pruned.
+ */
+function mayHoldAny(segment: Segment, pk: ColumnDef, pks: readonly StoredValue[]): boolean {
+  const stats = segment.columns[pk.name];
+  if (stats?.min == null || stats.max == null) return true;
+  const bounds = (value: string | number | boolean): StoredValue | undefined => {
+    try {
+      return coerce({ ...pk, nullable: true }, typeof value === 'boolean' ? String(value) : value);
+    } catch {
+      return undefined;
+    }
+  };
+  if (INTEGER_TYPES.has(pk.type) || pk.type === 'Timestamp' || pk.type === 'Date') {
+    const min = bounds(stats.min);
+    const max = bounds(stats.max);
+    if (min === undefined || max === undefined || min === null || max === null) return true;
+    return pks.some((v) => BigInt(v as number | bigint) >= BigInt(min as number | bigint) && BigInt(v as number | bigint) <= BigInt(max as number | bigint));
+  }
+  if (pk.type === 'Text' || pk.type === 'Uuid') {
+    const min = Buffer.from(String(stats.min), 'utf8');
+    const max = Buffer.from(String(stats.max), 'utf8');
+    return pks.some((v) => {
+      const k = Buffer.from(String(v), 'utf8');
+      return Buffer.compare(k, min) >= 0 && Buffer.compare(k, max) <= 0;
+    });
+  }
+  return true;
 }
 
 function sqlLiteral(column: ColumnDef, value: StoredValue): string {

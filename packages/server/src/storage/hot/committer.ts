@@ -23,6 +23,11 @@ export interface RowWrite {
   readonly values: readonly StoredValue[];
   readonly deleted: boolean;
   readonly expect: WriteExpectation;
+  /**
+   * The row being replaced, when the writer read it: a cold row's index entry has no values, and
+   * live queries need the old row to tell an update from an insert.
+   */
+  readonly previous?: readonly StoredValue[];
 }
 
 export type ChangeKind = 'insert' | 'update' | 'delete';
@@ -319,7 +324,8 @@ export class Committer {
       };
       local.set(key, row);
       const kind = write.deleted ? 'delete' : live === null ? 'insert' : 'update';
-      changes.push({ table: write.table, partition: write.partition, kind, row, old: live });
+      const old = live !== null && live.cold === true && write.previous !== undefined ? { ...live, values: write.previous } : live;
+      changes.push({ table: write.table, partition: write.partition, kind, row, old });
     }
     return changes;
   }
