@@ -206,7 +206,8 @@ describe('cold tier, second pass', () => {
     // Compaction works per partition and changes no answer.
     assert.equal((await segments(server, 'cx', 'notes')).filter((s) => s.user_id === 'alice').length, 3);
     const compaction = await compact(server, 'cx.notes');
-    assert.equal(compaction.rows_processed, '8', 'alice: 4 tombstones, bob: 3 rows, root: 1 row');
+    // root's partition is one segment without tombstones: already compact, so it is not rewritten.
+    assert.equal(compaction.rows_processed, '7', 'alice: 4 tombstones, bob: 3 rows');
     const after = await segments(server, 'cx', 'notes');
     assert.deepEqual(after.map((s) => [s.user_id, s.row_count]), [['alice', '4'], ['bob', '3'], ['root', '1']]);
     assert.deepEqual(await q('SELECT id, body, n FROM cx.notes ORDER BY id', bob), bobRows);
