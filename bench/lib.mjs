@@ -1,6 +1,6 @@
 // Shared benchmark helpers: start the real server as a child process and talk HTTP to it.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, cpus } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,9 +9,12 @@ import http from 'node:http';
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'packages/server/dist/src/main.js');
 const PASSWORD = 'bench-root-password';
 
-export async function startBenchServer() {
+/** Starts the server; `toml` is extra configuration (e.g. raised limits for the fan-out runs). */
+export async function startBenchServer(toml = '') {
   const dataDir = mkdtempSync(join(tmpdir(), 'kalamdb-bench-'));
-  const child = spawn(process.execPath, [MAIN, '--port', '0', '--data-dir', dataDir], {
+  const configPath = join(dataDir, 'bench.toml');
+  writeFileSync(configPath, toml);
+  const child = spawn(process.execPath, [MAIN, '--port', '0', '--data-dir', dataDir, '--config', configPath], {
     env: { ...process.env, KALAMDB_ROOT_PASSWORD: PASSWORD, KALAMDB_LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

@@ -22,6 +22,15 @@ async function subscribeAll(ws, subs, waitFor) {
   await waitFor();
 }
 
+/** Waits until `done()` or fails after `ms`: a benchmark never hangs. */
+async function until(what, done, ms = 60_000) {
+  const deadline = performance.now() + ms;
+  while (!done()) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 export async function benchLive(server, seconds) {
   const { sql, port } = server;
   const out = {};
@@ -45,7 +54,7 @@ export async function benchLive(server, seconds) {
     }
     for (const [c, ws] of sockets.entries()) {
       const subs = Array.from({ length: 10 }, (_, i) => ({ id: `l${c}_${i}`, sql: "SELECT * FROM livebench.events WHERE room = 'lat'" }));
-      await subscribeAll(ws, subs, async () => { while (acks < (c + 1) * 10) await new Promise((r) => setTimeout(r, 5)); });
+      await subscribeAll(ws, subs, () => until('latency acks', () => acks >= (c + 1) * 10));
     }
     const total = 1000 * seconds;
     const started = performance.now();
@@ -77,7 +86,7 @@ export async function benchLive(server, seconds) {
     }
     const subs = Array.from({ length: 10 }, (_, i) => ({ id: `f${i}`, sql: "SELECT id, room FROM livebench.events WHERE room = 'fan'" }));
     for (const ws of sockets) for (const s of subs) ws.send(JSON.stringify({ type: 'subscribe', subscription: s }));
-    while (acks < 10_000) await new Promise((r) => setTimeout(r, 20));
+    await until('fan-out acks', () => acks >= 10_000);
     const writes = 200;
     const expected = writes * 10_000;
     const started = performance.now();

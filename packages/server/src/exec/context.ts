@@ -55,6 +55,8 @@ export interface LiveRow {
 /** What statements need of the live-query server (set once it is running). */
 export interface LiveControl {
   liveRows(): LiveRow[];
+  /** The user who owns a subscription, or undefined when there is none with that id. */
+  liveOwner(liveId: string): string | undefined;
   killLive(liveId: string): boolean;
   dropTable(tableId: number): void;
   dropUser(userId: string): void;

@@ -30,8 +30,14 @@ export function subscribe(s: Services, ctx: RunContext, st: Of<'subscribe'>): St
 }
 
 export function killLive(s: Services, ctx: RunContext, st: Of<'kill_live'>): StatementResult {
-  const owner = st.liveId.startsWith(`${ctx.principal.userId}-`);
-  if (!owner && !isAdminRole(ctx.principal.role)) throw denied('Permission denied: KILL LIVE QUERY of another user needs role dba or system');
-  if (s.live === null || !s.live.killLive(st.liveId)) throw execError(`Live query '${st.liveId}' does not exist`);
+  const owner = s.live?.liveOwner(st.liveId);
+  if (owner === undefined) {
+    if (!isAdminRole(ctx.principal.role)) throw denied('Permission denied: KILL LIVE QUERY of another user needs role dba or system');
+    throw execError(`Live query '${st.liveId}' does not exist`);
+  }
+  if (owner !== ctx.principal.userId && !isAdminRole(ctx.principal.role)) {
+    throw denied('Permission denied: KILL LIVE QUERY of another user needs role dba or system');
+  }
+  s.live!.killLive(st.liveId);
   return messageResult(ctx, `Live query '${st.liveId}' killed`);
 }

@@ -1,7 +1,7 @@
 /**
  * What a new subscription receives before it goes live: either a snapshot of the matching rows
- * (all of them, or the `last_rows` newest) read at one exact `_seq`, or, with `from`, every change
- * after that `_seq` from the hot version log and the cold segments (resume after a disconnect).
+ * (all of them, or the `last_rows` newest) read at one exact `_seq`, or, with `from`, the net change
+ * of every key after that `_seq`, from the hot version log and the cold segments (resume).
  */
 import { ServerError } from '../util/errors.js';
 import { SNOWFLAKE_EPOCH_MS } from '../util/snowflake.js';
@@ -11,7 +11,9 @@ import type { Services } from '../exec/context.js';
 import { runQuery } from '../exec/query.js';
 import { decodeColdRow } from '../exec/sources.js';
 import type { RowVersion } from '../storage/hot/row-codec.js';
-import { sqlString } from '../storage/duck/duck-engine.js';
+import { sqlIdent, sqlString } from '../storage/duck/duck-engine.js';
+import { sqlLiteral } from '../storage/cold/cold-store.js';
+import { pkString } from '../exec/transaction.js';
 import type { SubscriptionQuery } from './subscription-query.js';
 
 export interface InitialRows {
@@ -43,15 +45,25 @@ export async function snapshotRows(s: Services, principal: Principal, q: Subscri
   return { rows, handoverSeq: syncedSeq ?? s.committer.committedMaxSeq };
 }
 
+/** One key's net change between `from` and the hand-over point, as the resuming client must see it. */
+export interface ResumeChange {
+  readonly kind: 'insert' | 'update' | 'delete';
+  /** The newest version (for a delete: the version that removed the row from the client's view). */
+  readonly row: RowVersion;
+  /** The version the client held at `from` (update and delete). */
+  readonly old: RowVersion | null;
+}
+
 /**
- * Every version after `from`, newest per key from the cold tier and every hot version, in `_seq`
- * order. Refused when `from` is older than the table's deleted-rows retention: deletes before that
- * may be gone, so only a fresh snapshot is exact.
+ * Per key changed after `from`: its newest version now and the version the client held at `from`
+ * (the newest at or before it), classified against the filter: entered → insert, changed → update
+ * with old_values, left or deleted → delete with the old values. Refused when `from` is older than
+ * the table's deleted-rows retention: deletes before that may be gone, so only a snapshot is exact.
  */
-export async function resumeRows(s: Services, q: SubscriptionQuery, partition: string, from: bigint): Promise<InitialRows> {
+export async function resumeChanges(s: Services, q: SubscriptionQuery, partition: string, from: bigint): Promise<{ changes: ResumeChange[]; handoverSeq: bigint }> {
   const table = q.table;
   const handoverSeq = s.committer.committedMaxSeq;
-  if (table.type === 'STREAM') return { rows: [], handoverSeq };
+  if (table.type === 'STREAM') return { changes: [], handoverSeq };
   const retentionMs = BigInt(table.options.deletedRetentionHours) * 3_600_000n;
   const oldestResumable = (BigInt(Date.now()) - retentionMs - SNOWFLAKE_EPOCH_MS) << 22n;
   if (from < oldestResumable) {
@@ -59,27 +71,48 @@ export async function resumeRows(s: Services, q: SubscriptionQuery, partition: s
       + `(DELETED_RETENTION_HOURS = ${table.options.deletedRetentionHours}). Subscribe again without 'from' to get a fresh snapshot.`);
   }
   // Hot first, then cold: a flush in between can only make a version appear twice, never vanish.
-  const hot = (await s.hot.scanVersionsAfter(table, partition, from)).filter((v) => v.seq <= handoverSeq);
-  const cold = await coldVersionsAfter(s, table, partition, from);
-  const seen = new Set<string>();
+  const hot = (await s.hot.scanVersionsAfter(table, partition, 0n)).filter((v) => v.seq <= handoverSeq);
+  const coldAfter = await coldVersions(s, table, partition, `"_seq" > ${from} AND "_seq" <= ${handoverSeq}`);
   const pkIdx = primaryKeyIndex(table);
-  const all: RowVersion[] = [];
-  for (const v of [...cold, ...hot].sort((a, b) => (a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0))) {
-    if (v.seq > handoverSeq) continue;
-    const key = `${String(v.values[pkIdx])}\u0000${v.seq}`;
-    if (seen.has(key)) continue;
-    seen.add(key);
-    all.push(v);
+  const keyOf = (v: RowVersion): string => pkString(table, v.values[pkIdx]!);
+  const finals = new Map<string, RowVersion>();
+  const held = new Map<string, RowVersion>();
+  for (const v of [...coldAfter, ...hot].sort(bySeq)) {
+    if (v.seq > from) finals.set(keyOf(v), v);
   }
-  return { rows: all, handoverSeq };
+  for (const v of hot) if (v.seq <= from && finals.has(keyOf(v))) held.set(keyOf(v), v);
+  const missing = [...finals.keys()].filter((k) => !held.has(k)).map((k) => finals.get(k)!.values[pkIdx]!);
+  for (let i = 0; i < missing.length; i += 500) {
+    const keys = missing.slice(i, i + 500);
+    for (const v of (await coldVersions(s, table, partition, `"_seq" <= ${from}`, keys)).sort(bySeq)) held.set(keyOf(v), v);
+  }
+  // A flush keeps only the newest version of each key, so when both the held and a newer version
+  // were flushed together the held one is gone. For such keys the client may or may not hold the
+  // row: a row that no longer matches gets a delete (harmless if it was not held).
+  const flushedTogether = new Set(coldAfter.map(keyOf));
+  const changes: ResumeChange[] = [];
+  for (const [key, row] of finals) {
+    const old = held.get(key) ?? null;
+    const before = old !== null && !old.deleted && q.predicate(predicateCells(old));
+    const now = !row.deleted && q.predicate(predicateCells(row));
+    if (now) changes.push({ kind: before ? 'update' : 'insert', row, old: before ? old : null });
+    else if (before) changes.push({ kind: 'delete', row, old });
+    else if (old === null && flushedTogether.has(key)) changes.push({ kind: 'delete', row, old: row });
+  }
+  return { changes: changes.sort((a, b) => bySeq(a.row, b.row)), handoverSeq };
 }
 
-async function coldVersionsAfter(s: Services, table: TableDef, partition: string, from: bigint): Promise<RowVersion[]> {
-  const manifest = s.cold.manifest(table, partition);
-  const dir = s.cold.dir(table, partition);
-  const files = manifest.segments.filter((seg) => BigInt(seg.max_seq) > from).map((seg) => `${dir}/${seg.path}`);
+function bySeq(a: RowVersion, b: RowVersion): number {
+  return a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0;
+}
+
+/** Cold versions of a partition matching a `_seq` condition (and, optionally, some keys). */
+async function coldVersions(s: Services, table: TableDef, partition: string, condition: string, keys?: readonly StoredValue[]): Promise<RowVersion[]> {
+  const files = s.cold.files(table, partition, keys);
   if (files.length === 0) return [];
-  const sql = `SELECT * FROM read_parquet([${files.map(sqlString).join(', ')}]) WHERE "_seq" > ${from} ORDER BY "_seq"`;
+  const pk = table.columns[primaryKeyIndex(table)]!;
+  const keyFilter = keys === undefined ? '' : ` AND ${sqlIdent(pk.name)} IN (${keys.map((k) => sqlLiteral(pk, k)).join(', ')})`;
+  const sql = `SELECT * FROM read_parquet([${files.map(sqlString).join(', ')}]) WHERE ${condition}${keyFilter}`;
   const rows = await s.duck.withConnection(async (conn) => (await conn.run(sql)).getRows());
   return rows.map((r) => decodeColdRow(table, r));
 }

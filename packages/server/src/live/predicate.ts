@@ -138,7 +138,10 @@ function typed(side: Operand, other: Operand): Value {
     try {
       v = coerce({ ...other.column, nullable: true, primaryKey: false }, side.constant);
     } catch {
-      throw invalidSql(`Value ${JSON.stringify(String(side.constant))} cannot be compared with column '${other.column.name}'`);
+      // `id >= 2.5`: a number that does not fit the column's type still compares as a number.
+      const n = typeof side.constant === 'number' ? side.constant : typeof side.constant === 'string' ? Number(side.constant) : NaN;
+      if (Number.isNaN(n)) throw invalidSql(`Value ${JSON.stringify(String(side.constant))} cannot be compared with column '${other.column.name}'`);
+      v = n;
     }
     return () => v;
   }
@@ -171,8 +174,16 @@ function operand(node: PgNode, ctx: PredicateContext): Operand {
 
 export function compareValues(a: StoredValue, b: StoredValue): number {
   if (typeof a === 'bigint' || typeof b === 'bigint') {
-    const x = typeof a === 'bigint' ? a : BigInt(Math.trunc(Number(a)));
-    const y = typeof b === 'bigint' ? b : BigInt(Math.trunc(Number(b)));
+    // Exact when both are integers; a fraction against a 64-bit integer compares as doubles.
+    const exact = (v: StoredValue): v is bigint | number => typeof v === 'bigint' || (typeof v === 'number' && Number.isInteger(v));
+    if (exact(a) && exact(b)) {
+      const x = BigInt(a);
+      const y = BigInt(b);
+      return x < y ? -1 : x > y ? 1 : 0;
+    }
+    const x = Number(a);
+    const y = Number(b);
+    if (Number.isNaN(x) || Number.isNaN(y)) return String(a) < String(b) ? -1 : String(a) > String(b) ? 1 : 0;
     return x < y ? -1 : x > y ? 1 : 0;
   }
   if (a instanceof Uint8Array && b instanceof Uint8Array) return Buffer.compare(Buffer.from(a), Buffer.from(b));

@@ -17,6 +17,8 @@ export interface LiveSink {
   readonly connectionId: string;
   /** Sends a text frame; false when the connection is gone or was closed as a slow consumer. */
   send(frame: Buffer, sub: Subscription, seq: bigint | null): boolean;
+  /** The subscription was ended by the server because it failed; tell the client. */
+  failed(sub: Subscription, message: string): void;
 }
 
 export type LiveEvent =
@@ -98,7 +100,13 @@ export class LiveRegistry {
       if (subs === undefined) continue;
       const payloads = new PayloadCache(change);
       for (const sub of subs) {
-        const event = payloads.eventFor(sub);
+        let event: LiveEvent | null;
+        try {
+          event = payloads.eventFor(sub);
+        } catch (error) {
+          this.fail(sub, `The subscription's filter failed on a change: ${(error as Error).message}`);
+          continue;
+        }
         if (event !== null) this.deliver(sub, event);
       }
     }
@@ -119,6 +127,12 @@ export class LiveRegistry {
       return f;
     };
     for (const sub of subs) this.deliver(sub, { seq: null, frame });
+  }
+
+  /** Ends one subscription whose evaluation failed; every other subscription keeps flowing. */
+  private fail(sub: Subscription, message: string): void {
+    this.remove(sub);
+    sub.sink.failed(sub, message);
   }
 
   deliver(sub: Subscription, event: LiveEvent): void {

@@ -16,7 +16,7 @@ import { protocolType } from '../sql/values.js';
 import type { LiveRegistry, LiveSink, Subscription } from './registry.js';
 import { rowObject } from './registry.js';
 import { liveColumns, parseSubscription } from './subscription-query.js';
-import { predicateCells, resumeRows, snapshotRows } from './initial-data.js';
+import { resumeChanges, snapshotRows, type ResumeChange } from './initial-data.js';
 import type { RowVersion } from '../storage/hot/row-codec.js';
 
 export type LiveErrorCode = 'AUTH_REQUIRED' | 'INVALID_SUBSCRIPTION_ID' | 'INVALID_SQL' | 'NOT_FOUND' | 'UNAUTHORIZED'
@@ -166,10 +166,11 @@ export class LiveSession implements LiveSink {
   }
 
   private async startSubscription(sub: Subscription, options: SubscribeOptions | null): Promise<void> {
-    const schema = liveColumns(sub.query.table).map((c, i) => ({ c, i })).filter(({ i }) => sub.query.projection.includes(i))
-      .map(({ c }, index) => ({ name: c.name, data_type: protocolType(c), index }));
+    const columns = liveColumns(sub.query.table);
+    const schema = sub.query.projection.map((i, index) => ({ name: columns[i]!.name, data_type: protocolType(columns[i]!), index }));
     if (options === null) {
       sub.handoverSeq = this.d.services.committer.committedMaxSeq;
+      sub.lastSeq = sub.handoverSeq;
       this.sendJson({
         type: 'subscription_ack', subscription_id: sub.id, total_rows: 0, schema,
         batch_control: { batch_num: 0, has_more: false, status: 'ready', last_seq_id: sub.handoverSeq.toString() },
@@ -178,15 +179,16 @@ export class LiveSession implements LiveSink {
       return;
     }
     if (options.from !== null) {
-      const { rows, handoverSeq } = await resumeRows(this.d.services, sub.query, sub.partition, options.from);
+      const { changes, handoverSeq } = await resumeChanges(this.d.services, sub.query, sub.partition, options.from);
       if (sub.state === 'closed') return;
       sub.handoverSeq = handoverSeq;
-      const matching = rows.filter((v) => sub.query.predicate(predicateCells(v)));
+      sub.lastSeq = options.from;
       this.sendJson({
-        type: 'subscription_ack', subscription_id: sub.id, total_rows: matching.length, schema,
+        type: 'subscription_ack', subscription_id: sub.id, total_rows: changes.length, schema,
         batch_control: { batch_num: 0, has_more: false, status: 'ready', last_seq_id: handoverSeq.toString() },
       });
-      for (const v of matching) this.sendResumedChange(sub, v);
+      for (const change of changes) this.sendResumedChange(sub, change);
+      if (sub.lastSeq < handoverSeq) sub.lastSeq = handoverSeq;
       this.d.registry.goLive(sub);
       return;
     }
@@ -223,13 +225,17 @@ export class LiveSession implements LiveSink {
     }
   }
 
-  private sendResumedChange(sub: Subscription, v: RowVersion): void {
-    const row = rowObject(sub.query.table, sub.query.projection, v.values, v.seq);
-    const msg = v.deleted
-      ? { type: 'change', subscription_id: sub.id, change_type: 'delete', old_values: [row] }
-      : { type: 'change', subscription_id: sub.id, change_type: 'insert', rows: [row] };
-    if (this.send(Buffer.from(JSON.stringify(msg)), sub, v.seq)) {
-      sub.lastSeq = v.seq;
+  private sendResumedChange(sub: Subscription, change: ResumeChange): void {
+    const { table, projection } = sub.query;
+    const { row, old } = change;
+    const seq = row.seq;
+    const msg = change.kind === 'insert'
+      ? { type: 'change', subscription_id: sub.id, change_type: 'insert', rows: [rowObject(table, projection, row.values, seq)] }
+      : change.kind === 'update'
+        ? { type: 'change', subscription_id: sub.id, change_type: 'update', rows: [rowObject(table, projection, row.values, seq)], old_values: [rowObject(table, projection, old!.values, old!.seq)] }
+        : { type: 'change', subscription_id: sub.id, change_type: 'delete', old_values: [rowObject(table, projection, old!.values, seq)] };
+    if (this.send(Buffer.from(JSON.stringify(msg)), sub, seq)) {
+      sub.lastSeq = seq;
       sub.changes++;
       sub.lastChangeAt = Date.now();
     }
@@ -256,6 +262,12 @@ export class LiveSession implements LiveSink {
     this.subs.delete(sub.id);
     this.batches.delete(sub.id);
     this.d.registry.remove(sub);
+  }
+
+  failed(sub: Subscription, message: string): void {
+    this.subs.delete(sub.id);
+    this.batches.delete(sub.id);
+    this.error(sub.id, 'INVALID_SQL', message);
   }
 
   /** KILL LIVE QUERY: the client is told, the connection stays. */

@@ -21,7 +21,9 @@ export class LiveServer implements LiveControl {
   private connections = 0;
 
   constructor(private readonly services: Services, private readonly auth: Authenticator, private readonly log: Logger, private readonly nodeId: string) {
-    this.wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: services.config.liveMessageBytesMax * 4 });
+    // Frames over the protocol limit get MESSAGE_TOO_LARGE and the connection lives on; only frames
+    // past 16x the limit are refused by ws itself (close 1009) so a client cannot make us buffer more.
+    this.wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: services.config.liveMessageBytesMax * 16 });
     this.pingTimer = setInterval(() => this.pingAll(), services.config.livePingIntervalMs);
     this.pingTimer.unref();
   }
@@ -86,6 +88,10 @@ export class LiveServer implements LiveControl {
       options: sub.options === null ? null : JSON.stringify(sub.options), created_at: sub.createdAt,
       last_change_at: sub.lastChangeAt, changes: sub.changes, node_id: this.nodeId,
     }));
+  }
+
+  liveOwner(liveId: string): string | undefined {
+    return this.registry.find(liveId)?.userId;
   }
 
   killLive(liveId: string): boolean {

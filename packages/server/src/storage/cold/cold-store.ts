@@ -224,7 +224,7 @@ function mayHoldAny(segment: Segment, pk: ColumnDef, pks: readonly StoredValue[]
   return true;
 }
 
-function sqlLiteral(column: ColumnDef, value: StoredValue): string {
+export function sqlLiteral(column: ColumnDef, value: StoredValue): string {
   switch (column.type) {
     case 'Timestamp': return `make_timestamp(${String(value)}::BIGINT)`;
     case 'Date': return `(DATE '1970-01-01' + ${String(value)}::INTEGER)`;

@@ -101,6 +101,8 @@ export class Committer {
   private inflight: ReadonlyMap<string, RowVersion> = new Map();
   /** Every version with a `_seq` up to this one is written and visible to reads. */
   committedMaxSeq = 0n;
+  /** Listener failures so far (each one is a bug, logged on stderr). */
+  listenerErrors = 0;
   private draining = false;
   private readonly listeners: ChangeListener[] = [];
 
@@ -254,7 +256,15 @@ export class Committer {
         if (c.row.seq > this.committedMaxSeq) this.committedMaxSeq = c.row.seq;
       }
     }
-    for (const listener of this.listeners) listener(all);
+    for (const listener of this.listeners) {
+      try {
+        listener(all);
+      } catch (error) {
+        // Listeners (live queries, flush policies, the mirror) must not fail the writers: log and go on.
+        this.listenerErrors++;
+        process.stderr.write(`commit listener failed: ${(error as Error)?.stack ?? String(error)}\n`);
+      }
+    }
     return true;
   }
 
