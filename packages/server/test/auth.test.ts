@@ -34,9 +34,7 @@ describe('auth', () => {
   let alice: Auth;
   let bob: Auth;
   let svc: Auth;
-  let svc2: Auth;
   let dba: Auth;
-  let dba2: Auth;
   let sys: Auth;
 
   before(async () => {
@@ -44,9 +42,9 @@ describe('auth', () => {
     alice = await server.createUser('alice', 'user');
     bob = await server.createUser('bob', 'user');
     svc = await server.createUser('svc', 'service');
-    svc2 = await server.createUser('svc2', 'service');
+    await server.createUser('svc2', 'service');
     dba = await server.createUser('dba1', 'dba');
-    dba2 = await server.createUser('dba2', 'dba');
+    await server.createUser('dba2', 'dba');
     sys = await server.createUser('sys1', 'system');
     await server.ok('CREATE NAMESPACE a');
     await server.ok('CREATE USER TABLE a.notes (id INT PRIMARY KEY, body TEXT)');

@@ -11,10 +11,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { ROOT_PASSWORD, TestServer } from './harness.js';
+import { TestServer } from './harness.js';
 import { LiveClient, eventually, sleep, type Row, type WsMessage } from './ws-client.js';
 
-const ROOT = { user: 'root', password: ROOT_PASSWORD };
 type Creds = { user: string; password: string };
 
 const changeOf = (id: string, type?: string) => (m: WsMessage): boolean => m.type === 'change' && m.subscription_id === id && (type === undefined || m.change_type === type);

@@ -1,13 +1,13 @@
 /** Namespaces and tables: CREATE/DROP, SHOW and DESCRIBE. Changes run under the DDL mutex. */
 import { execError, invalidSql } from '../util/errors.js';
 import {
-  RESERVED_NAMESPACES, DEFAULT_NAMESPACE, isAdminRole, qualifiedName, type TableDef, type TableType,
+  RESERVED_NAMESPACES, DEFAULT_NAMESPACE, isAdminRole, type TableDef, type TableType,
 } from '../catalog/types.js';
 import { requireAdmin } from '../auth/access.js';
 import type { Statement, TableName } from '../sql/statement.js';
-import { protocolType, typeLabel } from '../sql/values.js';
+import { typeLabel } from '../sql/values.js';
 import { messageResult, rowsResult, type RunContext, type Services, type StatementResult } from './context.js';
-import { tableOptions, tableTypeOption, formatFlushPolicy } from './table-options.js';
+import { tableOptions, tableTypeOption } from './table-options.js';
 import type { SchemaField } from './duck-cells.js';
 
 type Of<K extends Statement['kind']> = Extract<Statement, { kind: K }>;
@@ -145,11 +145,4 @@ async function dropTableData(s: Services, table: TableDef): Promise<void> {
   await s.committer.idle();
   await s.hot.dropTableRows(table.id);
   if (table.type !== 'STREAM') s.cold.removeTable(table);
-}
-
-export function tableSummary(t: TableDef): Record<string, unknown> {
-  return {
-    table: qualifiedName(t), type: t.type, flush_policy: formatFlushPolicy(t.options.flushPolicy),
-    columns: t.columns.map((c) => ({ name: c.name, data_type: protocolType(c) })),
-  };
 }

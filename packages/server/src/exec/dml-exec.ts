@@ -142,7 +142,7 @@ export async function update(s: Services, ctx: RunContext, st: Of<'update'>): Pr
   const defaults = ast.targetList.map((t: PgNode, j: number) =>
     t.ResTarget.val?.SetToDefault ? { value: defaultValue(table.columns[sets[j]!]!, env) } : null);
   const count = await withConflictRetry(ctx, async () => {
-    const { rows, newValues } = await updateCandidates(s, ctx, table, ast, sets);
+    const { rows, newValues } = await updateCandidates(s, ctx, table, ast);
     const writes: RowWrite[] = [];
     rows.forEach((row, i) => {
       const values = [...row.values];
@@ -187,7 +187,7 @@ function setTargets(table: TableDef, targetList: PgNode[]): number[] {
 
 /** Rows matched by an UPDATE and, per row, the new value of each SET column. */
 async function updateCandidates(
-  s: Services, ctx: RunContext, table: TableDef, ast: PgNode, sets: number[],
+  s: Services, ctx: RunContext, table: TableDef, ast: PgNode,
 ): Promise<{ rows: VisibleRow[]; newValues: InputValue[][] }> {
   const alias = ast.relation.alias?.aliasname ?? table.name;
   const env = evalEnv(s, ctx);

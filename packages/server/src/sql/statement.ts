@@ -51,7 +51,3 @@ export type Statement =
 
 export type StatementKind = Statement['kind'];
 
-/** Statement kinds that change data (and so belong in a transaction's write set). */
-export function isDml(kind: StatementKind): boolean {
-  return kind === 'insert' || kind === 'update' || kind === 'delete';
-}
