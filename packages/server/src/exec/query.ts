@@ -90,7 +90,7 @@ async function tempSource(s: Services, ctx: RunContext, source: BoundSource, inc
   const pk = table.columns[primaryKeyIndex(table)]!.name;
   return {
     name: source.tempName, columns: sourceColumns(table), rows: hot.map(withSystemColumns),
-    merge: { coldFiles: s.cold.files(table, partition), pk, liveOnly: !includeDeleted },
+    merge: { coldFiles: s.cold.files(table, partition), pk, liveOnly: !includeDeleted, disjoint: s.cold.disjoint(table, partition) },
   };
 }
 

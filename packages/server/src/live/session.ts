@@ -56,6 +56,7 @@ export class LiveSession implements LiveSink {
   private readonly subs = new Map<string, Subscription>();
   private readonly batches = new Map<string, PendingBatches>();
   private closed = false;
+  private corked = false;
   private tokens: number;
   private lastRefill = Date.now();
   private readonly authTimer: NodeJS.Timeout | null;
@@ -284,8 +285,25 @@ export class LiveSession implements LiveSink {
       this.slowConsumer();
       return false;
     }
+    this.cork();
     this.ws.send(frame, { binary: false });
     return true;
+  }
+
+  /**
+   * Frames sent in one tick (one commit group fans out to many subscriptions) leave in a single
+   * write: one syscall per connection per group instead of one per frame.
+   */
+  private cork(): void {
+    if (this.corked) return;
+    const socket = (this.ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
+    if (socket === undefined) return;
+    this.corked = true;
+    socket.cork();
+    process.nextTick(() => {
+      this.corked = false;
+      socket.uncork();
+    });
   }
 
   private slowConsumer(): void {

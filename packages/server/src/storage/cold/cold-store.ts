@@ -54,6 +54,26 @@ export class ColdStore {
     return m.segments.filter((s) => pks === undefined || mayHoldAny(s, pkCol, pks)).map((s) => join(dir, s.path));
   }
 
+  /** True when the segments' primary-key ranges are pairwise disjoint (so no key is in two of them). */
+  disjoint(table: TableDef, partition: string): boolean {
+    const segments = this.manifest(table, partition).segments;
+    if (segments.length <= 1) return true;
+    const pk = table.columns[primaryKeyIndex(table)]!;
+    const ranges: [StoredValue, StoredValue][] = [];
+    for (const s of segments) {
+      const stats = s.columns[pk.name];
+      const min = stats?.min == null ? undefined : keyBound(pk, stats.min);
+      const max = stats?.max == null ? undefined : keyBound(pk, stats.max);
+      if (min === undefined || max === undefined) return false;
+      ranges.push([min, max]);
+    }
+    const cmp = keyComparator(pk);
+    if (cmp === null) return false;
+    ranges.sort((a, b) => cmp(a[0], b[0]));
+    for (let i = 1; i < ranges.length; i++) if (cmp(ranges[i]![0], ranges[i - 1]![1]) <= 0) return false;
+    return true;
+  }
+
   /** Atomically replaces the manifest; the new one is what every later read sees. */
   commitManifest(table: TableDef, partition: string, manifest: Manifest): void {
     writeManifest(this.dir(table, partition), { ...manifest, table_id: table.id, updated_at: Date.now() });
@@ -192,6 +212,25 @@ async function columnStats(conn: DuckDBConnection, relation: string, columns: re
   return out;
 }
 
+/** A manifest min/max (DuckDB's text form) as a stored key value, or undefined when it does not parse. */
+function keyBound(pk: ColumnDef, value: string | number | boolean): StoredValue | undefined {
+  try {
+    const v = coerce({ ...pk, nullable: true }, typeof value === 'boolean' ? String(value) : value);
+    return v === null ? undefined : v;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Key order as DuckDB sorts the key type (numbers by value, text by UTF-8 bytes); null when not known. */
+function keyComparator(pk: ColumnDef): ((a: StoredValue, b: StoredValue) => number) | null {
+  if (INTEGER_TYPES.has(pk.type) || pk.type === 'Timestamp' || pk.type === 'Date') {
+    return (a, b) => { const x = BigInt(a as number | bigint); const y = BigInt(b as number | bigint); return x < y ? -1 : x > y ? 1 : 0; };
+  }
+  if (pk.type === 'Text' || pk.type === 'Uuid') return (a, b) => Buffer.compare(Buffer.from(String(a), 'utf8'), Buffer.from(String(b), 'utf8'));
+  return null;
+}
+
 /**
  * Whether a segment's primary-key range can hold one of the keys. The manifest's min/max are DuckDB's
  * text forms: integers, times and dates compare as numbers, text and UUIDs by UTF-8 bytes (DuckDB's
@@ -200,28 +239,11 @@ async function columnStats(conn: DuckDBConnection, relation: string, columns: re
 function mayHoldAny(segment: Segment, pk: ColumnDef, pks: readonly StoredValue[]): boolean {
   const stats = segment.columns[pk.name];
   if (stats?.min == null || stats.max == null) return true;
-  const bounds = (value: string | number | boolean): StoredValue | undefined => {
-    try {
-      return coerce({ ...pk, nullable: true }, typeof value === 'boolean' ? String(value) : value);
-    } catch {
-      return undefined;
-    }
-  };
-  if (INTEGER_TYPES.has(pk.type) || pk.type === 'Timestamp' || pk.type === 'Date') {
-    const min = bounds(stats.min);
-    const max = bounds(stats.max);
-    if (min === undefined || max === undefined || min === null || max === null) return true;
-    return pks.some((v) => BigInt(v as number | bigint) >= BigInt(min as number | bigint) && BigInt(v as number | bigint) <= BigInt(max as number | bigint));
-  }
-  if (pk.type === 'Text' || pk.type === 'Uuid') {
-    const min = Buffer.from(String(stats.min), 'utf8');
-    const max = Buffer.from(String(stats.max), 'utf8');
-    return pks.some((v) => {
-      const k = Buffer.from(String(v), 'utf8');
-      return Buffer.compare(k, min) >= 0 && Buffer.compare(k, max) <= 0;
-    });
-  }
-  return true;
+  const cmp = keyComparator(pk);
+  const min = keyBound(pk, stats.min);
+  const max = keyBound(pk, stats.max);
+  if (cmp === null || min === undefined || max === undefined) return true;
+  return pks.some((v) => cmp(v, min) >= 0 && cmp(v, max) <= 0);
 }
 
 export function sqlLiteral(column: ColumnDef, value: StoredValue): string {

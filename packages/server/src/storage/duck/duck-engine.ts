@@ -27,7 +27,7 @@ export interface TempSource {
   readonly columns: readonly SourceColumn[];
   readonly rows: readonly (readonly StoredValue[])[];
   /** Hot rows to merge with a partition's cold segments (the rows include tombstones then). */
-  readonly merge?: { readonly coldFiles: readonly string[]; readonly pk: string; readonly liveOnly: boolean };
+  readonly merge?: { readonly coldFiles: readonly string[]; readonly pk: string; readonly liveOnly: boolean; readonly disjoint: boolean };
 }
 
 export interface SourceColumn {
@@ -66,6 +66,8 @@ export class DuckEngine {
     // Instance-wide: files only under the storage dir, and no statement can change that.
     const dir = config.storageDir.endsWith('/') ? config.storageDir : `${config.storageDir}/`;
     await engine.idle[0]!.run(`SET allowed_directories = [${sqlString(dir)}]`);
+    // Segments are immutable: their footers can be cached across queries.
+    await engine.idle[0]!.run('SET parquet_metadata_cache = true');
     await engine.idle[0]!.run('SET enable_external_access = false');
     await engine.idle[0]!.run('SET lock_configuration = true');
     return engine;
@@ -130,8 +132,8 @@ export class DuckEngine {
     const hot = `${source.name}_h`;
     await conn.run(`CREATE TEMP TABLE ${hot} (${columnList(source.columns)})`);
     await appendRows(conn, hot, 'temp', source.columns, source.rows);
-    const { coldFiles, pk, liveOnly } = source.merge;
-    await conn.run(`CREATE TEMP VIEW ${source.name} AS ${mergedRelationSql(`temp.main.${hot}`, coldFiles, pk, liveOnly)}`);
+    const { coldFiles, pk, liveOnly, disjoint } = source.merge;
+    await conn.run(`CREATE TEMP VIEW ${source.name} AS ${mergedRelationSql(`temp.main.${hot}`, coldFiles, pk, liveOnly, disjoint)}`);
     return [`VIEW temp.main.${source.name}`, `TABLE temp.main.${hot}`];
   }
 

@@ -54,6 +54,8 @@ export type MirrorColumns = (table: TableDef) => SourceColumn[];
 export interface ColdView {
   manifest(table: TableDef, partition: string): unknown;
   files(table: TableDef, partition: string): string[];
+  /** True when no key can be in two segments (their key ranges do not overlap). */
+  disjoint(table: TableDef, partition: string): boolean;
 }
 
 export class HotMirror {
@@ -174,6 +176,7 @@ export class HotMirror {
     // to a cold marker was committed to a segment before that hand-over, so it is listed now.
     const coldVersion = this.cold.manifest(entry.table, entry.partition);
     const coldFiles = this.cold.files(entry.table, entry.partition);
+    const disjoint = this.cold.disjoint(entry.table, entry.partition);
     const syncedSeq = this.committedSeq();
     const pending = entry.pending;
     entry.pending = [];
@@ -186,8 +189,8 @@ export class HotMirror {
       await conn.run(`DROP VIEW IF EXISTS memory.main.${entry.name}`);
       await conn.run(`DROP TABLE IF EXISTS ${hotName}`);
       await conn.run(`CREATE TABLE ${hotName} (${columnList(columns)})`);
-      await conn.run(`CREATE VIEW memory.main.${entry.name} AS ${mergedRelationSql(hotName, coldFiles, pk, false)}`);
-      await conn.run(`CREATE VIEW memory.main.${entry.name}_live AS ${mergedRelationSql(hotName, coldFiles, pk, true)}`);
+      await conn.run(`CREATE VIEW memory.main.${entry.name} AS ${mergedRelationSql(hotName, coldFiles, pk, false, disjoint)}`);
+      await conn.run(`CREATE VIEW memory.main.${entry.name}_live AS ${mergedRelationSql(hotName, coldFiles, pk, true, disjoint)}`);
       await appendRows(conn, `${entry.name}_hot`, 'memory', columns, rows.map(mirrorRow));
     });
     entry.coldVersion = coldVersion;
