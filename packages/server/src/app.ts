@@ -18,6 +18,8 @@ import { HotMirror } from './storage/duck/hot-mirror.js';
 import { ColdStore } from './storage/cold/cold-store.js';
 import { JobStore } from './jobs/job-store.js';
 import { FlushService } from './jobs/flush-service.js';
+import { StreamStore } from './storage/stream/stream-store.js';
+import { STREAM_SWEEP_MS, evictStreamEvents } from './jobs/stream-eviction.js';
 import { initParser, ParseCache } from './sql/parser.js';
 import { PasswordHasher } from './auth/passwords.js';
 import { TokenService } from './auth/tokens.js';
@@ -65,14 +67,17 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     flush.onCommit(changes);
   });
   flush.start();
-  const pruneTimer = setInterval(() => void jobs.prune(config.jobRetentionDays * 86_400_000), 3_600_000);
+  const pruneTimer = setInterval(() => void jobs.prune(config.jobRetentionDays * 86_400_000), 600_000);
   pruneTimer.unref();
   await jobs.prune(config.jobRetentionDays * 86_400_000);
   const services: Services = {
     config, catalog, hot, committer, duck, mirror, cold, jobs, flush, sources: new RowSources(hot, cold), seqs, ddl: new Mutex(), passwords,
     live: null,
     listenPort: config.port,
+    streams: new StreamStore(),
   };
+  const evictionTimer = setInterval(() => void evictStreamEvents(services, log), STREAM_SWEEP_MS);
+  evictionTimer.unref();
   const executor = new Executor(services, new ParseCache(config.parseCacheEntries));
   const auth = new Authenticator(catalog, tokens, passwords);
   const http = createHttpServer({ config, log, auth, tokens, executor, catalog });
@@ -98,6 +103,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
         http.closeIdleConnections();
       });
       clearInterval(pruneTimer);
+      clearInterval(evictionTimer);
       await flush.stop();
       await committer.idle();
       duck.close();

@@ -15,6 +15,8 @@ import type { SchemaField } from './duck-cells.js';
 import type { RowSources } from './sources.js';
 import type { Transaction } from './transaction.js';
 import type { PasswordHasher } from '../auth/passwords.js';
+import type { CommittedChange } from '../storage/hot/committer.js';
+import type { StreamStore } from '../storage/stream/stream-store.js';
 
 export interface Services {
   readonly config: Config;
@@ -30,6 +32,7 @@ export interface Services {
   readonly seqs: SnowflakeGenerator;
   readonly ddl: Mutex;
   readonly passwords: PasswordHasher;
+  readonly streams: StreamStore;
   /** The live-query server; absent until it is attached at start-up. */
   live: LiveControl | null;
   /** The port the server listens on (known once listening; the config may say 0). */
@@ -55,6 +58,10 @@ export interface LiveRow {
 /** What statements need of the live-query server (set once it is running). */
 export interface LiveControl {
   liveRows(): LiveRow[];
+  /** Hands committed changes that did not go through the committer (stream events) to subscribers. */
+  publish(changes: readonly CommittedChange[]): void;
+  /** Whether any subscription covers a partition (EPHEMERAL stream tables drop events otherwise). */
+  hasSubscribers(tableId: number, partition: string): boolean;
   /** The user who owns a subscription, or undefined when there is none with that id. */
   liveOwner(liveId: string): string | undefined;
   killLive(liveId: string): boolean;

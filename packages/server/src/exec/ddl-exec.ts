@@ -145,4 +145,5 @@ async function dropTableData(s: Services, table: TableDef): Promise<void> {
   await s.committer.idle();
   await s.hot.dropTableRows(table.id);
   if (table.type !== 'STREAM') s.cold.removeTable(table);
+  else s.streams.dropTable(table.id);
 }

@@ -24,13 +24,20 @@ type Of<K extends Statement['kind']> = Extract<Statement, { kind: K }>;
 const CONFLICT_RETRY_MS = 5_000;
 
 function targetTable(s: Services, ctx: RunContext, rv: PgNode, verb: string): TableDef {
+  const table = writableTable(s, ctx, rv, verb);
+  if (table.type === 'STREAM') {
+    throw execError(`${verb.split(' ')[0]} is not supported on STREAM table ${qualifiedName(table)}: stream events are immutable and expire by TTL`);
+  }
+  return table;
+}
+
+function writableTable(s: Services, ctx: RunContext, rv: PgNode, verb: string): TableDef {
   if (rv.catalogname !== undefined) throw invalidSql('Catalog-qualified table names are not supported');
   const namespace = rv.schemaname !== undefined ? identifier(rv.schemaname, 'namespace name') : ctx.namespace;
   if (namespace === 'system') throw execError(`System tables are read-only: cannot ${verb} system.${rv.relname}`);
   const table = s.catalog.table(namespace, identifier(rv.relname, 'table name'));
   if (table === undefined) throw execError(`Table '${namespace}.${rv.relname}' does not exist`);
   requireWrite(ctx.principal, table);
-  if (table.type === 'STREAM') throw execError(`Writes to STREAM table ${qualifiedName(table)} are not available yet`);
   return table;
 }
 
@@ -50,22 +57,15 @@ export async function insert(s: Services, ctx: RunContext, st: Of<'insert'>): Pr
   if (ast.onConflictClause) throw invalidSql('INSERT ... ON CONFLICT is not supported');
   if (ast.returningList || ast.returningClause) throw invalidSql('RETURNING is not supported');
   if (ast.withClause) throw invalidSql('WITH ... INSERT is not supported: put the WITH inside the SELECT');
-  const table = targetTable(s, ctx, ast.relation, 'INSERT INTO');
+  const table = writableTable(s, ctx, ast.relation, 'INSERT INTO');
   const targets = insertColumns(table, ast.cols);
   const env = evalEnv(s, ctx);
   const inputs = await insertInputs(s, ctx, ast.selectStmt, targets.length, env);
   const partition = partitionFor(ctx.principal, table);
+  if (table.type === 'STREAM') return insertStreamEvents(s, ctx, table, partition, targets, inputs, env);
   const pkIdx = primaryKeyIndex(table);
   const writes: RowWrite[] = inputs.map((input) => {
-    const values: StoredValue[] = new Array(table.columns.length);
-    const given = new Array<boolean>(table.columns.length).fill(false);
-    targets.forEach((colIdx, i) => {
-      const v = input[i];
-      if (v === DEFAULT_MARKER) return;
-      values[colIdx] = coerce(table.columns[colIdx]!, v as InputValue);
-      given[colIdx] = true;
-    });
-    for (let c = 0; c < table.columns.length; c++) if (!given[c]) values[c] = defaultValue(table.columns[c]!, env);
+    const values = buildRow(table, targets, input, env);
     if (values[pkIdx] === null) throw execError(`Primary key column '${table.columns[pkIdx]!.name}' cannot be NULL`);
     return { table, partition, values, deleted: false, expect: 'absent' };
   });
@@ -83,6 +83,41 @@ export async function insert(s: Services, ctx: RunContext, st: Of<'insert'>): Pr
   }
   await apply(s, ctx, writes);
   return messageResult(ctx, `Inserted ${writes.length} row(s)`, writes.length);
+}
+
+/** Full rows from INSERT inputs: given columns coerced, the others from their defaults. */
+function buildRow(table: TableDef, targets: readonly number[], input: readonly InsertCell[], env: EvalEnv): StoredValue[] {
+  const values: StoredValue[] = new Array(table.columns.length);
+  const given = new Array<boolean>(table.columns.length).fill(false);
+  targets.forEach((colIdx, i) => {
+    const v = input[i];
+    if (v === DEFAULT_MARKER) return;
+    values[colIdx] = coerce(table.columns[colIdx]!, v as InputValue);
+    given[colIdx] = true;
+  });
+  for (let c = 0; c < table.columns.length; c++) if (!given[c]) values[c] = defaultValue(table.columns[c]!, env);
+  return values;
+}
+
+/**
+ * STREAM INSERT: events get a `_seq`, go to the in-memory stream store and straight to the
+ * subscribers; nothing is written to disk. EPHEMERAL tables drop events nobody is subscribed to.
+ */
+function insertStreamEvents(
+  s: Services, ctx: RunContext, table: TableDef, partition: string, targets: readonly number[], inputs: readonly InsertCell[][], env: EvalEnv,
+): StatementResult {
+  if (ctx.tx !== null) throw execError(`STREAM table ${qualifiedName(table)} cannot be written inside a transaction: events are not transactional`);
+  const rows = inputs.map((input) => buildRow(table, targets, input, env));
+  if (table.options.ephemeral && !(s.live?.hasSubscribers(table.id, partition) ?? false)) {
+    return messageResult(ctx, `Inserted ${rows.length} row(s)`, rows.length);
+  }
+  const events = rows.map((values) => ({ seq: s.seqs.next(), values }));
+  s.streams.append(table, partition, events);
+  s.live?.publish(events.map((e) => ({
+    table, partition, kind: 'insert' as const, old: null,
+    row: { seq: e.seq, deleted: false, schemaVersion: table.schemaVersion, values: e.values },
+  })));
+  return messageResult(ctx, `Inserted ${rows.length} row(s)`, rows.length);
 }
 
 function insertColumns(table: TableDef, cols: PgNode[] | undefined): number[] {

@@ -83,8 +83,10 @@ async function tempSource(s: Services, ctx: RunContext, source: BoundSource, inc
     return { name: source.tempName, columns: rel.columns, rows: rel.rows };
   }
   const table = source.table;
-  // STREAM tables hold no stored rows (writes to them are refused until stream storage exists).
-  if (table.type === 'STREAM') return { name: source.tempName, columns: streamColumns(table), rows: [] };
+  if (table.type === 'STREAM') {
+    const events = s.streams.read(table, partitionFor(ctx.principal, table));
+    return { name: source.tempName, columns: streamColumns(table), rows: events.map((e) => [...e.values, e.seq]) };
+  }
   const partition = partitionFor(ctx.principal, table);
   const hot = await s.sources.hotWithOverlay(table, partition, ctx.tx);
   const pk = table.columns[primaryKeyIndex(table)]!.name;

@@ -27,6 +27,7 @@ export interface JobRow {
 }
 
 const JOB_PREFIX = 'job:';
+const STREAM_EVICTION_RETENTION_MS = 3_600_000;
 
 export class JobStore {
   private readonly jobs = new Map<string, JobRow>();
@@ -86,9 +87,15 @@ export class JobStore {
     return true;
   }
 
+  /**
+   * Removes finished rows older than the retention. Stream eviction writes a row per sweep that
+   * evicted something, so those rows are kept for an hour at most.
+   */
   async prune(olderThanMs: number): Promise<number> {
     const cutoff = Date.now() - olderThanMs;
-    const old = [...this.jobs.values()].filter((j) => j.finished_at !== null && j.finished_at < cutoff);
+    const sweepCutoff = Date.now() - Math.min(olderThanMs, STREAM_EVICTION_RETENTION_MS);
+    const old = [...this.jobs.values()].filter((j) => j.finished_at !== null
+      && j.finished_at < (j.job_type === 'stream_eviction' ? sweepCutoff : cutoff));
     if (old.length === 0) return 0;
     await this.store.writeCatalog(new Map(old.map((j) => [`${JOB_PREFIX}${j.job_id}`, undefined])));
     for (const j of old) this.jobs.delete(j.job_id);

@@ -26,7 +26,7 @@ export interface InitialRows {
 /** The matching rows as of one `_seq` (the mirror is held while the query runs). */
 export async function snapshotRows(s: Services, principal: Principal, q: SubscriptionQuery, lastRows: number | null): Promise<InitialRows> {
   const table = q.table;
-  if (table.type === 'STREAM') return { rows: [], handoverSeq: s.committer.committedMaxSeq };
+  if (table.type === 'STREAM') return streamSnapshot(s, principal, q, lastRows);
   const seqRef = { ColumnRef: { fields: [{ String: { sval: '_seq' } }] } };
   const select = {
     SelectStmt: {
@@ -62,8 +62,13 @@ export interface ResumeChange {
  */
 export async function resumeChanges(s: Services, q: SubscriptionQuery, partition: string, from: bigint): Promise<{ changes: ResumeChange[]; handoverSeq: bigint }> {
   const table = q.table;
+  if (table.type === 'STREAM') {
+    // Every event is an insert; nothing older than the TTL exists any more.
+    const events = s.streams.read(table, partition).filter((e) => e.seq > from && q.predicate([...e.values, e.seq]));
+    const rows = events.map((e) => ({ seq: e.seq, deleted: false, schemaVersion: table.schemaVersion, values: e.values }));
+    return { changes: rows.map((row) => ({ kind: 'insert' as const, row, old: null })), handoverSeq: rows.at(-1)?.seq ?? from };
+  }
   const handoverSeq = s.committer.committedMaxSeq;
-  if (table.type === 'STREAM') return { changes: [], handoverSeq };
   const retentionMs = BigInt(table.options.deletedRetentionHours) * 3_600_000n;
   const oldestResumable = (BigInt(Date.now()) - retentionMs - SNOWFLAKE_EPOCH_MS) << 22n;
   if (from < oldestResumable) {
@@ -100,6 +105,18 @@ export async function resumeChanges(s: Services, q: SubscriptionQuery, partition
     else if (old === null && flushedTogether.has(key)) changes.push({ kind: 'delete', row, old: row });
   }
   return { changes: changes.sort((a, b) => bySeq(a.row, b.row)), handoverSeq };
+}
+
+/** The buffered events of a stream partition, read synchronously: the hand-over is exact. */
+function streamSnapshot(s: Services, principal: Principal, q: SubscriptionQuery, lastRows: number | null): InitialRows {
+  const table = q.table;
+  const partition = table.type === 'SHARED' ? '' : principal.userId;
+  const all = s.streams.read(table, partition);
+  const handoverSeq = all.at(-1)?.seq ?? 0n;
+  let rows = all.filter((e) => q.predicate([...e.values, e.seq]))
+    .map((e) => ({ seq: e.seq, deleted: false, schemaVersion: table.schemaVersion, values: e.values }));
+  if (lastRows !== null) rows = rows.slice(Math.max(0, rows.length - lastRows));
+  return { rows, handoverSeq };
 }
 
 function bySeq(a: RowVersion, b: RowVersion): number {

@@ -73,6 +73,10 @@ export class LiveRegistry {
     else this.byUser.set(sub.userId, n);
   }
 
+  hasSubscribers(tableId: number, partition: string): boolean {
+    return (this.byPartition.get(partitionKey(tableId, partition))?.size ?? 0) > 0;
+  }
+
   countForUser(userId: string): number {
     return this.byUser.get(userId) ?? 0;
   }

@@ -12,6 +12,7 @@ import type { Services, LiveControl, LiveRow } from '../exec/context.js';
 import { LiveRegistry } from '../live/registry.js';
 import { LiveSession } from '../live/session.js';
 import { ServerError } from '../util/errors.js';
+import type { CommittedChange } from '../storage/hot/committer.js';
 
 export class LiveServer implements LiveControl {
   readonly registry = new LiveRegistry();
@@ -88,6 +89,14 @@ export class LiveServer implements LiveControl {
       options: sub.options === null ? null : JSON.stringify(sub.options), created_at: sub.createdAt,
       last_change_at: sub.lastChangeAt, changes: sub.changes, node_id: this.nodeId,
     }));
+  }
+
+  publish(changes: readonly CommittedChange[]): void {
+    this.registry.onCommit(changes);
+  }
+
+  hasSubscribers(tableId: number, partition: string): boolean {
+    return this.registry.hasSubscribers(tableId, partition);
   }
 
   liveOwner(liveId: string): string | undefined {
