@@ -1,9 +1,11 @@
 // `npm run bench`: starts the real server and prints one JSON document with every benchmark.
-// Options: --seconds N (per timed run, default 5), --only core|cold|live, --flush-rows N (default 1,000,000).
+// Options: --seconds N (per timed run, default 5), --only core|cold|live|stream, --flush-rows N (default
+// 1,000,000), --stream-events N (stream events per second, default 5,000).
 import { startBenchServer, machine } from './lib.mjs';
 import { benchCore } from './core.mjs';
 import { benchCold } from './cold.mjs';
 import { benchLive } from './live.mjs';
+import { benchStream } from './stream.mjs';
 
 const arg = (name, fallback) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -27,6 +29,10 @@ async function main() {
     // One user (root) opens every subscription here, so the per-user limit is raised for the run.
     const server = await startBenchServer('live_subscriptions_per_user_max = 200000\n');
     try { results.live = await benchLive(server, seconds); } finally { await server.stop(); }
+  }
+  if (only === 'all' || only === 'stream') {
+    const server = await startBenchServer();
+    try { results.stream = await benchStream(server, seconds, Number(arg('stream-events', '5000'))); } finally { await server.stop(); }
   }
   process.stdout.write(JSON.stringify(results, null, 2) + '\n');
 }
