@@ -9,11 +9,16 @@ import type { UserDef } from '../catalog/types.js';
 import type { Principal } from './access.js';
 import type { PasswordHasher } from './passwords.js';
 import type { TokenService } from './tokens.js';
+import { LoginThrottle } from './login-throttle.js';
 
 export class Authenticator {
+  readonly throttle = new LoginThrottle();
+  /** Called with every failed password check (the audit log records them). */
+  onFailedLogin: ((userId: string, address: string) => void) | null = null;
+
   constructor(private readonly catalog: Catalog, private readonly tokens: TokenService, private readonly passwords: PasswordHasher) {}
 
-  async fromHeader(header: string | undefined): Promise<Principal> {
+  async fromHeader(header: string | undefined, address = 'unknown'): Promise<Principal> {
     if (header === undefined || header.trim() === '') {
       throw new ServerError('MISSING_AUTHORIZATION', 'Missing Authorization header: use Bearer <token> or Basic credentials');
     }
@@ -25,7 +30,7 @@ export class Authenticator {
       const decoded = Buffer.from(value, 'base64').toString('utf8');
       const colon = decoded.indexOf(':');
       if (colon === -1) throw new ServerError('INVALID_CREDENTIALS', 'Malformed Basic credentials');
-      const user = await this.checkPassword(decoded.slice(0, colon), decoded.slice(colon + 1));
+      const user = await this.checkPassword(decoded.slice(0, colon), decoded.slice(colon + 1), address);
       return { userId: user.userId, role: user.role };
     }
     throw new ServerError('MISSING_AUTHORIZATION', `Unsupported authorization scheme '${scheme}'`);
@@ -40,11 +45,21 @@ export class Authenticator {
     return { userId: user.userId, role: user.role };
   }
 
-  /** The user for a name and password, or INVALID_CREDENTIALS (same error and timing for unknown users). */
-  async checkPassword(name: string, password: string): Promise<UserDef> {
-    const user = this.catalog.user(name.toLowerCase());
-    const ok = await this.passwords.verify(user?.passwordHash ?? null, name.toLowerCase(), password);
-    if (!ok || user === undefined) throw new ServerError('INVALID_CREDENTIALS', 'Invalid credentials');
+  /**
+   * The user for a name and password, or INVALID_CREDENTIALS: the same error and the same argon2 work
+   * for unknown users, so timing does not reveal which names exist. Throttled per name and address.
+   */
+  async checkPassword(name: string, password: string, address = 'unknown'): Promise<UserDef> {
+    const userId = name.toLowerCase().slice(0, 128);
+    this.throttle.check(userId, address);
+    const user = this.catalog.user(userId);
+    const ok = await this.passwords.verify(user?.passwordHash ?? null, userId, password);
+    if (!ok || user === undefined) {
+      this.throttle.failed(userId, address);
+      this.onFailedLogin?.(userId, address);
+      throw new ServerError('INVALID_CREDENTIALS', 'Invalid credentials');
+    }
+    this.throttle.succeeded(userId);
     return user;
   }
 }

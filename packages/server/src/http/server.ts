@@ -60,7 +60,7 @@ async function handle(deps: HttpDeps, req: IncomingMessage, started: number): Pr
 
 async function sqlRoute(deps: HttpDeps, req: IncomingMessage, started: number): Promise<Handled> {
   if (req.method !== 'POST') throw new ServerError('INVALID_SQL', 'Use POST for /v1/api/sql');
-  const principal = await deps.auth.fromHeader(req.headers.authorization);
+  const principal = await deps.auth.fromHeader(req.headers.authorization, req.socket.remoteAddress ?? 'unknown');
   const user = principal.userId;
   try {
     const body = parseJsonObject(await readBody(req, deps.config.bodyBytesMax), 'INVALID_SQL');
@@ -85,7 +85,7 @@ async function loginRoute(deps: HttpDeps, req: IncomingMessage): Promise<Handled
   if (typeof name !== 'string' || typeof body.password !== 'string') {
     throw new ServerError('BAD_REQUEST', "Login needs string fields 'user' and 'password'");
   }
-  const user = await deps.auth.checkPassword(name, body.password).catch((error: unknown) => {
+  const user = await deps.auth.checkPassword(name, body.password, req.socket.remoteAddress ?? 'unknown').catch((error: unknown) => {
     deps.log.warn('login failed', { user: name.slice(0, 64) });
     throw error;
   });

@@ -61,7 +61,10 @@ export class LiveSession implements LiveSink {
   private lastRefill = Date.now();
   private readonly authTimer: NodeJS.Timeout | null;
 
-  constructor(readonly connectionId: string, private readonly ws: WebSocket, private readonly d: SessionDeps, preauthenticated: Principal | null) {
+  constructor(
+    readonly connectionId: string, private readonly ws: WebSocket, private readonly d: SessionDeps, preauthenticated: Principal | null,
+    private readonly address = 'unknown',
+  ) {
     this.tokens = d.services.config.liveMessagesPerSecondMax;
     if (preauthenticated !== null) {
       this.principal = preauthenticated;
@@ -105,7 +108,7 @@ export class LiveSession implements LiveSink {
       let principal: Principal;
       if (msg.method === 'jwt' && typeof msg.token === 'string') principal = await this.d.auth.fromToken(msg.token, 'access');
       else if (msg.method === 'basic' && typeof msg.username === 'string' && typeof msg.password === 'string') {
-        const user = await this.d.auth.checkPassword(msg.username, msg.password);
+        const user = await this.d.auth.checkPassword(msg.username, msg.password, this.address);
         principal = { userId: user.userId, role: user.role };
       } else {
         throw new ServerError('INVALID_CREDENTIALS', 'authenticate needs method "jwt" with token, or "basic" with username and password');

@@ -46,12 +46,15 @@ export class LiveServer implements LiveControl {
     let authError: string | null = null;
     if (req.headers.authorization) {
       try {
-        pre = await this.auth.fromHeader(req.headers.authorization);
+        pre = await this.auth.fromHeader(req.headers.authorization, req.socket.remoteAddress ?? 'unknown');
       } catch (error) {
         authError = error instanceof ServerError ? error.message : 'Authentication failed';
       }
     }
-    const session = new LiveSession(connectionId, ws, { services: this.services, registry: this.registry, auth: this.auth, log: this.log, nodeId: this.nodeId }, pre);
+    const session = new LiveSession(
+      connectionId, ws, { services: this.services, registry: this.registry, auth: this.auth, log: this.log, nodeId: this.nodeId }, pre,
+      req.socket.remoteAddress ?? 'unknown',
+    );
     this.sessions.add(session);
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       session.onMessage(data, isBinary).catch((error: unknown) => this.log.error('live message failed', { error: (error as Error).stack }));

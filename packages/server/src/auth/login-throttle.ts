@@ -1,0 +1,52 @@
+/**
+ * Failed-login throttling: after 5 failures within a minute for the same user name or from the same
+ * client address, further attempts are refused with RATE_LIMIT_EXCEEDED (429) until the window
+ * passes, whether or not the password would have been right. Loopback clients are exempt from the
+ * per-address rule (local tools; behind a reverse proxy, throttle there), never from the per-user
+ * one. Bounded: at most 100,000 tracked keys.
+ */
+import { ServerError } from '../util/errors.js';
+
+export const LOGIN_FAILURES_MAX = 5;
+export const LOGIN_WINDOW_MS = 60_000;
+const KEYS_MAX = 100_000;
+
+export class LoginThrottle {
+  private readonly failures = new Map<string, number[]>();
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  /** Throws RATE_LIMIT_EXCEEDED when the user or the address failed too often recently. */
+  check(userId: string, address: string): void {
+    const byAddress = isLoopback(address) ? 0 : this.recent(`a:${address}`);
+    if (this.recent(`u:${userId}`) >= LOGIN_FAILURES_MAX || byAddress >= LOGIN_FAILURES_MAX) {
+      throw new ServerError('RATE_LIMIT_EXCEEDED', `Too many failed logins: try again in ${LOGIN_WINDOW_MS / 1000} seconds`);
+    }
+  }
+
+  failed(userId: string, address: string): void {
+    if (this.failures.size >= KEYS_MAX) this.failures.clear();
+    for (const key of [`u:${userId}`, `a:${address}`]) {
+      const list = this.failures.get(key) ?? [];
+      list.push(this.now());
+      this.failures.set(key, list);
+    }
+  }
+
+  succeeded(userId: string): void {
+    this.failures.delete(`u:${userId}`);
+  }
+
+  private recent(key: string): number {
+    const list = this.failures.get(key);
+    if (list === undefined) return 0;
+    const cutoff = this.now() - LOGIN_WINDOW_MS;
+    while (list.length > 0 && list[0]! < cutoff) list.shift();
+    if (list.length === 0) this.failures.delete(key);
+    return list.length;
+  }
+}
+
+function isLoopback(address: string): boolean {
+  return address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.') || address === 'unknown';
+}

@@ -1,0 +1,55 @@
+/**
+ * Failed-login throttling: over HTTP for one user name (429 after 5 failures in a minute, even with
+ * the right password, other users unaffected), and the per-address rule as a unit (the integration
+ * tests all come from loopback, which is exempt from it). Timing uniformity is not measured here.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { LoginThrottle } from '../src/auth/login-throttle.js';
+import { ServerError } from '../src/util/errors.js';
+import { TestServer } from './harness.js';
+
+describe('login throttling', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await TestServer.start();
+    await server.createUser('target', 'user', 'right-password-1');
+    await server.createUser('bystander', 'user', 'right-password-2');
+  });
+  after(async () => {
+    await server.dispose();
+  });
+
+  const login = async (user: string, password: string): Promise<{ status: number; body: Record<string, unknown> }> => {
+    const res = await server.fetch('/v1/api/auth/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user, password }) });
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  };
+
+  it('refuses a user with 429 after 5 failed logins in a minute, even with the right password', async () => {
+    for (let i = 0; i < 5; i++) assert.equal((await login('target', `wrong-${i}`)).status, 401);
+    const blocked = await login('target', 'right-password-1');
+    assert.equal(blocked.status, 429);
+    assert.equal(blocked.body.error, 'rate_limit_exceeded');
+    assert.match(String(blocked.body.message), /Too many failed logins/);
+    const basic = await server.sql('SELECT 1', { auth: { user: 'target', password: 'right-password-1' } });
+    assert.equal(basic.status, 429, 'Basic auth is throttled the same way');
+    assert.equal(basic.body.error!.code, 'RATE_LIMIT_EXCEEDED');
+    assert.equal((await login('bystander', 'right-password-2')).status, 200, 'other users are unaffected');
+    assert.equal((await login('nobody-at-all', 'x')).status, 401, 'unknown users get the same 401');
+  });
+
+  it('blocks a client address after 5 failures across user names, and unblocks after the window', () => {
+    let now = 1_000_000;
+    const throttle = new LoginThrottle(() => now);
+    for (let i = 0; i < 5; i++) {
+      throttle.check(`user${i}`, '203.0.113.7');
+      throttle.failed(`user${i}`, '203.0.113.7');
+    }
+    assert.throws(() => throttle.check('someone-else', '203.0.113.7'), (e: unknown) => e instanceof ServerError && e.code === 'RATE_LIMIT_EXCEEDED');
+    throttle.check('someone-else', '198.51.100.1');
+    for (let i = 0; i < 10; i++) throttle.failed(`local${i}`, '127.0.0.1');
+    throttle.check('fresh', '127.0.0.1');
+    now += 61_000;
+    throttle.check('someone-else', '203.0.113.7');
+  });
+});
