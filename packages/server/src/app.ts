@@ -18,6 +18,9 @@ import { HotMirror } from './storage/duck/hot-mirror.js';
 import { ColdStore } from './storage/cold/cold-store.js';
 import { JobStore } from './jobs/job-store.js';
 import { FlushService } from './jobs/flush-service.js';
+import { AuditLog } from './auth/audit-log.js';
+
+const AUDIT_RETENTION_MS = 90 * 86_400_000;
 import { StreamStore } from './storage/stream/stream-store.js';
 import { STREAM_SWEEP_MS, evictStreamEvents } from './jobs/stream-eviction.js';
 import { initParser, ParseCache } from './sql/parser.js';
@@ -57,6 +60,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const mirror = new HotMirror(duck, hot, sourceColumns, cold, config.mirrorRowsMax, () => committer.committedMaxSeq);
   const jobs = new JobStore(hot, seqs, config.nodeId);
   await jobs.load(catalog.meta);
+  const audit = new AuditLog(hot, seqs);
+  audit.load(catalog.meta);
   const flush = new FlushService({
     catalog, hot, cold, committer, duck, jobs, log, columnsOf: sourceColumns,
     compactSegmentsMax: config.compactSegmentsMax, concurrentFlushesMax: config.concurrentFlushesMax,
@@ -67,7 +72,10 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     flush.onCommit(changes);
   });
   flush.start();
-  const pruneTimer = setInterval(() => void jobs.prune(config.jobRetentionDays * 86_400_000), 600_000);
+  const pruneTimer = setInterval(() => {
+    void jobs.prune(config.jobRetentionDays * 86_400_000);
+    void audit.prune(AUDIT_RETENTION_MS);
+  }, 600_000);
   pruneTimer.unref();
   await jobs.prune(config.jobRetentionDays * 86_400_000);
   const services: Services = {
@@ -75,11 +83,15 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     live: null,
     listenPort: config.port,
     streams: new StreamStore(),
+    audit,
   };
   const evictionTimer = setInterval(() => void evictStreamEvents(services, log), STREAM_SWEEP_MS);
   evictionTimer.unref();
   const executor = new Executor(services, new ParseCache(config.parseCacheEntries));
   const auth = new Authenticator(catalog, tokens, passwords);
+  auth.onFailedLogin = (userId, address) => {
+    void audit.record({ actor: userId, effective_user: userId, action: 'login', target: null, status: 'failed', client_address: address, details: 'invalid credentials' });
+  };
   const http = createHttpServer({ config, log, auth, tokens, executor, catalog });
   const live = new LiveServer(services, auth, log, config.nodeId);
   services.live = live;

@@ -156,11 +156,13 @@ describe('auth', () => {
     it('CREATE USER stores role and email, hides the password hash, refuses duplicates and bad input', async () => {
       const [res] = await server.ok("CREATE USER 'carol' WITH PASSWORD 'carol-password-1' ROLE service EMAIL 'c@example.com'");
       assert.deepEqual(res, { row_count: 0, message: "User 'carol' created successfully", as_user: 'root' });
-      assert.deepEqual(await server.rows("SELECT user_id, role, email, password_hash FROM system.users WHERE user_id = 'carol'"), [
-        { user_id: 'carol', role: 'service', email: 'c@example.com', password_hash: '***' },
-      ]);
-      const hashes = await server.rows('SELECT DISTINCT password_hash FROM system.users');
-      assert.deepEqual(hashes, [{ password_hash: '***' }]);
+      // Role system (root) sees the argon2id hashes; every other reader gets *** (issue 6).
+      const [carol] = await server.rows("SELECT user_id, role, email, password_hash FROM system.users WHERE user_id = 'carol'");
+      assert.deepEqual({ ...carol, password_hash: undefined }, { user_id: 'carol', role: 'service', email: 'c@example.com', password_hash: undefined });
+      assert.match(String(carol!.password_hash), /^\$argon2id\$/);
+      assert.ok(!String(carol!.password_hash).includes('carol-password-1'));
+      const hashes = await server.rows('SELECT DISTINCT password_hash FROM system.users', { auth: dba });
+      assert.deepEqual(hashes, [{ password_hash: '***' }], 'a dba sees ***');
       assertError(await server.sql("CREATE USER 'carol' WITH PASSWORD 'another-pw-1'"), 400, 'SQL_EXECUTION_ERROR', /carol.*exists/);
       const short = await server.sql("CREATE USER 'dave' WITH PASSWORD 'short'");
       assert.equal(short.status, 400, JSON.stringify(short.body));
@@ -255,7 +257,10 @@ describe('auth', () => {
       assertError(await server.sql("CREATE USER 'newsys' WITH PASSWORD 'long-enough-1' ROLE system", { auth: dba }), 403, 'PERMISSION_DENIED');
       assertError(await server.sql("ALTER USER 'root' SET PASSWORD 'hijacked-pw-1'", { auth: dba }), 403, 'PERMISSION_DENIED');
       assertError(await server.sql("DROP USER 'sys1'", { auth: dba }), 403, 'PERMISSION_DENIED');
-      await server.ok("CREATE USER 'made_by_dba' WITH PASSWORD 'long-enough-1' ROLE dba", { auth: dba });
+      // Nobody but system creates or alters a dba or system account (issue 6).
+      assertError(await server.sql("CREATE USER 'made_by_dba' WITH PASSWORD 'long-enough-1' ROLE dba", { auth: dba }), 403, 'PERMISSION_DENIED');
+      await server.ok("CREATE USER 'made_by_dba' WITH PASSWORD 'long-enough-1' ROLE service", { auth: dba });
+      await server.ok("CREATE USER 'dba_by_sys' WITH PASSWORD 'long-enough-1' ROLE dba", { auth: sys });
       await server.ok("CREATE USER 'made_by_sys' WITH PASSWORD 'long-enough-1' ROLE system", { auth: sys });
       assert.equal((await server.sql('SELECT 1', { auth: bob })).status, 200, 'bob still has his password');
       assert.deepEqual(await server.rows("SELECT user_id FROM system.users WHERE user_id = 'nope1'"), []);
@@ -450,7 +455,9 @@ describe('auth', () => {
       for (const auth of [dba, sys, undefined]) {
         const opts = auth === undefined ? {} : { auth };
         const rows = await server.rows("SELECT user_id, role, password_hash FROM system.users WHERE user_id IN ('alice', 'root') ORDER BY user_id", opts);
-        assert.deepEqual(rows, [{ user_id: 'alice', role: 'user', password_hash: '***' }, { user_id: 'root', role: 'system', password_hash: '***' }]);
+        const hidden = auth === dba;
+        assert.deepEqual(rows.map((r) => [r.user_id, r.role, hidden ? r.password_hash : /^\$argon2id\$/.test(String(r.password_hash))]),
+          [['alice', 'user', hidden ? '***' : true], ['root', 'system', hidden ? '***' : true]]);
         assert.ok((await server.rows("SELECT table_name FROM system.tables WHERE namespace_id = 'a'", opts)).length >= 5);
       }
     });

@@ -26,10 +26,18 @@ export function requireSystemTableAccess(principal: Principal, name: string): vo
 
 const PRIVILEGED: ReadonlySet<Role> = new Set(['service', 'dba', 'system']);
 
-export function requireRead(principal: Principal, table: TableDef): void {
+/**
+ * The role matrix for reading a table. USER and STREAM tables: everyone, in their own partition.
+ * SHARED: PUBLIC everyone; PRIVATE service/dba/system; RESTRICTED service/dba/system and users with
+ * a GRANT SELECT; DBA dba/system.
+ */
+export function requireRead(principal: Principal, table: TableDef, granted = false): void {
   if (table.type !== 'SHARED') return;
   const level = table.options.accessLevel ?? 'PRIVATE';
-  const ok = level === 'PUBLIC' ? true : level === 'DBA' ? isAdminRole(principal.role) : PRIVILEGED.has(principal.role);
+  const ok = level === 'PUBLIC' ? true
+    : level === 'DBA' ? isAdminRole(principal.role)
+    : level === 'RESTRICTED' ? PRIVILEGED.has(principal.role) || granted
+    : PRIVILEGED.has(principal.role);
   if (!ok) throw denied(`Permission denied: shared table ${qualifiedName(table)} (${level}) is not readable by role ${principal.role}`);
 }
 
@@ -54,10 +62,11 @@ export function requireImpersonation(actor: Principal, target: Principal): void 
   }
 }
 
-/** Creating, altering or dropping a user with `targetRole` (or changing a user to it). */
+/** Creating, altering or dropping a user with `targetRole` (or changing a user to it): dba and system
+ * manage user and service accounts; only system manages dba and system accounts. */
 export function requireUserManagement(actor: Principal, targetRole: Role, action: string): void {
   requireAdmin(actor, action);
-  if (targetRole === 'system' && actor.role !== 'system') {
-    throw denied(`Permission denied: only role system can ${action} for a system account`);
+  if (isAdminRole(targetRole) && actor.role !== 'system') {
+    throw denied(`Permission denied: only role system can ${action} for a ${targetRole} account`);
   }
 }

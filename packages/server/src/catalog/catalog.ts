@@ -20,6 +20,8 @@ export class Catalog {
   private readonly tables = new Map<string, TableDef>();
   private readonly schemas: TableSchemaVersion[] = [];
   private readonly users = new Map<string, UserDef>();
+  /** SELECT grants on RESTRICTED shared tables: table id → user ids. */
+  private readonly grants = new Map<number, Set<string>>();
   private nextTableId = 1;
   /** Raw catalog entries other subsystems keep here (e.g. meta:max_seq). */
   readonly meta = new Map<string, unknown>();
@@ -35,6 +37,7 @@ export class Catalog {
       else if (kind === 'table') catalog.tables.set(qualifiedName(value as TableDef), value as TableDef);
       else if (kind === 'schema') catalog.schemas.push(value as TableSchemaVersion);
       else if (kind === 'user') catalog.users.set((value as UserDef).userId, value as UserDef);
+      else if (kind === 'grant') catalog.addGrantInMemory(value as { tableId: number; userId: string });
       else if (key === NEXT_TABLE_ID_KEY) catalog.nextTableId = value as number;
       else catalog.meta.set(key, value);
     }
@@ -99,8 +102,42 @@ export class Catalog {
     return table;
   }
 
+  /** Replaces a table's definition (ALTER TABLE); the id and schema version stay. */
+  async replaceTable(table: TableDef): Promise<TableDef> {
+    assert(this.tables.get(qualifiedName(table))?.id === table.id, 'replacing an existing table');
+    await this.store.writeCatalog(new Map([[`table:${qualifiedName(table)}`, table]]));
+    this.tables.set(qualifiedName(table), table);
+    return table;
+  }
+
+  hasGrant(tableId: number, userId: string): boolean {
+    return this.grants.get(tableId)?.has(userId) ?? false;
+  }
+
+  grantees(tableId: number): string[] {
+    return [...(this.grants.get(tableId) ?? [])].sort();
+  }
+
+  async setGrant(tableId: number, userId: string, granted: boolean): Promise<void> {
+    const key = `grant:${tableId}:${userId}`;
+    await this.store.writeCatalog(new Map([[key, granted ? { tableId, userId } : undefined]]));
+    if (granted) this.addGrantInMemory({ tableId, userId });
+    else this.grants.get(tableId)?.delete(userId);
+  }
+
+  private addGrantInMemory(g: { tableId: number; userId: string }): void {
+    let set = this.grants.get(g.tableId);
+    if (set === undefined) {
+      set = new Set();
+      this.grants.set(g.tableId, set);
+    }
+    set.add(g.userId);
+  }
+
   async dropTable(table: TableDef): Promise<void> {
     const entries = new Map<string, unknown>([[`table:${qualifiedName(table)}`, undefined]]);
+    for (const userId of this.grants.get(table.id) ?? []) entries.set(`grant:${table.id}:${userId}`, undefined);
+    this.grants.delete(table.id);
     for (const s of this.schemas) if (s.tableId === table.id) entries.set(`schema:${s.tableId}:${s.version}`, undefined);
     await this.store.writeCatalog(entries);
     this.tables.delete(qualifiedName(table));

@@ -17,6 +17,7 @@ import type { Transaction } from './transaction.js';
 import type { PasswordHasher } from '../auth/passwords.js';
 import type { CommittedChange } from '../storage/hot/committer.js';
 import type { StreamStore } from '../storage/stream/stream-store.js';
+import type { AuditLog } from '../auth/audit-log.js';
 
 export interface Services {
   readonly config: Config;
@@ -33,6 +34,7 @@ export interface Services {
   readonly ddl: Mutex;
   readonly passwords: PasswordHasher;
   readonly streams: StreamStore;
+  readonly audit: AuditLog;
   /** The live-query server; absent until it is attached at start-up. */
   live: LiveControl | null;
   /** The port the server listens on (known once listening; the config may say 0). */

@@ -16,6 +16,7 @@ import { select } from './select-exec.js';
 import { Transaction } from './transaction.js';
 import { compactTable, flushAll, flushTable, killJob } from './storage-exec.js';
 import { killLive, subscribe } from './live-exec.js';
+import { alterTableAccess, grantOrRevoke } from './grant-exec.js';
 
 export interface SqlRequest {
   readonly sql: string;
@@ -60,7 +61,7 @@ export class Executor {
           results.push(messageResult(base as RunContext, st.kind === 'commit' ? 'Transaction committed' : 'Transaction rolled back'));
         } else {
           if (tx !== null && !isTransactional(st)) throw execError(`${st.kind.toUpperCase()} cannot run inside a transaction`);
-          results.push(await this.run(st, { ...base, tx }));
+          results.push(await this.audited(st, { ...base, tx }));
         }
       } catch (error) {
         throw statements.length > 1 ? prefixError(error, i + 1) : error;
@@ -68,6 +69,23 @@ export class Executor {
     }
     // An unclosed BEGIN rolls back: its writes were never handed to the committer.
     return results;
+  }
+
+  /** Runs a statement; the ones that change schema, users or rights are recorded in the audit log. */
+  private async audited(st: Statement, ctx: RunContext): Promise<StatementResult> {
+    const target = auditTarget(st);
+    if (target === null) return this.run(st, ctx);
+    const record = (status: 'ok' | 'denied' | 'failed', details: string | null): Promise<void> =>
+      this.services.audit.record({ actor: ctx.caller.userId, effective_user: ctx.principal.userId, action: st.kind, target, status, client_address: null, details });
+    try {
+      const result = await this.run(st, ctx);
+      await record('ok', result.message ?? null);
+      return result;
+    } catch (error) {
+      const denied = error instanceof ServerError && error.code === 'PERMISSION_DENIED';
+      await record(denied ? 'denied' : 'failed', (error as Error).message);
+      throw error;
+    }
   }
 
   private async run(st: Statement, ctx: RunContext): Promise<StatementResult> {
@@ -94,6 +112,8 @@ export class Executor {
       case 'kill_job': return killJob(s, ctx, st);
       case 'kill_live': return killLive(s, ctx, st);
       case 'subscribe': return subscribe(s, ctx, st);
+      case 'grant': case 'revoke': return grantOrRevoke(s, ctx, st);
+      case 'alter_table_access': return alterTableAccess(s, ctx, st);
       case 'begin': case 'commit': case 'rollback':
         throw invalidSql(`${st.kind.toUpperCase()} is handled by the request loop`);
       default: return assertNever(st, 'statement');
@@ -109,7 +129,23 @@ export class Executor {
     const principal = { userId: target.userId, role: target.role };
     requireImpersonation(ctx.principal, principal);
     if (ctx.tx !== null && !isTransactional(st.inner)) throw execError('EXECUTE AS USER with DDL cannot run inside a transaction');
-    return this.run(st.inner, { ...ctx, principal });
+    return this.audited(st.inner, { ...ctx, principal });
+  }
+}
+
+/** What an audited statement acts on; null for statements that are not audited (reads, DML). */
+function auditTarget(st: Statement): string | null {
+  const table = (t: { namespace: string | null; name: string }): string => `${t.namespace ?? 'default'}.${t.name}`;
+  switch (st.kind) {
+    case 'create_namespace': case 'drop_namespace': return st.name;
+    case 'create_table': case 'drop_table': case 'alter_table_access': return table(st.table);
+    case 'grant': case 'revoke': return `${table(st.table)} to ${st.userId}`;
+    case 'create_user': case 'drop_user': return st.userId;
+    case 'alter_user': return `${st.userId} (${st.field})`;
+    case 'execute_as': return st.userId;
+    case 'kill_job': return st.jobId;
+    case 'kill_live': return st.liveId;
+    default: return null;
   }
 }
 

@@ -79,7 +79,7 @@ async function mirrorSource(
 
 async function tempSource(s: Services, ctx: RunContext, source: BoundSource, includeDeleted: boolean): Promise<TempSource> {
   if (source.kind === 'system') {
-    const rel = systemRelation(s, source.name);
+    const rel = systemRelation(s, source.name, ctx.principal);
     return { name: source.tempName, columns: rel.columns, rows: rel.rows };
   }
   const table = source.table;

@@ -7,6 +7,8 @@ import type { Catalog } from '../catalog/catalog.js';
 import type { JobStore } from '../jobs/job-store.js';
 import type { ColdStore } from '../storage/cold/cold-store.js';
 import type { LiveControl } from './context.js';
+import type { AuditLog } from '../auth/audit-log.js';
+import type { Principal } from '../auth/access.js';
 import type { ColumnType, StoredValue } from '../catalog/types.js';
 import type { SourceColumn } from '../storage/duck/duck-engine.js';
 import { typeLabel } from '../sql/values.js';
@@ -23,14 +25,21 @@ const micros = (ms: number): number => ms * 1000;
 
 export interface SystemSources {
   readonly catalog: Catalog;
+  readonly audit: AuditLog;
   readonly jobs: JobStore;
   readonly cold: ColdStore;
   readonly live: LiveControl | null;
 }
 
-export function systemRelation(s: SystemSources, name: string): SystemRelation {
+export function systemRelation(s: SystemSources, name: string, viewer: Principal): SystemRelation {
   const catalog = s.catalog;
   switch (name) {
+    case 'audit_log':
+      return {
+        columns: [col('audit_id', 'Text'), col('timestamp', 'Timestamp'), col('actor', 'Text'), col('effective_user', 'Text'),
+          col('action', 'Text'), col('target', 'Text'), col('status', 'Text'), col('client_address', 'Text'), col('details', 'Text')],
+        rows: s.audit.list().map((a) => [a.audit_id, micros(a.timestamp), a.actor, a.effective_user, a.action, a.target, a.status, a.client_address, a.details]),
+      };
     case 'jobs':
       return {
         columns: [col('job_id', 'Text'), col('job_type', 'Text'), col('status', 'Text'), col('namespace_id', 'Text'),
@@ -65,7 +74,8 @@ export function systemRelation(s: SystemSources, name: string): SystemRelation {
       return {
         columns: [col('user_id', 'Text'), col('username', 'Text'), col('role', 'Text'), col('email', 'Text'),
           col('password_hash', 'Text'), col('created_at', 'Timestamp'), col('updated_at', 'Timestamp')],
-        rows: catalog.listUsers().map((u) => [u.userId, u.userId, u.role, u.email, '***', micros(u.createdAt), micros(u.updatedAt)]),
+        // The hashes are argon2id; only role system sees them, everyone else reads ***.
+        rows: catalog.listUsers().map((u) => [u.userId, u.userId, u.role, u.email, viewer.role === 'system' ? u.passwordHash : '***', micros(u.createdAt), micros(u.updatedAt)]),
       };
     case 'namespaces':
       return {
@@ -105,6 +115,6 @@ export function systemRelation(s: SystemSources, name: string): SystemRelation {
         }),
       };
     default:
-      throw execError(`Table 'system.${name}' does not exist (system tables: users, namespaces, tables, columns, table_schemas, jobs, manifest, live)`);
+      throw execError(`Table 'system.${name}' does not exist (system tables: users, namespaces, tables, columns, table_schemas, jobs, manifest, live, audit_log)`);
   }
 }

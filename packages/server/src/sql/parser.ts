@@ -61,7 +61,10 @@ export function parseStatement(stmt: StatementText): Statement {
       break;
     case 'ALTER':
       if (w1 === 'USER') return parseAlterUser(c);
+      if (w1 === 'TABLE') return parseAlterTable(c);
       break;
+    case 'GRANT': case 'REVOKE':
+      return parseGrant(c);
     case 'SHOW':
       return parseShow(c);
     case 'DESCRIBE': case 'DESC':
@@ -289,6 +292,37 @@ function parseKillJob(c: Cursor): Statement {
   const jobId = c.nameOrString('job id');
   c.end();
   return { kind: 'kill_job', jobId };
+}
+
+/** ALTER TABLE ns.t SET ACCESS_LEVEL [=] PUBLIC | PRIVATE | RESTRICTED | DBA */
+function parseAlterTable(c: Cursor): Statement {
+  c.expectWord('ALTER'); c.expectWord('TABLE');
+  const table = c.tableName();
+  if (c.peekWord(0) !== 'SET' || c.peekWord(1) !== 'ACCESS_LEVEL') {
+    throw invalidSql('Unsupported ALTER TABLE: only ALTER TABLE ns.t SET ACCESS_LEVEL PUBLIC | PRIVATE | RESTRICTED | DBA');
+  }
+  c.expectWord('SET');
+  c.expectWord('ACCESS_LEVEL');
+  if (c.peek()?.value === '=') c.next();
+  const accessLevel = c.nameOrString('access level').toUpperCase();
+  c.end();
+  return { kind: 'alter_table_access', table, accessLevel };
+}
+
+/** GRANT SELECT ON ns.t TO 'alice' | REVOKE SELECT ON ns.t FROM 'alice' */
+function parseGrant(c: Cursor): Statement {
+  const kind = c.next()!.value === 'GRANT' ? 'grant' : 'revoke';
+  if (c.peekWord(0) !== 'SELECT') {
+    throw invalidSql(`Unsupported ${kind.toUpperCase()}: only ${kind === 'grant' ? "GRANT SELECT ON ns.t TO 'user'" : "REVOKE SELECT ON ns.t FROM 'user'"} (RESTRICTED shared tables)`);
+  }
+  c.expectWord('SELECT');
+  c.expectWord('ON');
+  c.acceptWords('TABLE');
+  const table = c.tableName();
+  c.expectWord(kind === 'grant' ? 'TO' : 'FROM');
+  const id = userId(c.nameOrString('user name'));
+  c.end();
+  return { kind, table, userId: id };
 }
 
 function parseKillLive(c: Cursor): Statement {

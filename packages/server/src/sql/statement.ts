@@ -40,6 +40,8 @@ export type Statement =
   | { readonly kind: 'compact_table'; readonly table: TableName }
   | { readonly kind: 'kill_job'; readonly jobId: string }
   | { readonly kind: 'kill_live'; readonly liveId: string }
+  | { readonly kind: 'grant' | 'revoke'; readonly table: TableName; readonly userId: string }
+  | { readonly kind: 'alter_table_access'; readonly table: TableName; readonly accessLevel: string }
   | { readonly kind: 'subscribe'; readonly table: TableName; readonly where: string | null; readonly options: Readonly<Record<string, OptionValue>> }
   | { readonly kind: 'begin' }
   | { readonly kind: 'commit' }

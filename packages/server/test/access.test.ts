@@ -1,0 +1,123 @@
+/**
+ * Access control added on top of the role matrix: RESTRICTED tables with GRANT/REVOKE, ALTER TABLE
+ * SET ACCESS_LEVEL, the audit log, and attacks on the cold tier's files (read_parquet of another
+ * user's segment, path traversal in user names). The broader role matrix and isolation suite is in
+ * auth.test.ts; login throttling in login-throttle.test.ts.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { TestServer } from './harness.js';
+
+describe('access control', () => {
+  let server: TestServer;
+  let alice: { user: string; password: string };
+  let bob: { user: string; password: string };
+  let svc: { user: string; password: string };
+  let dba: { user: string; password: string };
+
+  before(async () => {
+    server = await TestServer.start();
+    alice = await server.createUser('alice');
+    bob = await server.createUser('bob');
+    svc = await server.createUser('svc', 'service');
+    dba = await server.createUser('dba1', 'dba');
+    await server.ok('CREATE NAMESPACE acl');
+    await server.ok("CREATE SHARED TABLE acl.docs (id BIGINT PRIMARY KEY, body TEXT) WITH (ACCESS_LEVEL = 'RESTRICTED')");
+    await server.ok("INSERT INTO acl.docs VALUES (1, 'secret')", { auth: svc });
+  });
+  after(async () => {
+    await server.dispose();
+  });
+
+  it('RESTRICTED: users read only with a grant, never write; REVOKE takes effect at once', async () => {
+    const denied = await server.sql('SELECT body FROM acl.docs', { auth: alice });
+    assert.equal(denied.status, 403);
+    assert.doesNotMatch(JSON.stringify(denied.body), /secret/);
+    const [g] = await server.ok("GRANT SELECT ON acl.docs TO 'alice'", { auth: dba });
+    assert.equal(g!.message, "Granted SELECT on 'acl.docs' to 'alice'");
+    assert.deepEqual(await server.rows('SELECT body FROM acl.docs', { auth: alice }), [{ body: 'secret' }]);
+    assert.deepEqual(await server.rows('SELECT body FROM acl.docs WHERE id = 1', { auth: alice }), [{ body: 'secret' }]);
+    assert.equal((await server.sql('SELECT body FROM acl.docs', { auth: bob })).status, 403, 'the grant is alice\'s only');
+    assert.equal((await server.sql("INSERT INTO acl.docs VALUES (2, 'x')", { auth: alice })).status, 403, 'SELECT grants no writes');
+    assert.equal((await server.sql("GRANT SELECT ON acl.docs TO 'bob'", { auth: alice })).status, 403, 'users cannot grant');
+    await server.ok("REVOKE SELECT ON acl.docs FROM 'alice'", { auth: dba });
+    assert.equal((await server.sql('SELECT body FROM acl.docs', { auth: alice })).status, 403);
+    const bad = await server.sql("GRANT SELECT ON acl.docs TO 'nobody'", { auth: dba });
+    assert.equal(bad.status, 400);
+    assert.match(bad.body.error!.message, /nobody.*does not exist/);
+  });
+
+  it('ALTER TABLE SET ACCESS_LEVEL changes who reads and writes, and shows in system.tables', async () => {
+    await server.ok("CREATE SHARED TABLE acl.board (id BIGINT PRIMARY KEY, note TEXT)");
+    await server.ok("INSERT INTO acl.board VALUES (1, 'hello')");
+    assert.equal((await server.sql('SELECT note FROM acl.board', { auth: alice })).status, 403, 'PRIVATE by default');
+    const [m] = await server.ok("ALTER TABLE acl.board SET ACCESS_LEVEL = 'PUBLIC'", { auth: dba });
+    assert.equal(m!.message, "Table 'acl.board' access level set to PUBLIC");
+    assert.deepEqual(await server.rows('SELECT note FROM acl.board', { auth: alice }), [{ note: 'hello' }]);
+    assert.equal((await server.sql("INSERT INTO acl.board VALUES (2, 'x')", { auth: alice })).status, 403, 'PUBLIC is read-only for users');
+    await server.ok("ALTER TABLE acl.board SET ACCESS_LEVEL DBA");
+    assert.equal((await server.sql('SELECT note FROM acl.board', { auth: svc })).status, 403, 'DBA level excludes service');
+    assert.deepEqual(await server.rows("SELECT access_level FROM system.tables WHERE table_name = 'board'"), [{ access_level: 'DBA' }]);
+    assert.equal((await server.sql("ALTER TABLE acl.board SET ACCESS_LEVEL PUBLIC", { auth: alice })).status, 403);
+    const bad = await server.sql("ALTER TABLE acl.board SET ACCESS_LEVEL 'OPEN'");
+    assert.equal(bad.status, 400);
+    assert.match(bad.body.error!.message, /Unknown ACCESS_LEVEL 'OPEN'/);
+    await server.stop();
+    await server.launch();
+    assert.deepEqual(await server.rows("SELECT access_level FROM system.tables WHERE table_name = 'board'"), [{ access_level: 'DBA' }], 'persisted');
+  });
+
+  it('the audit log records DDL, user and role changes, grants, impersonation and failed logins', async () => {
+    await server.ok("CREATE USER 'audited' WITH PASSWORD 'audited-pw-1' ROLE user", { auth: dba });
+    await server.ok("ALTER USER 'audited' SET ROLE service");
+    await server.ok("EXECUTE AS USER 'alice' (SELECT 1)", { auth: svc });
+    assert.equal((await server.sql('DROP TABLE acl.docs', { auth: alice })).status, 403);
+    const res = await server.fetch('/v1/api/auth/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: 'audited', password: 'wrong-password' }) });
+    assert.equal(res.status, 401);
+    const rows = await server.rows('SELECT actor, effective_user, action, target, status FROM system.audit_log ORDER BY timestamp, audit_id');
+    const has = (want: Record<string, unknown>): boolean => rows.some((r) => Object.entries(want).every(([k, v]) => r[k] === v));
+    assert.ok(has({ actor: 'dba1', action: 'create_user', target: 'audited', status: 'ok' }), JSON.stringify(rows));
+    assert.ok(has({ actor: 'root', action: 'alter_user', target: 'audited (role)', status: 'ok' }));
+    assert.ok(has({ actor: 'svc', effective_user: 'svc', action: 'execute_as', target: 'alice', status: 'ok' }));
+    assert.ok(has({ actor: 'alice', action: 'drop_table', target: 'acl.docs', status: 'denied' }));
+    assert.ok(has({ actor: 'audited', action: 'login', status: 'failed' }));
+    assert.ok(has({ actor: 'dba1', action: 'grant', target: 'acl.docs to alice', status: 'ok' }));
+    assert.ok(has({ action: 'create_table', target: 'acl.board', status: 'ok' }));
+    assert.ok(!JSON.stringify(rows).includes('audited-pw-1') && !JSON.stringify(rows).includes('wrong-password'), 'no passwords in the audit log');
+    assert.equal((await server.sql('SELECT * FROM system.audit_log', { auth: svc })).status, 403, 'dba/system only');
+  });
+
+  it('no SQL reaches another user\'s Parquet files, and user names cannot become paths', async () => {
+    await server.ok('CREATE USER TABLE acl.private (id BIGINT PRIMARY KEY, secret TEXT)');
+    await server.ok("INSERT INTO acl.private VALUES (1, 'alice-secret')", { auth: alice });
+    const [flush] = await server.ok('STORAGE FLUSH TABLE acl.private');
+    const jobId = /Job ID: (\S+)/.exec(flush!.message!)![1];
+    for (let i = 0; i < 100; i++) {
+      const [job] = await server.rows('SELECT status FROM system.jobs WHERE job_id = $1', { params: [jobId] });
+      if (job!.status !== 'running') break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const file = join(server.dataDir, 'storage', 'acl', 'private', 'alice', 'batch-0.parquet');
+    for (const auth of [bob, svc, dba, undefined]) {
+      for (const sql of [
+        `SELECT * FROM read_parquet('${file}')`,
+        `SELECT * FROM read_parquet(['${file}'])`,
+        `SELECT * FROM parquet_scan('${file}')`,
+        `SELECT (SELECT count(*) FROM read_parquet('${file}'))`,
+        `SELECT * FROM duckdb_settings()`,
+        `SELECT current_setting('allowed_directories')`,
+        `SELECT * FROM glob('${server.dataDir}/**')`,
+      ]) {
+        const res = await server.sql(sql, auth === undefined ? {} : { auth });
+        assert.ok(res.status === 403 || res.status === 400, `${sql}: ${res.status}`);
+        assert.doesNotMatch(JSON.stringify(res.body), /alice-secret/, sql);
+      }
+    }
+    for (const name of ['../etc', 'a/b', '..', '.hidden', 'x\\y']) {
+      const res = await server.sql(`CREATE USER '${name}' WITH PASSWORD 'long-enough-1'`);
+      assert.equal(res.status, 400, name);
+      assert.equal(res.body.error!.code, 'INVALID_SQL', name);
+    }
+  });
+});
