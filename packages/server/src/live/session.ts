@@ -171,7 +171,13 @@ export class LiveSession implements LiveSink {
 
   private async startSubscription(sub: Subscription, options: SubscribeOptions | null): Promise<void> {
     const columns = liveColumns(sub.query.table);
-    const schema = sub.query.projection.map((i, index) => ({ name: columns[i]!.name, data_type: protocolType(columns[i]!), index }));
+    const tableColumns = sub.query.table.columns;
+    // flags (protocol: optional): "pk" marks the key clients maintain row sets by, "nn" NOT NULL.
+    const schema = sub.query.projection.map((i, index) => {
+      const c = tableColumns[i];
+      const flags = c === undefined ? ['nn'] : [...(c.primaryKey ? ['pk'] : []), ...(!c.nullable ? ['nn'] : [])];
+      return { name: columns[i]!.name, data_type: protocolType(columns[i]!), index, ...(flags.length > 0 ? { flags } : {}) };
+    });
     if (options === null) {
       sub.handoverSeq = this.d.services.committer.committedMaxSeq;
       sub.lastSeq = sub.handoverSeq;
