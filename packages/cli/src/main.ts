@@ -1,0 +1,109 @@
+#!/usr/bin/env node
+/**
+ * kalam: the KalamDB command-line client. `kalam -c "SQL"`, `kalam -f script.sql`, or an interactive
+ * REPL (multi-line statements ending in `;`, history, \dt \dn \d \subscribe \timing \help).
+ * Exit codes: 0 ok, 1 SQL error (message on stderr), 2 connection or authentication failure.
+ */
+import { readFileSync } from 'node:fs';
+import { connect, runStatement, type CliOptions } from './run.js';
+import { splitSql } from './split.js';
+import { runRepl } from './repl.js';
+
+export const VERSION = '0.1.0';
+
+const HELP = `kalam ${VERSION}: KalamDB command-line client
+
+Usage:
+  kalam [connection] -c "SQL"        run SQL (several statements separated by ;)
+  kalam [connection] -f script.sql   run a script: statements in order, stop at the first error
+  kalam [connection]                 interactive shell (\\help inside)
+
+Connection (flags, or environment):
+  --url URL            KALAMDB_URL       default http://localhost:8080
+  --user NAME          KALAMDB_USER      default root
+  --password PASS      KALAMDB_PASSWORD
+  --token JWT          KALAMDB_TOKEN     instead of user and password
+
+Output:
+  --format table|json|csv   default: table on a terminal, json when piped
+  --timing                  print the time of each statement
+
+  -h, --help     this help
+  -V, --version  the version
+
+Exit codes: 0 success, 1 SQL error, 2 connection or authentication failure.`;
+
+function parseArgs(argv: readonly string[]): CliOptions | 'help' | 'version' {
+  const env = process.env;
+  const opts: CliOptions = {
+    url: env.KALAMDB_URL ?? 'http://localhost:8080', user: env.KALAMDB_USER ?? 'root', password: env.KALAMDB_PASSWORD ?? null,
+    token: env.KALAMDB_TOKEN ?? null, command: null, file: null, format: process.stdout.isTTY ? 'table' : 'json', timing: false,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const value = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new UsageError(`${arg} needs a value`);
+      return v;
+    };
+    switch (arg) {
+      case '-h': case '--help': return 'help';
+      case '-V': case '--version': return 'version';
+      case '--url': opts.url = value(); break;
+      case '--user': case '-u': opts.user = value(); break;
+      case '--password': case '-p': opts.password = value(); break;
+      case '--token': opts.token = value(); break;
+      case '-c': case '--command': opts.command = value(); break;
+      case '-f': case '--file': opts.file = value(); break;
+      case '--timing': opts.timing = true; break;
+      case '--format': {
+        const f = value();
+        if (f !== 'table' && f !== 'json' && f !== 'csv') throw new UsageError(`--format must be table, json or csv (got ${f})`);
+        opts.format = f;
+        break;
+      }
+      default: throw new UsageError(`Unknown argument '${arg}' (see kalam --help)`);
+    }
+  }
+  return opts;
+}
+
+class UsageError extends Error {}
+
+async function main(): Promise<number> {
+  let opts;
+  try {
+    opts = parseArgs(process.argv.slice(2));
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n`);
+    return 2;
+  }
+  if (opts === 'help') { process.stdout.write(HELP + '\n'); return 0; }
+  if (opts === 'version') { process.stdout.write(`kalam ${VERSION}\n`); return 0; }
+  const client = connect(opts);
+  try {
+    if (opts.command !== null) return await runStatement(client, opts.command, opts);
+    if (opts.file !== null) {
+      let text: string;
+      try {
+        text = readFileSync(opts.file, 'utf8');
+      } catch (error) {
+        process.stderr.write(`Cannot read ${opts.file}: ${(error as Error).message}\n`);
+        return 2;
+      }
+      for (const statement of splitSql(text)) {
+        const code = await runStatement(client, statement, opts);
+        if (code !== 0) return code;
+      }
+      return 0;
+    }
+    return await runRepl(client, opts);
+  } finally {
+    await client.disconnect();
+  }
+}
+
+main().then((code) => process.exit(code), (error: unknown) => {
+  process.stderr.write(`kalam: ${(error as Error)?.stack ?? String(error)}\n`);
+  process.exit(2);
+});
