@@ -63,6 +63,8 @@ const DEFAULT_TIMEOUT = 5_000;
 
 export class LiveClient {
   readonly messages: WsMessage[] = [];
+  /** Messages exactly as received (multi-row inserts not split). */
+  readonly frames: WsMessage[] = [];
   /** Bytes of text frames received. */
   bytesReceived = 0;
   readonly closed: Promise<CloseInfo>;
@@ -86,7 +88,15 @@ export class LiveClient {
       } catch {
         msg = { type: '<non-json>', raw: text.slice(0, 500) };
       }
-      this.messages.push(msg);
+      this.frames.push(msg);
+      // The server may put the consecutive inserts of one commit into one message with several rows;
+      // tests reason per row, so such a message is recorded as one insert message per row (the frames
+      // as sent are kept in `frames`).
+      if (msg.type === 'change' && msg.change_type === 'insert' && Array.isArray(msg.rows) && msg.rows.length > 1) {
+        for (const row of msg.rows) this.messages.push({ ...msg, rows: [row] });
+      } else {
+        this.messages.push(msg);
+      }
       this.check();
     });
     ws.on('error', () => undefined);

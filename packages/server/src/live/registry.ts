@@ -22,7 +22,7 @@ export interface LiveSink {
 }
 
 export type LiveEvent =
-  | { readonly seq: bigint; readonly frame: (sub: Subscription) => Buffer }
+  | { readonly seq: bigint; readonly frame: (sub: Subscription) => Buffer; readonly count?: number }
   | { readonly seq: null; readonly frame: (sub: Subscription) => Buffer };
 
 export interface Subscription {
@@ -99,21 +99,41 @@ export class LiveRegistry {
 
   /** Committer listener: routes each change to the subscriptions on its partition. */
   onCommit(changes: readonly CommittedChange[]): void {
-    for (const change of changes) {
+    // Inserts that follow each other in one commit group (a multi-row INSERT, a burst of stream
+    // events) reach a live subscription as one message with many rows, not one message per row.
+    const runs = new Map<Subscription, InsertRun>();
+    const combinedFrames = new Map<string, Buffer>();
+    const flushRun = (sub: Subscription): void => {
+      const run = runs.get(sub);
+      if (run === undefined) return;
+      runs.delete(sub);
+      this.deliver(sub, run.items.length === 1 ? run.items[0]!.event : combinedInsert(sub, run, combinedFrames));
+    };
+    changes.forEach((change, index) => {
       const subs = this.byPartition.get(partitionKey(change.table.id, change.partition));
-      if (subs === undefined) continue;
+      if (subs === undefined) return;
       const payloads = new PayloadCache(change);
       for (const sub of subs) {
-        let event: LiveEvent | null;
+        let event: (LiveEvent & { kind: ChangeKindOut }) | null;
         try {
           event = payloads.eventFor(sub);
         } catch (error) {
+          runs.delete(sub);
           this.fail(sub, `The subscription's filter failed on a change: ${(error as Error).message}`);
           continue;
         }
-        if (event !== null) this.deliver(sub, event);
+        if (event === null) continue;
+        if (event.kind === 'insert' && sub.state === 'live') {
+          let run = runs.get(sub);
+          if (run === undefined) runs.set(sub, (run = { items: [] }));
+          run.items.push({ event, payloads, index });
+          continue;
+        }
+        flushRun(sub);
+        this.deliver(sub, event);
       }
-    }
+    });
+    for (const sub of [...runs.keys()]) flushRun(sub);
   }
 
   /** Flush listener: tells the subscriptions on the flushed partition. */
@@ -149,7 +169,7 @@ export class LiveRegistry {
     if (!sub.sink.send(event.frame(sub), sub, event.seq)) return;
     if (event.seq !== null) {
       sub.lastSeq = event.seq;
-      sub.changes++;
+      sub.changes += event.count ?? 1;
       sub.lastChangeAt = Date.now();
     }
   }
@@ -179,6 +199,31 @@ export function rowObject(table: TableDef, projection: readonly number[], values
   return out;
 }
 
+type ChangeKindOut = 'insert' | 'update' | 'delete';
+
+interface InsertRun {
+  readonly items: { readonly event: LiveEvent; readonly payloads: PayloadCache; readonly index: number }[];
+}
+
+/** One insert message for a run of inserts; shared by subscriptions with the same id, projection and rows. */
+function combinedInsert(sub: Subscription, run: InsertRun, frames: Map<string, Buffer>): LiveEvent {
+  const last = run.items[run.items.length - 1]!;
+  const key = `${sub.id}\u0000${sub.query.projectionKey}\u0000${run.items.map((i) => i.index).join(',')}`;
+  return {
+    seq: last.event.seq as bigint,
+    count: run.items.length,
+    frame: () => {
+      let f = frames.get(key);
+      if (f === undefined) {
+        const rows = run.items.map((i) => i.payloads.rowJson(sub, 'new', 'insert')).join(',');
+        f = Buffer.from(`{"type":"change","subscription_id":${JSON.stringify(sub.id)},"change_type":"insert","rows":[${rows}]}`);
+        frames.set(key, f);
+      }
+      return f;
+    },
+  };
+}
+
 /** Encodes one change for every subscription on its partition, sharing work between them. */
 class PayloadCache {
   private readonly rows = new Map<string, string>();
@@ -192,7 +237,7 @@ class PayloadCache {
     this.oldCells = oldValues(change);
   }
 
-  eventFor(sub: Subscription): LiveEvent | null {
+  eventFor(sub: Subscription): (LiveEvent & { kind: ChangeKindOut }) | null {
     const q = sub.query;
     const matchesNew = this.newCells !== null && q.predicate(this.newCells);
     const matchesOld = this.oldCells !== null && q.predicate(this.oldCells);
@@ -202,7 +247,7 @@ class PayloadCache {
     else if (matchesOld) kind = 'delete';
     else return null;
     const seq = this.change.row.seq;
-    return { seq, frame: (s) => this.frame(s, kind) };
+    return { seq, kind, frame: (s) => this.frame(s, kind) };
   }
 
   private frame(sub: Subscription, kind: 'insert' | 'update' | 'delete'): Buffer {
@@ -221,7 +266,7 @@ class PayloadCache {
     return f;
   }
 
-  private rowJson(sub: Subscription, which: 'new' | 'old', kind: 'insert' | 'update' | 'delete'): string {
+  rowJson(sub: Subscription, which: 'new' | 'old', kind: 'insert' | 'update' | 'delete'): string {
     // A delete message carries the _seq of the change that removed the row, so a client that
     // resumes from the last _seq it saw does not get this change again.
     const seqOfChange = which === 'new' || kind === 'delete';
