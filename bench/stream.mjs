@@ -18,6 +18,7 @@ export async function benchStream(server, seconds, eventsPerSecond) {
   let acks = 0;
   const latencies = [];
   const marker = Buffer.from('"subscription_id":"s0"');
+  const SEQ = Buffer.from('"_seq"');
   let measureFrom = Infinity;
   const sockets = [];
   for (let c = 0; c < 10; c++) {
@@ -25,7 +26,9 @@ export async function benchStream(server, seconds, eventsPerSecond) {
     ws.on('message', (data) => {
       if (data.includes('"subscription_ack"')) { acks++; return; }
       if (!data.includes('"change_type":"insert"')) return;
-      delivered++;
+      // One message may carry many rows (the events of one INSERT): count rows.
+      let at = -1;
+      while ((at = data.indexOf(SEQ, at + 1)) !== -1) delivered++;
       if (c !== 0 || !data.includes(marker)) return;
       const sent = Number(/"sent_at":([0-9.e+]+)/.exec(data.toString())[1]);
       if (sent >= measureFrom) latencies.push(performance.timeOrigin + performance.now() - sent);
