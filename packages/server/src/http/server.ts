@@ -33,6 +33,17 @@ interface Handled {
 export function createHttpServer(deps: HttpDeps): Server {
   const server = createServer((req, res) => {
     const started = performance.now();
+    // Browsers call the API directly (tokens travel in the Authorization header, never cookies).
+    res.setHeader('access-control-allow-origin', '*');
+    if (req.method === 'OPTIONS') {
+      res.writeHead(204, {
+        'access-control-allow-methods': 'GET, POST, OPTIONS',
+        'access-control-allow-headers': 'authorization, content-type',
+        'access-control-max-age': '600',
+      });
+      res.end();
+      return;
+    }
     void handle(deps, req, started).then((out) => send(deps, req, res, out, started));
   });
   server.keepAliveTimeout = 65_000;
