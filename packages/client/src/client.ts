@@ -68,7 +68,8 @@ let subscriptionCounter = 0;
 
 export function createClient(options: ClientOptions): KalamClient {
   const base = options.url.replace(/\/+$/, '');
-  const fetchImpl = options.fetch ?? fetch;
+  // Bound: browsers refuse fetch called as a method of another object ("Illegal invocation").
+  const fetchImpl = options.fetch ?? globalThis.fetch.bind(globalThis);
   const tokens = new TokenSource(base, options.auth, fetchImpl);
   const live = new LiveConnection(`${base.replace(/^http/, 'ws')}/v1/ws`, tokens);
   const convert = options.bigint === true;
