@@ -88,6 +88,22 @@ describe('access control', () => {
     assert.equal((await server.sql('SELECT * FROM system.audit_log', { auth: svc })).status, 403, 'dba/system only');
   });
 
+  it('users change their own password only with the old one; admins reset others without it', async () => {
+    const carol = await server.createUser('carol', 'user', 'carol-password-1');
+    const noOld = await server.sql("ALTER USER 'carol' SET PASSWORD 'carol-password-2'", { auth: carol });
+    assert.equal(noOld.status, 403);
+    assert.match(noOld.body.error!.message, /OLD PASSWORD/);
+    const wrongOld = await server.sql("ALTER USER 'carol' SET PASSWORD 'carol-password-2' OLD PASSWORD 'guess-guess'", { auth: carol });
+    assert.equal(wrongOld.status, 403);
+    assert.match(wrongOld.body.error!.message, /old password is not correct/);
+    await server.ok("ALTER USER 'carol' SET PASSWORD 'carol-password-2' OLD PASSWORD 'carol-password-1'", { auth: carol });
+    assert.equal((await server.sql('SELECT 1', { auth: carol })).status, 401, 'the old password stopped working');
+    assert.equal((await server.sql('SELECT 1', { auth: { user: 'carol', password: 'carol-password-2' } })).status, 200);
+    assert.equal((await server.sql("ALTER USER 'bob' SET PASSWORD 'bob-password-9' OLD PASSWORD 'bob-password-1'", { auth: { user: 'carol', password: 'carol-password-2' } })).status, 403, 'not someone else\'s');
+    await server.ok("ALTER USER 'carol' SET PASSWORD 'carol-password-3'", { auth: dba });
+    assert.equal((await server.sql('SELECT 1', { auth: { user: 'carol', password: 'carol-password-3' } })).status, 200, 'an admin resets without the old one');
+  });
+
   it('no SQL reaches another user\'s Parquet files, and user names cannot become paths', async () => {
     await server.ok('CREATE USER TABLE acl.private (id BIGINT PRIMARY KEY, secret TEXT)');
     await server.ok("INSERT INTO acl.private VALUES (1, 'alice-secret')", { auth: alice });

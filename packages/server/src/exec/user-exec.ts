@@ -1,6 +1,6 @@
 /** CREATE/ALTER/DROP USER with argon2id hashes and the role rules from auth/access. */
 import { denied, execError } from '../util/errors.js';
-import type { Role, UserDef } from '../catalog/types.js';
+import { isAdminRole, type Role, type UserDef } from '../catalog/types.js';
 import { requireUserManagement } from '../auth/access.js';
 import type { Statement } from '../sql/statement.js';
 import { messageResult, type RunContext, type Services, type StatementResult } from './context.js';
@@ -29,6 +29,14 @@ export async function alterUser(s: Services, ctx: RunContext, st: Of<'alter_user
     if (self) throw denied('Permission denied: you cannot change your own role');
   } else if (!self) {
     requireUserManagement(ctx.principal, target.role, `ALTER USER ... SET ${st.field.toUpperCase()}`);
+  }
+  // Users (and services) changing their own password prove they know the current one; admins
+  // resetting someone else's do not need it.
+  if (st.field === 'password' && self && !isAdminRole(ctx.principal.role)) {
+    if (st.oldPassword === undefined) throw denied("Permission denied: changing your own password needs OLD PASSWORD '<current password>'");
+    if (!(await s.passwords.verify(target.passwordHash, target.userId, st.oldPassword))) {
+      throw denied('Permission denied: the old password is not correct');
+    }
   }
   const passwordHash = st.field === 'password' ? await s.passwords.hash(st.value) : null;
   return s.ddl.run(async () => {

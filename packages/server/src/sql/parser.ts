@@ -231,10 +231,14 @@ function parseAlterUser(c: Cursor): Statement {
   const id = userId(c.nameOrString('user name'));
   c.expectWord('SET');
   let statement: Statement;
-  if (c.acceptWords('PASSWORD')) statement = { kind: 'alter_user', userId: id, field: 'password', value: c.string('password') };
+  if (c.acceptWords('PASSWORD')) {
+    const value = c.string('password');
+    const oldPassword = c.acceptWords('OLD', 'PASSWORD') ? c.string('old password') : undefined;
+    statement = { kind: 'alter_user', userId: id, field: 'password', value, ...(oldPassword !== undefined ? { oldPassword } : {}) };
+  }
   else if (c.acceptWords('ROLE')) statement = { kind: 'alter_user', userId: id, field: 'role', value: parseRole(c.nameOrString('role')) };
   else if (c.acceptWords('EMAIL')) statement = { kind: 'alter_user', userId: id, field: 'email', value: c.string('email') };
-  else throw invalidSql('Expected ALTER USER name SET PASSWORD | ROLE | EMAIL');
+  else throw invalidSql("Expected ALTER USER name SET PASSWORD 'new' [OLD PASSWORD 'old'] | SET ROLE r | SET EMAIL 'e'");
   c.end();
   return statement;
 }

@@ -32,7 +32,14 @@ export type Statement =
     }
   | { readonly kind: 'drop_table'; readonly table: TableName; readonly ifExists: boolean }
   | { readonly kind: 'create_user'; readonly userId: string; readonly password: string; readonly role: Role; readonly email: string | null }
-  | { readonly kind: 'alter_user'; readonly userId: string; readonly field: 'password' | 'role' | 'email'; readonly value: string }
+  | {
+      readonly kind: 'alter_user';
+      readonly userId: string;
+      readonly field: 'password' | 'role' | 'email';
+      readonly value: string;
+      /** SET PASSWORD '…' OLD PASSWORD '…': required when users change their own password. */
+      readonly oldPassword?: string;
+    }
   | { readonly kind: 'drop_user'; readonly userId: string; readonly ifExists: boolean }
   | { readonly kind: 'execute_as'; readonly userId: string; readonly inner: Statement }
   | { readonly kind: 'flush_table'; readonly table: TableName }
