@@ -5,6 +5,15 @@ import WebSocket from 'ws';
 import { readFileSync } from 'node:fs';
 import { latencyStats } from './lib.mjs';
 
+const SEQ = Buffer.from('"_seq"');
+
+/** Rows in a change message (every row carries _seq). */
+function countRows(data) {
+  let n = 0;
+  for (let at = data.indexOf(SEQ); at !== -1; at = data.indexOf(SEQ, at + 1)) n++;
+  return n;
+}
+
 function rssMb(pid) {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   return Math.round(Number(/VmRSS:\s+(\d+)/.exec(status)[1]) / 1024);
@@ -53,7 +62,7 @@ export async function benchLive(server, seconds) {
       sockets.push(await connect(port, token, (data) => {
         if (data.includes('"subscription_ack"')) { acks++; return; }
         if (!data.includes('"change_type":"insert"')) return;
-        delivered++;
+        delivered += countRows(data); // the inserts of one commit can share a message
         if (!data.includes(marker)) return;
         const sent = Number(/"sent_at":([0-9.e+]+)/.exec(data.toString())[1]);
         if (sent >= measureFrom) latencies.push(performance.timeOrigin + performance.now() - sent);
@@ -88,7 +97,7 @@ export async function benchLive(server, seconds) {
     const sockets = [];
     for (let c = 0; c < 1000; c++) {
       sockets.push(await connect(port, token, (data) => {
-        if (data.length > 30 && data[9] === 0x63 /* "type":"c(hange)" */) delivered++;
+        if (data.length > 30 && data[9] === 0x63 /* "type":"c(hange)" */) delivered += countRows(data);
         else if (data.toString().includes('subscription_ack')) acks++;
       }));
     }
