@@ -14,9 +14,10 @@ import { snowflakeTimeMs, SNOWFLAKE_EPOCH_MS } from '../util/snowflake.js';
 import { primaryKeyIndex, qualifiedName, type TableDef } from '../catalog/types.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { HotStore } from '../storage/hot/hot-store.js';
-import type { CommittedChange, Committer } from '../storage/hot/committer.js';
+import type { CommittedChange, Committer, HandoverWatch } from '../storage/hot/committer.js';
+import type { RowVersion } from '../storage/hot/row-codec.js';
 import type { ColdStore } from '../storage/cold/cold-store.js';
-import { manifestMaxSeq } from '../storage/cold/manifest.js';
+import { manifestMaxSeq, type Segment } from '../storage/cold/manifest.js';
 import { sqlIdent, sqlString, type DuckEngine, type SourceColumn } from '../storage/duck/duck-engine.js';
 import type { JobRow, JobStore } from './job-store.js';
 import { failpoint } from './failpoints.js';
@@ -261,60 +262,75 @@ export class FlushService {
   async flushPartition(table: TableDef, partition: string, signal: AbortSignal, job: JobRow): Promise<WorkResult> {
     return this.lock(table, partition).run(() => this.slot(async () => {
       if (this.d.catalog.table(table.namespace, table.name) !== table) return { rows: 0, bytes: 0, files: [] };
-      const t0 = performance.now();
+      const started = performance.now();
       // Every version up to `upTo` is committed. Keys written during the scan get larger seqs and
       // stay hot; so the flushed set is exactly "newest version per key as of upTo", like a snapshot.
       const watch = this.d.committer.watchPartition(table.id, partition);
       const upTo = this.d.committer.committedMaxSeq;
       let handedOver = false;
       try {
-        const entries = (await this.d.hot.scanIndex(table, partition, this.d.hot.db)).filter((e) => !e.row.cold && e.row.seq <= upTo);
         const counted = this.pending.get(partitionKey(table, partition));
         const countedBefore = counted?.count ?? 0;
+        const entries = (await this.d.hot.scanIndex(table, partition, this.d.hot.db)).filter((e) => !e.row.cold && e.row.seq <= upTo);
         if (entries.length === 0) return { rows: 0, bytes: 0, files: [] };
-        const manifest = this.d.cold.manifest(table, partition);
-        const batch = manifest.next_batch;
-        const rows = entries.map((e) => [...e.row.values, e.row.seq, e.row.deleted]);
-        const t1 = performance.now();
-        const { segment, tmpPath } = await this.d.cold.writeSegment(table, partition, this.d.columnsOf(table), rows, batch);
-        const t2 = performance.now();
-        failpoint('flush:after-write');
-        if (signal.aborted) {
-          this.d.cold.removeSegmentFiles(table, partition, [`${segment.path}.tmp`]);
-          throw new CancelledError();
-        }
-        this.d.cold.publishSegment(table, partition, tmpPath);
-        failpoint('flush:after-rename');
-        this.d.cold.commitManifest(table, partition, { ...manifest, next_batch: batch + 1, segments: [...manifest.segments, segment] });
-        failpoint('flush:after-manifest');
-        let maxSeq = 0n;
-        for (const e of entries) if (e.row.seq > maxSeq) maxSeq = e.row.seq;
+        const scanMs = performance.now() - started;
+        const segment = await this.flushPartitionWrite(table, partition, entries, signal);
+        const writeMs = performance.now() - started - scanMs;
         handedOver = true;
-        await this.d.committer.handOverToCold({
-          table, partition, maxSeq,
-          entries: entries.map((e) => ({ key: e.key, seq: e.row.seq, deleted: e.row.deleted, schemaVersion: e.row.schemaVersion })),
-        }, watch);
-        failpoint('flush:after-handover');
-        const t3 = performance.now();
+        await this.flushPartitionHandOver(table, partition, entries, watch);
         this.d.log.info('partition flushed', {
           table: qualifiedName(table), partition, rows: entries.length, file: segment.path, size_bytes: segment.size_bytes,
-          scan_ms: Math.round(t1 - t0), write_ms: Math.round(t2 - t1), handover_ms: Math.round(t3 - t2),
+          scan_ms: Math.round(scanMs), write_ms: Math.round(writeMs), handover_ms: Math.round(performance.now() - started - scanMs - writeMs),
         });
         if (counted !== undefined) {
           counted.count = Math.max(0, counted.count - countedBefore);
           if (counted.count > 0) counted.firstAtMs = Date.now();
         }
-        await this.d.jobs.update(job.job_id, { rows_processed: job.rows_processed + entries.length });
-        const event: FlushEvent = { table, userId: partition === '' ? null : partition, row_count: entries.length, files: [segment.path], flushed_at: Date.now() };
-        for (const listener of this.listeners) listener(event);
-        if (this.d.cold.manifest(table, partition).segments.length > this.d.compactSegmentsMax) {
-          this.track(this.startJob('compaction', table, partition === '' ? null : partition, { trigger: 'segments' }, async () => this.compactPartition(table, partition)));
-        }
+        await this.flushPartitionFinish(table, partition, job, entries.length, segment);
         return { rows: entries.length, bytes: segment.size_bytes, files: [segment.path] };
       } finally {
         if (!handedOver) this.d.committer.closeWatch(watch);
       }
     }));
+  }
+
+  /** The commit point of a flush: the segment written, renamed, and listed in the manifest. */
+  private async flushPartitionWrite(table: TableDef, partition: string, entries: readonly IndexEntry[], signal: AbortSignal): Promise<Segment> {
+    const manifest = this.d.cold.manifest(table, partition);
+    const batch = manifest.next_batch;
+    const rows = entries.map((e) => [...e.row.values, e.row.seq, e.row.deleted]);
+    const { segment, tmpPath } = await this.d.cold.writeSegment(table, partition, this.d.columnsOf(table), rows, batch);
+    failpoint('flush:after-write');
+    if (signal.aborted) {
+      this.d.cold.removeSegmentFiles(table, partition, [`${segment.path}.tmp`]);
+      throw new CancelledError();
+    }
+    this.d.cold.publishSegment(table, partition, tmpPath);
+    failpoint('flush:after-rename');
+    this.d.cold.commitManifest(table, partition, { ...manifest, next_batch: batch + 1, segments: [...manifest.segments, segment] });
+    failpoint('flush:after-manifest');
+    return segment;
+  }
+
+  /** After the commit point: the flushed index entries become cold markers, the versions go. */
+  private async flushPartitionHandOver(table: TableDef, partition: string, entries: readonly IndexEntry[], watch: HandoverWatch): Promise<void> {
+    let maxSeq = 0n;
+    for (const e of entries) if (e.row.seq > maxSeq) maxSeq = e.row.seq;
+    await this.d.committer.handOverToCold({
+      table, partition, maxSeq,
+      entries: entries.map((e) => ({ key: e.key, seq: e.row.seq, deleted: e.row.deleted, schemaVersion: e.row.schemaVersion })),
+    }, watch);
+    failpoint('flush:after-handover');
+  }
+
+  /** Job progress, the flush event for live subscribers, and compaction when segments pile up. */
+  private async flushPartitionFinish(table: TableDef, partition: string, job: JobRow, rows: number, segment: Segment): Promise<void> {
+    await this.d.jobs.update(job.job_id, { rows_processed: (this.d.jobs.get(job.job_id)?.rows_processed ?? 0) + rows });
+    const event: FlushEvent = { table, userId: partition === '' ? null : partition, row_count: rows, files: [segment.path], flushed_at: Date.now() };
+    for (const listener of this.listeners) listener(event);
+    if (this.d.cold.manifest(table, partition).segments.length > this.d.compactSegmentsMax) {
+      this.track(this.startJob('compaction', table, partition === '' ? null : partition, { trigger: 'segments' }, async () => this.compactPartition(table, partition)));
+    }
   }
 
   // Compaction -------------------------------------------------------------------------------
@@ -349,6 +365,11 @@ export class FlushService {
       return { rows: written?.segment.row_count ?? 0, bytes: written?.segment.size_bytes ?? 0, files: written ? [written.segment.path] : [] };
     }));
   }
+}
+
+interface IndexEntry {
+  readonly key: Buffer;
+  readonly row: RowVersion;
 }
 
 interface WorkResult {
