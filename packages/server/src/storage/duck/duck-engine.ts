@@ -90,7 +90,7 @@ export class DuckEngine {
     const created: string[] = [];
     const timer = setTimeout(() => conn.interrupt(), this.config.queryTimeoutMs);
     try {
-      for (const source of sources) created.push(...(await this.materialize(conn, source)));
+      for (const source of sources) await this.materialize(conn, source, created);
       const result = await conn.run(sql, params as DuckDBValue[]);
       const columnCount = result.columnCount;
       const typeIds: number[] = [];
@@ -123,18 +123,24 @@ export class DuckEngine {
     }
   }
 
-  private async materialize(conn: DuckDBConnection, source: TempSource): Promise<string[]> {
+  /**
+   * Creates a source's temp relations, recording each in `created` as soon as it exists (views
+   * first, so the caller drops them before their tables) so a failure halfway leaks nothing.
+   */
+  private async materialize(conn: DuckDBConnection, source: TempSource, created: string[]): Promise<void> {
     if (source.merge === undefined) {
       await conn.run(`CREATE TEMP TABLE ${source.name} (${columnList(source.columns)})`);
+      created.push(`TABLE temp.main.${source.name}`);
       await appendRows(conn, source.name, 'temp', source.columns, source.rows);
-      return [`TABLE temp.main.${source.name}`];
+      return;
     }
     const hot = `${source.name}_h`;
     await conn.run(`CREATE TEMP TABLE ${hot} (${columnList(source.columns)})`);
+    created.push(`TABLE temp.main.${hot}`);
     await appendRows(conn, hot, 'temp', source.columns, source.rows);
     const { coldFiles, pk, liveOnly, disjoint } = source.merge;
     await conn.run(`CREATE TEMP VIEW ${source.name} AS ${mergedRelationSql(`temp.main.${hot}`, coldFiles, pk, liveOnly, disjoint)}`);
-    return [`VIEW temp.main.${source.name}`, `TABLE temp.main.${hot}`];
+    created.unshift(`VIEW temp.main.${source.name}`);
   }
 
   private acquire(): Promise<DuckDBConnection> {
