@@ -95,6 +95,19 @@ export const RESERVED_NAMESPACES: ReadonlySet<string> = new Set(['system', 'info
 export const SEQ_COLUMN = '_seq';
 export const DELETED_COLUMN = '_deleted';
 
+/**
+ * The in-memory id of one partition of a table (flush counters, mirrors, subscriptions, streams).
+ * One function, because the hot store's start-up counts are matched to the flush policy's by it.
+ */
+export function partitionId(tableId: number, partition: string): string {
+  return `${tableId}\u0000${partition}`;
+}
+
+/** The prefix of every partitionId of a table. */
+export function tablePartitionPrefix(tableId: number): string {
+  return `${tableId}\u0000`;
+}
+
 export function primaryKeyIndex(table: Pick<TableDef, 'columns'>): number {
   return table.columns.findIndex((c) => c.primaryKey);
 }

@@ -49,7 +49,7 @@ export function evalSimple(node: PgNode, env: EvalEnv): InputValue | typeof NOT_
   return NOT_CONSTANT;
 }
 
-export function param(env: EvalEnv, n: number): InputValue {
+export function param(env: Pick<EvalEnv, 'params'>, n: number): InputValue {
   if (n < 1 || n > env.params.length) throw invalidSql(`Missing value for parameter $${n}: ${env.params.length} given`);
   return env.params[n - 1] as InputValue;
 }

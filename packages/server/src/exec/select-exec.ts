@@ -10,7 +10,8 @@ import { coerce, encodeCell, protocolType } from '../sql/values.js';
 import { identifier } from '../sql/names.js';
 import { rowsResult, type RunContext, type Services, type StatementResult } from './context.js';
 import { encodeDuckResult, type SchemaField } from './duck-cells.js';
-import { evalSimple, NOT_CONSTANT, DEFAULT_MARKER } from './expr-eval.js';
+import { constantValue } from '../sql/create-table.js';
+import { param } from './expr-eval.js';
 import { runQuery } from './query.js';
 
 type Of<K extends Statement['kind']> = Extract<Statement, { kind: K }>;
@@ -65,12 +66,18 @@ export function pkEquality(table: TableDef, where: PgNode, ctx: RunContext, alia
     return f[f.length - 1].String?.sval === pkName;
   };
   const side = isPk(e.lexpr) ? e.rexpr : isPk(e.rexpr) ? e.lexpr : null;
-  if (side === null || side.TypeCast) return null;
-  const env = { params: ctx.params, userId: ctx.principal.userId, seqs: { next: () => 0n } as never, nowMicros: 0 };
-  if (side.FuncCall || side.SQLValueFunction) return null;
-  const value = evalSimple(side, env);
-  if (value === NOT_CONSTANT || value === DEFAULT_MARKER || value === undefined || typeof value === 'object' && value !== null && !(typeof value === 'bigint')) return null;
-  return value as StoredValue;
+  // Only a literal or a param: anything else (casts, functions) keeps SQL's comparison semantics in DuckDB.
+  let value: unknown;
+  if (side?.ParamRef) value = param(ctx, side.ParamRef.number);
+  else if (side?.A_Const || (side?.A_Expr && side.A_Expr.rexpr?.A_Const)) {
+    try {
+      value = constantValue(side, 'primary key');
+    } catch {
+      return null;
+    }
+  } else return null;
+  const scalar = value === null || ['string', 'number', 'bigint', 'boolean'].includes(typeof value);
+  return scalar ? (value as StoredValue) : null;
 }
 
 interface Projection {

@@ -10,8 +10,8 @@
 import { Mutex } from '../util/mutex.js';
 import { assert } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
-import { snowflakeTimeMs, SNOWFLAKE_EPOCH_MS } from '../util/snowflake.js';
-import { primaryKeyIndex, qualifiedName, type TableDef } from '../catalog/types.js';
+import { snowflakeAtMs, snowflakeTimeMs } from '../util/snowflake.js';
+import { partitionId, primaryKeyIndex, qualifiedName, tablePartitionPrefix, type TableDef } from '../catalog/types.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { HotStore } from '../storage/hot/hot-store.js';
 import type { CommittedChange, Committer, HandoverWatch } from '../storage/hot/committer.js';
@@ -102,7 +102,7 @@ export class FlushService {
     const now = Date.now();
     for (const c of changes) {
       if (c.table.type === 'STREAM') continue;
-      const key = partitionKey(c.table, c.partition);
+      const key = partitionId(c.table.id, c.partition);
       let p = this.pending.get(key);
       if (p === undefined || p.table !== c.table) {
         p = { table: c.table, partition: c.partition, count: 0, firstAtMs: now };
@@ -136,16 +136,19 @@ export class FlushService {
   }
 
   private requestPolicyFlush(p: Pending): void {
-    const key = partitionKey(p.table, p.partition);
+    const key = partitionId(p.table.id, p.partition);
     if (this.requested.has(key) || this.d.catalog.table(p.table.namespace, p.table.name) !== p.table) return;
     this.requested.add(key);
-    this.track(this.runJob('flush', p.table, p.partition === '' ? null : p.partition, { trigger: 'policy' }, async (signal, job) => {
+    void this.startJob('flush', p.table, p.partition === '' ? null : p.partition, { trigger: 'policy' }, async (signal, job) => {
       try {
         return await this.flushPartition(p.table, p.partition, signal, job);
       } finally {
         this.requested.delete(key);
       }
-    }));
+    }).catch((error: unknown) => {
+      this.requested.delete(key);
+      this.d.log.error('could not record a policy flush job', { error: (error as Error).message });
+    });
   }
 
   /** Partitions of a table with unflushed rows. */
@@ -186,7 +189,7 @@ export class FlushService {
   /** Waits for every flush or compaction of a table to finish (before DROP TABLE removes its files). */
   async quiesce(table: TableDef): Promise<void> {
     for (const [key, p] of this.pending) if (p.table.id === table.id) this.pending.delete(key);
-    for (const [key, lock] of this.locks) if (key.startsWith(`${table.id}\u0000`)) await lock.run(async () => undefined);
+    for (const [key, lock] of this.locks) if (key.startsWith(tablePartitionPrefix(table.id))) await lock.run(async () => undefined);
   }
 
   // Jobs -------------------------------------------------------------------------------------
@@ -198,14 +201,6 @@ export class FlushService {
     const { job, signal } = await this.d.jobs.create({ job_type: type, namespace_id: table.namespace, table_name: table.name, user_id: userId, parameters: params });
     this.track(this.finishJob(job, signal, work));
     return job;
-  }
-
-  private async runJob(
-    type: 'flush', table: TableDef, userId: string | null, params: unknown,
-    work: (signal: AbortSignal, job: JobRow) => Promise<WorkResult>,
-  ): Promise<void> {
-    const { job, signal } = await this.d.jobs.create({ job_type: type, namespace_id: table.namespace, table_name: table.name, user_id: userId, parameters: params });
-    await this.finishJob(job, signal, work);
   }
 
   private async finishJob(job: JobRow, signal: AbortSignal, work: (signal: AbortSignal, job: JobRow) => Promise<WorkResult>): Promise<void> {
@@ -247,7 +242,7 @@ export class FlushService {
   }
 
   private lock(table: TableDef, partition: string): Mutex {
-    const key = partitionKey(table, partition);
+    const key = partitionId(table.id, partition);
     let m = this.locks.get(key);
     if (m === undefined) {
       m = new Mutex();
@@ -269,7 +264,7 @@ export class FlushService {
       const upTo = this.d.committer.committedMaxSeq;
       let handedOver = false;
       try {
-        const counted = this.pending.get(partitionKey(table, partition));
+        const counted = this.pending.get(partitionId(table.id, partition));
         const countedBefore = counted?.count ?? 0;
         const entries = (await this.d.hot.scanIndex(table, partition, this.d.hot.db)).filter((e) => !e.row.cold && e.row.seq <= upTo);
         if (entries.length === 0) return { rows: 0, bytes: 0, files: [] };
@@ -348,11 +343,10 @@ export class FlushService {
       if (only !== null && only.columns._deleted?.max !== 'true') return { rows: 0, bytes: 0, files: [] };
       const files = this.d.cold.files(table, partition);
       const pk = table.columns[primaryKeyIndex(table)]!.name;
-      const retentionMs = BigInt(table.options.deletedRetentionHours) * 3_600_000n;
-      const cutoffSeq = (BigInt(Date.now()) - retentionMs - SNOWFLAKE_EPOCH_MS) << 22n;
+      const cutoffSeq = snowflakeAtMs(Date.now() - table.options.deletedRetentionHours * 3_600_000);
       const select = `SELECT * FROM read_parquet([${files.map(sqlString).join(', ')}]) `
         + `QUALIFY row_number() OVER (PARTITION BY ${sqlIdent(pk)} ORDER BY "_seq" DESC) = 1`;
-      const kept = `SELECT * FROM (${select}) WHERE NOT ("_deleted" AND "_seq" < ${cutoffSeq > 0n ? cutoffSeq : 0n})`;
+      const kept = `SELECT * FROM (${select}) WHERE NOT ("_deleted" AND "_seq" < ${cutoffSeq})`;
       const batch = manifest.next_batch;
       const written = await this.d.cold.writeSegmentFromQuery(table, partition, this.d.columnsOf(table), kept, batch);
       if (written === null) {
@@ -390,7 +384,4 @@ export class CancelledError extends Error {
   }
 }
 
-function partitionKey(table: TableDef, partition: string): string {
-  return `${table.id}\u0000${partition}`;
-}
 

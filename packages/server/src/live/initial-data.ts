@@ -4,7 +4,7 @@
  * of every key after that `_seq`, from the hot version log and the cold segments (resume).
  */
 import { ServerError } from '../util/errors.js';
-import { SNOWFLAKE_EPOCH_MS } from '../util/snowflake.js';
+import { snowflakeAtMs } from '../util/snowflake.js';
 import { primaryKeyIndex, qualifiedName, type StoredValue, type TableDef } from '../catalog/types.js';
 import type { Principal } from '../auth/access.js';
 import type { Services } from '../exec/context.js';
@@ -69,8 +69,7 @@ export async function resumeChanges(s: Services, q: SubscriptionQuery, partition
     return { changes: rows.map((row) => ({ kind: 'insert' as const, row, old: null })), handoverSeq: rows.at(-1)?.seq ?? from };
   }
   const handoverSeq = s.committer.committedMaxSeq;
-  const retentionMs = BigInt(table.options.deletedRetentionHours) * 3_600_000n;
-  const oldestResumable = (BigInt(Date.now()) - retentionMs - SNOWFLAKE_EPOCH_MS) << 22n;
+  const oldestResumable = snowflakeAtMs(Date.now() - table.options.deletedRetentionHours * 3_600_000);
   if (from < oldestResumable) {
     throw new ServerError('SQL_EXECUTION_ERROR', `Cannot resume ${qualifiedName(table)} from _seq ${from}: it is older than the retained history `
       + `(DELETED_RETENTION_HOURS = ${table.options.deletedRetentionHours}). Subscribe again without 'from' to get a fresh snapshot.`);

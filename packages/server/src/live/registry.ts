@@ -8,7 +8,7 @@
 import type { CommittedChange } from '../storage/hot/committer.js';
 import type { RowVersion } from '../storage/hot/row-codec.js';
 import type { FlushEvent } from '../jobs/flush-service.js';
-import { qualifiedName, type StoredValue, type TableDef } from '../catalog/types.js';
+import { partitionId, qualifiedName, type StoredValue, type TableDef } from '../catalog/types.js';
 import { encodeCell } from '../sql/values.js';
 import { liveColumns, type SubscriptionQuery } from './subscription-query.js';
 
@@ -50,7 +50,7 @@ export class LiveRegistry {
   private readonly all = new Set<Subscription>();
 
   add(sub: Subscription): void {
-    const key = partitionKey(sub.query.table.id, sub.partition);
+    const key = partitionId(sub.query.table.id, sub.partition);
     let set = this.byPartition.get(key);
     if (set === undefined) {
       set = new Set();
@@ -64,7 +64,7 @@ export class LiveRegistry {
   remove(sub: Subscription): void {
     if (!this.all.delete(sub)) return;
     sub.state = 'closed';
-    const key = partitionKey(sub.query.table.id, sub.partition);
+    const key = partitionId(sub.query.table.id, sub.partition);
     const set = this.byPartition.get(key);
     set?.delete(sub);
     if (set?.size === 0) this.byPartition.delete(key);
@@ -74,7 +74,7 @@ export class LiveRegistry {
   }
 
   hasSubscribers(tableId: number, partition: string): boolean {
-    return (this.byPartition.get(partitionKey(tableId, partition))?.size ?? 0) > 0;
+    return (this.byPartition.get(partitionId(tableId, partition))?.size ?? 0) > 0;
   }
 
   countForUser(userId: string): number {
@@ -110,7 +110,7 @@ export class LiveRegistry {
       this.deliver(sub, run.items.length === 1 ? run.items[0]!.event : combinedInsert(sub, run, combinedFrames));
     };
     changes.forEach((change, index) => {
-      const subs = this.byPartition.get(partitionKey(change.table.id, change.partition));
+      const subs = this.byPartition.get(partitionId(change.table.id, change.partition));
       if (subs === undefined) return;
       const payloads = new PayloadCache(change);
       for (const sub of subs) {
@@ -138,7 +138,7 @@ export class LiveRegistry {
 
   /** Flush listener: tells the subscriptions on the flushed partition. */
   onFlush(event: FlushEvent): void {
-    const subs = this.byPartition.get(partitionKey(event.table.id, event.userId ?? ''));
+    const subs = this.byPartition.get(partitionId(event.table.id, event.userId ?? ''));
     if (subs === undefined) return;
     const flush = JSON.stringify({ table: qualifiedName(event.table), row_count: event.row_count, files: event.files, flushed_at: event.flushed_at });
     const frames = new Map<string, Buffer>();
@@ -182,10 +182,6 @@ export class LiveRegistry {
     sub.buffered = [];
     for (const event of buffered) this.deliver(sub, event);
   }
-}
-
-function partitionKey(tableId: number, partition: string): string {
-  return `${tableId}\u0000${partition}`;
 }
 
 /** A row as a protocol object: the projected columns (cells encoded) with `_seq`. */

@@ -36,6 +36,12 @@ export class SnowflakeGenerator {
   }
 }
 
+/** The smallest snowflake made at or after `ms` (Unix milliseconds): `_seq < this` means older. */
+export function snowflakeAtMs(ms: number): bigint {
+  const since = BigInt(ms) - SNOWFLAKE_EPOCH_MS;
+  return since <= 0n ? 0n : since << (NODE_BITS + SEQUENCE_BITS);
+}
+
 /** Milliseconds since the Unix epoch at which a snowflake was made. */
 export function snowflakeTimeMs(id: bigint): number {
   return Number((id >> (NODE_BITS + SEQUENCE_BITS)) + SNOWFLAKE_EPOCH_MS);

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, unlin
 import { join } from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { assert, execError } from '../../util/errors.js';
-import { primaryKeyIndex, type ColumnDef, type ColumnType, type StoredValue, type TableDef } from '../../catalog/types.js';
+import { partitionId, primaryKeyIndex, tablePartitionPrefix, type ColumnDef, type ColumnType, type StoredValue, type TableDef } from '../../catalog/types.js';
 import { coerce, formatDecimal } from '../../sql/values.js';
 import { appendRows, columnList, sqlIdent, sqlString, type DuckEngine, type SourceColumn } from '../duck/duck-engine.js';
 import type { RowVersion } from '../hot/row-codec.js';
@@ -38,7 +38,7 @@ export class ColdStore {
   }
 
   manifest(table: TableDef, partition: string): Manifest {
-    const key = cacheKey(table, partition);
+    const key = partitionId(table.id, partition);
     let m = this.manifests.get(key);
     if (m === undefined) {
       m = readManifest(this.dir(table, partition), `${table.namespace}.${table.name}`, partition === '' ? null : partition);
@@ -79,7 +79,7 @@ export class ColdStore {
   /** Atomically replaces the manifest; the new one is what every later read sees. */
   commitManifest(table: TableDef, partition: string, manifest: Manifest): void {
     writeManifest(this.dir(table, partition), { ...manifest, table_id: table.id, updated_at: Date.now() });
-    this.manifests.set(cacheKey(table, partition), { ...manifest, table_id: table.id });
+    this.manifests.set(partitionId(table.id, partition), { ...manifest, table_id: table.id });
   }
 
   /**
@@ -195,14 +195,11 @@ export class ColdStore {
 
   /** DROP TABLE: the table's whole directory. */
   removeTable(table: TableDef): void {
-    for (const key of [...this.manifests.keys()]) if (key.startsWith(`${table.id}\u0000`)) this.manifests.delete(key);
+    for (const key of [...this.manifests.keys()]) if (key.startsWith(tablePartitionPrefix(table.id))) this.manifests.delete(key);
     rmSync(join(this.root, table.namespace, table.name), { recursive: true, force: true });
   }
 }
 
-function cacheKey(table: TableDef, partition: string): string {
-  return `${table.id}\u0000${partition}`;
-}
 
 async function columnStats(conn: DuckDBConnection, relation: string, columns: readonly SourceColumn[]): Promise<Record<string, ColumnStats>> {
   const exprs = columns.flatMap((c) => [`min(${sqlIdent(c.name)})::VARCHAR`, `max(${sqlIdent(c.name)})::VARCHAR`]);

@@ -13,7 +13,7 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { assert } from '../../util/errors.js';
 import { Mutex } from '../../util/mutex.js';
-import { primaryKeyIndex, type StoredValue, type TableDef } from '../../catalog/types.js';
+import { partitionId, primaryKeyIndex, type StoredValue, type TableDef } from '../../catalog/types.js';
 import type { CommittedChange } from '../hot/committer.js';
 import type { HotStore } from '../hot/hot-store.js';
 import { encodePk } from '../hot/keys.js';
@@ -75,7 +75,7 @@ export class HotMirror {
   /** Committer listener: remembers each change for the mirrors that exist. */
   onCommit(changes: readonly CommittedChange[]): void {
     for (const change of changes) {
-      const entry = this.entries.get(entryKey(change.table.id, change.partition));
+      const entry = this.entries.get(partitionId(change.table.id, change.partition));
       if (entry !== undefined) entry.pending.push(change.row);
     }
   }
@@ -85,7 +85,7 @@ export class HotMirror {
    * query sees exactly the commits up to `syncedSeq` (live-query snapshots need that).
    */
   async acquire(table: TableDef, partition: string, hold = false): Promise<MirrorLease> {
-    const key = entryKey(table.id, partition);
+    const key = partitionId(table.id, partition);
     let entry = this.entries.get(key);
     if (entry === undefined || entry.table !== table) {
       if (entry !== undefined) this.retire(entry);
@@ -226,10 +226,6 @@ export class HotMirror {
       }),
     ).catch(() => undefined);
   }
-}
-
-function entryKey(tableId: number, partition: string): string {
-  return `${tableId}\u0000${partition}`;
 }
 
 /** The newest version per primary key among versions given in any order. */

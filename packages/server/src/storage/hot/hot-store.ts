@@ -7,7 +7,7 @@ import RocksDB from 'rocksdb-native';
 import { mkdirSync } from 'node:fs';
 import { assert } from '../../util/errors.js';
 import type { StoredValue, TableDef } from '../../catalog/types.js';
-import { primaryKeyIndex } from '../../catalog/types.js';
+import { partitionId, primaryKeyIndex } from '../../catalog/types.js';
 import {
   KEY_CATALOG, KEY_PK, KEY_VERSION, catalogKey, encodePk, partitionPrefix, pkKey, prefixEnd, tablePrefix, versionKey,
 } from './keys.js';
@@ -90,7 +90,7 @@ export class HotStore {
       const tableId = key.readUInt32BE(1);
       const partition = key.subarray(6, 6 + key[5]!).toString('utf8');
       const seq = key.readBigUInt64BE(key.length - 8);
-      const id = `${tableId}\u0000${partition}`;
+      const id = partitionId(tableId, partition);
       const entry = out.get(id);
       if (entry === undefined) out.set(id, { tableId, partition, count: 1, oldestSeq: seq });
       else entry.count++;

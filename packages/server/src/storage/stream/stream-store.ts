@@ -5,7 +5,7 @@
  * MAX_BUFFER keeps only the newest N; memory is bounded by those caps whatever the write rate.
  */
 import { assert } from '../../util/errors.js';
-import type { StoredValue, TableDef } from '../../catalog/types.js';
+import { partitionId, type StoredValue, type TableDef } from '../../catalog/types.js';
 import { snowflakeTimeMs } from '../../util/snowflake.js';
 
 export interface StreamEvent {
@@ -44,7 +44,7 @@ export class StreamStore {
 
   /** Events of a partition still within the TTL, oldest first. */
   read(table: TableDef, partition: string, nowMs = Date.now()): StreamEvent[] {
-    const p = this.partitions.get(key(table.id, partition));
+    const p = this.partitions.get(partitionId(table.id, partition));
     if (p === undefined || p.table !== table) return [];
     const cutoff = nowMs - (table.options.ttlSeconds ?? 0) * 1000;
     const out: StreamEvent[] = [];
@@ -66,7 +66,7 @@ export class StreamStore {
       evicted.set(p.table, (evicted.get(p.table) ?? 0) + head - p.head);
       p.head = head;
       this.compact(p);
-      if (p.head === p.events.length) this.partitions.delete(key(p.table.id, p.partition));
+      if (p.head === p.events.length) this.partitions.delete(partitionId(p.table.id, p.partition));
     }
     return evicted;
   }
@@ -83,7 +83,7 @@ export class StreamStore {
   }
 
   private partition(table: TableDef, partition: string): Partition {
-    const k = key(table.id, partition);
+    const k = partitionId(table.id, partition);
     let p = this.partitions.get(k);
     if (p === undefined || p.table !== table) {
       p = { table, partition, events: [], head: 0 };
@@ -99,8 +99,4 @@ export class StreamStore {
       p.head = 0;
     }
   }
-}
-
-function key(tableId: number, partition: string): string {
-  return `${tableId}\u0000${partition}`;
 }
