@@ -107,13 +107,7 @@ describe('access control', () => {
   it('no SQL reaches another user\'s Parquet files, and user names cannot become paths', async () => {
     await server.ok('CREATE USER TABLE acl.private (id BIGINT PRIMARY KEY, secret TEXT)');
     await server.ok("INSERT INTO acl.private VALUES (1, 'alice-secret')", { auth: alice });
-    const [flush] = await server.ok('STORAGE FLUSH TABLE acl.private');
-    const jobId = /Job ID: (\S+)/.exec(flush!.message!)![1];
-    for (let i = 0; i < 100; i++) {
-      const [job] = await server.rows('SELECT status FROM system.jobs WHERE job_id = $1', { params: [jobId] });
-      if (job!.status !== 'running') break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await server.flushAndWait('acl.private');
     const file = join(server.dataDir, 'storage', 'acl', 'private', 'alice', 'batch-0.parquet');
     for (const auth of [bob, svc, dba, undefined]) {
       for (const sql of [

@@ -35,36 +35,15 @@ import { existsSync, readdirSync, readFileSync, renameSync, statSync, writeFileS
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { ROOT_PASSWORD, TestServer, type SqlResponse } from './harness.js';
+import { ROOT_PASSWORD, TestServer, eventually, jobIdOf, type SqlResponse } from './harness.js';
 
 type Row = Record<string, unknown>;
 type Creds = { user: string; password: string };
 type Opts = { auth?: Creds; params?: unknown[] };
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined | null | false>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
-
-function jobIdOf(message: string | undefined): string {
-  const id = /Job ID: (\S+)$/.exec(message ?? '')?.[1];
-  assert.ok(id, `no job id in '${message}'`);
-  return id;
-}
-
 /** Waits until the job is no longer running and returns its system.jobs row. */
-async function waitJob(server: TestServer, jobId: string): Promise<Row> {
-  return waitFor(`job ${jobId}`, async () => {
-    const [job] = await server.rows('SELECT * FROM system.jobs WHERE job_id = $1', { params: [jobId] });
-    return job !== undefined && job.status !== 'running' ? job : null;
-  });
+function waitJob(server: TestServer, jobId: string): Promise<Row> {
+  return server.waitForJob(jobId);
 }
 
 /** STORAGE FLUSH TABLE, then waits for the job and asserts it completed. */
@@ -756,7 +735,7 @@ describe('cold tier, second pass: flush-all, history, compaction, restart, kill,
       await flush(server, 'ac.t');
     }
     const expected = Array.from({ length: 9 }, (_, i) => [i, i < 8 ? i + 100 : i]);
-    const job = await waitFor('automatic compaction', async () => {
+    const job = await eventually('automatic compaction', async () => {
       const [j] = await server.rows("SELECT status, parameters, rows_processed FROM system.jobs WHERE job_type = 'compaction' AND namespace_id = 'ac'");
       return j !== undefined && j.status !== 'running' ? j : null;
     });

@@ -7,31 +7,14 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { TestServer } from './harness.js';
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined | null | false>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+import { TestServer, eventually, jobIdOf } from './harness.js';
 
 describe('cold tier', () => {
   let server: TestServer;
   let alice: { user: string; password: string };
   let bob: { user: string; password: string };
 
-  const jobDone = async (message: string): Promise<Record<string, unknown>> => {
-    const id = /Job ID: (\S+)/.exec(message)?.[1];
-    assert.ok(id, `no job id in '${message}'`);
-    return waitFor(`job ${id}`, async () => {
-      const [job] = await server.rows('SELECT job_id, job_type, status, rows_processed, result, error_message FROM system.jobs WHERE job_id = $1', { params: [id] });
-      return job && job.status !== 'running' ? job : null;
-    });
-  };
+  const jobDone = (message: string): Promise<Record<string, unknown>> => server.waitForJob(jobIdOf(message));
   const flush = async (table: string): Promise<Record<string, unknown>> => {
     const [res] = await server.ok(`STORAGE FLUSH TABLE ${table}`);
     const job = await jobDone(res!.message!);
@@ -140,7 +123,7 @@ describe('cold tier', () => {
     await server.ok("CREATE USER TABLE cold.policy (id BIGINT PRIMARY KEY, v TEXT) WITH (FLUSH_POLICY = 'rows:5')");
     await server.ok("INSERT INTO cold.policy VALUES (1,'a'),(2,'a'),(3,'a')", { auth: bob });
     await server.ok("INSERT INTO cold.policy VALUES (1,'a'),(2,'a'),(3,'a'),(4,'a'),(5,'a')", { auth: alice });
-    const segs = await waitFor('alice policy flush', async () => {
+    const segs = await eventually('alice policy flush', async () => {
       const rows = await server.rows("SELECT user_id, row_count FROM system.manifest WHERE table_name = 'policy'");
       return rows.length > 0 ? rows : null;
     });
@@ -154,7 +137,7 @@ describe('cold tier', () => {
   it('flushes by the interval policy', async () => {
     await server.ok("CREATE SHARED TABLE cold.ticks (id BIGINT PRIMARY KEY) WITH (FLUSH_POLICY = 'interval:1')");
     await server.ok('INSERT INTO cold.ticks VALUES (1), (2)');
-    const segs = await waitFor('interval flush', async () => {
+    const segs = await eventually('interval flush', async () => {
       const rows = await server.rows("SELECT row_count FROM system.manifest WHERE table_name = 'ticks'");
       return rows.length > 0 ? rows : null;
     }, 10_000);

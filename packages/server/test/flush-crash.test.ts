@@ -69,13 +69,7 @@ describe('flush crash safety', () => {
 
       // The table keeps working: write, flush, read.
       await server.ok("UPDATE crash.t SET v = 'after' WHERE id = 0");
-      const [flush] = await server.ok('STORAGE FLUSH TABLE crash.t');
-      const id = /Job ID: (\S+)/.exec(flush!.message!)?.[1];
-      for (let i = 0; i < 100; i++) {
-        const [j] = await server.rows('SELECT status FROM system.jobs WHERE job_id = $1', { params: [id] });
-        if (j?.status === 'completed') break;
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      await server.flushAndWait('crash.t');
       const final = expected.map((r) => (r.id === '0' ? { id: '0', v: 'after' } : r));
       assert.deepEqual(await server.rows('SELECT id, v FROM crash.t ORDER BY id'), final);
     });

@@ -160,6 +160,22 @@ export class TestServer {
     return { status: res.status, text, json };
   }
 
+  /** Waits until a job is no longer running; returns its system.jobs row. */
+  async waitForJob(jobId: string, timeoutMs = 15_000): Promise<Record<string, unknown>> {
+    return eventually(`job ${jobId}`, async () => {
+      const [job] = await this.rows('SELECT * FROM system.jobs WHERE job_id = $1', { params: [jobId] });
+      return job !== undefined && job.status !== 'running' ? job : null;
+    }, timeoutMs);
+  }
+
+  /** STORAGE FLUSH TABLE, then waits for the job and fails unless it completed; returns the job row. */
+  async flushAndWait(table: string): Promise<Record<string, unknown>> {
+    const [res] = await this.ok(`STORAGE FLUSH TABLE ${table}`);
+    const job = await this.waitForJob(jobIdOf(res!.message));
+    if (job.status !== 'completed') throw new Error(`flush of ${table} ended ${JSON.stringify(job)}`);
+    return job;
+  }
+
   async login(user: string, password: string): Promise<{ access_token: string; refresh_token: string }> {
     const res = await this.fetch('/v1/api/auth/login', {
       method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user, password }),
@@ -173,6 +189,24 @@ export class TestServer {
     await this.ok(`CREATE USER '${name}' WITH PASSWORD '${password}' ROLE ${role}`);
     return { user: name, password };
   }
+}
+
+/** Polls probe until it returns a truthy value, or throws after timeoutMs. */
+export async function eventually<T>(what: string, probe: () => Promise<T | undefined | null | false>, timeoutMs = 10_000, intervalMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+/** The job id in a "... Job ID: <id>" message. */
+export function jobIdOf(message: string | undefined): string {
+  const id = /Job ID: (\S+)$/.exec(message ?? '')?.[1];
+  if (id === undefined) throw new Error(`no job id in '${message}'`);
+  return id;
 }
 
 export type Auth = { user: string; password: string } | { token: string } | { header: string } | null;

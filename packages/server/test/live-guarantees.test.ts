@@ -107,14 +107,7 @@ describe('live delivery guarantees', { timeout: 120_000 }, () => {
     return c;
   };
   const flush = async (table: string): Promise<void> => {
-    const [res] = await server.ok(`STORAGE FLUSH TABLE ${table}`);
-    const id = /Job ID: (\S+)/.exec(res!.message!)?.[1];
-    assert.ok(id, res!.message);
-    const job = await eventually(`flush job ${id}`, async () => {
-      const [j] = await server.rows('SELECT status, error_message FROM system.jobs WHERE job_id = $1', { params: [id] });
-      return j && j.status !== 'running' ? j : null;
-    });
-    assert.equal(job.status, 'completed', JSON.stringify(job));
+    await server.flushAndWait(table);
   };
 
   before(async () => {

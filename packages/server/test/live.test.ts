@@ -51,14 +51,7 @@ describe('live queries', { timeout: 120_000 }, () => {
   const connect = async (auth: Creds | { token: string }): Promise<LiveClient> => track(await LiveClient.connect(server.url, auth));
 
   const flush = async (table: string): Promise<void> => {
-    const [res] = await server.ok(`STORAGE FLUSH TABLE ${table}`);
-    const id = /Job ID: (\S+)/.exec(res!.message!)?.[1];
-    assert.ok(id, res!.message);
-    const job = await eventually(`flush job ${id}`, async () => {
-      const [j] = await server.rows('SELECT status, error_message FROM system.jobs WHERE job_id = $1', { params: [id] });
-      return j && j.status !== 'running' ? j : null;
-    });
-    assert.equal(job.status, 'completed', JSON.stringify(job));
+    await server.flushAndWait(table);
   };
   const seqOf = async (table: string, id: number, auth: Creds = ROOT): Promise<string> => {
     const [row] = await server.rows(`SELECT _seq FROM ${table} WHERE id = ${id}`, { auth });
