@@ -15,6 +15,7 @@ import { HotStore } from './storage/hot/hot-store.js';
 import { Committer, MAX_SEQ_KEY } from './storage/hot/committer.js';
 import { DuckEngine } from './storage/duck/duck-engine.js';
 import { HotMirror } from './storage/duck/hot-mirror.js';
+import { engineMacros } from './sql/bind/engine-names.js';
 import { ColdStore } from './storage/cold/cold-store.js';
 import { JobStore } from './jobs/job-store.js';
 import { FlushService } from './jobs/flush-service.js';
@@ -47,23 +48,29 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const seqs = new SnowflakeGenerator();
   const maxSeq = catalog.meta.get(MAX_SEQ_KEY);
   if (typeof maxSeq === 'string') seqs.observe(BigInt(maxSeq));
+  // User SQL runs on an engine with no file access; the cold tier's files are read by a second one.
   const duck = await DuckEngine.open({
     threads: config.duckdbThreads, memoryLimit: config.duckdbMemoryLimit,
-    connections: config.queryConnections, queryTimeoutMs: config.queryTimeoutMs, storageDir: join(config.dataDir, 'storage'),
+    connections: config.queryConnections, queryTimeoutMs: config.queryTimeoutMs, storageDir: null,
+    setup: engineMacros(config.generatedValuesMax),
+  });
+  const files = await DuckEngine.open({
+    threads: config.duckdbThreads, memoryLimit: config.duckdbMemoryLimit,
+    connections: 2, queryTimeoutMs: config.queryTimeoutMs, storageDir: join(config.dataDir, 'storage'),
   });
   const passwords = new PasswordHasher();
   await ensureRoot(config, catalog, passwords, log);
   const tokens = new TokenService(jwtSecret(config), config.accessTokenTtlSeconds, config.refreshTokenTtlSeconds);
   const committer = new Committer(hot, seqs);
   if (typeof maxSeq === 'string') committer.committedMaxSeq = BigInt(maxSeq);
-  const cold = new ColdStore(join(config.dataDir, 'storage'), duck);
-  const mirror = new HotMirror(duck, hot, sourceColumns, cold, config.mirrorRowsMax, () => committer.committedMaxSeq);
+  const cold = new ColdStore(join(config.dataDir, 'storage'), files);
+  const mirror = new HotMirror(duck, files, hot, sourceColumns, cold, config.mirrorRowsMax, () => committer.committedMaxSeq);
   const jobs = new JobStore(hot, seqs, config.nodeId);
   await jobs.load(catalog.meta);
   const audit = new AuditLog(hot, seqs);
   audit.load(catalog.meta);
   const flush = new FlushService({
-    catalog, hot, cold, committer, duck, jobs, log, columnsOf: sourceColumns,
+    catalog, hot, cold, committer, duck: files, jobs, log, columnsOf: sourceColumns,
     compactSegmentsMax: config.compactSegmentsMax, concurrentFlushesMax: config.concurrentFlushesMax,
   });
   await flush.recover();
@@ -84,6 +91,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     listenPort: config.port,
     streams: new StreamStore(),
     audit,
+    log,
   };
   const evictionTimer = setInterval(() => void evictStreamEvents(services, log), STREAM_SWEEP_MS);
   evictionTimer.unref();
@@ -119,6 +127,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       await flush.stop();
       await committer.idle();
       duck.close();
+      files.close();
       await hot.close();
       log.info('stopped', {});
     })();

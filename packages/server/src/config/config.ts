@@ -32,6 +32,8 @@ export interface Config {
   readonly parseCacheEntries: number;
   /** Rows the hot mirror (DuckDB copies of queried partitions) may hold before it drops the least recently used. */
   readonly mirrorRowsMax: number;
+  /** Largest output of one size-amplifying call (repeat, lpad/rpad, range as a list, list_resize). */
+  readonly generatedValuesMax: number;
   /** Finished rows of system.jobs older than this are pruned. */
   readonly jobRetentionDays: number;
   /** A partition with more Parquet segments than this is compacted after a flush. */
@@ -69,6 +71,7 @@ export const defaults: Config = Object.freeze({
   duckdbMemoryLimit: '2GB',
   parseCacheEntries: 2048,
   mirrorRowsMax: 5_000_000,
+  generatedValuesMax: 10_000_000,
   jobRetentionDays: 7,
   compactSegmentsMax: 8,
   concurrentFlushesMax: 2,

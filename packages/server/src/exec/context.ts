@@ -18,6 +18,7 @@ import type { PasswordHasher } from '../auth/passwords.js';
 import type { CommittedChange } from '../storage/hot/committer.js';
 import type { StreamStore } from '../storage/stream/stream-store.js';
 import type { AuditLog } from '../auth/audit-log.js';
+import type { Logger } from '../util/log.js';
 
 export interface Services {
   readonly config: Config;
@@ -35,6 +36,7 @@ export interface Services {
   readonly passwords: PasswordHasher;
   readonly streams: StreamStore;
   readonly audit: AuditLog;
+  readonly log: Logger;
   /** The live-query server; absent until it is attached at start-up. */
   live: LiveControl | null;
   /** The port the server listens on (known once listening; the config may say 0). */

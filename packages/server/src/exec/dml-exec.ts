@@ -14,6 +14,7 @@ import { WriteConflictError, type RowWrite } from '../storage/hot/committer.js';
 import { messageResult, type RunContext, type Services, type StatementResult } from './context.js';
 import { duckToInput } from './duck-cells.js';
 import { DEFAULT_MARKER, NOT_CONSTANT, defaultValue, evalSimple, type EvalEnv } from './expr-eval.js';
+import type { SelectStmt } from '@pgsql/types';
 import { runQuery } from './query.js';
 import { pkEquality } from './select-exec.js';
 import type { VisibleRow } from './sources.js';
@@ -157,7 +158,7 @@ async function insertInputs(s: Services, ctx: RunContext, select: PgNode, width:
     }
     if (simple) return rows;
   }
-  const result = await runQuery(s, ctx, select);
+  const result = await runQuery(s, ctx, q);
   if (result.columnNames.length !== width) {
     throw execError(`INSERT has ${width} target column(s) but the query returns ${result.columnNames.length}`);
   }
@@ -258,14 +259,12 @@ async function matchRows(
 ): Promise<{ row: VisibleRow; extra: DuckDBValue[] }[]> {
   const pkCol = table.columns[primaryKeyIndex(table)]!;
   const column = (name: string): PgNode => ({ ResTarget: { val: { ColumnRef: { fields: [{ String: { sval: alias } }, { String: { sval: name } }] } } } });
-  const select = {
-    SelectStmt: {
-      targetList: [column(pkCol.name), column(SEQ_COLUMN), ...extra],
-      fromClause,
-      ...(whereClause ? { whereClause } : {}),
-      limitOption: 'LIMIT_OPTION_DEFAULT',
-      op: 'SETOP_NONE',
-    },
+  const select: SelectStmt = {
+    targetList: [column(pkCol.name), column(SEQ_COLUMN), ...extra],
+    fromClause,
+    ...(whereClause ? { whereClause } : {}),
+    limitOption: 'LIMIT_OPTION_DEFAULT',
+    op: 'SETOP_NONE',
   };
   const result = await runQuery(s, ctx, select);
   const seen = new Set<string>();

@@ -1,19 +1,20 @@
 /**
- * The general read path: bind the parse tree, give each source exactly the rows the caller may
- * see, run the deparsed SQL on DuckDB. Table sources are read from the hot mirror (kept in sync
- * with RocksDB); inside a transaction that wrote to a partition, that partition is materialized
- * with the transaction's own writes laid over. SELECT, INSERT ... SELECT, UPDATE and DELETE all
- * read through here; only primary-key point reads take the fast path in select-exec.
+ * The general read path: bind the parse tree (the bind layer resolves, checks and writes the engine
+ * SQL), give each relation slot exactly the rows the caller may see, have the engine's own parser
+ * confirm the statement reads nothing else, run it. Table sources are read from the hot mirror
+ * (kept in sync with RocksDB); inside a transaction that wrote to a partition, that partition is
+ * materialized with the transaction's own writes laid over. SELECT, INSERT ... SELECT, UPDATE and
+ * DELETE all read through here; only primary-key point reads take the fast path in select-exec.
  */
-import { deparseSync } from 'pgsql-deparser';
+import type { SelectStmt } from '@pgsql/types';
 import type { DuckDBValue } from '@duckdb/node-api';
 import { execError } from '../util/errors.js';
 import { partitionFor } from '../auth/access.js';
 import { primaryKeyIndex } from '../catalog/types.js';
-import type { PgNode } from '../sql/statement.js';
 import type { DuckResult, TempSource } from '../storage/duck/duck-engine.js';
 import type { MirrorLease } from '../storage/duck/hot-mirror.js';
-import { bindQuery, type BoundSource } from './bind.js';
+import { bindSelect, engineSql, type BoundQuery, type BoundSource } from '../sql/bind/bind-select.js';
+import { checkEngineSql, EngineCheckError } from '../sql/bind/engine-check.js';
 import type { RunContext, Services } from './context.js';
 import { sourceColumns, streamColumns, withSystemColumns } from './sources.js';
 import { systemRelation } from './system-tables.js';
@@ -23,36 +24,52 @@ export interface RunQueryOptions {
   readonly holdMirror?: boolean;
 }
 
-export async function runQuery(s: Services, ctx: RunContext, selectNode: PgNode): Promise<DuckResult>;
-export async function runQuery(s: Services, ctx: RunContext, selectNode: PgNode, options: RunQueryOptions): Promise<{ result: DuckResult; syncedSeq: bigint | null }>;
-export async function runQuery(
-  s: Services, ctx: RunContext, selectNode: PgNode, options?: RunQueryOptions,
-): Promise<DuckResult | { result: DuckResult; syncedSeq: bigint | null }> {
-  const bound = bindQuery(selectNode, {
+/** Binds a SELECT for the request's principal (the only way a parse tree reaches the engine). */
+export function bindForRequest(s: Services, ctx: RunContext, select: SelectStmt): BoundQuery {
+  return bindSelect(select, {
     catalog: s.catalog,
     principal: ctx.principal,
     namespace: ctx.namespace,
-    tempName: () => s.duck.tempName(),
+    tableFunctionRowsMax: s.config.resultRowsMax,
   });
+}
+
+export async function runQuery(s: Services, ctx: RunContext, select: SelectStmt): Promise<DuckResult>;
+export async function runQuery(s: Services, ctx: RunContext, select: SelectStmt, options: RunQueryOptions): Promise<{ result: DuckResult; syncedSeq: bigint | null }>;
+export async function runQuery(
+  s: Services, ctx: RunContext, select: SelectStmt, options?: RunQueryOptions,
+): Promise<DuckResult | { result: DuckResult; syncedSeq: bigint | null }> {
+  return runBound(s, ctx, bindForRequest(s, ctx, select), options);
+}
+
+export async function runBound(s: Services, ctx: RunContext, bound: BoundQuery): Promise<DuckResult>;
+export async function runBound(s: Services, ctx: RunContext, bound: BoundQuery, options?: RunQueryOptions): Promise<DuckResult | { result: DuckResult; syncedSeq: bigint | null }>;
+export async function runBound(
+  s: Services, ctx: RunContext, bound: BoundQuery, options?: RunQueryOptions,
+): Promise<DuckResult | { result: DuckResult; syncedSeq: bigint | null }> {
   const temps: TempSource[] = [];
   const leases: MirrorLease[] = [];
-  const relationNames = new Map<string, string>();
+  const relations: string[] = [];
+  /** Engine relation name → what the user called it, for error messages. */
   const displayNames = new Map<string, string>();
   try {
     for (const source of bound.sources) {
-      displayNames.set(source.tempName, source.kind === 'table' ? `${source.table.namespace}.${source.table.name}` : `system.${source.name}`);
-      const mirrored = await mirrorSource(s, ctx, source, bound.includeDeleted, options?.holdMirror === true);
-      if (mirrored !== null) {
-        leases.push(mirrored.lease);
-        relationNames.set(source.tempName, mirrored.relation);
-      } else {
-        temps.push(await tempSource(s, ctx, source, bound.includeDeleted));
-      }
+      const shown = source.kind === 'table' ? `${source.table.namespace}.${source.table.name}` : `system.${source.name}`;
+      const relation = await resolveSource(s, ctx, source, bound.includeDeleted, options?.holdMirror === true, leases, temps);
+      relations.push(relation);
+      displayNames.set(relation, shown);
+      displayNames.set(relation.split('.').pop()!, shown);
     }
-    renameRelations(bound.ast, relationNames);
-    for (const [placeholder, relation] of relationNames) displayNames.set(relation, displayNames.get(placeholder)!);
-    const sql = deparseSync({ SelectStmt: bound.ast.SelectStmt ?? bound.ast });
-    const result = await s.duck.query(sql, duckParams(ctx.params), temps);
+    const sql = engineSql(bound, relations);
+    const allow = { relations: new Set(relations), cteNames: bound.cteNames };
+    const result = await s.duck.query(sql, duckParams(ctx.params), temps, (serialized) => {
+      try {
+        checkEngineSql(serialized, allow);
+      } catch (error) {
+        if (error instanceof EngineCheckError) s.log?.warn('security: engine check refused a statement', { user: ctx.caller.userId, as_user: ctx.principal.userId, reason: error.reason });
+        throw error;
+      }
+    });
     if (result.rows.length > s.config.resultRowsMax) {
       throw execError(`Result has more than ${s.config.resultRowsMax} rows: add a LIMIT or a narrower WHERE`);
     }
@@ -60,51 +77,50 @@ export async function runQuery(
     const synced = leases.map((l) => l.syncedSeq);
     return { result, syncedSeq: synced.length === 0 ? null : synced.reduce((a, b) => (a < b ? a : b)) };
   } catch (error) {
-    if (error instanceof Error) error.message = error.message.replace(/\b(kt|m)_\d+(_live)?\b/g, (m) => displayNames.get(m) ?? m);
+    if (error instanceof Error) error.message = internalNamesHidden(error.message, displayNames, bound.cteNames);
     throw error;
   } finally {
     for (const lease of leases) lease.release();
   }
 }
 
-async function mirrorSource(
-  s: Services, ctx: RunContext, source: BoundSource, includeDeleted: boolean, hold: boolean,
-): Promise<{ lease: MirrorLease; relation: string } | null> {
-  if (source.kind !== 'table' || source.table.type === 'STREAM') return null;
-  const partition = partitionFor(ctx.principal, source.table);
-  if (ctx.tx !== null && ctx.tx.overlay(source.table, partition).length > 0) return null;
-  const lease = await s.mirror.acquire(source.table, partition, hold);
-  return { lease, relation: includeDeleted ? lease.allName : lease.liveName };
-}
-
-async function tempSource(s: Services, ctx: RunContext, source: BoundSource, includeDeleted: boolean): Promise<TempSource> {
+/** The engine relation for one slot: a mirror view, or a temp table made for this statement. */
+async function resolveSource(
+  s: Services, ctx: RunContext, source: BoundSource, includeDeleted: boolean, hold: boolean, leases: MirrorLease[], temps: TempSource[],
+): Promise<string> {
   if (source.kind === 'system') {
     const rel = systemRelation(s, source.name, ctx.principal);
-    return { name: source.tempName, columns: rel.columns, rows: rel.rows };
+    return pushTemp(s, temps, { columns: rel.columns, rows: rel.rows });
   }
   const table = source.table;
-  if (table.type === 'STREAM') {
-    const events = s.streams.read(table, partitionFor(ctx.principal, table));
-    return { name: source.tempName, columns: streamColumns(table), rows: events.map((e) => [...e.values, e.seq]) };
-  }
   const partition = partitionFor(ctx.principal, table);
+  if (table.type === 'STREAM') {
+    const events = s.streams.read(table, partition);
+    return pushTemp(s, temps, { columns: streamColumns(table), rows: events.map((e) => [...e.values, e.seq]) });
+  }
+  const lease = await s.mirror.acquire(table, partition, hold);
+  leases.push(lease);
+  if (ctx.tx === null || ctx.tx.overlay(table, partition).length === 0) return includeDeleted ? lease.allName : lease.liveName;
+  // The transaction wrote here: its writes laid over the hot rows, merged with the mirror's cold rows.
   const hot = await s.sources.hotWithOverlay(table, partition, ctx.tx);
   const pk = table.columns[primaryKeyIndex(table)]!.name;
-  return {
-    name: source.tempName, columns: sourceColumns(table), rows: hot.map(withSystemColumns),
-    merge: { coldFiles: s.cold.files(table, partition), pk, liveOnly: !includeDeleted, disjoint: s.cold.disjoint(table, partition) },
-  };
+  return pushTemp(s, temps, {
+    columns: sourceColumns(table), rows: hot.map(withSystemColumns),
+    merge: { coldRelation: lease.coldName, pk, liveOnly: !includeDeleted },
+  });
 }
 
-function renameRelations(node: PgNode, names: ReadonlyMap<string, string>): void {
-  if (names.size === 0) return;
-  if (Array.isArray(node)) { for (const n of node) renameRelations(n, names); return; }
-  if (node === null || typeof node !== 'object') return;
-  if (node.RangeVar) {
-    const renamed = names.get(node.RangeVar.relname);
-    if (renamed !== undefined) node.RangeVar.relname = renamed;
-  }
-  for (const key in node) renameRelations(node[key], names);
+function pushTemp(s: Services, temps: TempSource[], source: Omit<TempSource, 'name'>): string {
+  const name = s.duck.tempName();
+  temps.push({ ...source, name });
+  return `temp.main.${name}`;
+}
+
+/** Engine relation names (`memory.main.m_3_live`, `kt_7`) never reach a client: they say which table instead. */
+function internalNamesHidden(message: string, displayNames: ReadonlyMap<string, string>, cteNames: ReadonlyMap<string, string>): string {
+  return message
+    .replace(/\b(?:(?:memory|temp)\.main\.)?((?:kt|m)_\d+(?:_live|_hot|_cold|_h)?)\b/g, (m, bare: string) => displayNames.get(m) ?? displayNames.get(bare) ?? 'relation')
+    .replace(/\bkalam_cte_\d+\b/g, (m) => cteNames.get(m) ?? 'cte');
 }
 
 /** JSON params as DuckDB values: numbers, strings, booleans and null pass through. */

@@ -8,6 +8,7 @@ import { snowflakeAtMs } from '../util/snowflake.js';
 import { primaryKeyIndex, qualifiedName, type StoredValue, type TableDef } from '../catalog/types.js';
 import type { Principal } from '../auth/access.js';
 import type { Services } from '../exec/context.js';
+import type { SelectStmt } from '@pgsql/types';
 import { runQuery } from '../exec/query.js';
 import { decodeColdRow } from '../exec/sources.js';
 import type { RowVersion } from '../storage/hot/row-codec.js';
@@ -28,15 +29,13 @@ export async function snapshotRows(s: Services, principal: Principal, q: Subscri
   const table = q.table;
   if (table.type === 'STREAM') return streamSnapshot(s, principal, q, lastRows);
   const seqRef = { ColumnRef: { fields: [{ String: { sval: '_seq' } }] } };
-  const select = {
-    SelectStmt: {
-      targetList: [{ ResTarget: { val: { ColumnRef: { fields: [{ A_Star: {} }] } } } }],
-      fromClause: [{ RangeVar: { schemaname: table.namespace, relname: table.name, inh: true, relpersistence: 'p' } }],
-      ...(q.where ? { whereClause: q.where } : {}),
-      sortClause: [{ SortBy: { node: seqRef, sortby_dir: lastRows !== null ? 'SORTBY_DESC' : 'SORTBY_ASC', sortby_nulls: 'SORTBY_NULLS_DEFAULT' } }],
-      ...(lastRows !== null ? { limitCount: { A_Const: { ival: { ival: lastRows } } }, limitOption: 'LIMIT_OPTION_COUNT' } : { limitOption: 'LIMIT_OPTION_DEFAULT' }),
-      op: 'SETOP_NONE',
-    },
+  const select: SelectStmt = {
+    targetList: [{ ResTarget: { val: { ColumnRef: { fields: [{ A_Star: {} }] } } } }],
+    fromClause: [{ RangeVar: { schemaname: table.namespace, relname: table.name, inh: true, relpersistence: 'p' } }],
+    ...(q.where ? { whereClause: q.where } : {}),
+    sortClause: [{ SortBy: { node: seqRef, sortby_dir: lastRows !== null ? 'SORTBY_DESC' : 'SORTBY_ASC', sortby_nulls: 'SORTBY_NULLS_DEFAULT' } }],
+    ...(lastRows !== null ? { limitCount: { A_Const: { ival: { ival: lastRows } } }, limitOption: 'LIMIT_OPTION_COUNT' as const } : { limitOption: 'LIMIT_OPTION_DEFAULT' as const }),
+    op: 'SETOP_NONE',
   };
   const ctx = { caller: principal, principal, namespace: table.namespace, params: [], tx: null };
   const { result, syncedSeq } = await runQuery(s, ctx, select, { holdMirror: true });

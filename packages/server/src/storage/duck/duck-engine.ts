@@ -1,8 +1,10 @@
 /**
- * DuckDB: the SQL engine user queries run on. Rows each query may see are materialized into
- * connection-local temp tables (the read path's "sources"), the bound SQL runs over them, and the
- * temp tables are dropped. File access is disabled and the configuration locked, so user SQL
- * cannot reach the filesystem even if a table function slipped past the binder.
+ * DuckDB instances. The server runs two: the query engine, where user SQL runs over relations
+ * holding exactly the rows each statement may see, with no file access at all (not even to the
+ * cold tier) and its configuration locked; and the file engine, which reads and writes the cold
+ * tier's Parquet segments for flushes, compaction, point lookups and for loading segments into
+ * the query engine, and never runs SQL a user wrote. So even SQL that slipped past the bind
+ * layer's checks could not list, read or overwrite a file.
  */
 import {
   DuckDBConnection, DuckDBDateValue, DuckDBDecimalValue, DuckDBInstance, DuckDBTimeValue, DuckDBTimestampValue,
@@ -17,17 +19,22 @@ export interface DuckConfig {
   readonly memoryLimit: string;
   readonly connections: number;
   readonly queryTimeoutMs: number;
-  /** The cold tier's directory: the only place DuckDB may read or write files. */
-  readonly storageDir: string;
+  /** The file engine: the cold tier's directory, the only place it may read or write. The query engine: null. */
+  readonly storageDir: string | null;
+  /** Statements run once at start-up, before the configuration is locked (the query engine's macros). */
+  readonly setup?: readonly string[];
 }
+
+/** Reads the engine's own parse of a statement (json_serialize_sql) and throws unless it may run. */
+export type EngineVerifier = (serializedStatement: string) => void;
 
 /** A relation a query reads: columns and rows already resolved to "newest version, visible". */
 export interface TempSource {
   readonly name: string;
   readonly columns: readonly SourceColumn[];
   readonly rows: readonly (readonly StoredValue[])[];
-  /** Hot rows to merge with a partition's cold segments (the rows include tombstones then). */
-  readonly merge?: { readonly coldFiles: readonly string[]; readonly pk: string; readonly liveOnly: boolean; readonly disjoint: boolean };
+  /** Hot rows to merge with a partition's cold rows (a relation in this engine; the rows include tombstones then). */
+  readonly merge?: { readonly coldRelation: string | null; readonly pk: string; readonly liveOnly: boolean };
 }
 
 export interface SourceColumn {
@@ -63,12 +70,16 @@ export class DuckEngine {
     for (let i = 0; i < config.connections; i++) {
       engine.idle.push(await instance.connect());
     }
-    // Instance-wide: files only under the storage dir, and no statement can change that.
-    const dir = config.storageDir.endsWith('/') ? config.storageDir : `${config.storageDir}/`;
-    await engine.idle[0]!.run(`SET allowed_directories = [${sqlString(dir)}]`);
-    // Segments are immutable: their footers can be cached across queries.
-    await engine.idle[0]!.run('SET parquet_metadata_cache = true');
-    await engine.idle[0]!.run('SET enable_external_access = false');
+    const conn = engine.idle[0]!;
+    if (config.storageDir !== null) {
+      // Instance-wide: files only under the storage dir, and no statement can change that.
+      const dir = config.storageDir.endsWith('/') ? config.storageDir : `${config.storageDir}/`;
+      await conn.run(`SET allowed_directories = [${sqlString(dir)}]`);
+      // Segments are immutable: their footers can be cached across queries.
+      await conn.run('SET parquet_metadata_cache = true');
+    }
+    for (const statement of config.setup ?? []) await conn.run(statement);
+    await conn.run('SET enable_external_access = false');
     await engine.idle[0]!.run('SET lock_configuration = true');
     return engine;
   }
@@ -84,12 +95,19 @@ export class DuckEngine {
     return `kt_${++this.tempCounter}`;
   }
 
-  /** Materializes the sources, runs one statement with positional params, drops the sources. */
-  async query(sql: string, params: readonly DuckDBValue[], sources: readonly TempSource[]): Promise<DuckResult> {
+  /**
+   * Materializes the sources, runs one statement with positional params, drops the sources. With a
+   * verifier, the engine's own parser reads the statement first and it runs only if that passes.
+   */
+  async query(sql: string, params: readonly DuckDBValue[], sources: readonly TempSource[], verify?: EngineVerifier): Promise<DuckResult> {
     const conn = await this.acquire();
     const created: string[] = [];
     const timer = setTimeout(() => conn.interrupt(), this.config.queryTimeoutMs);
     try {
+      if (verify !== undefined) {
+        const serialized = await conn.run('SELECT json_serialize_sql($1::VARCHAR)', [sql]);
+        verify(String((await serialized.getRows())[0]![0]));
+      }
       for (const source of sources) await this.materialize(conn, source, created);
       const result = await conn.run(sql, params as DuckDBValue[]);
       const columnCount = result.columnCount;
@@ -124,6 +142,30 @@ export class DuckEngine {
   }
 
   /**
+   * Runs `sql` here and appends its rows, chunk by chunk and without converting them to JS values,
+   * to `table` through `target` (a connection of another instance). Returns the row count.
+   */
+  async copyInto(sql: string, target: DuckDBConnection, table: string, catalog: 'temp' | 'memory'): Promise<number> {
+    return this.withConnection(async (conn) => {
+      const result = await conn.stream(sql);
+      const appender = await target.createAppender(table, 'main', catalog);
+      let rows = 0;
+      try {
+        for (;;) {
+          const chunk = await result.fetchChunk();
+          if (chunk === null || chunk.rowCount === 0) break;
+          appender.appendDataChunk(chunk);
+          rows += chunk.rowCount;
+        }
+        appender.flushSync();
+      } finally {
+        appender.closeSync();
+      }
+      return rows;
+    });
+  }
+
+  /**
    * Creates a source's temp relations, recording each in `created` as soon as it exists (views
    * first, so the caller drops them before their tables) so a failure halfway leaks nothing.
    */
@@ -138,8 +180,8 @@ export class DuckEngine {
     await conn.run(`CREATE TEMP TABLE ${hot} (${columnList(source.columns)})`);
     created.push(`TABLE temp.main.${hot}`);
     await appendRows(conn, hot, 'temp', source.columns, source.rows);
-    const { coldFiles, pk, liveOnly, disjoint } = source.merge;
-    await conn.run(`CREATE TEMP VIEW ${source.name} AS ${mergedRelationSql(`temp.main.${hot}`, coldFiles, pk, liveOnly, disjoint)}`);
+    const { coldRelation, pk, liveOnly } = source.merge;
+    await conn.run(`CREATE TEMP VIEW ${source.name} AS ${mergedRelationSql(`temp.main.${hot}`, coldRelation, pk, liveOnly)}`);
     created.unshift(`VIEW temp.main.${source.name}`);
   }
 

@@ -1,7 +1,8 @@
 /**
- * The hot mirror: for each (table, partition) that queries read, a DuckDB table holding the newest
- * hot version of every key (tombstones included), and two views merging it with the partition's cold
- * Parquet segments (all versions' newest per key, and live rows only). It is kept up to date
+ * The hot mirror: for each (table, partition) that queries read, a query-engine table holding the
+ * newest hot version of every key (tombstones included), a table of the partition's cold rows
+ * (loaded from its Parquet segments by the file engine, since the query engine cannot open files),
+ * and two views merging them (newest per key, and live rows only). It is kept up to date
  * from the committer's changes, applied lazily before the next query that reads it, so a query
  * costs the SQL itself instead of copying the partition into DuckDB every time. Mirrors are
  * dropped least-recently-used past a row budget.
@@ -19,7 +20,7 @@ import type { HotStore } from '../hot/hot-store.js';
 import { encodePk } from '../hot/keys.js';
 import type { RowVersion } from '../hot/row-codec.js';
 import { appendRows, columnList, duckType, type DuckEngine, type SourceColumn } from './duck-engine.js';
-import { mergedRelationSql } from './merged-relation.js';
+import { coldRowsSql, mergedRelationSql } from './merged-relation.js';
 
 export interface MirrorLease {
   /** Every change with a `_seq` up to this one is reflected (exactly, while the lease holds the mirror). */
@@ -28,6 +29,8 @@ export interface MirrorLease {
   readonly liveName: string;
   /** Relation with tombstones too (for queries that filter on _deleted). */
   readonly allName: string;
+  /** The partition's cold rows (newest per key), or null when nothing is flushed. */
+  readonly coldName: string | null;
   release(): void;
 }
 
@@ -41,6 +44,7 @@ interface Entry {
   loaded: boolean;
   /** The cold manifest the views were built for; a flush or compaction replaces it. */
   coldVersion: unknown;
+  hasCold: boolean;
   rows: number;
   refs: number;
   lastUsed: number;
@@ -65,6 +69,8 @@ export class HotMirror {
 
   constructor(
     private readonly duck: DuckEngine,
+    /** Reads the cold segments (the query engine has no file access). */
+    private readonly files: DuckEngine,
     private readonly hot: HotStore,
     private readonly columnsOf: MirrorColumns,
     private readonly cold: ColdView,
@@ -91,7 +97,7 @@ export class HotMirror {
       if (entry !== undefined) this.retire(entry);
       entry = {
         key, table, partition, name: `m_${++this.counter}`, lock: new Mutex(), pending: [],
-        loaded: false, coldVersion: undefined, rows: 0, refs: 0, lastUsed: 0, dropped: false,
+        loaded: false, coldVersion: undefined, hasCold: false, rows: 0, refs: 0, lastUsed: 0, dropped: false,
       };
       this.entries.set(key, entry);
     }
@@ -113,8 +119,9 @@ export class HotMirror {
     let released = false;
     return {
       syncedSeq,
-      liveName: `${e.name}_live`,
-      allName: e.name,
+      liveName: `memory.main.${e.name}_live`,
+      allName: `memory.main.${e.name}`,
+      coldName: e.hasCold ? `memory.main.${e.name}_cold` : null,
       release: () => {
         assert(!released, 'mirror lease released twice');
         released = true;
@@ -182,21 +189,31 @@ export class HotMirror {
     entry.pending = [];
     const rows = scanned.length === 0 && pending.length === 0 ? [] : [...newestByKey(entry.table, [...scanned, ...pending]).values()];
     const columns = this.columnsOf(entry.table);
+    let coldRows = 0;
     await this.duck.withConnection(async (conn) => {
-      const hotName = `memory.main.${entry.name}_hot`;
+      const base = `memory.main.${entry.name}`;
       const pk = columns[primaryKeyIndex(entry.table)]!.name;
-      await conn.run(`DROP VIEW IF EXISTS memory.main.${entry.name}_live`);
-      await conn.run(`DROP VIEW IF EXISTS memory.main.${entry.name}`);
-      await conn.run(`DROP TABLE IF EXISTS ${hotName}`);
-      await conn.run(`CREATE TABLE ${hotName} (${columnList(columns)})`);
-      await conn.run(`CREATE VIEW memory.main.${entry.name} AS ${mergedRelationSql(hotName, coldFiles, pk, false, disjoint)}`);
-      await conn.run(`CREATE VIEW memory.main.${entry.name}_live AS ${mergedRelationSql(hotName, coldFiles, pk, true, disjoint)}`);
+      await conn.run(`DROP VIEW IF EXISTS ${base}_live`);
+      await conn.run(`DROP VIEW IF EXISTS ${base}`);
+      await conn.run(`DROP TABLE IF EXISTS ${base}_hot`);
+      await conn.run(`DROP TABLE IF EXISTS ${base}_cold`);
+      await conn.run(`CREATE TABLE ${base}_hot (${columnList(columns)})`);
+      let coldName: string | null = null;
+      if (coldFiles.length > 0) {
+        coldName = `${base}_cold`;
+        await conn.run(`CREATE TABLE ${coldName} (${columnList(columns)})`);
+        const typed = columns.map((c) => ({ name: c.name, sqlType: duckType(c) }));
+        coldRows = await this.files.copyInto(coldRowsSql(coldFiles, typed, pk, disjoint), conn, `${entry.name}_cold`, 'memory');
+      }
+      await conn.run(`CREATE VIEW ${base} AS ${mergedRelationSql(`${base}_hot`, coldName, pk, false)}`);
+      await conn.run(`CREATE VIEW ${base}_live AS ${mergedRelationSql(`${base}_hot`, coldName, pk, true)}`);
       await appendRows(conn, `${entry.name}_hot`, 'memory', columns, rows.map(mirrorRow));
     });
+    entry.hasCold = coldFiles.length > 0;
     entry.coldVersion = coldVersion;
     entry.loaded = true;
-    this.totalRows += rows.length - entry.rows;
-    entry.rows = rows.length;
+    this.totalRows += rows.length + coldRows - entry.rows;
+    entry.rows = rows.length + coldRows;
     return syncedSeq;
   }
 
@@ -223,6 +240,7 @@ export class HotMirror {
         await conn.run(`DROP VIEW IF EXISTS memory.main.${entry.name}_live`);
         await conn.run(`DROP VIEW IF EXISTS memory.main.${entry.name}`);
         await conn.run(`DROP TABLE IF EXISTS memory.main.${entry.name}_hot`);
+        await conn.run(`DROP TABLE IF EXISTS memory.main.${entry.name}_cold`);
       }),
     ).catch(() => undefined);
   }

@@ -1,20 +1,26 @@
 /**
- * The SQL of a table partition seen as one relation: hot rows (a DuckDB table) plus the cold
- * Parquet segments, newest version per primary key, tombstones dropped unless asked for. A hot
- * version always beats a cold one (it is newer, or the same version during a flush hand-over);
- * between segments the largest `_seq` wins, a window dedupe that is skipped when the segments' key
- * ranges do not overlap (the common case for time-ordered keys, and always after compaction).
+ * The SQL of a table partition seen as one relation: hot rows (a DuckDB table) plus the cold rows
+ * (a DuckDB table loaded from the partition's Parquet segments, newest version per key), newest
+ * version per primary key, tombstones dropped unless asked for. A hot version always beats a cold
+ * one (it is newer, or the same version during a flush hand-over).
  */
 import { sqlIdent, sqlString } from './duck-engine.js';
 
-/** `disjoint`: the manifest proves no key is in two segments, so no per-key dedupe between them is needed. */
-export function mergedRelationSql(hotRelation: string, coldFiles: readonly string[], pk: string, liveOnly: boolean, disjoint = false): string {
+export function mergedRelationSql(hotRelation: string, coldRelation: string | null, pk: string, liveOnly: boolean): string {
   const live = liveOnly ? ` WHERE NOT "_deleted"` : '';
-  if (coldFiles.length === 0) return `SELECT * FROM ${hotRelation}${live}`;
-  const files = `read_parquet([${coldFiles.map(sqlString).join(', ')}])`;
-  const cold = coldFiles.length === 1 || disjoint
-    ? `SELECT * FROM ${files}`
-    : `SELECT * FROM ${files} QUALIFY row_number() OVER (PARTITION BY ${sqlIdent(pk)} ORDER BY "_seq" DESC) = 1`;
-  const merged = `SELECT * FROM ${hotRelation} UNION ALL SELECT * FROM (${cold}) c WHERE NOT EXISTS (SELECT 1 FROM ${hotRelation} h WHERE h.${sqlIdent(pk)} = c.${sqlIdent(pk)})`;
+  if (coldRelation === null) return `SELECT * FROM ${hotRelation}${live}`;
+  const merged = `SELECT * FROM ${hotRelation} UNION ALL SELECT * FROM ${coldRelation} c WHERE NOT EXISTS (SELECT 1 FROM ${hotRelation} h WHERE h.${sqlIdent(pk)} = c.${sqlIdent(pk)})`;
   return liveOnly ? `SELECT * FROM (${merged}) WHERE NOT "_deleted"` : merged;
+}
+
+/**
+ * The file engine's query for a partition's cold rows: every segment, newest version per key (the
+ * per-key dedupe is skipped when the manifest proves the segments' key ranges disjoint), cast to
+ * the exact column types of the query engine's table.
+ */
+export function coldRowsSql(coldFiles: readonly string[], columns: readonly { name: string; sqlType: string }[], pk: string, disjoint: boolean): string {
+  const select = columns.map((c) => `CAST(${sqlIdent(c.name)} AS ${c.sqlType}) AS ${sqlIdent(c.name)}`).join(', ');
+  const files = `read_parquet([${coldFiles.map(sqlString).join(', ')}])`;
+  const dedupe = coldFiles.length === 1 || disjoint ? '' : ` QUALIFY row_number() OVER (PARTITION BY ${sqlIdent(pk)} ORDER BY "_seq" DESC) = 1`;
+  return `SELECT ${select} FROM ${files}${dedupe}`;
 }

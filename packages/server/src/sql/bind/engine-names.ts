@@ -1,0 +1,131 @@
+/**
+ * What the SQL engine may be asked to run, by name: the functions, table functions and types the
+ * emitter writes and the engine check accepts. Everything else is refused. The lists are explicit
+ * (not read from the engine at start-up) so an engine upgrade adds nothing without a review:
+ * excluded on purpose are file readers, catalog and settings functions (duckdb_*, pg_*, current_setting,
+ * getvariable, query), sequences (nextval), sleeping, logging, and SQL (de)serialization.
+ */
+
+/** PostgreSQL function spellings (after the pg_catalog prefix is dropped) and their engine names. */
+export const FUNCTION_RENAMES: ReadonlyMap<string, string> = new Map([
+  ['extract', 'date_part'],
+  ['btrim', 'trim'],
+  ['position', 'strpos'],
+  ['char_length', 'length'],
+  ['character_length', 'length'],
+  ['pg_catalog.substring', 'substring'],
+  // Size-amplifying functions go through server-defined macros that refuse huge sizes.
+  ['repeat', 'kalam_repeat'],
+  ['lpad', 'kalam_lpad'],
+  ['rpad', 'kalam_rpad'],
+  ['range', 'kalam_range'],
+  ['generate_series', 'kalam_generate_series'],
+  ['array_resize', 'kalam_list_resize'],
+  ['list_resize', 'kalam_list_resize'],
+]);
+
+/** Table functions user SQL may call (their sizes are checked by the binder). */
+export const TABLE_FUNCTIONS: ReadonlySet<string> = new Set(['range', 'generate_series', 'unnest']);
+
+const SCALAR = `
+abs acos acosh add age array_append array_apply array_cat array_concat array_contains array_cosine_distance
+array_cosine_similarity array_cross_product array_distance array_distinct array_dot_product array_extract array_filter
+array_grade_up array_has array_has_all array_has_any array_indexof array_inner_product array_intersect array_length
+array_negative_dot_product array_negative_inner_product array_pop_back array_pop_front array_position array_prepend
+array_push_back array_push_front array_reduce array_reverse array_reverse_sort array_select array_slice array_sort
+array_to_json array_to_string array_transform array_unique array_value array_where array_zip ascii asin asinh atan atan2
+atanh base64 bin bit_count bit_length bit_position cardinality cbrt ceil ceiling century chr coalesce concat concat_ws
+contains cos cosh cot current_date current_localtime current_localtimestamp damerau_levenshtein date_add date_diff
+date_part date_sub date_trunc datediff datepart datesub datetrunc day dayname dayofmonth dayofweek dayofyear
+days_in_month decade decode degrees divide editdist3 element_at encode ends_with epoch epoch_ms epoch_ns epoch_us
+equi_width_bins era error even exp factorial fdiv filter flatten floor fmod format_bytes from_base64 from_binary
+from_hex from_json from_json_strict gamma gcd gen_random_uuid get_bit get_current_time get_current_timestamp greatest
+greatest_common_divisor grouping hamming hash hex hour ilike_escape instr isfinite isinf isnan isodow isoyear jaccard
+jaro_similarity jaro_winkler_similarity json json_array json_array_length json_contains json_exists json_extract
+json_extract_path json_extract_path_text json_extract_string json_keys json_merge_patch json_object json_pretty json_quote
+json_structure json_transform json_transform_strict json_type json_valid json_value julian last_day lcase lcm least
+least_common_multiple left left_grapheme len length length_grapheme levenshtein lgamma like_escape list_aggr
+list_aggregate list_any_value list_append list_apply list_approx_count_distinct list_avg list_bit_and list_bit_or
+list_bit_xor list_bool_and list_bool_or list_cat list_concat list_contains list_cosine_distance list_cosine_similarity
+list_count list_distance list_distinct list_dot_product list_element list_entropy list_extract list_filter list_first
+list_grade_up list_has list_has_all list_has_any list_histogram list_indexof list_inner_product list_intersect
+list_kurtosis list_kurtosis_pop list_last list_mad list_max list_median list_min list_mode list_negative_dot_product
+list_negative_inner_product list_pack list_position list_prepend list_product list_reduce list_reverse list_reverse_sort
+list_select list_sem list_skewness list_slice list_sort list_stddev_pop list_stddev_samp list_string_agg list_sum
+list_transform list_unique list_value list_var_pop list_var_samp list_where list_zip ln log log10 log2 lower ltrim
+make_date make_time make_timestamp make_timestamp_ms make_timestamp_ns make_timestamptz map map_concat map_contains
+map_contains_entry map_contains_value map_entries map_extract map_extract_value map_from_entries map_keys map_values md5
+md5_number md5_number_lower md5_number_upper microsecond millennium millisecond minute mismatches mod month monthname
+multiply nanosecond nextafter nfc_normalize normalized_interval not_ilike_escape not_like_escape now nullif
+octet_length ord pi pow power prefix quarter radians random reduce regexp_escape regexp_extract regexp_extract_all
+regexp_full_match regexp_matches regexp_replace regexp_split_to_array replace reverse right right_grapheme round
+round_even roundbankers row row_to_json rtrim second set_bit sha1 sha256 sign signbit sin sinh split split_part sqrt
+starts_with str_split str_split_regex strftime string_split string_split_regex string_to_array strip_accents strlen strpos
+strptime struct_concat struct_contains struct_extract struct_extract_at struct_has struct_indexof struct_insert
+struct_keys struct_pack struct_position struct_update struct_values substr substring substring_grapheme subtract suffix
+tan tanh time_bucket timezone timezone_hour timezone_minute to_base to_base64 to_binary to_centuries to_days to_decades
+to_hex to_hours to_json to_microseconds to_millennia to_milliseconds to_minutes to_months to_quarters to_seconds
+to_timestamp to_weeks to_years today transaction_timestamp translate trim trunc try_strptime typeof ucase unbin unhex
+unicode union_extract union_tag union_value upper url_decode url_encode uuid uuid_extract_timestamp uuid_extract_version
+uuidv4 uuidv7 week weekday weekofyear xor year yearweek
+kalam_repeat kalam_lpad kalam_rpad kalam_range kalam_generate_series kalam_list_resize
+`;
+
+const AGGREGATE_AND_WINDOW = `
+any_value approx_count_distinct approx_quantile arbitrary arg_max arg_max_null arg_min arg_min_null argmax argmin
+array_agg avg bit_and bit_or bit_xor bool_and bool_or corr count count_if count_star countif covar_pop covar_samp
+cume_dist dense_rank entropy favg first first_value fsum geomean geometric_mean group_concat histogram kahan_sum
+kurtosis kurtosis_pop lag last last_value lead list listagg mad max max_by mean median min min_by mode nth_value ntile
+percent_rank percentile_cont percentile_disc product quantile quantile_cont quantile_disc rank regr_avgx regr_avgy
+regr_count regr_intercept regr_r2 regr_slope regr_sxx regr_sxy regr_syy reservoir_quantile row_number sem skewness
+stddev stddev_pop stddev_samp string_agg sum sumkahan var_pop var_samp variance weighted_avg wavg
+`;
+
+/** Operators appear in the engine's parse tree as functions named by their symbol. */
+const OPERATORS = '! !__postfix !~~ !~~* % & && * ** + - ->> -> / // << <=> <@ >> @ @> ^ ^@ | || ~ ~~ ~~* ~~~ !~ ~* !~*';
+
+const words = (text: string): string[] => text.split(/\s+/).filter((w) => w.length > 0);
+
+/** Functions (scalar, aggregate, window, operators) the engine check accepts. */
+export const ENGINE_FUNCTIONS: ReadonlySet<string> = new Set([...words(SCALAR), ...words(AGGREGATE_AND_WINDOW), ...words(OPERATORS)]);
+
+/** Function names as user SQL spells them: the engine names plus the PostgreSQL spellings we rename. */
+export function isAllowedFunction(name: string): boolean {
+  return ENGINE_FUNCTIONS.has(FUNCTION_RENAMES.get(name) ?? name) || FUNCTION_RENAMES.has(name);
+}
+
+/**
+ * Type names accepted in casts, as PostgreSQL's parser leaves them (pg_catalog names lose their
+ * prefix first), mapped to engine type text. Anything else is refused rather than passed through.
+ */
+export const CAST_TYPES: ReadonlyMap<string, string> = new Map([
+  ['bool', 'BOOLEAN'], ['boolean', 'BOOLEAN'],
+  ['int2', 'SMALLINT'], ['smallint', 'SMALLINT'],
+  ['int4', 'INTEGER'], ['int', 'INTEGER'], ['integer', 'INTEGER'],
+  ['int8', 'BIGINT'], ['bigint', 'BIGINT'], ['hugeint', 'HUGEINT'],
+  ['float4', 'REAL'], ['real', 'REAL'], ['float', 'DOUBLE'], ['float8', 'DOUBLE'], ['double', 'DOUBLE'],
+  ['numeric', 'DECIMAL'], ['decimal', 'DECIMAL'],
+  ['text', 'VARCHAR'], ['varchar', 'VARCHAR'], ['bpchar', 'VARCHAR'], ['char', 'VARCHAR'], ['string', 'VARCHAR'],
+  ['timestamp', 'TIMESTAMP'], ['timestamptz', 'TIMESTAMPTZ'], ['date', 'DATE'], ['time', 'TIME'], ['interval', 'INTERVAL'],
+  ['json', 'JSON'], ['jsonb', 'JSON'], ['uuid', 'UUID'], ['bytea', 'BLOB'], ['blob', 'BLOB'],
+]);
+
+/**
+ * Server-defined macros behind the renamed size-amplifying functions: they refuse outputs past
+ * `limit` elements or characters before the engine allocates them.
+ */
+export function engineMacros(limit: number): string[] {
+  const tooLarge = (what: string): string => `error('${what} would produce more than ${limit} elements')`;
+  return [
+    `CREATE OR REPLACE MACRO kalam_repeat(s, n) AS CASE WHEN length(s::VARCHAR) * greatest(n, 0) > ${limit} THEN ${tooLarge('repeat')} ELSE repeat(s, n) END`,
+    `CREATE OR REPLACE MACRO kalam_lpad(s, n) AS CASE WHEN n > ${limit} THEN ${tooLarge('lpad')} ELSE lpad(s, n, ' ') END,
+       (s, n, f) AS CASE WHEN n > ${limit} THEN ${tooLarge('lpad')} ELSE lpad(s, n, f) END`,
+    `CREATE OR REPLACE MACRO kalam_rpad(s, n) AS CASE WHEN n > ${limit} THEN ${tooLarge('rpad')} ELSE rpad(s, n, ' ') END,
+       (s, n, f) AS CASE WHEN n > ${limit} THEN ${tooLarge('rpad')} ELSE rpad(s, n, f) END`,
+    `CREATE OR REPLACE MACRO kalam_list_resize(l, n) AS CASE WHEN n > ${limit} THEN ${tooLarge('list_resize')} ELSE list_resize(l, n) END,
+       (l, n, v) AS CASE WHEN n > ${limit} THEN ${tooLarge('list_resize')} ELSE list_resize(l, n, v) END`,
+    ...['range', 'generate_series'].map((f) => `CREATE OR REPLACE MACRO kalam_${f}(a) AS CASE WHEN a > ${limit} THEN ${tooLarge(f)} ELSE ${f}(a) END,
+       (a, b) AS CASE WHEN b - a > ${limit} THEN ${tooLarge(f)} ELSE ${f}(a, b) END,
+       (a, b, c) AS CASE WHEN (b - a) // c > ${limit} THEN ${tooLarge(f)} ELSE ${f}(a, b, c) END`),
+  ];
+}
