@@ -19,30 +19,43 @@ export class Authenticator {
   constructor(private readonly catalog: Catalog, private readonly tokens: TokenService, private readonly passwords: PasswordHasher) {}
 
   async fromHeader(header: string | undefined, address = 'unknown'): Promise<Principal> {
+    return principalOf(await this.userFromHeader(header, address));
+  }
+
+  /**
+   * The user an Authorization header proves, as the catalog held it when the proof was checked:
+   * a caller that acts later compares its tokenGeneration with the catalog's to catch a password
+   * or role change that happened in between.
+   */
+  async userFromHeader(header: string | undefined, address = 'unknown'): Promise<UserDef> {
     if (header === undefined || header.trim() === '') {
       throw new ServerError('MISSING_AUTHORIZATION', 'Missing Authorization header: use Bearer <token> or Basic credentials');
     }
     const space = header.indexOf(' ');
     const scheme = (space === -1 ? header : header.slice(0, space)).toLowerCase();
     const value = space === -1 ? '' : header.slice(space + 1).trim();
-    if (scheme === 'bearer') return this.fromToken(value, 'access');
+    if (scheme === 'bearer') return this.userFromToken(value, 'access');
     if (scheme === 'basic') {
       const decoded = Buffer.from(value, 'base64').toString('utf8');
       const colon = decoded.indexOf(':');
       if (colon === -1) throw new ServerError('INVALID_CREDENTIALS', 'Malformed Basic credentials');
-      const user = await this.checkPassword(decoded.slice(0, colon), decoded.slice(colon + 1), address);
-      return { userId: user.userId, role: user.role };
+      return this.checkPassword(decoded.slice(0, colon), decoded.slice(colon + 1), address);
     }
     throw new ServerError('MISSING_AUTHORIZATION', `Unsupported authorization scheme '${scheme}'`);
   }
 
   async fromToken(token: string, type: 'access' | 'refresh'): Promise<Principal> {
+    return principalOf(await this.userFromToken(token, type));
+  }
+
+  /** The user a token was issued to, if the token is still valid for them. */
+  async userFromToken(token: string, type: 'access' | 'refresh'): Promise<UserDef> {
     const claims = await this.tokens.verify(token, type);
     const user = this.catalog.user(claims.userId);
     if (user === undefined || user.tokenGeneration !== claims.generation) {
       throw new ServerError('INVALID_CREDENTIALS', 'Token is no longer valid');
     }
-    return { userId: user.userId, role: user.role };
+    return user;
   }
 
   /**
@@ -62,4 +75,8 @@ export class Authenticator {
     this.throttle.succeeded(userId);
     return user;
   }
+}
+
+export function principalOf(user: UserDef): Principal {
+  return { userId: user.userId, role: user.role };
 }

@@ -1,9 +1,12 @@
 /**
  * The catalog: namespaces, tables (with every schema version) and users, cached in memory and
  * persisted through a CatalogStore (the hot store's catalog keyspace). Callers serialize changes
- * (the executor's DDL mutex); reads are plain map lookups.
+ * (the executor's DDL mutex); reads are plain map lookups. Every mutation is persisted first, then
+ * applied in memory and announced on `changes` in the same synchronous step, so listeners (live
+ * re-authorization) see the new state before any other code can.
  */
 import { assert } from '../util/errors.js';
+import { CatalogChanges } from './changes.js';
 import {
   DEFAULT_NAMESPACE, type NamespaceDef, type TableDef, type TableSchemaVersion, type UserDef, qualifiedName,
 } from './types.js';
@@ -25,6 +28,8 @@ export class Catalog {
   private nextTableId = 1;
   /** Raw catalog entries other subsystems keep here (e.g. meta:max_seq). */
   readonly meta = new Map<string, unknown>();
+  /** Every change to namespaces, tables, grants and users, emitted by the methods below. */
+  readonly changes = new CatalogChanges();
 
   private constructor(private readonly store: CatalogStore) {}
 
@@ -60,12 +65,14 @@ export class Catalog {
   async putNamespace(ns: NamespaceDef): Promise<void> {
     await this.store.writeCatalog(new Map([[`ns:${ns.name}`, ns]]));
     this.namespaces.set(ns.name, ns);
+    this.changes.emit({ kind: 'namespace_created', namespace: ns.name });
   }
 
   async dropNamespace(name: string): Promise<void> {
     assert(this.tablesIn(name).length === 0, 'namespace still holds tables');
     await this.store.writeCatalog(new Map([[`ns:${name}`, undefined]]));
     this.namespaces.delete(name);
+    this.changes.emit({ kind: 'namespace_dropped', namespace: name });
   }
 
   // Tables ----------------------------------------------------------------------------------
@@ -99,6 +106,7 @@ export class Catalog {
     this.nextTableId = table.id + 1;
     this.tables.set(qualifiedName(table), table);
     this.schemas.push(schema);
+    this.changes.emit({ kind: 'table_created', table });
     return table;
   }
 
@@ -106,7 +114,10 @@ export class Catalog {
   async replaceTable(table: TableDef): Promise<TableDef> {
     assert(this.tables.get(qualifiedName(table))?.id === table.id, 'replacing an existing table');
     await this.store.writeCatalog(new Map([[`table:${qualifiedName(table)}`, table]]));
+    const previous = this.tables.get(qualifiedName(table));
+    assert(previous?.id === table.id, 'the table was replaced or dropped while its new definition was written');
     this.tables.set(qualifiedName(table), table);
+    this.changes.emit({ kind: 'table_altered', table, previous });
     return table;
   }
 
@@ -123,6 +134,7 @@ export class Catalog {
     await this.store.writeCatalog(new Map([[key, granted ? { tableId, userId } : undefined]]));
     if (granted) this.addGrantInMemory({ tableId, userId });
     else this.grants.get(tableId)?.delete(userId);
+    this.changes.emit({ kind: 'grant_changed', tableId, userId, granted });
   }
 
   private addGrantInMemory(g: { tableId: number; userId: string }): void {
@@ -137,11 +149,12 @@ export class Catalog {
   async dropTable(table: TableDef): Promise<void> {
     const entries = new Map<string, unknown>([[`table:${qualifiedName(table)}`, undefined]]);
     for (const userId of this.grants.get(table.id) ?? []) entries.set(`grant:${table.id}:${userId}`, undefined);
-    this.grants.delete(table.id);
     for (const s of this.schemas) if (s.tableId === table.id) entries.set(`schema:${s.tableId}:${s.version}`, undefined);
     await this.store.writeCatalog(entries);
+    this.grants.delete(table.id);
     this.tables.delete(qualifiedName(table));
     for (let i = this.schemas.length - 1; i >= 0; i--) if (this.schemas[i]!.tableId === table.id) this.schemas.splice(i, 1);
+    this.changes.emit({ kind: 'table_dropped', table });
   }
 
   // Users -----------------------------------------------------------------------------------
@@ -156,11 +169,15 @@ export class Catalog {
 
   async putUser(user: UserDef): Promise<void> {
     await this.store.writeCatalog(new Map([[`user:${user.userId}`, user]]));
+    const previous = this.users.get(user.userId);
     this.users.set(user.userId, user);
+    this.changes.emit(previous === undefined ? { kind: 'user_created', user } : { kind: 'user_altered', user, previous });
   }
 
   async dropUser(userId: string): Promise<void> {
     await this.store.writeCatalog(new Map([[`user:${userId}`, undefined]]));
+    const previous = this.users.get(userId);
     this.users.delete(userId);
+    if (previous !== undefined) this.changes.emit({ kind: 'user_dropped', previous });
   }
 }

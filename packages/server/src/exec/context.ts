@@ -69,8 +69,6 @@ export interface LiveControl {
   /** The user who owns a subscription, or undefined when there is none with that id. */
   liveOwner(liveId: string): string | undefined;
   killLive(liveId: string): boolean;
-  dropTable(tableId: number): void;
-  dropUser(userId: string): void;
 }
 
 export interface RunContext {

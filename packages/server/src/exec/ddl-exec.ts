@@ -136,10 +136,12 @@ export async function dropTable(s: Services, ctx: RunContext, st: Of<'drop_table
   });
 }
 
-/** Removes a table from the catalog first (so no new statement finds it), then its rows and files. */
+/**
+ * Removes a table from the catalog first (so no new statement finds it; its subscriptions end
+ * inside that change, see the catalog change bus), then its rows and files.
+ */
 async function dropTableData(s: Services, table: TableDef): Promise<void> {
   await s.catalog.dropTable(table);
-  s.live?.dropTable(table.id);
   s.mirror.dropTable(table.id);
   await s.flush.quiesce(table);
   await s.committer.idle();

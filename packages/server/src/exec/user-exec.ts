@@ -66,7 +66,6 @@ export async function dropUser(s: Services, ctx: RunContext, st: Of<'drop_user'>
     if (target.userId === ctx.caller.userId) throw execError('You cannot drop your own account');
     if (target.userId === 'root') throw execError("The built-in 'root' account cannot be dropped");
     await s.catalog.dropUser(st.userId);
-    s.live?.dropUser(st.userId);
     return messageResult(ctx, `User '${st.userId}' dropped successfully`);
   });
 }

@@ -4,13 +4,19 @@
  * messages and the connection survives them, except failed authentication and slow consumers.
  * The connection is the subscriptions' sink: frames go out only while its unsent bytes stay under
  * the cap; past it the client gets SLOW_CONSUMER (with the last `_seq` delivered) and is closed.
+ * Frames that arrive while an authentication is being verified are held and handled in order after
+ * it. Access is re-checked on every catalog change in scope (`reauthorize`): a subscription that
+ * lost access ends, a dropped user's or changed password's connection closes.
  */
 import type { WebSocket } from 'ws';
-import { ServerError } from '../util/errors.js';
+import { ServerError, assert } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import type { Principal } from '../auth/access.js';
 import { partitionFor } from '../auth/access.js';
-import type { Authenticator } from '../auth/authenticator.js';
+import { principalOf, type Authenticator } from '../auth/authenticator.js';
+import { activeUser, readRevoked } from '../auth/reauthorize.js';
+import type { UserDef } from '../catalog/types.js';
+import type { ReauthScope } from './reauthorize.js';
 import type { Services } from '../exec/context.js';
 import { protocolType } from '../sql/values.js';
 import type { LiveRegistry, LiveSink, Subscription } from './registry.js';
@@ -32,6 +38,20 @@ export function liveErrorCode(error: unknown): LiveErrorCode {
     default: return 'PROTOCOL';
   }
 }
+
+/** Every close the server initiates: the one table of close codes and reasons (docs/protocol.md). */
+export const LIVE_CLOSE = Object.freeze({
+  shuttingDown: { code: 1001, reason: 'server shutting down' },
+  slowConsumer: { code: 1008, reason: 'slow consumer' },
+  tooManyBeforeAuth: { code: 1008, reason: 'too many messages before authentication completed' },
+  authFailed: { code: 4001, reason: 'authentication failed' },
+  passwordChanged: { code: 4002, reason: 'password changed' },
+  userDropped: { code: 4003, reason: 'user dropped' },
+});
+export type LiveClose = (typeof LIVE_CLOSE)[keyof typeof LIVE_CLOSE];
+
+/** A client frame as it waits for authentication: oversized ones keep only their length. */
+type Frame = { readonly data: Buffer; readonly isBinary: boolean } | { readonly tooLargeBytes: number };
 
 export interface SessionDeps {
   readonly services: Services;
@@ -59,29 +79,111 @@ export class LiveSession implements LiveSink {
   private corked = false;
   private tokens: number;
   private lastRefill = Date.now();
-  private readonly authTimer: NodeJS.Timeout | null;
+  private authTimer: NodeJS.Timeout | null = null;
+  /** Frames that arrived while an authentication was being verified; null when none is. */
+  private held: Frame[] | null = null;
 
-  constructor(
-    readonly connectionId: string, private readonly ws: WebSocket, private readonly d: SessionDeps, preauthenticated: Principal | null,
-    private readonly address = 'unknown',
-  ) {
+  constructor(readonly connectionId: string, private readonly ws: WebSocket, private readonly d: SessionDeps, private readonly address = 'unknown') {
     this.tokens = d.services.config.liveMessagesPerSecondMax;
-    if (preauthenticated !== null) {
-      this.principal = preauthenticated;
-      this.authTimer = null;
-      this.sendJson({ type: 'auth_success', user: preauthenticated.userId, role: preauthenticated.role });
-    } else {
-      this.authTimer = setTimeout(() => this.failAuth('Authentication timed out: send an authenticate message within 3 seconds'), d.services.config.liveAuthTimeoutMs);
+  }
+
+  // Authentication --------------------------------------------------------------------------
+
+  /** No Authorization header: the client has liveAuthTimeoutMs to send an authenticate message. */
+  awaitAuthenticateMessage(): void {
+    assert(this.authTimer === null && this.principal === null, 'authentication starts once');
+    this.authTimer = setTimeout(() => this.failAuth('Authentication timed out: send an authenticate message within 3 seconds'), this.d.services.config.liveAuthTimeoutMs);
+  }
+
+  /** The upgrade request's Authorization header is being verified. */
+  authenticateHeader(verify: Promise<UserDef>): void {
+    void this.verifyThenEstablish(verify);
+  }
+
+  /**
+   * Waits for an authentication to be verified. Meanwhile the socket stops reading and whatever
+   * frames were already read are held, then handled in order once the connection is authenticated
+   * (a client may send `subscribe` right after `open`), or dropped with it when authentication fails.
+   */
+  private async verifyThenEstablish(verify: Promise<UserDef>): Promise<void> {
+    assert(this.held === null, 'one authentication at a time');
+    this.held = [];
+    this.ws.pause();
+    try {
+      this.establish(await verify);
+    } catch (error) {
+      if (!(error instanceof ServerError)) this.d.log.error('live authentication failed', { error: (error as Error).stack });
+      this.failAuth(error instanceof ServerError ? error.message : 'Authentication failed');
+    }
+    const held = this.held;
+    this.held = null;
+    // Also after a failure: the closing handshake needs the client's close frame to be read.
+    this.ws.resume();
+    if (this.closed) return;
+    for (const frame of held) this.handle(frame);
+  }
+
+  /**
+   * Makes a verified user this connection's principal, with the catalog's current role. The catalog
+   * change bus cannot reach a connection that has no principal yet, so a password or role change
+   * (both bump tokenGeneration) or a drop that happened while the credentials were being verified
+   * is caught here: the client is told to authenticate again.
+   */
+  private establish(verified: UserDef): void {
+    if (this.closed) return;
+    const current = activeUser(this.d.services.catalog, verified.userId);
+    if (current === undefined || current.tokenGeneration !== verified.tokenGeneration) {
+      return this.failAuth('The user was changed or dropped while the credentials were being checked: authenticate again');
+    }
+    if (this.authTimer) clearTimeout(this.authTimer);
+    this.principal = principalOf(current);
+    this.sendJson({ type: 'auth_success', user: current.userId, role: current.role });
+  }
+
+  /**
+   * Re-checks this connection against the catalog as it is now. Called synchronously from the
+   * catalog change itself, so it finishes before any later commit is fanned out: the user must
+   * still exist, the role is re-read (a downgrade applies at once), and every subscription in scope
+   * must still be readable; one that is not ends with an `error` and no further change reaches it.
+   */
+  reauthorize(scope: ReauthScope): void {
+    // A connection still verifying its credentials is checked by establish() instead.
+    if (this.closed || this.principal === null) return;
+    if (scope.userId !== null && scope.userId !== this.principal.userId) return;
+    if (scope.passwordChanged) return this.close(LIVE_CLOSE.passwordChanged);
+    const catalog = this.d.services.catalog;
+    const user = activeUser(catalog, this.principal.userId);
+    if (user === undefined) return this.close(LIVE_CLOSE.userDropped);
+    this.principal = principalOf(user);
+    for (const sub of [...this.subs.values()]) {
+      if (scope.tableId !== null && sub.query.table.id !== scope.tableId) continue;
+      const lost = readRevoked(catalog, this.principal, sub.query.table);
+      if (lost !== null) this.end(sub, liveErrorCode(lost), `Subscription '${sub.id}' ended: ${lost.message}`);
     }
   }
 
   // Incoming --------------------------------------------------------------------------------
 
-  async onMessage(data: Buffer, isBinary: boolean): Promise<void> {
+  /** Every client frame enters here: held while authentication is verified, else handled now. */
+  receive(data: Buffer, isBinary: boolean): void {
     if (this.closed) return;
-    if (data.length > this.d.services.config.liveMessageBytesMax) {
-      return this.error(null, 'MESSAGE_TOO_LARGE', `Message of ${data.length} bytes is over the limit of ${this.d.services.config.liveMessageBytesMax}`);
+    const frame: Frame = data.length > this.d.services.config.liveMessageBytesMax ? { tooLargeBytes: data.length } : { data, isBinary };
+    if (this.held === null) return this.handle(frame);
+    // The socket is paused while held, so only frames already read can arrive; the cap guards that
+    // assumption (and the rate limiter would refuse this many frames on replay anyway).
+    if (this.held.length >= this.d.services.config.liveMessagesPerSecondMax) return this.close(LIVE_CLOSE.tooManyBeforeAuth);
+    this.held.push(frame);
+  }
+
+  private handle(frame: Frame): void {
+    if (this.closed) return;
+    if ('tooLargeBytes' in frame) {
+      return this.error(null, 'MESSAGE_TOO_LARGE', `Message of ${frame.tooLargeBytes} bytes is over the limit of ${this.d.services.config.liveMessageBytesMax}`);
     }
+    this.onMessage(frame.data, frame.isBinary).catch((error: unknown) => this.d.log.error('live message failed', { error: (error as Error).stack }));
+  }
+
+  private async onMessage(data: Buffer, isBinary: boolean): Promise<void> {
     if (!this.takeToken()) return this.error(null, 'PROTOCOL', 'Too many messages: slow down');
     let msg: Record<string, unknown>;
     try {
@@ -104,28 +206,20 @@ export class LiveSession implements LiveSink {
 
   private async authenticate(msg: Record<string, unknown>): Promise<void> {
     if (this.principal !== null) return this.error(null, 'PROTOCOL', 'Already authenticated');
-    try {
-      let principal: Principal;
-      if (msg.method === 'jwt' && typeof msg.token === 'string') principal = await this.d.auth.fromToken(msg.token, 'access');
-      else if (msg.method === 'basic' && typeof msg.username === 'string' && typeof msg.password === 'string') {
-        const user = await this.d.auth.checkPassword(msg.username, msg.password, this.address);
-        principal = { userId: user.userId, role: user.role };
-      } else {
-        throw new ServerError('INVALID_CREDENTIALS', 'authenticate needs method "jwt" with token, or "basic" with username and password');
-      }
-      if (this.closed) return;
-      if (this.authTimer) clearTimeout(this.authTimer);
-      this.principal = principal;
-      this.sendJson({ type: 'auth_success', user: principal.userId, role: principal.role });
-    } catch (error) {
-      this.failAuth(error instanceof ServerError ? error.message : 'Authentication failed');
+    let verify: Promise<UserDef>;
+    if (msg.method === 'jwt' && typeof msg.token === 'string') verify = this.d.auth.userFromToken(msg.token, 'access');
+    else if (msg.method === 'basic' && typeof msg.username === 'string' && typeof msg.password === 'string') {
+      verify = this.d.auth.checkPassword(msg.username, msg.password, this.address);
+    } else {
+      verify = Promise.reject(new ServerError('INVALID_CREDENTIALS', 'authenticate needs method "jwt" with token, or "basic" with username and password'));
     }
+    await this.verifyThenEstablish(verify);
   }
 
   private failAuth(message: string): void {
     if (this.closed) return;
     this.sendJson({ type: 'auth_error', message });
-    this.close(4001, 'authentication failed');
+    this.close(LIVE_CLOSE.authFailed);
   }
 
   private async subscribe(raw: unknown): Promise<void> {
@@ -280,10 +374,10 @@ export class LiveSession implements LiveSink {
     this.error(sub.id, 'INVALID_SQL', message);
   }
 
-  /** KILL LIVE QUERY: the client is told, the connection stays. */
-  kill(sub: Subscription, reason: string): void {
+  /** The server ends one subscription (KILL LIVE QUERY, lost access): the client is told, the connection stays. */
+  end(sub: Subscription, code: LiveErrorCode, message: string): void {
     this.drop(sub);
-    this.error(sub.id, 'NOT_FOUND', reason);
+    this.error(sub.id, code, message);
   }
 
   // Outgoing --------------------------------------------------------------------------------
@@ -323,7 +417,7 @@ export class LiveSession implements LiveSink {
       }));
     }
     this.d.log.warn('closing slow live consumer', { connection_id: this.connectionId, user: this.principal?.userId });
-    this.close(1008, 'slow consumer');
+    this.close(LIVE_CLOSE.slowConsumer);
   }
 
   private sendJson(msg: unknown): void {
@@ -345,10 +439,10 @@ export class LiveSession implements LiveSink {
     return true;
   }
 
-  close(code: number, reason: string): void {
+  close(how: LiveClose): void {
     if (this.closed) return;
     this.cleanup();
-    this.ws.close(code, reason);
+    this.ws.close(how.code, how.reason);
   }
 
   /** The connection is gone: every subscription on it ends now. */

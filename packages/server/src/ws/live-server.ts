@@ -1,7 +1,8 @@
 /**
  * GET /v1/ws: the WebSocket endpoint (ws, permessage-deflate off). Owns the live sessions, the
- * registry's wiring to commits and flushes, server pings (dead peers are dropped), and the admin
- * hooks: system.live rows, KILL LIVE QUERY, and ending subscriptions of dropped tables and users.
+ * registry's wiring to commits and flushes, server pings (dead peers are dropped), the admin hooks
+ * (system.live rows, KILL LIVE QUERY), and re-authorization: every catalog change that can take
+ * access away re-checks the sessions and subscriptions it concerns, synchronously, inside the change.
  */
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -10,8 +11,9 @@ import type { Logger } from '../util/log.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import type { Services, LiveControl, LiveRow } from '../exec/context.js';
 import { LiveRegistry } from '../live/registry.js';
-import { LiveSession } from '../live/session.js';
-import { ServerError } from '../util/errors.js';
+import { LIVE_CLOSE, LiveSession } from '../live/session.js';
+import { reauthScope } from '../live/reauthorize.js';
+import type { CatalogChange } from '../catalog/changes.js';
 import type { CommittedChange } from '../storage/hot/committer.js';
 
 export class LiveServer implements LiveControl {
@@ -19,6 +21,7 @@ export class LiveServer implements LiveControl {
   private readonly sessions = new Set<LiveSession>();
   private readonly wss: WebSocketServer;
   private readonly pingTimer: NodeJS.Timeout;
+  private readonly stopReauthorizing: () => void;
   private connections = 0;
 
   constructor(private readonly services: Services, private readonly auth: Authenticator, private readonly log: Logger, private readonly nodeId: string) {
@@ -27,6 +30,7 @@ export class LiveServer implements LiveControl {
     this.wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: services.config.liveMessageBytesMax * 16 });
     this.pingTimer = setInterval(() => this.pingAll(), services.config.livePingIntervalMs);
     this.pingTimer.unref();
+    this.stopReauthorizing = services.catalog.changes.subscribe((change) => this.reauthorize(change));
   }
 
   attach(http: Server): void {
@@ -36,39 +40,34 @@ export class LiveServer implements LiveControl {
         socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
         return;
       }
-      this.wss.handleUpgrade(req, socket, head, (ws) => void this.open(ws, req));
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.open(ws, req));
     });
   }
 
-  private async open(ws: WebSocket, req: IncomingMessage): Promise<void> {
+  /** Listens before anything is awaited: frames sent right after `open` reach the session, which holds them until authenticated. */
+  private open(ws: WebSocket, req: IncomingMessage): void {
     const connectionId = `c${(++this.connections).toString(36)}${Date.now().toString(36).slice(-4)}`;
-    let pre = null;
-    let authError: string | null = null;
-    if (req.headers.authorization) {
-      try {
-        pre = await this.auth.fromHeader(req.headers.authorization, req.socket.remoteAddress ?? 'unknown');
-      } catch (error) {
-        authError = error instanceof ServerError ? error.message : 'Authentication failed';
-      }
-    }
-    const session = new LiveSession(
-      connectionId, ws, { services: this.services, registry: this.registry, auth: this.auth, log: this.log, nodeId: this.nodeId }, pre,
-      req.socket.remoteAddress ?? 'unknown',
-    );
+    const address = req.socket.remoteAddress ?? 'unknown';
+    const deps = { services: this.services, registry: this.registry, auth: this.auth, log: this.log, nodeId: this.nodeId };
+    const session = new LiveSession(connectionId, ws, deps, address);
     this.sessions.add(session);
-    ws.on('message', (data: Buffer, isBinary: boolean) => {
-      session.onMessage(data, isBinary).catch((error: unknown) => this.log.error('live message failed', { error: (error as Error).stack }));
-    });
+    ws.on('message', (data: Buffer, isBinary: boolean) => session.receive(data, isBinary));
     ws.on('pong', () => { session.alive = true; });
     ws.on('close', () => {
       session.cleanup();
       this.sessions.delete(session);
     });
     ws.on('error', () => session.cleanup());
-    if (authError !== null) {
-      ws.send(JSON.stringify({ type: 'auth_error', message: authError }));
-      session.close(4001, 'authentication failed');
-    }
+    const header = req.headers.authorization;
+    if (header) session.authenticateHeader(this.auth.userFromHeader(header, address));
+    else session.awaitAuthenticateMessage();
+  }
+
+  /** Catalog change listener: runs inside the change, before the changing statement continues. */
+  private reauthorize(change: CatalogChange): void {
+    const scope = reauthScope(change);
+    if (scope === null) return;
+    for (const session of [...this.sessions]) session.reauthorize(scope);
   }
 
   private pingAll(): void {
@@ -109,25 +108,14 @@ export class LiveServer implements LiveControl {
   killLive(liveId: string): boolean {
     const sub = this.registry.find(liveId);
     if (sub === undefined) return false;
-    (sub.sink as LiveSession).kill(sub, `Subscription '${sub.id}' was killed by an administrator`);
+    (sub.sink as LiveSession).end(sub, 'NOT_FOUND', `Subscription '${sub.id}' was killed by an administrator`);
     return true;
-  }
-
-  dropTable(tableId: number): void {
-    for (const sub of this.registry.list()) {
-      if (sub.query.table.id === tableId) (sub.sink as LiveSession).kill(sub, `Table ${sub.query.table.namespace}.${sub.query.table.name} was dropped`);
-    }
-  }
-
-  dropUser(userId: string): void {
-    for (const session of [...this.sessions]) {
-      if (session.principal?.userId === userId) session.close(4003, 'user dropped');
-    }
   }
 
   async close(): Promise<void> {
     clearInterval(this.pingTimer);
-    for (const session of this.sessions) session.close(1001, 'server shutting down');
+    this.stopReauthorizing();
+    for (const session of this.sessions) session.close(LIVE_CLOSE.shuttingDown);
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
   }
 }

@@ -1,0 +1,37 @@
+/**
+ * Re-checks of access that was granted earlier and is still in use (an open WebSocket connection
+ * and its subscriptions), against the catalog as it is now. Pure functions over the catalog: the
+ * live layer calls them on every catalog change, and when an authentication completes.
+ */
+import { ServerError } from '../util/errors.js';
+import type { Catalog } from '../catalog/catalog.js';
+import { qualifiedName, type TableDef, type UserDef } from '../catalog/types.js';
+import { requireRead, type Principal } from './access.js';
+
+/**
+ * The user of that name if they may still act, else undefined. The one place that decides "this
+ * user still exists" for open connections: when users become soft-deleted, `deleted_at` is
+ * checked here.
+ */
+export function activeUser(catalog: Catalog, userId: string): UserDef | undefined {
+  return catalog.user(userId);
+}
+
+/**
+ * Why `principal` may no longer read `table` (the definition a subscription was made on), or null
+ * when it still may. The table must still exist under its name with the same id (a dropped and
+ * re-created table is another table), and pass requireRead with its current access level and grants.
+ */
+export function readRevoked(catalog: Catalog, principal: Principal, table: TableDef): ServerError | null {
+  const current = catalog.table(table.namespace, table.name);
+  if (current === undefined || current.id !== table.id) {
+    return new ServerError('NOT_FOUND', `Table ${qualifiedName(table)} was dropped`);
+  }
+  try {
+    requireRead(principal, current, catalog.hasGrant(current.id, principal.userId));
+    return null;
+  } catch (error) {
+    if (error instanceof ServerError) return error;
+    throw error;
+  }
+}
