@@ -194,20 +194,24 @@ describe('cold tier, second pass', () => {
     assert.deepEqual(await q('SELECT id FROM cx.notes WHERE _deleted = true ORDER BY id', alice), [['1'], ['2'], ['3'], ['10']]);
     assert.deepEqual(await q('SELECT body FROM cx.notes WHERE id = 10', bob), [['b10']]);
     for (const user of ['alice', 'bob', 'root']) {
-      const files = listDir(join(server.dataDir, 'storage', 'cx', 'notes', user)).filter((f) => f.endsWith('.parquet'));
+      // Partition directories are named by the account id, not the user name.
+      const [{ account_id: dirName }] = await server.rows('SELECT account_id FROM system.users WHERE user_id = $1 AND deleted_at IS NULL', { params: [user] }) as [{ account_id: string }];
+      const files = listDir(join(server.dataDir, 'storage', 'cx', 'notes', dirName)).filter((f) => f.endsWith('.parquet'));
       assert.deepEqual(files, [after.find((s) => s.user_id === user)!.path], `${user}: only the compacted segment is left`);
     }
   });
 
-  it('flushes a user whose id has dots, @ and dashes into its own partition directory', async () => {
+  it('flushes a user whose name has dots, @ and dashes into its own partition directory, named by the account id', async () => {
     const dotted = await server.createUser('c.d@x-y.z');
     await server.ok('CREATE USER TABLE cx.dots (id INT PRIMARY KEY, v TEXT)');
     await server.ok("INSERT INTO cx.dots VALUES (1, 'x'), (2, 'y')", { auth: dotted });
     await server.ok("INSERT INTO cx.dots VALUES (1, 'other')", { auth: alice });
     await flush(server, 'cx.dots');
-    const dir = join(server.dataDir, 'storage', 'cx', 'dots', 'c.d@x-y.z');
+    const [{ account_id: accountId }] = await server.rows("SELECT account_id FROM system.users WHERE user_id = 'c.d@x-y.z'") as [{ account_id: string }];
+    assert.match(accountId, /^@[0-9]+$/);
+    const dir = join(server.dataDir, 'storage', 'cx', 'dots', accountId);
     assert.deepEqual(listDir(dir), ['batch-0.parquet', 'manifest.json']);
-    assert.equal(JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')).user_id, 'c.d@x-y.z');
+    assert.equal(JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')).user_id, accountId);
     assert.deepEqual(await segments(server, 'cx', 'dots'), [
       { user_id: 'alice', path: 'batch-0.parquet', row_count: '1' },
       { user_id: 'c.d@x-y.z', path: 'batch-0.parquet', row_count: '2' },

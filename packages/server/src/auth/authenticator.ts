@@ -1,12 +1,12 @@
 /**
  * Turns an Authorization header into a principal: Bearer access tokens (checked against the
- * user's current role and token generation, so dropped users and changed passwords lock out at
- * once) or Basic user:password.
+ * account's current state and token generation, so dropped users and changed passwords lock out at
+ * once) or Basic user:password (live accounts only).
  */
 import { ServerError } from '../util/errors.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { UserDef } from '../catalog/types.js';
-import type { Principal } from './access.js';
+import { principalOf, type Principal } from './access.js';
 import type { PasswordHasher } from './passwords.js';
 import type { TokenService } from './tokens.js';
 import { LoginThrottle } from './login-throttle.js';
@@ -31,18 +31,18 @@ export class Authenticator {
       const colon = decoded.indexOf(':');
       if (colon === -1) throw new ServerError('INVALID_CREDENTIALS', 'Malformed Basic credentials');
       const user = await this.checkPassword(decoded.slice(0, colon), decoded.slice(colon + 1), address);
-      return { userId: user.userId, role: user.role };
+      return principalOf(user);
     }
     throw new ServerError('MISSING_AUTHORIZATION', `Unsupported authorization scheme '${scheme}'`);
   }
 
   async fromToken(token: string, type: 'access' | 'refresh'): Promise<Principal> {
     const claims = await this.tokens.verify(token, type);
-    const user = this.catalog.user(claims.userId);
-    if (user === undefined || user.tokenGeneration !== claims.generation) {
+    const user = this.catalog.account(claims.accountId);
+    if (user === undefined || user.deletedAt !== null || user.userId !== claims.userId || user.tokenGeneration !== claims.generation) {
       throw new ServerError('INVALID_CREDENTIALS', 'Token is no longer valid');
     }
-    return { userId: user.userId, role: user.role };
+    return principalOf(user);
   }
 
   /**

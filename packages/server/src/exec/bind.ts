@@ -58,7 +58,7 @@ export function bindQuery(input: PgNode, ctx: BindContext): BoundQuery {
     } else {
       const table = ctx.catalog.table(namespace, name);
       if (table === undefined) throw execError(`Table '${namespace}.${name}' does not exist`);
-      requireRead(ctx.principal, table, ctx.catalog.hasGrant(table.id, ctx.principal.userId));
+      requireRead(ctx.principal, table, ctx.catalog.hasGrant(table.id, ctx.principal));
       sources.push({ kind: 'table', table, tempName });
     }
     byQualified.set(`${namespace}.${name}`, rv.alias?.aliasname ?? name);

@@ -9,7 +9,7 @@ import type { WebSocket } from 'ws';
 import { ServerError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import type { Principal } from '../auth/access.js';
-import { partitionFor } from '../auth/access.js';
+import { partitionFor, principalOf } from '../auth/access.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import type { Services } from '../exec/context.js';
 import { protocolType } from '../sql/values.js';
@@ -109,7 +109,7 @@ export class LiveSession implements LiveSink {
       if (msg.method === 'jwt' && typeof msg.token === 'string') principal = await this.d.auth.fromToken(msg.token, 'access');
       else if (msg.method === 'basic' && typeof msg.username === 'string' && typeof msg.password === 'string') {
         const user = await this.d.auth.checkPassword(msg.username, msg.password, this.address);
-        principal = { userId: user.userId, role: user.role };
+        principal = principalOf(user);
       } else {
         throw new ServerError('INVALID_CREDENTIALS', 'authenticate needs method "jwt" with token, or "basic" with username and password');
       }

@@ -119,9 +119,9 @@ export class LiveServer implements LiveControl {
     }
   }
 
-  dropUser(userId: string): void {
+  dropUser(accountId: string): void {
     for (const session of [...this.sessions]) {
-      if (session.principal?.userId === userId) session.close(4003, 'user dropped');
+      if (session.principal?.id === accountId) session.close(4003, 'user dropped');
     }
   }
 
