@@ -406,10 +406,13 @@ describe('user ids: data dirs from before account ids', () => {
   });
 
   it('catalog load: a record without an id gets id = name, keeps its partition and grants, and is written back', async () => {
+    // Written by the previous version: no id, no deletedAt; grants keyed by name, one of a dropped user.
     const store = new MemoryStore();
     store.entries.set('user:bob', legacy('bob'));
     store.entries.set('grant:7:bob', { tableId: 7, userId: 'bob' });
+    store.entries.set('grant:7:ghost', { tableId: 7, userId: 'ghost' });
     const catalog = await Catalog.load(store);
+    assert.equal(store.entries.has('grant:7:ghost'), false, 'a grant left behind by an old DROP USER is removed');
     const bob = catalog.user('bob')!;
     assert.equal(bob.id, 'bob');
     assert.equal(bob.deletedAt, null);

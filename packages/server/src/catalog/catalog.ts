@@ -5,7 +5,7 @@
  */
 import { assert } from '../util/errors.js';
 import {
-  DEFAULT_NAMESPACE, accountIdOf, type NamespaceDef, type TableDef, type TableSchemaVersion, type UserDef, qualifiedName,
+  ACCOUNT_ID_PATTERN, DEFAULT_NAMESPACE, accountIdOf, type NamespaceDef, type TableDef, type TableSchemaVersion, type UserDef, qualifiedName,
 } from './types.js';
 
 export interface CatalogStore {
@@ -44,7 +44,7 @@ export class Catalog {
 
   static async load(store: CatalogStore): Promise<Catalog> {
     const catalog = new Catalog(store);
-    const migrated = new Map<string, unknown>();
+    const rewrites = new Map<string, unknown>();
     for (const [key, value] of await store.loadCatalog()) {
       const sep = key.indexOf(':');
       const kind = key.slice(0, sep);
@@ -54,15 +54,23 @@ export class Catalog {
       else if (kind === 'user') {
         const user = migrateUser(value as StoredUser);
         assert(key === userKey(user.id), `user record ${key} holds account ${user.id}`);
-        if (user !== value) migrated.set(key, user);
+        if (user !== value) rewrites.set(key, user);
         catalog.addUserInMemory(user);
       } else if (kind === 'grant') catalog.addGrantInMemory(value as StoredGrant);
       else if (key === NEXT_TABLE_ID_KEY) catalog.nextTableId = value as number;
       else if (key === LAST_ACCOUNT_SEQ_KEY) catalog.lastAccountSeq = BigInt(value as string);
       else catalog.meta.set(key, value);
     }
-    // Written back once so the data dir says what the server assumed; reading it again changes nothing.
-    if (migrated.size > 0) await store.writeCatalog(migrated);
+    // Versions before account ids left a dropped user's grants behind, keyed by name: they match no
+    // account (new ones have `@` ids), so they go, with the migrated records, in one write.
+    for (const [tableId, ids] of catalog.grants) {
+      for (const id of ids) {
+        if (catalog.accounts.has(id)) continue;
+        rewrites.set(grantKey(tableId, id), undefined);
+        ids.delete(id);
+      }
+    }
+    if (rewrites.size > 0) await store.writeCatalog(rewrites);
     if (!catalog.namespaces.has(DEFAULT_NAMESPACE)) {
       await catalog.putNamespace({ name: DEFAULT_NAMESPACE, createdAt: Date.now() });
     }
@@ -199,7 +207,7 @@ export class Catalog {
     assert(!this.liveByName.has(fields.userId), 'creating a user under a free name');
     const seq = snowflake > this.lastAccountSeq ? snowflake : this.lastAccountSeq + 1n;
     const user: UserDef = { ...fields, id: accountIdOf(seq), deletedAt: null };
-    assert(!this.accounts.has(user.id), 'account ids are never reused');
+    assert(ACCOUNT_ID_PATTERN.test(user.id) && !this.accounts.has(user.id), 'account ids are never reused');
     await this.store.writeCatalog(new Map<string, unknown>([[userKey(user.id), user], [LAST_ACCOUNT_SEQ_KEY, seq.toString()]]));
     this.lastAccountSeq = seq;
     this.addUserInMemory(user);

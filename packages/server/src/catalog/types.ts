@@ -76,7 +76,8 @@ export interface UserDef {
    * The account's immutable id: partitions (hot keys, cold directories, stream buffers) and grants are
    * keyed by it, so a dropped name created again starts empty. `@<snowflake>` for accounts created by
    * this version, the user name for accounts migrated from data dirs that predate ids (their existing
-   * partition key). Never reused, never shown on the wire.
+   * partition key). Never reused. Shown only where operators need it (system.users.account_id, the
+   * JWT `uid` claim, directory names); everything else shows the name.
    */
   readonly id: string;
   /** The login name: what SQL and the protocol call the user id (`as_user`, `CURRENT_USER()`, JWT `sub`). */
