@@ -71,7 +71,7 @@ export class UserPurgeService {
   async stop(): Promise<void> {
     this.stopping = true;
     if (this.timer !== null) clearTimeout(this.timer);
-    await this.running;
+    await this.running?.catch(() => undefined);
   }
 
   /** Purges every account whose grace period has passed, one after the other. */
@@ -126,6 +126,8 @@ export class UserPurgeService {
   // One purge --------------------------------------------------------------------------------
 
   private async purge(user: UserDef): Promise<void> {
+    // Set before anything can fail (even recording the job): a failing purge waits instead of spinning.
+    this.retryAt.set(user.id, Date.now() + USER_PURGE_CHECK_MS);
     const started = performance.now();
     const { job, signal } = await this.d.jobs.create({
       job_type: 'cleanup', namespace_id: null, table_name: null, user_id: user.userId,
