@@ -19,6 +19,7 @@ import { engineMacros } from './sql/bind/engine-names.js';
 import { ColdStore } from './storage/cold/cold-store.js';
 import { JobStore } from './jobs/job-store.js';
 import { FlushService } from './jobs/flush-service.js';
+import { UserPurgeService } from './jobs/user-purge.js';
 import { AuditLog } from './auth/audit-log.js';
 
 const AUDIT_RETENTION_MS = 90 * 86_400_000;
@@ -59,7 +60,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     connections: 2, queryTimeoutMs: config.queryTimeoutMs, storageDir: join(config.dataDir, 'storage'),
   });
   const passwords = new PasswordHasher();
-  await ensureRoot(config, catalog, passwords, log);
+  await ensureRoot(catalog, passwords, seqs, config.rootPassword, log);
   const tokens = new TokenService(jwtSecret(config), config.accessTokenTtlSeconds, config.refreshTokenTtlSeconds);
   const committer = new Committer(hot, seqs);
   if (typeof maxSeq === 'string') committer.committedMaxSeq = BigInt(maxSeq);
@@ -85,11 +86,17 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   }, 600_000);
   pruneTimer.unref();
   await jobs.prune(config.jobRetentionDays * 86_400_000);
+  const ddl = new Mutex();
+  const streams = new StreamStore();
+  const userPurge = new UserPurgeService({
+    catalog, hot, cold, committer, streams, flush, jobs, ddl, log, graceSeconds: config.userPurgeGraceSeconds,
+  });
+  userPurge.start();
   const services: Services = {
-    config, catalog, hot, committer, duck, mirror, cold, jobs, flush, sources: new RowSources(hot, cold), seqs, ddl: new Mutex(), passwords,
+    config, catalog, hot, committer, duck, mirror, cold, jobs, flush, userPurge, sources: new RowSources(hot, cold), seqs, ddl, passwords,
     live: null,
     listenPort: config.port,
-    streams: new StreamStore(),
+    streams,
     audit,
     log,
   };
@@ -124,6 +131,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       });
       clearInterval(pruneTimer);
       clearInterval(evictionTimer);
+      await userPurge.stop();
       await flush.stop();
       await committer.idle();
       duck.close();
@@ -136,18 +144,18 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   return { port, services, close };
 }
 
-async function ensureRoot(config: Config, catalog: Catalog, passwords: PasswordHasher, log: Logger): Promise<void> {
+async function ensureRoot(catalog: Catalog, passwords: PasswordHasher, seqs: SnowflakeGenerator, rootPassword: string | null, log: Logger): Promise<void> {
   if (catalog.user('root') !== undefined) return;
-  let password = config.rootPassword;
+  let password = rootPassword;
   if (password === null) {
     password = randomBytes(18).toString('base64url');
     // Printed once, on the terminal only; the data dir keeps nothing but the hash.
     process.stderr.write(`\nGenerated password for user 'root': ${password}\nSet KALAMDB_ROOT_PASSWORD on first start to choose it.\n\n`);
   }
   const now = Date.now();
-  await catalog.putUser({
+  await catalog.createUser({
     userId: 'root', role: 'system', passwordHash: await passwords.hash(password), email: null, createdAt: now, updatedAt: now, tokenGeneration: 1,
-  });
+  }, seqs.next());
   log.info('created root user', {});
 }
 

@@ -108,7 +108,8 @@ describe('access control', () => {
     await server.ok('CREATE USER TABLE acl.private (id BIGINT PRIMARY KEY, secret TEXT)');
     await server.ok("INSERT INTO acl.private VALUES (1, 'alice-secret')", { auth: alice });
     await server.flushAndWait('acl.private');
-    const file = join(server.dataDir, 'storage', 'acl', 'private', 'alice', 'batch-0.parquet');
+    const [{ account_id: aliceId }] = await server.rows("SELECT account_id FROM system.users WHERE user_id = 'alice' AND deleted_at IS NULL") as [{ account_id: string }];
+    const file = join(server.dataDir, 'storage', 'acl', 'private', aliceId, 'batch-0.parquet');
     for (const auth of [bob, svc, dba, undefined]) {
       for (const sql of [
         `SELECT * FROM read_parquet('${file}')`,

@@ -223,7 +223,9 @@ describe('auth', () => {
       assertError(await server.sql('SELECT 1', { auth: gone }), 401, 'INVALID_CREDENTIALS');
       assert.equal((await server.post('/v1/api/auth/refresh', '', { authorization: `Bearer ${tokens.json.refresh_token}` })).status, 401);
       assert.equal((await login('gone_user', 'gone_user-password-1')).status, 401);
-      assert.deepEqual(await server.rows("SELECT user_id FROM system.users WHERE user_id = 'gone_user'"), []);
+      // A soft delete: the account stays listed, with deleted_at, until its purge (user-ids.test.ts).
+      assert.deepEqual(await server.rows("SELECT user_id FROM system.users WHERE user_id = 'gone_user' AND deleted_at IS NULL"), []);
+      assert.equal((await server.rows("SELECT deleted_at FROM system.users WHERE user_id = 'gone_user'")).length, 1);
       assertError(await server.sql("DROP USER 'gone_user'"), 400, 'SQL_EXECUTION_ERROR', /gone_user/);
       const [ifExists] = await server.ok("DROP USER IF EXISTS 'gone_user'");
       assert.equal(ifExists!.row_count, 0);

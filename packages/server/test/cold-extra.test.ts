@@ -74,6 +74,13 @@ async function message(server: TestServer, sql: string, opts: Opts = {}): Promis
   return result!.message!;
 }
 
+/** A live user's account id: the name of their partition directories. */
+async function accountId(server: TestServer, name: string): Promise<string> {
+  const [row] = await server.rows('SELECT account_id FROM system.users WHERE user_id = $1 AND deleted_at IS NULL', { params: [name] });
+  assert.ok(row !== undefined, `no live user ${name}`);
+  return String(row.account_id);
+}
+
 function listDir(dir: string): string[] {
   return existsSync(dir) ? readdirSync(dir).sort() : [];
 }
@@ -194,20 +201,23 @@ describe('cold tier, second pass', () => {
     assert.deepEqual(await q('SELECT id FROM cx.notes WHERE _deleted = true ORDER BY id', alice), [['1'], ['2'], ['3'], ['10']]);
     assert.deepEqual(await q('SELECT body FROM cx.notes WHERE id = 10', bob), [['b10']]);
     for (const user of ['alice', 'bob', 'root']) {
-      const files = listDir(join(server.dataDir, 'storage', 'cx', 'notes', user)).filter((f) => f.endsWith('.parquet'));
+      // Partition directories are named by the account id, not the user name.
+      const files = listDir(join(server.dataDir, 'storage', 'cx', 'notes', await accountId(server, user))).filter((f) => f.endsWith('.parquet'));
       assert.deepEqual(files, [after.find((s) => s.user_id === user)!.path], `${user}: only the compacted segment is left`);
     }
   });
 
-  it('flushes a user whose id has dots, @ and dashes into its own partition directory', async () => {
+  it('flushes a user whose name has dots, @ and dashes into its own partition directory, named by the account id', async () => {
     const dotted = await server.createUser('c.d@x-y.z');
     await server.ok('CREATE USER TABLE cx.dots (id INT PRIMARY KEY, v TEXT)');
     await server.ok("INSERT INTO cx.dots VALUES (1, 'x'), (2, 'y')", { auth: dotted });
     await server.ok("INSERT INTO cx.dots VALUES (1, 'other')", { auth: alice });
     await flush(server, 'cx.dots');
-    const dir = join(server.dataDir, 'storage', 'cx', 'dots', 'c.d@x-y.z');
+    const dottedId = await accountId(server, 'c.d@x-y.z');
+    assert.match(dottedId, /^@[0-9]+$/);
+    const dir = join(server.dataDir, 'storage', 'cx', 'dots', dottedId);
     assert.deepEqual(listDir(dir), ['batch-0.parquet', 'manifest.json']);
-    assert.equal(JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')).user_id, 'c.d@x-y.z');
+    assert.equal(JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')).user_id, dottedId);
     assert.deepEqual(await segments(server, 'cx', 'dots'), [
       { user_id: 'alice', path: 'batch-0.parquet', row_count: '1' },
       { user_id: 'c.d@x-y.z', path: 'batch-0.parquet', row_count: '2' },
@@ -592,10 +602,11 @@ line2', '1970-01-01T00:00:00Z', '1970-01-01', '12:00:00.5', 0, 0.0000000001, 'ff
     await server.ok("INSERT INTO dn.s VALUES (3, 'hot')");
     const base = join(server.dataDir, 'storage', 'dn');
     assert.deepEqual(listDir(join(base, 's')), ['batch-0.parquet', 'manifest.json']);
-    assert.deepEqual(listDir(join(base, 'u')), ['alice', 'bob']);
+    const [aliceId, bobId] = [await accountId(server, 'alice'), await accountId(server, 'bob')];
+    assert.deepEqual(listDir(join(base, 'u')), [aliceId, bobId].sort());
 
     assertFailure(await server.sql('DROP NAMESPACE dn'), 400, 'SQL_EXECUTION_ERROR', /still holds tables: s, u/);
-    assert.deepEqual(listDir(join(base, 'u', 'alice')), ['batch-0.parquet', 'manifest.json'], 'a refused DROP keeps the files');
+    assert.deepEqual(listDir(join(base, 'u', aliceId)), ['batch-0.parquet', 'manifest.json'], 'a refused DROP keeps the files');
     assert.equal(await message(server, 'DROP NAMESPACE dn CASCADE'), "Namespace 'dn' dropped successfully");
     assert.equal(existsSync(join(base, 's')), false);
     assert.equal(existsSync(join(base, 'u')), false);

@@ -44,11 +44,13 @@ describe('cold tier', () => {
       { user_id: 'alice', path: 'batch-0.parquet', row_count: '3' },
       { user_id: 'bob', path: 'batch-0.parquet', row_count: '2' },
     ]);
+    // A user's partition directory is named by their account id (system.users.account_id).
+    const ids = new Map((await server.rows('SELECT user_id, account_id FROM system.users')).map((u) => [u.user_id, String(u.account_id)]));
     const dir = join(server.dataDir, 'storage', 'cold', 'notes');
-    assert.ok(existsSync(join(dir, 'alice', 'batch-0.parquet')));
-    assert.ok(existsSync(join(dir, 'bob', 'batch-0.parquet')));
-    const manifest = JSON.parse(readFileSync(join(dir, 'alice', 'manifest.json'), 'utf8'));
-    assert.equal(manifest.user_id, 'alice');
+    assert.ok(existsSync(join(dir, ids.get('alice')!, 'batch-0.parquet')));
+    assert.ok(existsSync(join(dir, ids.get('bob')!, 'batch-0.parquet')));
+    const manifest = JSON.parse(readFileSync(join(dir, ids.get('alice')!, 'manifest.json'), 'utf8'));
+    assert.equal(manifest.user_id, ids.get('alice'));
     assert.equal(manifest.segments.length, 1);
     const seg = manifest.segments[0];
     assert.equal(seg.row_count, 3);

@@ -4,16 +4,26 @@
  * one of these; nothing else decides access.
  */
 import { denied } from '../util/errors.js';
-import { isAdminRole, qualifiedName, type Role, type TableDef } from '../catalog/types.js';
+import { isAdminRole, qualifiedName, type Role, type TableDef, type UserDef } from '../catalog/types.js';
 
 export interface Principal {
+  /** The account's immutable id: partitions and grants are keyed by it, never by the name. */
+  readonly id: string;
+  /** The user name, which SQL and the protocol show (`as_user`, `CURRENT_USER()`, system tables). */
   readonly userId: string;
   readonly role: Role;
 }
 
-/** The partition a principal's statements touch in a table: their own for USER/STREAM tables. */
+export function principalOf(user: UserDef): Principal {
+  return { id: user.id, userId: user.userId, role: user.role };
+}
+
+/**
+ * The partition a principal's statements touch in a table: their own account's for USER/STREAM tables.
+ * Keyed by the account id, so a new account under a dropped name never sees the old one's rows.
+ */
 export function partitionFor(principal: Principal, table: TableDef): string {
-  return table.type === 'SHARED' ? '' : principal.userId;
+  return table.type === 'SHARED' ? '' : principal.id;
 }
 
 export function requireAdmin(principal: Principal, action: string): void {
@@ -56,7 +66,7 @@ const IMPERSONATION: Readonly<Record<Role, readonly Role[]>> = {
 };
 
 export function requireImpersonation(actor: Principal, target: Principal): void {
-  if (actor.userId === target.userId) return;
+  if (actor.id === target.id) return;
   if (!IMPERSONATION[actor.role].includes(target.role)) {
     throw denied(`Permission denied: role ${actor.role} cannot execute as user '${target.userId}' (role ${target.role})`);
   }

@@ -1,12 +1,12 @@
 /**
  * Turns an Authorization header into a principal: Bearer access tokens (checked against the
- * user's current role and token generation, so dropped users and changed passwords lock out at
- * once) or Basic user:password.
+ * account's current state and token generation, so dropped users and changed passwords lock out at
+ * once) or Basic user:password (live accounts only).
  */
 import { ServerError } from '../util/errors.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { UserDef } from '../catalog/types.js';
-import type { Principal } from './access.js';
+import { principalOf, type Principal } from './access.js';
 import type { PasswordHasher } from './passwords.js';
 import type { TokenService } from './tokens.js';
 import { LoginThrottle } from './login-throttle.js';
@@ -51,8 +51,8 @@ export class Authenticator {
   /** The user a token was issued to, if the token is still valid for them. */
   async userFromToken(token: string, type: 'access' | 'refresh'): Promise<UserDef> {
     const claims = await this.tokens.verify(token, type);
-    const user = this.catalog.user(claims.userId);
-    if (user === undefined || user.tokenGeneration !== claims.generation) {
+    const user = this.catalog.account(claims.accountId);
+    if (user === undefined || user.deletedAt !== null || user.userId !== claims.userId || user.tokenGeneration !== claims.generation) {
       throw new ServerError('INVALID_CREDENTIALS', 'Token is no longer valid');
     }
     return user;
@@ -75,8 +75,4 @@ export class Authenticator {
     this.throttle.succeeded(userId);
     return user;
   }
-}
-
-export function principalOf(user: UserDef): Principal {
-  return { userId: user.userId, role: user.role };
 }

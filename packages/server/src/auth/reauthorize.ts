@@ -9,12 +9,13 @@ import { qualifiedName, type TableDef, type UserDef } from '../catalog/types.js'
 import { requireRead, type Principal } from './access.js';
 
 /**
- * The user of that name if they may still act, else undefined. The one place that decides "this
- * user still exists" for open connections: when users become soft-deleted, `deleted_at` is
- * checked here.
+ * The account a principal acts as, if it may still act, else undefined: the one place that decides
+ * "this user still exists" for open connections. A dropped (soft-deleted) account, or a new account
+ * that took a dropped one's name, is not the principal's account.
  */
-export function activeUser(catalog: Catalog, userId: string): UserDef | undefined {
-  return catalog.user(userId);
+export function activeUser(catalog: Catalog, principal: Pick<Principal, 'id'>): UserDef | undefined {
+  const user = catalog.account(principal.id);
+  return user !== undefined && user.deletedAt === null ? user : undefined;
 }
 
 /**
@@ -28,7 +29,7 @@ export function readRevoked(catalog: Catalog, principal: Principal, table: Table
     return new ServerError('NOT_FOUND', `Table ${qualifiedName(table)} was dropped`);
   }
   try {
-    requireRead(principal, current, catalog.hasGrant(current.id, principal.userId));
+    requireRead(principal, current, catalog.hasGrant(current.id, principal));
     return null;
   } catch (error) {
     if (error instanceof ServerError) return error;

@@ -1,6 +1,7 @@
 /**
- * JWT access and refresh tokens (HS256, via jose). Access tokens carry sub, role, exp and the
- * user's token generation; refresh tokens carry `typ: refresh` and are refused as access tokens.
+ * JWT access and refresh tokens (HS256, via jose). Access tokens carry sub (the user name), role, exp,
+ * the user's token generation and `uid`, the account id, so a token of a dropped account never works
+ * for a new account of the same name; refresh tokens carry `typ: refresh` and are refused as access tokens.
  * Verified tokens are cached until expiry so the hot path skips the HMAC.
  */
 import { SignJWT, jwtVerify } from 'jose';
@@ -8,6 +9,8 @@ import { ServerError } from '../util/errors.js';
 import type { Role, UserDef } from '../catalog/types.js';
 
 export interface TokenClaims {
+  /** The account the token was issued to; tokens from before account ids have none and mean the name. */
+  readonly accountId: string;
   readonly userId: string;
   readonly role: Role;
   readonly generation: number;
@@ -37,7 +40,7 @@ export class TokenService {
     const now = Math.floor(Date.now() / 1000);
     const accessExp = now + this.accessTtlSeconds;
     const refreshExp = now + this.refreshTtlSeconds;
-    const claims = { role: user.role, gen: user.tokenGeneration };
+    const claims = { role: user.role, gen: user.tokenGeneration, uid: user.id };
     const access = await new SignJWT({ ...claims, typ: 'access' }).setProtectedHeader({ alg: 'HS256' })
       .setSubject(user.userId).setIssuer(ISSUER).setIssuedAt(now).setExpirationTime(accessExp).sign(this.key);
     const refresh = await new SignJWT({ ...claims, typ: 'refresh' }).setProtectedHeader({ alg: 'HS256' })
@@ -68,7 +71,12 @@ export class TokenService {
     if (payload.typ !== type || typeof payload.sub !== 'string' || typeof payload.role !== 'string' || typeof payload.exp !== 'number') {
       throw new ServerError('INVALID_CREDENTIALS', `Invalid token: not a ${type} token`);
     }
-    const claims: TokenClaims = { userId: payload.sub, role: payload.role as Role, generation: Number(payload.gen ?? 0), expiresAt: payload.exp };
+    if (payload.uid !== undefined && typeof payload.uid !== 'string') throw new ServerError('INVALID_CREDENTIALS', 'Invalid token: bad uid');
+    // A token without uid predates account ids: it was issued to the account whose id is the name.
+    const claims: TokenClaims = {
+      accountId: payload.uid ?? payload.sub, userId: payload.sub, role: payload.role as Role,
+      generation: Number(payload.gen ?? 0), expiresAt: payload.exp,
+    };
     if (this.cache.size >= CACHE_ENTRIES_MAX) this.cache.clear();
     this.cache.set(cacheKey, claims);
     return claims;

@@ -8,7 +8,7 @@
 import { assert } from '../util/errors.js';
 import { CatalogChanges } from './changes.js';
 import {
-  DEFAULT_NAMESPACE, type NamespaceDef, type TableDef, type TableSchemaVersion, type UserDef, qualifiedName,
+  ACCOUNT_ID_PATTERN, DEFAULT_NAMESPACE, accountIdOf, type NamespaceDef, type TableDef, type TableSchemaVersion, type UserDef, qualifiedName,
 } from './types.js';
 
 export interface CatalogStore {
@@ -17,15 +17,29 @@ export interface CatalogStore {
 }
 
 const NEXT_TABLE_ID_KEY = 'meta:next_table_id';
+/** The largest snowflake ever used for an account id: ids stay unique after a purge and a clock step back. */
+const LAST_ACCOUNT_SEQ_KEY = 'meta:last_account_seq';
+
+/** A user record as stored by versions before account ids: no `id`, no `deletedAt`. */
+type StoredUser = Omit<UserDef, 'id' | 'deletedAt'> & Partial<Pick<UserDef, 'id' | 'deletedAt'>>;
+/** `userId` holds the account id (the field predates ids; a migrated account's id is its name). */
+interface StoredGrant {
+  readonly tableId: number;
+  readonly userId: string;
+}
 
 export class Catalog {
   private readonly namespaces = new Map<string, NamespaceDef>();
   private readonly tables = new Map<string, TableDef>();
   private readonly schemas: TableSchemaVersion[] = [];
-  private readonly users = new Map<string, UserDef>();
-  /** SELECT grants on RESTRICTED shared tables: table id → user ids. */
+  /** Every account by id, dropped ones included until they are purged. */
+  private readonly accounts = new Map<string, UserDef>();
+  /** Live (not dropped) accounts by name: at most one per name. */
+  private readonly liveByName = new Map<string, UserDef>();
+  /** SELECT grants on RESTRICTED shared tables: table id → account ids. */
   private readonly grants = new Map<number, Set<string>>();
   private nextTableId = 1;
+  private lastAccountSeq = 0n;
   /** Raw catalog entries other subsystems keep here (e.g. meta:max_seq). */
   readonly meta = new Map<string, unknown>();
   /** Every change to namespaces, tables, grants and users, emitted by the methods below. */
@@ -35,17 +49,33 @@ export class Catalog {
 
   static async load(store: CatalogStore): Promise<Catalog> {
     const catalog = new Catalog(store);
+    const rewrites = new Map<string, unknown>();
     for (const [key, value] of await store.loadCatalog()) {
       const sep = key.indexOf(':');
       const kind = key.slice(0, sep);
       if (kind === 'ns') catalog.namespaces.set((value as NamespaceDef).name, value as NamespaceDef);
       else if (kind === 'table') catalog.tables.set(qualifiedName(value as TableDef), value as TableDef);
       else if (kind === 'schema') catalog.schemas.push(value as TableSchemaVersion);
-      else if (kind === 'user') catalog.users.set((value as UserDef).userId, value as UserDef);
-      else if (kind === 'grant') catalog.addGrantInMemory(value as { tableId: number; userId: string });
+      else if (kind === 'user') {
+        const user = migrateUser(value as StoredUser);
+        assert(key === userKey(user.id), `user record ${key} holds account ${user.id}`);
+        if (user !== value) rewrites.set(key, user);
+        catalog.addUserInMemory(user);
+      } else if (kind === 'grant') catalog.addGrantInMemory(value as StoredGrant);
       else if (key === NEXT_TABLE_ID_KEY) catalog.nextTableId = value as number;
+      else if (key === LAST_ACCOUNT_SEQ_KEY) catalog.lastAccountSeq = BigInt(value as string);
       else catalog.meta.set(key, value);
     }
+    // Versions before account ids left a dropped user's grants behind, keyed by name: they match no
+    // account (new ones have `@` ids), so they go, with the migrated records, in one write.
+    for (const [tableId, ids] of catalog.grants) {
+      for (const id of ids) {
+        if (catalog.accounts.has(id)) continue;
+        rewrites.set(grantKey(tableId, id), undefined);
+        ids.delete(id);
+      }
+    }
+    if (rewrites.size > 0) await store.writeCatalog(rewrites);
     if (!catalog.namespaces.has(DEFAULT_NAMESPACE)) {
       await catalog.putNamespace({ name: DEFAULT_NAMESPACE, createdAt: Date.now() });
     }
@@ -121,23 +151,26 @@ export class Catalog {
     return table;
   }
 
-  hasGrant(tableId: number, userId: string): boolean {
-    return this.grants.get(tableId)?.has(userId) ?? false;
+  /** Whether an account (a principal: the type keeps a name from being passed by mistake) holds a grant. */
+  hasGrant(tableId: number, account: { readonly id: string }): boolean {
+    return this.grants.get(tableId)?.has(account.id) ?? false;
   }
 
+  /** Account ids granted SELECT on a table. */
   grantees(tableId: number): string[] {
     return [...(this.grants.get(tableId) ?? [])].sort();
   }
 
-  async setGrant(tableId: number, userId: string, granted: boolean): Promise<void> {
-    const key = `grant:${tableId}:${userId}`;
-    await this.store.writeCatalog(new Map([[key, granted ? { tableId, userId } : undefined]]));
-    if (granted) this.addGrantInMemory({ tableId, userId });
-    else this.grants.get(tableId)?.delete(userId);
-    this.changes.emit({ kind: 'grant_changed', tableId, userId, granted });
+  async setGrant(tableId: number, accountId: string, granted: boolean): Promise<void> {
+    assert(this.accounts.get(accountId)?.deletedAt === null, 'grants go to live accounts');
+    const grant: StoredGrant = { tableId, userId: accountId };
+    await this.store.writeCatalog(new Map([[grantKey(tableId, accountId), granted ? grant : undefined]]));
+    if (granted) this.addGrantInMemory(grant);
+    else this.grants.get(tableId)?.delete(accountId);
+    this.changes.emit({ kind: 'grant_changed', tableId, accountId, granted });
   }
 
-  private addGrantInMemory(g: { tableId: number; userId: string }): void {
+  private addGrantInMemory(g: StoredGrant): void {
     let set = this.grants.get(g.tableId);
     if (set === undefined) {
       set = new Set();
@@ -148,7 +181,8 @@ export class Catalog {
 
   async dropTable(table: TableDef): Promise<void> {
     const entries = new Map<string, unknown>([[`table:${qualifiedName(table)}`, undefined]]);
-    for (const userId of this.grants.get(table.id) ?? []) entries.set(`grant:${table.id}:${userId}`, undefined);
+    for (const accountId of this.grants.get(table.id) ?? []) entries.set(grantKey(table.id, accountId), undefined);
+    this.grants.delete(table.id);
     for (const s of this.schemas) if (s.tableId === table.id) entries.set(`schema:${s.tableId}:${s.version}`, undefined);
     await this.store.writeCatalog(entries);
     this.grants.delete(table.id);
@@ -159,25 +193,108 @@ export class Catalog {
 
   // Users -----------------------------------------------------------------------------------
 
-  user(userId: string): UserDef | undefined {
-    return this.users.get(userId);
+  /** The live account with this name (what logins, EXECUTE AS, ALTER/DROP USER and GRANT resolve). */
+  user(name: string): UserDef | undefined {
+    return this.liveByName.get(name);
   }
 
+  /** Any account by id, dropped ones included until they are purged. */
+  account(id: string): UserDef | undefined {
+    return this.accounts.get(id);
+  }
+
+  /** Every account, dropped ones included: by name, then oldest first. */
   listUsers(): UserDef[] {
-    return [...this.users.values()].sort((a, b) => a.userId.localeCompare(b.userId));
+    return [...this.accounts.values()].sort((a, b) => a.userId.localeCompare(b.userId) || a.createdAt - b.createdAt);
   }
 
-  async putUser(user: UserDef): Promise<void> {
-    await this.store.writeCatalog(new Map([[`user:${user.userId}`, user]]));
-    const previous = this.users.get(user.userId);
-    this.users.set(user.userId, user);
-    this.changes.emit(previous === undefined ? { kind: 'user_created', user } : { kind: 'user_altered', user, previous });
+  /** Dropped accounts waiting for their purge. */
+  deletedUsers(): UserDef[] {
+    return [...this.accounts.values()].filter((u) => u.deletedAt !== null);
   }
 
-  async dropUser(userId: string): Promise<void> {
-    await this.store.writeCatalog(new Map([[`user:${userId}`, undefined]]));
-    const previous = this.users.get(userId);
-    this.users.delete(userId);
-    if (previous !== undefined) this.changes.emit({ kind: 'user_dropped', previous });
+  /**
+   * Creates an account under a free name. Its id comes from `snowflake` unless that is not above every
+   * id handed out before (the clock went back), so an id is never reused, not even after a purge.
+   */
+  async createUser(fields: Omit<UserDef, 'id' | 'deletedAt'>, snowflake: bigint): Promise<UserDef> {
+    assert(!this.liveByName.has(fields.userId), 'creating a user under a free name');
+    const seq = snowflake > this.lastAccountSeq ? snowflake : this.lastAccountSeq + 1n;
+    const user: UserDef = { ...fields, id: accountIdOf(seq), deletedAt: null };
+    assert(ACCOUNT_ID_PATTERN.test(user.id) && !this.accounts.has(user.id), 'account ids are never reused');
+    await this.store.writeCatalog(new Map<string, unknown>([[userKey(user.id), user], [LAST_ACCOUNT_SEQ_KEY, seq.toString()]]));
+    this.lastAccountSeq = seq;
+    this.addUserInMemory(user);
+    this.changes.emit({ kind: 'user_created', user });
+    return user;
   }
+
+  /** Replaces a live account's record (ALTER USER); its id and name stay. */
+  async replaceUser(user: UserDef): Promise<void> {
+    const current = this.accounts.get(user.id);
+    assert(current !== undefined && current.deletedAt === null && user.deletedAt === null, 'replacing a live account');
+    assert(current.userId === user.userId, 'an account keeps its name');
+    await this.store.writeCatalog(new Map([[userKey(user.id), user]]));
+    this.addUserInMemory(user);
+    this.changes.emit({ kind: 'user_altered', user, previous: current });
+  }
+
+  /**
+   * DROP USER: marks the account deleted and removes its grants in one write. From then on it cannot
+   * log in, its name is free for a new account, and its partitions wait for the purge.
+   */
+  async softDeleteUser(id: string, deletedAt: number): Promise<UserDef> {
+    const current = this.accounts.get(id);
+    assert(current !== undefined && current.deletedAt === null, 'dropping a live account');
+    const dropped: UserDef = { ...current, deletedAt, updatedAt: deletedAt };
+    const entries = new Map<string, unknown>([[userKey(id), dropped]]);
+    for (const tableId of this.grantsOf(id)) entries.set(grantKey(tableId, id), undefined);
+    await this.store.writeCatalog(entries);
+    for (const tableId of this.grantsOf(id)) this.grants.get(tableId)!.delete(id);
+    this.liveByName.delete(current.userId);
+    this.accounts.set(id, dropped);
+    this.changes.emit({ kind: 'user_dropped', previous: current });
+    return dropped;
+  }
+
+  /** The last step of a purge: the dropped account's record (and any grant left) goes. Idempotent. */
+  async removeUser(id: string): Promise<void> {
+    const current = this.accounts.get(id);
+    if (current === undefined) return;
+    assert(current.deletedAt !== null, 'only dropped accounts are removed');
+    const entries = new Map<string, unknown>([[userKey(id), undefined]]);
+    for (const tableId of this.grantsOf(id)) entries.set(grantKey(tableId, id), undefined);
+    await this.store.writeCatalog(entries);
+    for (const tableId of this.grantsOf(id)) this.grants.get(tableId)!.delete(id);
+    this.accounts.delete(id);
+  }
+
+  private grantsOf(accountId: string): number[] {
+    return [...this.grants].filter(([, ids]) => ids.has(accountId)).map(([tableId]) => tableId);
+  }
+
+  private addUserInMemory(user: UserDef): void {
+    this.accounts.set(user.id, user);
+    if (user.deletedAt !== null) return;
+    const other = this.liveByName.get(user.userId);
+    assert(other === undefined || other.id === user.id, `two live accounts named ${user.userId}`);
+    this.liveByName.set(user.userId, user);
+  }
+}
+
+function userKey(accountId: string): string {
+  return `user:${accountId}`;
+}
+
+function grantKey(tableId: number, accountId: string): string {
+  return `grant:${tableId}:${accountId}`;
+}
+
+/**
+ * Records from before account ids keyed every partition by the user name, so the name becomes the id:
+ * their rows, files and grants stay theirs after the upgrade. Returns the record itself when current.
+ */
+function migrateUser(stored: StoredUser): UserDef {
+  if (stored.id !== undefined && stored.deletedAt !== undefined) return stored as UserDef;
+  return { ...stored, id: stored.id ?? stored.userId, deletedAt: stored.deletedAt ?? null };
 }

@@ -18,7 +18,7 @@ export type CatalogChangeBody =
   /** ALTER TABLE (today only SET ACCESS_LEVEL): the id stays, the definition is replaced. */
   | { readonly kind: 'table_altered'; readonly table: TableDef; readonly previous: TableDef }
   | { readonly kind: 'table_dropped'; readonly table: TableDef }
-  | { readonly kind: 'grant_changed'; readonly tableId: number; readonly userId: string; readonly granted: boolean }
+  | { readonly kind: 'grant_changed'; readonly tableId: number; readonly accountId: string; readonly granted: boolean }
   | { readonly kind: 'user_created'; readonly user: UserDef }
   /** ALTER USER: password, role or email. */
   | { readonly kind: 'user_altered'; readonly user: UserDef; readonly previous: UserDef }

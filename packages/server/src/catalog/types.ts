@@ -72,6 +72,15 @@ export const ROLES = ['user', 'service', 'dba', 'system'] as const;
 export type Role = (typeof ROLES)[number];
 
 export interface UserDef {
+  /**
+   * The account's immutable id: partitions (hot keys, cold directories, stream buffers) and grants are
+   * keyed by it, so a dropped name created again starts empty. `@<snowflake>` for accounts created by
+   * this version, the user name for accounts migrated from data dirs that predate ids (their existing
+   * partition key). Never reused. Shown only where operators need it (system.users.account_id, the
+   * JWT `uid` claim, directory names); everything else shows the name.
+   */
+  readonly id: string;
+  /** The login name: what SQL and the protocol call the user id (`as_user`, `CURRENT_USER()`, JWT `sub`). */
   readonly userId: string;
   readonly role: Role;
   readonly passwordHash: string;
@@ -80,6 +89,21 @@ export interface UserDef {
   readonly updatedAt: number;
   /** Bumped when the password or role changes; tokens issued for an older generation stop working. */
   readonly tokenGeneration: number;
+  /**
+   * Set by DROP USER (Unix ms): the account can no longer log in, its name is free, and its partitions
+   * are purged once the grace period has passed. Null for live accounts.
+   */
+  readonly deletedAt: number | null;
+}
+
+/**
+ * Account ids of this version: `@` and a decimal snowflake. User names never start with `@`, so an id
+ * can never equal a name, and a migrated account (id = name) can never collide with a new one.
+ */
+export const ACCOUNT_ID_PATTERN = /^@[0-9]{1,20}$/;
+
+export function accountIdOf(snowflake: bigint): string {
+  return `@${snowflake}`;
 }
 
 /**

@@ -40,6 +40,8 @@ export interface Config {
   readonly compactSegmentsMax: number;
   /** Partitions flushed or compacted at the same time. */
   readonly concurrentFlushesMax: number;
+  /** How long a dropped user's rows and files are kept before the cleanup job purges them (0: at once). */
+  readonly userPurgeGraceSeconds: number;
   /** Live queries: per connection, per user, client frame size, unsent bytes before SLOW_CONSUMER. */
   readonly liveSubscriptionsPerConnectionMax: number;
   readonly liveSubscriptionsPerUserMax: number;
@@ -75,6 +77,7 @@ export const defaults: Config = Object.freeze({
   jobRetentionDays: 7,
   compactSegmentsMax: 8,
   concurrentFlushesMax: 2,
+  userPurgeGraceSeconds: 7 * 86_400,
   liveSubscriptionsPerConnectionMax: 100,
   liveSubscriptionsPerUserMax: 1000,
   liveMessageBytesMax: 1024 * 1024,
@@ -115,6 +118,9 @@ function checkConfig(config: Config): void {
     throw new Error('access tokens must expire before refresh tokens');
   }
   if (config.queryConnections < 1) throw new Error('queryConnections must be at least 1');
+  if (!Number.isSafeInteger(config.userPurgeGraceSeconds) || config.userPurgeGraceSeconds < 0) {
+    throw new Error('user_purge_grace_seconds must be a whole number of seconds, 0 or more');
+  }
 }
 
 function parseFlags(argv: readonly string[]): Record<string, string> {

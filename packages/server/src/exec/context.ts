@@ -8,6 +8,7 @@ import type { HotMirror } from '../storage/duck/hot-mirror.js';
 import type { ColdStore } from '../storage/cold/cold-store.js';
 import type { FlushService } from '../jobs/flush-service.js';
 import type { JobStore } from '../jobs/job-store.js';
+import type { UserPurgeService } from '../jobs/user-purge.js';
 import type { SnowflakeGenerator } from '../util/snowflake.js';
 import type { Mutex } from '../util/mutex.js';
 import type { Config } from '../config/config.js';
@@ -30,6 +31,8 @@ export interface Services {
   readonly cold: ColdStore;
   readonly jobs: JobStore;
   readonly flush: FlushService;
+  /** Purges dropped accounts after the grace period; DROP USER wakes it. */
+  readonly userPurge: UserPurgeService;
   readonly sources: RowSources;
   readonly seqs: SnowflakeGenerator;
   readonly ddl: Mutex;

@@ -4,7 +4,7 @@
  * a transaction discards all of it) and EXECUTE AS USER.
  */
 import { ServerError, assertNever, execError, invalidSql } from '../util/errors.js';
-import { requireImpersonation, type Principal } from '../auth/access.js';
+import { principalOf, requireImpersonation, type Principal } from '../auth/access.js';
 import type { Statement } from '../sql/statement.js';
 import type { ParseCache } from '../sql/parser.js';
 import { identifier } from '../sql/names.js';
@@ -126,7 +126,7 @@ export class Executor {
       // Same wording whether the user is missing or forbidden would leak less, but admins need the reason.
       throw execError(`User '${st.userId}' does not exist`);
     }
-    const principal = { userId: target.userId, role: target.role };
+    const principal = principalOf(target);
     requireImpersonation(ctx.principal, principal);
     if (ctx.tx !== null && !isTransactional(st.inner)) throw execError('EXECUTE AS USER with DDL cannot run inside a transaction');
     return this.audited(st.inner, { ...ctx, principal });

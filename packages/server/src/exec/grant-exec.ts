@@ -13,9 +13,11 @@ export async function grantOrRevoke(s: Services, ctx: RunContext, st: Of<'grant'
   requireAdmin(ctx.principal, st.kind.toUpperCase());
   const table = resolveTable(s, ctx, st.table);
   if (table.type !== 'SHARED') throw execError(`GRANT applies to SHARED tables: ${qualifiedName(table)} is a ${table.type} table, where every user has their own partition`);
-  if (s.catalog.user(st.userId) === undefined) throw execError(`User '${st.userId}' does not exist`);
   return s.ddl.run(async () => {
-    await s.catalog.setGrant(table.id, st.userId, st.kind === 'grant');
+    // Grants belong to the account, not the name: a later account of the same name does not inherit them.
+    const grantee = s.catalog.user(st.userId);
+    if (grantee === undefined) throw execError(`User '${st.userId}' does not exist`);
+    await s.catalog.setGrant(table.id, grantee.id, st.kind === 'grant');
     const note = table.options.accessLevel === 'RESTRICTED' ? '' : ` (it takes effect while the table is RESTRICTED; it is ${table.options.accessLevel})`;
     return messageResult(ctx, st.kind === 'grant'
       ? `Granted SELECT on '${qualifiedName(table)}' to '${st.userId}'${note}`

@@ -39,7 +39,7 @@ async function pointSelect(s: Services, ctx: RunContext, q: PgNode): Promise<Sta
   if (lookup === null) return null;
   const projection = projectionOf(table, q.targetList, rv.alias?.aliasname ?? table.name);
   if (projection === null) return null;
-  requireRead(ctx.principal, table, s.catalog.hasGrant(table.id, ctx.principal.userId));
+  requireRead(ctx.principal, table, s.catalog.hasGrant(table.id, ctx.principal));
   const pkCol = table.columns[primaryKeyIndex(table)]!;
   let pk: StoredValue;
   try {

@@ -66,16 +66,19 @@ export function systemRelation(s: SystemSources, name: string, viewer: Principal
           col('schema_version', 'Int'), col('created_at', 'Timestamp'), col('column_stats', 'Json')],
         rows: catalog.tablesIn(null).filter((t) => t.type !== 'STREAM').flatMap((t) =>
           s.cold.partitions(t).flatMap((p) => s.cold.manifest(t, p).segments.map((seg) => [
-            t.namespace, t.name, p === '' ? null : p, seg.path, BigInt(seg.row_count), BigInt(seg.size_bytes),
+            t.namespace, t.name, p === '' ? null : catalog.account(p)?.userId ?? p, seg.path, BigInt(seg.row_count), BigInt(seg.size_bytes),
             BigInt(seg.min_seq), BigInt(seg.max_seq), seg.schema_version, micros(seg.created_at), JSON.stringify(seg.columns),
           ]))),
       };
     case 'users':
       return {
         columns: [col('user_id', 'Text'), col('username', 'Text'), col('role', 'Text'), col('email', 'Text'),
-          col('password_hash', 'Text'), col('created_at', 'Timestamp'), col('updated_at', 'Timestamp')],
-        // The hashes are argon2id; only role system sees them, everyone else reads ***.
-        rows: catalog.listUsers().map((u) => [u.userId, u.userId, u.role, u.email, viewer.role === 'system' ? u.passwordHash : '***', micros(u.createdAt), micros(u.updatedAt)]),
+          col('password_hash', 'Text'), col('created_at', 'Timestamp'), col('updated_at', 'Timestamp'),
+          col('deleted_at', 'Timestamp'), col('account_id', 'Text')],
+        // The hashes are argon2id; only role system sees them, everyone else reads ***. Dropped accounts
+        // stay listed, with deleted_at, until they are purged; account_id names their partition directories.
+        rows: catalog.listUsers().map((u) => [u.userId, u.userId, u.role, u.email, viewer.role === 'system' ? u.passwordHash : '***',
+          micros(u.createdAt), micros(u.updatedAt), u.deletedAt === null ? null : micros(u.deletedAt), u.id]),
       };
     case 'namespaces':
       return {

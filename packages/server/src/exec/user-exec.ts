@@ -1,4 +1,4 @@
-/** CREATE/ALTER/DROP USER with argon2id hashes and the role rules from auth/access. */
+/** CREATE/ALTER/DROP USER with argon2id hashes and the role rules from auth/access; DROP USER soft-deletes. */
 import { denied, execError } from '../util/errors.js';
 import { isAdminRole, type Role, type UserDef } from '../catalog/types.js';
 import { requireUserManagement } from '../auth/access.js';
@@ -13,16 +13,20 @@ export async function createUser(s: Services, ctx: RunContext, st: Of<'create_us
   return s.ddl.run(async () => {
     if (s.catalog.user(st.userId)) throw execError(`User '${st.userId}' already exists`);
     const now = Date.now();
-    // The generation starts at the creation time: tokens of an earlier user of the same name stay invalid.
-    await s.catalog.putUser({ userId: st.userId, role: st.role, passwordHash, email: st.email, createdAt: now, updatedAt: now, tokenGeneration: now });
+    // A new account id: a dropped account of the same name keeps its partitions until they are
+    // purged, and tokens carry the id, so nothing of the old account reaches the new one.
+    await s.catalog.createUser(
+      { userId: st.userId, role: st.role, passwordHash, email: st.email, createdAt: now, updatedAt: now, tokenGeneration: now },
+      s.seqs.next(),
+    );
     return messageResult(ctx, `User '${st.userId}' created successfully`);
   });
 }
 
 export async function alterUser(s: Services, ctx: RunContext, st: Of<'alter_user'>): Promise<StatementResult> {
-  const self = ctx.principal.userId === st.userId;
   const target = s.catalog.user(st.userId);
   if (target === undefined) throw execError(`User '${st.userId}' does not exist`);
+  const self = ctx.principal.id === target.id;
   if (st.field === 'role') {
     requireUserManagement(ctx.principal, target.role, 'ALTER USER ... SET ROLE');
     requireUserManagement(ctx.principal, st.value as Role, 'ALTER USER ... SET ROLE');
@@ -41,7 +45,8 @@ export async function alterUser(s: Services, ctx: RunContext, st: Of<'alter_user
   const passwordHash = st.field === 'password' ? await s.passwords.hash(st.value) : null;
   return s.ddl.run(async () => {
     const current = s.catalog.user(st.userId);
-    if (current === undefined) throw execError(`User '${st.userId}' does not exist`);
+    // Checked by id: the name may have been dropped and given to a new account since the checks above.
+    if (current === undefined || current.id !== target.id) throw execError(`User '${st.userId}' does not exist`);
     const updated: UserDef = {
       ...current,
       updatedAt: Date.now(),
@@ -49,7 +54,7 @@ export async function alterUser(s: Services, ctx: RunContext, st: Of<'alter_user
       ...(st.field === 'role' ? { role: st.value as Role, tokenGeneration: current.tokenGeneration + 1 } : {}),
       ...(st.field === 'email' ? { email: st.value } : {}),
     };
-    await s.catalog.putUser(updated);
+    await s.catalog.replaceUser(updated);
     return messageResult(ctx, `User '${st.userId}' updated successfully`);
   });
 }
@@ -63,9 +68,12 @@ export async function dropUser(s: Services, ctx: RunContext, st: Of<'drop_user'>
       throw execError(`User '${st.userId}' does not exist`);
     }
     requireUserManagement(ctx.principal, target.role, 'DROP USER');
-    if (target.userId === ctx.caller.userId) throw execError('You cannot drop your own account');
+    if (target.id === ctx.caller.id) throw execError('You cannot drop your own account');
     if (target.userId === 'root') throw execError("The built-in 'root' account cannot be dropped");
-    await s.catalog.dropUser(st.userId);
+    // A soft delete: the record stays (system.users shows deleted_at) until the purge job has removed
+    // the account's partitions after the grace period; login and tokens stop working now.
+    await s.catalog.softDeleteUser(target.id, Date.now());
+    s.userPurge.wake();
     return messageResult(ctx, `User '${st.userId}' dropped successfully`);
   });
 }

@@ -108,7 +108,7 @@ async function refreshRoute(deps: HttpDeps, req: IncomingMessage): Promise<Handl
   const header = req.headers.authorization ?? '';
   if (!/^bearer /i.test(header)) throw new ServerError('MISSING_AUTHORIZATION', 'Send the refresh token as Authorization: Bearer <refresh_token>');
   const principal = await deps.auth.fromToken(header.slice(7).trim(), 'refresh');
-  const user = deps.catalog.user(principal.userId)!;
+  const user = deps.catalog.account(principal.id)!;
   return { status: 200, body: await deps.tokens.issue(user), user: user.userId };
 }
 

@@ -24,7 +24,7 @@ import { failpoint } from './failpoints.js';
 
 export interface FlushEvent {
   readonly table: TableDef;
-  /** The user whose partition was flushed (USER tables), or null (SHARED). */
+  /** The partition flushed: a USER table's account id (not the user name), or null (SHARED). */
   readonly userId: string | null;
   readonly row_count: number;
   readonly files: readonly string[];
@@ -186,6 +186,15 @@ export class FlushService {
     });
   }
 
+  /**
+   * The purge of a dropped account's partition: forgets its unflushed-row counter and runs `remove`
+   * under the partition's lock, so no flush or compaction writes into files being deleted.
+   */
+  async dropPartition<T>(table: TableDef, partition: string, remove: () => Promise<T>): Promise<T> {
+    this.pending.delete(partitionId(table.id, partition));
+    return this.lock(table, partition).run(remove);
+  }
+
   /** Waits for every flush or compaction of a table to finish (before DROP TABLE removes its files). */
   async quiesce(table: TableDef): Promise<void> {
     for (const [key, p] of this.pending) if (p.table.id === table.id) this.pending.delete(key);
@@ -195,9 +204,11 @@ export class FlushService {
   // Jobs -------------------------------------------------------------------------------------
 
   private async startJob(
-    type: 'flush' | 'compaction', table: TableDef, userId: string | null, params: unknown,
+    type: 'flush' | 'compaction', table: TableDef, partition: string | null, params: unknown,
     work: (signal: AbortSignal, job: JobRow) => Promise<WorkResult>,
   ): Promise<JobRow> {
+    // system.jobs shows user names, like every other system table; partitions are keyed by account id.
+    const userId = partition === null ? null : this.d.catalog.account(partition)?.userId ?? partition;
     const { job, signal } = await this.d.jobs.create({ job_type: type, namespace_id: table.namespace, table_name: table.name, user_id: userId, parameters: params });
     this.track(this.finishJob(job, signal, work));
     return job;

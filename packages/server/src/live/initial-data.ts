@@ -6,7 +6,7 @@
 import { ServerError } from '../util/errors.js';
 import { snowflakeAtMs } from '../util/snowflake.js';
 import { primaryKeyIndex, qualifiedName, type StoredValue, type TableDef } from '../catalog/types.js';
-import type { Principal } from '../auth/access.js';
+import { partitionFor, type Principal } from '../auth/access.js';
 import type { Services } from '../exec/context.js';
 import type { SelectStmt } from '@pgsql/types';
 import { runQuery } from '../exec/query.js';
@@ -108,7 +108,7 @@ export async function resumeChanges(s: Services, q: SubscriptionQuery, partition
 /** The buffered events of a stream partition, read synchronously: the hand-over is exact. */
 function streamSnapshot(s: Services, principal: Principal, q: SubscriptionQuery, lastRows: number | null): InitialRows {
   const table = q.table;
-  const partition = table.type === 'SHARED' ? '' : principal.userId;
+  const partition = partitionFor(principal, table);
   const all = s.streams.read(table, partition);
   const handoverSeq = all.at(-1)?.seq ?? 0n;
   let rows = all.filter((e) => q.predicate([...e.values, e.seq]))

@@ -8,8 +8,8 @@ import { assertNever } from '../util/errors.js';
 import { passwordChanged, type CatalogChange } from '../catalog/changes.js';
 
 export interface ReauthScope {
-  /** Only this user's connections; null: every connection. */
-  readonly userId: string | null;
+  /** Only this account's connections (its immutable id); null: every connection. */
+  readonly accountId: string | null;
   /** Only subscriptions on this table id; null: every subscription of the connections in scope. */
   readonly tableId: number | null;
   /** The user's password changed: their connections end (and their old tokens already fail). */
@@ -26,16 +26,16 @@ export function reauthScope(change: CatalogChange): ReauthScope | null {
     case 'namespace_dropped':
       // Its tables were dropped (each with its own event) before the namespace; checking everything
       // once more costs little for a rare statement and does not depend on that order.
-      return { userId: null, tableId: null, passwordChanged: false };
+      return { accountId: null, tableId: null, passwordChanged: false };
     case 'table_altered':
     case 'table_dropped':
-      return { userId: null, tableId: change.table.id, passwordChanged: false };
+      return { accountId: null, tableId: change.table.id, passwordChanged: false };
     case 'grant_changed':
-      return { userId: change.userId, tableId: change.tableId, passwordChanged: false };
+      return { accountId: change.accountId, tableId: change.tableId, passwordChanged: false };
     case 'user_altered':
-      return { userId: change.user.userId, tableId: null, passwordChanged: passwordChanged(change) };
+      return { accountId: change.user.id, tableId: null, passwordChanged: passwordChanged(change) };
     case 'user_dropped':
-      return { userId: change.previous.userId, tableId: null, passwordChanged: false };
+      return { accountId: change.previous.id, tableId: null, passwordChanged: false };
     default:
       return assertNever(change, 'catalog change');
   }

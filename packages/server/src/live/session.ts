@@ -12,8 +12,8 @@ import type { WebSocket } from 'ws';
 import { ServerError, assert } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import type { Principal } from '../auth/access.js';
-import { partitionFor } from '../auth/access.js';
-import { principalOf, type Authenticator } from '../auth/authenticator.js';
+import { partitionFor, principalOf } from '../auth/access.js';
+import type { Authenticator } from '../auth/authenticator.js';
 import { activeUser, readRevoked } from '../auth/reauthorize.js';
 import type { UserDef } from '../catalog/types.js';
 import type { ReauthScope } from './reauthorize.js';
@@ -131,7 +131,7 @@ export class LiveSession implements LiveSink {
    */
   private establish(verified: UserDef): void {
     if (this.closed) return;
-    const current = activeUser(this.d.services.catalog, verified.userId);
+    const current = activeUser(this.d.services.catalog, verified);
     if (current === undefined || current.tokenGeneration !== verified.tokenGeneration) {
       return this.failAuth('The user was changed or dropped while the credentials were being checked: authenticate again');
     }
@@ -149,10 +149,10 @@ export class LiveSession implements LiveSink {
   reauthorize(scope: ReauthScope): void {
     // A connection still verifying its credentials is checked by establish() instead.
     if (this.closed || this.principal === null) return;
-    if (scope.userId !== null && scope.userId !== this.principal.userId) return;
+    if (scope.accountId !== null && scope.accountId !== this.principal.id) return;
     if (scope.passwordChanged) return this.close(LIVE_CLOSE.passwordChanged);
     const catalog = this.d.services.catalog;
-    const user = activeUser(catalog, this.principal.userId);
+    const user = activeUser(catalog, this.principal);
     if (user === undefined) return this.close(LIVE_CLOSE.userDropped);
     this.principal = principalOf(user);
     for (const sub of [...this.subs.values()]) {

@@ -50,7 +50,7 @@ export function parseSubscription(sql: string, catalog: Catalog, principal: Prin
   }
   const table = catalog.table(namespace, name);
   if (table === undefined) throw new ServerError('NOT_FOUND', `Table '${namespace}.${name}' does not exist`);
-  requireRead(principal, table, catalog.hasGrant(table.id, principal.userId));
+  requireRead(principal, table, catalog.hasGrant(table.id, principal));
   const columns = liveColumns(table);
   const alias = rv.alias?.aliasname ?? name;
   const projection = projectionOf(q.targetList, columns, new Set([alias, name]));

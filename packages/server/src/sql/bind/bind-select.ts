@@ -206,7 +206,7 @@ class Binder {
     } else {
       const table = this.ctx.catalog.table(namespace, name);
       if (table === undefined) throw execError(`Table '${namespace}.${name}' does not exist`);
-      requireRead(this.ctx.principal, table, this.ctx.catalog.hasGrant(table.id, this.ctx.principal.userId));
+      requireRead(this.ctx.principal, table, this.ctx.catalog.hasGrant(table.id, this.ctx.principal));
       this.sources.push({ kind: 'table', table });
     }
     const shownAs = rv.alias?.aliasname ?? name;

@@ -131,6 +131,27 @@ export class HotStore {
     return out;
   }
 
+  /**
+   * Removes every row version and index entry (cold markers included) of one partition: the purge of a
+   * dropped account. Returns how many unflushed row versions it held. Idempotent.
+   */
+  async dropPartitionRows(tableId: number, partition: string): Promise<number> {
+    assert(partition !== '', 'a SHARED table has one partition; dropping it is DROP TABLE');
+    const versions = partitionPrefix(KEY_VERSION, tableId, partition);
+    let count = 0;
+    for await (const entry of this.db.iterator({ gte: versions, lt: prefixEnd(versions), capacity: SCAN_CAPACITY, values: false })) {
+      assert(entry.key.length > versions.length, 'version key');
+      count++;
+    }
+    const batch = this.db.write({ capacity: 2, autoDestroy: true });
+    for (const kind of [KEY_VERSION, KEY_PK]) {
+      const prefix = partitionPrefix(kind, tableId, partition);
+      batch.tryDeleteRange(prefix, prefixEnd(prefix));
+    }
+    await batch.flush();
+    return count;
+  }
+
   /** Removes every row version and index entry of a table (DROP TABLE). */
   async dropTableRows(tableId: number): Promise<void> {
     const batch = this.db.write({ capacity: 2, autoDestroy: true });

@@ -71,6 +71,15 @@ export class StreamStore {
     return evicted;
   }
 
+  /** The purge of a dropped account: its buffered events in one table; returns how many were live. */
+  dropPartition(tableId: number, partition: string): number {
+    const key = partitionId(tableId, partition);
+    const p = this.partitions.get(key);
+    if (p === undefined) return 0;
+    this.partitions.delete(key);
+    return p.events.length - p.head;
+  }
+
   dropTable(tableId: number): void {
     for (const [k, p] of this.partitions) if (p.table.id === tableId) this.partitions.delete(k);
   }
