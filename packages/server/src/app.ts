@@ -15,7 +15,7 @@ import { HotStore } from './storage/hot/hot-store.js';
 import { Committer, MAX_SEQ_KEY } from './storage/hot/committer.js';
 import { DuckEngine } from './storage/duck/duck-engine.js';
 import { HotMirror } from './storage/duck/hot-mirror.js';
-import { engineMacros } from './sql/bind/engine-names.js';
+import { fileEngineConfig, queryEngineConfig } from './engine-config.js';
 import { ColdStore } from './storage/cold/cold-store.js';
 import { JobStore } from './jobs/job-store.js';
 import { FlushService } from './jobs/flush-service.js';
@@ -50,15 +50,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const maxSeq = catalog.meta.get(MAX_SEQ_KEY);
   if (typeof maxSeq === 'string') seqs.observe(BigInt(maxSeq));
   // User SQL runs on an engine with no file access; the cold tier's files are read by a second one.
-  const duck = await DuckEngine.open({
-    threads: config.duckdbThreads, memoryLimit: config.duckdbMemoryLimit,
-    connections: config.queryConnections, queryTimeoutMs: config.queryTimeoutMs, storageDir: null,
-    setup: engineMacros(config.generatedValuesMax),
-  });
-  const files = await DuckEngine.open({
-    threads: config.duckdbThreads, memoryLimit: config.duckdbMemoryLimit,
-    connections: 2, queryTimeoutMs: config.queryTimeoutMs, storageDir: join(config.dataDir, 'storage'),
-  });
+  const duck = await DuckEngine.open(queryEngineConfig(config));
+  const files = await DuckEngine.open(fileEngineConfig(config));
   const passwords = new PasswordHasher();
   await ensureRoot(catalog, passwords, seqs, config.rootPassword, log);
   const tokens = new TokenService(jwtSecret(config), config.accessTokenTtlSeconds, config.refreshTokenTtlSeconds);

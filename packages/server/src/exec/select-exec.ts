@@ -3,43 +3,42 @@
  * other query takes the general read path.
  */
 import { DELETED_COLUMN, SEQ_COLUMN, primaryKeyIndex, type StoredValue, type TableDef } from '../catalog/types.js';
-import { partitionFor, requireRead } from '../auth/access.js';
-import { execError, invalidSql } from '../util/errors.js';
+import { partitionFor } from '../auth/access.js';
+import { execError } from '../util/errors.js';
 import type { PgNode, Statement } from '../sql/statement.js';
 import { coerce, encodeCell, protocolType } from '../sql/values.js';
-import { identifier } from '../sql/names.js';
 import { rowsResult, type RunContext, type Services, type StatementResult } from './context.js';
 import { encodeDuckResult, type SchemaField } from './duck-cells.js';
 import { constantValue } from '../sql/create-table.js';
 import { param } from './expr-eval.js';
-import { runQuery } from './query.js';
+import { bindForRequest, runBound } from './query.js';
+import type { BoundQuery } from '../sql/bind/bind-select.js';
 
 type Of<K extends Statement['kind']> = Extract<Statement, { kind: K }>;
 
 export async function select(s: Services, ctx: RunContext, st: Of<'select'>): Promise<StatementResult> {
-  if (st.ast.intoClause) throw invalidSql('SELECT ... INTO is not supported: use INSERT INTO ... SELECT');
-  if (st.ast.lockingClause) throw invalidSql('SELECT ... FOR UPDATE/SHARE is not supported: use BEGIN ... COMMIT, which is atomic');
-  const fast = await pointSelect(s, ctx, st.ast);
+  // Bound once: the fast path and the engine read the same resolved, access-checked tables.
+  const bound = bindForRequest(s, ctx, st.ast);
+  const fast = await pointSelect(s, ctx, st.ast, bound);
   if (fast !== null) return fast;
-  const result = await runQuery(s, ctx, st.ast);
+  const result = await runBound(s, ctx, bound);
   const { schema, rows } = encodeDuckResult(result);
   return rowsResult(ctx, schema, rows);
 }
 
 /** `SELECT cols FROM t WHERE pk = value` on a USER/SHARED table; null when the query is anything else. */
-async function pointSelect(s: Services, ctx: RunContext, q: PgNode): Promise<StatementResult | null> {
+async function pointSelect(s: Services, ctx: RunContext, q: PgNode, bound: BoundQuery): Promise<StatementResult | null> {
   if (q.withClause || q.groupClause || q.havingClause || q.sortClause || q.limitCount || q.limitOffset || q.distinctClause
     || q.windowClause || q.valuesLists || (q.op && q.op !== 'SETOP_NONE') || q.lockingClause) return null;
-  if (q.fromClause?.length !== 1 || !q.fromClause[0].RangeVar) return null;
+  if (q.fromClause?.length !== 1 || !q.fromClause[0].RangeVar || bound.sources.length !== 1) return null;
+  const source = bound.sources[0]!;
+  if (source.kind !== 'table' || source.table.type === 'STREAM') return null;
+  const table = source.table;
   const rv = q.fromClause[0].RangeVar;
-  if (rv.catalogname !== undefined || rv.schemaname === 'system') return null;
-  const table = s.catalog.table(rv.schemaname !== undefined ? identifier(rv.schemaname) : ctx.namespace, identifier(rv.relname));
-  if (table === undefined || table.type === 'STREAM') return null;
   const lookup = pkEquality(table, q.whereClause, ctx, rv.alias?.aliasname ?? table.name);
   if (lookup === null) return null;
   const projection = projectionOf(table, q.targetList, rv.alias?.aliasname ?? table.name);
   if (projection === null) return null;
-  requireRead(ctx.principal, table, s.catalog.hasGrant(table.id, ctx.principal));
   const pkCol = table.columns[primaryKeyIndex(table)]!;
   let pk: StoredValue;
   try {

@@ -67,7 +67,7 @@ tan tanh time_bucket timezone timezone_hour timezone_minute to_base to_base64 to
 to_hex to_hours to_json to_microseconds to_millennia to_milliseconds to_minutes to_months to_quarters to_seconds
 to_timestamp to_weeks to_years today transaction_timestamp translate trim trunc try_strptime typeof ucase unbin unhex
 unicode union_extract union_tag union_value upper url_decode url_encode uuid uuid_extract_timestamp uuid_extract_version
-uuidv4 uuidv7 week weekday weekofyear xor year yearweek
+unnest uuidv4 uuidv7 week weekday weekofyear xor year yearweek
 kalam_repeat kalam_lpad kalam_rpad kalam_range kalam_generate_series kalam_list_resize
 `;
 

@@ -1,0 +1,24 @@
+/**
+ * The two DuckDB instances' settings, in one place so tests open them exactly as the server does.
+ * User SQL runs on the query engine, which has no file access at all; only the file engine, which
+ * never runs SQL a user wrote, may read and write the cold tier's directory.
+ */
+import { join } from 'node:path';
+import type { Config } from './config/config.js';
+import type { DuckConfig } from './storage/duck/duck-engine.js';
+import { engineMacros } from './sql/bind/engine-names.js';
+
+export function queryEngineConfig(config: Config): DuckConfig {
+  return {
+    threads: config.duckdbThreads, memoryLimit: config.duckdbMemoryLimit,
+    connections: config.queryConnections, queryTimeoutMs: config.queryTimeoutMs, storageDir: null,
+    setup: engineMacros(config.generatedValuesMax),
+  };
+}
+
+export function fileEngineConfig(config: Config): DuckConfig {
+  return {
+    threads: config.duckdbThreads, memoryLimit: config.duckdbMemoryLimit,
+    connections: 2, queryTimeoutMs: config.queryTimeoutMs, storageDir: join(config.dataDir, 'storage'),
+  };
+}
