@@ -5,15 +5,13 @@
  */
 import { ServerError } from '../util/errors.js';
 import { snowflakeAtMs } from '../util/snowflake.js';
-import { primaryKeyIndex, qualifiedName, type StoredValue, type TableDef } from '../catalog/types.js';
+import { primaryKeyIndex, qualifiedName, type StoredValue } from '../catalog/types.js';
 import { partitionFor, type Principal } from '../auth/access.js';
 import type { Services } from '../exec/context.js';
 import type { SelectStmt } from '@pgsql/types';
 import { runQuery } from '../exec/query.js';
 import { decodeColdRow } from '../exec/sources.js';
 import type { RowVersion } from '../storage/hot/row-codec.js';
-import { sqlIdent, sqlString } from '../storage/duck/duck-engine.js';
-import { sqlLiteral } from '../storage/cold/cold-store.js';
 import { pkString } from '../exec/transaction.js';
 import type { SubscriptionQuery } from './subscription-query.js';
 
@@ -75,7 +73,7 @@ export async function resumeChanges(s: Services, q: SubscriptionQuery, partition
   }
   // Hot first, then cold: a flush in between can only make a version appear twice, never vanish.
   const hot = (await s.hot.scanVersionsAfter(table, partition, 0n)).filter((v) => v.seq <= handoverSeq);
-  const coldAfter = await coldVersions(s, table, partition, `"_seq" > ${from} AND "_seq" <= ${handoverSeq}`);
+  const coldAfter = await s.cold.readSeqRange(table, partition, from, handoverSeq, decodeColdRow);
   const pkIdx = primaryKeyIndex(table);
   const keyOf = (v: RowVersion): string => pkString(table, v.values[pkIdx]!);
   const finals = new Map<string, RowVersion>();
@@ -87,7 +85,7 @@ export async function resumeChanges(s: Services, q: SubscriptionQuery, partition
   const missing = [...finals.keys()].filter((k) => !held.has(k)).map((k) => finals.get(k)!.values[pkIdx]!);
   for (let i = 0; i < missing.length; i += 500) {
     const keys = missing.slice(i, i + 500);
-    for (const v of (await coldVersions(s, table, partition, `"_seq" <= ${from}`, keys)).sort(bySeq)) held.set(keyOf(v), v);
+    for (const v of (await s.cold.readSeqRange(table, partition, null, from, decodeColdRow, keys)).sort(bySeq)) held.set(keyOf(v), v);
   }
   // A flush keeps only the newest version of each key, so when both the held and a newer version
   // were flushed together the held one is gone. For such keys the client may or may not hold the
@@ -119,17 +117,6 @@ function streamSnapshot(s: Services, principal: Principal, q: SubscriptionQuery,
 
 function bySeq(a: RowVersion, b: RowVersion): number {
   return a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0;
-}
-
-/** Cold versions of a partition matching a `_seq` condition (and, optionally, some keys). */
-async function coldVersions(s: Services, table: TableDef, partition: string, condition: string, keys?: readonly StoredValue[]): Promise<RowVersion[]> {
-  const files = s.cold.files(table, partition, keys);
-  if (files.length === 0) return [];
-  const pk = table.columns[primaryKeyIndex(table)]!;
-  const keyFilter = keys === undefined ? '' : ` AND ${sqlIdent(pk.name)} IN (${keys.map((k) => sqlLiteral(pk, k)).join(', ')})`;
-  const sql = `SELECT * FROM read_parquet([${files.map(sqlString).join(', ')}]) WHERE ${condition}${keyFilter}`;
-  const rows = await s.duck.withConnection(async (conn) => (await conn.run(sql)).getRows());
-  return rows.map((r) => decodeColdRow(table, r));
 }
 
 /** A stored version's cells with `_seq`, as the predicate sees them. */

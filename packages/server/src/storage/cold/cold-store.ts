@@ -166,6 +166,26 @@ export class ColdStore {
     return rows.map((r) => decode(table, r));
   }
 
+  /**
+   * Cold versions of a partition whose `_seq` lies in (`after`, `upTo`] (resume), optionally only
+   * for some keys; in no particular order.
+   */
+  async readSeqRange(table: TableDef, partition: string, after: bigint | null, upTo: bigint, decode: ColdRowDecoder, keys?: readonly StoredValue[]): Promise<RowVersion[]> {
+    const files = this.files(table, partition, keys);
+    if (files.length === 0) return [];
+    const pkCol = table.columns[primaryKeyIndex(table)]!;
+    const lower = after === null ? '' : `"_seq" > ${after} AND `;
+    const keyFilter = keys === undefined ? '' : ` AND ${sqlIdent(pkCol.name)} IN (${keys.map((k) => sqlLiteral(pkCol, k)).join(', ')})`;
+    const sql = `SELECT * FROM read_parquet([${files.map(sqlString).join(', ')}]) WHERE ${lower}"_seq" <= ${upTo}${keyFilter}`;
+    let rows;
+    try {
+      rows = await this.duck.withConnection(async (conn) => (await conn.run(sql)).getRows());
+    } catch (error) {
+      throw execError(`Cannot read the cold segments of ${table.namespace}.${table.name}: ${(error as Error).message.split('\n')[0]}`);
+    }
+    return rows.map((r) => decode(table, r));
+  }
+
   /** Deletes temp files and segments the manifest does not list (left by a crash mid-flush). */
   removeOrphans(table: TableDef, partition: string): string[] {
     const dir = this.dir(table, partition);

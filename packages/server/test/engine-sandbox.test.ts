@@ -1,0 +1,119 @@
+/**
+ * The second line of defence, tested with the first one switched off: SQL run on the query engine
+ * opened exactly as the server opens it, but without the bind layer or the engine check, still
+ * cannot list, read, write or attach a file, nor unlock the engine's configuration. The files
+ * attacked are real Parquet segments and manifests a running server flushed.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { DuckEngine } from '../src/storage/duck/duck-engine.js';
+import { fileEngineConfig, queryEngineConfig } from '../src/engine-config.js';
+import { loadConfig } from '../src/config/config.js';
+import { TestServer } from './harness.js';
+
+function filesUnder(dir: string): string[] {
+  const out: string[] = [];
+  for (const entry of readdirSync(dir)) {
+    const path = join(dir, entry);
+    if (statSync(path).isDirectory()) out.push(...filesUnder(path));
+    else out.push(path);
+  }
+  return out;
+}
+
+const digest = (paths: readonly string[]): string => {
+  const h = createHash('sha256');
+  for (const p of [...paths].sort()) h.update(p).update(readFileSync(p));
+  return h.digest('hex');
+};
+
+describe('query engine sandbox (engine check switched off)', () => {
+  let server: TestServer;
+  let engine: DuckEngine;
+  let storage: string;
+  let segments: string[];
+
+  before(async () => {
+    server = await TestServer.start();
+    await server.ok('CREATE NAMESPACE s');
+    await server.ok('CREATE USER TABLE s.t (id BIGINT PRIMARY KEY, body TEXT)');
+    const bob = await server.createUser('bob');
+    await server.ok("INSERT INTO s.t VALUES (1, 'BOB-SECRET')", { auth: bob });
+    await server.flushAndWait('s.t');
+    storage = join(server.dataDir, 'storage');
+    segments = filesUnder(storage).filter((p) => p.endsWith('.parquet'));
+    assert.ok(segments.length > 0, 'the flush wrote a segment');
+    engine = await DuckEngine.open(queryEngineConfig(loadConfig(['--data-dir', server.dataDir], {})));
+  });
+
+  after(async () => {
+    engine?.close();
+    await server?.stop();
+  });
+
+  const refused = async (sql: string): Promise<string> => {
+    try {
+      await engine.query(sql, [], []);
+    } catch (error) {
+      return (error as Error).message;
+    }
+    assert.fail(`the query engine ran: ${sql}`);
+  };
+
+  it('cannot read, list or sniff any file, the cold tier included', async () => {
+    const segment = segments[0]!;
+    const manifest = filesUnder(storage).find((p) => p.endsWith('manifest.json'))!;
+    for (const sql of [
+      `SELECT * FROM read_parquet('${segment}')`,
+      `SELECT * FROM parquet_metadata('${segment}')`,
+      `SELECT * FROM read_text('${manifest}')`,
+      `SELECT * FROM read_blob('${segment}')`,
+      `SELECT * FROM read_csv('/etc/passwd')`,
+      `SELECT * FROM glob('${storage}/**')`,
+      `SELECT * FROM '${segment}'`,
+    ]) {
+      assert.match(await refused(sql), /disabled|Permission|not allowed/i, sql);
+    }
+  });
+
+  it('cannot write, overwrite, attach or export, and every file stays as it was', async () => {
+    const before = digest(filesUnder(storage));
+    const segment = segments[0]!;
+    for (const sql of [
+      `COPY (SELECT 1 AS id, 'FORGED' AS body) TO '${segment}' (FORMAT parquet)`,
+      `COPY (SELECT 1) TO '${storage}/new.csv'`,
+      `ATTACH '${storage}/x.db'`,
+      `EXPORT DATABASE '${storage}/export'`,
+      'INSTALL httpfs',
+      'LOAD httpfs',
+    ]) {
+      await refused(sql);
+    }
+    assert.equal(digest(filesUnder(storage)), before, 'no file under storage/ changed');
+  });
+
+  it('cannot unlock its configuration', async () => {
+    for (const sql of [
+      'SET enable_external_access = true',
+      "SET allowed_directories = ['/']",
+      'SET lock_configuration = false',
+      'RESET lock_configuration',
+    ]) {
+      assert.match(await refused(sql), /lock|configuration|Cannot change/i, sql);
+    }
+  });
+
+  it('the file engine, which never runs user SQL, is confined to the cold tier', async () => {
+    const files = await DuckEngine.open(fileEngineConfig(loadConfig(['--data-dir', server.dataDir], {})));
+    try {
+      await assert.rejects(files.query("SELECT * FROM read_text('/etc/passwd')", [], []), /Permission|not allowed|disabled/i);
+      const rows = await files.query(`SELECT body FROM read_parquet('${segments[0]}')`, [], []);
+      assert.deepEqual(rows.rows, [['BOB-SECRET']]);
+    } finally {
+      files.close();
+    }
+  });
+});
