@@ -178,6 +178,7 @@ interface World {
   dba: Creds;
   root: Creds;
   storage: string;
+  bobDir: string;
   bobSegment: string;
   vaultSegment: string;
   judge: Judge;
@@ -230,13 +231,16 @@ async function startWorld(): Promise<World> {
   await server.ok('SELECT * FROM s.w', { auth: alice });
   await server.ok('SELECT * FROM s.w', { auth: bob });
   const storage = join(server.dataDir, 'storage');
-  const bobSegment = join(storage, 's', 't', 'bob', 'batch-0.parquet');
+  // Partitions are keyed by the account's immutable id, not its name.
+  const [users] = await server.ok("SELECT account_id FROM system.users WHERE user_id = 'bob'");
+  const bobDir = String(users!.rows![0]![0]);
+  const bobSegment = join(storage, 's', 't', bobDir, 'batch-0.parquet');
   const vaultSegment = join(storage, 's', 'vault', 'batch-0.parquet');
   assert.ok(existsSync(bobSegment), `bob's segment at ${bobSegment}`);
   assert.ok(existsSync(vaultSegment), `the vault's segment at ${vaultSegment}`);
   const jwt = existsSync(join(server.dataDir, 'jwt-secret')) ? readFileSync(join(server.dataDir, 'jwt-secret'), 'utf8').trim() : '';
   return {
-    server, alice, bob, svc, dba, root, storage, bobSegment, vaultSegment,
+    server, alice, bob, svc, dba, root, storage, bobDir, bobSegment, vaultSegment,
     judge: { dataDir: server.dataDir, secrets: [jwt], asUser: 'alice' },
   };
 }
@@ -536,7 +540,7 @@ describe('security: reading through names (classes 1-3, 5, 10)', { timeout: 120_
 
     it('file readers on paths in the data dir are refused, however they are called', async () => {
       const jwt = join(w.server.dataDir, 'jwt-secret');
-      const manifest = join(w.storage, 's', 't', 'bob', 'manifest.json');
+      const manifest = join(w.storage, 's', 't', w.bobDir, 'manifest.json');
       const paths = [w.bobSegment, w.vaultSegment, manifest, `${w.storage}/**/*.parquet`, jwt, `${w.storage}/../jwt-secret`, '/etc/passwd'];
       const readers = ['read_parquet', 'parquet_scan', 'read_csv', 'read_csv_auto', 'read_text', 'read_blob', 'read_json', 'read_json_auto',
         'read_ndjson', 'glob', 'parquet_metadata', 'parquet_schema', 'parquet_file_metadata', 'parquet_kv_metadata', 'sniff_csv'];
@@ -1283,7 +1287,8 @@ describe('security: 7-8. live subscriptions across access changes, header auth',
         await w.server.ok(`CREATE SHARED TABLE ${table} (id BIGINT PRIMARY KEY, v TEXT) WITH (ACCESS_LEVEL = 'PUBLIC')`);
         await w.server.ok(`INSERT INTO ${table} VALUES (1, 'public-row')`, { auth: w.svc });
         await loseAccess(table, () => w.server.ok(`ALTER TABLE ${table} SET ACCESS_LEVEL ${level}`, { auth: w.dba }),
-          (n) => w.server.ok(`INSERT INTO ${table} VALUES (${n}, 'AFTER-CHANGE-${n}')`, { auth: w.svc }));
+          // A DBA-level table is writable by dba and system only (the role matrix), so dba writes there.
+          (n) => w.server.ok(`INSERT INTO ${table} VALUES (${n}, 'AFTER-CHANGE-${n}')`, { auth: level === 'DBA' ? w.dba : w.svc }));
       });
     }
 

@@ -62,7 +62,7 @@ export function pkEquality(table: TableDef, where: PgNode, ctx: RunContext, alia
     const f = n?.ColumnRef?.fields;
     if (!f || f.length > 2) return false;
     if (f.length === 2 && f[0].String?.sval !== alias) return false;
-    return f[f.length - 1].String?.sval === pkName;
+    return String(f[f.length - 1].String?.sval).toLowerCase() === pkName;
   };
   const side = isPk(e.lexpr) ? e.rexpr : isPk(e.rexpr) ? e.lexpr : null;
   // Only a literal or a param: anything else (casts, functions) keeps SQL's comparison semantics in DuckDB.
@@ -103,7 +103,7 @@ function projectionOf(table: TableDef, targets: PgNode[], alias: string): Projec
       for (let i = 0; i < names.length; i++) { pick.push(i); labels.push(names[i]!); }
       continue;
     }
-    const idx = names.indexOf(last.String?.sval);
+    const idx = names.indexOf(String(last.String?.sval).toLowerCase());
     if (idx === -1) {
       throw execError(`Column '${last.String?.sval}' does not exist in table ${table.namespace}.${table.name}`);
     }

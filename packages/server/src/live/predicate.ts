@@ -156,7 +156,7 @@ function operand(node: PgNode, ctx: PredicateContext): Operand {
       throw invalidSql(`Unknown table qualifier in '${fields.map((f) => f.String?.sval).join('.')}'`);
     }
     const name = String(fields[fields.length - 1].String?.sval);
-    const idx = ctx.columns.findIndex((c) => c.name === name);
+    const idx = ctx.columns.findIndex((c) => c.name === name.toLowerCase());
     if (idx === -1) throw invalidSql(`Column '${name}' does not exist`);
     return { eval: (r) => r[idx] ?? null, column: ctx.columns[idx]! };
   }

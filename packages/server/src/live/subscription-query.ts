@@ -69,7 +69,7 @@ function projectionOf(targets: PgNode[], columns: readonly Pick<ColumnDef, 'name
       for (let i = 0; i < columns.length; i++) if (!out.includes(i)) out.push(i);
       continue;
     }
-    const idx = columns.findIndex((c) => c.name === last.String?.sval);
+    const idx = columns.findIndex((c) => c.name === String(last.String?.sval).toLowerCase());
     if (idx === -1) throw invalidSql(`Column '${last.String?.sval}' does not exist`);
     if (!out.includes(idx)) out.push(idx);
   }

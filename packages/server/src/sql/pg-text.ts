@@ -40,7 +40,7 @@ export function preparePgText(stmt: StatementText, extra?: TokenRule): PreparedT
     if (tok.kind !== 'word' && tok.kind !== 'qident') continue;
     const raw = tok.kind === 'word' ? stmt.text.slice(tok.start, tok.end) : tok.value;
     if (raw.length > IDENTIFIER_LENGTH_MAX) {
-      throw invalidSql(`Identifier '${raw.slice(0, 80)}...' is longer than ${IDENTIFIER_LENGTH_MAX} characters`);
+      throw invalidSql(`An identifier is longer than ${IDENTIFIER_LENGTH_MAX} characters (it starts '${raw.slice(0, 12)}')`);
     }
     if (raw.length > PG_IDENTIFIER_MAX) {
       const placeholder = `kalam_long_identifier_${placeholders.size}`;
