@@ -56,7 +56,7 @@ async function apply(s: Services, ctx: RunContext, writes: RowWrite[]): Promise<
 export async function insert(s: Services, ctx: RunContext, st: Of<'insert'>): Promise<StatementResult> {
   const ast = st.ast;
   if (ast.onConflictClause) throw invalidSql('INSERT ... ON CONFLICT is not supported');
-  if (ast.returningList || ast.returningClause) throw invalidSql('RETURNING is not supported');
+  if (ast.returningClause) throw invalidSql('RETURNING is not supported');
   if (ast.withClause) throw invalidSql('WITH ... INSERT is not supported: put the WITH inside the SELECT');
   const table = writableTable(s, ctx, ast.relation, 'INSERT INTO');
   const targets = insertColumns(table, ast.cols);
@@ -169,13 +169,13 @@ async function insertInputs(s: Services, ctx: RunContext, select: PgNode, width:
 
 export async function update(s: Services, ctx: RunContext, st: Of<'update'>): Promise<StatementResult> {
   const ast = st.ast;
-  if (ast.returningList || ast.returningClause) throw invalidSql('RETURNING is not supported');
+  if (ast.returningClause) throw invalidSql('RETURNING is not supported');
   if (ast.withClause) throw invalidSql('WITH ... UPDATE is not supported');
   const table = targetTable(s, ctx, ast.relation, 'UPDATE');
-  const sets = setTargets(table, ast.targetList);
+  const sets = setTargets(table, ast.targetList ?? []);
   const env = evalEnv(s, ctx);
   // SET col = DEFAULT takes the column default, evaluated once for the statement.
-  const defaults = ast.targetList.map((t: PgNode, j: number) =>
+  const defaults = (ast.targetList ?? []).map((t: PgNode, j: number) =>
     t.ResTarget.val?.SetToDefault ? { value: defaultValue(table.columns[sets[j]!]!, env) } : null);
   const count = await withConflictRetry(ctx, async () => {
     const { rows, newValues } = await updateCandidates(s, ctx, table, ast);
@@ -196,7 +196,7 @@ export async function update(s: Services, ctx: RunContext, st: Of<'update'>): Pr
 
 export async function remove(s: Services, ctx: RunContext, st: Of<'delete'>): Promise<StatementResult> {
   const ast = st.ast;
-  if (ast.returningList || ast.returningClause) throw invalidSql('RETURNING is not supported');
+  if (ast.returningClause) throw invalidSql('RETURNING is not supported');
   if (ast.withClause) throw invalidSql('WITH ... DELETE is not supported');
   const table = targetTable(s, ctx, ast.relation, 'DELETE FROM');
   const count = await withConflictRetry(ctx, async () => {

@@ -35,7 +35,7 @@ export function parseSubscription(sql: string, catalog: Catalog, principal: Prin
   if (statements.length !== 1) throw invalidSql('A subscription needs exactly one SELECT statement');
   const st = parseStatement(statements[0]!);
   if (st.kind !== 'select') throw invalidSql('A subscription must be a SELECT statement');
-  const q = st.ast;
+  const q: PgNode = st.ast;
   if (q.withClause || q.groupClause || q.havingClause || q.sortClause || q.limitCount || q.limitOffset || q.distinctClause
     || q.windowClause || q.valuesLists || (q.op && q.op !== 'SETOP_NONE') || q.intoClause || q.lockingClause) {
     throw new ServerError('INVALID_SQL', 'A subscription is SELECT <columns|*> FROM <namespace>.<table> [WHERE ...]: no WITH, GROUP BY, ORDER BY, LIMIT, DISTINCT or set operations');

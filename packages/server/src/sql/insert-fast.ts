@@ -5,6 +5,7 @@
  * WASM parser, which dominates the cost of large multi-row inserts. Anything else returns null and
  * goes to libpg-query.
  */
+import type { InsertStmt, RangeVar } from '@pgsql/types';
 import type { StatementText, Token } from './lexer.js';
 import type { PgNode, Statement } from './statement.js';
 import { IDENTIFIER_LENGTH_MAX } from './names.js';
@@ -26,7 +27,7 @@ export function parseSimpleInsert(stmt: StatementText): Statement | null {
   if (!word('INSERT') || !word('INTO')) return null;
   const first = name();
   if (first === null) return null;
-  const relation: Record<string, unknown> = { relname: first, inh: true, relpersistence: 'p' };
+  const relation: RangeVar = { relname: first, inh: true, relpersistence: 'p' };
   if (punct('.')) {
     const second = name();
     if (second === null) return null;
@@ -60,7 +61,7 @@ export function parseSimpleInsert(stmt: StatementText): Statement | null {
     valuesLists.push({ List: { items } });
   } while (punct(','));
   if (i !== t.length) return null;
-  const ast = { relation, ...(cols ? { cols } : {}), selectStmt: { SelectStmt: { valuesLists, limitOption: 'LIMIT_OPTION_DEFAULT', op: 'SETOP_NONE' } } };
+  const ast: InsertStmt = { relation, ...(cols ? { cols } : {}), selectStmt: { SelectStmt: { valuesLists, limitOption: 'LIMIT_OPTION_DEFAULT', op: 'SETOP_NONE' } } };
   return { kind: 'insert', ast, paramCount };
 }
 

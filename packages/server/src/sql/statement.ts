@@ -3,6 +3,7 @@
  * Dialect statements are fully parsed here; SQL statements keep PostgreSQL's parse tree (`ast`),
  * which the executor binds against the catalog.
  */
+import type { DeleteStmt, InsertStmt, SelectStmt, UpdateStmt } from '@pgsql/types';
 import type { ColumnDef, Role, TableType } from '../catalog/types.js';
 
 /** An untyped node of libpg-query's JSON parse tree. */
@@ -53,10 +54,10 @@ export type Statement =
   | { readonly kind: 'begin' }
   | { readonly kind: 'commit' }
   | { readonly kind: 'rollback' }
-  | { readonly kind: 'select'; readonly ast: PgNode; readonly paramCount: number }
-  | { readonly kind: 'insert'; readonly ast: PgNode; readonly paramCount: number }
-  | { readonly kind: 'update'; readonly ast: PgNode; readonly paramCount: number }
-  | { readonly kind: 'delete'; readonly ast: PgNode; readonly paramCount: number };
+  | { readonly kind: 'select'; readonly ast: SelectStmt; readonly paramCount: number }
+  | { readonly kind: 'insert'; readonly ast: InsertStmt; readonly paramCount: number }
+  | { readonly kind: 'update'; readonly ast: UpdateStmt; readonly paramCount: number }
+  | { readonly kind: 'delete'; readonly ast: DeleteStmt; readonly paramCount: number };
 
 export type StatementKind = Statement['kind'];
 
