@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { DuckEngine } from '../src/storage/duck/duck-engine.js';
 import { fileEngineConfig, queryEngineConfig } from '../src/engine-config.js';
 import { loadConfig } from '../src/config/config.js';
+import { checkEngineSql, EngineCheckError } from '../src/sql/bind/engine-check.js';
 import { TestServer } from './harness.js';
 
 function filesUnder(dir: string): string[] {
@@ -115,5 +116,57 @@ describe('query engine sandbox (engine check switched off)', () => {
     } finally {
       files.close();
     }
+  });
+});
+
+describe('engine check (DuckDB parses the final text; the check walks what it understood)', () => {
+  let engine: DuckEngine;
+  const allow = { relations: new Set(['memory.main.m_1_live']), cteNames: new Map([['kalam_cte_1', 'x']]) };
+
+  before(async () => {
+    engine = await DuckEngine.open(queryEngineConfig(loadConfig(['--data-dir', '/nonexistent-kalamdb-test'], {})));
+  });
+  after(() => engine?.close());
+
+  /** Runs only the check (the verifier throws before anything executes). */
+  const verdict = async (sql: string): Promise<string> => {
+    try {
+      await engine.query(sql, [], [], (serialized) => {
+        checkEngineSql(serialized, allow);
+        throw new Error('passed');
+      });
+    } catch (error) {
+      return error instanceof EngineCheckError ? `refused: ${error.reason}` : (error as Error).message;
+    }
+    return 'ran';
+  };
+
+  it('passes one SELECT over the statement\'s relations, CTEs and allowlisted functions', async () => {
+    for (const sql of [
+      'SELECT "body", count(*) AS "n" FROM memory.main.m_1_live AS "at" GROUP BY 1',
+      'WITH kalam_cte_1 AS (SELECT 1 AS "v") SELECT lower("v"::VARCHAR) FROM kalam_cte_1 AS "x"',
+      'SELECT * FROM range(3) AS "r" WHERE "range" IN (SELECT 1)',
+      'SELECT row_number() OVER (ORDER BY 1), unnest([1, 2])',
+    ]) assert.equal(await verdict(sql), 'passed', sql);
+  });
+
+  it('refuses other relations, catalog and file functions, and anything but one SELECT', async () => {
+    for (const [sql, reason] of [
+      ['SELECT * FROM memory.main.m_2_live', /relation memory\.main\.m_2_live/],
+      ['SELECT * FROM m_1_live', /unbound relation m_1_live/],
+      ['WITH RECURSIVE a AS (SELECT * FROM m_1), m_1 AS (SELECT 1) SELECT * FROM a', /unbound relation/],
+      ['SELECT * FROM duckdb_tables()', /table function duckdb_tables/],
+      ["SELECT * FROM read_parquet('/x')", /table function read_parquet/],
+      ["SELECT current_setting('allowed_directories')", /function current_setting/],
+      ["SELECT * FROM 'x.parquet'", /unbound relation x\.parquet/],
+      ['SELECT 1; SELECT 2', /exactly one/],
+      ["COPY (SELECT 1) TO '/tmp/x'", /not a SELECT/],
+      ['PRAGMA version', /not a SELECT/],
+      ["ATTACH '/tmp/x.db'", /not a SELECT/],
+      ["SELECT main.current_setting('x')", /function current_setting/],
+      ['SELECT pg_catalog.current_database()', /qualified function/],
+      ['SELECT * FROM sqlite_master', /unbound relation sqlite_master/],
+      ['PIVOT memory.main.m_1_live ON "a" USING sum("b")', /not a SELECT|query node|table reference/],
+    ] as const) assert.match(await verdict(sql), reason, sql);
   });
 });

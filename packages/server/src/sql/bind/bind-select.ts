@@ -259,7 +259,7 @@ class Binder {
     const [a, b, c] = values as bigint[];
     const count = args.length === 1 ? a! : args.length === 2 ? b! - a! + (name === 'generate_series' ? 1n : 0n) : c! === 0n ? 0n : (b! - a!) / c! + 1n;
     if (count > BigInt(limit)) {
-      throw execError(`${name}(...) would produce ${count} rows; the limit is ${limit} (table_function_rows_max)`);
+      throw execError(`${name}(...) would produce ${count} rows; the limit is ${limit} (result_rows_max)`);
     }
   }
 
@@ -535,7 +535,8 @@ function operatorName(name: Node[] | undefined): string {
   const parts = (name ?? []).map(stringOf);
   if (parts.length === 2 && parts[0] === 'pg_catalog') parts.shift();
   const op = parts.length === 1 ? parts[0]! : '';
-  if (!OPERATOR.test(op)) throw invalidSql(`Operator '${parts.join('.')}' is not supported`);
+  // Operator characters only, and nothing that could open a comment in the emitted text.
+  if (!OPERATOR.test(op) || /--|\/\*|\*\//.test(op)) throw invalidSql(`Operator '${parts.join('.')}' is not supported`);
   return op;
 }
 
@@ -545,7 +546,7 @@ function constant(c: A_Const): string {
   if (c.ival !== undefined) return String(c.ival.ival ?? 0);
   if (c.fval !== undefined) {
     const text = c.fval.fval ?? '0';
-    if (!/^[0-9.eE+-]+$/.test(text)) throw invalidSql(`Invalid numeric literal '${text}'`);
+    if (!/^-?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(text)) throw invalidSql(`Invalid numeric literal '${text}'`);
     return text;
   }
   if (c.boolval !== undefined) return c.boolval.boolval ? 'TRUE' : 'FALSE';
