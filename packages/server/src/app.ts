@@ -41,7 +41,9 @@ export interface RunningServer {
 
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
   mkdirSync(join(config.dataDir, 'storage'), { recursive: true });
-  await initParser();
+  await initParser({
+    statementsMax: config.statementsPerRequestMax, nestingDepthMax: config.sqlNestingDepthMax, treeDepthMax: config.parseTreeDepthMax,
+  });
   const hot = await HotStore.open(join(config.dataDir, 'rocksdb'));
   const catalog = await Catalog.load(hot);
   const seqs = new SnowflakeGenerator();

@@ -6,7 +6,7 @@
 import { loadModule, parseSync } from 'libpg-query';
 import { ServerError, invalidSql } from '../util/errors.js';
 import { ROLES, type Role, type TableType } from '../catalog/types.js';
-import { splitStatements, type StatementText, type Token } from './lexer.js';
+import { nestingDepth, splitStatements, type StatementText, type Token } from './lexer.js';
 import { identifier, userId } from './names.js';
 import type { PgNode, Statement, TableName } from './statement.js';
 import { createTableFromPg, createTableRule } from './create-table.js';
@@ -16,8 +16,27 @@ import { parseSimpleInsert } from './insert-fast.js';
 /** Statements longer than this are not cached: bulk inserts would fill the cache with one-off text. */
 const CACHED_SQL_LENGTH_MAX = 8 * 1024;
 
-export async function initParser(): Promise<void> {
+/** What one request may ask of the parser; every path that parses SQL (HTTP, WebSocket) is held to it. */
+export interface ParseLimits {
+  /** config.statementsPerRequestMax */
+  readonly statementsMax: number;
+  /** config.sqlNestingDepthMax: parentheses/brackets, counted on tokens before PostgreSQL's parser runs. */
+  readonly nestingDepthMax: number;
+  /** config.parseTreeDepthMax: JSON levels of the parse tree, checked before any recursive stage walks it. */
+  readonly treeDepthMax: number;
+}
+
+let limits: ParseLimits | null = null;
+
+/** Loads the WASM parser and fixes the limits (from the config) for the life of the process. */
+export async function initParser(parseLimits: ParseLimits): Promise<void> {
   await loadModule();
+  limits = Object.freeze({ ...parseLimits });
+}
+
+function parseLimits(): ParseLimits {
+  if (limits === null) throw new Error('initParser() must run before SQL is parsed');
+  return limits;
 }
 
 /** Bounded cache of parsed requests: most clients send the same statements over and over. */
@@ -29,6 +48,11 @@ export class ParseCache {
     const hit = this.entries.get(sql);
     if (hit) return hit;
     const texts = splitStatements(sql);
+    const { statementsMax } = parseLimits();
+    // Refused before anything is parsed: the cost of a request grows with its statement count.
+    if (texts.length > statementsMax) {
+      throw new ServerError('PAYLOAD_TOO_LARGE', `Too many statements: ${texts.length} (limit ${statementsMax}, statements_per_request_max)`);
+    }
     const parsed = Object.freeze(texts.map((text, i) => {
       try {
         return parseStatement(text);
@@ -46,6 +70,11 @@ export class ParseCache {
 }
 
 export function parseStatement(stmt: StatementText): Statement {
+  const { nestingDepthMax } = parseLimits();
+  const depth = nestingDepth(stmt.tokens);
+  if (depth > nestingDepthMax) {
+    throw invalidSql(`Statement is nested too deeply: ${depth} levels of parentheses (limit ${nestingDepthMax}, sql_nesting_depth_max)`);
+  }
   const c = new Cursor(stmt);
   const w0 = c.peekWord(0);
   const w1 = c.peekWord(1);
@@ -124,7 +153,31 @@ export function pgParseOne(text: string): PgNode {
   }
   const stmts = result.stmts ?? [];
   if (stmts.length !== 1) throw invalidSql('Expected exactly one statement');
+  const { treeDepthMax } = parseLimits();
+  if (treeDepthExceeds(stmts[0].stmt, treeDepthMax)) {
+    throw invalidSql(`Statement is nested too deeply: its parse tree is more than ${treeDepthMax} levels deep (parse_tree_depth_max); `
+      + 'long chains of UNION or of operators nest without parentheses');
+  }
   return stmts[0].stmt;
+}
+
+/** Whether a parse tree is deeper than `max` levels; iterative, so no input depth can overflow it. */
+function treeDepthExceeds(root: PgNode, max: number): boolean {
+  const nodes: PgNode[] = [root];
+  const depths: number[] = [1];
+  while (nodes.length > 0) {
+    const node = nodes.pop();
+    const depth = depths.pop()!;
+    if (depth > max) return true;
+    for (const key in node) {
+      const child = node[key];
+      if (child !== null && typeof child === 'object') {
+        nodes.push(child);
+        depths.push(depth + 1);
+      }
+    }
+  }
+  return false;
 }
 
 function maxParamNumber(node: PgNode): number {
