@@ -15,6 +15,7 @@ import { HotStore } from './storage/hot/hot-store.js';
 import { Committer, MAX_SEQ_KEY } from './storage/hot/committer.js';
 import { DuckEngine } from './storage/duck/duck-engine.js';
 import { HotMirror } from './storage/duck/hot-mirror.js';
+import { MemoryGuard } from './storage/duck/memory-guard.js';
 import { ColdStore } from './storage/cold/cold-store.js';
 import { JobStore } from './jobs/job-store.js';
 import { FlushService } from './jobs/flush-service.js';
@@ -52,6 +53,10 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const duck = await DuckEngine.open({
     threads: config.duckdbThreads, memoryLimit: config.duckdbMemoryLimit,
     connections: config.queryConnections, queryTimeoutMs: config.queryTimeoutMs, storageDir: join(config.dataDir, 'storage'),
+    resultRowsMax: config.resultRowsMax, resultBytesMax: config.resultBytesMax,
+  });
+  const memoryGuard = new MemoryGuard(duck.running, {
+    rssBytesMax: config.memoryRssBytesMax, sampleIntervalMs: config.memorySampleIntervalMs, log,
   });
   const passwords = new PasswordHasher();
   await ensureRoot(config, catalog, passwords, log);
@@ -120,6 +125,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       clearInterval(evictionTimer);
       await flush.stop();
       await committer.idle();
+      memoryGuard.close();
       duck.close();
       await hot.close();
       log.info('stopped', {});

@@ -46,6 +46,19 @@ export class ServerError extends Error {
   }
 }
 
+/**
+ * A request asked for more than a configured limit allows. `limit` is the config key (snake_case,
+ * as in the TOML file and docs/configuration.md), so logs and tests can tell the limits apart.
+ */
+export class LimitError extends ServerError {
+  readonly limit: string;
+  constructor(code: ErrorCode, limit: string, message: string) {
+    super(code, message);
+    this.limit = limit;
+    this.name = 'LimitError';
+  }
+}
+
 export const invalidSql = (message: string): ServerError => new ServerError('INVALID_SQL', message);
 export const execError = (message: string): ServerError => new ServerError('SQL_EXECUTION_ERROR', message);
 export const denied = (message: string): ServerError => new ServerError('PERMISSION_DENIED', message);

@@ -9,14 +9,21 @@ import {
   type DuckDBAppender, type DuckDBValue,
 } from '@duckdb/node-api';
 import { assert, execError, ServerError } from '../../util/errors.js';
+import { ByteBudget, currentBudgets } from '../../util/budget.js';
 import type { ColumnDef, ColumnType, StoredValue } from '../../catalog/types.js';
 import { mergedRelationSql } from './merged-relation.js';
+import { readRowsBounded } from './result-reader.js';
+import { RunningQueries } from './running-queries.js';
 
 export interface DuckConfig {
   readonly threads: number;
   readonly memoryLimit: string;
   readonly connections: number;
   readonly queryTimeoutMs: number;
+  /** Rows one query may return (config.resultRowsMax). */
+  readonly resultRowsMax: number;
+  /** Bytes of results, when the caller runs outside a request's budgets (config.resultBytesMax). */
+  readonly resultBytesMax: number;
   /** The cold tier's directory: the only place DuckDB may read or write files. */
   readonly storageDir: string;
 }
@@ -49,6 +56,8 @@ export class DuckEngine {
   private readonly idle: DuckDBConnection[] = [];
   private readonly waiters: ((c: DuckDBConnection) => void)[] = [];
   private tempCounter = 0;
+  /** User queries running now: their timers and the memory guard stop them through this. */
+  readonly running = new RunningQueries();
 
   private constructor(private readonly instance: DuckDBInstance, private readonly config: DuckConfig) {}
 
@@ -84,14 +93,25 @@ export class DuckEngine {
     return `kt_${++this.tempCounter}`;
   }
 
-  /** Materializes the sources, runs one statement with positional params, drops the sources. */
+  /**
+   * Materializes the sources, runs one statement with positional params, drops the sources. The
+   * result is streamed and read under the request's byte budget; the time limit is what is left
+   * of the statement's deadline (or query_timeout_ms outside a statement).
+   */
   async query(sql: string, params: readonly DuckDBValue[], sources: readonly TempSource[]): Promise<DuckResult> {
+    const budgets = currentBudgets();
+    budgets?.deadline?.check();
     const conn = await this.acquire();
     const created: string[] = [];
-    const timer = setTimeout(() => conn.interrupt(), this.config.queryTimeoutMs);
+    const running = this.running.start(conn);
+    const timeLimit = budgets?.deadline ?? null;
+    const timer = setTimeout(
+      () => running.stop(timeLimit?.error() ?? execError(`Query exceeded the time limit of ${this.config.queryTimeoutMs} ms`)),
+      timeLimit?.remainingMs() ?? this.config.queryTimeoutMs,
+    );
     try {
       for (const source of sources) await this.materialize(conn, source, created);
-      const result = await conn.run(sql, params as DuckDBValue[]);
+      const result = await conn.stream(sql, params as DuckDBValue[]);
       const columnCount = result.columnCount;
       const typeIds: number[] = [];
       const columnTypes: string[] = [];
@@ -100,14 +120,20 @@ export class DuckEngine {
         const type = result.columnType(i);
         columnTypes.push(type.alias ?? type.toString());
       }
-      return { columnNames: result.columnNames(), columnTypes, typeIds, rows: await result.getRows() };
+      const rows = await readRowsBounded(result, {
+        rowsMax: this.config.resultRowsMax,
+        bytes: budgets?.resultBytes ?? new ByteBudget(this.config.resultBytesMax),
+        stopped: () => running.stopReason,
+      });
+      return { columnNames: result.columnNames(), columnTypes, typeIds, rows };
     } catch (error) {
+      // A stopped query fails with whatever DuckDB says (usually INTERRUPT); the stop's reason is the answer.
+      if (running.stopReason !== null) throw running.stopReason;
       if (error instanceof ServerError) throw error;
-      const message = (error as Error).message;
-      if (/INTERRUPT/i.test(message)) throw execError(`Query exceeded the time limit of ${this.config.queryTimeoutMs} ms`);
-      throw execError(cleanDuckMessage(message));
+      throw execError(cleanDuckMessage((error as Error).message));
     } finally {
       clearTimeout(timer);
+      this.running.finish(running);
       for (const what of created) await conn.run(`DROP ${what.replace(' ', ' IF EXISTS ')}`).catch(() => undefined);
       this.release(conn);
     }
