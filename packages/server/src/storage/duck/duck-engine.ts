@@ -67,6 +67,10 @@ export class DuckEngine {
       memory_limit: config.memoryLimit,
       autoinstall_known_extensions: 'false',
       autoload_known_extensions: 'false',
+      // Freed memory goes back to the OS within a second or two instead of staying resident until the
+      // allocator is next busy: the memory guard reads RSS, and a bomb's leftovers would otherwise
+      // keep it over the bound and stop the queries after it too.
+      allocator_background_threads: 'true',
     });
     const engine = new DuckEngine(instance, config);
     for (let i = 0; i < config.connections; i++) {
