@@ -135,7 +135,10 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
 function checkConfig(config: Config): void {
   for (const [key, value] of Object.entries(config)) {
     if (typeof value !== 'number' || key === 'port') continue;
-    if (!Number.isSafeInteger(value) || value < 1) throw new Error(`${snakeCase(key)} must be a positive integer (got ${value})`);
+    const least = POSITIVE_SETTINGS.has(key as keyof Config) ? 1 : 0;
+    if (!Number.isSafeInteger(value) || value < least) {
+      throw new Error(`${snakeCase(key)} must be ${least === 1 ? 'a positive' : 'a non-negative'} integer (got ${value})`);
+    }
   }
   if (config.sqlBytesMax > config.bodyBytesMax) throw new Error('sqlBytesMax must not exceed bodyBytesMax');
   if (config.accessTokenTtlSeconds >= config.refreshTokenTtlSeconds) {
@@ -161,6 +164,12 @@ function checkConfig(config: Config): void {
     throw new Error(`memory_sample_interval_ms must not exceed ${MEMORY_SAMPLE_INTERVAL_CEILING_MS}: a slower guard lets memory overshoot by seconds of allocation`);
   }
 }
+
+/** Settings where 0 would refuse every request or stop nothing (others, like job_retention_days, may be 0). */
+const POSITIVE_SETTINGS: ReadonlySet<keyof Config> = new Set<keyof Config>([
+  'bodyBytesMax', 'sqlBytesMax', 'statementsPerRequestMax', 'sqlNestingDepthMax', 'parseTreeDepthMax', 'resultRowsMax',
+  'resultBytesMax', 'writeRowsMax', 'queryTimeoutMs', 'queryConnections', 'duckdbThreads', 'memoryRssBytesMax', 'memorySampleIntervalMs',
+]);
 
 /**
  * Measured: the binder (recursive) overflows Node's default stack between 1,750 and 2,000 tree
