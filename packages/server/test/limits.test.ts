@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { TestServer, assertError } from './harness.js';
+import { TestServer, assertError, eventually } from './harness.js';
 import { defaults, loadConfig, parseMemoryLimit } from '../src/config/config.js';
 import { encodeSqlSuccess } from '../src/http/sql-response.js';
 import { MemoryGuard } from '../src/storage/duck/memory-guard.js';
@@ -73,6 +73,8 @@ describe('limits on requests and writes', () => {
     const { value, ms } = await timed(() => server.sql(Array(20_000).fill('SELECT 1').join(';'), { auth: alice }));
     assertError(value, 413, 'PAYLOAD_TOO_LARGE', /20000/);
     assert.ok(ms < 2000, `20,000 statements refused in ${ms} ms`);
+    // The request log names the limit, so operators can see which limits their clients hit.
+    await eventually('the 413 in the request log', async () => /"status":413[^\n]*"limit":"statements_per_request_max"/.test(server.output.join('')));
     await answers();
   });
 

@@ -3,7 +3,7 @@
  * transaction (BEGIN ... COMMIT/ROLLBACK; an unclosed BEGIN rolls back; a failing statement inside
  * a transaction discards all of it) and EXECUTE AS USER.
  */
-import { ServerError, assertNever, execError, invalidSql } from '../util/errors.js';
+import { LimitError, ServerError, assertNever, execError, invalidSql } from '../util/errors.js';
 import { ByteBudget, Deadline, withBudgets } from '../util/budget.js';
 import { requireImpersonation, type Principal } from '../auth/access.js';
 import type { Statement } from '../sql/statement.js';
@@ -33,10 +33,10 @@ export class Executor {
     const { config } = this.services;
     if (request.sql.trim() === '') throw new ServerError('EMPTY_SQL', 'SQL is empty');
     if (Buffer.byteLength(request.sql, 'utf8') > config.sqlBytesMax) {
-      throw new ServerError('PAYLOAD_TOO_LARGE', `SQL text is larger than ${config.sqlBytesMax} bytes`);
+      throw new LimitError('PAYLOAD_TOO_LARGE', 'sql_bytes_max', `SQL text is larger than ${config.sqlBytesMax} bytes (sql_bytes_max)`);
     }
     if (request.params.length > config.paramsMax) {
-      throw new ServerError('PAYLOAD_TOO_LARGE', `Too many params: ${request.params.length} (limit ${config.paramsMax})`);
+      throw new LimitError('PAYLOAD_TOO_LARGE', 'params_max', `Too many params: ${request.params.length} (limit ${config.paramsMax}, params_max)`);
     }
     const statements = this.parser.parse(request.sql);
     if (statements.length === 0) throw new ServerError('EMPTY_SQL', 'SQL holds no statement');
@@ -171,6 +171,6 @@ function isTransactional(st: Statement): boolean {
 }
 
 function prefixError(error: unknown, n: number): unknown {
-  if (error instanceof ServerError) return new ServerError(error.code, `Statement ${n} failed: ${error.message}`);
+  if (error instanceof ServerError) return error.withMessage(`Statement ${n} failed: ${error.message}`);
   return error;
 }

@@ -4,7 +4,7 @@
  * the protocol envelope; anything else is logged and answered with a generic 500.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { ServerError } from '../util/errors.js';
+import { LimitError, ServerError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import type { Config } from '../config/config.js';
 import type { Authenticator } from '../auth/authenticator.js';
@@ -32,6 +32,8 @@ interface Handled {
   /** A body already encoded (SQL results, which may be large). */
   encoded?: EncodedBody;
   user?: string;
+  /** The config key of the limit that refused the request, for the request log. */
+  limit?: string;
 }
 
 export function createHttpServer(deps: HttpDeps): Server {
@@ -95,7 +97,7 @@ async function sqlRoute(deps: HttpDeps, req: IncomingMessage, started: number): 
     return { status: 200, body: null, encoded, user };
   } catch (error) {
     const e = toServerError(deps, error);
-    return { status: e.status, body: sqlError(e, started), user };
+    return { status: e.status, body: sqlError(e, started), user, ...(e instanceof LimitError ? { limit: e.limit } : {}) };
   }
 }
 
@@ -147,6 +149,7 @@ async function send(deps: HttpDeps, req: IncomingMessage, res: ServerResponse, o
   if (deps.log.enabled('info')) {
     deps.log.info('request', {
       method: req.method, route: (req.url ?? '/').split('?')[0], status: out.status, ms: took(started), user: out.user ?? null,
+      ...(out.limit !== undefined ? { limit: out.limit } : {}),
     });
   }
 }

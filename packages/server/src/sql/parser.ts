@@ -4,7 +4,7 @@
  * by SQL text; cached statements are frozen and never mutated by later stages.
  */
 import { loadModule, parseSync } from 'libpg-query';
-import { ServerError, invalidSql } from '../util/errors.js';
+import { LimitError, ServerError, invalidSql } from '../util/errors.js';
 import { ROLES, type Role, type TableType } from '../catalog/types.js';
 import { nestingDepth, splitStatements, type StatementText, type Token } from './lexer.js';
 import { identifier, userId } from './names.js';
@@ -51,13 +51,14 @@ export class ParseCache {
     const { statementsMax } = parseLimits();
     // Refused before anything is parsed: the cost of a request grows with its statement count.
     if (texts.length > statementsMax) {
-      throw new ServerError('PAYLOAD_TOO_LARGE', `Too many statements: ${texts.length} (limit ${statementsMax}, statements_per_request_max)`);
+      throw new LimitError('PAYLOAD_TOO_LARGE', 'statements_per_request_max',
+        `Too many statements: ${texts.length} (limit ${statementsMax}, statements_per_request_max)`);
     }
     const parsed = Object.freeze(texts.map((text, i) => {
       try {
         return parseStatement(text);
       } catch (error) {
-        if (texts.length > 1 && error instanceof ServerError) throw new ServerError(error.code, `Statement ${i + 1} failed: ${error.message}`);
+        if (texts.length > 1 && error instanceof ServerError) throw error.withMessage(`Statement ${i + 1} failed: ${error.message}`);
         throw error;
       }
     }));
@@ -73,7 +74,8 @@ export function parseStatement(stmt: StatementText): Statement {
   const { nestingDepthMax } = parseLimits();
   const depth = nestingDepth(stmt.tokens);
   if (depth > nestingDepthMax) {
-    throw invalidSql(`Statement is nested too deeply: ${depth} levels of parentheses (limit ${nestingDepthMax}, sql_nesting_depth_max)`);
+    throw new LimitError('INVALID_SQL', 'sql_nesting_depth_max',
+      `Statement is nested too deeply: ${depth} levels of parentheses (limit ${nestingDepthMax}, sql_nesting_depth_max)`);
   }
   const c = new Cursor(stmt);
   const w0 = c.peekWord(0);
@@ -155,7 +157,8 @@ export function pgParseOne(text: string): PgNode {
   if (stmts.length !== 1) throw invalidSql('Expected exactly one statement');
   const { treeDepthMax } = parseLimits();
   if (treeDepthExceeds(stmts[0].stmt, treeDepthMax)) {
-    throw invalidSql(`Statement is nested too deeply: its parse tree is more than ${treeDepthMax} levels deep (parse_tree_depth_max); `
+    throw new LimitError('INVALID_SQL', 'parse_tree_depth_max',
+      `Statement is nested too deeply: its parse tree is more than ${treeDepthMax} levels deep (parse_tree_depth_max); `
       + 'long chains of UNION or of operators nest without parentheses');
   }
   return stmts[0].stmt;

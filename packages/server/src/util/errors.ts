@@ -44,6 +44,11 @@ export class ServerError extends Error {
   get status(): number {
     return errorStatus[this.code];
   }
+
+  /** The same error with another message ("Statement N failed: …" in batches), keeping its class. */
+  withMessage(message: string): ServerError {
+    return new ServerError(this.code, message);
+  }
 }
 
 /**
@@ -56,6 +61,10 @@ export class LimitError extends ServerError {
     super(code, message);
     this.limit = limit;
     this.name = 'LimitError';
+  }
+
+  override withMessage(message: string): LimitError {
+    return new LimitError(this.code, this.limit, message);
   }
 }
 
