@@ -189,6 +189,12 @@ describe('the statement time limit covers writes', () => {
     assert.equal((await server.rows('SELECT count(*) AS n FROM slow.t', { auth: bob }))[0]!.n, '0');
   });
 
+  it('a SELECT stopped while its rows stream in fails; it never returns a truncated result', async () => {
+    // Fewer rows than result_rows_max arrive within 200 ms; an interrupted stream ends like a finished one.
+    const res = await server.sql('SELECT a.range AS x FROM range(100000) a, range(100000) b', { auth: bob });
+    assertError(res, 400, 'SQL_EXECUTION_ERROR', /time limit of 200 ms/);
+  });
+
   it('a slow read inside a write is stopped too; the server answers afterwards', async () => {
     const sql = "INSERT INTO slow.t SELECT count(*), 'c', 0 FROM range(100000) a, range(100000) b";
     assertError(await server.sql(sql, { auth: bob }), 400, 'SQL_EXECUTION_ERROR', /time limit/);

@@ -41,7 +41,13 @@ export async function readRowsBounded(result: DuckDBResult, limits: ReadLimits):
     const stop = limits.stopped();
     if (stop !== null) throw stop;
     const chunk = await result.fetchChunk();
-    if (chunk === null || chunk.rowCount === 0) return rows;
+    if (chunk === null || chunk.rowCount === 0) {
+      // An interrupted stream ends like a finished one (an empty chunk, no error): only the stop's
+      // reason tells them apart, and a truncated result must never pass for a complete one.
+      const stopped = limits.stopped();
+      if (stopped !== null) throw stopped;
+      return rows;
+    }
     if (rows.length + chunk.rowCount > limits.rowsMax) {
       throw new LimitError('SQL_EXECUTION_ERROR', 'result_rows_max',
         `Result has more than ${limits.rowsMax} rows (result_rows_max): add a LIMIT or a narrower WHERE`);
