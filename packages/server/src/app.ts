@@ -44,6 +44,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   mkdirSync(join(config.dataDir, 'storage'), { recursive: true });
   await initParser({
     statementsMax: config.statementsPerRequestMax, nestingDepthMax: config.sqlNestingDepthMax, treeDepthMax: config.parseTreeDepthMax,
+    subqueryDepthMax: config.subqueryDepthMax,
   });
   const hot = await HotStore.open(join(config.dataDir, 'rocksdb'));
   const catalog = await Catalog.load(hot);

@@ -52,6 +52,7 @@ describe('limits on requests and writes', () => {
     server = await TestServer.startWithConfig({
       statements_per_request_max: 5,
       sql_nesting_depth_max: 8,
+      subquery_depth_max: 5,
       parse_tree_depth_max: 300,
       write_rows_max: 100,
       result_bytes_max: MIB,
@@ -79,8 +80,8 @@ describe('limits on requests and writes', () => {
   });
 
   it('nesting depth: 8 levels run, 9 and 2,000 nested subqueries get a fast 400', async () => {
-    assert.equal((await server.rows(nestedSubqueries(7) + ' AS v', { auth: alice }))[0]!.v, 1);
-    assertError(await server.sql(nestedSubqueries(9), { auth: alice }), 400, 'INVALID_SQL', /9 levels .*sql_nesting_depth_max/);
+    assert.equal((await server.rows('SELECT ' + '(abs('.repeat(4) + '-1' + '))'.repeat(4) + ' AS v', { auth: alice }))[0]!.v, 1);
+    assertError(await server.sql('SELECT ' + '('.repeat(9) + '1' + ')'.repeat(9), { auth: alice }), 400, 'INVALID_SQL', /9 levels .*sql_nesting_depth_max/);
     const { value, ms } = await timed(() => server.sql(nestedSubqueries(2000), { auth: alice }));
     assertError(value, 400, 'INVALID_SQL', /nested too deeply/);
     assert.ok(ms < 1000, `refused in ${ms} ms`);
@@ -88,6 +89,16 @@ describe('limits on requests and writes', () => {
     // In a batch the failing statement is named.
     assertError(await server.sql(`SELECT 1; ${nestedSubqueries(9)}`, { auth: alice }), 400, 'INVALID_SQL', /^Statement 2 failed: /);
     await answers();
+  });
+
+  it('subquery depth: 5 nested subqueries run, 6 are refused before DuckDB plans them', async () => {
+    const exists = (depth: number): string => 'SELECT 1 AS v WHERE EXISTS ' + '(SELECT 1 WHERE EXISTS '.repeat(depth - 1) + '(SELECT 1)' + ')'.repeat(depth - 1);
+    assert.equal((await server.rows(exists(5), { auth: alice }))[0]!.v, 1);
+    assert.equal((await server.rows(nestedSubqueries(5) + ' AS v', { auth: alice }))[0]!.v, 1);
+    assertError(await server.sql(exists(6), { auth: alice }), 400, 'INVALID_SQL', /more than 5 deep \(subquery_depth_max\)/);
+    assertError(await server.sql(nestedSubqueries(6), { auth: alice }), 400, 'INVALID_SQL', /subquery_depth_max/);
+    assertError(await server.sql(`INSERT INTO lim.t SELECT ${nestedSubqueries(6).slice(7)}, 'deep'`, { auth: alice }), 400, 'INVALID_SQL', /subquery_depth_max/);
+    assert.equal(await count(), 0);
   });
 
   it('parse-tree depth: long chains nest without parentheses and are refused before the binder', async () => {
@@ -322,6 +333,7 @@ describe('limit building blocks', () => {
       assert.throws(() => load('write_rows_max = 2000000'), /write_rows_max must not exceed result_rows_max/);
       assert.throws(() => load('sql_nesting_depth_max = 2000'), /sql_nesting_depth_max must be below parse_tree_depth_max/);
       assert.throws(() => load('parse_tree_depth_max = 5000'), /must not exceed 1500/);
+      assert.throws(() => load('subquery_depth_max = 100'), /subquery_depth_max must not exceed sql_nesting_depth_max/);
       assert.throws(() => load('duckdb_memory_limit = "4GB"'), /memory_rss_bytes_max .* must exceed duckdb_memory_limit/);
       assert.throws(() => load('duckdb_memory_limit = "lots"'), /not a size/);
       assert.equal(parseMemoryLimit('2GB', 0), 2e9);

@@ -32,6 +32,8 @@ export interface Config {
    * (long UNION or operator chains) before the recursive stages (binder, deparser) see it.
    */
   readonly parseTreeDepthMax: number;
+  /** Subqueries nested inside one another in one statement (DuckDB's planner is exponential in it). */
+  readonly subqueryDepthMax: number;
   /** Rows one SELECT may return before it fails with a clear error. */
   readonly resultRowsMax: number;
   /** Bytes of JSON results one response may carry (all statements together). */
@@ -84,6 +86,7 @@ export const defaults: Config = Object.freeze({
   statementsPerRequestMax: 1000,
   sqlNestingDepthMax: 64,
   parseTreeDepthMax: 1000,
+  subqueryDepthMax: 16,
   resultRowsMax: 1_000_000,
   resultBytesMax: 64 * 1024 * 1024,
   writeRowsMax: 100_000,
@@ -151,6 +154,9 @@ function checkConfig(config: Config): void {
   if (config.sqlNestingDepthMax >= config.parseTreeDepthMax) {
     throw new Error('sql_nesting_depth_max must be below parse_tree_depth_max: every nesting level adds at least one tree level');
   }
+  if (config.subqueryDepthMax > config.sqlNestingDepthMax) {
+    throw new Error('subquery_depth_max must not exceed sql_nesting_depth_max: every subquery sits in parentheses');
+  }
   if (config.parseTreeDepthMax > PARSE_TREE_DEPTH_CEILING) {
     throw new Error(`parse_tree_depth_max must not exceed ${PARSE_TREE_DEPTH_CEILING}: deeper trees overflow the binder's stack`);
   }
@@ -167,7 +173,7 @@ function checkConfig(config: Config): void {
 
 /** Settings where 0 would refuse every request or stop nothing (others, like job_retention_days, may be 0). */
 const POSITIVE_SETTINGS: ReadonlySet<keyof Config> = new Set<keyof Config>([
-  'bodyBytesMax', 'sqlBytesMax', 'statementsPerRequestMax', 'sqlNestingDepthMax', 'parseTreeDepthMax', 'resultRowsMax',
+  'bodyBytesMax', 'sqlBytesMax', 'statementsPerRequestMax', 'sqlNestingDepthMax', 'parseTreeDepthMax', 'subqueryDepthMax', 'resultRowsMax',
   'resultBytesMax', 'writeRowsMax', 'queryTimeoutMs', 'queryConnections', 'duckdbThreads', 'memoryRssBytesMax', 'memorySampleIntervalMs',
 ]);
 

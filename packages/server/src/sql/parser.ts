@@ -24,6 +24,8 @@ export interface ParseLimits {
   readonly nestingDepthMax: number;
   /** config.parseTreeDepthMax: JSON levels of the parse tree, checked before any recursive stage walks it. */
   readonly treeDepthMax: number;
+  /** config.subqueryDepthMax: subqueries inside subqueries (UNION arms do not nest). */
+  readonly subqueryDepthMax: number;
 }
 
 let limits: ParseLimits | null = null;
@@ -155,32 +157,45 @@ export function pgParseOne(text: string): PgNode {
   }
   const stmts = result.stmts ?? [];
   if (stmts.length !== 1) throw invalidSql('Expected exactly one statement');
-  const { treeDepthMax } = parseLimits();
-  if (treeDepthExceeds(stmts[0].stmt, treeDepthMax)) {
-    throw new LimitError('INVALID_SQL', 'parse_tree_depth_max',
-      `Statement is nested too deeply: its parse tree is more than ${treeDepthMax} levels deep (parse_tree_depth_max); `
-      + 'long chains of UNION or of operators nest without parentheses');
-  }
+  checkTreeDepths(stmts[0].stmt, parseLimits());
   return stmts[0].stmt;
 }
 
-/** Whether a parse tree is deeper than `max` levels; iterative, so no input depth can overflow it. */
-function treeDepthExceeds(root: PgNode, max: number): boolean {
+/**
+ * Refuses a parse tree deeper than `treeDepthMax` levels, or with subqueries nested deeper than
+ * `subqueryDepthMax`. DuckDB's planner takes about twice as long for every nested EXISTS or
+ * scalar subquery past a dozen, without checking for interruption (24 levels: about a minute), so
+ * that depth needs its own, much smaller cap. Iterative, so no input depth can overflow it.
+ */
+function checkTreeDepths(root: PgNode, limits: ParseLimits): void {
   const nodes: PgNode[] = [root];
   const depths: number[] = [1];
+  // Queries on the path to a node, the statement's own included. A nested query is always wrapped as
+  // {SelectStmt: …}; the arms of UNION/INTERSECT/EXCEPT (larg, rarg) are not, so they do not count.
+  const queries: number[] = [0];
   while (nodes.length > 0) {
     const node = nodes.pop();
     const depth = depths.pop()!;
-    if (depth > max) return true;
+    const outer = queries.pop()!;
+    if (depth > limits.treeDepthMax) {
+      throw new LimitError('INVALID_SQL', 'parse_tree_depth_max',
+        `Statement is nested too deeply: its parse tree is more than ${limits.treeDepthMax} levels deep (parse_tree_depth_max); `
+        + 'long chains of UNION or of operators nest without parentheses');
+    }
     for (const key in node) {
       const child = node[key];
-      if (child !== null && typeof child === 'object') {
-        nodes.push(child);
-        depths.push(depth + 1);
+      if (child === null || typeof child !== 'object') continue;
+      const inner = key === 'SelectStmt' ? outer + 1 : outer;
+      // The statement's own query is not a subquery.
+      if (inner - 1 > limits.subqueryDepthMax) {
+        throw new LimitError('INVALID_SQL', 'subquery_depth_max',
+          `Statement nests subqueries more than ${limits.subqueryDepthMax} deep (subquery_depth_max)`);
       }
+      nodes.push(child);
+      depths.push(depth + 1);
+      queries.push(inner);
     }
   }
-  return false;
 }
 
 function maxParamNumber(node: PgNode): number {
