@@ -50,6 +50,7 @@ describe('limits on requests and writes', () => {
 
   before(async () => {
     server = await TestServer.startWithConfig({
+      duckdb_threads: 1,
       statements_per_request_max: 5,
       sql_nesting_depth_max: 8,
       subquery_depth_max: 5,
@@ -183,7 +184,7 @@ describe('the statement time limit covers writes', () => {
   let bob: { user: string; password: string };
 
   before(async () => {
-    server = await TestServer.startWithConfig({ query_timeout_ms: 200 });
+    server = await TestServer.startWithConfig({ query_timeout_ms: 200, duckdb_threads: 1 });
     bob = await server.createUser('bob');
     await server.ok('CREATE NAMESPACE slow');
     await server.ok('CREATE USER TABLE slow.t (id BIGINT PRIMARY KEY, body TEXT, n DOUBLE)');
@@ -216,7 +217,8 @@ describe('the statement time limit covers writes', () => {
 });
 
 describe('memory', () => {
-  const memory = { duckdb_memory_limit: '256MB', memory_rss_bytes_max: 640 * MIB };
+  // Small bounds and one DuckDB thread keep these tests short and light on the CPU other test files share.
+  const memory = { duckdb_memory_limit: '128MB', memory_rss_bytes_max: 400 * MIB, duckdb_threads: 1, result_bytes_max: 16 * MIB };
   /** docs/configuration.md: peak RSS stays under memory_rss_bytes_max + 512 MiB. */
   const peakBound = memory.memory_rss_bytes_max + 512 * MIB;
 
@@ -234,8 +236,8 @@ describe('memory', () => {
     try {
       const carol = await server.createUser('carol');
       const bombs = [
-        "SELECT repeat('x', 250000000) AS s",
-        'SELECT list(range) FROM range(50000000)',
+        "SELECT repeat('x', 150000000) AS s",
+        'SELECT list(range) FROM range(30000000)',
         "SELECT a.range, b.range, repeat('y', 100) FROM range(100000) a, range(100000) b",
       ];
       for (const sql of bombs) {
@@ -252,7 +254,7 @@ describe('memory', () => {
 
   it('the guard stops a query whose rows grow the process past the bound', async () => {
     // Within result_bytes_max and the row cap, but its JS rows need more than the 320 MiB bound.
-    const small = { duckdb_memory_limit: '128MB', memory_rss_bytes_max: 320 * MIB, result_bytes_max: 256 * MIB, result_rows_max: 20_000_000 };
+    const small = { ...memory, memory_rss_bytes_max: 320 * MIB, result_bytes_max: 256 * MIB, result_rows_max: 20_000_000 };
     const server = await TestServer.startWithConfig(small);
     try {
       const dave = await server.createUser('dave');
