@@ -16,6 +16,7 @@ import { Committer, MAX_SEQ_KEY } from './storage/hot/committer.js';
 import { DuckEngine } from './storage/duck/duck-engine.js';
 import { HotMirror } from './storage/duck/hot-mirror.js';
 import { fileEngineConfig, queryEngineConfig } from './engine-config.js';
+import { MemoryGuard } from './storage/duck/memory-guard.js';
 import { ColdStore } from './storage/cold/cold-store.js';
 import { JobStore } from './jobs/job-store.js';
 import { FlushService } from './jobs/flush-service.js';
@@ -43,7 +44,10 @@ export interface RunningServer {
 
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
   mkdirSync(join(config.dataDir, 'storage'), { recursive: true });
-  await initParser();
+  await initParser({
+    statementsMax: config.statementsPerRequestMax, nestingDepthMax: config.sqlNestingDepthMax, treeDepthMax: config.parseTreeDepthMax,
+    subqueryDepthMax: config.subqueryDepthMax,
+  });
   const hot = await HotStore.open(join(config.dataDir, 'rocksdb'));
   const catalog = await Catalog.load(hot);
   const seqs = new SnowflakeGenerator();
@@ -52,6 +56,9 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   // User SQL runs on an engine with no file access; the cold tier's files are read by a second one.
   const duck = await DuckEngine.open(queryEngineConfig(config));
   const files = await DuckEngine.open(fileEngineConfig(config));
+  const memoryGuard = new MemoryGuard(duck.running, {
+    rssBytesMax: config.memoryRssBytesMax, sampleIntervalMs: config.memorySampleIntervalMs, log,
+  });
   const passwords = new PasswordHasher();
   await ensureRoot(catalog, passwords, seqs, config.rootPassword, log);
   const tokens = new TokenService(jwtSecret(config), config.accessTokenTtlSeconds, config.refreshTokenTtlSeconds);
@@ -127,6 +134,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       await userPurge.stop();
       await flush.stop();
       await committer.idle();
+      memoryGuard.close();
       duck.close();
       files.close();
       await hot.close();

@@ -8,17 +8,22 @@ import type { Config } from './config/config.js';
 import type { DuckConfig } from './storage/duck/duck-engine.js';
 import { engineMacros } from './sql/bind/engine-names.js';
 
+const FILE_ENGINE_MEMORY_LIMIT = '1GB';
+
 export function queryEngineConfig(config: Config): DuckConfig {
   return {
     threads: config.duckdbThreads, memoryLimit: config.duckdbMemoryLimit,
     connections: config.queryConnections, queryTimeoutMs: config.queryTimeoutMs, storageDir: null,
+    resultRowsMax: config.resultRowsMax, resultBytesMax: config.resultBytesMax,
     setup: engineMacros(config.generatedValuesMax),
   };
 }
 
 export function fileEngineConfig(config: Config): DuckConfig {
   return {
-    threads: config.duckdbThreads, memoryLimit: config.duckdbMemoryLimit,
+    // Flushes, compaction and segment loads stream; they do not need the query engine's budget.
+    threads: config.duckdbThreads, memoryLimit: FILE_ENGINE_MEMORY_LIMIT,
     connections: 2, queryTimeoutMs: config.queryTimeoutMs, storageDir: join(config.dataDir, 'storage'),
+    resultRowsMax: Number.MAX_SAFE_INTEGER, resultBytesMax: Number.MAX_SAFE_INTEGER,
   };
 }

@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { totalmem } from 'node:os';
 import { parse as parseToml } from 'smol-toml';
 import { isLogLevel, type LogLevel } from '../util/log.js';
 
@@ -22,13 +23,33 @@ export interface Config {
   /** Largest SQL text in one request (protocol: 1 MiB). */
   readonly sqlBytesMax: number;
   readonly paramsMax: number;
+  /** Statements one request may hold; checked right after splitting, before any is parsed. */
+  readonly statementsPerRequestMax: number;
+  /** Deepest parenthesis/bracket nesting in one statement; checked on tokens, before PostgreSQL's parser. */
+  readonly sqlNestingDepthMax: number;
+  /**
+   * Deepest parse tree (JSON levels) a statement may have. Catches nesting without parentheses
+   * (long UNION or operator chains) before the recursive stages (binder, deparser) see it.
+   */
+  readonly parseTreeDepthMax: number;
+  /** Subqueries nested inside one another in one statement (DuckDB's planner is exponential in it). */
+  readonly subqueryDepthMax: number;
   /** Rows one SELECT may return before it fails with a clear error. */
   readonly resultRowsMax: number;
+  /** Bytes of JSON results one response may carry (all statements together). */
+  readonly resultBytesMax: number;
+  /** Rows one INSERT may write, or one UPDATE/DELETE may match. */
+  readonly writeRowsMax: number;
+  /** Time one statement may run: its query, and for writes also building the write batch. */
   readonly queryTimeoutMs: number;
   /** DuckDB connections running user queries concurrently. */
   readonly queryConnections: number;
   readonly duckdbThreads: number;
   readonly duckdbMemoryLimit: string;
+  /** Process RSS above which the memory guard interrupts every running DuckDB query. */
+  readonly memoryRssBytesMax: number;
+  /** How often the memory guard samples RSS while a query runs. */
+  readonly memorySampleIntervalMs: number;
   readonly parseCacheEntries: number;
   /** Rows the hot mirror (DuckDB copies of queried partitions) may hold before it drops the least recently used. */
   readonly mirrorRowsMax: number;
@@ -66,11 +87,19 @@ export const defaults: Config = Object.freeze({
   bodyBytesMax: 2 * 1024 * 1024,
   sqlBytesMax: 1024 * 1024,
   paramsMax: 50,
+  statementsPerRequestMax: 1000,
+  sqlNestingDepthMax: 64,
+  parseTreeDepthMax: 1000,
+  subqueryDepthMax: 16,
   resultRowsMax: 1_000_000,
+  resultBytesMax: 64 * 1024 * 1024,
+  writeRowsMax: 100_000,
   queryTimeoutMs: 30_000,
   queryConnections: 4,
   duckdbThreads: 2,
   duckdbMemoryLimit: '2GB',
+  memoryRssBytesMax: 2.5 * 1024 * 1024 * 1024,
+  memorySampleIntervalMs: 25,
   parseCacheEntries: 2048,
   mirrorRowsMax: 5_000_000,
   generatedValuesMax: 10_000_000,
@@ -113,6 +142,13 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
 }
 
 function checkConfig(config: Config): void {
+  for (const [key, value] of Object.entries(config)) {
+    if (typeof value !== 'number' || key === 'port') continue;
+    const least = POSITIVE_SETTINGS.has(key as keyof Config) ? 1 : 0;
+    if (!Number.isSafeInteger(value) || value < least) {
+      throw new Error(`${snakeCase(key)} must be ${least === 1 ? 'a positive' : 'a non-negative'} integer (got ${value})`);
+    }
+  }
   if (config.sqlBytesMax > config.bodyBytesMax) throw new Error('sqlBytesMax must not exceed bodyBytesMax');
   if (config.accessTokenTtlSeconds >= config.refreshTokenTtlSeconds) {
     throw new Error('access tokens must expire before refresh tokens');
@@ -121,6 +157,57 @@ function checkConfig(config: Config): void {
   if (!Number.isSafeInteger(config.userPurgeGraceSeconds) || config.userPurgeGraceSeconds < 0) {
     throw new Error('user_purge_grace_seconds must be a whole number of seconds, 0 or more');
   }
+  if (config.writeRowsMax > config.resultRowsMax) {
+    throw new Error('write_rows_max must not exceed result_rows_max: an INSERT ... SELECT reads its rows as a query result');
+  }
+  if (config.sqlNestingDepthMax >= config.parseTreeDepthMax) {
+    throw new Error('sql_nesting_depth_max must be below parse_tree_depth_max: every nesting level adds at least one tree level');
+  }
+  if (config.subqueryDepthMax > config.sqlNestingDepthMax) {
+    throw new Error('subquery_depth_max must not exceed sql_nesting_depth_max: every subquery sits in parentheses');
+  }
+  if (config.parseTreeDepthMax > PARSE_TREE_DEPTH_CEILING) {
+    throw new Error(`parse_tree_depth_max must not exceed ${PARSE_TREE_DEPTH_CEILING}: deeper trees overflow the binder's stack`);
+  }
+  const duckdbBytes = parseMemoryLimit(config.duckdbMemoryLimit, totalmem());
+  if (config.memoryRssBytesMax <= duckdbBytes) {
+    throw new Error(`memory_rss_bytes_max (${config.memoryRssBytesMax}) must exceed duckdb_memory_limit (${duckdbBytes} bytes): `
+      + 'DuckDB may legitimately fill its limit (the hot mirror lives there) and the guard would then interrupt every query');
+  }
+  if (config.resultBytesMax >= config.memoryRssBytesMax) throw new Error('result_bytes_max must be below memory_rss_bytes_max');
+  if (config.memorySampleIntervalMs > MEMORY_SAMPLE_INTERVAL_CEILING_MS) {
+    throw new Error(`memory_sample_interval_ms must not exceed ${MEMORY_SAMPLE_INTERVAL_CEILING_MS}: a slower guard lets memory overshoot by seconds of allocation`);
+  }
+}
+
+/** Settings where 0 would refuse every request or stop nothing (others, like job_retention_days, may be 0). */
+const POSITIVE_SETTINGS: ReadonlySet<keyof Config> = new Set<keyof Config>([
+  'bodyBytesMax', 'sqlBytesMax', 'statementsPerRequestMax', 'sqlNestingDepthMax', 'parseTreeDepthMax', 'subqueryDepthMax', 'resultRowsMax',
+  'resultBytesMax', 'writeRowsMax', 'queryTimeoutMs', 'queryConnections', 'duckdbThreads', 'memoryRssBytesMax', 'memorySampleIntervalMs',
+]);
+
+/**
+ * Measured: the binder (recursive) overflows Node's default stack between 1,750 and 2,000 tree
+ * levels; this ceiling keeps a margin for the frames below it.
+ */
+const PARSE_TREE_DEPTH_CEILING = 1500;
+const MEMORY_SAMPLE_INTERVAL_CEILING_MS = 1000;
+
+const MEMORY_UNITS: Readonly<Record<string, number>> = Object.freeze({
+  b: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40,
+});
+
+/** A DuckDB memory_limit setting ('2GB', '512MiB', '80%' of `totalBytes`) in bytes, with DuckDB's units. */
+export function parseMemoryLimit(text: string, totalBytes: number): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*|%)\s*$/i.exec(text);
+  const unit = m?.[2]?.toLowerCase() ?? '';
+  const scale = unit === '%' ? totalBytes / 100 : MEMORY_UNITS[unit === '' ? 'b' : unit];
+  if (m === null || scale === undefined) throw new Error(`duckdb_memory_limit '${text}' is not a size like '2GB', '512MiB' or '80%'`);
+  return Math.floor(Number(m[1]) * scale);
+}
+
+function snakeCase(key: string): string {
+  return key.replace(/[A-Z]/g, (c) => '_' + c.toLowerCase());
 }
 
 function parseFlags(argv: readonly string[]): Record<string, string> {

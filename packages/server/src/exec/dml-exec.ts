@@ -3,7 +3,8 @@
  * deletes) and either adds them to the open transaction or commits them as one intent. UPDATE and
  * DELETE read their target rows through the same read path as SELECT, or a primary-key point read.
  */
-import { execError, invalidSql } from '../util/errors.js';
+import { LimitError, execError, invalidSql } from '../util/errors.js';
+import { currentBudgets } from '../util/budget.js';
 import { SEQ_COLUMN, primaryKeyIndex, qualifiedName, type StoredValue, type TableDef } from '../catalog/types.js';
 import type { DuckDBValue } from '@duckdb/node-api';
 import { partitionFor, requireWrite } from '../auth/access.js';
@@ -23,6 +24,29 @@ import { pkString } from './transaction.js';
 type Of<K extends Statement['kind']> = Extract<Statement, { kind: K }>;
 /** Autocommit UPDATE/DELETE retry write conflicts this long (with jittered backoff) before failing. */
 const CONFLICT_RETRY_MS = 5_000;
+/** Rows built between two looks at the statement's deadline: often enough to stop within milliseconds. */
+const DEADLINE_CHECK_ROWS = 1024;
+
+/** Throws the statement's time-limit error once its deadline has passed (nothing is written then). */
+function checkDeadline(): void {
+  currentBudgets()?.deadline?.check();
+}
+
+function tooManyRows(what: string, rowsMax: number): LimitError {
+  return new LimitError('SQL_EXECUTION_ERROR', 'write_rows_max',
+    `${what} more than ${rowsMax} rows (write_rows_max): split it into smaller statements; nothing was written`);
+}
+
+/** A SELECT that returns at most one row more than `rowsMax`: enough to tell "too many" without reading them all. */
+function limitedSelect(select: PgNode, rowsMax: number): SelectStmt {
+  return {
+    targetList: [{ ResTarget: { val: { ColumnRef: { fields: [{ A_Star: {} }] } } } }],
+    fromClause: [{ RangeSubselect: { subquery: select, alias: { aliasname: 'kalam_write_source' } } }],
+    limitCount: { A_Const: { ival: { ival: rowsMax + 1 } } },
+    limitOption: 'LIMIT_OPTION_COUNT',
+    op: 'SETOP_NONE',
+  };
+}
 
 function targetTable(s: Services, ctx: RunContext, rv: PgNode, verb: string): TableDef {
   const table = writableTable(s, ctx, rv, verb);
@@ -46,9 +70,22 @@ function evalEnv(s: Services, ctx: RunContext): EvalEnv {
   return { params: ctx.params, userId: ctx.principal.userId, seqs: s.seqs, nowMicros: Date.now() * 1000 };
 }
 
+/**
+ * Hands the statement's writes on: to the open transaction, or to the committer. The last look at
+ * the deadline is here, so a statement over its time limit writes nothing; the commit itself is
+ * bounded by write_rows_max instead.
+ */
 async function apply(s: Services, ctx: RunContext, writes: RowWrite[]): Promise<void> {
-  if (ctx.tx) for (const w of writes) ctx.tx.add(w);
-  else await s.committer.commit(writes);
+  const rowsMax = s.config.writeRowsMax;
+  if (writes.length > rowsMax) throw tooManyRows('The statement writes', rowsMax);
+  checkDeadline();
+  if (ctx.tx) {
+    for (const w of writes) ctx.tx.add(w);
+    // A failing statement discards the whole transaction, so adding before checking leaves nothing behind.
+    if (ctx.tx.size > rowsMax) throw tooManyRows('The transaction writes', rowsMax);
+  } else {
+    await s.committer.commit(writes);
+  }
 }
 
 // INSERT ------------------------------------------------------------------------------------
@@ -65,7 +102,8 @@ export async function insert(s: Services, ctx: RunContext, st: Of<'insert'>): Pr
   const partition = partitionFor(ctx.principal, table);
   if (table.type === 'STREAM') return insertStreamEvents(s, ctx, table, partition, targets, inputs, env);
   const pkIdx = primaryKeyIndex(table);
-  const writes: RowWrite[] = inputs.map((input) => {
+  const writes: RowWrite[] = inputs.map((input, i) => {
+    if (i % DEADLINE_CHECK_ROWS === 0) checkDeadline();
     const values = buildRow(table, targets, input, env);
     if (values[pkIdx] === null) throw execError(`Primary key column '${table.columns[pkIdx]!.name}' cannot be NULL`);
     return { table, partition, values, deleted: false, expect: 'absent' };
@@ -108,7 +146,12 @@ function insertStreamEvents(
   s: Services, ctx: RunContext, table: TableDef, partition: string, targets: readonly number[], inputs: readonly InsertCell[][], env: EvalEnv,
 ): StatementResult {
   if (ctx.tx !== null) throw execError(`STREAM table ${qualifiedName(table)} cannot be written inside a transaction: events are not transactional`);
-  const rows = inputs.map((input) => buildRow(table, targets, input, env));
+  const rows = inputs.map((input, i) => {
+    if (i % DEADLINE_CHECK_ROWS === 0) checkDeadline();
+    return buildRow(table, targets, input, env);
+  });
+  if (rows.length > s.config.writeRowsMax) throw tooManyRows('The statement writes', s.config.writeRowsMax);
+  checkDeadline();
   if (table.options.ephemeral && !(s.live?.hasSubscribers(table.id, partition) ?? false)) {
     return messageResult(ctx, `Inserted ${rows.length} row(s)`, rows.length);
   }
@@ -141,6 +184,8 @@ type InsertCell = InputValue | typeof DEFAULT_MARKER;
 async function insertInputs(s: Services, ctx: RunContext, select: PgNode, width: number, env: EvalEnv): Promise<InsertCell[][]> {
   const q = select?.SelectStmt;
   if (!q) throw invalidSql('INSERT needs VALUES or a SELECT');
+  const rowsMax = s.config.writeRowsMax;
+  if (q.valuesLists && q.valuesLists.length > rowsMax) throw tooManyRows('INSERT ... VALUES has', rowsMax);
   if (q.valuesLists && !q.withClause && !q.sortClause && !q.limitCount) {
     const rows: InsertCell[][] = [];
     let simple = true;
@@ -158,11 +203,16 @@ async function insertInputs(s: Services, ctx: RunContext, select: PgNode, width:
     }
     if (simple) return rows;
   }
-  const result = await runQuery(s, ctx, q);
+  // DuckDB stops after one row too many, instead of producing (and this converting) them all.
+  const result = await runQuery(s, ctx, q.valuesLists ? q : limitedSelect(select, rowsMax));
   if (result.columnNames.length !== width) {
     throw execError(`INSERT has ${width} target column(s) but the query returns ${result.columnNames.length}`);
   }
-  return result.rows.map((r) => r.map(duckToInput));
+  if (result.rows.length > rowsMax) throw tooManyRows('INSERT ... SELECT returns', rowsMax);
+  return result.rows.map((r, i) => {
+    if (i % DEADLINE_CHECK_ROWS === 0) checkDeadline();
+    return r.map(duckToInput);
+  });
 }
 
 // UPDATE / DELETE ---------------------------------------------------------------------------
@@ -181,6 +231,7 @@ export async function update(s: Services, ctx: RunContext, st: Of<'update'>): Pr
     const { rows, newValues } = await updateCandidates(s, ctx, table, ast);
     const writes: RowWrite[] = [];
     rows.forEach((row, i) => {
+      if (i % DEADLINE_CHECK_ROWS === 0) checkDeadline();
       const values = [...row.values];
       sets.forEach((colIdx, j) => {
         values[colIdx] = defaults[j] ? defaults[j].value : coerce(table.columns[colIdx]!, newValues[i]![j] as InputValue);
@@ -237,7 +288,7 @@ async function updateCandidates(
   }
   // DEFAULT is not an expression DuckDB can evaluate; the caller substitutes the column default.
   const exprs = ast.targetList.map((t: PgNode) => ({ ResTarget: { val: t.ResTarget.val?.SetToDefault ? { A_Const: { isnull: true } } : t.ResTarget.val } }));
-  const matched = await matchRows(s, ctx, table, alias, exprs, [{ RangeVar: ast.relation }, ...(ast.fromClause ?? [])], ast.whereClause);
+  const matched = await matchRows(s, ctx, 'UPDATE', table, alias, exprs, [{ RangeVar: ast.relation }, ...(ast.fromClause ?? [])], ast.whereClause);
   return { rows: matched.map((m) => m.row), newValues: matched.map((m) => m.extra.map(duckToInput)) };
 }
 
@@ -245,7 +296,7 @@ async function deleteCandidates(s: Services, ctx: RunContext, table: TableDef, a
   const alias = ast.relation.alias?.aliasname ?? table.name;
   const point = !ast.usingClause ? pkEquality(table, ast.whereClause, ctx, alias) : null;
   if (point !== null) return pointRows(s, ctx, table, point);
-  const matched = await matchRows(s, ctx, table, alias, [], [{ RangeVar: ast.relation }, ...(ast.usingClause ?? [])], ast.whereClause);
+  const matched = await matchRows(s, ctx, 'DELETE', table, alias, [], [{ RangeVar: ast.relation }, ...(ast.usingClause ?? [])], ast.whereClause);
   return matched.map((m) => m.row);
 }
 
@@ -255,7 +306,7 @@ async function deleteCandidates(s: Services, ctx: RunContext, table: TableDef, a
  * conflict, so the statement is retried on fresh data rather than applied to a row it did not match.
  */
 async function matchRows(
-  s: Services, ctx: RunContext, table: TableDef, alias: string, extra: PgNode[], fromClause: PgNode[], whereClause: PgNode,
+  s: Services, ctx: RunContext, verb: 'UPDATE' | 'DELETE', table: TableDef, alias: string, extra: PgNode[], fromClause: PgNode[], whereClause: PgNode,
 ): Promise<{ row: VisibleRow; extra: DuckDBValue[] }[]> {
   const pkCol = table.columns[primaryKeyIndex(table)]!;
   const column = (name: string): PgNode => ({ ResTarget: { val: { ColumnRef: { fields: [{ String: { sval: alias } }, { String: { sval: name } }] } } } });
@@ -263,10 +314,15 @@ async function matchRows(
     targetList: [column(pkCol.name), column(SEQ_COLUMN), ...extra],
     fromClause,
     ...(whereClause ? { whereClause } : {}),
-    limitOption: 'LIMIT_OPTION_DEFAULT',
+    // One row more than may be written tells "too many" without DuckDB producing them all.
+    limitCount: { A_Const: { ival: { ival: s.config.writeRowsMax + 1 } } },
+    limitOption: 'LIMIT_OPTION_COUNT',
     op: 'SETOP_NONE',
   };
   const result = await runQuery(s, ctx, select);
+  if (result.rows.length > s.config.writeRowsMax) {
+    throw tooManyRows(`${verb} matches`, s.config.writeRowsMax);
+  }
   const seen = new Set<string>();
   const unique = result.rows.filter((r) => {
     const key = String(r[0]);

@@ -3,7 +3,8 @@
  * transaction (BEGIN ... COMMIT/ROLLBACK; an unclosed BEGIN rolls back; a failing statement inside
  * a transaction discards all of it) and EXECUTE AS USER.
  */
-import { ServerError, assertNever, execError, invalidSql } from '../util/errors.js';
+import { LimitError, ServerError, assertNever, execError, invalidSql } from '../util/errors.js';
+import { ByteBudget, Deadline, withBudgets } from '../util/budget.js';
 import { principalOf, requireImpersonation, type Principal } from '../auth/access.js';
 import type { Statement } from '../sql/statement.js';
 import type { ParseCache } from '../sql/parser.js';
@@ -32,10 +33,10 @@ export class Executor {
     const { config } = this.services;
     if (request.sql.trim() === '') throw new ServerError('EMPTY_SQL', 'SQL is empty');
     if (Buffer.byteLength(request.sql, 'utf8') > config.sqlBytesMax) {
-      throw new ServerError('PAYLOAD_TOO_LARGE', `SQL text is larger than ${config.sqlBytesMax} bytes`);
+      throw new LimitError('PAYLOAD_TOO_LARGE', 'sql_bytes_max', `SQL text is larger than ${config.sqlBytesMax} bytes (sql_bytes_max)`);
     }
     if (request.params.length > config.paramsMax) {
-      throw new ServerError('PAYLOAD_TOO_LARGE', `Too many params: ${request.params.length} (limit ${config.paramsMax})`);
+      throw new LimitError('PAYLOAD_TOO_LARGE', 'params_max', `Too many params: ${request.params.length} (limit ${config.paramsMax}, params_max)`);
     }
     const statements = this.parser.parse(request.sql);
     if (statements.length === 0) throw new ServerError('EMPTY_SQL', 'SQL holds no statement');
@@ -45,6 +46,8 @@ export class Executor {
     const namespace = request.namespace === null ? 'default' : identifier(request.namespace, 'namespace_id');
     const base = { caller, principal: caller, namespace, params: request.params };
     const results: StatementResult[] = [];
+    // One budget for the whole response: every statement's rows travel in it together.
+    const resultBytes = new ByteBudget(config.resultBytesMax);
     let tx: Transaction | null = null;
     for (let i = 0; i < statements.length; i++) {
       const st = statements[i]!;
@@ -61,7 +64,7 @@ export class Executor {
           results.push(messageResult(base as RunContext, st.kind === 'commit' ? 'Transaction committed' : 'Transaction rolled back'));
         } else {
           if (tx !== null && !isTransactional(st)) throw execError(`${st.kind.toUpperCase()} cannot run inside a transaction`);
-          results.push(await this.audited(st, { ...base, tx }));
+          results.push(await this.budgeted(st, { ...base, tx }, resultBytes));
         }
       } catch (error) {
         throw statements.length > 1 ? prefixError(error, i + 1) : error;
@@ -69,6 +72,19 @@ export class Executor {
     }
     // An unclosed BEGIN rolls back: its writes were never handed to the committer.
     return results;
+  }
+
+  /**
+   * Runs a statement under its budgets: data statements (SELECT, INSERT, UPDATE, DELETE) get the
+   * time limit, as a whole (query and building the writes); DDL and admin statements run to the end.
+   */
+  private async budgeted(st: Statement, ctx: RunContext, resultBytes: ByteBudget): Promise<StatementResult> {
+    const deadline = isTransactional(st) ? new Deadline(this.services.config.queryTimeoutMs) : null;
+    const mark = resultBytes.used;
+    const result = await withBudgets({ deadline, resultBytes }, () => this.audited(st, ctx));
+    // Only rows kept for the response hold bytes; what a write read is gone once it is applied.
+    if (result.rows === undefined) resultBytes.releaseTo(mark);
+    return result;
   }
 
   /** Runs a statement; the ones that change schema, users or rights are recorded in the audit log. */
@@ -155,6 +171,6 @@ function isTransactional(st: Statement): boolean {
 }
 
 function prefixError(error: unknown, n: number): unknown {
-  if (error instanceof ServerError) return new ServerError(error.code, `Statement ${n} failed: ${error.message}`);
+  if (error instanceof ServerError) return error.withMessage(`Statement ${n} failed: ${error.message}`);
   return error;
 }

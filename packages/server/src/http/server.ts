@@ -4,7 +4,7 @@
  * the protocol envelope; anything else is logged and answered with a generic 500.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { ServerError } from '../util/errors.js';
+import { LimitError, ServerError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import type { Config } from '../config/config.js';
 import type { Authenticator } from '../auth/authenticator.js';
@@ -12,6 +12,7 @@ import type { TokenService } from '../auth/tokens.js';
 import type { Executor } from '../exec/executor.js';
 import type { Catalog } from '../catalog/catalog.js';
 import { parseJsonObject, readBody } from './body.js';
+import { encodeSqlSuccess, type EncodedBody } from './sql-response.js';
 
 export const SERVER_VERSION = '0.1.0';
 
@@ -26,8 +27,13 @@ export interface HttpDeps {
 
 interface Handled {
   status: number;
+  /** JSON.stringify'd when sent, unless `encoded` is given. */
   body: unknown;
+  /** A body already encoded (SQL results, which may be large). */
+  encoded?: EncodedBody;
   user?: string;
+  /** The config key of the limit that refused the request, for the request log. */
+  limit?: string;
 }
 
 export function createHttpServer(deps: HttpDeps): Server {
@@ -44,7 +50,11 @@ export function createHttpServer(deps: HttpDeps): Server {
       res.end();
       return;
     }
-    void handle(deps, req, started).then((out) => send(deps, req, res, out, started));
+    void handle(deps, req, started).then((out) => send(deps, req, res, out, started)).catch((error: unknown) => {
+      // Only a failure to write is left here (the client went away); the response is already under way.
+      deps.log.warn('response not sent', { error: String(error) });
+      res.destroy();
+    });
   });
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
@@ -82,10 +92,12 @@ async function sqlRoute(deps: HttpDeps, req: IncomingMessage, started: number): 
     const namespace = body.namespace_id ?? null;
     if (namespace !== null && typeof namespace !== 'string') throw new ServerError('INVALID_SQL', "'namespace_id' must be a string");
     const results = await deps.executor.execute({ sql: body.sql, params, namespace }, principal);
-    return { status: 200, body: { status: 'success', results, took: took(started) }, user };
+    // Encoded (and size-checked) here, so an oversized result still gets the error envelope below.
+    const encoded = encodeSqlSuccess(results, took(started), deps.config.resultBytesMax);
+    return { status: 200, body: null, encoded, user };
   } catch (error) {
     const e = toServerError(deps, error);
-    return { status: e.status, body: sqlError(e, started), user };
+    return { status: e.status, body: sqlError(e, started), user, ...(e instanceof LimitError ? { limit: e.limit } : {}) };
   }
 }
 
@@ -126,16 +138,39 @@ function took(started: number): number {
   return Math.round((performance.now() - started) * 1000) / 1000;
 }
 
-function send(deps: HttpDeps, req: IncomingMessage, res: ServerResponse, out: Handled, started: number): void {
-  const payload = JSON.stringify(out.body);
+async function send(deps: HttpDeps, req: IncomingMessage, res: ServerResponse, out: Handled, started: number): Promise<void> {
+  const chunks = out.encoded?.chunks ?? [Buffer.from(JSON.stringify(out.body), 'utf8')];
+  const length = out.encoded?.bytes ?? chunks[0]!.length;
   // After a 413 the rest of the body is not read: the connection cannot be reused.
   const close = out.status === 413 ? { connection: 'close' } : {};
-  res.writeHead(out.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), ...close });
-  res.end(payload);
+  res.writeHead(out.status, { 'content-type': 'application/json', 'content-length': length, ...close });
+  await writeChunks(res, chunks);
   if (out.status === 413) req.socket.destroySoon?.();
   if (deps.log.enabled('info')) {
     deps.log.info('request', {
       method: req.method, route: (req.url ?? '/').split('?')[0], status: out.status, ms: took(started), user: out.user ?? null,
+      ...(out.limit !== undefined ? { limit: out.limit } : {}),
     });
   }
+}
+
+/** Writes the body a chunk at a time, waiting for the socket to drain, so a slow client holds no second copy. */
+async function writeChunks(res: ServerResponse, chunks: readonly Buffer[]): Promise<void> {
+  for (const chunk of chunks) {
+    if (res.destroyed) return;
+    if (!res.write(chunk)) await drainedOrClosed(res);
+  }
+  res.end();
+}
+
+function drainedOrClosed(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
 }

@@ -110,3 +110,22 @@ export function splitStatements(sql: string): StatementText[] {
   }
   return out;
 }
+
+/**
+ * The deepest parenthesis/bracket nesting in a token list. Counted on tokens so a deeply nested
+ * statement is refused before PostgreSQL's parser and the recursive stages after it see it.
+ */
+export function nestingDepth(tokens: readonly Token[]): number {
+  let depth = 0;
+  let max = 0;
+  for (const t of tokens) {
+    if (t.kind !== 'punct') continue;
+    if (t.value === '(' || t.value === '[') {
+      depth++;
+      if (depth > max) max = depth;
+    } else if (t.value === ')' || t.value === ']') {
+      depth--;
+    }
+  }
+  return max;
+}

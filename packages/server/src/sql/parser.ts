@@ -4,9 +4,9 @@
  * by SQL text; cached statements are frozen and never mutated by later stages.
  */
 import { loadModule, parseSync } from 'libpg-query';
-import { ServerError, invalidSql } from '../util/errors.js';
+import { LimitError, ServerError, invalidSql } from '../util/errors.js';
 import { ROLES, type Role, type TableType } from '../catalog/types.js';
-import { splitStatements, type StatementText, type Token } from './lexer.js';
+import { nestingDepth, splitStatements, type StatementText, type Token } from './lexer.js';
 import { identifier, userId } from './names.js';
 import type { PgNode, Statement, TableName } from './statement.js';
 import { createTableFromPg, createTableRule } from './create-table.js';
@@ -16,8 +16,29 @@ import { parseSimpleInsert } from './insert-fast.js';
 /** Statements longer than this are not cached: bulk inserts would fill the cache with one-off text. */
 const CACHED_SQL_LENGTH_MAX = 8 * 1024;
 
-export async function initParser(): Promise<void> {
+/** What one request may ask of the parser; every path that parses SQL (HTTP, WebSocket) is held to it. */
+export interface ParseLimits {
+  /** config.statementsPerRequestMax */
+  readonly statementsMax: number;
+  /** config.sqlNestingDepthMax: parentheses/brackets, counted on tokens before PostgreSQL's parser runs. */
+  readonly nestingDepthMax: number;
+  /** config.parseTreeDepthMax: JSON levels of the parse tree, checked before any recursive stage walks it. */
+  readonly treeDepthMax: number;
+  /** config.subqueryDepthMax: subqueries inside subqueries (UNION arms do not nest). */
+  readonly subqueryDepthMax: number;
+}
+
+let limits: ParseLimits | null = null;
+
+/** Loads the WASM parser and fixes the limits (from the config) for the life of the process. */
+export async function initParser(parseLimits: ParseLimits): Promise<void> {
   await loadModule();
+  limits = Object.freeze({ ...parseLimits });
+}
+
+function parseLimits(): ParseLimits {
+  if (limits === null) throw new Error('initParser() must run before SQL is parsed');
+  return limits;
 }
 
 /** Bounded cache of parsed requests: most clients send the same statements over and over. */
@@ -29,11 +50,17 @@ export class ParseCache {
     const hit = this.entries.get(sql);
     if (hit) return hit;
     const texts = splitStatements(sql);
+    const { statementsMax } = parseLimits();
+    // Refused before anything is parsed: the cost of a request grows with its statement count.
+    if (texts.length > statementsMax) {
+      throw new LimitError('PAYLOAD_TOO_LARGE', 'statements_per_request_max',
+        `Too many statements: ${texts.length} (limit ${statementsMax}, statements_per_request_max)`);
+    }
     const parsed = Object.freeze(texts.map((text, i) => {
       try {
         return parseStatement(text);
       } catch (error) {
-        if (texts.length > 1 && error instanceof ServerError) throw new ServerError(error.code, `Statement ${i + 1} failed: ${error.message}`);
+        if (texts.length > 1 && error instanceof ServerError) throw error.withMessage(`Statement ${i + 1} failed: ${error.message}`);
         throw error;
       }
     }));
@@ -46,6 +73,12 @@ export class ParseCache {
 }
 
 export function parseStatement(stmt: StatementText): Statement {
+  const { nestingDepthMax } = parseLimits();
+  const depth = nestingDepth(stmt.tokens);
+  if (depth > nestingDepthMax) {
+    throw new LimitError('INVALID_SQL', 'sql_nesting_depth_max',
+      `Statement is nested too deeply: ${depth} levels of parentheses (limit ${nestingDepthMax}, sql_nesting_depth_max)`);
+  }
   const c = new Cursor(stmt);
   const w0 = c.peekWord(0);
   const w1 = c.peekWord(1);
@@ -124,7 +157,45 @@ export function pgParseOne(text: string): PgNode {
   }
   const stmts = result.stmts ?? [];
   if (stmts.length !== 1) throw invalidSql('Expected exactly one statement');
+  checkTreeDepths(stmts[0].stmt, parseLimits());
   return stmts[0].stmt;
+}
+
+/**
+ * Refuses a parse tree deeper than `treeDepthMax` levels, or with subqueries nested deeper than
+ * `subqueryDepthMax`. DuckDB's planner takes about twice as long for every nested EXISTS or
+ * scalar subquery past a dozen, without checking for interruption (24 levels: about a minute), so
+ * that depth needs its own, much smaller cap. Iterative, so no input depth can overflow it.
+ */
+function checkTreeDepths(root: PgNode, limits: ParseLimits): void {
+  const nodes: PgNode[] = [root];
+  const depths: number[] = [1];
+  // Queries on the path to a node, the statement's own included. A nested query is always wrapped as
+  // {SelectStmt: …}; the arms of UNION/INTERSECT/EXCEPT (larg, rarg) are not, so they do not count.
+  const queries: number[] = [0];
+  while (nodes.length > 0) {
+    const node = nodes.pop();
+    const depth = depths.pop()!;
+    const outer = queries.pop()!;
+    if (depth > limits.treeDepthMax) {
+      throw new LimitError('INVALID_SQL', 'parse_tree_depth_max',
+        `Statement is nested too deeply: its parse tree is more than ${limits.treeDepthMax} levels deep (parse_tree_depth_max); `
+        + 'long chains of UNION or of operators nest without parentheses');
+    }
+    for (const key in node) {
+      const child = node[key];
+      if (child === null || typeof child !== 'object') continue;
+      const inner = key === 'SelectStmt' ? outer + 1 : outer;
+      // The statement's own query is not a subquery.
+      if (inner - 1 > limits.subqueryDepthMax) {
+        throw new LimitError('INVALID_SQL', 'subquery_depth_max',
+          `Statement nests subqueries more than ${limits.subqueryDepthMax} deep (subquery_depth_max)`);
+      }
+      nodes.push(child);
+      depths.push(depth + 1);
+      queries.push(inner);
+    }
+  }
 }
 
 function maxParamNumber(node: PgNode): number {

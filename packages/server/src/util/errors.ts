@@ -44,6 +44,28 @@ export class ServerError extends Error {
   get status(): number {
     return errorStatus[this.code];
   }
+
+  /** The same error with another message ("Statement N failed: …" in batches), keeping its class. */
+  withMessage(message: string): ServerError {
+    return new ServerError(this.code, message);
+  }
+}
+
+/**
+ * A request asked for more than a configured limit allows. `limit` is the config key (snake_case,
+ * as in the TOML file and docs/configuration.md), so logs and tests can tell the limits apart.
+ */
+export class LimitError extends ServerError {
+  readonly limit: string;
+  constructor(code: ErrorCode, limit: string, message: string) {
+    super(code, message);
+    this.limit = limit;
+    this.name = 'LimitError';
+  }
+
+  override withMessage(message: string): LimitError {
+    return new LimitError(this.code, this.limit, message);
+  }
 }
 
 export const invalidSql = (message: string): ServerError => new ServerError('INVALID_SQL', message);

@@ -11,14 +11,21 @@ import {
   type DuckDBAppender, type DuckDBValue,
 } from '@duckdb/node-api';
 import { assert, execError, ServerError } from '../../util/errors.js';
+import { ByteBudget, currentBudgets } from '../../util/budget.js';
 import type { ColumnDef, ColumnType, StoredValue } from '../../catalog/types.js';
 import { mergedRelationSql } from './merged-relation.js';
+import { readRowsBounded } from './result-reader.js';
+import { RunningQueries } from './running-queries.js';
 
 export interface DuckConfig {
   readonly threads: number;
   readonly memoryLimit: string;
   readonly connections: number;
   readonly queryTimeoutMs: number;
+  /** Rows one query may return (config.resultRowsMax). */
+  readonly resultRowsMax: number;
+  /** Bytes of results, when the caller runs outside a request's budgets (config.resultBytesMax). */
+  readonly resultBytesMax: number;
   /** The file engine: the cold tier's directory, the only place it may read or write. The query engine: null. */
   readonly storageDir: string | null;
   /** Statements run once at start-up, before the configuration is locked (the query engine's macros). */
@@ -56,6 +63,8 @@ export class DuckEngine {
   private readonly idle: DuckDBConnection[] = [];
   private readonly waiters: ((c: DuckDBConnection) => void)[] = [];
   private tempCounter = 0;
+  /** User queries running now: their timers and the memory guard stop them through this. */
+  readonly running = new RunningQueries();
 
   private constructor(private readonly instance: DuckDBInstance, private readonly config: DuckConfig) {}
 
@@ -65,6 +74,10 @@ export class DuckEngine {
       memory_limit: config.memoryLimit,
       autoinstall_known_extensions: 'false',
       autoload_known_extensions: 'false',
+      // Freed memory goes back to the OS within a second or two instead of staying resident until the
+      // allocator is next busy: the memory guard reads RSS, and a bomb's leftovers would otherwise
+      // keep it over the bound and stop the queries after it too.
+      allocator_background_threads: 'true',
     });
     const engine = new DuckEngine(instance, config);
     for (let i = 0; i < config.connections; i++) {
@@ -97,19 +110,28 @@ export class DuckEngine {
 
   /**
    * Materializes the sources, runs one statement with positional params, drops the sources. With a
-   * verifier, the engine's own parser reads the statement first and it runs only if that passes.
+   * verifier, the engine's own parser reads the statement first and it runs only if that passes. The
+   * result is streamed and read under the request's byte budget; the time limit is what is left of
+   * the statement's deadline (or query_timeout_ms outside a statement).
    */
   async query(sql: string, params: readonly DuckDBValue[], sources: readonly TempSource[], verify?: EngineVerifier): Promise<DuckResult> {
+    const budgets = currentBudgets();
+    budgets?.deadline?.check();
     const conn = await this.acquire();
     const created: string[] = [];
-    const timer = setTimeout(() => conn.interrupt(), this.config.queryTimeoutMs);
+    const running = this.running.start(conn);
+    const timeLimit = budgets?.deadline ?? null;
+    const timer = setTimeout(
+      () => running.stop(timeLimit?.error() ?? execError(`Query exceeded the time limit of ${this.config.queryTimeoutMs} ms`)),
+      timeLimit?.remainingMs() ?? this.config.queryTimeoutMs,
+    );
     try {
       if (verify !== undefined) {
         const serialized = await conn.run('SELECT json_serialize_sql($1::VARCHAR)', [sql]);
         verify(String((await serialized.getRows())[0]![0]));
       }
       for (const source of sources) await this.materialize(conn, source, created);
-      const result = await conn.run(sql, params as DuckDBValue[]);
+      const result = await conn.stream(sql, params as DuckDBValue[]);
       const columnCount = result.columnCount;
       const typeIds: number[] = [];
       const columnTypes: string[] = [];
@@ -118,14 +140,20 @@ export class DuckEngine {
         const type = result.columnType(i);
         columnTypes.push(type.alias ?? type.toString());
       }
-      return { columnNames: result.columnNames(), columnTypes, typeIds, rows: await result.getRows() };
+      const rows = await readRowsBounded(result, {
+        rowsMax: this.config.resultRowsMax,
+        bytes: budgets?.resultBytes ?? new ByteBudget(this.config.resultBytesMax),
+        stopped: () => running.stopReason,
+      });
+      return { columnNames: result.columnNames(), columnTypes, typeIds, rows };
     } catch (error) {
+      // A stopped query fails with whatever DuckDB says (usually INTERRUPT); the stop's reason is the answer.
+      if (running.stopReason !== null) throw running.stopReason;
       if (error instanceof ServerError) throw error;
-      const message = (error as Error).message;
-      if (/INTERRUPT/i.test(message)) throw execError(`Query exceeded the time limit of ${this.config.queryTimeoutMs} ms`);
-      throw execError(cleanDuckMessage(message));
+      throw execError(cleanDuckMessage((error as Error).message));
     } finally {
       clearTimeout(timer);
+      this.running.finish(running);
       for (const what of created) await conn.run(`DROP ${what.replace(' ', ' IF EXISTS ')}`).catch(() => undefined);
       this.release(conn);
     }

@@ -1,0 +1,95 @@
+/**
+ * Per-request and per-statement budgets: the statement's deadline and the bytes of results the
+ * request holds. The executor opens a scope per statement; code far below it (DuckDB result
+ * reading, write-batch building) draws on the same budgets without every signature in between
+ * carrying them. AsyncLocalStorage is that channel: the read path (exec/query.ts) calls
+ * DuckEngine.query without a budget parameter and is being rewritten, so passing it explicitly
+ * would mean changing every caller twice.
+ *
+ * Background work started inside a statement (a flush kicked off by a commit) inherits the scope;
+ * only the user-query paths consult it, so an expired deadline never stops a background job.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { LimitError, assert } from './errors.js';
+
+/** A statement's time limit; the clock is injectable so tests need not sleep. */
+export class Deadline {
+  private readonly endMs: number;
+
+  constructor(readonly limitMs: number, private readonly now: () => number = () => performance.now()) {
+    assert(Number.isFinite(limitMs) && limitMs > 0, 'deadline limit is a positive number of ms');
+    this.endMs = now() + limitMs;
+  }
+
+  remainingMs(): number {
+    return Math.max(0, this.endMs - this.now());
+  }
+
+  expired(): boolean {
+    return this.now() >= this.endMs;
+  }
+
+  /** Throws the statement's time-limit error once the deadline has passed. */
+  check(): void {
+    if (this.expired()) throw this.error();
+  }
+
+  error(): LimitError {
+    return new LimitError('SQL_EXECUTION_ERROR', 'query_timeout_ms',
+      `Statement exceeded the time limit of ${this.limitMs} ms (query_timeout_ms); nothing was written`);
+  }
+}
+
+/** Bytes a request's results may hold; charged as rows are read, released when a statement keeps none. */
+export class ByteBudget {
+  private usedBytes = 0;
+
+  constructor(readonly maxBytes: number) {
+    assert(Number.isSafeInteger(maxBytes) && maxBytes > 0, 'byte budget is a positive integer');
+  }
+
+  get used(): number {
+    return this.usedBytes;
+  }
+
+  remaining(): number {
+    return Math.max(0, this.maxBytes - this.usedBytes);
+  }
+
+  /** Adds `bytes`; throws (and adds nothing) when the total would pass the maximum. */
+  charge(bytes: number): void {
+    assert(bytes >= 0, 'charged bytes are not negative');
+    if (this.usedBytes + bytes > this.maxBytes) throw resultTooLarge(this.maxBytes);
+    this.usedBytes += bytes;
+  }
+
+  /** Gives back everything charged since `used` was `mark` (a statement whose rows were not kept). */
+  releaseTo(mark: number): void {
+    assert(mark >= 0 && mark <= this.usedBytes, 'release mark within the charged bytes');
+    this.usedBytes = mark;
+  }
+}
+
+/** The error for a result over `result_bytes_max`, wherever it is detected (reading or encoding). */
+export function resultTooLarge(maxBytes: number): LimitError {
+  return new LimitError('SQL_EXECUTION_ERROR', 'result_bytes_max',
+    `Result is larger than ${maxBytes} bytes (result_bytes_max): add a LIMIT, select fewer columns or split the request`);
+}
+
+export interface Budgets {
+  /** Null for statements that have no time limit (DDL, admin). */
+  readonly deadline: Deadline | null;
+  readonly resultBytes: ByteBudget;
+}
+
+const scope = new AsyncLocalStorage<Budgets>();
+
+/** Runs `fn` (and everything it awaits) with `budgets` as the current budgets. */
+export function withBudgets<T>(budgets: Budgets, fn: () => Promise<T>): Promise<T> {
+  return scope.run(budgets, fn);
+}
+
+/** The budgets of the statement being run, or undefined outside any (live queries, jobs). */
+export function currentBudgets(): Budgets | undefined {
+  return scope.getStore();
+}

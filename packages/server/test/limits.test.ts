@@ -1,0 +1,349 @@
+/**
+ * Resource limits, each at its edge and with a plain `user` account: statements per request,
+ * parenthesis nesting and parse-tree depth, rows written per statement and per transaction, the
+ * statement time limit covering writes, result bytes (on DuckDB's vectors and on the encoded
+ * response, which must stay byte-identical to JSON.stringify), and the memory guard, with peak RSS
+ * (VmHWM) under the documented bound for memory bombs. Every refusal is a 4xx error envelope,
+ * nothing is written, and the server answers afterwards. The config checks and the memory guard's
+ * sampling are exercised in-process.
+ * Not covered: table-function argument caps (the binder's), the WebSocket's own limits (live tests).
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { TestServer, assertError, eventually } from './harness.js';
+import { defaults, loadConfig, parseMemoryLimit } from '../src/config/config.js';
+import { encodeSqlSuccess } from '../src/http/sql-response.js';
+import { MemoryGuard } from '../src/storage/duck/memory-guard.js';
+import { RunningQueries } from '../src/storage/duck/running-queries.js';
+import { ByteBudget, Deadline } from '../src/util/budget.js';
+import { ServerError } from '../src/util/errors.js';
+import type { StatementResult } from '../src/exec/context.js';
+
+const MIB = 1024 * 1024;
+
+/** The server's peak resident set size so far, in bytes (Linux /proc). */
+function peakRssBytes(server: TestServer): number {
+  const status = readFileSync(`/proc/${server.pid}/status`, 'utf8');
+  const kb = /VmHWM:\s+(\d+) kB/.exec(status)?.[1];
+  assert.ok(kb !== undefined, 'VmHWM in /proc status');
+  return Number(kb) * 1024;
+}
+
+async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number }> {
+  const started = performance.now();
+  const value = await fn();
+  return { value, ms: performance.now() - started };
+}
+
+const nestedSubqueries = (depth: number): string => 'SELECT ' + '(SELECT '.repeat(depth) + '1' + ')'.repeat(depth);
+
+describe('limits on requests and writes', () => {
+  let server: TestServer;
+  let alice: { user: string; password: string };
+  const count = async (): Promise<number> => Number((await server.rows('SELECT count(*) AS n FROM lim.t', { auth: alice }))[0]!.n);
+  const answers = async (): Promise<void> => {
+    assert.equal(Number((await server.rows('SELECT sum(range) AS s FROM range(10)', { auth: alice }))[0]!.s), 45);
+  };
+
+  before(async () => {
+    server = await TestServer.startWithConfig({
+      duckdb_threads: 1,
+      statements_per_request_max: 5,
+      sql_nesting_depth_max: 8,
+      subquery_depth_max: 5,
+      parse_tree_depth_max: 300,
+      write_rows_max: 100,
+      result_bytes_max: MIB,
+    });
+    alice = await server.createUser('alice');
+    await server.ok('CREATE NAMESPACE lim');
+    await server.ok('CREATE USER TABLE lim.t (id BIGINT PRIMARY KEY, body TEXT)');
+  });
+  after(async () => {
+    await server.dispose();
+  });
+
+  it('statements per request: 5 run, 6 are refused with 413 before any runs', async () => {
+    const five = Array.from({ length: 5 }, (_, i) => `SELECT ${i} AS x`).join('; ');
+    assert.equal((await server.ok(five, { auth: alice })).length, 5);
+    const six = Array.from({ length: 6 }, (_, i) => `INSERT INTO lim.t VALUES (${i}, 'a')`).join('; ');
+    assertError(await server.sql(six, { auth: alice }), 413, 'PAYLOAD_TOO_LARGE', /6 \(limit 5, statements_per_request_max\)/);
+    assert.equal(await count(), 0);
+    const { value, ms } = await timed(() => server.sql(Array(20_000).fill('SELECT 1').join(';'), { auth: alice }));
+    assertError(value, 413, 'PAYLOAD_TOO_LARGE', /20000/);
+    assert.ok(ms < 2000, `20,000 statements refused in ${ms} ms`);
+    // The request log names the limit, so operators can see which limits their clients hit.
+    await eventually('the 413 in the request log', async () => /"status":413[^\n]*"limit":"statements_per_request_max"/.test(server.output.join('')));
+    await answers();
+  });
+
+  it('nesting depth: 8 levels run, 9 and 2,000 nested subqueries get a fast 400', async () => {
+    assert.equal((await server.rows('SELECT ' + '(abs('.repeat(4) + '-1' + '))'.repeat(4) + ' AS v', { auth: alice }))[0]!.v, 1);
+    assertError(await server.sql('SELECT ' + '('.repeat(9) + '1' + ')'.repeat(9), { auth: alice }), 400, 'INVALID_SQL', /9 levels .*sql_nesting_depth_max/);
+    const { value, ms } = await timed(() => server.sql(nestedSubqueries(2000), { auth: alice }));
+    assertError(value, 400, 'INVALID_SQL', /nested too deeply/);
+    assert.ok(ms < 1000, `refused in ${ms} ms`);
+    assertError(await server.sql('SELECT ' + 'ARRAY['.repeat(3000) + '1' + ']'.repeat(3000), { auth: alice }), 400, 'INVALID_SQL');
+    // In a batch the failing statement is named.
+    assertError(await server.sql(`SELECT 1; ${nestedSubqueries(9)}`, { auth: alice }), 400, 'INVALID_SQL', /^Statement 2 failed: /);
+    await answers();
+  });
+
+  it('subquery depth: 5 nested subqueries run, 6 are refused before DuckDB plans them', async () => {
+    const exists = (depth: number): string => 'SELECT 1 AS v WHERE EXISTS ' + '(SELECT 1 WHERE EXISTS '.repeat(depth - 1) + '(SELECT 1)' + ')'.repeat(depth - 1);
+    assert.equal((await server.rows(exists(5), { auth: alice }))[0]!.v, 1);
+    assert.equal((await server.rows(nestedSubqueries(5) + ' AS v', { auth: alice }))[0]!.v, 1);
+    assertError(await server.sql(exists(6), { auth: alice }), 400, 'INVALID_SQL', /more than 5 deep \(subquery_depth_max\)/);
+    assertError(await server.sql(nestedSubqueries(6), { auth: alice }), 400, 'INVALID_SQL', /subquery_depth_max/);
+    assertError(await server.sql(`INSERT INTO lim.t SELECT ${nestedSubqueries(6).slice(7)}, 'deep'`, { auth: alice }), 400, 'INVALID_SQL', /subquery_depth_max/);
+    assert.equal(await count(), 0);
+  });
+
+  it('parse-tree depth: long chains nest without parentheses and are refused before the binder', async () => {
+    assert.equal((await server.ok(Array(100).fill('SELECT 1').join(' UNION ALL '), { auth: alice }))[0]!.row_count, 100);
+    assertError(await server.sql(Array(2000).fill('SELECT 1').join(' UNION ALL '), { auth: alice }), 400, 'INVALID_SQL', /parse_tree_depth_max/);
+    assertError(await server.sql('SELECT ' + Array(1500).fill('1').join(' + '), { auth: alice }), 400, 'INVALID_SQL', /parse_tree_depth_max/);
+    await answers();
+  });
+
+  it('rows written: 100 VALUES rows are written, 101 are refused and nothing is written', async () => {
+    const values = (from: number, n: number): string => Array.from({ length: n }, (_, i) => `(${from + i}, 'v')`).join(', ');
+    assertError(await server.sql(`INSERT INTO lim.t VALUES ${values(0, 101)}`, { auth: alice }), 400, 'SQL_EXECUTION_ERROR', /write_rows_max/);
+    assert.equal(await count(), 0);
+    await server.ok(`INSERT INTO lim.t VALUES ${values(0, 100)}`, { auth: alice });
+    assert.equal(await count(), 100);
+    await server.ok('DELETE FROM lim.t', { auth: alice });
+  });
+
+  it('rows written: INSERT ... SELECT over the cap is refused, at the cap it is written', async () => {
+    assertError(await server.sql("INSERT INTO lim.t SELECT range, 's' FROM range(1000000)", { auth: alice }), 400, 'SQL_EXECUTION_ERROR', /more than 100 rows \(write_rows_max\)/);
+    assertError(await server.sql("INSERT INTO lim.t SELECT range, 's' FROM range(101) ORDER BY range DESC LIMIT 101", { auth: alice }), 400, 'SQL_EXECUTION_ERROR', /write_rows_max/);
+    assert.equal(await count(), 0);
+    const [res] = await server.ok("INSERT INTO lim.t SELECT range, 's' FROM range(100)", { auth: alice });
+    assert.equal(res!.row_count, 100);
+    assert.equal(await count(), 100);
+  });
+
+  it('rows written: UPDATE and DELETE matching more rows than the cap change nothing', async () => {
+    await server.ok("INSERT INTO lim.t SELECT range + 1000, 'x' FROM range(50)", { auth: alice });
+    assert.equal(await count(), 150);
+    assertError(await server.sql("UPDATE lim.t SET body = 'changed'", { auth: alice }), 400, 'SQL_EXECUTION_ERROR', /UPDATE matches more than 100 rows/);
+    assertError(await server.sql('DELETE FROM lim.t WHERE id >= 0', { auth: alice }), 400, 'SQL_EXECUTION_ERROR', /DELETE matches more than 100 rows/);
+    assert.equal(await count(), 150);
+    assert.equal((await server.rows("SELECT count(*) AS n FROM lim.t WHERE body = 'changed'", { auth: alice }))[0]!.n, '0');
+    const [updated] = await server.ok("UPDATE lim.t SET body = 'changed' WHERE id >= 1000", { auth: alice });
+    assert.equal(updated!.row_count, 50);
+  });
+
+  it('rows written: a transaction holding more rows than the cap commits nothing', async () => {
+    const before = await count();
+    const sql = "BEGIN; INSERT INTO lim.t SELECT range + 5000, 'tx' FROM range(60); INSERT INTO lim.t SELECT range + 6000, 'tx' FROM range(60); COMMIT";
+    assertError(await server.sql(sql, { auth: alice }), 400, 'SQL_EXECUTION_ERROR', /^Statement 3 failed: The transaction writes more than 100 rows/);
+    assert.equal(await count(), before);
+  });
+
+  it('result bytes: a large value is refused from DuckDB\'s vectors, before it is converted', async () => {
+    const { value, ms } = await timed(() => server.sql("SELECT repeat('x', 50000000) AS s", { auth: alice }));
+    assertError(value, 400, 'SQL_EXECUTION_ERROR', /larger than 1048576 bytes \(result_bytes_max\)/);
+    assert.ok(ms < 5000, `refused in ${ms} ms`);
+    assertError(await server.sql('SELECT a.range, b.range FROM range(100000) a, range(100000) b', { auth: alice }), 400, 'SQL_EXECUTION_ERROR', /result_bytes_max/);
+    const [ok] = await server.ok("SELECT repeat('x', 1000000) AS s", { auth: alice });
+    assert.equal((ok!.rows![0]![0] as string).length, 1_000_000);
+  });
+
+  it('result bytes: the exact check on the encoded response, and across the statements of a request', async () => {
+    // 2-byte cells by DuckDB's measure, ~12 bytes each as JSON strings: only the encoder sees it is too large.
+    assertError(await server.sql('SELECT range * 1000000 AS n FROM range(120000)', { auth: alice }), 400, 'SQL_EXECUTION_ERROR', /result_bytes_max/);
+    const half = "SELECT repeat('y', 600000) AS s";
+    assert.equal((await server.ok(half, { auth: alice })).length, 1);
+    assertError(await server.sql(`${half}; ${half}`, { auth: alice }), 400, 'SQL_EXECUTION_ERROR', /^Statement 2 failed: .*result_bytes_max/);
+    // What a write read is released once the write is applied: it does not count against later results.
+    await server.ok(`INSERT INTO lim.t SELECT range + 9000, repeat('w', 9000) FROM range(100); ${half}; DELETE FROM lim.t WHERE id >= 9000`, { auth: alice });
+    await answers();
+  });
+
+  it('the chunked response is byte-identical to JSON.stringify, with a matching content-length', async () => {
+    const res = await server.fetch('/v1/api/sql', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Basic ${Buffer.from(`${alice.user}:${alice.password}`).toString('base64')}` },
+      body: JSON.stringify({ sql: "SELECT range AS id, 'é\"\\\\ ✓ ' || range AS s, range / 3 AS d, range % 2 = 0 AS b FROM range(20000); SELECT 1 AS one" }),
+    });
+    const text = await res.text();
+    assert.equal(res.status, 200);
+    assert.ok(text.length > 200_000, 'spans several chunks');
+    assert.equal(Number(res.headers.get('content-length')), Buffer.byteLength(text));
+    assert.equal(text, JSON.stringify(JSON.parse(text)));
+  });
+});
+
+describe('the statement time limit covers writes', () => {
+  let server: TestServer;
+  let bob: { user: string; password: string };
+
+  before(async () => {
+    server = await TestServer.startWithConfig({ query_timeout_ms: 200, duckdb_threads: 1 });
+    bob = await server.createUser('bob');
+    await server.ok('CREATE NAMESPACE slow');
+    await server.ok('CREATE USER TABLE slow.t (id BIGINT PRIMARY KEY, body TEXT, n DOUBLE)');
+  });
+  after(async () => {
+    await server.dispose();
+  });
+
+  it('an INSERT ... SELECT that cannot finish reading and building its rows in time writes nothing', async () => {
+    const sql = "INSERT INTO slow.t SELECT range, repeat('b', 200) || range, range / 7 FROM range(100000)";
+    const { value, ms } = await timed(() => server.sql(sql, { auth: bob }));
+    assertError(value, 400, 'SQL_EXECUTION_ERROR', /time limit of 200 ms \(query_timeout_ms\); nothing was written/);
+    assert.ok(ms < 3000, `refused after ${ms} ms`);
+    assert.equal((await server.rows('SELECT count(*) AS n FROM slow.t', { auth: bob }))[0]!.n, '0');
+  });
+
+  it('a SELECT stopped while its rows stream in fails; it never returns a truncated result', async () => {
+    // Fewer rows than result_rows_max arrive within 200 ms; an interrupted stream ends like a finished one.
+    const res = await server.sql('SELECT a.range AS x FROM range(100000) a, range(100000) b', { auth: bob });
+    assertError(res, 400, 'SQL_EXECUTION_ERROR', /time limit of 200 ms/);
+  });
+
+  it('a slow read inside a write is stopped too; the server answers afterwards', async () => {
+    const sql = "INSERT INTO slow.t SELECT count(*), 'c', 0 FROM range(100000) a, range(100000) b";
+    assertError(await server.sql(sql, { auth: bob }), 400, 'SQL_EXECUTION_ERROR', /time limit/);
+    assert.equal((await server.rows('SELECT count(*) AS n FROM slow.t', { auth: bob }))[0]!.n, '0');
+    await server.ok("INSERT INTO slow.t VALUES (1, 'fast', 1.5)", { auth: bob });
+    assert.equal((await server.rows('SELECT count(*) AS n FROM slow.t', { auth: bob }))[0]!.n, '1');
+  });
+});
+
+describe('memory', () => {
+  // Small bounds and one DuckDB thread keep these tests short and light on the CPU other test files share.
+  const memory = { duckdb_memory_limit: '128MB', memory_rss_bytes_max: 400 * MIB, duckdb_threads: 1, result_bytes_max: 16 * MIB };
+  /** docs/configuration.md: peak RSS stays under memory_rss_bytes_max + 512 MiB. */
+  const peakBound = memory.memory_rss_bytes_max + 512 * MIB;
+
+  /** Polls until a DuckDB query succeeds: freed memory returns to the OS within seconds, until then the guard refuses. */
+  const servesAgain = async (server: TestServer, auth: { user: string; password: string }): Promise<void> => {
+    for (const deadline = Date.now() + 10_000; ; await new Promise((r) => setTimeout(r, 100))) {
+      const res = await server.sql('SELECT sum(range) AS s FROM range(1000)', { auth });
+      if (res.status === 200) return;
+      assert.ok(Date.now() < deadline, `still refused: ${JSON.stringify(res.body)}`);
+    }
+  };
+
+  it('memory bombs get a 4xx, peak RSS stays under the bound, and the server keeps serving', async () => {
+    const server = await TestServer.startWithConfig(memory);
+    try {
+      const carol = await server.createUser('carol');
+      const bombs = [
+        "SELECT repeat('x', 150000000) AS s",
+        'SELECT list(range) FROM range(30000000)',
+        "SELECT a.range, b.range, repeat('y', 100) FROM range(100000) a, range(100000) b",
+      ];
+      for (const sql of bombs) {
+        const res = await server.sql(sql, { auth: carol });
+        assert.equal(res.status, 400, `${sql}: ${JSON.stringify(res.body).slice(0, 300)}`);
+        assert.equal(res.body.error?.code, 'SQL_EXECUTION_ERROR');
+        assert.ok(peakRssBytes(server) < peakBound, `${sql}: peak RSS ${peakRssBytes(server)} over ${peakBound}`);
+        await servesAgain(server, carol);
+      }
+    } finally {
+      await server.dispose();
+    }
+  });
+
+  it('the guard stops a query whose rows grow the process past the bound', async () => {
+    // Within result_bytes_max and the row cap, but its JS rows need more than the 320 MiB bound.
+    const small = { ...memory, memory_rss_bytes_max: 320 * MIB, result_bytes_max: 256 * MIB, result_rows_max: 20_000_000 };
+    const server = await TestServer.startWithConfig(small);
+    try {
+      const dave = await server.createUser('dave');
+      const res = await server.sql("SELECT range, 'row number ' || range AS label, range * 2 AS twice FROM range(15000000)", { auth: dave });
+      assertError(res, 400, 'SQL_EXECUTION_ERROR', /exceeded the memory limit.*memory_rss_bytes_max/);
+      const bound = small.memory_rss_bytes_max + 512 * MIB;
+      assert.ok(peakRssBytes(server) < bound, `peak RSS ${peakRssBytes(server)} over ${bound}`);
+      await servesAgain(server, dave);
+    } finally {
+      await server.dispose();
+    }
+  });
+});
+
+describe('limit building blocks', () => {
+  it('the memory guard samples only while queries run and stops them all over the bound', () => {
+    let rss = 100;
+    const queries = new RunningQueries();
+    const guard = new MemoryGuard(queries, { rssBytesMax: 1000, sampleIntervalMs: 1000, readRssBytes: () => rss });
+    let interrupts = 0;
+    const conn = { interrupt: (): void => { interrupts++; } };
+    const a = queries.start(conn);
+    const b = queries.start(conn);
+    guard.sample();
+    assert.equal(a.stopReason, null);
+    rss = 1001;
+    guard.sample();
+    assert.equal(interrupts, 2);
+    assert.match(a.stopReason!.message, /memory_rss_bytes_max/);
+    assert.equal(b.stopReason, a.stopReason);
+    queries.finish(a);
+    queries.finish(b);
+    guard.sample();
+    assert.equal(interrupts, 2, 'nothing to stop once no query runs');
+    guard.close();
+  });
+
+  it('a deadline expires on its clock; a byte budget refuses past its maximum and releases to a mark', () => {
+    let now = 0;
+    const deadline = new Deadline(100, () => now);
+    deadline.check();
+    now = 99;
+    assert.equal(deadline.remainingMs(), 1);
+    now = 100;
+    assert.throws(() => deadline.check(), (e: unknown) => e instanceof ServerError && /100 ms \(query_timeout_ms\)/.test(e.message));
+    const budget = new ByteBudget(10);
+    budget.charge(6);
+    const mark = budget.used;
+    budget.charge(4);
+    assert.throws(() => budget.charge(1), /result_bytes_max/);
+    budget.releaseTo(mark);
+    assert.equal(budget.remaining(), 4);
+  });
+
+  it('the response encoder matches JSON.stringify and refuses over its byte maximum', () => {
+    const results: StatementResult[] = [
+      { schema: [{ name: 'a', data_type: 'Text', index: 0 }], rows: Array.from({ length: 5000 }, (_, i) => [`ü${i}"\n`, i, null, [1, 2]]), row_count: 5000, as_user: 'u' },
+      { row_count: 0, message: 'ok', as_user: 'u' },
+      { row_count: 1, message: undefined, as_user: 'u', rows: [] },
+    ];
+    const encoded = encodeSqlSuccess(results, 1.25, 10 * MIB);
+    const expected = JSON.stringify({ status: 'success', results, took: 1.25 });
+    assert.equal(Buffer.concat(encoded.chunks).toString('utf8'), expected);
+    assert.equal(encoded.bytes, Buffer.byteLength(expected));
+    assert.ok(encoded.chunks.length > 1);
+    assert.throws(() => encodeSqlSuccess(results, 1, 1000), /result_bytes_max/);
+  });
+
+  it('config: limits must be positive integers and consistent with each other', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kalamdb-config-'));
+    const load = (toml: string): unknown => {
+      writeFileSync(join(dir, 'c.toml'), toml);
+      return loadConfig(['--config', join(dir, 'c.toml')], {});
+    };
+    try {
+      assert.throws(() => load('write_rows_max = 0'), /write_rows_max must be a positive integer/);
+      assert.throws(() => load('result_bytes_max = -1'), /result_bytes_max must be a positive integer/);
+      assert.throws(() => load('write_rows_max = 2000000'), /write_rows_max must not exceed result_rows_max/);
+      assert.throws(() => load('sql_nesting_depth_max = 2000'), /sql_nesting_depth_max must be below parse_tree_depth_max/);
+      assert.throws(() => load('parse_tree_depth_max = 5000'), /must not exceed 1500/);
+      assert.throws(() => load('subquery_depth_max = 100'), /subquery_depth_max must not exceed sql_nesting_depth_max/);
+      assert.throws(() => load('duckdb_memory_limit = "4GB"'), /memory_rss_bytes_max .* must exceed duckdb_memory_limit/);
+      assert.throws(() => load('duckdb_memory_limit = "lots"'), /not a size/);
+      assert.equal(parseMemoryLimit('2GB', 0), 2e9);
+      assert.equal(parseMemoryLimit('512 MiB', 0), 512 * MIB);
+      assert.equal(parseMemoryLimit('50%', 1000), 500);
+      assert.ok(defaults.memoryRssBytesMax > parseMemoryLimit(defaults.duckdbMemoryLimit, 0));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
