@@ -128,17 +128,14 @@ describe('engine check (DuckDB parses the final text; the check walks what it un
   });
   after(() => engine?.close());
 
-  /** Runs only the check (the verifier throws before anything executes). */
+  /** Runs only the check: the engine parses the text, nothing executes. */
   const verdict = async (sql: string): Promise<string> => {
     try {
-      await engine.query(sql, [], [], (serialized) => {
-        checkEngineSql(serialized, allow);
-        throw new Error('passed');
-      });
+      checkEngineSql(await engine.serialize(sql), allow);
+      return 'passed';
     } catch (error) {
       return error instanceof EngineCheckError ? `refused: ${error.reason}` : (error as Error).message;
     }
-    return 'ran';
   };
 
   it('passes one SELECT over the statement\'s relations, CTEs and allowlisted functions', async () => {

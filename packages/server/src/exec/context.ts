@@ -20,6 +20,7 @@ import type { CommittedChange } from '../storage/hot/committer.js';
 import type { StreamStore } from '../storage/stream/stream-store.js';
 import type { AuditLog } from '../auth/audit-log.js';
 import type { Logger } from '../util/log.js';
+import type { Budgets } from '../util/budget.js';
 
 export interface Services {
   readonly config: Config;
@@ -82,6 +83,8 @@ export interface RunContext {
   readonly namespace: string;
   readonly params: readonly unknown[];
   readonly tx: Transaction | null;
+  /** The statement's deadline and the request's result bytes; null outside a request (live initial data, jobs). */
+  readonly budgets: Budgets | null;
 }
 
 export interface StatementResult {

@@ -4,7 +4,6 @@
  * DELETE read their target rows through the same read path as SELECT, or a primary-key point read.
  */
 import { LimitError, execError, invalidSql } from '../util/errors.js';
-import { currentBudgets } from '../util/budget.js';
 import { SEQ_COLUMN, primaryKeyIndex, qualifiedName, type StoredValue, type TableDef } from '../catalog/types.js';
 import type { DuckDBValue } from '@duckdb/node-api';
 import { partitionFor, requireWrite } from '../auth/access.js';
@@ -28,8 +27,8 @@ const CONFLICT_RETRY_MS = 5_000;
 const DEADLINE_CHECK_ROWS = 1024;
 
 /** Throws the statement's time-limit error once its deadline has passed (nothing is written then). */
-function checkDeadline(): void {
-  currentBudgets()?.deadline?.check();
+function checkDeadline(ctx: RunContext): void {
+  ctx.budgets?.deadline?.check();
 }
 
 function tooManyRows(what: string, rowsMax: number): LimitError {
@@ -78,7 +77,7 @@ function evalEnv(s: Services, ctx: RunContext): EvalEnv {
 async function apply(s: Services, ctx: RunContext, writes: RowWrite[]): Promise<void> {
   const rowsMax = s.config.writeRowsMax;
   if (writes.length > rowsMax) throw tooManyRows('The statement writes', rowsMax);
-  checkDeadline();
+  checkDeadline(ctx);
   if (ctx.tx) {
     for (const w of writes) ctx.tx.add(w);
     // A failing statement discards the whole transaction, so adding before checking leaves nothing behind.
@@ -103,7 +102,7 @@ export async function insert(s: Services, ctx: RunContext, st: Of<'insert'>): Pr
   if (table.type === 'STREAM') return insertStreamEvents(s, ctx, table, partition, targets, inputs, env);
   const pkIdx = primaryKeyIndex(table);
   const writes: RowWrite[] = inputs.map((input, i) => {
-    if (i % DEADLINE_CHECK_ROWS === 0) checkDeadline();
+    if (i % DEADLINE_CHECK_ROWS === 0) checkDeadline(ctx);
     const values = buildRow(table, targets, input, env);
     if (values[pkIdx] === null) throw execError(`Primary key column '${table.columns[pkIdx]!.name}' cannot be NULL`);
     return { table, partition, values, deleted: false, expect: 'absent' };
@@ -147,11 +146,11 @@ function insertStreamEvents(
 ): StatementResult {
   if (ctx.tx !== null) throw execError(`STREAM table ${qualifiedName(table)} cannot be written inside a transaction: events are not transactional`);
   const rows = inputs.map((input, i) => {
-    if (i % DEADLINE_CHECK_ROWS === 0) checkDeadline();
+    if (i % DEADLINE_CHECK_ROWS === 0) checkDeadline(ctx);
     return buildRow(table, targets, input, env);
   });
   if (rows.length > s.config.writeRowsMax) throw tooManyRows('The statement writes', s.config.writeRowsMax);
-  checkDeadline();
+  checkDeadline(ctx);
   if (table.options.ephemeral && !(s.live?.hasSubscribers(table.id, partition) ?? false)) {
     return messageResult(ctx, `Inserted ${rows.length} row(s)`, rows.length);
   }
@@ -210,7 +209,7 @@ async function insertInputs(s: Services, ctx: RunContext, select: PgNode, width:
   }
   if (result.rows.length > rowsMax) throw tooManyRows('INSERT ... SELECT returns', rowsMax);
   return result.rows.map((r, i) => {
-    if (i % DEADLINE_CHECK_ROWS === 0) checkDeadline();
+    if (i % DEADLINE_CHECK_ROWS === 0) checkDeadline(ctx);
     return r.map(duckToInput);
   });
 }
@@ -231,7 +230,7 @@ export async function update(s: Services, ctx: RunContext, st: Of<'update'>): Pr
     const { rows, newValues } = await updateCandidates(s, ctx, table, ast);
     const writes: RowWrite[] = [];
     rows.forEach((row, i) => {
-      if (i % DEADLINE_CHECK_ROWS === 0) checkDeadline();
+      if (i % DEADLINE_CHECK_ROWS === 0) checkDeadline(ctx);
       const values = [...row.values];
       sets.forEach((colIdx, j) => {
         values[colIdx] = defaults[j] ? defaults[j].value : coerce(table.columns[colIdx]!, newValues[i]![j] as InputValue);

@@ -4,7 +4,7 @@
  * a transaction discards all of it) and EXECUTE AS USER.
  */
 import { LimitError, ServerError, assertNever, execError, invalidSql } from '../util/errors.js';
-import { ByteBudget, Deadline, withBudgets } from '../util/budget.js';
+import { ByteBudget, Deadline } from '../util/budget.js';
 import { principalOf, requireImpersonation, type Principal } from '../auth/access.js';
 import type { Statement } from '../sql/statement.js';
 import type { ParseCache } from '../sql/parser.js';
@@ -44,7 +44,7 @@ export class Executor {
       throw new ServerError('PARAMS_WITH_BATCH', 'params can only be used with a single statement');
     }
     const namespace = request.namespace === null ? 'default' : identifier(request.namespace, 'namespace_id');
-    const base = { caller, principal: caller, namespace, params: request.params };
+    const base = { caller, principal: caller, namespace, params: request.params, budgets: null };
     const results: StatementResult[] = [];
     // One budget for the whole response: every statement's rows travel in it together.
     const resultBytes = new ByteBudget(config.resultBytesMax);
@@ -81,7 +81,7 @@ export class Executor {
   private async budgeted(st: Statement, ctx: RunContext, resultBytes: ByteBudget): Promise<StatementResult> {
     const deadline = isTransactional(st) ? new Deadline(this.services.config.queryTimeoutMs) : null;
     const mark = resultBytes.used;
-    const result = await withBudgets({ deadline, resultBytes }, () => this.audited(st, ctx));
+    const result = await this.audited(st, { ...ctx, budgets: { deadline, resultBytes } });
     // Only rows kept for the response hold bytes; what a write read is gone once it is applied.
     if (result.rows === undefined) resultBytes.releaseTo(mark);
     return result;

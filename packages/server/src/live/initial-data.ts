@@ -35,7 +35,7 @@ export async function snapshotRows(s: Services, principal: Principal, q: Subscri
     ...(lastRows !== null ? { limitCount: { A_Const: { ival: { ival: lastRows } } }, limitOption: 'LIMIT_OPTION_COUNT' as const } : { limitOption: 'LIMIT_OPTION_DEFAULT' as const }),
     op: 'SETOP_NONE',
   };
-  const ctx = { caller: principal, principal, namespace: table.namespace, params: [], tx: null };
+  const ctx = { caller: principal, principal, namespace: table.namespace, params: [], tx: null, budgets: null };
   const { result, syncedSeq } = await runQuery(s, ctx, select, { holdMirror: true });
   const rows = result.rows.map((r) => decodeColdRow(table, r));
   if (lastRows !== null) rows.reverse();

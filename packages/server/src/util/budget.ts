@@ -1,15 +1,9 @@
 /**
  * Per-request and per-statement budgets: the statement's deadline and the bytes of results the
- * request holds. The executor opens a scope per statement; code far below it (DuckDB result
- * reading, write-batch building) draws on the same budgets without every signature in between
- * carrying them. AsyncLocalStorage is that channel: the read path (exec/query.ts) calls
- * DuckEngine.query without a budget parameter and is being rewritten, so passing it explicitly
- * would mean changing every caller twice.
- *
- * Background work started inside a statement (a flush kicked off by a commit) inherits the scope;
- * only the user-query paths consult it, so an expired deadline never stops a background job.
+ * request holds. The executor makes them per statement and they travel in the RunContext down to
+ * DuckDB result reading and write-batch building. (They are passed, not kept in AsyncLocalStorage:
+ * on Node 20 that turns on promise hooks for every request, which cost more than the limits.)
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { LimitError, assert } from './errors.js';
 
 /** A statement's time limit; the clock is injectable so tests need not sleep. */
@@ -80,16 +74,4 @@ export interface Budgets {
   /** Null for statements that have no time limit (DDL, admin). */
   readonly deadline: Deadline | null;
   readonly resultBytes: ByteBudget;
-}
-
-const scope = new AsyncLocalStorage<Budgets>();
-
-/** Runs `fn` (and everything it awaits) with `budgets` as the current budgets. */
-export function withBudgets<T>(budgets: Budgets, fn: () => Promise<T>): Promise<T> {
-  return scope.run(budgets, fn);
-}
-
-/** The budgets of the statement being run, or undefined outside any (live queries, jobs). */
-export function currentBudgets(): Budgets | undefined {
-  return scope.getStore();
 }

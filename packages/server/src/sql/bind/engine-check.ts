@@ -26,6 +26,30 @@ export class EngineCheckError extends ServerError {
 const QUERY_NODES: ReadonlySet<string> = new Set(['SELECT_NODE', 'SET_OPERATION_NODE', 'RECURSIVE_CTE_NODE', 'CTE_NODE']);
 const TABLE_REFS: ReadonlySet<string> = new Set(['BASE_TABLE', 'JOIN', 'SUBQUERY', 'TABLE_FUNCTION', 'EMPTY', 'EXPRESSION_LIST']);
 
+/**
+ * Statement templates that passed the check, with relation slots as fixed placeholder names: the
+ * same query shape (most requests repeat) skips the engine round trip, which costs ~0.8 ms.
+ * Bounded, oldest forgotten first; only successes are remembered.
+ */
+export class VerifiedTemplates {
+  private readonly texts = new Set<string>();
+  constructor(private readonly capacity: number) {}
+
+  has(text: string): boolean {
+    return this.texts.has(text);
+  }
+
+  add(text: string): void {
+    if (this.texts.size >= this.capacity) this.texts.delete(this.texts.values().next().value!);
+    this.texts.add(text);
+  }
+}
+
+/** The placeholder a relation slot is checked under (a name no catalog object has). */
+export function slotPlaceholder(slot: number): string {
+  return `memory.main.kalam_slot_${slot}`;
+}
+
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
 /** Throws EngineCheckError unless `serialized` (json_serialize_sql's output) is one allowed SELECT. */

@@ -11,7 +11,7 @@ import {
   type DuckDBAppender, type DuckDBValue,
 } from '@duckdb/node-api';
 import { assert, execError, ServerError } from '../../util/errors.js';
-import { ByteBudget, currentBudgets } from '../../util/budget.js';
+import { ByteBudget, type Budgets } from '../../util/budget.js';
 import type { ColumnDef, ColumnType, StoredValue } from '../../catalog/types.js';
 import { mergedRelationSql } from './merged-relation.js';
 import { readRowsBounded } from './result-reader.js';
@@ -32,8 +32,6 @@ export interface DuckConfig {
   readonly setup?: readonly string[];
 }
 
-/** Reads the engine's own parse of a statement (json_serialize_sql) and throws unless it may run. */
-export type EngineVerifier = (serializedStatement: string) => void;
 
 /** A relation a query reads: columns and rows already resolved to "newest version, visible". */
 export interface TempSource {
@@ -109,13 +107,11 @@ export class DuckEngine {
   }
 
   /**
-   * Materializes the sources, runs one statement with positional params, drops the sources. With a
-   * verifier, the engine's own parser reads the statement first and it runs only if that passes. The
+   * Materializes the sources, runs one statement with positional params, drops the sources. The
    * result is streamed and read under the request's byte budget; the time limit is what is left of
    * the statement's deadline (or query_timeout_ms outside a statement).
    */
-  async query(sql: string, params: readonly DuckDBValue[], sources: readonly TempSource[], verify?: EngineVerifier): Promise<DuckResult> {
-    const budgets = currentBudgets();
+  async query(sql: string, params: readonly DuckDBValue[], sources: readonly TempSource[], budgets: Budgets | null = null): Promise<DuckResult> {
     budgets?.deadline?.check();
     const conn = await this.acquire();
     const created: string[] = [];
@@ -126,10 +122,6 @@ export class DuckEngine {
       timeLimit?.remainingMs() ?? this.config.queryTimeoutMs,
     );
     try {
-      if (verify !== undefined) {
-        const serialized = await conn.run('SELECT json_serialize_sql($1::VARCHAR)', [sql]);
-        verify(String((await serialized.getRows())[0]![0]));
-      }
       for (const source of sources) await this.materialize(conn, source, created);
       const result = await conn.stream(sql, params as DuckDBValue[]);
       const columnCount = result.columnCount;
@@ -167,6 +159,14 @@ export class DuckEngine {
     } finally {
       this.release(conn);
     }
+  }
+
+  /** The engine's own parse of a statement, as JSON (json_serialize_sql; only SELECTs serialize). */
+  async serialize(sql: string): Promise<string> {
+    return this.withConnection(async (conn) => {
+      const result = await conn.run('SELECT json_serialize_sql($1::VARCHAR)', [sql]);
+      return String((await result.getRows())[0]![0]);
+    });
   }
 
   /**
