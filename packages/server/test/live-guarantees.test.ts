@@ -351,6 +351,8 @@ describe('live delivery guarantees', { timeout: 120_000 }, () => {
       subs.push(sub);
       await sleep(150);
     }
+    // On a loaded machine the writers may need longer than 4 s to reach a meaningful count.
+    while (writes <= 200 && Date.now() - t0 < 30_000) await sleep(50);
     stop = true;
     await Promise.all(writers);
     await flushed;
