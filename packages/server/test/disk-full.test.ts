@@ -12,6 +12,25 @@ import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TestServer, assertError, eventually } from './harness.js';
+import { StorageFullError, isDiskFullError, errorStatus } from '../src/util/errors.js';
+
+describe('disk-full classification', () => {
+  it('finds ENOSPC by code, by text and through cause chains; nothing else', () => {
+    // rocksdb-native: a generic error whose cause is the RocksDB status text.
+    const rocks = new Error('Batch was not applied', { cause: new Error('While appending to file: /d/000004.log: No space left on device') });
+    assert.ok(isDiskFullError(rocks));
+    assert.ok(isDiskFullError(Object.assign(new Error('write failed'), { code: 'ENOSPC' })));
+    assert.ok(isDiskFullError(new Error('IO Error: Could not write file "x.parquet.tmp": No space left on device')));
+    assert.ok(isDiskFullError(new AggregateError([new Error('Disk quota exceeded')], 'Batch was not applied')));
+    assert.ok(isDiskFullError(new StorageFullError()));
+    assert.ok(!isDiskFullError(new Error('Batch was not applied', { cause: new Error('Corruption: bad block') })));
+    assert.ok(!isDiskFullError(Object.assign(new Error('denied'), { code: 'EACCES' })));
+    assert.ok(!isDiskFullError(null));
+    assert.equal(new StorageFullError().status, 507);
+    assert.equal(errorStatus.INSUFFICIENT_STORAGE, 507);
+    assert.equal(new StorageFullError().withMessage('Statement 2 failed: x').code, 'INSUFFICIENT_STORAGE');
+  });
+});
 
 function mountTmpfs(): { dir: string } | { skip: string } {
   if (process.getuid?.() !== 0) return { skip: 'not root: cannot mount a tmpfs' };
