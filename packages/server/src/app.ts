@@ -13,6 +13,8 @@ import { Mutex } from './util/mutex.js';
 import { Catalog } from './catalog/catalog.js';
 import { HotStore } from './storage/hot/hot-store.js';
 import { Committer, MAX_SEQ_KEY } from './storage/hot/committer.js';
+import { StorageHealth } from './storage/storage-health.js';
+import { StorageFullError } from './util/errors.js';
 import { DuckEngine } from './storage/duck/duck-engine.js';
 import { HotMirror } from './storage/duck/hot-mirror.js';
 import { fileEngineConfig, queryEngineConfig } from './engine-config.js';
@@ -48,7 +50,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     statementsMax: config.statementsPerRequestMax, nestingDepthMax: config.sqlNestingDepthMax, treeDepthMax: config.parseTreeDepthMax,
     subqueryDepthMax: config.subqueryDepthMax,
   });
-  const hot = await HotStore.open(join(config.dataDir, 'rocksdb'));
+  const storage = new StorageHealth(config.dataDir, log);
+  const hot = await HotStore.open(join(config.dataDir, 'rocksdb'), storage);
   const catalog = await Catalog.load(hot);
   const seqs = new SnowflakeGenerator();
   const maxSeq = catalog.meta.get(MAX_SEQ_KEY);
@@ -81,8 +84,13 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   });
   flush.start();
   const pruneTimer = setInterval(() => {
-    void jobs.prune(config.jobRetentionDays * 86_400_000);
-    void audit.prune(AUDIT_RETENTION_MS);
+    // Pruning writes tombstones: skipped while the disk is full (it runs again ten minutes later).
+    if (!storage.writable) return;
+    const failed = (error: unknown): void => {
+      if (!(error instanceof StorageFullError)) log.error('prune failed', { error: (error as Error)?.stack ?? String(error) });
+    };
+    jobs.prune(config.jobRetentionDays * 86_400_000).catch(failed);
+    audit.prune(AUDIT_RETENTION_MS).catch(failed);
   }, 600_000);
   pruneTimer.unref();
   await jobs.prune(config.jobRetentionDays * 86_400_000);
@@ -105,9 +113,13 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const executor = new Executor(services, new ParseCache(config.parseCacheEntries));
   const auth = new Authenticator(catalog, tokens, passwords);
   auth.onFailedLogin = (userId, address) => {
-    void audit.record({ actor: userId, effective_user: userId, action: 'login', target: null, status: 'failed', client_address: address, details: 'invalid credentials' });
+    // A failed login is still answered (401) when its audit row cannot be written (disk full).
+    audit.record({ actor: userId, effective_user: userId, action: 'login', target: null, status: 'failed', client_address: address, details: 'invalid credentials' })
+      .catch((error: unknown) => {
+        if (!(error instanceof StorageFullError)) log.error('audit record failed', { error: (error as Error)?.stack ?? String(error) });
+      });
   };
-  const http = createHttpServer({ config, log, auth, tokens, executor, catalog });
+  const http = createHttpServer({ config, log, auth, tokens, executor, catalog, storage });
   const live = new LiveServer(services, auth, log, config.nodeId);
   services.live = live;
   committer.onCommit((changes) => live.registry.onCommit(changes));
@@ -134,6 +146,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       await userPurge.stop();
       await flush.stop();
       await committer.idle();
+      storage.close();
       memoryGuard.close();
       duck.close();
       files.close();

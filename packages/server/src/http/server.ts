@@ -4,7 +4,8 @@
  * the protocol envelope; anything else is logged and answered with a generic 500.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { LimitError, ServerError } from '../util/errors.js';
+import { LimitError, ServerError, isDiskFullError } from '../util/errors.js';
+import type { StorageHealth } from '../storage/storage-health.js';
 import type { Logger } from '../util/log.js';
 import type { Config } from '../config/config.js';
 import type { Authenticator } from '../auth/authenticator.js';
@@ -23,6 +24,7 @@ export interface HttpDeps {
   readonly tokens: TokenService;
   readonly executor: Executor;
   readonly catalog: Catalog;
+  readonly storage: StorageHealth;
 }
 
 interface Handled {
@@ -66,7 +68,11 @@ async function handle(deps: HttpDeps, req: IncomingMessage, started: number): Pr
   const path = (req.url ?? '/').split('?')[0]!;
   try {
     if (path === '/health' && req.method === 'GET') {
-      return { status: 200, body: { status: 'healthy', version: SERVER_VERSION, api_version: 'v1' } };
+      // Still 200 when degraded: the server answers reads, so a load balancer should keep it; the
+      // body says why writes are refused. Fields are only added, never changed (docs/protocol.md).
+      const degraded = deps.storage.healthFields();
+      const status = degraded.storage === undefined ? 'healthy' : 'degraded';
+      return { status: 200, body: { status, version: SERVER_VERSION, api_version: 'v1', ...degraded } };
     }
     if (path === '/v1/api/sql') return await sqlRoute(deps, req, started);
     if (path === '/v1/api/auth/login') return await loginRoute(deps, req);
@@ -130,6 +136,11 @@ function sqlError(e: ServerError, started: number): unknown {
 
 function toServerError(deps: HttpDeps, error: unknown): ServerError {
   if (error instanceof ServerError) return error;
+  // A write that failed for a full disk outside the paths that classify it already (storage health).
+  if (isDiskFullError(error)) {
+    const full = deps.storage.writeFailed(error, 'commit');
+    if (full instanceof ServerError) return full;
+  }
   deps.log.error('internal error', { error: (error as Error)?.stack ?? String(error) });
   return new ServerError('INTERNAL_ERROR', 'Internal server error');
 }

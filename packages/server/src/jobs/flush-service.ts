@@ -8,7 +8,7 @@
  * Also compaction, the flush policies (rows per partition, interval) and the flush event listeners.
  */
 import { Mutex } from '../util/mutex.js';
-import { assert } from '../util/errors.js';
+import { StorageFullError, assert } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { snowflakeAtMs, snowflakeTimeMs } from '../util/snowflake.js';
 import { partitionId, primaryKeyIndex, qualifiedName, tablePartitionPrefix, type TableDef } from '../catalog/types.js';
@@ -21,6 +21,9 @@ import { manifestMaxSeq, type Segment } from '../storage/cold/manifest.js';
 import { sqlIdent, sqlString, type DuckEngine, type SourceColumn } from '../storage/duck/duck-engine.js';
 import type { JobRow, JobStore } from './job-store.js';
 import { failpoint } from './failpoints.js';
+
+const POLICY_BACKOFF_MIN_MS = 5_000;
+const POLICY_BACKOFF_MAX_MS = 300_000;
 
 export interface FlushEvent {
   readonly table: TableDef;
@@ -61,6 +64,9 @@ export class FlushService {
   private slots: number;
   private readonly slotWaiters: (() => void)[] = [];
   private timer: NodeJS.Timeout | null = null;
+  /** Disk-full back-off for policy flushes (0: none); reset by a completed job. */
+  private policyBackoffMs = 0;
+  private policyPausedUntil = 0;
 
   constructor(private readonly d: FlushDeps) {
     this.slots = d.concurrentFlushesMax;
@@ -138,6 +144,9 @@ export class FlushService {
   private requestPolicyFlush(p: Pending): void {
     const key = partitionId(p.table.id, p.partition);
     if (this.requested.has(key) || this.d.catalog.table(p.table.namespace, p.table.name) !== p.table) return;
+    // Disk full: no job row could be recorded and no segment written. The unflushed count stays,
+    // so the next check after the disk is writable again (and the back-off is over) flushes it.
+    if (!this.storageWritable()) return;
     this.requested.add(key);
     void this.startJob('flush', p.table, p.partition === '' ? null : p.partition, { trigger: 'policy' }, async (signal, job) => {
       try {
@@ -147,6 +156,8 @@ export class FlushService {
       }
     }).catch((error: unknown) => {
       this.requested.delete(key);
+      // A full disk is logged once by the storage health monitor, not once per policy check.
+      if (this.storageFailed(error)) return;
       this.d.log.error('could not record a policy flush job', { error: (error as Error).message });
     });
   }
@@ -154,6 +165,24 @@ export class FlushService {
   /** Partitions of a table with unflushed rows. */
   pendingPartitions(table: TableDef): string[] {
     return [...this.pending.values()].filter((p) => p.table.id === table.id && p.count > 0).map((p) => p.partition);
+  }
+
+  /** False while the disk is full or a disk-full failure's back-off runs. */
+  private storageWritable(): boolean {
+    return (this.d.hot.health?.writable ?? true) && Date.now() >= this.policyPausedUntil;
+  }
+
+  /**
+   * True when a job failed for a full disk (reported to the health monitor). Policy flushes then
+   * pause with a doubling back-off, so a cold tier that stays full (Parquet writes failing while
+   * RocksDB still has room) does not fail a flush every second.
+   */
+  private storageFailed(error: unknown): boolean {
+    const health = this.d.hot.health;
+    if (health === null || !(health.writeFailed(error, 'flush') instanceof StorageFullError)) return false;
+    this.policyBackoffMs = Math.min(POLICY_BACKOFF_MAX_MS, this.policyBackoffMs === 0 ? POLICY_BACKOFF_MIN_MS : this.policyBackoffMs * 2);
+    this.policyPausedUntil = Date.now() + this.policyBackoffMs;
+    return true;
   }
 
   // Commands ---------------------------------------------------------------------------------
@@ -225,6 +254,7 @@ export class FlushService {
         status: 'completed', rows_processed: rows, finished_at: Date.now(),
         result: JSON.stringify({ rows, bytes, files, duration_ms: durationMs }),
       });
+      this.policyBackoffMs = 0;
       this.d.log.info('job completed', { job_id: job.job_id, job_type: job.job_type, table: `${job.namespace_id}.${job.table_name}`, rows, ms: durationMs });
     } catch (error) {
       const cancelled = error instanceof CancelledError;
@@ -232,7 +262,13 @@ export class FlushService {
         status: cancelled ? 'cancelled' : 'failed', finished_at: Date.now(),
         error_message: cancelled ? 'Cancelled by KILL JOB' : (error as Error).message,
       }).catch(() => undefined);
-      if (!cancelled) this.d.log.error('job failed', { job_id: job.job_id, error: (error as Error).stack ?? String(error) });
+      if (cancelled) return;
+      if (this.storageFailed(error)) {
+        // Expected while the disk is full: one short line per job, the state change is logged apart.
+        this.d.log.warn('job failed: storage full', { job_id: job.job_id, job_type: job.job_type });
+        return;
+      }
+      this.d.log.error('job failed', { job_id: job.job_id, error: (error as Error).stack ?? String(error) });
     }
   }
 

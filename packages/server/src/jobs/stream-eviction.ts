@@ -4,6 +4,7 @@
  * sweep, not one per event.
  */
 import type { Logger } from '../util/log.js';
+import { StorageFullError } from '../util/errors.js';
 import type { Services } from '../exec/context.js';
 
 export const STREAM_SWEEP_MS = 500;
@@ -13,6 +14,8 @@ export async function evictStreamEvents(s: Services, log: Logger): Promise<void>
   const evicted = s.streams.evictExpired();
   for (const [table, count] of evicted) {
     if (s.catalog.table(table.namespace, table.name) !== table) continue;
+    // Disk full: the events are dropped all the same (memory only); only the job row is skipped.
+    if (s.hot.health !== null && !s.hot.health.writable) continue;
     try {
       const { job } = await s.jobs.create({ job_type: 'stream_eviction', namespace_id: table.namespace, table_name: table.name, user_id: null, parameters: { ttl_seconds: table.options.ttlSeconds } });
       await s.jobs.update(job.job_id, {
@@ -20,6 +23,8 @@ export async function evictStreamEvents(s: Services, log: Logger): Promise<void>
         result: JSON.stringify({ rows: count, duration_ms: Math.round(performance.now() - started) }),
       });
     } catch (error) {
+      // A full disk is logged once, when the storage state changes (twice a second otherwise).
+      if (error instanceof StorageFullError) continue;
       log.error('stream eviction job row failed', { error: (error as Error).message });
     }
   }

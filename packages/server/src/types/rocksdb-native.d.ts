@@ -15,7 +15,9 @@ declare module 'rocksdb-native' {
     flush(): Promise<void>;
     destroy(): void;
   }
-  interface OpenOptions { createIfMissing?: boolean; maxBackgroundJobs?: number; walRecoveryMode?: number }
+  /** An external lock: awaited before the open, `transfer` gives an fd (-1: RocksDB's own LOCK file). */
+  interface OpenLock { ready(): Promise<void>; transfer(): number; close(): Promise<void> }
+  interface OpenOptions { createIfMissing?: boolean; maxBackgroundJobs?: number; walRecoveryMode?: number; lock?: OpenLock }
   class RocksDB {
     constructor(path: string, opts?: OpenOptions);
     ready(): Promise<void>;

@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'RATE_LIMIT_EXCEEDED'
   | 'BAD_REQUEST'
   | 'NOT_FOUND'
+  | 'INSUFFICIENT_STORAGE'
   | 'INTERNAL_ERROR';
 
 /** HTTP status for each code; the only place the mapping lives. */
@@ -31,6 +32,7 @@ export const errorStatus: Readonly<Record<ErrorCode, number>> = Object.freeze({
   RATE_LIMIT_EXCEEDED: 429,
   BAD_REQUEST: 400,
   NOT_FOUND: 404,
+  INSUFFICIENT_STORAGE: 507,
   INTERNAL_ERROR: 500,
 });
 
@@ -66,6 +68,58 @@ export class LimitError extends ServerError {
   override withMessage(message: string): LimitError {
     return new LimitError(this.code, this.limit, message);
   }
+}
+
+/**
+ * A write the disk refused (ENOSPC, quota): the server stays up, reads keep working, and writes
+ * resume once space is back (see storage/storage-health.ts). `cause` keeps the low-level error for logs.
+ */
+export class StorageFullError extends ServerError {
+  constructor(cause?: unknown) {
+    super('INSUFFICIENT_STORAGE', 'Insufficient storage: the data directory is full; writes are refused until space is freed (reads still work)');
+    this.name = 'StorageFullError';
+    if (cause !== undefined) this.cause = cause;
+  }
+
+  override withMessage(message: string): StorageFullError {
+    const e = new StorageFullError(this.cause);
+    e.message = message;
+    return e;
+  }
+}
+
+const DISK_FULL_CODES: ReadonlySet<string> = new Set(['ENOSPC', 'EDQUOT']);
+/**
+ * The texts the storage layers use for a full disk: libc's strerror (RocksDB's IOError carries it as
+ * "While appending to file: …: No space left on device"), RocksDB's own NoSpace status, and DuckDB's
+ * "IO Error: … No space left on device" from a Parquet COPY.
+ */
+const DISK_FULL_TEXT = /no space left on device|disk quota exceeded|\bENOSPC\b|\bEDQUOT\b|IO error: No ?space/i;
+
+/**
+ * The one classifier for "the disk is full": true when the error, or anything in its `cause` chain
+ * or an AggregateError's members, is ENOSPC/EDQUOT by code or by text. rocksdb-native wraps the
+ * RocksDB status as the `cause` of a generic "Batch was not applied" error, so the chain matters.
+ */
+export function isDiskFullError(error: unknown): boolean {
+  const seen = new Set<unknown>();
+  const stack: unknown[] = [error];
+  while (stack.length > 0) {
+    const e = stack.pop();
+    if (e === null || e === undefined || seen.has(e)) continue;
+    seen.add(e);
+    if (e instanceof StorageFullError) return true;
+    if (typeof e === 'object') {
+      const { code, message, cause } = e as { code?: unknown; message?: unknown; cause?: unknown };
+      if (typeof code === 'string' && DISK_FULL_CODES.has(code)) return true;
+      if (typeof message === 'string' && DISK_FULL_TEXT.test(message)) return true;
+      stack.push(cause);
+      if (e instanceof AggregateError) stack.push(...(e.errors as unknown[]));
+    } else if (typeof e === 'string' && DISK_FULL_TEXT.test(e)) {
+      return true;
+    }
+  }
+  return false;
 }
 
 export const invalidSql = (message: string): ServerError => new ServerError('INVALID_SQL', message);

@@ -120,10 +120,18 @@ export class ColdStore {
     const name = `batch-${batch}.parquet`;
     const tmpPath = join(dir, `${name}.tmp`);
     const pk = table.columns[primaryKeyIndex(table)]!.name;
-    const copied = await conn.run(
-      `COPY (SELECT * FROM (${select}) ORDER BY ${sqlIdent(pk)}) TO ${sqlString(tmpPath)} `
-      + `(FORMAT PARQUET, COMPRESSION ZSTD, ROW_GROUP_SIZE ${PARQUET_ROW_GROUP_ROWS})`,
-    );
+    let copied: Awaited<ReturnType<DuckDBConnection['run']>>;
+    try {
+      copied = await conn.run(
+        `COPY (SELECT * FROM (${select}) ORDER BY ${sqlIdent(pk)}) TO ${sqlString(tmpPath)} `
+        + `(FORMAT PARQUET, COMPRESSION ZSTD, ROW_GROUP_SIZE ${PARQUET_ROW_GROUP_ROWS})`,
+      );
+    } catch (error) {
+      // A COPY that failed half-way (ENOSPC) leaves a partial temp file: give its space back now,
+      // not at the next start-up's orphan sweep.
+      rmSync(tmpPath, { force: true });
+      throw error;
+    }
     const rowCount = copied.rowsChanged;
     if (rowCount === 0) {
       rmSync(tmpPath, { force: true });

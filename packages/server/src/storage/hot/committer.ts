@@ -245,7 +245,9 @@ export class Committer {
     try {
       await staged.batch.flush();
     } catch (error) {
-      for (const { intent } of staged.accepted) intent.reject(error as Error);
+      // Classified once for the whole group (a full disk becomes StorageFullError, HTTP 507).
+      const failure = this.hot.writeFailed(error);
+      for (const { intent } of staged.accepted) intent.reject(failure);
       return false;
     }
     const all: CommittedChange[] = [];
@@ -305,7 +307,7 @@ export class Committer {
       if (done) this.finishHandover(pending);
     } catch (error) {
       this.finishHandover(pending);
-      pending.reject(error as Error);
+      pending.reject(this.hot.writeFailed(error));
     }
   }
 

@@ -3,8 +3,9 @@
  * primary-key index (newest version per key). Reads here; writes go through the Committer so that
  * they are validated and group-committed in one place.
  */
-import RocksDB from 'rocksdb-native';
-import { mkdirSync } from 'node:fs';
+import RocksDB, { type WriteBatch } from 'rocksdb-native';
+import { mkdirSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { assert } from '../../util/errors.js';
 import type { StoredValue, TableDef } from '../../catalog/types.js';
 import { partitionId, primaryKeyIndex } from '../../catalog/types.js';
@@ -12,6 +13,7 @@ import {
   KEY_CATALOG, KEY_PK, KEY_VERSION, catalogKey, encodePk, partitionPrefix, pkKey, prefixEnd, tablePrefix, versionKey,
 } from './keys.js';
 import { decodeIndexValue, decodeRow, type RowVersion } from './row-codec.js';
+import type { StorageHealth } from '../storage-health.js';
 
 const SCAN_CAPACITY = 1024;
 
@@ -31,18 +33,89 @@ function catalogReviver(_key: string, value: unknown): unknown {
   return value;
 }
 
-export class HotStore {
-  private constructor(readonly db: RocksDB, readonly path: string) {}
+const OPEN_OPTIONS = { createIfMissing: true, maxBackgroundJobs: 2 } as const;
+/** A catalog key that is only ever deleted: the disk-full probe writes its tombstone (a WAL append). */
+const PROBE_KEY = catalogKey('meta:storage_probe');
 
-  static async open(path: string): Promise<HotStore> {
+export class HotStore {
+  /** Classifies failed writes (disk full → StorageFullError); none in tools that open the store alone. */
+  health: StorageHealth | null = null;
+
+  private constructor(private current: RocksDB, readonly path: string) {}
+
+  /**
+   * The open RocksDB instance. Read it at each use, never keep it: `reopen` replaces it. (The flush's
+   * scan takes it once per scan, which a reopen waits for: closing waits for open iterators.)
+   */
+  get db(): RocksDB {
+    return this.current;
+  }
+
+  static async open(path: string, health?: StorageHealth): Promise<HotStore> {
     mkdirSync(path, { recursive: true });
-    const db = new RocksDB(path, { createIfMissing: true, maxBackgroundJobs: 2 });
+    const db = new RocksDB(path, OPEN_OPTIONS);
     await db.ready();
-    return new HotStore(db, path);
+    const store = new HotStore(db, path);
+    if (health !== undefined) {
+      store.health = health;
+      health.attach(store);
+    }
+    return store;
   }
 
   async close(): Promise<void> {
-    await this.db.close({ force: true });
+    await this.current.close({ force: true });
+  }
+
+  /**
+   * Maps a failed RocksDB write to the error its caller should see (StorageFullError when the disk is
+   * full) and tells the health monitor. The committer and every write here go through it.
+   */
+  writeFailed(error: unknown, source: 'commit' | 'catalog' = 'commit'): Error {
+    if (this.health !== null) return this.health.writeFailed(error, source);
+    return error instanceof Error ? error : new Error(String(error));
+  }
+
+  /** A one-key durable write (a tombstone, so nothing accumulates) that fails while RocksDB refuses writes. */
+  async probeWrite(): Promise<void> {
+    const batch = this.current.write({ capacity: 1, autoDestroy: true });
+    batch.tryDelete(PROBE_KEY);
+    await batch.flush();
+  }
+
+  /**
+   * Closes RocksDB and opens it again on the same directory: the way out of its sticky background
+   * error after ENOSPC (see storage-health.ts). The new instance is installed at once, before the old
+   * one is closed, so that no caller ever sees a closed instance: operations on the new one wait for
+   * its open, and its open waits (through the `lock` hook, which rocksdb-native awaits before
+   * opening) until the old instance has released the directory's LOCK file.
+   */
+  async reopen(): Promise<void> {
+    let gate = this.current.close({ force: true }).catch(() => undefined);
+    for (;;) {
+      const previous = gate;
+      const fresh = new RocksDB(this.path, { ...OPEN_OPTIONS, lock: { ready: () => previous, transfer: () => -1, close: async () => undefined } });
+      this.current = fresh;
+      try {
+        await fresh.ready();
+        return;
+      } catch {
+        // The open failed (the caller checks free space first, so this is rare): never leave a closed
+        // instance installed, try again in a second with a new one; calls wait for it meanwhile.
+        gate = fresh.close().catch(() => undefined).then(() => new Promise((r) => setTimeout(r, 1000)));
+      }
+    }
+  }
+
+  /** Bytes of write-ahead log: what a reopen replays into a new table file (so needs free). */
+  walBytes(): number {
+    let total = 0;
+    try {
+      for (const name of readdirSync(this.path)) if (name.endsWith('.log')) total += statSync(join(this.path, name)).size;
+    } catch {
+      // An unreadable directory counts as no WAL; the reopen reports the real problem.
+    }
+    return total;
   }
 
   /** Every catalog entry, as name → parsed JSON. */
@@ -62,7 +135,7 @@ export class HotStore {
       if (value === undefined) batch.tryDelete(catalogKey(name));
       else batch.tryPut(catalogKey(name), Buffer.from(JSON.stringify(value, catalogReplacer), 'utf8'));
     }
-    await batch.flush();
+    await this.flushBatch(batch, 'catalog');
   }
 
   /** Newest hot version of every key in a partition (tombstones included, cold markers skipped), in key order. */
@@ -148,7 +221,7 @@ export class HotStore {
       const prefix = partitionPrefix(kind, tableId, partition);
       batch.tryDeleteRange(prefix, prefixEnd(prefix));
     }
-    await batch.flush();
+    await this.flushBatch(batch, 'commit');
     return count;
   }
 
@@ -159,6 +232,14 @@ export class HotStore {
       const prefix = tablePrefix(kind, tableId);
       batch.tryDeleteRange(prefix, prefixEnd(prefix));
     }
-    await batch.flush();
+    await this.flushBatch(batch, 'commit');
+  }
+
+  private async flushBatch(batch: WriteBatch, source: 'commit' | 'catalog'): Promise<void> {
+    try {
+      await batch.flush();
+    } catch (error) {
+      throw this.writeFailed(error, source);
+    }
   }
 }
