@@ -210,14 +210,12 @@ export class FlushService {
     const partitions = this.d.cold.partitions(table);
     return this.startJob('repair', table, null, { partitions: partitions.length }, async (signal, job) => {
       const total: WorkResult = { rows: 0, bytes: 0, files: [] };
-      const reports: RepairResult[] = [];
+      const reports: (RepairResult & { forgotten_keys: number })[] = [];
       for (const partition of partitions) {
         if (signal.aborted) throw new CancelledError();
         const report = await this.lock(table, partition).run(async () => {
           const r = await repairPartition(this.d.cold, table, partition, this.d.columnsOf(table));
-          // The hand-over a damaged manifest kept recover() from completing at start-up.
-          await this.recoverPartition(table, partition);
-          return r;
+          return { ...r, forgotten_keys: await this.forgetLostKeys(table, partition) };
         });
         reports.push(report);
         total.rows += report.rows;
@@ -227,6 +225,30 @@ export class FlushService {
       }
       return { ...total, details: reports };
     });
+  }
+
+  /**
+   * After a repair: keys whose cold marker points at a version no kept segment holds (it was in a
+   * quarantined file) would read as absent yet refuse an INSERT as a duplicate. Their markers become
+   * deleted markers, through the committer's hand-over path so a concurrent write to the same key
+   * wins. Hot entries are left alone: a version still hot is kept even if its segment is gone (the
+   * next flush writes it again), which is why the start-up hand-over is not repeated here.
+   */
+  private async forgetLostKeys(table: TableDef, partition: string): Promise<number> {
+    const watch = this.d.committer.watchPartition(table.id, partition);
+    try {
+      const present = await this.d.cold.segmentSeqs(table, partition);
+      const entries = (await this.d.hot.scanIndex(table, partition, this.d.hot.db))
+        .filter((e) => e.row.cold === true && !e.row.deleted && !present.has(e.row.seq))
+        .map((e) => ({ key: e.key, seq: e.row.seq, deleted: true, schemaVersion: e.row.schemaVersion }));
+      if (entries.length === 0) return 0;
+      // maxSeq 0: no hot version is deleted by this hand-over (there is none at seq 0).
+      const converted = await this.d.committer.handOverToCold({ table, partition, entries, maxSeq: 0n }, watch);
+      this.d.log.warn('forgot keys whose rows were in quarantined segments', { table: qualifiedName(table), partition, keys: converted });
+      return converted;
+    } finally {
+      this.d.committer.closeWatch(watch);
+    }
   }
 
   /**

@@ -54,6 +54,15 @@ export class ColdStore {
     return this.duck;
   }
 
+  /** Every `_seq` the partition's listed segments hold (REPAIR finds the versions it lost with it). */
+  async segmentSeqs(table: TableDef, partition: string): Promise<Set<bigint>> {
+    const files = this.files(table, partition);
+    if (files.length === 0) return new Set();
+    const rows = await this.duck.withConnection(async (conn) =>
+      (await conn.run(`SELECT "_seq" FROM read_parquet([${files.map(sqlString).join(', ')}])`)).getRows());
+    return new Set(rows.map((r) => BigInt(r[0] as bigint)));
+  }
+
   /** Column statistics of a segment file, for the given columns (REPAIR rebuilds entries with it). */
   async segmentColumnStats(path: string, columns: readonly SourceColumn[]): Promise<Record<string, ColumnStats>> {
     return this.duck.withConnection((conn) => columnStats(conn, `read_parquet(${sqlString(path)})`, columns));
