@@ -154,6 +154,8 @@ export class FlushService {
   private requestPolicyFlush(p: Pending): void {
     const key = partitionId(p.table.id, p.partition);
     if (this.requested.has(key) || this.d.catalog.table(p.table.namespace, p.table.name) !== p.table) return;
+    // A damaged partition would fail every attempt: no job per commit or per second until REPAIR.
+    if (this.d.cold.isUnavailable(p.table, p.partition)) return;
     this.requested.add(key);
     void this.startJob('flush', p.table, p.partition === '' ? null : p.partition, { trigger: 'policy' }, async (signal, job) => {
       try {

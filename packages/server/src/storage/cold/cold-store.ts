@@ -126,6 +126,10 @@ export class ColdStore {
     this.manifests.delete(key);
   }
 
+  isUnavailable(table: TableDef, partition: string): boolean {
+    return this.damaged.has(partitionId(table.id, partition));
+  }
+
   /** The damaged partitions of a table (empty when it is fully available). */
   unavailable(table: TableDef): PartitionDamage[] {
     return [...this.damaged.values()].filter((d) => d.tableId === table.id);
