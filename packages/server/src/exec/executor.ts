@@ -15,7 +15,7 @@ import { alterUser, createUser, dropUser } from './user-exec.js';
 import { insert, remove, update } from './dml-exec.js';
 import { select } from './select-exec.js';
 import { Transaction } from './transaction.js';
-import { compactTable, flushAll, flushTable, killJob } from './storage-exec.js';
+import { checkTable, compactTable, flushAll, flushTable, killJob, repairTable } from './storage-exec.js';
 import { killLive, subscribe } from './live-exec.js';
 import { alterTableAccess, grantOrRevoke } from './grant-exec.js';
 
@@ -125,6 +125,8 @@ export class Executor {
       case 'flush_table': return flushTable(s, ctx, st);
       case 'flush_all': return flushAll(s, ctx, st);
       case 'compact_table': return compactTable(s, ctx, st);
+      case 'check_table': return checkTable(s, ctx, st);
+      case 'repair_table': return repairTable(s, ctx, st);
       case 'kill_job': return killJob(s, ctx, st);
       case 'kill_live': return killLive(s, ctx, st);
       case 'subscribe': return subscribe(s, ctx, st);
@@ -154,7 +156,7 @@ function auditTarget(st: Statement): string | null {
   const table = (t: { namespace: string | null; name: string }): string => `${t.namespace ?? 'default'}.${t.name}`;
   switch (st.kind) {
     case 'create_namespace': case 'drop_namespace': return st.name;
-    case 'create_table': case 'drop_table': case 'alter_table_access': return table(st.table);
+    case 'create_table': case 'drop_table': case 'alter_table_access': case 'repair_table': return table(st.table);
     case 'grant': case 'revoke': return `${table(st.table)} to ${st.userId}`;
     case 'create_user': case 'drop_user': return st.userId;
     case 'alter_user': return `${st.userId} (${st.field})`;

@@ -1,10 +1,15 @@
-/** STORAGE FLUSH / FLUSH TABLE / STORAGE FLUSH ALL / STORAGE COMPACT TABLE / KILL JOB (admins only). */
+/**
+ * STORAGE FLUSH / FLUSH TABLE / STORAGE FLUSH ALL / STORAGE COMPACT TABLE / STORAGE CHECK TABLE /
+ * STORAGE REPAIR TABLE / KILL JOB (admins only).
+ */
 import { execError } from '../util/errors.js';
 import { qualifiedName, type TableDef } from '../catalog/types.js';
 import { requireAdmin } from '../auth/access.js';
 import type { Statement } from '../sql/statement.js';
-import { messageResult, type RunContext, type Services, type StatementResult } from './context.js';
+import { messageResult, rowsResult, type RunContext, type Services, type StatementResult } from './context.js';
 import { resolveTable } from './ddl-exec.js';
+import type { SchemaField } from './duck-cells.js';
+import { checkPartition } from '../storage/cold/table-check.js';
 
 type Of<K extends Statement['kind']> = Extract<Statement, { kind: K }>;
 
@@ -43,6 +48,38 @@ export async function compactTable(s: Services, ctx: RunContext, st: Of<'compact
   flushable(table);
   const job = await s.flush.compactTable(table);
   return messageResult(ctx, `Storage compaction started for table '${qualifiedName(table)}'. Job ID: ${job.job_id}`);
+}
+
+/**
+ * STORAGE CHECK TABLE: runs in the request (it only reads) and answers one row per file. A damaged
+ * file it finds makes its partition unavailable, as a failed read would.
+ */
+export async function checkTable(s: Services, ctx: RunContext, st: Of<'check_table'>): Promise<StatementResult> {
+  requireAdmin(ctx.principal, 'STORAGE CHECK');
+  const table = resolveTable(s, ctx, st.table);
+  flushable(table);
+  const schema: SchemaField[] = [
+    { name: 'partition', data_type: 'Text', index: 0 },
+    { name: 'file', data_type: 'Text', index: 1 },
+    { name: 'status', data_type: 'Text', index: 2 },
+    { name: 'detail', data_type: 'Text', index: 3 },
+  ];
+  const rows: unknown[][] = [];
+  for (const partition of s.cold.partitions(table)) {
+    // USER partitions are shown by user name, as in system.manifest; SHARED tables have one, null.
+    const shown = partition === '' ? null : s.catalog.account(partition)?.userId ?? partition;
+    for (const r of await checkPartition(s.cold, table, partition)) rows.push([shown, r.file, r.status, r.detail]);
+  }
+  return rowsResult(ctx, schema, rows);
+}
+
+/** STORAGE REPAIR TABLE: a job (system.jobs, type `repair`) rebuilding every partition's manifest. */
+export async function repairTable(s: Services, ctx: RunContext, st: Of<'repair_table'>): Promise<StatementResult> {
+  requireAdmin(ctx.principal, 'STORAGE REPAIR');
+  const table = resolveTable(s, ctx, st.table);
+  flushable(table);
+  const job = await s.flush.repairTable(table);
+  return messageResult(ctx, `Storage repair started for table '${qualifiedName(table)}'. Job ID: ${job.job_id}`);
 }
 
 export function killJob(s: Services, ctx: RunContext, st: Of<'kill_job'>): StatementResult {

@@ -9,7 +9,9 @@ import type { ColdStore } from '../storage/cold/cold-store.js';
 import type { LiveControl } from './context.js';
 import type { AuditLog } from '../auth/audit-log.js';
 import type { Principal } from '../auth/access.js';
-import type { ColumnType, StoredValue } from '../catalog/types.js';
+import type { ColumnType, StoredValue, TableDef } from '../catalog/types.js';
+import type { Segment } from '../storage/cold/manifest.js';
+import { TableUnavailableError } from '../util/errors.js';
 import type { SourceColumn } from '../storage/duck/duck-engine.js';
 import { typeLabel } from '../sql/values.js';
 import { defaultText } from './ddl-exec.js';
@@ -64,8 +66,9 @@ export function systemRelation(s: SystemSources, name: string, viewer: Principal
         columns: [col('namespace_id', 'Text'), col('table_name', 'Text'), col('user_id', 'Text'), col('path', 'Text'),
           col('row_count', 'BigInt'), col('size_bytes', 'BigInt'), col('min_seq', 'BigInt'), col('max_seq', 'BigInt'),
           col('schema_version', 'Int'), col('created_at', 'Timestamp'), col('column_stats', 'Json')],
+        // A damaged partition has no usable manifest: it is left out here (system.tables says why).
         rows: catalog.tablesIn(null).filter((t) => t.type !== 'STREAM').flatMap((t) =>
-          s.cold.partitions(t).flatMap((p) => s.cold.manifest(t, p).segments.map((seg) => [
+          s.cold.partitions(t).flatMap((p) => usableManifest(s.cold, t, p).map((seg) => [
             t.namespace, t.name, p === '' ? null : catalog.account(p)?.userId ?? p, seg.path, BigInt(seg.row_count), BigInt(seg.size_bytes),
             BigInt(seg.min_seq), BigInt(seg.max_seq), seg.schema_version, micros(seg.created_at), JSON.stringify(seg.columns),
           ]))),
@@ -90,13 +93,14 @@ export function systemRelation(s: SystemSources, name: string, viewer: Principal
         columns: [col('table_id', 'BigInt'), col('namespace_id', 'Text'), col('table_name', 'Text'), col('table_type', 'Text'),
           col('schema_version', 'Int'), col('access_level', 'Text'), col('flush_policy', 'Text'), col('ttl_seconds', 'BigInt'),
           col('max_buffer', 'BigInt'), col('ephemeral', 'Boolean'), col('deleted_retention_hours', 'Int'),
-          col('created_at', 'Timestamp'), col('created_by', 'Text')],
+          col('created_at', 'Timestamp'), col('created_by', 'Text'), col('status', 'Text'), col('unavailable_reason', 'Text')],
         rows: catalog.tablesIn(null).map((t) => [
           BigInt(t.id), t.namespace, t.name, t.type, t.schemaVersion, t.options.accessLevel,
           t.type === 'STREAM' ? null : formatFlushPolicy(t.options.flushPolicy),
           t.options.ttlSeconds === null ? null : BigInt(t.options.ttlSeconds),
           t.options.maxBuffer === null ? null : BigInt(t.options.maxBuffer),
           t.options.ephemeral, t.options.deletedRetentionHours, micros(t.createdAt), t.createdBy,
+          ...availability(s, t),
         ]),
       };
     case 'columns':
@@ -120,4 +124,25 @@ export function systemRelation(s: SystemSources, name: string, viewer: Principal
     default:
       throw execError(`Table 'system.${name}' does not exist (system tables: users, namespaces, tables, columns, table_schemas, jobs, manifest, live, audit_log)`);
   }
+}
+
+/** The partition's segments, or none when it is unavailable (damaged files). */
+function usableManifest(cold: ColdStore, table: TableDef, partition: string): readonly Segment[] {
+  try {
+    return cold.manifest(table, partition).segments;
+  } catch (error) {
+    if (error instanceof TableUnavailableError) return [];
+    throw error;
+  }
+}
+
+/**
+ * system.tables status: 'unavailable' when a partition has a damaged file (found at start-up, by a
+ * read or by STORAGE CHECK TABLE), with each damaged partition's file and reason.
+ */
+function availability(s: SystemSources, table: TableDef): [string, string | null] {
+  const damage = s.cold.unavailable(table);
+  if (damage.length === 0) return ['available', null];
+  const who = (p: string): string => (p === '' ? '' : ` (user ${s.catalog.account(p)?.userId ?? p})`);
+  return ['unavailable', damage.map((d) => `${d.file}${who(d.partition)}: ${d.reason}`).join('; ')];
 }

@@ -5,10 +5,11 @@
  * rename), commit the manifest atomically, then hand the flushed entries over to cold markers in
  * the hot store (a write that raced the flush stays hot). A crash at any step leaves the old state
  * or the new one: orphan files are removed and hand-overs completed at start-up (`recover`).
- * Also compaction, the flush policies (rows per partition, interval) and the flush event listeners.
+ * Also compaction, the flush policies (rows per partition, interval), the flush event listeners
+ * and STORAGE REPAIR TABLE jobs (they take the same partition locks).
  */
 import { Mutex } from '../util/mutex.js';
-import { StorageFullError, assert } from '../util/errors.js';
+import { StorageFullError, TableUnavailableError, assert } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { snowflakeAtMs, snowflakeTimeMs } from '../util/snowflake.js';
 import { partitionId, primaryKeyIndex, qualifiedName, tablePartitionPrefix, type TableDef } from '../catalog/types.js';
@@ -19,6 +20,9 @@ import type { RowVersion } from '../storage/hot/row-codec.js';
 import type { ColdStore } from '../storage/cold/cold-store.js';
 import { manifestMaxSeq, type Segment } from '../storage/cold/manifest.js';
 import { sqlIdent, sqlString, type DuckEngine, type SourceColumn } from '../storage/duck/duck-engine.js';
+import { checkSegment } from '../storage/cold/segment-check.js';
+import { repairPartition, type RepairResult } from '../storage/cold/table-repair.js';
+import { join } from 'node:path';
 import type { JobRow, JobStore } from './job-store.js';
 import { failpoint } from './failpoints.js';
 
@@ -83,16 +87,14 @@ export class FlushService {
     for (const table of this.d.catalog.tablesIn(null)) {
       if (table.type === 'STREAM') continue;
       for (const partition of this.d.cold.partitions(table)) {
-        const removed = this.d.cold.removeOrphans(table, partition);
-        if (removed.length > 0) this.d.log.warn('removed orphan segment files', { table: qualifiedName(table), partition, files: removed });
-        const maxSeq = manifestMaxSeq(this.d.cold.manifest(table, partition));
-        if (maxSeq === 0n) continue;
-        const watch = this.d.committer.watchPartition(table.id, partition);
-        const entries = (await this.d.hot.scanIndex(table, partition, this.d.hot.db))
-          .filter((e) => !e.row.cold && e.row.seq <= maxSeq)
-          .map((e) => ({ key: e.key, seq: e.row.seq, deleted: e.row.deleted, schemaVersion: e.row.schemaVersion }));
-        const converted = await this.d.committer.handOverToCold({ table, partition, entries, maxSeq }, watch);
-        if (converted > 0) this.d.log.warn('completed an interrupted flush hand-over', { table: qualifiedName(table), partition, rows: converted });
+        try {
+          await this.recoverPartition(table, partition);
+        } catch (error) {
+          // A damaged partition is left exactly as found (no orphan removal: with its manifest
+          // unusable every segment would look like one) and served as unavailable; the rest starts.
+          if (!(error instanceof TableUnavailableError)) throw error;
+          this.d.log.error('table partition unavailable: damaged cold-tier file', { table: qualifiedName(table), partition, error: error.message });
+        }
       }
     }
     const byId = new Map(this.d.catalog.tablesIn(null).map((t) => [t.id, t]));
@@ -101,6 +103,20 @@ export class FlushService {
       if (table === undefined || table.type === 'STREAM') continue;
       this.pending.set(key, { table, partition: c.partition, count: c.count, firstAtMs: snowflakeTimeMs(c.oldestSeq) });
     }
+  }
+
+  /** Orphan removal and an interrupted hand-over's completion, for one partition. */
+  private async recoverPartition(table: TableDef, partition: string): Promise<void> {
+    const maxSeq = manifestMaxSeq(this.d.cold.manifest(table, partition));
+    const removed = this.d.cold.removeOrphans(table, partition);
+    if (removed.length > 0) this.d.log.warn('removed orphan segment files', { table: qualifiedName(table), partition, files: removed });
+    if (maxSeq === 0n) return;
+    const watch = this.d.committer.watchPartition(table.id, partition);
+    const entries = (await this.d.hot.scanIndex(table, partition, this.d.hot.db))
+      .filter((e) => !e.row.cold && e.row.seq <= maxSeq)
+      .map((e) => ({ key: e.key, seq: e.row.seq, deleted: e.row.deleted, schemaVersion: e.row.schemaVersion }));
+    const converted = await this.d.committer.handOverToCold({ table, partition, entries, maxSeq }, watch);
+    if (converted > 0) this.d.log.warn('completed an interrupted flush hand-over', { table: qualifiedName(table), partition, rows: converted });
   }
 
   /** Committer listener: counts unflushed versions per partition and applies the rows policy. */
@@ -147,6 +163,8 @@ export class FlushService {
     // Disk full: no job row could be recorded and no segment written. The unflushed count stays,
     // so the next check after the disk is writable again (and the back-off is over) flushes it.
     if (!this.storageWritable()) return;
+    // A damaged partition would fail every attempt: no job per commit or per second until REPAIR.
+    if (this.d.cold.isUnavailable(p.table, p.partition)) return;
     this.requested.add(key);
     void this.startJob('flush', p.table, p.partition === '' ? null : p.partition, { trigger: 'policy' }, async (signal, job) => {
       try {
@@ -216,6 +234,55 @@ export class FlushService {
   }
 
   /**
+   * STORAGE REPAIR TABLE: one job rebuilding each partition's manifest from its readable segments
+   * (unreadable ones quarantined), under each partition's lock; the job's result lists what moved.
+   */
+  async repairTable(table: TableDef): Promise<JobRow> {
+    const partitions = this.d.cold.partitions(table);
+    return this.startJob('repair', table, null, { partitions: partitions.length }, async (signal, job) => {
+      const total: WorkResult = { rows: 0, bytes: 0, files: [] };
+      const reports: (RepairResult & { forgotten_keys: number })[] = [];
+      for (const partition of partitions) {
+        if (signal.aborted) throw new CancelledError();
+        const report = await this.lock(table, partition).run(async () => {
+          const r = await repairPartition(this.d.cold, table, partition, this.d.columnsOf(table));
+          return { ...r, forgotten_keys: await this.forgetLostKeys(table, partition) };
+        });
+        reports.push(report);
+        total.rows += report.rows;
+        total.files.push(...report.kept);
+        if (report.quarantined.length > 0) this.d.log.warn('quarantined damaged segment files', { table: qualifiedName(table), partition, files: report.quarantined });
+        await this.d.jobs.update(job.job_id, { rows_processed: total.rows });
+      }
+      return { ...total, details: reports };
+    });
+  }
+
+  /**
+   * After a repair: keys whose cold marker points at a version no kept segment holds (it was in a
+   * quarantined file) would read as absent yet refuse an INSERT as a duplicate. Their markers become
+   * deleted markers, through the committer's hand-over path so a concurrent write to the same key
+   * wins. Hot entries are left alone: a version still hot is kept even if its segment is gone (the
+   * next flush writes it again), which is why the start-up hand-over is not repeated here.
+   */
+  private async forgetLostKeys(table: TableDef, partition: string): Promise<number> {
+    const watch = this.d.committer.watchPartition(table.id, partition);
+    try {
+      const present = await this.d.cold.segmentSeqs(table, partition);
+      const entries = (await this.d.hot.scanIndex(table, partition, this.d.hot.db))
+        .filter((e) => e.row.cold === true && !e.row.deleted && !present.has(e.row.seq))
+        .map((e) => ({ key: e.key, seq: e.row.seq, deleted: true, schemaVersion: e.row.schemaVersion }));
+      if (entries.length === 0) return 0;
+      // maxSeq 0: no hot version is deleted by this hand-over (there is none at seq 0).
+      const converted = await this.d.committer.handOverToCold({ table, partition, entries, maxSeq: 0n }, watch);
+      this.d.log.warn('forgot keys whose rows were in quarantined segments', { table: qualifiedName(table), partition, keys: converted });
+      return converted;
+    } finally {
+      this.d.committer.closeWatch(watch);
+    }
+  }
+
+  /**
    * The purge of a dropped account's partition: forgets its unflushed-row counter and runs `remove`
    * under the partition's lock, so no flush or compaction writes into files being deleted.
    */
@@ -233,7 +300,7 @@ export class FlushService {
   // Jobs -------------------------------------------------------------------------------------
 
   private async startJob(
-    type: 'flush' | 'compaction', table: TableDef, partition: string | null, params: unknown,
+    type: 'flush' | 'compaction' | 'repair', table: TableDef, partition: string | null, params: unknown,
     work: (signal: AbortSignal, job: JobRow) => Promise<WorkResult>,
   ): Promise<JobRow> {
     // system.jobs shows user names, like every other system table; partitions are keyed by account id.
@@ -246,13 +313,13 @@ export class FlushService {
   private async finishJob(job: JobRow, signal: AbortSignal, work: (signal: AbortSignal, job: JobRow) => Promise<WorkResult>): Promise<void> {
     const started = performance.now();
     try {
-      const { rows, files, bytes } = await work(signal, job);
+      const { rows, files, bytes, details } = await work(signal, job);
       // Killed before it wrote anything (e.g. queued behind a flush that took every row): cancelled.
       if (signal.aborted && rows === 0) throw new CancelledError();
       const durationMs = Math.round(performance.now() - started);
       await this.d.jobs.update(job.job_id, {
         status: 'completed', rows_processed: rows, finished_at: Date.now(),
-        result: JSON.stringify({ rows, bytes, files, duration_ms: durationMs }),
+        result: JSON.stringify({ rows, bytes, files, duration_ms: durationMs, ...(details === undefined ? {} : { partitions: details }) }),
       });
       this.policyBackoffMs = 0;
       this.d.log.info('job completed', { job_id: job.job_id, job_type: job.job_type, table: `${job.namespace_id}.${job.table_name}`, rows, ms: durationMs });
@@ -385,6 +452,7 @@ export class FlushService {
     return this.lock(table, partition).run(() => this.slot(async () => {
       const manifest = this.d.cold.manifest(table, partition);
       if (manifest.segments.length === 0) return { rows: 0, bytes: 0, files: [] };
+      await this.verifyBeforeCompaction(table, partition);
       // One segment without tombstones is already compact: rewriting it would change nothing.
       const only = manifest.segments.length === 1 ? manifest.segments[0]! : null;
       if (only !== null && only.columns._deleted?.max !== 'true') return { rows: 0, bytes: 0, files: [] };
@@ -395,7 +463,12 @@ export class FlushService {
         + `QUALIFY row_number() OVER (PARTITION BY ${sqlIdent(pk)} ORDER BY "_seq" DESC) = 1`;
       const kept = `SELECT * FROM (${select}) WHERE NOT ("_deleted" AND "_seq" < ${cutoffSeq})`;
       const batch = manifest.next_batch;
-      const written = await this.d.cold.writeSegmentFromQuery(table, partition, this.d.columnsOf(table), kept, batch);
+      let written;
+      try {
+        written = await this.d.cold.writeSegmentFromQuery(table, partition, this.d.columnsOf(table), kept, batch);
+      } catch (error) {
+        throw await this.d.cold.readFailed(table, partition, error);
+      }
       if (written === null) {
         this.d.cold.commitManifest(table, partition, { ...manifest, next_batch: batch + 1, segments: [] });
       } else {
@@ -405,6 +478,19 @@ export class FlushService {
       this.d.cold.removeSegmentFiles(table, partition, manifest.segments.map((s) => s.path));
       return { rows: written?.segment.row_count ?? 0, bytes: written?.segment.size_bytes ?? 0, files: written ? [written.segment.path] : [] };
     }));
+  }
+
+  /**
+   * Compaction deletes the segments it merged, so it must never merge a damaged one: every segment
+   * is read in full first (and its checksum compared); a bad one fails the job with the reason and
+   * marks the partition unavailable. Costs one extra read of what compaction reads anyway.
+   */
+  private async verifyBeforeCompaction(table: TableDef, partition: string): Promise<void> {
+    const dir = this.d.cold.dir(table, partition);
+    for (const segment of this.d.cold.manifest(table, partition).segments) {
+      const check = await checkSegment(this.d.cold.fileEngine, join(dir, segment.path), segment);
+      if (check.status !== 'ok') throw this.d.cold.markUnavailable(table, partition, segment.path, check.detail);
+    }
   }
 }
 
@@ -417,6 +503,8 @@ interface WorkResult {
   rows: number;
   bytes: number;
   files: string[];
+  /** Per-partition reports (repair), recorded in the job's result. */
+  details?: unknown;
 }
 
 function addResult(total: WorkResult, part: WorkResult): void {

@@ -1,12 +1,12 @@
 /**
- * system.jobs: one row per flush, compaction or cleanup, persisted in the catalog keyspace so that
+ * system.jobs: one row per flush, compaction, repair or cleanup, persisted in the catalog keyspace so that
  * a job left `running` by a crash is found (and marked failed) at the next start. Rows older than
  * the retention are pruned.
  */
 import type { CatalogStore } from '../catalog/catalog.js';
 import type { SnowflakeGenerator } from '../util/snowflake.js';
 
-export type JobType = 'flush' | 'compaction' | 'cleanup' | 'stream_eviction' | 'backup' | 'restore';
+export type JobType = 'flush' | 'compaction' | 'repair' | 'cleanup' | 'stream_eviction' | 'backup' | 'restore';
 export type JobStatus = 'queued' | 'running' | 'completed' | 'failed' | 'cancelled';
 
 export interface JobRow {
@@ -27,6 +27,7 @@ export interface JobRow {
 }
 
 const JOB_PREFIX = 'job:';
+const JOB_ID_PREFIX: Partial<Record<JobType, string>> = { flush: 'FL', compaction: 'CO', repair: 'RP' };
 const STREAM_EVICTION_RETENTION_MS = 3_600_000;
 
 export class JobStore {
@@ -53,7 +54,7 @@ export class JobStore {
   async create(fields: Pick<JobRow, 'job_type' | 'namespace_id' | 'table_name' | 'user_id'> & { parameters?: unknown }): Promise<{ job: JobRow; signal: AbortSignal }> {
     const now = Date.now();
     const job: JobRow = {
-      job_id: `${fields.job_type === 'flush' ? 'FL' : fields.job_type === 'compaction' ? 'CO' : 'JB'}-${this.seqs.next()}`,
+      job_id: `${JOB_ID_PREFIX[fields.job_type] ?? 'JB'}-${this.seqs.next()}`,
       job_type: fields.job_type, status: 'running', namespace_id: fields.namespace_id, table_name: fields.table_name,
       user_id: fields.user_id, parameters: fields.parameters === undefined ? null : JSON.stringify(fields.parameters),
       result: null, error_message: null, rows_processed: 0, created_at: now, started_at: now, finished_at: null, node_id: this.nodeId,

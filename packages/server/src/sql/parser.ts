@@ -340,6 +340,11 @@ function parseExecuteAs(stmt: StatementText, c: Cursor): Statement {
   return { kind: 'execute_as', userId: id, inner: parsed };
 }
 
+/** STORAGE <verb> TABLE ns.t statements. */
+const STORAGE_TABLE_VERBS: Readonly<Record<string, 'compact_table' | 'check_table' | 'repair_table'>> = {
+  COMPACT: 'compact_table', CHECK: 'check_table', REPAIR: 'repair_table',
+};
+
 function parseStorage(c: Cursor): Statement {
   const storage = c.acceptWords('STORAGE');
   if (c.acceptWords('FLUSH')) {
@@ -353,13 +358,15 @@ function parseStorage(c: Cursor): Statement {
       c.end();
       return { kind: 'flush_all', namespace };
     }
-  } else if (storage && c.acceptWords('COMPACT')) {
+  } else if (storage && STORAGE_TABLE_VERBS[c.peekWord(0) ?? ''] !== undefined) {
+    const kind = STORAGE_TABLE_VERBS[c.peekWord(0)!]!;
+    c.next();
     c.expectWord('TABLE');
     const table = c.tableName();
     c.end();
-    return { kind: 'compact_table', table };
+    return { kind, table };
   }
-  throw invalidSql('Expected STORAGE FLUSH TABLE ns.t, FLUSH TABLE ns.t, STORAGE FLUSH ALL [IN ns] or STORAGE COMPACT TABLE ns.t');
+  throw invalidSql('Expected STORAGE FLUSH TABLE ns.t, FLUSH TABLE ns.t, STORAGE FLUSH ALL [IN ns], STORAGE COMPACT TABLE ns.t, STORAGE CHECK TABLE ns.t or STORAGE REPAIR TABLE ns.t');
 }
 
 function parseKillJob(c: Cursor): Statement {

@@ -46,6 +46,8 @@ export type Statement =
   | { readonly kind: 'flush_table'; readonly table: TableName }
   | { readonly kind: 'flush_all'; readonly namespace: string | null }
   | { readonly kind: 'compact_table'; readonly table: TableName }
+  | { readonly kind: 'check_table'; readonly table: TableName }
+  | { readonly kind: 'repair_table'; readonly table: TableName }
   | { readonly kind: 'kill_job'; readonly jobId: string }
   | { readonly kind: 'kill_live'; readonly liveId: string }
   | { readonly kind: 'grant' | 'revoke'; readonly table: TableName; readonly userId: string }

@@ -17,6 +17,7 @@ export type ErrorCode =
   | 'BAD_REQUEST'
   | 'NOT_FOUND'
   | 'INSUFFICIENT_STORAGE'
+  | 'TABLE_UNAVAILABLE'
   | 'INTERNAL_ERROR';
 
 /** HTTP status for each code; the only place the mapping lives. */
@@ -33,6 +34,8 @@ export const errorStatus: Readonly<Record<ErrorCode, number>> = Object.freeze({
   BAD_REQUEST: 400,
   NOT_FOUND: 404,
   INSUFFICIENT_STORAGE: 507,
+  // 409: the request is fine, the table's stored state is not; it stays so until STORAGE REPAIR TABLE.
+  TABLE_UNAVAILABLE: 409,
   INTERNAL_ERROR: 500,
 });
 
@@ -120,6 +123,21 @@ export function isDiskFullError(error: unknown): boolean {
     }
   }
   return false;
+}
+
+ * A table (or one partition of it) whose cold-tier files failed to parse or verify: its reads fail
+ * with this until STORAGE REPAIR TABLE, while every other table is served. `file` is the damaged
+ * file's path relative to the storage root, so operators can find it.
+ */
+export class TableUnavailableError extends ServerError {
+  constructor(readonly table: string, readonly file: string, readonly reason: string) {
+    super('TABLE_UNAVAILABLE', `Table '${table}' is unavailable: ${file}: ${reason} (run STORAGE CHECK TABLE ${table}, then STORAGE REPAIR TABLE ${table})`);
+    this.name = 'TableUnavailableError';
+  }
+
+  override withMessage(message: string): ServerError {
+    return new ServerError(this.code, message);
+  }
 }
 
 export const invalidSql = (message: string): ServerError => new ServerError('INVALID_SQL', message);

@@ -3,16 +3,22 @@
  * `<data>/storage/<namespace>/<table>/[<user_id>/]` and the manifest listing them. Segments are
  * written by DuckDB (COPY ... TO, through a temp file that is fsynced and renamed) and read by
  * DuckDB; this module knows the paths, the manifests (cached) and the file-level protocol.
+ *
+ * Damage is contained per partition: a manifest that fails validation, a listed segment that is
+ * missing, has the wrong size or checksum, or fails to read marks that partition unavailable (with
+ * the file and the reason); its reads throw TableUnavailableError until STORAGE REPAIR TABLE, and
+ * nothing else is affected.
  */
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { assert, execError } from '../../util/errors.js';
-import { ACCOUNT_ID_PATTERN, partitionId, primaryKeyIndex, tablePartitionPrefix, type ColumnDef, type ColumnType, type StoredValue, type TableDef } from '../../catalog/types.js';
+import { assert, TableUnavailableError } from '../../util/errors.js';
+import { ACCOUNT_ID_PATTERN, partitionId, qualifiedName, primaryKeyIndex, tablePartitionPrefix, type ColumnDef, type ColumnType, type StoredValue, type TableDef } from '../../catalog/types.js';
 import { coerce, formatDecimal } from '../../sql/values.js';
 import { appendRows, columnList, sqlIdent, sqlString, type DuckEngine, type SourceColumn } from '../duck/duck-engine.js';
 import type { RowVersion } from '../hot/row-codec.js';
-import { MANIFEST_FILE, emptyManifest, fsyncPath, readManifest, writeManifest, type ColumnStats, type Manifest, type Segment } from './manifest.js';
+import { MANIFEST_FILE, ManifestError, emptyManifest, fsyncPath, readManifest, writeManifest, type ColumnStats, type Manifest, type Segment } from './manifest.js';
+import { checkSegment, fileSha256 } from './segment-check.js';
 
 /** A user name: the partition id of accounts migrated from before account ids (newer ones: ACCOUNT_ID_PATTERN). */
 const LEGACY_PARTITION_ID = /^[a-z0-9_][a-z0-9_.@-]{0,63}$/;
@@ -24,11 +30,43 @@ export const PARQUET_ROW_GROUP_ROWS = 16_384;
 /** Converts a DuckDB row of a segment back to stored cells (supplied by the exec layer). */
 export type ColdRowDecoder = (table: TableDef, row: readonly unknown[]) => RowVersion;
 
+/** Why a partition is unavailable (system.tables shows it). */
+export interface PartitionDamage {
+  readonly tableId: number;
+  readonly partition: string;
+  /** The damaged file, relative to the data directory (storage/<ns>/<table>/...). */
+  readonly file: string;
+  readonly reason: string;
+  readonly since: number;
+}
+
 export class ColdStore {
   private readonly manifests = new Map<string, Manifest>();
+  private readonly damaged = new Map<string, PartitionDamage>();
+  /** Segments whose checksum was verified by this process (key: absolute path and checksum). */
+  private readonly verified = new Set<string>();
   private tempCounter = 0;
 
   constructor(readonly root: string, private readonly duck: DuckEngine) {}
+
+  /** The engine that reads and writes segment files (CHECK and REPAIR read through it too). */
+  get fileEngine(): DuckEngine {
+    return this.duck;
+  }
+
+  /** Every `_seq` the partition's listed segments hold (REPAIR finds the versions it lost with it). */
+  async segmentSeqs(table: TableDef, partition: string): Promise<Set<bigint>> {
+    const files = this.files(table, partition);
+    if (files.length === 0) return new Set();
+    const rows = await this.duck.withConnection(async (conn) =>
+      (await conn.run(`SELECT "_seq" FROM read_parquet([${files.map(sqlString).join(', ')}])`)).getRows());
+    return new Set(rows.map((r) => BigInt(r[0] as bigint)));
+  }
+
+  /** Column statistics of a segment file, for the given columns (REPAIR rebuilds entries with it). */
+  async segmentColumnStats(path: string, columns: readonly SourceColumn[]): Promise<Record<string, ColumnStats>> {
+    return this.duck.withConnection((conn) => columnStats(conn, `read_parquet(${sqlString(path)})`, columns));
+  }
 
   /** The partition's directory. User ids are re-validated here: they become path segments. */
   dir(table: TableDef, partition: string): string {
@@ -38,15 +76,108 @@ export class ColdStore {
     return join(base, partition);
   }
 
+  /**
+   * The partition's manifest (cached). Throws TableUnavailableError when the partition is marked
+   * damaged, or when the manifest fails validation or a segment it lists is missing or has another
+   * size (both checked once, when the manifest is first read: a stat per segment).
+   */
   manifest(table: TableDef, partition: string): Manifest {
     const key = partitionId(table.id, partition);
     let m = this.manifests.get(key);
-    if (m === undefined) {
-      m = readManifest(this.dir(table, partition), `${table.namespace}.${table.name}`, partition === '' ? null : partition);
-      if (m.table_id !== undefined && m.table_id !== table.id) m = emptyManifest(`${table.namespace}.${table.name}`, partition || null);
-      this.manifests.set(key, m);
+    if (m !== undefined) return m;
+    const damage = this.damaged.get(key);
+    if (damage !== undefined) throw this.unavailableError(table, damage);
+    const dir = this.dir(table, partition);
+    try {
+      m = readManifest(dir, qualifiedName(table), partition === '' ? null : partition);
+    } catch (error) {
+      if (!(error instanceof ManifestError)) throw error;
+      throw this.markUnavailable(table, partition, MANIFEST_FILE, error.reason);
     }
+    if (m.table_id !== undefined && m.table_id !== table.id) m = emptyManifest(qualifiedName(table), partition || null);
+    for (const s of m.segments) {
+      const path = join(dir, s.path);
+      if (!existsSync(path)) throw this.markUnavailable(table, partition, s.path, 'listed in the manifest but the file does not exist');
+      const size = statSync(path).size;
+      if (size !== s.size_bytes) throw this.markUnavailable(table, partition, s.path, `size ${size} bytes, the manifest says ${s.size_bytes} (truncated or overwritten)`);
+    }
+    this.manifests.set(key, m);
     return m;
+  }
+
+  // Damage -----------------------------------------------------------------------------------
+
+  /** Records a partition as unavailable and returns the error its reads get. */
+  markUnavailable(table: TableDef, partition: string, fileName: string, reason: string): TableUnavailableError {
+    const key = partitionId(table.id, partition);
+    const damage: PartitionDamage = {
+      tableId: table.id, partition, file: relative(join(this.root, '..'), join(this.dir(table, partition), fileName)), reason, since: Date.now(),
+    };
+    // The first cause is kept: it is the one an operator needs (later ones are often consequences).
+    if (!this.damaged.has(key)) this.damaged.set(key, damage);
+    this.manifests.delete(key);
+    return this.unavailableError(table, this.damaged.get(key)!);
+  }
+
+  /** After a repair: the partition is served again from its (new) manifest. */
+  clearUnavailable(table: TableDef, partition: string): void {
+    const key = partitionId(table.id, partition);
+    this.damaged.delete(key);
+    this.manifests.delete(key);
+  }
+
+  isUnavailable(table: TableDef, partition: string): boolean {
+    return this.damaged.has(partitionId(table.id, partition));
+  }
+
+  /** The damaged partitions of a table (empty when it is fully available). */
+  unavailable(table: TableDef): PartitionDamage[] {
+    return [...this.damaged.values()].filter((d) => d.tableId === table.id);
+  }
+
+  private unavailableError(table: TableDef, damage: PartitionDamage): TableUnavailableError {
+    return new TableUnavailableError(qualifiedName(table), damage.file, damage.reason);
+  }
+
+  /**
+   * Verifies the checksums of segments this process has not read yet (once per file), so bytes
+   * overwritten in a page that still decodes are caught before their values are served.
+   */
+  async verifyChecksums(table: TableDef, partition: string): Promise<void> {
+    const m = this.manifest(table, partition);
+    const dir = this.dir(table, partition);
+    for (const s of m.segments) {
+      if (s.sha256 === undefined) continue;
+      const path = join(dir, s.path);
+      const key = `${path}\0${s.sha256}`;
+      if (this.verified.has(key)) continue;
+      let sha: string;
+      try {
+        sha = await fileSha256(path);
+      } catch (error) {
+        throw this.markUnavailable(table, partition, s.path, `cannot be read: ${(error as Error).message}`);
+      }
+      if (sha !== s.sha256) throw this.markUnavailable(table, partition, s.path, 'SHA-256 does not match the manifest (bytes overwritten)');
+      this.verified.add(key);
+    }
+  }
+
+  /**
+   * A read of the partition's segments failed: finds the damaged segment (a full check of each) and
+   * marks the partition unavailable naming it. When every segment checks out the failure was not
+   * the files' (memory, a cancelled query): the original error is returned unchanged.
+   */
+  async readFailed(table: TableDef, partition: string, error: unknown): Promise<unknown> {
+    if (error instanceof TableUnavailableError) return error;
+    const key = partitionId(table.id, partition);
+    const m = this.manifests.get(key);
+    if (m === undefined) return error;
+    const dir = this.dir(table, partition);
+    for (const s of m.segments) {
+      const check = await checkSegment(this.duck, join(dir, s.path), s);
+      if (check.status !== 'ok') return this.markUnavailable(table, partition, s.path, check.detail);
+    }
+    return error;
   }
 
   /** Absolute paths of the segments that can hold a row (pruned by primary-key range when `pks` are given). */
@@ -139,6 +270,7 @@ export class ColdStore {
     }
     const stats = await columnStats(conn, `read_parquet(${sqlString(tmpPath)})`, columns);
     fsyncPath(tmpPath);
+    const sha256 = await fileSha256(tmpPath);
     const segment: Segment = {
       path: name,
       row_count: rowCount,
@@ -148,7 +280,10 @@ export class ColdStore {
       schema_version: table.schemaVersion,
       created_at: Date.now(),
       columns: stats,
+      sha256,
     };
+    // Written and hashed by this process: no need to hash it again before its first read.
+    this.verified.add(`${tmpPath.slice(0, -'.tmp'.length)}\0${sha256}`);
     return { segment, tmpPath };
   }
 
@@ -165,13 +300,7 @@ export class ColdStore {
     const pkCol = table.columns[primaryKeyIndex(table)]!;
     const list = pks.map((v) => sqlLiteral(pkCol, v)).join(', ');
     const sql = `SELECT * FROM read_parquet([${files.map(sqlString).join(', ')}]) WHERE ${sqlIdent(pkCol.name)} IN (${list}) ORDER BY _seq`;
-    let rows;
-    try {
-      rows = await this.duck.withConnection(async (conn) => (await conn.run(sql)).getRows());
-    } catch (error) {
-      throw execError(`Cannot read the cold segments of ${table.namespace}.${table.name}: ${(error as Error).message.split('\n')[0]}`);
-    }
-    return rows.map((r) => decode(table, r));
+    return (await this.readRows(table, partition, sql)).map((r) => decode(table, r));
   }
 
   /**
@@ -185,13 +314,17 @@ export class ColdStore {
     const lower = after === null ? '' : `"_seq" > ${after} AND `;
     const keyFilter = keys === undefined ? '' : ` AND ${sqlIdent(pkCol.name)} IN (${keys.map((k) => sqlLiteral(pkCol, k)).join(', ')})`;
     const sql = `SELECT * FROM read_parquet([${files.map(sqlString).join(', ')}]) WHERE ${lower}"_seq" <= ${upTo}${keyFilter}`;
-    let rows;
+    return (await this.readRows(table, partition, sql)).map((r) => decode(table, r));
+  }
+
+  /** Runs a read over the partition's segments; a failure is checked for damaged files. */
+  private async readRows(table: TableDef, partition: string, sql: string): Promise<unknown[][]> {
     try {
-      rows = await this.duck.withConnection(async (conn) => (await conn.run(sql)).getRows());
+      await this.verifyChecksums(table, partition);
+      return await this.duck.withConnection(async (conn) => (await conn.run(sql)).getRows());
     } catch (error) {
-      throw execError(`Cannot read the cold segments of ${table.namespace}.${table.name}: ${(error as Error).message.split('\n')[0]}`);
+      throw await this.readFailed(table, partition, error);
     }
-    return rows.map((r) => decode(table, r));
   }
 
   /** Deletes temp files and segments the manifest does not list (left by a crash mid-flush). */
@@ -230,10 +363,17 @@ export class ColdStore {
   removePartition(table: TableDef, partition: string): { segments: number; rows: number; bytes: number } {
     assert(partition !== '', 'a SHARED table has one partition; removing it is DROP TABLE');
     const dir = this.dir(table, partition);
-    const segments = existsSync(dir) ? this.manifest(table, partition).segments : [];
+    let segments: readonly Segment[] = [];
+    try {
+      if (existsSync(dir)) segments = this.manifest(table, partition).segments;
+    } catch (error) {
+      // A damaged partition is removed all the same; what it held is not known.
+      if (!(error instanceof TableUnavailableError)) throw error;
+    }
     rmSync(join(dir, MANIFEST_FILE), { force: true });
     if (existsSync(dir)) fsyncPath(dir);
     this.manifests.delete(partitionId(table.id, partition));
+    this.damaged.delete(partitionId(table.id, partition));
     rmSync(dir, { recursive: true, force: true });
     return {
       segments: segments.length,
@@ -245,11 +385,12 @@ export class ColdStore {
   /** DROP TABLE: the table's whole directory. */
   removeTable(table: TableDef): void {
     for (const key of [...this.manifests.keys()]) if (key.startsWith(tablePartitionPrefix(table.id))) this.manifests.delete(key);
+    for (const key of [...this.damaged.keys()]) if (key.startsWith(tablePartitionPrefix(table.id))) this.damaged.delete(key);
     rmSync(join(this.root, table.namespace, table.name), { recursive: true, force: true });
   }
 }
 
-function isPartitionDirName(name: string): boolean {
+export function isPartitionDirName(name: string): boolean {
   return ACCOUNT_ID_PATTERN.test(name) || (LEGACY_PARTITION_ID.test(name) && !name.includes('..'));
 }
 

@@ -2,9 +2,14 @@
  * A partition's manifest.json: the list of Parquet segments that make up its cold tier, written
  * atomically (temp file, fsync, rename, fsync of the directory). The manifest is the source of truth:
  * a Parquet file it does not list is an orphan from a crashed flush and is never read.
+ *
+ * A manifest read from disk is untrusted input (a damaged disk, a bad restore, a hand edit): it is
+ * validated field by field and a failure is a ManifestError naming the file, which makes that one
+ * partition unavailable instead of stopping the server. Manifests this process writes are checked
+ * with assertions (a bad one would be a bug).
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import { assert } from '../../util/errors.js';
 
 export const MANIFEST_FILE = 'manifest.json';
@@ -26,6 +31,12 @@ export interface Segment {
   readonly schema_version: number;
   readonly created_at: number;
   readonly columns: Readonly<Record<string, ColumnStats>>;
+  /**
+   * SHA-256 of the file, hex (absent in segments written before it was recorded). Parquet has no
+   * page checksums as DuckDB writes it, and flipped bytes in a zstd page often decode to other
+   * values without an error; this is what detects them.
+   */
+  readonly sha256?: string;
 }
 
 export interface Manifest {
@@ -44,12 +55,60 @@ export function emptyManifest(table: string, userId: string | null): Manifest {
   return { format: MANIFEST_FORMAT, table, user_id: userId, next_batch: 0, segments: [], updated_at: 0 };
 }
 
+/** A manifest on disk that cannot be used; `reason` says why (the path is the caller's to add). */
+export class ManifestError extends Error {
+  constructor(readonly reason: string) {
+    super(reason);
+    this.name = 'ManifestError';
+  }
+}
+
+/** Reads and validates a partition's manifest; throws ManifestError when it is damaged. */
 export function readManifest(dir: string, table: string, userId: string | null): Manifest {
   const path = join(dir, MANIFEST_FILE);
   if (!existsSync(path)) return emptyManifest(table, userId);
-  const manifest = JSON.parse(readFileSync(path, 'utf8')) as Manifest;
-  checkManifest(manifest);
-  return manifest;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (error) {
+    throw new ManifestError(`not valid JSON (${(error as Error).message})`);
+  }
+  return validateManifest(parsed);
+}
+
+/** A segment file name as flushes write them; anything else could point outside the partition. */
+export const SEGMENT_NAME = /^batch-(\d+)\.parquet$/;
+
+/** Checks an untrusted manifest; the problems are reported, never asserted. */
+export function validateManifest(value: unknown): Manifest {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ManifestError('not a JSON object');
+  const m = value as Record<string, unknown>;
+  if (m.format !== MANIFEST_FORMAT) throw new ManifestError(`unknown manifest format ${JSON.stringify(m.format)}`);
+  if (!Number.isSafeInteger(m.next_batch) || (m.next_batch as number) < 0) throw new ManifestError('next_batch is not a non-negative integer');
+  if (!Array.isArray(m.segments)) throw new ManifestError('segments is not an array');
+  const names = new Set<string>();
+  for (const [i, raw] of (m.segments as unknown[]).entries()) {
+    if (typeof raw !== 'object' || raw === null) throw new ManifestError(`segment ${i} is not an object`);
+    const s = raw as Record<string, unknown>;
+    const path = s.path;
+    if (typeof path !== 'string') throw new ManifestError(`segment ${i} has no path`);
+    // Paths are joined to the partition's directory: only a bare batch file name stays inside it.
+    if (path.includes('/') || path.includes('\\') || path.includes('..') || isAbsolute(path)) {
+      throw new ManifestError(`segment path ${JSON.stringify(path)} points outside the partition directory`);
+    }
+    if (!SEGMENT_NAME.test(path)) throw new ManifestError(`segment path ${JSON.stringify(path)} is not a segment file name`);
+    if (names.has(path)) throw new ManifestError(`segment ${path} is listed twice`);
+    names.add(path);
+    if (!Number.isSafeInteger(s.row_count) || !Number.isSafeInteger(s.size_bytes)) throw new ManifestError(`segment ${path}: row_count or size_bytes is not an integer`);
+    if (!isSeq(s.min_seq) || !isSeq(s.max_seq) || BigInt(s.min_seq) > BigInt(s.max_seq)) throw new ManifestError(`segment ${path}: bad _seq range`);
+    if (typeof s.columns !== 'object' || s.columns === null) throw new ManifestError(`segment ${path}: no column statistics`);
+    if (s.sha256 !== undefined && (typeof s.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(s.sha256))) throw new ManifestError(`segment ${path}: bad sha256`);
+  }
+  return value as Manifest;
+}
+
+function isSeq(v: unknown): v is string {
+  return typeof v === 'string' && /^\d{1,20}$/.test(v);
 }
 
 export function writeManifest(dir: string, manifest: Manifest): void {

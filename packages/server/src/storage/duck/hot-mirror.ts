@@ -60,6 +60,10 @@ export interface ColdView {
   files(table: TableDef, partition: string): string[];
   /** True when no key can be in two segments (their key ranges do not overlap). */
   disjoint(table: TableDef, partition: string): boolean;
+  /** Throws TableUnavailableError when a segment's bytes differ from what was flushed. */
+  verifyChecksums(table: TableDef, partition: string): Promise<void>;
+  /** Turns a failed segment read into TableUnavailableError naming the damaged file (when one is). */
+  readFailed(table: TableDef, partition: string, error: unknown): Promise<unknown>;
 }
 
 export class HotMirror {
@@ -178,6 +182,8 @@ export class HotMirror {
   }
 
   private async load(entry: Entry): Promise<bigint> {
+    // Before the scan, so the scan-then-manifest order below stays free of other awaits.
+    await this.cold.verifyChecksums(entry.table, entry.partition);
     const scanned = await this.hot.scanPartition(entry.table, entry.partition);
     // The manifest is read after the hot scan: a row the scan missed because a flush handed it over
     // to a cold marker was committed to a segment before that hand-over, so it is listed now.
@@ -203,7 +209,12 @@ export class HotMirror {
         coldName = `${base}_cold`;
         await conn.run(`CREATE TABLE ${coldName} (${columnList(columns)})`);
         const typed = columns.map((c) => ({ name: c.name, sqlType: duckType(c) }));
-        coldRows = await this.files.copyInto(coldRowsSql(coldFiles, typed, pk, disjoint), conn, `${entry.name}_cold`, 'memory');
+        try {
+          coldRows = await this.files.copyInto(coldRowsSql(coldFiles, typed, pk, disjoint), conn, `${entry.name}_cold`, 'memory');
+        } catch (error) {
+          // A damaged segment makes this partition unavailable with a reason, not a 500.
+          throw await this.cold.readFailed(entry.table, entry.partition, error);
+        }
       }
       await conn.run(`CREATE VIEW ${base} AS ${mergedRelationSql(`${base}_hot`, coldName, pk, false)}`);
       await conn.run(`CREATE VIEW ${base}_live AS ${mergedRelationSql(`${base}_hot`, coldName, pk, true)}`);
