@@ -125,6 +125,7 @@ export function isDiskFullError(error: unknown): boolean {
   return false;
 }
 
+/**
  * A table (or one partition of it) whose cold-tier files failed to parse or verify: its reads fail
  * with this until STORAGE REPAIR TABLE, while every other table is served. `file` is the damaged
  * file's path relative to the storage root, so operators can find it.
