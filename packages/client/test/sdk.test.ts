@@ -147,13 +147,18 @@ describe('@kalamdb/client', () => {
         }
       }
     })();
-    await eventually('some rows before the crash', () => latest.length >= 20);
-    await server.kill();
-    await new Promise((r) => setTimeout(r, 300));
-    await server.launch({}, ['--port', String(port), '--config', await tokenConfig()]);
-    await eventually('writes after the restart', () => acknowledged.length > 0 && latest.length > 0 && acknowledged.length >= latest.length + 5);
-    writing = false;
-    await writer;
+    try {
+      await eventually('some rows before the crash', () => latest.length >= 20);
+      await server.kill();
+      await new Promise((r) => setTimeout(r, 300));
+      const beforeRestart = acknowledged.length;
+      await server.launch({}, ['--port', String(port), '--config', await tokenConfig()]);
+      await eventually('writes after the restart', () => acknowledged.length >= beforeRestart + 5, 20_000);
+    } finally {
+      // Whatever failed above, the writer stops: a test that fails must not keep the run alive.
+      writing = false;
+      await writer;
+    }
     await eventually('every acknowledged row delivered', () => latest.length === acknowledged.length, 20_000);
     assert.deepEqual(latest.map((r) => Number(r.id)).sort((a, b) => a - b), [...acknowledged].sort((a, b) => a - b));
     assert.deepEqual([...inserts.values()].filter((n) => n > 1), [], 'no row inserted twice');
