@@ -48,7 +48,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     statementsMax: config.statementsPerRequestMax, nestingDepthMax: config.sqlNestingDepthMax, treeDepthMax: config.parseTreeDepthMax,
     subqueryDepthMax: config.subqueryDepthMax,
   });
-  const hot = await HotStore.open(join(config.dataDir, 'rocksdb'));
+  const hot = await HotStore.open(join(config.dataDir, 'rocksdb'), config.durability);
   const catalog = await Catalog.load(hot);
   const seqs = new SnowflakeGenerator();
   const maxSeq = catalog.meta.get(MAX_SEQ_KEY);
@@ -119,7 +119,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   });
   const port = (http.address() as AddressInfo).port;
   services.listenPort = port;
-  log.info('listening', { host: config.host, port, data_dir: config.dataDir, url: `http://${config.host}:${port}` });
+  log.info('listening', { host: config.host, port, data_dir: config.dataDir, durability: config.durability, url: `http://${config.host}:${port}` });
 
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> => {

@@ -236,7 +236,7 @@ export class Committer {
     return { batch, accepted, versions };
   }
 
-  /** Writes a staged group; resolves true when it is durable, false when RocksDB refused it. */
+  /** Writes a staged group; resolves true when it is durable (per the durability mode), false when RocksDB or the WAL sync refused it. */
   private async writeGroup(staged: StagedGroup): Promise<boolean> {
     if (staged.accepted.length === 0) {
       staged.batch.destroy();
@@ -244,6 +244,8 @@ export class Committer {
     }
     try {
       await staged.batch.flush();
+      // fsync mode: one WAL sync for the whole group, before any of its writers is acknowledged.
+      await this.hot.syncWal();
     } catch (error) {
       for (const { intent } of staged.accepted) intent.reject(error as Error);
       return false;
@@ -302,6 +304,8 @@ export class Committer {
         batch.tryDeleteRange(versionKey(prefix, 0n), versionKey(prefix, h.maxSeq + 1n));
       }
       await batch.flush();
+      // The cold markers are synced like any write: the segment they point to is already fsynced.
+      await this.hot.syncWal();
       if (done) this.finishHandover(pending);
     } catch (error) {
       this.finishHandover(pending);

@@ -12,6 +12,8 @@ import {
   KEY_CATALOG, KEY_PK, KEY_VERSION, catalogKey, encodePk, partitionPrefix, pkKey, prefixEnd, tablePrefix, versionKey,
 } from './keys.js';
 import { decodeIndexValue, decodeRow, type RowVersion } from './row-codec.js';
+import { WalSyncer, type WalSyncState } from './wal-sync.js';
+import type { Durability } from '../../config/config.js';
 
 const SCAN_CAPACITY = 1024;
 
@@ -32,17 +34,37 @@ function catalogReviver(_key: string, value: unknown): unknown {
 }
 
 export class HotStore {
-  private constructor(readonly db: RocksDB, readonly path: string) {}
+  /** Null in `process` mode: the WAL is left to the OS page cache. */
+  private readonly syncer: WalSyncer | null;
 
-  static async open(path: string): Promise<HotStore> {
+  private constructor(readonly db: RocksDB, readonly path: string, readonly durability: Durability) {
+    this.syncer = durability === 'fsync' ? new WalSyncer(db, path) : null;
+  }
+
+  static async open(path: string, durability: Durability = 'fsync'): Promise<HotStore> {
     mkdirSync(path, { recursive: true });
     const db = new RocksDB(path, { createIfMissing: true, maxBackgroundJobs: 2 });
     await db.ready();
-    return new HotStore(db, path);
+    return new HotStore(db, path, durability);
   }
 
   async close(): Promise<void> {
+    await this.syncer?.close();
     await this.db.close({ force: true });
+  }
+
+  /**
+   * Makes every write batch completed so far durable as the durability mode requires: in `fsync` mode
+   * the WAL is synced (callers arriving during a sync share the next one), in `process` mode nothing
+   * is needed. Every write path calls it after its batch and before it acknowledges anything.
+   */
+  syncWal(): Promise<void> {
+    return this.syncer === null ? Promise.resolve() : this.syncer.sync();
+  }
+
+  /** WAL syncs done so far and what the last one covered (all zero in `process` mode). */
+  walSyncState(): WalSyncState {
+    return this.syncer?.state() ?? { syncs: 0, walNumber: 0, walBytes: 0 };
   }
 
   /** Every catalog entry, as name → parsed JSON. */
@@ -63,6 +85,7 @@ export class HotStore {
       else batch.tryPut(catalogKey(name), Buffer.from(JSON.stringify(value, catalogReplacer), 'utf8'));
     }
     await batch.flush();
+    await this.syncWal();
   }
 
   /** Newest hot version of every key in a partition (tombstones included, cold markers skipped), in key order. */
@@ -149,6 +172,7 @@ export class HotStore {
       batch.tryDeleteRange(prefix, prefixEnd(prefix));
     }
     await batch.flush();
+    await this.syncWal();
     return count;
   }
 
@@ -160,5 +184,6 @@ export class HotStore {
       batch.tryDeleteRange(prefix, prefixEnd(prefix));
     }
     await batch.flush();
+    await this.syncWal();
   }
 }
