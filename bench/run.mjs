@@ -26,7 +26,7 @@ if (durability !== undefined && !MODES.includes(durability)) {
 const modeToml = durability === undefined ? '' : `durability = "${durability}"\n`;
 
 async function main() {
-  const results = { machine: machine(), seconds_per_run: seconds, durability: durability ?? 'default (fsync)' };
+  const results = { machine: machine(), seconds_per_run: seconds, durability_mode: durability ?? 'default (fsync)' };
   if (only === 'all' || only === 'core') {
     const server = await startBenchServer(modeToml);
     try { results.core = await benchCore(server, seconds); } finally { await server.stop(); }
