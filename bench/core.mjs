@@ -2,10 +2,35 @@
 // point SELECT, SELECT of 1,000 rows. Targets come from the core-server issue.
 import { bulkInsert, latencyStats, timeRepeated } from './lib.mjs';
 
+// Tables never flush during these runs: this measures the hot tier alone.
+const noFlush = "WITH (FLUSH_POLICY = 'rows:100000000')";
+
 export async function benchCore({ sql }, seconds) {
+  const out = await benchWrites({ sql }, seconds);
+
+  out.select_point_pk = {
+    latency: await timeRepeated(seconds, async (i) => {
+      const res = await sql('SELECT * FROM bench.multi WHERE id = $1', [(i * 7919) % 400_000]);
+      if (res.results[0].row_count !== 1) throw new Error('point select missed');
+    }),
+    target_p50_ms: 1,
+  };
+
+  await sql(`CREATE SHARED TABLE bench.read1k (id BIGINT PRIMARY KEY, user_id TEXT, body TEXT, n INT) ${noFlush}`);
+  await bulkInsert(sql, 'bench.read1k', 'id, user_id, body, n', 0, 10_000, (i) => `${i}, 'u${i % 100}', 'body ${i}', ${i % 1000}`);
+  out.select_1000_rows = {
+    table_rows: 10_000,
+    latency: await timeRepeated(seconds, async () => {
+      const res = await sql('SELECT * FROM bench.read1k WHERE n < 100 ORDER BY id LIMIT 1000');
+      if (res.results[0].row_count !== 1000) throw new Error(`expected 1000 rows, got ${res.results[0].row_count}`);
+    }),
+  };
+  return out;
+}
+
+/** The two write benchmarks alone (the durability comparison runs them once per mode). */
+export async function benchWrites({ sql }, seconds) {
   const out = {};
-  // Tables never flush during these runs: this measures the hot tier alone.
-  const noFlush = "WITH (FLUSH_POLICY = 'rows:100000000')";
   await sql('CREATE NAMESPACE IF NOT EXISTS bench');
   await sql(`CREATE SHARED TABLE bench.single (id BIGINT PRIMARY KEY DEFAULT SNOWFLAKE_ID(), user_id TEXT, body TEXT, n INT) ${noFlush}`);
   await sql(`CREATE SHARED TABLE bench.multi (id BIGINT PRIMARY KEY, user_id TEXT, body TEXT, n INT) ${noFlush}`);
@@ -28,28 +53,20 @@ export async function benchCore({ sql }, seconds) {
 
   {
     const total = 400_000;
+    const latencies = [];
+    const timed = async (text, params) => {
+      const t = performance.now();
+      const res = await sql(text, params);
+      latencies.push(performance.now() - t);
+      return res;
+    };
     const started = performance.now();
-    await bulkInsert(sql, 'bench.multi', 'id, user_id, body, n', 0, total, (i) => `${i}, 'u${i % 100}', 'bulk body number ${i}', ${i % 1000}`);
+    await bulkInsert(timed, 'bench.multi', 'id, user_id, body, n', 0, total, (i) => `${i}, 'u${i % 100}', 'bulk body number ${i}', ${i % 1000}`);
     const elapsed = (performance.now() - started) / 1000;
-    out.insert_multi_row_1000 = { rows: total, clients: 2, rows_per_s: Math.round(total / elapsed), target_rows_per_s: 150000 };
+    out.insert_multi_row_1000 = {
+      rows: total, clients: 2, rows_per_s: Math.round(total / elapsed), statement_latency: latencyStats(latencies), target_rows_per_s: 150000,
+    };
   }
 
-  out.select_point_pk = {
-    latency: await timeRepeated(seconds, async (i) => {
-      const res = await sql('SELECT * FROM bench.multi WHERE id = $1', [(i * 7919) % 400_000]);
-      if (res.results[0].row_count !== 1) throw new Error('point select missed');
-    }),
-    target_p50_ms: 1,
-  };
-
-  await sql(`CREATE SHARED TABLE bench.read1k (id BIGINT PRIMARY KEY, user_id TEXT, body TEXT, n INT) ${noFlush}`);
-  await bulkInsert(sql, 'bench.read1k', 'id, user_id, body, n', 0, 10_000, (i) => `${i}, 'u${i % 100}', 'body ${i}', ${i % 1000}`);
-  out.select_1000_rows = {
-    table_rows: 10_000,
-    latency: await timeRepeated(seconds, async () => {
-      const res = await sql('SELECT * FROM bench.read1k WHERE n < 100 ORDER BY id LIMIT 1000');
-      if (res.results[0].row_count !== 1000) throw new Error(`expected 1000 rows, got ${res.results[0].row_count}`);
-    }),
-  };
   return out;
 }

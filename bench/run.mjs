@@ -1,8 +1,10 @@
 // `npm run bench`: starts the real server and prints one JSON document with every benchmark.
-// Options: --seconds N (per timed run, default 5), --only core|cold|live|stream, --flush-rows N (default
-// 1,000,000), --stream-events N (stream events per second, default 50,000: the issue's target).
+// Options: --seconds N (per timed run, default 5), --only core|cold|live|stream|durability, --flush-rows N
+// (default 1,000,000), --stream-events N (stream events per second, default 50,000: the issue's target),
+// --durability fsync|process (the servers' durability mode; default: the server's default, fsync).
+// `--only durability` runs the two write benchmarks once per durability mode (not part of `all`).
 import { startBenchServer, machine } from './lib.mjs';
-import { benchCore } from './core.mjs';
+import { benchCore, benchWrites } from './core.mjs';
 import { benchCold } from './cold.mjs';
 import { benchLive } from './live.mjs';
 import { benchStream } from './stream.mjs';
@@ -14,26 +16,42 @@ const arg = (name, fallback) => {
 const seconds = Number(arg('seconds', '5'));
 const only = arg('only', 'all');
 const flushRows = Number(arg('flush-rows', '1000000'));
+const MODES = ['fsync', 'process'];
+const durability = arg('durability', undefined);
+if (durability !== undefined && !MODES.includes(durability)) {
+  process.stderr.write(`--durability must be one of ${MODES.join(', ')}\n`);
+  process.exit(2);
+}
+/** Extra TOML for every server of the run: the chosen durability mode, if any. */
+const modeToml = durability === undefined ? '' : `durability = "${durability}"\n`;
 
 async function main() {
-  const results = { machine: machine(), seconds_per_run: seconds };
+  const results = { machine: machine(), seconds_per_run: seconds, durability_mode: durability ?? 'default (fsync)' };
   if (only === 'all' || only === 'core') {
-    const server = await startBenchServer();
+    const server = await startBenchServer(modeToml);
     try { results.core = await benchCore(server, seconds); } finally { await server.stop(); }
   }
   if (only === 'all' || only === 'cold') {
     // The 20-segment query needs 20 segments: automatic compaction (past 8) is off for this run.
-    const server = await startBenchServer('compact_segments_max = 1000\n');
+    const server = await startBenchServer(modeToml + 'compact_segments_max = 1000\n');
     try { results.cold = await benchCold(server, seconds, flushRows); } finally { await server.stop(); }
   }
   if (only === 'all' || only === 'live') {
     // One user (root) opens every subscription here, so the per-user limit is raised for the run.
-    const server = await startBenchServer('live_subscriptions_per_user_max = 200000\n');
+    const server = await startBenchServer(modeToml + 'live_subscriptions_per_user_max = 200000\n');
     try { results.live = await benchLive(server, seconds); } finally { await server.stop(); }
   }
   if (only === 'all' || only === 'stream') {
-    const server = await startBenchServer();
+    const server = await startBenchServer(modeToml);
     try { results.stream = await benchStream(server, seconds, Number(arg('stream-events', '50000'))); } finally { await server.stop(); }
+  }
+  if (only === 'durability') {
+    // Same writes, one fresh server per mode (or only the mode given with --durability).
+    results.durability = {};
+    for (const mode of durability === undefined ? MODES : [durability]) {
+      const server = await startBenchServer(`durability = "${mode}"\n`);
+      try { results.durability[mode] = await benchWrites(server, seconds); } finally { await server.stop(); }
+    }
   }
   process.stdout.write(JSON.stringify(results, null, 2) + '\n');
 }

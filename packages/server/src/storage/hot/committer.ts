@@ -167,7 +167,8 @@ export class Committer {
   }
 
   /**
-   * Pipelined group commit: the index read of group N+1 overlaps the RocksDB write of group N.
+   * Pipelined group commit: the index read of group N+1 overlaps the RocksDB write of group N
+   * (in `process` mode; in `fsync` mode the next group is formed after the previous one's sync).
    * Group N+1 is validated only after group N's write finished, with N's staged versions laid over
    * what the read returned (the read may or may not have seen them). Writes stay strictly ordered.
    */
@@ -179,6 +180,14 @@ export class Committer {
       // Intents that arrive while the last write is in flight are picked up by the outer loop.
       do {
         while (this.queue.length > 0) {
+          if (this.hot.durability === 'fsync') {
+            // With a WAL sync per group, forming the next group while the previous one syncs splits
+            // the writers into two alternating half-groups (one sync each). Waiting for the sync lets
+            // every writer it acknowledged rejoin the next group: one sync for all of them (measured
+            // with 16 writers: 16 commits per sync instead of 8, see decision 0010).
+            await previousWrite;
+            if (this.queue.length === 0) break;
+          }
           const group = this.queue.splice(0, GROUP_INTENTS_MAX);
           let newest: Map<string, RowVersion | null>;
           try {
@@ -236,7 +245,7 @@ export class Committer {
     return { batch, accepted, versions };
   }
 
-  /** Writes a staged group; resolves true when it is durable, false when RocksDB refused it. */
+  /** Writes a staged group; resolves true when it is durable (per the durability mode), false when RocksDB or the WAL sync refused it. */
   private async writeGroup(staged: StagedGroup): Promise<boolean> {
     if (staged.accepted.length === 0) {
       staged.batch.destroy();
@@ -244,6 +253,8 @@ export class Committer {
     }
     try {
       await staged.batch.flush();
+      // fsync mode: one WAL sync for the whole group, before any of its writers is acknowledged.
+      await this.hot.syncWal();
     } catch (error) {
       // Classified once for the whole group (a full disk becomes StorageFullError, HTTP 507).
       const failure = this.hot.writeFailed(error);
@@ -304,6 +315,8 @@ export class Committer {
         batch.tryDeleteRange(versionKey(prefix, 0n), versionKey(prefix, h.maxSeq + 1n));
       }
       await batch.flush();
+      // The cold markers are synced like any write: the segment they point to is already fsynced.
+      await this.hot.syncWal();
       if (done) this.finishHandover(pending);
     } catch (error) {
       this.finishHandover(pending);

@@ -14,6 +14,8 @@ import {
 } from './keys.js';
 import { decodeIndexValue, decodeRow, type RowVersion } from './row-codec.js';
 import type { StorageHealth } from '../storage-health.js';
+import { WalSyncer, type WalSyncState } from './wal-sync.js';
+import type { Durability } from '../../config/config.js';
 
 const SCAN_CAPACITY = 1024;
 
@@ -40,8 +42,12 @@ const PROBE_KEY = catalogKey('meta:storage_probe');
 export class HotStore {
   /** Classifies failed writes (disk full → StorageFullError); none in tools that open the store alone. */
   health: StorageHealth | null = null;
+  /** Null in `process` mode: the WAL is left to the OS page cache. */
+  private readonly syncer: WalSyncer | null;
 
-  private constructor(private current: RocksDB, readonly path: string) {}
+  private constructor(private current: RocksDB, readonly path: string, readonly durability: Durability) {
+    this.syncer = durability === 'fsync' ? new WalSyncer(() => this.current, path) : null;
+  }
 
   /**
    * The open RocksDB instance. Read it at each use, never keep it: `reopen` replaces it. (The flush's
@@ -51,11 +57,11 @@ export class HotStore {
     return this.current;
   }
 
-  static async open(path: string, health?: StorageHealth): Promise<HotStore> {
+  static async open(path: string, durability: Durability = 'fsync', health?: StorageHealth): Promise<HotStore> {
     mkdirSync(path, { recursive: true });
     const db = new RocksDB(path, OPEN_OPTIONS);
     await db.ready();
-    const store = new HotStore(db, path);
+    const store = new HotStore(db, path, durability);
     if (health !== undefined) {
       store.health = health;
       health.attach(store);
@@ -64,6 +70,7 @@ export class HotStore {
   }
 
   async close(): Promise<void> {
+    await this.syncer?.close();
     await this.current.close({ force: true });
   }
 
@@ -118,6 +125,20 @@ export class HotStore {
     return total;
   }
 
+  /**
+   * Makes every write batch completed so far durable as the durability mode requires: in `fsync` mode
+   * the WAL is synced (callers arriving during a sync share the next one), in `process` mode nothing
+   * is needed. Every write path calls it after its batch and before it acknowledges anything.
+   */
+  syncWal(): Promise<void> {
+    return this.syncer === null ? Promise.resolve() : this.syncer.sync();
+  }
+
+  /** WAL syncs done so far and what the last one covered (all zero in `process` mode). */
+  walSyncState(): WalSyncState {
+    return this.syncer?.state() ?? { syncs: 0, walNumber: 0, walBytes: 0 };
+  }
+
   /** Every catalog entry, as name → parsed JSON. */
   async loadCatalog(): Promise<Map<string, unknown>> {
     const out = new Map<string, unknown>();
@@ -136,6 +157,7 @@ export class HotStore {
       else batch.tryPut(catalogKey(name), Buffer.from(JSON.stringify(value, catalogReplacer), 'utf8'));
     }
     await this.flushBatch(batch, 'catalog');
+    await this.syncWal();
   }
 
   /** Newest hot version of every key in a partition (tombstones included, cold markers skipped), in key order. */
@@ -222,6 +244,7 @@ export class HotStore {
       batch.tryDeleteRange(prefix, prefixEnd(prefix));
     }
     await this.flushBatch(batch, 'commit');
+    await this.syncWal();
     return count;
   }
 
@@ -233,6 +256,7 @@ export class HotStore {
       batch.tryDeleteRange(prefix, prefixEnd(prefix));
     }
     await this.flushBatch(batch, 'commit');
+    await this.syncWal();
   }
 
   private async flushBatch(batch: WriteBatch, source: 'commit' | 'catalog'): Promise<void> {

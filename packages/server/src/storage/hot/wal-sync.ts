@@ -1,0 +1,128 @@
+/**
+ * WAL syncing for `durability = "fsync"`. rocksdb-native (3.18) writes batches with RocksDB's default
+ * WriteOptions (`sync = false`) and exposes no sync option, no FlushWAL and no SyncWAL. A completed
+ * write has, however, already been handed to the kernel with write() (RocksDB's `manual_wal_flush` is
+ * off), so fdatasync() on our own descriptor of the same WAL file makes it durable: fsync acts on the
+ * file, not on the descriptor. That is what RocksDB's `sync = true` does too (fdatasync, as
+ * `use_fsync` is off), one call for the whole write batch.
+ *
+ * The file to sync comes from `currentWalFile()`. RocksDB switches to a new WAL when a memtable is
+ * flushed, so the file a write went to may already be closed when we ask: every WAL from the last one
+ * synced up to the current one is synced then (a closed WAL that was already deleted is covered by the
+ * flushed SST file, which RocksDB fsyncs). A new WAL's directory entry is made durable with an fsync of
+ * the directory, as RocksDB does for synced writes.
+ */
+import { open, readdir, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import type RocksDB from 'rocksdb-native';
+
+/** What the last sync covered: which WAL file and how many bytes of it (for tests and diagnostics). */
+export interface WalSyncState {
+  readonly syncs: number;
+  readonly walNumber: number;
+  readonly walBytes: number;
+}
+
+const WAL_FILE = /^(\d+)\.log$/;
+
+export class WalSyncer {
+  private syncs = 0;
+  private walBytes = 0;
+  private current: { readonly number: number; readonly handle: FileHandle } | null = null;
+  /** The sync in progress (it may have started before a caller's write, so that caller waits for the next). */
+  private running: Promise<void> | null = null;
+  /** The next sync, not started yet: every caller arriving now shares it (one fdatasync for all). */
+  private queued: Promise<void> | null = null;
+  /**
+   * Set when fdatasync failed. Linux may drop the dirty pages of a failed fsync and report success on
+   * the next call, so no later sync can vouch for the WAL: every sync fails until the server restarts
+   * (recovery then replays what the WAL really holds), as PostgreSQL does after a failed fsync.
+   */
+  private failure: Error | null = null;
+
+  /** `db` is read at each sync: the store may reopen RocksDB (disk-full recovery) under it. */
+  constructor(private readonly db: () => RocksDB, private readonly dir: string) {}
+
+  /** Resolves when every write completed before this call is on stable storage. */
+  sync(): Promise<void> {
+    if (this.queued !== null) return this.queued;
+    const previous = this.running ?? Promise.resolve();
+    const next: Promise<void> = previous.then(
+      () => this.startSync(next),
+      () => this.startSync(next),
+    );
+    this.queued = next;
+    return next;
+  }
+
+  state(): WalSyncState {
+    return { syncs: this.syncs, walNumber: this.current?.number ?? 0, walBytes: this.walBytes };
+  }
+
+  async close(): Promise<void> {
+    await this.running?.catch(() => undefined);
+    await this.queued?.catch(() => undefined);
+    await this.current?.handle.close();
+    this.current = null;
+  }
+
+  private async startSync(self: Promise<void>): Promise<void> {
+    this.queued = null;
+    this.running = self;
+    try {
+      await this.syncNow();
+    } finally {
+      if (this.running === self) this.running = null;
+    }
+  }
+
+  private async syncNow(): Promise<void> {
+    if (this.failure !== null) {
+      throw new Error(`the write-ahead log could not be synced earlier (${this.failure.message}); restart the server`, { cause: this.failure });
+    }
+    try {
+      const wal = await this.db().currentWalFile();
+      const previous = this.current;
+      if (previous === null || previous.number !== wal.number) {
+        if (previous !== null) await this.syncClosedWals(previous, wal.number);
+        // `path` is relative to the WAL directory, with a leading slash ("/000004.log").
+        const handle = await open(join(this.dir, wal.path), 'r');
+        this.current = { number: wal.number, handle };
+        await syncPath(this.dir);
+      }
+      const handle = this.current!.handle;
+      await handle.datasync();
+      this.walBytes = (await handle.stat()).size;
+      this.syncs++;
+    } catch (error) {
+      this.failure = error as Error;
+      throw error;
+    }
+  }
+
+  /** Syncs the WAL last synced and any WAL created after it and before `currentNumber`, then closes it. */
+  private async syncClosedWals(previous: { readonly number: number; readonly handle: FileHandle }, currentNumber: number): Promise<void> {
+    await previous.handle.datasync();
+    await previous.handle.close();
+    this.current = null;
+    for (const name of await readdir(this.dir)) {
+      const number = Number(WAL_FILE.exec(name)?.[1] ?? NaN);
+      if (!(number > previous.number && number < currentNumber)) continue;
+      try {
+        await syncPath(join(this.dir, name));
+      } catch (error) {
+        // Deleted since the listing: its memtable was flushed to a (synced) SST file.
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      }
+    }
+  }
+}
+
+async function syncPath(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}

@@ -1,0 +1,195 @@
+/**
+ * Durability modes: the `durability` setting is validated, and in `fsync` mode every acknowledged
+ * write (group commits, catalog writes, flush hand-overs) has had the RocksDB WAL synced past it, one
+ * sync per commit group. Checked at the hot-store level through the syncer's counter and the WAL bytes
+ * the last sync covered, compared with the WAL file's size: removing the sync, or doing it before the
+ * write, fails these tests. Power loss itself cannot be simulated here (see docs/operations.md); the
+ * kill -9 test in durability.test.ts runs in both modes.
+ */
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { defaults, loadConfig, type Durability } from '../src/config/config.js';
+import { HotStore } from '../src/storage/hot/hot-store.js';
+import { Committer, type RowWrite } from '../src/storage/hot/committer.js';
+import { SnowflakeGenerator } from '../src/util/snowflake.js';
+import type { TableDef } from '../src/catalog/types.js';
+import { TestServer } from './harness.js';
+
+const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'main.js');
+
+const table: TableDef = {
+  id: 7, namespace: 'app', name: 'events', type: 'SHARED', schemaVersion: 1,
+  columns: [
+    { name: 'id', type: 'BigInt', nullable: false, primaryKey: true },
+    { name: 'body', type: 'Text', nullable: true, primaryKey: false },
+  ],
+  options: { flushPolicy: { rows: null, intervalSeconds: null }, accessLevel: null, ttlSeconds: null, maxBuffer: null, ephemeral: false, deletedRetentionHours: 0 },
+  createdAt: 0, createdBy: 'root',
+};
+
+function insert(id: number): RowWrite {
+  return { table, partition: '', values: [BigInt(id), `row ${id}`], deleted: false, expect: 'absent' };
+}
+
+/** Size of the WAL file the store writes to now (the highest-numbered `*.log`). */
+function walSize(dir: string): number {
+  const wals = readdirSync(dir).filter((f) => /^\d+\.log$/.test(f)).sort();
+  assert.ok(wals.length > 0, 'a WAL file');
+  return statSync(join(dir, wals[wals.length - 1]!)).size;
+}
+
+const dirs: string[] = [];
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'kalamdb-durability-'));
+  dirs.push(dir);
+  return dir;
+}
+after(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+async function withStore<T>(durability: Durability, fn: (hot: HotStore, dir: string) => Promise<T>): Promise<T> {
+  const dir = tempDir();
+  const hot = await HotStore.open(dir, durability);
+  try {
+    return await fn(hot, dir);
+  } finally {
+    await hot.close();
+  }
+}
+
+describe('durability setting', () => {
+  it('defaults to fsync and is read from flags, environment and TOML', () => {
+    assert.equal(defaults.durability, 'fsync');
+    assert.equal(loadConfig([], {}).durability, 'fsync');
+    assert.equal(loadConfig(['--durability', 'process'], {}).durability, 'process');
+    assert.equal(loadConfig([], { KALAMDB_DURABILITY: 'process' }).durability, 'process');
+    assert.equal(loadConfig(['--durability=fsync'], { KALAMDB_DURABILITY: 'process' }).durability, 'fsync', 'flags win over the environment');
+    const path = join(tempDir(), 'config.toml');
+    writeFileSync(path, 'durability = "process"\n');
+    assert.equal(loadConfig(['--config', path], {}).durability, 'process');
+  });
+
+  it('rejects unknown modes with a message naming the valid ones', () => {
+    const message = /unknown durability mode 'sync' \(expected 'fsync' or 'process'/;
+    assert.throws(() => loadConfig(['--durability', 'sync'], {}), message);
+    assert.throws(() => loadConfig([], { KALAMDB_DURABILITY: 'FSYNC' }), /KALAMDB_DURABILITY: unknown durability mode 'FSYNC'/);
+    const path = join(tempDir(), 'config.toml');
+    writeFileSync(path, 'durability = "none"\n');
+    assert.throws(() => loadConfig(['--config', path], {}), /unknown durability mode 'none'/);
+    writeFileSync(path, 'durability = 1\n');
+    assert.throws(() => loadConfig(['--config', path], {}), /Setting 'durability' .* must be a string/);
+  });
+
+  it('fails start-up of the real server with the message and exit code 2', () => {
+    const run = spawnSync(process.execPath, [MAIN, '--port', '0', '--data-dir', tempDir(), '--durability', 'power'], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(run.status, 2);
+    assert.match(run.stderr, /kalamdb: --durability: unknown durability mode 'power'/);
+  });
+});
+
+describe('fsync mode', () => {
+  it('syncs the WAL once per commit group, past the group, before any writer is acknowledged', async () => {
+    await withStore('fsync', async (hot, dir) => {
+      const committer = new Committer(hot, new SnowflakeGenerator());
+      // 64 concurrent single-row commits: the committer groups them, and each group is synced once.
+      const acknowledged: { syncs: number; walBytes: number }[] = [];
+      await Promise.all(Array.from({ length: 64 }, (_, i) => committer.commit([insert(i)]).then(() => {
+        const state = hot.walSyncState();
+        acknowledged.push({ syncs: state.syncs, walBytes: state.walBytes });
+      })));
+      const { syncs, walBytes } = hot.walSyncState();
+      assert.ok(syncs >= 1, 'the WAL was synced');
+      // Queued together, they form one group (two if the first commit starts a group alone).
+      assert.ok(syncs <= 2, `one sync per group, not per row (got ${syncs} syncs for 64 commits)`);
+      assert.ok(acknowledged.every((a) => a.syncs >= 1), 'no writer acknowledged before a sync');
+      // The last sync happened after the last write: it covered the whole WAL as it is now.
+      assert.equal(walBytes, walSize(dir));
+
+      // One commit alone: exactly one more sync, covering that write.
+      await committer.commit([insert(1000)]);
+      assert.equal(hot.walSyncState().syncs, syncs + 1);
+      assert.equal(hot.walSyncState().walBytes, walSize(dir));
+      assert.ok(hot.walSyncState().walBytes > walBytes);
+    });
+  });
+
+  it('syncs catalog writes (DDL, users) and flush hand-overs too', async () => {
+    await withStore('fsync', async (hot, dir) => {
+      await hot.writeCatalog(new Map([['ns:app', { name: 'app', createdAt: 1 }]]));
+      assert.equal(hot.walSyncState().syncs, 1);
+      assert.equal(hot.walSyncState().walBytes, walSize(dir));
+
+      const committer = new Committer(hot, new SnowflakeGenerator());
+      const [change] = await committer.commit([insert(1)]);
+      await committer.idle(); // else the watch counts the group just written as written after the flush's read
+      const before = hot.walSyncState().syncs;
+      const watch = committer.watchPartition(table.id, '');
+      const [entry] = await hot.scanIndex(table, '', hot.db);
+      const converted = await committer.handOverToCold({
+        table, partition: '', maxSeq: change!.row.seq,
+        entries: [{ key: entry!.key, seq: change!.row.seq, deleted: false, schemaVersion: 1 }],
+      }, watch);
+      assert.equal(converted, 1);
+      assert.equal(hot.walSyncState().syncs, before + 1, 'the hand-over chunk was synced');
+      assert.equal(hot.walSyncState().walBytes, walSize(dir));
+    });
+  });
+
+  it('keeps syncing the right file after RocksDB switches to a new WAL', async () => {
+    await withStore('fsync', async (hot, dir) => {
+      const committer = new Committer(hot, new SnowflakeGenerator());
+      await committer.commit([insert(1)]);
+      const first = hot.walSyncState().walNumber;
+      await hot.db.flush(); // a memtable flush starts a new WAL file
+      await committer.commit([insert(2)]);
+      const state = hot.walSyncState();
+      assert.ok(state.walNumber > first, `a new WAL (${first} -> ${state.walNumber})`);
+      assert.equal(state.walBytes, walSize(dir));
+      assert.ok(state.walBytes > 0);
+    });
+  });
+
+  it('shares one sync between callers that arrive while a sync runs', async () => {
+    await withStore('fsync', async (hot) => {
+      await hot.writeCatalog(new Map([['a', 1]]));
+      const before = hot.walSyncState().syncs;
+      // The first sync starts; the next ten callers arrive while it may run: they cannot rely on it
+      // (it may have started before their writes) and all share one following sync.
+      const first = hot.syncWal();
+      await new Promise(setImmediate);
+      await Promise.all([first, ...Array.from({ length: 10 }, () => hot.syncWal())]);
+      const syncs = hot.walSyncState().syncs - before;
+      assert.ok(syncs === 1 || syncs === 2, `11 callers, ${syncs} syncs`);
+    });
+  });
+});
+
+describe('process mode', () => {
+  it('never syncs the WAL, and the writes are still applied', async () => {
+    await withStore('process', async (hot) => {
+      const committer = new Committer(hot, new SnowflakeGenerator());
+      await Promise.all(Array.from({ length: 16 }, (_, i) => committer.commit([insert(i)])));
+      await hot.writeCatalog(new Map([['ns:app', { name: 'app', createdAt: 1 }]]));
+      assert.deepEqual(hot.walSyncState(), { syncs: 0, walNumber: 0, walBytes: 0 });
+      assert.equal((await hot.scanPartition(table, '')).length, 16);
+    });
+  });
+});
+
+describe('server start-up', () => {
+  it('logs the durability mode it runs with', async () => {
+    const server = await TestServer.start(undefined, { KALAMDB_DURABILITY: 'process' });
+    try {
+      assert.match(server.output.join(''), /"msg":"listening".*"durability":"process"/);
+      await server.ok('CREATE NAMESPACE modes');
+    } finally {
+      await server.dispose();
+    }
+  });
+});
