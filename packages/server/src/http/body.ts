@@ -6,7 +6,7 @@
  * sees "connection reset" instead of the 413). So a body over the limit is read to its end and
  * thrown away, and only then refused; the refusal closes the connection (the caller sends
  * `connection: close` with every 408 and 413). Discarding is bounded by the same time limit and by
- * DISCARD_BYTES_MAX, past which the 413 goes out at once (a client sending gigabytes may then see
+ * discardBytesMax (and a client that stops sending for the body timeout), past which the 413 goes out at once (a client sending gigabytes may then see
  * the reset; it was never going to be served).
  */
 import type { IncomingMessage } from 'node:http';
@@ -51,6 +51,10 @@ export function readBody(req: IncomingMessage, limits: BodyLimits): Promise<Buff
       if (discarding) {
         chunks.length = 0;
         if (size > discardMax) finish(tooLarge());
+        // A client still sending keeps the discard going (a large honest upload can take longer than
+        // the body timeout); a stalled one is refused a body timeout later. Node's requestTimeout
+        // bounds the whole thing.
+        else timer.refresh();
         return;
       }
       chunks.push(chunk);
