@@ -126,6 +126,23 @@ test('a Content-Length beyond what is worth discarding is refused at once with t
   assert.equal(envelopeOf(out.text).status, 413);
 });
 
+test('a 14 MB body with bad credentials gets its 401, read by the client', async () => {
+  const res = await server.fetch('/v1/api/sql', {
+    method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Basic ' + Buffer.from('root:wrong-password').toString('base64') },
+    body: JSON.stringify({ sql: 'x'.repeat(14 * 1024 * 1024) }),
+  });
+  assert.equal(res.status, 401);
+  assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'INVALID_CREDENTIALS');
+});
+
+test('the login route answers a short body with its own 408 envelope', async () => {
+  const out = await rawExchange('POST /v1/api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{"user":');
+  const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(out.text)?.[1]);
+  assert.equal(status, 408);
+  assert.deepEqual(Object.keys(JSON.parse(out.text.slice(out.text.indexOf('\r\n\r\n') + 4)) as object), ['error', 'message']);
+  assert.match(out.text, /"error":"request_timeout"/);
+});
+
 test('after all that the server still answers normally, on a reused connection too', async () => {
   const [result] = await server.ok('SELECT 1 AS one');
   assert.equal(result!.row_count, 1);
