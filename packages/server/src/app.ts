@@ -3,15 +3,15 @@
  * HTTP server. The only module that knows every subsystem.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { AddressInfo } from 'node:net';
 import type { Config } from './config/config.js';
 import type { Logger } from './util/log.js';
 import { SnowflakeGenerator } from './util/snowflake.js';
 import { Mutex } from './util/mutex.js';
 import { Catalog } from './catalog/catalog.js';
-import { HotStore } from './storage/hot/hot-store.js';
+import { bindPort, openDataDir } from './startup.js';
+import { ensureRoot } from './auth/root-account.js';
 import { Committer, MAX_SEQ_KEY } from './storage/hot/committer.js';
 import { StorageHealth } from './storage/storage-health.js';
 import { StorageFullError } from './util/errors.js';
@@ -45,13 +45,19 @@ export interface RunningServer {
 }
 
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
-  mkdirSync(join(config.dataDir, 'storage'), { recursive: true });
+  // The data dir's lock and the port come first: a start that fails on either must not have
+  // created anything (a root account whose generated password was printed by a dying process).
+  const storage = new StorageHealth(config.dataDir, log);
+  const hot = await openDataDir(config, storage);
+  const http = createHttpServer(config, log);
+  const port = await bindPort(http.server, config).catch(async (error: unknown) => {
+    await hot.close();
+    throw error;
+  });
   await initParser({
     statementsMax: config.statementsPerRequestMax, nestingDepthMax: config.sqlNestingDepthMax, treeDepthMax: config.parseTreeDepthMax,
     subqueryDepthMax: config.subqueryDepthMax,
   });
-  const storage = new StorageHealth(config.dataDir, log);
-  const hot = await HotStore.open(join(config.dataDir, 'rocksdb'), config.durability, storage);
   const catalog = await Catalog.load(hot);
   const seqs = new SnowflakeGenerator();
   const maxSeq = catalog.meta.get(MAX_SEQ_KEY);
@@ -119,17 +125,12 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
         if (!(error instanceof StorageFullError)) log.error('audit record failed', { error: (error as Error)?.stack ?? String(error) });
       });
   };
-  const http = createHttpServer({ config, log, auth, tokens, executor, catalog, storage });
+  http.serve({ config, log, auth, tokens, executor, catalog, storage });
   const live = new LiveServer(services, auth, log, config.nodeId);
   services.live = live;
   committer.onCommit((changes) => live.registry.onCommit(changes));
   flush.onFlush((event) => live.registry.onFlush(event));
-  live.attach(http);
-  await new Promise<void>((resolve, reject) => {
-    http.once('error', reject);
-    http.listen(config.port, config.host, () => resolve());
-  });
-  const port = (http.address() as AddressInfo).port;
+  live.attach(http.server);
   services.listenPort = port;
   log.info('listening', { host: config.host, port, data_dir: config.dataDir, durability: config.durability, url: `http://${config.host}:${port}` });
 
@@ -138,8 +139,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     closing ??= (async () => {
       await live.close();
       await new Promise<void>((resolve) => {
-        http.close(() => resolve());
-        http.closeIdleConnections();
+        http.server.close(() => resolve());
+        http.server.closeIdleConnections();
       });
       clearInterval(pruneTimer);
       clearInterval(evictionTimer);
@@ -156,21 +157,6 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     return closing;
   };
   return { port, services, close };
-}
-
-async function ensureRoot(catalog: Catalog, passwords: PasswordHasher, seqs: SnowflakeGenerator, rootPassword: string | null, log: Logger): Promise<void> {
-  if (catalog.user('root') !== undefined) return;
-  let password = rootPassword;
-  if (password === null) {
-    password = randomBytes(18).toString('base64url');
-    // Printed once, on the terminal only; the data dir keeps nothing but the hash.
-    process.stderr.write(`\nGenerated password for user 'root': ${password}\nSet KALAMDB_ROOT_PASSWORD on first start to choose it.\n\n`);
-  }
-  const now = Date.now();
-  await catalog.createUser({
-    userId: 'root', role: 'system', passwordHash: await passwords.hash(password), email: null, createdAt: now, updatedAt: now, tokenGeneration: 1,
-  }, seqs.next());
-  log.info('created root user', {});
 }
 
 function jwtSecret(config: Config): string {

@@ -1,16 +1,38 @@
-/** `npm start`: read the configuration, start the server, stop cleanly on SIGTERM/SIGINT. */
-import { loadConfig } from './config/config.js';
+/**
+ * `npm start`: read the configuration, start the server, stop cleanly on SIGTERM/SIGINT.
+ * `main.js reset-root-password [flags]`: set root's password on a stopped server's data dir.
+ *
+ * A start that fails for a reason the operator can fix (bad setting, busy port, data dir in use or
+ * not writable) prints one line, `kalamdb: <problem>. <fix>`, and exits 1; a stack trace there would
+ * bury the fix. Anything else is a bug and keeps its stack.
+ */
+import { loadConfig, type Config } from './config/config.js';
 import { createLogger } from './util/log.js';
+import { StartupError } from './util/errors.js';
 import { startServer } from './app.js';
+import { resetRootPassword } from './reset-root-password.js';
+
+const RESET_COMMANDS: ReadonlySet<string> = new Set(['reset-root-password', '--reset-root-password']);
+
+function readConfig(argv: readonly string[]): Config {
+  try {
+    return loadConfig(argv, process.env);
+  } catch (error) {
+    // Config messages name the setting; the TOML parser's may span lines (a code frame): keep the first.
+    const message = ((error as Error).message ?? String(error)).split('\n')[0];
+    throw new StartupError(`bad configuration: ${message}`,
+      'Fix the flag, KALAMDB_* variable or config file setting (see docs/configuration.md)', { cause: error });
+  }
+}
 
 async function main(): Promise<void> {
-  let config;
-  try {
-    config = loadConfig(process.argv.slice(2), process.env);
-  } catch (error) {
-    process.stderr.write(`kalamdb: ${(error as Error).message}\n`);
-    process.exit(2);
+  const argv = process.argv.slice(2);
+  if (argv[0] !== undefined && RESET_COMMANDS.has(argv[0])) {
+    const config = readConfig(argv.slice(1));
+    process.stdout.write(`${await resetRootPassword(config)}\n`);
+    return;
   }
+  const config = readConfig(argv);
   const log = createLogger(config.logLevel);
   const server = await startServer(config, log);
   let stopping = false;
@@ -28,6 +50,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  process.stderr.write(`kalamdb: failed to start: ${(error as Error)?.stack ?? String(error)}\n`);
+  if (error instanceof StartupError) process.stderr.write(`kalamdb: ${error.message}\n`);
+  else process.stderr.write(`kalamdb: failed to start: ${(error as Error)?.stack ?? String(error)}\n`);
   process.exit(1);
 });

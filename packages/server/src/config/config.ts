@@ -37,6 +37,17 @@ export interface Config {
   readonly refreshTokenTtlSeconds: number;
   /** Largest accepted HTTP request body. */
   readonly bodyBytesMax: number;
+  /**
+   * Time a client has to send a request's headers (Node's server.headersTimeout). A socket that
+   * dribbles headers (slowloris) gets a 408 and is closed once it passes.
+   */
+  readonly httpHeadersTimeoutMs: number;
+  /** Time a handler waits for the whole request body once the headers are in; then 408 (or 413 if it was already too large). */
+  readonly httpBodyTimeoutMs: number;
+  /** Time to receive the whole request, headers and body (Node's server.requestTimeout): the backstop for both. */
+  readonly httpRequestTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this. */
+  readonly httpKeepAliveTimeoutMs: number;
   /** Largest SQL text in one request (protocol: 1 MiB). */
   readonly sqlBytesMax: number;
   readonly paramsMax: number;
@@ -103,6 +114,10 @@ export const defaults: Config = Object.freeze({
   accessTokenTtlSeconds: 3600,
   refreshTokenTtlSeconds: 7 * 24 * 3600,
   bodyBytesMax: 2 * 1024 * 1024,
+  httpHeadersTimeoutMs: 10_000,
+  httpBodyTimeoutMs: 30_000,
+  httpRequestTimeoutMs: 60_000,
+  httpKeepAliveTimeoutMs: 65_000,
   sqlBytesMax: 1024 * 1024,
   paramsMax: 50,
   statementsPerRequestMax: 1000,
@@ -169,6 +184,13 @@ function checkConfig(config: Config): void {
       throw new Error(`${snakeCase(key)} must be ${least === 1 ? 'a positive' : 'a non-negative'} integer (got ${value})`);
     }
   }
+  if (config.httpHeadersTimeoutMs > config.httpRequestTimeoutMs) {
+    throw new Error('http_headers_timeout_ms must not exceed http_request_timeout_ms: the request timeout covers the headers too');
+  }
+  if (config.httpHeadersTimeoutMs + config.httpBodyTimeoutMs > config.httpRequestTimeoutMs) {
+    throw new Error('http_headers_timeout_ms + http_body_timeout_ms must not exceed http_request_timeout_ms: '
+      + 'the body timeout should answer a slow body (with a 408 envelope) before Node\'s request timeout drops it');
+  }
   if (config.sqlBytesMax > config.bodyBytesMax) throw new Error('sqlBytesMax must not exceed bodyBytesMax');
   if (config.accessTokenTtlSeconds >= config.refreshTokenTtlSeconds) {
     throw new Error('access tokens must expire before refresh tokens');
@@ -202,7 +224,7 @@ function checkConfig(config: Config): void {
 
 /** Settings where 0 would refuse every request or stop nothing (others, like job_retention_days, may be 0). */
 const POSITIVE_SETTINGS: ReadonlySet<keyof Config> = new Set<keyof Config>([
-  'bodyBytesMax', 'sqlBytesMax', 'statementsPerRequestMax', 'sqlNestingDepthMax', 'parseTreeDepthMax', 'subqueryDepthMax', 'resultRowsMax',
+  'bodyBytesMax', 'httpHeadersTimeoutMs', 'httpBodyTimeoutMs', 'httpRequestTimeoutMs', 'httpKeepAliveTimeoutMs', 'sqlBytesMax', 'statementsPerRequestMax', 'sqlNestingDepthMax', 'parseTreeDepthMax', 'subqueryDepthMax', 'resultRowsMax',
   'resultBytesMax', 'writeRowsMax', 'queryTimeoutMs', 'queryConnections', 'duckdbThreads', 'memoryRssBytesMax', 'memorySampleIntervalMs',
 ]);
 

@@ -1,18 +1,78 @@
-/** Reads a request body up to a byte limit; past it the request fails with PAYLOAD_TOO_LARGE. */
+/**
+ * Reads a request body up to a byte limit and within a time limit.
+ *
+ * Why the care: a server that stops reading and closes the socket while the client is still sending
+ * makes the kernel answer with a TCP reset, and the client then loses the response it was sent (it
+ * sees "connection reset" instead of the 413). So a body over the limit is read to its end and
+ * thrown away, and only then refused; the refusal closes the connection (the caller sends
+ * `connection: close` with every 408 and 413). Discarding is bounded by the same time limit and by
+ * discardBytesMax (and a client that stops sending for the body timeout), past which the 413 goes out at once (a client sending gigabytes may then see
+ * the reset; it was never going to be served).
+ */
 import type { IncomingMessage } from 'node:http';
 import { ServerError, type ErrorCode } from '../util/errors.js';
 
-export async function readBody(req: IncomingMessage, bytesMax: number): Promise<Buffer> {
+export interface BodyLimits {
+  /** Largest body accepted, in bytes. */
+  readonly bytesMax: number;
+  /** Time the whole body may take to arrive, from when the handler asks for it. */
+  readonly timeoutMs: number;
+}
+
+/** Most bytes read and thrown away for a refused body before it is refused anyway. */
+export function discardBytesMax(bytesMax: number): number {
+  return Math.max(64 * 1024 * 1024, 8 * bytesMax);
+}
+
+export function readBody(req: IncomingMessage, limits: BodyLimits): Promise<Buffer> {
+  const { bytesMax, timeoutMs } = limits;
+  const tooLarge = (): ServerError => new ServerError('PAYLOAD_TOO_LARGE', `Request body is larger than ${bytesMax} bytes`);
   const declared = Number(req.headers['content-length'] ?? '0');
-  if (declared > bytesMax) throw new ServerError('PAYLOAD_TOO_LARGE', `Request body is larger than ${bytesMax} bytes`);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > bytesMax) throw new ServerError('PAYLOAD_TOO_LARGE', `Request body is larger than ${bytesMax} bytes`);
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
+  const discardMax = discardBytesMax(bytesMax);
+  if (declared > discardMax) return Promise.reject(tooLarge());
+  return new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    // Over the limit: keep reading to the end, keep nothing.
+    let discarding = declared > bytesMax;
+    const finish = (error: ServerError | null, body?: Buffer): void => {
+      clearTimeout(timer);
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onGone);
+      req.off('close', onGone);
+      chunks.length = 0;
+      if (error !== null) reject(error);
+      else resolve(body!);
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > bytesMax) discarding = true;
+      if (discarding) {
+        chunks.length = 0;
+        if (size > discardMax) finish(tooLarge());
+        // A client still sending keeps the discard going (a large honest upload can take longer than
+        // the body timeout); a stalled one is refused a body timeout later. Node's requestTimeout
+        // bounds the whole thing.
+        else timer.refresh();
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = (): void => {
+      if (discarding) finish(tooLarge());
+      else finish(null, Buffer.concat(chunks, size));
+    };
+    // The client went away mid-body; nobody will read the answer, but the handler must still end.
+    const onGone = (): void => finish(new ServerError('BAD_REQUEST', 'The request body was not received completely'));
+    const timer = setTimeout(() => {
+      finish(discarding ? tooLarge() : new ServerError('REQUEST_TIMEOUT', `The request body did not arrive within ${timeoutMs} ms`));
+    }, timeoutMs);
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onGone);
+    req.on('close', onGone);
+  });
 }
 
 /**

@@ -4,6 +4,7 @@
  * the protocol envelope; anything else is logged and answered with a generic 500.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { LimitError, ServerError, isDiskFullError } from '../util/errors.js';
 import type { StorageHealth } from '../storage/storage-health.js';
 import type { Logger } from '../util/log.js';
@@ -38,8 +39,30 @@ interface Handled {
   limit?: string;
 }
 
-export function createHttpServer(deps: HttpDeps): Server {
-  const server = createServer((req, res) => {
+/**
+ * The HTTP server, created and bound before the rest of the server exists (so a busy port fails the
+ * start before anything is written to the data dir). Requests that arrive before `serve` wait for it.
+ */
+export interface HttpServer {
+  readonly server: Server;
+  /** Starts answering requests with these dependencies. */
+  serve(deps: HttpDeps): void;
+}
+
+export function createHttpServer(config: Config, log: Logger): HttpServer {
+  let ready!: (deps: HttpDeps) => void;
+  const depsReady = new Promise<HttpDeps>((resolve) => {
+    ready = resolve;
+  });
+  const server = createServer({
+    // Node only checks headersTimeout and requestTimeout every connectionsCheckingInterval (30 s by
+    // default); checking at a quarter of the shortest timeout, at most every second, closes a slow
+    // socket within its timeout + 1 s as docs/configuration.md promises.
+    connectionsCheckingInterval: Math.max(25, Math.min(1000, Math.floor(Math.min(config.httpHeadersTimeoutMs, config.httpRequestTimeoutMs) / 4))),
+    headersTimeout: config.httpHeadersTimeoutMs,
+    requestTimeout: config.httpRequestTimeoutMs,
+    keepAliveTimeout: config.httpKeepAliveTimeoutMs,
+  }, (req, res) => {
     const started = performance.now();
     // Browsers call the API directly (tokens travel in the Authorization header, never cookies).
     res.setHeader('access-control-allow-origin', '*');
@@ -52,16 +75,35 @@ export function createHttpServer(deps: HttpDeps): Server {
       res.end();
       return;
     }
-    void handle(deps, req, started).then((out) => send(deps, req, res, out, started)).catch((error: unknown) => {
+    void depsReady.then(async (deps) => send(deps, req, res, await handle(deps, req, started), started)).catch((error: unknown) => {
       // Only a failure to write is left here (the client went away); the response is already under way.
-      deps.log.warn('response not sent', { error: String(error) });
+      log.warn('response not sent', { error: String(error) });
       res.destroy();
     });
   });
-  server.keepAliveTimeout = 65_000;
-  server.headersTimeout = 66_000;
-  server.requestTimeout = 120_000;
-  return server;
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => answerClientError(error, socket));
+  return { server, serve: (deps) => ready(deps) };
+}
+
+/**
+ * Errors Node raises before a request reaches the handler: headers too slow (headersTimeout), the
+ * whole request too slow (requestTimeout), malformed or oversized headers. Answered like Node's own
+ * default (a status line, then close) but with the protocol's JSON envelope, unless a response is
+ * already under way on the socket (writing then would corrupt it).
+ */
+function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+  const inFlight = (socket as Duplex & { _httpMessage?: { headersSent: boolean } | null })._httpMessage;
+  if (error.code !== 'ECONNRESET' && socket.writable && (inFlight === undefined || inFlight === null || !inFlight.headersSent)) {
+    const [status, reason, code, message] = error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [408, 'Request Timeout', 'REQUEST_TIMEOUT', 'The request was not received in time']
+      : error.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'Request Header Fields Too Large', 'BAD_REQUEST', 'Request headers are too large']
+        : [400, 'Bad Request', 'BAD_REQUEST', 'Malformed HTTP request'];
+    const body = JSON.stringify({ status: 'error', results: [], took: 0, error: { code, message } });
+    socket.write(`HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n`
+      + `connection: close\r\n\r\n${body}`);
+  }
+  socket.destroy();
 }
 
 async function handle(deps: HttpDeps, req: IncomingMessage, started: number): Promise<Handled> {
@@ -90,7 +132,7 @@ async function sqlRoute(deps: HttpDeps, req: IncomingMessage, started: number): 
   const principal = await deps.auth.fromHeader(req.headers.authorization, req.socket.remoteAddress ?? 'unknown');
   const user = principal.userId;
   try {
-    const body = parseJsonObject(await readBody(req, deps.config.bodyBytesMax), 'INVALID_SQL');
+    const body = parseJsonObject(await readBody(req, { bytesMax: deps.config.bodyBytesMax, timeoutMs: deps.config.httpBodyTimeoutMs }), 'INVALID_SQL');
     if (body.sql === undefined || body.sql === null) throw new ServerError('EMPTY_SQL', "Request body needs a string field 'sql'");
     if (typeof body.sql !== 'string') throw new ServerError('INVALID_SQL', "'sql' must be a string");
     const params = body.params ?? [];
@@ -109,7 +151,7 @@ async function sqlRoute(deps: HttpDeps, req: IncomingMessage, started: number): 
 
 async function loginRoute(deps: HttpDeps, req: IncomingMessage): Promise<Handled> {
   if (req.method !== 'POST') throw new ServerError('BAD_REQUEST', 'Use POST for /v1/api/auth/login');
-  const body = parseJsonObject(await readBody(req, 64 * 1024));
+  const body = parseJsonObject(await readBody(req, { bytesMax: 64 * 1024, timeoutMs: deps.config.httpBodyTimeoutMs }));
   const name = body.user ?? body.username;
   if (typeof name !== 'string' || typeof body.password !== 'string') {
     throw new ServerError('BAD_REQUEST', "Login needs string fields 'user' and 'password'");
@@ -152,11 +194,11 @@ function took(started: number): number {
 async function send(deps: HttpDeps, req: IncomingMessage, res: ServerResponse, out: Handled, started: number): Promise<void> {
   const chunks = out.encoded?.chunks ?? [Buffer.from(JSON.stringify(out.body), 'utf8')];
   const length = out.encoded?.bytes ?? chunks[0]!.length;
-  // After a 413 the rest of the body is not read: the connection cannot be reused.
-  const close = out.status === 413 ? { connection: 'close' } : {};
+  // After a 408 or 413 the body may not have been read to its end, so the connection cannot be
+  // reused; with `connection: close` Node ends the socket once the response is written.
+  const close = out.status === 413 || out.status === 408 ? { connection: 'close' } : {};
   res.writeHead(out.status, { 'content-type': 'application/json', 'content-length': length, ...close });
   await writeChunks(res, chunks);
-  if (out.status === 413) req.socket.destroySoon?.();
   if (deps.log.enabled('info')) {
     deps.log.info('request', {
       method: req.method, route: (req.url ?? '/').split('?')[0], status: out.status, ms: took(started), user: out.user ?? null,

@@ -13,6 +13,7 @@ export type ErrorCode =
   | 'SQL_EXECUTION_ERROR'
   | 'PERMISSION_DENIED'
   | 'PAYLOAD_TOO_LARGE'
+  | 'REQUEST_TIMEOUT'
   | 'RATE_LIMIT_EXCEEDED'
   | 'BAD_REQUEST'
   | 'NOT_FOUND'
@@ -30,6 +31,7 @@ export const errorStatus: Readonly<Record<ErrorCode, number>> = Object.freeze({
   SQL_EXECUTION_ERROR: 400,
   PERMISSION_DENIED: 403,
   PAYLOAD_TOO_LARGE: 413,
+  REQUEST_TIMEOUT: 408,
   RATE_LIMIT_EXCEEDED: 429,
   BAD_REQUEST: 400,
   NOT_FOUND: 404,
@@ -138,6 +140,22 @@ export class TableUnavailableError extends ServerError {
 
   override withMessage(message: string): ServerError {
     return new ServerError(this.code, message);
+  }
+}
+
+/**
+ * The server cannot start (or an offline command cannot run) because of something the operator can
+ * fix: a busy port, a data dir in use or not writable, a bad setting. main.ts prints it as one line,
+ * `problem: fix`, and exits 1 without a stack trace; anything else is a bug and keeps its stack.
+ */
+export class StartupError extends Error {
+  readonly problem: string;
+  readonly fix: string;
+  constructor(problem: string, fix: string, options?: { cause?: unknown }) {
+    super(`${problem}. ${fix}`, options);
+    this.problem = problem;
+    this.fix = fix;
+    this.name = 'StartupError';
   }
 }
 

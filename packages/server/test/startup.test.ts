@@ -1,0 +1,159 @@
+/**
+ * Start-up mistakes against the real server process: a busy port, a data dir in use or not
+ * writable, a bad setting each give one line on stderr and exit 1, with nothing created; a root
+ * password that no longer matches is reported; reset-root-password works offline and is refused
+ * while a server runs on the data dir.
+ */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createServer, type Server } from 'node:net';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { TestServer, ROOT_PASSWORD } from './harness.js';
+
+const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'main.js');
+const dirs: string[] = [];
+after(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'kalamdb-startup-'));
+  dirs.push(dir);
+  return dir;
+}
+
+interface Run { code: number | null; stdout: string; stderr: string }
+
+/** Runs main.js to its exit (env without KALAMDB_ROOT_PASSWORD unless given); `input` is piped to stdin. */
+function run(args: string[], env: Record<string, string> = {}, input?: string): Promise<Run> {
+  const base = { ...process.env };
+  delete base.KALAMDB_ROOT_PASSWORD;
+  const child = spawn(process.execPath, [MAIN, ...args], { env: { ...base, KALAMDB_LOG_LEVEL: 'info', ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  child.stdin.end(input ?? '');
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`main.js ${args.join(' ')} did not exit:\n${stdout}${stderr}`));
+    }, 20_000);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** Exit 1 and exactly one line on stderr, matching `pattern`, with no stack trace and no generated password. */
+function assertOneLineFailure(out: Run, pattern: RegExp): void {
+  const context = `stdout:\n${out.stdout}\nstderr:\n${out.stderr}`;
+  assert.equal(out.code, 1, context);
+  const lines = out.stderr.split('\n').filter((l) => l.trim() !== '');
+  assert.equal(lines.length, 1, context);
+  assert.match(lines[0]!, /^kalamdb: /, context);
+  assert.match(lines[0]!, pattern, context);
+  assert.doesNotMatch(out.stderr, /\n\s+at /, context);
+  assert.doesNotMatch(out.stdout + out.stderr, /Generated password|created root user/, context);
+}
+
+function occupyPort(): Promise<{ port: number; blocker: Server }> {
+  return new Promise((resolve) => {
+    const blocker = createServer();
+    blocker.listen(0, '127.0.0.1', () => resolve({ port: (blocker.address() as { port: number }).port, blocker }));
+  });
+}
+
+async function canLogIn(server: TestServer, password: string): Promise<boolean> {
+  const res = await server.fetch('/v1/api/auth/login', {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: 'root', password }),
+  });
+  await res.text();
+  return res.status === 200;
+}
+
+test('busy port, second server, reset-root-password and the root password warning on one data dir', async () => {
+  const dataDir = join(tempDir(), 'data');
+
+  // A busy port: one line, exit 1, and no root account (so no password nobody has).
+  const { port, blocker } = await occupyPort();
+  try {
+    assertOneLineFailure(await run(['--port', String(port), '--data-dir', dataDir]), new RegExp(`port ${port} .*already in use.*--port`));
+  } finally {
+    blocker.close();
+  }
+
+  // The next start creates root with the password set then: proof the failed start created none.
+  let server = await TestServer.start(dataDir, { KALAMDB_ROOT_PASSWORD: ROOT_PASSWORD });
+  try {
+    assert.ok(await canLogIn(server, ROOT_PASSWORD));
+
+    // A second server on the same data dir (another port): one line naming the lock.
+    assertOneLineFailure(await run(['--port', '0', '--data-dir', dataDir], { KALAMDB_ROOT_PASSWORD: 'another-password' }),
+      /data dir .* is in use by another KalamDB process.*Stop the other server/);
+
+    // reset-root-password while the server runs: refused.
+    const refused = await run(['reset-root-password', '--data-dir', dataDir], { KALAMDB_ROOT_PASSWORD: 'new-root-password' });
+    assertOneLineFailure(refused, /server is running on data dir.*Stop it first/);
+    assert.ok(await canLogIn(server, ROOT_PASSWORD), 'the refused reset changed nothing');
+  } finally {
+    await server.stop();
+  }
+
+  // On the stopped server it works.
+  const reset = await run(['reset-root-password', '--data-dir', dataDir], { KALAMDB_ROOT_PASSWORD: 'new-root-password' });
+  assert.equal(reset.code, 0, reset.stderr);
+  assert.match(reset.stdout, /Changed the password of 'root'/);
+
+  // Starting with the old KALAMDB_ROOT_PASSWORD: a warning, and the password stays the reset one.
+  server = await TestServer.start(dataDir, { KALAMDB_ROOT_PASSWORD: ROOT_PASSWORD });
+  try {
+    const output = server.output.join('');
+    assert.match(output, /"level":"warn","msg":"KALAMDB_ROOT_PASSWORD \(root_password\) does not match root's password and was not applied/);
+    assert.ok(await canLogIn(server, 'new-root-password'));
+    assert.ok(!(await canLogIn(server, ROOT_PASSWORD)));
+  } finally {
+    await server.stop();
+  }
+
+  // The password from stdin (no KALAMDB_ROOT_PASSWORD), as `npm run reset-root-password` with a pipe; a matching start warns of nothing.
+  const piped = await run(['--reset-root-password', '--data-dir', dataDir], {}, 'piped-root-password\n');
+  assert.equal(piped.code, 0, piped.stderr);
+  server = await TestServer.start(dataDir, { KALAMDB_ROOT_PASSWORD: 'piped-root-password' });
+  try {
+    assert.ok(await canLogIn(server, 'piped-root-password'));
+    assert.doesNotMatch(server.output.join(''), /does not match/);
+  } finally {
+    await server.stop();
+  }
+});
+
+test('reset-root-password refuses a short password and creates root on an empty data dir', async () => {
+  const dataDir = join(tempDir(), 'data');
+  assertOneLineFailure(await run(['reset-root-password', '--data-dir', dataDir], { KALAMDB_ROOT_PASSWORD: 'short' }), /too short/);
+  const created = await run(['reset-root-password', '--data-dir', dataDir], { KALAMDB_ROOT_PASSWORD: 'fresh-root-password' });
+  assert.equal(created.code, 0, created.stderr);
+  assert.match(created.stdout, /Created user 'root'/);
+});
+
+test('a data dir that cannot be created gives one line and exit 1', async () => {
+  const file = join(tempDir(), 'a-file');
+  writeFileSync(file, 'not a directory');
+  assertOneLineFailure(await run(['--port', '0', '--data-dir', join(file, 'data')]), /data dir .* is not writable \(ENOTDIR\).*--data-dir/);
+});
+
+test('bad configuration gives one line and exit 1', async () => {
+  const dataDir = join(tempDir(), 'data');
+  assertOneLineFailure(await run(['--port', 'abc', '--data-dir', dataDir]), /bad configuration: --port: 'abc' is not a port/);
+  const config = join(tempDir(), 'bad.toml');
+  writeFileSync(config, 'http_headers_timeout_ms = 5000\nhttp_request_timeout_ms = 1000\n');
+  assertOneLineFailure(await run(['--config', config, '--data-dir', dataDir]), /bad configuration: http_headers_timeout_ms/);
+  writeFileSync(config, 'port = [\n');
+  assertOneLineFailure(await run(['--config', config, '--data-dir', dataDir]), /bad configuration: /);
+  assertOneLineFailure(await run(['--config', join(tempDir(), 'missing.toml')]), /bad configuration: .*ENOENT/);
+});
