@@ -86,10 +86,10 @@ describe('durability setting', () => {
     assert.throws(() => loadConfig(['--config', path], {}), /Setting 'durability' .* must be a string/);
   });
 
-  it('fails start-up of the real server with the message and exit code 2', () => {
+  it('fails start-up of the real server with one line naming the setting, and exit code 1', () => {
     const run = spawnSync(process.execPath, [MAIN, '--port', '0', '--data-dir', tempDir(), '--durability', 'power'], { encoding: 'utf8', timeout: 20_000 });
-    assert.equal(run.status, 2);
-    assert.match(run.stderr, /kalamdb: --durability: unknown durability mode 'power'/);
+    assert.equal(run.status, 1);
+    assert.match(run.stderr, /kalamdb: bad configuration: --durability: unknown durability mode 'power'/);
   });
 });
 
