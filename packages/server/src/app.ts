@@ -113,12 +113,12 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   auth.onFailedLogin = (userId, address) => {
     void audit.record({ actor: userId, effective_user: userId, action: 'login', target: null, status: 'failed', client_address: address, details: 'invalid credentials' });
   };
-  http.serve({ config, log, auth, tokens, executor, catalog });
   const live = new LiveServer(services, auth, log, config.nodeId);
   services.live = live;
   committer.onCommit((changes) => live.registry.onCommit(changes));
   flush.onFlush((event) => live.registry.onFlush(event));
   live.attach(http.server);
+  http.serve({ config, log, auth, tokens, executor, catalog });
   services.listenPort = port;
   log.info('listening', { host: config.host, port, data_dir: config.dataDir, url: `http://${config.host}:${port}` });
 
