@@ -125,12 +125,12 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
         if (!(error instanceof StorageFullError)) log.error('audit record failed', { error: (error as Error)?.stack ?? String(error) });
       });
   };
-  http.serve({ config, log, auth, tokens, executor, catalog, storage });
   const live = new LiveServer(services, auth, log, config.nodeId);
   services.live = live;
   committer.onCommit((changes) => live.registry.onCommit(changes));
   flush.onFlush((event) => live.registry.onFlush(event));
   live.attach(http.server);
+  http.serve({ config, log, auth, tokens, executor, catalog, storage });
   services.listenPort = port;
   log.info('listening', { host: config.host, port, data_dir: config.dataDir, durability: config.durability, url: `http://${config.host}:${port}` });
 

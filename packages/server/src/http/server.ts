@@ -45,7 +45,7 @@ interface Handled {
  */
 export interface HttpServer {
   readonly server: Server;
-  /** Starts answering requests with these dependencies. */
+  /** Starts answering requests with these dependencies; call it once the upgrade listener is attached. */
   serve(deps: HttpDeps): void;
 }
 
@@ -82,7 +82,22 @@ export function createHttpServer(config: Config, log: Logger): HttpServer {
     });
   });
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => answerClientError(error, socket));
-  return { server, serve: (deps) => ready(deps) };
+  // WebSocket upgrades that arrive while the server is starting wait too (a live client reconnecting
+  // after a restart would otherwise get a 404 and back off); `serve` hands them to the upgrade
+  // listener attached by then (the LiveServer).
+  let serving = false;
+  const held: Array<[IncomingMessage, Duplex, Buffer]> = [];
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (!serving) held.push([req, socket, head]);
+  });
+  const serve = (deps: HttpDeps): void => {
+    serving = true;
+    ready(deps);
+    for (const [req, socket, head] of held.splice(0)) {
+      if (!socket.destroyed) server.emit('upgrade', req, socket, head);
+    }
+  };
+  return { server, serve };
 }
 
 /**
