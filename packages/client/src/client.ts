@@ -102,10 +102,8 @@ export function createClient(options: ClientOptions): KalamClient {
     let settleFn: (error: KalamError | null) => void = () => undefined;
     const acked = new Promise<void>((resolve, reject) => {
       settleFn = (error) => {
-        if (settled) {
-          if (error !== null) handlers.onError?.(error);
-          return;
-        }
+        // After the ack, errors reach onError through the subscription's `error` message (once).
+        if (settled) return;
         settled = true;
         if (error === null) resolve();
         else reject(error);

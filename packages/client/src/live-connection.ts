@@ -43,6 +43,20 @@ export interface LiveSubscription {
 
 const BACKOFF_MS = [100, 250, 500, 1000, 2000, 5000];
 
+/**
+ * Close codes after which reconnecting cannot help: the server ended the session because the
+ * user's password changed (4002) or the user was dropped (4003). Subscriptions end with an error
+ * instead of retrying stale credentials forever.
+ */
+const SESSION_ENDED: Readonly<Record<number, { code: string; message: string }>> = {
+  4002: { code: 'INVALID_CREDENTIALS', message: 'The session ended: the password was changed' },
+  4003: { code: 'UNAUTHORIZED', message: 'The session ended: the user was dropped' },
+};
+
+function closeCode(ev: unknown): number {
+  return typeof ev === 'object' && ev !== null && 'code' in ev ? Number((ev as { code: unknown }).code) : 0;
+}
+
 export class LiveConnection {
   private socket: SocketLike | null = null;
   private connecting: Promise<void> | null = null;
@@ -92,9 +106,9 @@ export class LiveConnection {
       let authed = false;
       socket.onopen = () => socket.send(JSON.stringify({ type: 'authenticate', method: 'jwt', token }));
       socket.onerror = () => { if (!authed) reject(new KalamError('CONNECTION_FAILED', `WebSocket connection to ${this.wsUrl} failed`)); };
-      socket.onclose = () => {
+      socket.onclose = (ev) => {
         if (!authed) reject(new KalamError('CONNECTION_FAILED', 'WebSocket closed before authentication'));
-        else this.onDropped(socket);
+        else this.onDropped(socket, closeCode(ev));
       };
       socket.onmessage = (ev) => {
         const msg = JSON.parse(String(ev.data)) as ServerMessage;
@@ -126,9 +140,11 @@ export class LiveConnection {
     sub.onMessage(msg);
   }
 
-  private onDropped(socket: SocketLike): void {
-    if (this.socket === socket) this.socket = null;
+  private onDropped(socket: SocketLike | null, code = 0): void {
+    if (socket !== null && this.socket === socket) this.socket = null;
     if (this.closed || this.subs.size === 0) return;
+    const ended = SESSION_ENDED[code];
+    if (ended !== undefined) return this.endAll(new KalamError(ended.code, ended.message));
     const delay = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)]!;
     this.attempt++;
     this.reconnectTimer = setTimeout(() => void this.reconnect(), delay);
@@ -139,12 +155,24 @@ export class LiveConnection {
     if (this.closed) return;
     try {
       await this.ensureOpen();
-    } catch {
-      if (this.socket === null) this.onDropped(null as unknown as SocketLike);
+    } catch (error) {
+      // Credentials that no longer work will not start working by retrying them.
+      if (error instanceof KalamError && error.code === 'INVALID_CREDENTIALS') return this.endAll(error);
+      if (this.socket === null) this.onDropped(null);
       return;
     }
     this.reconnects++;
     for (const sub of this.subs.values()) this.sendSubscribe(sub);
+  }
+
+  /** Ends every subscription with `error` (their onError handlers run) and stops reconnecting. */
+  private endAll(error: KalamError): void {
+    const subs = [...this.subs.values()];
+    this.subs.clear();
+    for (const sub of subs) {
+      sub.settle(error);
+      sub.onMessage({ type: 'error', subscription_id: sub.id, code: error.code, message: error.message });
+    }
   }
 
   /** (Re)subscribes: from the last `_seq` seen once there is one, else with the original options. */

@@ -124,6 +124,18 @@ describe('@kalamdb/client', () => {
     await stop();
   });
 
+  it('a password change ends the subscriptions with an error instead of retrying stale credentials', async () => {
+    await server.createUser('carol', 'user', 'carol-password-1');
+    const c = client({ user: 'carol', password: 'carol-password-1' });
+    const errors: string[] = [];
+    await c.subscribe<Row>('SELECT id, body FROM sdk.msgs', { onError: (e) => errors.push(e.code) });
+    await server.ok("ALTER USER 'carol' SET PASSWORD 'carol-password-2'");
+    await eventually('the subscription ends with INVALID_CREDENTIALS', () => errors.length > 0);
+    assert.deepEqual(errors, ['INVALID_CREDENTIALS']);
+    await new Promise((r) => setTimeout(r, 600));
+    assert.equal(c.reconnects, 0, 'no reconnect with the old password');
+  });
+
   it('resumes after the server is killed and restarted while writes continue: nothing lost, nothing twice', async () => {
     await server.ok('CREATE SHARED TABLE sdk.feed (id BIGINT PRIMARY KEY, n INT) WITH (ACCESS_LEVEL = \'PUBLIC\')');
     const c = client({ user: 'alice', password: 'alice-password-1' });
