@@ -130,7 +130,11 @@ describe('cold tier', () => {
       return rows.length > 0 ? rows : null;
     });
     assert.deepEqual(segs, [{ user_id: 'alice', row_count: '5' }]);
-    const jobs = await server.rows("SELECT user_id, status, parameters FROM system.jobs WHERE table_name = 'policy'");
+    // The manifest is published before the job's hand-over step finishes: wait for the job row.
+    const jobs = await eventually('the policy flush job completed', async () => {
+      const rows = await server.rows("SELECT user_id, status, parameters FROM system.jobs WHERE table_name = 'policy'");
+      return rows.length > 0 && rows.every((r) => r.status !== 'running') ? rows : null;
+    });
     assert.deepEqual(jobs.map((j) => [j.user_id, j.status]), [['alice', 'completed']]);
     assert.match(String(jobs[0]!.parameters), /policy/);
     assert.equal((await server.rows('SELECT id FROM cold.policy', { auth: bob })).length, 3);
