@@ -260,7 +260,11 @@ describe('user ids: a dropped name created again is a new, empty account', () =>
       (await server.rows('SELECT user_id FROM system.users WHERE deleted_at IS NOT NULL')).length === 0, 15_000);
     assert.equal(existsSync(join(server.dataDir, 'storage', 'u', 'notes', oldId)), false);
     assert.deepEqual(await cells(server, 'SELECT id FROM u.notes ORDER BY id', bob2), [[1], [4], [7]], 'the new account is untouched');
-    const jobs = await server.rows("SELECT user_id, status FROM system.jobs WHERE job_type = 'cleanup' ORDER BY user_id");
+    // The account record goes before the job row says completed: wait for the rows to settle.
+    const jobs = await eventually('the cleanup jobs finished', async () => {
+      const rows = await server.rows("SELECT user_id, status FROM system.jobs WHERE job_type = 'cleanup' ORDER BY user_id");
+      return rows.every((r) => r.status !== 'running') ? rows : null;
+    });
     assert.deepEqual(jobs, [{ user_id: 'bob', status: 'completed' }, { user_id: 'gone', status: 'completed' }]);
     const newId = await liveAccountId(server, 'bob');
     await server.stop();
@@ -359,7 +363,10 @@ describe('user ids: the purge job', () => {
     await server.launch({}, ['--config', join(cs.dir, 'config.toml')]);
     await eventually('the interrupted purge to finish', async () => (await accounts(server, 'erin')).length === 0, 15_000);
     for (const t of ['a', 'b']) assert.equal(existsSync(join(server.dataDir, 'storage', 'p', t, erin.id)), false);
-    const jobs = await server.rows("SELECT status, error_message FROM system.jobs WHERE job_type = 'cleanup' ORDER BY created_at");
+    const jobs = await eventually('the cleanup jobs finished', async () => {
+      const rows = await server.rows("SELECT status, error_message FROM system.jobs WHERE job_type = 'cleanup' ORDER BY created_at");
+      return rows.every((r) => r.status !== 'running') ? rows : null;
+    });
     assert.deepEqual(jobs.map((j) => j.status), ['failed', 'completed']);
     assert.match(String(jobs[0]!.error_message), /restart/);
     const fresh = await server.createUser('erin', 'user', 'erin-password-2');
