@@ -19,7 +19,7 @@ import type { CommittedChange, Committer, HandoverWatch } from '../storage/hot/c
 import type { RowVersion } from '../storage/hot/row-codec.js';
 import type { ColdStore } from '../storage/cold/cold-store.js';
 import { manifestMaxSeq, type Segment } from '../storage/cold/manifest.js';
-import { sqlIdent, sqlString, type DuckEngine, type SourceColumn } from '../storage/duck/duck-engine.js';
+import { readParquetSql, sqlIdent, type DuckEngine, type SourceColumn } from '../storage/duck/duck-engine.js';
 import { checkSegment } from '../storage/cold/segment-check.js';
 import { repairPartition, type RepairResult } from '../storage/cold/table-repair.js';
 import { join } from 'node:path';
@@ -459,7 +459,7 @@ export class FlushService {
       const files = this.d.cold.files(table, partition);
       const pk = table.columns[primaryKeyIndex(table)]!.name;
       const cutoffSeq = snowflakeAtMs(Date.now() - table.options.deletedRetentionHours * 3_600_000);
-      const select = `SELECT * FROM read_parquet([${files.map(sqlString).join(', ')}]) `
+      const select = `SELECT * FROM ${readParquetSql(files)} `
         + `QUALIFY row_number() OVER (PARTITION BY ${sqlIdent(pk)} ORDER BY "_seq" DESC) = 1`;
       const kept = `SELECT * FROM (${select}) WHERE NOT ("_deleted" AND "_seq" < ${cutoffSeq})`;
       const batch = manifest.next_batch;

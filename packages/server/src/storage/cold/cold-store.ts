@@ -15,7 +15,7 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import { assert, TableUnavailableError } from '../../util/errors.js';
 import { ACCOUNT_ID_PATTERN, partitionId, qualifiedName, primaryKeyIndex, tablePartitionPrefix, type ColumnDef, type ColumnType, type StoredValue, type TableDef } from '../../catalog/types.js';
 import { coerce, formatDecimal } from '../../sql/values.js';
-import { appendRows, columnList, sqlIdent, sqlString, type DuckEngine, type SourceColumn } from '../duck/duck-engine.js';
+import { appendRows, columnList, readParquetSql, sqlIdent, sqlString, type DuckEngine, type SourceColumn } from '../duck/duck-engine.js';
 import type { RowVersion } from '../hot/row-codec.js';
 import { MANIFEST_FILE, ManifestError, emptyManifest, fsyncPath, readManifest, writeManifest, type ColumnStats, type Manifest, type Segment } from './manifest.js';
 import { checkSegment, fileSha256 } from './segment-check.js';
@@ -59,7 +59,7 @@ export class ColdStore {
     const files = this.files(table, partition);
     if (files.length === 0) return new Set();
     const rows = await this.duck.withConnection(async (conn) =>
-      (await conn.run(`SELECT "_seq" FROM read_parquet([${files.map(sqlString).join(', ')}])`)).getRows());
+      (await conn.run(`SELECT "_seq" FROM ${readParquetSql(files)}`)).getRows());
     return new Set(rows.map((r) => BigInt(r[0] as bigint)));
   }
 
@@ -297,9 +297,7 @@ export class ColdStore {
   async readVersions(table: TableDef, partition: string, pks: readonly StoredValue[], decode: ColdRowDecoder): Promise<RowVersion[]> {
     const files = this.files(table, partition, pks);
     if (files.length === 0 || pks.length === 0) return [];
-    const pkCol = table.columns[primaryKeyIndex(table)]!;
-    const list = pks.map((v) => sqlLiteral(pkCol, v)).join(', ');
-    const sql = `SELECT * FROM read_parquet([${files.map(sqlString).join(', ')}]) WHERE ${sqlIdent(pkCol.name)} IN (${list}) ORDER BY _seq`;
+    const sql = `SELECT * FROM ${readParquetSql(files)} WHERE ${keyIn(table, pks)} ORDER BY _seq`;
     return (await this.readRows(table, partition, sql)).map((r) => decode(table, r));
   }
 
@@ -310,10 +308,9 @@ export class ColdStore {
   async readSeqRange(table: TableDef, partition: string, after: bigint | null, upTo: bigint, decode: ColdRowDecoder, keys?: readonly StoredValue[]): Promise<RowVersion[]> {
     const files = this.files(table, partition, keys);
     if (files.length === 0) return [];
-    const pkCol = table.columns[primaryKeyIndex(table)]!;
     const lower = after === null ? '' : `"_seq" > ${after} AND `;
-    const keyFilter = keys === undefined ? '' : ` AND ${sqlIdent(pkCol.name)} IN (${keys.map((k) => sqlLiteral(pkCol, k)).join(', ')})`;
-    const sql = `SELECT * FROM read_parquet([${files.map(sqlString).join(', ')}]) WHERE ${lower}"_seq" <= ${upTo}${keyFilter}`;
+    const keyFilter = keys === undefined ? '' : ` AND ${keyIn(table, keys)}`;
+    const sql = `SELECT * FROM ${readParquetSql(files)} WHERE ${lower}"_seq" <= ${upTo}${keyFilter}`;
     return (await this.readRows(table, partition, sql)).map((r) => decode(table, r));
   }
 
@@ -436,6 +433,12 @@ function mayHoldAny(segment: Segment, pk: ColumnDef, pks: readonly StoredValue[]
   const max = keyBound(pk, stats.max);
   if (cmp === null || min === undefined || max === undefined) return true;
   return pks.some((v) => cmp(v, min) >= 0 && cmp(v, max) <= 0);
+}
+
+/** `pk IN (...)` for the given primary-key values, as SQL. */
+function keyIn(table: TableDef, keys: readonly StoredValue[]): string {
+  const pk = table.columns[primaryKeyIndex(table)]!;
+  return `${sqlIdent(pk.name)} IN (${keys.map((k) => sqlLiteral(pk, k)).join(', ')})`;
 }
 
 export function sqlLiteral(column: ColumnDef, value: StoredValue): string {

@@ -231,6 +231,11 @@ export function sqlString(text: string): string {
   return `'${text.replace(/'/g, "''")}'`;
 }
 
+/** The file engine's relation over Parquet files (absolute paths), as SQL. */
+export function readParquetSql(paths: readonly string[]): string {
+  return `read_parquet([${paths.map(sqlString).join(', ')}])`;
+}
+
 /** A quoted SQL identifier. */
 export function sqlIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
