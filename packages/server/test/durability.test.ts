@@ -69,7 +69,10 @@ describe('durability', () => {
         }
       };
       const writers = Array.from({ length: 8 }, (_, w) => writer(w + 1));
-      await new Promise((r) => setTimeout(r, 1500));
+      // Killed mid-load: after a real load has been acknowledged (a loaded machine takes longer to get there).
+      const loaded = Date.now() + 30_000;
+      while (acknowledged.size <= 200 && Date.now() < loaded) await new Promise((r) => setTimeout(r, 50));
+      await new Promise((r) => setTimeout(r, 200));
       await server.kill();
       stop = true;
       await Promise.all(writers);

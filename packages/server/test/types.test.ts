@@ -223,6 +223,11 @@ describe('types', () => {
       assert.deepEqual(result.schema!.map((s) => s.data_type), ['Date', 'Time']);
       assert.deepEqual(result.rows, [[19724, 11045123456], [0, 0], [-1, 86399999999], [11016, 43200000000]]);
       assert.deepEqual((await single('SELECT dt, tm FROM ty.times WHERE id = 22')).rows, [[-1, 86399999999]]);
+      // A timestamp at midnight UTC (what a JS Date of that day serializes to) is that day; any other
+      // time would be cut off, so it is refused.
+      await server.ok("INSERT INTO ty.times (id, dt) VALUES (24, '2024-05-06T00:00:00.000Z')");
+      assert.deepEqual((await single('SELECT dt FROM ty.times WHERE id = 24')).rows, [[19849]]);
+      assert.equal((await server.sql("INSERT INTO ty.times (id, dt) VALUES (25, '2024-05-06T10:00:00Z')")).status, 400);
     });
 
     it('computed temporal values use the same encodings', async () => {

@@ -142,9 +142,12 @@ function toDate(value: unknown): number | undefined {
   if (typeof value === 'number') return Number.isInteger(value) ? value : undefined;
   if (typeof value !== 'string') return undefined;
   if (INTEGER_TEXT.test(value.trim())) return Number(value.trim());
-  if (!/^\d{4}-\d{2}-\d{2}$/.test(value.trim())) return undefined;
   const micros = toTimestamp(value);
-  return micros === undefined ? undefined : Math.floor(micros / MICROS_PER_DAY);
+  if (micros === undefined) return undefined;
+  // `2024-05-06`, or a timestamp at exactly midnight UTC (what a JS Date of that day serializes to);
+  // any other time of day would be silently cut off, so it is refused.
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(value.trim()) && micros % MICROS_PER_DAY !== 0) return undefined;
+  return Math.floor(micros / MICROS_PER_DAY);
 }
 
 function toTime(value: unknown): number | undefined {
