@@ -6,47 +6,8 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { createClient, KalamError, type KalamClient, type Row } from '../src/index.js';
-
-interface Server {
-  port: number;
-  url: string;
-  ok(sql: string, opts?: { params?: unknown[] }): Promise<unknown>;
-  createUser(name: string, role?: string, password?: string): Promise<{ user: string; password: string }>;
-  kill(): Promise<void>;
-  launch(env?: Record<string, string>, args?: string[]): Promise<void>;
-  dispose(): Promise<void>;
-}
-interface HarnessModule {
-  TestServer: { start(dataDir?: string, env?: Record<string, string>, args?: string[]): Promise<Server> };
-  ROOT_PASSWORD: string;
-}
-
-const harnessPath = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'server', 'dist', 'test', 'harness.js');
-const { TestServer, ROOT_PASSWORD } = (await import(harnessPath)) as HarnessModule;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-async function eventually<T>(what: string, probe: () => T | undefined | null | false | Promise<T | undefined | null | false>, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+import { configFile, eventually, freePort, ROOT_PASSWORD, TestServer, type Server } from './helpers.js';
 
 describe('@kalamdb/client', () => {
   let server: Server;
@@ -187,10 +148,5 @@ describe('@kalamdb/client', () => {
 
 /** A config with 2-second access tokens, so tests cross an expiry. */
 async function tokenConfig(): Promise<string> {
-  const { mkdtempSync, writeFileSync } = await import('node:fs');
-  const { tmpdir } = await import('node:os');
-  const dir = mkdtempSync(join(tmpdir(), 'kalamdb-sdk-'));
-  const path = join(dir, 'config.toml');
-  writeFileSync(path, 'access_token_ttl_seconds = 2\n');
-  return path;
+  return configFile({ access_token_ttl_seconds: 2 });
 }
