@@ -5,9 +5,9 @@
  * Exit codes: 0 ok, 1 SQL error (message on stderr), 2 connection or authentication failure.
  */
 import { readFileSync } from 'node:fs';
-import { connect, runStatement, type CliOptions } from './run.js';
-import { splitSql } from './split.js';
+import { connect, runScript, runStatement, type CliOptions } from './run.js';
 import { runRepl } from './repl.js';
+import { readHidden } from './password.js';
 
 export const VERSION = '0.1.0';
 
@@ -80,23 +80,30 @@ async function main(): Promise<number> {
   }
   if (opts === 'help') { process.stdout.write(HELP + '\n'); return 0; }
   if (opts === 'version') { process.stdout.write(`kalam ${VERSION}\n`); return 0; }
+  let script: string | null = null;
+  if (opts.command === null && opts.file !== null) {
+    try {
+      script = readFileSync(opts.file, 'utf8');
+    } catch (error) {
+      process.stderr.write(`Cannot read ${opts.file}: ${(error as Error).message}\n`);
+      return 2;
+    }
+  }
+  if (opts.token === null && opts.password === null) {
+    // A missing password is asked for on a terminal; elsewhere it is named as missing rather than
+    // sent empty (which the server would answer with "invalid credentials").
+    if (process.stdin.isTTY !== true) {
+      process.stderr.write(`kalam: no password given for user '${opts.user}': use --password, KALAMDB_PASSWORD or --token (on a terminal, kalam asks for it)\n`);
+      return 2;
+    }
+    const password = await readHidden(`Password for user ${opts.user}: `);
+    if (password === null) return 2;
+    opts.password = password;
+  }
   const client = connect(opts);
   try {
     if (opts.command !== null) return await runStatement(client, opts.command, opts);
-    if (opts.file !== null) {
-      let text: string;
-      try {
-        text = readFileSync(opts.file, 'utf8');
-      } catch (error) {
-        process.stderr.write(`Cannot read ${opts.file}: ${(error as Error).message}\n`);
-        return 2;
-      }
-      for (const statement of splitSql(text)) {
-        const code = await runStatement(client, statement, opts);
-        if (code !== 0) return code;
-      }
-      return 0;
-    }
+    if (opts.file !== null) return await runScript(client, script ?? '', opts.file, opts);
     return await runRepl(client, opts);
   } finally {
     await client.disconnect();
