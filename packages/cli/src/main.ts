@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 /**
  * kalam: the KalamDB command-line client. `kalam -c "SQL"`, `kalam -f script.sql`, or an interactive
- * REPL (multi-line statements ending in `;`, history, \dt \dn \d \subscribe \timing \help).
- * Exit codes: 0 ok, 1 SQL error (message on stderr), 2 connection or authentication failure.
+ * REPL modelled on psql (repl.ts; docs/cli.md). A missing password is asked for on a terminal and
+ * named as missing elsewhere. Exit codes: 0 ok, 1 SQL error (message on stderr), 2 connection or
+ * authentication failure (or a missing password).
  */
 import { readFileSync } from 'node:fs';
 import { connect, runScript, runStatement, type CliOptions } from './run.js';
@@ -16,22 +17,25 @@ const HELP = `kalam ${VERSION}: KalamDB command-line client
 Usage:
   kalam [connection] -c "SQL"        run SQL (several statements separated by ;)
   kalam [connection] -f script.sql   run a script: statements in order, stop at the first error
-  kalam [connection]                 interactive shell (\\help inside)
+                                     (named with its line in the file)
+  kalam [connection]                 interactive shell: \\? lists its commands; Ctrl-C clears the
+                                     statement being typed, Ctrl-D or \\q quits (docs/cli.md)
 
 Connection (flags, or environment):
   --url URL            KALAMDB_URL       default http://localhost:8080
   --user NAME          KALAMDB_USER      default root
-  --password PASS      KALAMDB_PASSWORD
+  --password PASS      KALAMDB_PASSWORD  asked for (hidden) on a terminal when missing
   --token JWT          KALAMDB_TOKEN     instead of user and password
 
 Output:
-  --format table|json|csv   default: table on a terminal, json when piped
+  --format table|json|csv   default: table on a terminal, json when piped (tables show
+                            TIMESTAMP/DATE/TIME as ISO-8601; json and csv keep the wire values)
   --timing                  print the time of each statement
 
   -h, --help     this help
   -V, --version  the version
 
-Exit codes: 0 success, 1 SQL error, 2 connection or authentication failure.`;
+Exit codes: 0 success, 1 SQL error, 2 connection or authentication failure or no password.`;
 
 function parseArgs(argv: readonly string[]): CliOptions | 'help' | 'version' {
   const env = process.env;

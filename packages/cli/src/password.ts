@@ -8,8 +8,8 @@ export function readHidden(prompt: string): Promise<string | null> {
   const stdin = process.stdin;
   return new Promise((resolve) => {
     let value = '';
+    stdin.setRawMode(true); // before the prompt: nothing typed after seeing it is echoed
     process.stderr.write(prompt);
-    stdin.setRawMode(true);
     stdin.setEncoding('utf8');
     const finish = (result: string | null): void => {
       stdin.off('data', onData);

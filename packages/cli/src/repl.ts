@@ -18,19 +18,29 @@ import type { Format } from './format.js';
 
 const HISTORY = join(homedir(), '.kalam_history');
 
-export const REPL_HELP = `Statements end with ';' and may span lines. Commands (also in the middle of a statement):
-  \\dt [namespace]       list tables                 \\d table        describe a table
-  \\dn, \\l              list namespaces             \\du             list users (system.users)
-  \\x [on|off]           toggle expanded rows        \\timing [on|off] toggle timing
-  \\format table|json|csv  output format              \\i file         run the statements in a file
-  \\watch [seconds]      run the current (or last) statement every n seconds (default 2) until Ctrl-C
-  \\subscribe SELECT ...  print live changes of a query until Ctrl-C
-  \\p                    show the statement being typed  \\r         reset (clear) it
-  \\g                    run the statement being typed (or the last one again)
-  \\? or \\help           this help                  \\q             quit
-  help, quit, exit      on an empty line: this help, quit, quit
-Keys: Ctrl-C clears the statement being typed (or stops a running command, \\watch or \\subscribe);
-      Ctrl-D on an empty line quits (an unfinished statement is discarded, never run).`;
+export const REPL_HELP = `Statements end with ';' and may span lines; everything up to the last ';' runs as one request.
+Commands (a command may also start a line in the middle of a statement, or end one: SELECT now() \\watch 1):
+  \\dt [namespace]          list tables
+  \\d table                 describe a table
+  \\dn, \\l                  list namespaces
+  \\du                      list users (system.users; dba and system only)
+  \\x [on|off]              toggle expanded display (one block per row)
+  \\timing [on|off]         toggle printing the time of each statement
+  \\format table|json|csv   output format
+  \\i file                  run the statements in a file (stops at the first error)
+  \\watch [seconds]         run the statement being typed (or the last one) every n seconds (default 2) until Ctrl-C
+  \\subscribe SELECT ...    print the live changes of a query as JSON lines until Ctrl-C
+  \\p                       show the statement being typed (or the last one)
+  \\r                       reset (clear) the statement being typed
+  \\g                       run the statement being typed (or the last one again)
+  \\? or \\help              this help
+  \\q                       quit (an unfinished statement is discarded)
+  help, quit, exit         on an empty line: this help, quit, quit
+Keys:
+  Ctrl-C   clear the statement being typed (nothing runs); stop a running \\watch, \\subscribe or \\i,
+           or stop waiting for a statement's result (the server may still complete it)
+  Ctrl-D   on an empty line: quit; an unfinished statement is discarded with a note, never run
+  Up/Down  history (kept in ~/.kalam_history)`;
 
 type Outcome = 'continue' | 'quit';
 
