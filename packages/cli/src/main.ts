@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 /**
  * kalam: the KalamDB command-line client. `kalam -c "SQL"`, `kalam -f script.sql`, or an interactive
- * REPL (multi-line statements ending in `;`, history, \dt \dn \d \subscribe \timing \help).
- * Exit codes: 0 ok, 1 SQL error (message on stderr), 2 connection or authentication failure.
+ * REPL modelled on psql (repl.ts; docs/cli.md). A missing password is asked for on a terminal and
+ * named as missing elsewhere. Exit codes: 0 ok, 1 SQL error (message on stderr), 2 connection or
+ * authentication failure (or a missing password).
  */
 import { readFileSync } from 'node:fs';
-import { connect, runStatement, type CliOptions } from './run.js';
-import { splitSql } from './split.js';
+import { connect, runScript, runStatement, type CliOptions } from './run.js';
 import { runRepl } from './repl.js';
+import { readHidden } from './password.js';
 
 export const VERSION = '0.1.0';
 
@@ -16,22 +17,25 @@ const HELP = `kalam ${VERSION}: KalamDB command-line client
 Usage:
   kalam [connection] -c "SQL"        run SQL (several statements separated by ;)
   kalam [connection] -f script.sql   run a script: statements in order, stop at the first error
-  kalam [connection]                 interactive shell (\\help inside)
+                                     (named with its line in the file)
+  kalam [connection]                 interactive shell: \\? lists its commands; Ctrl-C clears the
+                                     statement being typed, Ctrl-D or \\q quits (docs/cli.md)
 
 Connection (flags, or environment):
   --url URL            KALAMDB_URL       default http://localhost:8080
   --user NAME          KALAMDB_USER      default root
-  --password PASS      KALAMDB_PASSWORD
+  --password PASS      KALAMDB_PASSWORD  asked for (hidden) on a terminal when missing
   --token JWT          KALAMDB_TOKEN     instead of user and password
 
 Output:
-  --format table|json|csv   default: table on a terminal, json when piped
+  --format table|json|csv   default: table on a terminal, json when piped (tables show
+                            TIMESTAMP/DATE/TIME as ISO-8601; json and csv keep the wire values)
   --timing                  print the time of each statement
 
   -h, --help     this help
   -V, --version  the version
 
-Exit codes: 0 success, 1 SQL error, 2 connection or authentication failure.`;
+Exit codes: 0 success, 1 SQL error, 2 connection or authentication failure or no password.`;
 
 function parseArgs(argv: readonly string[]): CliOptions | 'help' | 'version' {
   const env = process.env;
@@ -80,23 +84,30 @@ async function main(): Promise<number> {
   }
   if (opts === 'help') { process.stdout.write(HELP + '\n'); return 0; }
   if (opts === 'version') { process.stdout.write(`kalam ${VERSION}\n`); return 0; }
+  let script: string | null = null;
+  if (opts.command === null && opts.file !== null) {
+    try {
+      script = readFileSync(opts.file, 'utf8');
+    } catch (error) {
+      process.stderr.write(`Cannot read ${opts.file}: ${(error as Error).message}\n`);
+      return 2;
+    }
+  }
+  if (opts.token === null && opts.password === null) {
+    // A missing password is asked for on a terminal; elsewhere it is named as missing rather than
+    // sent empty (which the server would answer with "invalid credentials").
+    if (process.stdin.isTTY !== true) {
+      process.stderr.write(`kalam: no password given for user '${opts.user}': use --password, KALAMDB_PASSWORD or --token (on a terminal, kalam asks for it)\n`);
+      return 2;
+    }
+    const password = await readHidden(`Password for user ${opts.user}: `);
+    if (password === null) return 2;
+    opts.password = password;
+  }
   const client = connect(opts);
   try {
     if (opts.command !== null) return await runStatement(client, opts.command, opts);
-    if (opts.file !== null) {
-      let text: string;
-      try {
-        text = readFileSync(opts.file, 'utf8');
-      } catch (error) {
-        process.stderr.write(`Cannot read ${opts.file}: ${(error as Error).message}\n`);
-        return 2;
-      }
-      for (const statement of splitSql(text)) {
-        const code = await runStatement(client, statement, opts);
-        if (code !== 0) return code;
-      }
-      return 0;
-    }
+    if (opts.file !== null) return await runScript(client, script ?? '', opts.file, opts);
     return await runRepl(client, opts);
   } finally {
     await client.disconnect();

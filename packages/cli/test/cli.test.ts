@@ -1,8 +1,8 @@
 /**
  * The real `kalam` binary against the real server: -c with table/json/csv output, -f scripts that
  * stop at the first error, exit codes (0 ok, 1 SQL error, 2 connection/auth failure), the REPL fed
- * through stdin (multi-line statements, backslash commands), --help and --version. The TTY-only
- * parts (prompt, spinner, Ctrl-C in \subscribe) are not covered.
+ * through stdin (multi-line statements, backslash commands), --help and --version. The REPL under
+ * a real pseudo-terminal (Ctrl-C, Ctrl-D, \watch, the password prompt) is in repl.test.ts.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
