@@ -12,7 +12,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, readdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TestServer, assertError, jobIdOf } from './harness.js';
 
@@ -54,7 +54,7 @@ describe('damaged cold-tier files', () => {
     alice = await server.createUser('alice');
     bob = await server.createUser('bob');
     // Two segments each (ids 1-50, then 51-100), so a repair has a readable one to keep.
-    for (const t of ['good', 'man', 'esc', 'flip', 'trunc', 'comp']) {
+    for (const t of ['good', 'man', 'esc', 'flip', 'trunc', 'comp', 'lost']) {
       await server.ok(`CREATE SHARED TABLE dmg.${t} (id BIGINT PRIMARY KEY, body TEXT)`);
       for (const [lo, hi] of [[1, 50], [51, 100]] as const) {
         await server.ok(`INSERT INTO dmg.${t} SELECT i, repeat('x', 40) || i FROM range(${lo}, ${hi + 1}) AS r(i)`);
@@ -86,7 +86,12 @@ describe('damaged cold-tier files', () => {
     truncateSync(trunc, Math.floor(statSync(trunc).size / 2));
     // One user's partition of a USER table.
     writeFileSync(join(dir('notes', aliceId), 'manifest.json'), '{"format": 1, "segm');
+    // A manifest deleted outright: its segments hold the only copy of 100 flushed rows, so they must
+    // not be swept at start-up as orphans of a crashed first flush.
+    rmSync(join(dir('lost'), 'manifest.json'));
     await server.launch();
+    assert.deepEqual(readdirSync(dir('lost')).filter((f) => f.endsWith('.parquet')).sort(), ['batch-0.parquet', 'batch-1.parquet']);
+    await unavailable('SELECT * FROM dmg.lost', /storage\/dmg\/lost\/manifest\.json: missing, but the hot tier says rows of this partition were flushed/);
 
     assert.equal(await count('good'), 100);
     assert.equal(await count('notes', bob), 1);
@@ -104,7 +109,7 @@ describe('damaged cold-tier files', () => {
 
     const tables = await server.rows("SELECT table_name, status, unavailable_reason FROM system.tables WHERE namespace_id = 'dmg' ORDER BY table_name");
     const status = Object.fromEntries(tables.map((t) => [t.table_name, t.status]));
-    assert.deepEqual(status, { comp: 'available', esc: 'unavailable', flip: 'unavailable', good: 'available', man: 'unavailable', notes: 'unavailable', trunc: 'unavailable' });
+    assert.deepEqual(status, { comp: 'available', esc: 'unavailable', flip: 'unavailable', good: 'available', lost: 'unavailable', man: 'unavailable', notes: 'unavailable', trunc: 'unavailable' });
     assert.match(String(tables.find((t) => t.table_name === 'notes')!.unavailable_reason), /\(user alice\): not valid JSON/);
     assert.equal(tables.find((t) => t.table_name === 'good')!.unavailable_reason, null);
     // system.manifest still answers, without the damaged partitions.
@@ -142,7 +147,7 @@ describe('damaged cold-tier files', () => {
   });
 
   it('STORAGE REPAIR TABLE quarantines unreadable segments and brings the tables back', async () => {
-    for (const [table, rows, quarantined] of [['flip', 50, 'batch-1.parquet'], ['trunc', 50, 'batch-1.parquet'], ['comp', 50, 'batch-0.parquet'], ['man', 100, null], ['esc', 100, null]] as const) {
+    for (const [table, rows, quarantined] of [['flip', 50, 'batch-1.parquet'], ['trunc', 50, 'batch-1.parquet'], ['comp', 50, 'batch-0.parquet'], ['man', 100, null], ['esc', 100, null], ['lost', 100, null]] as const) {
       const job = await repair(table);
       assert.equal(job.status, 'completed', JSON.stringify(job));
       assert.equal(job.job_type, 'repair');

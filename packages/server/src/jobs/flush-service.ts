@@ -18,11 +18,12 @@ import type { HotStore } from '../storage/hot/hot-store.js';
 import type { CommittedChange, Committer, HandoverWatch } from '../storage/hot/committer.js';
 import type { RowVersion } from '../storage/hot/row-codec.js';
 import type { ColdStore } from '../storage/cold/cold-store.js';
-import { manifestMaxSeq, type Segment } from '../storage/cold/manifest.js';
+import { MANIFEST_FILE, SEGMENT_NAME, manifestMaxSeq, type Segment } from '../storage/cold/manifest.js';
 import { readParquetSql, sqlIdent, type DuckEngine, type SourceColumn } from '../storage/duck/duck-engine.js';
 import { checkSegment } from '../storage/cold/segment-check.js';
 import { repairPartition, type RepairResult } from '../storage/cold/table-repair.js';
 import { join } from 'node:path';
+import { existsSync, readdirSync } from 'node:fs';
 import type { JobRow, JobStore } from './job-store.js';
 import { failpoint } from './failpoints.js';
 
@@ -107,6 +108,7 @@ export class FlushService {
 
   /** Orphan removal and an interrupted hand-over's completion, for one partition. */
   private async recoverPartition(table: TableDef, partition: string): Promise<void> {
+    await this.checkManifestPresent(table, partition);
     const maxSeq = manifestMaxSeq(this.d.cold.manifest(table, partition));
     const removed = this.d.cold.removeOrphans(table, partition);
     if (removed.length > 0) this.d.log.warn('removed orphan segment files', { table: qualifiedName(table), partition, files: removed });
@@ -117,6 +119,23 @@ export class FlushService {
       .map((e) => ({ key: e.key, seq: e.row.seq, deleted: e.row.deleted, schemaVersion: e.row.schemaVersion }));
     const converted = await this.d.committer.handOverToCold({ table, partition, entries, maxSeq }, watch);
     if (converted > 0) this.d.log.warn('completed an interrupted flush hand-over', { table: qualifiedName(table), partition, rows: converted });
+  }
+
+  /**
+   * No manifest is the state of a partition whose first flush never completed: its segment files are
+   * orphans, and its rows are all still hot. But when the hot tier says rows were handed over to cold
+   * (index entries marked cold), the manifest was lost: its segments hold the only copy of those rows,
+   * so they must not be swept as orphans. The partition is served as unavailable until STORAGE REPAIR
+   * TABLE lists them again.
+   */
+  private async checkManifestPresent(table: TableDef, partition: string): Promise<void> {
+    const dir = this.d.cold.dir(table, partition);
+    if (existsSync(join(dir, MANIFEST_FILE)) || !readdirSync(dir).some((f) => SEGMENT_NAME.test(f))) return;
+    const handedOver = (await this.d.hot.scanIndex(table, partition, this.d.hot.db)).some((e) => e.row.cold);
+    if (handedOver) {
+      throw this.d.cold.markUnavailable(table, partition, MANIFEST_FILE,
+        'missing, but the hot tier says rows of this partition were flushed: its segment files are kept (not swept as orphans)');
+    }
   }
 
   /** Committer listener: counts unflushed versions per partition and applies the rows policy. */

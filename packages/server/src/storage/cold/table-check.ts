@@ -28,8 +28,11 @@ export async function checkPartition(cold: ColdStore, table: TableDef, partition
   const rows: CheckRow[] = [];
   const row = (file: string, status: CheckStatus, detail: string): void => { rows.push({ partition, file, status, detail }); };
   let manifest: Manifest | null = null;
+  const present = existsSync(dir) ? readdirSync(dir) : [];
   if (!existsSync(join(dir, MANIFEST_FILE))) {
-    row(MANIFEST_FILE, 'missing', 'no manifest: nothing of this partition is read');
+    // Without segments this is a partition whose first flush has not completed (every row is hot).
+    if (present.some((f) => SEGMENT_NAME.test(f))) row(MANIFEST_FILE, 'missing', 'no manifest: nothing of this partition is read');
+    else row(MANIFEST_FILE, 'ok', 'no flush has completed yet: every row is in the hot tier');
   } else {
     try {
       manifest = readManifest(dir, qualifiedName(table), partition === '' ? null : partition);
@@ -47,7 +50,6 @@ export async function checkPartition(cold: ColdStore, table: TableDef, partition
     row(segment.path, check.status, check.detail);
     if (check.status !== 'ok') cold.markUnavailable(table, partition, segment.path, check.detail);
   }
-  const present = existsSync(dir) ? readdirSync(dir) : [];
   for (const file of present.filter((f) => SEGMENT_NAME.test(f) && !listed.has(f)).sort()) {
     row(file, 'unlisted', manifest === null ? 'not listed (the manifest is unusable); STORAGE REPAIR TABLE re-lists it if readable' : 'not listed in the manifest: never read (an orphan from an interrupted flush, removed at the next start)');
   }
