@@ -465,8 +465,9 @@ export async function runShellBlock(ctx: ShellContext, block: Block, display: st
     const err = records.find((r) => r[0] === 'ERR');
     const line = err === undefined ? block.fenceLine : docLine(Number(err[1]));
     report.failures.push(`${display}:${line}: ${oneLine(err?.[3] ?? 'the block', 400)}\n    → exited with ${err?.[2] ?? result.code}\n${tail(result.stderr)}`);
-  } else if (result.code === 0 && !failed && records.length === 0 && block.lines.some((l) => l.trim() !== '' && !l.trim().startsWith('#'))) {
-    report.passed++; // ran plain commands only (no curl or kalam), all fine
+  } else if (result.code === 0 && !failed && !records.some((r) => r[0] === 'PASS')
+    && block.lines.some((l) => l.trim() !== '' && !/^\s*(#|npm\s)/.test(l))) {
+    report.passed++; // plain commands only (no curl or kalam), all fine
   }
 }
 
