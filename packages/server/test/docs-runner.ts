@@ -424,7 +424,9 @@ export async function runShellBlock(ctx: ShellContext, block: Block, display: st
   const stdin = markerArg(block, 'stdin');
   writeFileSync(join(dir, 'stdin'), stdin === null ? '' : `${stdin}\n`);
   // A newcomer's shell: none of the server's or the CLI's variables are set unless the docs set them.
-  const env: Record<string, string | undefined> = { ...process.env, DOCS_DIR: dir, DOCS_PORT: String(ctx.port()) };
+  // HOME is the runner's: the CLI keeps its history there.
+  mkdirSync(join(dir, 'home'), { recursive: true });
+  const env: Record<string, string | undefined> = { ...process.env, HOME: join(dir, 'home'), DOCS_DIR: dir, DOCS_PORT: String(ctx.port()) };
   for (const name of Object.keys(env)) if (name.startsWith('KALAMDB_')) delete env[name];
   const result = await runBash(join(dir, 'block.sh'), join(dir, 'stdin'), ctx.cwd, env);
   const docLine = (scriptLine: number): number => map[scriptLine] ?? block.fenceLine;

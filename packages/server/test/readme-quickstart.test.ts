@@ -170,7 +170,11 @@ test('README quick start in a fresh checkout: npm ci, npm start, curl, kalam, th
 
     // "Stop the server and set a new one": the README's reset-root-password line on the stopped server.
     killGroup(child.pid, 'SIGTERM');
-    await new Promise<void>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('close', () => resolve())));
+    await new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) { resolve(); return; }
+      const timer = setTimeout(() => killGroup(child.pid, 'SIGKILL'), 30_000);
+      child.once('close', () => { clearTimeout(timer); resolve(); });
+    });
     server = null;
     const resetBlock = blockWith(blocks, ['sh', 'bash', 'shell'], /reset-root-password/, 'reset-root-password');
     const resetLine = resetBlock.lines.find((l) => l.includes('reset-root-password'))!;
