@@ -74,6 +74,11 @@ SELECT 1;
 <!-- docs-test: skip not above a fence -->
 
 Text.
+
+\`\`\`bash
+echo "plain commands run too"
+ls /docs-test/no/such/dir
+\`\`\`
 `;
 
 test('the docs runner reports each broken example at its line and passes the right ones', { timeout: 120_000 }, async () => {
@@ -83,7 +88,7 @@ test('the docs runner reports each broken example at its line and passes the rig
     { sql: '-- c\nSELECT 3', line: 6, expectError: null },
   ]);
   const { blocks } = extractBlocks(FIXTURE);
-  assert.deepEqual(blocks.map((b) => b.lang), ['sql', 'sql', 'sql', 'sh', 'sh', 'sh', 'sh', 'sql']);
+  assert.deepEqual(blocks.map((b) => b.lang), ['sql', 'sql', 'sql', 'sh', 'sh', 'sh', 'sh', 'sql', 'bash']);
 
   const dir = mkdtempSync(join(tmpdir(), 'kalamdb-docs-fixture-'));
   let report: FileReport;
@@ -98,12 +103,13 @@ test('the docs runner reports each broken example at its line and passes the rig
   const failedAt = report.failures.map((f) => /^fixture\.md:(\d+): /.exec(f)?.[1]).map(Number);
   // Marker problems first (51: unknown keyword, 56: no fence under it), then in document order:
   // 7 unknown table; 10 a statement that succeeds where an error was expected; 36 bad password (the
-  // block stops there: line 38 does not run); 48 an SQL error through the CLI.
-  assert.deepEqual(failedAt, [51, 56, 7, 10, 36, 48], context);
+  // block stops there: line 38 does not run); 48 an SQL error through the CLI; 62 a plain command.
+  assert.deepEqual(failedAt, [51, 56, 7, 10, 36, 48, 62], context);
   assert.match(report.failures.find((f) => f.startsWith('fixture.md:7:'))!, /SELECT \* FROM fx\.missing\n\s+→ HTTP 400 SQL_EXECUTION_ERROR/, context);
   assert.match(report.failures.find((f) => f.startsWith('fixture.md:10:'))!, /expected error INVALID_SQL, got success/, context);
   assert.match(report.failures.find((f) => f.startsWith('fixture.md:36:'))!, /curl -s -u root:wrong-password .* -d '\{"sql":"SELECT 1"\}'\n\s+→ HTTP 401 .*INVALID_CREDENTIALS/, context);
   assert.match(report.failures.find((f) => f.startsWith('fixture.md:48:'))!, /npx kalam .*"SELEC 1"\n\s+→ exit code 1: ERROR INVALID_SQL/, context);
+  assert.match(report.failures.find((f) => f.startsWith('fixture.md:62:'))!, /ls \/docs-test\/no\/such\/dir\n\s+→ exited with 2\n.*No such file/, context);
   assert.deepEqual(report.skipped, [
     'fixture.md:15: sql block skipped (marker): a synopsis',
     'fixture.md:27: not run here: npm ci',
