@@ -406,7 +406,6 @@ __docs_kalam() {
 }
 `.replaceAll('@{', '${');
 
-
 /** Runs one shell block; records passes, failures (with the documentation line) and skipped commands. */
 export async function runShellBlock(ctx: ShellContext, block: Block, display: string, report: FileReport): Promise<void> {
   const dir = ctx.workDir;
