@@ -77,17 +77,17 @@ export function readBody(req: IncomingMessage, limits: BodyLimits): Promise<Buff
 
 /**
  * Parses a JSON object body. `code` is the error code a malformed body gets on this route: the SQL
- * route answers with a code from the protocol's closed list (INVALID_SQL), others with BAD_REQUEST.
+ * route answers as upstream does (INVALID_INPUT, `Invalid JSON payload: ...`), others with BAD_REQUEST.
  */
 export function parseJsonObject(body: Buffer, code: ErrorCode = 'BAD_REQUEST'): Record<string, unknown> {
   let parsed: unknown;
   try {
     parsed = JSON.parse(body.toString('utf8'));
   } catch (error) {
-    throw new ServerError(code, `Malformed JSON body: ${(error as Error).message}`);
+    throw new ServerError(code, `Invalid JSON payload: ${(error as Error).message}`);
   }
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
-    throw new ServerError(code, 'Request body must be a JSON object');
+    throw new ServerError(code, 'Invalid JSON payload: the body must be a JSON object');
   }
   return parsed as Record<string, unknown>;
 }

@@ -145,17 +145,17 @@ async function handle(deps: HttpDeps, req: IncomingMessage, started: number): Pr
 }
 
 async function sqlRoute(deps: HttpDeps, req: IncomingMessage, started: number): Promise<Handled> {
-  if (req.method !== 'POST') throw new ServerError('INVALID_SQL', 'Use POST for /v1/api/sql');
+  if (req.method !== 'POST') throw new ServerError('INVALID_INPUT', 'Use POST for /v1/api/sql');
   const principal = await deps.auth.fromHeader(req.headers.authorization, req.socket.remoteAddress ?? 'unknown');
   const user = principal.userId;
   try {
-    const body = parseJsonObject(await readBody(req, { bytesMax: deps.config.bodyBytesMax, timeoutMs: deps.config.httpBodyTimeoutMs }), 'INVALID_SQL');
-    if (body.sql === undefined || body.sql === null) throw new ServerError('EMPTY_SQL', "Request body needs a string field 'sql'");
-    if (typeof body.sql !== 'string') throw new ServerError('INVALID_SQL', "'sql' must be a string");
+    const body = parseJsonObject(await readBody(req, { bytesMax: deps.config.bodyBytesMax, timeoutMs: deps.config.httpBodyTimeoutMs }), 'INVALID_INPUT');
+    // Upstream's code and words for a body that does not deserialize into {sql, params, namespace_id}.
+    if (typeof body.sql !== 'string') throw new ServerError('INVALID_INPUT', "Invalid JSON payload: 'sql' must be a string");
     const params = body.params ?? [];
-    if (!Array.isArray(params)) throw new ServerError('INVALID_SQL', "'params' must be an array");
+    if (!Array.isArray(params)) throw new ServerError('INVALID_INPUT', "Invalid JSON payload: 'params' must be an array");
     const namespace = body.namespace_id ?? null;
-    if (namespace !== null && typeof namespace !== 'string') throw new ServerError('INVALID_SQL', "'namespace_id' must be a string");
+    if (namespace !== null && typeof namespace !== 'string') throw new ServerError('INVALID_INPUT', "Invalid JSON payload: 'namespace_id' must be a string");
     const results = await deps.executor.execute({ sql: body.sql, params, namespace }, principal);
     // Encoded (and size-checked) here, so an oversized result still gets the error envelope below.
     const encoded = encodeSqlSuccess(results, took(started), deps.config.resultBytesMax);

@@ -10,6 +10,7 @@ export type ErrorCode =
   | 'EMPTY_SQL'
   | 'PARAMS_WITH_BATCH'
   | 'INVALID_SQL'
+  | 'INVALID_INPUT'
   | 'SQL_EXECUTION_ERROR'
   | 'PERMISSION_DENIED'
   | 'PAYLOAD_TOO_LARGE'
@@ -28,6 +29,7 @@ export const errorStatus: Readonly<Record<ErrorCode, number>> = Object.freeze({
   EMPTY_SQL: 400,
   PARAMS_WITH_BATCH: 400,
   INVALID_SQL: 400,
+  INVALID_INPUT: 400,
   SQL_EXECUTION_ERROR: 400,
   PERMISSION_DENIED: 403,
   PAYLOAD_TOO_LARGE: 413,
