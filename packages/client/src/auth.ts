@@ -33,6 +33,11 @@ export class TokenSource {
     return this.pending;
   }
 
+  /** Whether a refused token can be replaced by a fresh one (user and password, or a provider). */
+  get renewable(): boolean {
+    return !('token' in this.auth);
+  }
+
   /** Forgets the current access token (after the server refused it). */
   invalidate(): void {
     if (this.tokens !== null) this.tokens.accessExpiresAt = 0;

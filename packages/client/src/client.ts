@@ -4,7 +4,7 @@
  */
 import { KalamError } from './errors.js';
 import { TokenSource, type AuthOptions } from './auth.js';
-import { LiveConnection, maxSeq, type LiveSubscription } from './live-connection.js';
+import { LiveConnection, maxSeq, type ConnectionState, type ConnectionStateListener, type LiveSubscription } from './live-connection.js';
 import type { ChangeEvent, QueryResponse, Row, SchemaField, ServerMessage } from './types.js';
 
 export interface ClientOptions {
@@ -59,7 +59,16 @@ export interface KalamClient {
   queryRows<T = Row>(sql: string, params?: readonly unknown[]): Promise<T[]>;
   subscribe<T = Row>(sql: string, handlers: SubscribeHandlers<T>, options?: SubscribeOptions): Promise<Subscription>;
   live<T = Row>(sql: string, onRows: (rows: T[]) => void, options?: LiveOptions<T>): Promise<() => Promise<void>>;
+  /** Closes the WebSocket (every subscription ends; state `disconnected`). HTTP queries keep working; a later `subscribe`/`live` opens it again. */
   disconnect(): Promise<void>;
+  /** The WebSocket's state (see ConnectionState); HTTP queries do not depend on it. */
+  readonly connectionState: ConnectionState;
+  /**
+   * Calls `listener` on every change of `connectionState`, once per change, with the attempt number
+   * (`reconnecting`, and `connected` after a drop) and the error (`reconnecting`: the drop;
+   * `disconnected`: the failure, none after `disconnect()`). Returns a function that removes the listener.
+   */
+  onConnectionState(listener: ConnectionStateListener): () => void;
   /** How often the WebSocket reconnected (diagnostics). */
   readonly reconnects: number;
 }
@@ -113,7 +122,7 @@ export function createClient(options: ClientOptions): KalamClient {
       (rows ?? []).map((r) => (convert ? convertRow(r, schema) : r) as T);
     const sub: LiveSubscription = {
       id, sql, options: { batchSize: opts.batchSize, lastRows: opts.lastRows, from: opts.from },
-      lastSeq: null, ready: false, schema: null,
+      lastSeq: null, ready: false, schema: null, sentOn: null,
       settle: (error) => settleFn(error),
       onMessage: (msg) => {
         switch (msg.type) {
@@ -199,6 +208,8 @@ export function createClient(options: ClientOptions): KalamClient {
     subscribe,
     live: liveRows,
     disconnect: async () => live.close(),
+    get connectionState() { return live.state; },
+    onConnectionState: (listener) => live.onState(listener),
     get reconnects() { return live.reconnects; },
   };
 }

@@ -10,5 +10,6 @@
 export { createClient } from './client.js';
 export type { ClientOptions, KalamClient, LiveOptions, SubscribeHandlers, SubscribeOptions, Subscription } from './client.js';
 export type { AuthOptions } from './auth.js';
+export type { ConnectionState, ConnectionStateInfo, ConnectionStateListener } from './live-connection.js';
 export { KalamError } from './errors.js';
 export type { ChangeEvent, QueryResponse, QueryResult, Row, SchemaField } from './types.js';

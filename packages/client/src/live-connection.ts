@@ -36,12 +36,38 @@ export interface LiveSubscription {
   lastSeq: string | null;
   ready: boolean;
   schema: readonly SchemaField[] | null;
+  /** The socket this subscription was last sent on (so each socket gets it once). */
+  sentOn: unknown;
   onMessage(msg: ServerMessage): void;
   /** Settles the subscribe() promise on the first ack or error. */
   settle(error: KalamError | null): void;
 }
 
+/**
+ * The state of the client's WebSocket (HTTP queries do not use it):
+ * - `idle`: no WebSocket opened yet (nothing subscribed so far);
+ * - `connecting`: opening and authenticating it (for a `subscribe`/`live` call);
+ * - `connected`: authenticated; subscriptions receive changes;
+ * - `reconnecting`: it dropped (server restart, network, SLOW_CONSUMER) and the SDK retries with backoff,
+ *   resuming every subscription from the last `_seq` it saw;
+ * - `disconnected`: no WebSocket and no retrying: after `disconnect()`, after a permanent failure (the
+ *   session was ended by a password change or DROP USER, the credentials were refused), or after a
+ *   `subscribe`/`live` call could not connect (that call rejected; the next one tries again).
+ */
+export type ConnectionState = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'disconnected';
+
+export interface ConnectionStateInfo {
+  /** `reconnecting`: the attempt about to be made (1 after the drop); `connected` after a drop: the attempts it took. */
+  readonly attempt?: number;
+  /** Why: the drop (`reconnecting`), the failure (`disconnected`). */
+  readonly error?: KalamError;
+}
+
+export type ConnectionStateListener = (state: ConnectionState, info?: ConnectionStateInfo) => void;
+
 const BACKOFF_MS = [100, 250, 500, 1000, 2000, 5000];
+/** A socket that is not authenticated within this time is given up (a server that accepts but never answers). */
+const OPEN_TIMEOUT_MS = 15_000;
 
 /**
  * Close codes after which reconnecting cannot help: the server ended the session because the
@@ -57,22 +83,50 @@ function closeCode(ev: unknown): number {
   return typeof ev === 'object' && ev !== null && 'code' in ev ? Number((ev as { code: unknown }).code) : 0;
 }
 
+function closeReason(ev: unknown): string {
+  const reason = typeof ev === 'object' && ev !== null && 'reason' in ev ? String((ev as { reason: unknown }).reason) : '';
+  const code = closeCode(ev);
+  return `${code !== 0 ? ` (${code}${reason !== '' ? ` ${reason}` : ''})` : ''}`;
+}
+
+/** The server refused the token on the socket (it may be stale: a login may still work). */
+class SocketAuthError extends KalamError {}
+
 export class LiveConnection {
+  /** The authenticated socket, or null. */
   private socket: SocketLike | null = null;
   private connecting: Promise<void> | null = null;
   private readonly subs = new Map<string, LiveSubscription>();
+  /** Reconnect attempts made since the last drop. */
   private attempt = 0;
   private closed = false;
+  /** Bumped by close(): an open started before it is discarded when it completes. */
+  private generation = 0;
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
-  /** Reconnections so far (tests and diagnostics). */
+  private readonly listeners = new Set<ConnectionStateListener>();
+  state: ConnectionState = 'idle';
+  /** Reconnections so far (tests and diagnostics): transitions from `reconnecting` to `connected`. */
   reconnects = 0;
 
   constructor(private readonly wsUrl: string, private readonly tokens: TokenSource, private factory: SocketFactory | null = null) {}
 
+  onState(listener: ConnectionStateListener): () => void {
+    // Wrapped, so the same function added twice is two listeners and each unsubscribe removes its own.
+    const entry: ConnectionStateListener = (state, info) => listener(state, info);
+    this.listeners.add(entry);
+    return () => { this.listeners.delete(entry); };
+  }
+
   async add(sub: LiveSubscription): Promise<void> {
+    this.closed = false; // a subscribe after disconnect() opens the socket again
     this.subs.set(sub.id, sub);
-    await this.ensureOpen();
-    this.sendSubscribe(sub);
+    try {
+      await this.ensureOpen();
+    } catch (error) {
+      this.subs.delete(sub.id);
+      throw error;
+    }
+    this.sendSubscribe(sub); // unless opening the socket already sent it
   }
 
   remove(id: string): void {
@@ -86,47 +140,117 @@ export class LiveConnection {
 
   close(): void {
     this.closed = true;
+    this.generation++;
     if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
+    this.attempt = 0;
     this.subs.clear();
-    this.socket?.close(1000, 'client disconnect');
+    this.connecting = null;
+    const socket = this.socket;
     this.socket = null;
+    socket?.close(1000, 'client disconnect');
+    this.setState('disconnected');
+  }
+
+  private setState(state: ConnectionState, info?: ConnectionStateInfo): void {
+    if (state === this.state) return;
+    this.state = state;
+    for (const listener of [...this.listeners]) {
+      try {
+        listener(state, info);
+      } catch (error) {
+        // A listener's bug surfaces as an uncaught error, without leaving the connection half-updated.
+        queueMicrotask(() => { throw error; });
+      }
+    }
   }
 
   private ensureOpen(): Promise<void> {
     if (this.socket !== null && this.socket.readyState === 1) return Promise.resolve();
-    this.connecting ??= this.open().finally(() => { this.connecting = null; });
+    if (this.connecting === null) {
+      const opening: Promise<void> = this.open().finally(() => { if (this.connecting === opening) this.connecting = null; });
+      this.connecting = opening;
+    }
     return this.connecting;
   }
 
   private async open(): Promise<void> {
+    const generation = this.generation;
+    if (this.state !== 'reconnecting') this.setState('connecting');
+    try {
+      try {
+        await this.openSocket(generation);
+      } catch (error) {
+        // A token the socket refused may be stale (tokens issued before a role change stop working):
+        // with credentials to log in again, try once more with a fresh one.
+        if (!(error instanceof SocketAuthError) || !this.tokens.renewable || generation !== this.generation) throw error;
+        await this.openSocket(generation);
+      }
+    } catch (error) {
+      const failure = error instanceof KalamError ? error : new KalamError('CONNECTION_FAILED', String(error));
+      if (generation === this.generation && this.state === 'connecting') this.setState('disconnected', { error: failure });
+      throw failure;
+    }
+  }
+
+  private async openSocket(generation: number): Promise<void> {
     this.factory ??= await defaultSocketFactory();
     const token = await this.tokens.token();
+    if (generation !== this.generation) throw disconnectedError();
     const socket = this.factory(this.wsUrl);
     await new Promise<void>((resolve, reject) => {
       let authed = false;
+      let settled = false;
+      const fail = (error: KalamError): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        try { socket.close(); } catch { /* already closed */ }
+        reject(error);
+      };
+      const timer = setTimeout(() => fail(new KalamError('CONNECTION_FAILED', `WebSocket ${this.wsUrl}: not authenticated within ${OPEN_TIMEOUT_MS} ms`)), OPEN_TIMEOUT_MS);
       socket.onopen = () => socket.send(JSON.stringify({ type: 'authenticate', method: 'jwt', token }));
-      socket.onerror = () => { if (!authed) reject(new KalamError('CONNECTION_FAILED', `WebSocket connection to ${this.wsUrl} failed`)); };
+      socket.onerror = () => { if (!authed) fail(new KalamError('CONNECTION_FAILED', `WebSocket connection to ${this.wsUrl} failed`)); };
       socket.onclose = (ev) => {
-        if (!authed) reject(new KalamError('CONNECTION_FAILED', 'WebSocket closed before authentication'));
-        else this.onDropped(socket, closeCode(ev));
+        if (!authed) fail(new KalamError('CONNECTION_FAILED', `WebSocket closed before authentication${closeReason(ev)}`));
+        else this.onDropped(socket, ev);
       };
       socket.onmessage = (ev) => {
-        const msg = JSON.parse(String(ev.data)) as ServerMessage;
-        if (!authed) {
-          if (msg.type === 'auth_success') {
-            authed = true;
-            this.socket = socket;
-            this.attempt = 0;
-            resolve();
-          } else if (msg.type === 'auth_error') {
-            this.tokens.invalidate();
-            reject(new KalamError('INVALID_CREDENTIALS', msg.message ?? 'Authentication failed'));
-          }
-          return;
+        let msg: ServerMessage;
+        try {
+          msg = JSON.parse(String(ev.data)) as ServerMessage;
+        } catch {
+          return; // not the protocol: ignored
         }
-        this.dispatch(msg);
+        if (authed) return this.dispatch(msg);
+        if (msg.type === 'auth_success') {
+          if (generation !== this.generation) return fail(disconnectedError());
+          authed = true;
+          settled = true;
+          clearTimeout(timer);
+          this.connected(socket);
+          resolve();
+        } else if (msg.type === 'auth_error') {
+          this.tokens.invalidate();
+          fail(new SocketAuthError('INVALID_CREDENTIALS', msg.message ?? 'Authentication failed'));
+        }
       };
     });
+  }
+
+  /** A socket authenticated: it becomes the connection, and every subscription is (re)sent on it. */
+  private connected(socket: SocketLike): void {
+    const previous = this.socket;
+    this.socket = socket;
+    if (previous !== null && previous !== socket) previous.close(1000, 'replaced');
+    if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
+    const wasReconnecting = this.state === 'reconnecting';
+    const attempts = this.attempt;
+    this.attempt = 0;
+    if (wasReconnecting) this.reconnects++;
+    for (const sub of this.subs.values()) this.sendSubscribe(sub);
+    this.setState('connected', wasReconnecting ? { attempt: Math.max(attempts, 1) } : undefined);
   }
 
   private dispatch(msg: ServerMessage): void {
@@ -140,11 +264,17 @@ export class LiveConnection {
     sub.onMessage(msg);
   }
 
-  private onDropped(socket: SocketLike | null, code = 0): void {
-    if (socket !== null && this.socket === socket) this.socket = null;
-    if (this.closed || this.subs.size === 0) return;
-    const ended = SESSION_ENDED[code];
-    if (ended !== undefined) return this.endAll(new KalamError(ended.code, ended.message));
+  private onDropped(socket: SocketLike, ev: unknown): void {
+    if (socket !== this.socket) return; // replaced, or closed by close()
+    this.socket = null;
+    if (this.closed) return;
+    const ended = SESSION_ENDED[closeCode(ev)];
+    if (ended !== undefined) return this.fail(new KalamError(ended.code, ended.message));
+    this.setState('reconnecting', { attempt: 1, error: new KalamError('CONNECTION_LOST', `The WebSocket connection was lost${closeReason(ev)}`) });
+    this.scheduleReconnect();
+  }
+
+  private scheduleReconnect(): void {
     const delay = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)]!;
     this.attempt++;
     this.reconnectTimer = setTimeout(() => void this.reconnect(), delay);
@@ -153,20 +283,26 @@ export class LiveConnection {
   private async reconnect(): Promise<void> {
     this.reconnectTimer = null;
     if (this.closed) return;
+    const generation = this.generation;
     try {
       await this.ensureOpen();
     } catch (error) {
+      if (generation !== this.generation || this.closed || this.socket !== null || this.reconnectTimer !== null) return;
       // Credentials that no longer work will not start working by retrying them.
-      if (error instanceof KalamError && error.code === 'INVALID_CREDENTIALS') return this.endAll(error);
-      if (this.socket === null) this.onDropped(null);
-      return;
+      if (error instanceof KalamError && error.code === 'INVALID_CREDENTIALS') return this.fail(error);
+      this.scheduleReconnect();
     }
-    this.reconnects++;
-    for (const sub of this.subs.values()) this.sendSubscribe(sub);
   }
 
-  /** Ends every subscription with `error` (their onError handlers run) and stops reconnecting. */
-  private endAll(error: KalamError): void {
+  /** A permanent failure: every subscription ends with `error` (their onError handlers run) and no retrying. */
+  private fail(error: KalamError): void {
+    if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
+    this.attempt = 0;
+    const socket = this.socket;
+    this.socket = null;
+    socket?.close(1000, 'client gave up');
+    this.setState('disconnected', { error });
     const subs = [...this.subs.values()];
     this.subs.clear();
     for (const sub of subs) {
@@ -175,8 +311,11 @@ export class LiveConnection {
     }
   }
 
-  /** (Re)subscribes: from the last `_seq` seen once there is one, else with the original options. */
+  /** (Re)subscribes on the current socket, once per socket: from the last `_seq` seen once there is one, else with the original options. */
   private sendSubscribe(sub: LiveSubscription): void {
+    const socket = this.socket;
+    if (socket === null || sub.sentOn === socket) return;
+    sub.sentOn = socket;
     const options: Record<string, unknown> = {};
     if (sub.lastSeq !== null) options.from = sub.lastSeq;
     else {
@@ -185,11 +324,15 @@ export class LiveConnection {
       if (sub.options.from !== undefined) options.from = sub.options.from;
     }
     const withOptions = sub.lastSeq !== null || Object.keys(options).length > 0 || sub.options.batchSize !== undefined;
-    this.socket?.send(JSON.stringify({
+    socket.send(JSON.stringify({
       type: 'subscribe',
       subscription: { id: sub.id, sql: sub.sql, ...(withOptions ? { options } : {}) },
     }));
   }
+}
+
+function disconnectedError(): KalamError {
+  return new KalamError('DISCONNECTED', 'The client was disconnected (disconnect()) while connecting');
 }
 
 /** The largest `_seq` among rows (as decimal strings). */
