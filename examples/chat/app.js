@@ -57,8 +57,8 @@ const outbox = new Map();        // id -> { id, room, body, state }: posted, not
 const typing = new Map();        // `${room}/${user}` -> until (ms)
 let rooms = [];
 
-const timeFormat = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
-const dayTimeFormat = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
+const timeFormat = new Intl.DateTimeFormat(undefined, { hour: 'numeric', minute: '2-digit' });
+const dayTimeFormat = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric', hour: 'numeric', minute: '2-digit' });
 const fullFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'full', timeStyle: 'medium' });
 
 /** TIMESTAMP cells: Date objects with `timestamps: 'date'`, else microseconds since the epoch. */
@@ -285,6 +285,7 @@ async function send() {
   if (body === '' || room === null) return;
   $('composer').value = '';
   cancelDraftSave();
+  $('draft-status').textContent = '';
   // The message gets its id here: when the post is retried (KalamDB restarting, a lost answer) the
   // service finds the id already written, so the message exists once.
   const message = { id: uuid(), room, body, createdAt: Date.now() };

@@ -144,12 +144,12 @@ export function createChatService({ kalamUrl, user, password, log = () => undefi
       if (error instanceof Reply) send(error.status, { error: error.message });
       else if (error instanceof KalamError && error.code === 'CONNECTION_FAILED') {
         // KalamDB is restarting or down: the page keeps the message and retries.
-        send(503, { error: 'KalamDB is unreachable; retrying', retry: true });
+        send(503, { error: 'KalamDB is unreachable', retry: true });
       } else if (error instanceof KalamError && error.status !== null && error.status < 500) {
         send(error.status === 401 ? 502 : error.status, { error: `${error.code}: ${error.message}` });
       } else {
         log(`chat service: ${path}: ${error?.stack ?? error}`);
-        send(502, { error: 'The chat service failed; retrying', retry: true });
+        send(502, { error: 'The chat service failed', retry: true });
       }
     }
     return true;
