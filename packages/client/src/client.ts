@@ -5,7 +5,7 @@
 import { KalamError } from './errors.js';
 import { TokenSource, type AuthOptions } from './auth.js';
 import { LiveConnection, maxSeq, type ConnectionState, type ConnectionStateListener, type LiveSubscription } from './live-connection.js';
-import type { ChangeEvent, QueryResponse, Row, SchemaField, ServerMessage } from './types.js';
+import type { ChangeEvent, DataType, QueryResponse, QueryResult, Row, SchemaField, ServerMessage } from './types.js';
 
 export interface ClientOptions {
   /** Server base URL, e.g. http://localhost:8080 */
@@ -15,6 +15,13 @@ export interface ClientOptions {
   readonly namespace?: string;
   /** Convert BIGINT cells (strings on the wire) to bigint. Default false. */
   readonly bigint?: boolean;
+  /**
+   * TIMESTAMP and DATE cells: `'micros'` (default) keeps the wire form (TIMESTAMP: integer µs since the
+   * epoch; DATE: integer days since the epoch); `'date'` turns both into JS `Date` objects (TIMESTAMP
+   * truncated to the millisecond, DATE at UTC midnight) in `query`, `queryRows`, `subscribe` and `live`.
+   * TIME stays integer µs since midnight.
+   */
+  readonly timestamps?: 'micros' | 'date';
   readonly fetch?: typeof fetch;
 }
 
@@ -48,13 +55,24 @@ export interface Subscription {
 export interface LiveOptions<T> {
   readonly lastRows?: number;
   readonly batchSize?: number;
-  /** Column that identifies rows; default: the table's primary key (from the schema's pk flag). */
+  /**
+   * Column that identifies rows; default: the table's primary key (from the schema's pk flag). It must
+   * be among the selected columns (or be `'_seq'`: every row version on its own, e.g. for events of a
+   * STREAM table without a key), else `live()` rejects with `LIVE_KEY_MISSING`.
+   */
   readonly key?: string;
   onEvent?(event: ChangeEvent<T>): void;
   onError?(error: KalamError): void;
 }
 
 export interface KalamClient {
+  /**
+   * Runs SQL over HTTP. `params` bind `$1 … $n`: strings, numbers, booleans, null, `bigint` (sent as a
+   * decimal string, exact for BIGINT), `Date` (sent as an ISO 8601 string in UTC; one at UTC midnight as
+   * `YYYY-MM-DD`, so it also fits DATE columns), `Uint8Array` (BYTES), arrays and plain objects (JSON).
+   * Anything else (undefined, functions, symbols, invalid dates) rejects with `INVALID_PARAMS`
+   * before anything is sent.
+   */
   query(sql: string, params?: readonly unknown[]): Promise<QueryResponse>;
   queryRows<T = Row>(sql: string, params?: readonly unknown[]): Promise<T[]>;
   subscribe<T = Row>(sql: string, handlers: SubscribeHandlers<T>, options?: SubscribeOptions): Promise<Subscription>;
@@ -75,37 +93,50 @@ export interface KalamClient {
 
 let subscriptionCounter = 0;
 
+/** Handlers the client uses internally: also told the schema when the subscription is acknowledged. */
+interface InternalHandlers<T> extends SubscribeHandlers<T> {
+  onSchema?(schema: readonly SchemaField[] | null): void;
+}
+
 export function createClient(options: ClientOptions): KalamClient {
   const base = options.url.replace(/\/+$/, '');
   // Bound: browsers refuse fetch called as a method of another object ("Illegal invocation").
   const fetchImpl = options.fetch ?? globalThis.fetch.bind(globalThis);
   const tokens = new TokenSource(base, options.auth, fetchImpl);
   const live = new LiveConnection(`${base.replace(/^http/, 'ws')}/v1/ws`, tokens);
-  const convert = options.bigint === true;
+  const cells: CellOptions = { bigint: options.bigint === true, dates: options.timestamps === 'date' };
 
   const query = async (sql: string, params?: readonly unknown[], retried = false): Promise<QueryResponse> => {
+    const payload = requestBody(sql, params, options.namespace);
     const token = await tokens.token();
     let res: Response;
+    let text: string;
     try {
       res = await fetchImpl(`${base}/v1/api/sql`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-        body: JSON.stringify({ sql, ...(params !== undefined ? { params } : {}), ...(options.namespace ? { namespace_id: options.namespace } : {}) }),
+        body: payload,
       });
+      text = await res.text();
     } catch (error) {
       throw new KalamError('CONNECTION_FAILED', `Cannot reach ${base}: ${(error as Error).message}`);
     }
-    const body = (await res.json()) as QueryResponse;
+    let body: QueryResponse;
+    try {
+      body = JSON.parse(text) as QueryResponse;
+    } catch {
+      throw new KalamError('INVALID_RESPONSE', `HTTP ${res.status} from ${base}/v1/api/sql is not JSON: ${text.slice(0, 200)}`, res.status);
+    }
     if (res.status === 401 && !retried && !('token' in options.auth)) {
       tokens.invalidate();
       return query(sql, params, true);
     }
     if (body.status !== 'success') throw new KalamError(body.error?.code ?? 'INTERNAL_ERROR', body.error?.message ?? `HTTP ${res.status}`, res.status);
-    if (convert) return { ...body, results: body.results.map((r) => ({ ...r, rows: r.rows?.map((row) => row.map((v, i) => convertCell(r.schema?.[i], v))) })) };
+    if (cells.bigint || cells.dates) for (const result of body.results) convertResult(result, cells);
     return body;
   };
 
-  const subscribe = async <T = Row>(sql: string, handlers: SubscribeHandlers<T>, opts: SubscribeOptions = {}): Promise<Subscription> => {
+  const subscribeWith = async <T>(sql: string, handlers: InternalHandlers<T>, opts: SubscribeOptions, convert: boolean): Promise<Subscription> => {
     const id = `sub-${++subscriptionCounter}`;
     let settled = false;
     let settleFn: (error: KalamError | null) => void = () => undefined;
@@ -118,8 +149,12 @@ export function createClient(options: ClientOptions): KalamClient {
         else reject(error);
       };
     });
-    const rowsOf = (rows: readonly Row[] | undefined, schema: readonly SchemaField[] | null): T[] =>
-      (rows ?? []).map((r) => (convert ? convertRow(r, schema) : r) as T);
+    let plan: ObjectPlan | null = null;
+    const rowsOf = (rows: readonly Row[] | undefined): T[] => {
+      const out = (rows ?? []) as Row[];
+      if (plan !== null) for (const row of out) convertObject(row, plan);
+      return out as T[];
+    };
     const sub: LiveSubscription = {
       id, sql, options: { batchSize: opts.batchSize, lastRows: opts.lastRows, from: opts.from },
       lastSeq: null, ready: false, schema: null, sentOn: null,
@@ -127,7 +162,11 @@ export function createClient(options: ClientOptions): KalamClient {
       onMessage: (msg) => {
         switch (msg.type) {
           case 'subscription_ack':
-            if (sub.schema === null) sub.schema = msg.schema ?? null;
+            if (sub.schema === null) {
+              sub.schema = msg.schema ?? null;
+              if (convert) plan = objectPlan(sub.schema, cells);
+              handlers.onSchema?.(sub.schema);
+            }
             sub.settle(null);
             if (msg.batch_control?.status === 'ready' && !msg.batch_control.has_more && msg.total_rows === 0 && sub.lastSeq === null) {
               sub.lastSeq = msg.batch_control.last_seq_id ?? null;
@@ -139,8 +178,8 @@ export function createClient(options: ClientOptions): KalamClient {
             }
             break;
           case 'initial_data_batch':
-            handlers.onInitialData?.(rowsOf(msg.rows, sub.schema), sub.schema);
             sub.lastSeq = maxSeq(sub.lastSeq, msg.rows);
+            handlers.onInitialData?.(rowsOf(msg.rows), sub.schema);
             if (msg.batch_control?.has_more) live.nextBatch(id, msg.batch_control.last_seq_id);
             else {
               sub.lastSeq = maxSeq(sub.lastSeq, [{ _seq: msg.batch_control?.last_seq_id }]);
@@ -156,9 +195,9 @@ export function createClient(options: ClientOptions): KalamClient {
               break;
             }
             sub.lastSeq = maxSeq(sub.lastSeq, msg.change_type === 'delete' ? msg.old_values : msg.rows);
-            if (msg.change_type === 'insert') handlers.onInsert?.(rowsOf(msg.rows, sub.schema));
-            else if (msg.change_type === 'update') handlers.onUpdate?.(rowsOf(msg.rows, sub.schema), rowsOf(msg.old_values, sub.schema));
-            else if (msg.change_type === 'delete') handlers.onDelete?.(rowsOf(msg.old_values, sub.schema));
+            if (msg.change_type === 'insert') handlers.onInsert?.(rowsOf(msg.rows));
+            else if (msg.change_type === 'update') handlers.onUpdate?.(rowsOf(msg.rows), rowsOf(msg.old_values));
+            else if (msg.change_type === 'delete') handlers.onDelete?.(rowsOf(msg.old_values));
             break;
           case 'error':
             handlers.onError?.(new KalamError(msg.code ?? 'PROTOCOL', msg.message ?? 'Subscription error'));
@@ -176,24 +215,60 @@ export function createClient(options: ClientOptions): KalamClient {
   };
 
   const liveRows = async <T = Row>(sql: string, onRows: (rows: T[]) => void, opts: LiveOptions<T> = {}): Promise<() => Promise<void>> => {
+    // Rows are keyed on their wire values (exact: no Date or bigint round trip), then converted.
     const rows = new Map<string, T>();
-    let keyName: string | null = opts.key ?? null;
+    let keyName = '';
+    let missing: string | null = null; // why the rows cannot be keyed (refused below)
+    let plan: ObjectPlan | null = null;
     let ready = false;
-    const keyOf = (r: T): string => String((r as Row)[keyName ?? 'id']);
+    const keyOf = (r: Row): string => String(r[keyName]);
+    const converted = (raw: readonly Row[]): T[] => {
+      if (plan !== null) for (const row of raw) convertObject(row as Row, plan);
+      return raw as T[];
+    };
     const emit = (): void => { if (ready) onRows([...rows.values()]); };
     const event = (type: ChangeEvent<T>['type'], changed: readonly T[], old: readonly T[] = []): void => opts.onEvent?.({ type, rows: changed, oldValues: old });
-    const subscription = await subscribe<T>(sql, {
-      onInitialData: (batch, schema) => {
-        if (keyName === null) keyName = pkName(schema) ?? 'id';
-        for (const r of batch) rows.set(keyOf(r), r);
+    const put = (raw: readonly Row[]): T[] => {
+      const keys = raw.map(keyOf);
+      const out = converted(raw);
+      out.forEach((r, i) => rows.set(keys[i]!, r));
+      return out;
+    };
+    const subscription = await subscribeWith<Row>(sql, {
+      onSchema: (schema) => {
+        const names = schema?.map((f) => f.name) ?? [];
+        if (opts.key !== undefined) {
+          if (opts.key === '_seq' || schema === null || names.includes(opts.key)) keyName = opts.key;
+          else missing = opts.key;
+        } else {
+          const pk = schema?.find((f) => f.flags?.includes('pk'))?.name;
+          if (pk !== undefined) keyName = pk;
+          else missing = '';
+        }
+        plan = objectPlan(schema, cells);
       },
-      onReady: () => { ready = true; event('ready', []); emit(); },
-      onInsert: (changed) => { for (const r of changed) rows.set(keyOf(r), r); event('insert', changed); emit(); },
-      onUpdate: (changed, old) => { for (const r of changed) rows.set(keyOf(r), r); event('update', changed, old); emit(); },
-      onDelete: (old) => { for (const r of old) rows.delete(keyOf(r)); event('delete', [], old); emit(); },
-      onFlush: (flush) => opts.onEvent?.({ type: 'flush', rows: [], oldValues: [], flush }),
-      onError: (error) => opts.onError?.(error),
-    }, { batchSize: opts.batchSize ?? 1000, ...(opts.lastRows !== undefined ? { lastRows: opts.lastRows } : {}) });
+      onInitialData: (batch) => { if (missing === null) put(batch); },
+      onReady: () => { if (missing !== null) return; ready = true; event('ready', []); emit(); },
+      onInsert: (changed) => { if (missing === null) { event('insert', put(changed)); emit(); } },
+      onUpdate: (changed, old) => {
+        if (missing !== null) return;
+        const oldValues = converted(old);
+        event('update', put(changed), oldValues);
+        emit();
+      },
+      onDelete: (old) => {
+        if (missing !== null) return;
+        for (const r of old) rows.delete(keyOf(r));
+        event('delete', [], converted(old));
+        emit();
+      },
+      onFlush: (flush) => { if (missing === null) opts.onEvent?.({ type: 'flush', rows: [], oldValues: [], flush }); },
+      onError: (error) => { if (missing === null) opts.onError?.(error); },
+    }, { batchSize: opts.batchSize ?? 1000, ...(opts.lastRows !== undefined ? { lastRows: opts.lastRows } : {}) }, false);
+    if (missing !== null) {
+      await subscription.unsubscribe();
+      throw await liveKeyError(sql, missing, (s) => query(s));
+    }
     return () => subscription.unsubscribe();
   };
 
@@ -202,10 +277,14 @@ export function createClient(options: ClientOptions): KalamClient {
     queryRows: async <T = Row>(sql: string, params?: readonly unknown[]): Promise<T[]> => {
       const res = await query(sql, params);
       const result = res.results[0];
-      const schema = result?.schema ?? [];
-      return (result?.rows ?? []).map((row) => Object.fromEntries(schema.map((f, i) => [f.name, row[i]])) as T);
+      const names = (result?.schema ?? []).map((f) => f.name);
+      return (result?.rows ?? []).map((row) => {
+        const out: Row = {};
+        for (let i = 0; i < names.length; i++) out[names[i]!] = row[i];
+        return out as T;
+      });
     },
-    subscribe,
+    subscribe: (sql, handlers, opts = {}) => subscribeWith(sql, handlers, opts, true),
     live: liveRows,
     disconnect: async () => live.close(),
     get connectionState() { return live.state; },
@@ -214,17 +293,109 @@ export function createClient(options: ClientOptions): KalamClient {
   };
 }
 
-function pkName(schema: readonly SchemaField[] | null): string | null {
-  return schema?.find((f) => f.flags?.includes('pk'))?.name ?? null;
+/**
+ * The LIVE_KEY_MISSING error: names the key column the query left out (asking the server for the
+ * table's primary key when the selected columns do not show it) and what to do.
+ */
+async function liveKeyError(sql: string, missing: string, run: (sql: string) => Promise<QueryResponse>): Promise<KalamError> {
+  if (missing !== '') {
+    return new KalamError('LIVE_KEY_MISSING', `live(): the key column '${missing}' (options.key) is not among the selected columns: select it, or pass a key that is selected`);
+  }
+  const table = /\bFROM\s+((?:"[^"]+"|[\w$]+)\s*\.\s*(?:"[^"]+"|[\w$]+))/i.exec(sql)?.[1]?.replace(/\s+/g, '');
+  let pk: string | null | undefined;
+  if (table !== undefined) {
+    try {
+      const rows = (await run(`DESCRIBE TABLE ${table}`)).results[0]?.rows ?? [];
+      pk = (rows.find((r) => r[3] === true)?.[0] as string | undefined) ?? null;
+    } catch {
+      pk = undefined; // not known: the message says so generally
+    }
+  }
+  if (pk === null) {
+    return new KalamError('LIVE_KEY_MISSING', `live(): table ${table} has no primary key, so rows cannot be kept by key: pass options.key (a selected column that identifies rows, or '_seq' to keep every row as its own entry)`);
+  }
+  const column = pk !== undefined ? `the primary key '${pk}'` : 'the primary key';
+  return new KalamError('LIVE_KEY_MISSING', `live() keeps rows by the table's primary key, but the query does not select ${column}: add ${pk ?? 'it'} to the selected columns, or pass options.key naming a selected column that identifies rows`);
 }
 
-function convertCell(field: SchemaField | undefined, v: unknown): unknown {
-  return field?.data_type === 'BigInt' && typeof v === 'string' ? BigInt(v) : v;
+/** The JSON request body; params encoded as the protocol takes them (see KalamClient.query). */
+function requestBody(sql: string, params: readonly unknown[] | undefined, namespace: string | undefined): string {
+  const encoded = params?.map(encodeParam);
+  try {
+    return JSON.stringify({ sql, ...(encoded !== undefined ? { params: encoded } : {}), ...(namespace ? { namespace_id: namespace } : {}) },
+      (_key, value: unknown) => (typeof value === 'bigint' ? value.toString() : value));
+  } catch (error) {
+    throw new KalamError('INVALID_PARAMS', `The parameters cannot be sent as JSON: ${(error as Error).message}`);
+  }
 }
 
-function convertRow(row: Row, schema: readonly SchemaField[] | null): Row {
-  if (schema === null) return row;
-  const out: Row = { ...row };
-  for (const f of schema) if (f.data_type === 'BigInt' && typeof out[f.name] === 'string') out[f.name] = BigInt(out[f.name] as string);
-  return out;
+function encodeParam(value: unknown, index: number): unknown {
+  const refuse = (what: string): never => {
+    throw new KalamError('INVALID_PARAMS', `Parameter $${index + 1} is ${what}: pass a string, number, bigint, boolean, null, Date, Uint8Array, array or plain object`);
+  };
+  switch (typeof value) {
+    case 'string': case 'boolean': return value;
+    case 'number': return Number.isFinite(value) ? value : String(value); // NaN, Infinity: as the protocol writes them
+    case 'bigint': return value.toString();
+    case 'undefined': return refuse('undefined (use null for SQL NULL)');
+    case 'object':
+      if (value === null) return null;
+      if (value instanceof Date) return Number.isNaN(value.getTime()) ? refuse('an invalid Date') : dateParam(value);
+      if (value instanceof Uint8Array) return Array.from(value);
+      return value;
+    default: return refuse(`a ${typeof value}`);
+  }
+}
+
+/** ISO 8601 in UTC; a Date at UTC midnight as `YYYY-MM-DD` (a DATE column takes only that form, a TIMESTAMP column both). */
+function dateParam(date: Date): string {
+  const iso = date.toISOString();
+  return iso.endsWith('T00:00:00.000Z') && date.getUTCFullYear() >= 0 && date.getUTCFullYear() <= 9999 ? iso.slice(0, 10) : iso;
+}
+
+interface CellOptions {
+  readonly bigint: boolean;
+  readonly dates: boolean;
+}
+
+type CellConverter = (value: unknown) => unknown;
+
+const MS_PER_DAY = 86_400_000;
+const toBigInt: CellConverter = (v) => (typeof v === 'string' ? BigInt(v) : v);
+const timestampToDate: CellConverter = (v) => (typeof v === 'number' || typeof v === 'string' ? new Date(Math.floor(Number(v) / 1000)) : v);
+const dateToDate: CellConverter = (v) => (typeof v === 'number' || typeof v === 'string' ? new Date(Number(v) * MS_PER_DAY) : v);
+
+function cellConverter(type: DataType, cells: CellOptions): CellConverter | null {
+  if (type === 'BigInt') return cells.bigint ? toBigInt : null;
+  if (type === 'Timestamp') return cells.dates ? timestampToDate : null;
+  if (type === 'Date') return cells.dates ? dateToDate : null;
+  return null;
+}
+
+/** Which cells of an array row (HTTP) or object row (WebSocket) to convert, computed once per schema. */
+type ArrayPlan = ReadonlyArray<readonly [number, CellConverter]>;
+type ObjectPlan = ReadonlyArray<readonly [string, CellConverter]>;
+
+function objectPlan(schema: readonly SchemaField[] | null, cells: CellOptions): ObjectPlan | null {
+  const plan: Array<readonly [string, CellConverter]> = [];
+  for (const f of schema ?? []) {
+    const fn = cellConverter(f.data_type, cells);
+    if (fn !== null) plan.push([f.name, fn]);
+  }
+  return plan.length > 0 ? plan : null;
+}
+
+function convertObject(row: Row, plan: ObjectPlan): void {
+  for (const [name, fn] of plan) if (name in row) row[name] = fn(row[name]);
+}
+
+/** Converts a result's cells in place (the rows were just parsed from the response). */
+function convertResult(result: QueryResult, cells: CellOptions): void {
+  const plan: Array<readonly [number, CellConverter]> = [];
+  (result.schema ?? []).forEach((f, i) => {
+    const fn = cellConverter(f.data_type, cells);
+    if (fn !== null) plan.push([i, fn]);
+  });
+  if (plan.length === 0) return;
+  for (const row of (result.rows ?? []) as unknown[][]) for (const [i, fn] of plan as ArrayPlan) row[i] = fn(row[i]);
 }
