@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  KalamProcess, ROOT_PASSWORD, freePort, launchBrowser, openPage, outputDir, startExample, stopAll, tempDir, waitFor,
+  KalamProcess, ROOT_PASSWORD, assertChromium, freePort, launchBrowser, openPage, outputDir, startExample, stopAll, tempDir, waitFor,
 } from './helpers.mjs';
 
 const out = outputDir('chat');
@@ -34,12 +34,15 @@ async function login(page, user) {
   await page.waitForSelector('#rooms button[data-room="general"][aria-current="true"]');
 }
 
+// A missing browser is a failure with the fix in its message, never a skip.
+test('headless Chromium is installed', () => assertChromium());
+
 describe('chat example in Chromium', { timeout: 300_000 }, () => {
   before(async () => {
+    browser = await launchBrowser();
     db = new KalamProcess(await freePort(), tempDir('kalamdb-chat-e2e-'));
     await db.start();
     example = await startExample('chat', ['--url', db.url, '--user', 'root', '--password', ROOT_PASSWORD, '--port', '0']);
-    browser = await launchBrowser();
     alice = await openPage(browser, 'alice');
     bob = await openPage(browser, 'bob');
     await login(alice, 'alice');

@@ -163,15 +163,20 @@ export async function runExample(name, args, env = {}, ms = 60_000) {
   return { code, output: output.join('') };
 }
 
+/** Throws, saying how to install it, when there is no Chromium at CHROMIUM. */
+export function assertChromium() {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`Chromium not found at ${CHROMIUM}: the browser tests need it. Install it with ` +
+      '`apt-get update && apt-get install -y --no-install-recommends chromium` (as .ci/run does), or set CHROMIUM_PATH.');
+  }
+}
+
 /**
  * Headless Chromium from the system package. Fails (does not skip) when it is missing: the browser
  * tests are part of `npm test`, and .ci/run installs the package first.
  */
 export async function launchBrowser() {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`Chromium not found at ${CHROMIUM}: the browser tests need it. Install it with ` +
-      '`apt-get update && apt-get install -y --no-install-recommends chromium` (as .ci/run does), or set CHROMIUM_PATH.');
-  }
+  assertChromium();
   const { chromium } = await import('playwright-core');
   return chromium.launch({
     executablePath: CHROMIUM,

@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { launchBrowser, openPage, outputDir, startExample, stopAll, tempDir } from './helpers.mjs';
+import { assertChromium, launchBrowser, openPage, outputDir, startExample, stopAll, tempDir } from './helpers.mjs';
 
 const out = outputDir('notes');
 let example;
@@ -21,10 +21,13 @@ async function login(label, user) {
   return page;
 }
 
+// A missing browser is a failure with the fix in its message, never a skip.
+test('headless Chromium is installed', () => assertChromium());
+
 describe('notes example in Chromium', { timeout: 180_000 }, () => {
   before(async () => {
-    example = await startExample('notes', ['--data-dir', join(tempDir('kalamdb-notes-e2e-'), 'data'), '--db-port', '0', '--port', '0']);
     browser = await launchBrowser();
+    example = await startExample('notes', ['--data-dir', join(tempDir('kalamdb-notes-e2e-'), 'data'), '--db-port', '0', '--port', '0']);
   });
 
   after(async () => {

@@ -61,8 +61,8 @@ export function exampleOptions(name, { pagePort, argv = process.argv.slice(2), e
   const url = values.url ?? env.KALAMDB_URL;
   return {
     url: url === undefined || url === '' ? null : url.replace(/\/+$/, ''),
-    user: values.user ?? env.KALAMDB_USER ?? 'root',
-    password: values.password ?? env.KALAMDB_PASSWORD ?? env.KALAMDB_ROOT_PASSWORD ?? null,
+    user: values.user ?? (env.KALAMDB_USER || 'root'),
+    password: [values.password, env.KALAMDB_PASSWORD, env.KALAMDB_ROOT_PASSWORD].find((p) => p !== undefined && p !== '') ?? null,
     page: port(values.port, env.PORT, pagePort),
     db: port(values['db-port'], env.KALAMDB_PORT, 8080),
     dataDir: values['data-dir'] ?? join(repo, 'examples', name, 'data'),
