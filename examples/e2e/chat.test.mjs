@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  KalamProcess, ROOT_PASSWORD, assertChromium, freePort, launchBrowser, openPage, outputDir, startExample, stopAll, tempDir, waitFor,
+  KalamProcess, ROOT_PASSWORD, assertChromium, closeBrowser, freePort, launchBrowser, openPage, outputDir, startExample, stopAll, tempDir, waitFor,
 } from './helpers.mjs';
 
 const out = outputDir('chat');
@@ -53,7 +53,7 @@ describe('chat example in Chromium', { timeout: 300_000 }, () => {
     for (const page of [alice, bob]) if (page?.log?.length) writeFileSync(join(out, `console-${page === alice ? 'alice' : 'bob'}.log`), page.log.join('\n'));
     if (example) writeFileSync(join(out, 'serve.log'), example.output.join(''));
     if (db) writeFileSync(join(out, 'kalamdb.log'), db.output.join(''));
-    await browser?.close().catch(() => undefined);
+    await closeBrowser(browser);
     await stopAll();
     console.log(`# screenshots and logs: ${out}`);
   });

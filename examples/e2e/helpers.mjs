@@ -186,6 +186,17 @@ export async function launchBrowser() {
   });
 }
 
+/** Closes the browser, giving up after 15 s (a wedged browser must not hang the test run). */
+export async function closeBrowser(browser) {
+  if (!browser) return;
+  let timer;
+  await Promise.race([
+    browser.close().catch(() => undefined),
+    new Promise((resolve) => { timer = setTimeout(resolve, 15_000); }),
+  ]);
+  clearTimeout(timer); // (playwright-core also kills the browsers it launched when this process exits)
+}
+
 /** A page in its own browser context (its own sessionStorage), with its console errors collected. */
 export async function openPage(browser, label) {
   const context = await browser.newContext({ viewport: { width: 1100, height: 760 } });

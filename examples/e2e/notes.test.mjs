@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { assertChromium, launchBrowser, openPage, outputDir, startExample, stopAll, tempDir } from './helpers.mjs';
+import { assertChromium, closeBrowser, launchBrowser, openPage, outputDir, startExample, stopAll, tempDir } from './helpers.mjs';
 
 const out = outputDir('notes');
 let example;
@@ -34,7 +34,7 @@ describe('notes example in Chromium', { timeout: 180_000 }, () => {
     const logs = Object.values(pages).flatMap((page) => page.log);
     if (logs.length > 0) writeFileSync(join(out, 'console.log'), logs.join('\n'));
     if (example) writeFileSync(join(out, 'serve.log'), example.output.join(''));
-    await browser?.close().catch(() => undefined);
+    await closeBrowser(browser);
     await stopAll();
     console.log(`# screenshots and logs: ${out}`);
   });

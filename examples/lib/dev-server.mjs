@@ -210,6 +210,7 @@ export async function listenPage(handler, options) {
     port = await listen(options.page.port);
   } catch (error) {
     if (error.code !== 'EADDRINUSE' || options.page.strict) fail(`cannot listen on ${options.host}:${options.page.port} (${error.code})`, 'Choose another with --port');
+    console.log(`Port ${options.page.port} is taken: serving the page on a free port instead.`);
     port = await listen(0);
   }
   return { server, port };
