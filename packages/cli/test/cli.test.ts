@@ -97,7 +97,7 @@ describe('kalam CLI', () => {
     const res = await kalam([...conn, '--format', 'csv'], input);
     assert.equal(res.code, 0, res.stderr);
     assert.match(res.stdout, /^id\n1\n/);
-    assert.match(res.stdout, /namespace_id,table_name,table_type,created_at\ncli,t,SHARED,\d+/);
+    assert.match(res.stdout, /namespace_id,table_name,table_type,created_at\ncli,t,shared,\d+/);
     assert.match(res.stdout, /namespace_id,table_count,created_at\n/);
     assert.match(res.stdout, /column_name,data_type,is_nullable,is_primary_key,column_default,ordinal_position\nid,BIGINT,false,true,,1\nname,TEXT,true,false,,2/);
     assert.match(res.stdout, /Timing is on\.\none\n1\n/);

@@ -88,7 +88,7 @@ describe('@kalamdb/client', () => {
     await c.query('SELECT 1');
     await new Promise((r) => setTimeout(r, 2500)); // the access token (2 s) has expired
     const res = await c.query('SELECT 2 AS two');
-    assert.deepEqual(res.results[0]!.rows, [[2]]);
+    assert.deepEqual(res.results[0]!.rows, [['2']]);
   });
 
   it('subscribe: handlers for insert, update, delete and flush, in order', async () => {

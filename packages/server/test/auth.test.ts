@@ -16,7 +16,7 @@ interface LoginBody {
   refresh_token: string;
   expires_at: string;
   refresh_expires_at: string;
-  user: { id: string; role: string };
+  user: { id: string; role: string; email: string | null; created_at: string; updated_at: string };
 }
 
 function isLoginBody(value: unknown): value is LoginBody {
@@ -74,8 +74,10 @@ describe('auth', () => {
       assert.equal(res.status, 200, JSON.stringify(res.json));
       assert.ok(isLoginBody(res.json));
       const body = res.json;
-      assert.deepEqual(Object.keys(body).sort(), ['access_token', 'expires_at', 'refresh_expires_at', 'refresh_token', 'user']);
-      assert.deepEqual(body.user, { id: 'alice', role: 'user' });
+      assert.deepEqual(Object.keys(body).sort(), ['access_token', 'admin_ui_access', 'expires_at', 'refresh_expires_at', 'refresh_token', 'user']);
+      assert.deepEqual({ id: body.user.id, role: body.user.role }, { id: 'alice', role: 'user' });
+      assert.deepEqual(Object.keys(body.user).sort(), ['created_at', 'email', 'id', 'role', 'updated_at']);
+      assert.ok(Number.isFinite(Date.parse(body.user.created_at)) && Number.isFinite(Date.parse(body.user.updated_at)), JSON.stringify(body.user));
       assert.equal(jwtPart(body.access_token, 0).alg, 'HS256');
       const claims = jwtPart(body.access_token, 1);
       assert.equal(claims.sub, 'alice');
@@ -124,8 +126,8 @@ describe('auth', () => {
       const res = await server.post('/v1/api/auth/refresh', '', { authorization: `Bearer ${first.json.refresh_token}` });
       assert.equal(res.status, 200, res.text);
       assert.ok(isLoginBody(res.json));
-      assert.deepEqual(Object.keys(res.json).sort(), ['access_token', 'expires_at', 'refresh_expires_at', 'refresh_token', 'user']);
-      assert.deepEqual(res.json.user, { id: 'bob', role: 'user' });
+      assert.deepEqual(Object.keys(res.json).sort(), ['access_token', 'admin_ui_access', 'expires_at', 'refresh_expires_at', 'refresh_token', 'user']);
+      assert.deepEqual({ id: res.json.user.id, role: res.json.user.role }, { id: 'bob', role: 'user' });
       const [result] = await server.ok('SELECT count(*) AS c FROM a.notes', { auth: { token: res.json.access_token } });
       assert.equal(result!.as_user, 'bob');
       assert.deepEqual(result!.rows, [['2']]);
@@ -171,7 +173,7 @@ describe('auth', () => {
       assertError(await server.sql("CREATE USER 'eve' WITH PASSWORD 'long-enough-1' ROLE superuser"), 400, 'INVALID_SQL', /superuser/);
       const res2 = await login('carol', 'carol-password-1');
       assert.ok(isLoginBody(res2.json));
-      assert.deepEqual(res2.json.user, { id: 'carol', role: 'service' });
+      assert.deepEqual({ id: res2.json.user.id, role: res2.json.user.role }, { id: 'carol', role: 'service' });
     });
 
     it('ALTER USER SET PASSWORD invalidates old tokens and the old password', async () => {
@@ -202,7 +204,7 @@ describe('auth', () => {
       await server.ok('CREATE NAMESPACE promoted_ns', { auth: { user: 'promoted', password: 'promoted-pw-1' } });
       const relogin = await login('promoted', 'promoted-pw-1');
       assert.ok(isLoginBody(relogin.json));
-      assert.deepEqual(relogin.json.user, { id: 'promoted', role: 'dba' });
+      assert.deepEqual({ id: relogin.json.user.id, role: relogin.json.user.role }, { id: 'promoted', role: 'dba' });
       assert.deepEqual(await server.rows("SELECT role FROM system.users WHERE user_id = 'promoted'"), [{ role: 'dba' }]);
     });
 

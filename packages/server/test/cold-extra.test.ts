@@ -496,7 +496,7 @@ line2', '1970-01-01T00:00:00Z', '1970-01-01', '12:00:00.5', 0, 0.0000000001, 'ff
     const dup = await server.sql('BEGIN; UPDATE cx.acct SET bal = bal + 1 WHERE id = 2; INSERT INTO cx.acct VALUES (3, 0); COMMIT');
     assertFailure(dup, 400, 'SQL_EXECUTION_ERROR', /^Statement 3 failed: Duplicate primary key.*id = 3/);
     // An unclosed BEGIN rolls back.
-    await server.ok('BEGIN; UPDATE cx.acct SET bal = 0 WHERE id = 3; DELETE FROM cx.acct WHERE id = 1');
+    assertFailure(await server.sql('BEGIN; UPDATE cx.acct SET bal = 0 WHERE id = 3; DELETE FROM cx.acct WHERE id = 1'), 400, 'SQL_EXECUTION_ERROR', /open explicit transaction/);
     assert.deepEqual(await all(), [[1, 50], [2, 222], [3, 350]]);
     assert.deepEqual(await cells(server, 'SELECT bal FROM cx.acct WHERE id = 3'), [[350]]);
 
@@ -666,13 +666,13 @@ describe('cold tier, second pass: flush-all, history, compaction, restart, kill,
     const m = /^Storage flush started for 2 table\(s\) in namespace 'fa'\. Job IDs: fa\.a: (FL-\d+), fa\.b: (FL-\d+)$/.exec(started);
     assert.ok(m, started);
     assert.deepEqual([(await waitJob(server, m[1]!)).rows_processed, (await waitJob(server, m[2]!)).rows_processed], ['2', '1']);
-    assert.equal(await message(server, 'STORAGE FLUSH ALL IN fa'), "Storage flush skipped for namespace 'fa': no unflushed rows");
-    assert.equal(await message(server, 'FLUSH TABLE fa.a'), "Storage flush skipped for table 'fa.a': no unflushed rows");
+    assert.equal(await message(server, 'STORAGE FLUSH ALL IN fa'), "Storage flush skipped: no pending writes in namespace 'fa'");
+    assert.equal(await message(server, 'FLUSH TABLE fa.a'), "Storage flush skipped: no pending writes for table 'fa.a'");
     const global = await message(server, 'STORAGE FLUSH ALL');
     const g = /^Storage flush started for 1 table\(s\) in all namespaces\. Job IDs: fb\.z: (FL-\d+)$/.exec(global);
     assert.ok(g, global);
     assert.equal((await waitJob(server, g[1]!)).status, 'completed');
-    assert.equal(await message(server, 'STORAGE FLUSH ALL'), 'Storage flush skipped for all namespaces: no unflushed rows');
+    assert.equal(await message(server, 'STORAGE FLUSH ALL'), 'Storage flush skipped: no pending writes in all namespaces');
     assertFailure(await server.sql('STORAGE FLUSH ALL IN nope'), 400, 'SQL_EXECUTION_ERROR', /Namespace 'nope' does not exist/);
     assertFailure(await server.sql('FLUSH TABLE fa.s'), 400, 'SQL_EXECUTION_ERROR', /STREAM/);
     assertFailure(await server.sql('STORAGE FLUSH TABLE fa.nope'), 400, 'SQL_EXECUTION_ERROR', /does not exist/);
@@ -729,7 +729,7 @@ describe('cold tier, second pass: flush-all, history, compaction, restart, kill,
     await check('after restart', afterUpdate, [['4'], ['6']]);
     const flushed = await flush(server, 'hs.h');
     assert.equal(flushed.rows_processed, '1');
-    assert.equal(await message(server, 'FLUSH TABLE hs.h'), "Storage flush skipped for table 'hs.h': no unflushed rows");
+    assert.equal(await message(server, 'FLUSH TABLE hs.h'), "Storage flush skipped: no pending writes for table 'hs.h'");
     await check('after restart and flush', afterUpdate, [['4'], ['6']]);
     // A key whose tombstone is cold can be inserted again.
     assert.equal(await message(server, "INSERT INTO hs.h VALUES (2, 2, 'back')"), 'Inserted 1 row(s)');

@@ -153,9 +153,9 @@ describe('DDL', () => {
       await server.ok('CREATE STREAM TABLE tbl.st1 (id BIGINT, payload TEXT) WITH (TTL_SECONDS = 30)');
       const rows = await server.rows("SELECT table_name, table_type FROM system.tables WHERE namespace_id = 'tbl' AND table_name IN ('u1', 's1', 'st1') ORDER BY table_name");
       assert.deepEqual(rows, [
-        { table_name: 's1', table_type: 'SHARED' },
-        { table_name: 'st1', table_type: 'STREAM' },
-        { table_name: 'u1', table_type: 'USER' },
+        { table_name: 's1', table_type: 'shared' },
+        { table_name: 'st1', table_type: 'stream' },
+        { table_name: 'u1', table_type: 'user' },
       ]);
     });
 
@@ -167,11 +167,11 @@ describe('DDL', () => {
       await server.ok('CREATE TABLE tbl.o_default_dba (id INT PRIMARY KEY)', { auth: dba });
       const rows = await server.rows("SELECT table_name, table_type FROM system.tables WHERE namespace_id = 'tbl' AND table_name IN ('o_user', 'o_shared', 'o_stream', 'o_default', 'o_default_dba') ORDER BY table_name");
       assert.deepEqual(rows, [
-        { table_name: 'o_default', table_type: 'SHARED' },
-        { table_name: 'o_default_dba', table_type: 'SHARED' },
-        { table_name: 'o_shared', table_type: 'SHARED' },
-        { table_name: 'o_stream', table_type: 'STREAM' },
-        { table_name: 'o_user', table_type: 'USER' },
+        { table_name: 'o_default', table_type: 'shared' },
+        { table_name: 'o_default_dba', table_type: 'shared' },
+        { table_name: 'o_shared', table_type: 'shared' },
+        { table_name: 'o_stream', table_type: 'stream' },
+        { table_name: 'o_user', table_type: 'user' },
       ]);
     });
 
@@ -189,7 +189,7 @@ describe('DDL', () => {
       assertError(await server.sql('CREATE STREAM TABLE tbl.st_nottl (id BIGINT)'), 400, 'INVALID_SQL', /TTL_SECONDS/);
       await server.ok('CREATE STREAM TABLE tbl.st_opts (id BIGINT, p TEXT) WITH (TTL_SECONDS = 10, MAX_BUFFER = 100, EPHEMERAL = true)');
       const rows = await server.rows("SELECT table_type, ttl_seconds, max_buffer, ephemeral FROM system.tables WHERE namespace_id = 'tbl' AND table_name = 'st_opts'");
-      assert.deepEqual(rows, [{ table_type: 'STREAM', ttl_seconds: '10', max_buffer: '100', ephemeral: true }]);
+      assert.deepEqual(rows, [{ table_type: 'stream', ttl_seconds: '10', max_buffer: '100', ephemeral: true }]);
       assertError(await server.sql('CREATE SHARED TABLE tbl.s_ttl (id INT PRIMARY KEY) WITH (TTL_SECONDS = 5)'), 400, 'INVALID_SQL', /TTL_SECONDS/);
     });
 
@@ -210,8 +210,8 @@ describe('DDL', () => {
     });
 
     it('USER and SHARED tables need exactly one PRIMARY KEY column', async () => {
-      assertError(await server.sql('CREATE USER TABLE tbl.nopk (id INT)'), 400, 'INVALID_SQL', /PRIMARY KEY/);
-      assertError(await server.sql('CREATE SHARED TABLE tbl.nopk (id INT)'), 400, 'INVALID_SQL', /PRIMARY KEY/);
+      assertError(await server.sql('CREATE USER TABLE tbl.nopk (id INT)'), 400, 'SQL_EXECUTION_ERROR', /^User tables require a PRIMARY KEY column$/);
+      assertError(await server.sql('CREATE SHARED TABLE tbl.nopk (id INT)'), 400, 'SQL_EXECUTION_ERROR', /^Shared tables require a PRIMARY KEY column$/);
       assertError(await server.sql('CREATE TABLE tbl.nopk (a INT, b INT, PRIMARY KEY (a, b))'), 400, 'INVALID_SQL', /[Cc]omposite|single/);
       assertError(await server.sql('CREATE TABLE tbl.nopk (a INT PRIMARY KEY, b INT PRIMARY KEY)'), 400, 'INVALID_SQL', /PRIMARY KEY/);
       await server.ok('CREATE TABLE tbl.pk_clause (a INT, b TEXT, PRIMARY KEY (a))');
@@ -282,7 +282,7 @@ describe('DDL', () => {
       const [result] = await server.ok('SHOW TABLES IN show_a');
       assert.deepEqual(result!.schema!.map((f) => f.name), ['namespace_id', 'table_name', 'table_type', 'created_at']);
       const inA = await server.rows('SHOW TABLES IN show_a');
-      assert.deepEqual(inA.map((r) => [r.namespace_id, r.table_name, r.table_type]), [['show_a', 'x', 'USER'], ['show_a', 'y', 'SHARED']]);
+      assert.deepEqual(inA.map((r) => [r.namespace_id, r.table_name, r.table_type]), [['show_a', 'x', 'user'], ['show_a', 'y', 'shared']]);
       const all = await server.rows('SHOW TABLES');
       const both = all.filter((r) => r.namespace_id === 'show_a' || r.namespace_id === 'show_b');
       assert.deepEqual(both.map((r) => `${String(r.namespace_id)}.${String(r.table_name)}`).sort(), ['show_a.x', 'show_a.y', 'show_b.z']);
@@ -368,9 +368,9 @@ describe('DDL', () => {
       const rows = await server.rows(`SELECT table_name, table_type, access_level, flush_policy, schema_version, created_by
         FROM system.tables WHERE namespace_id = 'cat' ORDER BY table_name`);
       assert.deepEqual(rows, [
-        { table_name: 'msgs', table_type: 'USER', access_level: null, flush_policy: 'rows:5,interval:10', schema_version: 1, created_by: 'root' },
-        { table_name: 'priv', table_type: 'SHARED', access_level: 'PRIVATE', flush_policy: 'rows:10000,interval:300', schema_version: 1, created_by: 'root' },
-        { table_name: 'pub', table_type: 'SHARED', access_level: 'PUBLIC', flush_policy: 'rows:10000,interval:300', schema_version: 1, created_by: 'root' },
+        { table_name: 'msgs', table_type: 'user', access_level: null, flush_policy: 'rows:5,interval:10', schema_version: 1, created_by: 'root' },
+        { table_name: 'priv', table_type: 'shared', access_level: 'PRIVATE', flush_policy: 'rows:10000,interval:300', schema_version: 1, created_by: 'root' },
+        { table_name: 'pub', table_type: 'shared', access_level: 'PUBLIC', flush_policy: 'rows:10000,interval:300', schema_version: 1, created_by: 'root' },
       ]);
     });
 

@@ -32,7 +32,7 @@ describe('durability', () => {
     const deleted = await server.rows('SELECT id FROM keep.notes WHERE _deleted = true', { auth: alice });
     assert.deepEqual(deleted, [{ id: '2' }]);
     const tables = await server.rows("SELECT table_name, table_type FROM system.tables WHERE namespace_id = 'keep'");
-    assert.deepEqual(tables, [{ table_name: 'notes', table_type: 'USER' }]);
+    assert.deepEqual(tables, [{ table_name: 'notes', table_type: 'user' }]);
     // Snowflake ids keep increasing across restarts.
     await server.ok("INSERT INTO keep.notes (id, body) VALUES (3, 'three')", { auth: alice });
     const seqs = await server.rows('SELECT id, _seq FROM keep.notes ORDER BY id', { auth: alice });

@@ -81,7 +81,7 @@ describe('limits on requests and writes', () => {
   });
 
   it('nesting depth: 8 levels run, 9 and 2,000 nested subqueries get a fast 400', async () => {
-    assert.equal((await server.rows('SELECT ' + '(abs('.repeat(4) + '-1' + '))'.repeat(4) + ' AS v', { auth: alice }))[0]!.v, 1);
+    assert.equal((await server.rows('SELECT ' + '(abs('.repeat(4) + '-1' + '))'.repeat(4) + ' AS v', { auth: alice }))[0]!.v, '1');
     assertError(await server.sql('SELECT ' + '('.repeat(9) + '1' + ')'.repeat(9), { auth: alice }), 400, 'INVALID_SQL', /9 levels .*sql_nesting_depth_max/);
     const { value, ms } = await timed(() => server.sql(nestedSubqueries(2000), { auth: alice }));
     assertError(value, 400, 'INVALID_SQL', /nested too deeply/);
@@ -94,8 +94,8 @@ describe('limits on requests and writes', () => {
 
   it('subquery depth: 5 nested subqueries run, 6 are refused before DuckDB plans them', async () => {
     const exists = (depth: number): string => 'SELECT 1 AS v WHERE EXISTS ' + '(SELECT 1 WHERE EXISTS '.repeat(depth - 1) + '(SELECT 1)' + ')'.repeat(depth - 1);
-    assert.equal((await server.rows(exists(5), { auth: alice }))[0]!.v, 1);
-    assert.equal((await server.rows(nestedSubqueries(5) + ' AS v', { auth: alice }))[0]!.v, 1);
+    assert.equal((await server.rows(exists(5), { auth: alice }))[0]!.v, '1');
+    assert.equal((await server.rows(nestedSubqueries(5) + ' AS v', { auth: alice }))[0]!.v, '1');
     assertError(await server.sql(exists(6), { auth: alice }), 400, 'INVALID_SQL', /more than 5 deep \(subquery_depth_max\)/);
     assertError(await server.sql(nestedSubqueries(6), { auth: alice }), 400, 'INVALID_SQL', /subquery_depth_max/);
     assertError(await server.sql(`INSERT INTO lim.t SELECT ${nestedSubqueries(6).slice(7)}, 'deep'`, { auth: alice }), 400, 'INVALID_SQL', /subquery_depth_max/);

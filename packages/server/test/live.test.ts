@@ -15,6 +15,8 @@ import { LiveClient, eventually, sleep, type Row, type WsMessage } from './ws-cl
 const ROOT = { user: 'root', password: ROOT_PASSWORD };
 const PROTOCOL_CODES = ['AUTH_REQUIRED', 'INVALID_SUBSCRIPTION_ID', 'INVALID_SQL', 'NOT_FOUND', 'UNAUTHORIZED',
   'UNSUPPORTED', 'SUBSCRIPTION_LIMIT_EXCEEDED', 'MESSAGE_TOO_LARGE', 'SLOW_CONSUMER', 'PROTOCOL'];
+/** What auth_success echoes as `protocol`: the only wire format this server speaks. */
+const WIRE_JSON = { serialization: 'json', compression: 'none' };
 const SEQ = /^\d{1,19}$/;
 const MIB = 1024 * 1024;
 
@@ -77,7 +79,7 @@ describe('live queries', { timeout: 120_000 }, () => {
     it('Basic credentials in the Authorization header of the upgrade: auth_success with user and role', async () => {
       const c = track(await LiveClient.open(server.url, alice));
       const m = await c.waitFor((x) => x.type === 'auth_success' || x.type === 'auth_error');
-      assert.deepEqual(m, { type: 'auth_success', user: 'alice', role: 'user' });
+      assert.deepEqual(m, { type: 'auth_success', user: 'alice', role: 'user', protocol: WIRE_JSON });
       await assertAlive(c);
     });
 
@@ -85,9 +87,9 @@ describe('live queries', { timeout: 120_000 }, () => {
       const { access_token } = await server.login('svc', svc.password);
       const c = track(await LiveClient.open(server.url, { token: access_token }));
       const m = await c.waitFor((x) => x.type === 'auth_success' || x.type === 'auth_error');
-      assert.deepEqual(m, { type: 'auth_success', user: 'svc', role: 'service' });
+      assert.deepEqual(m, { type: 'auth_success', user: 'svc', role: 'service', protocol: WIRE_JSON });
       const root = track(await LiveClient.open(server.url, ROOT));
-      assert.deepEqual(await root.waitFor((x) => x.type.startsWith('auth_')), { type: 'auth_success', user: 'root', role: 'system' });
+      assert.deepEqual(await root.waitFor((x) => x.type.startsWith('auth_')), { type: 'auth_success', user: 'root', role: 'system', protocol: WIRE_JSON });
     });
 
     it('a message sent right after the upgrade with header auth (without waiting for auth_success) is answered', async () => {
@@ -101,11 +103,11 @@ describe('live queries', { timeout: 120_000 }, () => {
       const { access_token } = await server.login('bob', bob.password);
       const c1 = track(await LiveClient.open(server.url));
       assert.deepEqual(await c1.request({ type: 'authenticate', method: 'jwt', token: access_token }, (m) => m.type.startsWith('auth_')),
-        { type: 'auth_success', user: 'bob', role: 'user' });
+        { type: 'auth_success', user: 'bob', role: 'user', protocol: WIRE_JSON });
       await assertAlive(c1);
       const c2 = track(await LiveClient.open(server.url));
       assert.deepEqual(await c2.request({ type: 'authenticate', method: 'basic', username: 'dbauser', password: dba.password }, (m) => m.type.startsWith('auth_')),
-        { type: 'auth_success', user: 'dbauser', role: 'dba' });
+        { type: 'auth_success', user: 'dbauser', role: 'dba', protocol: WIRE_JSON });
       await assertAlive(c2);
       // Subscribing works after message authentication.
       await server.ok('CREATE NAMESPACE IF NOT EXISTS authns');
@@ -154,26 +156,29 @@ describe('live queries', { timeout: 120_000 }, () => {
 
     it('anything before authentication gets AUTH_REQUIRED and the connection stays open', async () => {
       const c = track(await LiveClient.open(server.url));
-      for (const msg of [
-        { type: 'ping' },
-        { type: 'subscribe', subscription: { id: 's1', sql: 'SELECT * FROM authns.t' } },
-        { type: 'unsubscribe', subscription_id: 's1' },
-        { type: 'next_batch', subscription_id: 's1' },
-      ]) {
+      // Every error names a subscription_id, as upstream's do: the subscription's id for a subscribe,
+      // else the frame's type.
+      for (const [msg, id] of [
+        [{ type: 'ping' }, 'ping'],
+        [{ type: 'subscribe', subscription: { id: 's1', sql: 'SELECT * FROM authns.t' } }, 's1'],
+        [{ type: 'subscribe', subscription: { sql: 'SELECT * FROM authns.t' } }, 'subscribe'],
+        [{ type: 'unsubscribe', subscription_id: 's1' }, 'unsubscribe'],
+        [{ type: 'next_batch', subscription_id: 's1' }, 'next_batch'],
+      ] as const) {
         const m = await c.request(msg, () => true);
-        assertWsError(m, 'AUTH_REQUIRED');
+        assertWsError(m, 'AUTH_REQUIRED', id);
+        if (msg.type === 'subscribe') assert.equal(m.message, 'Authentication required before subscribing');
       }
       assert.ok(c.isOpen);
       assert.deepEqual(await c.request({ type: 'authenticate', method: 'basic', username: 'alice', password: alice.password }, (m) => m.type.startsWith('auth_')),
-        { type: 'auth_success', user: 'alice', role: 'user' });
+        { type: 'auth_success', user: 'alice', role: 'user', protocol: WIRE_JSON });
       await assertAlive(c);
     });
 
-    it('a second authenticate after success is an error, not a re-login', async () => {
+    it('a second authenticate after success answers with the current identity (as upstream), not a re-login', async () => {
       const c = await connect(alice);
       const m = await c.request({ type: 'authenticate', method: 'basic', username: 'bob', password: bob.password }, () => true);
-      assert.equal(m.type, 'error', JSON.stringify(m));
-      assert.ok(PROTOCOL_CODES.includes(m.code!), JSON.stringify(m));
+      assert.deepEqual(m, { type: 'auth_success', user: 'alice', role: 'user', protocol: WIRE_JSON });
       // Still alice: her own partition, not bob's.
       await server.ok("INSERT INTO authns.t VALUES (77, 'bob-row')", { auth: bob });
       await c.subscribeOk('s', 'SELECT * FROM authns.t');
@@ -825,33 +830,34 @@ describe('live queries', { timeout: 120_000 }, () => {
       const [res] = await server.ok("SUBSCRIBE TO hs.msgs WHERE room = 'r1' OPTIONS (last_rows = 2, batch_size = 10)", { auth: alice });
       assert.deepEqual(res!.schema!.map((s) => s.name), ['status', 'ws_url', 'subscription', 'message']);
       assert.equal(res!.row_count, 1);
-      const [status, wsUrl, subscription, message] = res!.rows![0] as [string, string, string, string];
-      assert.equal(status, 'ready');
+      type Sub = { id: string; sql: string; options?: Record<string, unknown> };
+      const [status, wsUrl, subscription, message] = res!.rows![0] as [string, string, Sub, string];
+      // Upstream's shape: status "active" and the subscription as a JSON object (not a string).
+      assert.equal(status, 'active');
       assert.equal(wsUrl, `ws://127.0.0.1:${server.port}/v1/ws`);
-      assert.equal(typeof message, 'string');
-      const msg = JSON.parse(subscription) as { type: string; subscription: { id: string; sql: string; options: Record<string, unknown> } };
-      assert.equal(msg.type, 'subscribe');
-      assert.match(msg.subscription.id, /^[A-Za-z0-9_.:-]+$/);
-      assert.deepEqual(msg.subscription.options, { last_rows: 2, batch_size: 10 });
+      assert.equal(message, 'WebSocket subscription created. Connect to ws_url to receive updates.');
+      assert.equal(typeof subscription, 'object');
+      assert.match(subscription.id, /^[A-Za-z0-9_.:-]+$/);
+      assert.deepEqual(subscription.options, { last_rows: 2, batch_size: 10 });
+      const msg = { type: 'subscribe', subscription };
       const c = track(await LiveClient.open(wsUrl.replace(/\/v1\/ws$/, '').replace(/^ws/, 'http'), alice));
       await c.waitFor((m) => m.type === 'auth_success');
-      const ack = await c.request(msg, (m) => m.subscription_id === msg.subscription.id);
+      const ack = await c.request(msg, (m) => m.subscription_id === subscription.id);
       assert.equal(ack.type, 'subscription_ack', JSON.stringify(ack));
       assert.equal(ack.total_rows, 2);
-      const [batch] = await c.loadAll(msg.subscription.id);
+      const [batch] = await c.loadAll(subscription.id);
       assert.deepEqual(batch!.rows!.map((r) => r.id).sort(), ['2', '4']);
       await server.ok("INSERT INTO hs.msgs VALUES (5, 'r2', 'no'), (6, 'r1', 'yes')");
-      const ch = await c.waitFor(changeOf(msg.subscription.id));
+      const ch = await c.waitFor(changeOf(subscription.id));
       assert.equal(ch.rows![0]!.id, '6');
       // Unqualified names resolve with namespace_id; access and table checks happen now.
       const [res2] = await server.ok('SUBSCRIBE TO msgs', { auth: alice, namespace: 'hs' });
-      const msg2 = JSON.parse((res2!.rows![0] as string[])[2]!) as { subscription: { sql: string; options?: unknown } };
-      assert.match(msg2.subscription.sql, /hs\.msgs/);
-      assert.equal(msg2.subscription.options, undefined);
+      const sub2 = (res2!.rows![0] as unknown[])[2] as Sub;
+      assert.match(sub2.sql, /hs\.msgs/);
+      assert.equal(sub2.options, undefined);
       const [res3] = await server.ok('SUBSCRIBE TO hs.msgs OPTIONS (from = 123)', { auth: alice });
-      const msg3 = JSON.parse((res3!.rows![0] as string[])[2]!) as { subscription: { options: Record<string, unknown> } };
-      assert.deepEqual(msg3.subscription.options, { from: '123' });
-      const ids = new Set([msg.subscription.id, JSON.parse((res2!.rows![0] as string[])[2]!).subscription.id as string]);
+      assert.deepEqual(((res3!.rows![0] as unknown[])[2] as Sub).options, { from: '123' });
+      const ids = new Set([subscription.id, sub2.id]);
       assert.equal(ids.size, 2, 'each SUBSCRIBE TO gets a fresh subscription id');
     });
 

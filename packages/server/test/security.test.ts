@@ -946,7 +946,7 @@ describe('security: 4. statements DuckDB accepts but the product refuses', { tim
       { sql: `aTtAcH '${s}/c.db'`, refuse: true },
       { sql: `(ATTACH '${s}/c.db')`, refuse: true },
       { sql: `  \n\tCOPY (SELECT 1) TO '${s}/d.csv'`, refuse: true },
-      { sql: `SELECT 1 /* ; ATTACH '${s}/e.db' AS e; */`, rows: [[1]] },
+      { sql: `SELECT 1 /* ; ATTACH '${s}/e.db' AS e; */`, rows: [['1']] },
       { sql: `SELECT $$;ATTACH '${s}/f.db' AS f;$$ AS x` },
       { sql: `SELECT $tag$;COPY (SELECT 1) TO '${s}/g.csv';$tag$ AS x` },
       { sql: `SELECT E'\\';ATTACH ''${s}/h.db'' AS h;--' AS x` },

@@ -64,16 +64,21 @@ describe('transactions', () => {
       assert.deepEqual(await ids('tx.after_rb'), [2]);
     });
 
-    it('an unclosed BEGIN rolls back at the end of the request', async () => {
+    it('an unclosed BEGIN rolls back and fails the request (400), so no client believes the rows were saved', async () => {
       await server.ok('CREATE TABLE tx.unclosed (id INT PRIMARY KEY, v TEXT)');
       await server.ok("INSERT INTO tx.unclosed VALUES (1, 'before')");
       assert.deepEqual(await ids('tx.unclosed'), [1]);
-      const results = await server.ok("BEGIN; INSERT INTO tx.unclosed VALUES (2, 'x'); UPDATE tx.unclosed SET v = 'after' WHERE id = 1; SELECT count(*) AS c FROM tx.unclosed");
-      assert.deepEqual(results[3]!.rows, [['2']]);
+      const res = await server.sql("BEGIN; INSERT INTO tx.unclosed VALUES (2, 'x'); UPDATE tx.unclosed SET v = 'after' WHERE id = 1; SELECT count(*) AS c FROM tx.unclosed");
+      assertError(res, 400, 'SQL_EXECUTION_ERROR', /^Request completed with an open explicit transaction; rolled back automatically$/);
+      const single = await server.sql("BEGIN; INSERT INTO tx.unclosed VALUES (3, 'y')");
+      assertError(single, 400, 'SQL_EXECUTION_ERROR', /open explicit transaction/);
       assert.deepEqual(await server.rows('SELECT id, v FROM tx.unclosed ORDER BY id'), [{ id: 1, v: 'before' }]);
+      // Statements before the BEGIN stay committed, as in any batch that fails part way.
+      assertError(await server.sql("INSERT INTO tx.unclosed VALUES (4, 'kept'); BEGIN; DELETE FROM tx.unclosed"), 400, 'SQL_EXECUTION_ERROR');
+      assert.deepEqual(await ids('tx.unclosed'), [1, 4]);
       // A later request starts clean.
       await server.ok("INSERT INTO tx.unclosed VALUES (2, 'later')");
-      assert.deepEqual(await ids('tx.unclosed'), [1, 2]);
+      assert.deepEqual(await ids('tx.unclosed'), [1, 2, 4]);
     });
 
     it('a failing statement inside a transaction discards everything before it', async () => {

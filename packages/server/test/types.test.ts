@@ -393,9 +393,9 @@ describe('types', () => {
     it('literals and expressions get the protocol types', async () => {
       const result = await single("SELECT 1 AS i, 9007199254740993 AS b, 2.5 AS dec, CAST(2.5 AS DOUBLE) AS d, 'x' AS t, true AS bo, NULL AS n, CAST('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11' AS UUID) AS u");
       assert.deepEqual(result.schema!.map((s) => [s.name, s.data_type]), [
-        ['i', 'Int'], ['b', 'BigInt'], ['dec', { Decimal: { precision: 2, scale: 1 } }], ['d', 'Double'], ['t', 'Text'], ['bo', 'Boolean'], ['n', result.schema![6]!.data_type], ['u', 'Uuid'],
+        ['i', 'BigInt'], ['b', 'BigInt'], ['dec', { Decimal: { precision: 2, scale: 1 } }], ['d', 'Double'], ['t', 'Text'], ['bo', 'Boolean'], ['n', result.schema![6]!.data_type], ['u', 'Uuid'],
       ]);
-      assert.deepEqual(result.rows, [[1, '9007199254740993', '2.5', 2.5, 'x', true, null, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11']]);
+      assert.deepEqual(result.rows, [['1', '9007199254740993', '2.5', 2.5, 'x', true, null, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11']]);
     });
   });
 });

@@ -29,7 +29,7 @@ export class Authenticator {
    */
   async userFromHeader(header: string | undefined, address = 'unknown'): Promise<UserDef> {
     if (header === undefined || header.trim() === '') {
-      throw new ServerError('MISSING_AUTHORIZATION', 'Missing Authorization header: use Bearer <token> or Basic credentials');
+      throw new ServerError('MISSING_AUTHORIZATION', 'Authentication required');
     }
     const space = header.indexOf(' ');
     const scheme = (space === -1 ? header : header.slice(0, space)).toLowerCase();

@@ -22,7 +22,8 @@ export interface IssuedTokens {
   readonly refresh_token: string;
   readonly expires_at: string;
   readonly refresh_expires_at: string;
-  readonly user: { readonly id: string; readonly role: Role };
+  /** As upstream's login answer: timestamps in RFC 3339. */
+  readonly user: { readonly id: string; readonly role: Role; readonly email: string | null; readonly created_at: string; readonly updated_at: string };
 }
 
 const CACHE_ENTRIES_MAX = 50_000;
@@ -50,7 +51,10 @@ export class TokenService {
       refresh_token: refresh,
       expires_at: new Date(accessExp * 1000).toISOString(),
       refresh_expires_at: new Date(refreshExp * 1000).toISOString(),
-      user: { id: user.userId, role: user.role },
+      user: {
+        id: user.userId, role: user.role, email: user.email,
+        created_at: new Date(user.createdAt).toISOString(), updated_at: new Date(user.updatedAt).toISOString(),
+      },
     };
   }
 

@@ -140,6 +140,11 @@ export function qualifiedName(table: Pick<TableDef, 'namespace' | 'name'>): stri
   return `${table.namespace}.${table.name}`;
 }
 
+/** A table type as the wire spells it in `table_type` (upstream KalamDB: `user`, `shared`, `stream`, `system`). */
+export function tableTypeName(type: TableDef['type']): string {
+  return type.toLowerCase();
+}
+
 export function isAdminRole(role: Role): boolean {
   return role === 'dba' || role === 'system';
 }

@@ -1,7 +1,7 @@
 /** Namespaces and tables: CREATE/DROP, SHOW and DESCRIBE. Changes run under the DDL mutex. */
 import { execError, invalidSql } from '../util/errors.js';
 import {
-  RESERVED_NAMESPACES, DEFAULT_NAMESPACE, isAdminRole, type TableDef, type TableType,
+  RESERVED_NAMESPACES, DEFAULT_NAMESPACE, isAdminRole, tableTypeName, type TableDef, type TableType,
 } from '../catalog/types.js';
 import { requireAdmin } from '../auth/access.js';
 import type { Statement, TableName } from '../sql/statement.js';
@@ -68,7 +68,7 @@ export function showTables(s: Services, ctx: RunContext, st: Of<'show_tables'>):
     { name: 'table_type', data_type: 'Text', index: 2 },
     { name: 'created_at', data_type: 'Timestamp', index: 3 },
   ];
-  const rows = s.catalog.tablesIn(st.namespace).map((t) => [t.namespace, t.name, t.type, t.createdAt * 1000]);
+  const rows = s.catalog.tablesIn(st.namespace).map((t) => [t.namespace, t.name, tableTypeName(t.type), t.createdAt * 1000]);
   return rowsResult(ctx, schema, rows);
 }
 
@@ -106,7 +106,9 @@ export async function createTable(s: Services, ctx: RunContext, st: Of<'create_t
   const type: TableType = st.tableType ?? optionType ?? (isAdminRole(ctx.principal.role) ? 'SHARED' : 'USER');
   const options = tableOptions(type, st.options);
   const pkCount = st.columns.filter((c) => c.primaryKey).length;
-  if (type !== 'STREAM' && pkCount !== 1) throw invalidSql(`${type} tables need a PRIMARY KEY column`);
+  // Upstream's words (its InvalidOperation: SQL_EXECUTION_ERROR): `User tables require a PRIMARY KEY column`.
+  if (type !== 'STREAM' && pkCount === 0) throw execError(`${type === 'USER' ? 'User' : 'Shared'} tables require a PRIMARY KEY column`);
+  if (type !== 'STREAM' && pkCount > 1) throw invalidSql('Multiple PRIMARY KEY definitions found');
   const name = `${namespace}.${st.table.name}`;
   return s.ddl.run(async () => {
     if (!s.catalog.namespace(namespace)) throw execError(`Namespace '${namespace}' does not exist`);

@@ -144,7 +144,7 @@ function buildRow(table: TableDef, targets: readonly number[], input: readonly I
 function insertStreamEvents(
   s: Services, ctx: RunContext, table: TableDef, partition: string, targets: readonly number[], inputs: readonly InsertCell[][], env: EvalEnv,
 ): StatementResult {
-  if (ctx.tx !== null) throw execError(`STREAM table ${qualifiedName(table)} cannot be written inside a transaction: events are not transactional`);
+  if (ctx.tx !== null) throw execError(`stream tables are not supported inside explicit transactions (${qualifiedName(table)}: events are not transactional)`);
   const rows = inputs.map((input, i) => {
     if (i % DEADLINE_CHECK_ROWS === 0) checkDeadline(ctx);
     return buildRow(table, targets, input, env);

@@ -53,9 +53,18 @@ function encoderFor(typeId: number, typeText: string): { dataType: SchemaField['
   }
 }
 
-/** Turns a DuckDB result into the protocol's schema and positional rows. */
-export function encodeDuckResult(result: DuckResult): { schema: SchemaField[]; rows: unknown[][] } {
-  const encoders = result.typeIds.map((id, i) => encoderFor(id, result.columnTypes[i]!));
+const SMALL_INTEGERS: ReadonlySet<number> = new Set([
+  DuckDBTypeId.TINYINT, DuckDBTypeId.SMALLINT, DuckDBTypeId.INTEGER, DuckDBTypeId.UTINYINT, DuckDBTypeId.USMALLINT,
+]);
+
+/**
+ * Turns a DuckDB result into the protocol's schema and positional rows. `widen[i]` marks a computed
+ * column: a smaller integer there is a `BigInt` (string cells), as upstream types integer expressions.
+ */
+export function encodeDuckResult(result: DuckResult, widen?: readonly boolean[]): { schema: SchemaField[]; rows: unknown[][] } {
+  const encoders = result.typeIds.map((id, i) => (widen?.[i] === true && SMALL_INTEGERS.has(id)
+    ? { dataType: 'BigInt', encode: toText }
+    : encoderFor(id, result.columnTypes[i]!)));
   const schema = result.columnNames.map((name, index) => ({ name, data_type: encoders[index]!.dataType, index }));
   const width = encoders.length;
   const rows: unknown[][] = new Array(result.rows.length);

@@ -1,6 +1,6 @@
 /**
  * Runs a request's statements in order, stopping at the first failure. Owns the request's
- * transaction (BEGIN ... COMMIT/ROLLBACK; an unclosed BEGIN rolls back; a failing statement inside
+ * transaction (BEGIN ... COMMIT/ROLLBACK; an unclosed BEGIN rolls back and fails the request; a failing statement inside
  * a transaction discards all of it) and EXECUTE AS USER.
  */
 import { LimitError, ServerError, assertNever, execError, invalidSql } from '../util/errors.js';
@@ -36,7 +36,9 @@ export class Executor {
       throw new LimitError('PAYLOAD_TOO_LARGE', 'sql_bytes_max', `SQL text is larger than ${config.sqlBytesMax} bytes (sql_bytes_max)`);
     }
     if (request.params.length > config.paramsMax) {
-      throw new LimitError('PAYLOAD_TOO_LARGE', 'params_max', `Too many params: ${request.params.length} (limit ${config.paramsMax}, params_max)`);
+      // Upstream's words and code (a 400, not a 413: the body may be small; the count is the problem).
+      throw new LimitError('SQL_EXECUTION_ERROR', 'params_max',
+        `Parameter count exceeded: maximum ${config.paramsMax} parameters allowed, got ${request.params.length}`);
     }
     const statements = this.parser.parse(request.sql);
     if (statements.length === 0) throw new ServerError('EMPTY_SQL', 'SQL holds no statement');
@@ -70,7 +72,9 @@ export class Executor {
         throw statements.length > 1 ? prefixError(error, i + 1) : error;
       }
     }
-    // An unclosed BEGIN rolls back: its writes were never handed to the committer.
+    // An unclosed BEGIN rolls back (its writes were never handed to the committer), and the request
+    // fails, as upstream: a 200 would tell the client that rows it never committed were saved.
+    if (tx !== null) throw execError('Request completed with an open explicit transaction; rolled back automatically');
     return results;
   }
 

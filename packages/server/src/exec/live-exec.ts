@@ -19,14 +19,16 @@ export function subscribe(s: Services, ctx: RunContext, st: Of<'subscribe'>): St
     options[key] = key === 'from' ? String(value) : value;
   }
   const id = `sub_${s.seqs.next().toString(36)}`;
-  const message = { type: 'subscribe', subscription: { id, sql, ...(Object.keys(options).length > 0 ? { options } : {}) } };
+  // As upstream: the subscription cell is a JSON object `{id, sql}` (plus `options` when given), the
+  // `subscription` of the WebSocket subscribe message: send `{"type":"subscribe","subscription":<it>}`.
+  const subscription = { id, sql, ...(Object.keys(options).length > 0 ? { options } : {}) };
   const wsUrl = `ws://${s.config.host === '0.0.0.0' ? '127.0.0.1' : s.config.host}:${s.listenPort}/v1/ws`;
   return rowsResult(ctx, [
     { name: 'status', data_type: 'Text', index: 0 },
     { name: 'ws_url', data_type: 'Text', index: 1 },
     { name: 'subscription', data_type: 'Json', index: 2 },
     { name: 'message', data_type: 'Text', index: 3 },
-  ], [['ready', wsUrl, JSON.stringify(message), `Open ${wsUrl}, authenticate, and send the subscription message`]]);
+  ], [['active', wsUrl, subscription, 'WebSocket subscription created. Connect to ws_url to receive updates.']]);
 }
 
 export function killLive(s: Services, ctx: RunContext, st: Of<'kill_live'>): StatementResult {
@@ -39,5 +41,5 @@ export function killLive(s: Services, ctx: RunContext, st: Of<'kill_live'>): Sta
     throw denied('Permission denied: KILL LIVE QUERY of another user needs role dba or system');
   }
   s.live!.killLive(st.liveId);
-  return messageResult(ctx, `Live query '${st.liveId}' killed`);
+  return messageResult(ctx, `Live query killed: ${st.liveId}`);
 }

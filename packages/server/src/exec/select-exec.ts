@@ -12,7 +12,7 @@ import { encodeDuckResult, type SchemaField } from './duck-cells.js';
 import { constantValue } from '../sql/create-table.js';
 import { param } from './expr-eval.js';
 import { bindForRequest, runBound } from './query.js';
-import type { BoundQuery } from '../sql/bind/bind-select.js';
+import { computedColumns, type BoundQuery } from '../sql/bind/bind-select.js';
 
 type Of<K extends Statement['kind']> = Extract<Statement, { kind: K }>;
 
@@ -22,7 +22,7 @@ export async function select(s: Services, ctx: RunContext, st: Of<'select'>): Pr
   const fast = await pointSelect(s, ctx, st.ast, bound);
   if (fast !== null) return fast;
   const result = await runBound(s, ctx, bound);
-  const { schema, rows } = encodeDuckResult(result);
+  const { schema, rows } = encodeDuckResult(result, computedColumns(bound.outputs, result.typeIds.length));
   return rowsResult(ctx, schema, rows);
 }
 

@@ -13,18 +13,19 @@ import { checkPartition } from '../storage/cold/table-check.js';
 
 type Of<K extends Statement['kind']> = Extract<Statement, { kind: K }>;
 
-function flushable(table: TableDef): void {
+/** `statement` names the command in upstream's words: `STORAGE FLUSH TABLE is not supported for STREAM tables`. */
+function flushable(table: TableDef, statement: string): void {
   if (table.type === 'STREAM') {
-    throw execError(`Table '${qualifiedName(table)}' is a STREAM table: stream events live in memory only and are never flushed to Parquet`);
+    throw execError(`${statement} is not supported for STREAM tables`);
   }
 }
 
 export async function flushTable(s: Services, ctx: RunContext, st: Of<'flush_table'>): Promise<StatementResult> {
   requireAdmin(ctx.principal, 'STORAGE FLUSH');
   const table = resolveTable(s, ctx, st.table);
-  flushable(table);
+  flushable(table, 'STORAGE FLUSH TABLE');
   const job = await s.flush.flushTable(table);
-  if (job === null) return messageResult(ctx, `Storage flush skipped for table '${qualifiedName(table)}': no unflushed rows`);
+  if (job === null) return messageResult(ctx, `Storage flush skipped: no pending writes for table '${qualifiedName(table)}'`);
   return messageResult(ctx, `Storage flush started for table '${qualifiedName(table)}'. Job ID: ${job.job_id}`);
 }
 
@@ -38,14 +39,14 @@ export async function flushAll(s: Services, ctx: RunContext, st: Of<'flush_all'>
     if (job !== null) started.push(`${qualifiedName(table)}: ${job.job_id}`);
   }
   const scope = st.namespace === null ? 'all namespaces' : `namespace '${st.namespace}'`;
-  if (started.length === 0) return messageResult(ctx, `Storage flush skipped for ${scope}: no unflushed rows`);
+  if (started.length === 0) return messageResult(ctx, `Storage flush skipped: no pending writes in ${scope}`);
   return messageResult(ctx, `Storage flush started for ${started.length} table(s) in ${scope}. Job IDs: ${started.join(', ')}`);
 }
 
 export async function compactTable(s: Services, ctx: RunContext, st: Of<'compact_table'>): Promise<StatementResult> {
   requireAdmin(ctx.principal, 'STORAGE COMPACT');
   const table = resolveTable(s, ctx, st.table);
-  flushable(table);
+  flushable(table, 'STORAGE COMPACT TABLE');
   const job = await s.flush.compactTable(table);
   return messageResult(ctx, `Storage compaction started for table '${qualifiedName(table)}'. Job ID: ${job.job_id}`);
 }
@@ -57,7 +58,7 @@ export async function compactTable(s: Services, ctx: RunContext, st: Of<'compact
 export async function checkTable(s: Services, ctx: RunContext, st: Of<'check_table'>): Promise<StatementResult> {
   requireAdmin(ctx.principal, 'STORAGE CHECK');
   const table = resolveTable(s, ctx, st.table);
-  flushable(table);
+  flushable(table, 'STORAGE CHECK TABLE');
   const schema: SchemaField[] = [
     { name: 'partition', data_type: 'Text', index: 0 },
     { name: 'file', data_type: 'Text', index: 1 },
@@ -77,7 +78,7 @@ export async function checkTable(s: Services, ctx: RunContext, st: Of<'check_tab
 export async function repairTable(s: Services, ctx: RunContext, st: Of<'repair_table'>): Promise<StatementResult> {
   requireAdmin(ctx.principal, 'STORAGE REPAIR');
   const table = resolveTable(s, ctx, st.table);
-  flushable(table);
+  flushable(table, 'STORAGE REPAIR TABLE');
   const job = await s.flush.repairTable(table);
   return messageResult(ctx, `Storage repair started for table '${qualifiedName(table)}'. Job ID: ${job.job_id}`);
 }

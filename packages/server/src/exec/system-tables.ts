@@ -9,7 +9,7 @@ import type { ColdStore } from '../storage/cold/cold-store.js';
 import type { LiveControl } from './context.js';
 import type { AuditLog } from '../auth/audit-log.js';
 import type { Principal } from '../auth/access.js';
-import type { ColumnType, StoredValue, TableDef } from '../catalog/types.js';
+import { tableTypeName, type ColumnType, type StoredValue, type TableDef } from '../catalog/types.js';
 import type { Segment } from '../storage/cold/manifest.js';
 import { TableUnavailableError } from '../util/errors.js';
 import type { SourceColumn } from '../storage/duck/duck-engine.js';
@@ -95,7 +95,7 @@ export function systemRelation(s: SystemSources, name: string, viewer: Principal
           col('max_buffer', 'BigInt'), col('ephemeral', 'Boolean'), col('deleted_retention_hours', 'Int'),
           col('created_at', 'Timestamp'), col('created_by', 'Text'), col('status', 'Text'), col('unavailable_reason', 'Text')],
         rows: catalog.tablesIn(null).map((t) => [
-          BigInt(t.id), t.namespace, t.name, t.type, t.schemaVersion, t.options.accessLevel,
+          BigInt(t.id), t.namespace, t.name, tableTypeName(t.type), t.schemaVersion, t.options.accessLevel,
           t.type === 'STREAM' ? null : formatFlushPolicy(t.options.flushPolicy),
           t.options.ttlSeconds === null ? null : BigInt(t.options.ttlSeconds),
           t.options.maxBuffer === null ? null : BigInt(t.options.maxBuffer),

@@ -1,5 +1,6 @@
 /**
- * The HTTP API: /health, /v1/api/auth/login, /v1/api/auth/refresh and /v1/api/sql on node:http.
+ * The HTTP API: /health (also /v1/api/healthcheck), /v1/api/auth/login, /v1/api/auth/refresh and
+ * /v1/api/sql on node:http.
  * This file is the only place errors become HTTP responses: ServerErrors map to their status and
  * the protocol envelope; anything else is logged and answered with a generic 500.
  */
@@ -13,10 +14,11 @@ import type { Authenticator } from '../auth/authenticator.js';
 import type { TokenService } from '../auth/tokens.js';
 import type { Executor } from '../exec/executor.js';
 import type { Catalog } from '../catalog/catalog.js';
+import type { UserDef } from '../catalog/types.js';
 import { parseJsonObject, readBody } from './body.js';
 import { encodeSqlSuccess, type EncodedBody } from './sql-response.js';
-
-export const SERVER_VERSION = '0.1.0';
+import { BUILD_DATE, SERVER_VERSION } from './build-info.js';
+import { isAdminRole } from '../catalog/types.js';
 
 export interface HttpDeps {
   readonly config: Config;
@@ -124,12 +126,12 @@ function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
 async function handle(deps: HttpDeps, req: IncomingMessage, started: number): Promise<Handled> {
   const path = (req.url ?? '/').split('?')[0]!;
   try {
-    if (path === '/health' && req.method === 'GET') {
+    if ((path === '/health' || path === '/v1/api/healthcheck') && req.method === 'GET') {
       // Still 200 when degraded: the server answers reads, so a load balancer should keep it; the
       // body says why writes are refused. Fields are only added, never changed (docs/protocol.md).
       const degraded = deps.storage.healthFields();
       const status = degraded.storage === undefined ? 'healthy' : 'degraded';
-      return { status: 200, body: { status, version: SERVER_VERSION, api_version: 'v1', ...degraded } };
+      return { status: 200, body: { status, version: SERVER_VERSION, api_version: 'v1', build_date: BUILD_DATE, ...degraded } };
     }
     if (path === '/v1/api/sql') return await sqlRoute(deps, req, started);
     if (path === '/v1/api/auth/login') return await loginRoute(deps, req);
@@ -164,9 +166,14 @@ async function sqlRoute(deps: HttpDeps, req: IncomingMessage, started: number): 
   }
 }
 
+const LOGIN_FIELDS: ReadonlySet<string> = new Set(['user', 'username', 'password']);
+
 async function loginRoute(deps: HttpDeps, req: IncomingMessage): Promise<Handled> {
   if (req.method !== 'POST') throw new ServerError('BAD_REQUEST', 'Use POST for /v1/api/auth/login');
   const body = parseJsonObject(await readBody(req, { bytesMax: 64 * 1024, timeoutMs: deps.config.httpBodyTimeoutMs }));
+  // As upstream: a misspelt field is refused rather than ignored, so a client bug shows at once.
+  const unknown = Object.keys(body).find((key) => !LOGIN_FIELDS.has(key));
+  if (unknown !== undefined) throw new ServerError('BAD_REQUEST', `Unknown field '${unknown.slice(0, 64)}' in login request: expected 'user' and 'password'`);
   const name = body.user ?? body.username;
   if (typeof name !== 'string' || typeof body.password !== 'string') {
     throw new ServerError('BAD_REQUEST', "Login needs string fields 'user' and 'password'");
@@ -175,7 +182,12 @@ async function loginRoute(deps: HttpDeps, req: IncomingMessage): Promise<Handled
     deps.log.warn('login failed', { user: name.slice(0, 64) });
     throw error;
   });
-  return { status: 200, body: await deps.tokens.issue(user), user: user.userId };
+  return { status: 200, body: await issueTokens(deps, user), user: user.userId };
+}
+
+/** Login and refresh answer alike; `admin_ui_access` tells a browser client whether to offer the admin console. */
+async function issueTokens(deps: HttpDeps, user: UserDef): Promise<unknown> {
+  return { ...await deps.tokens.issue(user), admin_ui_access: isAdminRole(user.role) };
 }
 
 async function refreshRoute(deps: HttpDeps, req: IncomingMessage): Promise<Handled> {
@@ -184,7 +196,7 @@ async function refreshRoute(deps: HttpDeps, req: IncomingMessage): Promise<Handl
   if (!/^bearer /i.test(header)) throw new ServerError('MISSING_AUTHORIZATION', 'Send the refresh token as Authorization: Bearer <refresh_token>');
   const principal = await deps.auth.fromToken(header.slice(7).trim(), 'refresh');
   const user = deps.catalog.account(principal.id)!;
-  return { status: 200, body: await deps.tokens.issue(user), user: user.userId };
+  return { status: 200, body: await issueTokens(deps, user), user: user.userId };
 }
 
 function sqlError(e: ServerError, started: number): unknown {

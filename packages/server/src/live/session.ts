@@ -25,6 +25,8 @@ import { liveColumns, parseSubscription } from './subscription-query.js';
 import { resumeChanges, snapshotRows, type ResumeChange } from './initial-data.js';
 import type { RowVersion } from '../storage/hot/row-codec.js';
 
+const WIRE_PROTOCOL = { serialization: 'json', compression: 'none' } as const;
+
 export type LiveErrorCode = 'AUTH_REQUIRED' | 'INVALID_SUBSCRIPTION_ID' | 'INVALID_SQL' | 'NOT_FOUND' | 'UNAUTHORIZED'
   | 'UNSUPPORTED' | 'SUBSCRIPTION_LIMIT_EXCEEDED' | 'MESSAGE_TOO_LARGE' | 'SLOW_CONSUMER' | 'PROTOCOL';
 
@@ -137,7 +139,13 @@ export class LiveSession implements LiveSink {
     }
     if (this.authTimer) clearTimeout(this.authTimer);
     this.principal = principalOf(current);
-    this.sendJson({ type: 'auth_success', user: current.userId, role: current.role });
+    this.sendAuthSuccess();
+  }
+
+  /** `protocol` echoes what this connection speaks: JSON text frames, never compressed (upstream clients may ask for msgpack or gzip). */
+  private sendAuthSuccess(): void {
+    const principal = this.principal!;
+    this.sendJson({ type: 'auth_success', user: principal.userId, role: principal.role, protocol: WIRE_PROTOCOL });
   }
 
   /**
@@ -178,34 +186,40 @@ export class LiveSession implements LiveSink {
   private handle(frame: Frame): void {
     if (this.closed) return;
     if ('tooLargeBytes' in frame) {
-      return this.error(null, 'MESSAGE_TOO_LARGE', `Message of ${frame.tooLargeBytes} bytes is over the limit of ${this.d.services.config.liveMessageBytesMax}`);
+      return this.error('protocol', 'MESSAGE_TOO_LARGE', `Message of ${frame.tooLargeBytes} bytes is over the limit of ${this.d.services.config.liveMessageBytesMax}`);
     }
     this.onMessage(frame.data, frame.isBinary).catch((error: unknown) => this.d.log.error('live message failed', { error: (error as Error).stack }));
   }
 
   private async onMessage(data: Buffer, isBinary: boolean): Promise<void> {
-    if (!this.takeToken()) return this.error(null, 'PROTOCOL', 'Too many messages: slow down');
+    if (!this.takeToken()) return this.error('rate_limit', 'PROTOCOL', 'Too many messages: slow down');
     let msg: Record<string, unknown>;
     try {
       const parsed: unknown = JSON.parse(data.toString('utf8'));
       if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not an object');
       msg = parsed as Record<string, unknown>;
     } catch {
-      return this.error(null, 'PROTOCOL', `Messages must be JSON objects${isBinary ? ' sent as text frames' : ''}`);
+      return this.error('protocol', 'PROTOCOL', `Messages must be JSON objects${isBinary ? ' sent as text frames' : ''}`);
     }
     if (msg.type === 'authenticate') return this.authenticate(msg);
-    if (this.principal === null) return this.error(null, 'AUTH_REQUIRED', 'Authenticate first: {"type":"authenticate",...}');
+    if (this.principal === null) {
+      if (msg.type !== 'subscribe') return this.error(typeof msg.type === 'string' ? msg.type.slice(0, 64) : 'protocol', 'AUTH_REQUIRED', 'Authentication required');
+      // Upstream names the frame (`subscription_id: "subscribe"`); the subscription's own id, when it has one, lets a client route the error to it.
+      const id = (msg.subscription as { id?: unknown } | undefined)?.id;
+      return this.error(typeof id === 'string' && SUBSCRIPTION_ID.test(id) ? id : 'subscribe', 'AUTH_REQUIRED', 'Authentication required before subscribing');
+    }
     switch (msg.type) {
       case 'subscribe': return this.subscribe(msg.subscription);
       case 'next_batch': return this.nextBatch(msg);
       case 'unsubscribe': return this.unsubscribe(msg.subscription_id);
       case 'ping': return this.sendJson({ type: 'pong' });
-      default: return this.error(null, 'PROTOCOL', `Unknown message type ${JSON.stringify(msg.type)}`);
+      default: return this.error('protocol', 'PROTOCOL', `Unknown message type ${JSON.stringify(msg.type)}`);
     }
   }
 
   private async authenticate(msg: Record<string, unknown>): Promise<void> {
-    if (this.principal !== null) return this.error(null, 'PROTOCOL', 'Already authenticated');
+    // As upstream: authenticating again answers with the connection's current identity.
+    if (this.principal !== null) return this.sendAuthSuccess();
     let verify: Promise<UserDef>;
     if (msg.method === 'jwt' && typeof msg.token === 'string') verify = this.d.auth.userFromToken(msg.token, 'access');
     else if (msg.method === 'basic' && typeof msg.username === 'string' && typeof msg.password === 'string') {
@@ -226,7 +240,7 @@ export class LiveSession implements LiveSink {
     const sub = raw as { id?: unknown; sql?: unknown; options?: unknown } | undefined;
     const id = typeof sub?.id === 'string' ? sub.id : null;
     if (id === null || !SUBSCRIPTION_ID.test(id)) {
-      return this.error(null, 'INVALID_SUBSCRIPTION_ID', 'subscription.id must be 1-128 characters of A-Z a-z 0-9 _ . : -');
+      return this.error('invalid_subscription', 'INVALID_SUBSCRIPTION_ID', 'subscription.id must be 1-128 characters of A-Z a-z 0-9 _ . : -');
     }
     if (this.subs.has(id)) return this.error(id, 'INVALID_SUBSCRIPTION_ID', `Subscription '${id}' already exists on this connection`);
     if (typeof sub!.sql !== 'string') return this.error(id, 'INVALID_SQL', 'subscription.sql must be a string');
@@ -348,7 +362,7 @@ export class LiveSession implements LiveSink {
   private nextBatch(msg: Record<string, unknown>): void {
     const id = typeof msg.subscription_id === 'string' ? msg.subscription_id : '';
     const sub = this.subs.get(id);
-    if (sub === undefined) return this.error(id || null, 'NOT_FOUND', `No subscription '${id}' on this connection`);
+    if (sub === undefined) return this.error(id.slice(0, 128), 'NOT_FOUND', `No subscription '${id.slice(0, 128)}' on this connection`);
     const pending = this.batches.get(id);
     if (pending === undefined) return this.error(id, 'PROTOCOL', `Subscription '${id}' has no more initial data`);
     this.sendBatch(sub, pending);
@@ -357,7 +371,7 @@ export class LiveSession implements LiveSink {
   private unsubscribe(raw: unknown): void {
     const id = typeof raw === 'string' ? raw : '';
     const sub = this.subs.get(id);
-    if (sub === undefined) return this.error(id || null, 'NOT_FOUND', `No subscription '${id}' on this connection`);
+    if (sub === undefined) return this.error(id.slice(0, 128), 'NOT_FOUND', `No subscription '${id.slice(0, 128)}' on this connection`);
     this.drop(sub);
   }
 
@@ -425,8 +439,9 @@ export class LiveSession implements LiveSink {
     this.ws.send(JSON.stringify(msg));
   }
 
-  private error(subscriptionId: string | null, code: LiveErrorCode, message: string): void {
-    this.sendJson({ type: 'error', ...(subscriptionId !== null ? { subscription_id: subscriptionId } : {}), code, message });
+  /** Every error names a subscription, as upstream: its id, or for errors outside one the frame's context (`protocol`, `subscribe`, `rate_limit`, ...). */
+  private error(subscriptionId: string, code: LiveErrorCode, message: string): void {
+    this.sendJson({ type: 'error', subscription_id: subscriptionId, code, message });
   }
 
   private takeToken(): boolean {

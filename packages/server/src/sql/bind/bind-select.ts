@@ -31,6 +31,32 @@ export interface BoundQuery {
   readonly cteNames: ReadonlyMap<string, string>;
   /** The query filters on `_deleted` (WHERE, JOIN ... ON, HAVING), so tombstones stay visible to it. */
   readonly includeDeleted: boolean;
+  /** What each top-level select-list entry is, in order (see `computedColumns`). */
+  readonly outputs: readonly OutputKind[];
+}
+
+/**
+ * `column`: a column reference or an explicit cast, typed as written; `star`: `*` or `t.*`, any
+ * number of columns; `computed`: any other expression.
+ */
+export type OutputKind = 'column' | 'star' | 'computed';
+
+/**
+ * Which of a result's `width` columns are computed expressions. Upstream KalamDB types integer
+ * literals and arithmetic on them as 64-bit (`SELECT 1` is a BigInt), where DuckDB makes them 32-bit;
+ * the result encoder widens those columns. A `*` between two others hides how many columns it
+ * stands for, so only the entries before the first `*` and after the last are placed.
+ */
+export function computedColumns(outputs: readonly OutputKind[], width: number): boolean[] {
+  const computed = new Array<boolean>(width).fill(false);
+  const first = outputs.indexOf('star');
+  const last = outputs.lastIndexOf('star');
+  const head = first === -1 ? outputs.length : first;
+  for (let i = 0; i < head && i < width; i++) computed[i] = outputs[i] === 'computed';
+  if (first === -1) return computed;
+  const tail = outputs.length - 1 - last;
+  for (let j = 1; j <= tail && width - j >= head; j++) computed[width - j] = outputs[outputs.length - j] === 'computed';
+  return computed;
 }
 
 export interface BindContext {
@@ -86,7 +112,7 @@ class Binder {
 
   bind(select: SelectStmt): BoundQuery {
     const template = this.select(select, { ctes: new Map() });
-    return { template, sources: this.sources, cteNames: this.cteNames, includeDeleted: this.includeDeleted };
+    return { template, sources: this.sources, cteNames: this.cteNames, includeDeleted: this.includeDeleted, outputs: outputKinds(select) };
   }
 
   // Statements --------------------------------------------------------------------------------
@@ -595,6 +621,41 @@ function hasWindowSpec(w: WindowDef): boolean {
  * The column name PostgreSQL gives an unnamed select-list expression, where the engine would name
  * it differently (its SQL text): functions by their name, casts by what they cast.
  */
+/** The kinds of a statement's output columns: of its leftmost SELECT (a set operation takes its first arm's). */
+function outputKinds(s: SelectStmt): OutputKind[] {
+  let arm = s;
+  while (arm.op !== undefined && arm.op !== 'SETOP_NONE' && arm.larg !== undefined) arm = arm.larg;
+  if (arm.valuesLists) {
+    const first = arm.valuesLists[0];
+    const width = first !== undefined && 'List' in first ? (first.List.items ?? []).length : 0;
+    return new Array<OutputKind>(width).fill('computed');
+  }
+  return (arm.targetList ?? []).map((t) => outputKind('ResTarget' in t ? t.ResTarget.val : undefined));
+}
+
+function outputKind(val: Node | undefined): OutputKind {
+  if (val === undefined) return 'computed';
+  if ('ColumnRef' in val) return (val.ColumnRef.fields ?? []).some((f) => 'A_Star' in f) ? 'star' : 'column';
+  if ('TypeCast' in val) return 'column';
+  if ('FuncCall' in val) return typePreserving(val.FuncCall) ? 'column' : 'computed';
+  // A scalar subquery has its one column's type: `(SELECT max(id) FROM t)` is as typed as `max(id)`.
+  if ('SubLink' in val && val.SubLink.subLinkType === 'EXPR_SUBLINK' && val.SubLink.subselect && 'SelectStmt' in val.SubLink.subselect) {
+    const [kind] = outputKinds(val.SubLink.subselect.SelectStmt);
+    return kind === 'column' ? 'column' : 'computed';
+  }
+  return 'computed';
+}
+
+/** Aggregates that return their argument's type (`max(int_col)` stays an Int upstream too), over a plain column. */
+const TYPE_PRESERVING = new Set(['min', 'max', 'any_value', 'first', 'last', 'mode', 'arg_min', 'arg_max']);
+
+function typePreserving(call: FuncCall): boolean {
+  const name = call.funcname?.[call.funcname.length - 1];
+  const arg = call.args?.[0];
+  return name !== undefined && 'String' in name && TYPE_PRESERVING.has(name.String.sval!.toLowerCase())
+    && arg !== undefined && 'ColumnRef' in arg;
+}
+
 function impliedName(node: Node): string | undefined {
   if ('FuncCall' in node) {
     const parts = node.FuncCall.funcname ?? [];
