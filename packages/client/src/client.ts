@@ -150,6 +150,8 @@ export function createClient(options: ClientOptions): KalamClient {
       };
     });
     let plan: ObjectPlan | null = null;
+    // A refusal before the ack rejects subscribe(); only errors after it reach onError (each once).
+    let acknowledged = false;
     const rowsOf = (rows: readonly Row[] | undefined): T[] => {
       const out = (rows ?? []) as Row[];
       if (plan !== null) for (const row of out) convertObject(row, plan);
@@ -167,6 +169,7 @@ export function createClient(options: ClientOptions): KalamClient {
               if (convert) plan = objectPlan(sub.schema, cells);
               handlers.onSchema?.(sub.schema);
             }
+            acknowledged = true;
             sub.settle(null);
             if (msg.batch_control?.status === 'ready' && !msg.batch_control.has_more && msg.total_rows === 0 && sub.lastSeq === null) {
               sub.lastSeq = msg.batch_control.last_seq_id ?? null;
@@ -200,7 +203,7 @@ export function createClient(options: ClientOptions): KalamClient {
             else if (msg.change_type === 'delete') handlers.onDelete?.(rowsOf(msg.old_values));
             break;
           case 'error':
-            handlers.onError?.(new KalamError(msg.code ?? 'PROTOCOL', msg.message ?? 'Subscription error'));
+            if (acknowledged) handlers.onError?.(new KalamError(msg.code ?? 'PROTOCOL', msg.message ?? 'Subscription error'));
             break;
         }
       },

@@ -85,6 +85,17 @@ describe('@kalamdb/client', () => {
     await stop();
   });
 
+  it('a refused subscription rejects subscribe() and is not reported again through onError', async () => {
+    const c = client({ user: 'alice', password: 'alice-password-1' });
+    const errors: string[] = [];
+    await assert.rejects(c.subscribe<Row>('SELECT * FROM sdk.no_such_table', { onError: (e) => errors.push(e.code) }),
+      (e: unknown) => e instanceof KalamError && e.code === 'NOT_FOUND');
+    // A later subscription on the same socket still works, and the refused one stays silent.
+    await c.subscribe<Row>('SELECT id FROM sdk.msgs', {});
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(errors, []);
+  });
+
   it('a password change ends the subscriptions with an error instead of retrying stale credentials', async () => {
     await server.createUser('carol', 'user', 'carol-password-1');
     const c = client({ user: 'carol', password: 'carol-password-1' });
