@@ -6,30 +6,10 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-interface Server { url: string; ok(sql: string): Promise<unknown>; dispose(): Promise<void> }
-interface HarnessModule { TestServer: { start(): Promise<Server> }; ROOT_PASSWORD: string }
-
-const here = dirname(fileURLToPath(import.meta.url));
-const BIN = join(here, '..', 'src', 'main.js');
-const { TestServer, ROOT_PASSWORD } = (await import(join(here, '..', '..', '..', 'server', 'dist', 'test', 'harness.js'))) as HarnessModule;
-
-function kalam(args: string[], input = '', env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, HOME: mkdtempSync(join(tmpdir(), 'kalam-home-')), ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => { stdout += c.toString(); });
-    child.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(input);
-  });
-}
+import { join } from 'node:path';
+import { kalam, ROOT_PASSWORD, TestServer, type Server } from './helpers.js';
 
 describe('kalam CLI', () => {
   let server: Server;
