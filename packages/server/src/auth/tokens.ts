@@ -4,7 +4,7 @@
  * for a new account of the same name; refresh tokens carry `typ: refresh` and are refused as access tokens.
  * Verified tokens are cached until expiry so the hot path skips the HMAC.
  */
-import { SignJWT, jwtVerify } from 'jose';
+import { SignJWT, errors as joseErrors, jwtVerify } from 'jose';
 import { ServerError } from '../util/errors.js';
 import type { Role, UserDef } from '../catalog/types.js';
 
@@ -24,6 +24,14 @@ export interface IssuedTokens {
   readonly refresh_expires_at: string;
   /** As upstream's login answer: timestamps in RFC 3339. */
   readonly user: { readonly id: string; readonly role: Role; readonly email: string | null; readonly created_at: string; readonly updated_at: string };
+}
+
+/** The `user` object of the login, refresh and me answers (upstream's UserInfo). */
+export function userInfo(user: UserDef): IssuedTokens['user'] {
+  return {
+    id: user.userId, role: user.role, email: user.email,
+    created_at: new Date(user.createdAt).toISOString(), updated_at: new Date(user.updatedAt).toISOString(),
+  };
 }
 
 const CACHE_ENTRIES_MAX = 50_000;
@@ -51,14 +59,14 @@ export class TokenService {
       refresh_token: refresh,
       expires_at: new Date(accessExp * 1000).toISOString(),
       refresh_expires_at: new Date(refreshExp * 1000).toISOString(),
-      user: {
-        id: user.userId, role: user.role, email: user.email,
-        created_at: new Date(user.createdAt).toISOString(), updated_at: new Date(user.updatedAt).toISOString(),
-      },
+      user: userInfo(user),
     };
   }
 
-  /** Verifies a token of the given type; any failure is INVALID_CREDENTIALS. */
+  /**
+   * Verifies a token of the given type: TOKEN_EXPIRED for a genuine token past its expiry (upstream's
+   * clients refresh and retry on that code), INVALID_CREDENTIALS for any other failure.
+   */
   async verify(token: string, type: 'access' | 'refresh'): Promise<TokenClaims> {
     const cacheKey = `${type}:${token}`;
     const cached = this.cache.get(cacheKey);
@@ -69,7 +77,9 @@ export class TokenService {
     let payload;
     try {
       ({ payload } = await jwtVerify(token, this.key, { algorithms: ['HS256'], issuer: ISSUER }));
-    } catch {
+    } catch (error) {
+      // jose checks the signature before the claims: only a token this server signed can be "expired".
+      if (error instanceof joseErrors.JWTExpired) throw new ServerError('TOKEN_EXPIRED', 'Token expired');
       throw new ServerError('INVALID_CREDENTIALS', 'Invalid or expired token');
     }
     if (payload.typ !== type || typeof payload.sub !== 'string' || typeof payload.role !== 'string' || typeof payload.exp !== 'number') {

@@ -137,10 +137,10 @@ function internalNamesHidden(message: string, displayNames: ReadonlyMap<string, 
     .replace(/\bkalam_cte_\d+\b/g, (m) => cteNames.get(m) ?? 'cte');
 }
 
-/** JSON params as DuckDB values: numbers, strings, booleans and null pass through. */
+/** JSON params as DuckDB values: numbers, strings, booleans and null pass through (integers past 2^53 as bigints). */
 function duckParams(params: readonly unknown[]): DuckDBValue[] {
   return params.map((p, i) => {
-    if (p === null || typeof p === 'string' || typeof p === 'number' || typeof p === 'boolean') return p;
+    if (p === null || typeof p === 'string' || typeof p === 'number' || typeof p === 'boolean' || typeof p === 'bigint') return p;
     throw execError(`Parameter $${i + 1}: only strings, numbers, booleans and null can be bound in queries`);
   });
 }

@@ -11,6 +11,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { ServerError, type ErrorCode } from '../util/errors.js';
+import { parseJson } from '../util/json.js';
 
 export interface BodyLimits {
   /** Largest body accepted, in bytes. */
@@ -82,7 +83,8 @@ export function readBody(req: IncomingMessage, limits: BodyLimits): Promise<Buff
 export function parseJsonObject(body: Buffer, code: ErrorCode = 'BAD_REQUEST'): Record<string, unknown> {
   let parsed: unknown;
   try {
-    parsed = JSON.parse(body.toString('utf8'));
+    // Exact 64-bit integers: upstream's Rust clients send i64 params as JSON numbers.
+    parsed = parseJson(body.toString('utf8'));
   } catch (error) {
     throw new ServerError(code, `Invalid JSON payload: ${(error as Error).message}`);
   }

@@ -1,6 +1,6 @@
 /**
- * The HTTP API: /health (also /v1/api/healthcheck), /v1/api/auth/login, /v1/api/auth/refresh and
- * /v1/api/sql on node:http.
+ * The HTTP API: /health (also /v1/api/healthcheck), /v1/api/auth/login, /v1/api/auth/refresh,
+ * /v1/api/auth/me, /v1/api/auth/logout, /v1/api/auth/status and /v1/api/sql on node:http.
  * This file is the only place errors become HTTP responses: ServerErrors map to their status and
  * the protocol envelope; anything else is logged and answered with a generic 500.
  */
@@ -11,7 +11,7 @@ import type { StorageHealth } from '../storage/storage-health.js';
 import type { Logger } from '../util/log.js';
 import type { Config } from '../config/config.js';
 import type { Authenticator } from '../auth/authenticator.js';
-import type { TokenService } from '../auth/tokens.js';
+import { userInfo, type TokenService } from '../auth/tokens.js';
 import type { Executor } from '../exec/executor.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { UserDef } from '../catalog/types.js';
@@ -136,6 +136,9 @@ async function handle(deps: HttpDeps, req: IncomingMessage, started: number): Pr
     if (path === '/v1/api/sql') return await sqlRoute(deps, req, started);
     if (path === '/v1/api/auth/login') return await loginRoute(deps, req);
     if (path === '/v1/api/auth/refresh') return await refreshRoute(deps, req);
+    if (path === '/v1/api/auth/me') return await meRoute(deps, req);
+    if (path === '/v1/api/auth/logout') return logoutRoute(req);
+    if (path === '/v1/api/auth/status') return statusRoute(req);
     return { status: 404, body: { error: 'not_found', message: `No route for ${req.method} ${path}` } };
   } catch (error) {
     const e = toServerError(deps, error);
@@ -149,7 +152,12 @@ async function sqlRoute(deps: HttpDeps, req: IncomingMessage, started: number): 
   const principal = await deps.auth.fromHeader(req.headers.authorization, req.socket.remoteAddress ?? 'unknown');
   const user = principal.userId;
   try {
-    const body = parseJsonObject(await readBody(req, { bytesMax: deps.config.bodyBytesMax, timeoutMs: deps.config.httpBodyTimeoutMs }), 'INVALID_INPUT');
+    const raw = await readBody(req, { bytesMax: deps.config.bodyBytesMax, timeoutMs: deps.config.httpBodyTimeoutMs });
+    // Upstream's clients send multipart/form-data for FILE uploads; there is no FILE type here.
+    if (/^multipart\/form-data\b/i.test(req.headers['content-type'] ?? '')) {
+      throw new ServerError('INVALID_INPUT', 'File uploads (multipart/form-data) are not supported: send {"sql": ...} as a JSON body');
+    }
+    const body = parseJsonObject(raw, 'INVALID_INPUT');
     // Upstream's code and words for a body that does not deserialize into {sql, params, namespace_id}.
     if (typeof body.sql !== 'string') throw new ServerError('INVALID_INPUT', "Invalid JSON payload: 'sql' must be a string");
     const params = body.params ?? [];
@@ -197,6 +205,28 @@ async function refreshRoute(deps: HttpDeps, req: IncomingMessage): Promise<Handl
   const principal = await deps.auth.fromToken(header.slice(7).trim(), 'refresh');
   const user = deps.catalog.account(principal.id)!;
   return { status: 200, body: await issueTokens(deps, user), user: user.userId };
+}
+
+/** The caller's account, as in the login answer (upstream's `GET /v1/api/auth/me`, used by admin consoles). */
+async function meRoute(deps: HttpDeps, req: IncomingMessage): Promise<Handled> {
+  if (req.method !== 'GET') throw new ServerError('BAD_REQUEST', 'Use GET for /v1/api/auth/me');
+  const user = await deps.auth.userFromHeader(req.headers.authorization, req.socket.remoteAddress ?? 'unknown');
+  return { status: 200, body: { user: userInfo(user), admin_ui_access: isAdminRole(user.role) }, user: user.userId };
+}
+
+/**
+ * As upstream, which clears its cookies here: tokens are stateless and stay valid until they expire
+ * (change the password to revoke them), so a client logs out by forgetting its tokens.
+ */
+function logoutRoute(req: IncomingMessage): Handled {
+  if (req.method !== 'POST') throw new ServerError('BAD_REQUEST', 'Use POST for /v1/api/auth/logout');
+  return { status: 200, body: { message: 'Logged out successfully' } };
+}
+
+/** Upstream's first-run check (its CLI asks before prompting for a login): root is created on the first start here, so never. */
+function statusRoute(req: IncomingMessage): Handled {
+  if (req.method !== 'GET') throw new ServerError('BAD_REQUEST', 'Use GET for /v1/api/auth/status');
+  return { status: 200, body: { needs_setup: false, message: 'Server is configured and ready.' } };
 }
 
 function sqlError(e: ServerError, started: number): unknown {

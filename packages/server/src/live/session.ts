@@ -24,6 +24,7 @@ import { rowObject } from './registry.js';
 import { liveColumns, parseSubscription } from './subscription-query.js';
 import { resumeChanges, snapshotRows, type ResumeChange } from './initial-data.js';
 import type { RowVersion } from '../storage/hot/row-codec.js';
+import { bigintsToText, parseJson } from '../util/json.js';
 
 const WIRE_PROTOCOL = { serialization: 'json', compression: 'none' } as const;
 
@@ -34,7 +35,7 @@ export type LiveErrorCode = 'AUTH_REQUIRED' | 'INVALID_SUBSCRIPTION_ID' | 'INVAL
 export function liveErrorCode(error: unknown): LiveErrorCode {
   if (!(error instanceof ServerError)) return 'PROTOCOL';
   switch (error.code) {
-    case 'PERMISSION_DENIED': case 'INVALID_CREDENTIALS': case 'MISSING_AUTHORIZATION': return 'UNAUTHORIZED';
+    case 'PERMISSION_DENIED': case 'INVALID_CREDENTIALS': case 'TOKEN_EXPIRED': case 'MISSING_AUTHORIZATION': return 'UNAUTHORIZED';
     case 'NOT_FOUND': return 'NOT_FOUND';
     case 'INVALID_SQL': case 'SQL_EXECUTION_ERROR': case 'EMPTY_SQL': return 'INVALID_SQL';
     default: return 'PROTOCOL';
@@ -195,7 +196,8 @@ export class LiveSession implements LiveSink {
     if (!this.takeToken()) return this.error('rate_limit', 'PROTOCOL', 'Too many messages: slow down');
     let msg: Record<string, unknown>;
     try {
-      const parsed: unknown = JSON.parse(data.toString('utf8'));
+      // parseJson: upstream's clients send `_seq` values (options.from, last_seq_id) as JSON numbers past 2^53.
+      const parsed: unknown = parseJson(data.toString('utf8'));
       if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not an object');
       msg = parsed as Record<string, unknown>;
     } catch {
@@ -262,7 +264,7 @@ export class LiveSession implements LiveSink {
     }
     const subscription: Subscription = {
       id, liveId: `${principal.userId}-${this.connectionId}-${id}`, sink: this, userId: principal.userId, query,
-      partition: partitionFor(principal, query.table), options: sub!.options ?? null, createdAt: Date.now(),
+      partition: partitionFor(principal, query.table), options: sub!.options == null ? null : bigintsToText(sub!.options), createdAt: Date.now(),
       state: 'loading', buffered: [], handoverSeq: 0n, lastSeq: 0n, lastChangeAt: null, changes: 0,
     };
     // Registered before the initial data is read: every later commit is buffered, none is missed.
@@ -301,9 +303,11 @@ export class LiveSession implements LiveSink {
       if (sub.state === 'closed') return;
       sub.handoverSeq = handoverSeq;
       sub.lastSeq = options.from;
+      // The ack's last_seq_id never runs ahead of what the client holds (upstream's clients take it as
+      // their resume point): `from` while resumed changes follow it, the hand-over point when none do.
       this.sendJson({
         type: 'subscription_ack', subscription_id: sub.id, total_rows: changes.length, schema,
-        batch_control: { batch_num: 0, has_more: false, status: 'ready', last_seq_id: handoverSeq.toString() },
+        batch_control: { batch_num: 0, has_more: false, status: 'ready', last_seq_id: (changes.length > 0 ? options.from : handoverSeq).toString() },
       });
       for (const change of changes) this.sendResumedChange(sub, change);
       if (sub.lastSeq < handoverSeq) sub.lastSeq = handoverSeq;
@@ -316,9 +320,13 @@ export class LiveSession implements LiveSink {
     const pending: PendingBatches = { rows, next: 0, batchNum: 0, batchSize: options.batchSize };
     this.batches.set(sub.id, pending);
     const hasMore = rows.length > options.batchSize;
+    // As upstream, the ack carries the first batch's batch_control: its last_seq_id is that batch's
+    // last row (rows go out in _seq order), so a client that takes it as its resume point and loses
+    // the connection while loading resumes without a gap.
+    const firstLast = rows.length === 0 ? handoverSeq : rows[Math.min(rows.length, options.batchSize) - 1]!.seq;
     this.sendJson({
       type: 'subscription_ack', subscription_id: sub.id, total_rows: rows.length, schema,
-      batch_control: { batch_num: 0, has_more: hasMore, status: hasMore ? 'loading' : 'ready', last_seq_id: handoverSeq.toString() },
+      batch_control: { batch_num: 0, has_more: hasMore, status: hasMore ? 'loading' : 'ready', last_seq_id: firstLast.toString() },
     });
     this.sendBatch(sub, pending);
   }
@@ -497,13 +505,18 @@ function parseOptions(raw: unknown, batchSizeMax: number): SubscribeOptions | nu
   const batchSize = int(o.batch_size, 'batch_size', 1, batchSizeMax) ?? 1000;
   const lastRows = int(o.last_rows, 'last_rows', 0, 1_000_000);
   if (lastRows !== null && lastRows > batchSize) throw new OptionsError(`options.last_rows (${lastRows}) larger than batch_size (${batchSize}) is not supported`);
+  // `from_seq_id` is upstream's other name for `from`. Upstream's clients send it as a JSON number
+  // (parsed exactly, as a bigint past 2^53) or a string of digits.
+  const rawFrom = o.from ?? o.from_seq_id;
   let from: bigint | null = null;
-  if (o.from !== undefined && o.from !== null) {
-    if (!(typeof o.from === 'string' && /^\d{1,19}$/.test(o.from)) && !(typeof o.from === 'number' && Number.isSafeInteger(o.from) && o.from >= 0)) {
-      throw new OptionsError('options.from must be a _seq (a string of digits)');
-    }
-    from = BigInt(o.from);
-    if (lastRows !== null) throw new OptionsError('options.from and options.last_rows cannot be combined');
+  if (rawFrom !== undefined && rawFrom !== null) {
+    const valid = (typeof rawFrom === 'string' && /^\d{1,19}$/.test(rawFrom))
+      || (typeof rawFrom === 'number' && Number.isSafeInteger(rawFrom) && rawFrom >= 0)
+      || (typeof rawFrom === 'bigint' && rawFrom >= 0n);
+    if (!valid) throw new OptionsError('options.from must be a _seq (a string of digits)');
+    from = BigInt(rawFrom as string | number | bigint);
+    if (from > 2n ** 63n - 1n) throw new OptionsError('options.from must be a _seq (a string of digits)');
   }
-  return { batchSize, lastRows, from };
+  // As upstream: `from` wins over `last_rows` (its clients resubscribe with both after a reconnect).
+  return { batchSize, lastRows: from === null ? lastRows : null, from };
 }

@@ -4,6 +4,7 @@
  * protocol's JSON cells (64-bit integers and decimals as strings, times as integer microseconds).
  */
 import { execError } from '../util/errors.js';
+import { stringifyJson } from '../util/json.js';
 import type { ColumnDef, ColumnType, StoredValue } from '../catalog/types.js';
 
 const INT64_MIN = -(2n ** 63n);
@@ -186,7 +187,9 @@ function toJson(value: unknown): string | undefined {
     }
   }
   if (typeof value === 'number' || typeof value === 'boolean') return JSON.stringify(value);
-  if (typeof value === 'object' && value !== null && !(value instanceof Uint8Array)) return JSON.stringify(value);
+  if (typeof value === 'bigint') return value.toString();
+  // stringifyJson: a param's integers past 2^53 arrive as bigints and are kept digit for digit.
+  if (typeof value === 'object' && value !== null && !(value instanceof Uint8Array)) return stringifyJson(value);
   return undefined;
 }
 

@@ -7,6 +7,7 @@
 export type ErrorCode =
   | 'MISSING_AUTHORIZATION'
   | 'INVALID_CREDENTIALS'
+  | 'TOKEN_EXPIRED'
   | 'EMPTY_SQL'
   | 'PARAMS_WITH_BATCH'
   | 'INVALID_SQL'
@@ -26,6 +27,8 @@ export type ErrorCode =
 export const errorStatus: Readonly<Record<ErrorCode, number>> = Object.freeze({
   MISSING_AUTHORIZATION: 401,
   INVALID_CREDENTIALS: 401,
+  // Upstream's code for a well-signed access token past its `exp`: its clients refresh and retry on it.
+  TOKEN_EXPIRED: 401,
   EMPTY_SQL: 400,
   PARAMS_WITH_BATCH: 400,
   INVALID_SQL: 400,

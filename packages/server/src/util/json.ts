@@ -1,0 +1,52 @@
+/**
+ * JSON with exact 64-bit integers. Upstream's clients write `_seq` values (`options.from`,
+ * `next_batch.last_seq_id`) and i64 params as JSON numbers, which JSON.parse would round to the
+ * nearest double (7412345678901234567 reads as 7412345678901234000). `parseJson` reads every integer
+ * outside ±(2^53 - 1) as a bigint instead; `stringifyJson` writes bigints back as plain digits.
+ */
+import { randomBytes } from 'node:crypto';
+
+/**
+ * A JSON string (skipped whole, so digits inside strings are never touched) or an integer of 16 or
+ * more digits that is not part of a fraction or an exponent.
+ */
+const STRING_OR_LONG_INTEGER = /"[^"\\]*(?:\\.[^"\\]*)*"|(?<![\d.eE+-])-?\d{16,}(?![\d.eE])/g;
+
+/** JSON.parse, except that integers beyond Number.MAX_SAFE_INTEGER in magnitude become bigints. */
+export function parseJson(text: string): unknown {
+  if (!/\d{16}/.test(text)) return JSON.parse(text);
+  // Each long integer is rewritten as a string carrying a marker no string in this text can decode to.
+  let marker: string;
+  do marker = `bigint:${randomBytes(8).toString('hex')}:`; while (text.includes(marker));
+  let found = false;
+  const rewritten = text.replace(STRING_OR_LONG_INTEGER, (token) => {
+    if (token.startsWith('"') || Number.isSafeInteger(Number(token))) return token;
+    found = true;
+    return `"\\u0000${marker}${token}"`;
+  });
+  if (!found) return JSON.parse(text);
+  const tagged = `\u0000${marker}`;
+  return JSON.parse(rewritten, (_key, value: unknown) => (typeof value === 'string' && value.startsWith(tagged) ? BigInt(value.slice(tagged.length)) : value));
+}
+
+/** JSON.stringify, except that bigints are written as JSON numbers with all their digits. */
+export function stringifyJson(value: unknown): string {
+  let marker: string | null = null;
+  const text = JSON.stringify(value, (_key, v: unknown) => {
+    if (typeof v !== 'bigint') return v;
+    marker ??= `\u0000bigint:${randomBytes(8).toString('hex')}:`;
+    return `${marker}${v}`;
+  });
+  if (marker === null) return text;
+  // JSON.stringify escapes the NUL as \u0000, so the marker appears in the text in that form.
+  const escaped = JSON.stringify(marker).slice(1, -1);
+  return text.split(`"${escaped}`).map((part, i) => (i === 0 ? part : part.replace(/^(-?\d+)"/, '$1'))).join('');
+}
+
+/** The value with every bigint (at any depth) replaced by its decimal text, e.g. to show or store it as JSON. */
+export function bigintsToText(value: unknown): unknown {
+  if (typeof value === 'bigint') return value.toString();
+  if (Array.isArray(value)) return value.map(bigintsToText);
+  if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, bigintsToText(v)]));
+  return value;
+}
