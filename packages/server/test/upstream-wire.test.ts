@@ -9,6 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { TestServer, assertError, type Auth } from './harness.js';
 import { LiveClient } from './ws-client.js';
+import WebSocket from 'ws';
 
 describe('upstream wire compatibility', () => {
   let server: TestServer;
@@ -177,6 +178,28 @@ describe('upstream wire compatibility', () => {
         assert.equal(bad.subscription_id, 'protocol');
       } finally {
         await c.close();
+      }
+    });
+  });
+
+  describe('keep-alive', () => {
+    it('a peer that misses a ping is disconnected (socket closed and its subscription gone), not left silently unsubscribed', async () => {
+      const quick = await TestServer.startWithConfig({ live_ping_interval_ms: 200 });
+      const ws = new WebSocket(`${quick.url.replace(/^http/, 'ws')}/v1/ws`, {
+        autoPong: false, headers: { authorization: `Basic ${Buffer.from(`root:${'root-password-for-tests'}`).toString('base64')}` },
+      });
+      try {
+        const closed = new Promise<number>((resolve) => ws.on('close', (code) => resolve(code)));
+        await new Promise<void>((resolve, reject) => { ws.once('open', () => resolve()); ws.once('error', reject); });
+        await quick.ok('CREATE NAMESPACE ka');
+        await quick.ok('CREATE SHARED TABLE ka.t (id INT PRIMARY KEY)');
+        ws.send(JSON.stringify({ type: 'subscribe', subscription: { id: 'k', sql: 'SELECT * FROM ka.t' } }));
+        const code = await Promise.race([closed, new Promise<number>((_, reject) => setTimeout(() => reject(new Error('not closed within 5 s')), 5_000))]);
+        assert.equal(code, 1006, 'terminated without a closing handshake');
+        assert.deepEqual(await quick.rows('SELECT subscription_id FROM system.live'), []);
+      } finally {
+        ws.terminate();
+        await quick.dispose();
       }
     });
   });

@@ -468,6 +468,16 @@ export class LiveSession implements LiveSink {
     this.ws.close(how.code, how.reason);
   }
 
+  /**
+   * A peer that did not answer the last ping: its socket is destroyed (no closing handshake to wait
+   * for) and its subscriptions end, so a client whose network came back sees the drop and resumes,
+   * instead of staying connected to subscriptions that no longer exist.
+   */
+  terminate(): void {
+    this.cleanup();
+    this.ws.terminate();
+  }
+
   /** The connection is gone: every subscription on it ends now. */
   cleanup(): void {
     this.closed = true;

@@ -73,7 +73,7 @@ export class LiveServer implements LiveControl {
   private pingAll(): void {
     for (const session of this.sessions) {
       if (!session.alive) {
-        session.cleanup();
+        session.terminate();
         this.sessions.delete(session);
         continue;
       }
