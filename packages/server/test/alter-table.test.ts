@@ -6,7 +6,8 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { TestServer, assertError, eventually, jobIdOf } from './harness.js';
+import { ROOT_PASSWORD, TestServer, assertError, eventually, jobIdOf } from './harness.js';
+import { LiveClient } from './ws-client.js';
 
 describe('ALTER TABLE', () => {
   let server: TestServer;
@@ -284,5 +285,29 @@ describe('ALTER TABLE', () => {
     assert.deepEqual(await rows(`SELECT label, extra FROM ${t} WHERE id = 1234`), [['v1234', 3]]);
     await compact(t);
     assert.deepEqual(await rows(`SELECT label, extra FROM ${t} WHERE id = 1999`), [['v1999', 3]]);
+  });
+
+  it('an open subscription survives ADD COLUMN and keeps getting changes (its projection may stay the old one)', async () => {
+    const t = 'alt.live';
+    await server.ok(`CREATE SHARED TABLE ${t} (id BIGINT PRIMARY KEY, v TEXT)`);
+    await server.ok(`INSERT INTO ${t} VALUES (1, 'a')`);
+    const c = await LiveClient.connect(server.url, { user: 'root', password: ROOT_PASSWORD });
+    try {
+      await c.subscribeOk('s', `SELECT * FROM ${t}`, { last_rows: 10 });
+      const mark = c.mark();
+      await server.ok(`ALTER TABLE ${t} ADD COLUMN extra INT DEFAULT 5`);
+      await server.ok(`INSERT INTO ${t} (id, v, extra) VALUES (2, 'b', 6)`);
+      const change = await c.waitFor((m) => m.subscription_id === 's' && (m.type === 'change' || m.type === 'error'), 15_000, mark);
+      assert.notEqual(change.type, 'error', JSON.stringify(change));
+      const row = (change.rows as Record<string, unknown>[])[0]!;
+      assert.equal(row.id, '2');
+      assert.equal(row.v, 'b');
+      await server.ok(`UPDATE ${t} SET v = 'a2' WHERE id = 1`);
+      const update = await c.waitFor((m) => m.subscription_id === 's' && m.type === 'change' && m.change_type === 'update', 15_000, mark);
+      assert.equal((update.rows as Record<string, unknown>[])[0]!.v, 'a2');
+    } finally {
+      await c.close();
+    }
+    assert.deepEqual(await rows(`SELECT id, v, extra FROM ${t} ORDER BY id`), [['1', 'a2', 5], ['2', 'b', 6]]);
   });
 });
