@@ -310,4 +310,33 @@ describe('ALTER TABLE', () => {
     }
     assert.deepEqual(await rows(`SELECT id, v, extra FROM ${t} ORDER BY id`), [['1', 'a2', 5], ['2', 'b', 6]]);
   });
+
+  it('SET NOT NULL racing writers of NULL: either it succeeds and no NULL is left, or it fails and the column stays nullable', async () => {
+    const t = 'alt.nullrace';
+    await server.ok(`CREATE SHARED TABLE ${t} (id BIGINT PRIMARY KEY, v TEXT)`);
+    let stop = false;
+    let next = 0;
+    const writer = async (): Promise<void> => {
+      while (!stop) {
+        const id = ++next;
+        // Half the rows NULL until the column is NOT NULL, then refused (NOT NULL) or written.
+        await server.sql(`INSERT INTO ${t} (id, v) VALUES (${id}, ${id % 2 === 0 ? 'NULL' : `'x'`})`);
+      }
+    };
+    const writers = [writer(), writer()];
+    await eventually('some rows', async () => next > 10, 20_000);
+    // Delete the NULLs and set NOT NULL in a tight loop: the writers keep adding NULLs meanwhile.
+    let outcome: { status: number; message: string } | null = null;
+    for (let i = 0; i < 5 && (outcome === null || outcome.status !== 200); i++) {
+      await server.sql(`DELETE FROM ${t} WHERE v IS NULL`);
+      const res = await server.sql(`ALTER TABLE ${t} ALTER COLUMN v SET NOT NULL`);
+      outcome = { status: res.status, message: res.body.error?.message ?? res.body.results[0]?.message ?? '' };
+    }
+    stop = true;
+    await Promise.all(writers);
+    const [column] = await server.rows(`SELECT is_nullable FROM system.columns WHERE table_name = 'nullrace' AND column_name = 'v'`);
+    const nulls = Number((await rows(`SELECT count(*) FROM ${t} WHERE v IS NULL`))[0]![0]);
+    if (column!.is_nullable === false) assert.equal(nulls, 0, `NOT NULL column holds ${nulls} NULLs; last ALTER: ${JSON.stringify(outcome)}`);
+    else assert.equal(outcome!.status, 400, JSON.stringify(outcome));
+  });
 });
