@@ -35,6 +35,8 @@ export class Catalog implements SchemaLookup {
   private readonly tables = new Map<string, TableDef>();
   /** The same tables by id (the committer checks every write's schema version against it). */
   private readonly byId = new Map<number, TableDef>();
+  /** Columns of schema versions by `tableId:version` (columnsAt). Versions never change once written. */
+  private readonly columnsCache = new Map<string, readonly ColumnDef[]>();
   private readonly schemas: TableSchemaVersion[] = [];
   /** Every account by id, dropped ones included until they are purged. */
   private readonly accounts = new Map<string, UserDef>();
@@ -153,7 +155,14 @@ export class Catalog implements SchemaLookup {
   columnsAt(tableId: number, version: number): readonly ColumnDef[] | undefined {
     const current = this.byId.get(tableId);
     if (current?.schemaVersion === version) return current.columns;
-    return this.schemaVersion(tableId, version)?.columns;
+    // Called for every row of an older version that is read: a map, not a scan of every version.
+    const key = `${tableId}:${version}`;
+    let columns = this.columnsCache.get(key);
+    if (columns === undefined) {
+      columns = this.schemaVersion(tableId, version)?.columns;
+      if (columns !== undefined) this.columnsCache.set(key, columns);
+    }
+    return columns;
   }
 
   /** Creates a table with a fresh id, column ids 1..n and its first schema version. */
@@ -257,6 +266,7 @@ export class Catalog implements SchemaLookup {
     this.tables.delete(qualifiedName(table));
     this.byId.delete(table.id);
     for (let i = this.schemas.length - 1; i >= 0; i--) if (this.schemas[i]!.tableId === table.id) this.schemas.splice(i, 1);
+    for (const key of [...this.columnsCache.keys()]) if (key.startsWith(`${table.id}:`)) this.columnsCache.delete(key);
     this.changes.emit({ kind: 'table_dropped', table });
   }
 
