@@ -339,4 +339,19 @@ describe('ALTER TABLE', () => {
     if (column!.is_nullable === false) assert.equal(nulls, 0, `NOT NULL column holds ${nulls} NULLs; last ALTER: ${JSON.stringify(outcome)}`);
     else assert.equal(outcome!.status, 400, JSON.stringify(outcome));
   });
+
+  it('the rows flush policy keeps counting across an ALTER and flushes in the current schema', async () => {
+    const t = 'alt.policy';
+    await server.ok(`CREATE SHARED TABLE ${t} (id BIGINT PRIMARY KEY, v TEXT) WITH (FLUSH_POLICY = 'rows:5')`);
+    await server.ok(`INSERT INTO ${t} VALUES (1, 'a')`);
+    await server.ok(`INSERT INTO ${t} VALUES (2, 'b')`);
+    await server.ok(`INSERT INTO ${t} VALUES (3, 'c')`);
+    await server.ok(`ALTER TABLE ${t} ADD COLUMN w INT DEFAULT 1`);
+    await server.ok(`INSERT INTO ${t} VALUES (4, 'd', 2)`);
+    await server.ok(`INSERT INTO ${t} VALUES (5, 'e', 3)`);
+    const segment = await eventually('a policy flush', async () =>
+      (await server.rows(`SELECT row_count, schema_version FROM system.manifest WHERE table_name = 'policy'`))[0], 20_000);
+    assert.deepEqual(segment, { row_count: '5', schema_version: 2 });
+    await check(t, 'id, v, w', [['1', 'a', 1], ['2', 'b', 1], ['3', 'c', 1], ['4', 'd', 2], ['5', 'e', 3]], 'flushed by policy');
+  });
 });
