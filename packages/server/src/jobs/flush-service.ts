@@ -19,7 +19,7 @@ import type { CommittedChange, Committer, HandoverWatch } from '../storage/hot/c
 import type { RowVersion } from '../storage/hot/row-codec.js';
 import type { ColdStore } from '../storage/cold/cold-store.js';
 import { MANIFEST_FILE, SEGMENT_NAME, manifestMaxSeq, type Segment } from '../storage/cold/manifest.js';
-import { readParquetSql, sqlIdent, type DuckEngine, type SourceColumn } from '../storage/duck/duck-engine.js';
+import { sqlIdent, type DuckEngine, type SourceColumn } from '../storage/duck/duck-engine.js';
 import { checkSegment } from '../storage/cold/segment-check.js';
 import { repairPartition, type RepairResult } from '../storage/cold/table-repair.js';
 import { join } from 'node:path';
@@ -54,7 +54,8 @@ export interface FlushDeps {
 }
 
 interface Pending {
-  readonly table: TableDef;
+  /** The newest definition seen (ALTER TABLE replaces it; the count goes on). */
+  table: TableDef;
   readonly partition: string;
   count: number;
   firstAtMs: number;
@@ -145,9 +146,11 @@ export class FlushService {
       if (c.table.type === 'STREAM') continue;
       const key = partitionId(c.table.id, c.partition);
       let p = this.pending.get(key);
-      if (p === undefined || p.table !== c.table) {
+      if (p === undefined || p.table.id !== c.table.id) {
         p = { table: c.table, partition: c.partition, count: 0, firstAtMs: now };
         this.pending.set(key, p);
+      } else if (p.table !== c.table && c.table.schemaVersion >= p.table.schemaVersion) {
+        p.table = c.table;
       }
       // The interval counts from the oldest unflushed write, not from the last flush.
       if (p.count === 0) p.firstAtMs = now;
@@ -178,7 +181,10 @@ export class FlushService {
 
   private requestPolicyFlush(p: Pending): void {
     const key = partitionId(p.table.id, p.partition);
-    if (this.requested.has(key) || this.d.catalog.table(p.table.namespace, p.table.name) !== p.table) return;
+    const current = this.d.catalog.table(p.table.namespace, p.table.name);
+    if (this.requested.has(key) || current?.id !== p.table.id) return;
+    // ALTER TABLE since the last commit: the policy and the flush follow the current definition.
+    p.table = current;
     // Disk full: no job row could be recorded and no segment written. The unflushed count stays,
     // so the next check after the disk is writable again (and the back-off is over) flushes it.
     if (!this.storageWritable()) return;
@@ -389,7 +395,11 @@ export class FlushService {
   /** Flushes one partition; partitions of a table never flush concurrently with themselves. */
   async flushPartition(table: TableDef, partition: string, signal: AbortSignal, job: JobRow): Promise<WorkResult> {
     return this.lock(table, partition).run(() => this.slot(async () => {
-      if (this.d.catalog.table(table.namespace, table.name) !== table) return { rows: 0, bytes: 0, files: [] };
+      // Dropped (or dropped and created again) since the request: nothing to flush. Altered since:
+      // flushed in the current definition (rows of every version are mapped to it by column id).
+      const current = this.d.catalog.table(table.namespace, table.name);
+      if (current?.id !== table.id) return { rows: 0, bytes: 0, files: [] };
+      table = current;
       const started = performance.now();
       // Every version up to `upTo` is committed. Keys written during the scan get larger seqs and
       // stay hot; so the flushed set is exactly "newest version per key as of upTo", like a snapshot.
@@ -474,11 +484,14 @@ export class FlushService {
       await this.verifyBeforeCompaction(table, partition);
       // One segment without tombstones is already compact: rewriting it would change nothing.
       const only = manifest.segments.length === 1 ? manifest.segments[0]! : null;
-      if (only !== null && only.columns._deleted?.max !== 'true') return { rows: 0, bytes: 0, files: [] };
-      const files = this.d.cold.files(table, partition);
+      // (unless it was written under an older schema or without field ids: compaction rewrites it into the current one).
+      if (only !== null && only.columns._deleted?.max !== 'true' && only.schema_version === table.schemaVersion && only.field_ids === true) {
+        return { rows: 0, bytes: 0, files: [] };
+      }
+      const relation = this.d.cold.relation(table, partition)!;
       const pk = table.columns[primaryKeyIndex(table)]!.name;
       const cutoffSeq = snowflakeAtMs(Date.now() - table.options.deletedRetentionHours * 3_600_000);
-      const select = `SELECT * FROM ${readParquetSql(files)} `
+      const select = `SELECT * FROM ${relation} `
         + `QUALIFY row_number() OVER (PARTITION BY ${sqlIdent(pk)} ORDER BY "_seq" DESC) = 1`;
       const kept = `SELECT * FROM (${select}) WHERE NOT ("_deleted" AND "_seq" < ${cutoffSeq})`;
       const batch = manifest.next_batch;
