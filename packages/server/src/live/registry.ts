@@ -178,8 +178,10 @@ export class LiveRegistry {
       return;
     }
     if (event.seq !== null && event.seq <= sub.handoverSeq) return;
+    // Rendered before a new shape applies: a schema_changed frame describes the change from the old one.
+    const frame = event.frame(sub);
     if (event.shape !== undefined) sub.shape = event.shape;
-    if (!sub.sink.send(event.frame(sub), sub, event.seq)) return;
+    if (!sub.sink.send(frame, sub, event.seq)) return;
     if (event.seq !== null) {
       sub.lastSeq = event.seq;
       sub.changes += event.count ?? 1;

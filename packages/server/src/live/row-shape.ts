@@ -34,8 +34,13 @@ export function cellsUnder(catalog: Catalog, target: TableDef, row: VersionedCel
   return convert(row.values);
 }
 
+/** What a row written before `column` was added holds in it: its literal default, else null. */
+export function fillFor(column: ColumnDef): StoredValue {
+  return column.default?.kind === 'literal' ? column.default.value : null;
+}
+
 /** A stable column identity: the column id where both sides have one, else the name. */
-function columnKey(c: ColumnDef): string {
+export function columnKey(c: ColumnDef): string {
   const id = (c as { readonly id?: unknown }).id;
   return id === undefined || id === null ? `name:${c.name}` : `id:${String(id)}`;
 }
@@ -45,7 +50,7 @@ function converter(from: readonly ColumnDef[], to: readonly ColumnDef[]): Conver
   const steps = to.map((target): ((values: readonly StoredValue[]) => StoredValue) => {
     const i = index.get(columnKey(target));
     if (i === undefined) {
-      const fill = target.default?.kind === 'literal' ? target.default.value : null;
+      const fill = fillFor(target);
       return () => fill;
     }
     const source = from[i]!;

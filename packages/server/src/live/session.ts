@@ -15,7 +15,9 @@ import type { Principal } from '../auth/access.js';
 import { partitionFor, principalOf } from '../auth/access.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import { activeUser, readRevoked } from '../auth/reauthorize.js';
-import { qualifiedName, type TableDef, type UserDef } from '../catalog/types.js';
+import { qualifiedName, type ColumnDef, type TableDef, type UserDef } from '../catalog/types.js';
+import { encodeCell, protocolType } from '../sql/values.js';
+import { columnKey, fillFor } from './row-shape.js';
 import type { ReauthScope } from './reauthorize.js';
 import type { Services } from '../exec/context.js';
 import type { LiveRegistry, LiveSink, Subscription } from './registry.js';
@@ -565,14 +567,50 @@ export interface TableSchemaChange {
   readonly statement?: string;
 }
 
-/** A schema_changed message announcing `query`'s schema: rows delivered after it are rendered under it. */
+/**
+ * A schema_changed message announcing `query`'s schema: rows delivered after it are rendered under
+ * it. Its `changes` say how the subscription's columns changed since the schema the client was last
+ * told about (rendered when delivered, so against exactly that one), so a client holding rows can
+ * re-key them: `add` with the value rows written before hold (`default`), `drop`, `rename` (`new_name`),
+ * `modify` (type or nullability; `data_type`).
+ */
 export function schemaChangedEvent(query: SubscriptionQuery): LiveEvent {
   const schema = JSON.stringify(query.schema);
   return {
     seq: null,
     shape: query,
-    frame: (sub) => Buffer.from(`{"type":"schema_changed","subscription_id":${JSON.stringify(sub.id)},"schema":${schema},"schema_version":${query.table.schemaVersion}}`),
+    frame: (sub) => Buffer.from(`{"type":"schema_changed","subscription_id":${JSON.stringify(sub.id)},"schema":${schema},`
+      + `"schema_version":${query.table.schemaVersion},"changes":${JSON.stringify(columnChanges(sub.shape, query))}}`),
   };
+}
+
+export type ColumnChange =
+  | { readonly kind: 'add'; readonly column: string; readonly default: unknown }
+  | { readonly kind: 'drop'; readonly column: string }
+  | { readonly kind: 'rename'; readonly column: string; readonly new_name: string }
+  | { readonly kind: 'modify'; readonly column: string; readonly data_type: unknown };
+
+/** How the selected columns of `before` became those of `after` (matched by column id). */
+function columnChanges(before: SubscriptionQuery, after: SubscriptionQuery): ColumnChange[] {
+  const selected = (q: SubscriptionQuery): ColumnDef[] => q.projection.map((i) => q.table.columns[i]).filter((c): c is ColumnDef => c !== undefined);
+  const was = new Map(selected(before).map((c) => [columnKey(c), c]));
+  const out: ColumnChange[] = [];
+  const kept = new Set<string>();
+  for (const c of selected(after)) {
+    const key = columnKey(c);
+    const old = was.get(key);
+    if (old === undefined) {
+      out.push({ kind: 'add', column: c.name, default: encodeCell(c, fillFor(c)) });
+      continue;
+    }
+    kept.add(key);
+    if (old.name !== c.name) out.push({ kind: 'rename', column: old.name, new_name: c.name });
+    if (old.type !== c.type || old.precision !== c.precision || old.scale !== c.scale || old.nullable !== c.nullable) {
+      out.push({ kind: 'modify', column: c.name, data_type: protocolType(c) });
+    }
+  }
+  for (const [key, c] of was) if (!kept.has(key)) out.push({ kind: 'drop', column: c.name });
+  return out;
 }
 
 function sameSchema(a: SubscriptionQuery['schema'], b: SubscriptionQuery['schema']): boolean {
