@@ -59,6 +59,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     subqueryDepthMax: config.subqueryDepthMax,
   });
   const catalog = await Catalog.load(hot);
+  // Rows of older schema versions are read in the reader's schema, mapped by column id.
+  hot.schemas = catalog;
   const seqs = new SnowflakeGenerator();
   const maxSeq = catalog.meta.get(MAX_SEQ_KEY);
   if (typeof maxSeq === 'string') seqs.observe(BigInt(maxSeq));
@@ -72,6 +74,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   await ensureRoot(catalog, passwords, seqs, config.rootPassword, log);
   const tokens = new TokenService(jwtSecret(config), config.accessTokenTtlSeconds, config.refreshTokenTtlSeconds);
   const committer = new Committer(hot, seqs);
+  committer.currentSchemaVersion = (tableId) => catalog.tableById(tableId)?.schemaVersion;
   if (typeof maxSeq === 'string') committer.committedMaxSeq = BigInt(maxSeq);
   const cold = new ColdStore(join(config.dataDir, 'storage'), files);
   const mirror = new HotMirror(duck, files, hot, sourceColumns, cold, config.mirrorRowsMax, () => committer.committedMaxSeq);

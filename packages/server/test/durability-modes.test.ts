@@ -25,9 +25,10 @@ const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'main.js
 const table: TableDef = {
   id: 7, namespace: 'app', name: 'events', type: 'SHARED', schemaVersion: 1,
   columns: [
-    { name: 'id', type: 'BigInt', nullable: false, primaryKey: true },
-    { name: 'body', type: 'Text', nullable: true, primaryKey: false },
+    { id: 1, name: 'id', type: 'BigInt', nullable: false, primaryKey: true },
+    { id: 2, name: 'body', type: 'Text', nullable: true, primaryKey: false },
   ],
+  nextColumnId: 3,
   options: { flushPolicy: { rows: null, intervalSeconds: null }, accessLevel: null, ttlSeconds: null, maxBuffer: null, ephemeral: false, deletedRetentionHours: 0 },
   createdAt: 0, createdBy: 'root',
 };

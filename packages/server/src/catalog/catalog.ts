@@ -8,8 +8,10 @@
 import { assert } from '../util/errors.js';
 import { CatalogChanges } from './changes.js';
 import {
-  ACCOUNT_ID_PATTERN, DEFAULT_NAMESPACE, accountIdOf, type NamespaceDef, type TableDef, type TableSchemaVersion, type UserDef, qualifiedName,
+  ACCOUNT_ID_PATTERN, DEFAULT_NAMESPACE, accountIdOf, type ColumnDef, type ColumnSpec, type NamespaceDef, type SchemaChange, type TableDef,
+  type TableSchemaVersion, type UserDef, qualifiedName,
 } from './types.js';
+import type { SchemaLookup } from './schema-map.js';
 
 export interface CatalogStore {
   loadCatalog(): Promise<Map<string, unknown>>;
@@ -28,9 +30,11 @@ interface StoredGrant {
   readonly userId: string;
 }
 
-export class Catalog {
+export class Catalog implements SchemaLookup {
   private readonly namespaces = new Map<string, NamespaceDef>();
   private readonly tables = new Map<string, TableDef>();
+  /** The same tables by id (the committer checks every write's schema version against it). */
+  private readonly byId = new Map<number, TableDef>();
   private readonly schemas: TableSchemaVersion[] = [];
   /** Every account by id, dropped ones included until they are purged. */
   private readonly accounts = new Map<string, UserDef>();
@@ -54,8 +58,16 @@ export class Catalog {
       const sep = key.indexOf(':');
       const kind = key.slice(0, sep);
       if (kind === 'ns') catalog.namespaces.set((value as NamespaceDef).name, value as NamespaceDef);
-      else if (kind === 'table') catalog.tables.set(qualifiedName(value as TableDef), value as TableDef);
-      else if (kind === 'schema') catalog.schemas.push(value as TableSchemaVersion);
+      else if (kind === 'table') {
+        const table = migrateTable(value as StoredTable);
+        if (table !== value) rewrites.set(key, table);
+        catalog.tables.set(qualifiedName(table), table);
+        catalog.byId.set(table.id, table);
+      } else if (kind === 'schema') {
+        const schema = migrateSchema(value as StoredSchema);
+        if (schema !== value) rewrites.set(key, schema);
+        catalog.schemas.push(schema);
+      }
       else if (kind === 'user') {
         const user = migrateUser(value as StoredUser);
         assert(key === userKey(user.id), `user record ${key} holds account ${user.id}`);
@@ -111,6 +123,11 @@ export class Catalog {
     return this.tables.get(`${namespace}.${name}`);
   }
 
+  /** The table with this id (the current definition). */
+  tableById(tableId: number): TableDef | undefined {
+    return this.byId.get(tableId);
+  }
+
   tablesIn(namespace: string | null): TableDef[] {
     const all = [...this.tables.values()].filter((t) => namespace === null || t.namespace === namespace);
     return all.sort((a, b) => qualifiedName(a).localeCompare(qualifiedName(b)));
@@ -124,10 +141,26 @@ export class Catalog {
     return this.schemas.find((s) => s.tableId === tableId && s.version === version);
   }
 
-  /** Creates a table with a fresh id and its first schema version. */
-  async createTable(def: Omit<TableDef, 'id' | 'schemaVersion'>): Promise<TableDef> {
-    const table: TableDef = { ...def, id: this.nextTableId, schemaVersion: 1 };
-    const schema: TableSchemaVersion = { tableId: table.id, version: 1, columns: table.columns, createdAt: table.createdAt };
+  /** Every schema version of a table, oldest first (DESCRIBE TABLE ... HISTORY). */
+  tableHistory(tableId: number): TableSchemaVersion[] {
+    return this.schemas.filter((s) => s.tableId === tableId).sort((a, b) => a.version - b.version);
+  }
+
+  /**
+   * The columns of one schema version of a table (SchemaLookup: the storage layers and the live
+   * layer map rows of older versions with it, see schema-map.ts).
+   */
+  columnsAt(tableId: number, version: number): readonly ColumnDef[] | undefined {
+    const current = this.byId.get(tableId);
+    if (current?.schemaVersion === version) return current.columns;
+    return this.schemaVersion(tableId, version)?.columns;
+  }
+
+  /** Creates a table with a fresh id, column ids 1..n and its first schema version. */
+  async createTable(def: Omit<TableDef, 'id' | 'schemaVersion' | 'columns' | 'nextColumnId'> & { readonly columns: readonly ColumnSpec[] }): Promise<TableDef> {
+    const columns: ColumnDef[] = def.columns.map((c, i) => ({ ...c, id: i + 1 }));
+    const table: TableDef = { ...def, columns, nextColumnId: columns.length + 1, id: this.nextTableId, schemaVersion: 1 };
+    const schema: TableSchemaVersion = { tableId: table.id, version: 1, columns: table.columns, createdAt: table.createdAt, change: 'CREATE TABLE' };
     await this.store.writeCatalog(new Map<string, unknown>([
       [`table:${qualifiedName(table)}`, table],
       [`schema:${table.id}:1`, schema],
@@ -135,6 +168,7 @@ export class Catalog {
     ]));
     this.nextTableId = table.id + 1;
     this.tables.set(qualifiedName(table), table);
+    this.byId.set(table.id, table);
     this.schemas.push(schema);
     this.changes.emit({ kind: 'table_created', table });
     return table;
@@ -147,8 +181,42 @@ export class Catalog {
     const previous = this.tables.get(qualifiedName(table));
     assert(previous?.id === table.id, 'the table was replaced or dropped while its new definition was written');
     this.tables.set(qualifiedName(table), table);
+    this.byId.set(table.id, table);
     this.changes.emit({ kind: 'table_altered', table, previous });
     return table;
+  }
+
+  /**
+   * ALTER TABLE that changes the schema (or the table's options through a new version): writes the
+   * new definition and its schema version in one atomic catalog write, then applies it and emits
+   * `table_schema_changed` (previous and next definition, the change) in the same synchronous step.
+   * `next` must be the current definition's successor: same id, schemaVersion + 1, and column ids
+   * below `nextColumnId` never handed out again. Callers hold the DDL mutex.
+   */
+  async alterTable(next: TableDef, change: SchemaChange, createdAt = Date.now()): Promise<TableDef> {
+    const previous = this.tables.get(qualifiedName(next));
+    assert(previous !== undefined && previous.id === next.id, 'altering an existing table');
+    assert(next.schemaVersion === previous.schemaVersion + 1, 'a schema change writes the next version');
+    assert(next.nextColumnId >= previous.nextColumnId, 'column ids are never reused');
+    const ids = new Set<number>();
+    for (const c of next.columns) {
+      assert(c.id > 0 && c.id < next.nextColumnId && !ids.has(c.id), `column ${c.name} has a fresh, unique id`);
+      ids.add(c.id);
+      const before = previous.columns.find((p) => p.id === c.id);
+      assert(before !== undefined || c.id >= previous.nextColumnId, `column id ${c.id} of a dropped column is not reused`);
+    }
+    const schema: TableSchemaVersion = { tableId: next.id, version: next.schemaVersion, columns: next.columns, createdAt, change: change.description };
+    await this.store.writeCatalog(new Map<string, unknown>([
+      [`table:${qualifiedName(next)}`, next],
+      [`schema:${next.id}:${next.schemaVersion}`, schema],
+    ]));
+    const current = this.tables.get(qualifiedName(next));
+    assert(current === previous, 'the table changed while its new definition was written');
+    this.tables.set(qualifiedName(next), next);
+    this.byId.set(next.id, next);
+    this.schemas.push(schema);
+    this.changes.emit({ kind: 'table_schema_changed', table: next, previous, change });
+    return next;
   }
 
   /** Whether an account (a principal: the type keeps a name from being passed by mistake) holds a grant. */
@@ -187,6 +255,7 @@ export class Catalog {
     await this.store.writeCatalog(entries);
     this.grants.delete(table.id);
     this.tables.delete(qualifiedName(table));
+    this.byId.delete(table.id);
     for (let i = this.schemas.length - 1; i >= 0; i--) if (this.schemas[i]!.tableId === table.id) this.schemas.splice(i, 1);
     this.changes.emit({ kind: 'table_dropped', table });
   }
@@ -280,6 +349,26 @@ export class Catalog {
     assert(other === undefined || other.id === user.id, `two live accounts named ${user.userId}`);
     this.liveByName.set(user.userId, user);
   }
+}
+
+/** A table record as stored before column ids. */
+type StoredTable = Omit<TableDef, 'columns' | 'nextColumnId'> & { readonly columns: readonly ColumnSpec[]; readonly nextColumnId?: number };
+type StoredSchema = Omit<TableSchemaVersion, 'columns' | 'change'> & { readonly columns: readonly ColumnSpec[]; readonly change?: string };
+
+function withIds(columns: readonly ColumnSpec[]): ColumnDef[] {
+  return columns.map((c, i) => ({ ...c, id: (c as Partial<ColumnDef>).id ?? i + 1 }));
+}
+
+/** Tables from before column ids: ids 1..n in schema order (no ALTER existed, so every version is that one). */
+function migrateTable(stored: StoredTable): TableDef {
+  if (stored.nextColumnId !== undefined && stored.columns.every((c) => (c as Partial<ColumnDef>).id !== undefined)) return stored as TableDef;
+  const columns = withIds(stored.columns);
+  return { ...stored, columns, nextColumnId: stored.nextColumnId ?? Math.max(0, ...columns.map((c) => c.id)) + 1 };
+}
+
+function migrateSchema(stored: StoredSchema): TableSchemaVersion {
+  if (stored.change !== undefined && stored.columns.every((c) => (c as Partial<ColumnDef>).id !== undefined)) return stored as TableSchemaVersion;
+  return { ...stored, columns: withIds(stored.columns), change: stored.change ?? (stored.version === 1 ? 'CREATE TABLE' : '') };
 }
 
 function userKey(accountId: string): string {

@@ -8,7 +8,7 @@
  * persisted and applied when they run. A throwing listener is a bug; every other listener still
  * runs, then the error is rethrown to the statement that made the change.
  */
-import type { TableDef, UserDef } from './types.js';
+import type { SchemaChange, TableDef, UserDef } from './types.js';
 
 /** A change before the bus numbers it. */
 export type CatalogChangeBody =
@@ -17,6 +17,12 @@ export type CatalogChangeBody =
   | { readonly kind: 'table_created'; readonly table: TableDef }
   /** ALTER TABLE (today only SET ACCESS_LEVEL): the id stays, the definition is replaced. */
   | { readonly kind: 'table_altered'; readonly table: TableDef; readonly previous: TableDef }
+  /**
+   * ALTER TABLE that wrote a new schema version (columns or options): `table` is the new definition
+   * (schemaVersion = previous.schemaVersion + 1), `change` what happened, by column name before it.
+   * Rows keep the version they were written with; map them with schema-map.ts (by column id).
+   */
+  | { readonly kind: 'table_schema_changed'; readonly table: TableDef; readonly previous: TableDef; readonly change: SchemaChange }
   | { readonly kind: 'table_dropped'; readonly table: TableDef }
   | { readonly kind: 'grant_changed'; readonly tableId: number; readonly accountId: string; readonly granted: boolean }
   | { readonly kind: 'user_created'; readonly user: UserDef }

@@ -15,7 +15,8 @@ export type ColumnDefault =
   | { readonly kind: 'function'; readonly name: DefaultFunction }
   | { readonly kind: 'literal'; readonly value: StoredValue };
 
-export interface ColumnDef {
+/** A column as CREATE TABLE / ALTER TABLE ADD spell it, before the catalog gives it an id. */
+export interface ColumnSpec {
   readonly name: string;
   readonly type: ColumnType;
   /** DECIMAL only. */
@@ -24,6 +25,19 @@ export interface ColumnDef {
   readonly nullable: boolean;
   readonly primaryKey: boolean;
   readonly default?: ColumnDefault;
+  /**
+   * What rows written before this column existed read (ADD COLUMN ... DEFAULT v: PostgreSQL's "fast
+   * default", fixed when the column was added; later SET/DROP DEFAULT do not change it). Absent: NULL.
+   */
+  readonly missing?: StoredValue;
+}
+
+export interface ColumnDef extends ColumnSpec {
+  /**
+   * Stable for the life of the table and never reused (not even after DROP COLUMN): rows of older
+   * schema versions and Parquet segments (field ids) are mapped to the current schema by it.
+   */
+  readonly id: number;
 }
 
 export type TableType = 'USER' | 'SHARED' | 'STREAM';
@@ -51,6 +65,8 @@ export interface TableDef {
   readonly type: TableType;
   readonly schemaVersion: number;
   readonly columns: readonly ColumnDef[];
+  /** The id the next added column gets (ids are never reused). */
+  readonly nextColumnId: number;
   readonly options: TableOptions;
   readonly createdAt: number;
   readonly createdBy: string;
@@ -61,6 +77,19 @@ export interface TableSchemaVersion {
   readonly version: number;
   readonly columns: readonly ColumnDef[];
   readonly createdAt: number;
+  /** What made this version: `CREATE TABLE`, `ADD COLUMN c INT`, ... (upstream's change description). */
+  readonly change: string;
+}
+
+/** The structured description of an ALTER TABLE that wrote a new schema version. */
+export interface SchemaChange {
+  readonly kind: 'add' | 'drop' | 'rename' | 'modify' | 'alter_column' | 'options';
+  /** The column the change is about (its name before the change). */
+  readonly column?: string;
+  /** RENAME COLUMN: the new name. */
+  readonly newName?: string;
+  /** Upstream's text: `ADD COLUMN c INT`, `RENAME COLUMN a TO b`, `SET TBLPROPERTIES (...)`. */
+  readonly description: string;
 }
 
 export interface NamespaceDef {

@@ -10,7 +10,7 @@ import { partitionFor, requireWrite } from '../auth/access.js';
 import type { PgNode, Statement } from '../sql/statement.js';
 import { coerce, type InputValue } from '../sql/values.js';
 import { identifier } from '../sql/names.js';
-import { WriteConflictError, type RowWrite } from '../storage/hot/committer.js';
+import { SchemaChangedError, WriteConflictError, type RowWrite } from '../storage/hot/committer.js';
 import { messageResult, type RunContext, type Services, type StatementResult } from './context.js';
 import { duckToInput } from './duck-cells.js';
 import { DEFAULT_MARKER, NOT_CONSTANT, defaultValue, evalSimple, type EvalEnv } from './expr-eval.js';
@@ -359,7 +359,8 @@ async function withConflictRetry<T>(ctx: RunContext, attempt: () => Promise<T>):
     try {
       return await attempt();
     } catch (error) {
-      if (!(error instanceof WriteConflictError) || ctx.tx !== null || Date.now() > deadline) throw error;
+      // A schema change needs a fresh bind (the executor retries the whole statement), not a re-read.
+      if (!(error instanceof WriteConflictError) || error instanceof SchemaChangedError || ctx.tx !== null || Date.now() > deadline) throw error;
       await new Promise((r) => setTimeout(r, Math.random() * Math.min(2 ** i, 50)));
     }
   }

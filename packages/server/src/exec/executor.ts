@@ -18,6 +18,8 @@ import { Transaction } from './transaction.js';
 import { checkTable, compactTable, flushAll, flushTable, killJob, repairTable } from './storage-exec.js';
 import { killLive, subscribe } from './live-exec.js';
 import { alterTableAccess, grantOrRevoke } from './grant-exec.js';
+import { alterTable } from './alter-exec.js';
+import { SchemaChangedError } from '../storage/hot/committer.js';
 
 export interface SqlRequest {
   readonly sql: string;
@@ -85,7 +87,18 @@ export class Executor {
   private async budgeted(st: Statement, ctx: RunContext, resultBytes: ByteBudget): Promise<StatementResult> {
     const deadline = isTransactional(st) ? new Deadline(this.services.config.queryTimeoutMs) : null;
     const mark = resultBytes.used;
-    const result = await this.audited(st, { ...ctx, budgets: { deadline, resultBytes } });
+    const run = (): Promise<StatementResult> => this.audited(st, { ...ctx, budgets: { deadline, resultBytes } });
+    let result: StatementResult;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        result = await run();
+        break;
+      } catch (error) {
+        // An ALTER TABLE committed between binding and commit: the statement (nothing of it was
+        // written) binds again against the new schema. Inside a transaction the client retries.
+        if (!(error instanceof SchemaChangedError) || ctx.tx !== null || attempt >= SCHEMA_RETRIES) throw error;
+      }
+    }
     // Only rows kept for the response hold bytes; what a write read is gone once it is applied.
     if (result.rows === undefined) resultBytes.releaseTo(mark);
     return result;
@@ -136,6 +149,7 @@ export class Executor {
       case 'subscribe': return subscribe(s, ctx, st);
       case 'grant': case 'revoke': return grantOrRevoke(s, ctx, st);
       case 'alter_table_access': return alterTableAccess(s, ctx, st);
+      case 'alter_table': return alterTable(s, ctx, st);
       case 'begin': case 'commit': case 'rollback':
         throw invalidSql(`${st.kind.toUpperCase()} is handled by the request loop`);
       default: return assertNever(st, 'statement');
@@ -160,7 +174,7 @@ function auditTarget(st: Statement): string | null {
   const table = (t: { namespace: string | null; name: string }): string => `${t.namespace ?? 'default'}.${t.name}`;
   switch (st.kind) {
     case 'create_namespace': case 'drop_namespace': return st.name;
-    case 'create_table': case 'drop_table': case 'alter_table_access': case 'repair_table': return table(st.table);
+    case 'create_table': case 'drop_table': case 'alter_table_access': case 'alter_table': case 'repair_table': return table(st.table);
     case 'grant': case 'revoke': return `${table(st.table)} to ${st.userId}`;
     case 'create_user': case 'drop_user': return st.userId;
     case 'alter_user': return `${st.userId} (${st.field})`;
@@ -170,6 +184,9 @@ function auditTarget(st: Statement): string | null {
     default: return null;
   }
 }
+
+/** Autocommit statements that lost a race with ALTER TABLE run again this many times at most. */
+const SCHEMA_RETRIES = 5;
 
 function isTransactional(st: Statement): boolean {
   if (st.kind === 'execute_as') return isTransactional(st.inner);

@@ -34,10 +34,9 @@ export function streamColumns(table: TableDef): SourceColumn[] {
   return sourceColumns(table).filter((c) => c.name !== DELETED_COLUMN);
 }
 
-/** Row values of a stored version in the table's current schema. */
+/** Row values of a stored version in the table's schema (the hot store maps older versions by column id). */
 export function currentValues(table: TableDef, row: RowVersion): readonly StoredValue[] {
-  // ALTER TABLE does not exist yet, so every stored version is in the current schema.
-  assert(row.schemaVersion === table.schemaVersion, 'row version written with the current schema');
+  assert(row.schemaVersion === table.schemaVersion, 'row version mapped to the reader\'s schema');
   assert(row.values.length === table.columns.length, 'row width matches schema');
   return row.values;
 }

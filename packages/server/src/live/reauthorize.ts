@@ -27,6 +27,10 @@ export function reauthScope(change: CatalogChange): ReauthScope | null {
       // Its tables were dropped (each with its own event) before the namespace; checking everything
       // once more costs little for a rare statement and does not depend on that order.
       return { accountId: null, tableId: null, passwordChanged: false };
+    case 'table_schema_changed':
+      // A new schema version takes access away only when its options changed the access level.
+      if (change.previous.options.accessLevel === change.table.options.accessLevel) return null;
+      return { accountId: null, tableId: change.table.id, passwordChanged: false };
     case 'table_altered':
     case 'table_dropped':
       return { accountId: null, tableId: change.table.id, passwordChanged: false };

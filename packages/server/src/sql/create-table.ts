@@ -4,7 +4,7 @@
  * and the CreateStmt turned into column definitions and raw WITH options.
  */
 import { invalidSql } from '../util/errors.js';
-import type { ColumnDef, ColumnDefault, ColumnType, DefaultFunction, TableType } from '../catalog/types.js';
+import type { ColumnSpec as ColumnDef, ColumnDefault, ColumnType, DefaultFunction, TableType } from '../catalog/types.js';
 import type { TokenRule } from './pg-text.js';
 import { identifier } from './names.js';
 import type { OptionValue, PgNode, Statement } from './statement.js';
@@ -135,7 +135,8 @@ const DEFAULT_FUNCTIONS: Record<string, DefaultFunction> = {
   snowflake_id: 'snowflake_id', uuid_v7: 'uuid_v7', ulid: 'ulid', now: 'now', current_timestamp: 'now',
 };
 
-function columnDefault(column: ColumnDef, node: PgNode): ColumnDefault {
+/** A DEFAULT expression's parse tree as a column default (ALTER COLUMN ... SET DEFAULT uses it too). */
+export function columnDefault(column: ColumnDef, node: PgNode): ColumnDefault {
   if (node.FuncCall) {
     const fname = node.FuncCall.funcname.map((n: PgNode) => n.String.sval).join('.').toLowerCase();
     const fn = DEFAULT_FUNCTIONS[fname];

@@ -4,11 +4,11 @@
  * by SQL text; cached statements are frozen and never mutated by later stages.
  */
 import { loadModule, parseSync } from 'libpg-query';
-import { LimitError, ServerError, invalidSql } from '../util/errors.js';
-import { ROLES, type Role, type TableType } from '../catalog/types.js';
+import { LimitError, ServerError, execError as execErrorOf, invalidSql } from '../util/errors.js';
+import { ROLES, type ColumnSpec, type Role, type TableType } from '../catalog/types.js';
 import { nestingDepth, splitStatements, type StatementText, type Token } from './lexer.js';
 import { identifier, userId } from './names.js';
-import type { PgNode, Statement, TableName } from './statement.js';
+import type { AlterTableOp, OptionValue, PgNode, Statement, TableName } from './statement.js';
 import { createTableFromPg, createTableRule } from './create-table.js';
 import { preparePgText, restoreIdentifiers } from './pg-text.js';
 import { parseSimpleInsert } from './insert-fast.js';
@@ -94,7 +94,7 @@ export function parseStatement(stmt: StatementText): Statement {
       break;
     case 'ALTER':
       if (w1 === 'USER') return parseAlterUser(c);
-      if (w1 === 'TABLE') return parseAlterTable(c);
+      if (w1 === 'TABLE') return parseAlterTable(stmt, c);
       break;
     case 'GRANT': case 'REVOKE':
       return parseGrant(c);
@@ -376,19 +376,175 @@ function parseKillJob(c: Cursor): Statement {
   return { kind: 'kill_job', jobId };
 }
 
-/** ALTER TABLE ns.t SET ACCESS_LEVEL [=] PUBLIC | PRIVATE | RESTRICTED | DBA */
-function parseAlterTable(c: Cursor): Statement {
+/** Reserved system column names: ALTER TABLE refuses them with upstream's words. */
+const SYSTEM_COLUMNS: ReadonlySet<string> = new Set(['_seq', '_deleted']);
+const TABLE_OPTION_WORDS: ReadonlySet<string> = new Set(['FLUSH_POLICY', 'TTL_SECONDS', 'MAX_BUFFER', 'DELETED_RETENTION_HOURS']);
+
+/**
+ * ALTER TABLE ns.t <one operation>:
+ * ADD [COLUMN] [IF NOT EXISTS] c TYPE [NOT NULL|NULL] [DEFAULT v] | DROP [COLUMN] [IF EXISTS] c |
+ * RENAME COLUMN a TO b | MODIFY [COLUMN] c TYPE [NOT NULL|NULL] | ALTER [COLUMN] c SET NOT NULL |
+ * DROP NOT NULL | SET DEFAULT v | DROP DEFAULT | TYPE t | SET ACCESS_LEVEL [=] level |
+ * SET TBLPROPERTIES (k = v, ...) | SET FLUSH_POLICY [=] 'rows:N,interval:S' | SET TTL_SECONDS [=] n | SET MAX_BUFFER [=] n
+ */
+function parseAlterTable(stmt: StatementText, c: Cursor): Statement {
   c.expectWord('ALTER'); c.expectWord('TABLE');
   const table = c.tableName();
-  if (c.peekWord(0) !== 'SET' || c.peekWord(1) !== 'ACCESS_LEVEL') {
-    throw invalidSql('Unsupported ALTER TABLE: only ALTER TABLE ns.t SET ACCESS_LEVEL PUBLIC | PRIVATE | RESTRICTED | DBA');
+  const rest = (): string => {
+    const t = c.peek();
+    return t === undefined ? '' : stmt.text.slice(t.start).trim();
+  };
+  // Column position modifiers are MySQL's; upstream refuses them.
+  const words = stmt.tokens.filter((t) => t.kind === 'word').map((t) => t.value);
+  const tokens = stmt.tokens;
+  const positional = (): void => {
+    const last = tokens[tokens.length - 1];
+    const beforeLast = tokens[tokens.length - 2];
+    if ((last?.kind === 'word' && last.value === 'FIRST') || (beforeLast?.kind === 'word' && beforeLast.value === 'AFTER')) {
+      throw invalidSql('Column position modifiers (FIRST/AFTER) are not supported');
+    }
+  };
+  const w = c.peekWord(0);
+  const column = (what = 'column name'): string => c.identifier(what);
+  const op = ((): AlterTableOp => {
+    if (w === 'ADD') {
+      c.next();
+      c.acceptWords('COLUMN');
+      const ifNotExists = c.acceptWords('IF', 'NOT', 'EXISTS');
+      positional();
+      const name = c.peek();
+      if (name !== undefined && SYSTEM_COLUMNS.has(name.value.toLowerCase())) {
+        throw execErrorOf(`Cannot add column '${name.value.toLowerCase()}': reserved system column name`);
+      }
+      return { op: 'add', column: columnSpec(rest()), ifNotExists };
+    }
+    if (w === 'DROP') {
+      c.next();
+      c.acceptWords('COLUMN');
+      const ifExists = c.acceptWords('IF', 'EXISTS');
+      const name = column();
+      if (SYSTEM_COLUMNS.has(name)) throw execErrorOf(`Cannot drop column '${name}': system column cannot be modified`);
+      c.acceptWords('CASCADE') || c.acceptWords('RESTRICT');
+      c.end();
+      return { op: 'drop', column: name, ifExists };
+    }
+    if (w === 'RENAME') {
+      c.next();
+      if (!c.acceptWords('COLUMN')) throw invalidSql('Expected ALTER TABLE ns.t RENAME COLUMN a TO b (renaming a table is not supported)');
+      const from = column();
+      c.expectWord('TO');
+      const to = column('new column name');
+      c.end();
+      if (SYSTEM_COLUMNS.has(from)) throw execErrorOf(`Cannot rename column '${from}': system column cannot be modified`);
+      if (SYSTEM_COLUMNS.has(to)) throw execErrorOf(`Cannot rename column to '${to}': reserved system column name`);
+      return { op: 'rename', column: from, newName: to };
+    }
+    if (w === 'MODIFY') {
+      c.next();
+      c.acceptWords('COLUMN');
+      positional();
+      const name = c.peek();
+      if (name !== undefined && SYSTEM_COLUMNS.has(name.value.toLowerCase())) {
+        throw execErrorOf(`Cannot modify column '${name.value.toLowerCase()}': system column cannot be altered`);
+      }
+      const text = rest();
+      const spec = columnSpec(text);
+      if (spec.default !== undefined || spec.primaryKey) throw invalidSql('MODIFY COLUMN takes a type and NOT NULL or NULL only (use ALTER COLUMN ... SET DEFAULT)');
+      const tail = words.slice(-2).join(' ');
+      const nullable = tail === 'NOT NULL' ? false : words[words.length - 1] === 'NULL' ? true : null;
+      return { op: 'modify', column: spec, nullable };
+    }
+    if (w === 'ALTER') {
+      c.next();
+      c.acceptWords('COLUMN');
+      const name = column();
+      if (SYSTEM_COLUMNS.has(name)) throw execErrorOf(`Cannot modify column '${name}': system column cannot be altered`);
+      let result: AlterTableOp;
+      if (c.acceptWords('SET', 'NOT', 'NULL')) result = { op: 'set_not_null', column: name };
+      else if (c.acceptWords('DROP', 'NOT', 'NULL')) result = { op: 'drop_not_null', column: name };
+      else if (c.acceptWords('DROP', 'DEFAULT')) result = { op: 'drop_default', column: name };
+      else if (c.acceptWords('SET', 'DEFAULT')) {
+        const text = rest();
+        if (text === '') throw invalidSql('Expected a value after SET DEFAULT');
+        const select = pgParseOne(`SELECT ${text}`).SelectStmt;
+        const targets = select?.targetList ?? [];
+        if (targets.length !== 1 || select.fromClause !== undefined) throw invalidSql(`Expected one constant or default function after SET DEFAULT, found '${text}'`);
+        return { op: 'set_default', column: name, expr: targets[0].ResTarget.val, text };
+      } else if (c.peekWord(0) === 'TYPE' || (c.peekWord(0) === 'SET' && c.peekWord(1) === 'DATA')) {
+        c.acceptWords('SET', 'DATA');
+        c.expectWord('TYPE');
+        const spec = columnSpec(`${sqlQuoted(name)} ${rest()}`);
+        return { op: 'modify', column: spec, nullable: null };
+      } else throw invalidSql('Expected ALTER COLUMN c SET NOT NULL | DROP NOT NULL | SET DEFAULT v | DROP DEFAULT | TYPE t');
+      c.end();
+      return result;
+    }
+    if (w === 'SET') {
+      c.next();
+      const option = c.peekWord(0);
+      if (option === 'ACCESS_LEVEL') return { op: 'options', options: {}, text: '' }; // handled below
+      if (option === 'TBLPROPERTIES' || option === 'OPTIONS') {
+        c.next();
+        const options = optionList(c);
+        c.end();
+        return { op: 'options', options, text: `SET TBLPROPERTIES (${Object.entries(options).map(([k, v]) => `${k} = ${optionText(v)}`).join(', ')})` };
+      }
+      if (option !== undefined && TABLE_OPTION_WORDS.has(option)) {
+        c.next();
+        if (c.peek()?.value === '=') c.next();
+        const v = c.next();
+        if (v === undefined) throw invalidSql(`Expected a value for ${option}`);
+        c.end();
+        const value: OptionValue = v.kind === 'number' ? Number(v.value) : v.value;
+        return { op: 'options', options: { [option.toLowerCase()]: value }, text: `SET ${option} ${optionText(value)}` };
+      }
+    }
+    throw invalidSql('Unsupported ALTER TABLE: expected ADD [COLUMN], DROP [COLUMN], RENAME COLUMN, MODIFY [COLUMN], ALTER [COLUMN], '
+      + 'SET ACCESS_LEVEL, SET TBLPROPERTIES (...), SET FLUSH_POLICY, SET TTL_SECONDS or SET MAX_BUFFER');
+  })();
+  if (w === 'SET' && c.peekWord(0) === 'ACCESS_LEVEL') {
+    c.expectWord('ACCESS_LEVEL');
+    if (c.peek()?.value === '=') c.next();
+    const accessLevel = c.nameOrString('access level').toUpperCase();
+    c.end();
+    return { kind: 'alter_table_access', table, accessLevel };
   }
-  c.expectWord('SET');
-  c.expectWord('ACCESS_LEVEL');
-  if (c.peek()?.value === '=') c.next();
-  const accessLevel = c.nameOrString('access level').toUpperCase();
-  c.end();
-  return { kind: 'alter_table_access', table, accessLevel };
+  return { kind: 'alter_table', table, op };
+}
+
+function sqlQuoted(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+function optionText(v: OptionValue): string {
+  return typeof v === 'string' ? `'${v}'` : String(v);
+}
+
+/** `( name = value, ... )` */
+function optionList(c: Cursor): Record<string, OptionValue> {
+  if (c.next()?.value !== '(') throw invalidSql('Expected ( after TBLPROPERTIES');
+  const options: Record<string, OptionValue> = {};
+  while (c.peek()?.value !== ')') {
+    const name = c.nameOrString('property name').toLowerCase();
+    if (c.next()?.value !== '=') throw invalidSql(`Expected = after property ${name}`);
+    const v = c.next();
+    if (v === undefined) throw invalidSql('Expected a property value');
+    options[name] = v.kind === 'number' ? Number(v.value) : v.kind === 'word' && (v.value === 'TRUE' || v.value === 'FALSE') ? v.value === 'TRUE' : v.value;
+    if (c.peek()?.value === ',') c.next();
+    else if (c.peek()?.value !== ')') throw invalidSql(`Unexpected '${c.peek()?.value ?? 'end of statement'}' in TBLPROPERTIES`);
+  }
+  c.next();
+  return options;
+}
+
+/** One column definition (`c TYPE [NOT NULL|NULL] [DEFAULT v]`) parsed as CREATE TABLE parses it. */
+function columnSpec(text: string): ColumnSpec {
+  if (text === '') throw invalidSql('Expected a column definition: name TYPE [NOT NULL | NULL] [DEFAULT value]');
+  const [stmt] = splitStatements(`CREATE TABLE alter_column_t (${text})`);
+  const prepared = preparePgText(stmt!, createTableRule(-1));
+  const created = createTableFromPg(restoreIdentifiers(pgParseOne(prepared.text), prepared.placeholders), null);
+  if (created.kind !== 'create_table' || created.columns.length !== 1) throw invalidSql('Expected exactly one column definition');
+  return created.columns[0]!;
 }
 
 /** GRANT SELECT ON ns.t TO 'alice' | REVOKE SELECT ON ns.t FROM 'alice' */

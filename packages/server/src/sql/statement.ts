@@ -4,7 +4,7 @@
  * which the executor binds against the catalog.
  */
 import type { DeleteStmt, InsertStmt, SelectStmt, UpdateStmt } from '@pgsql/types';
-import type { ColumnDef, Role, TableType } from '../catalog/types.js';
+import type { ColumnSpec, Role, TableType } from '../catalog/types.js';
 
 /** An untyped node of libpg-query's JSON parse tree. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -28,7 +28,7 @@ export type Statement =
       readonly table: TableName;
       readonly ifNotExists: boolean;
       readonly tableType: TableType | null;
-      readonly columns: readonly ColumnDef[];
+      readonly columns: readonly ColumnSpec[];
       readonly options: Readonly<Record<string, OptionValue>>;
     }
   | { readonly kind: 'drop_table'; readonly table: TableName; readonly ifExists: boolean }
@@ -52,6 +52,7 @@ export type Statement =
   | { readonly kind: 'kill_live'; readonly liveId: string }
   | { readonly kind: 'grant' | 'revoke'; readonly table: TableName; readonly userId: string }
   | { readonly kind: 'alter_table_access'; readonly table: TableName; readonly accessLevel: string }
+  | { readonly kind: 'alter_table'; readonly table: TableName; readonly op: AlterTableOp }
   | { readonly kind: 'subscribe'; readonly table: TableName; readonly where: string | null; readonly options: Readonly<Record<string, OptionValue>> }
   | { readonly kind: 'begin' }
   | { readonly kind: 'commit' }
@@ -60,6 +61,19 @@ export type Statement =
   | { readonly kind: 'insert'; readonly ast: InsertStmt; readonly paramCount: number }
   | { readonly kind: 'update'; readonly ast: UpdateStmt; readonly paramCount: number }
   | { readonly kind: 'delete'; readonly ast: DeleteStmt; readonly paramCount: number };
+
+/** One ALTER TABLE operation (one per statement). Column names are as written (identifiers). */
+export type AlterTableOp =
+  | { readonly op: 'add'; readonly column: ColumnSpec; readonly ifNotExists: boolean }
+  | { readonly op: 'drop'; readonly column: string; readonly ifExists: boolean }
+  | { readonly op: 'rename'; readonly column: string; readonly newName: string }
+  /** MODIFY [COLUMN] c TYPE [NOT NULL | NULL]; `nullable` null when neither was written. */
+  | { readonly op: 'modify'; readonly column: ColumnSpec; readonly nullable: boolean | null }
+  | { readonly op: 'set_not_null' | 'drop_not_null' | 'drop_default'; readonly column: string }
+  /** The DEFAULT expression's parse tree (a constant or one of the default functions), with its SQL text. */
+  | { readonly op: 'set_default'; readonly column: string; readonly expr: PgNode; readonly text: string }
+  /** SET TBLPROPERTIES (k = v, ...), SET FLUSH_POLICY ..., SET TTL_SECONDS ..., SET MAX_BUFFER ...: lower-case keys. */
+  | { readonly op: 'options'; readonly options: Readonly<Record<string, OptionValue>>; readonly text: string };
 
 export type StatementKind = Statement['kind'];
 

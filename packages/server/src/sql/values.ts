@@ -5,7 +5,7 @@
  */
 import { execError } from '../util/errors.js';
 import { stringifyJson } from '../util/json.js';
-import type { ColumnDef, ColumnType, StoredValue } from '../catalog/types.js';
+import type { ColumnDef, ColumnSpec, ColumnType, StoredValue } from '../catalog/types.js';
 
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
@@ -21,7 +21,7 @@ const MICROS_PER_DAY = 86_400_000_000;
 export type InputValue = StoredValue | readonly number[] | Record<string, unknown> | undefined;
 
 /** Coerces an input value to the column's stored form, or fails naming the column. */
-export function coerce(column: ColumnDef, value: InputValue): StoredValue {
+export function coerce(column: ColumnSpec, value: InputValue): StoredValue {
   if (value === null || value === undefined) {
     if (!column.nullable) throw execError(`NULL value in column '${column.name}' violates NOT NULL`);
     return null;
@@ -33,7 +33,7 @@ export function coerce(column: ColumnDef, value: InputValue): StoredValue {
   return out;
 }
 
-function coerceType(column: ColumnDef, value: Exclude<InputValue, null | undefined>): StoredValue | undefined {
+function coerceType(column: ColumnSpec, value: Exclude<InputValue, null | undefined>): StoredValue | undefined {
   switch (column.type) {
     case 'Boolean': return toBoolean(value);
     case 'SmallInt': return toBoundedInt(value, -32768, 32767);

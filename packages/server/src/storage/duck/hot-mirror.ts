@@ -86,7 +86,8 @@ export class HotMirror {
   onCommit(changes: readonly CommittedChange[]): void {
     for (const change of changes) {
       const entry = this.entries.get(partitionId(change.table.id, change.partition));
-      if (entry !== undefined) entry.pending.push(change.row);
+      // A commit validated against another schema version than the mirror's is mapped by column id.
+      if (entry !== undefined) entry.pending.push(this.hot.inSchema(entry.table, change.row));
     }
   }
 

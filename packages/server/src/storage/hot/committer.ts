@@ -47,6 +47,14 @@ export class WriteConflictError extends ServerError {
   }
 }
 
+/** ALTER TABLE wrote a new schema version after the statement read the table: retry it. */
+export class SchemaChangedError extends WriteConflictError {
+  constructor(table: TableDef, version: number) {
+    super(table);
+    this.message = `Write conflict on ${qualifiedName(table)}: the table's schema changed (version ${table.schemaVersion} -> ${version}) while the statement ran, retry the statement`;
+  }
+}
+
 export const MAX_SEQ_KEY = 'meta:max_seq';
 const GROUP_INTENTS_MAX = 512;
 
@@ -105,6 +113,13 @@ export class Committer {
   listenerErrors = 0;
   private draining = false;
   private readonly listeners: ChangeListener[] = [];
+
+  /**
+   * The schema version each table is at now (the catalog's), or undefined for a dropped table. A
+   * write prepared against another version is refused at staging (WriteConflictError, retry): rows
+   * are validated against exactly one schema version, the one they are stored with.
+   */
+  currentSchemaVersion: ((tableId: number) => number | undefined) | null = null;
 
   constructor(private readonly hot: HotStore, private readonly seqs: SnowflakeGenerator) {}
 
@@ -341,6 +356,8 @@ export class Committer {
       const live = current !== null && !current.deleted ? current : null;
       const failure = checkExpectation(write, live, current);
       if (failure) return failure;
+      const version = this.currentSchemaVersion?.(write.table.id);
+      if (version !== undefined && version !== write.table.schemaVersion) return new SchemaChangedError(write.table, version);
       const row: RowVersion = {
         seq: this.seqs.next(),
         deleted: write.deleted,
@@ -349,7 +366,9 @@ export class Committer {
       };
       local.set(key, row);
       const kind = write.deleted ? 'delete' : live === null ? 'insert' : 'update';
-      const old = live !== null && live.cold === true && write.previous !== undefined ? { ...live, values: write.previous } : live;
+      const old = live !== null && live.cold === true && write.previous !== undefined
+        ? { ...live, values: write.previous, schemaVersion: write.table.schemaVersion }
+        : live === null ? null : this.hot.inSchema(write.table, live);
       changes.push({ table: write.table, partition: write.partition, kind, row, old });
     }
     return changes;

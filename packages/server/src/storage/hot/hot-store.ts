@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { assert } from '../../util/errors.js';
 import type { StoredValue, TableDef } from '../../catalog/types.js';
 import { partitionId, primaryKeyIndex } from '../../catalog/types.js';
+import { valuesInSchema, type SchemaLookup } from '../../catalog/schema-map.js';
 import {
   KEY_CATALOG, KEY_PK, KEY_VERSION, catalogKey, encodePk, partitionPrefix, pkKey, prefixEnd, tablePrefix, versionKey,
 } from './keys.js';
@@ -40,6 +41,19 @@ const OPEN_OPTIONS = { createIfMissing: true, maxBackgroundJobs: 2 } as const;
 const PROBE_KEY = catalogKey('meta:storage_probe');
 
 export class HotStore {
+  /**
+   * The catalog's schema versions (set once the catalog is loaded): rows stored under an older
+   * schema version are read in the schema of the table definition the reader passes.
+   */
+  schemas: SchemaLookup | null = null;
+
+  /** A stored version's cells in `table`'s schema (rows keep the version they were written with). */
+  inSchema(table: TableDef, row: RowVersion): RowVersion {
+    if (row.schemaVersion === table.schemaVersion || row.cold === true) return row;
+    assert(this.schemas !== null, 'schema lookup set before rows of older versions are read');
+    return { ...row, schemaVersion: table.schemaVersion, values: valuesInSchema(this.schemas, table, row.schemaVersion, row.values) };
+  }
+
   /** Classifies failed writes (disk full → StorageFullError); none in tools that open the store alone. */
   health: StorageHealth | null = null;
   /** Null in `process` mode: the WAL is left to the OS page cache. */
@@ -172,9 +186,27 @@ export class HotStore {
     const prefix = partitionPrefix(KEY_PK, table.id, partition);
     const out: { key: Buffer; row: RowVersion }[] = [];
     for await (const { key, value } of db.iterator({ gte: prefix, lt: prefixEnd(prefix), capacity: SCAN_CAPACITY })) {
-      out.push({ key, row: decodeIndexValue(value) });
+      out.push({ key, row: this.inSchema(table, decodeIndexValue(value)) });
     }
     return out;
+  }
+
+  /** The partitions of a table that have index entries (one short iterator per partition). */
+  async partitionsWithRows(tableId: number): Promise<string[]> {
+    const table = Buffer.alloc(5);
+    table[0] = KEY_PK;
+    table.writeUInt32BE(tableId, 1);
+    const end = prefixEnd(table);
+    const out: string[] = [];
+    let from: Buffer = table;
+    for (;;) {
+      let found: Buffer | null = null;
+      for await (const { key } of this.db.iterator({ gte: from, lt: end, capacity: 1, limit: 1, values: false })) found = key;
+      if (found === null) return out;
+      const partition = found.subarray(6, 6 + found[5]!).toString('utf8');
+      out.push(partition);
+      from = prefixEnd(partitionPrefix(KEY_PK, tableId, partition));
+    }
   }
 
   /** Hot versions per (table id, partition): how many and the oldest `_seq` (for flush policies). */
@@ -202,7 +234,7 @@ export class HotStore {
     const pending = pks.map((pk) => batch.get(pkKey(prefix, encodePk(pkCol.type, pk))));
     batch.tryFlush();
     const values = await Promise.all(pending);
-    return values.map((v) => (v === null ? null : decodeIndexValue(v)));
+    return values.map((v) => (v === null ? null : this.inSchema(table, decodeIndexValue(v))));
   }
 
   /** Raw index lookups used by the committer to validate a group of writes at once. */
@@ -221,7 +253,7 @@ export class HotStore {
     const out: RowVersion[] = [];
     const range = { gt: versionKey(prefix, afterSeq), lt: prefixEnd(prefix), capacity: SCAN_CAPACITY };
     for await (const { key, value } of this.db.iterator(range)) {
-      out.push(decodeRow(key.readBigUInt64BE(key.length - 8), value));
+      out.push(this.inSchema(table, decodeRow(key.readBigUInt64BE(key.length - 8), value)));
     }
     return out;
   }
