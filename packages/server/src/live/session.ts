@@ -595,7 +595,7 @@ function columnChanges(before: SubscriptionQuery, after: SubscriptionQuery): Col
   const selected = (q: SubscriptionQuery): ColumnDef[] => q.projection.map((i) => q.table.columns[i]).filter((c): c is ColumnDef => c !== undefined);
   const was = new Map(selected(before).map((c) => [columnKey(c), c]));
   const out: ColumnChange[] = [];
-  const kept = new Set<string>();
+  const kept = new Set<number>();
   for (const c of selected(after)) {
     const key = columnKey(c);
     const old = was.get(key);
@@ -624,8 +624,7 @@ function describeChange(change: TableSchemaChange): string {
 /** Why a column a subscription names is gone: renamed (same column id, other name) or dropped. */
 function goneColumn(change: TableSchemaChange, name: string): string {
   const before = change.previous.columns.find((c) => c.name === name);
-  const id = (before as { readonly id?: unknown } | undefined)?.id;
-  const renamed = id === undefined ? undefined : change.next.columns.find((c) => (c as { readonly id?: unknown }).id === id);
+  const renamed = before === undefined ? undefined : change.next.columns.find((c) => c.id === before.id);
   return renamed !== undefined
     ? `column '${name}' of ${qualifiedName(change.next)} was renamed to '${renamed.name}' by ${describeChange(change)}`
     : `column '${name}' of ${qualifiedName(change.next)} was dropped by ${describeChange(change)}`;

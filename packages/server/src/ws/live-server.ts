@@ -151,8 +151,6 @@ export class LiveServer implements LiveControl {
 
 /** The column change a catalog change makes to a table, or null when it changes no columns. */
 function schemaChangeOf(change: CatalogChange): TableSchemaChange | null {
-  if (change.kind !== 'table_altered') return null;
-  const { previous, table } = change;
-  if (previous.schemaVersion === table.schemaVersion && previous.columns === table.columns) return null;
-  return { previous, next: table };
+  if (change.kind !== 'table_schema_changed') return null;
+  return { previous: change.previous, next: change.table, statement: change.change.description };
 }
