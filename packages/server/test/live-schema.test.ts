@@ -216,6 +216,45 @@ describe('live subscriptions across ALTER TABLE', { timeout: 180_000 }, () => {
     }
   });
 
+  it('subscriptions made while ALTERs run: each reads its initial data under one version, the one its ack announces, and ends at the newest', async () => {
+    await server.ok('CREATE SHARED TABLE ls.t6 (id BIGINT PRIMARY KEY, v TEXT)');
+    await server.ok(`INSERT INTO ls.t6 (id, v) VALUES ${Array.from({ length: 40 }, (_, i) => `(${i + 1}, 'v')`).join(', ')}`);
+    const c = await connect();
+    try {
+      const ids: string[] = [];
+      for (let round = 0; round < 6; round++) {
+        const alter = server.ok(`ALTER TABLE ls.t6 ADD COLUMN c${round} INT DEFAULT ${round}`);
+        const subs = Array.from({ length: 4 }, (_, k) => {
+          const id = `r${round}-${k}`;
+          ids.push(id);
+          return c.subscribeOk(id, 'SELECT * FROM ls.t6', { batch_size: 1000 }, T);
+        });
+        await Promise.all([alter, ...subs]);
+      }
+      await server.ok("INSERT INTO ls.t6 (id, v) VALUES (1000, 'last')");
+      const final = ['id', 'v', 'c0', 'c1', 'c2', 'c3', 'c4', 'c5', '_seq'];
+      for (const id of ids) {
+        await c.waitFor((m) => changeOf(id)(m) && rowOf(m).id === '1000', T);
+        const ack = c.of(id, 'subscription_ack')[0]!;
+        let names = namesOf(ack);
+        let initial = 0;
+        for (const m of stream(c, id)) {
+          if (m.type === 'schema_changed') {
+            names = namesOf(m);
+            continue;
+          }
+          if (m.type === 'initial_data_batch') initial += m.rows?.length ?? 0;
+          for (const r of m.rows ?? []) assert.deepEqual(Object.keys(r).sort(), [...names].sort(), `${id}: ${JSON.stringify(m)}`);
+        }
+        assert.equal(initial, 40, id);
+        assert.deepEqual(names, final, id);
+        assert.deepEqual(c.of(id, 'error'), [], id);
+      }
+    } finally {
+      await c.close();
+    }
+  });
+
   it('concurrent inserts during ALTERs: every row arrives exactly once, each under the schema announced before it', async () => {
     await server.ok('CREATE SHARED TABLE ls.t5 (id BIGINT PRIMARY KEY, v TEXT, d TEXT)');
     const c = await connect();
