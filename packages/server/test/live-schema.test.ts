@@ -106,6 +106,55 @@ describe('live subscriptions across ALTER TABLE', { timeout: 180_000 }, () => {
     }
   });
 
+  it('a selected column widened by MODIFY COLUMN: schema_changed with the new type, later rows in it', async () => {
+    await server.ok('CREATE SHARED TABLE ls.t7 (id BIGINT PRIMARY KEY, n INT, other TEXT)');
+    await server.ok("INSERT INTO ls.t7 (id, n, other) VALUES (1, 1, 'o')");
+    const c = await connect();
+    try {
+      const ack = await c.subscribeOk('s', 'SELECT id, n FROM ls.t7');
+      assert.deepEqual(ack.schema?.map((f) => f.data_type), ['BigInt', 'Int', 'BigInt']);
+      await server.ok('ALTER TABLE ls.t7 MODIFY COLUMN n BIGINT');
+      await server.ok('UPDATE ls.t7 SET n = 9007199254740993 WHERE id = 1');
+      const changed = await c.waitFor(schemaChangedOf('s'), T);
+      assert.deepEqual(changed.schema?.map((f) => f.data_type), ['BigInt', 'BigInt', 'BigInt']);
+      assert.deepEqual(changed.changes, [{ kind: 'modify', column: 'n', data_type: 'BigInt' }]);
+      const upd = await c.waitFor(changeOf('s'), T);
+      assert.equal(rowOf(upd).n, '9007199254740993');
+      assert.equal(upd.old_values![0]!.n, '1', 'the old value in the new type');
+    } finally {
+      await c.close();
+    }
+  });
+
+  it('resuming with from across an ALTER: the ack has the new schema, the resumed changes are in it', async () => {
+    await server.ok('CREATE SHARED TABLE ls.t8 (id BIGINT PRIMARY KEY, v TEXT)');
+    const c = await connect();
+    let from: string;
+    try {
+      const ack = await c.subscribeOk('s', 'SELECT * FROM ls.t8');
+      await server.ok("INSERT INTO ls.t8 (id, v) VALUES (1, 'a'), (2, 'b')");
+      const rows = await c.waitForCount(changeOf('s'), 2, T);
+      from = String(rowOf(rows[1]!)._seq ?? ack.batch_control?.last_seq_id);
+    } finally {
+      await c.close();
+    }
+    await server.ok("ALTER TABLE ls.t8 ADD COLUMN w TEXT DEFAULT 'old'");
+    await server.ok("INSERT INTO ls.t8 (id, v, w) VALUES (3, 'c', 'new')");
+    await server.ok("UPDATE ls.t8 SET v = 'A' WHERE id = 1");
+    const d = await connect();
+    try {
+      const ack = await d.subscribeOk('s', 'SELECT * FROM ls.t8', { from });
+      assert.deepEqual(namesOf(ack), ['id', 'v', 'w', '_seq']);
+      const [ins, upd] = await d.waitForCount(changeOf('s'), 2, T);
+      assert.deepEqual({ ...rowOf(ins!), _seq: undefined }, { id: '3', v: 'c', w: 'new', _seq: undefined });
+      assert.deepEqual({ ...rowOf(upd!), _seq: undefined }, { id: '1', v: 'A', w: 'old', _seq: undefined });
+      assert.deepEqual({ ...upd!.old_values![0]!, _seq: undefined }, { id: '1', v: 'a', w: 'old', _seq: undefined });
+      assert.deepEqual(d.of('s', 'schema_changed'), []);
+    } finally {
+      await d.close();
+    }
+  });
+
   it('a subscription that names a dropped or renamed column ends with SCHEMA_CHANGED and leaves system.live; the others keep flowing', async () => {
     await server.ok('CREATE SHARED TABLE ls.t2 (id BIGINT PRIMARY KEY, a TEXT, b TEXT, c TEXT)');
     const c = await connect();
