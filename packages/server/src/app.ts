@@ -77,6 +77,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   committer.currentSchemaVersion = (tableId) => catalog.tableById(tableId)?.schemaVersion;
   if (typeof maxSeq === 'string') committer.committedMaxSeq = BigInt(maxSeq);
   const cold = new ColdStore(join(config.dataDir, 'storage'), files);
+  cold.schemas = catalog;
   const mirror = new HotMirror(duck, files, hot, sourceColumns, cold, config.mirrorRowsMax, () => committer.committedMaxSeq);
   const jobs = new JobStore(hot, seqs, config.nodeId);
   await jobs.load(catalog.meta);

@@ -9,6 +9,7 @@ import { typeLabel } from '../sql/values.js';
 import { messageResult, rowsResult, type RunContext, type Services, type StatementResult } from './context.js';
 import { tableOptions, tableTypeOption } from './table-options.js';
 import type { SchemaField } from './duck-cells.js';
+import { schemaColumnsJson } from './system-tables.js';
 
 type Of<K extends Statement['kind']> = Extract<Statement, { kind: K }>;
 
@@ -74,6 +75,18 @@ export function showTables(s: Services, ctx: RunContext, st: Of<'show_tables'>):
 
 export function describeTable(s: Services, ctx: RunContext, st: Of<'describe_table'>): StatementResult {
   const table = resolveTable(s, ctx, st.table);
+  if (st.history === true) {
+    // Every schema version, oldest first: when, what changed, and the columns it had.
+    const schema: SchemaField[] = [
+      { name: 'version', data_type: 'Int', index: 0 },
+      { name: 'created_at', data_type: 'Timestamp', index: 1 },
+      { name: 'change', data_type: 'Text', index: 2 },
+      { name: 'columns', data_type: 'Json', index: 3 },
+      { name: 'is_latest', data_type: 'Boolean', index: 4 },
+    ];
+    const rows = s.catalog.tableHistory(table.id).map((v) => [v.version, v.createdAt * 1000, v.change, schemaColumnsJson(v.columns), v.version === table.schemaVersion]);
+    return rowsResult(ctx, schema, rows);
+  }
   const schema: SchemaField[] = [
     { name: 'column_name', data_type: 'Text', index: 0 },
     { name: 'data_type', data_type: 'Text', index: 1 },

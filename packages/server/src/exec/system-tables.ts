@@ -9,7 +9,7 @@ import type { ColdStore } from '../storage/cold/cold-store.js';
 import type { LiveControl } from './context.js';
 import type { AuditLog } from '../auth/audit-log.js';
 import type { Principal } from '../auth/access.js';
-import { tableTypeName, type ColumnType, type StoredValue, type TableDef } from '../catalog/types.js';
+import { tableTypeName, type ColumnDef, type ColumnType, type StoredValue, type TableDef } from '../catalog/types.js';
 import type { Segment } from '../storage/cold/manifest.js';
 import { TableUnavailableError } from '../util/errors.js';
 import type { SourceColumn } from '../storage/duck/duck-engine.js';
@@ -121,9 +121,30 @@ export function systemRelation(s: SystemSources, name: string, viewer: Principal
           return [[BigInt(s.tableId), t.namespace, t.name, s.version, JSON.stringify(cols), micros(s.createdAt)]];
         }),
       };
+    case 'schemas': {
+      // One row per schema version (upstream's system.schemas): the columns with their stable ids and what changed.
+      const tables = new Map(catalog.tablesIn(null).map((t) => [t.id, t]));
+      return {
+        columns: [col('table_id', 'BigInt'), col('namespace_id', 'Text'), col('table_name', 'Text'), col('table_type', 'Text'),
+          col('version', 'Int'), col('columns', 'Json'), col('change', 'Text'), col('created_at', 'Timestamp'), col('is_latest', 'Boolean')],
+        rows: catalog.schemaVersions().flatMap((s) => {
+          const t = tables.get(s.tableId);
+          if (t === undefined) return [];
+          return [[BigInt(s.tableId), t.namespace, t.name, tableTypeName(t.type), s.version, schemaColumnsJson(s.columns), s.change,
+            micros(s.createdAt), s.version === t.schemaVersion]];
+        }),
+      };
+    }
     default:
-      throw execError(`Table 'system.${name}' does not exist (system tables: users, namespaces, tables, columns, table_schemas, jobs, manifest, live, audit_log)`);
+      throw execError(`Table 'system.${name}' does not exist (system tables: users, namespaces, tables, columns, table_schemas, schemas, jobs, manifest, live, audit_log)`);
   }
+}
+
+/** A schema version's columns as system.schemas and DESCRIBE TABLE ... HISTORY show them. */
+export function schemaColumnsJson(columns: readonly ColumnDef[]): string {
+  return JSON.stringify(columns.map((c, i) => ({
+    column_id: c.id, name: c.name, ordinal_position: i + 1, data_type: typeLabel(c), nullable: c.nullable, primary_key: c.primaryKey, default: defaultText(c),
+  })));
 }
 
 /** The partition's segments, or none when it is unavailable (damaged files). */

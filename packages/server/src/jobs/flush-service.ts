@@ -19,7 +19,7 @@ import type { CommittedChange, Committer, HandoverWatch } from '../storage/hot/c
 import type { RowVersion } from '../storage/hot/row-codec.js';
 import type { ColdStore } from '../storage/cold/cold-store.js';
 import { MANIFEST_FILE, SEGMENT_NAME, manifestMaxSeq, type Segment } from '../storage/cold/manifest.js';
-import { readParquetSql, sqlIdent, type DuckEngine, type SourceColumn } from '../storage/duck/duck-engine.js';
+import { sqlIdent, type DuckEngine, type SourceColumn } from '../storage/duck/duck-engine.js';
 import { checkSegment } from '../storage/cold/segment-check.js';
 import { repairPartition, type RepairResult } from '../storage/cold/table-repair.js';
 import { join } from 'node:path';
@@ -474,11 +474,14 @@ export class FlushService {
       await this.verifyBeforeCompaction(table, partition);
       // One segment without tombstones is already compact: rewriting it would change nothing.
       const only = manifest.segments.length === 1 ? manifest.segments[0]! : null;
-      if (only !== null && only.columns._deleted?.max !== 'true') return { rows: 0, bytes: 0, files: [] };
-      const files = this.d.cold.files(table, partition);
+      // (unless it was written under an older schema or without field ids: compaction rewrites it into the current one).
+      if (only !== null && only.columns._deleted?.max !== 'true' && only.schema_version === table.schemaVersion && only.field_ids === true) {
+        return { rows: 0, bytes: 0, files: [] };
+      }
+      const relation = this.d.cold.relation(table, partition)!;
       const pk = table.columns[primaryKeyIndex(table)]!.name;
       const cutoffSeq = snowflakeAtMs(Date.now() - table.options.deletedRetentionHours * 3_600_000);
-      const select = `SELECT * FROM ${readParquetSql(files)} `
+      const select = `SELECT * FROM ${relation} `
         + `QUALIFY row_number() OVER (PARTITION BY ${sqlIdent(pk)} ORDER BY "_seq" DESC) = 1`;
       const kept = `SELECT * FROM (${select}) WHERE NOT ("_deleted" AND "_seq" < ${cutoffSeq})`;
       const batch = manifest.next_batch;

@@ -277,8 +277,9 @@ function parseDescribe(c: Cursor): Statement {
   c.next();
   c.acceptWords('TABLE');
   const table = c.tableName();
+  const history = c.acceptWords('HISTORY');
   c.end();
-  return { kind: 'describe_table', table };
+  return history ? { kind: 'describe_table', table, history } : { kind: 'describe_table', table };
 }
 
 function parseCreateUser(c: Cursor): Statement {

@@ -22,7 +22,7 @@ export type Statement =
   | { readonly kind: 'drop_namespace'; readonly name: string; readonly ifExists: boolean; readonly cascade: boolean }
   | { readonly kind: 'show_namespaces' }
   | { readonly kind: 'show_tables'; readonly namespace: string | null }
-  | { readonly kind: 'describe_table'; readonly table: TableName }
+  | { readonly kind: 'describe_table'; readonly table: TableName; readonly history?: boolean }
   | {
       readonly kind: 'create_table';
       readonly table: TableName;

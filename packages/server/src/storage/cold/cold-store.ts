@@ -15,9 +15,10 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import { assert, TableUnavailableError } from '../../util/errors.js';
 import { ACCOUNT_ID_PATTERN, partitionId, qualifiedName, primaryKeyIndex, tablePartitionPrefix, type ColumnDef, type ColumnType, type StoredValue, type TableDef } from '../../catalog/types.js';
 import { coerce, formatDecimal } from '../../sql/values.js';
-import { appendRows, columnList, readParquetSql, sqlIdent, sqlString, type DuckEngine, type SourceColumn } from '../duck/duck-engine.js';
+import { appendRows, columnList, duckType, readParquetSql, sqlIdent, sqlString, type DuckEngine, type SourceColumn } from '../duck/duck-engine.js';
+import { columnsForVersion, type SchemaLookup } from '../../catalog/schema-map.js';
 import type { RowVersion } from '../hot/row-codec.js';
-import { MANIFEST_FILE, ManifestError, emptyManifest, fsyncPath, readManifest, writeManifest, type ColumnStats, type Manifest, type Segment } from './manifest.js';
+import { DELETED_FIELD_ID, SEQ_FIELD_ID, MANIFEST_FILE, ManifestError, emptyManifest, fsyncPath, readManifest, writeManifest, type ColumnStats, type Manifest, type Segment } from './manifest.js';
 import { checkSegment, fileSha256 } from './segment-check.js';
 
 /** A user name: the partition id of accounts migrated from before account ids (newer ones: ACCOUNT_ID_PATTERN). */
@@ -47,7 +48,49 @@ export class ColdStore {
   private readonly verified = new Set<string>();
   private tempCounter = 0;
 
+  /** The catalog's schema versions (set once it is loaded): segments of older versions are read in the current one. */
+  schemas: SchemaLookup | null = null;
+
   constructor(readonly root: string, private readonly duck: DuckEngine) {}
+
+  /**
+   * The partition's segments (those that can hold one of `pks`, when given) as one SQL relation in
+   * `table`'s schema: its columns in order, then `_seq` and `_deleted`. Segments with field ids
+   * are read by column id (DuckDB's read_parquet schema map: renamed columns keep their data,
+   * dropped ones are not read, added ones read their missing value); older ones by name in the
+   * schema version they were written with. Null when no segment qualifies.
+   */
+  relation(table: TableDef, partition: string, pks?: readonly StoredValue[]): string | null {
+    const m = this.manifest(table, partition);
+    const dir = this.dir(table, partition);
+    const pkCol = table.columns[primaryKeyIndex(table)]!;
+    const segments = m.segments.filter((s) => pks === undefined || mayHoldAny(s, pkCol, pks));
+    if (segments.length === 0) return null;
+    const parts: string[] = [];
+    const byId = segments.filter((s) => s.field_ids === true).map((s) => join(dir, s.path));
+    if (byId.length > 0) parts.push(`SELECT * FROM ${fieldIdRead(table, byId)}`);
+    const legacy = new Map<number, string[]>();
+    for (const s of segments) {
+      if (s.field_ids === true) continue;
+      const list = legacy.get(s.schema_version) ?? [];
+      list.push(join(dir, s.path));
+      legacy.set(s.schema_version, list);
+    }
+    for (const [version, files] of legacy) parts.push(this.byNameSql(table, version, files));
+    return parts.length === 1 ? `(${parts[0]})` : `(${parts.map((p) => `(${p})`).join(' UNION ALL ')})`;
+  }
+
+  /** Segments without field ids, written under `version`: their columns mapped by name in that version. */
+  private byNameSql(table: TableDef, version: number, files: readonly string[]): string {
+    const from = version === table.schemaVersion || this.schemas === null ? table.columns : columnsForVersion(this.schemas, table, version);
+    const select = table.columns.map((c) => {
+      const source = from.find((f) => f.id === c.id);
+      if (source === undefined) return `CAST(${missingLiteral(c)} AS ${duckType(c)}) AS ${sqlIdent(c.name)}`;
+      const same = source.name === c.name && duckType(source) === duckType(c);
+      return same ? sqlIdent(c.name) : `CAST(${sqlIdent(source.name)} AS ${duckType(c)}) AS ${sqlIdent(c.name)}`;
+    });
+    return `SELECT ${[...select, '"_seq"', '"_deleted"'].join(', ')} FROM ${readParquetSql(files)}`;
+  }
 
   /** The engine that reads and writes segment files (CHECK and REPAIR read through it too). */
   get fileEngine(): DuckEngine {
@@ -61,6 +104,14 @@ export class ColdStore {
     const rows = await this.duck.withConnection(async (conn) =>
       (await conn.run(`SELECT "_seq" FROM ${readParquetSql(files)}`)).getRows());
     return new Set(rows.map((r) => BigInt(r[0] as bigint)));
+  }
+
+  /** Whether a segment file carries Parquet field ids (REPAIR re-lists unlisted files with it). */
+  async hasFieldIds(path: string): Promise<boolean> {
+    return this.duck.withConnection(async (conn) => {
+      const rows = await (await conn.run(`SELECT count(*) FROM parquet_schema(${sqlString(path)}) WHERE field_id IS NOT NULL`)).getRows();
+      return Number(rows[0]![0] as bigint) > 0;
+    });
   }
 
   /** Column statistics of a segment file, for the given columns (REPAIR rebuilds entries with it). */
@@ -255,7 +306,7 @@ export class ColdStore {
     try {
       copied = await conn.run(
         `COPY (SELECT * FROM (${select}) ORDER BY ${sqlIdent(pk)}) TO ${sqlString(tmpPath)} `
-        + `(FORMAT PARQUET, COMPRESSION ZSTD, ROW_GROUP_SIZE ${PARQUET_ROW_GROUP_ROWS})`,
+        + `(FORMAT PARQUET, COMPRESSION ZSTD, ROW_GROUP_SIZE ${PARQUET_ROW_GROUP_ROWS}, FIELD_IDS ${fieldIds(table, columns)})`,
       );
     } catch (error) {
       // A COPY that failed half-way (ENOSPC) leaves a partial temp file: give its space back now,
@@ -281,6 +332,7 @@ export class ColdStore {
       created_at: Date.now(),
       columns: stats,
       sha256,
+      field_ids: true,
     };
     // Written and hashed by this process: no need to hash it again before its first read.
     this.verified.add(`${tmpPath.slice(0, -'.tmp'.length)}\0${sha256}`);
@@ -295,9 +347,10 @@ export class ColdStore {
 
   /** Newest cold version of each key among `pks`, read from the segments that can hold them. */
   async readVersions(table: TableDef, partition: string, pks: readonly StoredValue[], decode: ColdRowDecoder): Promise<RowVersion[]> {
-    const files = this.files(table, partition, pks);
-    if (files.length === 0 || pks.length === 0) return [];
-    const sql = `SELECT * FROM ${readParquetSql(files)} WHERE ${keyIn(table, pks)} ORDER BY _seq`;
+    if (pks.length === 0) return [];
+    const relation = this.relation(table, partition, pks);
+    if (relation === null) return [];
+    const sql = `SELECT * FROM ${relation} WHERE ${keyIn(table, pks)} ORDER BY _seq`;
     return (await this.readRows(table, partition, sql)).map((r) => decode(table, r));
   }
 
@@ -306,11 +359,11 @@ export class ColdStore {
    * for some keys; in no particular order.
    */
   async readSeqRange(table: TableDef, partition: string, after: bigint | null, upTo: bigint, decode: ColdRowDecoder, keys?: readonly StoredValue[]): Promise<RowVersion[]> {
-    const files = this.files(table, partition, keys);
-    if (files.length === 0) return [];
+    const relation = this.relation(table, partition, keys);
+    if (relation === null) return [];
     const lower = after === null ? '' : `"_seq" > ${after} AND `;
     const keyFilter = keys === undefined ? '' : ` AND ${keyIn(table, keys)}`;
-    const sql = `SELECT * FROM ${readParquetSql(files)} WHERE ${lower}"_seq" <= ${upTo}${keyFilter}`;
+    const sql = `SELECT * FROM ${relation} WHERE ${lower}"_seq" <= ${upTo}${keyFilter}`;
     return (await this.readRows(table, partition, sql)).map((r) => decode(table, r));
   }
 
@@ -385,6 +438,32 @@ export class ColdStore {
     for (const key of [...this.damaged.keys()]) if (key.startsWith(tablePartitionPrefix(table.id))) this.damaged.delete(key);
     rmSync(join(this.root, table.namespace, table.name), { recursive: true, force: true });
   }
+}
+
+/** COPY's FIELD_IDS: every column's stable id, and the system columns' fixed ones. */
+function fieldIds(table: TableDef, columns: readonly SourceColumn[]): string {
+  const ids = columns.map((c) => {
+    const id = c.name === '_seq' ? SEQ_FIELD_ID : c.name === '_deleted' ? DELETED_FIELD_ID : table.columns.find((t) => t.name === c.name)?.id;
+    assert(id !== undefined, `column ${c.name} has an id`);
+    return `${sqlIdent(c.name)}: ${id}`;
+  });
+  return `{${ids.join(', ')}}`;
+}
+
+/** read_parquet over segments with field ids, as `table`'s columns (then `_seq`, `_deleted`). */
+function fieldIdRead(table: TableDef, files: readonly string[]): string {
+  const entry = (id: number, name: string, type: string, missing: string): string =>
+    `${id}: {name: ${sqlString(name)}, type: ${sqlString(type)}, default_value: ${missing}}`;
+  // One struct type for every entry: defaults travel as text, cast back to the column type by DuckDB.
+  const text = (c: ColumnDef): string => (c.missing === undefined || c.missing === null ? 'NULL::VARCHAR' : `CAST(CAST(${missingLiteral(c)} AS ${duckType(c)}) AS VARCHAR)`);
+  const entries = table.columns.map((c) => entry(c.id, c.name, duckType(c), text(c)));
+  entries.push(entry(SEQ_FIELD_ID, '_seq', 'BIGINT', 'NULL::VARCHAR'), entry(DELETED_FIELD_ID, '_deleted', 'BOOLEAN', 'NULL::VARCHAR'));
+  return `read_parquet([${files.map(sqlString).join(', ')}], schema = map {${entries.join(', ')}})`;
+}
+
+/** What a row written before the column existed reads, as SQL (ColumnDef.missing, else NULL). */
+function missingLiteral(c: ColumnDef): string {
+  return c.missing === undefined || c.missing === null ? 'NULL' : sqlLiteral(c, c.missing);
 }
 
 export function isPartitionDirName(name: string): boolean {

@@ -37,7 +37,18 @@ export interface Segment {
    * values without an error; this is what detects them.
    */
   readonly sha256?: string;
+  /**
+   * True when the file carries Parquet field ids (column id, see ColumnDef.id; `_seq` and
+   * `_deleted` have SEQ_FIELD_ID and DELETED_FIELD_ID): it is read by id, so renamed columns keep
+   * their data and dropped ones are not read. Older segments are read by name in their
+   * `schema_version`.
+   */
+  readonly field_ids?: boolean;
 }
+
+/** Parquet field ids of the system columns (column ids are small positive integers). */
+export const SEQ_FIELD_ID = 2_147_483_001;
+export const DELETED_FIELD_ID = 2_147_483_002;
 
 export interface Manifest {
   readonly format: number;

@@ -77,6 +77,7 @@ export async function repairPartition(
       // one; without a record, the current version is the best claim (reads cast by column name).
       schema_version: prev?.schema_version ?? table.schemaVersion,
       created_at: prev?.created_at ?? Math.round(statSync(path).mtimeMs), columns: stats, sha256,
+      ...((prev?.field_ids ?? await cold.hasFieldIds(path)) ? { field_ids: true } : {}),
     });
   }
   if (quarantined.length > 0) fsyncPath(dir);

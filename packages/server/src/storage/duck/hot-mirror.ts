@@ -58,6 +58,8 @@ export type MirrorColumns = (table: TableDef) => SourceColumn[];
 export interface ColdView {
   manifest(table: TableDef, partition: string): unknown;
   files(table: TableDef, partition: string): string[];
+  /** The segments as one relation in the table's schema (mapped by column id), or null when there are none. */
+  relation(table: TableDef, partition: string): string | null;
   /** True when no key can be in two segments (their key ranges do not overlap). */
   disjoint(table: TableDef, partition: string): boolean;
   /** Throws TableUnavailableError when a segment's bytes differ from what was flushed. */
@@ -211,7 +213,8 @@ export class HotMirror {
         await conn.run(`CREATE TABLE ${coldName} (${columnList(columns)})`);
         const typed = columns.map((c) => ({ name: c.name, sqlType: duckType(c) }));
         try {
-          coldRows = await this.files.copyInto(coldRowsSql(coldFiles, typed, pk, disjoint), conn, `${entry.name}_cold`, 'memory');
+          const relation = this.cold.relation(entry.table, entry.partition)!;
+          coldRows = await this.files.copyInto(coldRowsSql(relation, coldFiles.length, typed, pk, disjoint), conn, `${entry.name}_cold`, 'memory');
         } catch (error) {
           // A damaged segment makes this partition unavailable with a reason, not a 500.
           throw await this.cold.readFailed(entry.table, entry.partition, error);

@@ -4,7 +4,7 @@
  * version per primary key, tombstones dropped unless asked for. A hot version always beats a cold
  * one (it is newer, or the same version during a flush hand-over).
  */
-import { readParquetSql, sqlIdent } from './duck-engine.js';
+import { sqlIdent } from './duck-engine.js';
 
 export function mergedRelationSql(hotRelation: string, coldRelation: string | null, pk: string, liveOnly: boolean): string {
   const live = liveOnly ? ` WHERE NOT "_deleted"` : '';
@@ -18,9 +18,8 @@ export function mergedRelationSql(hotRelation: string, coldRelation: string | nu
  * per-key dedupe is skipped when the manifest proves the segments' key ranges disjoint), cast to
  * the exact column types of the query engine's table.
  */
-export function coldRowsSql(coldFiles: readonly string[], columns: readonly { name: string; sqlType: string }[], pk: string, disjoint: boolean): string {
+export function coldRowsSql(coldRelation: string, segmentCount: number, columns: readonly { name: string; sqlType: string }[], pk: string, disjoint: boolean): string {
   const select = columns.map((c) => `CAST(${sqlIdent(c.name)} AS ${c.sqlType}) AS ${sqlIdent(c.name)}`).join(', ');
-  const files = readParquetSql(coldFiles);
-  const dedupe = coldFiles.length === 1 || disjoint ? '' : ` QUALIFY row_number() OVER (PARTITION BY ${sqlIdent(pk)} ORDER BY "_seq" DESC) = 1`;
-  return `SELECT ${select} FROM ${files}${dedupe}`;
+  const dedupe = segmentCount === 1 || disjoint ? '' : ` QUALIFY row_number() OVER (PARTITION BY ${sqlIdent(pk)} ORDER BY "_seq" DESC) = 1`;
+  return `SELECT ${select} FROM ${coldRelation}${dedupe}`;
 }
