@@ -126,6 +126,33 @@ describe('live subscriptions across ALTER TABLE', { timeout: 180_000 }, () => {
     }
   });
 
+  it('flushed rows across an ALTER: initial data and updates of cold rows are in the new schema', async () => {
+    await server.ok('CREATE SHARED TABLE ls.t9 (id BIGINT PRIMARY KEY, v TEXT, gone TEXT)');
+    await server.ok("INSERT INTO ls.t9 (id, v, gone) VALUES (1, 'a', 'g1'), (2, 'b', 'g2')");
+    await server.flushAndWait('ls.t9');
+    const c = await connect();
+    try {
+      await c.subscribeOk('before', 'SELECT * FROM ls.t9');
+      await server.ok('ALTER TABLE ls.t9 ADD COLUMN w INT DEFAULT 4');
+      await server.ok('ALTER TABLE ls.t9 DROP COLUMN gone');
+      const ack = await c.subscribeOk('after', 'SELECT * FROM ls.t9', { batch_size: 10 });
+      assert.deepEqual(namesOf(ack), ['id', 'v', 'w', '_seq']);
+      const initial = (await c.loadAll('after', c.messages.indexOf(ack), T)).flatMap((b) => b.rows ?? []);
+      assert.deepEqual(initial.map((r) => ({ ...r, _seq: undefined })), [
+        { id: '1', v: 'a', w: 4, _seq: undefined }, { id: '2', v: 'b', w: 4, _seq: undefined },
+      ]);
+      await server.ok("UPDATE ls.t9 SET v = 'B' WHERE id = 2");
+      for (const id of ['before', 'after']) {
+        const upd = await c.waitFor((m) => changeOf(id)(m) && m.change_type === 'update', T);
+        assert.deepEqual({ ...rowOf(upd), _seq: undefined }, { id: '2', v: 'B', w: 4, _seq: undefined }, id);
+        assert.deepEqual({ ...upd.old_values![0]!, _seq: undefined }, { id: '2', v: 'b', w: 4, _seq: undefined }, id);
+      }
+      assert.equal(c.of('before', 'schema_changed').length, 2);
+    } finally {
+      await c.close();
+    }
+  });
+
   it('resuming with from across an ALTER: the ack has the new schema, the resumed changes are in it', async () => {
     await server.ok('CREATE SHARED TABLE ls.t8 (id BIGINT PRIMARY KEY, v TEXT)');
     const c = await connect();
