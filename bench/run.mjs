@@ -1,5 +1,5 @@
 // `npm run bench`: starts the real server and prints one JSON document with every benchmark.
-// Options: --seconds N (per timed run, default 5), --only core|cold|live|stream|durability, --flush-rows N
+// Options: --seconds N (per timed run, default 5), --only core|cold|live|stream|alter|durability, --flush-rows N
 // (default 1,000,000), --stream-events N (stream events per second, default 50,000: the issue's target),
 // --durability fsync|process (the servers' durability mode; default: the server's default, fsync).
 // `--only durability` runs the two write benchmarks once per durability mode (not part of `all`).
@@ -8,6 +8,7 @@ import { benchCore, benchWrites } from './core.mjs';
 import { benchCold } from './cold.mjs';
 import { benchLive } from './live.mjs';
 import { benchStream } from './stream.mjs';
+import { benchAlter } from './alter.mjs';
 
 const arg = (name, fallback) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -44,6 +45,11 @@ async function main() {
   if (only === 'all' || only === 'stream') {
     const server = await startBenchServer(modeToml);
     try { results.stream = await benchStream(server, seconds, Number(arg('stream-events', '50000'))); } finally { await server.stop(); }
+  }
+  if (only === 'all' || only === 'alter') {
+    // 20 segments per table: automatic compaction (past 8) is off for this run, as for cold.
+    const server = await startBenchServer(modeToml + 'compact_segments_max = 1000\n');
+    try { results.alter = await benchAlter(server, seconds, Number(arg('alter-rows', '1000000'))); } finally { await server.stop(); }
   }
   if (only === 'durability') {
     // Same writes, one fresh server per mode (or only the mode given with --durability).

@@ -6,7 +6,8 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { TestServer, assertError, eventually, jobIdOf } from './harness.js';
+import { ROOT_PASSWORD, TestServer, assertError, eventually, jobIdOf } from './harness.js';
+import { LiveClient } from './ws-client.js';
 
 describe('ALTER TABLE', () => {
   let server: TestServer;
@@ -284,5 +285,58 @@ describe('ALTER TABLE', () => {
     assert.deepEqual(await rows(`SELECT label, extra FROM ${t} WHERE id = 1234`), [['v1234', 3]]);
     await compact(t);
     assert.deepEqual(await rows(`SELECT label, extra FROM ${t} WHERE id = 1999`), [['v1999', 3]]);
+  });
+
+  it('an open subscription survives ADD COLUMN and keeps getting changes (its projection may stay the old one)', async () => {
+    const t = 'alt.live';
+    await server.ok(`CREATE SHARED TABLE ${t} (id BIGINT PRIMARY KEY, v TEXT)`);
+    await server.ok(`INSERT INTO ${t} VALUES (1, 'a')`);
+    const c = await LiveClient.connect(server.url, { user: 'root', password: ROOT_PASSWORD });
+    try {
+      await c.subscribeOk('s', `SELECT * FROM ${t}`, { last_rows: 10 });
+      const mark = c.mark();
+      await server.ok(`ALTER TABLE ${t} ADD COLUMN extra INT DEFAULT 5`);
+      await server.ok(`INSERT INTO ${t} (id, v, extra) VALUES (2, 'b', 6)`);
+      const change = await c.waitFor((m) => m.subscription_id === 's' && (m.type === 'change' || m.type === 'error'), 15_000, mark);
+      assert.notEqual(change.type, 'error', JSON.stringify(change));
+      const row = (change.rows as Record<string, unknown>[])[0]!;
+      assert.equal(row.id, '2');
+      assert.equal(row.v, 'b');
+      await server.ok(`UPDATE ${t} SET v = 'a2' WHERE id = 1`);
+      const update = await c.waitFor((m) => m.subscription_id === 's' && m.type === 'change' && m.change_type === 'update', 15_000, mark);
+      assert.equal((update.rows as Record<string, unknown>[])[0]!.v, 'a2');
+    } finally {
+      await c.close();
+    }
+    assert.deepEqual(await rows(`SELECT id, v, extra FROM ${t} ORDER BY id`), [['1', 'a2', 5], ['2', 'b', 6]]);
+  });
+
+  it('SET NOT NULL racing writers of NULL: either it succeeds and no NULL is left, or it fails and the column stays nullable', async () => {
+    const t = 'alt.nullrace';
+    await server.ok(`CREATE SHARED TABLE ${t} (id BIGINT PRIMARY KEY, v TEXT)`);
+    let stop = false;
+    let next = 0;
+    const writer = async (): Promise<void> => {
+      while (!stop) {
+        const id = ++next;
+        // Half the rows NULL until the column is NOT NULL, then refused (NOT NULL) or written.
+        await server.sql(`INSERT INTO ${t} (id, v) VALUES (${id}, ${id % 2 === 0 ? 'NULL' : `'x'`})`);
+      }
+    };
+    const writers = [writer(), writer()];
+    await eventually('some rows', async () => next > 10, 20_000);
+    // Delete the NULLs and set NOT NULL in a tight loop: the writers keep adding NULLs meanwhile.
+    let outcome: { status: number; message: string } | null = null;
+    for (let i = 0; i < 5 && (outcome === null || outcome.status !== 200); i++) {
+      await server.sql(`DELETE FROM ${t} WHERE v IS NULL`);
+      const res = await server.sql(`ALTER TABLE ${t} ALTER COLUMN v SET NOT NULL`);
+      outcome = { status: res.status, message: res.body.error?.message ?? res.body.results[0]?.message ?? '' };
+    }
+    stop = true;
+    await Promise.all(writers);
+    const [column] = await server.rows(`SELECT is_nullable FROM system.columns WHERE table_name = 'nullrace' AND column_name = 'v'`);
+    const nulls = Number((await rows(`SELECT count(*) FROM ${t} WHERE v IS NULL`))[0]![0]);
+    if (column!.is_nullable === false) assert.equal(nulls, 0, `NOT NULL column holds ${nulls} NULLs; last ALTER: ${JSON.stringify(outcome)}`);
+    else assert.equal(outcome!.status, 400, JSON.stringify(outcome));
   });
 });

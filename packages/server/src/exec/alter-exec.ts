@@ -25,7 +25,11 @@ type Op = Of<'alter_table'>['op'];
 
 /** What an operation does: a new definition, or nothing (the no-op message, no version bump). */
 type Planned =
-  | { readonly changed: true; readonly next: TableDef; readonly change: SchemaChange }
+  | {
+      readonly changed: true; readonly next: TableDef; readonly change: SchemaChange;
+      /** A column that must hold no NULL (SET NOT NULL, ADD ... NOT NULL): checked again once the version is in place. */
+      readonly notNull?: string;
+    }
   | { readonly changed: false; readonly description: string };
 
 const SYSTEM_COLUMNS: ReadonlySet<string> = new Set([SEQ_COLUMN, DELETED_COLUMN]);
@@ -40,6 +44,7 @@ export async function alterTable(s: Services, ctx: RunContext, st: Of<'alter_tab
       return messageResult(ctx, `Table ${name} unchanged: ${planned.description} (version ${table.schemaVersion} - no changes needed)`);
     }
     await s.catalog.alterTable(planned.next, planned.change);
+    if (planned.notNull !== undefined) await recheckNotNull(s, table, planned.next, planned.notNull, planned.change);
     return messageResult(ctx, `Table ${name} altered successfully: ${planned.change.description} (version ${planned.next.schemaVersion})`);
   });
 }
@@ -65,7 +70,8 @@ async function plan(s: Services, ctx: RunContext, table: TableDef, op: Op): Prom
         throw execError(`Cannot add NOT NULL column '${spec.name}' without a DEFAULT: ${qualifiedName(table)} already has rows (add a DEFAULT, or add it nullable)`);
       }
       const column: ColumnDef = { ...spec, id: table.nextColumnId, ...(missing !== null ? { missing } : {}) };
-      return bump([...table.columns, column], { kind: 'add', column: spec.name, description }, { nextColumnId: table.nextColumnId + 1 });
+      const added = bump([...table.columns, column], { kind: 'add', column: spec.name, description }, { nextColumnId: table.nextColumnId + 1 });
+      return !spec.nullable && missing === null ? { ...added, notNull: spec.name } as Planned : added;
     }
     case 'drop': {
       const description = `DROP COLUMN ${op.column}`;
@@ -108,7 +114,8 @@ async function plan(s: Services, ctx: RunContext, table: TableDef, op: Op): Prom
         delete (next as { precision?: number }).precision;
         delete (next as { scale?: number }).scale;
       }
-      return bump(table.columns.map((c) => (c === column ? next : c)), { kind: 'modify', column: column.name, description });
+      const modified = bump(table.columns.map((c) => (c === column ? next : c)), { kind: 'modify', column: column.name, description });
+      return !nullable && column.nullable ? { ...modified, notNull: column.name } as Planned : modified;
     }
     case 'set_not_null': case 'drop_not_null': {
       const nullable = op.op === 'drop_not_null';
@@ -117,7 +124,8 @@ async function plan(s: Services, ctx: RunContext, table: TableDef, op: Op): Prom
       if (column.primaryKey && nullable) throw execError(`Column '${op.column}' is a PRIMARY KEY and cannot be nullable`);
       if (column.nullable === nullable) return { changed: false, description };
       if (!nullable) await requireNoNulls(s, table, column);
-      return bump(table.columns.map((c) => (c === column ? { ...c, nullable } : c)), { kind: 'alter_column', column: op.column, description });
+      const altered = bump(table.columns.map((c) => (c === column ? { ...c, nullable } : c)), { kind: 'alter_column', column: op.column, description });
+      return nullable ? altered : { ...altered, notNull: op.column } as Planned;
     }
     case 'set_default': {
       const column = existing(table, op.column);
@@ -225,6 +233,25 @@ async function hasRows(s: Services, table: TableDef): Promise<boolean> {
 async function requireNoNulls(s: Services, table: TableDef, column: ColumnDef): Promise<void> {
   const nulls = await countLive(s, table, `${sqlIdent(column.name)} IS NULL`, false);
   if (nulls > 0) throw execError(`Cannot set column '${column.name}' NOT NULL: ${nulls} row(s) of ${qualifiedName(table)} hold NULL in it`);
+}
+
+/**
+ * A NOT NULL that was checked before the new version: writes bound to the old version and committed
+ * meanwhile could have brought a NULL. From the new version on, such writes are refused (the
+ * committer checks every write's version), so once the committer has written what it held, the
+ * check is final. A NULL found then is undone with one more version (the old columns back) and the
+ * statement fails.
+ */
+async function recheckNotNull(s: Services, previous: TableDef, next: TableDef, columnName: string, change: SchemaChange): Promise<void> {
+  await s.committer.barrier();
+  const column = next.columns.find((c) => c.name === columnName)!;
+  const nulls = await countLive(s, next, `${sqlIdent(column.name)} IS NULL`, false);
+  if (nulls === 0) return;
+  await s.catalog.alterTable(
+    { ...next, columns: previous.columns, schemaVersion: next.schemaVersion + 1 },
+    { kind: change.kind === 'add' ? 'drop' : change.kind, ...(change.column !== undefined ? { column: change.column } : {}), description: `undo ${change.description}` },
+  );
+  throw execError(`Cannot set column '${column.name}' NOT NULL: ${nulls} row(s) of ${qualifiedName(next)} written concurrently hold NULL in it (the change was undone; retry)`);
 }
 
 /** SET TBLPROPERTIES / FLUSH_POLICY / TTL_SECONDS / MAX_BUFFER: the options validated as CREATE TABLE validates them. */

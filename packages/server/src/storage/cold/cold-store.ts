@@ -83,13 +83,7 @@ export class ColdStore {
   /** Segments without field ids, written under `version`: their columns mapped by name in that version. */
   private byNameSql(table: TableDef, version: number, files: readonly string[]): string {
     const from = version === table.schemaVersion || this.schemas === null ? table.columns : columnsForVersion(this.schemas, table, version);
-    const select = table.columns.map((c) => {
-      const source = from.find((f) => f.id === c.id);
-      if (source === undefined) return `CAST(${missingLiteral(c)} AS ${duckType(c)}) AS ${sqlIdent(c.name)}`;
-      const same = source.name === c.name && duckType(source) === duckType(c);
-      return same ? sqlIdent(c.name) : `CAST(${sqlIdent(source.name)} AS ${duckType(c)}) AS ${sqlIdent(c.name)}`;
-    });
-    return `SELECT ${[...select, '"_seq"', '"_deleted"'].join(', ')} FROM ${readParquetSql(files)}`;
+    return `SELECT ${columnProjectionSql(from, table.columns)} FROM ${readParquetSql(files)}`;
   }
 
   /** The engine that reads and writes segment files (CHECK and REPAIR read through it too). */
@@ -459,6 +453,21 @@ function fieldIdRead(table: TableDef, files: readonly string[]): string {
   const entries = table.columns.map((c) => entry(c.id, c.name, duckType(c), text(c)));
   entries.push(entry(SEQ_FIELD_ID, '_seq', 'BIGINT', 'NULL::VARCHAR'), entry(DELETED_FIELD_ID, '_deleted', 'BOOLEAN', 'NULL::VARCHAR'));
   return `read_parquet([${files.map(sqlString).join(', ')}], schema = map {${entries.join(', ')}})`;
+}
+
+/**
+ * A SELECT list turning a relation with the columns `from` (then `_seq`, `_deleted`) into one with
+ * the columns `to` of the same table, by column id: renamed and widened columns are cast, added
+ * ones read their missing value, dropped ones are left out.
+ */
+export function columnProjectionSql(from: readonly ColumnDef[], to: readonly ColumnDef[]): string {
+  const select = to.map((c) => {
+    const source = from.find((f) => f.id === c.id);
+    if (source === undefined) return `CAST(${missingLiteral(c)} AS ${duckType(c)}) AS ${sqlIdent(c.name)}`;
+    const same = source.name === c.name && duckType(source) === duckType(c);
+    return same ? sqlIdent(c.name) : `CAST(${sqlIdent(source.name)} AS ${duckType(c)}) AS ${sqlIdent(c.name)}`;
+  });
+  return [...select, '"_seq"', '"_deleted"'].join(', ');
 }
 
 /** What a row written before the column existed reads, as SQL (ColumnDef.missing, else NULL). */

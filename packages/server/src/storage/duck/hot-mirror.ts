@@ -21,6 +21,7 @@ import { encodePk } from '../hot/keys.js';
 import type { RowVersion } from '../hot/row-codec.js';
 import { appendRows, columnList, duckType, type DuckEngine, type SourceColumn } from './duck-engine.js';
 import { coldRowsSql, mergedRelationSql } from './merged-relation.js';
+import { columnProjectionSql } from '../cold/cold-store.js';
 
 export interface MirrorLease {
   /** Every change with a `_seq` up to this one is reflected (exactly, while the lease holds the mirror). */
@@ -36,7 +37,10 @@ export interface MirrorLease {
 
 interface Entry {
   readonly key: string;
-  readonly table: TableDef;
+  /** The definition the mirror's tables are in; ALTER TABLE moves it forward (see migrate). */
+  table: TableDef;
+  /** A newer definition of the same table (ALTER TABLE) the next sync migrates the tables to. */
+  target: TableDef | null;
   readonly partition: string;
   readonly name: string;
   readonly lock: Mutex;
@@ -88,8 +92,8 @@ export class HotMirror {
   onCommit(changes: readonly CommittedChange[]): void {
     for (const change of changes) {
       const entry = this.entries.get(partitionId(change.table.id, change.partition));
-      // A commit validated against another schema version than the mirror's is mapped by column id.
-      if (entry !== undefined) entry.pending.push(this.hot.inSchema(entry.table, change.row));
+      // Kept as committed: a sync maps it (by column id) to the definition the mirror is in then.
+      if (entry !== undefined) entry.pending.push(change.row);
     }
   }
 
@@ -100,10 +104,14 @@ export class HotMirror {
   async acquire(table: TableDef, partition: string, hold = false): Promise<MirrorLease> {
     const key = partitionId(table.id, partition);
     let entry = this.entries.get(key);
-    if (entry === undefined || entry.table !== table) {
+    if (entry !== undefined && entry.table !== table && entry.table.id === table.id && table.schemaVersion > (entry.target ?? entry.table).schemaVersion) {
+      // ALTER TABLE: the loaded tables are migrated in the query engine (metadata and a copy in
+      // memory) instead of being reloaded from every segment.
+      entry.target = table;
+    } else if (entry === undefined || (entry.table !== table && entry.target !== table)) {
       if (entry !== undefined) this.retire(entry);
       entry = {
-        key, table, partition, name: `m_${++this.counter}`, lock: new Mutex(), pending: [],
+        key, table, target: null, partition, name: `m_${++this.counter}`, lock: new Mutex(), pending: [],
         loaded: false, coldVersion: undefined, hasCold: false, rows: 0, refs: 0, lastUsed: 0, dropped: false,
       };
       this.entries.set(key, entry);
@@ -147,13 +155,14 @@ export class HotMirror {
   /** Applies what is pending; returns the `_seq` up to which the mirror is now exact. */
   private async sync(entry: Entry): Promise<bigint> {
     if (entry.dropped) throw new Error('mirror retired while syncing');
+    if (entry.target !== null) await this.migrate(entry, entry.target);
     // A flush moved rows to a new segment (and out of the hot tier): rebuild from both tiers.
     if (entry.loaded && this.cold.manifest(entry.table, entry.partition) !== entry.coldVersion) entry.loaded = false;
     if (!entry.loaded) return this.load(entry);
     // Taken in the same tick as the pending list: every commit up to here is in one or the other.
     const syncedSeq = this.committedSeq();
     if (entry.pending.length === 0) return syncedSeq;
-    const pending = entry.pending;
+    const pending = entry.pending.map((r) => this.hot.inSchema(entry.table, r));
     entry.pending = [];
     const newest = newestByKey(entry.table, pending);
     const pkIdx = primaryKeyIndex(entry.table);
@@ -184,6 +193,47 @@ export class HotMirror {
     return syncedSeq;
   }
 
+  /**
+   * Moves a mirror to a newer definition of its table (ALTER TABLE) inside the query engine: its
+   * hot and cold tables are rewritten by column id (renamed, widened, added with their missing
+   * value, dropped) and the views re-created (pending changes are mapped when applied). Not loaded yet: it just loads
+   * in the new definition.
+   */
+  private async migrate(entry: Entry, next: TableDef): Promise<void> {
+    const previous = entry.table;
+    entry.target = null;
+    entry.table = next;
+    if (!entry.loaded) return;
+    const base = `memory.main.${entry.name}`;
+    const select = columnProjectionSql(previous.columns, next.columns);
+    const pk = this.columnsOf(next)[primaryKeyIndex(next)]!.name;
+    try {
+      await this.duck.withConnection(async (conn) => {
+        await conn.run('BEGIN TRANSACTION');
+        try {
+          await conn.run(`DROP VIEW IF EXISTS ${base}_live`);
+          await conn.run(`DROP VIEW IF EXISTS ${base}`);
+          for (const suffix of entry.hasCold ? ['_hot', '_cold'] : ['_hot']) {
+            await conn.run(`CREATE TABLE ${base}${suffix}_next AS SELECT ${select} FROM ${base}${suffix}`);
+            await conn.run(`DROP TABLE ${base}${suffix}`);
+            await conn.run(`ALTER TABLE ${base}${suffix}_next RENAME TO ${entry.name}${suffix}`);
+          }
+          const coldName = entry.hasCold ? `${base}_cold` : null;
+          await conn.run(`CREATE VIEW ${base} AS ${mergedRelationSql(`${base}_hot`, coldName, pk, false)}`);
+          await conn.run(`CREATE VIEW ${base}_live AS ${mergedRelationSql(`${base}_hot`, coldName, pk, true)}`);
+          await conn.run('COMMIT');
+        } catch (error) {
+          await conn.run('ROLLBACK').catch(() => undefined);
+          throw error;
+        }
+      });
+    } catch (error) {
+      // Rather than guess what applied: the next sync loads from both tiers in the new definition.
+      entry.loaded = false;
+      throw error;
+    }
+  }
+
   private async load(entry: Entry): Promise<bigint> {
     // Before the scan, so the scan-then-manifest order below stays free of other awaits.
     await this.cold.verifyChecksums(entry.table, entry.partition);
@@ -194,7 +244,7 @@ export class HotMirror {
     const coldFiles = this.cold.files(entry.table, entry.partition);
     const disjoint = this.cold.disjoint(entry.table, entry.partition);
     const syncedSeq = this.committedSeq();
-    const pending = entry.pending;
+    const pending = entry.pending.map((r) => this.hot.inSchema(entry.table, r));
     entry.pending = [];
     const rows = scanned.length === 0 && pending.length === 0 ? [] : [...newestByKey(entry.table, [...scanned, ...pending]).values()];
     const columns = this.columnsOf(entry.table);

@@ -127,6 +127,17 @@ export class Committer {
     this.listeners.push(listener);
   }
 
+  /**
+   * Resolves once every intent handed over before the call is written (or refused): an intent with
+   * no writes, queued behind them. ALTER TABLE uses it to see every write of the previous schema version.
+   */
+  barrier(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ writes: [], keys: [], resolve: () => resolve(), reject });
+      if (!this.draining) void this.drain();
+    });
+  }
+
   /** Commits the writes atomically, or rejects with the first failed expectation. */
   commit(writes: readonly RowWrite[]): Promise<CommittedChange[]> {
     if (writes.length === 0) return Promise.resolve([]);
