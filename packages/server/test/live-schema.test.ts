@@ -153,6 +153,31 @@ describe('live subscriptions across ALTER TABLE', { timeout: 180_000 }, () => {
     }
   });
 
+  it('USER table, two users with CURRENT_USER() filters: each is compiled for its own user and sees only its own rows in the new schema', async () => {
+    await server.ok('CREATE USER TABLE ls.u1 (id BIGINT PRIMARY KEY, owner TEXT, v TEXT)');
+    const alice = await server.createUser('alice_ls');
+    const bob = await server.createUser('bob_ls');
+    const a = await LiveClient.connect(server.url, alice);
+    const b = await LiveClient.connect(server.url, bob);
+    clients.push(a, b);
+    try {
+      for (const c of [a, b]) await c.subscribeOk('s', 'SELECT * FROM ls.u1 WHERE owner = CURRENT_USER()');
+      await server.ok('ALTER TABLE ls.u1 ADD COLUMN w INT DEFAULT 1');
+      await server.ok("INSERT INTO ls.u1 (id, owner, v, w) VALUES (1, 'alice_ls', 'a', 2), (2, 'someone', 'x', 3)", { auth: alice });
+      await server.ok("INSERT INTO ls.u1 (id, owner, v) VALUES (1, 'bob_ls', 'b')", { auth: bob });
+      for (const [c, owner, w] of [[a, 'alice_ls', 2], [b, 'bob_ls', 1]] as const) {
+        const changed = await c.waitFor(schemaChangedOf('s'), T);
+        assert.deepEqual(namesOf(changed), ['id', 'owner', 'v', 'w', '_seq']);
+        const ins = await c.waitFor(changeOf('s'), T);
+        assert.deepEqual({ ...rowOf(ins), _seq: undefined, v: undefined }, { id: '1', owner, v: undefined, w, _seq: undefined });
+        assert.equal(c.changes('s').length, 1);
+      }
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
   it('resuming with from across an ALTER: the ack has the new schema, the resumed changes are in it', async () => {
     await server.ok('CREATE SHARED TABLE ls.t8 (id BIGINT PRIMARY KEY, v TEXT)');
     const c = await connect();
