@@ -5,7 +5,7 @@
 import { KalamError } from './errors.js';
 import { TokenSource, type AuthOptions } from './auth.js';
 import { LiveConnection, maxSeq, type ConnectionState, type ConnectionStateListener, type LiveSubscription } from './live-connection.js';
-import type { ChangeEvent, DataType, QueryResponse, QueryResult, Row, SchemaField, ServerMessage } from './types.js';
+import type { SchemaChange, ChangeEvent, DataType, QueryResponse, QueryResult, Row, SchemaField, ServerMessage } from './types.js';
 
 export interface ClientOptions {
   /** Server base URL, e.g. http://localhost:8080 */
@@ -34,6 +34,13 @@ export interface SubscribeHandlers<T = Row> {
   onInitialData?(rows: readonly T[], schema: readonly SchemaField[] | null): void;
   onReady?(): void;
   onError?(error: KalamError): void;
+  /**
+   * The subscribed table's columns changed (ALTER TABLE on a `SELECT *` subscription, or a selected
+   * column's type): rows after this call have the new `schema`. `changes` says how the columns changed
+   * (renames included), so rows held from before can be re-keyed. A subscription whose SQL names a
+   * dropped or renamed column ends instead, through onError with code `SCHEMA_CHANGED`.
+   */
+  onSchemaChanged?(schema: readonly SchemaField[], changes: readonly SchemaChange[]): void;
 }
 
 export interface SubscribeOptions {
@@ -61,6 +68,7 @@ export interface LiveOptions<T> {
    * STREAM table without a key), else `live()` rejects with `LIVE_KEY_MISSING`.
    */
   readonly key?: string;
+  /** Every change; after an ALTER TABLE a `schema_changed` event (with `schema` and `changes`) once the held rows were re-keyed. */
   onEvent?(event: ChangeEvent<T>): void;
   onError?(error: KalamError): void;
 }
@@ -96,6 +104,43 @@ let subscriptionCounter = 0;
 /** Handlers the client uses internally: also told the schema when the subscription is acknowledged. */
 interface InternalHandlers<T> extends SubscribeHandlers<T> {
   onSchema?(schema: readonly SchemaField[] | null): void;
+}
+
+/** A schema's change to another by column names (an ack after a reconnect: renames show as drop and add). */
+function schemaDiff(before: readonly SchemaField[], after: readonly SchemaField[]): SchemaChange[] {
+  const was = new Map(before.map((f) => [f.name, f]));
+  const now = new Set(after.map((f) => f.name));
+  const out: SchemaChange[] = [];
+  for (const f of after) {
+    const old = was.get(f.name);
+    if (old === undefined) out.push({ kind: 'add', column: f.name, default: null });
+    else if (JSON.stringify(old.data_type) !== JSON.stringify(f.data_type)) out.push({ kind: 'modify', column: f.name, data_type: f.data_type });
+  }
+  for (const f of before) if (!now.has(f.name)) out.push({ kind: 'drop', column: f.name });
+  return out;
+}
+
+/** A row held from before a schema change, re-keyed to the new columns (a new object; `plan` converts what changed). */
+function reshapeRow(row: Row, changes: readonly SchemaChange[], plan: ObjectPlan | null): Row {
+  const out: Row = { ...row };
+  const touched = new Set<string>();
+  for (const c of changes) {
+    if (c.kind === 'drop') delete out[c.column];
+    else if (c.kind === 'rename' && c.new_name !== undefined) {
+      out[c.new_name] = row[c.column];
+      if (!changes.some((o) => o.kind === 'rename' && o.new_name === c.column)) delete out[c.column];
+    } else if (c.kind === 'add') {
+      out[c.column] = c.default ?? null;
+      touched.add(c.column);
+    } else if (c.kind === 'modify') {
+      const v = out[c.column];
+      // Back to its wire form so the new type's conversion applies (e.g. INT to BIGINT with `bigint: true`).
+      out[c.column] = typeof v === 'bigint' || (typeof v === 'number' && Number.isInteger(v)) ? String(v) : v instanceof Date ? v.getTime() * 1000 : v;
+      touched.add(c.column);
+    }
+  }
+  for (const [name, fn] of plan ?? []) if (touched.has(name) && name in out) out[name] = fn(out[name]);
+  return out;
 }
 
 export function createClient(options: ClientOptions): KalamClient {
@@ -157,6 +202,11 @@ export function createClient(options: ClientOptions): KalamClient {
       if (plan !== null) for (const row of out) convertObject(row, plan);
       return out as T[];
     };
+    const schemaChanged = (schema: readonly SchemaField[], changes: readonly SchemaChange[]): void => {
+      sub.schema = schema;
+      if (convert) plan = objectPlan(schema, cells);
+      handlers.onSchemaChanged?.(schema, changes);
+    };
     const sub: LiveSubscription = {
       id, sql, options: { batchSize: opts.batchSize, lastRows: opts.lastRows, from: opts.from },
       lastSeq: null, ready: false, schema: null, sentOn: null,
@@ -168,6 +218,9 @@ export function createClient(options: ClientOptions): KalamClient {
               sub.schema = msg.schema ?? null;
               if (convert) plan = objectPlan(sub.schema, cells);
               handlers.onSchema?.(sub.schema);
+            } else if (msg.schema !== undefined && JSON.stringify(msg.schema) !== JSON.stringify(sub.schema)) {
+              // Resumed after a reconnect across an ALTER TABLE: the ack carries the new schema.
+              schemaChanged(msg.schema, schemaDiff(sub.schema, msg.schema));
             }
             acknowledged = true;
             sub.settle(null);
@@ -201,6 +254,9 @@ export function createClient(options: ClientOptions): KalamClient {
             if (msg.change_type === 'insert') handlers.onInsert?.(rowsOf(msg.rows));
             else if (msg.change_type === 'update') handlers.onUpdate?.(rowsOf(msg.rows), rowsOf(msg.old_values));
             else if (msg.change_type === 'delete') handlers.onDelete?.(rowsOf(msg.old_values));
+            break;
+          case 'schema_changed':
+            if (msg.schema !== undefined) schemaChanged(msg.schema, msg.changes ?? schemaDiff(sub.schema ?? [], msg.schema));
             break;
           case 'error':
             if (acknowledged) handlers.onError?.(new KalamError(msg.code ?? 'PROTOCOL', msg.message ?? 'Subscription error'));
@@ -266,6 +322,15 @@ export function createClient(options: ClientOptions): KalamClient {
         emit();
       },
       onFlush: (flush) => { if (missing === null) opts.onEvent?.({ type: 'flush', rows: [], oldValues: [], flush }); },
+      onSchemaChanged: (schema, changes) => {
+        if (missing !== null) return;
+        plan = objectPlan(schema, cells);
+        const renamedKey = changes.find((c) => c.kind === 'rename' && c.column === keyName)?.new_name;
+        if (renamedKey !== undefined) keyName = renamedKey;
+        for (const [key, row] of rows) rows.set(key, reshapeRow(row as Row, changes, plan) as T);
+        opts.onEvent?.({ type: 'schema_changed', rows: [], oldValues: [], schema, changes });
+        emit();
+      },
       onError: (error) => { if (missing === null) opts.onError?.(error); },
     }, { batchSize: opts.batchSize ?? 1000, ...(opts.lastRows !== undefined ? { lastRows: opts.lastRows } : {}) }, false);
     if (missing !== null) {

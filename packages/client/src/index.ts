@@ -12,4 +12,4 @@ export type { ClientOptions, KalamClient, LiveOptions, SubscribeHandlers, Subscr
 export type { AuthOptions } from './auth.js';
 export type { ConnectionState, ConnectionStateInfo, ConnectionStateListener } from './live-connection.js';
 export { KalamError } from './errors.js';
-export type { ChangeEvent, QueryResponse, QueryResult, Row, SchemaField } from './types.js';
+export type { ChangeEvent, QueryResponse, QueryResult, Row, SchemaChange, SchemaField } from './types.js';

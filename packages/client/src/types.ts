@@ -48,12 +48,32 @@ export interface ServerMessage {
   readonly last_seq_id?: string;
   readonly user?: string;
   readonly role?: string;
+  /** schema_changed: the table's schema version the new schema belongs to. */
+  readonly schema_version?: number;
+  /** schema_changed: how the subscription's columns changed since the schema it replaces. */
+  readonly changes?: readonly SchemaChange[];
+}
+
+/**
+ * One column change in a `schema_changed` message (ALTER TABLE on a subscribed table): `add` (with
+ * the value rows written before hold, `default`), `drop`, `rename` (to `new_name`), `modify` (new
+ * type or nullability, `data_type`).
+ */
+export interface SchemaChange {
+  readonly kind: 'add' | 'drop' | 'rename' | 'modify';
+  readonly column: string;
+  readonly new_name?: string;
+  readonly default?: unknown;
+  readonly data_type?: DataType;
 }
 
 /** A change as delivered to subscription callbacks. */
 export interface ChangeEvent<T = Row> {
-  readonly type: 'insert' | 'update' | 'delete' | 'flush' | 'ready';
+  readonly type: 'insert' | 'update' | 'delete' | 'flush' | 'ready' | 'schema_changed';
   readonly rows: readonly T[];
   readonly oldValues: readonly T[];
   readonly flush?: ServerMessage['flush'];
+  /** schema_changed: the new columns, and how they changed. */
+  readonly schema?: readonly SchemaField[];
+  readonly changes?: readonly SchemaChange[];
 }

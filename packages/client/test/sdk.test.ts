@@ -85,6 +85,53 @@ describe('@kalamdb/client', () => {
     await stop();
   });
 
+  it('subscribe across ALTER TABLE: onSchemaChanged with the new schema and the changes, later rows in it; a subscription naming a dropped column ends with SCHEMA_CHANGED', async () => {
+    await server.ok('CREATE USER TABLE sdk.sch (id BIGINT PRIMARY KEY, a TEXT, gone TEXT)');
+    const c = client({ user: 'alice', password: 'alice-password-1' }, { bigint: true });
+    const events: string[] = [];
+    const errors: KalamError[] = [];
+    await c.subscribe<Row>('SELECT * FROM sdk.sch', {
+      onInsert: (rows) => events.push(`insert:${JSON.stringify(rows[0], (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v))}`),
+      onSchemaChanged: (schema, changes) => events.push(`schema:${schema.map((f) => f.name).join()}:${JSON.stringify(changes)}`),
+    });
+    await c.subscribe<Row>('SELECT id, gone FROM sdk.sch', { onError: (e) => errors.push(e) });
+    await server.ok('ALTER TABLE sdk.sch ADD COLUMN n BIGINT DEFAULT 5');
+    await c.query("INSERT INTO sdk.sch (id, a, n) VALUES (1, 'x', 6)");
+    await server.ok('ALTER TABLE sdk.sch DROP COLUMN gone');
+    await eventually('the schema changes, the row and the error', () => events.length >= 3 && errors.length === 1);
+    const [added, row, dropped] = events;
+    assert.equal(added, 'schema:id,a,gone,n,_seq:[{"kind":"add","column":"n","default":"5"}]');
+    assert.match(row!, /^insert:\{"id":"1n","a":"x","gone":null,"n":"6n","_seq":"\d+n"\}$/);
+    assert.equal(dropped, 'schema:id,a,n,_seq:[{"kind":"drop","column":"gone"}]');
+    assert.equal(errors[0]!.code, 'SCHEMA_CHANGED');
+    assert.match(errors[0]!.message, /column 'gone'.*dropped/);
+  });
+
+  it('live() keeps its row set across ALTER TABLE: held rows are re-keyed (added column with its default, dropped one removed, renamed one moved)', async () => {
+    await server.ok('CREATE USER TABLE sdk.notes (id BIGINT PRIMARY KEY, title TEXT, tmp TEXT)');
+    const c = client({ user: 'alice', password: 'alice-password-1' });
+    await c.query("INSERT INTO sdk.notes (id, title, tmp) VALUES (1, 't1', 'x'), (2, 't2', 'y')");
+    let latest: Row[] = [];
+    const kinds: string[] = [];
+    const stop = await c.live<Row>('SELECT * FROM sdk.notes', (rows) => { latest = rows; }, { onEvent: (e) => kinds.push(e.type) });
+    const plain = (): Row[] => latest.map((r): Row => ({ ...r, _seq: undefined })).sort((x, y) => String(x.id).localeCompare(String(y.id)));
+    await eventually('initial rows', () => latest.length === 2);
+    await server.ok("ALTER TABLE sdk.notes ADD COLUMN tag TEXT DEFAULT 'none'");
+    await eventually('tag added to the held rows', () => latest.every((r) => r.tag === 'none'));
+    await server.ok('ALTER TABLE sdk.notes DROP COLUMN tmp');
+    await server.ok('ALTER TABLE sdk.notes RENAME COLUMN title TO name');
+    await c.query("INSERT INTO sdk.notes (id, name, tag) VALUES (3, 't3', 'new')");
+    await c.query("UPDATE sdk.notes SET tag = 'changed' WHERE id = 1");
+    await eventually('the rows in the new shape', () => latest.length === 3 && latest.some((r) => r.tag === 'changed'));
+    assert.deepEqual(plain(), [
+      { id: '1', name: 't1', tag: 'changed', _seq: undefined },
+      { id: '2', name: 't2', tag: 'none', _seq: undefined },
+      { id: '3', name: 't3', tag: 'new', _seq: undefined },
+    ]);
+    assert.deepEqual(kinds.filter((k) => k === 'schema_changed').length, 3);
+    await stop();
+  });
+
   it('a refused subscription rejects subscribe() and is not reported again through onError', async () => {
     const c = client({ user: 'alice', password: 'alice-password-1' });
     const errors: string[] = [];

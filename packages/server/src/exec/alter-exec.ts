@@ -81,6 +81,7 @@ async function plan(s: Services, ctx: RunContext, table: TableDef, op: Op): Prom
         throw execError(`Column '${op.column}' does not exist`);
       }
       if (column.primaryKey) throw execError(`Cannot drop column '${op.column}': it is the PRIMARY KEY`);
+      if (op.restrict) refuseIfSubscribed(s, table, column, description);
       return bump(table.columns.filter((c) => c !== column), { kind: 'drop', column: op.column, description });
     }
     case 'rename': {
@@ -89,6 +90,7 @@ async function plan(s: Services, ctx: RunContext, table: TableDef, op: Op): Prom
       if (table.columns.some((c) => c !== column && c.name.toLowerCase() === op.newName.toLowerCase())) throw execError(`Column '${op.newName}' already exists`);
       if (column.primaryKey) throw execError(`Cannot rename column '${op.column}': it is the PRIMARY KEY`);
       if (column.name === op.newName) return { changed: false, description };
+      if (op.restrict) refuseIfSubscribed(s, table, column, description);
       return bump(table.columns.map((c) => (c === column ? { ...c, name: op.newName } : c)), { kind: 'rename', column: op.column, newName: op.newName, description });
     }
     case 'modify': {
@@ -144,6 +146,17 @@ async function plan(s: Services, ctx: RunContext, table: TableDef, op: Op): Prom
       throw invalidSql(`Unsupported ALTER TABLE operation ${String((never as { op: string }).op)}`);
     }
   }
+}
+
+/**
+ * RESTRICT: the column must not be named by an open live subscription (those would end with
+ * SCHEMA_CHANGED); the refusal lists their live ids (system.live) so they can be found and closed.
+ */
+function refuseIfSubscribed(s: Services, table: TableDef, column: ColumnDef, description: string): void {
+  const using = s.live?.subscriptionsUsingColumns(table.id, [column.name]) ?? [];
+  if (using.length === 0) return;
+  throw execError(`Cannot ${description} RESTRICT on ${qualifiedName(table)}: ${using.length} live subscription(s) use column '${column.name}': `
+    + `${using.join(', ')} (close them, or run it without RESTRICT to end them)`);
 }
 
 function existing(table: TableDef, name: string): ColumnDef {

@@ -73,6 +73,12 @@ export interface LiveControl {
   /** The user who owns a subscription, or undefined when there is none with that id. */
   liveOwner(liveId: string): string | undefined;
   killLive(liveId: string): boolean;
+  /**
+   * The live ids (system.live) of the open subscriptions on table `tableId` whose SQL names any of
+   * `columnNames` (select list or WHERE; a `*` alone names none): what ALTER TABLE ... DROP/RENAME
+   * COLUMN ... RESTRICT refuses to break. Subscriptions not named here follow the change.
+   */
+  subscriptionsUsingColumns(tableId: number, columnNames: readonly string[]): string[];
 }
 
 export interface RunContext {

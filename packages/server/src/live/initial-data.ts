@@ -14,6 +14,7 @@ import { decodeColdRow } from '../exec/sources.js';
 import type { RowVersion } from '../storage/hot/row-codec.js';
 import { pkString } from '../exec/transaction.js';
 import type { SubscriptionQuery } from './subscription-query.js';
+import { cellsUnder } from './row-shape.js';
 
 export interface InitialRows {
   /** Versions in ascending `_seq` order; deleted ones only in resume mode. */
@@ -94,8 +95,9 @@ export async function resumeChanges(s: Services, q: SubscriptionQuery, partition
   const changes: ResumeChange[] = [];
   for (const [key, row] of finals) {
     const old = held.get(key) ?? null;
-    const before = old !== null && !old.deleted && q.predicate(predicateCells(old));
-    const now = !row.deleted && q.predicate(predicateCells(row));
+    // Versions written before an ALTER TABLE are matched under the subscription's schema version.
+    const before = old !== null && !old.deleted && q.predicate(predicateCells(s, q, old));
+    const now = !row.deleted && q.predicate(predicateCells(s, q, row));
     if (now) changes.push({ kind: before ? 'update' : 'insert', row, old: before ? old : null });
     else if (before) changes.push({ kind: 'delete', row, old });
     else if (old === null && flushedTogether.has(key)) changes.push({ kind: 'delete', row, old: row });
@@ -119,7 +121,7 @@ function bySeq(a: RowVersion, b: RowVersion): number {
   return a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0;
 }
 
-/** A stored version's cells with `_seq`, as the predicate sees them. */
-export function predicateCells(v: RowVersion): StoredValue[] {
-  return [...v.values, v.seq];
+/** A stored version's cells under the query's schema version, with `_seq`, as the predicate sees them. */
+export function predicateCells(s: Services, q: SubscriptionQuery, v: RowVersion): StoredValue[] {
+  return [...cellsUnder(s.catalog, q.table, v), v.seq];
 }

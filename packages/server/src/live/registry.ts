@@ -10,7 +10,9 @@ import type { RowVersion } from '../storage/hot/row-codec.js';
 import type { FlushEvent } from '../jobs/flush-service.js';
 import { partitionId, qualifiedName, type StoredValue, type TableDef } from '../catalog/types.js';
 import { encodeCell } from '../sql/values.js';
+import type { Catalog } from '../catalog/catalog.js';
 import { liveColumns, type SubscriptionQuery } from './subscription-query.js';
+import { cellsUnder, type VersionedCells } from './row-shape.js';
 
 /** What a subscription hands frames to (one per WebSocket connection). */
 export interface LiveSink {
@@ -21,16 +23,24 @@ export interface LiveSink {
   failed(sub: Subscription, message: string): void;
 }
 
+/**
+ * One message in a subscription's stream. Frames are rendered when delivered, under the schema the
+ * client was last told about (`sub.shape`); an event with `shape` announces a new one (schema_changed)
+ * and every row delivered after it is rendered under it.
+ */
 export type LiveEvent =
-  | { readonly seq: bigint; readonly frame: (sub: Subscription) => Buffer; readonly count?: number }
-  | { readonly seq: null; readonly frame: (sub: Subscription) => Buffer };
+  | { readonly seq: bigint; readonly frame: (sub: Subscription) => Buffer; readonly count?: number; readonly shape?: undefined }
+  | { readonly seq: null; readonly frame: (sub: Subscription) => Buffer; readonly shape?: SubscriptionQuery };
 
 export interface Subscription {
   readonly id: string;
   readonly liveId: string;
   readonly sink: LiveSink;
   readonly userId: string;
-  readonly query: SubscriptionQuery;
+  /** Compiled for the table's current schema version: changes are matched with it (replaced by ALTER TABLE). */
+  query: SubscriptionQuery;
+  /** The compilation whose schema the client was last told about (ack or schema_changed): rows are rendered with it. */
+  shape: SubscriptionQuery;
   readonly partition: string;
   readonly options: unknown;
   readonly createdAt: number;
@@ -48,6 +58,8 @@ export class LiveRegistry {
   private readonly byPartition = new Map<string, Set<Subscription>>();
   private readonly byUser = new Map<string, number>();
   private readonly all = new Set<Subscription>();
+
+  constructor(private readonly catalog: Catalog) {}
 
   add(sub: Subscription): void {
     const key = partitionId(sub.query.table.id, sub.partition);
@@ -112,7 +124,7 @@ export class LiveRegistry {
     changes.forEach((change, index) => {
       const subs = this.byPartition.get(partitionId(change.table.id, change.partition));
       if (subs === undefined) return;
-      const payloads = new PayloadCache(change);
+      const payloads = new PayloadCache(change, this.catalog);
       for (const sub of subs) {
         let event: (LiveEvent & { kind: ChangeKindOut }) | null;
         try {
@@ -166,7 +178,10 @@ export class LiveRegistry {
       return;
     }
     if (event.seq !== null && event.seq <= sub.handoverSeq) return;
-    if (!sub.sink.send(event.frame(sub), sub, event.seq)) return;
+    // Rendered before a new shape applies: a schema_changed frame describes the change from the old one.
+    const frame = event.frame(sub);
+    if (event.shape !== undefined) sub.shape = event.shape;
+    if (!sub.sink.send(frame, sub, event.seq)) return;
     if (event.seq !== null) {
       sub.lastSeq = event.seq;
       sub.changes += event.count ?? 1;
@@ -182,6 +197,11 @@ export class LiveRegistry {
     sub.buffered = [];
     for (const event of buffered) this.deliver(sub, event);
   }
+}
+
+/** A stored version as a protocol object under a subscription's shape (converted from the schema it was written with). */
+export function shapedRow(catalog: Catalog, shape: SubscriptionQuery, row: VersionedCells, seq: bigint): Record<string, unknown> {
+  return rowObject(shape.table, shape.projection, cellsUnder(catalog, shape.table, row), seq);
 }
 
 /** A row as a protocol object: the projected columns (cells encoded) with `_seq`. */
@@ -204,11 +224,12 @@ interface InsertRun {
 /** One insert message for a run of inserts; shared by subscriptions with the same id, projection and rows. */
 function combinedInsert(sub: Subscription, run: InsertRun, frames: Map<string, Buffer>): LiveEvent {
   const last = run.items[run.items.length - 1]!;
-  const key = `${sub.id}\u0000${sub.query.projectionKey}\u0000${run.items.map((i) => i.index).join(',')}`;
+  const indexes = run.items.map((i) => i.index).join(',');
   return {
     seq: last.event.seq as bigint,
     count: run.items.length,
     frame: () => {
+      const key = `${sub.id}\u0000${sub.shape.projectionKey}\u0000${indexes}`;
       let f = frames.get(key);
       if (f === undefined) {
         const rows = run.items.map((i) => i.payloads.rowJson(sub, 'new', 'insert')).join(',');
@@ -220,23 +241,40 @@ function combinedInsert(sub: Subscription, run: InsertRun, frames: Map<string, B
   };
 }
 
-/** Encodes one change for every subscription on its partition, sharing work between them. */
+/**
+ * Encodes one change for every subscription on its partition, sharing work between them. The
+ * change's cells are converted once per schema version a subscription matches or renders under.
+ */
 class PayloadCache {
   private readonly rows = new Map<string, string>();
   private readonly frames = new Map<string, Buffer>();
-  private readonly newCells: StoredValue[] | null;
-  private readonly oldCells: StoredValue[] | null;
+  private readonly newRow: VersionedCells | null;
+  private readonly oldRow: (VersionedCells & { readonly seq: bigint }) | null;
+  /** Predicate cells (converted, with `_seq`) per schema version: [new, old]. */
+  private readonly cells = new Map<number, [StoredValue[] | null, StoredValue[] | null]>();
 
-  constructor(private readonly change: CommittedChange) {
+  constructor(private readonly change: CommittedChange, private readonly catalog: Catalog) {
     const row = change.row;
-    this.newCells = row.deleted ? null : [...row.values, row.seq];
-    this.oldCells = oldValues(change);
+    this.newRow = row.deleted ? null : row;
+    this.oldRow = oldVersion(change);
+  }
+
+  private cellsFor(table: TableDef): [StoredValue[] | null, StoredValue[] | null] {
+    let both = this.cells.get(table.schemaVersion);
+    if (both === undefined) {
+      const under = (v: VersionedCells | null, seq: bigint | undefined): StoredValue[] | null =>
+        v === null ? null : [...cellsUnder(this.catalog, table, v), seq!];
+      both = [under(this.newRow, this.change.row.seq), under(this.oldRow, this.oldRow?.seq)];
+      this.cells.set(table.schemaVersion, both);
+    }
+    return both;
   }
 
   eventFor(sub: Subscription): (LiveEvent & { kind: ChangeKindOut }) | null {
     const q = sub.query;
-    const matchesNew = this.newCells !== null && q.predicate(this.newCells);
-    const matchesOld = this.oldCells !== null && q.predicate(this.oldCells);
+    const [newCells, oldCells] = this.cellsFor(q.table);
+    const matchesNew = newCells !== null && q.predicate(newCells);
+    const matchesOld = oldCells !== null && q.predicate(oldCells);
     let kind: 'insert' | 'update' | 'delete';
     if (matchesNew && matchesOld) kind = 'update';
     else if (matchesNew) kind = 'insert';
@@ -247,7 +285,7 @@ class PayloadCache {
   }
 
   private frame(sub: Subscription, kind: 'insert' | 'update' | 'delete'): Buffer {
-    const key = `${kind}\u0000${sub.query.projectionKey}\u0000${sub.id}`;
+    const key = `${kind}\u0000${sub.shape.projectionKey}\u0000${sub.id}`;
     let f = this.frames.get(key);
     if (f !== undefined) return f;
     const id = JSON.stringify(sub.id);
@@ -266,26 +304,27 @@ class PayloadCache {
     // A delete message carries the _seq of the change that removed the row, so a client that
     // resumes from the last _seq it saw does not get this change again.
     const seqOfChange = which === 'new' || kind === 'delete';
-    const key = `${which}\u0000${seqOfChange}\u0000${sub.query.projectionKey}`;
+    const shape = sub.shape;
+    const key = `${which}\u0000${seqOfChange}\u0000${shape.projectionKey}`;
     let json = this.rows.get(key);
     if (json === undefined) {
-      const { table } = this.change;
-      const row = which === 'new' ? this.change.row : (this.change.old as RowVersion);
-      const seq = seqOfChange ? this.change.row.seq : row.seq;
-      json = JSON.stringify(rowObject(table, sub.query.projection, which === 'new' ? row.values : this.oldCells!.slice(0, -1), seq));
+      const row = which === 'new' ? this.change.row : this.oldRow!;
+      const seq = seqOfChange ? this.change.row.seq : this.oldRow!.seq;
+      json = JSON.stringify(shapedRow(this.catalog, shape, row, seq));
       this.rows.set(key, json);
     }
     return json;
   }
 }
 
-/** The previous row's cells (with its _seq), or null when there was none or it is unknown. */
-function oldValues(change: CommittedChange): StoredValue[] | null {
+/** The previous row (cells, the schema they were written with, its _seq), or null when there was none or it is unknown. */
+function oldVersion(change: CommittedChange): (VersionedCells & { readonly seq: bigint }) | null {
   if (change.kind === 'delete') {
-    const values = change.row.values.length > 0 ? change.row.values : change.old?.values ?? [];
-    return values.length > 0 ? [...values, change.old?.seq ?? change.row.seq] : null;
+    const source: RowVersion | null = change.row.values.length > 0 ? change.row : change.old;
+    if (source === null || source.values.length === 0) return null;
+    return { schemaVersion: source.schemaVersion, values: source.values, seq: change.old?.seq ?? change.row.seq };
   }
   const old = change.old;
   if (old === null || old.values.length === 0) return null;
-  return [...old.values, old.seq];
+  return { schemaVersion: old.schemaVersion, values: old.values, seq: old.seq };
 }

@@ -15,13 +15,15 @@ import type { Principal } from '../auth/access.js';
 import { partitionFor, principalOf } from '../auth/access.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import { activeUser, readRevoked } from '../auth/reauthorize.js';
-import type { UserDef } from '../catalog/types.js';
+import { qualifiedName, type ColumnDef, type TableDef, type UserDef } from '../catalog/types.js';
+import { encodeCell, protocolType } from '../sql/values.js';
+import { columnKey, fillFor } from './row-shape.js';
 import type { ReauthScope } from './reauthorize.js';
 import type { Services } from '../exec/context.js';
-import { protocolType } from '../sql/values.js';
 import type { LiveRegistry, LiveSink, Subscription } from './registry.js';
-import { rowObject } from './registry.js';
-import { liveColumns, parseSubscription } from './subscription-query.js';
+import type { LiveEvent } from './registry.js';
+import { shapedRow } from './registry.js';
+import { parseSubscription, type SubscriptionQuery } from './subscription-query.js';
 import { resumeChanges, snapshotRows, type ResumeChange } from './initial-data.js';
 import type { RowVersion } from '../storage/hot/row-codec.js';
 import { bigintsToText, parseJson } from '../util/json.js';
@@ -29,7 +31,7 @@ import { bigintsToText, parseJson } from '../util/json.js';
 const WIRE_PROTOCOL = { serialization: 'json', compression: 'none' } as const;
 
 export type LiveErrorCode = 'AUTH_REQUIRED' | 'INVALID_SUBSCRIPTION_ID' | 'INVALID_SQL' | 'NOT_FOUND' | 'UNAUTHORIZED'
-  | 'UNSUPPORTED' | 'SUBSCRIPTION_LIMIT_EXCEEDED' | 'MESSAGE_TOO_LARGE' | 'SLOW_CONSUMER' | 'PROTOCOL';
+  | 'UNSUPPORTED' | 'SUBSCRIPTION_LIMIT_EXCEEDED' | 'MESSAGE_TOO_LARGE' | 'SLOW_CONSUMER' | 'SCHEMA_CHANGED' | 'PROTOCOL';
 
 /** The one place server errors become live-protocol error codes. */
 export function liveErrorCode(error: unknown): LiveErrorCode {
@@ -65,6 +67,8 @@ export interface SessionDeps {
 }
 
 interface PendingBatches {
+  /** The compilation the snapshot was read under: every batch is rendered with it. */
+  readonly query: SubscriptionQuery;
   readonly rows: RowVersion[];
   next: number;
   batchNum: number;
@@ -171,6 +175,42 @@ export class LiveSession implements LiveSink {
     }
   }
 
+  /**
+   * The columns of a table changed (ALTER TABLE), called synchronously inside the catalog change,
+   * before any later commit is fanned out. Each subscription on the table is compiled again
+   * (`compile` shares the work between subscriptions of the same SQL and user): one that names a
+   * column that is gone ends with SCHEMA_CHANGED, one whose SQL no longer compiles too; the others
+   * match later changes with the new compilation, and those whose schema changed (a `*` select list,
+   * a selected column's type) get a schema_changed message in their stream: rows delivered after it
+   * are rendered under the new schema, rows before it (and initial data) under the old one.
+   */
+  schemaChanged(change: TableSchemaChange, compile: (q: SubscriptionQuery) => SubscriptionQuery): void {
+    if (this.closed) return;
+    for (const sub of [...this.subs.values()]) {
+      if (sub.query.table.id !== change.next.id || sub.state === 'closed') continue;
+      const gone = [...sub.query.namedColumns].filter((name) => !change.next.columns.some((c) => c.name === name));
+      if (gone.length > 0) {
+        this.end(sub, 'SCHEMA_CHANGED', `Subscription '${sub.id}' ended: ${gone.map((name) => goneColumn(change, name)).join('; ')}. Subscribe again with the new column names.`);
+        continue;
+      }
+      let next: SubscriptionQuery;
+      try {
+        next = compile(sub.query);
+      } catch (error) {
+        this.end(sub, 'SCHEMA_CHANGED', `Subscription '${sub.id}' ended: after ${describeChange(change)} its query no longer applies: ${(error as Error).message}`);
+        continue;
+      }
+      sub.query = next;
+      if (sameSchema(sub.shape.schema, next.schema)) {
+        // Nothing the client sees changed (a column it does not select): rows render the same under either.
+        if (sub.buffered.every((event) => event.shape === undefined)) sub.shape = next;
+        continue;
+      }
+      // In the stream: a loading subscription gets it after its initial data (read under one version).
+      this.d.registry.deliver(sub, schemaChangedEvent(next));
+    }
+  }
+
   // Incoming --------------------------------------------------------------------------------
 
   /** Every client frame enters here: held while authentication is verified, else handled now. */
@@ -263,7 +303,7 @@ export class LiveSession implements LiveSink {
       return this.error(id, error instanceof OptionsError ? 'UNSUPPORTED' : liveErrorCode(error), (error as Error).message);
     }
     const subscription: Subscription = {
-      id, liveId: `${principal.userId}-${this.connectionId}-${id}`, sink: this, userId: principal.userId, query,
+      id, liveId: `${principal.userId}-${this.connectionId}-${id}`, sink: this, userId: principal.userId, query, shape: query,
       partition: partitionFor(principal, query.table), options: sub!.options == null ? null : bigintsToText(sub!.options), createdAt: Date.now(),
       state: 'loading', buffered: [], handoverSeq: 0n, lastSeq: 0n, lastChangeAt: null, changes: 0,
     };
@@ -279,53 +319,77 @@ export class LiveSession implements LiveSink {
     }
   }
 
+  /**
+   * Sends the ack and the initial data, then goes live. The initial data is read under one schema
+   * version: when an ALTER TABLE replaced the subscription's compilation while it was being read,
+   * it is read again under the new one (the ack announces that schema, so the schema_changed
+   * messages buffered meanwhile are dropped); changes committed after the hand-over point follow it.
+   */
   private async startSubscription(sub: Subscription, options: SubscribeOptions | null): Promise<void> {
-    const columns = liveColumns(sub.query.table);
-    const tableColumns = sub.query.table.columns;
-    // flags (protocol: optional): "pk" marks the key clients maintain row sets by, "nn" NOT NULL.
-    const schema = sub.query.projection.map((i, index) => {
-      const c = tableColumns[i];
-      const flags = c === undefined ? ['nn'] : [...(c.primaryKey ? ['pk'] : []), ...(!c.nullable ? ['nn'] : [])];
-      return { name: columns[i]!.name, data_type: protocolType(columns[i]!), index, ...(flags.length > 0 ? { flags } : {}) };
-    });
     if (options === null) {
       sub.handoverSeq = this.d.services.committer.committedMaxSeq;
       sub.lastSeq = sub.handoverSeq;
+      this.announce(sub);
       this.sendJson({
-        type: 'subscription_ack', subscription_id: sub.id, total_rows: 0, schema,
+        type: 'subscription_ack', subscription_id: sub.id, total_rows: 0, schema: sub.shape.schema,
         batch_control: { batch_num: 0, has_more: false, status: 'ready', last_seq_id: sub.handoverSeq.toString() },
       });
       this.d.registry.goLive(sub);
       return;
     }
-    if (options.from !== null) {
-      const { changes, handoverSeq } = await resumeChanges(this.d.services, sub.query, sub.partition, options.from);
+    for (let attempt = 1; ; attempt++) {
+      const query = sub.query;
+      let read: { changes: ResumeChange[]; handoverSeq: bigint } | { rows: RowVersion[]; handoverSeq: bigint };
+      try {
+        read = options.from !== null
+          ? await resumeChanges(this.d.services, query, sub.partition, options.from)
+          : await snapshotRows(this.d.services, this.principal!, query, options.lastRows);
+      } catch (error) {
+        // Read while the table's columns changed (a row of the other width): read again.
+        if (sub.state === 'closed' || sub.query === query || attempt >= 5) throw error;
+        continue;
+      }
       if (sub.state === 'closed') return;
-      sub.handoverSeq = handoverSeq;
-      sub.lastSeq = options.from;
-      // The ack's last_seq_id never runs ahead of what the client holds (upstream's clients take it as
-      // their resume point): `from` while resumed changes follow it, the hand-over point when none do.
-      this.sendJson({
-        type: 'subscription_ack', subscription_id: sub.id, total_rows: changes.length, schema,
-        batch_control: { batch_num: 0, has_more: false, status: 'ready', last_seq_id: (changes.length > 0 ? options.from : handoverSeq).toString() },
-      });
-      for (const change of changes) this.sendResumedChange(sub, change);
-      if (sub.lastSeq < handoverSeq) sub.lastSeq = handoverSeq;
-      this.d.registry.goLive(sub);
-      return;
+      if (sub.query !== query && attempt < 5) continue;
+      this.announce(sub, query);
+      if ('changes' in read) return this.sendResumed(sub, query, read.changes, read.handoverSeq, options.from!);
+      return this.sendSnapshot(sub, query, read.rows, read.handoverSeq, options.batchSize);
     }
-    const { rows, handoverSeq } = await snapshotRows(this.d.services, this.principal!, sub.query, options.lastRows);
-    if (sub.state === 'closed') return;
+  }
+
+  /** The ack tells the client `query`'s schema: schema_changed messages buffered before it are superseded. */
+  private announce(sub: Subscription, query: SubscriptionQuery = sub.query): void {
+    sub.shape = query;
+    sub.buffered = sub.buffered.filter((event) => event.shape === undefined);
+    // A change after the read replaced the compilation again: announced in order after the initial data.
+    if (sub.query !== query && !sameSchema(query.schema, sub.query.schema)) sub.buffered.push(schemaChangedEvent(sub.query));
+  }
+
+  private sendResumed(sub: Subscription, query: SubscriptionQuery, changes: ResumeChange[], handoverSeq: bigint, from: bigint): void {
     sub.handoverSeq = handoverSeq;
-    const pending: PendingBatches = { rows, next: 0, batchNum: 0, batchSize: options.batchSize };
+    sub.lastSeq = from;
+    // The ack's last_seq_id never runs ahead of what the client holds (upstream's clients take it as
+    // their resume point): `from` while resumed changes follow it, the hand-over point when none do.
+    this.sendJson({
+      type: 'subscription_ack', subscription_id: sub.id, total_rows: changes.length, schema: query.schema,
+      batch_control: { batch_num: 0, has_more: false, status: 'ready', last_seq_id: (changes.length > 0 ? from : handoverSeq).toString() },
+    });
+    for (const change of changes) this.sendResumedChange(sub, query, change);
+    if (sub.lastSeq < handoverSeq) sub.lastSeq = handoverSeq;
+    this.d.registry.goLive(sub);
+  }
+
+  private sendSnapshot(sub: Subscription, query: SubscriptionQuery, rows: RowVersion[], handoverSeq: bigint, batchSize: number): void {
+    sub.handoverSeq = handoverSeq;
+    const pending: PendingBatches = { query, rows, next: 0, batchNum: 0, batchSize };
     this.batches.set(sub.id, pending);
-    const hasMore = rows.length > options.batchSize;
+    const hasMore = rows.length > batchSize;
     // As upstream, the ack carries the first batch's batch_control: its last_seq_id is that batch's
     // last row (rows go out in _seq order), so a client that takes it as its resume point and loses
     // the connection while loading resumes without a gap.
-    const firstLast = rows.length === 0 ? handoverSeq : rows[Math.min(rows.length, options.batchSize) - 1]!.seq;
+    const firstLast = rows.length === 0 ? handoverSeq : rows[Math.min(rows.length, batchSize) - 1]!.seq;
     this.sendJson({
-      type: 'subscription_ack', subscription_id: sub.id, total_rows: rows.length, schema,
+      type: 'subscription_ack', subscription_id: sub.id, total_rows: rows.length, schema: query.schema,
       batch_control: { batch_num: 0, has_more: hasMore, status: hasMore ? 'loading' : 'ready', last_seq_id: firstLast.toString() },
     });
     this.sendBatch(sub, pending);
@@ -337,7 +401,8 @@ export class LiveSession implements LiveSink {
     const hasMore = pending.next < pending.rows.length;
     const status = hasMore ? (pending.batchNum === 0 ? 'loading' : 'loading_batch') : 'ready';
     const lastSeq = slice.length > 0 ? slice[slice.length - 1]!.seq : sub.handoverSeq;
-    const rows = slice.map((v) => rowObject(sub.query.table, sub.query.projection, v.values, v.seq));
+    const catalog = this.d.services.catalog;
+    const rows = slice.map((v) => shapedRow(catalog, pending.query, v, v.seq));
     this.sendJson({
       type: 'initial_data_batch', subscription_id: sub.id, rows,
       batch_control: { batch_num: pending.batchNum, has_more: hasMore, status, last_seq_id: lastSeq.toString() },
@@ -351,15 +416,15 @@ export class LiveSession implements LiveSink {
     }
   }
 
-  private sendResumedChange(sub: Subscription, change: ResumeChange): void {
-    const { table, projection } = sub.query;
+  private sendResumedChange(sub: Subscription, query: SubscriptionQuery, change: ResumeChange): void {
+    const catalog = this.d.services.catalog;
     const { row, old } = change;
     const seq = row.seq;
     const msg = change.kind === 'insert'
-      ? { type: 'change', subscription_id: sub.id, change_type: 'insert', rows: [rowObject(table, projection, row.values, seq)] }
+      ? { type: 'change', subscription_id: sub.id, change_type: 'insert', rows: [shapedRow(catalog, query, row, seq)] }
       : change.kind === 'update'
-        ? { type: 'change', subscription_id: sub.id, change_type: 'update', rows: [rowObject(table, projection, row.values, seq)], old_values: [rowObject(table, projection, old!.values, old!.seq)] }
-        : { type: 'change', subscription_id: sub.id, change_type: 'delete', old_values: [rowObject(table, projection, old!.values, seq)] };
+        ? { type: 'change', subscription_id: sub.id, change_type: 'update', rows: [shapedRow(catalog, query, row, seq)], old_values: [shapedRow(catalog, query, old!, old!.seq)] }
+        : { type: 'change', subscription_id: sub.id, change_type: 'delete', old_values: [shapedRow(catalog, query, old!, seq)] };
     if (this.send(Buffer.from(JSON.stringify(msg)), sub, seq)) {
       sub.lastSeq = seq;
       sub.changes++;
@@ -492,6 +557,77 @@ export class LiveSession implements LiveSink {
   ping(): void {
     if (!this.closed) this.ws.ping();
   }
+}
+
+/** A change of a table's columns, as the live layer needs it. */
+export interface TableSchemaChange {
+  readonly previous: TableDef;
+  readonly next: TableDef;
+  /** The statement's own words, e.g. `DROP COLUMN c` (for messages); derived from the definitions when absent. */
+  readonly statement?: string;
+}
+
+/**
+ * A schema_changed message announcing `query`'s schema: rows delivered after it are rendered under
+ * it. Its `changes` say how the subscription's columns changed since the schema the client was last
+ * told about (rendered when delivered, so against exactly that one), so a client holding rows can
+ * re-key them: `add` with the value rows written before hold (`default`), `drop`, `rename` (`new_name`),
+ * `modify` (type or nullability; `data_type`).
+ */
+export function schemaChangedEvent(query: SubscriptionQuery): LiveEvent {
+  const schema = JSON.stringify(query.schema);
+  return {
+    seq: null,
+    shape: query,
+    frame: (sub) => Buffer.from(`{"type":"schema_changed","subscription_id":${JSON.stringify(sub.id)},"schema":${schema},`
+      + `"schema_version":${query.table.schemaVersion},"changes":${JSON.stringify(columnChanges(sub.shape, query))}}`),
+  };
+}
+
+export type ColumnChange =
+  | { readonly kind: 'add'; readonly column: string; readonly default: unknown }
+  | { readonly kind: 'drop'; readonly column: string }
+  | { readonly kind: 'rename'; readonly column: string; readonly new_name: string }
+  | { readonly kind: 'modify'; readonly column: string; readonly data_type: unknown };
+
+/** How the selected columns of `before` became those of `after` (matched by column id). */
+function columnChanges(before: SubscriptionQuery, after: SubscriptionQuery): ColumnChange[] {
+  const selected = (q: SubscriptionQuery): ColumnDef[] => q.projection.map((i) => q.table.columns[i]).filter((c): c is ColumnDef => c !== undefined);
+  const was = new Map(selected(before).map((c) => [columnKey(c), c]));
+  const out: ColumnChange[] = [];
+  const kept = new Set<number>();
+  for (const c of selected(after)) {
+    const key = columnKey(c);
+    const old = was.get(key);
+    if (old === undefined) {
+      out.push({ kind: 'add', column: c.name, default: encodeCell(c, fillFor(c)) });
+      continue;
+    }
+    kept.add(key);
+    if (old.name !== c.name) out.push({ kind: 'rename', column: old.name, new_name: c.name });
+    if (old.type !== c.type || old.precision !== c.precision || old.scale !== c.scale || old.nullable !== c.nullable) {
+      out.push({ kind: 'modify', column: c.name, data_type: protocolType(c) });
+    }
+  }
+  for (const [key, c] of was) if (!kept.has(key)) out.push({ kind: 'drop', column: c.name });
+  return out;
+}
+
+function sameSchema(a: SubscriptionQuery['schema'], b: SubscriptionQuery['schema']): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+function describeChange(change: TableSchemaChange): string {
+  return `ALTER TABLE ${qualifiedName(change.next)}${change.statement ? ` ${change.statement}` : ''} (schema version ${change.next.schemaVersion})`;
+}
+
+/** Why a column a subscription names is gone: renamed (same column id, other name) or dropped. */
+function goneColumn(change: TableSchemaChange, name: string): string {
+  const before = change.previous.columns.find((c) => c.name === name);
+  const renamed = before === undefined ? undefined : change.next.columns.find((c) => c.id === before.id);
+  return renamed !== undefined
+    ? `column '${name}' of ${qualifiedName(change.next)} was renamed to '${renamed.name}' by ${describeChange(change)}`
+    : `column '${name}' of ${qualifiedName(change.next)} was dropped by ${describeChange(change)}`;
 }
 
 interface SubscribeOptions {

@@ -12,17 +12,49 @@ import { parseStatement } from '../sql/parser.js';
 import { identifier } from '../sql/names.js';
 import type { PgNode } from '../sql/statement.js';
 import { compilePredicate, type Predicate } from './predicate.js';
+import { protocolType } from '../sql/values.js';
 
+/** One column of a subscription's schema, as subscription_ack and schema_changed carry it. */
+export interface LiveSchemaField {
+  readonly name: string;
+  readonly data_type: ReturnType<typeof protocolType>;
+  readonly index: number;
+  /** "pk" marks the key clients maintain row sets by, "nn" NOT NULL (protocol: optional). */
+  readonly flags?: string[];
+}
+
+/**
+ * A subscription's SQL compiled against one schema version of its table. A subscription is
+ * compiled again (once per version and query shape, see recompileSubscription) when its table's
+ * columns change; the parse tree is kept so that needs no parsing or access check.
+ */
 export interface SubscriptionQuery {
+  /** The table definition (schema version) this compilation is for. */
   readonly table: TableDef;
   /** Indexes into [...table columns, _seq] of the columns each row message carries (always with _seq). */
   readonly projection: readonly number[];
-  /** Canonical projection text: subscriptions with the same one share encoded rows. */
+  /** Canonical projection text (with the schema version): subscriptions with the same one share encoded rows. */
   readonly projectionKey: string;
+  /** The row messages' columns, as the ack and schema_changed messages announce them. */
+  readonly schema: readonly LiveSchemaField[];
+  /** Columns the SQL names itself (select list or WHERE), lower-cased: dropping or renaming one ends the subscription. */
+  readonly namedColumns: ReadonlySet<string>;
+  /** The select list has `*`: the subscription follows added, dropped and renamed columns. */
+  readonly star: boolean;
   readonly predicate: Predicate;
   /** The WHERE clause, for the initial-data query. */
   readonly where: PgNode | undefined;
   readonly sql: string;
+  /** The parts of the parse tree a recompilation needs. */
+  readonly parsed: ParsedSubscription;
+  /** Who it was compiled for (CURRENT_USER() in the filter). */
+  readonly userId: string;
+}
+
+interface ParsedSubscription {
+  readonly targets: PgNode[];
+  readonly where: PgNode | undefined;
+  readonly alias: string;
 }
 
 /** The columns a predicate and a row message see: the table's, then `_seq`. */
@@ -51,21 +83,68 @@ export function parseSubscription(sql: string, catalog: Catalog, principal: Prin
   const table = catalog.table(namespace, name);
   if (table === undefined) throw new ServerError('NOT_FOUND', `Table '${namespace}.${name}' does not exist`);
   requireRead(principal, table, catalog.hasGrant(table.id, principal));
-  const columns = liveColumns(table);
-  const alias = rv.alias?.aliasname ?? name;
-  const projection = projectionOf(q.targetList, columns, new Set([alias, name]));
-  const predicate = compilePredicate(q.whereClause, { columns, qualifiers: new Set([alias, name, `${namespace}.${name}`]), userId: principal.userId });
-  return { table, projection, projectionKey: projection.join(','), predicate, where: q.whereClause, sql };
+  return compileSubscription(sql, { targets: q.targetList, where: q.whereClause, alias: rv.alias?.aliasname ?? name }, table, principal.userId);
 }
 
-function projectionOf(targets: PgNode[], columns: readonly Pick<ColumnDef, 'name'>[], qualifiers: ReadonlySet<string>): number[] {
+/**
+ * The same subscription compiled against another definition of its table (after ALTER TABLE).
+ * Throws (INVALID_SQL) when the SQL no longer fits it, e.g. a constant that cannot be compared
+ * with a column's new type. Access is not checked here: the change bus re-checks it separately.
+ */
+export function recompileSubscription(q: SubscriptionQuery, table: TableDef): SubscriptionQuery {
+  return compileSubscription(q.sql, q.parsed, table, q.userId);
+}
+
+function compileSubscription(sql: string, parsed: ParsedSubscription, table: TableDef, userId: string): SubscriptionQuery {
+  const columns = liveColumns(table);
+  const { name, namespace } = table;
+  const { projection, star } = projectionOf(parsed.targets, columns, new Set([parsed.alias, name]));
+  const predicate = compilePredicate(parsed.where, { columns, qualifiers: new Set([parsed.alias, name, `${namespace}.${name}`]), userId });
+  const namedColumns = new Set<string>();
+  for (const t of parsed.targets) collectColumnNames(t, namedColumns);
+  collectColumnNames(parsed.where, namedColumns);
+  namedColumns.delete(SEQ_COLUMN);
+  return {
+    table, projection, projectionKey: `${table.schemaVersion}:${projection.join(',')}`, schema: schemaOf(table, projection),
+    namedColumns, star, predicate, where: parsed.where, sql, parsed, userId,
+  };
+}
+
+function schemaOf(table: TableDef, projection: readonly number[]): LiveSchemaField[] {
+  const columns = liveColumns(table);
+  return projection.map((i, index) => {
+    const c = table.columns[i];
+    const flags = c === undefined ? ['nn'] : [...(c.primaryKey ? ['pk'] : []), ...(!c.nullable ? ['nn'] : [])];
+    return { name: columns[i]!.name, data_type: protocolType(columns[i]!), index, ...(flags.length > 0 ? { flags } : {}) };
+  });
+}
+
+/** Every column a parse tree refers to by name (the last field of each ColumnRef), lower-cased. */
+function collectColumnNames(node: unknown, out: Set<string>): void {
+  if (node === null || typeof node !== 'object') return;
+  if (Array.isArray(node)) {
+    for (const item of node) collectColumnNames(item, out);
+    return;
+  }
+  const ref = (node as PgNode).ColumnRef;
+  if (ref !== undefined) {
+    const last = (ref.fields as PgNode[] | undefined)?.at(-1);
+    if (last?.String?.sval !== undefined) out.add(String(last.String.sval).toLowerCase());
+    return;
+  }
+  for (const value of Object.values(node)) collectColumnNames(value, out);
+}
+
+function projectionOf(targets: PgNode[], columns: readonly Pick<ColumnDef, 'name'>[], qualifiers: ReadonlySet<string>): { projection: number[]; star: boolean } {
   const out: number[] = [];
+  let star = false;
   for (const t of targets) {
     const fields: PgNode[] | undefined = t.ResTarget?.val?.ColumnRef?.fields;
     if (!fields || t.ResTarget.name !== undefined) throw invalidSql('A subscription selects plain columns or * (no expressions or aliases)');
     if (fields.length === 2 && !qualifiers.has(String(fields[0].String?.sval))) throw invalidSql('Unknown table qualifier in the select list');
     const last = fields[fields.length - 1];
     if (last.A_Star) {
+      star = true;
       for (let i = 0; i < columns.length; i++) if (!out.includes(i)) out.push(i);
       continue;
     }
@@ -75,5 +154,5 @@ function projectionOf(targets: PgNode[], columns: readonly Pick<ColumnDef, 'name
   }
   const seq = columns.length - 1;
   if (!out.includes(seq)) out.push(seq);
-  return out;
+  return { projection: out, star };
 }

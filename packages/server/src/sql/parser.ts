@@ -425,9 +425,10 @@ function parseAlterTable(stmt: StatementText, c: Cursor): Statement {
       const ifExists = c.acceptWords('IF', 'EXISTS');
       const name = column();
       if (SYSTEM_COLUMNS.has(name)) throw execErrorOf(`Cannot drop column '${name}': system column cannot be modified`);
-      c.acceptWords('CASCADE') || c.acceptWords('RESTRICT');
+      // RESTRICT: refused while a live subscription names the column; CASCADE (the default) ends those subscriptions.
+      const restrict = !c.acceptWords('CASCADE') && c.acceptWords('RESTRICT');
       c.end();
-      return { op: 'drop', column: name, ifExists };
+      return { op: 'drop', column: name, ifExists, restrict };
     }
     if (w === 'RENAME') {
       c.next();
@@ -435,10 +436,11 @@ function parseAlterTable(stmt: StatementText, c: Cursor): Statement {
       const from = column();
       c.expectWord('TO');
       const to = column('new column name');
+      const restrict = !c.acceptWords('CASCADE') && c.acceptWords('RESTRICT');
       c.end();
       if (SYSTEM_COLUMNS.has(from)) throw execErrorOf(`Cannot rename column '${from}': system column cannot be modified`);
       if (SYSTEM_COLUMNS.has(to)) throw execErrorOf(`Cannot rename column to '${to}': reserved system column name`);
-      return { op: 'rename', column: from, newName: to };
+      return { op: 'rename', column: from, newName: to, restrict };
     }
     if (w === 'MODIFY') {
       c.next();

@@ -65,8 +65,9 @@ export type Statement =
 /** One ALTER TABLE operation (one per statement). Column names are as written (identifiers). */
 export type AlterTableOp =
   | { readonly op: 'add'; readonly column: ColumnSpec; readonly ifNotExists: boolean }
-  | { readonly op: 'drop'; readonly column: string; readonly ifExists: boolean }
-  | { readonly op: 'rename'; readonly column: string; readonly newName: string }
+  /** `restrict`: refused while an open live subscription names the column (RESTRICT written). */
+  | { readonly op: 'drop'; readonly column: string; readonly ifExists: boolean; readonly restrict: boolean }
+  | { readonly op: 'rename'; readonly column: string; readonly newName: string; readonly restrict: boolean }
   /** MODIFY [COLUMN] c TYPE [NOT NULL | NULL]; `nullable` null when neither was written. */
   | { readonly op: 'modify'; readonly column: ColumnSpec; readonly nullable: boolean | null }
   | { readonly op: 'set_not_null' | 'drop_not_null' | 'drop_default'; readonly column: string }

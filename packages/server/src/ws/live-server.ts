@@ -11,13 +11,14 @@ import type { Logger } from '../util/log.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import type { Services, LiveControl, LiveRow } from '../exec/context.js';
 import { LiveRegistry } from '../live/registry.js';
-import { LIVE_CLOSE, LiveSession } from '../live/session.js';
+import { LIVE_CLOSE, LiveSession, type TableSchemaChange } from '../live/session.js';
+import { recompileSubscription, type SubscriptionQuery } from '../live/subscription-query.js';
 import { reauthScope } from '../live/reauthorize.js';
 import type { CatalogChange } from '../catalog/changes.js';
 import type { CommittedChange } from '../storage/hot/committer.js';
 
 export class LiveServer implements LiveControl {
-  readonly registry = new LiveRegistry();
+  readonly registry: LiveRegistry;
   private readonly sessions = new Set<LiveSession>();
   private readonly wss: WebSocketServer;
   private readonly pingTimer: NodeJS.Timeout;
@@ -27,6 +28,7 @@ export class LiveServer implements LiveControl {
   constructor(private readonly services: Services, private readonly auth: Authenticator, private readonly log: Logger, private readonly nodeId: string) {
     // Frames over the protocol limit get MESSAGE_TOO_LARGE and the connection lives on; only frames
     // past 16x the limit are refused by ws itself (close 1009) so a client cannot make us buffer more.
+    this.registry = new LiveRegistry(services.catalog);
     this.wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: services.config.liveMessageBytesMax * 16 });
     this.pingTimer = setInterval(() => this.pingAll(), services.config.livePingIntervalMs);
     this.pingTimer.unref();
@@ -66,8 +68,27 @@ export class LiveServer implements LiveControl {
   /** Catalog change listener: runs inside the change, before the changing statement continues. */
   private reauthorize(change: CatalogChange): void {
     const scope = reauthScope(change);
-    if (scope === null) return;
-    for (const session of [...this.sessions]) session.reauthorize(scope);
+    if (scope !== null) for (const session of [...this.sessions]) session.reauthorize(scope);
+    const schema = schemaChangeOf(change);
+    if (schema !== null) this.schemaChanged(schema);
+  }
+
+  /**
+   * A table's columns changed: every subscription on it is compiled again, once per distinct SQL
+   * and user (the filter may name CURRENT_USER()), then adapted or ended by its session.
+   */
+  private schemaChanged(change: TableSchemaChange): void {
+    const compiled = new Map<string, SubscriptionQuery>();
+    const compile = (q: SubscriptionQuery): SubscriptionQuery => {
+      const key = `${q.userId}\u0000${q.sql}`;
+      let next = compiled.get(key);
+      if (next === undefined) {
+        next = recompileSubscription(q, change.next);
+        compiled.set(key, next);
+      }
+      return next;
+    };
+    for (const session of [...this.sessions]) session.schemaChanged(change, compile);
   }
 
   private pingAll(): void {
@@ -105,6 +126,14 @@ export class LiveServer implements LiveControl {
     return this.registry.find(liveId)?.userId;
   }
 
+  subscriptionsUsingColumns(tableId: number, columnNames: readonly string[]): string[] {
+    const names = new Set(columnNames.map((n) => n.toLowerCase()));
+    return this.registry.list()
+      .filter((sub) => sub.query.table.id === tableId && [...sub.query.namedColumns].some((n) => names.has(n)))
+      .map((sub) => sub.liveId)
+      .sort();
+  }
+
   killLive(liveId: string): boolean {
     const sub = this.registry.find(liveId);
     if (sub === undefined) return false;
@@ -118,4 +147,10 @@ export class LiveServer implements LiveControl {
     for (const session of this.sessions) session.close(LIVE_CLOSE.shuttingDown);
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
   }
+}
+
+/** The column change a catalog change makes to a table, or null when it changes no columns. */
+function schemaChangeOf(change: CatalogChange): TableSchemaChange | null {
+  if (change.kind !== 'table_schema_changed') return null;
+  return { previous: change.previous, next: change.table, statement: change.change.description };
 }
