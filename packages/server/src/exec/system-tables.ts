@@ -16,6 +16,8 @@ import type { SourceColumn } from '../storage/duck/duck-engine.js';
 import { typeLabel } from '../sql/values.js';
 import { defaultText } from './ddl-exec.js';
 import { formatFlushPolicy } from './table-options.js';
+import type { Config } from '../config/config.js';
+import { SERVER_VERSION } from '../http/build-info.js';
 
 export interface SystemRelation {
   readonly columns: readonly SourceColumn[];
@@ -31,7 +33,14 @@ export interface SystemSources {
   readonly jobs: JobStore;
   readonly cold: ColdStore;
   readonly live: LiveControl | null;
+  /** For system.stats; absent in callers that only need the catalog relations. */
+  readonly config?: Config;
 }
+
+/** Every relation `SELECT * FROM system.<name>` answers (information_schema.* are reached by their own names). */
+export const SYSTEM_TABLE_NAMES = [
+  'users', 'namespaces', 'tables', 'columns', 'schemas', 'table_schemas', 'jobs', 'manifest', 'live', 'audit_log', 'stats', 'datatypes',
+] as const;
 
 export function systemRelation(s: SystemSources, name: string, viewer: Principal): SystemRelation {
   const catalog = s.catalog;
@@ -47,10 +56,10 @@ export function systemRelation(s: SystemSources, name: string, viewer: Principal
         columns: [col('job_id', 'Text'), col('job_type', 'Text'), col('status', 'Text'), col('namespace_id', 'Text'),
           col('table_name', 'Text'), col('user_id', 'Text'), col('parameters', 'Json'), col('result', 'Json'),
           col('error_message', 'Text'), col('rows_processed', 'BigInt'), col('created_at', 'Timestamp'),
-          col('started_at', 'Timestamp'), col('finished_at', 'Timestamp'), col('node_id', 'Text')],
+          col('started_at', 'Timestamp'), col('finished_at', 'Timestamp'), col('node_id', 'Text'), col('message', 'Text')],
         rows: s.jobs.list().map((j) => [j.job_id, j.job_type, j.status, j.namespace_id, j.table_name, j.user_id, j.parameters,
           j.result, j.error_message, BigInt(j.rows_processed), micros(j.created_at), j.started_at === null ? null : micros(j.started_at),
-          j.finished_at === null ? null : micros(j.finished_at), j.node_id]),
+          j.finished_at === null ? null : micros(j.finished_at), j.node_id, jobMessage(j)]),
       };
     case 'live':
       return {
@@ -121,8 +130,55 @@ export function systemRelation(s: SystemSources, name: string, viewer: Principal
           return [[BigInt(s.tableId), t.namespace, t.name, s.version, JSON.stringify(cols), micros(s.createdAt)]];
         }),
       };
+    case 'schemas': {
+      // Upstream's catalog view: one row per schema version of every table, the newest flagged is_latest.
+      const tables = new Map(catalog.tablesIn(null).map((t) => [t.id, t]));
+      return {
+        columns: [col('table_id', 'Text'), col('table_name', 'Text'), col('namespace_id', 'Text'), col('table_type', 'Text'),
+          col('created_at', 'Timestamp'), col('schema_version', 'Int'), col('columns', 'Json'), col('table_comment', 'Text'),
+          col('updated_at', 'Timestamp'), col('options', 'Json'), col('access_level', 'Text'), col('is_latest', 'Boolean'),
+          col('storage_id', 'Text'), col('use_user_storage', 'Boolean')],
+        rows: catalog.schemaVersions().flatMap((v) => {
+          const t = tables.get(v.tableId);
+          if (t === undefined) return [];
+          const cols = v.columns.map((c, i) => ({
+            column_name: c.name, ordinal_position: i + 1, data_type: c.type, is_nullable: c.nullable,
+            is_primary_key: c.primaryKey, column_default: defaultText(c),
+          }));
+          return [[`${t.namespace}:${t.name}`, t.name, t.namespace, tableTypeName(t.type), micros(t.createdAt), v.version,
+            JSON.stringify(cols), null, micros(v.createdAt), JSON.stringify(tableOptionsJson(t)), t.options.accessLevel,
+            v.version === t.schemaVersion, 'local', t.type === 'USER' ? false : null]];
+        }),
+      };
+    }
+    case 'stats':
+      return { columns: [col('metric_name', 'Text'), col('metric_value', 'Text')], rows: stats(s) };
+    case 'datatypes':
+      return {
+        columns: [col('arrow_type', 'Text'), col('kalam_type', 'Text'), col('sql_name', 'Text'), col('description', 'Text')],
+        rows: DATATYPES.map((d) => [...d]),
+      };
+    case 'information_schema.tables':
+      return {
+        columns: [col('table_catalog', 'Text'), col('table_schema', 'Text'), col('table_name', 'Text'), col('table_type', 'Text')],
+        rows: [
+          ...catalog.tablesIn(null).map((t) => ['kalam', t.namespace, t.name, 'BASE TABLE']),
+          ...SYSTEM_TABLE_NAMES.map((n) => ['kalam', 'system', n, 'VIEW']),
+        ],
+      };
+    case 'information_schema.columns':
+      return {
+        columns: [col('table_catalog', 'Text'), col('table_schema', 'Text'), col('table_name', 'Text'), col('column_name', 'Text'),
+          col('ordinal_position', 'Int'), col('column_default', 'Text'), col('is_nullable', 'Text'), col('data_type', 'Text')],
+        rows: [
+          ...catalog.tablesIn(null).flatMap((t) => t.columns.map((c, i) =>
+            ['kalam', t.namespace, t.name, c.name, i + 1, defaultText(c), c.nullable ? 'YES' : 'NO', typeLabel(c)])),
+          ...SYSTEM_TABLE_NAMES.flatMap((n) => systemRelation(s, n, viewer).columns.map((c, i) =>
+            ['kalam', 'system', n, c.name, i + 1, null, 'YES', typeLabel({ type: c.type })])),
+        ],
+      };
     default:
-      throw execError(`Table 'system.${name}' does not exist (system tables: users, namespaces, tables, columns, table_schemas, jobs, manifest, live, audit_log)`);
+      throw execError(`Table 'system.${name}' does not exist (system tables: ${SYSTEM_TABLE_NAMES.join(', ')}; and information_schema.tables, information_schema.columns)`);
   }
 }
 
@@ -146,3 +202,78 @@ function availability(s: SystemSources, table: TableDef): [string, string | null
   const who = (p: string): string => (p === '' ? '' : ` (user ${s.catalog.account(p)?.userId ?? p})`);
   return ['unavailable', damage.map((d) => `${d.file}${who(d.partition)}: ${d.reason}`).join('; ')];
 }
+
+/** system.jobs.message: upstream's one-line outcome of a job (null while it is queued or running). */
+function jobMessage(j: { job_type: string; status: string; namespace_id: string | null; table_name: string | null; rows_processed: number; result: string | null; error_message: string | null }): string | null {
+  const table = j.namespace_id !== null && j.table_name !== null ? `${j.namespace_id}.${j.table_name}` : null;
+  if (j.status === 'failed') return j.error_message;
+  if (j.status === 'cancelled') return j.error_message ?? 'Job cancelled';
+  if (j.status !== 'completed') return null;
+  switch (j.job_type) {
+    case 'flush': {
+      let files: unknown = null;
+      try { files = (JSON.parse(j.result ?? 'null') as { files?: unknown } | null)?.files; } catch { /* no result */ }
+      const count = Array.isArray(files) ? files.length : typeof files === 'number' ? files : 0;
+      return `Flushed ${table ?? ''} successfully (${j.rows_processed} rows, ${count} files)`;
+    }
+    case 'compaction': return `Compaction completed for ${table ?? ''}`;
+    case 'repair': return `Repair completed for ${table ?? ''}`;
+    case 'stream_eviction': return `Evicted ${j.rows_processed} expired rows from ${table ?? ''}`;
+    case 'cleanup': return 'Cleanup completed';
+    default: return `${j.job_type} completed`;
+  }
+}
+
+/** system.schemas.options: the table's options as JSON, with upstream's key names. */
+function tableOptionsJson(t: TableDef): Record<string, unknown> {
+  const o = t.options;
+  if (t.type === 'STREAM') {
+    return { table_type: 'STREAM', ttl_seconds: o.ttlSeconds, max_buffer: o.maxBuffer, ephemeral: o.ephemeral };
+  }
+  return {
+    table_type: t.type, storage_id: 'local', ...(t.type === 'USER' ? { use_user_storage: false } : { access_level: o.accessLevel }),
+    flush_policy: formatFlushPolicy(o.flushPolicy), deleted_retention_hours: o.deletedRetentionHours,
+  };
+}
+
+/** system.stats: (metric_name, metric_value) pairs, as upstream's runtime metrics, for the ones this server has. */
+function stats(s: SystemSources): StoredValue[][] {
+  const jobs = s.jobs.list();
+  const mem = process.memoryUsage();
+  const metrics: Array<[string, string | number]> = [
+    ['server_version', SERVER_VERSION],
+    ['server_uptime_seconds', Math.floor(process.uptime())],
+    ['server_workers_effective', s.config?.queryConnections ?? 1],
+    ['max_connections', 'unlimited'],
+    ['total_users', s.catalog.listUsers().filter((u) => u.deletedAt === null).length],
+    ['total_namespaces', s.catalog.listNamespaces().length],
+    ['total_tables', s.catalog.tablesIn(null).length],
+    ['total_jobs', jobs.length],
+    ['jobs_running', jobs.filter((j) => j.status === 'running').length],
+    ['jobs_queued', jobs.filter((j) => j.status === 'queued').length],
+    ['jobs_failed', jobs.filter((j) => j.status === 'failed').length],
+    ['active_subscriptions', s.live?.liveRows().length ?? 0],
+    ['memory_rss_bytes', mem.rss],
+    ['memory_heap_used_bytes', mem.heapUsed],
+    ['cluster_mode', 'false'],
+  ];
+  return metrics.map(([name, value]) => [name, String(value)]);
+}
+
+/** system.datatypes: the column types, with the Arrow type they are exchanged as and their SQL name. */
+const DATATYPES: ReadonlyArray<readonly [string, string, string, string]> = [
+  ['Boolean', 'Boolean', 'BOOLEAN', 'True/false boolean value'],
+  ['Int16', 'SmallInt', 'SMALLINT', '16-bit signed integer'],
+  ['Int32', 'Int', 'INT', '32-bit signed integer'],
+  ['Int64', 'BigInt', 'BIGINT', '64-bit signed integer'],
+  ['Float32', 'Float', 'FLOAT', '32-bit floating point'],
+  ['Float64', 'Double', 'DOUBLE', '64-bit floating point'],
+  ['Utf8', 'Text', 'TEXT', 'Variable-length UTF-8 string'],
+  ['Timestamp(Microsecond, None)', 'Timestamp', 'TIMESTAMP', 'Timestamp with microsecond precision'],
+  ['Date32', 'Date', 'DATE', 'Date (days since epoch)'],
+  ['Time64(Microsecond)', 'Time', 'TIME', 'Time of day with microsecond precision'],
+  ['Utf8', 'Json', 'JSON', 'JSON document stored as text'],
+  ['Binary', 'Bytes', 'BYTES', 'Variable-length binary data'],
+  ['FixedSizeBinary(16)', 'Uuid', 'UUID', 'UUID (128-bit)'],
+  ['Decimal128(p, s)', 'Decimal', 'DECIMAL(p,s)', 'Fixed-point decimal, precision 1-38'],
+];

@@ -226,9 +226,11 @@ class Binder {
     if (cte !== undefined) return `${cte} AS ${quoteIdent(alias)}${columnAliases(rv.alias)}`;
     const namespace = rv.schemaname !== undefined ? identifier(rv.schemaname, 'namespace name') : this.ctx.namespace;
     const name = identifier(rawName, 'table name');
-    if (namespace === SYSTEM_NAMESPACE) {
-      requireSystemTableAccess(this.ctx.principal, name);
-      this.sources.push({ kind: 'system', name });
+    if (namespace === SYSTEM_NAMESPACE || namespace === 'information_schema') {
+      // information_schema.tables / .columns are catalog views like the system tables (upstream's names).
+      const systemName = namespace === SYSTEM_NAMESPACE ? name : `information_schema.${name}`;
+      requireSystemTableAccess(this.ctx.principal, systemName);
+      this.sources.push({ kind: 'system', name: systemName });
     } else {
       const table = this.ctx.catalog.table(namespace, name);
       if (table === undefined) throw execError(`Table '${namespace}.${name}' does not exist`);
