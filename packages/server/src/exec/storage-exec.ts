@@ -36,11 +36,11 @@ export async function flushAll(s: Services, ctx: RunContext, st: Of<'flush_all'>
   for (const table of s.catalog.tablesIn(st.namespace)) {
     if (table.type === 'STREAM') continue;
     const job = await s.flush.flushTable(table);
-    if (job !== null) started.push(`${qualifiedName(table)}: ${job.job_id}`);
+    if (job !== null) started.push(job.job_id);
   }
   const scope = st.namespace === null ? 'all namespaces' : `namespace '${st.namespace}'`;
   if (started.length === 0) return messageResult(ctx, `Storage flush skipped: no pending writes in ${scope}`);
-  return messageResult(ctx, `Storage flush started for ${started.length} table(s) in ${scope}. Job IDs: ${started.join(', ')}`);
+  return messageResult(ctx, `Storage flush started for ${started.length} table(s) in ${scope}. Job IDs: [${started.join(', ')}]`);
 }
 
 export async function compactTable(s: Services, ctx: RunContext, st: Of<'compact_table'>): Promise<StatementResult> {
