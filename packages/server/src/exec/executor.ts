@@ -15,7 +15,7 @@ import { alterUser, createUser, dropUser } from './user-exec.js';
 import { insert, remove, update } from './dml-exec.js';
 import { select } from './select-exec.js';
 import { Transaction } from './transaction.js';
-import { checkTable, compactTable, flushAll, flushTable, killJob, repairTable } from './storage-exec.js';
+import { checkTable, compactTable, compactAll, flushAll, flushTable, killJob, repairTable } from './storage-exec.js';
 import { killLive, subscribe } from './live-exec.js';
 import { alterTableAccess, grantOrRevoke } from './grant-exec.js';
 
@@ -129,6 +129,7 @@ export class Executor {
       case 'flush_table': return flushTable(s, ctx, st);
       case 'flush_all': return flushAll(s, ctx, st);
       case 'compact_table': return compactTable(s, ctx, st);
+      case 'compact_all': return compactAll(s, ctx, st);
       case 'check_table': return checkTable(s, ctx, st);
       case 'repair_table': return repairTable(s, ctx, st);
       case 'kill_job': return killJob(s, ctx, st);

@@ -51,6 +51,19 @@ export async function compactTable(s: Services, ctx: RunContext, st: Of<'compact
   return messageResult(ctx, `Storage compaction started for table '${qualifiedName(table)}'. Job ID: ${job.job_id}`);
 }
 
+/** STORAGE COMPACT ALL [IN ns]: one compaction job per USER/SHARED table (upstream's message). */
+export async function compactAll(s: Services, ctx: RunContext, st: Of<'compact_all'>): Promise<StatementResult> {
+  requireAdmin(ctx.principal, 'STORAGE COMPACT ALL');
+  if (st.namespace !== null && !s.catalog.namespace(st.namespace)) throw execError(`Namespace '${st.namespace}' does not exist`);
+  const started: string[] = [];
+  for (const table of s.catalog.tablesIn(st.namespace)) {
+    if (table.type === 'STREAM') continue;
+    started.push((await s.flush.compactTable(table)).job_id);
+  }
+  const scope = st.namespace === null ? 'all namespaces' : `namespace '${st.namespace}'`;
+  return messageResult(ctx, `Storage compaction started for ${started.length} table(s) in ${scope}. Job IDs: [${started.join(', ')}]`);
+}
+
 /**
  * STORAGE CHECK TABLE: runs in the request (it only reads) and answers one row per file. A damaged
  * file it finds makes its partition unavailable, as a failed read would.

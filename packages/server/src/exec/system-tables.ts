@@ -39,7 +39,7 @@ export interface SystemSources {
 
 /** Every relation `SELECT * FROM system.<name>` answers (information_schema.* are reached by their own names). */
 export const SYSTEM_TABLE_NAMES = [
-  'users', 'namespaces', 'tables', 'columns', 'schemas', 'table_schemas', 'jobs', 'manifest', 'live', 'audit_log', 'stats', 'datatypes',
+  'users', 'namespaces', 'tables', 'columns', 'schemas', 'table_schemas', 'jobs', 'manifest', 'live', 'audit_log', 'stats', 'settings', 'datatypes',
 ] as const;
 
 export function systemRelation(s: SystemSources, name: string, viewer: Principal): SystemRelation {
@@ -153,6 +153,11 @@ export function systemRelation(s: SystemSources, name: string, viewer: Principal
     }
     case 'stats':
       return { columns: [col('metric_name', 'Text'), col('metric_value', 'Text')], rows: stats(s) };
+    case 'settings':
+      return {
+        columns: [col('name', 'Text'), col('value', 'Text'), col('description', 'Text'), col('category', 'Text')],
+        rows: settings(s.config),
+      };
     case 'datatypes':
       return {
         columns: [col('arrow_type', 'Text'), col('kalam_type', 'Text'), col('sql_name', 'Text'), col('description', 'Text')],
@@ -277,3 +282,16 @@ const DATATYPES: ReadonlyArray<readonly [string, string, string, string]> = [
   ['FixedSizeBinary(16)', 'Uuid', 'UUID', 'UUID (128-bit)'],
   ['Decimal128(p, s)', 'Decimal', 'DECIMAL(p,s)', 'Fixed-point decimal, precision 1-38'],
 ];
+
+/** Config keys never shown in system.settings, only whether they are set. */
+const SECRET_SETTINGS: ReadonlySet<string> = new Set(['rootPassword', 'jwtSecret']);
+
+/** system.settings: the effective configuration by its config-file (snake_case) names; secrets are masked. */
+function settings(config: Config | undefined): StoredValue[][] {
+  if (config === undefined) return [];
+  return Object.entries(config).sort(([a], [b]) => a.localeCompare(b)).map(([key, value]) => {
+    const name = key.replace(/[A-Z]/g, (ch) => `_${ch.toLowerCase()}`);
+    const shown = SECRET_SETTINGS.has(key) ? (value === null ? null : '***') : value === null ? null : String(value);
+    return [name, shown, null, name.split('_')[0]!];
+  });
+}

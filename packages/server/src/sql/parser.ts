@@ -270,7 +270,14 @@ function parseShow(c: Cursor): Statement {
     c.end();
     return { kind: 'show_tables', namespace };
   }
-  throw invalidSql('Expected SHOW NAMESPACES or SHOW TABLES [IN namespace]');
+  if (c.acceptWords('COLUMNS')) {
+    // Upstream (DataFusion) spelling of DESCRIBE TABLE.
+    if (!c.acceptWords('FROM')) c.expectWord('IN');
+    const table = c.tableName();
+    c.end();
+    return { kind: 'describe_table', table };
+  }
+  throw invalidSql('Expected SHOW NAMESPACES, SHOW TABLES [IN namespace] or SHOW COLUMNS FROM namespace.table');
 }
 
 function parseDescribe(c: Cursor): Statement {
@@ -354,10 +361,15 @@ function parseStorage(c: Cursor): Statement {
       return { kind: 'flush_table', table };
     }
     if (storage && c.acceptWords('ALL')) {
-      const namespace = c.acceptWords('IN') ? c.identifier('namespace name') : null;
+      const namespace = c.acceptWords('IN') ? (c.acceptWords('NAMESPACE'), c.identifier('namespace name')) : null;
       c.end();
       return { kind: 'flush_all', namespace };
     }
+  } else if (storage && c.peekWord(0) === 'COMPACT' && c.peekWord(1) === 'ALL') {
+    c.next(); c.next();
+    const namespace = c.acceptWords('IN') ? (c.acceptWords('NAMESPACE'), c.identifier('namespace name')) : null;
+    c.end();
+    return { kind: 'compact_all', namespace };
   } else if (storage && STORAGE_TABLE_VERBS[c.peekWord(0) ?? ''] !== undefined) {
     const kind = STORAGE_TABLE_VERBS[c.peekWord(0)!]!;
     c.next();
@@ -366,7 +378,7 @@ function parseStorage(c: Cursor): Statement {
     c.end();
     return { kind, table };
   }
-  throw invalidSql('Expected STORAGE FLUSH TABLE ns.t, FLUSH TABLE ns.t, STORAGE FLUSH ALL [IN ns], STORAGE COMPACT TABLE ns.t, STORAGE CHECK TABLE ns.t or STORAGE REPAIR TABLE ns.t');
+  throw invalidSql('Expected STORAGE FLUSH TABLE ns.t, FLUSH TABLE ns.t, STORAGE FLUSH ALL [IN ns], STORAGE COMPACT TABLE ns.t, STORAGE COMPACT ALL [IN ns], STORAGE CHECK TABLE ns.t or STORAGE REPAIR TABLE ns.t');
 }
 
 function parseKillJob(c: Cursor): Statement {

@@ -46,6 +46,7 @@ export type Statement =
   | { readonly kind: 'flush_table'; readonly table: TableName }
   | { readonly kind: 'flush_all'; readonly namespace: string | null }
   | { readonly kind: 'compact_table'; readonly table: TableName }
+  | { readonly kind: 'compact_all'; readonly namespace: string | null }
   | { readonly kind: 'check_table'; readonly table: TableName }
   | { readonly kind: 'repair_table'; readonly table: TableName }
   | { readonly kind: 'kill_job'; readonly jobId: string }
