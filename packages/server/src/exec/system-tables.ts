@@ -74,13 +74,18 @@ export function systemRelation(s: SystemSources, name: string, viewer: Principal
       return {
         columns: [col('namespace_id', 'Text'), col('table_name', 'Text'), col('user_id', 'Text'), col('path', 'Text'),
           col('row_count', 'BigInt'), col('size_bytes', 'BigInt'), col('min_seq', 'BigInt'), col('max_seq', 'BigInt'),
-          col('schema_version', 'Int'), col('created_at', 'Timestamp'), col('column_stats', 'Json')],
+          col('schema_version', 'Int'), col('created_at', 'Timestamp'), col('column_stats', 'Json'), col('manifest_json', 'Json')],
         // A damaged partition has no usable manifest: it is left out here (system.tables says why).
+        // manifest_json (upstream's name) is the whole manifest.json of the segment's partition.
         rows: catalog.tablesIn(null).filter((t) => t.type !== 'STREAM').flatMap((t) =>
-          s.cold.partitions(t).flatMap((p) => usableManifest(s.cold, t, p).map((seg) => [
-            t.namespace, t.name, p === '' ? null : catalog.account(p)?.userId ?? p, seg.path, BigInt(seg.row_count), BigInt(seg.size_bytes),
-            BigInt(seg.min_seq), BigInt(seg.max_seq), seg.schema_version, micros(seg.created_at), JSON.stringify(seg.columns),
-          ]))),
+          s.cold.partitions(t).flatMap((p) => {
+            const segments = usableManifest(s.cold, t, p);
+            const manifestJson = segments.length === 0 ? null : JSON.stringify(s.cold.manifest(t, p));
+            return segments.map((seg) => [
+              t.namespace, t.name, p === '' ? null : catalog.account(p)?.userId ?? p, seg.path, BigInt(seg.row_count), BigInt(seg.size_bytes),
+              BigInt(seg.min_seq), BigInt(seg.max_seq), seg.schema_version, micros(seg.created_at), JSON.stringify(seg.columns), manifestJson,
+            ]);
+          })),
       };
     case 'users':
       return {
