@@ -61,7 +61,7 @@ export async function compactAll(s: Services, ctx: RunContext, st: Of<'compact_a
     started.push((await s.flush.compactTable(table)).job_id);
   }
   const scope = st.namespace === null ? 'all namespaces' : `namespace '${st.namespace}'`;
-  if (started.length === 0) throw execError(`No compactable tables found in ${st.namespace ?? 'any namespace'} (STREAM tables are never compacted)`);
+  if (started.length === 0) throw execError(`No compactable tables found in ${st.namespace === null ? 'any namespace' : `namespace ${st.namespace}`} (STREAM tables are never compacted)`);
   return messageResult(ctx, `Storage compaction started for ${started.length} table(s) in ${scope}. Job IDs: [${started.join(', ')}]`);
 }
 
