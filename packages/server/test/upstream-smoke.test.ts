@@ -229,6 +229,20 @@ describe('upstream smoke tests', () => {
     assert.match(denied.body.error!.message.toLowerCase(), /permission/);
   });
 
+  it('USE [NAMESPACE] ns and SET NAMESPACE ns switch the namespace of unqualified names for the rest of the request', async () => {
+    // backend/crates/kalamdb-dialect/src/ddl/use_namespace.rs (USE ns, USE NAMESPACE ns, SET NAMESPACE ns) and its
+    // handler's message (kalamdb-handlers/crates/ddl/src/namespace/use_namespace.rs:76)
+    await server.ok(`CREATE TABLE smk.use_t (id INT PRIMARY KEY, v TEXT) WITH (TYPE = 'SHARED')`);
+    const results = await server.ok(`USE smk; INSERT INTO use_t (id, v) VALUES (1, 'a'); SELECT id, v FROM use_t`);
+    assert.equal(results[0]!.message, "Namespace switched to 'smk'");
+    assert.deepEqual(results[2]!.rows, [[1, 'a']]);
+    assert.deepEqual((await server.ok('USE NAMESPACE smk; SELECT COUNT(*) AS n FROM use_t'))[1]!.rows, [['1']]);
+    assert.deepEqual((await server.ok('SET NAMESPACE smk; SELECT COUNT(*) AS n FROM use_t'))[1]!.rows, [['1']]);
+    // the next request starts again from its namespace_id (no session)
+    assertError(await server.sql('SELECT * FROM use_t'), 400, 'SQL_EXECUTION_ERROR', /'default\.use_t' does not exist/);
+    assertError(await server.sql('USE nope'), 400, 'SQL_EXECUTION_ERROR', /Namespace 'nope' does not exist/);
+  });
+
   it('system.users, system.namespaces and system.jobs answer the columns the smoke tests select', async () => {
     // cli/tests/smoke/cli/smoke_test_cli_commands.rs:278-302, usecases/smoke_test_core_operations.rs:91-175
     assert.deepEqual(await server.rows(`SELECT user_id, role FROM system.users WHERE user_id = 'root' LIMIT 1`), [{ user_id: 'root', role: 'system' }]);

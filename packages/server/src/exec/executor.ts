@@ -46,7 +46,7 @@ export class Executor {
       throw new ServerError('PARAMS_WITH_BATCH', 'params can only be used with a single statement');
     }
     const namespace = request.namespace === null ? 'default' : identifier(request.namespace, 'namespace_id');
-    const base = { caller, principal: caller, namespace, params: request.params, budgets: null };
+    let base = { caller, principal: caller, namespace, params: request.params, budgets: null };
     const results: StatementResult[] = [];
     // One budget for the whole response: every statement's rows travel in it together.
     const resultBytes = new ByteBudget(config.resultBytesMax);
@@ -64,6 +64,11 @@ export class Executor {
           tx = null;
           if (st.kind === 'commit') await this.services.committer.commit(open.finalWrites());
           results.push(messageResult(base as RunContext, st.kind === 'commit' ? 'Transaction committed' : 'Transaction rolled back'));
+        } else if (st.kind === 'use_namespace') {
+          // Upstream's USE: unqualified table names in the following statements of this request resolve here.
+          if (!this.services.catalog.namespace(st.name)) throw execError(`Namespace '${st.name}' does not exist`);
+          base = { ...base, namespace: st.name };
+          results.push(messageResult(base as RunContext, `Namespace switched to '${st.name}'`));
         } else {
           if (tx !== null && !isTransactional(st)) throw execError(`${st.kind.toUpperCase()} cannot run inside a transaction`);
           results.push(await this.budgeted(st, { ...base, tx }, resultBytes));
@@ -137,7 +142,7 @@ export class Executor {
       case 'subscribe': return subscribe(s, ctx, st);
       case 'grant': case 'revoke': return grantOrRevoke(s, ctx, st);
       case 'alter_table_access': return alterTableAccess(s, ctx, st);
-      case 'begin': case 'commit': case 'rollback':
+      case 'begin': case 'commit': case 'rollback': case 'use_namespace':
         throw invalidSql(`${st.kind.toUpperCase()} is handled by the request loop`);
       default: return assertNever(st, 'statement');
     }

@@ -106,6 +106,11 @@ export function parseStatement(stmt: StatementText): Statement {
       return parseExecuteAs(stmt, c);
     case 'STORAGE': case 'FLUSH':
       return parseStorage(c);
+    case 'USE':
+      return parseUseNamespace(c);
+    case 'SET':
+      if (w1 === 'NAMESPACE') return parseUseNamespace(c);
+      break;
     case 'KILL':
       if (w1 === 'JOB') return parseKillJob(c);
       if (w1 === 'LIVE') return parseKillLive(c);
@@ -253,6 +258,15 @@ function parseDropNamespace(c: Cursor): Statement {
   return { kind: 'drop_namespace', name, ifExists, cascade };
 }
 
+/** USE <ns> | USE NAMESPACE <ns> | SET NAMESPACE <ns>: the default namespace for the rest of the request. */
+function parseUseNamespace(c: Cursor): Statement {
+  c.next();
+  c.acceptWords('NAMESPACE');
+  const name = c.identifier('namespace name');
+  c.end();
+  return { kind: 'use_namespace', name };
+}
+
 function parseDropTable(c: Cursor): Statement {
   c.expectWord('DROP'); c.expectWord('TABLE');
   const ifExists = c.acceptWords('IF', 'EXISTS');
@@ -341,7 +355,7 @@ function parseExecuteAs(stmt: StatementText, c: Cursor): Statement {
   const inner = splitStatements(innerText);
   if (inner.length !== 1) throw invalidSql('EXECUTE AS USER takes exactly one statement');
   const parsed = parseStatement(inner[0]!);
-  if (parsed.kind === 'execute_as' || parsed.kind === 'begin' || parsed.kind === 'commit' || parsed.kind === 'rollback') {
+  if (parsed.kind === 'execute_as' || parsed.kind === 'use_namespace' || parsed.kind === 'begin' || parsed.kind === 'commit' || parsed.kind === 'rollback') {
     throw invalidSql(`EXECUTE AS USER cannot wrap ${parsed.kind.toUpperCase()}`);
   }
   return { kind: 'execute_as', userId: id, inner: parsed };

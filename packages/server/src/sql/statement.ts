@@ -21,6 +21,7 @@ export type Statement =
   | { readonly kind: 'create_namespace'; readonly name: string; readonly ifNotExists: boolean }
   | { readonly kind: 'drop_namespace'; readonly name: string; readonly ifExists: boolean; readonly cascade: boolean }
   | { readonly kind: 'show_namespaces' }
+  | { readonly kind: 'use_namespace'; readonly name: string }
   | { readonly kind: 'show_tables'; readonly namespace: string | null }
   | { readonly kind: 'describe_table'; readonly table: TableName }
   | {
