@@ -76,6 +76,15 @@ describe('upstream smoke tests', () => {
     assert.deepEqual(await server.rows(`SELECT COUNT(*) as cnt FROM system.schemas WHERE namespace_id = 'smk' AND table_name = 'gone'`), [{ cnt: '0' }]);
   });
 
+  it("WITH (STORAGE_ID = 'local') is accepted, another storage id is not", async () => {
+    // cli/tests/smoke/system/smoke_test_system_tables_extended.rs:60-65, cli/smoke_test_cluster_operations.rs:733-750
+    await server.ok(`CREATE TABLE smk.stored (id BIGINT PRIMARY KEY DEFAULT SNOWFLAKE_ID(), data TEXT) WITH (TYPE = 'SHARED', STORAGE_ID = 'local')`);
+    const [row] = await server.rows(`SELECT options FROM system.schemas WHERE namespace_id = 'smk' AND table_name = 'stored'`);
+    assert.ok(String(row!.options).includes('local'));
+    assertError(await server.sql(`CREATE TABLE smk.elsewhere (id INT PRIMARY KEY) WITH (TYPE = 'USER', STORAGE_ID = 's3_main')`),
+      400, 'INVALID_SQL', /Storage 's3_main' does not exist/);
+  });
+
   it('system.schemas.columns is a JSON array of column_name / data_type with the Kalam type names', async () => {
     // cli/tests/smoke/ddl/smoke_test_datatype_preservation.rs:178-240
     await server.ok(`CREATE TABLE smk.types (id BIGINT PRIMARY KEY, data JSON, note TEXT, amount DOUBLE, at TIMESTAMP) WITH (TYPE = 'SHARED')`);
