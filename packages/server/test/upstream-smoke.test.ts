@@ -85,6 +85,18 @@ describe('upstream smoke tests', () => {
       400, 'INVALID_SQL', /Storage 's3_main' does not exist/);
   });
 
+  it('DROP USER|SHARED|STREAM TABLE drops a table of that type', async () => {
+    // backend/tests/common/testserver/fixtures.rs:351-353
+    await server.ok(`CREATE TABLE smk.drop_u (id INT PRIMARY KEY) WITH (TYPE = 'USER')`);
+    await server.ok(`CREATE TABLE smk.drop_s (id INT PRIMARY KEY) WITH (TYPE = 'SHARED')`);
+    await server.ok(`CREATE TABLE smk.drop_e (id INT PRIMARY KEY) WITH (TYPE = 'STREAM', TTL_SECONDS = 10)`);
+    assertError(await server.sql('DROP SHARED TABLE smk.drop_u'), 400, 'SQL_EXECUTION_ERROR', /is a USER table, not SHARED/);
+    assert.equal(await message('DROP USER TABLE smk.drop_u'), "Table 'smk.drop_u' dropped successfully");
+    assert.equal(await message('DROP SHARED TABLE smk.drop_s'), "Table 'smk.drop_s' dropped successfully");
+    assert.equal(await message('DROP STREAM TABLE IF EXISTS smk.drop_e'), "Table 'smk.drop_e' dropped successfully");
+    assert.equal(await message('DROP USER TABLE IF EXISTS smk.drop_u'), "Table 'smk.drop_u' does not exist");
+  });
+
   it('system.schemas.columns is a JSON array of column_name / data_type with the Kalam type names', async () => {
     // cli/tests/smoke/ddl/smoke_test_datatype_preservation.rs:178-240
     await server.ok(`CREATE TABLE smk.types (id BIGINT PRIMARY KEY, data JSON, note TEXT, amount DOUBLE, at TIMESTAMP) WITH (TYPE = 'SHARED')`);

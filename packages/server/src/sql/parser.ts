@@ -89,6 +89,8 @@ export function parseStatement(stmt: StatementText): Statement {
       return parseCreateTable(stmt, c);
     case 'DROP':
       if (w1 === 'NAMESPACE' || w1 === 'SCHEMA') return parseDropNamespace(c);
+      // DROP USER|SHARED|STREAM TABLE ns.t: upstream's typed spelling of DROP TABLE.
+      if ((w1 === 'USER' || w1 === 'SHARED' || w1 === 'STREAM') && c.peekWord(2) === 'TABLE') return parseDropTable(c);
       if (w1 === 'USER') return parseDropUser(c);
       if (w1 === 'TABLE') return parseDropTable(c);
       break;
@@ -268,11 +270,15 @@ function parseUseNamespace(c: Cursor): Statement {
 }
 
 function parseDropTable(c: Cursor): Statement {
-  c.expectWord('DROP'); c.expectWord('TABLE');
+  c.expectWord('DROP');
+  const typeWord = c.peekWord(0);
+  const tableType = typeWord === 'USER' || typeWord === 'SHARED' || typeWord === 'STREAM' ? typeWord : undefined;
+  if (tableType !== undefined) c.next();
+  c.expectWord('TABLE');
   const ifExists = c.acceptWords('IF', 'EXISTS');
   const table = c.tableName();
   c.end();
-  return { kind: 'drop_table', table, ifExists };
+  return { kind: 'drop_table', table, ifExists, ...(tableType !== undefined ? { tableType } : {}) };
 }
 
 function parseShow(c: Cursor): Statement {

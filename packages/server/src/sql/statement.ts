@@ -32,7 +32,7 @@ export type Statement =
       readonly columns: readonly ColumnDef[];
       readonly options: Readonly<Record<string, OptionValue>>;
     }
-  | { readonly kind: 'drop_table'; readonly table: TableName; readonly ifExists: boolean }
+  | { readonly kind: 'drop_table'; readonly table: TableName; readonly ifExists: boolean; readonly tableType?: TableType }
   | { readonly kind: 'create_user'; readonly userId: string; readonly password: string; readonly role: Role; readonly email: string | null }
   | {
       readonly kind: 'alter_user';
