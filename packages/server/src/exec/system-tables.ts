@@ -17,7 +17,6 @@ import { typeLabel } from '../sql/values.js';
 import { defaultText } from './ddl-exec.js';
 import { formatFlushPolicy } from './table-options.js';
 import type { Config } from '../config/config.js';
-import { SERVER_VERSION } from '../http/build-info.js';
 
 export interface SystemRelation {
   readonly columns: readonly SourceColumn[];
@@ -251,7 +250,6 @@ function stats(s: SystemSources): StoredValue[][] {
   const jobs = s.jobs.list();
   const mem = process.memoryUsage();
   const metrics: Array<[string, string | number]> = [
-    ['server_version', SERVER_VERSION],
     ['server_uptime_seconds', Math.floor(process.uptime())],
     ['server_workers_effective', s.config?.queryConnections ?? 1],
     ['max_connections', 'unlimited'],
