@@ -663,13 +663,13 @@ describe('cold tier, second pass: flush-all, history, compaction, restart, kill,
     await server.ok('INSERT INTO fa.b VALUES (1)');
     await server.ok('INSERT INTO fb.z VALUES (1)');
     const started = await message(server, 'STORAGE FLUSH ALL IN fa');
-    const m = /^Storage flush started for 2 table\(s\) in namespace 'fa'\. Job IDs: fa\.a: (FL-\d+), fa\.b: (FL-\d+)$/.exec(started);
+    const m = /^Storage flush started for 2 table\(s\) in namespace 'fa'\. Job IDs: \[(FL-\d+), (FL-\d+)\]$/.exec(started);
     assert.ok(m, started);
     assert.deepEqual([(await waitJob(server, m[1]!)).rows_processed, (await waitJob(server, m[2]!)).rows_processed], ['2', '1']);
     assert.equal(await message(server, 'STORAGE FLUSH ALL IN fa'), "Storage flush skipped: no pending writes in namespace 'fa'");
     assert.equal(await message(server, 'FLUSH TABLE fa.a'), "Storage flush skipped: no pending writes for table 'fa.a'");
     const global = await message(server, 'STORAGE FLUSH ALL');
-    const g = /^Storage flush started for 1 table\(s\) in all namespaces\. Job IDs: fb\.z: (FL-\d+)$/.exec(global);
+    const g = /^Storage flush started for 1 table\(s\) in all namespaces\. Job IDs: \[(FL-\d+)\]$/.exec(global);
     assert.ok(g, global);
     assert.equal((await waitJob(server, g[1]!)).status, 'completed');
     assert.equal(await message(server, 'STORAGE FLUSH ALL'), 'Storage flush skipped: no pending writes in all namespaces');

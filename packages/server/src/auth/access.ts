@@ -31,7 +31,7 @@ export function requireAdmin(principal: Principal, action: string): void {
 }
 
 export function requireSystemTableAccess(principal: Principal, name: string): void {
-  if (!isAdminRole(principal.role)) throw denied(`Permission denied: system.${name} is readable by roles dba and system only`);
+  if (!isAdminRole(principal.role)) throw denied(`Permission denied: ${name.includes('.') ? name : `system.${name}`} is readable by roles dba and system only`);
 }
 
 const PRIVILEGED: ReadonlySet<Role> = new Set(['service', 'dba', 'system']);

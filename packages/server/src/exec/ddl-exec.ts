@@ -146,6 +146,9 @@ export async function dropTable(s: Services, ctx: RunContext, st: Of<'drop_table
       if (st.ifExists) return messageResult(ctx, `Table '${name}' does not exist`);
       throw execError(`Table '${name}' does not exist`);
     }
+    if (st.tableType !== undefined && st.tableType !== table.type) {
+      throw execError(`Table '${name}' is a ${table.type} table, not ${st.tableType}: use DROP TABLE or DROP ${table.type} TABLE`);
+    }
     await dropTableData(s, table);
     return messageResult(ctx, `Table '${name}' dropped successfully`);
   });

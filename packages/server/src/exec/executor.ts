@@ -15,7 +15,7 @@ import { alterUser, createUser, dropUser } from './user-exec.js';
 import { insert, remove, update } from './dml-exec.js';
 import { select } from './select-exec.js';
 import { Transaction } from './transaction.js';
-import { checkTable, compactTable, flushAll, flushTable, killJob, repairTable } from './storage-exec.js';
+import { checkTable, compactTable, compactAll, flushAll, flushTable, killJob, repairTable } from './storage-exec.js';
 import { killLive, subscribe } from './live-exec.js';
 import { alterTableAccess, grantOrRevoke } from './grant-exec.js';
 import { alterTable } from './alter-exec.js';
@@ -48,7 +48,7 @@ export class Executor {
       throw new ServerError('PARAMS_WITH_BATCH', 'params can only be used with a single statement');
     }
     const namespace = request.namespace === null ? 'default' : identifier(request.namespace, 'namespace_id');
-    const base = { caller, principal: caller, namespace, params: request.params, budgets: null };
+    let base = { caller, principal: caller, namespace, params: request.params, budgets: null };
     const results: StatementResult[] = [];
     // One budget for the whole response: every statement's rows travel in it together.
     const resultBytes = new ByteBudget(config.resultBytesMax);
@@ -66,6 +66,11 @@ export class Executor {
           tx = null;
           if (st.kind === 'commit') await this.services.committer.commit(open.finalWrites());
           results.push(messageResult(base as RunContext, st.kind === 'commit' ? 'Transaction committed' : 'Transaction rolled back'));
+        } else if (st.kind === 'use_namespace') {
+          // Upstream's USE: unqualified table names in the following statements of this request resolve here.
+          if (!this.services.catalog.namespace(st.name)) throw execError(`Namespace '${st.name}' does not exist`);
+          base = { ...base, namespace: st.name };
+          results.push(messageResult(base as RunContext, `Namespace switched to '${st.name}'`));
         } else {
           if (tx !== null && !isTransactional(st)) throw execError(`${st.kind.toUpperCase()} cannot run inside a transaction`);
           results.push(await this.budgeted(st, { ...base, tx }, resultBytes));
@@ -142,6 +147,7 @@ export class Executor {
       case 'flush_table': return flushTable(s, ctx, st);
       case 'flush_all': return flushAll(s, ctx, st);
       case 'compact_table': return compactTable(s, ctx, st);
+      case 'compact_all': return compactAll(s, ctx, st);
       case 'check_table': return checkTable(s, ctx, st);
       case 'repair_table': return repairTable(s, ctx, st);
       case 'kill_job': return killJob(s, ctx, st);
@@ -150,7 +156,7 @@ export class Executor {
       case 'grant': case 'revoke': return grantOrRevoke(s, ctx, st);
       case 'alter_table_access': return alterTableAccess(s, ctx, st);
       case 'alter_table': return alterTable(s, ctx, st);
-      case 'begin': case 'commit': case 'rollback':
+      case 'begin': case 'commit': case 'rollback': case 'use_namespace':
         throw invalidSql(`${st.kind.toUpperCase()} is handled by the request loop`);
       default: return assertNever(st, 'statement');
     }

@@ -36,11 +36,11 @@ export async function flushAll(s: Services, ctx: RunContext, st: Of<'flush_all'>
   for (const table of s.catalog.tablesIn(st.namespace)) {
     if (table.type === 'STREAM') continue;
     const job = await s.flush.flushTable(table);
-    if (job !== null) started.push(`${qualifiedName(table)}: ${job.job_id}`);
+    if (job !== null) started.push(job.job_id);
   }
   const scope = st.namespace === null ? 'all namespaces' : `namespace '${st.namespace}'`;
   if (started.length === 0) return messageResult(ctx, `Storage flush skipped: no pending writes in ${scope}`);
-  return messageResult(ctx, `Storage flush started for ${started.length} table(s) in ${scope}. Job IDs: ${started.join(', ')}`);
+  return messageResult(ctx, `Storage flush started for ${started.length} table(s) in ${scope}. Job IDs: [${started.join(', ')}]`);
 }
 
 export async function compactTable(s: Services, ctx: RunContext, st: Of<'compact_table'>): Promise<StatementResult> {
@@ -49,6 +49,20 @@ export async function compactTable(s: Services, ctx: RunContext, st: Of<'compact
   flushable(table, 'STORAGE COMPACT TABLE');
   const job = await s.flush.compactTable(table);
   return messageResult(ctx, `Storage compaction started for table '${qualifiedName(table)}'. Job ID: ${job.job_id}`);
+}
+
+/** STORAGE COMPACT ALL [IN ns]: one compaction job per USER/SHARED table (upstream's message). */
+export async function compactAll(s: Services, ctx: RunContext, st: Of<'compact_all'>): Promise<StatementResult> {
+  requireAdmin(ctx.principal, 'STORAGE COMPACT ALL');
+  if (st.namespace !== null && !s.catalog.namespace(st.namespace)) throw execError(`Namespace '${st.namespace}' does not exist`);
+  const started: string[] = [];
+  for (const table of s.catalog.tablesIn(st.namespace)) {
+    if (table.type === 'STREAM') continue;
+    started.push((await s.flush.compactTable(table)).job_id);
+  }
+  const scope = st.namespace === null ? 'all namespaces' : `namespace '${st.namespace}'`;
+  if (started.length === 0) throw execError(`No compactable tables found in ${st.namespace === null ? 'any namespace' : `namespace ${st.namespace}`} (STREAM tables are never compacted)`);
+  return messageResult(ctx, `Storage compaction started for ${started.length} table(s) in ${scope}. Job IDs: [${started.join(', ')}]`);
 }
 
 /**

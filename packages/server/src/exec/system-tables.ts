@@ -16,6 +16,7 @@ import type { SourceColumn } from '../storage/duck/duck-engine.js';
 import { typeLabel } from '../sql/values.js';
 import { defaultText } from './ddl-exec.js';
 import { formatFlushPolicy } from './table-options.js';
+import type { Config } from '../config/config.js';
 
 export interface SystemRelation {
   readonly columns: readonly SourceColumn[];
@@ -31,7 +32,14 @@ export interface SystemSources {
   readonly jobs: JobStore;
   readonly cold: ColdStore;
   readonly live: LiveControl | null;
+  /** For system.stats; absent in callers that only need the catalog relations. */
+  readonly config?: Config;
 }
+
+/** Every relation `SELECT * FROM system.<name>` answers (information_schema.* are reached by their own names). */
+export const SYSTEM_TABLE_NAMES = [
+  'users', 'namespaces', 'tables', 'columns', 'schemas', 'table_schemas', 'jobs', 'manifest', 'live', 'audit_log', 'stats', 'settings', 'datatypes',
+] as const;
 
 export function systemRelation(s: SystemSources, name: string, viewer: Principal): SystemRelation {
   const catalog = s.catalog;
@@ -47,10 +55,10 @@ export function systemRelation(s: SystemSources, name: string, viewer: Principal
         columns: [col('job_id', 'Text'), col('job_type', 'Text'), col('status', 'Text'), col('namespace_id', 'Text'),
           col('table_name', 'Text'), col('user_id', 'Text'), col('parameters', 'Json'), col('result', 'Json'),
           col('error_message', 'Text'), col('rows_processed', 'BigInt'), col('created_at', 'Timestamp'),
-          col('started_at', 'Timestamp'), col('finished_at', 'Timestamp'), col('node_id', 'Text')],
+          col('started_at', 'Timestamp'), col('finished_at', 'Timestamp'), col('node_id', 'Text'), col('message', 'Text')],
         rows: s.jobs.list().map((j) => [j.job_id, j.job_type, j.status, j.namespace_id, j.table_name, j.user_id, j.parameters,
           j.result, j.error_message, BigInt(j.rows_processed), micros(j.created_at), j.started_at === null ? null : micros(j.started_at),
-          j.finished_at === null ? null : micros(j.finished_at), j.node_id]),
+          j.finished_at === null ? null : micros(j.finished_at), j.node_id, jobMessage(j)]),
       };
     case 'live':
       return {
@@ -65,13 +73,18 @@ export function systemRelation(s: SystemSources, name: string, viewer: Principal
       return {
         columns: [col('namespace_id', 'Text'), col('table_name', 'Text'), col('user_id', 'Text'), col('path', 'Text'),
           col('row_count', 'BigInt'), col('size_bytes', 'BigInt'), col('min_seq', 'BigInt'), col('max_seq', 'BigInt'),
-          col('schema_version', 'Int'), col('created_at', 'Timestamp'), col('column_stats', 'Json')],
+          col('schema_version', 'Int'), col('created_at', 'Timestamp'), col('column_stats', 'Json'), col('manifest_json', 'Json')],
         // A damaged partition has no usable manifest: it is left out here (system.tables says why).
+        // manifest_json (upstream's name) is the whole manifest.json of the segment's partition.
         rows: catalog.tablesIn(null).filter((t) => t.type !== 'STREAM').flatMap((t) =>
-          s.cold.partitions(t).flatMap((p) => usableManifest(s.cold, t, p).map((seg) => [
-            t.namespace, t.name, p === '' ? null : catalog.account(p)?.userId ?? p, seg.path, BigInt(seg.row_count), BigInt(seg.size_bytes),
-            BigInt(seg.min_seq), BigInt(seg.max_seq), seg.schema_version, micros(seg.created_at), JSON.stringify(seg.columns),
-          ]))),
+          s.cold.partitions(t).flatMap((p) => {
+            const segments = usableManifest(s.cold, t, p);
+            const manifestJson = segments.length === 0 ? null : JSON.stringify(s.cold.manifest(t, p));
+            return segments.map((seg) => [
+              t.namespace, t.name, p === '' ? null : catalog.account(p)?.userId ?? p, seg.path, BigInt(seg.row_count), BigInt(seg.size_bytes),
+              BigInt(seg.min_seq), BigInt(seg.max_seq), seg.schema_version, micros(seg.created_at), JSON.stringify(seg.columns), manifestJson,
+            ]);
+          })),
       };
     case 'users':
       return {
@@ -122,28 +135,69 @@ export function systemRelation(s: SystemSources, name: string, viewer: Principal
         }),
       };
     case 'schemas': {
-      // One row per schema version (upstream's system.schemas): the columns with their stable ids and what changed.
+      // Upstream's catalog view (its columns, in its order: table_id is `ns:table`), one row per schema
+      // version, the newest flagged is_latest; plus `version` (= schema_version) and `change`, what the
+      // version changed. Each column in `columns` carries its stable id.
       const tables = new Map(catalog.tablesIn(null).map((t) => [t.id, t]));
       return {
-        columns: [col('table_id', 'BigInt'), col('namespace_id', 'Text'), col('table_name', 'Text'), col('table_type', 'Text'),
-          col('version', 'Int'), col('columns', 'Json'), col('change', 'Text'), col('created_at', 'Timestamp'), col('is_latest', 'Boolean')],
-        rows: catalog.schemaVersions().flatMap((s) => {
-          const t = tables.get(s.tableId);
+        columns: [col('table_id', 'Text'), col('table_name', 'Text'), col('namespace_id', 'Text'), col('table_type', 'Text'),
+          col('created_at', 'Timestamp'), col('schema_version', 'Int'), col('columns', 'Json'), col('table_comment', 'Text'),
+          col('updated_at', 'Timestamp'), col('options', 'Json'), col('access_level', 'Text'), col('is_latest', 'Boolean'),
+          col('storage_id', 'Text'), col('use_user_storage', 'Boolean'), col('version', 'Int'), col('change', 'Text')],
+        rows: catalog.schemaVersions().flatMap((v) => {
+          const t = tables.get(v.tableId);
           if (t === undefined) return [];
-          return [[BigInt(s.tableId), t.namespace, t.name, tableTypeName(t.type), s.version, schemaColumnsJson(s.columns), s.change,
-            micros(s.createdAt), s.version === t.schemaVersion]];
+          return [[`${t.namespace}:${t.name}`, t.name, t.namespace, tableTypeName(t.type), micros(t.createdAt), v.version,
+            schemaColumnsJson(v.columns), null, micros(v.createdAt), JSON.stringify(tableOptionsJson(t)), t.options.accessLevel,
+            v.version === t.schemaVersion, 'local', t.type === 'USER' ? false : null, v.version, v.change]];
         }),
       };
     }
+    case 'stats':
+      return { columns: [col('metric_name', 'Text'), col('metric_value', 'Text')], rows: stats(s) };
+    case 'settings':
+      return {
+        columns: [col('name', 'Text'), col('value', 'Text'), col('description', 'Text'), col('category', 'Text')],
+        rows: settings(s.config),
+      };
+    case 'datatypes':
+      return {
+        columns: [col('arrow_type', 'Text'), col('kalam_type', 'Text'), col('sql_name', 'Text'), col('description', 'Text')],
+        rows: DATATYPES.map((d) => [...d]),
+      };
+    case 'information_schema.tables':
+      return {
+        columns: [col('table_catalog', 'Text'), col('table_schema', 'Text'), col('table_name', 'Text'), col('table_type', 'Text')],
+        rows: [
+          ...catalog.tablesIn(null).map((t) => ['kalam', t.namespace, t.name, 'BASE TABLE']),
+          ...SYSTEM_TABLE_NAMES.map((n) => ['kalam', 'system', n, 'VIEW']),
+        ],
+      };
+    case 'information_schema.columns':
+      return {
+        columns: [col('table_catalog', 'Text'), col('table_schema', 'Text'), col('table_name', 'Text'), col('column_name', 'Text'),
+          col('ordinal_position', 'Int'), col('column_default', 'Text'), col('is_nullable', 'Text'), col('data_type', 'Text')],
+        rows: [
+          ...catalog.tablesIn(null).flatMap((t) => t.columns.map((c, i) =>
+            ['kalam', t.namespace, t.name, c.name, i + 1, defaultText(c), c.nullable ? 'YES' : 'NO', typeLabel(c)])),
+          ...SYSTEM_TABLE_NAMES.flatMap((n) => systemRelation(s, n, viewer).columns.map((c, i) =>
+            ['kalam', 'system', n, c.name, i + 1, null, 'YES', typeLabel({ type: c.type })])),
+        ],
+      };
     default:
-      throw execError(`Table 'system.${name}' does not exist (system tables: users, namespaces, tables, columns, table_schemas, schemas, jobs, manifest, live, audit_log)`);
+      throw execError(`Table 'system.${name}' does not exist (system tables: ${SYSTEM_TABLE_NAMES.join(', ')}; and information_schema.tables, information_schema.columns)`);
   }
 }
 
 /** A schema version's columns as system.schemas and DESCRIBE TABLE ... HISTORY show them. */
+/**
+ * A schema version's columns as JSON: upstream's keys (column_name, data_type as the Kalam type name,
+ * is_nullable, is_primary_key, column_default) with each column's stable id, and the SQL type text.
+ */
 export function schemaColumnsJson(columns: readonly ColumnDef[]): string {
   return JSON.stringify(columns.map((c, i) => ({
-    column_id: c.id, name: c.name, ordinal_position: i + 1, data_type: typeLabel(c), nullable: c.nullable, primary_key: c.primaryKey, default: defaultText(c),
+    column_id: c.id, column_name: c.name, name: c.name, ordinal_position: i + 1, data_type: c.type, sql_type: typeLabel(c),
+    is_nullable: c.nullable, is_primary_key: c.primaryKey, column_default: defaultText(c),
   })));
 }
 
@@ -166,4 +220,91 @@ function availability(s: SystemSources, table: TableDef): [string, string | null
   if (damage.length === 0) return ['available', null];
   const who = (p: string): string => (p === '' ? '' : ` (user ${s.catalog.account(p)?.userId ?? p})`);
   return ['unavailable', damage.map((d) => `${d.file}${who(d.partition)}: ${d.reason}`).join('; ')];
+}
+
+/** system.jobs.message: upstream's one-line outcome of a job (null while it is queued or running). */
+function jobMessage(j: { job_type: string; status: string; namespace_id: string | null; table_name: string | null; rows_processed: number; result: string | null; error_message: string | null }): string | null {
+  const table = j.namespace_id !== null && j.table_name !== null ? `${j.namespace_id}.${j.table_name}` : null;
+  if (j.status === 'failed') return j.error_message;
+  if (j.status === 'cancelled') return j.error_message ?? 'Job cancelled';
+  if (j.status !== 'completed') return null;
+  switch (j.job_type) {
+    case 'flush': {
+      let files: unknown = null;
+      try { files = (JSON.parse(j.result ?? 'null') as { files?: unknown } | null)?.files; } catch { /* no result */ }
+      const count = Array.isArray(files) ? files.length : typeof files === 'number' ? files : 0;
+      return `Flushed ${table ?? ''} successfully (${j.rows_processed} rows, ${count} files)`;
+    }
+    case 'compaction': return `Compaction completed for ${table ?? ''}`;
+    case 'repair': return `Repair completed for ${table ?? ''}`;
+    case 'stream_eviction': return `Evicted ${j.rows_processed} expired rows from ${table ?? ''}`;
+    case 'cleanup': return 'Cleanup completed';
+    default: return `${j.job_type} completed`;
+  }
+}
+
+/** system.schemas.options: the table's options as JSON, with upstream's key names. */
+function tableOptionsJson(t: TableDef): Record<string, unknown> {
+  const o = t.options;
+  if (t.type === 'STREAM') {
+    return { table_type: 'STREAM', ttl_seconds: o.ttlSeconds, max_buffer: o.maxBuffer, ephemeral: o.ephemeral };
+  }
+  return {
+    table_type: t.type, storage_id: 'local', ...(t.type === 'USER' ? { use_user_storage: false } : { access_level: o.accessLevel }),
+    flush_policy: formatFlushPolicy(o.flushPolicy), deleted_retention_hours: o.deletedRetentionHours,
+  };
+}
+
+/** system.stats: (metric_name, metric_value) pairs, as upstream's runtime metrics, for the ones this server has. */
+function stats(s: SystemSources): StoredValue[][] {
+  const jobs = s.jobs.list();
+  const mem = process.memoryUsage();
+  const metrics: Array<[string, string | number]> = [
+    ['server_uptime_seconds', Math.floor(process.uptime())],
+    ['server_workers_effective', s.config?.queryConnections ?? 1],
+    ['max_connections', 'unlimited'],
+    ['total_users', s.catalog.listUsers().filter((u) => u.deletedAt === null).length],
+    ['total_namespaces', s.catalog.listNamespaces().length],
+    ['total_tables', s.catalog.tablesIn(null).length],
+    ['total_jobs', jobs.length],
+    ['jobs_running', jobs.filter((j) => j.status === 'running').length],
+    ['jobs_queued', jobs.filter((j) => j.status === 'queued').length],
+    ['jobs_failed', jobs.filter((j) => j.status === 'failed').length],
+    ['active_subscriptions', s.live?.liveRows().length ?? 0],
+    ['memory_rss_bytes', mem.rss],
+    ['memory_heap_used_bytes', mem.heapUsed],
+    ['cluster_mode', 'false'],
+  ];
+  return metrics.map(([name, value]) => [name, String(value)]);
+}
+
+/** system.datatypes: the column types, with the Arrow type they are exchanged as and their SQL name. */
+const DATATYPES: ReadonlyArray<readonly [string, string, string, string]> = [
+  ['Boolean', 'Boolean', 'BOOLEAN', 'True/false boolean value'],
+  ['Int16', 'SmallInt', 'SMALLINT', '16-bit signed integer'],
+  ['Int32', 'Int', 'INT', '32-bit signed integer'],
+  ['Int64', 'BigInt', 'BIGINT', '64-bit signed integer'],
+  ['Float32', 'Float', 'FLOAT', '32-bit floating point'],
+  ['Float64', 'Double', 'DOUBLE', '64-bit floating point'],
+  ['Utf8', 'Text', 'TEXT', 'Variable-length UTF-8 string'],
+  ['Timestamp(Microsecond, None)', 'Timestamp', 'TIMESTAMP', 'Timestamp with microsecond precision'],
+  ['Date32', 'Date', 'DATE', 'Date (days since epoch)'],
+  ['Time64(Microsecond)', 'Time', 'TIME', 'Time of day with microsecond precision'],
+  ['Utf8', 'Json', 'JSON', 'JSON document stored as text'],
+  ['Binary', 'Bytes', 'BYTES', 'Variable-length binary data'],
+  ['FixedSizeBinary(16)', 'Uuid', 'UUID', 'UUID (128-bit)'],
+  ['Decimal128(p, s)', 'Decimal', 'DECIMAL(p,s)', 'Fixed-point decimal, precision 1-38'],
+];
+
+/** Config keys never shown in system.settings, only whether they are set. */
+const SECRET_SETTINGS: ReadonlySet<string> = new Set(['rootPassword', 'jwtSecret']);
+
+/** system.settings: the effective configuration by its config-file (snake_case) names; secrets are masked. */
+function settings(config: Config | undefined): StoredValue[][] {
+  if (config === undefined) return [];
+  return Object.entries(config).sort(([a], [b]) => a.localeCompare(b)).map(([key, value]) => {
+    const name = key.replace(/[A-Z]/g, (ch) => `_${ch.toLowerCase()}`);
+    const shown = SECRET_SETTINGS.has(key) ? (value === null ? null : '***') : value === null ? null : String(value);
+    return [name, shown, null, name.split('_')[0]!];
+  });
 }

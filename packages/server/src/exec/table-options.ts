@@ -3,7 +3,7 @@ import { invalidSql } from '../util/errors.js';
 import type { AccessLevel, FlushPolicy, TableOptions, TableType } from '../catalog/types.js';
 import type { OptionValue } from '../sql/statement.js';
 
-const KNOWN = ['type', 'flush_policy', 'access_level', 'ttl_seconds', 'max_buffer', 'ephemeral', 'deleted_retention_hours'];
+const KNOWN = ['type', 'flush_policy', 'access_level', 'ttl_seconds', 'max_buffer', 'ephemeral', 'deleted_retention_hours', 'storage_id'];
 const ACCESS_LEVELS: readonly AccessLevel[] = ['PUBLIC', 'PRIVATE', 'RESTRICTED', 'DBA'];
 export const DEFAULT_FLUSH_POLICY: FlushPolicy = Object.freeze({ rows: 10_000, intervalSeconds: 300 });
 
@@ -18,6 +18,10 @@ export function tableTypeOption(options: Readonly<Record<string, OptionValue>>):
 export function tableOptions(type: TableType, options: Readonly<Record<string, OptionValue>>): TableOptions {
   for (const key of Object.keys(options)) {
     if (!KNOWN.includes(key)) throw invalidSql(`Unknown table option '${key.toUpperCase()}' (known: ${KNOWN.map((k) => k.toUpperCase()).join(', ')})`);
+  }
+  // Upstream's STORAGE_ID: this server has one storage, upstream's default 'local'.
+  if (options.storage_id !== undefined && String(options.storage_id).toLowerCase() !== 'local') {
+    throw invalidSql(`Storage '${String(options.storage_id)}' does not exist (the only storage is 'local')`);
   }
   const accessRaw = options.access_level;
   if (accessRaw !== undefined && type !== 'SHARED') throw invalidSql('ACCESS_LEVEL applies to SHARED tables only');

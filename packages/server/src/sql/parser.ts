@@ -89,6 +89,8 @@ export function parseStatement(stmt: StatementText): Statement {
       return parseCreateTable(stmt, c);
     case 'DROP':
       if (w1 === 'NAMESPACE' || w1 === 'SCHEMA') return parseDropNamespace(c);
+      // DROP USER|SHARED|STREAM TABLE ns.t: upstream's typed spelling of DROP TABLE.
+      if ((w1 === 'USER' || w1 === 'SHARED' || w1 === 'STREAM') && c.peekWord(2) === 'TABLE') return parseDropTable(c);
       if (w1 === 'USER') return parseDropUser(c);
       if (w1 === 'TABLE') return parseDropTable(c);
       break;
@@ -106,6 +108,11 @@ export function parseStatement(stmt: StatementText): Statement {
       return parseExecuteAs(stmt, c);
     case 'STORAGE': case 'FLUSH':
       return parseStorage(c);
+    case 'USE':
+      return parseUseNamespace(c);
+    case 'SET':
+      if (w1 === 'NAMESPACE') return parseUseNamespace(c);
+      break;
     case 'KILL':
       if (w1 === 'JOB') return parseKillJob(c);
       if (w1 === 'LIVE') return parseKillLive(c);
@@ -253,12 +260,25 @@ function parseDropNamespace(c: Cursor): Statement {
   return { kind: 'drop_namespace', name, ifExists, cascade };
 }
 
+/** USE <ns> | USE NAMESPACE <ns> | SET NAMESPACE <ns>: the default namespace for the rest of the request. */
+function parseUseNamespace(c: Cursor): Statement {
+  c.next();
+  c.acceptWords('NAMESPACE');
+  const name = c.identifier('namespace name');
+  c.end();
+  return { kind: 'use_namespace', name };
+}
+
 function parseDropTable(c: Cursor): Statement {
-  c.expectWord('DROP'); c.expectWord('TABLE');
+  c.expectWord('DROP');
+  const typeWord = c.peekWord(0);
+  const tableType = typeWord === 'USER' || typeWord === 'SHARED' || typeWord === 'STREAM' ? typeWord : undefined;
+  if (tableType !== undefined) c.next();
+  c.expectWord('TABLE');
   const ifExists = c.acceptWords('IF', 'EXISTS');
   const table = c.tableName();
   c.end();
-  return { kind: 'drop_table', table, ifExists };
+  return { kind: 'drop_table', table, ifExists, ...(tableType !== undefined ? { tableType } : {}) };
 }
 
 function parseShow(c: Cursor): Statement {
@@ -270,7 +290,14 @@ function parseShow(c: Cursor): Statement {
     c.end();
     return { kind: 'show_tables', namespace };
   }
-  throw invalidSql('Expected SHOW NAMESPACES or SHOW TABLES [IN namespace]');
+  if (c.acceptWords('COLUMNS')) {
+    // Upstream (DataFusion) spelling of DESCRIBE TABLE.
+    if (!c.acceptWords('FROM')) c.expectWord('IN');
+    const table = c.tableName();
+    c.end();
+    return { kind: 'describe_table', table };
+  }
+  throw invalidSql('Expected SHOW NAMESPACES, SHOW TABLES [IN namespace] or SHOW COLUMNS FROM namespace.table');
 }
 
 function parseDescribe(c: Cursor): Statement {
@@ -335,7 +362,7 @@ function parseExecuteAs(stmt: StatementText, c: Cursor): Statement {
   const inner = splitStatements(innerText);
   if (inner.length !== 1) throw invalidSql('EXECUTE AS USER takes exactly one statement');
   const parsed = parseStatement(inner[0]!);
-  if (parsed.kind === 'execute_as' || parsed.kind === 'begin' || parsed.kind === 'commit' || parsed.kind === 'rollback') {
+  if (parsed.kind === 'execute_as' || parsed.kind === 'use_namespace' || parsed.kind === 'begin' || parsed.kind === 'commit' || parsed.kind === 'rollback') {
     throw invalidSql(`EXECUTE AS USER cannot wrap ${parsed.kind.toUpperCase()}`);
   }
   return { kind: 'execute_as', userId: id, inner: parsed };
@@ -355,10 +382,15 @@ function parseStorage(c: Cursor): Statement {
       return { kind: 'flush_table', table };
     }
     if (storage && c.acceptWords('ALL')) {
-      const namespace = c.acceptWords('IN') ? c.identifier('namespace name') : null;
+      const namespace = c.acceptWords('IN') ? (c.acceptWords('NAMESPACE'), c.identifier('namespace name')) : null;
       c.end();
       return { kind: 'flush_all', namespace };
     }
+  } else if (storage && c.peekWord(0) === 'COMPACT' && c.peekWord(1) === 'ALL') {
+    c.next(); c.next();
+    const namespace = c.acceptWords('IN') ? (c.acceptWords('NAMESPACE'), c.identifier('namespace name')) : null;
+    c.end();
+    return { kind: 'compact_all', namespace };
   } else if (storage && STORAGE_TABLE_VERBS[c.peekWord(0) ?? ''] !== undefined) {
     const kind = STORAGE_TABLE_VERBS[c.peekWord(0)!]!;
     c.next();
@@ -367,7 +399,7 @@ function parseStorage(c: Cursor): Statement {
     c.end();
     return { kind, table };
   }
-  throw invalidSql('Expected STORAGE FLUSH TABLE ns.t, FLUSH TABLE ns.t, STORAGE FLUSH ALL [IN ns], STORAGE COMPACT TABLE ns.t, STORAGE CHECK TABLE ns.t or STORAGE REPAIR TABLE ns.t');
+  throw invalidSql('Expected STORAGE FLUSH TABLE ns.t, FLUSH TABLE ns.t, STORAGE FLUSH ALL [IN ns], STORAGE COMPACT TABLE ns.t, STORAGE COMPACT ALL [IN ns], STORAGE CHECK TABLE ns.t or STORAGE REPAIR TABLE ns.t');
 }
 
 function parseKillJob(c: Cursor): Statement {

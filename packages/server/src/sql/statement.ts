@@ -21,6 +21,7 @@ export type Statement =
   | { readonly kind: 'create_namespace'; readonly name: string; readonly ifNotExists: boolean }
   | { readonly kind: 'drop_namespace'; readonly name: string; readonly ifExists: boolean; readonly cascade: boolean }
   | { readonly kind: 'show_namespaces' }
+  | { readonly kind: 'use_namespace'; readonly name: string }
   | { readonly kind: 'show_tables'; readonly namespace: string | null }
   | { readonly kind: 'describe_table'; readonly table: TableName; readonly history?: boolean }
   | {
@@ -31,7 +32,7 @@ export type Statement =
       readonly columns: readonly ColumnSpec[];
       readonly options: Readonly<Record<string, OptionValue>>;
     }
-  | { readonly kind: 'drop_table'; readonly table: TableName; readonly ifExists: boolean }
+  | { readonly kind: 'drop_table'; readonly table: TableName; readonly ifExists: boolean; readonly tableType?: TableType }
   | { readonly kind: 'create_user'; readonly userId: string; readonly password: string; readonly role: Role; readonly email: string | null }
   | {
       readonly kind: 'alter_user';
@@ -46,6 +47,7 @@ export type Statement =
   | { readonly kind: 'flush_table'; readonly table: TableName }
   | { readonly kind: 'flush_all'; readonly namespace: string | null }
   | { readonly kind: 'compact_table'; readonly table: TableName }
+  | { readonly kind: 'compact_all'; readonly namespace: string | null }
   | { readonly kind: 'check_table'; readonly table: TableName }
   | { readonly kind: 'repair_table'; readonly table: TableName }
   | { readonly kind: 'kill_job'; readonly jobId: string }

@@ -17,6 +17,7 @@ import { DELETED_COLUMN, SYSTEM_NAMESPACE, type TableDef } from '../../catalog/t
 import { requireRead, requireSystemTableAccess, type Principal } from '../../auth/access.js';
 import { identifier } from '../names.js';
 import { CAST_TYPES, FUNCTION_RENAMES, TABLE_FUNCTIONS, isAllowedFunction } from './engine-names.js';
+import { isUpstreamJsonCall, jsonHasKey, upstreamJsonCall } from './upstream-json.js';
 
 export type BoundSource =
   | { readonly kind: 'table'; readonly table: TableDef }
@@ -226,9 +227,11 @@ class Binder {
     if (cte !== undefined) return `${cte} AS ${quoteIdent(alias)}${columnAliases(rv.alias)}`;
     const namespace = rv.schemaname !== undefined ? identifier(rv.schemaname, 'namespace name') : this.ctx.namespace;
     const name = identifier(rawName, 'table name');
-    if (namespace === SYSTEM_NAMESPACE) {
-      requireSystemTableAccess(this.ctx.principal, name);
-      this.sources.push({ kind: 'system', name });
+    if (namespace === SYSTEM_NAMESPACE || namespace === 'information_schema') {
+      // information_schema.tables / .columns are catalog views like the system tables (upstream's names).
+      const systemName = namespace === SYSTEM_NAMESPACE ? name : `information_schema.${name}`;
+      requireSystemTableAccess(this.ctx.principal, systemName);
+      this.sources.push({ kind: 'system', name: systemName });
     } else {
       const table = this.ctx.catalog.table(namespace, name);
       if (table === undefined) throw execError(`Table '${namespace}.${name}' does not exist`);
@@ -354,6 +357,7 @@ class Binder {
       case 'AEXPR_OP':
         if (e.lexpr === undefined) return `(${op()} ${r()})`;
         if (e.rexpr === undefined) throw invalidSql('Postfix operators are not supported');
+        if (op() === '?') return jsonHasKey(l(), r());
         return `(${l()} ${op()} ${r()})`;
       case 'AEXPR_OP_ANY': return `(${l()} ${op()} ANY(${this.expr(e.rexpr!, scope)}))`;
       case 'AEXPR_OP_ALL': return `(${l()} ${op()} ALL(${this.expr(e.rexpr!, scope)}))`;
@@ -394,6 +398,9 @@ class Binder {
   private funcCall(f: FuncCall, scope: Scope): string {
     if (f.func_variadic) throw invalidSql('VARIADIC arguments are not supported');
     const name = functionName(f);
+    if (isUpstreamJsonCall(name, f) && f.args?.length && !f.agg_star && !f.over) {
+      return upstreamJsonCall(name, `(${this.expr(f.args[0]!, scope)})`, f.args.slice(1));
+    }
     if (!isAllowedFunction(name)) throw denied(`Permission denied: function '${name}' is not available`);
     const engineName = FUNCTION_RENAMES.get(name) ?? name;
     let args: string;
