@@ -13,6 +13,7 @@ import { Catalog } from './catalog/catalog.js';
 import { bindPort, openDataDir } from './startup.js';
 import { ensureRoot } from './auth/root-account.js';
 import { Committer, MAX_SEQ_KEY } from './storage/hot/committer.js';
+import { TopicService } from './topics/topic-service.js';
 import { StorageHealth } from './storage/storage-health.js';
 import { StorageFullError } from './util/errors.js';
 import { DuckEngine } from './storage/duck/duck-engine.js';
@@ -75,6 +76,9 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const tokens = new TokenService(jwtSecret(config), config.accessTokenTtlSeconds, config.refreshTokenTtlSeconds);
   const committer = new Committer(hot, seqs);
   committer.currentSchemaVersion = (tableId) => catalog.tableById(tableId)?.schemaVersion;
+  const topics = await TopicService.load(hot, (id) => catalog.tableById(id), (id) => catalog.account(id)?.userId,
+    config.topicVisibilityTimeoutSecs * 1000);
+  committer.publisher = topics;
   if (typeof maxSeq === 'string') committer.committedMaxSeq = BigInt(maxSeq);
   const cold = new ColdStore(join(config.dataDir, 'storage'), files);
   cold.schemas = catalog;
@@ -117,6 +121,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     streams,
     audit,
     log,
+    topics,
   };
   const evictionTimer = setInterval(() => void evictStreamEvents(services, log), STREAM_SWEEP_MS);
   evictionTimer.unref();

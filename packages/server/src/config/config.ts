@@ -91,6 +91,8 @@ export interface Config {
   readonly concurrentFlushesMax: number;
   /** How long a dropped user's rows and files are kept before the cleanup job purges them (0: at once). */
   readonly userPurgeGraceSeconds: number;
+  /** [topics] visibility_timeout_secs: a claimed, unacknowledged range of a consumer group is delivered again after this. */
+  readonly topicVisibilityTimeoutSecs: number;
   /** Live queries: per connection, per user, client frame size, unsent bytes before SLOW_CONSUMER. */
   readonly liveSubscriptionsPerConnectionMax: number;
   readonly liveSubscriptionsPerUserMax: number;
@@ -140,6 +142,7 @@ export const defaults: Config = Object.freeze({
   compactSegmentsMax: 8,
   concurrentFlushesMax: 2,
   userPurgeGraceSeconds: 7 * 86_400,
+  topicVisibilityTimeoutSecs: 60,
   liveSubscriptionsPerConnectionMax: 100,
   liveSubscriptionsPerUserMax: 1000,
   liveMessageBytesMax: 1024 * 1024,
@@ -163,6 +166,9 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
   if (env.KALAMDB_ROOT_PASSWORD) envOverrides.rootPassword = env.KALAMDB_ROOT_PASSWORD;
   if (env.KALAMDB_JWT_SECRET) envOverrides.jwtSecret = env.KALAMDB_JWT_SECRET;
   if (env.KALAMDB_LOG_LEVEL) envOverrides.logLevel = parseLogLevel(env.KALAMDB_LOG_LEVEL);
+  if (env.KALAMDB_TOPIC_VISIBILITY_TIMEOUT_SECS) {
+    envOverrides.topicVisibilityTimeoutSecs = Number(env.KALAMDB_TOPIC_VISIBILITY_TIMEOUT_SECS);
+  }
   if (env.KALAMDB_DURABILITY) envOverrides.durability = parseDurability(env.KALAMDB_DURABILITY, 'KALAMDB_DURABILITY');
   const flagOverrides: Overrides = {};
   if (flags.host !== undefined) flagOverrides.host = flags.host;
@@ -273,7 +279,16 @@ function readTomlConfig(path: string): Overrides {
   const doc = parseToml(readFileSync(path, 'utf8')) as Record<string, unknown>;
   const out: Record<string, unknown> = {};
   const server = (doc.server as Record<string, unknown> | undefined) ?? doc;
+  const topics = doc.topics as Record<string, unknown> | undefined;
+  if (topics !== undefined) {
+    for (const [key, value] of Object.entries(topics)) {
+      if (key !== 'visibility_timeout_secs') throw new Error(`Unknown setting 'topics.${key}' in ${path}`);
+      if (typeof value !== 'bigint' && typeof value !== 'number') throw new Error(`Setting 'topics.${key}' in ${path} must be a number`);
+      out.topicVisibilityTimeoutSecs = Number(value);
+    }
+  }
   for (const [key, value] of Object.entries(server)) {
+    if (server === doc && (key === 'topics' || key === 'server')) continue;
     const camel = key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
     if (!(camel in defaults)) throw new Error(`Unknown setting '${key}' in ${path}`);
     const expected = typeof defaults[camel as keyof Config];

@@ -21,6 +21,7 @@ import type { StreamStore } from '../storage/stream/stream-store.js';
 import type { AuditLog } from '../auth/audit-log.js';
 import type { Logger } from '../util/log.js';
 import type { Budgets } from '../util/budget.js';
+import type { TopicService } from '../topics/topic-service.js';
 
 export interface Services {
   readonly config: Config;
@@ -41,6 +42,7 @@ export interface Services {
   readonly streams: StreamStore;
   readonly audit: AuditLog;
   readonly log: Logger;
+  readonly topics: TopicService;
   /** The live-query server; absent until it is attached at start-up. */
   live: LiveControl | null;
   /** The port the server listens on (known once listening; the config may say 0). */

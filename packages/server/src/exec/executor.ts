@@ -3,6 +3,7 @@
  * transaction (BEGIN ... COMMIT/ROLLBACK; an unclosed BEGIN rolls back and fails the request; a failing statement inside
  * a transaction discards all of it) and EXECUTE AS USER.
  */
+import { ack, alterTopicAddSource, clearTopic, consume, createTopic, dropTopic } from './topic-exec.js';
 import { LimitError, ServerError, assertNever, execError, invalidSql } from '../util/errors.js';
 import { ByteBudget, Deadline } from '../util/budget.js';
 import { principalOf, requireImpersonation, type Principal } from '../auth/access.js';
@@ -156,6 +157,12 @@ export class Executor {
       case 'grant': case 'revoke': return grantOrRevoke(s, ctx, st);
       case 'alter_table_access': return alterTableAccess(s, ctx, st);
       case 'alter_table': return alterTable(s, ctx, st);
+      case 'create_topic': return createTopic(s, ctx, st);
+      case 'drop_topic': return dropTopic(s, ctx, st);
+      case 'clear_topic': return clearTopic(s, ctx, st);
+      case 'alter_topic_add_source': return alterTopicAddSource(s, ctx, st);
+      case 'consume': return consume(s, ctx, st);
+      case 'ack': return ack(s, ctx, st);
       case 'begin': case 'commit': case 'rollback': case 'use_namespace':
         throw invalidSql(`${st.kind.toUpperCase()} is handled by the request loop`);
       default: return assertNever(st, 'statement');
@@ -182,6 +189,7 @@ function auditTarget(st: Statement): string | null {
     case 'create_namespace': case 'drop_namespace': return st.name;
     case 'create_table': case 'drop_table': case 'alter_table_access': case 'alter_table': case 'repair_table': return table(st.table);
     case 'grant': case 'revoke': return `${table(st.table)} to ${st.userId}`;
+    case 'create_topic': case 'drop_topic': case 'clear_topic': case 'alter_topic_add_source': return table(st.topic);
     case 'create_user': case 'drop_user': return st.userId;
     case 'alter_user': return `${st.userId} (${st.field})`;
     case 'execute_as': return st.userId;

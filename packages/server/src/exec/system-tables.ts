@@ -23,6 +23,8 @@ export interface SystemRelation {
   readonly rows: StoredValue[][];
 }
 
+import type { TopicService } from '../topics/topic-service.js';
+
 const col = (name: string, type: ColumnType): SourceColumn => ({ name, type });
 const micros = (ms: number): number => ms * 1000;
 
@@ -34,11 +36,14 @@ export interface SystemSources {
   readonly live: LiveControl | null;
   /** For system.stats; absent in callers that only need the catalog relations. */
   readonly config?: Config;
+  /** For system.topics and system.topic_offsets. */
+  readonly topics?: TopicService;
 }
 
 /** Every relation `SELECT * FROM system.<name>` answers (information_schema.* are reached by their own names). */
 export const SYSTEM_TABLE_NAMES = [
   'users', 'namespaces', 'tables', 'columns', 'schemas', 'table_schemas', 'jobs', 'manifest', 'live', 'audit_log', 'stats', 'settings', 'datatypes',
+  'topics', 'topic_offsets',
 ] as const;
 
 export function systemRelation(s: SystemSources, name: string, viewer: Principal): SystemRelation {
@@ -59,6 +64,21 @@ export function systemRelation(s: SystemSources, name: string, viewer: Principal
         rows: s.jobs.list().map((j) => [j.job_id, j.job_type, j.status, j.namespace_id, j.table_name, j.user_id, j.parameters,
           j.result, j.error_message, BigInt(j.rows_processed), micros(j.created_at), j.started_at === null ? null : micros(j.started_at),
           j.finished_at === null ? null : micros(j.finished_at), j.node_id, jobMessage(j)]),
+      };
+    case 'topics':
+      return {
+        columns: [col('topic_id', 'Text'), col('name', 'Text'), col('alias', 'Text'), col('partitions', 'Int'),
+          col('retention_seconds', 'BigInt'), col('retention_max_bytes', 'BigInt'), col('routes', 'Json'),
+          col('created_at', 'Timestamp'), col('updated_at', 'Timestamp')],
+        rows: (s.topics?.list() ?? []).map((t) => [t.name, t.name, null, t.partitions, null, null,
+          JSON.stringify(t.routes.map((r) => ({ table_id: r.table, op: r.op.toUpperCase(), payload_mode: r.payload, filter_expr: r.where }))),
+          micros(t.createdAt), micros(t.updatedAt)]),
+      };
+    case 'topic_offsets':
+      return {
+        columns: [col('topic_id', 'Text'), col('group_id', 'Text'), col('partition_id', 'Int'), col('last_acked_offset', 'BigInt'),
+          col('updated_at', 'Timestamp')],
+        rows: (s.topics?.groupOffsets() ?? []).map((o) => [o.topic, o.group, o.partition, BigInt(o.acked), null]),
       };
     case 'live':
       return {

@@ -86,17 +86,20 @@ export function parseStatement(stmt: StatementText): Statement {
     case 'CREATE':
       if (w1 === 'NAMESPACE' || w1 === 'SCHEMA') return parseCreateNamespace(c);
       if (w1 === 'USER' && c.peekWord(2) !== 'TABLE') return parseCreateUser(c);
+      if (w1 === 'TOPIC') return parseCreateTopic(c);
       return parseCreateTable(stmt, c);
     case 'DROP':
       if (w1 === 'NAMESPACE' || w1 === 'SCHEMA') return parseDropNamespace(c);
       // DROP USER|SHARED|STREAM TABLE ns.t: upstream's typed spelling of DROP TABLE.
       if ((w1 === 'USER' || w1 === 'SHARED' || w1 === 'STREAM') && c.peekWord(2) === 'TABLE') return parseDropTable(c);
       if (w1 === 'USER') return parseDropUser(c);
+      if (w1 === 'TOPIC') return parseDropTopic(c);
       if (w1 === 'TABLE') return parseDropTable(c);
       break;
     case 'ALTER':
       if (w1 === 'USER') return parseAlterUser(c);
       if (w1 === 'TABLE') return parseAlterTable(stmt, c);
+      if (w1 === 'TOPIC') return parseAlterTopic(stmt, c);
       break;
     case 'GRANT': case 'REVOKE':
       return parseGrant(c);
@@ -119,6 +122,13 @@ export function parseStatement(stmt: StatementText): Statement {
       break;
     case 'SUBSCRIBE':
       return parseSubscribe(stmt, c);
+    case 'CLEAR':
+      if (w1 === 'TOPIC') return parseClearTopic(c);
+      break;
+    case 'CONSUME':
+      return parseConsume(c);
+    case 'ACK':
+      return parseAck(c);
     case 'BEGIN': case 'START':
       return parseTransactionWord(c, 'begin');
     case 'COMMIT': case 'END':
@@ -638,6 +648,122 @@ function parseSubscribe(stmt: StatementText, c: Cursor): Statement {
   }
   c.end();
   return { kind: 'subscribe', table, where, options };
+}
+
+// Topics ------------------------------------------------------------------------------------
+
+function nonNegativeInt(c: Cursor, what: string): number {
+  const t = c.next();
+  const n = t?.kind === 'number' ? Number(t.value) : NaN;
+  if (!Number.isSafeInteger(n) || n < 0) throw invalidSql(`Expected ${what} as a non-negative integer`);
+  return n;
+}
+
+/** CREATE TOPIC [IF NOT EXISTS] ns.t [PARTITIONS n] */
+function parseCreateTopic(c: Cursor): Statement {
+  c.expectWord('CREATE'); c.expectWord('TOPIC');
+  const ifNotExists = c.acceptWords('IF', 'NOT', 'EXISTS');
+  const topic = c.tableName();
+  let partitions: number | null = null;
+  if (c.acceptWords('PARTITIONS')) {
+    partitions = nonNegativeInt(c, 'PARTITIONS');
+    if (partitions < 1 || partitions > 1024) throw invalidSql('PARTITIONS must be between 1 and 1024');
+  }
+  c.end();
+  return { kind: 'create_topic', topic, partitions, ifNotExists };
+}
+
+function parseDropTopic(c: Cursor): Statement {
+  c.expectWord('DROP'); c.expectWord('TOPIC');
+  const ifExists = c.acceptWords('IF', 'EXISTS');
+  const topic = c.tableName();
+  c.end();
+  return { kind: 'drop_topic', topic, ifExists };
+}
+
+function parseClearTopic(c: Cursor): Statement {
+  c.expectWord('CLEAR'); c.expectWord('TOPIC');
+  const topic = c.tableName();
+  c.end();
+  return { kind: 'clear_topic', topic };
+}
+
+/** ALTER TOPIC ns.t ADD SOURCE ns.table ON INSERT|UPDATE|DELETE [WHERE expr] [WITH (payload = 'key'|'full'|'diff')] */
+function parseAlterTopic(stmt: StatementText, c: Cursor): Statement {
+  c.expectWord('ALTER'); c.expectWord('TOPIC');
+  const topic = c.tableName();
+  c.expectWord('ADD'); c.expectWord('SOURCE');
+  const table = c.tableName();
+  c.expectWord('ON');
+  const opWord = c.next();
+  const op = opWord?.kind === 'word' ? ({ INSERT: 'insert', UPDATE: 'update', DELETE: 'delete' } as const)[opWord.value as 'INSERT'] : undefined;
+  if (op === undefined) throw invalidSql('Expected INSERT, UPDATE or DELETE after ON');
+  let where: string | null = null;
+  let payload: 'key' | 'full' | 'diff' = 'full';
+  if (c.peekWord(0) === 'WHERE') {
+    const start = c.next()!.end;
+    let end = stmt.text.length;
+    for (let t = c.next(); t !== undefined; t = c.next()) {
+      if (t.kind === 'word' && t.value === 'WITH' && c.peek()?.value === '(') {
+        end = t.start;
+        c.back();
+        break;
+      }
+    }
+    where = stmt.text.slice(start, end).trim();
+    if (where === '') throw invalidSql('ADD SOURCE ... WHERE needs a condition');
+  }
+  if (c.acceptWords('WITH')) {
+    if (c.next()?.value !== '(') throw invalidSql('Expected ( after WITH');
+    while (c.peek() !== undefined && c.peek()?.value !== ')') {
+      const name = c.identifier('option name').toLowerCase();
+      if (c.next()?.value !== '=') throw invalidSql(`Expected = after option ${name}`);
+      const value = c.nameOrString('option value').toLowerCase();
+      if (name !== 'payload') throw invalidSql(`Unknown topic source option '${name}' (payload)`);
+      if (value !== 'key' && value !== 'full' && value !== 'diff') throw invalidSql(`Unknown payload '${value}' (key, full, diff)`);
+      payload = value;
+      if (c.peek()?.value === ',') c.next();
+    }
+    if (c.next()?.value !== ')') throw invalidSql('Expected ) after the WITH options');
+  }
+  c.end();
+  return { kind: 'alter_topic_add_source', topic, table, op, where, payload };
+}
+
+/** CONSUME FROM ns.t [GROUP 'g'] [FROM EARLIEST|LATEST|n] [LIMIT n] */
+function parseConsume(c: Cursor): Statement {
+  c.expectWord('CONSUME'); c.expectWord('FROM');
+  const topic = c.tableName();
+  let group: string | null = null;
+  let from: 'earliest' | 'latest' | number | null = null;
+  let limit: number | null = null;
+  for (;;) {
+    if (c.acceptWords('GROUP')) group = c.nameOrString('group id');
+    else if (c.acceptWords('FROM')) {
+      if (c.acceptWords('EARLIEST')) from = 'earliest';
+      else if (c.acceptWords('LATEST')) from = 'latest';
+      else from = nonNegativeInt(c, 'FROM offset');
+    } else if (c.acceptWords('LIMIT')) {
+      limit = nonNegativeInt(c, 'LIMIT');
+      if (limit < 1) throw invalidSql('LIMIT must be at least 1');
+    } else break;
+  }
+  c.end();
+  return { kind: 'consume', topic, group, from, limit };
+}
+
+/** ACK ns.t GROUP 'g' [PARTITION n] UPTO OFFSET n */
+function parseAck(c: Cursor): Statement {
+  c.expectWord('ACK');
+  const topic = c.tableName();
+  c.expectWord('GROUP');
+  const group = c.nameOrString('group id');
+  let partition = 0;
+  if (c.acceptWords('PARTITION')) partition = nonNegativeInt(c, 'PARTITION');
+  c.expectWord('UPTO'); c.expectWord('OFFSET');
+  const uptoOffset = nonNegativeInt(c, 'UPTO OFFSET');
+  c.end();
+  return { kind: 'ack', topic, group, partition, uptoOffset };
 }
 
 function parseTransactionWord(c: Cursor, kind: 'begin' | 'commit' | 'rollback'): Statement {

@@ -56,6 +56,27 @@ export type Statement =
   | { readonly kind: 'alter_table_access'; readonly table: TableName; readonly accessLevel: string }
   | { readonly kind: 'alter_table'; readonly table: TableName; readonly op: AlterTableOp }
   | { readonly kind: 'subscribe'; readonly table: TableName; readonly where: string | null; readonly options: Readonly<Record<string, OptionValue>> }
+  | { readonly kind: 'create_topic'; readonly topic: TableName; readonly partitions: number | null; readonly ifNotExists: boolean }
+  | { readonly kind: 'drop_topic'; readonly topic: TableName; readonly ifExists: boolean }
+  | { readonly kind: 'clear_topic'; readonly topic: TableName }
+  | {
+      readonly kind: 'alter_topic_add_source';
+      readonly topic: TableName;
+      readonly table: TableName;
+      readonly op: 'insert' | 'update' | 'delete';
+      /** The WHERE condition's text, verbatim, or null. */
+      readonly where: string | null;
+      readonly payload: 'key' | 'full' | 'diff';
+    }
+  | {
+      readonly kind: 'consume';
+      readonly topic: TableName;
+      readonly group: string | null;
+      /** FROM EARLIEST | LATEST | n; null when not written (EARLIEST, or the group's position). */
+      readonly from: 'earliest' | 'latest' | number | null;
+      readonly limit: number | null;
+    }
+  | { readonly kind: 'ack'; readonly topic: TableName; readonly group: string; readonly partition: number; readonly uptoOffset: number }
   | { readonly kind: 'begin' }
   | { readonly kind: 'commit' }
   | { readonly kind: 'rollback' }

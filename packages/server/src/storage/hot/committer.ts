@@ -77,6 +77,16 @@ interface Intent {
 
 export type ChangeListener = (changes: readonly CommittedChange[]) => void;
 
+/**
+ * Appends messages derived from accepted changes to the group's batch (topics), so they are written
+ * with the rows. `commitStaged`/`rollbackStaged` settle what `stage` handed out once the batch is written or failed.
+ */
+export interface StagePublisher {
+  stage(changes: readonly CommittedChange[], batch: WriteBatch, now: number): void;
+  commitStaged(): void;
+  rollbackStaged(): void;
+}
+
 /** An open watch on a partition's writes, and then the hand-over it guards. */
 export interface HandoverWatch {
   readonly tableId: number;
@@ -120,6 +130,9 @@ export class Committer {
    * are validated against exactly one schema version, the one they are stored with.
    */
   currentSchemaVersion: ((tableId: number) => number | undefined) | null = null;
+
+  /** Topic publishing, in the same batch as the rows (set at start-up). */
+  publisher: StagePublisher | null = null;
 
   constructor(private readonly hot: HotStore, private readonly seqs: SnowflakeGenerator) {}
 
@@ -267,6 +280,10 @@ export class Committer {
       }
       accepted.push({ intent, changes: staged });
     }
+    if (this.publisher !== null) {
+      const now = Date.now();
+      for (const { changes } of accepted) this.publisher.stage(changes, batch, now);
+    }
     if (maxSeq > 0n) batch.tryPut(catalogKey(MAX_SEQ_KEY), Buffer.from(JSON.stringify(maxSeq.toString()), 'utf8'));
     return { batch, accepted, versions };
   }
@@ -275,13 +292,16 @@ export class Committer {
   private async writeGroup(staged: StagedGroup): Promise<boolean> {
     if (staged.accepted.length === 0) {
       staged.batch.destroy();
+      this.publisher?.commitStaged();
       return true;
     }
     try {
       await staged.batch.flush();
       // fsync mode: one WAL sync for the whole group, before any of its writers is acknowledged.
       await this.hot.syncWal();
+      this.publisher?.commitStaged();
     } catch (error) {
+      this.publisher?.rollbackStaged();
       // Classified once for the whole group (a full disk becomes StorageFullError, HTTP 507).
       const failure = this.hot.writeFailed(error);
       for (const { intent } of staged.accepted) intent.reject(failure);

@@ -1,0 +1,132 @@
+/** CREATE/DROP/CLEAR/ALTER TOPIC, CONSUME and ACK (see docs/sql.md, Topics). */
+import type { Statement, TableName } from '../sql/statement.js';
+import { messageResult, rowsResult, type RunContext, type Services, type StatementResult } from './context.js';
+import { requireAdmin } from '../auth/access.js';
+import { ServerError, denied, execError } from '../util/errors.js';
+import { compileRouteWhere, type TopicDef, type TopicMessage } from '../topics/topic-service.js';
+import { qualifiedName } from '../catalog/types.js';
+import { resolveTable } from './ddl-exec.js';
+import type { Principal } from '../auth/access.js';
+import type { SchemaField } from './duck-cells.js';
+
+type Of<K extends Statement['kind']> = Extract<Statement, { kind: K }>;
+
+const notFound = (message: string): ServerError => new ServerError('NOT_FOUND', message);
+
+export function topicName(ctx: Pick<RunContext, 'namespace'>, name: TableName): string {
+  return `${name.namespace ?? ctx.namespace}.${name.name}`;
+}
+
+export function requireTopic(s: Services, name: string): TopicDef {
+  const topic = s.topics.get(name);
+  if (topic === undefined) throw notFound(`Topic '${name}' does not exist`);
+  return topic;
+}
+
+export function requireConsumer(principal: Principal, what: 'consume from topics' | 'acknowledge topic offsets'): void {
+  if (principal.role === 'user') throw denied(`Only service, dba, or system roles can ${what}`);
+}
+
+export async function createTopic(s: Services, ctx: RunContext, st: Of<'create_topic'>): Promise<StatementResult> {
+  requireAdmin(ctx.principal, 'CREATE TOPIC');
+  const namespace = st.topic.namespace ?? ctx.namespace;
+  const name = topicName(ctx, st.topic);
+  return s.ddl.run(async () => {
+    if (s.catalog.namespace(namespace) === undefined) throw notFound(`Namespace '${namespace}' does not exist`);
+    if (s.topics.get(name) !== undefined) {
+      if (st.ifNotExists) return messageResult(ctx, `Topic '${name}' already exists`);
+      throw execError(`Topic '${name}' already exists`);
+    }
+    const now = Date.now();
+    const partitions = st.partitions ?? 1;
+    await s.topics.save({ name, namespace, partitions, routes: [], createdAt: now, updatedAt: now });
+    return messageResult(ctx, `Created topic '${name}' with ${partitions} partition(s)`);
+  });
+}
+
+export async function dropTopic(s: Services, ctx: RunContext, st: Of<'drop_topic'>): Promise<StatementResult> {
+  if (!['dba', 'system'].includes(ctx.principal.role)) throw denied('DROP TOPIC requires DBA or System role');
+  const name = topicName(ctx, st.topic);
+  return s.ddl.run(async () => {
+    if (s.topics.get(name) === undefined) {
+      if (st.ifExists) return messageResult(ctx, `Topic '${name}' does not exist`);
+      throw notFound(`Topic '${name}' does not exist`);
+    }
+    await s.topics.remove(name, true, () => s.committer.barrier());
+    return messageResult(ctx, `Dropped topic '${name}'`);
+  });
+}
+
+export async function clearTopic(s: Services, ctx: RunContext, st: Of<'clear_topic'>): Promise<StatementResult> {
+  if (!['dba', 'system'].includes(ctx.principal.role)) throw denied('CLEAR TOPIC requires DBA or System role');
+  const name = topicName(ctx, st.topic);
+  return s.ddl.run(async () => {
+    requireTopic(s, name);
+    await s.topics.remove(name, false, () => s.committer.barrier());
+    return messageResult(ctx, `Cleared topic '${name}'`);
+  });
+}
+
+export async function alterTopicAddSource(s: Services, ctx: RunContext, st: Of<'alter_topic_add_source'>): Promise<StatementResult> {
+  if (!['dba', 'system'].includes(ctx.principal.role)) throw denied('ALTER TOPIC requires DBA or System role');
+  const name = topicName(ctx, st.topic);
+  return s.ddl.run(async () => {
+    const topic = requireTopic(s, name);
+    const table = resolveTable(s, ctx, st.table);
+    if (table.type === 'STREAM') throw execError(`Table '${qualifiedName(table)}' is a STREAM table: topic sources are USER or SHARED tables`);
+    compileRouteWhere(table, st.where);
+    const duplicate = topic.routes.some((r) => r.tableId === table.id && r.op === st.op);
+    if (duplicate) throw execError(`Topic '${name}' already has a source ${qualifiedName(table)} ON ${st.op.toUpperCase()}`);
+    await s.topics.save({
+      ...topic,
+      routes: [...topic.routes, { tableId: table.id, table: qualifiedName(table), op: st.op, where: st.where, payload: st.payload }],
+      updatedAt: Date.now(),
+    });
+    const opName = st.op[0]!.toUpperCase() + st.op.slice(1);
+    return messageResult(ctx, `Added source ${qualifiedName(table)} ON ${opName} to topic '${name}'`);
+  });
+}
+
+export const MESSAGE_SCHEMA: SchemaField[] = [
+  { name: 'topic_id', data_type: 'Text', index: 0 },
+  { name: 'partition_id', data_type: 'Int', index: 1 },
+  { name: 'offset', data_type: 'BigInt', index: 2 },
+  { name: 'key', data_type: 'Text', index: 3 },
+  { name: 'payload', data_type: 'Text', index: 4 },
+  { name: 'timestamp_ms', data_type: 'BigInt', index: 5 },
+  { name: 'user_id', data_type: 'Text', index: 6 },
+  { name: 'op', data_type: 'Text', index: 7 },
+];
+
+/** Consumes up to `limit` messages over the topic's partitions (partition 0 first). */
+export async function consumeMessages(s: Services, topic: TopicDef, group: string | null,
+  from: 'earliest' | 'latest' | number | null, limit: number, partition?: number): Promise<TopicMessage[]> {
+  const out: TopicMessage[] = [];
+  const partitions = partition === undefined ? [...Array(topic.partitions).keys()] : [partition];
+  for (const p of partitions) {
+    if (out.length >= limit) break;
+    out.push(...await s.topics.consume(topic, group, p, from, limit - out.length));
+  }
+  return out;
+}
+
+export async function consume(s: Services, ctx: RunContext, st: Of<'consume'>): Promise<StatementResult> {
+  requireConsumer(ctx.principal, 'consume from topics');
+  const topic = requireTopic(s, topicName(ctx, st.topic));
+  const messages = await consumeMessages(s, topic, st.group, st.from, st.limit ?? 100);
+  return rowsResult(ctx, MESSAGE_SCHEMA, messages.map((m) => [m.topic_id, m.partition_id, m.offset, m.key, m.payload, m.timestamp_ms, m.user_id, m.op]));
+}
+
+export async function ack(s: Services, ctx: RunContext, st: Of<'ack'>): Promise<StatementResult> {
+  requireConsumer(ctx.principal, 'acknowledge topic offsets');
+  const name = topicName(ctx, st.topic);
+  const topic = requireTopic(s, name);
+  if (st.partition >= topic.partitions) throw execError(`Topic '${name}' has no partition ${st.partition} (partitions: ${topic.partitions})`);
+  await s.topics.ack(name, st.group, st.partition, st.uptoOffset);
+  return rowsResult(ctx, [
+    { name: 'topic', data_type: 'Text', index: 0 },
+    { name: 'group_id', data_type: 'Text', index: 1 },
+    { name: 'partition', data_type: 'Int', index: 2 },
+    { name: 'committed_offset', data_type: 'BigInt', index: 3 },
+  ], [[name, st.group, st.partition, st.uptoOffset]]);
+}
