@@ -14,6 +14,7 @@ import { bindPort, openDataDir } from './startup.js';
 import { ensureRoot } from './auth/root-account.js';
 import { Committer, MAX_SEQ_KEY } from './storage/hot/committer.js';
 import { TopicService } from './topics/topic-service.js';
+import { topicRoutes } from './exec/topic-exec.js';
 import { StorageHealth } from './storage/storage-health.js';
 import { StorageFullError } from './util/errors.js';
 import { DuckEngine } from './storage/duck/duck-engine.js';
@@ -139,7 +140,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   committer.onCommit((changes) => live.registry.onCommit(changes));
   flush.onFlush((event) => live.registry.onFlush(event));
   live.attach(http.server);
-  http.serve({ config, log, auth, tokens, executor, catalog, storage });
+  http.serve({ config, log, auth, tokens, executor, catalog, storage, topics: topicRoutes(services) });
   services.listenPort = port;
   log.info('listening', { host: config.host, port, data_dir: config.dataDir, durability: config.durability, url: `http://${config.host}:${port}` });
 

@@ -130,3 +130,70 @@ export async function ack(s: Services, ctx: RunContext, st: Of<'ack'>): Promise<
     { name: 'committed_offset', data_type: 'BigInt', index: 3 },
   ], [[name, st.group, st.partition, st.uptoOffset]]);
 }
+
+function field(body: Record<string, unknown>, name: string, kind: 'string' | 'integer', required: boolean): unknown {
+  const v = body[name];
+  if (v === undefined || v === null) {
+    if (required) throw new ServerError('BAD_REQUEST', `Missing field '${name}'`);
+    return undefined;
+  }
+  if (kind === 'string' ? typeof v !== 'string' || v === '' : !Number.isSafeInteger(v) || (v as number) < 0) {
+    throw new ServerError('BAD_REQUEST', `Field '${name}' must be ${kind === 'string' ? 'a non-empty string' : 'a non-negative integer'}`);
+  }
+  return v;
+}
+
+function startOf(value: unknown): 'earliest' | 'latest' | number {
+  if (value === undefined || value === null) return 'latest';
+  if (typeof value === 'string') {
+    const v = value.toLowerCase();
+    if (v === 'earliest' || v === 'latest') return v;
+  }
+  if (typeof value === 'object' && value !== null) {
+    const o = (value as Record<string, unknown>).Offset ?? (value as Record<string, unknown>).offset;
+    if (Number.isSafeInteger(o) && (o as number) >= 0) return o as number;
+  }
+  throw new ServerError('BAD_REQUEST', "Field 'start' must be 'Latest', 'Earliest' or {\"Offset\": n}");
+}
+
+/** Upstream's /v1/api/topics/consume and /ack request and response shapes. */
+export function topicRoutes(s: Services): { consume(p: Principal, b: Record<string, unknown>): Promise<unknown>; ack(p: Principal, b: Record<string, unknown>): Promise<unknown> } {
+  return {
+    async consume(principal, body) {
+      requireConsumer(principal, 'consume from topics');
+      const topic = requireTopic(s, field(body, 'topic_id', 'string', true) as string);
+      const group = field(body, 'group_id', 'string', true) as string;
+      const partition = (field(body, 'partition_id', 'integer', false) as number | undefined) ?? 0;
+      if (partition >= topic.partitions) throw new ServerError('BAD_REQUEST', `Topic '${topic.name}' has no partition ${partition}`);
+      const limit = Math.min((field(body, 'limit', 'integer', false) as number | undefined) ?? 100, 10_000) || 1;
+      const timeout = Math.min((field(body, 'timeout_seconds', 'integer', false) as number | undefined) ?? 0, 300);
+      const start = startOf(body.start);
+      const deadline = Date.now() + timeout * 1000;
+      let messages = await consumeMessages(s, topic, group, start, limit, partition);
+      while (messages.length === 0 && Date.now() < deadline && s.topics.get(topic.name) !== undefined) {
+        await s.topics.waitForMessages(Math.min(deadline - Date.now(), 1000));
+        messages = await consumeMessages(s, topic, group, start, limit, partition);
+      }
+      const last = messages[messages.length - 1];
+      const nextOffset = last === undefined ? s.topics.latestOffset(topic.name, partition) : last.offset + 1;
+      return {
+        messages: messages.map((m) => ({
+          topic_id: m.topic_id, partition_id: m.partition_id, offset: m.offset, payload: m.payload, key: m.key,
+          timestamp_ms: m.timestamp_ms, ...(m.user_id === null ? {} : { user: m.user_id }), op: m.op,
+        })),
+        next_offset: nextOffset,
+        has_more: nextOffset < s.topics.latestOffset(topic.name, partition),
+      };
+    },
+    async ack(principal, body) {
+      requireConsumer(principal, 'acknowledge topic offsets');
+      const topic = requireTopic(s, field(body, 'topic_id', 'string', true) as string);
+      const group = field(body, 'group_id', 'string', true) as string;
+      const partition = (field(body, 'partition_id', 'integer', false) as number | undefined) ?? 0;
+      const upto = field(body, 'upto_offset', 'integer', true) as number;
+      if (partition >= topic.partitions) throw new ServerError('BAD_REQUEST', `Topic '${topic.name}' has no partition ${partition}`);
+      await s.topics.ack(topic.name, group, partition, upto);
+      return { success: true, acknowledged_offset: upto };
+    },
+  };
+}

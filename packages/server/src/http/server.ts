@@ -4,6 +4,7 @@
  * This file is the only place errors become HTTP responses: ServerErrors map to their status and
  * the protocol envelope; anything else is logged and answered with a generic 500.
  */
+import type { Principal } from '../auth/access.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { LimitError, ServerError, isDiskFullError } from '../util/errors.js';
@@ -28,6 +29,13 @@ export interface HttpDeps {
   readonly executor: Executor;
   readonly catalog: Catalog;
   readonly storage: StorageHealth;
+  /** POST /v1/api/topics/consume and /v1/api/topics/ack. */
+  readonly topics?: TopicRoutes;
+}
+
+export interface TopicRoutes {
+  consume(principal: Principal, body: Record<string, unknown>): Promise<unknown>;
+  ack(principal: Principal, body: Record<string, unknown>): Promise<unknown>;
 }
 
 interface Handled {
@@ -139,6 +147,9 @@ async function handle(deps: HttpDeps, req: IncomingMessage, started: number): Pr
     if (path === '/v1/api/auth/me') return await meRoute(deps, req);
     if (path === '/v1/api/auth/logout') return logoutRoute(req);
     if (path === '/v1/api/auth/status') return statusRoute(req);
+    if ((path === '/v1/api/topics/consume' || path === '/v1/api/topics/ack') && deps.topics !== undefined) {
+      return await topicRoute(deps, deps.topics, req, path.endsWith('consume') ? 'consume' : 'ack');
+    }
     return { status: 404, body: { error: 'not_found', message: `No route for ${req.method} ${path}` } };
   } catch (error) {
     const e = toServerError(deps, error);
@@ -172,6 +183,14 @@ async function sqlRoute(deps: HttpDeps, req: IncomingMessage, started: number): 
     const e = toServerError(deps, error);
     return { status: e.status, body: sqlError(e, started), user, ...(e instanceof LimitError ? { limit: e.limit } : {}) };
   }
+}
+
+async function topicRoute(deps: HttpDeps, topics: TopicRoutes, req: IncomingMessage, which: 'consume' | 'ack'): Promise<Handled> {
+  if (req.method !== 'POST') throw new ServerError('BAD_REQUEST', `Use POST for /v1/api/topics/${which}`);
+  const principal = await deps.auth.fromHeader(req.headers.authorization, req.socket.remoteAddress ?? 'unknown');
+  const body = parseJsonObject(await readBody(req, { bytesMax: 64 * 1024, timeoutMs: deps.config.httpBodyTimeoutMs }));
+  const out = which === 'consume' ? await topics.consume(principal, body) : await topics.ack(principal, body);
+  return { status: 200, body: out, user: principal.userId };
 }
 
 const LOGIN_FIELDS: ReadonlySet<string> = new Set(['user', 'username', 'password']);
