@@ -1,0 +1,222 @@
+/**
+ * Topics and consumer groups against the real server: CREATE/ALTER/DROP/CLEAR TOPIC, publishing in
+ * the same batch as the row writes (transactions all or nothing, kill -9 with exact offsets), WHERE
+ * filters, payload modes, CONSUME/ACK in SQL and over HTTP, per-group isolation, LATEST tailing,
+ * FROM offset, no overlap within a group, redelivery after the visibility timeout, the role matrix.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { TestServer, assertError, eventually, type Auth } from './harness.js';
+
+describe('topics', () => {
+  let server: TestServer;
+  let svc: Auth;
+  let alice: Auth;
+  let dba: Auth;
+
+  before(async () => {
+    // A short visibility timeout for the redelivery test.
+    server = await TestServer.start(undefined, { KALAMDB_TOPIC_VISIBILITY_TIMEOUT_SECS: '1' });
+    svc = await server.createUser('tp_service', 'service');
+    alice = await server.createUser('tp_alice', 'user');
+    dba = await server.createUser('tp_dba', 'dba');
+    await server.ok('CREATE NAMESPACE tp');
+  });
+  after(async () => {
+    await server.dispose();
+  });
+
+  const consume = async (sql: string, auth: Auth = svc): Promise<Record<string, unknown>[]> => server.rows(sql, { auth });
+  const offsets = (rows: Record<string, unknown>[]): number[] => rows.map((r) => Number(r.offset));
+
+  it('CREATE / ALTER TOPIC with upstream messages, system.topics, errors', async () => {
+    const [created] = await server.ok('CREATE TOPIC tp.events PARTITIONS 1');
+    assert.equal(created!.message, "Created topic 'tp.events' with 1 partition(s)");
+    assertError(await server.sql('CREATE TOPIC tp.events'), 400, 'SQL_EXECUTION_ERROR', /Topic 'tp.events' already exists/);
+    const missingNs = await server.sql('CREATE TOPIC nons.t');
+    assert.equal(missingNs.body.error?.code, 'NOT_FOUND');
+    assert.match(missingNs.body.error!.message, /Namespace 'nons' does not exist/);
+    await server.ok('CREATE TABLE tp.orders (id INT PRIMARY KEY, status TEXT, amount INT)');
+    const [added] = await server.ok('ALTER TOPIC tp.events ADD SOURCE tp.orders ON INSERT');
+    assert.equal(added!.message, "Added source tp.orders ON Insert to topic 'tp.events'");
+    await server.ok("ALTER TOPIC tp.events ADD SOURCE tp.orders ON UPDATE WITH (payload = 'full')");
+    await server.ok('ALTER TOPIC tp.events ADD SOURCE tp.orders ON DELETE');
+    const missingTopic = await server.sql('ALTER TOPIC tp.nope ADD SOURCE tp.orders ON INSERT');
+    assert.equal(missingTopic.body.error?.code, 'NOT_FOUND');
+    assertError(await server.sql('ALTER TOPIC tp.events ADD SOURCE tp.orders ON INSERT'), 400, 'SQL_EXECUTION_ERROR', /already has a source/);
+    assertError(await server.sql("ALTER TOPIC tp.events ADD SOURCE tp.orders ON INSERT WITH (payload = 'x')"), 400, 'INVALID_SQL', /Unknown payload/);
+    const [topic] = await server.rows("SELECT topic_id, partitions, routes FROM system.topics WHERE topic_id = 'tp.events'");
+    assert.equal(topic!.partitions, 1);
+    assert.equal(JSON.parse(String(topic!.routes)).length, 3);
+  });
+
+  it('publishes INSERT / UPDATE (new row) / DELETE (tombstone) with gap-free offsets', async () => {
+    await server.ok("INSERT INTO tp.orders VALUES (1, 'new', 10), (2, 'new', 20)");
+    await server.ok("UPDATE tp.orders SET status = 'paid' WHERE id = 1");
+    await server.ok('DELETE FROM tp.orders WHERE id = 2');
+    const rows = await consume('CONSUME FROM tp.events FROM EARLIEST LIMIT 100');
+    assert.deepEqual(offsets(rows), [0, 1, 2, 3]);
+    assert.deepEqual(rows.map((r) => r.op), ['INSERT', 'INSERT', 'UPDATE', 'DELETE']);
+    assert.deepEqual(JSON.parse(String(rows[2]!.payload)), { id: 1, status: 'paid', amount: 10 });
+    assert.equal(JSON.parse(String(rows[3]!.payload)).id, 2);
+    assert.equal(JSON.parse(String(rows[3]!.payload))._deleted, true);
+    assert.equal(rows[0]!.key, '1');
+    assert.equal(rows[0]!.user_id, null);
+    assert.deepEqual(Object.keys(rows[0]!), ['topic_id', 'partition_id', 'offset', 'key', 'payload', 'timestamp_ms', 'user_id', 'op']);
+  });
+
+  it('the role matrix: users cannot manage or consume; service consumes; dba manages', async () => {
+    assertError(await server.sql('CREATE TOPIC tp.x', { auth: alice }), 403, 'PERMISSION_DENIED');
+    assertError(await server.sql('CREATE TOPIC tp.x', { auth: svc }), 403, 'PERMISSION_DENIED');
+    assertError(await server.sql('ALTER TOPIC tp.events ADD SOURCE tp.orders ON INSERT', { auth: svc }), 403, 'PERMISSION_DENIED', /ALTER TOPIC requires DBA or System role/);
+    assertError(await server.sql('DROP TOPIC tp.events', { auth: svc }), 403, 'PERMISSION_DENIED', /DROP TOPIC requires DBA or System role/);
+    assertError(await server.sql('CLEAR TOPIC tp.events', { auth: alice }), 403, 'PERMISSION_DENIED');
+    assertError(await server.sql('CONSUME FROM tp.events', { auth: alice }), 403, 'PERMISSION_DENIED', /Only service, dba, or system roles can consume from topics/);
+    assertError(await server.sql("ACK tp.events GROUP 'g' UPTO OFFSET 1", { auth: alice }), 403, 'PERMISSION_DENIED');
+    await server.ok('CREATE TOPIC tp.x', { auth: dba });
+    await server.ok('CONSUME FROM tp.x', { auth: dba });
+    const [dropped] = await server.ok('DROP TOPIC tp.x', { auth: dba });
+    assert.equal(dropped!.message, "Dropped topic 'tp.x'");
+    assert.equal((await server.sql('CONSUME FROM tp.x', { auth: svc })).body.error?.code, 'NOT_FOUND');
+  });
+
+  it('groups: per-group positions, ACK, no overlap within a group, redelivery after the visibility timeout', async () => {
+    await server.ok('CREATE TOPIC tp.g');
+    await server.ok('CREATE SHARED TABLE tp.gsrc (id INT PRIMARY KEY, v INT)');
+    await server.ok('ALTER TOPIC tp.g ADD SOURCE tp.gsrc ON INSERT');
+    await server.ok(`INSERT INTO tp.gsrc VALUES ${Array.from({ length: 10 }, (_, i) => `(${i}, ${i})`).join(', ')}`);
+    // Two members of one group: disjoint ranges.
+    const a = offsets(await consume("CONSUME FROM tp.g GROUP 'workers' FROM EARLIEST LIMIT 4"));
+    const b = offsets(await consume("CONSUME FROM tp.g GROUP 'workers' FROM EARLIEST LIMIT 4"));
+    assert.deepEqual(a, [0, 1, 2, 3]);
+    assert.deepEqual(b, [4, 5, 6, 7]);
+    // Another group starts on its own.
+    assert.deepEqual(offsets(await consume("CONSUME FROM tp.g GROUP 'audit' FROM EARLIEST LIMIT 3")), [0, 1, 2]);
+    const [acked] = await server.rows("ACK tp.g GROUP 'workers' UPTO OFFSET 7", { auth: svc });
+    assert.deepEqual(acked, { topic: 'tp.g', group_id: 'workers', partition: 0, committed_offset: 7 });
+    assert.deepEqual(offsets(await consume("CONSUME FROM tp.g GROUP 'workers' LIMIT 100")), [8, 9]);
+    // Not acknowledged: after the visibility timeout (1 s) 8 and 9 come again.
+    assert.deepEqual(offsets(await consume("CONSUME FROM tp.g GROUP 'workers' LIMIT 100")), []);
+    await eventually('redelivery', async () => {
+      const again = offsets(await consume("CONSUME FROM tp.g GROUP 'workers' LIMIT 100"));
+      return again.length > 0 ? (assert.deepEqual(again, [8, 9]), true) : false;
+    }, 20_000, 200);
+    const positions = await server.rows("SELECT group_id, last_acked_offset FROM system.topic_offsets WHERE topic_id = 'tp.g' ORDER BY group_id");
+    assert.deepEqual(positions.map((p) => [p.group_id, Number(p.last_acked_offset)]), [['workers', 7]]);
+  });
+
+  it('FROM LATEST tails new messages only; FROM n starts at an offset', async () => {
+    await server.ok('CREATE TOPIC tp.tail');
+    await server.ok('CREATE TABLE tp.tsrc (id INT PRIMARY KEY)');
+    await server.ok('ALTER TOPIC tp.tail ADD SOURCE tp.tsrc ON INSERT');
+    await server.ok('INSERT INTO tp.tsrc VALUES (1), (2), (3)');
+    assert.deepEqual(offsets(await consume("CONSUME FROM tp.tail GROUP 'tailer' FROM LATEST")), []);
+    await server.ok('INSERT INTO tp.tsrc VALUES (4)');
+    assert.deepEqual(offsets(await consume("CONSUME FROM tp.tail GROUP 'tailer' FROM LATEST")), [3]);
+    assert.deepEqual(offsets(await consume('CONSUME FROM tp.tail FROM 2')), [2, 3]);
+    assert.deepEqual(offsets(await consume("CONSUME FROM tp.tail GROUP 'from1' FROM 1 LIMIT 1")), [1]);
+  });
+
+  it('the WHERE filter of a route is applied; payload key / full / diff', async () => {
+    await server.ok('CREATE TOPIC tp.big');
+    await server.ok('CREATE TABLE tp.pay (id INT PRIMARY KEY, status TEXT, amount INT)');
+    await server.ok("ALTER TOPIC tp.big ADD SOURCE tp.pay ON INSERT WHERE amount >= 100 AND status <> 'test' WITH (payload = 'key')");
+    await server.ok("ALTER TOPIC tp.big ADD SOURCE tp.pay ON UPDATE WITH (payload = 'diff')");
+    await server.ok("INSERT INTO tp.pay VALUES (1, 'new', 50), (2, 'new', 150), (3, 'test', 500), (4, 'new', 100)");
+    await server.ok("UPDATE tp.pay SET amount = 175 WHERE id = 2");
+    const rows = await consume('CONSUME FROM tp.big FROM EARLIEST');
+    assert.deepEqual(rows.map((r) => [r.op, JSON.parse(String(r.payload))]), [
+      ['INSERT', { id: 2 }],
+      ['INSERT', { id: 4 }],
+      ['UPDATE', { id: 2, amount: 175, old_values: { amount: 150 } }],
+    ]);
+    assertError(await server.sql('ALTER TOPIC tp.big ADD SOURCE tp.pay ON DELETE WHERE nosuch = 1'), 400, 'INVALID_SQL');
+  });
+
+  it('USER-table messages carry the writer; a transaction publishes all or nothing', async () => {
+    await server.ok('CREATE TOPIC tp.tx');
+    await server.ok('CREATE USER TABLE tp.notes (id INT PRIMARY KEY, body TEXT)');
+    await server.ok('ALTER TOPIC tp.tx ADD SOURCE tp.notes ON INSERT');
+    await server.ok("INSERT INTO tp.notes VALUES (1, 'a')", { auth: alice });
+    const failed = await server.sql("BEGIN; INSERT INTO tp.notes VALUES (2, 'b'); INSERT INTO tp.notes VALUES (1, 'dup'); COMMIT", { auth: alice });
+    assert.equal(failed.body.status, 'error');
+    await server.ok("BEGIN; INSERT INTO tp.notes VALUES (3, 'c'); INSERT INTO tp.notes VALUES (4, 'd'); COMMIT", { auth: alice });
+    await server.ok("BEGIN; INSERT INTO tp.notes VALUES (5, 'e'); ROLLBACK", { auth: alice });
+    const rows = await consume('CONSUME FROM tp.tx FROM EARLIEST');
+    assert.deepEqual(rows.map((r) => [Number(r.offset), r.key, r.user_id]), [[0, '1', 'tp_alice'], [1, '3', 'tp_alice'], [2, '4', 'tp_alice']]);
+  });
+
+  it('CLEAR TOPIC removes messages, offsets keep growing', async () => {
+    await server.ok('CREATE TOPIC tp.clr');
+    await server.ok('CREATE TABLE tp.csrc (id INT PRIMARY KEY)');
+    await server.ok('ALTER TOPIC tp.clr ADD SOURCE tp.csrc ON INSERT');
+    await server.ok('INSERT INTO tp.csrc VALUES (1), (2)');
+    const [cleared] = await server.ok('CLEAR TOPIC tp.clr');
+    assert.equal(cleared!.message, "Cleared topic 'tp.clr'");
+    assert.deepEqual(offsets(await consume('CONSUME FROM tp.clr FROM EARLIEST')), []);
+    await server.ok('INSERT INTO tp.csrc VALUES (3)');
+    assert.deepEqual(offsets(await consume('CONSUME FROM tp.clr FROM EARLIEST')), [2]);
+  });
+
+  it('HTTP consume / ack with upstream shapes and long-poll', async () => {
+    await server.ok('CREATE TOPIC tp.http PARTITIONS 2');
+    await server.ok('CREATE TABLE tp.hsrc (id INT PRIMARY KEY)');
+    await server.ok('ALTER TOPIC tp.http ADD SOURCE tp.hsrc ON INSERT');
+    const auth = { authorization: `Basic ${Buffer.from('tp_service:tp_service-password-1').toString('base64')}` };
+    const denied = await server.post('/v1/api/topics/consume', { topic_id: 'tp.http', group_id: 'h' },
+      { authorization: `Basic ${Buffer.from('tp_alice:tp_alice-password-1').toString('base64')}` });
+    assert.equal(denied.status, 403);
+    const missing = await server.post('/v1/api/topics/consume', { topic_id: 'tp.nope', group_id: 'h' }, auth);
+    assert.equal(missing.status, 404);
+    // Long-poll: the request waits until a message is published.
+    const polled = server.post('/v1/api/topics/consume', { topic_id: 'tp.http', group_id: 'h', start: 'Earliest', partition_id: 0, timeout_seconds: 20 }, auth);
+    await new Promise((r) => setTimeout(r, 300));
+    await eventually('a message on partition 0', async () => {
+      await server.ok(`INSERT INTO tp.hsrc VALUES (${Math.floor(Math.random() * 1e9)})`);
+      const [m] = await server.rows('CONSUME FROM tp.http FROM EARLIEST LIMIT 1', { auth: svc });
+      return m !== undefined && m.partition_id === 0;
+    }, 20_000, 100);
+    const got = await polled;
+    assert.equal(got.status, 200, got.text);
+    const body = got.json as { messages: Record<string, unknown>[]; next_offset: number; has_more: boolean };
+    assert.ok(body.messages.length >= 1, got.text);
+    assert.deepEqual(Object.keys(body.messages[0]!).sort(), ['key', 'offset', 'op', 'partition_id', 'payload', 'timestamp_ms', 'topic_id']);
+    assert.equal(body.next_offset, Number(body.messages[body.messages.length - 1]!.offset) + 1);
+    const acked = await server.post('/v1/api/topics/ack', { topic_id: 'tp.http', group_id: 'h', partition_id: 0, upto_offset: 0 }, auth);
+    assert.deepEqual(acked.json, { success: true, acknowledged_offset: 0 });
+  });
+
+  it('kill -9 while publishing: every acknowledged write has exactly one message, offsets gap-free', async () => {
+    await server.ok('CREATE TOPIC tp.crash');
+    await server.ok('CREATE TABLE tp.crsrc (id INT PRIMARY KEY, v INT)');
+    await server.ok('ALTER TOPIC tp.crash ADD SOURCE tp.crsrc ON INSERT');
+    const acknowledged: number[] = [];
+    let stop = false;
+    const writers = Array.from({ length: 4 }, async (_, w) => {
+      for (let i = 0; !stop; i++) {
+        const id = w * 1_000_000 + i;
+        try {
+          const res = await server.sql(`INSERT INTO tp.crsrc VALUES (${id}, ${i})`);
+          if (res.body.status === 'success') acknowledged.push(id);
+        } catch {
+          return;
+        }
+      }
+    });
+    await eventually('some writes', async () => acknowledged.length >= 50, 30_000);
+    await server.kill();
+    stop = true;
+    await Promise.all(writers);
+    await server.launch({ KALAMDB_TOPIC_VISIBILITY_TIMEOUT_SECS: '1' });
+    const ids = (await server.rows('SELECT id FROM tp.crsrc ORDER BY id')).map((r) => Number(r.id));
+    for (const id of acknowledged) assert.ok(ids.includes(id), `acknowledged ${id} survived`);
+    const messages = await consume(`CONSUME FROM tp.crash FROM EARLIEST LIMIT ${ids.length + 100}`);
+    assert.deepEqual(offsets(messages), ids.map((_, i) => i), 'offsets 0..n-1, one per committed row');
+    assert.deepEqual(messages.map((m) => Number(m.key)).sort((x, y) => x - y), ids);
+    // Publishing continues after the restart at the next offset.
+    await server.ok('INSERT INTO tp.crsrc VALUES (-1, 0)');
+    const [next] = await consume(`CONSUME FROM tp.crash FROM ${ids.length}`);
+    assert.equal(Number(next!.offset), ids.length);
+    assert.equal(next!.key, '-1');
+  });
+});
