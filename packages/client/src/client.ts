@@ -97,6 +97,37 @@ export interface KalamClient {
   onConnectionState(listener: ConnectionStateListener): () => void;
   /** How often the WebSocket reconnected (diagnostics). */
   readonly reconnects: number;
+  /** Topic consumer groups over HTTP (`/v1/api/topics/consume` and `/ack`; roles service, dba, system). */
+  readonly topics: TopicsApi;
+}
+
+export interface TopicMessage {
+  readonly topic_id: string;
+  readonly partition_id: number;
+  readonly offset: number;
+  /** JSON text of the payload. */
+  readonly payload: string;
+  readonly key: string | null;
+  readonly timestamp_ms: number;
+  /** The writer, for USER-table sources. */
+  readonly user?: string;
+  readonly op: string;
+}
+
+export interface ConsumeOptions {
+  readonly topic: string;
+  readonly group: string;
+  /** A new group's first position: 'latest' (default), 'earliest' or an offset. */
+  readonly start?: 'latest' | 'earliest' | number;
+  readonly limit?: number;
+  readonly partition?: number;
+  /** Long-poll: wait up to this long for a message when none is available. */
+  readonly timeoutSeconds?: number;
+}
+
+export interface TopicsApi {
+  consume(options: ConsumeOptions): Promise<{ messages: TopicMessage[]; next_offset: number; has_more: boolean }>;
+  ack(options: { topic: string; group: string; partition?: number; uptoOffset: number }): Promise<{ success: boolean; acknowledged_offset: number }>;
 }
 
 let subscriptionCounter = 0;
@@ -179,6 +210,47 @@ export function createClient(options: ClientOptions): KalamClient {
     if (body.status !== 'success') throw new KalamError(body.error?.code ?? 'INTERNAL_ERROR', body.error?.message ?? `HTTP ${res.status}`, res.status);
     if (cells.bigint || cells.dates) for (const result of body.results) convertResult(result, cells);
     return body;
+  };
+
+  const postTopics = async <R>(path: string, payload: unknown, retried = false): Promise<R> => {
+    const token = await tokens.token();
+    let res: Response;
+    let text: string;
+    try {
+      res = await fetchImpl(`${base}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body: JSON.stringify(payload),
+      });
+      text = await res.text();
+    } catch (error) {
+      throw new KalamError('CONNECTION_FAILED', `Cannot reach ${base}: ${(error as Error).message}`);
+    }
+    if (res.status === 401 && !retried && !('token' in options.auth)) {
+      tokens.invalidate();
+      return postTopics(path, payload, true);
+    }
+    let body: Record<string, unknown>;
+    try {
+      body = JSON.parse(text) as Record<string, unknown>;
+    } catch {
+      throw new KalamError('INVALID_RESPONSE', `HTTP ${res.status} from ${base}${path} is not JSON: ${text.slice(0, 200)}`, res.status);
+    }
+    if (res.status !== 200) {
+      throw new KalamError(String(body.error ?? 'INTERNAL_ERROR').toUpperCase(), String(body.message ?? `HTTP ${res.status}`), res.status);
+    }
+    return body as R;
+  };
+
+  const topics: TopicsApi = {
+    consume: (o) => postTopics('/v1/api/topics/consume', {
+      topic_id: o.topic, group_id: o.group,
+      start: o.start === undefined ? 'Latest' : typeof o.start === 'number' ? { Offset: o.start } : o.start === 'earliest' ? 'Earliest' : 'Latest',
+      ...(o.limit !== undefined ? { limit: o.limit } : {}),
+      ...(o.partition !== undefined ? { partition_id: o.partition } : {}),
+      ...(o.timeoutSeconds !== undefined ? { timeout_seconds: o.timeoutSeconds } : {}),
+    }),
+    ack: (o) => postTopics('/v1/api/topics/ack', { topic_id: o.topic, group_id: o.group, partition_id: o.partition ?? 0, upto_offset: o.uptoOffset }),
   };
 
   const subscribeWith = async <T>(sql: string, handlers: InternalHandlers<T>, opts: SubscribeOptions, convert: boolean): Promise<Subscription> => {
@@ -358,6 +430,7 @@ export function createClient(options: ClientOptions): KalamClient {
     get connectionState() { return live.state; },
     onConnectionState: (listener) => live.onState(listener),
     get reconnects() { return live.reconnects; },
+    topics,
   };
 }
 

@@ -8,7 +8,7 @@
  * const stop = await client.live("SELECT * FROM chat.messages WHERE room = 'r1'", (rows) => render(rows));
  */
 export { createClient } from './client.js';
-export type { ClientOptions, KalamClient, LiveOptions, SubscribeHandlers, SubscribeOptions, Subscription } from './client.js';
+export type { ClientOptions, KalamClient, LiveOptions, SubscribeHandlers, SubscribeOptions, Subscription, TopicMessage, ConsumeOptions, TopicsApi } from './client.js';
 export type { AuthOptions } from './auth.js';
 export type { ConnectionState, ConnectionStateInfo, ConnectionStateListener } from './live-connection.js';
 export { KalamError } from './errors.js';

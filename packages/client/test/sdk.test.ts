@@ -44,6 +44,24 @@ describe('@kalamdb/client', () => {
     await assert.rejects(wrong.query('SELECT 1'), (e: unknown) => e instanceof KalamError && e.code === 'INVALID_CREDENTIALS' && e.status === 401);
   });
 
+  it('topics: consume and ack a consumer group over HTTP; users are refused', async () => {
+    await server.ok('CREATE TOPIC sdk.events');
+    await server.ok('CREATE SHARED TABLE sdk.orders (id BIGINT PRIMARY KEY, v INT)');
+    await server.ok('ALTER TOPIC sdk.events ADD SOURCE sdk.orders ON INSERT');
+    await server.ok('INSERT INTO sdk.orders VALUES (1, 10), (2, 20)');
+    const root = client({ user: 'root', password: ROOT_PASSWORD });
+    const first = await root.topics.consume({ topic: 'sdk.events', group: 'g1', start: 'earliest', limit: 1 });
+    assert.deepEqual(first.messages.map((m) => [m.offset, m.key, JSON.parse(m.payload)]), [[0, '1', { id: '1', v: 10 }]]);
+    assert.equal(first.next_offset, 1);
+    assert.equal(first.has_more, true);
+    assert.deepEqual(await root.topics.ack({ topic: 'sdk.events', group: 'g1', uptoOffset: 0 }), { success: true, acknowledged_offset: 0 });
+    const second = await root.topics.consume({ topic: 'sdk.events', group: 'g1', timeoutSeconds: 5 });
+    assert.deepEqual(second.messages.map((m) => m.offset), [1]);
+    const alice = client({ user: 'alice', password: 'alice-password-1' });
+    await assert.rejects(alice.topics.consume({ topic: 'sdk.events', group: 'g1' }), (e: unknown) => e instanceof KalamError && e.code === 'PERMISSION_DENIED' && e.status === 403);
+    await assert.rejects(root.topics.consume({ topic: 'sdk.nope', group: 'g1' }), (e: unknown) => e instanceof KalamError && e.code === 'NOT_FOUND' && e.status === 404);
+  });
+
   it('keeps tokens fresh: short-lived access tokens are refreshed transparently', async () => {
     const c = client({ user: 'alice', password: 'alice-password-1' });
     await c.query('SELECT 1');
