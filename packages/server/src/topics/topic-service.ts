@@ -45,6 +45,8 @@ export interface TopicDef {
   readonly routes: readonly TopicRoute[];
   readonly createdAt: number;
   readonly updatedAt: number;
+  /** Per partition, the next offset when CLEAR TOPIC last ran: offsets never go back after a restart. */
+  readonly offsetFloor?: readonly number[];
 }
 
 export interface TopicMessage {
@@ -170,7 +172,9 @@ export class TopicService {
       else if (key.startsWith(TOPIC_OFFSET_PREFIX)) service.acked.set(key.slice(TOPIC_OFFSET_PREFIX.length), value as number);
     }
     for (const topic of service.topics.values()) {
-      for (let p = 0; p < topic.partitions; p++) service.next.set(`${topic.name}\0${p}`, await service.readNextOffset(topic.name, p));
+      for (let p = 0; p < topic.partitions; p++) {
+        service.next.set(`${topic.name}\0${p}`, Math.max(await service.readNextOffset(topic.name, p), topic.offsetFloor?.[p] ?? 0));
+      }
     }
     service.rebuildRoutes();
     return service;
@@ -235,9 +239,17 @@ export class TopicService {
       for (const key of [...this.acked.keys()]) if (key.startsWith(`${name}\0`)) this.acked.delete(key);
       for (const key of [...this.claims.keys()]) if (key.startsWith(`${name}\0`)) this.claims.delete(key);
       for (let p = 0; p < topic.partitions; p++) this.next.delete(`${name}\0${p}`);
+    } else {
+      // After CLEAR TOPIC offsets keep growing, across restarts too: consumers never see an offset twice.
+      // The floor is recorded before the messages go, covering writes staged until the barrier.
+      await barrier();
+      const offsetFloor = [...Array(topic.partitions).keys()].map((p) => this.next.get(`${name}\0${p}`) ?? 0);
+      const updated = { ...topic, offsetFloor };
+      await this.hot.writeCatalog(new Map([[TOPIC_DEF_PREFIX + name, updated]]));
+      this.topics.set(name, updated);
+      this.rebuildRoutes();
     }
     await this.deleteMessages(name);
-    // After CLEAR TOPIC offsets keep growing: consumers never see an offset twice.
   }
 
   private async deleteMessages(name: string): Promise<void> {
