@@ -30,6 +30,7 @@ import { AuditLog } from './auth/audit-log.js';
 const AUDIT_RETENTION_MS = 90 * 86_400_000;
 import { StreamStore } from './storage/stream/stream-store.js';
 import { STREAM_SWEEP_MS, evictStreamEvents } from './jobs/stream-eviction.js';
+import { TOPIC_SWEEP_MS, sweepTopicRetention } from './jobs/topic-retention.js';
 import { initParser, ParseCache } from './sql/parser.js';
 import { PasswordHasher } from './auth/passwords.js';
 import { TokenService } from './auth/tokens.js';
@@ -126,6 +127,13 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   };
   const evictionTimer = setInterval(() => void evictStreamEvents(services, log), STREAM_SWEEP_MS);
   evictionTimer.unref();
+  let topicSweepRunning = false;
+  const topicTimer = setInterval(() => {
+    if (topicSweepRunning) return;
+    topicSweepRunning = true;
+    void sweepTopicRetention(services, log).finally(() => { topicSweepRunning = false; });
+  }, TOPIC_SWEEP_MS);
+  topicTimer.unref();
   const executor = new Executor(services, new ParseCache(config.parseCacheEntries));
   const auth = new Authenticator(catalog, tokens, passwords);
   auth.onFailedLogin = (userId, address) => {
@@ -154,6 +162,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       });
       clearInterval(pruneTimer);
       clearInterval(evictionTimer);
+      clearInterval(topicTimer);
       await userPurge.stop();
       await flush.stop();
       await committer.idle();

@@ -158,6 +158,32 @@ describe('topics', () => {
     assert.deepEqual(offsets(await consume('CONSUME FROM tp.clr FROM EARLIEST')), [2]);
   });
 
+  it('retention by age and by size runs as topic_retention jobs in system.jobs', async () => {
+    const [topic] = await server.rows("SELECT retention_seconds, retention_max_bytes FROM system.topics WHERE topic_id = 'tp.events'");
+    assert.deepEqual([Number(topic!.retention_seconds), Number(topic!.retention_max_bytes)], [7 * 86_400, 1024 * 1024 * 1024]);
+    await server.ok('CREATE TOPIC tp.aged WITH (retention_seconds = 1)');
+    await server.ok('CREATE TOPIC tp.sized WITH (retention_max_bytes = 1000)');
+    assertError(await server.sql('CREATE TOPIC tp.bad WITH (retention_days = 1)'), 400, 'INVALID_SQL', /Unknown topic option/);
+    await server.ok('CREATE TABLE tp.rsrc (id INT PRIMARY KEY, body TEXT)');
+    await server.ok('ALTER TOPIC tp.aged ADD SOURCE tp.rsrc ON INSERT');
+    await server.ok('ALTER TOPIC tp.sized ADD SOURCE tp.rsrc ON INSERT');
+    const body = 'x'.repeat(100);
+    await server.ok(`INSERT INTO tp.rsrc VALUES ${Array.from({ length: 20 }, (_, i) => `(${i}, '${body}')`).join(', ')}`);
+    await eventually('aged messages removed', async () => (await consume('CONSUME FROM tp.aged FROM EARLIEST')).length === 0, 30_000, 200);
+    const left = await eventually('sized messages trimmed', async () => {
+      const rows = offsets(await consume('CONSUME FROM tp.sized FROM EARLIEST'));
+      return rows.length < 20 ? rows : null;
+    }, 30_000, 200);
+    assert.ok(left.length > 0, 'the newest messages stay');
+    assert.deepEqual(left, Array.from({ length: left.length }, (_, i) => 20 - left.length + i), 'the oldest go first');
+    // New messages continue the offsets.
+    await server.ok(`INSERT INTO tp.rsrc VALUES (100, 'y')`);
+    assert.deepEqual(offsets(await consume('CONSUME FROM tp.sized FROM EARLIEST')).slice(-1), [20]);
+    const jobs = await server.rows("SELECT job_type, status, namespace_id, table_name FROM system.jobs WHERE job_type = 'topic_retention' AND table_name = 'aged'");
+    assert.ok(jobs.length >= 1);
+    assert.deepEqual(jobs[0], { job_type: 'topic_retention', status: 'completed', namespace_id: 'tp', table_name: 'aged' });
+  });
+
   it('HTTP consume / ack with upstream shapes and long-poll', async () => {
     await server.ok('CREATE TOPIC tp.http PARTITIONS 2');
     await server.ok('CREATE TABLE tp.hsrc (id INT PRIMARY KEY)');

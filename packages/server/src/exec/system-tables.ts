@@ -70,7 +70,8 @@ export function systemRelation(s: SystemSources, name: string, viewer: Principal
         columns: [col('topic_id', 'Text'), col('name', 'Text'), col('alias', 'Text'), col('partitions', 'Int'),
           col('retention_seconds', 'BigInt'), col('retention_max_bytes', 'BigInt'), col('routes', 'Json'),
           col('created_at', 'Timestamp'), col('updated_at', 'Timestamp')],
-        rows: (s.topics?.list() ?? []).map((t) => [t.name, t.name, null, t.partitions, null, null,
+        rows: (s.topics?.list() ?? []).map((t) => [t.name, t.name, null, t.partitions,
+          t.retentionSeconds === undefined ? null : BigInt(t.retentionSeconds), t.retentionMaxBytes === undefined ? null : BigInt(t.retentionMaxBytes),
           JSON.stringify(t.routes.map((r) => ({ table_id: r.table, op: r.op.toUpperCase(), payload_mode: r.payload, filter_expr: r.where }))),
           micros(t.createdAt), micros(t.updatedAt)]),
       };
@@ -258,6 +259,7 @@ function jobMessage(j: { job_type: string; status: string; namespace_id: string 
     case 'compaction': return `Compaction completed for ${table ?? ''}`;
     case 'repair': return `Repair completed for ${table ?? ''}`;
     case 'stream_eviction': return `Evicted ${j.rows_processed} expired rows from ${table ?? ''}`;
+    case 'topic_retention': return `Removed ${j.rows_processed} expired messages from topic ${table ?? ''}`;
     case 'cleanup': return 'Cleanup completed';
     default: return `${j.job_type} completed`;
   }

@@ -3,7 +3,7 @@ import type { Statement, TableName } from '../sql/statement.js';
 import { messageResult, rowsResult, type RunContext, type Services, type StatementResult } from './context.js';
 import { requireAdmin } from '../auth/access.js';
 import { ServerError, denied, execError } from '../util/errors.js';
-import { compileRouteWhere, type TopicDef, type TopicMessage } from '../topics/topic-service.js';
+import { DEFAULT_RETENTION_MAX_BYTES, DEFAULT_RETENTION_SECONDS, compileRouteWhere, type TopicDef, type TopicMessage } from '../topics/topic-service.js';
 import { qualifiedName } from '../catalog/types.js';
 import { resolveTable } from './ddl-exec.js';
 import type { Principal } from '../auth/access.js';
@@ -39,7 +39,10 @@ export async function createTopic(s: Services, ctx: RunContext, st: Of<'create_t
     }
     const now = Date.now();
     const partitions = st.partitions ?? 1;
-    await s.topics.save({ name, namespace, partitions, routes: [], createdAt: now, updatedAt: now });
+    await s.topics.save({
+      name, namespace, partitions, routes: [], createdAt: now, updatedAt: now,
+      retentionSeconds: st.retentionSeconds ?? DEFAULT_RETENTION_SECONDS, retentionMaxBytes: st.retentionMaxBytes ?? DEFAULT_RETENTION_MAX_BYTES,
+    });
     return messageResult(ctx, `Created topic '${name}' with ${partitions} partition(s)`);
   });
 }

@@ -6,7 +6,7 @@
 import type { CatalogStore } from '../catalog/catalog.js';
 import type { SnowflakeGenerator } from '../util/snowflake.js';
 
-export type JobType = 'flush' | 'compaction' | 'repair' | 'cleanup' | 'stream_eviction' | 'backup' | 'restore';
+export type JobType = 'flush' | 'compaction' | 'repair' | 'cleanup' | 'stream_eviction' | 'topic_retention' | 'backup' | 'restore';
 export type JobStatus = 'queued' | 'running' | 'completed' | 'failed' | 'cancelled';
 
 export interface JobRow {
@@ -96,7 +96,7 @@ export class JobStore {
     const cutoff = Date.now() - olderThanMs;
     const sweepCutoff = Date.now() - Math.min(olderThanMs, STREAM_EVICTION_RETENTION_MS);
     const old = [...this.jobs.values()].filter((j) => j.finished_at !== null
-      && j.finished_at < (j.job_type === 'stream_eviction' ? sweepCutoff : cutoff));
+      && j.finished_at < (j.job_type === 'stream_eviction' || j.job_type === 'topic_retention' ? sweepCutoff : cutoff));
     if (old.length === 0) return 0;
     await this.store.writeCatalog(new Map(old.map((j) => [`${JOB_PREFIX}${j.job_id}`, undefined])));
     for (const j of old) this.jobs.delete(j.job_id);

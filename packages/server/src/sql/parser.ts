@@ -659,7 +659,7 @@ function nonNegativeInt(c: Cursor, what: string): number {
   return n;
 }
 
-/** CREATE TOPIC [IF NOT EXISTS] ns.t [PARTITIONS n] */
+/** CREATE TOPIC [IF NOT EXISTS] ns.t [PARTITIONS n] [WITH (retention_seconds = n, retention_max_bytes = n)] */
 function parseCreateTopic(c: Cursor): Statement {
   c.expectWord('CREATE'); c.expectWord('TOPIC');
   const ifNotExists = c.acceptWords('IF', 'NOT', 'EXISTS');
@@ -669,8 +669,24 @@ function parseCreateTopic(c: Cursor): Statement {
     partitions = nonNegativeInt(c, 'PARTITIONS');
     if (partitions < 1 || partitions > 1024) throw invalidSql('PARTITIONS must be between 1 and 1024');
   }
+  let retentionSeconds: number | null = null;
+  let retentionMaxBytes: number | null = null;
+  if (c.acceptWords('WITH')) {
+    if (c.next()?.value !== '(') throw invalidSql('Expected ( after WITH');
+    while (c.peek() !== undefined && c.peek()?.value !== ')') {
+      const name = c.identifier('option name').toLowerCase();
+      if (c.next()?.value !== '=') throw invalidSql(`Expected = after option ${name}`);
+      const value = nonNegativeInt(c, name);
+      if (value < 1) throw invalidSql(`${name} must be at least 1`);
+      if (name === 'retention_seconds') retentionSeconds = value;
+      else if (name === 'retention_max_bytes') retentionMaxBytes = value;
+      else throw invalidSql(`Unknown topic option '${name}' (retention_seconds, retention_max_bytes)`);
+      if (c.peek()?.value === ',') c.next();
+    }
+    if (c.next()?.value !== ')') throw invalidSql('Expected ) after the WITH options');
+  }
   c.end();
-  return { kind: 'create_topic', topic, partitions, ifNotExists };
+  return { kind: 'create_topic', topic, partitions, ifNotExists, retentionSeconds, retentionMaxBytes };
 }
 
 function parseDropTopic(c: Cursor): Statement {

@@ -56,7 +56,15 @@ export type Statement =
   | { readonly kind: 'alter_table_access'; readonly table: TableName; readonly accessLevel: string }
   | { readonly kind: 'alter_table'; readonly table: TableName; readonly op: AlterTableOp }
   | { readonly kind: 'subscribe'; readonly table: TableName; readonly where: string | null; readonly options: Readonly<Record<string, OptionValue>> }
-  | { readonly kind: 'create_topic'; readonly topic: TableName; readonly partitions: number | null; readonly ifNotExists: boolean }
+  | {
+      readonly kind: 'create_topic';
+      readonly topic: TableName;
+      readonly partitions: number | null;
+      readonly ifNotExists: boolean;
+      /** WITH (retention_seconds = n, retention_max_bytes = n): ours, upstream has only its defaults. */
+      readonly retentionSeconds: number | null;
+      readonly retentionMaxBytes: number | null;
+    }
   | { readonly kind: 'drop_topic'; readonly topic: TableName; readonly ifExists: boolean }
   | { readonly kind: 'clear_topic'; readonly topic: TableName }
   | {

@@ -22,6 +22,8 @@ import { stringifyJson } from '../util/json.js';
 import { invalidSql } from '../util/errors.js';
 
 export const KEY_TOPIC_MESSAGE = 0x03;
+export const DEFAULT_RETENTION_SECONDS = 7 * 86_400;
+export const DEFAULT_RETENTION_MAX_BYTES = 1024 * 1024 * 1024;
 const TOPIC_DEF_PREFIX = 'topicdef:';
 const TOPIC_OFFSET_PREFIX = 'topicoffset:';
 
@@ -45,6 +47,10 @@ export interface TopicDef {
   readonly routes: readonly TopicRoute[];
   readonly createdAt: number;
   readonly updatedAt: number;
+  /** Messages older than this are removed by the retention sweep (default 7 days, as upstream). */
+  readonly retentionSeconds?: number;
+  /** A partition holding more message bytes than this loses its oldest messages (default 1 GiB). */
+  readonly retentionMaxBytes?: number;
   /** Per partition, the next offset when CLEAR TOPIC last ran: offsets never go back after a restart. */
   readonly offsetFloor?: readonly number[];
 }
@@ -156,6 +162,9 @@ export class TopicService {
   private readonly waiters = new Set<() => void>();
   /** Offsets handed out by the group being written, to give back if its batch fails. */
   private pendingMark: Map<string, number> | null = null;
+  /** Message bytes (key + value) held per `${topic}\0${partition}`, for size retention. */
+  private readonly bytes = new Map<string, number>();
+  private pendingBytes = new Map<string, number>();
 
   constructor(
     private readonly hot: HotStore,
@@ -174,6 +183,7 @@ export class TopicService {
     for (const topic of service.topics.values()) {
       for (let p = 0; p < topic.partitions; p++) {
         service.next.set(`${topic.name}\0${p}`, Math.max(await service.readNextOffset(topic.name, p), topic.offsetFloor?.[p] ?? 0));
+        service.bytes.set(`${topic.name}\0${p}`, await service.countBytes(topic.name, p));
       }
     }
     service.rebuildRoutes();
@@ -186,6 +196,51 @@ export class TopicService {
       return Number(key.readBigUInt64BE(key.length - 8)) + 1;
     }
     return 0;
+  }
+
+  private async countBytes(topic: string, partition: number): Promise<number> {
+    const prefix = messagePrefix(topic, partition);
+    let total = 0;
+    for await (const { key, value } of this.hot.db.iterator({ gte: prefix, lt: prefixEnd(prefix), capacity: 1024 })) total += key.length + value.length;
+    return total;
+  }
+
+  /**
+   * Retention: removes, per partition, the oldest messages that are older than the topic's
+   * retention_seconds or beyond its retention_max_bytes. Returns how many each topic lost.
+   */
+  async sweepRetention(now: number): Promise<Map<string, number>> {
+    const removed = new Map<string, number>();
+    for (const topic of [...this.topics.values()]) {
+      const maxAge = (topic.retentionSeconds ?? DEFAULT_RETENTION_SECONDS) * 1000;
+      const maxBytes = topic.retentionMaxBytes ?? DEFAULT_RETENTION_MAX_BYTES;
+      for (let p = 0; p < topic.partitions; p++) {
+        const counter = `${topic.name}\0${p}`;
+        let held = this.bytes.get(counter) ?? 0;
+        const prefix = messagePrefix(topic.name, p);
+        let end: Buffer | null = null;
+        let count = 0;
+        let freed = 0;
+        for await (const { key, value } of this.hot.db.iterator({ gte: prefix, lt: prefixEnd(prefix), capacity: 256 })) {
+          const size = key.length + value.length;
+          const m = JSON.parse(value.toString('utf8')) as StoredMessage;
+          if (m.t >= now - maxAge && held - freed <= maxBytes) break;
+          freed += size;
+          count++;
+          end = key;
+        }
+        if (end === null || this.topics.get(topic.name) === undefined) continue;
+        const batch = this.hot.db.write({ capacity: 1, autoDestroy: true });
+        const upto = Buffer.concat([end, Buffer.of(0)]);
+        batch.tryDeleteRange(prefix, upto);
+        await batch.flush();
+        await this.hot.syncWal();
+        held = this.bytes.get(counter) ?? 0;
+        this.bytes.set(counter, Math.max(0, held - freed));
+        removed.set(topic.name, (removed.get(topic.name) ?? 0) + count);
+      }
+    }
+    return removed;
   }
 
   private rebuildRoutes(): void {
@@ -250,6 +305,10 @@ export class TopicService {
       this.rebuildRoutes();
     }
     await this.deleteMessages(name);
+    for (let p = 0; p < topic.partitions; p++) {
+      if (dropDefinition) this.bytes.delete(`${name}\0${p}`);
+      else this.bytes.set(`${name}\0${p}`, 0);
+    }
   }
 
   private async deleteMessages(name: string): Promise<void> {
@@ -277,7 +336,10 @@ export class TopicService {
         this.pendingMark ??= new Map();
         if (!this.pendingMark.has(counter)) this.pendingMark.set(counter, offset);
         this.next.set(counter, offset + 1);
-        batch.tryPut(messageKey(route.topic.name, partition, offset), Buffer.from(JSON.stringify(message), 'utf8'));
+        const key = messageKey(route.topic.name, partition, offset);
+        const value = Buffer.from(JSON.stringify(message), 'utf8');
+        batch.tryPut(key, value);
+        this.pendingBytes.set(counter, (this.pendingBytes.get(counter) ?? 0) + key.length + value.length);
       }
     }
   }
@@ -286,11 +348,14 @@ export class TopicService {
   commitStaged(): void {
     const published = this.pendingMark !== null;
     this.pendingMark = null;
+    for (const [counter, n] of this.pendingBytes) this.bytes.set(counter, (this.bytes.get(counter) ?? 0) + n);
+    this.pendingBytes = new Map();
     if (published) for (const wake of [...this.waiters]) wake();
   }
 
   /** The staged group failed: its offsets are handed out again (no gaps). */
   rollbackStaged(): void {
+    this.pendingBytes = new Map();
     if (this.pendingMark === null) return;
     for (const [counter, offset] of this.pendingMark) this.next.set(counter, offset);
     this.pendingMark = null;
