@@ -158,6 +158,14 @@ describe('topics', () => {
     assert.deepEqual(offsets(await consume('CONSUME FROM tp.clr FROM EARLIEST')), [2]);
   });
 
+  it('DROP NAMESPACE refuses a namespace holding topics; CASCADE drops them', async () => {
+    await server.ok('CREATE NAMESPACE tpdrop');
+    await server.ok('CREATE TOPIC tpdrop.t');
+    assertError(await server.sql('DROP NAMESPACE tpdrop'), 400, 'SQL_EXECUTION_ERROR', /still holds topics: tpdrop.t/);
+    await server.ok('DROP NAMESPACE tpdrop CASCADE');
+    assert.deepEqual(await server.rows("SELECT topic_id FROM system.topics WHERE topic_id = 'tpdrop.t'"), []);
+  });
+
   it('retention by age and by size runs as topic_retention jobs in system.jobs', async () => {
     const [topic] = await server.rows("SELECT retention_seconds, retention_max_bytes FROM system.topics WHERE topic_id = 'tp.events'");
     assert.deepEqual([Number(topic!.retention_seconds), Number(topic!.retention_max_bytes)], [7 * 86_400, 1024 * 1024 * 1024]);

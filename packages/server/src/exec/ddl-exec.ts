@@ -45,6 +45,11 @@ export async function dropNamespace(s: Services, ctx: RunContext, st: Of<'drop_n
     if (tables.length > 0 && !st.cascade) {
       throw execError(`Namespace '${st.name}' still holds tables: ${tables.map((t) => t.name).join(', ')}; use DROP NAMESPACE ${st.name} CASCADE`);
     }
+    const topics = s.topics.list().filter((t) => t.namespace === st.name);
+    if (topics.length > 0 && !st.cascade) {
+      throw execError(`Namespace '${st.name}' still holds topics: ${topics.map((t) => t.name).join(', ')}; use DROP NAMESPACE ${st.name} CASCADE`);
+    }
+    for (const topic of topics) await s.topics.remove(topic.name, true, () => s.committer.barrier());
     for (const table of tables) await dropTableData(s, table);
     await s.catalog.dropNamespace(st.name);
     return messageResult(ctx, `Namespace '${st.name}' dropped successfully`);
