@@ -29,16 +29,21 @@ export async function flushTable(s: Services, ctx: RunContext, st: Of<'flush_tab
   return messageResult(ctx, `Storage flush started for table '${qualifiedName(table)}'. Job ID: ${job.job_id}`);
 }
 
+/** The tables of a STORAGE ... ALL statement (every namespace, or one that must exist): all but STREAM tables. */
+function persistedTables(s: Services, namespace: string | null): { tables: TableDef[]; scope: string } {
+  if (namespace !== null && !s.catalog.namespace(namespace)) throw execError(`Namespace '${namespace}' does not exist`);
+  const tables = s.catalog.tablesIn(namespace).filter((t) => t.type !== 'STREAM');
+  return { tables, scope: namespace === null ? 'all namespaces' : `namespace '${namespace}'` };
+}
+
 export async function flushAll(s: Services, ctx: RunContext, st: Of<'flush_all'>): Promise<StatementResult> {
   requireAdmin(ctx.principal, 'STORAGE FLUSH ALL');
-  if (st.namespace !== null && !s.catalog.namespace(st.namespace)) throw execError(`Namespace '${st.namespace}' does not exist`);
+  const { tables, scope } = persistedTables(s, st.namespace);
   const started: string[] = [];
-  for (const table of s.catalog.tablesIn(st.namespace)) {
-    if (table.type === 'STREAM') continue;
+  for (const table of tables) {
     const job = await s.flush.flushTable(table);
     if (job !== null) started.push(job.job_id);
   }
-  const scope = st.namespace === null ? 'all namespaces' : `namespace '${st.namespace}'`;
   if (started.length === 0) return messageResult(ctx, `Storage flush skipped: no pending writes in ${scope}`);
   return messageResult(ctx, `Storage flush started for ${started.length} table(s) in ${scope}. Job IDs: [${started.join(', ')}]`);
 }
@@ -54,13 +59,9 @@ export async function compactTable(s: Services, ctx: RunContext, st: Of<'compact
 /** STORAGE COMPACT ALL [IN ns]: one compaction job per USER/SHARED table (upstream's message). */
 export async function compactAll(s: Services, ctx: RunContext, st: Of<'compact_all'>): Promise<StatementResult> {
   requireAdmin(ctx.principal, 'STORAGE COMPACT ALL');
-  if (st.namespace !== null && !s.catalog.namespace(st.namespace)) throw execError(`Namespace '${st.namespace}' does not exist`);
+  const { tables, scope } = persistedTables(s, st.namespace);
   const started: string[] = [];
-  for (const table of s.catalog.tablesIn(st.namespace)) {
-    if (table.type === 'STREAM') continue;
-    started.push((await s.flush.compactTable(table)).job_id);
-  }
-  const scope = st.namespace === null ? 'all namespaces' : `namespace '${st.namespace}'`;
+  for (const table of tables) started.push((await s.flush.compactTable(table)).job_id);
   if (started.length === 0) throw execError(`No compactable tables found in ${st.namespace === null ? 'any namespace' : `namespace ${st.namespace}`} (STREAM tables are never compacted)`);
   return messageResult(ctx, `Storage compaction started for ${started.length} table(s) in ${scope}. Job IDs: [${started.join(', ')}]`);
 }

@@ -615,25 +615,32 @@ function parseKillLive(c: Cursor): Statement {
   return { kind: 'kill_live', liveId };
 }
 
+/**
+ * The text of a WHERE clause (the cursor on WHERE), kept verbatim up to `<stop> (` or the end of the
+ * statement; the cursor is left on `stop`.
+ */
+function whereText(stmt: StatementText, c: Cursor, stop: string, statement: string): string {
+  const start = c.next()!.end;
+  let end = stmt.text.length;
+  for (let t = c.next(); t !== undefined; t = c.next()) {
+    if (t.kind === 'word' && t.value === stop && c.peek()?.value === '(') {
+      end = t.start;
+      c.back();
+      break;
+    }
+  }
+  const where = stmt.text.slice(start, end).trim();
+  if (where === '') throw invalidSql(`${statement} ... WHERE needs a condition`);
+  return where;
+}
+
 /** SUBSCRIBE TO ns.t [WHERE ...] [OPTIONS (name = value, ...)]; the WHERE text is kept verbatim. */
 function parseSubscribe(stmt: StatementText, c: Cursor): Statement {
   c.expectWord('SUBSCRIBE'); c.expectWord('TO');
   const table = c.tableName();
   let where: string | null = null;
   const options: Record<string, string | number | boolean> = {};
-  if (c.peekWord(0) === 'WHERE') {
-    const start = c.next()!.end;
-    let end = stmt.text.length;
-    for (let t = c.next(); t !== undefined; t = c.next()) {
-      if (t.kind === 'word' && t.value === 'OPTIONS' && c.peek()?.value === '(') {
-        end = t.start;
-        c.back();
-        break;
-      }
-    }
-    where = stmt.text.slice(start, end).trim();
-    if (where === '') throw invalidSql('SUBSCRIBE TO ... WHERE needs a condition');
-  }
+  if (c.peekWord(0) === 'WHERE') where = whereText(stmt, c, 'OPTIONS', 'SUBSCRIBE TO');
   if (c.acceptWords('OPTIONS')) {
     if (c.next()?.value !== '(') throw invalidSql('Expected ( after OPTIONS');
     while (c.peek()?.value !== ')') {
@@ -716,19 +723,7 @@ function parseAlterTopic(stmt: StatementText, c: Cursor): Statement {
   if (op === undefined) throw invalidSql('Expected INSERT, UPDATE or DELETE after ON');
   let where: string | null = null;
   let payload: 'key' | 'full' | 'diff' = 'full';
-  if (c.peekWord(0) === 'WHERE') {
-    const start = c.next()!.end;
-    let end = stmt.text.length;
-    for (let t = c.next(); t !== undefined; t = c.next()) {
-      if (t.kind === 'word' && t.value === 'WITH' && c.peek()?.value === '(') {
-        end = t.start;
-        c.back();
-        break;
-      }
-    }
-    where = stmt.text.slice(start, end).trim();
-    if (where === '') throw invalidSql('ADD SOURCE ... WHERE needs a condition');
-  }
+  if (c.peekWord(0) === 'WHERE') where = whereText(stmt, c, 'WITH', 'ADD SOURCE');
   if (c.acceptWords('WITH')) {
     if (c.next()?.value !== '(') throw invalidSql('Expected ( after WITH');
     while (c.peek() !== undefined && c.peek()?.value !== ')') {
