@@ -101,16 +101,21 @@ export interface KalamClient {
   readonly topics: TopicsApi;
 }
 
-export interface TopicMessage {
+export interface TopicMessage<P = Record<string, unknown>> {
   readonly topic_id: string;
   readonly partition_id: number;
   readonly offset: number;
-  /** JSON text of the payload. */
-  readonly payload: string;
+  /**
+   * The payload, decoded (the server sends its bytes in base64, as upstream): the row (`full`),
+   * its primary key (`key`), or the key, changed columns and `old_values` (`diff`); full and diff
+   * payloads name their source table in `_table`, deletes carry `_deleted: true`.
+   */
+  readonly payload: P;
   readonly key: string | null;
   readonly timestamp_ms: number;
   /** The writer, for USER-table sources. */
   readonly user?: string;
+  /** Insert, Update or Delete. */
   readonly op: string;
 }
 
@@ -126,11 +131,26 @@ export interface ConsumeOptions {
 }
 
 export interface TopicsApi {
-  consume(options: ConsumeOptions): Promise<{ messages: TopicMessage[]; next_offset: number; has_more: boolean }>;
+  consume<P = Record<string, unknown>>(options: ConsumeOptions): Promise<{ messages: TopicMessage<P>[]; next_offset: number; has_more: boolean }>;
   ack(options: { topic: string; group: string; partition?: number; uptoOffset: number }): Promise<{ success: boolean; acknowledged_offset: number }>;
 }
 
 let subscriptionCounter = 0;
+
+interface RawConsumed {
+  readonly messages: (Omit<TopicMessage, 'payload'> & { readonly payload: string })[];
+  readonly next_offset: number;
+  readonly has_more: boolean;
+}
+
+function decodeConsumed<P>(raw: RawConsumed): { messages: TopicMessage<P>[]; next_offset: number; has_more: boolean } {
+  const decoder = new TextDecoder();
+  const messages = raw.messages.map((m) => {
+    const bytes = Uint8Array.from(atob(m.payload), (c) => c.charCodeAt(0));
+    return { ...m, payload: JSON.parse(decoder.decode(bytes)) as P };
+  });
+  return { messages, next_offset: raw.next_offset, has_more: raw.has_more };
+}
 
 /** Handlers the client uses internally: also told the schema when the subscription is acknowledged. */
 interface InternalHandlers<T> extends SubscribeHandlers<T> {
@@ -243,13 +263,13 @@ export function createClient(options: ClientOptions): KalamClient {
   };
 
   const topics: TopicsApi = {
-    consume: (o) => postTopics('/v1/api/topics/consume', {
+    consume: async <P>(o: ConsumeOptions) => decodeConsumed<P>(await postTopics<RawConsumed>('/v1/api/topics/consume', {
       topic_id: o.topic, group_id: o.group,
       start: o.start === undefined ? 'Latest' : typeof o.start === 'number' ? { Offset: o.start } : o.start === 'earliest' ? 'Earliest' : 'Latest',
       ...(o.limit !== undefined ? { limit: o.limit } : {}),
       ...(o.partition !== undefined ? { partition_id: o.partition } : {}),
       ...(o.timeoutSeconds !== undefined ? { timeout_seconds: o.timeoutSeconds } : {}),
-    }),
+    })),
     ack: (o) => postTopics('/v1/api/topics/ack', { topic_id: o.topic, group_id: o.group, partition_id: o.partition ?? 0, upto_offset: o.uptoOffset }),
   };
 

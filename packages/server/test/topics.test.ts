@@ -56,8 +56,8 @@ describe('topics', () => {
     await server.ok('DELETE FROM tp.orders WHERE id = 2');
     const rows = await consume('CONSUME FROM tp.events FROM EARLIEST LIMIT 100');
     assert.deepEqual(offsets(rows), [0, 1, 2, 3]);
-    assert.deepEqual(rows.map((r) => r.op), ['INSERT', 'INSERT', 'UPDATE', 'DELETE']);
-    assert.deepEqual(JSON.parse(String(rows[2]!.payload)), { id: 1, status: 'paid', amount: 10 });
+    assert.deepEqual(rows.map((r) => r.op), ['insert', 'insert', 'update', 'delete']);
+    assert.deepEqual(JSON.parse(String(rows[2]!.payload)), { id: 1, status: 'paid', amount: 10, _table: 'tp.orders' });
     assert.equal(JSON.parse(String(rows[3]!.payload)).id, 2);
     assert.equal(JSON.parse(String(rows[3]!.payload))._deleted, true);
     assert.equal(rows[0]!.key, '1');
@@ -126,9 +126,9 @@ describe('topics', () => {
     await server.ok("UPDATE tp.pay SET amount = 175 WHERE id = 2");
     const rows = await consume('CONSUME FROM tp.big FROM EARLIEST');
     assert.deepEqual(rows.map((r) => [r.op, JSON.parse(String(r.payload))]), [
-      ['INSERT', { id: 2 }],
-      ['INSERT', { id: 4 }],
-      ['UPDATE', { id: 2, amount: 175, old_values: { amount: 150 } }],
+      ['insert', { id: 2 }],
+      ['insert', { id: 4 }],
+      ['update', { id: 2, amount: 175, old_values: { amount: 150 }, _table: 'tp.pay' }],
     ]);
     assertError(await server.sql('ALTER TOPIC tp.big ADD SOURCE tp.pay ON DELETE WHERE nosuch = 1'), 400, 'INVALID_SQL');
   });
@@ -216,6 +216,9 @@ describe('topics', () => {
     assert.ok(body.messages.length >= 1, got.text);
     assert.deepEqual(Object.keys(body.messages[0]!).sort(), ['key', 'offset', 'op', 'partition_id', 'payload', 'timestamp_ms', 'topic_id']);
     assert.equal(body.next_offset, Number(body.messages[body.messages.length - 1]!.offset) + 1);
+    // As upstream: the payload's bytes in base64, the op capitalized.
+    assert.equal(body.messages[0]!.op, 'Insert');
+    assert.deepEqual(Object.keys(JSON.parse(Buffer.from(String(body.messages[0]!.payload), 'base64').toString('utf8'))), ['id', '_table']);
     const acked = await server.post('/v1/api/topics/ack', { topic_id: 'tp.http', group_id: 'h', partition_id: 0, upto_offset: 0 }, auth);
     assert.deepEqual(acked.json, { success: true, acknowledged_offset: 0 });
   });

@@ -181,8 +181,9 @@ export function topicRoutes(s: Services): { consume(p: Principal, b: Record<stri
       const nextOffset = last === undefined ? s.topics.latestOffset(topic.name, partition) : last.offset + 1;
       return {
         messages: messages.map((m) => ({
-          topic_id: m.topic_id, partition_id: m.partition_id, offset: m.offset, payload: m.payload, key: m.key,
-          timestamp_ms: m.timestamp_ms, ...(m.user_id === null ? {} : { user: m.user_id }), op: m.op,
+          // As upstream: the payload's bytes in base64, the op capitalized (Insert, Update, Delete).
+          topic_id: m.topic_id, partition_id: m.partition_id, offset: m.offset, payload: Buffer.from(m.payload, 'utf8').toString('base64'), key: m.key,
+          timestamp_ms: m.timestamp_ms, ...(m.user_id === null ? {} : { user: m.user_id }), op: m.op[0]!.toUpperCase() + m.op.slice(1),
         })),
         next_offset: nextOffset,
         has_more: nextOffset < s.topics.latestOffset(topic.name, partition),

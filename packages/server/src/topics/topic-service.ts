@@ -64,7 +64,8 @@ export interface TopicMessage {
   readonly payload: string;
   readonly timestamp_ms: number;
   readonly user_id: string | null;
-  readonly op: string;
+  /** insert, update or delete (upstream's SQL spelling; HTTP capitalizes it). */
+  readonly op: TopicOp;
 }
 
 interface StoredMessage {
@@ -385,6 +386,8 @@ export class TopicService {
       payload.old_values = old;
     }
     if (change.kind === 'delete' && route.payload !== 'key') payload._deleted = true;
+    // As upstream: full and diff payloads name their source table (one topic can have many).
+    if (route.payload !== 'key') payload._table = qualifiedName(table);
     const user = table.type === 'USER' ? (this.userName(change.partition) ?? change.partition) : null;
     return { k: key, p: stringifyJson(payload), t: now, u: user, o: change.kind.toUpperCase() };
   }
@@ -405,7 +408,7 @@ export class TopicService {
       const m = JSON.parse(value.toString('utf8')) as StoredMessage;
       out.push({
         topic_id: topic, partition_id: partition, offset: Number(key.readBigUInt64BE(key.length - 8)),
-        key: m.k, payload: m.p, timestamp_ms: m.t, user_id: m.u, op: m.o,
+        key: m.k, payload: m.p, timestamp_ms: m.t, user_id: m.u, op: m.o.toLowerCase() as TopicOp,
       });
     }
     return out;
