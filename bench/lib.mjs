@@ -6,7 +6,8 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import http from 'node:http';
 
-const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'packages/server/dist/src/main.js');
+// KALAMDB_BENCH_MAIN runs another build of the server (e.g. a copy of the previous dist, to compare).
+const MAIN = process.env.KALAMDB_BENCH_MAIN ?? join(dirname(fileURLToPath(import.meta.url)), '..', 'packages/server/dist/src/main.js');
 const PASSWORD = 'bench-root-password';
 
 /** Starts the server; `toml` is extra configuration (e.g. raised limits for the fan-out runs). */
@@ -14,7 +15,9 @@ export async function startBenchServer(toml = '') {
   const dataDir = mkdtempSync(join(tmpdir(), 'kalamdb-bench-'));
   const configPath = join(dataDir, 'bench.toml');
   writeFileSync(configPath, toml);
-  const child = spawn(process.execPath, [MAIN, '--port', '0', '--data-dir', dataDir, '--config', configPath], {
+  // KALAMDB_BENCH_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", profiles the server alone.
+  const nodeArgs = (process.env.KALAMDB_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, MAIN, '--port', '0', '--data-dir', dataDir, '--config', configPath], {
     env: { ...process.env, KALAMDB_ROOT_PASSWORD: PASSWORD, KALAMDB_LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

@@ -10,7 +10,7 @@
 //    POST /v1/api/topics/consume (limit 1,000) + /ack per batch, with a lean node:http keep-alive
 //    client that parses each JSON response. Then the same with 4 partitions and 4 consumers.
 //
-// Alone: `node bench/topics.mjs [--seconds 3] [--rounds 3] [--topic-messages 300000]`;
+// Alone: `node bench/topics.mjs [--seconds 3] [--rounds 3] [--topic-messages 300000] [--only insert|multi|drain]`;
 // in `npm run bench` as `--only topics`.
 import http from 'node:http';
 import { readFileSync } from 'node:fs';
@@ -102,12 +102,14 @@ function leanClient(port, token) {
 }
 
 /** One consumer of `group` drains partition `partition` until it has `expected` messages. */
-async function drainPartition(call, topic, group, partition, expected, check) {
+async function drainPartition(call, topic, group, partition, expected, check, consumeMs, ackMs) {
   let got = 0;
   let nextOffset = 0;
   let requests = 0;
   while (got < expected) {
+    let t = performance.now();
     const res = await call('/v1/api/topics/consume', { topic_id: topic, group_id: group, partition_id: partition, limit: 1000, start: 'Earliest' });
+    consumeMs.push(performance.now() - t);
     requests++;
     const messages = res.messages;
     if (messages.length === 0) throw new Error(`partition ${partition}: no messages after ${got} of ${expected}`);
@@ -117,7 +119,9 @@ async function drainPartition(call, topic, group, partition, expected, check) {
     }
     if (check) check(messages);
     got += messages.length;
+    t = performance.now();
     await call('/v1/api/topics/ack', { topic_id: topic, group_id: group, partition_id: partition, upto_offset: messages[messages.length - 1].offset });
+    ackMs.push(performance.now() - t);
   }
   return { got, requests };
 }
@@ -136,7 +140,8 @@ async function drain(server, token, topic, partitions, total) {
   if (partitions === 1) perPartition.push(total);
   else {
     for (let p = 0; p < partitions; p++) {
-      const res = await call('/v1/api/topics/consume', { topic_id: topic, group_id: `count_${p}`, partition_id: p, limit: 1, start: 'Latest' });
+      let t = performance.now();
+    const res = await call('/v1/api/topics/consume', { topic_id: topic, group_id: `count_${p}`, partition_id: p, limit: 1, start: 'Latest' });
       perPartition.push(res.next_offset);
     }
     if (perPartition.reduce((a, b) => a + b, 0) !== total) throw new Error(`partitions hold ${perPartition}, expected ${total} in all`);
@@ -144,7 +149,9 @@ async function drain(server, token, topic, partitions, total) {
   const cpu0 = serverCpuUs(server.pid);
   const client0 = clientCpuUs();
   const started = performance.now();
-  const results = await Promise.all(perPartition.map((n, p) => drainPartition(call, topic, 'drain', p, n, check)));
+  const consumeMs = [];
+  const ackMs = [];
+  const results = await Promise.all(perPartition.map((n, p) => drainPartition(call, topic, 'drain', p, n, check, consumeMs, ackMs)));
   const elapsed = (performance.now() - started) / 1000;
   const serverCpu = serverCpuUs(server.pid) - cpu0;
   const clientCpu = clientCpuUs() - client0;
@@ -153,11 +160,12 @@ async function drain(server, token, topic, partitions, total) {
     messages_per_s: Math.round(total / elapsed), seconds: Math.round(elapsed * 100) / 100,
     server_cpu_us_per_message: Math.round((serverCpu / total) * 100) / 100,
     client_cpu_us_per_message: Math.round((clientCpu / total) * 100) / 100,
+    consume_latency: latencyStats(consumeMs), ack_latency: latencyStats(ackMs),
     target_messages_per_s: 100_000,
   };
 }
 
-export async function benchTopics(server, seconds, rounds, messages) {
+export async function benchTopics(server, seconds, rounds, messages, only = 'all') {
   const { sql, pid } = server;
   const token = (await server.post('/v1/api/auth/login', { user: 'root', password: 'bench-root-password' })).access_token;
   const out = {};
@@ -174,7 +182,7 @@ export async function benchTopics(server, seconds, rounds, messages) {
     await sql(`INSERT INTO ${table} (user_id, body, n) VALUES ($1, $2, $3)`, [`u${c}`, `message ${i} from client ${c}`, i]);
     return 1;
   };
-  for (const kind of ['shared', 'user']) {
+  for (const kind of only === 'all' || only === 'insert' ? ['shared', 'user'] : []) {
     const res = await interleaved(pid, rounds, seconds, 16, { without_topic: single(`tb.${kind}_plain`), with_topic: single(`tb.${kind}_topic`) });
     out[`insert_single_row_16_clients_${kind}`] = { ...res, ...overhead(res.without_topic, res.with_topic), target_overhead_pct: 15 };
   }
@@ -183,12 +191,12 @@ export async function benchTopics(server, seconds, rounds, messages) {
     await sql(`INSERT INTO ${table} (user_id, body, n) VALUES ${values}`);
     return 1000;
   };
-  {
+  if (only === 'all' || only === 'insert' || only === 'multi') {
     const res = await interleaved(pid, rounds, seconds, 2, { without_topic: multi('tb.shared_plain'), with_topic: multi('tb.shared_topic') });
     out.insert_multi_row_1000_2_clients_shared = { ...res, ...overhead(res.without_topic, res.with_topic) };
   }
 
-  for (const partitions of [1, 4]) {
+  for (const partitions of only === 'all' || only === 'drain' ? [1, 4] : []) {
     const topic = `tb.drain${partitions}`;
     await sql(`CREATE SHARED TABLE ${topic}_src ${shape} ${noFlush}`);
     await sql(`CREATE TOPIC ${topic} PARTITIONS ${partitions}`);
@@ -211,7 +219,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const messages = Number(arg('topic-messages', '300000'));
   const server = await startBenchServer(arg('durability', undefined) === undefined ? '' : `durability = "${arg('durability')}"\n`);
   try {
-    const topics = await benchTopics(server, seconds, rounds, messages);
+    const topics = await benchTopics(server, seconds, rounds, messages, arg('only', 'all'));
     process.stdout.write(JSON.stringify({ machine: machine(), seconds_per_round: seconds, rounds, topics }, null, 2) + '\n');
   } finally {
     await server.stop();

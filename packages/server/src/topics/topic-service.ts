@@ -25,6 +25,8 @@ export const KEY_TOPIC_MESSAGE = 0x03;
 export const DEFAULT_RETENTION_SECONDS = 7 * 86_400;
 export const DEFAULT_RETENTION_MAX_BYTES = 1024 * 1024 * 1024;
 const TOPIC_DEF_PREFIX = 'topicdef:';
+/** Iterator capacity of a read: a consume of up to 1,000 messages (the usual batch) is one native call. */
+const READ_CAPACITY_MAX = 1024;
 const TOPIC_OFFSET_PREFIX = 'topicoffset:';
 
 export type TopicOp = 'insert' | 'update' | 'delete';
@@ -403,7 +405,8 @@ export class TopicService {
 
   async read(topic: string, partition: number, from: number, limit: number): Promise<TopicMessage[]> {
     const out: TopicMessage[] = [];
-    const range = { gte: messageKey(topic, partition, from), lt: prefixEnd(messagePrefix(topic, partition)), limit };
+    // One native read per batch: the default capacity (8) costs a thread-pool round trip per 8 messages.
+    const range = { gte: messageKey(topic, partition, from), lt: prefixEnd(messagePrefix(topic, partition)), limit, capacity: Math.min(limit, READ_CAPACITY_MAX) };
     for await (const { key, value } of this.hot.db.iterator(range)) {
       const m = JSON.parse(value.toString('utf8')) as StoredMessage;
       out.push({
