@@ -34,6 +34,7 @@ export interface HttpDeps {
 }
 
 export interface TopicRoutes {
+  /** The response body, or (a consume's) JSON text already encoded as a Buffer. */
   consume(principal: Principal, body: Record<string, unknown>): Promise<unknown>;
   ack(principal: Principal, body: Record<string, unknown>): Promise<unknown>;
 }
@@ -190,6 +191,7 @@ async function topicRoute(deps: HttpDeps, topics: TopicRoutes, req: IncomingMess
   const principal = await deps.auth.fromHeader(req.headers.authorization, req.socket.remoteAddress ?? 'unknown');
   const body = parseJsonObject(await readBody(req, { bytesMax: 64 * 1024, timeoutMs: deps.config.httpBodyTimeoutMs }));
   const out = which === 'consume' ? await topics.consume(principal, body) : await topics.ack(principal, body);
+  if (Buffer.isBuffer(out)) return { status: 200, body: null, encoded: { chunks: [out], bytes: out.length }, user: principal.userId };
   return { status: 200, body: out, user: principal.userId };
 }
 

@@ -5,7 +5,14 @@
  * per (topic, partition), start at 0 and are gap-free: a group whose batch fails gives its offsets back.
  *
  * Key layout (first byte 0x03, next to the catalog/version/index kinds of keys.ts):
- *   0x03 | u8 len | utf8 topic | u32 partition | u64 offset  → JSON message
+ *   0x03 | u8 len | utf8 topic | u32 partition | u64 offset  → message (binary, below)
+ *
+ * Message value layout (all integers big-endian); binary so that a consume hands the payload bytes
+ * to base64 without parsing anything (JSON here cost a parse and a re-encode per message):
+ *   u8 layout version (1) | u8 op (1 insert, 2 update, 3 delete) | f64 timestamp ms
+ *   | u32 key bytes (0xFFFFFFFF: null key) | u32 user bytes (0xFFFFFFFF: no user)
+ *   | utf8 key | utf8 user | utf8 payload JSON (to the end of the value)
+ * (Until the topics benchmark the value was JSON {k, p, t, u, o}; there was no deployed data to convert.)
  * Topic definitions and consumer-group positions live in the catalog keyspace
  * (`topicdef:<name>`, `topicoffset:<name>\0<group>\0<partition>`).
  */
@@ -70,12 +77,61 @@ export interface TopicMessage {
   readonly op: TopicOp;
 }
 
-interface StoredMessage {
-  readonly k: string | null;
-  readonly p: string;
-  readonly t: number;
-  readonly u: string | null;
-  readonly o: string;
+/** A message as stored: its offset and its value (layout above), decoded only as far as a reader needs. */
+export interface StoredMessage {
+  readonly offset: number;
+  readonly value: Buffer;
+}
+
+const LAYOUT_VERSION = 1;
+const HEADER_BYTES = 18;
+const NO_STRING = 0xffffffff;
+const OP_CODES: Readonly<Record<TopicOp, number>> = { insert: 1, update: 2, delete: 3 };
+const OPS: readonly TopicOp[] = ['insert', 'insert', 'update', 'delete'];
+
+function encodeMessage(op: TopicOp, timestamp: number, key: string | null, user: string | null, payload: string): Buffer {
+  const keyBytes = key === null ? 0 : Buffer.byteLength(key, 'utf8');
+  const userBytes = user === null ? 0 : Buffer.byteLength(user, 'utf8');
+  const out = Buffer.allocUnsafe(HEADER_BYTES + keyBytes + userBytes + Buffer.byteLength(payload, 'utf8'));
+  out[0] = LAYOUT_VERSION;
+  out[1] = OP_CODES[op];
+  out.writeDoubleBE(timestamp, 2);
+  out.writeUInt32BE(key === null ? NO_STRING : keyBytes, 10);
+  out.writeUInt32BE(user === null ? NO_STRING : userBytes, 14);
+  let at = HEADER_BYTES;
+  if (key !== null) at += out.write(key, at, 'utf8');
+  if (user !== null) at += out.write(user, at, 'utf8');
+  out.write(payload, at, 'utf8');
+  return out;
+}
+
+/** The parts of a stored value: strings decoded, the payload left as a byte range of `value`. */
+export interface MessageParts {
+  readonly op: TopicOp;
+  readonly timestamp: number;
+  readonly key: string | null;
+  readonly user: string | null;
+  /** The payload JSON is value[payloadStart, value.length). */
+  readonly payloadStart: number;
+}
+
+export function messageParts(value: Buffer): MessageParts {
+  if (value[0] !== LAYOUT_VERSION) throw new Error(`Unknown topic message layout ${value[0]}`);
+  const keyBytes = value.readUInt32BE(10);
+  const userBytes = value.readUInt32BE(14);
+  let at = HEADER_BYTES;
+  const key = keyBytes === NO_STRING ? null : value.toString('utf8', at, at += keyBytes);
+  const user = userBytes === NO_STRING ? null : value.toString('utf8', at, at += userBytes);
+  return { op: OPS[value[1]!] ?? 'insert', timestamp: value.readDoubleBE(2), key, user, payloadStart: at };
+}
+
+function messageTimestamp(value: Buffer): number {
+  return value.readDoubleBE(2);
+}
+
+/** The offset in a message key (its last 8 bytes), read without a bigint. */
+function keyOffset(key: Buffer): number {
+  return key.readUInt32BE(key.length - 8) * 0x1_0000_0000 + key.readUInt32BE(key.length - 4);
 }
 
 interface Claim {
@@ -116,11 +172,17 @@ export function messagePrefix(topic: string, partition?: number): Buffer {
   return Buffer.concat([head, p]);
 }
 
+/** Offsets are below 2^53: two u32 writes, no bigint per message. */
+function writeOffset(out: Buffer, offset: number, at: number): void {
+  out.writeUInt32BE(Math.floor(offset / 0x1_0000_0000), at);
+  out.writeUInt32BE(offset >>> 0, at + 4);
+}
+
 function messageKey(topic: string, partition: number, offset: number): Buffer {
   const prefix = messagePrefix(topic, partition);
   const out = Buffer.allocUnsafe(prefix.length + 8);
   prefix.copy(out, 0);
-  out.writeBigUInt64BE(BigInt(offset), prefix.length);
+  writeOffset(out, offset, prefix.length);
   return out;
 }
 
@@ -152,6 +214,14 @@ function cellJson(table: TableDef, values: readonly StoredValue[]): Record<strin
 
 function sameCell(a: unknown, b: unknown): boolean {
   return stringifyJson(a) === stringifyJson(b);
+}
+
+function decodeMessage(topic: string, partition: number, m: StoredMessage): TopicMessage {
+  const parts = messageParts(m.value);
+  return {
+    topic_id: topic, partition_id: partition, offset: m.offset, key: parts.key,
+    payload: m.value.toString('utf8', parts.payloadStart), timestamp_ms: parts.timestamp, user_id: parts.user, op: parts.op,
+  };
 }
 
 export class TopicService {
@@ -196,7 +266,7 @@ export class TopicService {
   private async readNextOffset(topic: string, partition: number): Promise<number> {
     const prefix = messagePrefix(topic, partition);
     for await (const { key } of this.hot.db.iterator({ gte: prefix, lt: prefixEnd(prefix), reverse: true, limit: 1, values: false })) {
-      return Number(key.readBigUInt64BE(key.length - 8)) + 1;
+      return keyOffset(key) + 1;
     }
     return 0;
   }
@@ -226,8 +296,7 @@ export class TopicService {
         let freed = 0;
         for await (const { key, value } of this.hot.db.iterator({ gte: prefix, lt: prefixEnd(prefix), capacity: 256 })) {
           const size = key.length + value.length;
-          const m = JSON.parse(value.toString('utf8')) as StoredMessage;
-          if (m.t >= now - maxAge && held - freed <= maxBytes) break;
+          if (messageTimestamp(value) >= now - maxAge && held - freed <= maxBytes) break;
           freed += size;
           count++;
           end = key;
@@ -332,15 +401,15 @@ export class TopicService {
         if (route.op !== change.kind) continue;
         const row = change.kind === 'delete' ? (change.old?.values ?? change.row.values) : change.row.values;
         if (!routePredicate(route, change.table)([...row, change.row.seq])) continue;
-        const message = this.messageOf(route, change, row, now);
-        const partition = this.partitionOf(route.topic, message.k);
+        const message = this.messageOf(route, change, row);
+        const partition = this.partitionOf(route.topic, message.key);
         const counter = `${route.topic.name}\0${partition}`;
         const offset = this.next.get(counter) ?? 0;
         this.pendingMark ??= new Map();
         if (!this.pendingMark.has(counter)) this.pendingMark.set(counter, offset);
         this.next.set(counter, offset + 1);
         const key = messageKey(route.topic.name, partition, offset);
-        const value = Buffer.from(JSON.stringify(message), 'utf8');
+        const value = encodeMessage(change.kind, now, message.key, message.user, message.payload);
         batch.tryPut(key, value);
         this.pendingBytes.set(counter, (this.pendingBytes.get(counter) ?? 0) + key.length + value.length);
       }
@@ -364,7 +433,7 @@ export class TopicService {
     this.pendingMark = null;
   }
 
-  private messageOf(route: CompiledRoute, change: CommittedChange, row: readonly StoredValue[], now: number): StoredMessage {
+  private messageOf(route: CompiledRoute, change: CommittedChange, row: readonly StoredValue[]): { key: string | null; payload: string; user: string | null } {
     const table = change.table;
     const pkIdx = primaryKeyIndex(table);
     const pkCol = table.columns[pkIdx]!;
@@ -391,7 +460,7 @@ export class TopicService {
     // As upstream: full and diff payloads name their source table (one topic can have many).
     if (route.payload !== 'key') payload._table = qualifiedName(table);
     const user = table.type === 'USER' ? (this.userName(change.partition) ?? change.partition) : null;
-    return { k: key, p: stringifyJson(payload), t: now, u: user, o: change.kind.toUpperCase() };
+    return { key, payload: stringifyJson(payload), user };
   }
 
   private partitionOf(topic: TopicDef, key: string | null): number {
@@ -404,16 +473,15 @@ export class TopicService {
   }
 
   async read(topic: string, partition: number, from: number, limit: number): Promise<TopicMessage[]> {
-    const out: TopicMessage[] = [];
+    return (await this.readStored(topic, partition, from, limit)).map((m) => decodeMessage(topic, partition, m));
+  }
+
+  /** Up to `limit` stored messages from offset `from`, undecoded (the HTTP consume copies payload bytes). */
+  async readStored(topic: string, partition: number, from: number, limit: number): Promise<StoredMessage[]> {
+    const out: StoredMessage[] = [];
     // One native read per batch: the default capacity (8) costs a thread-pool round trip per 8 messages.
     const range = { gte: messageKey(topic, partition, from), lt: prefixEnd(messagePrefix(topic, partition)), limit, capacity: Math.min(limit, READ_CAPACITY_MAX) };
-    for await (const { key, value } of this.hot.db.iterator(range)) {
-      const m = JSON.parse(value.toString('utf8')) as StoredMessage;
-      out.push({
-        topic_id: topic, partition_id: partition, offset: Number(key.readBigUInt64BE(key.length - 8)),
-        key: m.k, payload: m.p, timestamp_ms: m.t, user_id: m.u, op: m.o.toLowerCase() as TopicOp,
-      });
-    }
+    for await (const { key, value } of this.hot.db.iterator(range)) out.push({ offset: keyOffset(key), value });
     return out;
   }
 
@@ -431,9 +499,15 @@ export class TopicService {
    */
   async consume(topic: TopicDef, group: string | null, partition: number,
     from: 'earliest' | 'latest' | number | null, limit: number): Promise<TopicMessage[]> {
+    return (await this.consumeStored(topic, group, partition, from, limit)).map((m) => decodeMessage(topic.name, partition, m));
+  }
+
+  /** `consume`, with the messages as stored (the HTTP consume encodes them without decoding the payload). */
+  async consumeStored(topic: TopicDef, group: string | null, partition: number,
+    from: 'earliest' | 'latest' | number | null, limit: number): Promise<StoredMessage[]> {
     const latest = this.latestOffset(topic.name, partition);
     const start = from === 'latest' ? latest : from === null || from === 'earliest' ? 0 : from;
-    if (group === null) return this.read(topic.name, partition, start, limit);
+    if (group === null) return this.readStored(topic.name, partition, start, limit);
     const k = `${topic.name}\0${group}\0${partition}`;
     let acked = this.acked.get(k);
     if (acked === undefined && start > 0) {
@@ -445,7 +519,7 @@ export class TopicService {
     const now = Date.now();
     const claim = this.claims.get(k);
     const begin = claim !== undefined && claim.expiresAt > now && claim.until > committed ? claim.until : committed;
-    const messages = await this.read(topic.name, partition, begin, limit);
+    const messages = await this.readStored(topic.name, partition, begin, limit);
     if (messages.length > 0) {
       this.claims.set(k, { until: messages[messages.length - 1]!.offset + 1, expiresAt: now + this.visibilityTimeoutMs });
     }
