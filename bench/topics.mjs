@@ -10,7 +10,7 @@
 //    POST /v1/api/topics/consume (limit 1,000) + /ack per batch, with a lean node:http keep-alive
 //    client that parses each JSON response. Then the same with 4 partitions and 4 consumers.
 //
-// Alone: `node bench/topics.mjs [--seconds 3] [--rounds 3] [--topic-messages 300000] [--only insert|multi|drain]`;
+// Alone: `node bench/topics.mjs [--seconds 3] [--rounds 3] [--topic-messages 300000] [--only insert|multi|drain] [--drain-partitions 1,4]`;
 // in `npm run bench` as `--only topics`.
 import http from 'node:http';
 import { readFileSync } from 'node:fs';
@@ -165,7 +165,7 @@ async function drain(server, token, topic, partitions, total) {
   };
 }
 
-export async function benchTopics(server, seconds, rounds, messages, only = 'all') {
+export async function benchTopics(server, seconds, rounds, messages, only = 'all', drainPartitions = [1, 4]) {
   const { sql, pid } = server;
   const token = (await server.post('/v1/api/auth/login', { user: 'root', password: 'bench-root-password' })).access_token;
   const out = {};
@@ -196,7 +196,7 @@ export async function benchTopics(server, seconds, rounds, messages, only = 'all
     out.insert_multi_row_1000_2_clients_shared = { ...res, ...overhead(res.without_topic, res.with_topic) };
   }
 
-  for (const partitions of only === 'all' || only === 'drain' ? [1, 4] : []) {
+  for (const partitions of only === 'all' || only === 'drain' ? drainPartitions : []) {
     const topic = `tb.drain${partitions}`;
     await sql(`CREATE SHARED TABLE ${topic}_src ${shape} ${noFlush}`);
     await sql(`CREATE TOPIC ${topic} PARTITIONS ${partitions}`);
@@ -219,7 +219,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const messages = Number(arg('topic-messages', '300000'));
   const server = await startBenchServer(arg('durability', undefined) === undefined ? '' : `durability = "${arg('durability')}"\n`);
   try {
-    const topics = await benchTopics(server, seconds, rounds, messages, arg('only', 'all'));
+    const topics = await benchTopics(server, seconds, rounds, messages, arg('only', 'all'), arg('drain-partitions', '1,4').split(',').map(Number));
     process.stdout.write(JSON.stringify({ machine: machine(), seconds_per_round: seconds, rounds, topics }, null, 2) + '\n');
   } finally {
     await server.stop();
