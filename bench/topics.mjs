@@ -102,12 +102,18 @@ function leanClient(port, token) {
 }
 
 /** One consumer of `group` drains partition `partition` until it has `expected` messages. */
-async function drainPartition(call, topic, group, partition, expected, check, consumeMs, ackMs) {
+/**
+ * With `pipelined`, the ACK of a batch is not awaited before the next CONSUME (at most one ACK in
+ * flight): the group's claim already hands the next range, so this is what a consumer that acks
+ * every batch would do to keep the server busy. Without it: CONSUME, ACK, CONSUME, strictly in turn.
+ */
+async function drainPartition(call, topic, group, partition, expected, check, consumeMs, ackMs, pipelined) {
   let got = 0;
   let nextOffset = 0;
   let requests = 0;
+  let acking = Promise.resolve();
   while (got < expected) {
-    let t = performance.now();
+    const t = performance.now();
     const res = await call('/v1/api/topics/consume', { topic_id: topic, group_id: group, partition_id: partition, limit: 1000, start: 'Earliest' });
     consumeMs.push(performance.now() - t);
     requests++;
@@ -119,14 +125,27 @@ async function drainPartition(call, topic, group, partition, expected, check, co
     }
     if (check) check(messages);
     got += messages.length;
-    t = performance.now();
-    await call('/v1/api/topics/ack', { topic_id: topic, group_id: group, partition_id: partition, upto_offset: messages[messages.length - 1].offset });
-    ackMs.push(performance.now() - t);
+    await acking;
+    const t1 = performance.now();
+    acking = call('/v1/api/topics/ack', { topic_id: topic, group_id: group, partition_id: partition, upto_offset: messages[messages.length - 1].offset })
+      .then(() => { ackMs.push(performance.now() - t1); });
+    if (!pipelined) await acking;
   }
+  await acking;
   return { got, requests };
 }
 
-async function drain(server, token, topic, partitions, total) {
+/** Waits (up to 20 s) until the server is nearly idle: the preload's RocksDB flushes and compactions are not the drain's. */
+async function settle(pid) {
+  const until = performance.now() + 20_000;
+  while (performance.now() < until) {
+    const before = serverCpuUs(pid);
+    await new Promise((r) => setTimeout(r, 500));
+    if (serverCpuUs(pid) - before <= 25_000) return;
+  }
+}
+
+async function drain(server, token, topic, partitions, total, pipelined) {
   const call = leanClient(server.port, token);
   let checked = 0;
   // Decodes one payload per batch: the drain measures real messages, not a transport that lost them.
@@ -140,23 +159,24 @@ async function drain(server, token, topic, partitions, total) {
   if (partitions === 1) perPartition.push(total);
   else {
     for (let p = 0; p < partitions; p++) {
-      let t = performance.now();
-    const res = await call('/v1/api/topics/consume', { topic_id: topic, group_id: `count_${p}`, partition_id: p, limit: 1, start: 'Latest' });
+      const res = await call('/v1/api/topics/consume', { topic_id: topic, group_id: `count_${p}`, partition_id: p, limit: 1, start: 'Latest' });
       perPartition.push(res.next_offset);
     }
     if (perPartition.reduce((a, b) => a + b, 0) !== total) throw new Error(`partitions hold ${perPartition}, expected ${total} in all`);
   }
+  await settle(server.pid);
   const cpu0 = serverCpuUs(server.pid);
   const client0 = clientCpuUs();
   const started = performance.now();
   const consumeMs = [];
   const ackMs = [];
-  const results = await Promise.all(perPartition.map((n, p) => drainPartition(call, topic, 'drain', p, n, check, consumeMs, ackMs)));
+  const group = pipelined ? 'drain_pipelined' : 'drain';
+  const results = await Promise.all(perPartition.map((n, p) => drainPartition(call, topic, group, p, n, check, consumeMs, ackMs, pipelined)));
   const elapsed = (performance.now() - started) / 1000;
   const serverCpu = serverCpuUs(server.pid) - cpu0;
   const clientCpu = clientCpuUs() - client0;
   return {
-    messages: total, partitions, consumers: partitions, requests: results.reduce((a, r) => a + r.requests, 0),
+    messages: total, partitions, consumers: partitions, ack: pipelined ? 'pipelined (next CONSUME sent before the ACK answers)' : 'awaited before the next CONSUME', requests: results.reduce((a, r) => a + r.requests, 0),
     messages_per_s: Math.round(total / elapsed), seconds: Math.round(elapsed * 100) / 100,
     server_cpu_us_per_message: Math.round((serverCpu / total) * 100) / 100,
     client_cpu_us_per_message: Math.round((clientCpu / total) * 100) / 100,
@@ -204,7 +224,10 @@ export async function benchTopics(server, seconds, rounds, messages, only = 'all
     const started = performance.now();
     await bulkInsert(sql, `${topic}_src`, 'user_id, body, n', 0, messages, (i) => `'u${i % 100}', 'drain body number ${i}', ${i % 1000}`);
     const preload = { preload_seconds: Math.round((performance.now() - started) / 10) / 100 };
-    out[`drain_${partitions}_partition${partitions > 1 ? 's' : ''}`] = { ...await drain(server, token, topic, partitions, messages), ...preload };
+    const name = `drain_${partitions}_partition${partitions > 1 ? 's' : ''}`;
+    // Two groups drain the same messages: acks awaited in turn, then pipelined.
+    out[name] = { ...await drain(server, token, topic, partitions, messages, false), ...preload };
+    out[`${name}_ack_pipelined`] = await drain(server, token, topic, partitions, messages, true);
   }
   return out;
 }
