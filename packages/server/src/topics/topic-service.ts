@@ -133,7 +133,7 @@ export function compileRouteWhere(table: TableDef, where: string | null): Predic
   return compilePredicate(whereNode, {
     columns: columns as never,
     qualifiers: new Set([table.name, qualifiedName(table)]),
-    userId: '',
+    userId: null,
   });
 }
 
