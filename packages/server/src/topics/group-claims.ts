@@ -35,9 +35,11 @@ export class PartitionClaims {
     this.ackedHigh = committed;
   }
 
-  /** True while some member holds a range that is neither acknowledged nor expired. */
-  busy(now: number): boolean {
-    return this.ranges.some((r) => !r.done && r.deadline > now);
+  /** When the next held range expires (its messages become deliverable again); null when none is held. */
+  nextDeadline(now: number): number | null {
+    let next: number | null = null;
+    for (const r of this.ranges) if (!r.done && r.deadline > now && (next === null || r.deadline < next)) next = r.deadline;
+    return next;
   }
 
   /**

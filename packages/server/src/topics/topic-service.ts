@@ -487,9 +487,15 @@ export class TopicService {
     return committed;
   }
 
-  /** A group member left: what it holds unacknowledged goes to the next member that asks. */
+  /** A group member left: what it holds unacknowledged goes to the next member that asks (woken now). */
   release(topic: string, group: string, partition: number, owner: string): void {
     this.claims.get(`${topic}\0${group}\0${partition}`)?.release(owner);
+    for (const wake of [...this.waiters]) wake();
+  }
+
+  /** When the group's next held range on a partition expires; null when none is held. */
+  claimExpiresAt(topic: string, group: string, partition: number): number | null {
+    return this.claims.get(`${topic}\0${group}\0${partition}`)?.nextDeadline(Date.now()) ?? null;
   }
 
   private claimsOf(k: string): PartitionClaims {
