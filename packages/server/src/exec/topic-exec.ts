@@ -186,8 +186,8 @@ function encodeConsumed(topic: string, partition: number, messages: readonly Sto
   let at = out.write('{"messages":[', 0, 'latin1');
   for (let i = 0; i < messages.length; i++) {
     const m = messages[i]!;
-    const parts = messageParts(m.value);
-    const text = `${i === 0 ? '' : ','}${head}${m.offset},"payload":"${m.value.toString('base64', parts.payloadStart)}","key":${parts.key === null ? 'null' : JSON.stringify(parts.key)},"timestamp_ms":${JSON.stringify(parts.timestamp)}${parts.user === null ? '' : `,"user":${JSON.stringify(parts.user)}`},"op":"${WIRE_OPS[parts.op]}"}`;
+    const parts = messageParts(m);
+    const text = `${i === 0 ? '' : ','}${head}${m.offset},"payload":"${m.value.toString('base64', parts.payloadStart, parts.payloadEnd)}","key":${parts.key === null ? 'null' : JSON.stringify(parts.key)},"timestamp_ms":${JSON.stringify(parts.timestamp)}${parts.user === null ? '' : `,"user":${JSON.stringify(parts.user)}`},"op":"${WIRE_OPS[parts.op]}"}`;
     // UTF-8 takes at most 3 bytes per UTF-16 unit; 64 more for the closing text below.
     if (out.length - at < text.length * 3 + 64) {
       const bigger = Buffer.allocUnsafe(Math.max(out.length * 2, at + text.length * 3 + 64));
