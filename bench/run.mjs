@@ -1,7 +1,9 @@
 // `npm run bench`: starts the real server and prints one JSON document with every benchmark.
-// Options: --seconds N (per timed run, default 5), --only core|cold|live|stream|alter|durability, --flush-rows N
+// Options: --seconds N (per timed run, default 5), --only core|cold|live|stream|alter|topics|durability, --flush-rows N
 // (default 1,000,000), --stream-events N (stream events per second, default 50,000: the issue's target),
-// --durability fsync|process (the servers' durability mode; default: the server's default, fsync).
+// --durability fsync|process (the servers' durability mode; default: the server's default, fsync),
+// --topic-messages N (messages the topic drain preloads, default 300,000), --topic-rounds N (interleaved
+// rounds of the topic INSERT comparisons, default 3).
 // `--only durability` runs the two write benchmarks once per durability mode (not part of `all`).
 import { startBenchServer, machine } from './lib.mjs';
 import { benchCore, benchWrites } from './core.mjs';
@@ -9,6 +11,7 @@ import { benchCold } from './cold.mjs';
 import { benchLive } from './live.mjs';
 import { benchStream } from './stream.mjs';
 import { benchAlter } from './alter.mjs';
+import { benchTopics } from './topics.mjs';
 
 const arg = (name, fallback) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -50,6 +53,12 @@ async function main() {
     // 20 segments per table: automatic compaction (past 8) is off for this run, as for cold.
     const server = await startBenchServer(modeToml + 'compact_segments_max = 1000\n');
     try { results.alter = await benchAlter(server, seconds, Number(arg('alter-rows', '1000000'))); } finally { await server.stop(); }
+  }
+  if (only === 'all' || only === 'topics') {
+    const server = await startBenchServer(modeToml);
+    try {
+      results.topics = await benchTopics(server, seconds, Number(arg('topic-rounds', '3')), Number(arg('topic-messages', '300000')));
+    } finally { await server.stop(); }
   }
   if (only === 'durability') {
     // Same writes, one fresh server per mode (or only the mode given with --durability).
