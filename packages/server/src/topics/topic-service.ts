@@ -382,7 +382,8 @@ export class TopicService {
   private async countBytes(topic: string, partition: number): Promise<number> {
     const prefix = messagePrefix(topic, partition);
     let total = 0;
-    for await (const { key, value } of this.hot.db.iterator({ gte: prefix, lt: prefixEnd(prefix), capacity: 1024 })) total += key.length + value.length;
+    // 32 entries per native read: a chunk can hold a 1,000-row statement's messages (~100 KB or more).
+    for await (const { key, value } of this.hot.db.iterator({ gte: prefix, lt: prefixEnd(prefix), capacity: 32 })) total += key.length + value.length;
     return total;
   }
 
