@@ -7,11 +7,12 @@
  * Key layout (first byte 0x03, next to the catalog/version/index kinds of keys.ts):
  *   0x03 | u8 len | utf8 topic | u32 partition | u64 offset of the chunk's LAST message  → chunk
  *
- * A chunk holds the consecutive messages one statement published to one partition (a 1,000-row
- * INSERT: one chunk of 1,000 messages; a single-row INSERT: a chunk of one). Keying it by its last
- * offset lets one forward seek (`gte` the wanted offset) land on the chunk holding that offset. Per
- * RocksDB entry a read costs ~3 µs of CPU in rocksdb-native (entry copies, iterator bookkeeping), a
- * drain's largest cost with an entry per message; chunks pay it once per statement instead.
+ * A chunk holds the consecutive messages one commit group (the committer's batch of concurrent
+ * statements) published to one partition: a 1,000-row INSERT makes a chunk of 1,000 messages, single-
+ * row INSERTs committed together share one. Keying it by its last offset lets one forward seek (`gte`
+ * the wanted offset) land on the chunk holding that offset. Per RocksDB entry a read costs ~3 µs of
+ * CPU in rocksdb-native (entry copies, iterator bookkeeping), the drain's largest cost when each
+ * message was an entry; chunks pay it once per commit group and partition instead.
  * Value layout (integers big-endian), binary so a consume base64-encodes payload bytes unparsed:
  *   u8 layout version (2) | u8 0 | f64 timestamp ms (of the whole chunk: one commit) | u32 count
  *   then `count` records: u8 op (1 insert, 2 update, 3 delete) | u32 key bytes (0xFFFFFFFF: null)
@@ -306,7 +307,7 @@ function decodeMessage(topic: string, partition: number, m: StoredMessage): Topi
   };
 }
 
-/** A partition's records staged by one `stage` call, written as one chunk. */
+/** A partition's records staged by one `stage` call (a commit group), written as one chunk. */
 interface PendingChunk {
   readonly topic: string;
   readonly partition: number;
@@ -535,6 +536,7 @@ export class TopicService {
       if (dropDefinition) {
         this.bytes.delete(counter);
         this.low.delete(counter);
+        this.chunkSize.delete(counter);
       } else {
         this.bytes.set(counter, 0);
         this.low.set(counter, lowAfter[p]!);
