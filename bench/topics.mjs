@@ -54,6 +54,8 @@ async function timed(pid, clients, seconds, fn) {
 async function interleaved(pid, rounds, seconds, clients, variants) {
   const sums = Object.fromEntries(Object.keys(variants).map((k) => [k, { ops: 0, elapsed: 0, latencies: [], cpuUs: 0, perRound: [] }]));
   const names = Object.keys(variants);
+  // A second of each first, uncounted: otherwise the variant that runs first pays the JIT warm-up.
+  for (const name of names) await timed(pid, clients, 1, variants[name]);
   for (let r = 0; r < rounds; r++) {
     for (const name of r % 2 === 0 ? names : [...names].reverse()) {
       const res = await timed(pid, clients, seconds, variants[name]);
