@@ -3,7 +3,7 @@
 // (default 1,000,000), --stream-events N (stream events per second, default 50,000: the issue's target),
 // --durability fsync|process (the servers' durability mode; default: the server's default, fsync),
 // --topic-messages N (messages the topic drain preloads, default 300,000), --topic-rounds N (interleaved
-// rounds of the topic INSERT comparisons, default 3).
+// rounds of the topic INSERT comparisons, default 5).
 // `--only durability` runs the two write benchmarks once per durability mode (not part of `all`).
 import { startBenchServer, machine } from './lib.mjs';
 import { benchCore, benchWrites } from './core.mjs';
@@ -57,7 +57,7 @@ async function main() {
   if (only === 'all' || only === 'topics') {
     const server = await startBenchServer(modeToml);
     try {
-      results.topics = await benchTopics(server, seconds, Number(arg('topic-rounds', '3')), Number(arg('topic-messages', '300000')));
+      results.topics = await benchTopics(server, seconds, Number(arg('topic-rounds', '5')), Number(arg('topic-messages', '300000')));
     } finally { await server.stop(); }
   }
   if (only === 'durability') {
