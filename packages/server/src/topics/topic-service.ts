@@ -424,16 +424,21 @@ export class TopicService {
           if (young && held - freed <= maxBytes) break;
           const n = chunkCount(value);
           if (young && held - freed - size < maxBytes) {
-            // Dropping the whole chunk would go below the limit: drop its oldest records only.
+            // Dropping the whole chunk would go below the limit: drop its oldest records only, as
+            // many as the limit needs (all of them when the newest alone is over it, as before chunks).
             let at = CHUNK_HEADER;
             let dropped = 0;
-            while (dropped < n - 1 && held - freed > maxBytes) {
+            while (dropped < n && held - freed > maxBytes) {
               const bytes = recordSize(value, at);
               at += bytes;
               freed += bytes;
               dropped++;
             }
-            if (dropped > 0) {
+            if (dropped === n) {
+              freed += size - (at - CHUNK_HEADER); // the key and the chunk header go too
+              count += n;
+              end = key;
+            } else if (dropped > 0) {
               const rest = Buffer.allocUnsafe(CHUNK_HEADER + value.length - at);
               value.copy(rest, 0, 0, CHUNK_HEADER);
               rest.writeUInt32BE(n - dropped, 10);
