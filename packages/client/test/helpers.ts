@@ -14,6 +14,7 @@ export interface Server {
   dataDir: string;
   readonly output: string[];
   ok(sql: string, opts?: { params?: unknown[] }): Promise<unknown>;
+  rows(sql: string, opts?: { params?: unknown[] }): Promise<Record<string, unknown>[]>;
   createUser(name: string, role?: string, password?: string): Promise<{ user: string; password: string }>;
   stop(): Promise<number | null>;
   kill(): Promise<void>;
