@@ -61,6 +61,12 @@ export interface ConsumerOptions<P = Record<string, unknown>> {
    * it and goes on. An exception here also stops.
    */
   onFailed?(failure: ConsumerFailure<P>): 'skip' | 'stop' | Promise<'skip' | 'stop'>;
+  /**
+   * Called once the consumer has its position (http: after the first request to each partition;
+   * websocket: when the server started it), with the partitions it reads. Messages published after
+   * this are delivered to a new group starting at 'latest'.
+   */
+  onStarted?(partitions: readonly number[]): void;
   /** Told about each transient failure (server unreachable, 5xx) before the consumer retries. */
   onError?(error: KalamError, attempt: number): void;
   /** Aborting it is stop(). */
@@ -132,6 +138,7 @@ interface ConsumeFrame {
   readonly type: string;
   readonly messages?: TopicMessage<unknown>[];
   readonly partition_id?: number;
+  readonly partitions?: number[];
   readonly acknowledged_offset?: number;
   readonly reason?: string;
   readonly code?: string;
@@ -296,8 +303,7 @@ export function createConsumer<P>(deps: Deps, options: ConsumerOptions<P>): Cons
     // Each probe is a real first fetch (short, no long-poll), so nothing is read twice; this works for
     // the service role too, which may not read system.topics.
     const firsts = new Map<number, Batch | undefined>();
-    if (options.partition !== undefined) firsts.set(options.partition, undefined);
-    else {
+    if (options.partition === undefined) {
       for (let partition = 0; !stopper.signal.aborted; partition++) {
         try {
           firsts.set(partition, await withRetry(() => fetchBatch(partition, 0)));
@@ -308,6 +314,15 @@ export function createConsumer<P>(deps: Deps, options: ConsumerOptions<P>): Cons
         }
       }
     }
+    if (options.partition !== undefined && !stopper.signal.aborted) {
+      // Positioned by a first short request too, so onStarted means the same with and without `partition`.
+      try {
+        firsts.set(options.partition, await withRetry(() => fetchBatch(options.partition!, 0)));
+      } catch (error) {
+        if (!stopper.signal.aborted) throw error;
+      }
+    }
+    if (!stopper.signal.aborted) options.onStarted?.([...firsts.keys()]);
     await Promise.all([...firsts].map(([partition, first]) => loop(partition, first)));
     await chain;
   };
@@ -324,6 +339,7 @@ export function createConsumer<P>(deps: Deps, options: ConsumerOptions<P>): Cons
     let wake: (() => void) | null = null;
     const notify = (): void => { const w = wake; wake = null; w?.(); };
     let stoppedByServer: (() => void) | null = null;
+    let started = false;
     const ackWaiters = new Set<{ partition: number; offset: number; resolve: () => void; reject: (e: unknown) => void }>();
 
     const sendAcks = (): void => {
@@ -358,6 +374,10 @@ export function createConsumer<P>(deps: Deps, options: ConsumerOptions<P>): Cons
       frame: (raw) => {
         const msg = raw as unknown as ConsumeFrame;
         switch (msg.type) {
+          case 'consume_started':
+            if (!started) options.onStarted?.(msg.partitions ?? []);
+            started = true;
+            break;
           case 'topic_messages':
             for (const m of msg.messages ?? []) queue.push(m as TopicMessage<P>);
             outstanding = Math.max(0, outstanding - (msg.messages?.length ?? 0));
