@@ -238,10 +238,16 @@ class TopicConsumer {
     if (!this.stopped && this.credits > 0 && !this.draining) this.armExpiry();
   }
 
-  /** Reads and pushes until the credits run out or no partition has anything to hand out. */
+  /**
+   * Reads and pushes until the credits run out or no partition has anything to hand out. Fair over
+   * partitions: each round splits the credits evenly over the partitions that still had messages
+   * (at most batch_size each), starting with a different partition every round. A partition that
+   * returned less than it was offered is exhausted for now; a later publish wakes the consumer again.
+   */
   private async drain(): Promise<void> {
     const topics = this.env.services.topics;
-    while (this.credits > 0 && !this.stopped) {
+    let active = this.partitions;
+    while (this.credits > 0 && !this.stopped && active.length > 0) {
       // Before the slow-consumer cap is reached, pushing pauses until the socket drains (nothing is
       // claimed meanwhile); a client granting many credits and reading slowly is throttled, not cut off.
       if (this.env.sink.backlog() > this.env.services.config.liveBufferedBytesMax / 2) {
@@ -252,24 +258,25 @@ class TopicConsumer {
         });
         return;
       }
-      const n = this.partitions.length;
-      const first = this.turn;
-      this.turn = (this.turn + 1) % n;
-      let pushed = false;
+      const n = active.length;
+      const first = this.turn++ % n;
+      const share = Math.min(this.batchSize, Math.ceil(this.credits / n));
+      const more: number[] = [];
       for (let i = 0; i < n && this.credits > 0 && !this.stopped; i++) {
-        const partition = this.partitions[(first + i) % n]!;
+        const partition = active[(first + i) % n]!;
         const topic = topics.get(this.name);
         if (topic === undefined || topic.createdAt !== this.createdAt) return this.end(`topic '${this.name}' was dropped`);
-        const messages = await topics.consume(topic, this.group, partition, this.starts.get(partition)!, Math.min(this.batchSize, this.credits), this);
+        const limit = Math.min(share, this.credits);
+        const messages = await topics.consume(topic, this.group, partition, this.starts.get(partition)!, limit, this);
         if (messages.length === 0) continue;
         this.claimed(partition, messages);
         // Stopped (or disconnected) while reading: what was just claimed goes back at once.
         if (this.stopped) return this.releaseAll();
         this.credits -= messages.length;
         if (!this.env.sink.push(this.frame(messages))) return;
-        pushed = true;
+        if (messages.length === limit) more.push(partition);
       }
-      if (!pushed) return;
+      active = more;
     }
   }
 

@@ -436,21 +436,24 @@ export class TopicService {
     const start = from === 'latest' ? latest : from === null || from === 'earliest' ? 0 : from;
     if (group === null) return this.read(topic.name, partition, start, limit);
     const k = `${topic.name}\0${group}\0${partition}`;
-    let acked = this.acked.get(k);
-    if (acked === undefined && start > 0) {
-      // A new group starts where it was told to: that position is recorded as acknowledged.
-      acked = start - 1;
-      await this.saveAck(k, acked);
+    // A new group starts where it was told to: that position is recorded as acknowledged.
+    if (this.acked.get(k) === undefined && start > 0) await this.saveAck(k, start - 1);
+    // Members read concurrently (HTTP requests, WebSocket consumers). A claim that changed while this
+    // one read (another member claimed, acknowledged or released) makes the read stale: read again
+    // from the new position, so no two members of a group get the same offsets.
+    for (;;) {
+      const committed = (this.acked.get(k) ?? -1) + 1;
+      const now = Date.now();
+      const claim = this.claims.get(k);
+      const seenUntil = claim?.until;
+      const begin = claim !== undefined && claim.expiresAt > now && claim.until > committed ? claim.until : committed;
+      const messages = await this.read(topic.name, partition, begin, limit);
+      if (this.claims.get(k) !== claim || claim?.until !== seenUntil) continue;
+      if (messages.length > 0) {
+        this.claims.set(k, { until: messages[messages.length - 1]!.offset + 1, expiresAt: now + this.visibilityTimeoutMs, owner });
+      }
+      return messages;
     }
-    const committed = (acked ?? -1) + 1;
-    const now = Date.now();
-    const claim = this.claims.get(k);
-    const begin = claim !== undefined && claim.expiresAt > now && claim.until > committed ? claim.until : committed;
-    const messages = await this.read(topic.name, partition, begin, limit);
-    if (messages.length > 0) {
-      this.claims.set(k, { until: messages[messages.length - 1]!.offset + 1, expiresAt: now + this.visibilityTimeoutMs, owner });
-    }
-    return messages;
   }
 
   async ack(topic: string, group: string, partition: number, upto: number): Promise<void> {
