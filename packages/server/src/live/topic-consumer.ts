@@ -70,8 +70,10 @@ export class TopicConsumers {
       if (type === 'consume_stop') return consumer.end('stopped by the client');
       return await consumer.ack(integer(msg, 'partition_id', 0, 0xffff_ffff, false) ?? 0, integer(msg, 'upto_offset', 0, Number.MAX_SAFE_INTEGER, true)!);
     } catch (error) {
-      if (!(error instanceof FrameError)) throw error;
-      this.sink.error(id, error.code, error.message);
+      if (error instanceof FrameError) return this.sink.error(id, error.code, error.message);
+      // A storage failure (an ACK that could not be written): the client is told, the connection stays.
+      this.log.error('topic consumer frame failed', { type, error: (error as Error).stack });
+      this.sink.error(id, 'PROTOCOL', `${type} failed: ${(error as Error).message}`);
     }
   }
 
@@ -173,6 +175,11 @@ class TopicConsumer {
   async ack(partition: number, upto: number): Promise<void> {
     if (!this.partitions.includes(partition)) {
       throw new FrameError('PROTOCOL', `Consumer '${this.id}' does not consume partition ${partition} (partitions: ${this.partitions.join(', ')})`);
+    }
+    // The drop may not have reached this consumer yet: no position is written for a dropped topic.
+    if (!this.topicAlive()) {
+      this.end(`topic '${this.name}' was dropped`);
+      throw new FrameError('NOT_FOUND', `Topic '${this.name}' does not exist`);
     }
     await this.env.services.topics.ack(this.name, this.group, partition, upto);
     const held = this.held.get(partition);

@@ -449,6 +449,8 @@ export class TopicService {
       const begin = claim !== undefined && claim.expiresAt > now && claim.until > committed ? claim.until : committed;
       const messages = await this.read(topic.name, partition, begin, limit);
       if (this.claims.get(k) !== claim || claim?.until !== seenUntil) continue;
+      // Dropped while reading: no claim may outlive the topic (one under the same name would inherit it).
+      if (this.topics.get(topic.name)?.createdAt !== topic.createdAt) return [];
       if (messages.length > 0) {
         this.claims.set(k, { until: messages[messages.length - 1]!.offset + 1, expiresAt: now + this.visibilityTimeoutMs, owner });
       }
