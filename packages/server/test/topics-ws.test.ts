@@ -430,3 +430,32 @@ function authHeaderOf(auth: Auth): Record<string, string> {
   const a = auth as { user: string; password: string };
   return { authorization: `Basic ${Buffer.from(`${a.user}:${a.password}`).toString('base64')}` };
 }
+
+describe('topics over the WebSocket: the visibility timeout', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await TestServer.start(undefined, { KALAMDB_TOPIC_VISIBILITY_TIMEOUT_SECS: '1' });
+    await server.ok('CREATE NAMESPACE tv; CREATE TOPIC tv.t; CREATE SHARED TABLE tv.src (id INT PRIMARY KEY); ALTER TOPIC tv.t ADD SOURCE tv.src ON INSERT');
+  });
+  after(async () => {
+    await server.dispose();
+  });
+
+  it('unacknowledged messages are pushed again after the timeout without any publish; acknowledged ones are not', async () => {
+    const client = await LiveClient.connect(server.url, { user: 'root', password: ROOT_PASSWORD });
+    try {
+      await server.ok('INSERT INTO tv.src VALUES (1), (2), (3)');
+      await consumeOk(client, { id: 'v1', topic: 'tv.t', group: 'g', start: 'earliest', credits: 100 });
+      const startedAt = performance.now();
+      assert.deepEqual(offsetsOf(await receive(client, 'v1', 3)), [0, 1, 2]);
+      // The consumer is idle with credits: its expiry timer, not a publish or a poll, brings them back.
+      assert.deepEqual(offsetsOf(await receive(client, 'v1', 6, 5_000)), [0, 1, 2, 0, 1, 2]);
+      assert.ok(performance.now() - startedAt >= 900, 'not before the visibility timeout');
+      await client.request({ type: 'consume_ack', id: 'v1', upto_offset: 2 }, (m) => m.type === 'consume_acked');
+      await sleep(1_500);
+      assert.equal(pushed(client, 'v1').length, 6);
+    } finally {
+      client.terminate();
+    }
+  });
+});
