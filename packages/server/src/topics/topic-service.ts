@@ -448,7 +448,7 @@ export class TopicService {
       const seenUntil = claim?.until;
       const begin = claim !== undefined && claim.expiresAt > now && claim.until > committed ? claim.until : committed;
       const messages = await this.read(topic.name, partition, begin, limit);
-      if (this.claims.get(k) !== claim || claim?.until !== seenUntil) continue;
+      if (this.claims.get(k) !== claim || claim?.until !== seenUntil || (this.acked.get(k) ?? -1) + 1 !== committed) continue;
       // Dropped while reading: no claim may outlive the topic (one under the same name would inherit it).
       if (this.topics.get(topic.name)?.createdAt !== topic.createdAt) return [];
       if (messages.length > 0) {
