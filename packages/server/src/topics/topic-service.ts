@@ -80,6 +80,8 @@ interface Claim {
   /** Offsets below this were handed out. */
   until: number;
   expiresAt: number;
+  /** The member whose consume() last moved `until` (WS consumers pass one; HTTP and SQL do not). */
+  owner?: object;
 }
 
 interface CompiledRoute extends TopicRoute {
@@ -295,6 +297,8 @@ export class TopicService {
       for (const key of [...this.acked.keys()]) if (key.startsWith(`${name}\0`)) this.acked.delete(key);
       for (const key of [...this.claims.keys()]) if (key.startsWith(`${name}\0`)) this.claims.delete(key);
       for (let p = 0; p < topic.partitions; p++) this.next.delete(`${name}\0${p}`);
+      // Push consumers of the topic (onChange listeners) learn it is gone; long polls stop waiting.
+      for (const wake of [...this.waiters]) wake();
     } else {
       // After CLEAR TOPIC offsets keep growing, across restarts too: consumers never see an offset twice.
       // The floor is recorded before the messages go, covering writes staged until the barrier.
@@ -427,26 +431,31 @@ export class TopicService {
    * the unacknowledged messages are delivered again). Without a group: a plain read.
    */
   async consume(topic: TopicDef, group: string | null, partition: number,
-    from: 'earliest' | 'latest' | number | null, limit: number): Promise<TopicMessage[]> {
+    from: 'earliest' | 'latest' | number | null, limit: number, owner?: object): Promise<TopicMessage[]> {
     const latest = this.latestOffset(topic.name, partition);
     const start = from === 'latest' ? latest : from === null || from === 'earliest' ? 0 : from;
     if (group === null) return this.read(topic.name, partition, start, limit);
     const k = `${topic.name}\0${group}\0${partition}`;
-    let acked = this.acked.get(k);
-    if (acked === undefined && start > 0) {
-      // A new group starts where it was told to: that position is recorded as acknowledged.
-      acked = start - 1;
-      await this.saveAck(k, acked);
+    // A new group starts where it was told to: that position is recorded as acknowledged.
+    if (this.acked.get(k) === undefined && start > 0) await this.saveAck(k, start - 1);
+    // Members read concurrently (HTTP requests, WebSocket consumers). A claim that changed while this
+    // one read (another member claimed, acknowledged or released) makes the read stale: read again
+    // from the new position, so no two members of a group get the same offsets.
+    for (;;) {
+      const committed = (this.acked.get(k) ?? -1) + 1;
+      const now = Date.now();
+      const claim = this.claims.get(k);
+      const seenUntil = claim?.until;
+      const begin = claim !== undefined && claim.expiresAt > now && claim.until > committed ? claim.until : committed;
+      const messages = await this.read(topic.name, partition, begin, limit);
+      if (this.claims.get(k) !== claim || claim?.until !== seenUntil || (this.acked.get(k) ?? -1) + 1 !== committed) continue;
+      // Dropped while reading: no claim may outlive the topic (one under the same name would inherit it).
+      if (this.topics.get(topic.name)?.createdAt !== topic.createdAt) return [];
+      if (messages.length > 0) {
+        this.claims.set(k, { until: messages[messages.length - 1]!.offset + 1, expiresAt: now + this.visibilityTimeoutMs, owner });
+      }
+      return messages;
     }
-    const committed = (acked ?? -1) + 1;
-    const now = Date.now();
-    const claim = this.claims.get(k);
-    const begin = claim !== undefined && claim.expiresAt > now && claim.until > committed ? claim.until : committed;
-    const messages = await this.read(topic.name, partition, begin, limit);
-    if (messages.length > 0) {
-      this.claims.set(k, { until: messages[messages.length - 1]!.offset + 1, expiresAt: now + this.visibilityTimeoutMs });
-    }
-    return messages;
   }
 
   async ack(topic: string, group: string, partition: number, upto: number): Promise<void> {
@@ -461,6 +470,43 @@ export class TopicService {
   private async saveAck(k: string, offset: number): Promise<void> {
     await this.hot.writeCatalog(new Map([[TOPIC_OFFSET_PREFIX + k, offset]]));
     this.acked.set(k, offset);
+  }
+
+  /**
+   * Gives back the unacknowledged tail [from, until) of a member's claim (a WebSocket consumer
+   * stopped or disconnected), so other members get it now instead of after the visibility timeout.
+   * Only while the group's claim is still the one `owner` made: once any other member claimed after
+   * it, moving the claim back would hand out that member's range again, so nothing is released and
+   * the visibility timeout applies. Returns whether the claim moved.
+   */
+  release(topic: string, group: string, partition: number, owner: object, from: number): boolean {
+    const k = `${topic}\0${group}\0${partition}`;
+    const claim = this.claims.get(k);
+    if (claim === undefined || claim.owner !== owner) return false;
+    const committed = (this.acked.get(k) ?? -1) + 1;
+    if (from <= committed) this.claims.delete(k);
+    else {
+      claim.until = Math.min(claim.until, from);
+      claim.owner = undefined;
+    }
+    for (const wake of [...this.waiters]) wake();
+    return true;
+  }
+
+  /** When the group's current claim on a partition expires (its messages become deliverable again); null when none is held. */
+  claimExpiresAt(topic: string, group: string, partition: number): number | null {
+    const claim = this.claims.get(`${topic}\0${group}\0${partition}`);
+    return claim === undefined || claim.expiresAt <= Date.now() ? null : claim.expiresAt;
+  }
+
+  /**
+   * Calls `listener` synchronously after every publish, released claim and dropped topic, until the
+   * returned function is called: WebSocket consumers push on it instead of polling. Keep it cheap
+   * (it runs inside the committer): schedule the work, do not do it.
+   */
+  onChange(listener: () => void): () => void {
+    this.waiters.add(listener);
+    return () => { this.waiters.delete(listener); };
   }
 
   /** Resolves when a message is published or after `ms`. */
