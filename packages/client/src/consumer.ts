@@ -340,6 +340,7 @@ export function createConsumer<P>(deps: Deps, options: ConsumerOptions<P>): Cons
     const notify = (): void => { const w = wake; wake = null; w?.(); };
     let stoppedByServer: (() => void) | null = null;
     let started = false;
+    let drops = 0;
     const ackWaiters = new Set<{ partition: number; offset: number; resolve: () => void; reject: (e: unknown) => void }>();
 
     const sendAcks = (): void => {
@@ -348,9 +349,12 @@ export function createConsumer<P>(deps: Deps, options: ConsumerOptions<P>): Cons
         if (deps.live.send({ type: 'consume_ack', id, partition_id: partition, upto_offset: upto })) sent.set(partition, upto);
       }
     };
+    // Credits: a window of twice the batch size (at least 100) held or on the way; topped up once half
+    // of it is used, so grants are frames per batch, not per message (frames count against a rate limit).
+    const window = Math.max(2 * batchSize, 100);
     const grant = (): void => {
-      const want = 2 * batchSize - outstanding - queue.length;
-      if (want >= batchSize && deps.live.send({ type: 'consume_credit', id, credits: want })) outstanding += want;
+      const want = window - outstanding - queue.length;
+      if (want >= window / 2 && deps.live.send({ type: 'consume_credit', id, credits: want })) outstanding += want;
     };
     const settleWaiters = (error: unknown): void => {
       for (const w of ackWaiters) {
@@ -363,7 +367,7 @@ export function createConsumer<P>(deps: Deps, options: ConsumerOptions<P>): Cons
       opened: (send) => {
         queue.length = 0;
         sent = new Map();
-        outstanding = 2 * batchSize;
+        outstanding = window;
         send({
           type: 'consume', id, topic: options.topic, group: options.group, credits: outstanding, batch_size: batchSize,
           ...(options.start !== undefined ? { start: options.start } : {}),
@@ -407,6 +411,7 @@ export function createConsumer<P>(deps: Deps, options: ConsumerOptions<P>): Cons
         // The server released this socket's claims: what is queued comes again after the reconnect.
         queue.length = 0;
         outstanding = 0;
+        options.onError?.(new KalamError('CONNECTION_LOST', 'The WebSocket connection was lost; reconnecting'), ++drops);
       },
       ended: (error) => { fail(error); notify(); },
     };

@@ -62,216 +62,220 @@ describe('client.consumer', () => {
     await server.dispose();
   });
 
-  it('autoAck: every message handled once, in offset order, acknowledged; the group position persists', async () => {
-    const t = await topic();
-    await insert(t.table, 0, 250);
-    const c = client();
-    const first = c.consumer<Row>({ topic: t.topic, group: 'g', start: 'earliest', batchSize: 40, timeoutSeconds: 1 });
-    const run = collect(first);
-    await eventually('250 messages', () => run.ids.length >= 250);
-    first.stop();
-    await run.done;
-    assert.deepEqual(run.ids, Array.from({ length: 250 }, (_, i) => i));
-    assert.deepEqual(await acked(t.topic, 'g'), { 0: 249 });
-    // Another member of the group, later (past the visibility timeout): nothing old, only what is new.
-    await sleep(2100);
-    const second = c.consumer<Row>({ topic: t.topic, group: 'g', start: 'earliest', timeoutSeconds: 1 });
-    const again = collect(second);
-    await sleep(500);
-    await insert(t.table, 1000, 1);
-    await eventually('the new message', () => again.ids.length >= 1);
-    await sleep(300);
-    second.stop();
-    await again.done;
-    assert.deepEqual(again.ids, [1000]);
-    assert.deepEqual(await acked(t.topic, 'g'), { 0: 250 });
-  });
-
-  it('drains every partition, and a long-poll on one partition does not hold back the others', async () => {
-    const t = await topic(4);
-    await insert(t.table, 0, 100);
-    const c = client();
-    const consumer = c.consumer<Row>({ topic: t.topic, group: 'g', start: 'earliest', batchSize: 10, timeoutSeconds: 20 });
-    const run = collect(consumer);
-    await eventually('100 messages', () => run.ids.length >= 100);
-    assert.equal(run.partitions.size, 4, 'the ids hash over all 4 partitions');
-    // Now every partition is idle and long-polling (20 s): new messages in any partition arrive at once.
-    const began = Date.now();
-    await insert(t.table, 100, 20);
-    await eventually('20 more messages', () => run.ids.length >= 120, 5000);
-    assert.ok(Date.now() - began < 3000, `took ${Date.now() - began} ms`);
-    consumer.stop();
-    await run.done;
-    assert.deepEqual([...run.ids].sort((a, b) => a - b), Array.from({ length: 120 }, (_, i) => i));
-    const offsets = await acked(t.topic, 'g');
-    const sums = await server.rows(`CONSUME FROM ${t.topic} FROM EARLIEST LIMIT 1000`) as { partition_id: number; offset: string }[];
-    const last: Record<number, number> = {};
-    for (const r of sums) last[r.partition_id] = Math.max(last[r.partition_id] ?? -1, Number(r.offset));
-    assert.deepEqual(offsets, last, 'each partition acknowledged up to its last message');
-  });
-
-  it("a new group at 'latest' on an empty topic gets the first message published while it waits", async () => {
-    const t = await topic();
-    const c = client();
-    const consumer = c.consumer<Row>({ topic: t.topic, group: 'fresh', timeoutSeconds: 5 });
-    const run = collect(consumer);
-    await sleep(700); // the first request (empty) is done, a long-poll is waiting
-    await insert(t.table, 1, 1);
-    await sleep(1500); // a second poll came and went
-    await insert(t.table, 2, 1);
-    await eventually('both messages', () => run.ids.length >= 2, 8000);
-    consumer.stop();
-    await run.done;
-    assert.deepEqual(run.ids, [1, 2]);
-  });
-
-  it('retries a failing handler with backoff until it succeeds (attempts counted)', async () => {
-    const t = await topic();
-    await insert(t.table, 0, 3);
-    const c = client();
-    const attempts: string[] = [];
-    const consumer = c.consumer<Row>({ topic: t.topic, group: 'g', start: 'earliest', timeoutSeconds: 1, retry: { maxAttempts: 4, initialBackoffMs: 20, maxBackoffMs: 100 } });
-    const done = consumer.run((ctx) => {
-      attempts.push(`${ctx.message.payload.id}#${ctx.attempt}`);
-      if (ctx.message.payload.id === '1' && ctx.attempt < 3) throw new Error('flaky');
+  for (const transport of ['http', 'websocket'] as const) describe(transport, () => {
+    it('autoAck: every message handled once, in offset order, acknowledged; the group position persists', async () => {
+      const t = await topic();
+      await insert(t.table, 0, 250);
+      const c = client();
+      const first = c.consumer<Row>({ transport, topic: t.topic, group: 'g', start: 'earliest', batchSize: 40, timeoutSeconds: 1 });
+      const run = collect(first);
+      await eventually('250 messages', () => run.ids.length >= 250);
+      first.stop();
+      await run.done;
+      assert.deepEqual(run.ids, Array.from({ length: 250 }, (_, i) => i));
+      assert.deepEqual(await acked(t.topic, 'g'), { 0: 249 });
+      // Another member of the group, later (past the visibility timeout): nothing old, only what is new.
+      await sleep(2100);
+      const second = c.consumer<Row>({ transport, topic: t.topic, group: 'g', start: 'earliest', timeoutSeconds: 1 });
+      const again = collect(second);
+      await sleep(500);
+      await insert(t.table, 1000, 1);
+      await eventually('the new message', () => again.ids.length >= 1);
+      await sleep(300);
+      second.stop();
+      await again.done;
+      assert.deepEqual(again.ids, [1000]);
+      assert.deepEqual(await acked(t.topic, 'g'), { 0: 250 });
     });
-    await eventually('all three handled', () => attempts.includes('2#1'));
-    consumer.stop();
-    await done;
-    assert.deepEqual(attempts, ['0#1', '1#1', '1#2', '1#3', '2#1']);
-    assert.deepEqual(await acked(t.topic, 'g'), { 0: 2 });
-  });
 
-  it("a handler failing on every attempt ends run() with ConsumerHandlerError, leaving it unacknowledged; onFailed 'skip' acks it and goes on", async () => {
-    const t = await topic();
-    await insert(t.table, 0, 5);
-    const c = client();
-    let calls = 0;
-    const failing = c.consumer<Row>({ topic: t.topic, group: 'g', start: 'earliest', timeoutSeconds: 1, retry: { maxAttempts: 2, initialBackoffMs: 10 } });
-    const error = await failing.run(({ message }) => {
-      calls++;
-      if (message.offset === 2) throw new Error('poison');
-    }).then(() => null, (e: unknown) => e);
-    assert.ok(error instanceof ConsumerHandlerError, String(error));
-    assert.equal(error.code, 'HANDLER_FAILED');
-    assert.equal(error.attempts, 2);
-    assert.equal(error.topicMessage.offset, 2);
-    assert.equal((error.cause as Error).message, 'poison');
-    assert.equal(calls, 4); // 0, 1, 2 twice
-    assert.deepEqual(await acked(t.topic, 'g'), { 0: 1 }, 'what was handled before it is acknowledged, not the failed one');
+    it('drains every partition, and a long-poll on one partition does not hold back the others', async () => {
+      const t = await topic(4);
+      await insert(t.table, 0, 100);
+      const c = client();
+      const consumer = c.consumer<Row>({ transport, topic: t.topic, group: 'g', start: 'earliest', batchSize: 10, timeoutSeconds: 20 });
+      const run = collect(consumer);
+      await eventually('100 messages', () => run.ids.length >= 100);
+      assert.equal(run.partitions.size, 4, 'the ids hash over all 4 partitions');
+      // Now every partition is idle and long-polling (20 s): new messages in any partition arrive at once.
+      const began = Date.now();
+      await insert(t.table, 100, 20);
+      await eventually('20 more messages', () => run.ids.length >= 120, 5000);
+      assert.ok(Date.now() - began < 3000, `took ${Date.now() - began} ms`);
+      consumer.stop();
+      await run.done;
+      assert.deepEqual([...run.ids].sort((a, b) => a - b), Array.from({ length: 120 }, (_, i) => i));
+      const offsets = await acked(t.topic, 'g');
+      const sums = await server.rows(`CONSUME FROM ${t.topic} FROM EARLIEST LIMIT 1000`) as { partition_id: number; offset: string }[];
+      const last: Record<number, number> = {};
+      for (const r of sums) last[r.partition_id] = Math.max(last[r.partition_id] ?? -1, Number(r.offset));
+      assert.deepEqual(offsets, last, 'each partition acknowledged up to its last message');
+    });
 
-    await sleep(2100); // the claim of the failed batch expires
-    const seen: number[] = [];
-    const failures: number[] = [];
-    const skipping = c.consumer<Row>({
-      topic: t.topic, group: 'g', timeoutSeconds: 1, retry: { maxAttempts: 2, initialBackoffMs: 10 },
-      onFailed: ({ message, attempts }) => { failures.push(message.offset, attempts); return 'skip'; },
+    it("a new group at 'latest' on an empty topic gets the first message published while it waits", async () => {
+      const t = await topic();
+      const c = client();
+      const consumer = c.consumer<Row>({ transport, topic: t.topic, group: 'fresh', timeoutSeconds: 5 });
+      const run = collect(consumer);
+      await sleep(700); // the first request (empty) is done, a long-poll is waiting
+      await insert(t.table, 1, 1);
+      await sleep(1500); // a second poll came and went
+      await insert(t.table, 2, 1);
+      await eventually('both messages', () => run.ids.length >= 2, 8000);
+      consumer.stop();
+      await run.done;
+      assert.deepEqual(run.ids, [1, 2]);
     });
-    const run = skipping.run(({ message }) => {
-      seen.push(message.offset);
-      if (message.offset === 2) throw new Error('poison');
-    });
-    await eventually('offset 4', () => seen.includes(4));
-    skipping.stop();
-    await run;
-    assert.deepEqual(seen, [2, 2, 3, 4]);
-    assert.deepEqual(failures, [2, 2]);
-    assert.deepEqual(await acked(t.topic, 'g'), { 0: 4 });
-  });
 
-  it('autoAck false: only what the handler acks is acknowledged; the rest comes again', async () => {
-    const t = await topic();
-    await insert(t.table, 0, 5);
-    const c = client();
-    const seen: number[] = [];
-    const consumer = c.consumer<Row>({ topic: t.topic, group: 'g', start: 'earliest', autoAck: false, timeoutSeconds: 1 });
-    const run = consumer.run(async ({ message, ack }) => {
-      seen.push(message.offset);
-      if (message.offset < 3) await ack();
+    it('retries a failing handler with backoff until it succeeds (attempts counted)', async () => {
+      const t = await topic();
+      await insert(t.table, 0, 3);
+      const c = client();
+      const attempts: string[] = [];
+      const consumer = c.consumer<Row>({ transport, topic: t.topic, group: 'g', start: 'earliest', timeoutSeconds: 1, retry: { maxAttempts: 4, initialBackoffMs: 20, maxBackoffMs: 100 } });
+      const done = consumer.run((ctx) => {
+        attempts.push(`${ctx.message.payload.id}#${ctx.attempt}`);
+        if (ctx.message.payload.id === '1' && ctx.attempt < 3) throw new Error('flaky');
+      });
+      await eventually('all three handled', () => attempts.includes('2#1'));
+      consumer.stop();
+      await done;
+      assert.deepEqual(attempts, ['0#1', '1#1', '1#2', '1#3', '2#1']);
+      assert.deepEqual(await acked(t.topic, 'g'), { 0: 2 });
     });
-    await eventually('five messages', () => seen.length >= 5);
-    assert.deepEqual(await acked(t.topic, 'g'), { 0: 2 }, 'acknowledged by ctx.ack() at once');
-    // Past the visibility timeout, 3 and 4 are delivered again (to this member, the only one).
-    await eventually('3 and 4 again', () => seen.length >= 7, 8000);
-    consumer.stop();
-    await run;
-    assert.deepEqual(seen.slice(0, 7), [0, 1, 2, 3, 4, 3, 4]);
-  });
 
-  it('stop() lets the message being handled finish, acknowledges it and what came before, and resolves run()', async () => {
-    const t = await topic();
-    await insert(t.table, 0, 10);
-    const c = client();
-    const seen: number[] = [];
-    const consumer = c.consumer<Row>({ topic: t.topic, group: 'g', start: 'earliest', timeoutSeconds: 20 });
-    let finished = false;
-    const run = consumer.run(async ({ message }) => {
-      seen.push(message.offset);
-      if (message.offset === 3) {
-        consumer.stop();
-        await sleep(300);
-        finished = true;
-      }
-    });
-    const began = Date.now();
-    await run;
-    assert.ok(finished);
-    assert.deepEqual(seen, [0, 1, 2, 3]);
-    assert.deepEqual(await acked(t.topic, 'g'), { 0: 3 });
-    assert.ok(Date.now() - began < 3000, 'stop does not wait for a long-poll');
-    // An AbortSignal stops an idle consumer (waiting in a 20 s long-poll) at once.
-    const controller = new AbortController();
-    const idle = c.consumer<Row>({ topic: t.topic, group: 'other', timeoutSeconds: 20, signal: controller.signal });
-    const idleRun = idle.run(() => undefined);
-    await sleep(500);
-    const stopAt = Date.now();
-    controller.abort();
-    await idleRun;
-    assert.ok(Date.now() - stopAt < 1000, `took ${Date.now() - stopAt} ms`);
-  });
+    it("a handler failing on every attempt ends run() with ConsumerHandlerError, leaving it unacknowledged; onFailed 'skip' acks it and goes on", async () => {
+      const t = await topic();
+      await insert(t.table, 0, 5);
+      const c = client();
+      let calls = 0;
+      const failing = c.consumer<Row>({ transport, topic: t.topic, group: 'g', start: 'earliest', timeoutSeconds: 1, retry: { maxAttempts: 2, initialBackoffMs: 10 } });
+      const error = await failing.run(({ message }) => {
+        calls++;
+        if (message.offset === 2) throw new Error('poison');
+      }).then(() => null, (e: unknown) => e);
+      assert.ok(error instanceof ConsumerHandlerError, String(error));
+      assert.equal(error.code, 'HANDLER_FAILED');
+      assert.equal(error.attempts, 2);
+      assert.equal(error.topicMessage.offset, 2);
+      assert.equal((error.cause as Error).message, 'poison');
+      assert.equal(calls, 4); // 0, 1, 2 twice
+      assert.deepEqual(await acked(t.topic, 'g'), { 0: 1 }, 'what was handled before it is acknowledged, not the failed one');
 
-  it('keeps going when the server is killed and restarted mid-run: nothing lost, nothing handled twice', async () => {
-    const t = await topic(2);
-    await insert(t.table, 0, 50);
-    const c = client();
-    const errors: string[] = [];
-    const consumer = c.consumer<Row>({
-      topic: t.topic, group: 'g', start: 'earliest', batchSize: 5, timeoutSeconds: 2,
-      retry: { initialBackoffMs: 100, maxBackoffMs: 500 }, onError: (e) => errors.push(e.code),
+      await sleep(2100); // the claim of the failed batch expires
+      const seen: number[] = [];
+      const failures: number[] = [];
+      const skipping = c.consumer<Row>({
+        transport,
+        topic: t.topic, group: 'g', timeoutSeconds: 1, retry: { maxAttempts: 2, initialBackoffMs: 10 },
+        onFailed: ({ message, attempts }) => { failures.push(message.offset, attempts); return 'skip'; },
+      });
+      const run = skipping.run(({ message }) => {
+        seen.push(message.offset);
+        if (message.offset === 2) throw new Error('poison');
+      });
+      await eventually('offset 4', () => seen.includes(4));
+      skipping.stop();
+      await run;
+      assert.deepEqual(seen, [2, 2, 3, 4]);
+      assert.deepEqual(failures, [2, 2]);
+      assert.deepEqual(await acked(t.topic, 'g'), { 0: 4 });
     });
-    const ids: number[] = [];
-    const run = consumer.run(async ({ message }) => {
-      ids.push(Number(message.payload.id));
-      await sleep(5);
-    });
-    await eventually('some messages', () => ids.length >= 10);
-    await server.kill();
-    await sleep(1000);
-    await server.launch({ KALAMDB_TOPIC_VISIBILITY_TIMEOUT_SECS: '2' }, ['--port', String(port)]);
-    await insert(t.table, 50, 50);
-    await eventually('100 messages', () => new Set(ids).size >= 100, 30_000);
-    await sleep(500);
-    consumer.stop();
-    await run;
-    assert.ok(errors.includes('CONNECTION_FAILED'), `onError heard: ${errors.join()}`);
-    assert.deepEqual([...ids].sort((a, b) => a - b), Array.from({ length: 100 }, (_, i) => i), 'each once');
-  });
 
-  it('refusals end run(): the user role (403), a missing topic (404), a missing partition (400)', async () => {
-    const t = await topic();
-    const alice = client({ user: 'alice', password: 'alice-password-1' });
-    await assert.rejects(alice.consumer({ topic: t.topic, group: 'g' }).run(() => undefined),
-      (e: unknown) => e instanceof KalamError && e.code === 'PERMISSION_DENIED' && e.status === 403);
-    const c = client();
-    await assert.rejects(c.consumer({ topic: 'cons.nope', group: 'g' }).run(() => undefined),
-      (e: unknown) => e instanceof KalamError && e.code === 'NOT_FOUND' && e.status === 404);
-    await assert.rejects(c.consumer({ topic: t.topic, group: 'g', partition: 7 }).run(() => undefined),
-      (e: unknown) => e instanceof KalamError && e.status === 400);
-    const root = client({ user: 'root', password: ROOT_PASSWORD });
-    const consumer = root.consumer({ topic: t.topic, group: 'g' });
-    const running = consumer.run(() => undefined);
-    await assert.rejects(consumer.run(() => undefined), (e: unknown) => e instanceof KalamError && e.code === 'CONSUMER_RUNNING');
-    consumer.stop();
-    await running;
+    it('autoAck false: only what the handler acks is acknowledged; the rest comes again', async () => {
+      const t = await topic();
+      await insert(t.table, 0, 5);
+      const c = client();
+      const seen: number[] = [];
+      const consumer = c.consumer<Row>({ transport, topic: t.topic, group: 'g', start: 'earliest', autoAck: false, timeoutSeconds: 1 });
+      const run = consumer.run(async ({ message, ack }) => {
+        seen.push(message.offset);
+        if (message.offset < 3) await ack();
+      });
+      await eventually('five messages', () => seen.length >= 5);
+      assert.deepEqual(await acked(t.topic, 'g'), { 0: 2 }, 'acknowledged by ctx.ack() at once');
+      // Past the visibility timeout, 3 and 4 are delivered again (to this member, the only one).
+      await eventually('3 and 4 again', () => seen.length >= 7, 8000);
+      consumer.stop();
+      await run;
+      assert.deepEqual(seen.slice(0, 7), [0, 1, 2, 3, 4, 3, 4]);
+    });
+
+    it('stop() lets the message being handled finish, acknowledges it and what came before, and resolves run()', async () => {
+      const t = await topic();
+      await insert(t.table, 0, 10);
+      const c = client();
+      const seen: number[] = [];
+      const consumer = c.consumer<Row>({ transport, topic: t.topic, group: 'g', start: 'earliest', timeoutSeconds: 20 });
+      let finished = false;
+      const run = consumer.run(async ({ message }) => {
+        seen.push(message.offset);
+        if (message.offset === 3) {
+          consumer.stop();
+          await sleep(300);
+          finished = true;
+        }
+      });
+      const began = Date.now();
+      await run;
+      assert.ok(finished);
+      assert.deepEqual(seen, [0, 1, 2, 3]);
+      assert.deepEqual(await acked(t.topic, 'g'), { 0: 3 });
+      assert.ok(Date.now() - began < 3000, 'stop does not wait for a long-poll');
+      // An AbortSignal stops an idle consumer (waiting in a 20 s long-poll) at once.
+      const controller = new AbortController();
+      const idle = c.consumer<Row>({ transport, topic: t.topic, group: 'other', timeoutSeconds: 20, signal: controller.signal });
+      const idleRun = idle.run(() => undefined);
+      await sleep(500);
+      const stopAt = Date.now();
+      controller.abort();
+      await idleRun;
+      assert.ok(Date.now() - stopAt < 1000, `took ${Date.now() - stopAt} ms`);
+    });
+
+    it('keeps going when the server is killed and restarted mid-run: nothing lost, nothing handled twice', async () => {
+      const t = await topic(2);
+      await insert(t.table, 0, 50);
+      const c = client();
+      const errors: string[] = [];
+      const consumer = c.consumer<Row>({
+        transport,
+        topic: t.topic, group: 'g', start: 'earliest', batchSize: 5, timeoutSeconds: 2,
+        retry: { initialBackoffMs: 100, maxBackoffMs: 500 }, onError: (e) => errors.push(e.code),
+      });
+      const ids: number[] = [];
+      const run = consumer.run(async ({ message }) => {
+        ids.push(Number(message.payload.id));
+        await sleep(5);
+      });
+      await eventually('some messages', () => ids.length >= 10);
+      await server.kill();
+      await sleep(1000);
+      await server.launch({ KALAMDB_TOPIC_VISIBILITY_TIMEOUT_SECS: '2' }, ['--port', String(port)]);
+      await insert(t.table, 50, 50);
+      await eventually('100 messages', () => new Set(ids).size >= 100, 30_000);
+      await sleep(500);
+      consumer.stop();
+      await run;
+      assert.ok(errors.includes(transport === 'http' ? 'CONNECTION_FAILED' : 'CONNECTION_LOST'), `onError heard: ${errors.join()}`);
+      assert.deepEqual([...ids].sort((a, b) => a - b), Array.from({ length: 100 }, (_, i) => i), 'each once');
+    });
+
+    it('refusals end run(): the user role (403), a missing topic (404), a missing partition (400 over HTTP)', async () => {
+      const t = await topic();
+      const alice = client({ user: 'alice', password: 'alice-password-1' });
+      await assert.rejects(alice.consumer({ transport, topic: t.topic, group: 'g' }).run(() => undefined),
+        (e: unknown) => e instanceof KalamError && e.code === (transport === 'http' ? 'PERMISSION_DENIED' : 'UNAUTHORIZED') && e.status === 403);
+      const c = client();
+      await assert.rejects(c.consumer({ transport, topic: 'cons.nope', group: 'g' }).run(() => undefined),
+        (e: unknown) => e instanceof KalamError && e.code === 'NOT_FOUND' && e.status === 404);
+      await assert.rejects(c.consumer({ transport, topic: t.topic, group: 'g', partition: 7 }).run(() => undefined),
+        (e: unknown) => e instanceof KalamError && e.status === (transport === 'http' ? 400 : 404));
+      const root = client({ user: 'root', password: ROOT_PASSWORD });
+      const consumer = root.consumer({ transport, topic: t.topic, group: 'g' });
+      const running = consumer.run(() => undefined);
+      await assert.rejects(consumer.run(() => undefined), (e: unknown) => e instanceof KalamError && e.code === 'CONSUMER_RUNNING');
+      consumer.stop();
+      await running;
+    });
   });
 });
