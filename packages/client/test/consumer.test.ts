@@ -278,4 +278,42 @@ describe('client.consumer', () => {
       await running;
     });
   });
+
+  it('websocket: holds at most its credit window of unhandled messages; stop() hands the rest back at once', async () => {
+    const t = await topic();
+    await insert(t.table, 0, 500);
+    const c = client();
+    const handled: number[] = [];
+    const consumer = c.consumer<Row>({ transport: 'websocket', topic: t.topic, group: 'g', start: 'earliest', batchSize: 10 });
+    const run = consumer.run(async ({ message }) => {
+      handled.push(message.offset);
+      await sleep(20);
+    });
+    await eventually('30 handled', () => handled.length >= 30);
+    // Another member of the group (HTTP) gets what the WebSocket member has not been pushed: the window
+    // is max(2 × 10, 100) messages beyond what was handled, not the whole backlog.
+    const other = await c.topics.consume({ topic: t.topic, group: 'g', limit: 1 });
+    const first = other.messages[0]!.offset;
+    assert.ok(first > handled.length && first <= handled.length + 110, `the other member starts at ${first} after ${handled.length} handled`);
+    consumer.stop();
+    await run;
+    assert.deepEqual(handled, Array.from({ length: handled.length }, (_, i) => i), 'in order, each once');
+    assert.deepEqual(await acked(t.topic, 'g'), { 0: handled.length - 1 });
+
+    // Alone in its group, what it was pushed and did not handle is released by consume_stop: the next
+    // member gets it without waiting out the visibility timeout.
+    const alone: number[] = [];
+    const second = c.consumer<Row>({ transport: 'websocket', topic: t.topic, group: 'solo', start: 'earliest', batchSize: 10 });
+    const secondRun = second.run(async ({ message }) => {
+      alone.push(message.offset);
+      await sleep(20);
+    });
+    await eventually('10 handled', () => alone.length >= 10);
+    second.stop();
+    await secondRun;
+    const done = alone.length;
+    assert.deepEqual(await acked(t.topic, 'solo'), { 0: done - 1 });
+    const rest = await c.topics.consume({ topic: t.topic, group: 'solo', limit: 5 });
+    assert.deepEqual(rest.messages.map((m) => m.offset), [done, done + 1, done + 2, done + 3, done + 4]);
+  });
 });
