@@ -253,8 +253,10 @@ export function createConsumer<P>(deps: Deps, options: ConsumerOptions<P>): Cons
       });
       // The server applies `start` to a group without a position on every request: 'latest' on an empty
       // partition would skip the first message published between two polls. Pinning the position the
-      // group started at (a no-op once the group has acknowledged something) keeps it.
-      if (!pinned.has(partition)) pinned.set(partition, batch.messages[0]?.offset ?? batch.next_offset);
+      // group started at (a no-op once the group has acknowledged something) keeps it. Only 'latest'
+      // moves: 'earliest' and offsets are sent as given (an empty answer's next_offset may already
+      // count a message published while it was made, which pinning would skip).
+      if ((options.start ?? 'latest') === 'latest' && !pinned.has(partition)) pinned.set(partition, batch.messages[0]?.offset ?? batch.next_offset);
       return batch as Batch;
     };
     const ackPartition = async (partition: number, upto: number, attempts = Infinity): Promise<void> => {
