@@ -425,7 +425,12 @@ export function createConsumer<P>(deps: Deps, options: ConsumerOptions<P>): Cons
       return wait;
     };
 
-    await withRetry(() => deps.live.addChannel(channel));
+    try {
+      await withRetry(() => deps.live.addChannel(channel));
+    } catch (error) {
+      if (stopper.signal.aborted && failure === null) return; // stopped while (re)trying to connect
+      throw error;
+    }
     stopper.signal.addEventListener('abort', notify, { once: true });
     try {
       let sinceAck = 0;

@@ -260,6 +260,46 @@ describe('client.consumer', () => {
       assert.deepEqual([...ids].sort((a, b) => a - b), Array.from({ length: 100 }, (_, i) => i), 'each once');
     });
 
+    it('starts against a server that is not up yet, and goes on once it is; stop() while unreachable resolves', async () => {
+      const late = await freePort();
+      const other = await TestServer.start(undefined, {}, ['--port', String(late)]);
+      try {
+        await other.ok('CREATE NAMESPACE late');
+        await other.ok('CREATE SHARED TABLE late.src (id BIGINT PRIMARY KEY, v INT)');
+        await other.ok('CREATE TOPIC late.events');
+        await other.ok('ALTER TOPIC late.events ADD SOURCE late.src ON INSERT');
+        await other.createUser('svc', 'service', 'svc-password-1');
+        await other.ok('INSERT INTO late.src VALUES (7, 7)');
+        await other.stop();
+        const c = createClient({ url: `http://127.0.0.1:${late}`, auth: SERVICE });
+        clients.push(c);
+        const errors: string[] = [];
+        const ids: number[] = [];
+        const consumer = c.consumer<Row>({
+          transport, topic: 'late.events', group: 'g', start: 'earliest', timeoutSeconds: 1,
+          retry: { initialBackoffMs: 50, maxBackoffMs: 300 }, onError: (e) => errors.push(e.code),
+        });
+        const run = consumer.run(({ message }) => { ids.push(Number(message.payload.id)); });
+        await eventually('two failed attempts', () => errors.length >= 2);
+        await other.launch({}, ['--port', String(late)]);
+        await other.ok('INSERT INTO late.src VALUES (8, 8)');
+        await eventually('the messages', () => ids.length >= 2, 20_000);
+        consumer.stop();
+        await run;
+        assert.deepEqual(ids, [7, 8]);
+        assert.ok(errors.every((code) => code === 'CONNECTION_FAILED'), errors.join());
+      } finally {
+        await other.dispose();
+      }
+      const nowhere = createClient({ url: `http://127.0.0.1:${await freePort()}`, auth: SERVICE });
+      clients.push(nowhere);
+      const idle = nowhere.consumer({ transport, topic: 'x.y', group: 'g', retry: { initialBackoffMs: 50 } });
+      const idleRun = idle.run(() => undefined);
+      await sleep(300);
+      idle.stop();
+      await idleRun;
+    });
+
     it('refusals end run(): the user role (403), a missing topic (404), a missing partition (400 over HTTP)', async () => {
       const t = await topic();
       const alice = client({ user: 'alice', password: 'alice-password-1' });
