@@ -115,7 +115,12 @@ describe('topics over the WebSocket', () => {
       await receive(client, 'p1', i);
       latencies.push(arrivals[before]! - acked);
     }
-    assert.ok(Math.max(...latencies) < 100, `push latencies after the INSERT ack (ms): ${latencies.map((l) => l.toFixed(1)).join(', ')}`);
+    // Push follows the commit (a few ms); polling at any useful interval would miss the median bound.
+    // The max bound leaves room for a GC pause or a busy CI core.
+    const sorted = [...latencies].sort((x, y) => x - y);
+    const shown = latencies.map((l) => l.toFixed(1)).join(', ');
+    assert.ok(sorted[2]! < 100, `median push latency after the INSERT ack over 100 ms: ${shown}`);
+    assert.ok(sorted[4]! < 500, `push latencies after the INSERT ack (ms): ${shown}`);
     const messages = pushed(client, 'p1');
     assert.deepEqual(offsetsOf(messages), [0, 1, 2, 3, 4]);
     const first = messages[0]!;
