@@ -264,8 +264,22 @@ describe('topics over the WebSocket', () => {
     await insert('rel', [5, 6]);
     assert.deepEqual(offsetsOf(await receive(b, 'rb', 5)), [2, 3, 4, 5, 6]);
     await b.request({ type: 'consume_stop', id: 'rb' }, (m) => m.type === 'consume_stopped');
-    const res = await server.post('/v1/api/topics/consume', { topic_id: 'tw.rel', group_id: 'g', limit: 100 }, authHeaderOf(svc));
-    assert.deepEqual((res.json as { messages: Msg[] }).messages.map((m) => m.offset), [2, 3, 4, 5, 6]);
+    const httpConsume = async (): Promise<number[]> => {
+      const res = await server.post('/v1/api/topics/consume', { topic_id: 'tw.rel', group_id: 'g', limit: 100 }, authHeaderOf(svc));
+      return (res.json as { messages: Msg[] }).messages.map((m) => m.offset);
+    };
+    assert.deepEqual(await httpConsume(), [2, 3, 4, 5, 6]);
+
+    // Only a claim nobody claimed after is released: here the HTTP member claimed after c, so c's
+    // disconnect releases nothing (moving the claim back would hand 10 and 11 out twice).
+    await insert('rel', [7, 8, 9, 10, 11]);
+    const c = await connect(svc);
+    await consumeOk(c, { id: 'rc', topic: 'tw.rel', group: 'g', credits: 3 });
+    assert.deepEqual(offsetsOf(await receive(c, 'rc', 3)), [7, 8, 9]);
+    assert.deepEqual(await httpConsume(), [10, 11]);
+    await c.close();
+    await sleep(200);
+    assert.deepEqual(await httpConsume(), []);
   });
 
   it('the role matrix: user refused; service and dba consume; a downgrade to user stops consumers; a dropped user is disconnected', async () => {
