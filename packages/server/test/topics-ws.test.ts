@@ -187,7 +187,7 @@ describe('topics over the WebSocket', () => {
     await consumeOk(first, { id: 'a1', topic: 'tw.ack', group: 'workers', start: 'earliest', credits: 6 });
     assert.deepEqual(offsetsOf(await receive(first, 'a1', 6)), [0, 1, 2, 3, 4, 5]);
     const acked = await first.request({ type: 'consume_ack', id: 'a1', partition_id: 0, upto_offset: 3 }, (m) => m.id === 'a1' && m.type === 'consume_acked');
-    assert.deepEqual(acked, { type: 'consume_acked', id: 'a1', partition_id: 0, acknowledged_offset: 3 });
+    assert.deepEqual(acked, { type: 'consume_acked', id: 'a1', partition_id: 0, acknowledged_offset: 3, committed_offset: 3 });
     const positions = await server.rows("SELECT group_id, last_acked_offset FROM system.topic_offsets WHERE topic_id = 'tw.ack'");
     assert.deepEqual(positions.map((p) => [p.group_id, Number(p.last_acked_offset)]), [['workers', 3]]);
     await first.close();
@@ -201,6 +201,24 @@ describe('topics over the WebSocket', () => {
     assert.deepEqual(await server.rows("CONSUME FROM tw.ack GROUP 'workers' LIMIT 10", { auth: svc }), []);
     await insert('ack', [10]);
     assert.deepEqual(offsetsOf(await receive(second, 'a2', 7)), [4, 5, 6, 7, 8, 9, 10]);
+  });
+
+  it('consume_ack speaks for its consumer: the group position waits for ranges other members hold', async () => {
+    await topicWithSource('own');
+    await insert('own', range(0, 10));
+    const a = await connect(svc);
+    const b = await connect(svc);
+    await consumeOk(a, { id: 'oa', topic: 'tw.own', group: 'g', start: 'earliest', credits: 5 });
+    assert.deepEqual(offsetsOf(await receive(a, 'oa', 5)), [0, 1, 2, 3, 4]);
+    await consumeOk(b, { id: 'ob', topic: 'tw.own', group: 'g', start: 'earliest', credits: 5 });
+    assert.deepEqual(offsetsOf(await receive(b, 'ob', 5)), [5, 6, 7, 8, 9]);
+    const ackB = await b.request({ type: 'consume_ack', id: 'ob', upto_offset: 9 }, (m) => m.type === 'consume_acked');
+    assert.deepEqual(ackB, { type: 'consume_acked', id: 'ob', partition_id: 0, acknowledged_offset: 9, committed_offset: -1 });
+    assert.deepEqual(await server.rows("SELECT last_acked_offset FROM system.topic_offsets WHERE topic_id = 'tw.own'"), []);
+    const ackA = await a.request({ type: 'consume_ack', id: 'oa', upto_offset: 4 }, (m) => m.type === 'consume_acked');
+    assert.equal(ackA.committed_offset, 9);
+    const [position] = await server.rows("SELECT last_acked_offset FROM system.topic_offsets WHERE topic_id = 'tw.own'");
+    assert.equal(Number(position!.last_acked_offset), 9);
   });
 
   it('two WebSocket members and one HTTP member of a group: every offset exactly once', async () => {
@@ -268,17 +286,21 @@ describe('topics over the WebSocket', () => {
       const res = await server.post('/v1/api/topics/consume', { topic_id: 'tw.rel', group_id: 'g', limit: 100 }, authHeaderOf(svc));
       return (res.json as { messages: Msg[] }).messages.map((m) => m.offset);
     };
-    assert.deepEqual(await httpConsume(), [2, 3, 4, 5, 6]);
+    // b held two ranges (2-4 handed over from a, then 5-6): released ranges are handed out one at a time.
+    assert.deepEqual(await httpConsume(), [2, 3, 4]);
+    assert.deepEqual(await httpConsume(), [5, 6]);
 
-    // Only a claim nobody claimed after is released: here the HTTP member claimed after c, so c's
-    // disconnect releases nothing (moving the claim back would hand 10 and 11 out twice).
+    // Claims are per member: a consumer releases what it holds even when another member claimed
+    // after it, and only that (10 and 11 stay with the HTTP member).
     await insert('rel', [7, 8, 9, 10, 11]);
     const c = await connect(svc);
     await consumeOk(c, { id: 'rc', topic: 'tw.rel', group: 'g', credits: 3 });
     assert.deepEqual(offsetsOf(await receive(c, 'rc', 3)), [7, 8, 9]);
     assert.deepEqual(await httpConsume(), [10, 11]);
+    assert.deepEqual(await httpConsume(), []);
     await c.close();
     await sleep(200);
+    assert.deepEqual(await httpConsume(), [7, 8, 9]);
     assert.deepEqual(await httpConsume(), []);
   });
 
