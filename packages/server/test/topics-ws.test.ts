@@ -115,7 +115,12 @@ describe('topics over the WebSocket', () => {
       await receive(client, 'p1', i);
       latencies.push(arrivals[before]! - acked);
     }
-    assert.ok(Math.max(...latencies) < 100, `push latencies after the INSERT ack (ms): ${latencies.map((l) => l.toFixed(1)).join(', ')}`);
+    // Push follows the commit (a few ms); polling at any useful interval would miss the median bound.
+    // The max bound leaves room for a GC pause or a busy CI core.
+    const sorted = [...latencies].sort((x, y) => x - y);
+    const shown = latencies.map((l) => l.toFixed(1)).join(', ');
+    assert.ok(sorted[2]! < 100, `median push latency after the INSERT ack over 100 ms: ${shown}`);
+    assert.ok(sorted[4]! < 500, `push latencies after the INSERT ack (ms): ${shown}`);
     const messages = pushed(client, 'p1');
     assert.deepEqual(offsetsOf(messages), [0, 1, 2, 3, 4]);
     const first = messages[0]!;
@@ -182,7 +187,7 @@ describe('topics over the WebSocket', () => {
     await consumeOk(first, { id: 'a1', topic: 'tw.ack', group: 'workers', start: 'earliest', credits: 6 });
     assert.deepEqual(offsetsOf(await receive(first, 'a1', 6)), [0, 1, 2, 3, 4, 5]);
     const acked = await first.request({ type: 'consume_ack', id: 'a1', partition_id: 0, upto_offset: 3 }, (m) => m.id === 'a1' && m.type === 'consume_acked');
-    assert.deepEqual(acked, { type: 'consume_acked', id: 'a1', partition_id: 0, acknowledged_offset: 3 });
+    assert.deepEqual(acked, { type: 'consume_acked', id: 'a1', partition_id: 0, acknowledged_offset: 3, committed_offset: 3 });
     const positions = await server.rows("SELECT group_id, last_acked_offset FROM system.topic_offsets WHERE topic_id = 'tw.ack'");
     assert.deepEqual(positions.map((p) => [p.group_id, Number(p.last_acked_offset)]), [['workers', 3]]);
     await first.close();
@@ -198,16 +203,36 @@ describe('topics over the WebSocket', () => {
     assert.deepEqual(offsetsOf(await receive(second, 'a2', 7)), [4, 5, 6, 7, 8, 9, 10]);
   });
 
+  it('consume_ack speaks for its consumer: the group position waits for ranges other members hold', async () => {
+    await topicWithSource('own');
+    await insert('own', range(0, 10));
+    const a = await connect(svc);
+    const b = await connect(svc);
+    await consumeOk(a, { id: 'oa', topic: 'tw.own', group: 'g', start: 'earliest', credits: 5 });
+    assert.deepEqual(offsetsOf(await receive(a, 'oa', 5)), [0, 1, 2, 3, 4]);
+    await consumeOk(b, { id: 'ob', topic: 'tw.own', group: 'g', start: 'earliest', credits: 5 });
+    assert.deepEqual(offsetsOf(await receive(b, 'ob', 5)), [5, 6, 7, 8, 9]);
+    const ackB = await b.request({ type: 'consume_ack', id: 'ob', upto_offset: 9 }, (m) => m.type === 'consume_acked');
+    assert.deepEqual(ackB, { type: 'consume_acked', id: 'ob', partition_id: 0, acknowledged_offset: 9, committed_offset: -1 });
+    assert.deepEqual(await server.rows("SELECT last_acked_offset FROM system.topic_offsets WHERE topic_id = 'tw.own'"), []);
+    const ackA = await a.request({ type: 'consume_ack', id: 'oa', upto_offset: 4 }, (m) => m.type === 'consume_acked');
+    assert.equal(ackA.committed_offset, 9);
+    const [position] = await server.rows("SELECT last_acked_offset FROM system.topic_offsets WHERE topic_id = 'tw.own'");
+    assert.equal(Number(position!.last_acked_offset), 9);
+  });
+
   it('two WebSocket members and one HTTP member of a group: every offset exactly once', async () => {
     await topicWithSource('mix');
     const total = 300;
     const a = await connect(svc);
     const b = await connect(dba);
-    // Each WebSocket member keeps 10 credits: every frame received is granted back.
+    // Each WebSocket member keeps 10 credits: every frame received is granted back after 10 ms of
+    // "processing", so the HTTP member gets its share too.
     for (const [client, id] of [[a, 'ma'], [b, 'mb']] as const) {
       client.ws.on('message', (data: Buffer) => {
         const msg = JSON.parse(data.toString()) as { type: string; id?: string; messages?: unknown[] };
-        if (msg.type === 'topic_messages' && msg.id === id) client.send({ type: 'consume_credit', id, credits: msg.messages!.length });
+        if (msg.type !== 'topic_messages' || msg.id !== id) return;
+        setTimeout(() => client.send({ type: 'consume_credit', id, credits: msg.messages!.length }), 10);
       });
       await consumeOk(client, { id, topic: 'tw.mix', group: 'shared', start: 'earliest', credits: 10, batch_size: 4 });
     }
@@ -232,7 +257,8 @@ describe('topics over the WebSocket', () => {
     await sleep(200);
     const all = [...offsetsOf(pushed(a, 'ma')), ...offsetsOf(pushed(b, 'mb')), ...viaHttp].sort((x, y) => x - y);
     assert.deepEqual(all, range(0, total), `duplicates or gaps (a: ${pushed(a, 'ma').length}, b: ${pushed(b, 'mb').length}, http: ${viaHttp.length})`);
-    assert.ok(pushed(a, 'ma').length > 0 && pushed(b, 'mb').length > 0 && viaHttp.length > 0, 'every member took part');
+    assert.ok(pushed(a, 'ma').length > 0 && pushed(b, 'mb').length > 0 && viaHttp.length > 0,
+      `every member took part (a: ${pushed(a, 'ma').length}, b: ${pushed(b, 'mb').length}, http: ${viaHttp.length})`);
   });
 
   it('unacknowledged messages go to another member at once when a consumer disconnects or stops', async () => {
@@ -256,8 +282,26 @@ describe('topics over the WebSocket', () => {
     await insert('rel', [5, 6]);
     assert.deepEqual(offsetsOf(await receive(b, 'rb', 5)), [2, 3, 4, 5, 6]);
     await b.request({ type: 'consume_stop', id: 'rb' }, (m) => m.type === 'consume_stopped');
-    const res = await server.post('/v1/api/topics/consume', { topic_id: 'tw.rel', group_id: 'g', limit: 100 }, authHeaderOf(svc));
-    assert.deepEqual((res.json as { messages: Msg[] }).messages.map((m) => m.offset), [2, 3, 4, 5, 6]);
+    const httpConsume = async (): Promise<number[]> => {
+      const res = await server.post('/v1/api/topics/consume', { topic_id: 'tw.rel', group_id: 'g', limit: 100 }, authHeaderOf(svc));
+      return (res.json as { messages: Msg[] }).messages.map((m) => m.offset);
+    };
+    // b held two ranges (2-4 handed over from a, then 5-6): released ranges are handed out one at a time.
+    assert.deepEqual(await httpConsume(), [2, 3, 4]);
+    assert.deepEqual(await httpConsume(), [5, 6]);
+
+    // Claims are per member: a consumer releases what it holds even when another member claimed
+    // after it, and only that (10 and 11 stay with the HTTP member).
+    await insert('rel', [7, 8, 9, 10, 11]);
+    const c = await connect(svc);
+    await consumeOk(c, { id: 'rc', topic: 'tw.rel', group: 'g', credits: 3 });
+    assert.deepEqual(offsetsOf(await receive(c, 'rc', 3)), [7, 8, 9]);
+    assert.deepEqual(await httpConsume(), [10, 11]);
+    assert.deepEqual(await httpConsume(), []);
+    await c.close();
+    await sleep(200);
+    assert.deepEqual(await httpConsume(), [7, 8, 9]);
+    assert.deepEqual(await httpConsume(), []);
   });
 
   it('the role matrix: user refused; service and dba consume; a downgrade to user stops consumers; a dropped user is disconnected', async () => {

@@ -101,7 +101,7 @@ export class LiveSession implements LiveSink {
       error: (id, code, message) => this.error(id, code, message),
       backlog: () => this.ws.bufferedAmount,
       whenDrained: (then) => this.whenDrained(then),
-    }, d.log);
+    }, d.log, connectionId);
   }
 
   // Authentication --------------------------------------------------------------------------

@@ -3,10 +3,12 @@
  * `consume`, `consume_credit`, `consume_ack` and `consume_stop` frames of one connection, and the
  * push of `topic_messages` under credit-based flow control.
  *
- * Owns, per connection: the consumers, their credit balances, and the part of each group claim a
- * consumer holds (so it can give it back when it stops or the socket closes). It does not own claims
- * or positions: those are TopicService's, and every read goes through TopicService.consume(), so
- * WebSocket, HTTP and SQL members of one group share one no-overlap rule and one visibility timeout.
+ * Owns, per connection: the consumers and their credit balances. It does not own claims or
+ * positions: those are TopicService's (topics/group-claims.ts). Each consumer is one group member
+ * (its own owner string), every read goes through TopicService.consume() and every ACK through
+ * TopicService.ack(), so WebSocket, HTTP and SQL members of one group share one no-overlap rule and
+ * one visibility timeout; when a consumer ends, TopicService.release() hands what it holds
+ * unacknowledged to the next member at once.
  *
  * Push is event driven: a consumer listens to TopicService.onChange (publish, released claim, dropped
  * topic) and, while it has credits, reads at most one batch at a time; a timer is armed only for the
@@ -53,8 +55,11 @@ class FrameError extends Error {
 /** Every consumer of one connection. */
 export class TopicConsumers {
   private readonly consumers = new Map<string, TopicConsumer>();
+  /** Consumers started on this connection: makes each one's member name unique, also when an id is reused. */
+  private started = 0;
 
-  constructor(private readonly services: Services, private readonly sink: ConsumerSink, private readonly log: Logger) {}
+  constructor(private readonly services: Services, private readonly sink: ConsumerSink, private readonly log: Logger,
+    private readonly connectionId: string) {}
 
   /** One consume* frame of an authenticated connection. */
   async handle(msg: Record<string, unknown>, principal: Principal): Promise<void> {
@@ -102,7 +107,8 @@ export class TopicConsumers {
     // 'latest' means the end of each partition now, when the consumer starts, not whenever credits
     // arrive; as on HTTP it only positions a group that has no position yet.
     const starts = new Map<number, Start>(partitions.map((p) => [p, start === 'latest' ? this.services.topics.latestOffset(name, p) : start]));
-    const consumer = new TopicConsumer(id, topic, group, partitions, starts, batchSize, credits, {
+    const owner = `ws:${this.connectionId}:${++this.started}:${id}`;
+    const consumer = new TopicConsumer(id, owner, topic, group, partitions, starts, batchSize, credits, {
       services: this.services, sink: this.sink, log: this.log, ended: (c) => { if (this.consumers.get(c.id) === c) this.consumers.delete(c.id); },
     });
     this.consumers.set(id, consumer);
@@ -140,8 +146,8 @@ class TopicConsumer {
   private readonly createdAt: number;
   private readonly idJson: string;
   private readonly topicJson: string;
-  /** Per partition, the contiguous tail of this consumer's claims not yet acknowledged: what `release` can give back. */
-  private readonly held = new Map<number, { from: number; until: number }>();
+  /** Partitions this consumer was handed messages of: the ones to release when it ends. */
+  private readonly touched = new Set<number>();
   private readonly unlisten: () => void;
   private stopped = false;
   /** A read is in flight (one per consumer); `again` asks it to look once more when it is done. */
@@ -153,7 +159,7 @@ class TopicConsumer {
   private turn = 0;
   private expiry: NodeJS.Timeout | null = null;
 
-  constructor(readonly id: string, topic: TopicDef, private readonly group: string, private readonly partitions: readonly number[],
+  constructor(readonly id: string, private readonly owner: string, topic: TopicDef, private readonly group: string, private readonly partitions: readonly number[],
     private readonly starts: ReadonlyMap<number, Start>, private readonly batchSize: number, private credits: number,
     private readonly env: ConsumerEnv) {
     this.name = topic.name;
@@ -181,13 +187,9 @@ class TopicConsumer {
       this.end(`topic '${this.name}' was dropped`);
       throw new FrameError('NOT_FOUND', `Topic '${this.name}' does not exist`);
     }
-    await this.env.services.topics.ack(this.name, this.group, partition, upto);
-    const held = this.held.get(partition);
-    if (held !== undefined) {
-      if (held.until <= upto + 1) this.held.delete(partition);
-      else if (held.from <= upto) held.from = upto + 1;
-    }
-    this.env.sink.json({ type: 'consume_acked', id: this.id, partition_id: partition, acknowledged_offset: upto });
+    // Speaks for this consumer only: ranges other members hold keep the group's position below them.
+    const committed = await this.env.services.topics.ack(this.name, this.group, partition, upto, this.owner);
+    this.env.sink.json({ type: 'consume_acked', id: this.id, partition_id: partition, acknowledged_offset: upto, committed_offset: committed });
   }
 
   /**
@@ -249,7 +251,9 @@ class TopicConsumer {
    * Reads and pushes until the credits run out or no partition has anything to hand out. Fair over
    * partitions: each round splits the credits evenly over the partitions that still had messages
    * (at most batch_size each), starting with a different partition every round. A partition that
-   * returned less than it was offered is exhausted for now; a later publish wakes the consumer again.
+   * returned nothing, or less than offered up to its newest offset, is done for now; a later publish,
+   * release or claim expiry wakes the consumer again. (A short read below the newest offset is an
+   * expired range handed out alone: more may follow.)
    */
   private async drain(): Promise<void> {
     const topics = this.env.services.topics;
@@ -274,30 +278,24 @@ class TopicConsumer {
         const topic = topics.get(this.name);
         if (topic === undefined || topic.createdAt !== this.createdAt) return this.end(`topic '${this.name}' was dropped`);
         const limit = Math.min(share, this.credits);
-        const messages = await topics.consume(topic, this.group, partition, this.starts.get(partition)!, limit, this);
+        const messages = await topics.consume(topic, this.group, partition, this.starts.get(partition)!, limit, this.owner);
         if (messages.length === 0) continue;
-        this.claimed(partition, messages);
+        this.touched.add(partition);
         // Stopped (or disconnected) while reading: what was just claimed goes back at once.
         if (this.stopped) return this.releaseAll();
         this.credits -= messages.length;
         if (!this.env.sink.push(this.frame(messages))) return;
-        if (messages.length === limit) more.push(partition);
+        const next = messages[messages.length - 1]!.offset + 1;
+        if (messages.length === limit || next < topics.latestOffset(this.name, partition)) more.push(partition);
       }
       active = more;
     }
   }
 
-  private claimed(partition: number, messages: readonly TopicMessage[]): void {
-    const from = messages[0]!.offset;
-    const until = messages[messages.length - 1]!.offset + 1;
-    const held = this.held.get(partition);
-    if (held !== undefined && held.until === from) held.until = until;
-    else this.held.set(partition, { from, until });
-  }
-
+  /** What this consumer holds unacknowledged goes to the next member that asks (and waiting ones are woken). */
   private releaseAll(): void {
-    for (const [partition, held] of this.held) this.env.services.topics.release(this.name, this.group, partition, this, held.from);
-    this.held.clear();
+    for (const partition of this.touched) this.env.services.topics.release(this.name, this.group, partition, this.owner);
+    this.touched.clear();
   }
 
   /** Idle with credits: look again when a claim of the group expires (its messages are delivered again). */
