@@ -135,13 +135,18 @@ export interface ConsumeOptions {
   readonly partition?: number;
   /** Long-poll: wait up to this long for a message when none is available. */
   readonly timeoutSeconds?: number;
+  /**
+   * Names the group member (`member_id`): members never get overlapping offsets and an ack speaks
+   * only for its member's messages. Default: the user (workers sharing an account ack for each other).
+   */
+  readonly memberId?: string;
   /** Aborts the request (it rejects with code `ABORTED`; messages the server claimed meanwhile come again after the visibility timeout). */
   readonly signal?: AbortSignal;
 }
 
 export interface TopicsApi {
   consume<P = Record<string, unknown>>(options: ConsumeOptions): Promise<{ messages: TopicMessage<P>[]; next_offset: number; has_more: boolean }>;
-  ack(options: { topic: string; group: string; partition?: number; uptoOffset: number }): Promise<{ success: boolean; acknowledged_offset: number }>;
+  ack(options: { topic: string; group: string; partition?: number; uptoOffset: number; memberId?: string }): Promise<{ success: boolean; acknowledged_offset: number }>;
 }
 
 let subscriptionCounter = 0;
@@ -280,8 +285,12 @@ export function createClient(options: ClientOptions): KalamClient {
       ...(o.limit !== undefined ? { limit: o.limit } : {}),
       ...(o.partition !== undefined ? { partition_id: o.partition } : {}),
       ...(o.timeoutSeconds !== undefined ? { timeout_seconds: o.timeoutSeconds } : {}),
+      ...(o.memberId !== undefined ? { member_id: o.memberId } : {}),
     }, o.signal)),
-    ack: (o) => postTopics('/v1/api/topics/ack', { topic_id: o.topic, group_id: o.group, partition_id: o.partition ?? 0, upto_offset: o.uptoOffset }),
+    ack: (o) => postTopics('/v1/api/topics/ack', {
+      topic_id: o.topic, group_id: o.group, partition_id: o.partition ?? 0, upto_offset: o.uptoOffset,
+      ...(o.memberId !== undefined ? { member_id: o.memberId } : {}),
+    }),
   };
 
   const subscribeWith = async <T>(sql: string, handlers: InternalHandlers<T>, opts: SubscribeOptions, convert: boolean): Promise<Subscription> => {

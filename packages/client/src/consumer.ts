@@ -53,6 +53,12 @@ export interface ConsumerOptions<P = Record<string, unknown>> {
   readonly timeoutSeconds?: number;
   /** Default 'http'. */
   readonly transport?: 'http' | 'websocket';
+  /**
+   * http: this member's `member_id`, so its acks speak only for the messages it was given (several
+   * workers of one account stay apart). Default: random, one per consumer() handle. (Over the
+   * WebSocket the server tells consumers apart by itself.)
+   */
+  readonly memberId?: string;
   /** Backoff for handler retries and for reconnecting. */
   readonly retry?: ConsumerRetry;
   /**
@@ -158,6 +164,7 @@ export function createConsumer<P>(deps: Deps, options: ConsumerOptions<P>): Cons
     return full / 2 + Math.random() * (full / 2);
   };
 
+  const memberId = options.memberId ?? `m-${Math.random().toString(36).slice(2, 10)}${Math.random().toString(36).slice(2, 10)}`;
   let running = false;
   let stopper = new AbortController();
   let failure: unknown = null;
@@ -248,7 +255,7 @@ export function createConsumer<P>(deps: Deps, options: ConsumerOptions<P>): Cons
     const fetchBatch = async (partition: number, timeout: number): Promise<Batch> => {
       const start = pinned.get(partition) ?? options.start;
       const batch = await deps.topics.consume<P>({
-        topic: options.topic, group: options.group, limit: batchSize, partition, timeoutSeconds: timeout, signal: stopper.signal,
+        topic: options.topic, group: options.group, memberId, limit: batchSize, partition, timeoutSeconds: timeout, signal: stopper.signal,
         ...(start !== undefined ? { start } : {}),
       });
       // The server applies `start` to a group without a position on every request: 'latest' on an empty
@@ -261,7 +268,7 @@ export function createConsumer<P>(deps: Deps, options: ConsumerOptions<P>): Cons
     };
     const ackPartition = async (partition: number, upto: number, attempts = Infinity): Promise<void> => {
       if (upto <= (acked.get(partition) ?? -1)) return;
-      await withRetry(() => deps.topics.ack({ topic: options.topic, group: options.group, partition, uptoOffset: upto }), attempts);
+      await withRetry(() => deps.topics.ack({ topic: options.topic, group: options.group, memberId, partition, uptoOffset: upto }), attempts);
       if (upto > (acked.get(partition) ?? -1)) acked.set(partition, upto);
     };
     const ackOne = async (m: TopicMessage<P>): Promise<void> => {

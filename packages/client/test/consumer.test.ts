@@ -111,6 +111,28 @@ describe('client.consumer', () => {
       assert.deepEqual(offsets, last, 'each partition acknowledged up to its last message');
     });
 
+    it('two members of one group (one account) share the messages: each handled once, all acknowledged', async () => {
+      const t = await topic(2);
+      await insert(t.table, 0, 200);
+      const c = client();
+      const members = [0, 1].map(() => c.consumer<Row>({ transport, topic: t.topic, group: 'shared', start: 'earliest', batchSize: 10, timeoutSeconds: 1 }));
+      const seen: number[][] = [[], []];
+      const runs = members.map((m, i) => m.run(async ({ message }) => {
+        seen[i]!.push(Number(message.payload.id));
+        await sleep(2);
+      }));
+      await eventually('200 handled', () => seen[0]!.length + seen[1]!.length >= 200, 20_000);
+      await sleep(300);
+      for (const m of members) m.stop();
+      await Promise.all(runs);
+      assert.ok(seen[0]!.length > 0 && seen[1]!.length > 0, `both took part: ${seen[0]!.length} + ${seen[1]!.length}`);
+      assert.deepEqual([...seen[0]!, ...seen[1]!].sort((a, b) => a - b), Array.from({ length: 200 }, (_, i) => i), 'each once');
+      const last = await server.rows(`CONSUME FROM ${t.topic} FROM EARLIEST LIMIT 1000`) as { partition_id: number; offset: string }[];
+      const ends: Record<number, number> = {};
+      for (const r of last) ends[r.partition_id] = Math.max(ends[r.partition_id] ?? -1, Number(r.offset));
+      assert.deepEqual(await acked(t.topic, 'shared'), ends);
+    });
+
     it("a new group at 'latest' on an empty topic gets the first message published while it waits", async () => {
       const t = await topic();
       const c = client();
