@@ -322,6 +322,23 @@ describe('client.consumer', () => {
       await idleRun;
     });
 
+    it('DROP TOPIC while it runs ends run() with an error', async () => {
+      const t = await topic();
+      const c = client();
+      const consumer = c.consumer<Row>({ transport, topic: t.topic, group: 'g', timeoutSeconds: 2 });
+      let started = false;
+      const consumerWithStart = c.consumer<Row>({ transport, topic: t.topic, group: 'g2', timeoutSeconds: 2, onStarted: () => { started = true; } });
+      const runs = [consumer.run(() => undefined), consumerWithStart.run(() => undefined)];
+      const settled = Promise.allSettled(runs);
+      await eventually('started', () => started);
+      await server.ok(`DROP TOPIC ${t.topic}`);
+      for (const result of await settled) {
+        assert.equal(result.status, 'rejected');
+        const e = (result as PromiseRejectedResult).reason as unknown;
+        assert.ok(e instanceof KalamError && (transport === 'http' ? e.code === 'NOT_FOUND' && e.status === 404 : e.code === 'CONSUMER_STOPPED' && /dropped/.test(e.message)), String(e));
+      }
+    });
+
     it('refusals end run(): the user role (403), a missing topic (404), a missing partition (400 over HTTP)', async () => {
       const t = await topic();
       const alice = client({ user: 'alice', password: 'alice-password-1' });
