@@ -43,7 +43,7 @@ export interface ConsumerOptions<P = Record<string, unknown>> {
   readonly group: string;
   /** Acknowledge each message once its handler returned (batched: one ack per partition per batch). Default true. */
   readonly autoAck?: boolean;
-  /** Messages per request (http) or per pushed frame (websocket). Default 100. */
+  /** Messages per request (http) or per pushed frame (websocket): 1 to 1000, default 100. */
   readonly batchSize?: number;
   /** Where a group that has no position yet starts: 'latest' (default), 'earliest' or an offset. */
   readonly start?: 'latest' | 'earliest' | number;
@@ -459,8 +459,12 @@ export function createConsumer<P>(deps: Deps, options: ConsumerOptions<P>): Cons
         const deadline = Date.now() + 3000;
         const pending = (): boolean => [...done].some(([p, upto]) => upto > (acked.get(p) ?? -1));
         while (pending() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-        const stopped = new Promise<void>((resolve) => { stoppedByServer = resolve; });
-        if (deps.live.send({ type: 'consume_stop', id })) await Promise.race([stopped, new Promise((r) => setTimeout(r, 2000))]);
+        if (deps.live.send({ type: 'consume_stop', id })) {
+          // consume_stopped, or 2 s (the timer is cleared: a finished run() keeps no process alive).
+          let timer: ReturnType<typeof setTimeout> | undefined;
+          await new Promise<void>((resolve) => { stoppedByServer = resolve; timer = setTimeout(resolve, 2000); });
+          clearTimeout(timer);
+        }
       }
     } finally {
       deps.live.removeChannel(id);
