@@ -1,9 +1,11 @@
 /**
- * client.consumer() against the real server: every message handled once and acknowledged (positions
- * persist for the group), all partitions drained without one long-poll starving the others, a new
- * group at 'latest' on an empty topic, handler retries (counted) and permanent failures (stop or
- * skip), manual acks, stop() acknowledging finished work, the server killed and restarted mid-run,
- * refusals (403, 404); and the WebSocket transport when the server speaks it.
+ * client.consumer() against the real server, over HTTP and over the WebSocket: every message handled
+ * once and acknowledged (positions persist for the group), all partitions drained without one
+ * long-poll starving the others, two members of a group sharing the messages, a new group at 'latest'
+ * on an empty topic, handler retries (counted) and permanent failures (stop or skip), manual acks,
+ * stop() acknowledging finished work, the server killed and restarted mid-run, a server not up yet,
+ * DROP TOPIC mid-run, a refused token replaced, refusals (403, 404, 400); and the WebSocket credit
+ * window and release on stop.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -337,6 +339,23 @@ describe('client.consumer', () => {
         const e = (result as PromiseRejectedResult).reason as unknown;
         assert.ok(e instanceof KalamError && (transport === 'http' ? e.code === 'NOT_FOUND' && e.status === 404 : e.code === 'CONSUMER_STOPPED' && /dropped/.test(e.message)), String(e));
       }
+    });
+
+    it('a refused token (401) is replaced by a fresh one from the authProvider, as elsewhere in the SDK', async () => {
+      const t = await topic();
+      await insert(t.table, 0, 3);
+      let calls = 0;
+      const authProvider = async (): Promise<string> => (++calls === 1 ? 'not-a-valid-token' : (await server.login(SERVICE.user, SERVICE.password)).access_token);
+      const c = createClient({ url: `http://127.0.0.1:${port}`, auth: { authProvider } });
+      clients.push(c);
+      const ids: number[] = [];
+      const consumer = c.consumer<Row>({ transport, topic: t.topic, group: 'g', start: 'earliest', timeoutSeconds: 1 });
+      const run = consumer.run(({ message }) => { ids.push(Number(message.payload.id)); });
+      await eventually('3 messages', () => ids.length >= 3);
+      consumer.stop();
+      await run;
+      assert.deepEqual(ids, [0, 1, 2]);
+      assert.ok(calls >= 2);
     });
 
     it('refusals end run(): the user role (403), a missing topic (404), a missing partition (400 over HTTP)', async () => {
