@@ -377,9 +377,15 @@ export function createConsumer<P>(deps: Deps, options: ConsumerOptions<P>): Cons
         queue.length = 0;
         sent = new Map();
         outstanding = window;
+        // 'latest' is resolved by the server when it handles `consume`, and a partition that was empty
+        // then has no group position until something is acknowledged: everything in it came after the
+        // start. So once started, a new socket asks for 'earliest', which skips nothing published while
+        // the connection was down (partitions with a position ignore `start`; what this consumer already
+        // handled is not handled again).
+        const start = started && (options.start ?? 'latest') === 'latest' ? 'earliest' : options.start;
         send({
           type: 'consume', id, topic: options.topic, group: options.group, credits: outstanding, batch_size: batchSize,
-          ...(options.start !== undefined ? { start: options.start } : {}),
+          ...(start !== undefined ? { start } : {}),
           ...(options.partition !== undefined ? { partition_id: options.partition } : {}),
         });
         sendAcks();

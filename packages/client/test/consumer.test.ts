@@ -9,6 +9,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { connect, createServer, type Socket } from 'node:net';
 import { createClient, ConsumerHandlerError, KalamError, type Consumer, type KalamClient } from '../src/index.js';
 import { eventually, freePort, ROOT_PASSWORD, sleep, TestServer, type Server } from './helpers.js';
 
@@ -148,6 +149,35 @@ describe('client.consumer', () => {
       consumer.stop();
       await run.done;
       assert.deepEqual(run.ids, [1, 2]);
+    });
+
+    it("a new group at 'latest' misses nothing published while its connection was cut", async () => {
+      const t = await topic(2);
+      const proxy = await tcpProxy(port);
+      try {
+        const c = createClient({ url: `http://127.0.0.1:${proxy.port}`, auth: SERVICE });
+        clients.push(c);
+        const ids: number[] = [];
+        let started = false;
+        const errors: string[] = [];
+        const consumer = c.consumer<Row>({
+          transport, topic: t.topic, group: 'fresh', timeoutSeconds: 1, retry: { initialBackoffMs: 50, maxBackoffMs: 200 },
+          onStarted: () => { started = true; }, onError: (e) => errors.push(e.code),
+        });
+        const run = consumer.run(({ message }) => { ids.push(Number(message.payload.id)); });
+        await eventually('started', () => started);
+        proxy.down(true);
+        await eventually('the consumer noticed', () => errors.length > 0, 10_000);
+        await insert(t.table, 1, 6);
+        await sleep(300);
+        proxy.down(false);
+        await eventually('6 messages', () => ids.length >= 6, 15_000);
+        consumer.stop();
+        await run;
+        assert.deepEqual([...ids].sort((a, b) => a - b), [1, 2, 3, 4, 5, 6]);
+      } finally {
+        proxy.close();
+      }
     });
 
     it('retries a failing handler with backoff until it succeeds (attempts counted)', async () => {
@@ -415,3 +445,33 @@ describe('client.consumer', () => {
     assert.deepEqual(rest.messages.map((m) => m.offset), [done, done + 1, done + 2, done + 3, done + 4]);
   });
 });
+
+/** A TCP proxy to the server whose connections can be cut (`down(true)` drops them and refuses new ones). */
+async function tcpProxy(target: number): Promise<{ port: number; down(on: boolean): void; close(): void }> {
+  const sockets = new Set<Socket>();
+  let isDown = false;
+  const proxy = createServer((inbound) => {
+    if (isDown) { inbound.destroy(); return; }
+    const outbound = connect(target, '127.0.0.1');
+    for (const s of [inbound, outbound]) {
+      sockets.add(s);
+      s.on('close', () => { sockets.delete(s); inbound.destroy(); outbound.destroy(); });
+      s.on('error', () => undefined);
+    }
+    inbound.pipe(outbound);
+    outbound.pipe(inbound);
+  });
+  const port = await freePort();
+  await new Promise<void>((resolve) => proxy.listen(port, '127.0.0.1', resolve));
+  return {
+    port,
+    down: (on) => {
+      isDown = on;
+      if (on) for (const s of sockets) s.destroy();
+    },
+    close: () => {
+      for (const s of sockets) s.destroy();
+      proxy.close();
+    },
+  };
+}
