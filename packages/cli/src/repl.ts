@@ -31,7 +31,7 @@ Commands (a command may also start a line in the middle of a statement, or end o
   \\i file                  run the statements in a file (stops at the first error)
   \\watch [seconds]         run the statement being typed (or the last one) every n seconds (default 2) until Ctrl-C
   \\subscribe SELECT ...    print the live changes of a query as JSON lines until Ctrl-C
-  \\consume ns.topic [group]  print the topic's new messages as JSON lines until Ctrl-C (with a group:
+  \\consume topic [group]   print a topic's new messages (ns.topic) as JSON lines until Ctrl-C (with a group:
                            as a member of it, acknowledging each; service, dba and system roles)
   \\p                       show the statement being typed (or the last one)
   \\r                       reset (clear) the statement being typed
