@@ -79,13 +79,13 @@ export async function alterTopicAddSource(s: Services, ctx: RunContext, st: Of<'
     if (table.type === 'STREAM') throw execError(`Table '${qualifiedName(table)}' is a STREAM table: topic sources are USER or SHARED tables`);
     compileRouteWhere(table, st.where);
     const duplicate = topic.routes.some((r) => r.tableId === table.id && r.op === st.op);
-    if (duplicate) throw execError(`Topic '${name}' already has a source ${qualifiedName(table)} ON ${st.op.toUpperCase()}`);
+    const opName = st.op[0]!.toUpperCase() + st.op.slice(1);
+    if (duplicate) throw execError(`Route for ${qualifiedName(table)} ON ${opName} already exists in topic '${name}'`);
     await s.topics.save({
       ...topic,
       routes: [...topic.routes, { tableId: table.id, table: qualifiedName(table), op: st.op, where: st.where, payload: st.payload }],
       updatedAt: Date.now(),
     });
-    const opName = st.op[0]!.toUpperCase() + st.op.slice(1);
     return messageResult(ctx, `Added source ${qualifiedName(table)} ON ${opName} to topic '${name}'`);
   });
 }
@@ -117,6 +117,12 @@ export async function consume(s: Services, ctx: RunContext, st: Of<'consume'>): 
   requireConsumer(ctx.principal, 'consume from topics');
   const topic = requireTopic(s, topicName(ctx, st.topic));
   const messages = await consumeMessages(s, topic, st.group, st.from, st.limit ?? 100);
+  if (st.group !== null) {
+    // As upstream: a grouped SQL CONSUME commits what it returned (the HTTP route waits for an ACK).
+    const last = new Map<number, number>();
+    for (const m of messages) last.set(m.partition_id, Math.max(last.get(m.partition_id) ?? -1, m.offset));
+    for (const [partition, offset] of last) await s.topics.ack(topic.name, st.group, partition, offset);
+  }
   return rowsResult(ctx, MESSAGE_SCHEMA, messages.map((m) => [m.topic_id, m.partition_id, m.offset, m.key, m.payload, m.timestamp_ms, m.user_id, m.op]));
 }
 
@@ -163,7 +169,8 @@ function startOf(value: unknown): 'earliest' | 'latest' | number {
 export function topicRoutes(s: Services): { consume(p: Principal, b: Record<string, unknown>): Promise<unknown>; ack(p: Principal, b: Record<string, unknown>): Promise<unknown> } {
   return {
     async consume(principal, body) {
-      requireConsumer(principal, 'consume from topics');
+      // Upstream's words on its HTTP route (SQL CONSUME says "Only service, dba, or system roles can ...").
+      if (principal.role === 'user') throw denied('Topic consumption requires service, dba, or system role');
       const topic = requireTopic(s, field(body, 'topic_id', 'string', true) as string);
       const group = field(body, 'group_id', 'string', true) as string;
       const partition = (field(body, 'partition_id', 'integer', false) as number | undefined) ?? 0;
@@ -190,7 +197,7 @@ export function topicRoutes(s: Services): { consume(p: Principal, b: Record<stri
       };
     },
     async ack(principal, body) {
-      requireConsumer(principal, 'acknowledge topic offsets');
+      if (principal.role === 'user') throw denied('Topic acknowledgment requires service, dba, or system role');
       const topic = requireTopic(s, field(body, 'topic_id', 'string', true) as string);
       const group = field(body, 'group_id', 'string', true) as string;
       const partition = (field(body, 'partition_id', 'integer', false) as number | undefined) ?? 0;

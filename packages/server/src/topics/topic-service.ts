@@ -385,9 +385,13 @@ export class TopicService {
       }
       payload.old_values = old;
     }
-    if (change.kind === 'delete' && route.payload !== 'key') payload._deleted = true;
-    // As upstream: full and diff payloads name their source table (one topic can have many).
-    if (route.payload !== 'key') payload._table = qualifiedName(table);
+    if (route.payload !== 'key') {
+      // As upstream: full and diff payloads carry the row's _seq and _deleted, and name their source
+      // table (one topic can have many).
+      payload._seq = encodeCell({ type: 'BigInt' }, change.row.seq);
+      payload._deleted = change.kind === 'delete';
+      payload._table = qualifiedName(table);
+    }
     const user = table.type === 'USER' ? (this.userName(change.partition) ?? change.partition) : null;
     return { k: key, p: stringifyJson(payload), t: now, u: user, o: change.kind.toUpperCase() };
   }
