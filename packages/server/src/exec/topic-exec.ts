@@ -1,7 +1,6 @@
 /** CREATE/DROP/CLEAR/ALTER TOPIC, CONSUME and ACK (see docs/sql.md, Topics). */
 import type { Statement, TableName } from '../sql/statement.js';
 import { messageResult, rowsResult, type RunContext, type Services, type StatementResult } from './context.js';
-import { requireAdmin } from '../auth/access.js';
 import { ServerError, denied, execError } from '../util/errors.js';
 import { DEFAULT_RETENTION_MAX_BYTES, DEFAULT_RETENTION_SECONDS, compileRouteWhere, type TopicDef, type TopicMessage } from '../topics/topic-service.js';
 import { qualifiedName } from '../catalog/types.js';
@@ -28,7 +27,7 @@ export function requireConsumer(principal: Principal, what: 'consume from topics
 }
 
 export async function createTopic(s: Services, ctx: RunContext, st: Of<'create_topic'>): Promise<StatementResult> {
-  requireAdmin(ctx.principal, 'CREATE TOPIC');
+  if (!['dba', 'system'].includes(ctx.principal.role)) throw denied('CREATE TOPIC requires DBA or System role');
   const namespace = st.topic.namespace ?? ctx.namespace;
   const name = topicName(ctx, st.topic);
   return s.ddl.run(async () => {

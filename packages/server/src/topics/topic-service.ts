@@ -159,6 +159,8 @@ export class TopicService {
   private readonly next = new Map<string, number>();
   /** Last acknowledged offset per `${topic}\0${group}\0${partition}`. */
   private readonly acked = new Map<string, number>();
+  /** When each group position last moved (ms), for system.topic_offsets.updated_at. */
+  private readonly ackedAt = new Map<string, number>();
   private readonly claims = new Map<string, Claim>();
   private readonly waiters = new Set<() => void>();
   /** Offsets handed out by the group being written, to give back if its batch fails. */
@@ -179,7 +181,13 @@ export class TopicService {
     const service = new TopicService(hot, tableById, userName, visibilityTimeoutMs);
     for (const [key, value] of await hot.loadCatalog()) {
       if (key.startsWith(TOPIC_DEF_PREFIX)) service.topics.set((value as TopicDef).name, value as TopicDef);
-      else if (key.startsWith(TOPIC_OFFSET_PREFIX)) service.acked.set(key.slice(TOPIC_OFFSET_PREFIX.length), value as number);
+      else if (key.startsWith(TOPIC_OFFSET_PREFIX)) {
+        // A bare number (older data) or { offset, updatedAt }.
+        const k = key.slice(TOPIC_OFFSET_PREFIX.length);
+        const v = value as number | { offset: number; updatedAt: number };
+        service.acked.set(k, typeof v === 'number' ? v : v.offset);
+        if (typeof v !== 'number') service.ackedAt.set(k, v.updatedAt);
+      }
     }
     for (const topic of service.topics.values()) {
       for (let p = 0; p < topic.partitions; p++) {
@@ -292,7 +300,7 @@ export class TopicService {
       // The definition goes first: a crash before the messages are deleted leaves no visible topic,
       // and CREATE TOPIC with the name deletes leftovers.
       await this.hot.writeCatalog(entries);
-      for (const key of [...this.acked.keys()]) if (key.startsWith(`${name}\0`)) this.acked.delete(key);
+      for (const key of [...this.acked.keys()]) if (key.startsWith(`${name}\0`)) { this.acked.delete(key); this.ackedAt.delete(key); }
       for (const key of [...this.claims.keys()]) if (key.startsWith(`${name}\0`)) this.claims.delete(key);
       for (let p = 0; p < topic.partitions; p++) this.next.delete(`${name}\0${p}`);
     } else {
@@ -418,10 +426,10 @@ export class TopicService {
     return out;
   }
 
-  groupOffsets(): { topic: string; group: string; partition: number; acked: number }[] {
+  groupOffsets(): { topic: string; group: string; partition: number; acked: number; updatedAt: number | null }[] {
     return [...this.acked].map(([k, acked]) => {
       const [topic, group, partition] = k.split('\0');
-      return { topic: topic!, group: group!, partition: Number(partition), acked };
+      return { topic: topic!, group: group!, partition: Number(partition), acked, updatedAt: this.ackedAt.get(k) ?? null };
     });
   }
 
@@ -463,8 +471,10 @@ export class TopicService {
   }
 
   private async saveAck(k: string, offset: number): Promise<void> {
-    await this.hot.writeCatalog(new Map([[TOPIC_OFFSET_PREFIX + k, offset]]));
+    const updatedAt = Date.now();
+    await this.hot.writeCatalog(new Map([[TOPIC_OFFSET_PREFIX + k, { offset, updatedAt }]]));
     this.acked.set(k, offset);
+    this.ackedAt.set(k, updatedAt);
   }
 
   /** Resolves when a message is published or after `ms`. */
