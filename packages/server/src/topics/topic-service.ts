@@ -163,6 +163,8 @@ export class TopicService {
   private readonly ackedAt = new Map<string, number>();
   private readonly claims = new Map<string, Claim>();
   private readonly waiters = new Set<() => void>();
+  /** The running consume per `${topic}\0${group}\0${partition}` (they run one after another). */
+  private readonly consuming = new Map<string, Promise<unknown>>();
   /** Offsets handed out by the group being written, to give back if its batch fails. */
   private pendingMark: Map<string, number> | null = null;
   /** Message bytes (key + value) held per `${topic}\0${partition}`, for size retention. */
@@ -440,10 +442,27 @@ export class TopicService {
    */
   async consume(topic: TopicDef, group: string | null, partition: number,
     from: 'earliest' | 'latest' | number | null, limit: number): Promise<TopicMessage[]> {
-    const latest = this.latestOffset(topic.name, partition);
-    const start = from === 'latest' ? latest : from === null || from === 'earliest' ? 0 : from;
-    if (group === null) return this.read(topic.name, partition, start, limit);
+    if (group === null) return this.read(topic.name, partition, this.startOf(topic, partition, from), limit);
+    // One member at a time per (topic, group, partition): each takes its claim before the next one
+    // computes where to begin, so concurrent members never get the same offsets.
     const k = `${topic.name}\0${group}\0${partition}`;
+    const run = (this.consuming.get(k) ?? Promise.resolve()).then(() => this.consumeGroup(topic, k, partition, from, limit));
+    const settled = run.catch(() => undefined);
+    this.consuming.set(k, settled);
+    try {
+      return await run;
+    } finally {
+      if (this.consuming.get(k) === settled) this.consuming.delete(k);
+    }
+  }
+
+  private startOf(topic: TopicDef, partition: number, from: 'earliest' | 'latest' | number | null): number {
+    return from === 'latest' ? this.latestOffset(topic.name, partition) : from === null || from === 'earliest' ? 0 : from;
+  }
+
+  private async consumeGroup(topic: TopicDef, k: string, partition: number,
+    from: 'earliest' | 'latest' | number | null, limit: number): Promise<TopicMessage[]> {
+    const start = this.startOf(topic, partition, from);
     let acked = this.acked.get(k);
     if (acked === undefined && start > 0) {
       // A new group starts where it was told to: that position is recorded as acknowledged.
