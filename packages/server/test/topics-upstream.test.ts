@@ -160,6 +160,10 @@ describe('topics: upstream scenarios', () => {
     const [absent] = await server.ok('DROP TOPIC IF EXISTS default.ifx_new');
     assert.equal(absent!.message, "Topic 'default.ifx_new' does not exist");
     assert.deepEqual(await server.rows("SELECT topic_id FROM system.topics WHERE topic_id = 'default.ifx_new'"), []);
+    // Documented difference: a name without namespace uses the request's (upstream: "Topic name must be namespace-qualified").
+    const [plain] = await server.ok('CREATE TOPIC ifx_plain', { namespace: 'test_alter_ns' });
+    assert.equal(plain!.message, "Created topic 'test_alter_ns.ifx_plain' with 1 partition(s)");
+    await server.ok('DROP TOPIC ifx_plain', { namespace: 'test_alter_ns' });
   });
 
   // topic_pubsub.rs: test_consume_user_role_forbidden, test_consume_privileged_roles_allowed,
