@@ -470,6 +470,8 @@ export class TopicService {
       claims.settle(range, range.from);
       throw error;
     }
+    // Dropped while reading: nothing is handed out (a topic created under the name starts afresh).
+    if (this.topics.get(topic.name)?.createdAt !== topic.createdAt) return [];
     // Messages past the range (retention removed some inside it) belong to the next claim.
     let n = messages.length;
     while (n > 0 && messages[n - 1]!.offset >= range.until) n--;
