@@ -117,6 +117,35 @@ describe('topics', () => {
     assert.deepEqual(positions.map((p) => [p.group_id, Number(p.last_acked_offset)]), [['audit', 2], ['workers', 9]]);
   });
 
+  it('a member that dies loses nothing: another member\'s later ACK does not commit past its range', async () => {
+    await server.ok('CREATE TOPIC tp.m');
+    await server.ok('CREATE SHARED TABLE tp.msrc (id INT PRIMARY KEY)');
+    await server.ok('ALTER TOPIC tp.m ADD SOURCE tp.msrc ON INSERT');
+    await server.ok(`INSERT INTO tp.msrc VALUES ${Array.from({ length: 20 }, (_, i) => `(${i})`).join(', ')}`);
+    const auth = { authorization: `Basic ${Buffer.from('tp_service:tp_service-password-1').toString('base64')}` };
+    const take = async (member: string, limit: number): Promise<number[]> => {
+      const res = await server.post('/v1/api/topics/consume', { topic_id: 'tp.m', group_id: 'w', start: 'Earliest', limit, member_id: member }, auth);
+      assert.equal(res.status, 200, res.text);
+      return (res.json as { messages: { offset: number }[] }).messages.map((m) => m.offset);
+    };
+    const ack = async (member: string, upto: number): Promise<void> => {
+      const res = await server.post('/v1/api/topics/ack', { topic_id: 'tp.m', group_id: 'w', upto_offset: upto, member_id: member }, auth);
+      assert.deepEqual(res.json, { success: true, acknowledged_offset: upto });
+    };
+    const committed = async (): Promise<number[]> => (await server.rows("SELECT last_acked_offset FROM system.topic_offsets WHERE topic_id = 'tp.m'")).map((r) => Number(r.last_acked_offset));
+    assert.deepEqual(await take('a', 10), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    assert.deepEqual(await take('b', 10), [10, 11, 12, 13, 14, 15, 16, 17, 18, 19]);
+    // b finishes; a dies holding 0..9. Upstream would commit 19 here and 0..9 would never be processed.
+    await ack('b', 19);
+    assert.deepEqual(await committed(), []);
+    await eventually('a\'s range redelivered to b', async () => {
+      const again = await take('b', 100);
+      return again.length > 0 ? (assert.deepEqual(again, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]), true) : false;
+    }, 20_000, 200);
+    await ack('b', 9);
+    assert.deepEqual(await committed(), [19]);
+  });
+
   it('FROM LATEST tails new messages only; FROM n starts at an offset', async () => {
     await server.ok('CREATE TOPIC tp.tail');
     await server.ok('CREATE TABLE tp.tsrc (id INT PRIMARY KEY)');
@@ -147,6 +176,7 @@ describe('topics', () => {
       ['update', { id: 2, amount: 175, old_values: { amount: 150 }, _deleted: false, _table: 'tp.pay' }],
     ]);
     assertError(await server.sql('ALTER TOPIC tp.big ADD SOURCE tp.pay ON DELETE WHERE nosuch = 1'), 400, 'INVALID_SQL');
+    assertError(await server.sql('ALTER TOPIC tp.big ADD SOURCE tp.pay ON DELETE WHERE status = CURRENT_USER'), 400, 'INVALID_SQL', /CURRENT_USER\(\) cannot be used here/);
   });
 
   it('USER-table messages carry the writer; a transaction publishes all or nothing', async () => {

@@ -89,6 +89,15 @@ export async function alterTopicAddSource(s: Services, ctx: RunContext, st: Of<'
   });
 }
 
+/**
+ * Who a group member is, for claims and acknowledgements (topics/group-claims.ts): the HTTP
+ * `member_id` when given (our extension: workers sharing one account then ack only for themselves),
+ * else the user, as upstream.
+ */
+function memberOf(principal: Principal, memberId?: string): string {
+  return memberId === undefined ? `user:${principal.userId}` : `member:${memberId}`;
+}
+
 export const MESSAGE_SCHEMA: SchemaField[] = [
   { name: 'topic_id', data_type: 'Text', index: 0 },
   { name: 'partition_id', data_type: 'Int', index: 1 },
@@ -102,12 +111,12 @@ export const MESSAGE_SCHEMA: SchemaField[] = [
 
 /** Consumes up to `limit` messages over the topic's partitions (partition 0 first). */
 export async function consumeMessages(s: Services, topic: TopicDef, group: string | null,
-  from: 'earliest' | 'latest' | number | null, limit: number, partition?: number): Promise<TopicMessage[]> {
+  from: 'earliest' | 'latest' | number | null, limit: number, owner: string, partition?: number): Promise<TopicMessage[]> {
   const out: TopicMessage[] = [];
   const partitions = partition === undefined ? [...Array(topic.partitions).keys()] : [partition];
   for (const p of partitions) {
     if (out.length >= limit) break;
-    out.push(...await s.topics.consume(topic, group, p, from, limit - out.length));
+    out.push(...await s.topics.consume(topic, group, p, from, limit - out.length, owner));
   }
   return out;
 }
@@ -115,12 +124,13 @@ export async function consumeMessages(s: Services, topic: TopicDef, group: strin
 export async function consume(s: Services, ctx: RunContext, st: Of<'consume'>): Promise<StatementResult> {
   requireConsumer(ctx.principal, 'consume from topics');
   const topic = requireTopic(s, topicName(ctx, st.topic));
-  const messages = await consumeMessages(s, topic, st.group, st.from, st.limit ?? 100);
+  const owner = memberOf(ctx.principal);
+  const messages = await consumeMessages(s, topic, st.group, st.from, st.limit ?? 100, owner);
   if (st.group !== null) {
     // As upstream: a grouped SQL CONSUME commits what it returned (the HTTP route waits for an ACK).
     const last = new Map<number, number>();
     for (const m of messages) last.set(m.partition_id, Math.max(last.get(m.partition_id) ?? -1, m.offset));
-    for (const [partition, offset] of last) await s.topics.ack(topic.name, st.group, partition, offset);
+    for (const [partition, offset] of last) await s.topics.ack(topic.name, st.group, partition, offset, owner);
   }
   return rowsResult(ctx, MESSAGE_SCHEMA, messages.map((m) => [m.topic_id, m.partition_id, m.offset, m.key, m.payload, m.timestamp_ms, m.user_id, m.op]));
 }
@@ -130,7 +140,7 @@ export async function ack(s: Services, ctx: RunContext, st: Of<'ack'>): Promise<
   const name = topicName(ctx, st.topic);
   const topic = requireTopic(s, name);
   if (st.partition >= topic.partitions) throw execError(`Topic '${name}' has no partition ${st.partition} (partitions: ${topic.partitions})`);
-  await s.topics.ack(name, st.group, st.partition, st.uptoOffset);
+  await s.topics.ack(name, st.group, st.partition, st.uptoOffset, memberOf(ctx.principal));
   return rowsResult(ctx, [
     { name: 'topic', data_type: 'Text', index: 0 },
     { name: 'group_id', data_type: 'Text', index: 1 },
@@ -177,11 +187,12 @@ export function topicRoutes(s: Services): { consume(p: Principal, b: Record<stri
       const limit = Math.min((field(body, 'limit', 'integer', false) as number | undefined) ?? 100, 10_000) || 1;
       const timeout = Math.min((field(body, 'timeout_seconds', 'integer', false) as number | undefined) ?? 0, 300);
       const start = startOf(body.start);
+      const member = memberOf(principal, field(body, 'member_id', 'string', false) as string | undefined);
       const deadline = Date.now() + timeout * 1000;
-      let messages = await consumeMessages(s, topic, group, start, limit, partition);
+      let messages = await consumeMessages(s, topic, group, start, limit, member, partition);
       while (messages.length === 0 && Date.now() < deadline && s.topics.get(topic.name) !== undefined) {
         await s.topics.waitForMessages(Math.min(deadline - Date.now(), 1000));
-        messages = await consumeMessages(s, topic, group, start, limit, partition);
+        messages = await consumeMessages(s, topic, group, start, limit, member, partition);
       }
       const last = messages[messages.length - 1];
       const nextOffset = last === undefined ? s.topics.latestOffset(topic.name, partition) : last.offset + 1;
@@ -201,8 +212,9 @@ export function topicRoutes(s: Services): { consume(p: Principal, b: Record<stri
       const group = field(body, 'group_id', 'string', true) as string;
       const partition = (field(body, 'partition_id', 'integer', false) as number | undefined) ?? 0;
       const upto = field(body, 'upto_offset', 'integer', true) as number;
+      const member = memberOf(principal, field(body, 'member_id', 'string', false) as string | undefined);
       if (partition >= topic.partitions) throw new ServerError('BAD_REQUEST', `Topic '${topic.name}' has no partition ${partition}`);
-      await s.topics.ack(topic.name, group, partition, upto);
+      await s.topics.ack(topic.name, group, partition, upto, member);
       return { success: true, acknowledged_offset: upto };
     },
   };

@@ -30,7 +30,8 @@ export interface PredicateContext {
   readonly columns: readonly Pick<ColumnDef, 'name' | 'type' | 'precision' | 'scale'>[];
   /** Names the table can be referred to by (its name and alias). */
   readonly qualifiers: ReadonlySet<string>;
-  readonly userId: string;
+  /** What CURRENT_USER() is; null where it has no meaning (a topic source is evaluated for every writer). */
+  readonly userId: string | null;
 }
 
 export function compilePredicate(where: PgNode | undefined, ctx: PredicateContext): Predicate {
@@ -162,6 +163,7 @@ function operand(node: PgNode, ctx: PredicateContext): Operand {
   }
   if (node.SQLValueFunction && ['SVFOP_CURRENT_USER', 'SVFOP_USER', 'SVFOP_SESSION_USER'].includes(node.SQLValueFunction.op)) {
     const user = ctx.userId;
+    if (user === null) throw invalidSql('CURRENT_USER() cannot be used here: the condition is evaluated for every writer (filter on a column instead)');
     return { eval: () => user, constant: user };
   }
   if (node.A_Const || node.TypeCast || node.A_Expr) {

@@ -20,6 +20,7 @@ import { encodeCell } from '../sql/values.js';
 import { compilePredicate, type Predicate } from '../live/predicate.js';
 import { stringifyJson } from '../util/json.js';
 import { invalidSql } from '../util/errors.js';
+import { PartitionClaims } from './group-claims.js';
 
 export const KEY_TOPIC_MESSAGE = 0x03;
 export const DEFAULT_RETENTION_SECONDS = 7 * 86_400;
@@ -74,12 +75,6 @@ interface StoredMessage {
   readonly t: number;
   readonly u: string | null;
   readonly o: string;
-}
-
-interface Claim {
-  /** Offsets below this were handed out. */
-  until: number;
-  expiresAt: number;
 }
 
 interface CompiledRoute extends TopicRoute {
@@ -138,7 +133,7 @@ export function compileRouteWhere(table: TableDef, where: string | null): Predic
   return compilePredicate(whereNode, {
     columns: columns as never,
     qualifiers: new Set([table.name, qualifiedName(table)]),
-    userId: '',
+    userId: null,
   });
 }
 
@@ -161,10 +156,11 @@ export class TopicService {
   private readonly acked = new Map<string, number>();
   /** When each group position last moved (ms), for system.topic_offsets.updated_at. */
   private readonly ackedAt = new Map<string, number>();
-  private readonly claims = new Map<string, Claim>();
+  /** What each group's members hold, per `${topic}\0${group}\0${partition}` (in memory: see group-claims.ts). */
+  private readonly claims = new Map<string, PartitionClaims>();
+  /** The oldest offset still stored per `${topic}\0${partition}` (retention and CLEAR TOPIC raise it). */
+  private readonly low = new Map<string, number>();
   private readonly waiters = new Set<() => void>();
-  /** The running consume per `${topic}\0${group}\0${partition}` (they run one after another). */
-  private readonly consuming = new Map<string, Promise<unknown>>();
   /** Offsets handed out by the group being written, to give back if its batch fails. */
   private pendingMark: Map<string, number> | null = null;
   /** Message bytes (key + value) held per `${topic}\0${partition}`, for size retention. */
@@ -193,7 +189,9 @@ export class TopicService {
     }
     for (const topic of service.topics.values()) {
       for (let p = 0; p < topic.partitions; p++) {
-        service.next.set(`${topic.name}\0${p}`, Math.max(await service.readNextOffset(topic.name, p), topic.offsetFloor?.[p] ?? 0));
+        const next = Math.max(await service.readNextOffset(topic.name, p), topic.offsetFloor?.[p] ?? 0);
+        service.next.set(`${topic.name}\0${p}`, next);
+        service.low.set(`${topic.name}\0${p}`, await service.readFirstOffset(topic.name, p) ?? next);
         service.bytes.set(`${topic.name}\0${p}`, await service.countBytes(topic.name, p));
       }
     }
@@ -207,6 +205,14 @@ export class TopicService {
       return Number(key.readBigUInt64BE(key.length - 8)) + 1;
     }
     return 0;
+  }
+
+  private async readFirstOffset(topic: string, partition: number): Promise<number | null> {
+    const prefix = messagePrefix(topic, partition);
+    for await (const { key } of this.hot.db.iterator({ gte: prefix, lt: prefixEnd(prefix), limit: 1, values: false })) {
+      return Number(key.readBigUInt64BE(key.length - 8));
+    }
+    return null;
   }
 
   private async countBytes(topic: string, partition: number): Promise<number> {
@@ -248,6 +254,7 @@ export class TopicService {
         await this.hot.syncWal();
         held = this.bytes.get(counter) ?? 0;
         this.bytes.set(counter, Math.max(0, held - freed));
+        this.low.set(counter, Math.max(this.low.get(counter) ?? 0, Number(end.readBigUInt64BE(end.length - 8)) + 1));
         removed.set(topic.name, (removed.get(topic.name) ?? 0) + count);
       }
     }
@@ -281,7 +288,12 @@ export class TopicService {
     if (isNew) await this.deleteMessages(topic.name);
     await this.hot.writeCatalog(new Map([[TOPIC_DEF_PREFIX + topic.name, topic]]));
     this.topics.set(topic.name, topic);
-    if (isNew) for (let p = 0; p < topic.partitions; p++) this.next.set(`${topic.name}\0${p}`, await this.readNextOffset(topic.name, p));
+    if (isNew) {
+      for (let p = 0; p < topic.partitions; p++) {
+        this.next.set(`${topic.name}\0${p}`, await this.readNextOffset(topic.name, p));
+        this.low.set(`${topic.name}\0${p}`, 0);
+      }
+    }
     this.rebuildRoutes();
   }
 
@@ -305,6 +317,8 @@ export class TopicService {
       for (const key of [...this.acked.keys()]) if (key.startsWith(`${name}\0`)) { this.acked.delete(key); this.ackedAt.delete(key); }
       for (const key of [...this.claims.keys()]) if (key.startsWith(`${name}\0`)) this.claims.delete(key);
       for (let p = 0; p < topic.partitions; p++) this.next.delete(`${name}\0${p}`);
+      // Push consumers of the topic (onChange listeners) learn it is gone; long polls stop waiting.
+      for (const wake of [...this.waiters]) wake();
     } else {
       // After CLEAR TOPIC offsets keep growing, across restarts too: consumers never see an offset twice.
       // The floor is recorded before the messages go, covering writes staged until the barrier.
@@ -315,10 +329,18 @@ export class TopicService {
       this.topics.set(name, updated);
       this.rebuildRoutes();
     }
+    // Taken before the delete: whatever is published meanwhile lies above it (and may be deleted too).
+    const lowAfter = [...Array(topic.partitions).keys()].map((p) => this.next.get(`${name}\0${p}`) ?? 0);
     await this.deleteMessages(name);
     for (let p = 0; p < topic.partitions; p++) {
-      if (dropDefinition) this.bytes.delete(`${name}\0${p}`);
-      else this.bytes.set(`${name}\0${p}`, 0);
+      const counter = `${name}\0${p}`;
+      if (dropDefinition) {
+        this.bytes.delete(counter);
+        this.low.delete(counter);
+      } else {
+        this.bytes.set(counter, 0);
+        this.low.set(counter, lowAfter[p]!);
+      }
     }
   }
 
@@ -436,64 +458,90 @@ export class TopicService {
   }
 
   /**
-   * Hands the next messages of one partition to a group member: after the group's acknowledged
-   * offset and after every range another member holds (until its visibility timeout expires, when
-   * the unacknowledged messages are delivered again). Without a group: a plain read.
+   * Hands the next messages of one partition to a group member (`owner`, see group-claims.ts): an
+   * expired claim first, else offsets after the group's position that no member holds. Without a
+   * group: a plain read. `from` places a group that has no position yet.
    */
   async consume(topic: TopicDef, group: string | null, partition: number,
-    from: 'earliest' | 'latest' | number | null, limit: number): Promise<TopicMessage[]> {
-    if (group === null) return this.read(topic.name, partition, this.startOf(topic, partition, from), limit);
-    // One member at a time per (topic, group, partition): each takes its claim before the next one
-    // computes where to begin, so concurrent members never get the same offsets.
+    from: 'earliest' | 'latest' | number | null, limit: number, owner = ''): Promise<TopicMessage[]> {
+    const latest = this.latestOffset(topic.name, partition);
+    const start = from === 'latest' ? latest : from === null || from === 'earliest' ? 0 : from;
+    if (group === null) return this.read(topic.name, partition, start, limit);
     const k = `${topic.name}\0${group}\0${partition}`;
-    const run = (this.consuming.get(k) ?? Promise.resolve()).then(() => this.consumeGroup(topic, k, partition, from, limit));
-    const settled = run.catch(() => undefined);
-    this.consuming.set(k, settled);
-    try {
-      return await run;
-    } finally {
-      if (this.consuming.get(k) === settled) this.consuming.delete(k);
-    }
-  }
-
-  private startOf(topic: TopicDef, partition: number, from: 'earliest' | 'latest' | number | null): number {
-    return from === 'latest' ? this.latestOffset(topic.name, partition) : from === null || from === 'earliest' ? 0 : from;
-  }
-
-  private async consumeGroup(topic: TopicDef, k: string, partition: number,
-    from: 'earliest' | 'latest' | number | null, limit: number): Promise<TopicMessage[]> {
-    const start = this.startOf(topic, partition, from);
-    let acked = this.acked.get(k);
-    if (acked === undefined && start > 0) {
+    if (!this.acked.has(k) && start > 0) {
       // A new group starts where it was told to: that position is recorded as acknowledged.
-      acked = start - 1;
-      await this.saveAck(k, acked);
+      await this.saveAck(k, start - 1);
     }
-    const committed = (acked ?? -1) + 1;
-    const now = Date.now();
-    const claim = this.claims.get(k);
-    const begin = claim !== undefined && claim.expiresAt > now && claim.until > committed ? claim.until : committed;
-    const messages = await this.read(topic.name, partition, begin, limit);
-    if (messages.length > 0) {
-      this.claims.set(k, { until: messages[messages.length - 1]!.offset + 1, expiresAt: now + this.visibilityTimeoutMs });
+    const claims = this.claimsOf(k);
+    const floor = this.low.get(`${topic.name}\0${partition}`) ?? 0;
+    const range = claims.reserve(owner, limit, Date.now(), this.visibilityTimeoutMs, floor);
+    let messages: TopicMessage[];
+    try {
+      messages = await this.read(topic.name, partition, range.from, range.until - range.from);
+    } catch (error) {
+      claims.settle(range, range.from);
+      throw error;
     }
+    // Dropped while reading: nothing is handed out (a topic created under the name starts afresh).
+    if (this.topics.get(topic.name)?.createdAt !== topic.createdAt) return [];
+    // Messages past the range (retention removed some inside it) belong to the next claim.
+    let n = messages.length;
+    while (n > 0 && messages[n - 1]!.offset >= range.until) n--;
+    if (n < messages.length) messages = messages.slice(0, n);
+    claims.settle(range, n === 0 ? range.from : messages[n - 1]!.offset + 1);
     return messages;
   }
 
-  async ack(topic: string, group: string, partition: number, upto: number): Promise<void> {
+  /**
+   * `owner` acknowledges every message of the partition up to `upto`. Returns the group's committed
+   * position, which stays below ranges other members still hold (see group-claims.ts).
+   */
+  async ack(topic: string, group: string, partition: number, upto: number, owner = ''): Promise<number> {
     const k = `${topic}\0${group}\0${partition}`;
-    const current = this.acked.get(k) ?? -1;
-    if (upto <= current) return;
-    await this.saveAck(k, upto);
-    const claim = this.claims.get(k);
-    if (claim !== undefined && claim.until <= upto + 1) this.claims.delete(k);
+    const committed = this.claimsOf(k).ack(owner, upto);
+    if (committed > (this.acked.get(k) ?? -1)) await this.saveAck(k, committed);
+    return committed;
+  }
+
+  /** A group member left: what it holds unacknowledged goes to the next member that asks (woken now). */
+  release(topic: string, group: string, partition: number, owner: string): void {
+    this.claims.get(`${topic}\0${group}\0${partition}`)?.release(owner);
+    for (const wake of [...this.waiters]) wake();
+  }
+
+  /** When the group's next held range on a partition expires; null when none is held. */
+  claimExpiresAt(topic: string, group: string, partition: number): number | null {
+    return this.claims.get(`${topic}\0${group}\0${partition}`)?.nextDeadline(Date.now()) ?? null;
+  }
+
+  private claimsOf(k: string): PartitionClaims {
+    let claims = this.claims.get(k);
+    if (claims === undefined) {
+      claims = new PartitionClaims(this.acked.get(k) ?? -1);
+      this.claims.set(k, claims);
+    }
+    return claims;
   }
 
   private async saveAck(k: string, offset: number): Promise<void> {
+    this.claims.get(k)?.reset(offset);
     const updatedAt = Date.now();
     await this.hot.writeCatalog(new Map([[TOPIC_OFFSET_PREFIX + k, { offset, updatedAt }]]));
-    this.acked.set(k, offset);
-    this.ackedAt.set(k, updatedAt);
+    // Concurrent acknowledgements may finish out of order: the position only moves forward.
+    if (offset > (this.acked.get(k) ?? -1)) {
+      this.acked.set(k, offset);
+      this.ackedAt.set(k, updatedAt);
+    }
+  }
+
+  /**
+   * Calls `listener` synchronously after every publish, released claim and dropped topic, until the
+   * returned function is called: WebSocket consumers push on it instead of polling. Keep it cheap
+   * (it runs inside the committer): schedule the work, do not do it.
+   */
+  onChange(listener: () => void): () => void {
+    this.waiters.add(listener);
+    return () => { this.waiters.delete(listener); };
   }
 
   /** Resolves when a message is published or after `ms`. */
