@@ -125,8 +125,10 @@ describe('topics over the WebSocket', () => {
     assert.deepEqual(offsetsOf(messages), [0, 1, 2, 3, 4]);
     const first = messages[0]!;
     assert.deepEqual(Object.keys(first), ['topic_id', 'partition_id', 'offset', 'key', 'payload', 'timestamp_ms', 'op']);
-    assert.deepEqual({ ...first, timestamp_ms: 0 }, {
-      topic_id: 'tw.push', partition_id: 0, offset: 0, key: '1', payload: { id: 1, v: 'v1', _table: 'tw.push_src' }, timestamp_ms: 0, op: 'Insert',
+    const firstPayload = first.payload as Record<string, unknown>;
+    assert.match(String(firstPayload._seq), /^\d+$/);
+    assert.deepEqual({ ...first, timestamp_ms: 0, payload: { ...firstPayload, _seq: 0 } }, {
+      topic_id: 'tw.push', partition_id: 0, offset: 0, key: '1', payload: { id: 1, v: 'v1', _seq: 0, _deleted: false, _table: 'tw.push_src' }, timestamp_ms: 0, op: 'Insert',
     });
     assert.ok(Math.abs(first.timestamp_ms - Date.now()) < 60_000);
 

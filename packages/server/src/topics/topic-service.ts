@@ -154,6 +154,8 @@ export class TopicService {
   private readonly next = new Map<string, number>();
   /** Last acknowledged offset per `${topic}\0${group}\0${partition}`. */
   private readonly acked = new Map<string, number>();
+  /** When each group position last moved (ms), for system.topic_offsets.updated_at. */
+  private readonly ackedAt = new Map<string, number>();
   /** What each group's members hold, per `${topic}\0${group}\0${partition}` (in memory: see group-claims.ts). */
   private readonly claims = new Map<string, PartitionClaims>();
   /** The oldest offset still stored per `${topic}\0${partition}` (retention and CLEAR TOPIC raise it). */
@@ -177,7 +179,13 @@ export class TopicService {
     const service = new TopicService(hot, tableById, userName, visibilityTimeoutMs);
     for (const [key, value] of await hot.loadCatalog()) {
       if (key.startsWith(TOPIC_DEF_PREFIX)) service.topics.set((value as TopicDef).name, value as TopicDef);
-      else if (key.startsWith(TOPIC_OFFSET_PREFIX)) service.acked.set(key.slice(TOPIC_OFFSET_PREFIX.length), value as number);
+      else if (key.startsWith(TOPIC_OFFSET_PREFIX)) {
+        // A bare number (older data) or { offset, updatedAt }.
+        const k = key.slice(TOPIC_OFFSET_PREFIX.length);
+        const v = value as number | { offset: number; updatedAt: number };
+        service.acked.set(k, typeof v === 'number' ? v : v.offset);
+        if (typeof v !== 'number') service.ackedAt.set(k, v.updatedAt);
+      }
     }
     for (const topic of service.topics.values()) {
       for (let p = 0; p < topic.partitions; p++) {
@@ -306,7 +314,7 @@ export class TopicService {
       // The definition goes first: a crash before the messages are deleted leaves no visible topic,
       // and CREATE TOPIC with the name deletes leftovers.
       await this.hot.writeCatalog(entries);
-      for (const key of [...this.acked.keys()]) if (key.startsWith(`${name}\0`)) this.acked.delete(key);
+      for (const key of [...this.acked.keys()]) if (key.startsWith(`${name}\0`)) { this.acked.delete(key); this.ackedAt.delete(key); }
       for (const key of [...this.claims.keys()]) if (key.startsWith(`${name}\0`)) this.claims.delete(key);
       for (let p = 0; p < topic.partitions; p++) this.next.delete(`${name}\0${p}`);
       // Push consumers of the topic (onChange listeners) learn it is gone; long polls stop waiting.
@@ -409,9 +417,13 @@ export class TopicService {
       }
       payload.old_values = old;
     }
-    if (change.kind === 'delete' && route.payload !== 'key') payload._deleted = true;
-    // As upstream: full and diff payloads name their source table (one topic can have many).
-    if (route.payload !== 'key') payload._table = qualifiedName(table);
+    if (route.payload !== 'key') {
+      // As upstream: full and diff payloads carry the row's _seq and _deleted, and name their source
+      // table (one topic can have many).
+      payload._seq = encodeCell({ type: 'BigInt' }, change.row.seq);
+      payload._deleted = change.kind === 'delete';
+      payload._table = qualifiedName(table);
+    }
     const user = table.type === 'USER' ? (this.userName(change.partition) ?? change.partition) : null;
     return { k: key, p: stringifyJson(payload), t: now, u: user, o: change.kind.toUpperCase() };
   }
@@ -438,10 +450,10 @@ export class TopicService {
     return out;
   }
 
-  groupOffsets(): { topic: string; group: string; partition: number; acked: number }[] {
+  groupOffsets(): { topic: string; group: string; partition: number; acked: number; updatedAt: number | null }[] {
     return [...this.acked].map(([k, acked]) => {
       const [topic, group, partition] = k.split('\0');
-      return { topic: topic!, group: group!, partition: Number(partition), acked };
+      return { topic: topic!, group: group!, partition: Number(partition), acked, updatedAt: this.ackedAt.get(k) ?? null };
     });
   }
 
@@ -470,6 +482,8 @@ export class TopicService {
       claims.settle(range, range.from);
       throw error;
     }
+    // Dropped while reading: nothing is handed out (a topic created under the name starts afresh).
+    if (this.topics.get(topic.name)?.createdAt !== topic.createdAt) return [];
     // Messages past the range (retention removed some inside it) belong to the next claim.
     let n = messages.length;
     while (n > 0 && messages[n - 1]!.offset >= range.until) n--;
@@ -511,9 +525,13 @@ export class TopicService {
 
   private async saveAck(k: string, offset: number): Promise<void> {
     this.claims.get(k)?.reset(offset);
-    await this.hot.writeCatalog(new Map([[TOPIC_OFFSET_PREFIX + k, offset]]));
+    const updatedAt = Date.now();
+    await this.hot.writeCatalog(new Map([[TOPIC_OFFSET_PREFIX + k, { offset, updatedAt }]]));
     // Concurrent acknowledgements may finish out of order: the position only moves forward.
-    if (offset > (this.acked.get(k) ?? -1)) this.acked.set(k, offset);
+    if (offset > (this.acked.get(k) ?? -1)) {
+      this.acked.set(k, offset);
+      this.ackedAt.set(k, updatedAt);
+    }
   }
 
   /**
