@@ -332,7 +332,7 @@ describe('kalam REPL', () => {
       term.send('\\consume repl.ev\r');
       at = await term.waitFor(/Consuming repl\.ev \(1 partition\) as one-off group kalam-tail-[0-9a-f]+; Ctrl-C to stop\.\n/, at);
       await server.ok("INSERT INTO repl.src VALUES (2, 'two'), (3, 'three')");
-      at = await term.waitFor(/\{"partition":0,"offset":1,"op":"Insert","key":"2","payload":\{"id":"2","name":"two","_table":"repl.src"\}\}\n\{"partition":0,"offset":2,"op":"Insert","key":"3",/, at);
+      at = await term.waitFor(/\{"partition":0,"offset":1,"op":"Insert","key":"2","payload":\{"id":"2","name":"two","_seq":"\d+","_deleted":false,"_table":"repl.src"\}\}\n\{"partition":0,"offset":2,"op":"Insert","key":"3",/, at);
       term.send('\x03');
       at = await term.prompt(at);
       assert.doesNotMatch(term.text, /"key":"1"/, 'the message from before the tail is not printed');
