@@ -13,6 +13,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { KalamClient, KalamError } from '@kalamdb/client';
 import { connect, reportError, runScript, runStatement, type CliOptions, type OutputOptions } from './run.js';
+import { consumeUntilInterrupt, parseConsumeArgs } from './consume.js';
 import { completePrefix, describeStatement, lex } from './split.js';
 import type { Format } from './format.js';
 
@@ -30,6 +31,8 @@ Commands (a command may also start a line in the middle of a statement, or end o
   \\i file                  run the statements in a file (stops at the first error)
   \\watch [seconds]         run the statement being typed (or the last one) every n seconds (default 2) until Ctrl-C
   \\subscribe SELECT ...    print the live changes of a query as JSON lines until Ctrl-C
+  \\consume topic [group]   print a topic's new messages (ns.topic) as JSON lines until Ctrl-C (with a group:
+                           as a member of it, acknowledging each; service, dba and system roles)
   \\p                       show the statement being typed (or the last one)
   \\r                       reset (clear) the statement being typed
   \\g                       run the statement being typed (or the last one again)
@@ -37,7 +40,7 @@ Commands (a command may also start a line in the middle of a statement, or end o
   \\q                       quit (an unfinished statement is discarded)
   help, quit, exit         on an empty line: this help, quit, quit
 Keys:
-  Ctrl-C   clear the statement being typed (nothing runs); stop a running \\watch, \\subscribe or \\i,
+  Ctrl-C   clear the statement being typed (nothing runs); stop a running \\watch, \\subscribe, \\consume or \\i,
            or stop waiting for a statement's result (the server may still complete it)
   Ctrl-D   on an empty line: quit; an unfinished statement is discarded with a note, never run
   Up/Down  history (kept in ~/.kalam_history)`;
@@ -209,6 +212,12 @@ export async function runRepl(client: KalamClient, opts: CliOptions): Promise<nu
         if (arg === '') buffer = '';
         if (sql === null) { complain('\\subscribe: which query? (\\subscribe SELECT * FROM ns.table WHERE ...)'); break; }
         lastCode = await busy((signal) => subscribeUntilInterrupt(() => connect(opts), sql, signal));
+        break;
+      }
+      case '\\consume': {
+        const parsed = parseConsumeArgs(arg);
+        if (parsed === null) { complain('\\consume: which topic? (\\consume ns.topic [group])'); break; }
+        lastCode = await busy((signal) => consumeUntilInterrupt(client, parsed.topic, parsed.group, signal));
         break;
       }
       default:

@@ -177,7 +177,7 @@ describe('kalam REPL', () => {
     const help = await kalam([...conn, '--format', 'csv'], 'help\n\\?\nSELECT 1 AS one;\nexit\nSELECT 2 AS two;\n');
     assert.equal(help.code, 0, help.stderr);
     assert.equal(count(help.stdout, "Statements end with ';'"), 2);
-    for (const command of ['\\dt', '\\d table', '\\dn', '\\l', '\\du', '\\x', '\\timing', '\\format', '\\i file', '\\watch', '\\subscribe', '\\p', '\\r', '\\g', '\\?', '\\q', 'Ctrl-C', 'Ctrl-D']) {
+    for (const command of ['\\dt', '\\d table', '\\dn', '\\l', '\\du', '\\x', '\\timing', '\\format', '\\i file', '\\watch', '\\subscribe', '\\consume', '\\p', '\\r', '\\g', '\\?', '\\q', 'Ctrl-C', 'Ctrl-D']) {
       assert.ok(help.stdout.includes(command), `help lists ${command}`);
     }
     assert.match(help.stdout, /one\n1\n$/, 'exit quits: nothing after it ran');
@@ -319,5 +319,57 @@ describe('kalam REPL', () => {
     } finally {
       await term.close();
     }
+  });
+
+  it('\\consume tails a topic from its latest message until Ctrl-C; with a group it acknowledges what it printed', TIMEOUT, async () => {
+    await server.ok('CREATE SHARED TABLE repl.src (id BIGINT PRIMARY KEY, name TEXT)');
+    await server.ok('CREATE TOPIC repl.ev');
+    await server.ok('ALTER TOPIC repl.ev ADD SOURCE repl.src ON INSERT');
+    await server.ok("INSERT INTO repl.src VALUES (1, 'old')"); // before the tail: not printed
+    const term = Session.terminal(conn);
+    try {
+      let at = await term.prompt();
+      term.send('\\consume repl.ev\r');
+      at = await term.waitFor(/Consuming repl\.ev \(1 partition\) as one-off group kalam-tail-[0-9a-f]+; Ctrl-C to stop\.\n/, at);
+      await server.ok("INSERT INTO repl.src VALUES (2, 'two'), (3, 'three')");
+      at = await term.waitFor(/\{"partition":0,"offset":1,"op":"Insert","key":"2","payload":\{"id":"2","name":"two","_seq":"\d+","_deleted":false,"_table":"repl.src"\}\}\n\{"partition":0,"offset":2,"op":"Insert","key":"3",/, at);
+      term.send('\x03');
+      at = await term.prompt(at);
+      assert.doesNotMatch(term.text, /"key":"1"/, 'the message from before the tail is not printed');
+
+      term.send('\\consume repl.ev billing\r');
+      at = await term.waitFor(/Consuming repl\.ev \(1 partition\) as group billing; Ctrl-C to stop\.\n/, at);
+      await server.ok("INSERT INTO repl.src VALUES (4, 'four')");
+      at = await term.waitFor(/"offset":3,"op":"Insert","key":"4"/, at);
+      term.send('\x03');
+      at = await term.prompt(at);
+      const offsets = await server.rows("SELECT last_acked_offset FROM system.topic_offsets WHERE topic_id = 'repl.ev' AND group_id = 'billing'");
+      assert.deepEqual(offsets.map((r) => Number(r.last_acked_offset)), [3]);
+
+      // The server finishes a long-poll whose client went away (up to its 2 s timeout) and would claim a
+      // message published meanwhile for the visibility timeout: wait that out (see docs/sdk.md).
+      await new Promise((r) => setTimeout(r, 2500));
+      await server.ok("INSERT INTO repl.src VALUES (5, 'five')"); // while no one tails: the group gets it next time
+      term.send('\\consume repl.ev billing\r');
+      at = await term.waitFor(/"offset":4,"op":"Insert","key":"5"/, at);
+      term.send('\x03');
+      at = await term.prompt(at);
+      assert.equal(count(term.text, '"key":"4"'), 1, 'an acknowledged message is not printed again');
+      term.send('SELECT 5 AS five;\r');
+      at = await term.waitFor(/five\n-+\n5\n/, at);
+      await term.prompt(at);
+      term.send('\x04');
+      assert.equal(await term.exited(), 0);
+    } finally {
+      await term.close();
+    }
+  });
+
+  it('\\consume reports a missing topic or argument once and goes on', TIMEOUT, async () => {
+    const res = await kalam([...conn, '--format', 'csv'], '\\consume repl.nope\n\\consume\nSELECT 1 AS after;\n');
+    assert.equal(count(res.stderr, 'ERROR'), 1, res.stderr);
+    assert.match(res.stderr, /ERROR NOT_FOUND: .*repl\.nope/);
+    assert.match(res.stderr, /\\consume: which topic\?/);
+    assert.equal(res.stdout, 'after\n1\n');
   });
 });

@@ -5,6 +5,7 @@
 import { KalamError } from './errors.js';
 import { TokenSource, type AuthOptions } from './auth.js';
 import { LiveConnection, maxSeq, type ConnectionState, type ConnectionStateListener, type LiveSubscription } from './live-connection.js';
+import { createConsumer, type Consumer, type ConsumerOptions } from './consumer.js';
 import type { SchemaChange, ChangeEvent, DataType, QueryResponse, QueryResult, Row, SchemaField, ServerMessage } from './types.js';
 
 export interface ClientOptions {
@@ -99,6 +100,12 @@ export interface KalamClient {
   readonly reconnects: number;
   /** Topic consumer groups over HTTP (`/v1/api/topics/consume` and `/ack`; roles service, dba, system). */
   readonly topics: TopicsApi;
+  /**
+   * A consumer-group member that runs a handler on each message of a topic (over HTTP long-polling,
+   * or pushed over the WebSocket with `transport: 'websocket'`), with retries, batched acks and stop().
+   * See ConsumerOptions and docs/sdk.md, Consuming topics.
+   */
+  consumer<P = Record<string, unknown>>(options: ConsumerOptions<P>): Consumer<P>;
 }
 
 export interface TopicMessage<P = Record<string, unknown>> {
@@ -128,11 +135,18 @@ export interface ConsumeOptions {
   readonly partition?: number;
   /** Long-poll: wait up to this long for a message when none is available. */
   readonly timeoutSeconds?: number;
+  /**
+   * Names the group member (`member_id`): members never get overlapping offsets and an ack speaks
+   * only for its member's messages. Default: the user (workers sharing an account ack for each other).
+   */
+  readonly memberId?: string;
+  /** Aborts the request (it rejects with code `ABORTED`; messages the server claimed meanwhile come again after the visibility timeout). */
+  readonly signal?: AbortSignal;
 }
 
 export interface TopicsApi {
   consume<P = Record<string, unknown>>(options: ConsumeOptions): Promise<{ messages: TopicMessage<P>[]; next_offset: number; has_more: boolean }>;
-  ack(options: { topic: string; group: string; partition?: number; uptoOffset: number }): Promise<{ success: boolean; acknowledged_offset: number }>;
+  ack(options: { topic: string; group: string; partition?: number; uptoOffset: number; memberId?: string }): Promise<{ success: boolean; acknowledged_offset: number }>;
 }
 
 let subscriptionCounter = 0;
@@ -232,7 +246,7 @@ export function createClient(options: ClientOptions): KalamClient {
     return body;
   };
 
-  const postTopics = async <R>(path: string, payload: unknown, retried = false): Promise<R> => {
+  const postTopics = async <R>(path: string, payload: unknown, signal?: AbortSignal, retried = false): Promise<R> => {
     const token = await tokens.token();
     let res: Response;
     let text: string;
@@ -241,14 +255,16 @@ export function createClient(options: ClientOptions): KalamClient {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
         body: JSON.stringify(payload),
+        ...(signal !== undefined ? { signal } : {}),
       });
       text = await res.text();
     } catch (error) {
+      if (signal?.aborted === true) throw new KalamError('ABORTED', `${path}: aborted`);
       throw new KalamError('CONNECTION_FAILED', `Cannot reach ${base}: ${(error as Error).message}`);
     }
     if (res.status === 401 && !retried && !('token' in options.auth)) {
       tokens.invalidate();
-      return postTopics(path, payload, true);
+      return postTopics(path, payload, signal, true);
     }
     let body: Record<string, unknown>;
     try {
@@ -269,8 +285,12 @@ export function createClient(options: ClientOptions): KalamClient {
       ...(o.limit !== undefined ? { limit: o.limit } : {}),
       ...(o.partition !== undefined ? { partition_id: o.partition } : {}),
       ...(o.timeoutSeconds !== undefined ? { timeout_seconds: o.timeoutSeconds } : {}),
-    })),
-    ack: (o) => postTopics('/v1/api/topics/ack', { topic_id: o.topic, group_id: o.group, partition_id: o.partition ?? 0, upto_offset: o.uptoOffset }),
+      ...(o.memberId !== undefined ? { member_id: o.memberId } : {}),
+    }, o.signal)),
+    ack: (o) => postTopics('/v1/api/topics/ack', {
+      topic_id: o.topic, group_id: o.group, partition_id: o.partition ?? 0, upto_offset: o.uptoOffset,
+      ...(o.memberId !== undefined ? { member_id: o.memberId } : {}),
+    }),
   };
 
   const subscribeWith = async <T>(sql: string, handlers: InternalHandlers<T>, opts: SubscribeOptions, convert: boolean): Promise<Subscription> => {
@@ -451,6 +471,7 @@ export function createClient(options: ClientOptions): KalamClient {
     onConnectionState: (listener) => live.onState(listener),
     get reconnects() { return live.reconnects; },
     topics,
+    consumer: (opts) => createConsumer({ topics, live }, opts),
   };
 }
 

@@ -12,4 +12,6 @@ export type { ClientOptions, KalamClient, LiveOptions, SubscribeHandlers, Subscr
 export type { AuthOptions } from './auth.js';
 export type { ConnectionState, ConnectionStateInfo, ConnectionStateListener } from './live-connection.js';
 export { KalamError } from './errors.js';
+export { ConsumerHandlerError } from './consumer.js';
+export type { Consumer, ConsumerContext, ConsumerFailure, ConsumerHandler, ConsumerOptions, ConsumerRetry } from './consumer.js';
 export type { ChangeEvent, QueryResponse, QueryResult, Row, SchemaChange, SchemaField } from './types.js';

@@ -44,6 +44,22 @@ export interface LiveSubscription {
 }
 
 /**
+ * Something other than a subscription carried on the socket (a topic consumer): it sends its own
+ * frames on each authenticated socket and receives the frames whose `id` (or, for `error`,
+ * `subscription_id`) is its id.
+ */
+export interface LiveChannel {
+  readonly id: string;
+  /** A socket was authenticated (the first one, or one after a reconnect): send the opening frames. */
+  opened(send: (frame: object) => void): void;
+  frame(msg: Record<string, unknown>): void;
+  /** The socket dropped; the connection reconnects and calls `opened` again. */
+  dropped(): void;
+  /** No more sockets: `disconnect()` or a permanent failure (refused credentials, session ended). */
+  ended(error: KalamError): void;
+}
+
+/**
  * The state of the client's WebSocket (HTTP queries do not use it):
  * - `idle`: no WebSocket opened yet (nothing subscribed so far);
  * - `connecting`: opening and authenticating it (for a `subscribe`/`live` call);
@@ -97,6 +113,8 @@ export class LiveConnection {
   private socket: SocketLike | null = null;
   private connecting: Promise<void> | null = null;
   private readonly subs = new Map<string, LiveSubscription>();
+  /** Channels, each with the socket it was last opened on. */
+  private readonly channels = new Map<string, { channel: LiveChannel; sentOn: unknown }>();
   /** Reconnect attempts made since the last drop. */
   private attempt = 0;
   private closed = false;
@@ -134,6 +152,41 @@ export class LiveConnection {
     if (this.socket !== null && this.socket.readyState === 1) this.socket.send(JSON.stringify({ type: 'unsubscribe', subscription_id: id }));
   }
 
+  /**
+   * Adds a channel and opens the socket if needed (rejects, without keeping the channel, when it
+   * cannot connect); the channel is opened on this socket and on every one after a reconnect.
+   */
+  async addChannel(channel: LiveChannel): Promise<void> {
+    this.closed = false;
+    const entry = { channel, sentOn: null as unknown };
+    this.channels.set(channel.id, entry);
+    try {
+      await this.ensureOpen();
+    } catch (error) {
+      if (this.channels.get(channel.id) === entry) this.channels.delete(channel.id);
+      throw error;
+    }
+    this.openChannel(entry);
+  }
+
+  removeChannel(id: string): void {
+    this.channels.delete(id);
+  }
+
+  /** Sends a frame on the authenticated socket; false when there is none (the channel's `opened` catches up). */
+  send(frame: object): boolean {
+    if (this.socket === null || this.socket.readyState !== 1) return false;
+    this.socket.send(JSON.stringify(frame));
+    return true;
+  }
+
+  private openChannel(entry: { channel: LiveChannel; sentOn: unknown }): void {
+    const socket = this.socket;
+    if (socket === null || entry.sentOn === socket) return;
+    entry.sentOn = socket;
+    entry.channel.opened((frame) => socket.send(JSON.stringify(frame)));
+  }
+
   nextBatch(id: string, lastSeq: string | undefined): void {
     this.socket?.send(JSON.stringify({ type: 'next_batch', subscription_id: id, ...(lastSeq ? { last_seq_id: lastSeq } : {}) }));
   }
@@ -150,6 +203,13 @@ export class LiveConnection {
     this.socket = null;
     socket?.close(1000, 'client disconnect');
     this.setState('disconnected');
+    this.endChannels(new KalamError('DISCONNECTED', 'The client was disconnected (disconnect())'));
+  }
+
+  private endChannels(error: KalamError): void {
+    const channels = [...this.channels.values()];
+    this.channels.clear();
+    for (const { channel } of channels) channel.ended(error);
   }
 
   private setState(state: ConnectionState, info?: ConnectionStateInfo): void {
@@ -250,10 +310,14 @@ export class LiveConnection {
     this.attempt = 0;
     if (wasReconnecting) this.reconnects++;
     for (const sub of this.subs.values()) this.sendSubscribe(sub);
+    for (const entry of this.channels.values()) this.openChannel(entry);
     this.setState('connected', wasReconnecting ? { attempt: Math.max(attempts, 1) } : undefined);
   }
 
   private dispatch(msg: ServerMessage): void {
+    const channelId = msg.type === 'error' ? msg.subscription_id : (msg as { id?: unknown }).id;
+    const channel = typeof channelId === 'string' ? this.channels.get(channelId) : undefined;
+    if (channel !== undefined) return channel.channel.frame(msg as unknown as Record<string, unknown>);
     const sub = msg.subscription_id !== undefined ? this.subs.get(msg.subscription_id) : undefined;
     if (sub === undefined) return;
     if (msg.type === 'error') {
@@ -268,6 +332,7 @@ export class LiveConnection {
     if (socket !== this.socket) return; // replaced, or closed by close()
     this.socket = null;
     if (this.closed) return;
+    for (const { channel } of this.channels.values()) channel.dropped();
     const ended = SESSION_ENDED[closeCode(ev)];
     if (ended !== undefined) return this.fail(new KalamError(ended.code, ended.message));
     this.setState('reconnecting', { attempt: 1, error: new KalamError('CONNECTION_LOST', `The WebSocket connection was lost${closeReason(ev)}`) });
@@ -305,6 +370,7 @@ export class LiveConnection {
     this.setState('disconnected', { error });
     const subs = [...this.subs.values()];
     this.subs.clear();
+    this.endChannels(error);
     for (const sub of subs) {
       sub.settle(error);
       sub.onMessage({ type: 'error', subscription_id: sub.id, code: error.code, message: error.message });

@@ -14,7 +14,9 @@ export interface Server {
   dataDir: string;
   readonly output: string[];
   ok(sql: string, opts?: { params?: unknown[] }): Promise<unknown>;
+  rows(sql: string, opts?: { params?: unknown[] }): Promise<Record<string, unknown>[]>;
   createUser(name: string, role?: string, password?: string): Promise<{ user: string; password: string }>;
+  login(user: string, password: string): Promise<{ access_token: string; refresh_token: string }>;
   stop(): Promise<number | null>;
   kill(): Promise<void>;
   launch(env?: Record<string, string>, args?: string[]): Promise<void>;

@@ -51,7 +51,7 @@ console.log(JSON.stringify(out));
 `;
 
 const CONSUMER_TS = `
-import { createClient, KalamError, type ConnectionState, type KalamClient, type Row } from '@kalamdb/client';
+import { createClient, ConsumerHandlerError, KalamError, type ConnectionState, type Consumer, type ConsumerContext, type ConsumerFailure, type KalamClient, type Row } from '@kalamdb/client';
 
 const client: KalamClient = createClient({ url: 'http://localhost:8080', auth: { token: 't' }, timestamps: 'date', bigint: true });
 const state: ConnectionState = client.connectionState;
@@ -61,6 +61,12 @@ async function main(): Promise<void> {
   const stop: () => Promise<void> = await client.live<Row>('SELECT * FROM app.t', (r: Row[]) => void r, { key: 'id' });
   await stop();
   void rows;
+  const consumer: Consumer<{ id: string }> = client.consumer<{ id: string }>({
+    topic: 'app.events', group: 'g', transport: 'websocket', retry: { maxAttempts: 2 },
+    onFailed: (f: ConsumerFailure<{ id: string }>) => (f.attempts > 1 ? 'skip' : 'stop'),
+  });
+  await consumer.run(async (ctx: ConsumerContext<{ id: string }>) => { const id: string = ctx.message.payload.id; void id; await ctx.ack(); })
+    .catch((e: unknown) => { if (e instanceof ConsumerHandlerError) void e.topicMessage.offset; });
 }
 void state; void off; void main; void KalamError;
 `;
@@ -86,7 +92,7 @@ describe('@kalamdb/client as a package', () => {
     const { stdout } = await run(NPM, ['pack', '-w', 'packages/client', '--pack-destination', dir, '--json'], REPO, 120_000);
     const packed = JSON.parse(stdout.slice(stdout.indexOf('['))) as Array<{ filename: string; files: Array<{ path: string }> }>;
     const files = packed[0]!.files.map((f) => f.path).sort();
-    for (const f of ['package.json', 'README.md', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/client.js', 'dist/src/live-connection.js', 'src/index.ts']) {
+    for (const f of ['package.json', 'README.md', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/client.js', 'dist/src/live-connection.js', 'dist/src/consumer.js', 'src/index.ts']) {
       assert.ok(files.includes(f), `${f} is in the tarball: ${files.join(', ')}`);
     }
     assert.deepEqual(files.filter((f) => /(^|\/)test\/|\.test\.|tsbuildinfo/.test(f)), [], 'no tests or build info in the tarball');

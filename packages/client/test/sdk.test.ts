@@ -51,7 +51,7 @@ describe('@kalamdb/client', () => {
     await server.ok('INSERT INTO sdk.orders VALUES (1, 10), (2, 20)');
     const root = client({ user: 'root', password: ROOT_PASSWORD });
     const first = await root.topics.consume({ topic: 'sdk.events', group: 'g1', start: 'earliest', limit: 1 });
-    assert.deepEqual(first.messages.map((m) => [m.offset, m.key, m.op, m.payload]), [[0, '1', 'Insert', { id: '1', v: 10, _table: 'sdk.orders' }]]);
+    assert.deepEqual(first.messages.map((m) => [m.offset, m.key, m.op, m.payload]), [[0, '1', 'Insert', { id: '1', v: 10, _seq: (first.messages[0]!.payload as Record<string, unknown>)._seq, _deleted: false, _table: 'sdk.orders' }]]);
     assert.equal(first.next_offset, 1);
     assert.equal(first.has_more, true);
     assert.deepEqual(await root.topics.ack({ topic: 'sdk.events', group: 'g1', uptoOffset: 0 }), { success: true, acknowledged_offset: 0 });

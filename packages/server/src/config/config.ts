@@ -166,9 +166,9 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
   if (env.KALAMDB_ROOT_PASSWORD) envOverrides.rootPassword = env.KALAMDB_ROOT_PASSWORD;
   if (env.KALAMDB_JWT_SECRET) envOverrides.jwtSecret = env.KALAMDB_JWT_SECRET;
   if (env.KALAMDB_LOG_LEVEL) envOverrides.logLevel = parseLogLevel(env.KALAMDB_LOG_LEVEL);
-  if (env.KALAMDB_TOPIC_VISIBILITY_TIMEOUT_SECS) {
-    envOverrides.topicVisibilityTimeoutSecs = Number(env.KALAMDB_TOPIC_VISIBILITY_TIMEOUT_SECS);
-  }
+  // KALAMDB_VISIBILITY_TIMEOUT_SECS: upstream's compatibility alias.
+  const visibility = env.KALAMDB_TOPIC_VISIBILITY_TIMEOUT_SECS || env.KALAMDB_VISIBILITY_TIMEOUT_SECS;
+  if (visibility) envOverrides.topicVisibilityTimeoutSecs = Number(visibility);
   if (env.KALAMDB_DURABILITY) envOverrides.durability = parseDurability(env.KALAMDB_DURABILITY, 'KALAMDB_DURABILITY');
   const flagOverrides: Overrides = {};
   if (flags.host !== undefined) flagOverrides.host = flags.host;

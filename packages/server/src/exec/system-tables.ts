@@ -79,7 +79,7 @@ export function systemRelation(s: SystemSources, name: string, viewer: Principal
       return {
         columns: [col('topic_id', 'Text'), col('group_id', 'Text'), col('partition_id', 'Int'), col('last_acked_offset', 'BigInt'),
           col('updated_at', 'Timestamp')],
-        rows: (s.topics?.groupOffsets() ?? []).map((o) => [o.topic, o.group, o.partition, BigInt(o.acked), null]),
+        rows: (s.topics?.groupOffsets() ?? []).map((o) => [o.topic, o.group, o.partition, BigInt(o.acked), o.updatedAt === null ? null : micros(o.updatedAt)]),
       };
     case 'live':
       return {

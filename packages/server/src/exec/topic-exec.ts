@@ -1,7 +1,6 @@
 /** CREATE/DROP/CLEAR/ALTER TOPIC, CONSUME and ACK (see docs/sql.md, Topics). */
 import type { Statement, TableName } from '../sql/statement.js';
 import { messageResult, rowsResult, type RunContext, type Services, type StatementResult } from './context.js';
-import { requireAdmin } from '../auth/access.js';
 import { ServerError, denied, execError } from '../util/errors.js';
 import { DEFAULT_RETENTION_MAX_BYTES, DEFAULT_RETENTION_SECONDS, compileRouteWhere, messageParts, type StoredMessage, type TopicDef, type TopicMessage } from '../topics/topic-service.js';
 import { qualifiedName } from '../catalog/types.js';
@@ -28,7 +27,7 @@ export function requireConsumer(principal: Principal, what: 'consume from topics
 }
 
 export async function createTopic(s: Services, ctx: RunContext, st: Of<'create_topic'>): Promise<StatementResult> {
-  requireAdmin(ctx.principal, 'CREATE TOPIC');
+  if (!['dba', 'system'].includes(ctx.principal.role)) throw denied('CREATE TOPIC requires DBA or System role');
   const namespace = st.topic.namespace ?? ctx.namespace;
   const name = topicName(ctx, st.topic);
   return s.ddl.run(async () => {
@@ -79,13 +78,13 @@ export async function alterTopicAddSource(s: Services, ctx: RunContext, st: Of<'
     if (table.type === 'STREAM') throw execError(`Table '${qualifiedName(table)}' is a STREAM table: topic sources are USER or SHARED tables`);
     compileRouteWhere(table, st.where);
     const duplicate = topic.routes.some((r) => r.tableId === table.id && r.op === st.op);
-    if (duplicate) throw execError(`Topic '${name}' already has a source ${qualifiedName(table)} ON ${st.op.toUpperCase()}`);
+    const opName = st.op[0]!.toUpperCase() + st.op.slice(1);
+    if (duplicate) throw execError(`Route for ${qualifiedName(table)} ON ${opName} already exists in topic '${name}'`);
     await s.topics.save({
       ...topic,
       routes: [...topic.routes, { tableId: table.id, table: qualifiedName(table), op: st.op, where: st.where, payload: st.payload }],
       updatedAt: Date.now(),
     });
-    const opName = st.op[0]!.toUpperCase() + st.op.slice(1);
     return messageResult(ctx, `Added source ${qualifiedName(table)} ON ${opName} to topic '${name}'`);
   });
 }
@@ -125,7 +124,14 @@ export async function consumeMessages(s: Services, topic: TopicDef, group: strin
 export async function consume(s: Services, ctx: RunContext, st: Of<'consume'>): Promise<StatementResult> {
   requireConsumer(ctx.principal, 'consume from topics');
   const topic = requireTopic(s, topicName(ctx, st.topic));
-  const messages = await consumeMessages(s, topic, st.group, st.from, st.limit ?? 100, memberOf(ctx.principal));
+  const owner = memberOf(ctx.principal);
+  const messages = await consumeMessages(s, topic, st.group, st.from, st.limit ?? 100, owner);
+  if (st.group !== null) {
+    // As upstream: a grouped SQL CONSUME commits what it returned (the HTTP route waits for an ACK).
+    const last = new Map<number, number>();
+    for (const m of messages) last.set(m.partition_id, Math.max(last.get(m.partition_id) ?? -1, m.offset));
+    for (const [partition, offset] of last) await s.topics.ack(topic.name, st.group, partition, offset, owner);
+  }
   return rowsResult(ctx, MESSAGE_SCHEMA, messages.map((m) => [m.topic_id, m.partition_id, m.offset, m.key, m.payload, m.timestamp_ms, m.user_id, m.op]));
 }
 
@@ -204,7 +210,8 @@ function encodeConsumed(topic: string, partition: number, messages: readonly Sto
 export function topicRoutes(s: Services): { consume(p: Principal, b: Record<string, unknown>): Promise<unknown>; ack(p: Principal, b: Record<string, unknown>): Promise<unknown> } {
   return {
     async consume(principal, body) {
-      requireConsumer(principal, 'consume from topics');
+      // Upstream's words on its HTTP route (SQL CONSUME says "Only service, dba, or system roles can ...").
+      if (principal.role === 'user') throw denied('Topic consumption requires service, dba, or system role');
       const topic = requireTopic(s, field(body, 'topic_id', 'string', true) as string);
       const group = field(body, 'group_id', 'string', true) as string;
       const partition = (field(body, 'partition_id', 'integer', false) as number | undefined) ?? 0;
@@ -226,7 +233,7 @@ export function topicRoutes(s: Services): { consume(p: Principal, b: Record<stri
       return encodeConsumed(topic.name, partition, messages, nextOffset, nextOffset < s.topics.latestOffset(topic.name, partition));
     },
     async ack(principal, body) {
-      requireConsumer(principal, 'acknowledge topic offsets');
+      if (principal.role === 'user') throw denied('Topic acknowledgment requires service, dba, or system role');
       const topic = requireTopic(s, field(body, 'topic_id', 'string', true) as string);
       const group = field(body, 'group_id', 'string', true) as string;
       const partition = (field(body, 'partition_id', 'integer', false) as number | undefined) ?? 0;

@@ -27,6 +27,7 @@ import { parseSubscription, type SubscriptionQuery } from './subscription-query.
 import { resumeChanges, snapshotRows, type ResumeChange } from './initial-data.js';
 import type { RowVersion } from '../storage/hot/row-codec.js';
 import { bigintsToText, parseJson } from '../util/json.js';
+import { TopicConsumers } from './topic-consumer.js';
 
 const WIRE_PROTOCOL = { serialization: 'json', compression: 'none' } as const;
 
@@ -89,9 +90,18 @@ export class LiveSession implements LiveSink {
   private authTimer: NodeJS.Timeout | null = null;
   /** Frames that arrived while an authentication was being verified; null when none is. */
   private held: Frame[] | null = null;
+  /** Topic consumers (consume* frames); topic-consumer.ts owns them, the session only routes and cleans up. */
+  private readonly consumers: TopicConsumers;
 
   constructor(readonly connectionId: string, private readonly ws: WebSocket, private readonly d: SessionDeps, private readonly address = 'unknown') {
     this.tokens = d.services.config.liveMessagesPerSecondMax;
+    this.consumers = new TopicConsumers(d.services, {
+      push: (frame) => this.pushFrame(frame),
+      json: (msg) => this.sendJson(msg),
+      error: (id, code, message) => this.error(id, code, message),
+      backlog: () => this.ws.bufferedAmount,
+      whenDrained: (then) => this.whenDrained(then),
+    }, d.log, connectionId);
   }
 
   // Authentication --------------------------------------------------------------------------
@@ -168,6 +178,7 @@ export class LiveSession implements LiveSink {
     const user = activeUser(catalog, this.principal);
     if (user === undefined) return this.close(LIVE_CLOSE.userDropped);
     this.principal = principalOf(user);
+    this.consumers.reauthorize(this.principal);
     for (const sub of [...this.subs.values()]) {
       if (scope.tableId !== null && sub.query.table.id !== scope.tableId) continue;
       const lost = readRevoked(catalog, this.principal, sub.query.table);
@@ -245,6 +256,9 @@ export class LiveSession implements LiveSink {
     }
     if (msg.type === 'authenticate') return this.authenticate(msg);
     if (this.principal === null) {
+      // consume* frames route by their consumer id, like their other errors.
+      const consumerId = typeof msg.type === 'string' && msg.type.startsWith('consume') && typeof msg.id === 'string' && SUBSCRIPTION_ID.test(msg.id) ? msg.id : null;
+      if (consumerId !== null) return this.error(consumerId, 'AUTH_REQUIRED', 'Authentication required before consuming');
       if (msg.type !== 'subscribe') return this.error(typeof msg.type === 'string' ? msg.type.slice(0, 64) : 'protocol', 'AUTH_REQUIRED', 'Authentication required');
       // Upstream names the frame (`subscription_id: "subscribe"`); the subscription's own id, when it has one, lets a client route the error to it.
       const id = (msg.subscription as { id?: unknown } | undefined)?.id;
@@ -255,6 +269,7 @@ export class LiveSession implements LiveSink {
       case 'next_batch': return this.nextBatch(msg);
       case 'unsubscribe': return this.unsubscribe(msg.subscription_id);
       case 'ping': return this.sendJson({ type: 'pong' });
+      case 'consume': case 'consume_credit': case 'consume_ack': case 'consume_stop': return this.consumers.handle(msg, this.principal);
       default: return this.error('protocol', 'PROTOCOL', `Unknown message type ${JSON.stringify(msg.type)}`);
     }
   }
@@ -481,6 +496,35 @@ export class LiveSession implements LiveSink {
   }
 
   /**
+   * A topic_messages frame. Under the same cap as subscriptions, except that a frame alone larger
+   * than the cap still goes out on an idle socket: the client chose that batch size, and refusing it
+   * would cut the connection again on every reconnect.
+   */
+  private pushFrame(frame: Buffer): boolean {
+    if (this.closed) return false;
+    const queued = this.ws.bufferedAmount;
+    if (queued > 0 && queued + frame.length > this.d.services.config.liveBufferedBytesMax) {
+      this.slowConsumer();
+      return false;
+    }
+    this.cork();
+    this.ws.send(frame, { binary: false });
+    return true;
+  }
+
+  /** Calls `then` once: when the socket's write queue drains, or after 50 ms (ws may hold bytes the socket never reports). */
+  private whenDrained(then: () => void): void {
+    const socket = (this.ws as unknown as { _socket?: { once(e: 'drain', f: () => void): void; off(e: 'drain', f: () => void): void } })._socket;
+    const fire = (): void => {
+      clearTimeout(timer);
+      socket?.off('drain', fire);
+      if (!this.closed) then();
+    };
+    const timer = setTimeout(fire, 50);
+    socket?.once('drain', fire);
+  }
+
+  /**
    * Frames sent in one tick (one commit group fans out to many subscriptions) leave in a single
    * write: one syscall per connection per group instead of one per frame.
    */
@@ -501,6 +545,12 @@ export class LiveSession implements LiveSink {
       this.ws.send(JSON.stringify({
         type: 'error', subscription_id: sub.id, code: 'SLOW_CONSUMER',
         message: 'The client is not reading fast enough; resubscribe with options.from = last_seq_id', last_seq_id: sub.lastSeq.toString(),
+      }));
+    }
+    for (const id of this.consumers.ids()) {
+      this.ws.send(JSON.stringify({
+        type: 'error', subscription_id: id, code: 'SLOW_CONSUMER',
+        message: 'The client is not reading fast enough; consume again (unacknowledged messages are delivered again)',
       }));
     }
     this.d.log.warn('closing slow live consumer', { connection_id: this.connectionId, user: this.principal?.userId });
@@ -548,6 +598,7 @@ export class LiveSession implements LiveSink {
     this.closed = true;
     if (this.authTimer) clearTimeout(this.authTimer);
     for (const sub of [...this.subs.values()]) this.drop(sub);
+    this.consumers.closeAll();
   }
 
   subscriptions(): Subscription[] {

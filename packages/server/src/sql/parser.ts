@@ -741,7 +741,7 @@ function parseAlterTopic(stmt: StatementText, c: Cursor): Statement {
   return { kind: 'alter_topic_add_source', topic, table, op, where, payload };
 }
 
-/** CONSUME FROM ns.t [GROUP 'g'] [FROM EARLIEST|LATEST|n] [LIMIT n] */
+/** CONSUME FROM ns.t [GROUP 'g'] [FROM|START EARLIEST|LATEST|n] [LIMIT n] */
 function parseConsume(c: Cursor): Statement {
   c.expectWord('CONSUME'); c.expectWord('FROM');
   const topic = c.tableName();
@@ -750,7 +750,8 @@ function parseConsume(c: Cursor): Statement {
   let limit: number | null = null;
   for (;;) {
     if (c.acceptWords('GROUP')) group = c.nameOrString('group id');
-    else if (c.acceptWords('FROM')) {
+    else if (c.acceptWords('FROM') || c.acceptWords('START')) {
+      // START is accepted as a synonym of FROM: upstream's own tests write `START EARLIEST`.
       if (c.acceptWords('EARLIEST')) from = 'earliest';
       else if (c.acceptWords('LATEST')) from = 'latest';
       else from = nonNegativeInt(c, 'FROM offset');

@@ -249,15 +249,16 @@ function cellJson(table: TableDef, values: readonly StoredValue[]): Record<strin
 const rowJsonHeads = new WeakMap<TableDef, readonly string[] | null>();
 
 /**
- * The JSON of `cellJson(table, values)` plus `_deleted` (when `deleted`) and `_table`, written
- * directly: building the object and running stringifyJson (a replacer call per value) was most of
- * the cost of a message. Null when an object would order or drop keys differently (an array-index
- * column name, `__proto__`, or a column named like the added keys): the caller builds the object then.
+ * The JSON of `cellJson(table, values)` plus `_seq`, `_deleted` and `_table` (messageOf's object
+ * for full payloads), written directly: building the object and running stringifyJson (a replacer
+ * call per value) was most of the cost of a message. Null when an object would order or drop keys
+ * differently (an array-index column name, `__proto__`, or a column named like the added keys): the
+ * caller builds the object then.
  */
-function rowJson(table: TableDef, values: readonly StoredValue[], deleted: boolean): string | null {
+function rowJson(table: TableDef, values: readonly StoredValue[], seq: bigint, deleted: boolean): string | null {
   let heads = rowJsonHeads.get(table);
   if (heads === undefined) {
-    const plain = table.columns.every((c) => !/^(0|[1-9]\d*)$/.test(c.name) && !['__proto__', '_deleted', '_table'].includes(c.name));
+    const plain = table.columns.every((c) => !/^(0|[1-9]\d*)$/.test(c.name) && !['__proto__', '_seq', '_deleted', '_table'].includes(c.name));
     heads = plain ? table.columns.map((c, i) => `${i === 0 ? '{' : ','}${JSON.stringify(c.name)}:`) : null;
     rowJsonHeads.set(table, heads);
   }
@@ -270,7 +271,7 @@ function rowJson(table: TableDef, values: readonly StoredValue[], deleted: boole
         : typeof v === 'number' ? (Number.isFinite(v) ? String(v) : 'null')
           : typeof v === 'boolean' ? String(v) : stringifyJson(v));
   }
-  return `${out}${deleted ? ',"_deleted":true' : ''},"_table":${JSON.stringify(qualifiedName(table))}}`;
+  return `${out},"_seq":"${seq}","_deleted":${deleted},"_table":${JSON.stringify(qualifiedName(table))}}`;
 }
 
 /**
@@ -323,6 +324,8 @@ export class TopicService {
   private readonly next = new Map<string, number>();
   /** Last acknowledged offset per `${topic}\0${group}\0${partition}`. */
   private readonly acked = new Map<string, number>();
+  /** When each group position last moved (ms), for system.topic_offsets.updated_at. */
+  private readonly ackedAt = new Map<string, number>();
   /** What each group's members hold, per `${topic}\0${group}\0${partition}` (in memory: see group-claims.ts). */
   private readonly claims = new Map<string, PartitionClaims>();
   /** The oldest offset still stored per `${topic}\0${partition}` (retention and CLEAR TOPIC raise it). */
@@ -350,7 +353,13 @@ export class TopicService {
     const service = new TopicService(hot, tableById, userName, visibilityTimeoutMs);
     for (const [key, value] of await hot.loadCatalog()) {
       if (key.startsWith(TOPIC_DEF_PREFIX)) service.topics.set((value as TopicDef).name, value as TopicDef);
-      else if (key.startsWith(TOPIC_OFFSET_PREFIX)) service.acked.set(key.slice(TOPIC_OFFSET_PREFIX.length), value as number);
+      else if (key.startsWith(TOPIC_OFFSET_PREFIX)) {
+        // A bare number (older data) or { offset, updatedAt }.
+        const k = key.slice(TOPIC_OFFSET_PREFIX.length);
+        const v = value as number | { offset: number; updatedAt: number };
+        service.acked.set(k, typeof v === 'number' ? v : v.offset);
+        if (typeof v !== 'number') service.ackedAt.set(k, v.updatedAt);
+      }
     }
     for (const topic of service.topics.values()) {
       for (let p = 0; p < topic.partitions; p++) {
@@ -520,9 +529,11 @@ export class TopicService {
       // The definition goes first: a crash before the messages are deleted leaves no visible topic,
       // and CREATE TOPIC with the name deletes leftovers.
       await this.hot.writeCatalog(entries);
-      for (const key of [...this.acked.keys()]) if (key.startsWith(`${name}\0`)) this.acked.delete(key);
+      for (const key of [...this.acked.keys()]) if (key.startsWith(`${name}\0`)) { this.acked.delete(key); this.ackedAt.delete(key); }
       for (const key of [...this.claims.keys()]) if (key.startsWith(`${name}\0`)) this.claims.delete(key);
       for (let p = 0; p < topic.partitions; p++) this.next.delete(`${name}\0${p}`);
+      // Push consumers of the topic (onChange listeners) learn it is gone; long polls stop waiting.
+      for (const wake of [...this.waiters]) wake();
     } else {
       // After CLEAR TOPIC offsets keep growing, across restarts too: consumers never see an offset twice.
       // The floor is recorded before the messages go, covering writes staged until the barrier.
@@ -624,7 +635,7 @@ export class TopicService {
     const key = pkValue === null ? null : typeof pkValue === 'string' ? pkValue : stringifyJson(pkValue);
     const user = table.type === 'USER' ? (this.userName(change.partition) ?? change.partition) : null;
     if (route.payload === 'full' || (route.payload === 'diff' && change.kind === 'insert')) {
-      const text = rowJson(table, row, change.kind === 'delete');
+      const text = rowJson(table, row, change.row.seq, change.kind === 'delete');
       if (text !== null) return { key, payload: text, user };
     }
     let payload: Record<string, unknown>;
@@ -644,9 +655,13 @@ export class TopicService {
       }
       payload.old_values = old;
     }
-    if (change.kind === 'delete' && route.payload !== 'key') payload._deleted = true;
-    // As upstream: full and diff payloads name their source table (one topic can have many).
-    if (route.payload !== 'key') payload._table = qualifiedName(table);
+    if (route.payload !== 'key') {
+      // As upstream: full and diff payloads carry the row's _seq and _deleted, and name their source
+      // table (one topic can have many).
+      payload._seq = encodeCell({ type: 'BigInt' }, change.row.seq);
+      payload._deleted = change.kind === 'delete';
+      payload._table = qualifiedName(table);
+    }
     return { key, payload: stringifyJson(payload), user };
   }
 
@@ -689,10 +704,10 @@ export class TopicService {
     return out;
   }
 
-  groupOffsets(): { topic: string; group: string; partition: number; acked: number }[] {
+  groupOffsets(): { topic: string; group: string; partition: number; acked: number; updatedAt: number | null }[] {
     return [...this.acked].map(([k, acked]) => {
       const [topic, group, partition] = k.split('\0');
-      return { topic: topic!, group: group!, partition: Number(partition), acked };
+      return { topic: topic!, group: group!, partition: Number(partition), acked, updatedAt: this.ackedAt.get(k) ?? null };
     });
   }
 
@@ -727,6 +742,8 @@ export class TopicService {
       claims.settle(range, range.from);
       throw error;
     }
+    // Dropped while reading: nothing is handed out (a topic created under the name starts afresh).
+    if (this.topics.get(topic.name)?.createdAt !== topic.createdAt) return [];
     // Messages past the range (retention removed some inside it) belong to the next claim.
     let n = messages.length;
     while (n > 0 && messages[n - 1]!.offset >= range.until) n--;
@@ -768,9 +785,23 @@ export class TopicService {
 
   private async saveAck(k: string, offset: number): Promise<void> {
     this.claims.get(k)?.reset(offset);
-    await this.hot.writeCatalog(new Map([[TOPIC_OFFSET_PREFIX + k, offset]]));
+    const updatedAt = Date.now();
+    await this.hot.writeCatalog(new Map([[TOPIC_OFFSET_PREFIX + k, { offset, updatedAt }]]));
     // Concurrent acknowledgements may finish out of order: the position only moves forward.
-    if (offset > (this.acked.get(k) ?? -1)) this.acked.set(k, offset);
+    if (offset > (this.acked.get(k) ?? -1)) {
+      this.acked.set(k, offset);
+      this.ackedAt.set(k, updatedAt);
+    }
+  }
+
+  /**
+   * Calls `listener` synchronously after every publish, released claim and dropped topic, until the
+   * returned function is called: WebSocket consumers push on it instead of polling. Keep it cheap
+   * (it runs inside the committer): schedule the work, do not do it.
+   */
+  onChange(listener: () => void): () => void {
+    this.waiters.add(listener);
+    return () => { this.waiters.delete(listener); };
   }
 
   /** Resolves when a message is published or after `ms`. */
