@@ -11,8 +11,8 @@
 // npm run example:agent (serve.mjs) sets everything up and runs this loop in its own process.
 //
 // Delivery is at least once: a batch is acknowledged after it was handled, so an agent killed in between
-// gets the batch again (after the server's visibility timeout). Handling is idempotent (blog.summaries is
-// keyed by post_id), so a post is still summarized exactly once.
+// has the batch delivered again (after the server's visibility timeout). Handling is idempotent
+// (blog.summaries is keyed by post_id), so a post is still summarized exactly once.
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { createClient, KalamError } from '@kalamdb/client';
@@ -52,43 +52,25 @@ export async function handleMessage(client, message, log = console.log, thinkMs 
 }
 
 /**
- * The consume loop, until `signal` aborts (a batch already received is finished and acknowledged first).
- * Written against client.topics.consume/ack; with the SDK's consumer it becomes
- *   await client.consumer({ topic, group, start: 'earliest', batchSize, autoAck: true })
- *     .run((message) => withRetry(() => handleMessage(client, message, log, thinkMs)), { signal });
+ * Runs the agent until `signal` aborts: a member of the consumer group, through the SDK's consumer
+ * (long-polling HTTP; `transport: 'websocket'` would have the server push instead). Each message is
+ * handled once its predecessors are; the consumer acknowledges handled messages after each batch, and
+ * retries a failing handler with backoff (KalamDB restarting is the usual cause) before giving up.
+ * Every run is its own member (the SDK sends a fresh member_id), so a new run never acknowledges a
+ * batch a crashed run still holds: that batch comes back after the visibility timeout.
  */
 export async function runAgent({ client, topic = TOPIC, group = GROUP, batchSize = 20, pollSeconds = 10, thinkMs = 0, signal, log = console.log }) {
   log(`agent: consuming ${topic} as group ${group}`);
-  while (!signal?.aborted) {
-    let batch;
-    try {
-      // A long poll: answers as soon as there is a message, or after pollSeconds with none.
-      batch = await client.topics.consume({ topic, group, start: 'earliest', limit: batchSize, timeoutSeconds: pollSeconds });
-    } catch (error) {
-      log(`agent: consume failed (${error.code ?? ''} ${error.message}); retrying in 1 s`);
-      await sleep(1_000, signal);
-      continue;
-    }
-    for (const message of batch.messages) await withRetry(() => handleMessage(client, message, log, thinkMs), log);
-    const last = batch.messages.at(-1);
-    if (last !== undefined) await withRetry(() => client.topics.ack({ topic, group, partition: last.partition_id, uptoOffset: last.offset }), log);
-  }
+  const consumer = client.consumer({
+    topic, group, start: 'earliest', batchSize, timeoutSeconds: pollSeconds, autoAck: true, signal,
+    retry: { maxAttempts: 30, initialBackoffMs: 250, maxBackoffMs: 2_000 },
+    onError: (error, attempt) => log(`agent: ${error.code} ${error.message}; retrying (attempt ${attempt})`),
+  });
+  await consumer.run(({ message, attempt }) => {
+    if (attempt > 1) log(`agent: attempt ${attempt} for offset ${message.offset}`);
+    return handleMessage(client, message, log, thinkMs);
+  });
   log('agent: stopped');
-}
-
-/**
- * Retries `step` until it succeeds (a failed message is not skipped: the group's position must not
- * pass it). KalamDB being restarted is the usual cause; the error is logged each time.
- */
-export async function withRetry(step, log = console.log) {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await step();
-    } catch (error) {
-      log(`agent: attempt ${attempt} failed (${error.code ?? ''} ${error.message}); retrying`);
-      await sleep(Math.min(250 * attempt, 2_000));
-    }
-  }
 }
 
 // Run as a program.

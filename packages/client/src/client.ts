@@ -146,7 +146,11 @@ export interface ConsumeOptions {
 
 export interface TopicsApi {
   consume<P = Record<string, unknown>>(options: ConsumeOptions): Promise<{ messages: TopicMessage<P>[]; next_offset: number; has_more: boolean }>;
-  ack(options: { topic: string; group: string; partition?: number; uptoOffset: number; memberId?: string }): Promise<{ success: boolean; acknowledged_offset: number }>;
+  /**
+   * Acknowledges, for this member, the messages up to `uptoOffset` (from `fromOffset` on, when given:
+   * a member handling a redelivered lower range after a higher one acknowledges exactly what it handled).
+   */
+  ack(options: { topic: string; group: string; partition?: number; uptoOffset: number; fromOffset?: number; memberId?: string }): Promise<{ success: boolean; acknowledged_offset: number }>;
 }
 
 let subscriptionCounter = 0;
@@ -289,6 +293,7 @@ export function createClient(options: ClientOptions): KalamClient {
     }, o.signal)),
     ack: (o) => postTopics('/v1/api/topics/ack', {
       topic_id: o.topic, group_id: o.group, partition_id: o.partition ?? 0, upto_offset: o.uptoOffset,
+      ...(o.fromOffset !== undefined ? { from_offset: o.fromOffset } : {}),
       ...(o.memberId !== undefined ? { member_id: o.memberId } : {}),
     }),
   };

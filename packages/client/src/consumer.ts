@@ -4,8 +4,8 @@
  *
  * - Transports: `http` (default) long-polls `/v1/api/topics/consume` per partition; `websocket` asks
  *   the server to push messages on the client's one WebSocket (`consume` frames, with credits).
- * - Acks are cumulative per partition (as the server's): with `autoAck` the highest handled offset of
- *   each partition is acknowledged once per batch; otherwise the handler calls `ctx.ack()`.
+ * - Acks name exactly what this member handled (runs of offsets, `from_offset`..`upto_offset`, see
+ *   ack-ledger.ts): with `autoAck` once per batch; otherwise the handler calls `ctx.ack()` per message.
  * - A failing handler is retried with exponential backoff and jitter up to `retry.maxAttempts`; then
  *   `onFailed` decides: 'stop' (default: run() rejects with a ConsumerHandlerError, the message stays
  *   unacknowledged) or 'skip' (it counts as handled and is acknowledged with the rest).
@@ -19,6 +19,7 @@
 import { KalamError } from './errors.js';
 import type { LiveChannel, LiveConnection } from './live-connection.js';
 import type { TopicMessage, TopicsApi } from './client.js';
+import { AckLedger, type AckRun } from './ack-ledger.js';
 
 export interface ConsumerRetry {
   /** Attempts per message, the first included (default 3). */
@@ -168,18 +169,15 @@ export function createConsumer<P>(deps: Deps, options: ConsumerOptions<P>): Cons
   let running = false;
   let stopper = new AbortController();
   let failure: unknown = null;
-  /** Per partition: the highest offset done (handled with autoAck, acknowledged, or skipped). */
-  let done = new Map<number, number>();
-  /** Per partition: the highest offset the server confirmed as acknowledged. */
+  /** What is handled and not yet acknowledged, and what was handled (to recognize a redelivery). */
+  let ledger = new AckLedger();
+  /** Per partition: the highest offset the server confirmed acknowledging (WebSocket). */
   let acked = new Map<number, number>();
 
   const stop = (): void => stopper.abort();
   const fail = (error: unknown): void => {
     if (failure === null) failure = error;
     stop();
-  };
-  const markDone = (partition: number, offset: number): void => {
-    if (offset > (done.get(partition) ?? -1)) done.set(partition, offset);
   };
 
   /** Runs op until it succeeds, retrying transient failures with backoff; `attempts` bounds it (default: until stopped). */
@@ -201,7 +199,11 @@ export function createConsumer<P>(deps: Deps, options: ConsumerOptions<P>): Cons
    */
   const handle = async (handler: ConsumerHandler<P>, message: TopicMessage<P>, ackOne: (m: TopicMessage<P>) => Promise<void>): Promise<boolean> => {
     const partition = message.partition_id;
-    if (message.offset <= (done.get(partition) ?? -1)) return true; // delivered again: already done
+    if (ledger.wasHandled(partition, message.offset)) {
+      // Delivered again (a reconnect, a lost acknowledgement): acknowledged, not handled twice.
+      ledger.handled(partition, message.offset);
+      return true;
+    }
     for (let attempt = 1; ; attempt++) {
       let ackCalled = false;
       const ctx: ConsumerContext<P> = {
@@ -214,7 +216,7 @@ export function createConsumer<P>(deps: Deps, options: ConsumerOptions<P>): Cons
       };
       try {
         await handler(ctx);
-        if (autoAck) markDone(partition, message.offset);
+        if (autoAck) ledger.handled(partition, message.offset);
         return true;
       } catch (error) {
         if (attempt >= maxAttempts) {
@@ -226,7 +228,7 @@ export function createConsumer<P>(deps: Deps, options: ConsumerOptions<P>): Cons
             return false;
           }
           if (decision === 'skip') {
-            if (autoAck) markDone(partition, message.offset);
+            if (autoAck) ledger.handled(partition, message.offset);
             else await ackOne(message).catch(fail);
             return failure === null;
           }
@@ -266,21 +268,26 @@ export function createConsumer<P>(deps: Deps, options: ConsumerOptions<P>): Cons
       if ((options.start ?? 'latest') === 'latest' && !pinned.has(partition)) pinned.set(partition, batch.messages[0]?.offset ?? batch.next_offset);
       return batch as Batch;
     };
-    const ackPartition = async (partition: number, upto: number, attempts = Infinity): Promise<void> => {
-      if (upto <= (acked.get(partition) ?? -1)) return;
-      await withRetry(() => deps.topics.ack({ topic: options.topic, group: options.group, memberId, partition, uptoOffset: upto }), attempts);
-      if (upto > (acked.get(partition) ?? -1)) acked.set(partition, upto);
+    const ackRuns = async (partition: number, attempts = Infinity): Promise<void> => {
+      const runs = ledger.take(partition);
+      for (let i = 0; i < runs.length; i++) {
+        const run = runs[i]!;
+        try {
+          await withRetry(() => deps.topics.ack({ topic: options.topic, group: options.group, memberId, partition, fromOffset: run.from, uptoOffset: run.upto }), attempts);
+        } catch (error) {
+          ledger.restore(runs.slice(i));
+          throw error;
+        }
+      }
     };
     const ackOne = async (m: TopicMessage<P>): Promise<void> => {
-      markDone(m.partition_id, m.offset);
-      await ackPartition(m.partition_id, m.offset);
+      ledger.handled(m.partition_id, m.offset);
+      await ackRuns(m.partition_id);
     };
     const flush = async (partition: number): Promise<void> => {
-      const upto = done.get(partition);
-      if (upto === undefined) return;
       try {
         // Once stopping, a few attempts only: what is not acknowledged is delivered again later.
-        await ackPartition(partition, upto, stopper.signal.aborted ? 3 : Infinity);
+        await ackRuns(partition, stopper.signal.aborted ? 3 : Infinity);
       } catch (error) {
         if (!stopper.signal.aborted || !isTransient(error)) fail(error);
       }
@@ -343,8 +350,8 @@ export function createConsumer<P>(deps: Deps, options: ConsumerOptions<P>): Cons
     const queue: TopicMessage<P>[] = [];
     /** Credits granted on the current socket and not yet used by a message. */
     let outstanding = 0;
-    /** Per partition: the highest ack sent on the current socket. */
-    let sent = new Map<number, number>();
+    /** Acks sent on the current socket and not yet confirmed. */
+    let unconfirmed = 0;
     let wake: (() => void) | null = null;
     const notify = (): void => { const w = wake; wake = null; w?.(); };
     let stoppedByServer: (() => void) | null = null;
@@ -353,9 +360,15 @@ export function createConsumer<P>(deps: Deps, options: ConsumerOptions<P>): Cons
     const ackWaiters = new Set<{ partition: number; offset: number; resolve: () => void; reject: (e: unknown) => void }>();
 
     const sendAcks = (): void => {
-      for (const [partition, upto] of done) {
-        if (upto <= (acked.get(partition) ?? -1) || upto <= (sent.get(partition) ?? -1)) continue;
-        if (deps.live.send({ type: 'consume_ack', id, partition_id: partition, upto_offset: upto })) sent.set(partition, upto);
+      const runs: AckRun[] = ledger.take();
+      for (let i = 0; i < runs.length; i++) {
+        const run = runs[i]!;
+        if (!deps.live.send({ type: 'consume_ack', id, partition_id: run.partition, from_offset: run.from, upto_offset: run.upto })) {
+          // No socket now: sent after the reconnect (opened), or delivered again and acknowledged then.
+          ledger.restore(runs.slice(i));
+          return;
+        }
+        unconfirmed++;
       }
     };
     // Credits: a window of twice the batch size (at least 100) held or on the way; topped up once half
@@ -375,7 +388,8 @@ export function createConsumer<P>(deps: Deps, options: ConsumerOptions<P>): Cons
       id,
       opened: (send) => {
         queue.length = 0;
-        sent = new Map();
+        // Acks sent on the lost socket may not have arrived; their messages come again and are acknowledged then.
+        unconfirmed = 0;
         outstanding = window;
         // 'latest' is resolved by the server when it handles `consume`, and a partition that was empty
         // then has no group position until something is acknowledged: everything in it came after the
@@ -403,6 +417,7 @@ export function createConsumer<P>(deps: Deps, options: ConsumerOptions<P>): Cons
             notify();
             break;
           case 'consume_acked':
+            unconfirmed = Math.max(0, unconfirmed - 1);
             if (msg.partition_id !== undefined && msg.acknowledged_offset !== undefined && msg.acknowledged_offset > (acked.get(msg.partition_id) ?? -1)) {
               acked.set(msg.partition_id, msg.acknowledged_offset);
             }
@@ -431,8 +446,7 @@ export function createConsumer<P>(deps: Deps, options: ConsumerOptions<P>): Cons
       ended: (error) => { fail(error); notify(); },
     };
     const ackOne = (m: TopicMessage<P>): Promise<void> => {
-      markDone(m.partition_id, m.offset);
-      if (m.offset <= (acked.get(m.partition_id) ?? -1)) return Promise.resolve();
+      ledger.handled(m.partition_id, m.offset);
       const wait = new Promise<void>((resolve, reject) => ackWaiters.add({ partition: m.partition_id, offset: m.offset, resolve, reject }));
       sendAcks();
       return wait;
@@ -463,7 +477,7 @@ export function createConsumer<P>(deps: Deps, options: ConsumerOptions<P>): Cons
       if (failure === null || failure instanceof ConsumerHandlerError) {
         sendAcks();
         const deadline = Date.now() + 3000;
-        const pending = (): boolean => [...done].some(([p, upto]) => upto > (acked.get(p) ?? -1));
+        const pending = (): boolean => ledger.pending || unconfirmed > 0;
         while (pending() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
         if (deps.live.send({ type: 'consume_stop', id })) {
           // consume_stopped, or 2 s (the timer is cleared: a finished run() keeps no process alive).
@@ -484,7 +498,7 @@ export function createConsumer<P>(deps: Deps, options: ConsumerOptions<P>): Cons
       running = true;
       stopper = new AbortController();
       failure = null;
-      done = new Map();
+      ledger = new AckLedger();
       acked = new Map();
       const onAbort = (): void => stop();
       options.signal?.addEventListener('abort', onAbort, { once: true });

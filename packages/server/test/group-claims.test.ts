@@ -85,4 +85,16 @@ describe('group claims', () => {
     assert.equal(c.ack('a', 5), 10);
     assert.deepEqual(span(c.reserve('a', 1, 0, VIS, 0)), [11, 12]);
   });
+
+  it('an acknowledgement with a lower bound marks only that span: a redelivered range handled later stays held', () => {
+    const c = new PartitionClaims(-1);
+    c.reserve('a', 10, 0, VIS, 0);
+    c.reserve('b', 10, 0, VIS, 0);
+    // a died; b gets a's range again, but first acknowledges its own batch, while 0..9 are on their way.
+    assert.deepEqual(span(c.reserve('b', 10, VIS + 1, VIS, 0)), [0, 10]);
+    assert.equal(c.ack('b', 19, 10), -1);
+    assert.deepEqual(c.snapshot().map((r) => [r.from, r.until, r.done]), [[0, 10, false], [10, 20, true]]);
+    assert.equal(c.ack('b', 5, 0), 5);
+    assert.equal(c.ack('b', 9, 6), 19);
+  });
 });

@@ -240,7 +240,8 @@ export function topicRoutes(s: Services): { consume(p: Principal, b: Record<stri
       const upto = field(body, 'upto_offset', 'integer', true) as number;
       const member = memberOf(principal, field(body, 'member_id', 'string', false) as string | undefined);
       if (partition >= topic.partitions) throw new ServerError('BAD_REQUEST', `Topic '${topic.name}' has no partition ${partition}`);
-      await s.topics.ack(topic.name, group, partition, upto, member);
+      const from = (field(body, 'from_offset', 'integer', false) as number | undefined) ?? 0;
+      await s.topics.ack(topic.name, group, partition, upto, member, from);
       return { success: true, acknowledged_offset: upto };
     },
   };

@@ -73,7 +73,8 @@ export class TopicConsumers {
       if (consumer === undefined) throw new FrameError('NOT_FOUND', `No consumer '${id}' on this connection`);
       if (type === 'consume_credit') return consumer.grant(integer(msg, 'credits', 1, Number.MAX_SAFE_INTEGER, true)!);
       if (type === 'consume_stop') return consumer.end('stopped by the client');
-      return await consumer.ack(integer(msg, 'partition_id', 0, 0xffff_ffff, false) ?? 0, integer(msg, 'upto_offset', 0, Number.MAX_SAFE_INTEGER, true)!);
+      return await consumer.ack(integer(msg, 'partition_id', 0, 0xffff_ffff, false) ?? 0, integer(msg, 'upto_offset', 0, Number.MAX_SAFE_INTEGER, true)!,
+        integer(msg, 'from_offset', 0, Number.MAX_SAFE_INTEGER, false) ?? 0);
     } catch (error) {
       if (error instanceof FrameError) return this.sink.error(id, error.code, error.message);
       // A storage failure (an ACK that could not be written): the client is told, the connection stays.
@@ -178,7 +179,7 @@ class TopicConsumer {
     this.wake();
   }
 
-  async ack(partition: number, upto: number): Promise<void> {
+  async ack(partition: number, upto: number, from: number): Promise<void> {
     if (!this.partitions.includes(partition)) {
       throw new FrameError('PROTOCOL', `Consumer '${this.id}' does not consume partition ${partition} (partitions: ${this.partitions.join(', ')})`);
     }
@@ -188,7 +189,7 @@ class TopicConsumer {
       throw new FrameError('NOT_FOUND', `Topic '${this.name}' does not exist`);
     }
     // Speaks for this consumer only: ranges other members hold keep the group's position below them.
-    const committed = await this.env.services.topics.ack(this.name, this.group, partition, upto, this.owner);
+    const committed = await this.env.services.topics.ack(this.name, this.group, partition, upto, this.owner, from);
     this.env.sink.json({ type: 'consume_acked', id: this.id, partition_id: partition, acknowledged_offset: upto, committed_offset: committed });
   }
 

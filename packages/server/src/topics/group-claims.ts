@@ -86,16 +86,23 @@ export class PartitionClaims {
   }
 
   /**
-   * `owner` acknowledges everything up to `upto`: its own ranges up to there are done, and so are
-   * offsets no member holds. Returns the new committed position.
+   * `owner` acknowledges everything it holds up to `upto` (from `from` on, when given: a member that
+   * handles redelivered ranges out of order acknowledges exactly what it handled), and offsets no
+   * member holds up to there are done too. Returns the new committed position.
    */
-  ack(owner: string, upto: number): number {
-    if (upto <= this.committed) return this.committed;
+  ack(owner: string, upto: number, from = 0): number {
+    if (upto <= this.committed || from > upto) return this.committed;
     this.ackedHigh = Math.max(this.ackedHigh, upto);
     for (let i = 0; i < this.ranges.length; i++) {
       const r = this.ranges[i]!;
       if (r.from > upto) break;
-      if (r.owner !== owner || r.done) continue;
+      if (r.owner !== owner || r.done || r.until <= from) continue;
+      if (r.from < from) {
+        // The part below `from` stays held.
+        this.ranges.splice(i, 0, { from: r.from, until: from, deadline: r.deadline, owner: r.owner, done: false });
+        r.from = from;
+        continue;
+      }
       if (r.until - 1 > upto) {
         this.ranges.splice(i + 1, 0, { from: upto + 1, until: r.until, deadline: r.deadline, owner: r.owner, done: false });
         r.until = upto + 1;

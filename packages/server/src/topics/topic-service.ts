@@ -756,9 +756,9 @@ export class TopicService {
    * `owner` acknowledges every message of the partition up to `upto`. Returns the group's committed
    * position, which stays below ranges other members still hold (see group-claims.ts).
    */
-  async ack(topic: string, group: string, partition: number, upto: number, owner = ''): Promise<number> {
+  async ack(topic: string, group: string, partition: number, upto: number, owner = '', from = 0): Promise<number> {
     const k = `${topic}\0${group}\0${partition}`;
-    const committed = this.claimsOf(k).ack(owner, upto);
+    const committed = this.claimsOf(k).ack(owner, upto, from);
     if (committed > (this.acked.get(k) ?? -1)) await this.saveAck(k, committed);
     return committed;
   }
