@@ -207,9 +207,9 @@ function encodeConsumed(topic: string, partition: number, messages: readonly Sto
 }
 
 /** Upstream's /v1/api/topics/consume and /ack request and response shapes. */
-export function topicRoutes(s: Services): { consume(p: Principal, b: Record<string, unknown>): Promise<unknown>; ack(p: Principal, b: Record<string, unknown>): Promise<unknown> } {
+export function topicRoutes(s: Services): { consume(p: Principal, b: Record<string, unknown>, gone?: AbortSignal): Promise<unknown>; ack(p: Principal, b: Record<string, unknown>): Promise<unknown> } {
   return {
-    async consume(principal, body) {
+    async consume(principal, body, gone) {
       // Upstream's words on its HTTP route (SQL CONSUME says "Only service, dba, or system roles can ...").
       if (principal.role === 'user') throw denied('Topic consumption requires service, dba, or system role');
       const topic = requireTopic(s, field(body, 'topic_id', 'string', true) as string);
@@ -221,10 +221,18 @@ export function topicRoutes(s: Services): { consume(p: Principal, b: Record<stri
       const start = startOf(body.start);
       const member = memberOf(principal, field(body, 'member_id', 'string', false) as string | undefined);
       const deadline = Date.now() + timeout * 1000;
+      const isGone = (): boolean => gone?.aborted === true;
       let messages = await s.topics.consumeStored(topic, group, partition, start, limit, member);
-      while (messages.length === 0 && Date.now() < deadline && s.topics.get(topic.name) !== undefined) {
+      while (messages.length === 0 && Date.now() < deadline && s.topics.get(topic.name) !== undefined && !isGone()) {
         await s.topics.waitForMessages(Math.min(deadline - Date.now(), 1000));
+        if (isGone()) break;
         messages = await s.topics.consumeStored(topic, group, partition, start, limit, member);
+      }
+      if (isGone() && messages.length > 0) {
+        // The client went away (a consumer stopped during its long-poll): nobody will handle these,
+        // so the group's next member gets them now rather than after the visibility timeout.
+        s.topics.releaseSpan(topic.name, group, partition, member, messages[0]!.offset, messages[messages.length - 1]!.offset + 1);
+        return { messages: [], next_offset: messages[0]!.offset, has_more: true };
       }
       const last = messages[messages.length - 1];
       const nextOffset = last === undefined ? s.topics.latestOffset(topic.name, partition) : last.offset + 1;

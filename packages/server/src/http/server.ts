@@ -35,7 +35,8 @@ export interface HttpDeps {
 
 export interface TopicRoutes {
   /** The response body, or (a consume's) JSON text already encoded as a Buffer. */
-  consume(principal: Principal, body: Record<string, unknown>): Promise<unknown>;
+  /** `gone` aborts when the client disconnects: a long-poll stops waiting and gives back what it claimed. */
+  consume(principal: Principal, body: Record<string, unknown>, gone?: AbortSignal): Promise<unknown>;
   ack(principal: Principal, body: Record<string, unknown>): Promise<unknown>;
 }
 
@@ -190,7 +191,18 @@ async function topicRoute(deps: HttpDeps, topics: TopicRoutes, req: IncomingMess
   if (req.method !== 'POST') throw new ServerError('BAD_REQUEST', `Use POST for /v1/api/topics/${which}`);
   const principal = await deps.auth.fromHeader(req.headers.authorization, req.socket.remoteAddress ?? 'unknown');
   const body = parseJsonObject(await readBody(req, { bytesMax: 64 * 1024, timeoutMs: deps.config.httpBodyTimeoutMs }));
-  const out = which === 'consume' ? await topics.consume(principal, body) : await topics.ack(principal, body);
+  let out: unknown;
+  if (which === 'consume') {
+    // A long-poll ends early when its client disconnects (the consume gives back what it claimed).
+    const gone = new AbortController();
+    const onClose = (): void => gone.abort();
+    req.socket.once('close', onClose);
+    try {
+      out = await topics.consume(principal, body, gone.signal);
+    } finally {
+      req.socket.off('close', onClose);
+    }
+  } else out = await topics.ack(principal, body);
   if (Buffer.isBuffer(out)) return { status: 200, body: null, encoded: { chunks: [out], bytes: out.length }, user: principal.userId };
   return { status: 200, body: out, user: principal.userId };
 }

@@ -136,6 +136,11 @@ export class PartitionClaims {
     for (const r of this.ranges) if (r.owner === owner && !r.done) r.deadline = 0;
   }
 
+  /** Hands back what `owner` was given in [from, until) and will not handle (its request went away). */
+  releaseSpan(owner: string, from: number, until: number): void {
+    for (const r of this.ranges) if (r.owner === owner && !r.done && r.from >= from && r.until <= until) r.deadline = 0;
+  }
+
   /** A position set from outside (a new group told where to start, CLEAR TOPIC, ...). */
   reset(committed: number): void {
     this.committed = committed;

@@ -769,6 +769,12 @@ export class TopicService {
     for (const wake of [...this.waiters]) wake();
   }
 
+  /** Hands back messages a member was given but will not handle (an abandoned long-poll): next in line for the group. */
+  releaseSpan(topic: string, group: string, partition: number, owner: string, from: number, until: number): void {
+    this.claims.get(`${topic}\0${group}\0${partition}`)?.releaseSpan(owner, from, until);
+    for (const wake of [...this.waiters]) wake();
+  }
+
   /** When the group's next held range on a partition expires; null when none is held. */
   claimExpiresAt(topic: string, group: string, partition: number): number | null {
     return this.claims.get(`${topic}\0${group}\0${partition}`)?.nextDeadline(Date.now()) ?? null;
