@@ -308,9 +308,9 @@ describe('topics over the WebSocket', () => {
   });
 
   it('an HTTP long-poll whose client disconnects stops and gives back what it claimed', async () => {
-    await topicWithSource('gone');
+    await topicWithSource('leftpoll');
     const auth = `Basic ${Buffer.from('tw_service:tw_service-password-1').toString('base64')}`;
-    const body = JSON.stringify({ topic_id: 'tw.gone', group_id: 'g', start: 'Earliest', timeout_seconds: 30, member_id: 'leaver' });
+    const body = JSON.stringify({ topic_id: 'tw.leftpoll', group_id: 'g', start: 'Earliest', timeout_seconds: 30, member_id: 'leaver' });
     const url = new URL('/v1/api/topics/consume', server.url);
     // A raw request, so the test can drop the connection while the server long-polls.
     const { request } = await import('node:http');
@@ -320,10 +320,10 @@ describe('topics over the WebSocket', () => {
     await sleep(300);
     req.destroy();
     await sleep(100);
-    await insert('gone', [1]);
+    await insert('leftpoll', [1]);
     // With the default 60 s visibility timeout, the message is only here at once if the abandoned poll
     // did not keep it (it either stopped before reading, or gave it back).
-    const res = await server.post('/v1/api/topics/consume', { topic_id: 'tw.gone', group_id: 'g', start: 'Earliest', timeout_seconds: 5, member_id: 'stayer' },
+    const res = await server.post('/v1/api/topics/consume', { topic_id: 'tw.leftpoll', group_id: 'g', start: 'Earliest', timeout_seconds: 5, member_id: 'stayer' },
       { authorization: auth });
     assert.equal(res.status, 200, res.text);
     assert.deepEqual((res.json as { messages: { offset: number }[] }).messages.map((m) => m.offset), [0]);
