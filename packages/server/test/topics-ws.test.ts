@@ -21,7 +21,7 @@ interface Msg {
   op: string;
 }
 
-/** The server's partitioning (topic-service.ts keyPartition): FNV-1a (32 bits) of the key's UTF-8 bytes, modulo. */
+/** The server's partitioning (route-publisher.ts keyPartition): FNV-1a (32 bits) of the key's UTF-8 bytes, modulo. */
 function partitionOf(key: string, partitions: number): number {
   let h = 0x811c9dc5;
   for (const byte of Buffer.from(key, 'utf8')) h = Math.imul(h ^ byte, 0x01000193);

@@ -2,7 +2,9 @@
 import type { Statement, TableName } from '../sql/statement.js';
 import { messageResult, rowsResult, type RunContext, type Services, type StatementResult } from './context.js';
 import { ServerError, denied, execError } from '../util/errors.js';
-import { DEFAULT_RETENTION_MAX_BYTES, DEFAULT_RETENTION_SECONDS, compileRouteWhere, messageParts, type StoredMessage, type TopicDef, type TopicMessage } from '../topics/topic-service.js';
+import { DEFAULT_RETENTION_MAX_BYTES, DEFAULT_RETENTION_SECONDS, type TopicDef, type TopicMessage } from '../topics/types.js';
+import { messageParts, type StoredMessage } from '../topics/message-codec.js';
+import { compileRouteWhere } from '../topics/route-publisher.js';
 import { qualifiedName } from '../catalog/types.js';
 import { resolveTable } from './ddl-exec.js';
 import type { Principal } from '../auth/access.js';

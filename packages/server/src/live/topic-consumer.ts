@@ -17,7 +17,7 @@
  */
 import type { Principal } from '../auth/access.js';
 import type { Services } from '../exec/context.js';
-import type { TopicDef, TopicMessage } from '../topics/topic-service.js';
+import type { TopicDef, TopicMessage } from '../topics/types.js';
 import type { Logger } from '../util/log.js';
 import type { LiveErrorCode } from './session.js';
 

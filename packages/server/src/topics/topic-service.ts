@@ -4,309 +4,30 @@
  * them (see `stage`), so a write and its messages are durable together or not at all. Offsets are
  * per (topic, partition), start at 0 and are gap-free: a group whose batch fails gives its offsets back.
  *
- * Key layout (first byte 0x03, next to the catalog/version/index kinds of keys.ts):
- *   0x03 | u8 len | utf8 topic | u32 partition | u64 offset of the chunk's LAST message  → chunk
- *
- * A chunk holds the consecutive messages one commit group (the committer's batch of concurrent
- * statements) published to one partition: a 1,000-row INSERT makes a chunk of 1,000 messages, single-
- * row INSERTs committed together share one. Keying it by its last offset lets one forward seek (`gte`
- * the wanted offset) land on the chunk holding that offset. Per RocksDB entry a read costs ~3 µs of
- * CPU in rocksdb-native (entry copies, iterator bookkeeping), the drain's largest cost when each
- * message was an entry; chunks pay it once per commit group and partition instead.
- * Value layout (integers big-endian), binary so a consume base64-encodes payload bytes unparsed:
- *   u8 layout version (2) | u8 0 | f64 timestamp ms (of the whole chunk: one commit) | u32 count
- *   then `count` records: u8 op (1 insert, 2 update, 3 delete) | u32 key bytes (0xFFFFFFFF: null)
- *   | u32 user bytes (0xFFFFFFFF: none) | u32 payload bytes | utf8 key | utf8 user | utf8 payload JSON
- * The first offset of a chunk is its key's offset - count + 1. Retention drops whole chunks by age
- * (one timestamp per chunk) and, by size, may rewrite the oldest chunk without its first records
- * (same key); `maintenance` orders those rewrites with CLEAR/DROP TOPIC's deletes.
- * (Until the topics benchmark of issue 14 each message was its own entry holding JSON {k, p, t, u, o};
- * there was no deployed data to convert.)
+ * This file owns the registry of topics and their counters (next and oldest offset, bytes held),
+ * staging a commit group's messages, reads, the retention sweep, and consumer groups (positions,
+ * claims: group-claims.ts) with the waiters that push consumers. The stored layout is
+ * message-codec.ts; what a route publishes for a change is route-publisher.ts.
  * Topic definitions and consumer-group positions live in the catalog keyspace
  * (`topicdef:<name>`, `topicoffset:<name>\0<group>\0<partition>`).
  */
-import { parseSync } from 'libpg-query';
 import type { WriteBatch } from 'rocksdb-native';
 import type { HotStore } from '../storage/hot/hot-store.js';
 import type { CommittedChange } from '../storage/hot/committer.js';
 import { prefixEnd } from '../storage/hot/keys.js';
-import { primaryKeyIndex, qualifiedName, type StoredValue, type TableDef } from '../catalog/types.js';
-import { encodeCell } from '../sql/values.js';
-import { compilePredicate, type Predicate } from '../live/predicate.js';
-import { stringifyJson } from '../util/json.js';
-import { invalidSql } from '../util/errors.js';
+import type { TableDef } from '../catalog/types.js';
 import { PartitionClaims } from './group-claims.js';
+import {
+  CHUNK_HEADER, chunkCount, chunkTail, chunkTimestamp, decodeMessage, encodeChunk, encodeRecord, keyOffset,
+  messageKey, messagePrefix, recordSize, type StoredMessage,
+} from './message-codec.js';
+import { compileRoutes, messageOf, partitionOf, routePredicate, type CompiledRoute } from './route-publisher.js';
+import { DEFAULT_RETENTION_MAX_BYTES, DEFAULT_RETENTION_SECONDS, type TopicDef, type TopicMessage } from './types.js';
 
-export const KEY_TOPIC_MESSAGE = 0x03;
-export const DEFAULT_RETENTION_SECONDS = 7 * 86_400;
-export const DEFAULT_RETENTION_MAX_BYTES = 1024 * 1024 * 1024;
 const TOPIC_DEF_PREFIX = 'topicdef:';
+const TOPIC_OFFSET_PREFIX = 'topicoffset:';
 /** Iterator capacity of a read: a consume of up to 1,000 messages (the usual batch) is one native call. */
 const READ_CAPACITY_MAX = 1024;
-const TOPIC_OFFSET_PREFIX = 'topicoffset:';
-
-export type TopicOp = 'insert' | 'update' | 'delete';
-export type TopicPayloadMode = 'key' | 'full' | 'diff';
-
-export interface TopicRoute {
-  readonly tableId: number;
-  /** ns.table when the route was added (for system.topics). */
-  readonly table: string;
-  readonly op: TopicOp;
-  readonly where: string | null;
-  readonly payload: TopicPayloadMode;
-}
-
-export interface TopicDef {
-  /** ns.name */
-  readonly name: string;
-  readonly namespace: string;
-  readonly partitions: number;
-  readonly routes: readonly TopicRoute[];
-  readonly createdAt: number;
-  readonly updatedAt: number;
-  /** Messages older than this are removed by the retention sweep (default 7 days, as upstream). */
-  readonly retentionSeconds?: number;
-  /** A partition holding more message bytes than this loses its oldest messages (default 1 GiB). */
-  readonly retentionMaxBytes?: number;
-  /** Per partition, the next offset when CLEAR TOPIC last ran: offsets never go back after a restart. */
-  readonly offsetFloor?: readonly number[];
-}
-
-export interface TopicMessage {
-  readonly topic_id: string;
-  readonly partition_id: number;
-  readonly offset: number;
-  readonly key: string | null;
-  /** JSON text of the payload. */
-  readonly payload: string;
-  readonly timestamp_ms: number;
-  readonly user_id: string | null;
-  /** insert, update or delete (upstream's SQL spelling; HTTP capitalizes it). */
-  readonly op: TopicOp;
-}
-
-/** A message as stored: its offset, and where its record lies in its chunk (layout above). */
-export interface StoredMessage {
-  readonly offset: number;
-  readonly timestamp: number;
-  /** The chunk's value. */
-  readonly value: Buffer;
-  /** Where the message's record starts in `value`. */
-  readonly at: number;
-}
-
-const LAYOUT_VERSION = 2;
-const CHUNK_HEADER = 14;
-const RECORD_HEADER = 13;
-const NO_STRING = 0xffffffff;
-const OP_CODES: Readonly<Record<TopicOp, number>> = { insert: 1, update: 2, delete: 3 };
-const OPS: readonly TopicOp[] = ['insert', 'insert', 'update', 'delete'];
-
-function encodeRecord(op: TopicOp, key: string | null, user: string | null, payload: string): Buffer {
-  const keyBytes = key === null ? 0 : Buffer.byteLength(key, 'utf8');
-  const userBytes = user === null ? 0 : Buffer.byteLength(user, 'utf8');
-  const payloadBytes = Buffer.byteLength(payload, 'utf8');
-  const out = Buffer.allocUnsafe(RECORD_HEADER + keyBytes + userBytes + payloadBytes);
-  out[0] = OP_CODES[op];
-  out.writeUInt32BE(key === null ? NO_STRING : keyBytes, 1);
-  out.writeUInt32BE(user === null ? NO_STRING : userBytes, 5);
-  out.writeUInt32BE(payloadBytes, 9);
-  let at = RECORD_HEADER;
-  if (key !== null) at += out.write(key, at, 'utf8');
-  if (user !== null) at += out.write(user, at, 'utf8');
-  out.write(payload, at, 'utf8');
-  return out;
-}
-
-function encodeChunk(timestamp: number, records: readonly Buffer[], recordBytes: number): Buffer {
-  const out = Buffer.allocUnsafe(CHUNK_HEADER + recordBytes);
-  out[0] = LAYOUT_VERSION;
-  out[1] = 0;
-  out.writeDoubleBE(timestamp, 2);
-  out.writeUInt32BE(records.length, 10);
-  let at = CHUNK_HEADER;
-  for (const record of records) at += record.copy(out, at);
-  return out;
-}
-
-function chunkCount(value: Buffer): number {
-  if (value[0] !== LAYOUT_VERSION) throw new Error(`Unknown topic message layout ${value[0]}`);
-  return value.readUInt32BE(10);
-}
-
-function chunkTimestamp(value: Buffer): number {
-  return value.readDoubleBE(2);
-}
-
-/** The size of the record at `at` (header included). */
-function recordSize(value: Buffer, at: number): number {
-  const keyBytes = value.readUInt32BE(at + 1);
-  const userBytes = value.readUInt32BE(at + 5);
-  return RECORD_HEADER + (keyBytes === NO_STRING ? 0 : keyBytes) + (userBytes === NO_STRING ? 0 : userBytes) + value.readUInt32BE(at + 9);
-}
-
-/** The parts of a stored message: strings decoded, the payload left as a byte range of `value`. */
-export interface MessageParts {
-  readonly op: TopicOp;
-  readonly timestamp: number;
-  readonly key: string | null;
-  readonly user: string | null;
-  /** The payload JSON is value[payloadStart, payloadEnd). */
-  readonly payloadStart: number;
-  readonly payloadEnd: number;
-}
-
-export function messageParts(m: StoredMessage): MessageParts {
-  const { value } = m;
-  const keyBytes = value.readUInt32BE(m.at + 1);
-  const userBytes = value.readUInt32BE(m.at + 5);
-  const payloadBytes = value.readUInt32BE(m.at + 9);
-  let at = m.at + RECORD_HEADER;
-  const key = keyBytes === NO_STRING ? null : value.toString('utf8', at, at += keyBytes);
-  const user = userBytes === NO_STRING ? null : value.toString('utf8', at, at += userBytes);
-  return { op: OPS[value[m.at]!] ?? 'insert', timestamp: m.timestamp, key, user, payloadStart: at, payloadEnd: at + payloadBytes };
-}
-
-/** The offset in a message key (its last 8 bytes), read without a bigint. */
-function keyOffset(key: Buffer): number {
-  return key.readUInt32BE(key.length - 8) * 0x1_0000_0000 + key.readUInt32BE(key.length - 4);
-}
-
-interface CompiledRoute extends TopicRoute {
-  /** The WHERE condition compiled per schema version of the table (rows come in the writer's version). */
-  readonly predicates: Map<number, Predicate>;
-  readonly topic: TopicDef;
-}
-
-function routePredicate(route: CompiledRoute, table: TableDef): Predicate {
-  let predicate = route.predicates.get(table.schemaVersion);
-  if (predicate === undefined) {
-    try {
-      predicate = compileRouteWhere(table, route.where);
-    } catch {
-      // A column the condition names was dropped or renamed: the route matches nothing.
-      predicate = () => false;
-    }
-    route.predicates.set(table.schemaVersion, predicate);
-  }
-  return predicate;
-}
-
-export function messagePrefix(topic: string, partition?: number): Buffer {
-  const name = Buffer.from(topic, 'utf8');
-  const head = Buffer.allocUnsafe(2 + name.length);
-  head[0] = KEY_TOPIC_MESSAGE;
-  head[1] = name.length;
-  name.copy(head, 2);
-  if (partition === undefined) return head;
-  const p = Buffer.allocUnsafe(4);
-  p.writeUInt32BE(partition);
-  return Buffer.concat([head, p]);
-}
-
-/** Offsets are below 2^53: two u32 writes, no bigint per message. */
-function writeOffset(out: Buffer, offset: number, at: number): void {
-  out.writeUInt32BE(Math.floor(offset / 0x1_0000_0000), at);
-  out.writeUInt32BE(offset >>> 0, at + 4);
-}
-
-function messageKey(topic: string, partition: number, offset: number): Buffer {
-  const prefix = messagePrefix(topic, partition);
-  const out = Buffer.allocUnsafe(prefix.length + 8);
-  prefix.copy(out, 0);
-  writeOffset(out, offset, prefix.length);
-  return out;
-}
-
-/** Compiles a route's WHERE text against the table's columns (throws INVALID_SQL on a bad condition). */
-export function compileRouteWhere(table: TableDef, where: string | null): Predicate {
-  if (where === null) return () => true;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  let tree: any;
-  try {
-    tree = parseSync(`SELECT 1 FROM t WHERE ${where}`);
-  } catch (error) {
-    throw invalidSql(`Invalid WHERE condition for the topic source: ${(error as Error).message}`);
-  }
-  const whereNode = tree.stmts?.[0]?.stmt?.SelectStmt?.whereClause;
-  if (whereNode === undefined || tree.stmts.length !== 1) throw invalidSql('Invalid WHERE condition for the topic source');
-  const columns = [...table.columns, { name: '_seq', type: 'BigInt' as const, precision: null, scale: null }];
-  return compilePredicate(whereNode, {
-    columns: columns as never,
-    qualifiers: new Set([table.name, qualifiedName(table)]),
-    userId: null,
-  });
-}
-
-function cellJson(table: TableDef, values: readonly StoredValue[]): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  table.columns.forEach((c, i) => { out[c.name] = encodeCell(c, values[i] ?? null); });
-  return out;
-}
-
-/** Per table version: `"column":` for each column, or null when a name would make an object's JSON differ. */
-const rowJsonHeads = new WeakMap<TableDef, readonly string[] | null>();
-
-/**
- * The JSON of `cellJson(table, values)` plus `_seq`, `_deleted` and `_table` (messageOf's object
- * for full payloads), written directly: building the object and running stringifyJson (a replacer
- * call per value) was most of the cost of a message. Null when an object would order or drop keys
- * differently (an array-index column name, `__proto__`, or a column named like the added keys): the
- * caller builds the object then.
- */
-function rowJson(table: TableDef, values: readonly StoredValue[], seq: bigint, deleted: boolean): string | null {
-  let heads = rowJsonHeads.get(table);
-  if (heads === undefined) {
-    const plain = table.columns.every((c) => !/^(0|[1-9]\d*)$/.test(c.name) && !['__proto__', '_seq', '_deleted', '_table'].includes(c.name));
-    heads = plain ? table.columns.map((c, i) => `${i === 0 ? '{' : ','}${JSON.stringify(c.name)}:`) : null;
-    rowJsonHeads.set(table, heads);
-  }
-  if (heads === null) return null;
-  let out = '';
-  for (let i = 0; i < heads.length; i++) {
-    const v = encodeCell(table.columns[i]!, values[i] ?? null);
-    out += heads[i]! + (v === null ? 'null'
-      : typeof v === 'string' ? JSON.stringify(v)
-        : typeof v === 'number' ? (Number.isFinite(v) ? String(v) : 'null')
-          : typeof v === 'boolean' ? String(v) : stringifyJson(v));
-  }
-  return `${out},"_seq":"${seq}","_deleted":${deleted},"_table":${JSON.stringify(qualifiedName(table))}}`;
-}
-
-/**
- * The partition of a message key: FNV-1a (32 bits) over the key's UTF-8 bytes, modulo the partition
- * count. Stable across restarts and versions (it places stored messages); it replaced a SHA-1 per
- * message (the first 4 bytes of SHA-1 of the key) in the topics benchmark of issue 14, when no
- * deployed data depended on the old placement.
- */
-export function keyPartition(key: string, partitions: number): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < key.length; i++) {
-    const c = key.charCodeAt(i);
-    if (c >= 0x80) return fnv1aBytes(Buffer.from(key, 'utf8')) % partitions;
-    h = Math.imul(h ^ c, 0x01000193);
-  }
-  return (h >>> 0) % partitions;
-}
-
-function fnv1aBytes(bytes: Uint8Array): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < bytes.length; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193);
-  return h >>> 0;
-}
-
-function sameCell(a: unknown, b: unknown): boolean {
-  return stringifyJson(a) === stringifyJson(b);
-}
-
-function decodeMessage(topic: string, partition: number, m: StoredMessage): TopicMessage {
-  const parts = messageParts(m);
-  return {
-    topic_id: topic, partition_id: partition, offset: m.offset, key: parts.key,
-    payload: m.value.toString('utf8', parts.payloadStart, parts.payloadEnd), timestamp_ms: parts.timestamp, user_id: parts.user, op: parts.op,
-  };
-}
 
 /** A partition's records staged by one `stage` call (a commit group), written as one chunk. */
 interface PendingChunk {
@@ -448,11 +169,7 @@ export class TopicService {
               count += n;
               end = key;
             } else if (dropped > 0) {
-              const rest = Buffer.allocUnsafe(CHUNK_HEADER + value.length - at);
-              value.copy(rest, 0, 0, CHUNK_HEADER);
-              rest.writeUInt32BE(n - dropped, 10);
-              value.copy(rest, CHUNK_HEADER, at);
-              trimmed = { key, value: rest, first: keyOffset(key) - (n - dropped) + 1 };
+              trimmed = { key, value: chunkTail(value, at, n - dropped), first: keyOffset(key) - (n - dropped) + 1 };
               count += dropped;
             }
             break;
@@ -477,16 +194,7 @@ export class TopicService {
   }
 
   private rebuildRoutes(): void {
-    const byTable = new Map<number, CompiledRoute[]>();
-    for (const topic of this.topics.values()) {
-      for (const route of topic.routes) {
-        if (this.tableById(route.tableId) === undefined) continue;
-        const list = byTable.get(route.tableId) ?? [];
-        list.push({ ...route, predicates: new Map(), topic });
-        byTable.set(route.tableId, list);
-      }
-    }
-    this.routesByTable = byTable;
+    this.routesByTable = compileRoutes(this.topics.values(), this.tableById);
   }
 
   get(name: string): TopicDef | undefined {
@@ -582,8 +290,8 @@ export class TopicService {
         const row = change.kind === 'delete' ? (change.old?.values ?? change.row.values) : change.row.values;
         // Without a WHERE the route takes every change: no row copy (with `_seq` appended) per message.
         if (route.where !== null && !routePredicate(route, change.table)([...row, change.row.seq])) continue;
-        const message = this.messageOf(route, change, row);
-        const partition = this.partitionOf(route.topic, message.key);
+        const message = messageOf(route, change, row, this.userName);
+        const partition = partitionOf(route.topic, message.key);
         const counter = `${route.topic.name}\0${partition}`;
         const offset = this.next.get(counter) ?? 0;
         this.pendingMark ??= new Map();
@@ -627,55 +335,8 @@ export class TopicService {
     this.pendingMark = null;
   }
 
-  private messageOf(route: CompiledRoute, change: CommittedChange, row: readonly StoredValue[]): { key: string | null; payload: string; user: string | null } {
-    const table = change.table;
-    const pkIdx = primaryKeyIndex(table);
-    const pkCol = table.columns[pkIdx]!;
-    const pkValue = encodeCell(pkCol, row[pkIdx] ?? null);
-    const key = pkValue === null ? null : typeof pkValue === 'string' ? pkValue : stringifyJson(pkValue);
-    const user = table.type === 'USER' ? (this.userName(change.partition) ?? change.partition) : null;
-    if (route.payload === 'full' || (route.payload === 'diff' && change.kind === 'insert')) {
-      const text = rowJson(table, row, change.row.seq, change.kind === 'delete');
-      if (text !== null) return { key, payload: text, user };
-    }
-    let payload: Record<string, unknown>;
-    if (route.payload === 'key') payload = { [pkCol.name]: pkValue };
-    else if (route.payload === 'full' || change.kind !== 'update' || change.old === null) {
-      payload = cellJson(table, row);
-      if (route.payload === 'diff' && change.kind === 'delete') payload = { [pkCol.name]: pkValue };
-    } else {
-      const now_ = cellJson(table, row);
-      const before = cellJson(table, change.old.values);
-      payload = { [pkCol.name]: pkValue };
-      const old: Record<string, unknown> = {};
-      for (const name of Object.keys(now_)) {
-        if (name === pkCol.name || sameCell(now_[name], before[name])) continue;
-        payload[name] = now_[name];
-        old[name] = before[name];
-      }
-      payload.old_values = old;
-    }
-    if (route.payload !== 'key') {
-      // As upstream: full and diff payloads carry the row's _seq and _deleted, and name their source
-      // table (one topic can have many).
-      payload._seq = encodeCell({ type: 'BigInt' }, change.row.seq);
-      payload._deleted = change.kind === 'delete';
-      payload._table = qualifiedName(table);
-    }
-    return { key, payload: stringifyJson(payload), user };
-  }
-
-  private partitionOf(topic: TopicDef, key: string | null): number {
-    if (topic.partitions <= 1 || key === null) return 0;
-    return keyPartition(key, topic.partitions);
-  }
-
   latestOffset(topic: string, partition: number): number {
     return this.next.get(`${topic}\0${partition}`) ?? 0;
-  }
-
-  async read(topic: string, partition: number, from: number, limit: number): Promise<TopicMessage[]> {
-    return (await this.readStored(topic, partition, from, limit)).map((m) => decodeMessage(topic, partition, m));
   }
 
   /** Up to `limit` stored messages from offset `from`, undecoded (the HTTP consume copies payload bytes). */

@@ -1,0 +1,50 @@
+/**
+ * The shapes of topics shared by the service, the codec, the publisher and the executors: a topic's
+ * definition and routes (as stored in the catalog) and a message as consumers see it.
+ */
+
+/** Messages older than this are removed by the retention sweep, unless the topic says otherwise (as upstream). */
+export const DEFAULT_RETENTION_SECONDS = 7 * 86_400;
+/** A partition holding more message bytes than this loses its oldest messages, unless the topic says otherwise. */
+export const DEFAULT_RETENTION_MAX_BYTES = 1024 * 1024 * 1024;
+
+export type TopicOp = 'insert' | 'update' | 'delete';
+export type TopicPayloadMode = 'key' | 'full' | 'diff';
+
+export interface TopicRoute {
+  readonly tableId: number;
+  /** ns.table when the route was added (for system.topics). */
+  readonly table: string;
+  readonly op: TopicOp;
+  readonly where: string | null;
+  readonly payload: TopicPayloadMode;
+}
+
+export interface TopicDef {
+  /** ns.name */
+  readonly name: string;
+  readonly namespace: string;
+  readonly partitions: number;
+  readonly routes: readonly TopicRoute[];
+  readonly createdAt: number;
+  readonly updatedAt: number;
+  /** Messages older than this are removed by the retention sweep (default 7 days, as upstream). */
+  readonly retentionSeconds?: number;
+  /** A partition holding more message bytes than this loses its oldest messages (default 1 GiB). */
+  readonly retentionMaxBytes?: number;
+  /** Per partition, the next offset when CLEAR TOPIC last ran: offsets never go back after a restart. */
+  readonly offsetFloor?: readonly number[];
+}
+
+export interface TopicMessage {
+  readonly topic_id: string;
+  readonly partition_id: number;
+  readonly offset: number;
+  readonly key: string | null;
+  /** JSON text of the payload. */
+  readonly payload: string;
+  readonly timestamp_ms: number;
+  readonly user_id: string | null;
+  /** insert, update or delete (upstream's SQL spelling; HTTP capitalizes it). */
+  readonly op: TopicOp;
+}
