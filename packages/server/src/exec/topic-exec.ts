@@ -2,7 +2,7 @@
 import type { Statement, TableName } from '../sql/statement.js';
 import { messageResult, rowsResult, type RunContext, type Services, type StatementResult } from './context.js';
 import { ServerError, denied, execError } from '../util/errors.js';
-import { DEFAULT_RETENTION_MAX_BYTES, DEFAULT_RETENTION_SECONDS, type TopicDef, type TopicMessage } from '../topics/types.js';
+import { DEFAULT_RETENTION_MAX_BYTES, DEFAULT_RETENTION_SECONDS, parseConsumeStart, type ConsumeStart, type TopicDef, type TopicMessage } from '../topics/types.js';
 import { messageParts, type StoredMessage } from '../topics/message-codec.js';
 import { compileRouteWhere } from '../topics/route-publisher.js';
 import { qualifiedName } from '../catalog/types.js';
@@ -163,17 +163,10 @@ function field(body: Record<string, unknown>, name: string, kind: 'string' | 'in
   return v;
 }
 
-function startOf(value: unknown): 'earliest' | 'latest' | number {
-  if (value === undefined || value === null) return 'latest';
-  if (typeof value === 'string') {
-    const v = value.toLowerCase();
-    if (v === 'earliest' || v === 'latest') return v;
-  }
-  if (typeof value === 'object' && value !== null) {
-    const o = (value as Record<string, unknown>).Offset ?? (value as Record<string, unknown>).offset;
-    if (Number.isSafeInteger(o) && (o as number) >= 0) return o as number;
-  }
-  throw new ServerError('BAD_REQUEST', "Field 'start' must be 'Latest', 'Earliest' or {\"Offset\": n}");
+function startOf(value: unknown): ConsumeStart {
+  const start = parseConsumeStart(value);
+  if (start === null) throw new ServerError('BAD_REQUEST', "Field 'start' must be 'Latest', 'Earliest' or {\"Offset\": n}");
+  return start;
 }
 
 /** Upstream's capitalized op names on the wire. */

@@ -17,7 +17,7 @@
  */
 import type { Principal } from '../auth/access.js';
 import type { Services } from '../exec/context.js';
-import type { TopicDef, TopicMessage } from '../topics/types.js';
+import { parseConsumeStart, type ConsumeStart, type TopicDef, type TopicMessage } from '../topics/types.js';
 import type { Logger } from '../util/log.js';
 import type { LiveErrorCode } from './session.js';
 
@@ -335,17 +335,8 @@ function integer(msg: Record<string, unknown>, name: string, min: number, max: n
   return v;
 }
 
-/** "earliest", "latest" (either case), an offset, or HTTP's {"Offset": n}; absent: latest. */
-function startOf(value: unknown): 'earliest' | 'latest' | number {
-  if (value === undefined || value === null) return 'latest';
-  if (typeof value === 'string') {
-    const v = value.toLowerCase();
-    if (v === 'earliest' || v === 'latest') return v;
-  }
-  if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return value;
-  if (typeof value === 'object' && !Array.isArray(value)) {
-    const o = (value as Record<string, unknown>).Offset ?? (value as Record<string, unknown>).offset;
-    if (typeof o === 'number' && Number.isSafeInteger(o) && o >= 0) return o;
-  }
-  throw new FrameError('PROTOCOL', "consume: 'start' must be \"earliest\", \"latest\" or an offset");
+function startOf(value: unknown): ConsumeStart {
+  const start = parseConsumeStart(value);
+  if (start === null) throw new FrameError('PROTOCOL', "consume: 'start' must be \"earliest\", \"latest\" or an offset");
+  return start;
 }

@@ -1,6 +1,7 @@
 /**
  * The shapes of topics shared by the service, the codec, the publisher and the executors: a topic's
- * definition and routes (as stored in the catalog) and a message as consumers see it.
+ * definition and routes (as stored in the catalog), a message as consumers see it, and where a new
+ * consumer group starts.
  */
 
 /** Messages older than this are removed by the retention sweep, unless the topic says otherwise (as upstream). */
@@ -47,4 +48,22 @@ export interface TopicMessage {
   readonly user_id: string | null;
   /** insert, update or delete (upstream's SQL spelling; HTTP capitalizes it). */
   readonly op: TopicOp;
+}
+
+export type ConsumeStart = 'earliest' | 'latest' | number;
+
+/**
+ * Where a new group starts, as HTTP and WebSocket consumers say it: "earliest" or "latest" (any case),
+ * an offset, or upstream's {"Offset": n}; absent means latest. Null when it is none of these.
+ */
+export function parseConsumeStart(value: unknown): ConsumeStart | null {
+  if (value === undefined || value === null) return 'latest';
+  if (typeof value === 'string') {
+    const v = value.toLowerCase();
+    return v === 'earliest' || v === 'latest' ? v : null;
+  }
+  const offset = typeof value === 'object' && !Array.isArray(value)
+    ? (value as Record<string, unknown>).Offset ?? (value as Record<string, unknown>).offset
+    : value;
+  return typeof offset === 'number' && Number.isSafeInteger(offset) && offset >= 0 ? offset : null;
 }
