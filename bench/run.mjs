@@ -5,6 +5,9 @@
 // --topic-messages N (messages the topic drain preloads, default 300,000), --topic-rounds N (interleaved
 // rounds of the topic INSERT comparisons, default 5).
 // `--only durability` runs the two write benchmarks once per durability mode (not part of `all`).
+// `--only pg` runs workloads 1, 2 and 6 of issue 15 against our server and a throw-away PostgreSQL in the
+// same run (not part of `all`: it needs PostgreSQL installed and takes minutes); --pg-rows N (rows of the
+// query workload, default 1,000,000).
 import { startBenchServer, machine } from './lib.mjs';
 import { benchCore, benchWrites } from './core.mjs';
 import { benchCold } from './cold.mjs';
@@ -12,6 +15,8 @@ import { benchLive } from './live.mjs';
 import { benchStream } from './stream.mjs';
 import { benchAlter } from './alter.mjs';
 import { benchTopics } from './topics.mjs';
+import { startPostgres } from './pg.mjs';
+import { benchWritesVersusPg, benchQueriesVersusPg } from './versus-pg.mjs';
 
 const arg = (name, fallback) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -67,6 +72,18 @@ async function main() {
       const server = await startBenchServer(`durability = "${mode}"\n`);
       try { results.durability[mode] = await benchWrites(server, seconds); } finally { await server.stop(); }
     }
+  }
+  if (only === 'pg') {
+    // Both servers stay up for the whole run; each is idle while the other is measured.
+    const pg = await startPostgres();
+    try {
+      results.postgres = { version: pg.version, settings: pg.settings, synchronous_commit: 'on and off, SET per session' };
+      const server = await startBenchServer(modeToml);
+      try {
+        results.versus_pg = await benchWritesVersusPg(server, pg, seconds);
+        results.versus_pg.queries = await benchQueriesVersusPg(server, pg, seconds, Number(arg('pg-rows', '1000000')));
+      } finally { await server.stop(); }
+    } finally { await pg.stop(); }
   }
   process.stdout.write(JSON.stringify(results, null, 2) + '\n');
 }
