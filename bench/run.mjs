@@ -75,6 +75,13 @@ async function main() {
   }
   if (only === 'pg') {
     // Both servers stay up for the whole run; each is idle while the other is measured.
+    // Another process on these 2 cores changes every figure: the load average is kept with them.
+    const { loadavg, cpus: cpuList } = await import('node:os');
+    const { execFileSync } = await import('node:child_process');
+    results.run_context = {
+      cpu_model: cpuList()[0]?.model, loadavg_at_start: loadavg().map((x) => Math.round(x * 100) / 100),
+      commit: (() => { try { return execFileSync('git', ['rev-parse', '--short', 'HEAD']).toString().trim(); } catch { return undefined; } })(),
+    };
     const pg = await startPostgres();
     try {
       results.postgres = { version: pg.version, settings: pg.settings, synchronous_commit: 'on and off, SET per session' };
@@ -84,6 +91,7 @@ async function main() {
         results.versus_pg.queries = await benchQueriesVersusPg(server, pg, seconds, Number(arg('pg-rows', '1000000')));
       } finally { await server.stop(); }
     } finally { await pg.stop(); }
+    results.run_context.loadavg_at_end = loadavg().map((x) => Math.round(x * 100) / 100);
   }
   process.stdout.write(JSON.stringify(results, null, 2) + '\n');
 }
