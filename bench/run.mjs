@@ -15,6 +15,7 @@ import { benchLive } from './live.mjs';
 import { benchStream } from './stream.mjs';
 import { benchAlter } from './alter.mjs';
 import { benchTopics } from './topics.mjs';
+import { rmSync } from 'node:fs';
 import { startPostgres } from './pg.mjs';
 import { benchWritesVersusPg, benchQueriesVersusPg } from './versus-pg.mjs';
 
@@ -86,10 +87,13 @@ async function main() {
     try {
       results.postgres = { version: pg.version, settings: pg.settings, synchronous_commit: 'on and off, SET per session' };
       const server = await startBenchServer(modeToml);
+      // On Ctrl+C / SIGTERM pg.mjs stops PostgreSQL and exits: our server and its temp dir go with it.
+      const onExit = () => { try { process.kill(server.pid, 'SIGKILL'); rmSync(server.dataDir, { recursive: true, force: true }); } catch {} };
+      process.on('exit', onExit);
       try {
         results.versus_pg = await benchWritesVersusPg(server, pg, seconds);
         results.versus_pg.queries = await benchQueriesVersusPg(server, pg, seconds, Number(arg('pg-rows', '1000000')));
-      } finally { await server.stop(); }
+      } finally { process.off('exit', onExit); await server.stop(); }
     } finally { await pg.stop(); }
     results.run_context.loadavg_at_end = loadavg().map((x) => Math.round(x * 100) / 100);
   }
