@@ -39,12 +39,14 @@ lines.push(`### 6. Queries on ${n(q.rows)} rows (one client, sequential)`, '');
 lines.push(`Load: ours ${n(q.ours_load_ms)} ms (1,000-row INSERTs, 4 clients), PostgreSQL ${n(q.pg_load_ms)} ms (INSERT ... SELECT generate_series + VACUUM ANALYZE); ours flush of the table: ${n(q.ours_flush.rows)} rows in ${n(q.ours_flush.wall_ms)} ms.`, '');
 const qrows = [];
 for (const [name, x] of Object.entries(q.results)) {
-  for (const [k, label] of [['ours_hot', 'ours hot'], ['ours_cold', 'ours cold (after flush)'], ['pg', 'PostgreSQL']]) {
+  for (const [k, label] of [['ours_hot', 'ours hot'], ['ours_cold', 'ours cold (after flush)'], ['ours_mixed', 'ours mixed (half flushed)'], ['pg', 'PostgreSQL']]) {
     const y = x[k];
+    if (!y) continue;
     qrows.push([`${name}`, label, y.latency.count, y.latency.p50_ms, y.latency.p99_ms, y.latency.max_ms, y.server_cpu_us_per_query, y.loadgen_cpu_us_per_query]);
   }
-  qrows.push([name, '**ours / PostgreSQL** (hot; cold)', '', `${x.ratios_p50.hot_over_pg}; ${x.ratios_p50.cold_over_pg}`, '', '',
-    `${x.ratios_server_cpu.hot_over_pg}; ${x.ratios_server_cpu.cold_over_pg}`, '']);
+  const tiers = (o) => [o.hot_over_pg, o.cold_over_pg, o.mixed_over_pg].filter((z) => z !== undefined).join('; ');
+  qrows.push([name, `**ours / PostgreSQL** (hot; cold${x.ratios_p50.mixed_over_pg !== undefined ? '; mixed' : ''})`, '', tiers(x.ratios_p50), '', '',
+    tiers(x.ratios_server_cpu), '']);
 }
 table(['query', 'target', 'runs', 'p50 ms', 'p99 ms', 'max ms', 'server CPU µs/query', 'load generator CPU µs/query'], qrows);
 for (const [name, text] of Object.entries(q.queries)) lines.push(`- ${name}: \`${text}\``);

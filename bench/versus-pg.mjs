@@ -1,6 +1,7 @@
 // Our server and a throw-away PostgreSQL side by side, in one run (issue 15, workloads 1, 2 and 6):
 // 1. single-row INSERT, 16 clients; 2. 1,000-row INSERT statements, 4 clients; 6. queries on N rows
 // (point lookup, filter + ORDER BY + LIMIT, GROUP BY): ours hot, ours cold (after STORAGE FLUSH TABLE),
+// ours mixed (another table: first half flushed, second half hot),
 // PostgreSQL (after VACUUM ANALYZE). PostgreSQL runs each write workload with synchronous_commit on and
 // off (SET per session, one cluster; fsync stays on).
 // Both sides use the same lean style of client: ours, lib.mjs's node:http keep-alive client (one JSON POST
@@ -218,8 +219,8 @@ export async function benchQueriesVersusPg(server, pg, seconds, rows) {
   await admin.query('VACUUM ANALYZE big');
   out.pg_load_ms = Math.round(performance.now() - t);
 
-  const runOurs = (query) => async (i) => {
-    const res = await sql(query.text('vsq.big'), query.params(i, rows));
+  const runOurs = (query, table = 'vsq.big') => async (i) => {
+    const res = await sql(query.text(table), query.params(i, rows));
     const expect = query.expect(i, rows);
     if (res.results[0].row_count !== expect) throw new Error(`ours: expected ${expect} rows, got ${res.results[0].row_count}`);
   };
@@ -237,14 +238,29 @@ export async function benchQueriesVersusPg(server, pg, seconds, rows) {
   out.ours_flush = { rows: job.rows_processed, wall_ms: Math.round(performance.now() - t), job_ms: job.result.duration_ms };
   for (const [name, query] of Object.entries(QUERIES)) results[name].ours_cold = await queries({ seconds, run: runOurs(query), serverCpu: oursCpu });
 
+  // Mixed: the same rows in another table, the first half flushed (one segment), the second half hot.
+  await sql(`CREATE SHARED TABLE vsq.mixed (id BIGINT PRIMARY KEY, user_id TEXT, body TEXT, n INT, score DOUBLE) ${NO_FLUSH}`);
+  const half = Math.floor(rows / 2000) * 1000;
+  const mixedRow = (i) => `${i}, 'user_${i % 1000}', 'message body number ${i}', ${i % 1000}, ${(i % 997) / 7}`;
+  await bulkInsert(sql, 'vsq.mixed', 'id, user_id, body, n, score', 0, half, mixedRow, 1000, 4);
+  const mixedFlush = await sql('STORAGE FLUSH TABLE vsq.mixed');
+  await waitForJob(sql, mixedFlush.results[0].message);
+  await bulkInsert(sql, 'vsq.mixed', 'id, user_id, body, n, score', half, rows, mixedRow, 1000, 4);
+  out.mixed = { cold_rows: half, hot_rows: rows - half };
+  for (const [name, query] of Object.entries(QUERIES)) results[name].ours_mixed = await queries({ seconds, run: runOurs(query, 'vsq.mixed'), serverCpu: oursCpu });
+
   try {
     for (const [name, query] of Object.entries(QUERIES)) {
       const r = results[name];
       r.pg = await queries({ seconds, run: runPg(query), serverCpu: () => pg.cpuMicros() });
-      r.ratios_p50 = { hot_over_pg: ratio(r.ours_hot.latency.p50_ms, r.pg.latency.p50_ms), cold_over_pg: ratio(r.ours_cold.latency.p50_ms, r.pg.latency.p50_ms) };
+      r.ratios_p50 = {
+        hot_over_pg: ratio(r.ours_hot.latency.p50_ms, r.pg.latency.p50_ms), cold_over_pg: ratio(r.ours_cold.latency.p50_ms, r.pg.latency.p50_ms),
+        mixed_over_pg: ratio(r.ours_mixed.latency.p50_ms, r.pg.latency.p50_ms),
+      };
       r.ratios_server_cpu = {
         hot_over_pg: ratio(r.ours_hot.server_cpu_us_per_query, r.pg.server_cpu_us_per_query),
         cold_over_pg: ratio(r.ours_cold.server_cpu_us_per_query, r.pg.server_cpu_us_per_query),
+        mixed_over_pg: ratio(r.ours_mixed.server_cpu_us_per_query, r.pg.server_cpu_us_per_query),
       };
     }
   } finally {
