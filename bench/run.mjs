@@ -5,6 +5,9 @@
 // --topic-messages N (messages the topic drain preloads, default 300,000), --topic-rounds N (interleaved
 // rounds of the topic INSERT comparisons, default 5).
 // `--only durability` runs the two write benchmarks once per durability mode (not part of `all`).
+// `--only pg` runs workloads 1, 2 and 6 of issue 15 against our server and a throw-away PostgreSQL in the
+// same run (not part of `all`: it needs PostgreSQL installed and takes minutes); --pg-rows N (rows of the
+// query workload, default 1,000,000).
 import { startBenchServer, machine } from './lib.mjs';
 import { benchCore, benchWrites } from './core.mjs';
 import { benchCold } from './cold.mjs';
@@ -12,6 +15,9 @@ import { benchLive } from './live.mjs';
 import { benchStream } from './stream.mjs';
 import { benchAlter } from './alter.mjs';
 import { benchTopics } from './topics.mjs';
+import { rmSync } from 'node:fs';
+import { startPostgres } from './pg.mjs';
+import { benchWritesVersusPg, benchQueriesVersusPg } from './versus-pg.mjs';
 
 const arg = (name, fallback) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -67,6 +73,29 @@ async function main() {
       const server = await startBenchServer(`durability = "${mode}"\n`);
       try { results.durability[mode] = await benchWrites(server, seconds); } finally { await server.stop(); }
     }
+  }
+  if (only === 'pg') {
+    // Both servers stay up for the whole run; each is idle while the other is measured.
+    // Another process on these 2 cores changes every figure: the load average is kept with them.
+    const { loadavg, cpus: cpuList } = await import('node:os');
+    const { execFileSync } = await import('node:child_process');
+    results.run_context = {
+      cpu_model: cpuList()[0]?.model, loadavg_at_start: loadavg().map((x) => Math.round(x * 100) / 100),
+      commit: (() => { try { return execFileSync('git', ['rev-parse', '--short', 'HEAD']).toString().trim(); } catch { return undefined; } })(),
+    };
+    const pg = await startPostgres();
+    try {
+      results.postgres = { version: pg.version, settings: pg.settings, synchronous_commit: 'on and off, SET per session' };
+      const server = await startBenchServer(modeToml);
+      // On Ctrl+C / SIGTERM pg.mjs stops PostgreSQL and exits: our server and its temp dir go with it.
+      const onExit = () => { try { process.kill(server.pid, 'SIGKILL'); rmSync(server.dataDir, { recursive: true, force: true }); } catch {} };
+      process.on('exit', onExit);
+      try {
+        results.versus_pg = await benchWritesVersusPg(server, pg, seconds);
+        results.versus_pg.queries = await benchQueriesVersusPg(server, pg, seconds, Number(arg('pg-rows', '1000000')));
+      } finally { process.off('exit', onExit); await server.stop(); }
+    } finally { await pg.stop(); }
+    results.run_context.loadavg_at_end = loadavg().map((x) => Math.round(x * 100) / 100);
   }
   process.stdout.write(JSON.stringify(results, null, 2) + '\n');
 }
