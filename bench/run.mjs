@@ -18,6 +18,7 @@ import { benchTopics } from './topics.mjs';
 import { rmSync } from 'node:fs';
 import { startPostgres } from './pg.mjs';
 import { benchWritesVersusPg, benchQueriesVersusPg } from './versus-pg.mjs';
+import { benchFanoutVersusPg } from './versus-pg-fanout.mjs';
 
 const arg = (name, fallback) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -95,6 +96,40 @@ async function main() {
         results.versus_pg.queries = await benchQueriesVersusPg(server, pg, seconds, Number(arg('pg-rows', '1000000')));
       } finally { process.off('exit', onExit); await server.stop(); }
     } finally { await pg.stop(); }
+    results.run_context.loadavg_at_end = loadavg().map((x) => Math.round(x * 100) / 100);
+  }
+  if (only === 'pg-fanout') {
+    // Issue 15, workloads 4 (fan-out), 5 (reconnect storm) and 7 (flush vs DuckDB): bench/versus-pg-fanout.mjs.
+    // --fanout-connections N (default 1,000) x 10 subscriptions, --fanout-writes N (writes/s, default 100),
+    // --storm-clients N (default 500), --storm-writes N (writes/s, default 200), --flush-rows N (default 1M),
+    // --no-pg (skip PostgreSQL's 1,000 LISTEN connections).
+    const { loadavg, cpus: cpuList } = await import('node:os');
+    const { execFileSync } = await import('node:child_process');
+    const sh = (cmd) => { try { return execFileSync('sh', ['-c', cmd]).toString().trim(); } catch { return undefined; } };
+    results.run_context = {
+      cpu_model: cpuList()[0]?.model, loadavg_at_start: loadavg().map((x) => Math.round(x * 100) / 100),
+      commit: sh('git rev-parse --short HEAD'), ulimit_n: sh('ulimit -n'),
+    };
+    const opts = {
+      seconds, fanoutConnections: Number(arg('fanout-connections', '1000')), fanoutWrites: Number(arg('fanout-writes', '100')),
+      stormClients: Number(arg('storm-clients', '500')), stormWrites: Number(arg('storm-writes', '200')),
+      stormBeforeMs: 3000, stormAfterMs: 3000, flushRows,
+    };
+    // Each side holds one socket per connection in this process, plus the server's end.
+    const fds = Number(results.run_context.ulimit_n);
+    let pg;
+    if (process.argv.includes('--no-pg')) opts.pgSkipReason = '--no-pg';
+    else if (fds && fds < 2 * opts.fanoutConnections + 500) opts.pgSkipReason = `ulimit -n ${fds} too low for ${opts.fanoutConnections} connections on each side`;
+    else {
+      pg = await startPostgres({ max_connections: String(opts.fanoutConnections + 50) });
+      results.postgres = { version: pg.version, settings: pg.settings };
+    }
+    try {
+      const server = await startBenchServer(modeToml + `live_subscriptions_per_user_max = ${opts.fanoutConnections * 10 + opts.stormClients + 1000}\n`);
+      const onExit = () => { try { process.kill(server.pid, 'SIGKILL'); rmSync(server.dataDir, { recursive: true, force: true }); } catch {} };
+      process.on('exit', onExit);
+      try { results.versus_pg_fanout = await benchFanoutVersusPg(server, pg, opts); } finally { process.off('exit', onExit); await server.stop(); }
+    } finally { await pg?.stop(); }
     results.run_context.loadavg_at_end = loadavg().map((x) => Math.round(x * 100) / 100);
   }
   process.stdout.write(JSON.stringify(results, null, 2) + '\n');
