@@ -225,12 +225,16 @@ async function reconnectStorm(server, token, { clients: n, rate, beforeDropMs, a
   await sql('CREATE NAMESPACE IF NOT EXISTS storm');
   await sql(`CREATE SHARED TABLE storm.events (id BIGINT PRIMARY KEY DEFAULT SNOWFLAKE_ID(), w BIGINT) ${NO_FLUSH}`);
   const state = Array.from({ length: n }, () => ({
-    ws: null, lastSeq: null, seen: new Map(), acks: 0, errors: [], resumedRows: 0, reconnectMs: null, gen: 0,
+    ws: null, lastSeq: null, seen: new Map(), acks: 0, errors: [], resumedRows: 0, reconnectMs: null, gen: 0, maxWAtDrop: -1, issuedAtAck: 0,
   }));
+  let issued = 0; // writes sent so far
   const handle = (s, gen) => (data) => {
     if (gen !== s.gen) return; // a late frame of a dropped socket: the client no longer reads it
     const msg = JSON.parse(data.toString());
-    if (msg.type === 'subscription_ack') { s.acks++; if (s.dropAt && s.reconnectMs === null) s.reconnectMs = performance.now() - s.dropAt; }
+    if (msg.type === 'subscription_ack') {
+      s.acks++;
+      if (s.dropAt && s.reconnectMs === null) { s.reconnectMs = performance.now() - s.dropAt; s.issuedAtAck = issued; }
+    }
     if (msg.type === 'error') { s.errors.push(msg); return; }
     const rows = msg.type === 'change' && msg.change_type === 'insert' ? msg.rows
       : msg.type === 'initial_data_batch' ? msg.rows : undefined;
@@ -240,7 +244,8 @@ async function reconnectStorm(server, token, { clients: n, rate, beforeDropMs, a
       const w = Number(row.w);
       s.seen.set(w, (s.seen.get(w) ?? 0) + 1);
       if (s.lastSeq === null || BigInt(row._seq) > BigInt(s.lastSeq)) s.lastSeq = row._seq;
-      if (msg.type === 'initial_data_batch') s.resumedRows++;
+      // Rows written while the client was away (after the newest it held, before its resumed ack).
+      if (gen > 1 && w > s.maxWAtDrop && w < s.issuedAtAck) s.resumedRows++;
     }
     const bc = msg.batch_control;
     // The first batch follows the ack unasked; each later one is asked for after the one before it.
@@ -260,6 +265,7 @@ async function reconnectStorm(server, token, { clients: n, rate, beforeDropMs, a
   let written = 0;
   const pending = new Set();
   const writer = steadyWriter(rate, (i) => {
+    issued = i + 1;
     const p = sql('INSERT INTO storm.events (w) VALUES ($1)', [i]).then(() => { written++; }, (e) => { throw e; });
     pending.add(p); p.finally(() => pending.delete(p)).catch(() => {});
   }, () => stop);
@@ -267,7 +273,7 @@ async function reconnectStorm(server, token, { clients: n, rate, beforeDropMs, a
   // The storm: every socket dropped in the same turn, then every client reconnects at once.
   const dropAt = performance.now();
   const lastSeqAtDrop = [];
-  for (const s of state) { s.gen++; s.dropAt = dropAt; lastSeqAtDrop.push(s.lastSeq); s.ws.terminate(); }
+  for (const s of state) { s.gen++; s.dropAt = dropAt; lastSeqAtDrop.push(s.lastSeq); s.maxWAtDrop = Math.max(-1, ...s.seen.keys()); s.ws.terminate(); }
   const cpu0 = treeCpuMicros(server.pid);
   await Promise.all(state.map((s) => subscribe(s, s.lastSeq ?? undefined)));
   await until('resumed acks', () => state.every((s) => s.acks >= 2), 120_000);
@@ -302,7 +308,7 @@ async function reconnectStorm(server, token, { clients: n, rate, beforeDropMs, a
     clients_with_loss: perClient.filter((c) => c.lost).length,
     clients_with_duplicates: perClient.filter((c) => c.duplicated).length,
     clients_with_errors: perClient.filter((c) => c.errors.length).length,
-    rows_resumed_per_client: { min: Math.min(...resumed), max: Math.max(...resumed) },
+    rows_written_while_away_per_client: { min: Math.min(...resumed), max: Math.max(...resumed), note: 'rows after the newest one a client held at the drop and before its resumed ack: what the resume had to catch up' },
     resubscribe_latency: latencyStats(reconnect), all_resumed_ms: allResumedMs, server_cpu_ms_during_storm: stormCpuMs,
     evidence: bad.slice(0, 20), // the first clients that lost, duplicated or erred (empty when 0 and 0)
   };
