@@ -100,8 +100,8 @@ async function main() {
   }
   if (only === 'pg-fanout') {
     // Issue 15, workloads 4 (fan-out), 5 (reconnect storm) and 7 (flush vs DuckDB): bench/versus-pg-fanout.mjs.
-    // --fanout-connections N (default 1,000) x 10 subscriptions, --fanout-writes N (writes/s, default 100),
-    // --storm-clients N (default 500), --storm-writes N (writes/s, default 200), --flush-rows N (default 1M),
+    // --fanout-connections N (default 1,000) x 10 subscriptions, --fanout-writes N[,N...] (writes/s, one run each, default 10,100),
+    // --storm-clients N (default 500), --storm-writes N (writes/s, default 100), --flush-rows N (default 1M),
     // --no-pg (skip PostgreSQL's 1,000 LISTEN connections).
     const { loadavg, cpus: cpuList } = await import('node:os');
     const { execFileSync } = await import('node:child_process');
@@ -111,8 +111,8 @@ async function main() {
       commit: sh('git rev-parse --short HEAD'), ulimit_n: sh('ulimit -n'),
     };
     const opts = {
-      seconds, fanoutConnections: Number(arg('fanout-connections', '1000')), fanoutWrites: Number(arg('fanout-writes', '100')),
-      stormClients: Number(arg('storm-clients', '500')), stormWrites: Number(arg('storm-writes', '200')),
+      seconds, fanoutConnections: Number(arg('fanout-connections', '1000')), fanoutWrites: arg('fanout-writes', '10,100').split(',').map(Number),
+      stormClients: Number(arg('storm-clients', '500')), stormWrites: Number(arg('storm-writes', '100')),
       stormBeforeMs: 3000, stormAfterMs: 3000, flushRows,
     };
     // Each side holds one socket per connection in this process, plus the server's end.

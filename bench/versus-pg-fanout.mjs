@@ -94,6 +94,7 @@ async function steadyWriter(rate, write, stop) {
 async function measureFanout({ seconds, rate, write, delivered, latencies, serverCpu, serverMem, perWrite, setMeasureFrom }) {
   let stopAt = Infinity;
   let writes = 0;
+  const base = delivered();
   const writer = steadyWriter(rate, (i) => { writes++; write(i); }, () => performance.now() >= stopAt);
   stopAt = performance.now() + (seconds + 1) * 1000;
   await sleep(1000);
@@ -111,9 +112,10 @@ async function measureFanout({ seconds, rate, write, delivered, latencies, serve
   await writer;
   const expected = writes * perWrite;
   const deadline = performance.now() + 10_000;
-  while (delivered() < expected && performance.now() < deadline) await sleep(20);
+  while (delivered() - base < expected && performance.now() < deadline) await sleep(20);
   return {
-    writes_per_s: rate, writes, expected_notifications: expected, delivered_notifications: delivered(),
+    writes_per_s: rate, writes, expected_notifications: expected, delivered_notifications: delivered() - base,
+    delivered_within_10_s_of_the_last_write: round((delivered() - base) / expected, 4),
     measured_s: round(elapsed, 2), notifications_per_s: Math.round(d / elapsed),
     latency: latencyStats(latencies),
     server_cpu_us_per_notification: round(server / d, 2), server_cpu_cores: round(server / 1e6 / elapsed, 2),
@@ -123,7 +125,7 @@ async function measureFanout({ seconds, rate, write, delivered, latencies, serve
 }
 
 /** Workload 4, ours. */
-async function fanoutOurs(server, token, { connections, seconds, rate }) {
+async function fanoutOurs(server, token, { connections, seconds, rates }) {
   const { sql, port } = server;
   await sql('CREATE NAMESPACE IF NOT EXISTS fan');
   for (let k = 0; k < 10; k++) await sql(`CREATE SHARED TABLE fan.t${k} (id BIGINT PRIMARY KEY DEFAULT SNOWFLAKE_ID(), sent_at DOUBLE) ${NO_FLUSH}`);
@@ -131,7 +133,7 @@ async function fanoutOurs(server, token, { connections, seconds, rate }) {
   let delivered = 0;
   let acks = 0;
   let measureFrom = Infinity;
-  const latencies = [];
+  let latencies = [];
   const marker = Buffer.from('"subscription_id":"f0"');
   const sockets = [];
   const onMessage = (data) => {
@@ -153,21 +155,26 @@ async function fanoutOurs(server, token, { connections, seconds, rate }) {
   const setupMs = Math.round(performance.now() - connectStarted);
   await sleep(500);
   const rssSubscribed = rssMb(server.pid);
-  const result = await measureFanout({
-    seconds, rate, latencies, perWrite: connections,
-    write: (i) => { void sql(`INSERT INTO fan.t${i % 10} (sent_at) VALUES ($1)`, [performance.timeOrigin + performance.now()]).catch(() => {}); },
-    delivered: () => delivered, serverCpu: () => treeCpuMicros(server.pid), serverMem: () => rssMb(server.pid),
-    setMeasureFrom: (t) => { measureFrom = t; },
-  });
+  const runs = {};
+  for (const rate of rates) {
+    latencies = [];
+    measureFrom = Infinity;
+    runs[`writes_${rate}_per_s`] = await measureFanout({
+      seconds, rate, latencies, perWrite: connections,
+      write: (i) => { void sql(`INSERT INTO fan.t${i % 10} (sent_at) VALUES ($1)`, [performance.timeOrigin + performance.now()]).catch(() => {}); },
+      delivered: () => delivered, serverCpu: () => treeCpuMicros(server.pid), serverMem: () => rssMb(server.pid),
+      setMeasureFrom: (t) => { measureFrom = t; },
+    });
+  }
   for (const ws of sockets) ws.terminate();
   return {
     connections, subscriptions: acks, setup_ms: setupMs, latency_sampled_on: 'subscription f0 of every connection (writes to fan.t0), after a 1 s warm-up',
-    ...result, server_memory: 'RSS', rss_idle_mb: rssIdle, rss_subscribed_mb: rssSubscribed, rss_under_load_mb: result.server_memory_mb,
+    server_memory: 'RSS (server_memory_mb: at the end of the measured window)', rss_idle_mb: rssIdle, rss_subscribed_mb: rssSubscribed, runs,
   };
 }
 
 /** Workload 4, PostgreSQL: LISTEN on 10 channels per connection, trigger + pg_notify per table. */
-async function fanoutPg(pg, { connections, seconds, rate }) {
+async function fanoutPg(pg, { connections, seconds, rates }) {
   const admin = await pg.connect();
   await admin.query(`CREATE FUNCTION fan_notify() RETURNS trigger AS $$
     BEGIN PERFORM pg_notify(TG_ARGV[0], NEW.sent_at::text); RETURN NEW; END $$ LANGUAGE plpgsql`);
@@ -178,7 +185,7 @@ async function fanoutPg(pg, { connections, seconds, rate }) {
   const pssIdle = treePssMb(pg.pid);
   let delivered = 0;
   let measureFrom = Infinity;
-  const latencies = [];
+  let latencies = [];
   const clients = [];
   const connectStarted = performance.now();
   for (let c = 0; c < connections; c += 50) {
@@ -202,17 +209,22 @@ async function fanoutPg(pg, { connections, seconds, rate }) {
   // One writer connection per in-flight insert would differ from ours; a small pool of 4 keeps up.
   const writers = await Promise.all(Array.from({ length: 4 }, () => pg.connect()));
   try {
-    const result = await measureFanout({
-      seconds, rate, latencies, perWrite: connections,
-      write: (i) => { void writers[i % 4].query(`INSERT INTO fan_t${i % 10} (sent_at) VALUES ($1)`, [performance.timeOrigin + performance.now()]).catch(() => {}); },
-      delivered: () => delivered, serverCpu: () => pg.cpuMicros(), serverMem: () => treePssMb(pg.pid),
-      setMeasureFrom: (t) => { measureFrom = t; },
-    });
+    const runs = {};
+    for (const rate of rates) {
+      latencies = [];
+      measureFrom = Infinity;
+      runs[`writes_${rate}_per_s`] = await measureFanout({
+        seconds, rate, latencies, perWrite: connections,
+        write: (i) => { void writers[i % 4].query(`INSERT INTO fan_t${i % 10} (sent_at) VALUES ($1)`, [performance.timeOrigin + performance.now()]).catch(() => {}); },
+        delivered: () => delivered, serverCpu: () => pg.cpuMicros(), serverMem: () => treePssMb(pg.pid),
+        setMeasureFrom: (t) => { measureFrom = t; },
+      });
+    }
     return {
       connections, listen_channels_per_connection: 10, setup_ms: setupMs, synchronous_commit: 'on',
-      latency_sampled_on: 'channel c0 on every connection, after a 1 s warm-up',
-      ...result, server_memory: 'PSS summed over postmaster + backends', pss_idle_mb: pssIdle, pss_listening_mb: pssSubscribed,
-      pss_under_load_mb: result.server_memory_mb,
+      latency_sampled_on: 'channel c0 on every connection, after a 1 s warm-up (only notifications that arrived)',
+      server_memory: 'PSS summed over postmaster + backends (server_memory_mb: at the end of the measured window)',
+      pss_idle_mb: pssIdle, pss_listening_mb: pssSubscribed, runs,
     };
   } finally {
     await Promise.all([...clients, ...writers, admin].map((c) => c.end().catch(() => {})));
@@ -275,10 +287,13 @@ async function reconnectStorm(server, token, { clients: n, rate, beforeDropMs, a
   const lastSeqAtDrop = [];
   for (const s of state) { s.gen++; s.dropAt = dropAt; lastSeqAtDrop.push(s.lastSeq); s.maxWAtDrop = Math.max(-1, ...s.seen.keys()); s.ws.terminate(); }
   const cpu0 = treeCpuMicros(server.pid);
+  const me0 = process.cpuUsage();
   await Promise.all(state.map((s) => subscribe(s, s.lastSeq ?? undefined)));
   await until('resumed acks', () => state.every((s) => s.acks >= 2), 120_000);
   const allResumedMs = Math.round(performance.now() - dropAt);
   const stormCpuMs = Math.round((treeCpuMicros(server.pid) - cpu0) / 1000);
+  const me = process.cpuUsage(me0);
+  const loadgenStormCpuMs = Math.round((me.user + me.system) / 1000);
   await sleep(afterDropMs);
   stop = true;
   const writes = await writer;
@@ -309,7 +324,7 @@ async function reconnectStorm(server, token, { clients: n, rate, beforeDropMs, a
     clients_with_duplicates: perClient.filter((c) => c.duplicated).length,
     clients_with_errors: perClient.filter((c) => c.errors.length).length,
     rows_written_while_away_per_client: { min: Math.min(...resumed), max: Math.max(...resumed), note: 'rows after the newest one a client held at the drop and before its resumed ack: what the resume had to catch up' },
-    resubscribe_latency: latencyStats(reconnect), all_resumed_ms: allResumedMs, server_cpu_ms_during_storm: stormCpuMs,
+    resubscribe_latency: latencyStats(reconnect), all_resumed_ms: allResumedMs, server_cpu_ms_during_storm: stormCpuMs, loadgen_cpu_ms_during_storm: loadgenStormCpuMs,
     evidence: bad.slice(0, 20), // the first clients that lost, duplicated or erred (empty when 0 and 0)
   };
 }
@@ -396,18 +411,23 @@ async function flushVersusDuckdb(server, rows) {
 export async function benchFanoutVersusPg(server, pg, opts) {
   const token = (await server.post('/v1/api/auth/login', { user: 'root', password: 'bench-root-password' })).access_token;
   const out = { options: opts };
-  const fan = { connections: opts.fanoutConnections, seconds: opts.seconds, rate: opts.fanoutWrites };
+  // Rates in increasing order: a saturated run's backlog must not spill into a lighter one.
+  const fan = { connections: opts.fanoutConnections, seconds: opts.seconds, rates: [...opts.fanoutWrites].sort((a, b) => a - b) };
   out.fan_out = { ours: await fanoutOurs(server, token, fan) };
   if (pg) {
     out.fan_out.pg_listen_notify = await fanoutPg(pg, fan);
     const o = out.fan_out.ours;
     const p = out.fan_out.pg_listen_notify;
-    out.fan_out.ratios_ours_over_pg = {
-      notifications_per_s: ratio(o.notifications_per_s, p.notifications_per_s),
-      p50: ratio(o.latency.p50_ms, p.latency.p50_ms), p99: ratio(o.latency.p99_ms, p.latency.p99_ms),
-      server_cpu_per_notification: ratio(o.server_cpu_us_per_notification, p.server_cpu_us_per_notification),
-      server_memory: ratio(o.rss_under_load_mb, p.pss_under_load_mb),
-    };
+    out.fan_out.ratios_ours_over_pg = {};
+    for (const [k, or] of Object.entries(o.runs)) {
+      const pr = p.runs[k];
+      out.fan_out.ratios_ours_over_pg[k] = {
+        notifications_per_s: ratio(or.notifications_per_s, pr.notifications_per_s),
+        p50: ratio(or.latency.p50_ms, pr.latency.p50_ms), p99: ratio(or.latency.p99_ms, pr.latency.p99_ms),
+        server_cpu_per_notification: ratio(or.server_cpu_us_per_notification, pr.server_cpu_us_per_notification),
+        server_memory: ratio(or.server_memory_mb, pr.server_memory_mb),
+      };
+    }
   } else out.fan_out.pg_listen_notify = { skipped: opts.pgSkipReason };
   await sleep(1000);
   out.reconnect_storm = await reconnectStorm(server, token, {
