@@ -100,7 +100,7 @@ async function main() {
   }
   if (only === 'pg-fanout') {
     // Issue 15, workloads 4 (fan-out), 5 (reconnect storm) and 7 (flush vs DuckDB): bench/versus-pg-fanout.mjs.
-    // --fanout-connections N (default 1,000) x 10 subscriptions, --fanout-writes N[,N...] (writes/s, one run each, default 10,100),
+    // --fanout-connections N (default 1,000) x 10 subscriptions, --fanout-writes N[,N...] (writes/s, one run each, default 1,10,100),
     // --storm-clients N (default 500), --storm-writes N (writes/s, default 100), --flush-rows N (default 1M),
     // --no-pg (skip PostgreSQL's 1,000 LISTEN connections).
     const { loadavg, cpus: cpuList } = await import('node:os');
@@ -111,7 +111,7 @@ async function main() {
       commit: sh('git rev-parse --short HEAD'), ulimit_n: sh('ulimit -n'),
     };
     const opts = {
-      seconds, fanoutConnections: Number(arg('fanout-connections', '1000')), fanoutWrites: arg('fanout-writes', '10,100').split(',').map(Number),
+      seconds, fanoutConnections: Number(arg('fanout-connections', '1000')), fanoutWrites: arg('fanout-writes', '1,10,100').split(',').map(Number),
       stormClients: Number(arg('storm-clients', '500')), stormWrites: Number(arg('storm-writes', '100')),
       stormBeforeMs: 3000, stormAfterMs: 3000, flushRows,
     };
