@@ -91,7 +91,7 @@ async function steadyWriter(rate, write, stop) {
  * Measures a fan-out run: `deliveredRef()` counts notifications received so far, `latencies` fills with
  * samples; warm-up of 1 s, then `seconds` measured, then up to 10 s to drain.
  */
-async function measureFanout({ seconds, rate, write, delivered, latencies, serverCpu, serverMem, perWrite, setMeasureFrom }) {
+async function measureFanout({ seconds, rate, write, delivered, latencies, serverCpu, serverMem, perWrite, setMeasureFrom, failed }) {
   let stopAt = Infinity;
   let writes = 0;
   const base = delivered();
@@ -114,7 +114,7 @@ async function measureFanout({ seconds, rate, write, delivered, latencies, serve
   const deadline = performance.now() + 10_000;
   while (delivered() - base < expected && performance.now() < deadline) await sleep(20);
   return {
-    writes_per_s: rate, writes, expected_notifications: expected, delivered_notifications: delivered() - base,
+    writes_per_s: rate, writes, failed_writes: failed(), expected_notifications: expected, delivered_notifications: delivered() - base,
     delivered_within_10_s_of_the_last_write: round((delivered() - base) / expected, 4),
     measured_s: round(elapsed, 2), notifications_per_s: Math.round(d / elapsed),
     latency: latencyStats(latencies),
@@ -159,9 +159,10 @@ async function fanoutOurs(server, token, { connections, seconds, rates }) {
   for (const rate of rates) {
     latencies = [];
     measureFrom = Infinity;
+    let failed = 0;
     runs[`writes_${rate}_per_s`] = await measureFanout({
-      seconds, rate, latencies, perWrite: connections,
-      write: (i) => { void sql(`INSERT INTO fan.t${i % 10} (sent_at) VALUES ($1)`, [performance.timeOrigin + performance.now()]).catch(() => {}); },
+      seconds, rate, latencies, perWrite: connections, failed: () => failed,
+      write: (i) => { void sql(`INSERT INTO fan.t${i % 10} (sent_at) VALUES ($1)`, [performance.timeOrigin + performance.now()]).catch(() => { failed++; }); },
       delivered: () => delivered, serverCpu: () => treeCpuMicros(server.pid), serverMem: () => rssMb(server.pid),
       setMeasureFrom: (t) => { measureFrom = t; },
     });
@@ -211,12 +212,18 @@ async function fanoutPg(pg, { connections, seconds, rates }) {
   const writers = await Promise.all(Array.from({ length: 4 }, () => pg.connect()));
   try {
     const runs = {};
+    // Each writer connection runs its inserts one after another (a chain), as `pg` wants.
+    const chains = writers.map(() => Promise.resolve());
     for (const rate of rates) {
       latencies = [];
       measureFrom = Infinity;
+      let failed = 0;
       runs[`writes_${rate}_per_s`] = await measureFanout({
-        seconds, rate, latencies, perWrite: connections,
-        write: (i) => { void writers[i % 4].query(`INSERT INTO fan_t${i % 10} (sent_at) VALUES ($1)`, [performance.timeOrigin + performance.now()]).catch(() => {}); },
+        seconds, rate, latencies, perWrite: connections, failed: () => failed,
+        write: (i) => {
+          const sent = performance.timeOrigin + performance.now();
+          chains[i % 4] = chains[i % 4].then(() => writers[i % 4].query(`INSERT INTO fan_t${i % 10} (sent_at) VALUES ($1)`, [sent])).catch(() => { failed++; });
+        },
         delivered: () => delivered, serverCpu: () => pg.cpuMicros(), serverMem: () => treePssMb(pg.pid),
         setMeasureFrom: (t) => { measureFrom = t; },
       });
