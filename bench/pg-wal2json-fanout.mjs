@@ -5,7 +5,8 @@
 // SUBSCRIBERS in-process "subscribers" (callbacks that record the insert→receipt latency). Its own CPU
 // (process.cpuUsage) is reported apart from PostgreSQL's and from the load generator's.
 // Poll loop: when a call returned changes, call again at once; when it returned none, wait
-// POLL_IDLE_MS (Realtime's default poll interval is 100 ms; 5 ms here, to give latency a fair chance).
+// POLL_IDLE_MS; at most 1,000 changes per call (the function decodes them all before it returns any, so a
+// larger batch adds latency) (Realtime's default poll interval is 100 ms; 5 ms here, to give latency a fair chance).
 // Protocol with the parent (IPC): {cmd:'reset'} → counters and latencies cleared, CPU baseline taken,
 // replies {reset:true}; {cmd:'drain', expected, timeoutMs} → replies once `expected` deliveries arrived
 // (or on timeout) with { delivered, latencies stats, cpu_us, last_delivery_ms, polls };
@@ -40,7 +41,7 @@ const subscribers = Array.from({ length: SUBSCRIBERS }, () => ({
 }));
 
 async function pollLoop() {
-  const text = `SELECT data FROM pg_logical_slot_get_changes($1, NULL, 10000, 'format-version', '2', 'include-transaction', 'false')`;
+  const text = `SELECT data FROM pg_logical_slot_get_changes($1, NULL, 1000, 'format-version', '2', 'include-transaction', 'false')`;
   while (!stopping) {
     const res = await client.query(text, [slot]);
     polls++;
