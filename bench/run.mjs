@@ -9,7 +9,7 @@
 // same run (not part of `all`: it needs PostgreSQL installed and takes minutes); --pg-rows N (rows of the
 // query workload, default 1,000,000).
 // `--only pg-realtime` runs workloads 3, 8 and 9 of issue 15 (bench/versus-pg-realtime.mjs; not part of `all`):
-// --idle-connections N (default 200), --idle-subscriptions M per connection (default 50).
+// --idle-connections N (default 200), --idle-subscriptions M per connection (default 100, the per-connection limit).
 import { startBenchServer, machine } from './lib.mjs';
 import { benchCore, benchWrites } from './core.mjs';
 import { benchCold } from './cold.mjs';
@@ -119,7 +119,7 @@ async function main() {
       try {
         results.versus_pg_realtime = await benchRealtimeVersusPg(server, pg, seconds, {
           streamEvents: Number(arg('stream-events', '50000')),
-          idleConnections: Number(arg('idle-connections', '200')), idleSubsPerConnection: Number(arg('idle-subscriptions', '50')),
+          idleConnections: Number(arg('idle-connections', '200')), idleSubsPerConnection: Number(arg('idle-subscriptions', '100')),
         });
       } finally { process.off('exit', onExit); await server.stop(); }
     } finally { await pg.stop(); }
