@@ -153,11 +153,9 @@ export function messageOf(route: CompiledRoute, change: CommittedChange, row: re
     if (text !== null) return { key, payload: text, user };
   }
   let payload: Record<string, unknown>;
-  if (route.payload === 'key') payload = { [pkCol.name]: pkValue };
-  else if (route.payload === 'full' || change.kind !== 'update' || change.old === null) {
-    payload = cellJson(table, row);
-    if (route.payload === 'diff' && change.kind === 'delete') payload = { [pkCol.name]: pkValue };
-  } else {
+  if (route.payload === 'key' || (route.payload === 'diff' && change.kind === 'delete')) payload = { [pkCol.name]: pkValue };
+  else if (route.payload === 'full' || change.kind !== 'update' || change.old === null) payload = cellJson(table, row);
+  else {
     const after = cellJson(table, row);
     const before = cellJson(table, change.old.values);
     payload = { [pkCol.name]: pkValue };

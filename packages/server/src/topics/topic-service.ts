@@ -66,7 +66,7 @@ export class TopicService {
     private readonly hot: HotStore,
     private readonly tableById: (id: number) => TableDef | undefined,
     private readonly userName: (accountId: string) => string | undefined,
-    public visibilityTimeoutMs: number,
+    private readonly visibilityTimeoutMs: number,
   ) {}
 
   static async load(hot: HotStore, tableById: (id: number) => TableDef | undefined,
