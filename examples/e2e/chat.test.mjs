@@ -120,6 +120,9 @@ describe('chat example in Chromium', { timeout: 300_000 }, () => {
     await alice.waitForSelector('#conn[data-state="connected"]', { timeout: 60_000 });
     await bob.waitForSelector('#conn[data-state="connected"]', { timeout: 60_000 });
     assert.equal(await bob.locator('#conn').textContent(), 'connected');
+    // Alice's page retries her pending message with backoff; bob writes once it is in, so the room's
+    // order below is fixed (the order itself is whatever the database committed: checked against it).
+    await waitForText(alice, '#messages li:not(.pending) .body', 'alice while the server is down', 60_000);
     await bob.locator('#composer').fill('bob after the restart');
     await bob.locator('#composer').press('Enter');
     for (const page of [alice, bob]) {
