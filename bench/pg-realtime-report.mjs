@@ -1,16 +1,12 @@
 // Renders the JSON of `npm run bench -- --only pg-realtime` as the Markdown tables of docs/benchmarks.md:
 //   node bench/run.mjs --only pg-realtime > run.json && node bench/pg-realtime-report.mjs run.json
 import { readFileSync } from 'node:fs';
+import { n, table as markdownTable } from './markdown.mjs';
 
 const r = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 const v = r.versus_pg_realtime;
-const n = (x) => (x === undefined || x === null ? '' : typeof x === 'number' ? x.toLocaleString('en-US') : String(x));
 const lines = [];
-const table = (head, rows) => {
-  lines.push(`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`);
-  for (const row of rows) lines.push(`| ${row.map(n).join(' | ')} |`);
-  lines.push('');
-};
+const table = (head, rows) => markdownTable(lines, head, rows);
 
 const w = v.insert_to_notification_8_writers_50_subscribers;
 const names = {

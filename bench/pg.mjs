@@ -30,6 +30,30 @@ function statFields(pid) {
  * keep their connections open, so that does not happen inside a measurement.
  */
 export function treeCpuMicros(pid) {
+  const root = statFields(pid);
+  if (!root) throw new Error(`process ${pid} is gone`);
+  // stat fields 14..17 (utime, stime, cutime, cstime) are indices 11..14 after the name.
+  let ticks = Number(root[11]) + Number(root[12]) + Number(root[13]) + Number(root[14]);
+  for (const p of processTree(pid).slice(1)) {
+    const f = statFields(p);
+    if (f) ticks += Number(f[11]) + Number(f[12]);
+  }
+  return (ticks / TICKS) * 1e6;
+}
+
+/** `n` connections to a cluster from startPostgres(), each with `SET synchronous_commit = on|off`. */
+export async function pgClients(pg, n, syncCommit) {
+  const clients = [];
+  for (let i = 0; i < n; i++) {
+    const c = await pg.connect();
+    await c.query(`SET synchronous_commit = ${syncCommit}`);
+    clients.push(c);
+  }
+  return clients;
+}
+
+/** `pid` and every live descendant (pids as strings, `pid` first). */
+export function processTree(pid) {
   const children = new Map(); // ppid -> [pid]
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
@@ -39,20 +63,31 @@ export function treeCpuMicros(pid) {
     if (!children.has(ppid)) children.set(ppid, []);
     children.get(ppid).push(name);
   }
-  let ticks = 0;
-  const root = statFields(pid);
-  if (!root) throw new Error(`process ${pid} is gone`);
-  // stat fields 14..17 (utime, stime, cutime, cstime) are indices 11..14 after the name.
-  ticks += Number(root[11]) + Number(root[12]) + Number(root[13]) + Number(root[14]);
-  const stack = [...(children.get(String(pid)) ?? [])];
+  const out = [];
+  const stack = [String(pid)];
   while (stack.length) {
     const p = stack.pop();
-    const f = statFields(p);
-    if (!f) continue;
-    ticks += Number(f[11]) + Number(f[12]);
+    out.push(p);
     stack.push(...(children.get(p) ?? []));
   }
-  return (ticks / TICKS) * 1e6;
+  return out;
+}
+
+/** VmRSS and Pss (smaps_rollup) of one process, in KiB; Pss splits shared pages among their users. */
+export function memKb(pid) {
+  const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+  let pss = 0;
+  try { pss = Number(/^Pss:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1] ?? 0); } catch {}
+  return { rss, pss };
+}
+
+/** RSS and PSS summed over `pid` and its descendants, KiB (processes that exit meanwhile are skipped). */
+export function treeMemKb(pid) {
+  let rss = 0, pss = 0, processes = 0;
+  for (const p of processTree(pid)) {
+    try { const m = memKb(p); rss += m.rss; pss += m.pss; processes++; } catch {}
+  }
+  return { rss, pss, processes };
 }
 
 export async function freePort() {

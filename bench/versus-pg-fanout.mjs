@@ -15,11 +15,11 @@
 // generator's CPU from process.cpuUsage, server memory as RSS (ours) and PSS summed over the process
 // tree (PostgreSQL: RSS would count shared buffers once per backend).
 import WebSocket from 'ws';
-import { readFileSync, readdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { readdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bulkInsert, latencyStats, waitForJob } from './lib.mjs';
-import { treeCpuMicros } from './pg.mjs';
+import { memKb, treeCpuMicros, treeMemKb } from './pg.mjs';
 
 const round = (x, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
 const ratio = (a, b) => (b ? round(a / b, 3) : null);
@@ -34,29 +34,12 @@ function countRows(data) {
 }
 
 function rssMb(pid) {
-  return Math.round(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024);
+  return Math.round(memKb(pid).rss / 1024);
 }
 
 /** PSS (MB) of `pid` and all its descendants: shared memory split between the processes sharing it. */
 function treePssMb(pid) {
-  const children = new Map();
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const text = readFileSync(`/proc/${name}/stat`, 'utf8');
-      const ppid = text.slice(text.lastIndexOf(')') + 2).split(' ')[1];
-      if (!children.has(ppid)) children.set(ppid, []);
-      children.get(ppid).push(name);
-    } catch {}
-  }
-  let kb = 0;
-  const stack = [String(pid)];
-  while (stack.length) {
-    const p = stack.pop();
-    try { kb += Number(/Pss:\s+(\d+)/.exec(readFileSync(`/proc/${p}/smaps_rollup`, 'utf8'))[1]); } catch {}
-    stack.push(...(children.get(p) ?? []));
-  }
-  return Math.round(kb / 1024);
+  return Math.round(treeMemKb(pid).pss / 1024);
 }
 
 async function until(what, done, ms = 60_000) {

@@ -20,11 +20,11 @@
 //    summed over all its processes before/after N idle connections that each ran LISTEN.
 import WebSocket from 'ws';
 import { fork } from 'node:child_process';
-import { readFileSync, readdirSync, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { latencyStats } from './lib.mjs';
-import { treeCpuMicros, findPgBin } from './pg.mjs';
+import { treeCpuMicros, findPgBin, memKb, pgClients, treeMemKb } from './pg.mjs';
 import { benchStream } from './stream.mjs';
 
 const round = (x, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
@@ -171,12 +171,7 @@ async function workload3(server, token, pg, seconds) {
     }
     try {
       for (const sc of ['on', 'off']) {
-        const writers = [];
-        for (let w = 0; w < WRITERS; w++) {
-          const c = await pg.connect();
-          await c.query(`SET synchronous_commit = ${sc}`);
-          writers.push(c);
-        }
+        const writers = await pgClients(pg, WRITERS, sc);
         try {
           out[`pg_notify_sync_commit_${sc}`] = await notifyRun({
             seconds, sink, serverCpu: () => pg.cpuMicros(),
@@ -225,12 +220,7 @@ async function workload3(server, token, pg, seconds) {
     };
     try {
       for (const sc of ['on', 'off']) {
-        const writers = [];
-        for (let w = 0; w < WRITERS; w++) {
-          const c = await pg.connect();
-          await c.query(`SET synchronous_commit = ${sc}`);
-          writers.push(c);
-        }
+        const writers = await pgClients(pg, WRITERS, sc);
         try {
           out[`pg_wal2json_sync_commit_${sc}`] = await notifyRun({
             seconds, sink, serverCpu: () => pg.cpuMicros(),
@@ -266,36 +256,6 @@ async function workload3(server, token, pg, seconds) {
   };
   out.targets = { p99_vs_pg_notify: '<= 0.5', server_cpu_per_notification_vs_pg_notify: '<= 0.3', notifications_per_s_vs_pg_notify: '>= 1.5' };
   return out;
-}
-
-/** VmRSS and Pss (smaps_rollup) of one process, in KiB; Pss splits shared pages among their users. */
-function memKb(pid) {
-  const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
-  let pss = 0;
-  try { pss = Number(/^Pss:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1] ?? 0); } catch {}
-  return { rss, pss };
-}
-
-/** RSS and PSS summed over `pid` and its descendants, KiB. */
-function treeMemKb(pid) {
-  const children = new Map();
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const text = readFileSync(`/proc/${name}/stat`, 'utf8');
-      const ppid = text.slice(text.lastIndexOf(')') + 2).split(' ')[1];
-      if (!children.has(ppid)) children.set(ppid, []);
-      children.get(ppid).push(name);
-    } catch {}
-  }
-  let rss = 0, pss = 0, processes = 0;
-  const stack = [String(pid)];
-  while (stack.length) {
-    const p = stack.pop();
-    try { const m = memKb(p); rss += m.rss; pss += m.pss; processes++; } catch {}
-    stack.push(...(children.get(p) ?? []));
-  }
-  return { rss, pss, processes };
 }
 
 /** Workload 9. */

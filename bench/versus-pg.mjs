@@ -10,7 +10,7 @@
 // process; PostgreSQL: the postmaster and all its children, exited ones through cutime/cstime).
 // The load generator's own CPU (process.cpuUsage of this process) is reported for every run.
 import { bulkInsert, latencyStats, waitForJob } from './lib.mjs';
-import { treeCpuMicros } from './pg.mjs';
+import { pgClients, treeCpuMicros } from './pg.mjs';
 
 const NO_FLUSH = "WITH (FLUSH_POLICY = 'rows:100000000')";
 const round = (x, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
@@ -84,16 +84,6 @@ function ratios(ours, pgOn, pgOff) {
     server_cpu_per_row: ratio(ours.server_cpu_us_per_row, pg.server_cpu_us_per_row),
   });
   return { vs_sync_commit_on: r(pgOn), vs_sync_commit_off: r(pgOff) };
-}
-
-async function pgClients(pg, n, syncCommit) {
-  const clients = [];
-  for (let i = 0; i < n; i++) {
-    const c = await pg.connect();
-    await c.query(`SET synchronous_commit = ${syncCommit}`);
-    clients.push(c);
-  }
-  return clients;
 }
 
 const multiValues = (from, n, quote) => {
