@@ -220,64 +220,52 @@ export function createClient(options: ClientOptions): KalamClient {
   const live = new LiveConnection(`${base.replace(/^http/, 'ws')}/v1/ws`, tokens);
   const cells: CellOptions = { bigint: options.bigint === true, dates: options.timestamps === 'date' };
 
-  const query = async (sql: string, params?: readonly unknown[], retried = false): Promise<QueryResponse> => {
-    const payload = requestBody(sql, params, options.namespace);
-    const token = await tokens.token();
-    let res: Response;
-    let text: string;
-    try {
-      res = await fetchImpl(`${base}/v1/api/sql`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-        body: payload,
-      });
-      text = await res.text();
-    } catch (error) {
-      throw new KalamError('CONNECTION_FAILED', `Cannot reach ${base}: ${(error as Error).message}`);
+  /**
+   * POSTs a JSON body with the current access token and parses the JSON answer. A 401 gets one retry
+   * with a fresh token (unless the client was given a fixed token).
+   */
+  const postJson = async (path: string, body: string, signal?: AbortSignal): Promise<{ status: number; json: unknown }> => {
+    for (let retried = false; ; retried = true) {
+      const token = await tokens.token();
+      let res: Response;
+      let text: string;
+      try {
+        res = await fetchImpl(`${base}${path}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+          body,
+          ...(signal !== undefined ? { signal } : {}),
+        });
+        text = await res.text();
+      } catch (error) {
+        if (signal?.aborted === true) throw new KalamError('ABORTED', `${path}: aborted`);
+        throw new KalamError('CONNECTION_FAILED', `Cannot reach ${base}: ${(error as Error).message}`);
+      }
+      if (res.status === 401 && !retried && !('token' in options.auth)) {
+        tokens.invalidate();
+        continue;
+      }
+      try {
+        return { status: res.status, json: JSON.parse(text) as unknown };
+      } catch {
+        throw new KalamError('INVALID_RESPONSE', `HTTP ${res.status} from ${base}${path} is not JSON: ${text.slice(0, 200)}`, res.status);
+      }
     }
-    let body: QueryResponse;
-    try {
-      body = JSON.parse(text) as QueryResponse;
-    } catch {
-      throw new KalamError('INVALID_RESPONSE', `HTTP ${res.status} from ${base}/v1/api/sql is not JSON: ${text.slice(0, 200)}`, res.status);
-    }
-    if (res.status === 401 && !retried && !('token' in options.auth)) {
-      tokens.invalidate();
-      return query(sql, params, true);
-    }
-    if (body.status !== 'success') throw new KalamError(body.error?.code ?? 'INTERNAL_ERROR', body.error?.message ?? `HTTP ${res.status}`, res.status);
+  };
+
+  const query = async (sql: string, params?: readonly unknown[]): Promise<QueryResponse> => {
+    const { status, json } = await postJson('/v1/api/sql', requestBody(sql, params, options.namespace));
+    const body = json as QueryResponse;
+    if (body.status !== 'success') throw new KalamError(body.error?.code ?? 'INTERNAL_ERROR', body.error?.message ?? `HTTP ${status}`, status);
     if (cells.bigint || cells.dates) for (const result of body.results) convertResult(result, cells);
     return body;
   };
 
-  const postTopics = async <R>(path: string, payload: unknown, signal?: AbortSignal, retried = false): Promise<R> => {
-    const token = await tokens.token();
-    let res: Response;
-    let text: string;
-    try {
-      res = await fetchImpl(`${base}${path}`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-        body: JSON.stringify(payload),
-        ...(signal !== undefined ? { signal } : {}),
-      });
-      text = await res.text();
-    } catch (error) {
-      if (signal?.aborted === true) throw new KalamError('ABORTED', `${path}: aborted`);
-      throw new KalamError('CONNECTION_FAILED', `Cannot reach ${base}: ${(error as Error).message}`);
-    }
-    if (res.status === 401 && !retried && !('token' in options.auth)) {
-      tokens.invalidate();
-      return postTopics(path, payload, signal, true);
-    }
-    let body: Record<string, unknown>;
-    try {
-      body = JSON.parse(text) as Record<string, unknown>;
-    } catch {
-      throw new KalamError('INVALID_RESPONSE', `HTTP ${res.status} from ${base}${path} is not JSON: ${text.slice(0, 200)}`, res.status);
-    }
-    if (res.status !== 200) {
-      throw new KalamError(String(body.error ?? 'INTERNAL_ERROR').toUpperCase(), String(body.message ?? `HTTP ${res.status}`), res.status);
+  const postTopics = async <R>(path: string, payload: unknown, signal?: AbortSignal): Promise<R> => {
+    const { status, json } = await postJson(path, JSON.stringify(payload), signal);
+    const body = json as Record<string, unknown>;
+    if (status !== 200) {
+      throw new KalamError(String(body.error ?? 'INTERNAL_ERROR').toUpperCase(), String(body.message ?? `HTTP ${status}`), status);
     }
     return body as R;
   };

@@ -2,10 +2,10 @@
 import type { Statement, TableName } from '../sql/statement.js';
 import { messageResult, rowsResult, type RunContext, type Services, type StatementResult } from './context.js';
 import { ServerError, denied, execError } from '../util/errors.js';
-import { DEFAULT_RETENTION_MAX_BYTES, DEFAULT_RETENTION_SECONDS, parseConsumeStart, type ConsumeStart, type TopicDef, type TopicMessage } from '../topics/types.js';
+import { DEFAULT_RETENTION_MAX_BYTES, DEFAULT_RETENTION_SECONDS, WIRE_OP_NAMES, parseConsumeStart, type ConsumeStart, type TopicDef, type TopicMessage } from '../topics/types.js';
 import { messageParts, type StoredMessage } from '../topics/message-codec.js';
 import { compileRouteWhere } from '../topics/route-publisher.js';
-import { qualifiedName } from '../catalog/types.js';
+import { isAdminRole, qualifiedName } from '../catalog/types.js';
 import { resolveTable } from './ddl-exec.js';
 import type { Principal } from '../auth/access.js';
 import type { SchemaField } from './duck-cells.js';
@@ -24,12 +24,17 @@ export function requireTopic(s: Services, name: string): TopicDef {
   return topic;
 }
 
+/** Managing topics is for dba and system, in upstream's words. */
+function requireTopicAdmin(principal: Principal, statement: string): void {
+  if (!isAdminRole(principal.role)) throw denied(`${statement} requires DBA or System role`);
+}
+
 export function requireConsumer(principal: Principal, what: 'consume from topics' | 'acknowledge topic offsets'): void {
   if (principal.role === 'user') throw denied(`Only service, dba, or system roles can ${what}`);
 }
 
 export async function createTopic(s: Services, ctx: RunContext, st: Of<'create_topic'>): Promise<StatementResult> {
-  if (!['dba', 'system'].includes(ctx.principal.role)) throw denied('CREATE TOPIC requires DBA or System role');
+  requireTopicAdmin(ctx.principal, 'CREATE TOPIC');
   const namespace = st.topic.namespace ?? ctx.namespace;
   const name = topicName(ctx, st.topic);
   return s.ddl.run(async () => {
@@ -49,7 +54,7 @@ export async function createTopic(s: Services, ctx: RunContext, st: Of<'create_t
 }
 
 export async function dropTopic(s: Services, ctx: RunContext, st: Of<'drop_topic'>): Promise<StatementResult> {
-  if (!['dba', 'system'].includes(ctx.principal.role)) throw denied('DROP TOPIC requires DBA or System role');
+  requireTopicAdmin(ctx.principal, 'DROP TOPIC');
   const name = topicName(ctx, st.topic);
   return s.ddl.run(async () => {
     if (s.topics.get(name) === undefined) {
@@ -62,7 +67,7 @@ export async function dropTopic(s: Services, ctx: RunContext, st: Of<'drop_topic
 }
 
 export async function clearTopic(s: Services, ctx: RunContext, st: Of<'clear_topic'>): Promise<StatementResult> {
-  if (!['dba', 'system'].includes(ctx.principal.role)) throw denied('CLEAR TOPIC requires DBA or System role');
+  requireTopicAdmin(ctx.principal, 'CLEAR TOPIC');
   const name = topicName(ctx, st.topic);
   return s.ddl.run(async () => {
     requireTopic(s, name);
@@ -72,7 +77,7 @@ export async function clearTopic(s: Services, ctx: RunContext, st: Of<'clear_top
 }
 
 export async function alterTopicAddSource(s: Services, ctx: RunContext, st: Of<'alter_topic_add_source'>): Promise<StatementResult> {
-  if (!['dba', 'system'].includes(ctx.principal.role)) throw denied('ALTER TOPIC requires DBA or System role');
+  requireTopicAdmin(ctx.principal, 'ALTER TOPIC');
   const name = topicName(ctx, st.topic);
   return s.ddl.run(async () => {
     const topic = requireTopic(s, name);
@@ -80,7 +85,7 @@ export async function alterTopicAddSource(s: Services, ctx: RunContext, st: Of<'
     if (table.type === 'STREAM') throw execError(`Table '${qualifiedName(table)}' is a STREAM table: topic sources are USER or SHARED tables`);
     compileRouteWhere(table, st.where);
     const duplicate = topic.routes.some((r) => r.tableId === table.id && r.op === st.op);
-    const opName = st.op[0]!.toUpperCase() + st.op.slice(1);
+    const opName = WIRE_OP_NAMES[st.op];
     if (duplicate) throw execError(`Route for ${qualifiedName(table)} ON ${opName} already exists in topic '${name}'`);
     await s.topics.save({
       ...topic,
@@ -113,7 +118,7 @@ export const MESSAGE_SCHEMA: SchemaField[] = [
 
 /** Consumes up to `limit` messages over the topic's partitions (partition 0 first). */
 export async function consumeMessages(s: Services, topic: TopicDef, group: string | null,
-  from: 'earliest' | 'latest' | number | null, limit: number, owner: string, partition?: number): Promise<TopicMessage[]> {
+  from: ConsumeStart | null, limit: number, owner: string, partition?: number): Promise<TopicMessage[]> {
   const out: TopicMessage[] = [];
   const partitions = partition === undefined ? [...Array(topic.partitions).keys()] : [partition];
   for (const p of partitions) {
@@ -163,14 +168,18 @@ function field(body: Record<string, unknown>, name: string, kind: 'string' | 'in
   return v;
 }
 
+/** `partition_id` (default 0), one the topic has. */
+function partitionField(body: Record<string, unknown>, topic: TopicDef): number {
+  const partition = (field(body, 'partition_id', 'integer', false) as number | undefined) ?? 0;
+  if (partition >= topic.partitions) throw new ServerError('BAD_REQUEST', `Topic '${topic.name}' has no partition ${partition}`);
+  return partition;
+}
+
 function startOf(value: unknown): ConsumeStart {
   const start = parseConsumeStart(value);
   if (start === null) throw new ServerError('BAD_REQUEST', "Field 'start' must be 'Latest', 'Earliest' or {\"Offset\": n}");
   return start;
 }
-
-/** Upstream's capitalized op names on the wire. */
-const WIRE_OPS = { insert: 'Insert', update: 'Update', delete: 'Delete' } as const;
 
 /**
  * The consume response, `{"messages":[...],"next_offset":n,"has_more":b}`, written as JSON text
@@ -188,7 +197,7 @@ function encodeConsumed(topic: string, partition: number, messages: readonly Sto
   for (let i = 0; i < messages.length; i++) {
     const m = messages[i]!;
     const parts = messageParts(m);
-    const text = `${i === 0 ? '' : ','}${head}${m.offset},"payload":"${m.value.toString('base64', parts.payloadStart, parts.payloadEnd)}","key":${parts.key === null ? 'null' : JSON.stringify(parts.key)},"timestamp_ms":${JSON.stringify(parts.timestamp)}${parts.user === null ? '' : `,"user":${JSON.stringify(parts.user)}`},"op":"${WIRE_OPS[parts.op]}"}`;
+    const text = `${i === 0 ? '' : ','}${head}${m.offset},"payload":"${m.value.toString('base64', parts.payloadStart, parts.payloadEnd)}","key":${parts.key === null ? 'null' : JSON.stringify(parts.key)},"timestamp_ms":${JSON.stringify(parts.timestamp)}${parts.user === null ? '' : `,"user":${JSON.stringify(parts.user)}`},"op":"${WIRE_OP_NAMES[parts.op]}"}`;
     // UTF-8 takes at most 3 bytes per UTF-16 unit; 64 more for the closing text below.
     if (out.length - at < text.length * 3 + 64) {
       const bigger = Buffer.allocUnsafe(Math.max(out.length * 2, at + text.length * 3 + 64));
@@ -209,8 +218,7 @@ export function topicRoutes(s: Services): { consume(p: Principal, b: Record<stri
       if (principal.role === 'user') throw denied('Topic consumption requires service, dba, or system role');
       const topic = requireTopic(s, field(body, 'topic_id', 'string', true) as string);
       const group = field(body, 'group_id', 'string', true) as string;
-      const partition = (field(body, 'partition_id', 'integer', false) as number | undefined) ?? 0;
-      if (partition >= topic.partitions) throw new ServerError('BAD_REQUEST', `Topic '${topic.name}' has no partition ${partition}`);
+      const partition = partitionField(body, topic);
       const limit = Math.min((field(body, 'limit', 'integer', false) as number | undefined) ?? 100, 10_000) || 1;
       const timeout = Math.min((field(body, 'timeout_seconds', 'integer', false) as number | undefined) ?? 0, 300);
       const start = startOf(body.start);
@@ -239,10 +247,9 @@ export function topicRoutes(s: Services): { consume(p: Principal, b: Record<stri
       if (principal.role === 'user') throw denied('Topic acknowledgment requires service, dba, or system role');
       const topic = requireTopic(s, field(body, 'topic_id', 'string', true) as string);
       const group = field(body, 'group_id', 'string', true) as string;
-      const partition = (field(body, 'partition_id', 'integer', false) as number | undefined) ?? 0;
+      const partition = partitionField(body, topic);
       const upto = field(body, 'upto_offset', 'integer', true) as number;
       const member = memberOf(principal, field(body, 'member_id', 'string', false) as string | undefined);
-      if (partition >= topic.partitions) throw new ServerError('BAD_REQUEST', `Topic '${topic.name}' has no partition ${partition}`);
       const from = (field(body, 'from_offset', 'integer', false) as number | undefined) ?? 0;
       await s.topics.ack(topic.name, group, partition, upto, member, from);
       return { success: true, acknowledged_offset: upto };

@@ -26,6 +26,9 @@ export interface JobRow {
   readonly node_id: string;
 }
 
+/** What a new job row is given: the rest is filled in (id, status, times, node). */
+type JobFields = Pick<JobRow, 'job_type' | 'namespace_id' | 'table_name' | 'user_id'> & { readonly parameters?: unknown };
+
 const JOB_PREFIX = 'job:';
 const JOB_ID_PREFIX: Partial<Record<JobType, string>> = { flush: 'FL', compaction: 'CO', repair: 'RP' };
 const STREAM_EVICTION_RETENTION_MS = 3_600_000;
@@ -51,18 +54,29 @@ export class JobStore {
     return interrupted;
   }
 
-  async create(fields: Pick<JobRow, 'job_type' | 'namespace_id' | 'table_name' | 'user_id'> & { parameters?: unknown }): Promise<{ job: JobRow; signal: AbortSignal }> {
+  async create(fields: JobFields): Promise<{ job: JobRow; signal: AbortSignal }> {
+    const job = this.newRow(fields);
+    await this.persist(job);
+    const controller = new AbortController();
+    this.cancels.set(job.job_id, controller);
+    return { job, signal: controller.signal };
+  }
+
+  /** A job that already ran (a sweep's work, done before there was anything to record): one write. */
+  async recordCompleted(fields: JobFields, rows: number, result: unknown): Promise<JobRow> {
+    const job: JobRow = { ...this.newRow(fields), status: 'completed', rows_processed: rows, result: JSON.stringify(result), finished_at: Date.now() };
+    await this.persist(job);
+    return job;
+  }
+
+  private newRow(fields: JobFields): JobRow {
     const now = Date.now();
-    const job: JobRow = {
+    return {
       job_id: `${JOB_ID_PREFIX[fields.job_type] ?? 'JB'}-${this.seqs.next()}`,
       job_type: fields.job_type, status: 'running', namespace_id: fields.namespace_id, table_name: fields.table_name,
       user_id: fields.user_id, parameters: fields.parameters === undefined ? null : JSON.stringify(fields.parameters),
       result: null, error_message: null, rows_processed: 0, created_at: now, started_at: now, finished_at: null, node_id: this.nodeId,
     };
-    await this.persist(job);
-    const controller = new AbortController();
-    this.cancels.set(job.job_id, controller);
-    return { job, signal: controller.signal };
   }
 
   async update(jobId: string, patch: Partial<JobRow>): Promise<JobRow> {

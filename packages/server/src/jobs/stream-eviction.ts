@@ -17,11 +17,8 @@ export async function evictStreamEvents(s: Services, log: Logger): Promise<void>
     // Disk full: the events are dropped all the same (memory only); only the job row is skipped.
     if (s.hot.health !== null && !s.hot.health.writable) continue;
     try {
-      const { job } = await s.jobs.create({ job_type: 'stream_eviction', namespace_id: table.namespace, table_name: table.name, user_id: null, parameters: { ttl_seconds: table.options.ttlSeconds } });
-      await s.jobs.update(job.job_id, {
-        status: 'completed', rows_processed: count, finished_at: Date.now(),
-        result: JSON.stringify({ rows: count, duration_ms: Math.round(performance.now() - started) }),
-      });
+      await s.jobs.recordCompleted({ job_type: 'stream_eviction', namespace_id: table.namespace, table_name: table.name, user_id: null, parameters: { ttl_seconds: table.options.ttlSeconds } },
+        count, { rows: count, duration_ms: Math.round(performance.now() - started) });
     } catch (error) {
       // A full disk is logged once, when the storage state changes (twice a second otherwise).
       if (error instanceof StorageFullError) continue;

@@ -17,14 +17,10 @@ export async function sweepTopicRetention(s: Services, log: Logger): Promise<voi
     for (const [topic, count] of removed) {
       const def = s.topics.get(topic);
       const [namespace, ...rest] = topic.split('.');
-      const { job } = await s.jobs.create({
+      await s.jobs.recordCompleted({
         job_type: 'topic_retention', namespace_id: namespace ?? null, table_name: rest.join('.'), user_id: null,
         parameters: { topic_id: topic, retention_seconds: def?.retentionSeconds ?? null, retention_max_bytes: def?.retentionMaxBytes ?? null },
-      });
-      await s.jobs.update(job.job_id, {
-        status: 'completed', rows_processed: count, finished_at: Date.now(),
-        result: JSON.stringify({ messages: count, duration_ms: Math.round(performance.now() - started) }),
-      });
+      }, count, { messages: count, duration_ms: Math.round(performance.now() - started) });
     }
   } catch (error) {
     if (error instanceof StorageFullError) return;

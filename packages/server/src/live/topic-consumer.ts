@@ -17,7 +17,7 @@
  */
 import type { Principal } from '../auth/access.js';
 import type { Services } from '../exec/context.js';
-import { parseConsumeStart, type ConsumeStart, type TopicDef, type TopicMessage } from '../topics/types.js';
+import { WIRE_OP_NAMES, parseConsumeStart, type ConsumeStart, type TopicDef, type TopicMessage } from '../topics/types.js';
 import type { Logger } from '../util/log.js';
 import type { LiveErrorCode } from './session.js';
 
@@ -28,7 +28,6 @@ const CONSUME_BATCH_SIZE_DEFAULT = 100;
 export const CONSUME_CREDITS_MAX = 100_000;
 const GROUP_CHARS_MAX = 256;
 const CONSUMER_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
-const OP_NAME = { insert: 'Insert', update: 'Update', delete: 'Delete' } as const;
 
 /** What a consumer needs of its connection (LiveSession provides it). */
 export interface ConsumerSink {
@@ -318,7 +317,7 @@ class TopicConsumer {
       const m = messages[i]!;
       if (i > 0) out += ',';
       out += `{"topic_id":${this.topicJson},"partition_id":${m.partition_id},"offset":${m.offset},"key":${m.key === null ? 'null' : JSON.stringify(m.key)}`
-        + `,"payload":${m.payload},"timestamp_ms":${m.timestamp_ms}${m.user_id === null ? '' : `,"user":${JSON.stringify(m.user_id)}`},"op":"${OP_NAME[m.op]}"}`;
+        + `,"payload":${m.payload},"timestamp_ms":${m.timestamp_ms}${m.user_id === null ? '' : `,"user":${JSON.stringify(m.user_id)}`},"op":"${WIRE_OP_NAMES[m.op]}"}`;
     }
     return Buffer.from(out + ']}', 'utf8');
   }

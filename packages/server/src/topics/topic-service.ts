@@ -22,12 +22,15 @@ import {
   messageKey, messagePrefix, recordSize, type StoredMessage,
 } from './message-codec.js';
 import { compileRoutes, messageOf, partitionOf, routePredicate, type CompiledRoute } from './route-publisher.js';
-import { DEFAULT_RETENTION_MAX_BYTES, DEFAULT_RETENTION_SECONDS, type TopicDef, type TopicMessage } from './types.js';
+import { DEFAULT_RETENTION_MAX_BYTES, DEFAULT_RETENTION_SECONDS, type ConsumeStart, type TopicDef, type TopicMessage } from './types.js';
 
 const TOPIC_DEF_PREFIX = 'topicdef:';
 const TOPIC_OFFSET_PREFIX = 'topicoffset:';
 /** Iterator capacity of a read: a consume of up to 1,000 messages (the usual batch) is one native call. */
 const READ_CAPACITY_MAX = 1024;
+
+/** The key of a group's state on one partition (positions, claims; also the catalog key's suffix). */
+const groupKey = (topic: string, group: string, partition: number): string => `${topic}\0${group}\0${partition}`;
 
 /** A partition's records staged by one `stage` call (a commit group), written as one chunk. */
 interface PendingChunk {
@@ -43,11 +46,11 @@ export class TopicService {
   private routesByTable = new Map<number, CompiledRoute[]>();
   /** Next offset per `${topic}\0${partition}`. */
   private readonly next = new Map<string, number>();
-  /** Last acknowledged offset per `${topic}\0${group}\0${partition}`. */
+  /** Last acknowledged offset per groupKey(topic, group, partition). */
   private readonly acked = new Map<string, number>();
   /** When each group position last moved (ms), for system.topic_offsets.updated_at. */
   private readonly ackedAt = new Map<string, number>();
-  /** What each group's members hold, per `${topic}\0${group}\0${partition}` (in memory: see group-claims.ts). */
+  /** What each group's members hold, per groupKey(topic, group, partition) (in memory: see group-claims.ts). */
   private readonly claims = new Map<string, PartitionClaims>();
   /** The oldest offset still stored per `${topic}\0${partition}` (retention and CLEAR TOPIC raise it). */
   private readonly low = new Map<string, number>();
@@ -84,38 +87,30 @@ export class TopicService {
     }
     for (const topic of service.topics.values()) {
       for (let p = 0; p < topic.partitions; p++) {
-        const next = Math.max(await service.readNextOffset(topic.name, p), topic.offsetFloor?.[p] ?? 0);
+        const stored = await service.scanPartition(topic.name, p);
+        const next = Math.max(stored.next, topic.offsetFloor?.[p] ?? 0);
         service.next.set(`${topic.name}\0${p}`, next);
-        service.low.set(`${topic.name}\0${p}`, await service.readFirstOffset(topic.name, p) ?? next);
-        service.bytes.set(`${topic.name}\0${p}`, await service.countBytes(topic.name, p));
+        service.low.set(`${topic.name}\0${p}`, stored.first ?? next);
+        service.bytes.set(`${topic.name}\0${p}`, stored.bytes);
       }
     }
     service.rebuildRoutes();
     return service;
   }
 
-  private async readNextOffset(topic: string, partition: number): Promise<number> {
+  /** One pass over a partition's chunks: its oldest offset (null when empty), next offset and bytes held. */
+  private async scanPartition(topic: string, partition: number): Promise<{ first: number | null; next: number; bytes: number }> {
     const prefix = messagePrefix(topic, partition);
-    for await (const { key } of this.hot.db.iterator({ gte: prefix, lt: prefixEnd(prefix), reverse: true, limit: 1, values: false })) {
-      return keyOffset(key) + 1;
-    }
-    return 0;
-  }
-
-  private async readFirstOffset(topic: string, partition: number): Promise<number | null> {
-    const prefix = messagePrefix(topic, partition);
-    for await (const { key, value } of this.hot.db.iterator({ gte: prefix, lt: prefixEnd(prefix), limit: 1 })) {
-      return keyOffset(key) - chunkCount(value) + 1;
-    }
-    return null;
-  }
-
-  private async countBytes(topic: string, partition: number): Promise<number> {
-    const prefix = messagePrefix(topic, partition);
-    let total = 0;
+    let first: number | null = null;
+    let next = 0;
+    let bytes = 0;
     // 32 entries per native read: a chunk can hold a 1,000-row statement's messages (~100 KB or more).
-    for await (const { key, value } of this.hot.db.iterator({ gte: prefix, lt: prefixEnd(prefix), capacity: 32 })) total += key.length + value.length;
-    return total;
+    for await (const { key, value } of this.hot.db.iterator({ gte: prefix, lt: prefixEnd(prefix), capacity: 32 })) {
+      first ??= keyOffset(key) - chunkCount(value) + 1;
+      next = keyOffset(key) + 1;
+      bytes += key.length + value.length;
+    }
+    return { first, next, bytes };
   }
 
   /**
@@ -212,8 +207,9 @@ export class TopicService {
     await this.hot.writeCatalog(new Map([[TOPIC_DEF_PREFIX + topic.name, topic]]));
     this.topics.set(topic.name, topic);
     if (isNew) {
+      // Its partitions are empty (the delete above): offsets start at 0.
       for (let p = 0; p < topic.partitions; p++) {
-        this.next.set(`${topic.name}\0${p}`, await this.readNextOffset(topic.name, p));
+        this.next.set(`${topic.name}\0${p}`, 0);
         this.low.set(`${topic.name}\0${p}`, 0);
       }
     }
@@ -241,7 +237,7 @@ export class TopicService {
       for (const key of [...this.claims.keys()]) if (key.startsWith(`${name}\0`)) this.claims.delete(key);
       for (let p = 0; p < topic.partitions; p++) this.next.delete(`${name}\0${p}`);
       // Push consumers of the topic (onChange listeners) learn it is gone; long polls stop waiting.
-      for (const wake of [...this.waiters]) wake();
+      this.wakeAll();
     } else {
       // After CLEAR TOPIC offsets keep growing, across restarts too: consumers never see an offset twice.
       // The floor is recorded before the messages go, covering writes staged until the barrier.
@@ -324,7 +320,7 @@ export class TopicService {
     this.pendingMark = null;
     for (const [counter, n] of this.pendingBytes) this.bytes.set(counter, (this.bytes.get(counter) ?? 0) + n);
     this.pendingBytes = new Map();
-    if (published) for (const wake of [...this.waiters]) wake();
+    if (published) this.wakeAll();
   }
 
   /** The staged group failed: its offsets are handed out again (no gaps). */
@@ -378,17 +374,17 @@ export class TopicService {
    * group: a plain read. `from` places a group that has no position yet.
    */
   async consume(topic: TopicDef, group: string | null, partition: number,
-    from: 'earliest' | 'latest' | number | null, limit: number, owner = ''): Promise<TopicMessage[]> {
+    from: ConsumeStart | null, limit: number, owner = ''): Promise<TopicMessage[]> {
     return (await this.consumeStored(topic, group, partition, from, limit, owner)).map((m) => decodeMessage(topic.name, partition, m));
   }
 
   /** `consume`, with the messages as stored (the HTTP consume encodes them without decoding the payload). */
   async consumeStored(topic: TopicDef, group: string | null, partition: number,
-    from: 'earliest' | 'latest' | number | null, limit: number, owner = ''): Promise<StoredMessage[]> {
+    from: ConsumeStart | null, limit: number, owner = ''): Promise<StoredMessage[]> {
     const latest = this.latestOffset(topic.name, partition);
     const start = from === 'latest' ? latest : from === null || from === 'earliest' ? 0 : from;
     if (group === null) return this.readStored(topic.name, partition, start, limit);
-    const k = `${topic.name}\0${group}\0${partition}`;
+    const k = groupKey(topic.name, group, partition);
     if (!this.acked.has(k) && start > 0) {
       // A new group starts where it was told to: that position is recorded as acknowledged.
       await this.saveAck(k, start - 1);
@@ -418,7 +414,7 @@ export class TopicService {
    * position, which stays below ranges other members still hold (see group-claims.ts).
    */
   async ack(topic: string, group: string, partition: number, upto: number, owner = '', from = 0): Promise<number> {
-    const k = `${topic}\0${group}\0${partition}`;
+    const k = groupKey(topic, group, partition);
     const committed = this.claimsOf(k).ack(owner, upto, from);
     if (committed > (this.acked.get(k) ?? -1)) await this.saveAck(k, committed);
     return committed;
@@ -426,19 +422,19 @@ export class TopicService {
 
   /** A group member left: what it holds unacknowledged goes to the next member that asks (woken now). */
   release(topic: string, group: string, partition: number, owner: string): void {
-    this.claims.get(`${topic}\0${group}\0${partition}`)?.release(owner);
-    for (const wake of [...this.waiters]) wake();
+    this.claims.get(groupKey(topic, group, partition))?.release(owner);
+    this.wakeAll();
   }
 
   /** Hands back messages a member was given but will not handle (an abandoned long-poll): next in line for the group. */
   releaseSpan(topic: string, group: string, partition: number, owner: string, from: number, until: number): void {
-    this.claims.get(`${topic}\0${group}\0${partition}`)?.releaseSpan(owner, from, until);
-    for (const wake of [...this.waiters]) wake();
+    this.claims.get(groupKey(topic, group, partition))?.releaseSpan(owner, from, until);
+    this.wakeAll();
   }
 
   /** When the group's next held range on a partition expires; null when none is held. */
   claimExpiresAt(topic: string, group: string, partition: number): number | null {
-    return this.claims.get(`${topic}\0${group}\0${partition}`)?.nextDeadline(Date.now()) ?? null;
+    return this.claims.get(groupKey(topic, group, partition))?.nextDeadline(Date.now()) ?? null;
   }
 
   private claimsOf(k: string): PartitionClaims {
@@ -469,6 +465,11 @@ export class TopicService {
   onChange(listener: () => void): () => void {
     this.waiters.add(listener);
     return () => { this.waiters.delete(listener); };
+  }
+
+  /** Wakes every waiting long-poll and WebSocket consumer (a publish, a release, a dropped topic). */
+  private wakeAll(): void {
+    for (const wake of [...this.waiters]) wake();
   }
 
   /** Resolves when a message is published or after `ms`. */

@@ -10,6 +10,8 @@ export const DEFAULT_RETENTION_SECONDS = 7 * 86_400;
 export const DEFAULT_RETENTION_MAX_BYTES = 1024 * 1024 * 1024;
 
 export type TopicOp = 'insert' | 'update' | 'delete';
+/** Upstream's capitalized op names in HTTP and WebSocket messages (SQL CONSUME says insert/update/delete). */
+export const WIRE_OP_NAMES: Readonly<Record<TopicOp, string>> = { insert: 'Insert', update: 'Update', delete: 'Delete' };
 export type TopicPayloadMode = 'key' | 'full' | 'diff';
 
 export interface TopicRoute {
