@@ -58,11 +58,18 @@ export async function startBenchServer(toml = '') {
   const login = await post('/v1/api/auth/login', { user: 'root', password: PASSWORD });
   const auth = { authorization: `Bearer ${login.access_token}` };
   const sql = (text, params) => post('/v1/api/sql', params ? { sql: text, params } : { sql: text }, auth);
+  // Resolves with the server's last log line ("stopped", with its commit-group counts), or null.
   const stop = async () => {
+    let tail = '';
+    const onTail = (c) => { tail = (tail + c.toString()).slice(-4096); };
+    child.stdout.on('data', onTail);
     child.kill('SIGTERM');
     await new Promise((r) => child.once('exit', r));
+    child.stdout.off('data', onTail);
     agent.destroy();
     rmSync(dataDir, { recursive: true, force: true });
+    const line = tail.split('\n').find((l) => l.includes('"msg":"stopped"'));
+    return line === undefined ? null : JSON.parse(line);
   };
   return { sql, post, port, stop, dataDir, pid: child.pid };
 }

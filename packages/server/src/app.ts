@@ -171,7 +171,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       duck.close();
       files.close();
       await hot.close();
-      log.info('stopped', {});
+      // Commit groups and the intents they held: how well group commit batched the writers.
+      log.info('stopped', { commit_groups: committer.stats.groups, commit_intents: committer.stats.intents, commit_index_reads: committer.stats.indexReads });
     })();
     return closing;
   };

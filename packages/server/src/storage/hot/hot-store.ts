@@ -209,6 +209,12 @@ export class HotStore {
     }
   }
 
+  /** The last (largest) index key under `prefix` (one partition), or null when there is none. */
+  async lastIndexKey(prefix: Buffer): Promise<Buffer | null> {
+    for await (const { key } of this.db.iterator({ gte: prefix, lt: prefixEnd(prefix), reverse: true, limit: 1, capacity: 1, values: false })) return key;
+    return null;
+  }
+
   /** Hot versions per (table id, partition): how many and the oldest `_seq` (for flush policies). */
   async countHotVersions(): Promise<Map<string, { tableId: number; partition: string; count: number; oldestSeq: bigint }>> {
     const out = new Map<string, { tableId: number; partition: string; count: number; oldestSeq: bigint }>();

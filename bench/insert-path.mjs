@@ -1,0 +1,80 @@
+// Workloads 1 and 2 of issue 15 against our server alone (no PostgreSQL): single-row INSERT with 16
+// clients (SHARED and USER table, SNOWFLAKE_ID keys) and 1,000-row INSERT statements with 4 clients,
+// with the server's CPU per row. Quick A/B runs of the write path (decision 0013):
+//   node bench/insert-path.mjs [seconds]   (KALAMDB_BENCH_NODE_ARGS="--cpu-prof ..." to profile)
+import { startBenchServer, latencyStats } from './lib.mjs';
+import { treeCpuMicros } from './pg.mjs';
+import { readFileSync } from 'node:fs';
+
+const seconds = Number(process.argv[2] ?? 3);
+const only = process.argv[3] ?? 'all';
+const NO_FLUSH = "WITH (FLUSH_POLICY = 'rows:100000000')";
+const round = (x, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
+// The server's kernel CPU (stime) in µs: WAL writes and fdatasync show up here.
+const systemMicros = (pid) => Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[12]) * 1e6 / 100;
+
+async function drive(pid, clients, op) {
+  const phase = async (secs, record) => {
+    const deadline = performance.now() + secs * 1000;
+    await Promise.all(Array.from({ length: clients }, async (_, c) => {
+      for (let i = 0; performance.now() < deadline; i++) {
+        const t = performance.now();
+        const rows = await op(c, i);
+        if (record) record(performance.now() - t, rows);
+      }
+    }));
+  };
+  await phase(Math.min(1, seconds / 5));
+  const latencies = [];
+  let rows = 0;
+  const cpu0 = treeCpuMicros(pid);
+  const sys0 = systemMicros(pid);
+  const me0 = process.cpuUsage();
+  const t0 = performance.now();
+  await phase(seconds, (ms, n) => { latencies.push(ms); rows += n; });
+  const elapsed = (performance.now() - t0) / 1000;
+  const server = treeCpuMicros(pid) - cpu0;
+  const sys = systemMicros(pid) - sys0;
+  const me = process.cpuUsage(me0);
+  return {
+    rows_per_s: Math.round(rows / elapsed), server_cpu_us_per_row: round(server / rows, 2),
+    server_cores: round(server / 1e6 / elapsed, 2), server_system_share: round(sys / server, 2), loadgen_cores: round((me.user + me.system) / 1e6 / elapsed, 2),
+    latency: latencyStats(latencies),
+  };
+}
+
+const server = await startBenchServer();
+const { sql } = server;
+const out = {};
+try {
+  await sql('CREATE NAMESPACE IF NOT EXISTS vs');
+  if (only === 'all' || only === 'single') {
+    await sql(`CREATE SHARED TABLE vs.single (id BIGINT PRIMARY KEY DEFAULT SNOWFLAKE_ID(), user_id TEXT, body TEXT, n INT) ${NO_FLUSH}`);
+    await sql(`CREATE USER TABLE vs.single_user (id BIGINT PRIMARY KEY DEFAULT SNOWFLAKE_ID(), user_id TEXT, body TEXT, n INT) ${NO_FLUSH}`);
+    for (const [key, table] of [['single_shared', 'vs.single'], ['single_user', 'vs.single_user']]) {
+      out[key] = await drive(server.pid, 16, async (c, i) => {
+        await sql(`INSERT INTO ${table} (user_id, body, n) VALUES ($1, $2, $3)`, [`u${c}`, `message ${i} from client ${c}`, i]);
+        return 1;
+      });
+    }
+  }
+  if (only === 'all' || only === 'multi') {
+    await sql(`CREATE SHARED TABLE vs.multi (id BIGINT PRIMARY KEY, user_id TEXT, body TEXT, n INT) ${NO_FLUSH}`);
+    let next = 0;
+    out.multi_1000 = await drive(server.pid, 4, async () => {
+      const from = next; next += 1000;
+      const values = [];
+      for (let i = from; i < from + 1000; i++) values.push(`(${i}, 'u${i % 100}', 'bulk body number ${i}', ${i % 1000})`);
+      await sql(`INSERT INTO vs.multi (id, user_id, body, n) VALUES ${values.join(',')}`);
+      return 1000;
+    });
+  }
+} finally {
+  const stopped = await server.stop();
+  if (stopped?.commit_groups) {
+    console.log(`commit groups ${stopped.commit_groups}, intents per group ${round(stopped.commit_intents / stopped.commit_groups, 2)}, index reads ${stopped.commit_index_reads}`);
+  }
+}
+for (const [k, v] of Object.entries(out)) {
+  console.log(`${k.padEnd(14)} ${String(v.rows_per_s).padStart(7)} rows/s  ${String(v.server_cpu_us_per_row).padStart(7)} µs/row  server ${v.server_cores} cores (${Math.round(v.server_system_share * 100)}% sys)  loadgen ${v.loadgen_cores}  p50 ${v.latency.p50_ms} p99 ${v.latency.p99_ms} ms`);
+}
