@@ -21,8 +21,17 @@ export interface StatementText {
 }
 
 const WORD_START = /[A-Za-z_]/;
-const WORD_PART = /[A-Za-z0-9_$]/;
 const DIGIT = /[0-9]/;
+
+/** [A-Za-z0-9_$] by char code: the lexer's inner loop runs once per character of a large INSERT. */
+function isWordPart(c: number): boolean {
+  return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 95 || c === 36;
+}
+
+/** [0-9.eE] by char code. */
+function isNumberPart(c: number): boolean {
+  return (c >= 48 && c <= 57) || c === 46 || c === 101 || c === 69;
+}
 
 export function tokenize(sql: string): Token[] {
   const tokens: Token[] = [];
@@ -48,10 +57,10 @@ export function tokenize(sql: string): Token[] {
       tokens.push({ kind: 'qident', value, start, end });
       i = end;
     } else if (WORD_START.test(ch)) {
-      while (i < sql.length && WORD_PART.test(sql[i]!)) i++;
+      while (i < sql.length && isWordPart(sql.charCodeAt(i))) i++;
       tokens.push({ kind: 'word', value: sql.slice(start, i).toUpperCase(), start, end: i });
     } else if (DIGIT.test(ch) || (ch === '.' && DIGIT.test(sql[i + 1] ?? ''))) {
-      while (i < sql.length && /[0-9.eE]/.test(sql[i]!) ) {
+      while (i < sql.length && isNumberPart(sql.charCodeAt(i))) {
         if ((sql[i] === 'e' || sql[i] === 'E') && (sql[i + 1] === '-' || sql[i + 1] === '+')) i++;
         i++;
       }
@@ -104,7 +113,9 @@ export function splitStatements(sql: string): StatementText[] {
       const stmtTokens = tokens.slice(first, i);
       const text = sql.slice(stmtTokens[0]!.start, stmtTokens[stmtTokens.length - 1]!.end);
       const base = stmtTokens[0]!.start;
-      out.push({ text, tokens: stmtTokens.map((t) => ({ ...t, start: t.start - base, end: t.end - base })) });
+      // Offsets are relative to the statement's text; a statement at the start of the request (the
+      // common single statement) keeps its tokens, saving a copy of each (10k for a 1,000-row INSERT).
+      out.push({ text, tokens: base === 0 ? stmtTokens : stmtTokens.map((t) => ({ ...t, start: t.start - base, end: t.end - base })) });
     }
     first = i + 1;
   }

@@ -18,11 +18,12 @@ export function isLogLevel(value: string): value is LogLevel {
   return value in levelRank;
 }
 
-export function createLogger(level: LogLevel, write: (line: string) => void = defaultWrite): Logger {
+/** `urgent` (warnings and errors) asks the writer not to hold the line back. */
+export function createLogger(level: LogLevel, write: (line: string, urgent: boolean) => void = defaultWrite): Logger {
   const min = levelRank[level];
   const emit = (lvl: LogLevel, msg: string, fields?: Record<string, unknown>): void => {
     if (levelRank[lvl] < min) return;
-    write(JSON.stringify({ ts: new Date().toISOString(), level: lvl, msg, ...fields }, bigintSafe) + '\n');
+    write(JSON.stringify({ ts: new Date().toISOString(), level: lvl, msg, ...fields }, bigintSafe) + '\n', levelRank[lvl] >= levelRank.warn);
   };
   return {
     debug: (m, f) => emit('debug', m, f),
@@ -33,8 +34,35 @@ export function createLogger(level: LogLevel, write: (line: string) => void = de
   };
 }
 
-function defaultWrite(line: string): void {
-  process.stdout.write(line);
+/**
+ * Lines logged during one event-loop turn go to stdout in one write (a busy server logs a line per
+ * request: one write() syscall each cost more than the rest of the logging). Warnings and errors are
+ * written at once, with whatever is pending before them; pending lines are written at exit too. A
+ * SIGKILL loses at most the info lines of the current turn.
+ */
+let pending: string[] = [];
+let scheduled = false;
+let exitHooked = false;
+
+function flushPending(): void {
+  scheduled = false;
+  if (pending.length === 0) return;
+  const text = pending.length === 1 ? pending[0]! : pending.join('');
+  pending = [];
+  process.stdout.write(text);
+}
+
+function defaultWrite(line: string, urgent = false): void {
+  pending.push(line);
+  if (!exitHooked) {
+    exitHooked = true;
+    process.on('exit', flushPending);
+  }
+  if (urgent) flushPending();
+  else if (!scheduled) {
+    scheduled = true;
+    setImmediate(flushPending);
+  }
 }
 
 function bigintSafe(_key: string, value: unknown): unknown {

@@ -79,6 +79,8 @@ interface Intent {
   readonly keys: string[];
   /** The index-key prefix of each write's partition (latin1), for the partitions' key bounds. */
   readonly prefixes: string[];
+  /** The keys as Buffers, as they are written to RocksDB. */
+  readonly keyBuffers: Buffer[];
   resolve(changes: CommittedChange[]): void;
   reject(error: Error): void;
 }
@@ -170,7 +172,7 @@ export class Committer {
    */
   barrier(): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ writes: [], keys: [], prefixes: [], resolve: () => resolve(), reject });
+      this.queue.push({ writes: [], keys: [], prefixes: [], keyBuffers: [], resolve: () => resolve(), reject });
       if (!this.draining) void this.drain();
     });
   }
@@ -178,9 +180,9 @@ export class Committer {
   /** Commits the writes atomically, or rejects with the first failed expectation. */
   commit(writes: readonly RowWrite[]): Promise<CommittedChange[]> {
     if (writes.length === 0) return Promise.resolve([]);
-    const { keys, prefixes } = indexKeysOf(writes);
+    const { keys, prefixes, keyBuffers } = indexKeysOf(writes);
     return new Promise((resolve, reject) => {
-      this.queue.push({ writes, keys, prefixes, resolve, reject });
+      this.queue.push({ writes, keys, prefixes, keyBuffers, resolve, reject });
       if (!this.draining) void this.drain();
       else if (this.gathered !== null && this.queue.length >= this.gatherTarget) this.gathered();
     });
@@ -297,13 +299,20 @@ export class Committer {
         intent.reject(staged);
         continue;
       }
+      // The version-key prefix is built once per run of changes to one partition (a multi-row INSERT: once).
+      let prefixOf: CommittedChange | null = null;
+      let versionPrefix: Buffer = Buffer.alloc(0);
       for (let i = 0; i < staged.length; i++) {
         const change = staged[i]!;
         const encoded = encodeRow(change.row.schemaVersion, change.row.deleted, change.row.values);
         const key = intent.keys[i]!;
         this.keyBounds.wrote(intent.prefixes[i]!, key);
-        batch.tryPut(versionKey(partitionPrefix(KEY_VERSION, change.table.id, change.partition), change.row.seq), encoded);
-        batch.tryPut(Buffer.from(key, 'latin1'), encodeIndexValue(change.row.seq, encoded));
+        if (prefixOf === null || prefixOf.table !== change.table || prefixOf.partition !== change.partition) {
+          prefixOf = change;
+          versionPrefix = partitionPrefix(KEY_VERSION, change.table.id, change.partition);
+        }
+        batch.tryPut(versionKey(versionPrefix, change.row.seq), encoded);
+        batch.tryPut(intent.keyBuffers[i]!, encodeIndexValue(change.row.seq, encoded));
         newest.set(key, change.row);
         versions.set(key, change.row);
         for (const w of this.watched) if (w.tableId === change.table.id && w.partition === change.partition) w.written.add(key);
@@ -501,8 +510,9 @@ function checkExpectation(write: RowWrite, live: RowVersion | null, current: Row
 }
 
 /** Each write's index key and its partition's key prefix (latin1); the prefix is built once per run of writes to one partition. */
-function indexKeysOf(writes: readonly RowWrite[]): { keys: string[]; prefixes: string[] } {
+function indexKeysOf(writes: readonly RowWrite[]): { keys: string[]; prefixes: string[]; keyBuffers: Buffer[] } {
   const keys = new Array<string>(writes.length);
+  const keyBuffers = new Array<Buffer>(writes.length);
   const prefixes = new Array<string>(writes.length);
   let table: TableDef | null = null;
   let partition = '';
@@ -519,8 +529,10 @@ function indexKeysOf(writes: readonly RowWrite[]): { keys: string[]; prefixes: s
       prefix = partitionPrefix(KEY_PK, table.id, partition);
       prefixText = prefix.toString('latin1');
     }
-    keys[i] = pkKey(prefix, encodePk(table.columns[pkIdx]!.type, write.values[pkIdx]!)).toString('latin1');
+    const key = pkKey(prefix, encodePk(table.columns[pkIdx]!.type, write.values[pkIdx]!));
+    keyBuffers[i] = key;
+    keys[i] = key.toString('latin1');
     prefixes[i] = prefixText;
   }
-  return { keys, prefixes };
+  return { keys, prefixes, keyBuffers };
 }
