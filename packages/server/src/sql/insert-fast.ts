@@ -51,11 +51,12 @@ export function parseSimpleInsert(stmt: StatementText): Statement | null {
     if (!punct('(')) return null;
     const items: PgNode[] = [];
     do {
-      const item = value(t, i);
-      if (item === null) return null;
-      i = item.next;
-      if (item.node.ParamRef) paramCount = Math.max(paramCount, item.node.ParamRef.number);
-      items.push(item.node);
+      const node = value(t, i);
+      if (node === null) return null;
+      // A negative number is two tokens ('-' and the digits); every other value one.
+      i += t[i]!.kind === 'punct' ? 2 : 1;
+      if (node.ParamRef) paramCount = Math.max(paramCount, node.ParamRef.number);
+      items.push(node);
     } while (punct(','));
     if (!punct(')')) return null;
     valuesLists.push({ List: { items } });
@@ -65,31 +66,36 @@ export function parseSimpleInsert(stmt: StatementText): Statement | null {
   return { kind: 'insert', ast, paramCount };
 }
 
-function value(t: readonly Token[], i: number): { node: PgNode; next: number } | null {
+/** The value at token `i` (a negative number spans two tokens, '-' then the digits), or null. */
+function value(t: readonly Token[], i: number): PgNode | null {
   const tok = t[i];
   if (tok === undefined) return null;
-  if (tok.kind === 'string' && !(t[i + 1]?.kind === 'punct' && t[i + 1]!.value === '::')) {
-    return { node: { A_Const: { sval: { sval: tok.value } } }, next: i + 1 };
-  }
-  if (tok.kind === 'param') return { node: { ParamRef: { number: Number(tok.value) } }, next: i + 1 };
-  if (tok.kind === 'number') return { node: numberConst(tok.value, false), next: i + 1 };
-  if (tok.kind === 'punct' && tok.value === '-' && t[i + 1]?.kind === 'number') {
-    return { node: numberConst(t[i + 1]!.value, true), next: i + 2 };
-  }
+  if (tok.kind === 'string' && !(t[i + 1]?.kind === 'punct' && t[i + 1]!.value === '::')) return { A_Const: { sval: { sval: tok.value } } };
+  if (tok.kind === 'param') return { ParamRef: { number: Number(tok.value) } };
+  if (tok.kind === 'number') return numberConst(tok.value, false);
+  if (tok.kind === 'punct' && tok.value === '-' && t[i + 1]?.kind === 'number') return numberConst(t[i + 1]!.value, true);
   if (tok.kind === 'word') {
-    if (tok.value === 'NULL') return { node: { A_Const: { isnull: true } }, next: i + 1 };
-    if (tok.value === 'TRUE' || tok.value === 'FALSE') return { node: { A_Const: { boolval: { boolval: tok.value === 'TRUE' } } }, next: i + 1 };
-    if (tok.value === 'DEFAULT') return { node: { SetToDefault: {} }, next: i + 1 };
+    if (tok.value === 'NULL') return { A_Const: { isnull: true } };
+    if (tok.value === 'TRUE' || tok.value === 'FALSE') return { A_Const: { boolval: { boolval: tok.value === 'TRUE' } } };
+    if (tok.value === 'DEFAULT') return { SetToDefault: {} };
   }
   return null;
 }
 
 /** Integers that fit int32 are `ival` and everything else `fval` text, exactly as PostgreSQL's parser does. */
 function numberConst(text: string, negative: boolean): PgNode {
-  const signed = negative ? `-${text}` : text;
-  if (/^\d+$/.test(text)) {
-    const n = Number(signed);
+  if (allDigits(text)) {
+    const n = negative ? -Number(text) : Number(text);
     if (Math.abs(n) <= INT32_MAX) return { A_Const: { ival: { ival: n } } };
   }
-  return { A_Const: { fval: { fval: signed } } };
+  return { A_Const: { fval: { fval: negative ? `-${text}` : text } } };
+}
+
+function allDigits(text: string): boolean {
+  if (text.length === 0) return false;
+  for (let k = 0; k < text.length; k++) {
+    const c = text.charCodeAt(k);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
 }
