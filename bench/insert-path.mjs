@@ -51,7 +51,8 @@ try {
   if (only === 'all' || only === 'single') {
     await sql(`CREATE SHARED TABLE vs.single (id BIGINT PRIMARY KEY DEFAULT SNOWFLAKE_ID(), user_id TEXT, body TEXT, n INT) ${NO_FLUSH}`);
     await sql(`CREATE USER TABLE vs.single_user (id BIGINT PRIMARY KEY DEFAULT SNOWFLAKE_ID(), user_id TEXT, body TEXT, n INT) ${NO_FLUSH}`);
-    for (const [key, table] of [['single_shared', 'vs.single'], ['single_user', 'vs.single_user']]) {
+    const order = process.env.ORDER === 'user-first' ? [['single_user', 'vs.single_user'], ['single_shared', 'vs.single']] : [['single_shared', 'vs.single'], ['single_user', 'vs.single_user']];
+    for (const [key, table] of order) {
       out[key] = await drive(server.pid, 16, async (c, i) => {
         await sql(`INSERT INTO ${table} (user_id, body, n) VALUES ($1, $2, $3)`, [`u${c}`, `message ${i} from client ${c}`, i]);
         return 1;

@@ -30,6 +30,8 @@ declare module 'rocksdb-native' {
     flush(): Promise<void>;
     /** The WAL file writes go to now; `path` is relative to the WAL directory, with a leading slash. */
     currentWalFile(): Promise<{ path: string; number: number; type: number; startSequence: number; size: number }>;
+    /** A RocksDB property of the default column family, as text (read on the calling thread). */
+    getProperty(name: string): Promise<string>;
   }
   export default RocksDB;
 }

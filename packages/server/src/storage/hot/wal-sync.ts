@@ -12,6 +12,7 @@
  * flushed SST file, which RocksDB fsyncs). A new WAL's directory entry is made durable with an fsync of
  * the directory, as RocksDB does for synced writes.
  */
+import { fstatSync } from 'node:fs';
 import { open, readdir, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type RocksDB from 'rocksdb-native';
@@ -24,11 +25,19 @@ export interface WalSyncState {
 }
 
 const WAL_FILE = /^(\d+)\.log$/;
+/**
+ * Bumped by RocksDB at every memtable switch, the only time it starts a new WAL (one column family:
+ * the store uses only the default one). Unchanged since the last look (same instance) means the WAL
+ * written to is still the one we hold, so the sync skips `currentWalFile()`, a thread-pool round trip.
+ */
+const SUPER_VERSION = 'rocksdb.current-super-version-number';
 
 export class WalSyncer {
   private syncs = 0;
   private walBytes = 0;
   private current: { readonly number: number; readonly handle: FileHandle } | null = null;
+  /** The RocksDB instance and super-version number seen when `current` was last confirmed current. */
+  private confirmed: { readonly db: RocksDB; readonly version: string } | null = null;
   /** The sync in progress (it may have started before a caller's write, so that caller waits for the next). */
   private running: Promise<void> | null = null;
   /** The next sync, not started yet: every caller arriving now shares it (one fdatasync for all). */
@@ -81,10 +90,20 @@ export class WalSyncer {
       throw new Error(`the write-ahead log could not be synced earlier (${this.failure.message}); restart the server`, { cause: this.failure });
     }
     try {
-      // Asked after the writes this sync covers; meanwhile the WAL we hold is synced. Most syncs find
-      // no switch and take one round trip to the thread pool (the size comes with the WAL's number).
+      // Read after the writes this sync covers. No memtable switch since the WAL we hold was
+      // confirmed current (same instance: a reopen starts a new WAL and numbering): sync it, done.
+      const db = this.db();
+      const version = await db.getProperty(SUPER_VERSION);
       const previous = this.current;
-      const [wal] = await Promise.all([this.db().currentWalFile(), previous?.handle.datasync()]);
+      if (previous !== null && this.confirmed !== null && this.confirmed.db === db && this.confirmed.version === version) {
+        await previous.handle.datasync();
+        this.walBytes = fstatSync(previous.handle.fd).size;
+        this.syncs++;
+        return;
+      }
+      // Asked after the writes this sync covers; meanwhile the WAL we hold is synced.
+      const [wal] = await Promise.all([db.currentWalFile(), previous?.handle.datasync()]);
+      this.confirmed = { db, version };
       if (previous === null || previous.number !== wal.number) {
         if (previous !== null) await this.syncClosedWals(previous, wal.number);
         // `path` is relative to the WAL directory, with a leading slash ("/000004.log").
