@@ -299,6 +299,11 @@ async function send(deps: HttpDeps, req: IncomingMessage, res: ServerResponse, o
 
 /** Writes the body a chunk at a time, waiting for the socket to drain, so a slow client holds no second copy. */
 async function writeChunks(res: ServerResponse, chunks: readonly Buffer[]): Promise<void> {
+  // The common small body: headers and body leave in one write with end().
+  if (chunks.length === 1) {
+    if (!res.destroyed) res.end(chunks[0]);
+    return;
+  }
   for (const chunk of chunks) {
     if (res.destroyed) return;
     if (!res.write(chunk)) await drainedOrClosed(res);
