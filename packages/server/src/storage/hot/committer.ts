@@ -60,7 +60,7 @@ export const MAX_SEQ_KEY = 'meta:max_seq';
 const GROUP_INTENTS_MAX = 512;
 /** Bounds of the wait for the last group's writers to come back (fsync mode), in ms. */
 const GATHER_MIN_MS = 1;
-const GATHER_MAX_MS = 10;
+const GATHER_MAX_MS = 5;
 /** Writers arriving this long (ms) after the last acknowledgement start a group at once. */
 const GATHER_RECENT_MS = 20;
 
@@ -147,6 +147,8 @@ export class Committer {
   /** When the last group was acknowledged (performance.now()), and how long its write and sync took. */
   private lastAckAt = 0;
   private lastWriteMs = 0;
+  /** The last gather ran out of time: the next group forms at once (mixed workloads do not wait every time). */
+  private gatherMissed = false;
   /** Groups written and intents they held, and index reads they needed (for benchmarks and tests). */
   readonly stats = { groups: 0, intents: 0, indexReads: 0 };
 
@@ -405,18 +407,26 @@ export class Committer {
 
   /**
    * fsync mode: waits until the writers the last group acknowledged are back, with those that were
-   * queued behind it (gatherTarget), for at most as long as the last write and sync took (between
-   * GATHER_MIN_MS and GATHER_MAX_MS). Without the wait, N concurrent writers settle into two cohorts
-   * that alternate, each paying a WAL sync (N/2 commits per sync), or a returning writer starts a
-   * group alone; waiting for less than one sync takes to merge them halves the syncs per commit. A
-   * writer arriving long after the last group (GATHER_RECENT_MS) is not made to wait.
+   * queued behind it (gatherTarget), for at most half the last write and sync (between GATHER_MIN_MS
+   * and GATHER_MAX_MS). Without the wait, N concurrent writers settle into two cohorts that alternate,
+   * each paying a WAL sync (N/2 commits per sync), or a returning writer starts a group alone; waiting
+   * less than a sync to merge them halves the syncs per commit. A wait that runs out (writers with
+   * slower statements, or gone) costs at most half a sync, and the next group does not wait. A writer
+   * arriving long after the last group (GATHER_RECENT_MS) is not made to wait.
    */
   private async gather(): Promise<void> {
     const target = this.gatherTarget;
     if (this.queue.length >= target || performance.now() - this.lastAckAt > GATHER_RECENT_MS) return;
-    const waitMs = Math.min(GATHER_MAX_MS, Math.max(GATHER_MIN_MS, this.lastWriteMs));
+    if (this.gatherMissed) {
+      this.gatherMissed = false;
+      return;
+    }
+    const waitMs = Math.min(GATHER_MAX_MS, Math.max(GATHER_MIN_MS, this.lastWriteMs / 2));
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => done(), waitMs);
+      const timer = setTimeout(() => {
+        this.gatherMissed = true;
+        done();
+      }, waitMs);
       const done = (): void => {
         clearTimeout(timer);
         this.gathered = null;
