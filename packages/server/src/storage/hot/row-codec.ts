@@ -22,8 +22,16 @@ addExtension({
 
 const packr = new Packr({ useRecords: false, int64AsType: 'bigint', mapsAsObjects: true, ...{ useBigInt64: true } });
 
-function packable(values: readonly StoredValue[]): unknown[] {
-  return values.map((v) => (typeof v === 'bigint' && (v > INT64_MAX || v < INT64_MIN) ? new WideInteger(v) : v));
+/** [schemaVersion, state, ...values] in one array (written once per row version: no intermediate copies). */
+function packable(schemaVersion: number, state: number, values: readonly StoredValue[]): unknown[] {
+  const out = new Array<unknown>(values.length + 2);
+  out[0] = schemaVersion;
+  out[1] = state;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    out[i + 2] = typeof v === 'bigint' && (v > INT64_MAX || v < INT64_MIN) ? new WideInteger(v) : v;
+  }
+  return out;
 }
 
 export interface RowVersion {
@@ -46,7 +54,7 @@ const COLD_LIVE = 2;
 const COLD_DELETED = 3;
 
 export function encodeRow(schemaVersion: number, deleted: boolean, values: readonly StoredValue[]): Buffer {
-  return packr.pack([schemaVersion, deleted ? HOT_DELETED : HOT_LIVE, ...packable(values)]);
+  return packr.pack(packable(schemaVersion, deleted ? HOT_DELETED : HOT_LIVE, values));
 }
 
 export function encodeColdMarker(schemaVersion: number, deleted: boolean): Buffer {
