@@ -1,7 +1,9 @@
 // Workloads 1 and 2 of issue 15 against our server alone (no PostgreSQL): single-row INSERT with 16
 // clients (SHARED and USER table, SNOWFLAKE_ID keys) and 1,000-row INSERT statements with 4 clients,
 // with the server's CPU per row. Quick A/B runs of the write path (decision 0013):
-//   node bench/insert-path.mjs [seconds]   (KALAMDB_BENCH_NODE_ARGS="--cpu-prof ..." to profile)
+//   node bench/insert-path.mjs [seconds] [all|single|multi]   (KALAMDB_BENCH_NODE_ARGS="--cpu-prof ..." to
+//   profile, KALAMDB_BENCH_MAIN=<other dist>/src/main.js for the "before" side, ORDER=user-first to measure
+//   the USER table first: the first workload on a fresh server includes its JIT warm-up).
 import { startBenchServer, latencyStats } from './lib.mjs';
 import { treeCpuMicros } from './pg.mjs';
 import { readFileSync } from 'node:fs';
