@@ -114,11 +114,13 @@ export class FlushService {
     const removed = this.d.cold.removeOrphans(table, partition);
     if (removed.length > 0) this.d.log.warn('removed orphan segment files', { table: qualifiedName(table), partition, files: removed });
     if (maxSeq === 0n) return;
-    // Killed after the manifest commit and before the watermark was written: write it now (it also
-    // deletes the flushed versions). Idempotent, so it runs for every flushed partition.
-    const interrupted = this.d.hot.flushedSeq(table.id, partition) < maxSeq;
+    // Killed after the manifest commit and before the watermark was written (or a data directory from
+    // before watermarks): write it now; the same batch deletes the flushed versions. A watermark at
+    // or above the manifest's was written with its deletes, so there is nothing to do (no write per
+    // partition at every start).
+    if (this.d.hot.flushedSeq(table.id, partition) >= maxSeq) return;
     await this.d.hot.handOverFlushed(table.id, partition, maxSeq);
-    if (interrupted) this.d.log.warn('completed an interrupted flush hand-over', { table: qualifiedName(table), partition, flushed_seq: maxSeq.toString() });
+    this.d.log.warn('completed an interrupted flush hand-over', { table: qualifiedName(table), partition, flushed_seq: maxSeq.toString() });
   }
 
   /**
@@ -131,7 +133,8 @@ export class FlushService {
   private async checkManifestPresent(table: TableDef, partition: string): Promise<void> {
     const dir = this.d.cold.dir(table, partition);
     if (existsSync(join(dir, MANIFEST_FILE)) || !readdirSync(dir).some((f) => SEGMENT_NAME.test(f))) return;
-    const handedOver = (await this.d.hot.scanIndex(table, partition, this.d.hot.db)).some((e) => e.row.cold);
+    const handedOver = this.d.hot.flushedSeq(table.id, partition) > 0n
+      || (await this.d.hot.scanIndex(table, partition, this.d.hot.db)).some((e) => e.row.cold);
     if (handedOver) {
       throw this.d.cold.markUnavailable(table, partition, MANIFEST_FILE,
         'missing, but the hot tier says rows of this partition were flushed: its segment files are kept (not swept as orphans)');
@@ -409,13 +412,13 @@ export class FlushService {
       const countedBefore = counted?.count ?? 0;
       const written = await this.flushPartitionWrite(table, partition, upTo, signal);
       if (written === null) return { rows: 0, bytes: 0, files: [] };
-      const { segment, scanned, handover } = written;
+      const { segment, scanned, scanMs, handover } = written;
       const writtenMs = performance.now() - started;
       await handover;
       failpoint('flush:after-handover');
       this.d.log.info('partition flushed', {
         table: qualifiedName(table), partition, rows: segment.row_count, versions: scanned, file: segment.path, size_bytes: segment.size_bytes,
-        write_ms: Math.round(writtenMs), handover_ms: Math.round(performance.now() - started - writtenMs),
+        scan_ms: Math.round(scanMs), write_ms: Math.round(writtenMs - scanMs), handover_ms: Math.round(performance.now() - started - writtenMs),
       });
       if (counted !== undefined) {
         counted.count = Math.max(0, counted.count - countedBefore);
@@ -435,13 +438,16 @@ export class FlushService {
    */
   private async flushPartitionWrite(
     table: TableDef, partition: string, upTo: bigint, signal: AbortSignal,
-  ): Promise<{ segment: Segment; scanned: number; handover: Promise<void> } | null> {
+  ): Promise<{ segment: Segment; scanned: number; scanMs: number; handover: Promise<void> } | null> {
     const manifest = this.d.cold.manifest(table, partition);
     const batch = manifest.next_batch;
     const after = this.d.hot.flushedSeq(table.id, partition);
     let scanned = 0;
+    let scanMs = 0;
     const written = await this.d.cold.writeSegment(table, partition, this.d.columnsOf(table), async (append) => {
+      const started = performance.now();
       scanned = await this.d.hot.forEachVersion(table, partition, after, upTo, (row) => append(row.values, row.seq, row.deleted));
+      scanMs = performance.now() - started;
     }, batch);
     if (written === null) return null;
     const { segment, tmpPath } = written;
@@ -454,7 +460,7 @@ export class FlushService {
     failpoint('flush:after-rename');
     this.d.cold.commitManifest(table, partition, { ...manifest, next_batch: batch + 1, segments: [...manifest.segments, segment] });
     failpoint('flush:after-manifest');
-    return { segment, scanned, handover: this.d.hot.handOverFlushed(table.id, partition, BigInt(segment.max_seq)) };
+    return { segment, scanned, scanMs, handover: this.d.hot.handOverFlushed(table.id, partition, BigInt(segment.max_seq)) };
   }
 
   /** Job progress, the flush event for live subscribers, and compaction when segments pile up. */

@@ -276,12 +276,18 @@ export class ColdStore {
       await conn.run(`CREATE TEMP TABLE ${temp} (${columnList(columns)})`);
       try {
         const appender = await conn.createAppender(temp, 'main', 'temp');
+        let appended = 0;
         try {
-          await fill(versionAppender(appender, cells));
+          const append = versionAppender(appender, cells);
+          await fill((values, seq, deleted) => {
+            append(values, seq, deleted);
+            appended++;
+          });
           appender.flushSync();
         } finally {
           appender.closeSync();
         }
+        if (appended === 0) return null;
         const pk = sqlIdent(table.columns[primaryKeyIndex(table)]!.name);
         const newest = `SELECT * FROM temp.main.${temp} QUALIFY row_number() OVER (PARTITION BY ${pk} ORDER BY "_seq" DESC) = 1`;
         return await this.copyToSegment(conn, table, partition, columns, newest, batch);
