@@ -307,7 +307,19 @@ export class HotStore {
     batch.tryFlush();
     const values = await Promise.all(pending);
     if (this.flushed.size === 0) return values.map((v) => (v === null ? null : decodeIndexValue(v)));
-    return values.map((v, i) => (v === null ? null : decodeIndexValue(v, this.flushed.get(indexPrefixOf(keys[i]!)) ?? 0n)));
+    // A group's keys are mostly of one partition: its watermark is looked up once per run of them.
+    let prefix: Buffer | null = null;
+    let flushed = 0n;
+    return values.map((v, i) => {
+      if (v === null) return null;
+      const key = keys[i]!;
+      const length = 6 + key[5]!;
+      if (prefix === null || prefix.length !== length || key.compare(prefix, 0, length, 0, length) !== 0) {
+        prefix = key.subarray(0, length);
+        flushed = this.flushed.get(indexPrefixOf(key)) ?? 0n;
+      }
+      return decodeIndexValue(v, flushed);
+    });
   }
 
   /** Every version of a partition with seq > afterSeq, in commit order. */
