@@ -147,7 +147,7 @@ async function main() {
     // Issue 15, workloads 4 (fan-out), 5 (reconnect storm) and 7 (flush vs DuckDB): bench/versus-pg-fanout.mjs.
     // --fanout-connections N (default 1,000) x 10 subscriptions, --fanout-writes N[,N...] (writes/s, one run each, default 1,10,100),
     // --storm-clients N (default 500), --storm-writes N (writes/s, default 100), --flush-rows N (default 1M),
-    // --no-pg (skip PostgreSQL's 1,000 LISTEN connections).
+    // --no-pg (skip PostgreSQL's 1,000 LISTEN connections), --parts fanout,storm,flush (default all; flush alone needs no PostgreSQL).
     const { loadavg, cpus: cpuList } = await import('node:os');
     const { execFileSync } = await import('node:child_process');
     const sh = (cmd) => { try { return execFileSync('sh', ['-c', cmd]).toString().trim(); } catch { return undefined; } };
@@ -158,12 +158,13 @@ async function main() {
     const opts = {
       seconds, fanoutConnections: Number(arg('fanout-connections', '1000')), fanoutWrites: arg('fanout-writes', '1,10,100').split(',').map(Number),
       stormClients: Number(arg('storm-clients', '500')), stormWrites: Number(arg('storm-writes', '100')),
-      stormBeforeMs: 3000, stormAfterMs: 3000, flushRows,
+      stormBeforeMs: 3000, stormAfterMs: 3000, flushRows, parts: new Set(arg('parts', 'fanout,storm,flush').split(',')),
     };
     // Each side holds one socket per connection in this process, plus the server's end.
     const fds = Number(results.run_context.ulimit_n);
     let pg;
     if (process.argv.includes('--no-pg')) opts.pgSkipReason = '--no-pg';
+    else if (!opts.parts.has('fanout')) opts.pgSkipReason = 'fan-out not among --parts';
     else if (fds && fds < 2 * opts.fanoutConnections + 500) opts.pgSkipReason = `ulimit -n ${fds} too low for ${opts.fanoutConnections} connections on each side`;
     else {
       pg = await startPostgres({ max_connections: String(opts.fanoutConnections + 50) });

@@ -401,29 +401,33 @@ async function flushVersusDuckdb(server, rows) {
  */
 export async function benchFanoutVersusPg(server, pg, opts) {
   const token = (await server.post('/v1/api/auth/login', { user: 'root', password: 'bench-root-password' })).access_token;
-  const out = { options: opts };
-  // Rates in increasing order: a saturated run's backlog must not spill into a lighter one.
-  const fan = { connections: opts.fanoutConnections, seconds: opts.seconds, rates: [...opts.fanoutWrites].sort((a, b) => a - b) };
-  out.fan_out = { ours: await fanoutOurs(server, token, fan) };
-  if (pg) {
-    out.fan_out.pg_listen_notify = await fanoutPg(pg, fan);
-    const o = out.fan_out.ours;
-    const p = out.fan_out.pg_listen_notify;
-    out.fan_out.ratios_ours_over_pg = {};
-    for (const [k, or] of Object.entries(o.runs)) {
-      const pr = p.runs[k];
-      out.fan_out.ratios_ours_over_pg[k] = {
-        notifications_per_s: ratio(or.notifications_per_s, pr.notifications_per_s),
-        p50: ratio(or.latency.p50_ms, pr.latency.p50_ms), p99: ratio(or.latency.p99_ms, pr.latency.p99_ms),
-        server_cpu_per_notification: ratio(or.server_cpu_us_per_notification, pr.server_cpu_us_per_notification),
-        server_memory: ratio(or.server_memory_mb, pr.server_memory_mb),
-      };
-    }
-  } else out.fan_out.pg_listen_notify = { skipped: opts.pgSkipReason };
-  await sleep(1000);
-  out.reconnect_storm = await reconnectStorm(server, token, {
-    clients: opts.stormClients, rate: opts.stormWrites, beforeDropMs: opts.stormBeforeMs, afterDropMs: opts.stormAfterMs,
-  });
-  out.flush = await flushVersusDuckdb(server, opts.flushRows);
+  const out = { options: { ...opts, parts: [...opts.parts] } };
+  if (opts.parts.has('fanout')) {
+    // Rates in increasing order: a saturated run's backlog must not spill into a lighter one.
+    const fan = { connections: opts.fanoutConnections, seconds: opts.seconds, rates: [...opts.fanoutWrites].sort((a, b) => a - b) };
+    out.fan_out = { ours: await fanoutOurs(server, token, fan) };
+    if (pg) {
+      out.fan_out.pg_listen_notify = await fanoutPg(pg, fan);
+      const o = out.fan_out.ours;
+      const p = out.fan_out.pg_listen_notify;
+      out.fan_out.ratios_ours_over_pg = {};
+      for (const [k, or] of Object.entries(o.runs)) {
+        const pr = p.runs[k];
+        out.fan_out.ratios_ours_over_pg[k] = {
+          notifications_per_s: ratio(or.notifications_per_s, pr.notifications_per_s),
+          p50: ratio(or.latency.p50_ms, pr.latency.p50_ms), p99: ratio(or.latency.p99_ms, pr.latency.p99_ms),
+          server_cpu_per_notification: ratio(or.server_cpu_us_per_notification, pr.server_cpu_us_per_notification),
+          server_memory: ratio(or.server_memory_mb, pr.server_memory_mb),
+        };
+      }
+    } else out.fan_out.pg_listen_notify = { skipped: opts.pgSkipReason };
+  }
+  if (opts.parts.has('storm')) {
+    await sleep(1000);
+    out.reconnect_storm = await reconnectStorm(server, token, {
+      clients: opts.stormClients, rate: opts.stormWrites, beforeDropMs: opts.stormBeforeMs, afterDropMs: opts.stormAfterMs,
+    });
+  }
+  if (opts.parts.has('flush')) out.flush = await flushVersusDuckdb(server, opts.flushRows);
   return out;
 }

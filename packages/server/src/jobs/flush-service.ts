@@ -1,10 +1,11 @@
 /**
- * Moves hot rows to the cold tier. A partition flush: read the partition's index as of the last
- * committed `_seq`, write the
- * newest version of each key (tombstones too) as a Parquet segment through a temp file (fsync,
- * rename), commit the manifest atomically, then hand the flushed entries over to cold markers in
- * the hot store (a write that raced the flush stays hot). A crash at any step leaves the old state
- * or the new one: orphan files are removed and hand-overs completed at start-up (`recover`).
+ * Moves hot rows to the cold tier. A partition flush: stream the partition's unflushed versions up
+ * to the last committed `_seq` into DuckDB, write the newest version of each key (tombstones too) as
+ * a Parquet segment through a temp file (fsync, rename), commit the manifest atomically, then raise
+ * the partition's flush watermark in the hot store: index entries at or below it read as cold
+ * markers, and the flushed versions are deleted (decision 0014; a write that raced the flush has a
+ * larger `_seq` and stays hot). A crash at any step leaves the old state or the new one: orphan
+ * files are removed and hand-overs completed at start-up (`recover`).
  * Also compaction, the flush policies (rows per partition, interval), the flush event listeners
  * and STORAGE REPAIR TABLE jobs (they take the same partition locks).
  */
@@ -15,8 +16,7 @@ import { snowflakeAtMs, snowflakeTimeMs } from '../util/snowflake.js';
 import { partitionId, primaryKeyIndex, qualifiedName, tablePartitionPrefix, type TableDef } from '../catalog/types.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { HotStore } from '../storage/hot/hot-store.js';
-import type { CommittedChange, Committer, HandoverWatch } from '../storage/hot/committer.js';
-import type { RowVersion } from '../storage/hot/row-codec.js';
+import type { CommittedChange, Committer } from '../storage/hot/committer.js';
 import type { ColdStore } from '../storage/cold/cold-store.js';
 import { MANIFEST_FILE, SEGMENT_NAME, manifestMaxSeq, type Segment } from '../storage/cold/manifest.js';
 import { sqlIdent, type DuckEngine, type SourceColumn } from '../storage/duck/duck-engine.js';
@@ -114,12 +114,13 @@ export class FlushService {
     const removed = this.d.cold.removeOrphans(table, partition);
     if (removed.length > 0) this.d.log.warn('removed orphan segment files', { table: qualifiedName(table), partition, files: removed });
     if (maxSeq === 0n) return;
-    const watch = this.d.committer.watchPartition(table.id, partition);
-    const entries = (await this.d.hot.scanIndex(table, partition, this.d.hot.db))
-      .filter((e) => !e.row.cold && e.row.seq <= maxSeq)
-      .map((e) => ({ key: e.key, seq: e.row.seq, deleted: e.row.deleted, schemaVersion: e.row.schemaVersion }));
-    const converted = await this.d.committer.handOverToCold({ table, partition, entries, maxSeq }, watch);
-    if (converted > 0) this.d.log.warn('completed an interrupted flush hand-over', { table: qualifiedName(table), partition, rows: converted });
+    // Killed after the manifest commit and before the watermark was written (or a data directory from
+    // before watermarks): write it now; the same batch deletes the flushed versions. A watermark at
+    // or above the manifest's was written with its deletes, so there is nothing to do (no write per
+    // partition at every start).
+    if (this.d.hot.flushedSeq(table.id, partition) >= maxSeq) return;
+    await this.d.hot.handOverFlushed(table.id, partition, maxSeq);
+    this.d.log.warn('completed an interrupted flush hand-over', { table: qualifiedName(table), partition, flushed_seq: maxSeq.toString() });
   }
 
   /**
@@ -132,7 +133,8 @@ export class FlushService {
   private async checkManifestPresent(table: TableDef, partition: string): Promise<void> {
     const dir = this.d.cold.dir(table, partition);
     if (existsSync(join(dir, MANIFEST_FILE)) || !readdirSync(dir).some((f) => SEGMENT_NAME.test(f))) return;
-    const handedOver = (await this.d.hot.scanIndex(table, partition, this.d.hot.db)).some((e) => e.row.cold);
+    const handedOver = this.d.hot.flushedSeq(table.id, partition) > 0n
+      || (await this.d.hot.scanIndex(table, partition, this.d.hot.db)).some((e) => e.row.cold);
     if (handedOver) {
       throw this.d.cold.markUnavailable(table, partition, MANIFEST_FILE,
         'missing, but the hot tier says rows of this partition were flushed: its segment files are kept (not swept as orphans)');
@@ -401,43 +403,54 @@ export class FlushService {
       if (current?.id !== table.id) return { rows: 0, bytes: 0, files: [] };
       table = current;
       const started = performance.now();
-      // Every version up to `upTo` is committed. Keys written during the scan get larger seqs and
-      // stay hot; so the flushed set is exactly "newest version per key as of upTo", like a snapshot.
-      const watch = this.d.committer.watchPartition(table.id, partition);
+      // Every version up to `upTo` is committed and every later write gets a larger `_seq`: the
+      // versions in (watermark, upTo] reduced to the newest per key are exactly the partition's
+      // unflushed rows as of upTo, like a snapshot (a key written since stays hot: its newer `_seq`
+      // is above the watermark this flush sets).
       const upTo = this.d.committer.committedMaxSeq;
-      let handedOver = false;
-      try {
-        const counted = this.pending.get(partitionId(table.id, partition));
-        const countedBefore = counted?.count ?? 0;
-        const entries = (await this.d.hot.scanIndex(table, partition, this.d.hot.db)).filter((e) => !e.row.cold && e.row.seq <= upTo);
-        if (entries.length === 0) return { rows: 0, bytes: 0, files: [] };
-        const scanMs = performance.now() - started;
-        const segment = await this.flushPartitionWrite(table, partition, entries, signal);
-        const writeMs = performance.now() - started - scanMs;
-        handedOver = true;
-        await this.flushPartitionHandOver(table, partition, entries, watch);
-        this.d.log.info('partition flushed', {
-          table: qualifiedName(table), partition, rows: entries.length, file: segment.path, size_bytes: segment.size_bytes,
-          scan_ms: Math.round(scanMs), write_ms: Math.round(writeMs), handover_ms: Math.round(performance.now() - started - scanMs - writeMs),
-        });
-        if (counted !== undefined) {
-          counted.count = Math.max(0, counted.count - countedBefore);
-          if (counted.count > 0) counted.firstAtMs = Date.now();
-        }
-        await this.flushPartitionFinish(table, partition, job, entries.length, segment);
-        return { rows: entries.length, bytes: segment.size_bytes, files: [segment.path] };
-      } finally {
-        if (!handedOver) this.d.committer.closeWatch(watch);
+      const counted = this.pending.get(partitionId(table.id, partition));
+      const countedBefore = counted?.count ?? 0;
+      const written = await this.flushPartitionWrite(table, partition, upTo, signal);
+      if (written === null) return { rows: 0, bytes: 0, files: [] };
+      const { segment, scanned, scanMs, handover } = written;
+      const writtenMs = performance.now() - started;
+      await handover;
+      failpoint('flush:after-handover');
+      this.d.log.info('partition flushed', {
+        table: qualifiedName(table), partition, rows: segment.row_count, versions: scanned, file: segment.path, size_bytes: segment.size_bytes,
+        scan_ms: Math.round(scanMs), write_ms: Math.round(writtenMs - scanMs), handover_ms: Math.round(performance.now() - started - writtenMs),
+      });
+      if (counted !== undefined) {
+        counted.count = Math.max(0, counted.count - countedBefore);
+        if (counted.count > 0) counted.firstAtMs = Date.now();
       }
+      await this.flushPartitionFinish(table, partition, job, segment.row_count, segment);
+      return { rows: segment.row_count, bytes: segment.size_bytes, files: [segment.path] };
     }));
   }
 
-  /** The commit point of a flush: the segment written, renamed, and listed in the manifest. */
-  private async flushPartitionWrite(table: TableDef, partition: string, entries: readonly IndexEntry[], signal: AbortSignal): Promise<Segment> {
+  /**
+   * Up to the commit point of a flush: the versions streamed from RocksDB straight into DuckDB's
+   * appender (no array of them), the segment written, renamed, and listed in the manifest; then the
+   * hand-over started, which raises the watermark for reads in the same synchronous step as the
+   * manifest commit (no read sees the rows both hot and in the new segment). Null when there was
+   * nothing to flush.
+   */
+  private async flushPartitionWrite(
+    table: TableDef, partition: string, upTo: bigint, signal: AbortSignal,
+  ): Promise<{ segment: Segment; scanned: number; scanMs: number; handover: Promise<void> } | null> {
     const manifest = this.d.cold.manifest(table, partition);
     const batch = manifest.next_batch;
-    const rows = entries.map((e) => [...e.row.values, e.row.seq, e.row.deleted]);
-    const { segment, tmpPath } = await this.d.cold.writeSegment(table, partition, this.d.columnsOf(table), rows, batch);
+    const after = this.d.hot.flushedSeq(table.id, partition);
+    let scanned = 0;
+    let scanMs = 0;
+    const written = await this.d.cold.writeSegment(table, partition, this.d.columnsOf(table), async (append) => {
+      const started = performance.now();
+      scanned = await this.d.hot.forEachVersion(table, partition, after, upTo, (row) => append(row.values, row.seq, row.deleted));
+      scanMs = performance.now() - started;
+    }, batch);
+    if (written === null) return null;
+    const { segment, tmpPath } = written;
     failpoint('flush:after-write');
     if (signal.aborted) {
       this.d.cold.removeSegmentFiles(table, partition, [`${segment.path}.tmp`]);
@@ -447,18 +460,7 @@ export class FlushService {
     failpoint('flush:after-rename');
     this.d.cold.commitManifest(table, partition, { ...manifest, next_batch: batch + 1, segments: [...manifest.segments, segment] });
     failpoint('flush:after-manifest');
-    return segment;
-  }
-
-  /** After the commit point: the flushed index entries become cold markers, the versions go. */
-  private async flushPartitionHandOver(table: TableDef, partition: string, entries: readonly IndexEntry[], watch: HandoverWatch): Promise<void> {
-    let maxSeq = 0n;
-    for (const e of entries) if (e.row.seq > maxSeq) maxSeq = e.row.seq;
-    await this.d.committer.handOverToCold({
-      table, partition, maxSeq,
-      entries: entries.map((e) => ({ key: e.key, seq: e.row.seq, deleted: e.row.deleted, schemaVersion: e.row.schemaVersion })),
-    }, watch);
-    failpoint('flush:after-handover');
+    return { segment, scanned, scanMs, handover: this.d.hot.handOverFlushed(table.id, partition, BigInt(segment.max_seq)) };
   }
 
   /** Job progress, the flush event for live subscribers, and compaction when segments pile up. */
@@ -524,11 +526,6 @@ export class FlushService {
       if (check.status !== 'ok') throw this.d.cold.markUnavailable(table, partition, segment.path, check.detail);
     }
   }
-}
-
-interface IndexEntry {
-  readonly key: Buffer;
-  readonly row: RowVersion;
 }
 
 interface WorkResult {

@@ -15,7 +15,7 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import { assert, TableUnavailableError } from '../../util/errors.js';
 import { ACCOUNT_ID_PATTERN, partitionId, qualifiedName, primaryKeyIndex, tablePartitionPrefix, type ColumnDef, type ColumnType, type StoredValue, type TableDef } from '../../catalog/types.js';
 import { coerce, formatDecimal } from '../../sql/values.js';
-import { appendRows, columnList, duckType, readParquetSql, sqlIdent, sqlString, type DuckEngine, type SourceColumn } from '../duck/duck-engine.js';
+import { columnList, duckType, readParquetSql, sqlIdent, sqlString, versionAppender, type DuckEngine, type SourceColumn, type VersionAppend } from '../duck/duck-engine.js';
 import { columnsForVersion, type SchemaLookup } from '../../catalog/schema-map.js';
 import type { RowVersion } from '../hot/row-codec.js';
 import { DELETED_FIELD_ID, SEQ_FIELD_ID, MANIFEST_FILE, ManifestError, emptyManifest, fsyncPath, readManifest, writeManifest, type ColumnStats, type Manifest, type Segment } from './manifest.js';
@@ -260,25 +260,41 @@ export class ColdStore {
   }
 
   /**
-   * Writes rows as `batch-<n>.parquet.tmp`, fsynced; returns the segment entry and the temp path.
-   * The caller renames it with `publishSegment` and then commits the manifest.
+   * Writes versions as `batch-<n>.parquet.tmp`, fsynced; returns the segment entry and the temp path
+   * (null when `fill` appended nothing). `fill` streams versions into the appender, in any order and
+   * a key possibly more than once (older versions of it too): only the newest version of each key
+   * (highest `_seq`) is written. `columns`: the table's, then `_seq` and `_deleted`. The caller
+   * renames the file with `publishSegment` and then commits the manifest.
    */
   async writeSegment(
-    table: TableDef, partition: string, columns: readonly SourceColumn[], rows: readonly (readonly StoredValue[])[], batch: number,
-  ): Promise<{ segment: Segment; tmpPath: string }> {
-    assert(rows.length > 0, 'a segment holds rows');
+    table: TableDef, partition: string, columns: readonly SourceColumn[], fill: (append: VersionAppend) => Promise<void>, batch: number,
+  ): Promise<{ segment: Segment; tmpPath: string } | null> {
     const temp = `f_${++this.tempCounter}`;
-    const written = await this.duck.withConnection(async (conn) => {
+    const cells = columns.slice(0, -2);
+    assert(columns.at(-2)?.name === '_seq' && columns.at(-1)?.name === '_deleted', 'segment columns end with _seq, _deleted');
+    return this.duck.withConnection(async (conn) => {
       await conn.run(`CREATE TEMP TABLE ${temp} (${columnList(columns)})`);
       try {
-        await appendRows(conn, temp, 'temp', columns, rows);
-        return await this.copyToSegment(conn, table, partition, columns, `SELECT * FROM temp.main.${temp}`, batch);
+        const appender = await conn.createAppender(temp, 'main', 'temp');
+        let appended = 0;
+        try {
+          const append = versionAppender(appender, cells);
+          await fill((values, seq, deleted) => {
+            append(values, seq, deleted);
+            appended++;
+          });
+          appender.flushSync();
+        } finally {
+          appender.closeSync();
+        }
+        if (appended === 0) return null;
+        const pk = sqlIdent(table.columns[primaryKeyIndex(table)]!.name);
+        const newest = `SELECT * FROM temp.main.${temp} QUALIFY row_number() OVER (PARTITION BY ${pk} ORDER BY "_seq" DESC) = 1`;
+        return await this.copyToSegment(conn, table, partition, columns, newest, batch);
       } finally {
         await conn.run(`DROP TABLE IF EXISTS temp.main.${temp}`).catch(() => undefined);
       }
     });
-    assert(written !== null && written.segment.row_count === rows.length, 'segment holds every row given');
-    return written;
   }
 
   /** Like writeSegment, from a query over existing segments (compaction); null when it yields no row. */

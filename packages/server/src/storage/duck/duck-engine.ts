@@ -255,16 +255,37 @@ export async function appendRows(
   try {
     for (const row of rows) {
       assert(row.length === appenders.length, 'row width matches source columns');
-      for (let i = 0; i < appenders.length; i++) {
-        const v = row[i];
-        if (v === null || v === undefined) appender.appendNull();
-        else appenders[i]!(appender, v);
-      }
+      appendCells(appender, appenders, row);
       appender.endRow();
     }
     appender.flushSync();
   } finally {
     appender.closeSync();
+  }
+}
+
+/**
+ * Appends one stored version per call, as the columns `columns` then `_seq` and `_deleted`, without
+ * building a row array for it (a flush streams a million versions through here).
+ */
+export type VersionAppend = (values: readonly StoredValue[], seq: bigint, deleted: boolean) => void;
+
+export function versionAppender(appender: DuckDBAppender, columns: readonly SourceColumn[]): VersionAppend {
+  const appenders = columns.map(cellAppender);
+  return (values, seq, deleted) => {
+    assert(values.length === appenders.length, 'row width matches source columns');
+    appendCells(appender, appenders, values);
+    appender.appendBigInt(seq);
+    appender.appendBoolean(deleted);
+    appender.endRow();
+  };
+}
+
+function appendCells(appender: DuckDBAppender, appenders: readonly CellAppender[], row: readonly StoredValue[]): void {
+  for (let i = 0; i < appenders.length; i++) {
+    const v = row[i];
+    if (v === null || v === undefined) appender.appendNull();
+    else appenders[i]!(appender, v);
   }
 }
 

@@ -11,7 +11,7 @@ import type { StoredValue, TableDef } from '../../catalog/types.js';
 import { partitionId, primaryKeyIndex } from '../../catalog/types.js';
 import { valuesInSchema, type SchemaLookup } from '../../catalog/schema-map.js';
 import {
-  KEY_CATALOG, KEY_PK, KEY_VERSION, catalogKey, encodePk, partitionPrefix, pkKey, prefixEnd, tablePrefix, versionKey,
+  KEY_CATALOG, KEY_FLUSHED, KEY_PK, KEY_VERSION, catalogKey, encodePk, partitionPrefix, pkKey, prefixEnd, tablePrefix, versionKey,
 } from './keys.js';
 import { decodeIndexValue, decodeRow, type RowVersion } from './row-codec.js';
 import type { StorageHealth } from '../storage-health.js';
@@ -58,6 +58,11 @@ export class HotStore {
   health: StorageHealth | null = null;
   /** Null in `process` mode: the WAL is left to the OS page cache. */
   private readonly syncer: WalSyncer | null;
+  /**
+   * Flush watermarks (KEY_FLUSHED), keyed by the partition's index prefix (latin1): index entries at or
+   * below a partition's watermark are in a segment and read as cold markers.
+   */
+  private readonly flushed = new Map<string, bigint>();
 
   private constructor(private current: RocksDB, readonly path: string, readonly durability: Durability) {
     this.syncer = durability === 'fsync' ? new WalSyncer(() => this.current, path) : null;
@@ -76,6 +81,7 @@ export class HotStore {
     const db = new RocksDB(path, OPEN_OPTIONS);
     await db.ready();
     const store = new HotStore(db, path, durability);
+    await store.loadFlushed();
     if (health !== undefined) {
       store.health = health;
       health.attach(store);
@@ -153,6 +159,60 @@ export class HotStore {
     return this.syncer?.state() ?? { syncs: 0, walNumber: 0, walBytes: 0 };
   }
 
+  private async loadFlushed(): Promise<void> {
+    const start = Buffer.of(KEY_FLUSHED);
+    for await (const { key, value } of this.db.iterator({ gte: start, lt: prefixEnd(start), capacity: SCAN_CAPACITY })) {
+      this.flushed.set(indexPrefixOf(key), value.readBigUInt64BE(0));
+    }
+  }
+
+  /** The partition's flush watermark: its index entries at or below it read as cold markers (0: none). */
+  flushedSeq(tableId: number, partition: string): bigint {
+    return this.flushed.get(partitionPrefix(KEY_PK, tableId, partition).toString('latin1')) ?? 0n;
+  }
+
+  /**
+   * A flush's hand-over, called once its segment is listed in the committed manifest (`seq`: the
+   * highest `_seq` the segments hold). Reads see the new watermark at once, before this returns (it
+   * is set synchronously, so no read runs between the manifest commit and it); then the watermark is
+   * written and the flushed versions deleted in one atomic, synced batch. Instead of a cold marker
+   * written per key (decision 0005), one key per partition: entries written later have larger seqs
+   * and stay hot. Idempotent; a watermark never moves back (compaction may drop the newest segment row).
+   */
+  handOverFlushed(tableId: number, partition: string, seq: bigint): Promise<void> {
+    const id = partitionPrefix(KEY_PK, tableId, partition).toString('latin1');
+    const watermark = (this.flushed.get(id) ?? 0n) > seq ? this.flushed.get(id)! : seq;
+    this.flushed.set(id, watermark);
+    return this.writeFlushed(tableId, partition, watermark);
+  }
+
+  private async writeFlushed(tableId: number, partition: string, watermark: bigint): Promise<void> {
+    const value = Buffer.allocUnsafe(8);
+    value.writeBigUInt64BE(watermark);
+    const versions = partitionPrefix(KEY_VERSION, tableId, partition);
+    const batch = this.db.write({ capacity: 2, autoDestroy: true });
+    batch.tryPut(partitionPrefix(KEY_FLUSHED, tableId, partition), value);
+    batch.tryDeleteRange(versionKey(versions, 0n), versionKey(versions, watermark + 1n));
+    await this.flushBatch(batch, 'commit');
+    // Synced like any write (the segment it points to is already fsynced).
+    await this.syncWal();
+  }
+
+  /**
+   * Visits the partition's versions with `after` < `_seq` <= `upTo`, in commit order, in the table's
+   * schema (tombstones included). A flush streams them into its segment; returns how many it visited.
+   */
+  async forEachVersion(table: TableDef, partition: string, after: bigint, upTo: bigint, visit: (row: RowVersion) => void): Promise<number> {
+    const prefix = partitionPrefix(KEY_VERSION, table.id, partition);
+    const range = { gt: versionKey(prefix, after), lt: versionKey(prefix, upTo + 1n), capacity: SCAN_CAPACITY };
+    let n = 0;
+    for await (const { key, value } of this.db.iterator(range)) {
+      visit(this.inSchema(table, decodeRow(key.readBigUInt64BE(key.length - 8), value)));
+      n++;
+    }
+    return n;
+  }
+
   /** Every catalog entry, as name → parsed JSON. */
   async loadCatalog(): Promise<Map<string, unknown>> {
     const out = new Map<string, unknown>();
@@ -184,9 +244,10 @@ export class HotStore {
   /** Every index entry of a partition (cold markers included), read from `db` (a snapshot for flushes). */
   async scanIndex(table: TableDef, partition: string, db: RocksDB): Promise<{ key: Buffer; row: RowVersion }[]> {
     const prefix = partitionPrefix(KEY_PK, table.id, partition);
+    const flushed = this.flushed.get(prefix.toString('latin1')) ?? 0n;
     const out: { key: Buffer; row: RowVersion }[] = [];
     for await (const { key, value } of db.iterator({ gte: prefix, lt: prefixEnd(prefix), capacity: SCAN_CAPACITY })) {
-      out.push({ key, row: this.inSchema(table, decodeIndexValue(value)) });
+      out.push({ key, row: this.inSchema(table, decodeIndexValue(value, flushed)) });
     }
     return out;
   }
@@ -240,7 +301,8 @@ export class HotStore {
     const pending = pks.map((pk) => batch.get(pkKey(prefix, encodePk(pkCol.type, pk))));
     batch.tryFlush();
     const values = await Promise.all(pending);
-    return values.map((v) => (v === null ? null : this.inSchema(table, decodeIndexValue(v))));
+    const flushed = this.flushed.get(prefix.toString('latin1')) ?? 0n;
+    return values.map((v) => (v === null ? null : this.inSchema(table, decodeIndexValue(v, flushed))));
   }
 
   /** Raw index lookups used by the committer to validate a group of writes at once. */
@@ -250,7 +312,20 @@ export class HotStore {
     const pending = keys.map((k) => batch.get(k));
     batch.tryFlush();
     const values = await Promise.all(pending);
-    return values.map((v) => (v === null ? null : decodeIndexValue(v)));
+    if (this.flushed.size === 0) return values.map((v) => (v === null ? null : decodeIndexValue(v)));
+    // A group's keys are mostly of one partition: its watermark is looked up once per run of them.
+    let prefix: Buffer | null = null;
+    let flushed = 0n;
+    return values.map((v, i) => {
+      if (v === null) return null;
+      const key = keys[i]!;
+      const length = 6 + key[5]!;
+      if (prefix === null || prefix.length !== length || key.compare(prefix, 0, length, 0, length) !== 0) {
+        prefix = key.subarray(0, length);
+        flushed = this.flushed.get(indexPrefixOf(key)) ?? 0n;
+      }
+      return decodeIndexValue(v, flushed);
+    });
   }
 
   /** Every version of a partition with seq > afterSeq, in commit order. */
@@ -276,25 +351,29 @@ export class HotStore {
       assert(entry.key.length > versions.length, 'version key');
       count++;
     }
-    const batch = this.db.write({ capacity: 2, autoDestroy: true });
+    const batch = this.db.write({ capacity: 3, autoDestroy: true });
     for (const kind of [KEY_VERSION, KEY_PK]) {
       const prefix = partitionPrefix(kind, tableId, partition);
       batch.tryDeleteRange(prefix, prefixEnd(prefix));
     }
+    batch.tryDelete(partitionPrefix(KEY_FLUSHED, tableId, partition));
     await this.flushBatch(batch, 'commit');
     await this.syncWal();
+    this.flushed.delete(partitionPrefix(KEY_PK, tableId, partition).toString('latin1'));
     return count;
   }
 
   /** Removes every row version and index entry of a table (DROP TABLE). */
   async dropTableRows(tableId: number): Promise<void> {
-    const batch = this.db.write({ capacity: 2, autoDestroy: true });
-    for (const kind of [KEY_VERSION, KEY_PK]) {
+    const batch = this.db.write({ capacity: 3, autoDestroy: true });
+    for (const kind of [KEY_VERSION, KEY_PK, KEY_FLUSHED]) {
       const prefix = tablePrefix(kind, tableId);
       batch.tryDeleteRange(prefix, prefixEnd(prefix));
     }
     await this.flushBatch(batch, 'commit');
     await this.syncWal();
+    const table = tablePrefix(KEY_PK, tableId).toString('latin1');
+    for (const id of [...this.flushed.keys()]) if (id.startsWith(table)) this.flushed.delete(id);
   }
 
   private async flushBatch(batch: WriteBatch, source: 'commit' | 'catalog'): Promise<void> {
@@ -304,4 +383,9 @@ export class HotStore {
       throw this.writeFailed(error, source);
     }
   }
+}
+
+/** The index prefix (kind KEY_PK, latin1) of the partition a key of any kind belongs to. */
+function indexPrefixOf(key: Buffer): string {
+  return String.fromCharCode(KEY_PK) + key.toString('latin1', 1, 6 + key[5]!);
 }

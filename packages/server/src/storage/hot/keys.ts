@@ -3,6 +3,9 @@
  *   0x00 catalog   0x00 | utf8 name                                   → JSON
  *   0x01 version   0x01 | table u32 | partition (u8 len + utf8) | seq u64   → encoded row version
  *   0x02 pk index  0x02 | table u32 | partition (u8 len + utf8) | pk bytes  → seq u64 + encoded row version
+ *   (0x03 topic messages, see topics/message-codec.ts)
+ *   0x04 flushed   0x04 | table u32 | partition (u8 len + utf8)            → seq u64: every index entry of the
+ *                  partition at or below it is in a Parquet segment (read as a cold marker, decision 0014)
  * Integers are big-endian so that keys sort by table, partition, then seq (or primary key).
  * The partition is the owner's user id for USER tables and empty for SHARED tables.
  */
@@ -12,6 +15,7 @@ import type { ColumnType, StoredValue } from '../../catalog/types.js';
 export const KEY_CATALOG = 0x00;
 export const KEY_VERSION = 0x01;
 export const KEY_PK = 0x02;
+export const KEY_FLUSHED = 0x04;
 export const PARTITION_BYTES_MAX = 255;
 
 export function catalogKey(name: string): Buffer {

@@ -85,8 +85,39 @@ export function encodeIndexValue(seq: bigint, row: Buffer): Buffer {
   return out;
 }
 
-export function decodeIndexValue(bytes: Buffer): RowVersion {
+/**
+ * An index value as a row version. An entry whose `_seq` is at or below `flushedSeq` (the partition's
+ * flush watermark) is in a Parquet segment: it reads as a cold marker, like one the hand-over used to
+ * write, and its cells are not decoded.
+ */
+export function decodeIndexValue(bytes: Buffer, flushedSeq = 0n): RowVersion {
   assert(bytes.length > 8, 'corrupt index value');
-  return decodeRow(bytes.readBigUInt64BE(0), bytes.subarray(8));
+  const seq = bytes.readBigUInt64BE(0);
+  if (seq <= flushedSeq) return decodeAsColdMarker(seq, bytes);
+  return decodeRow(seq, bytes.subarray(8));
+}
+
+/** Reads only the head [schemaVersion, state] of a flushed entry; anything unusual takes the full decode. */
+function decodeAsColdMarker(seq: bigint, bytes: Buffer): RowVersion {
+  let at = 8;
+  const header = bytes[at++]!;
+  if (header === 0xdc) at += 2;
+  else if (header === 0xdd) at += 4;
+  else if (header < 0x92 || header > 0x9f) return asColdMarker(decodeRow(seq, bytes.subarray(8)));
+  const first = bytes[at++];
+  let schemaVersion: number;
+  if (first === undefined) return asColdMarker(decodeRow(seq, bytes.subarray(8)));
+  if (first <= 0x7f) schemaVersion = first;
+  else if (first === 0xcc && at + 1 <= bytes.length) schemaVersion = bytes[at++]!;
+  else if (first === 0xcd && at + 2 <= bytes.length) { schemaVersion = bytes.readUInt16BE(at); at += 2; }
+  else if (first === 0xce && at + 4 <= bytes.length) { schemaVersion = bytes.readUInt32BE(at); at += 4; }
+  else return asColdMarker(decodeRow(seq, bytes.subarray(8)));
+  const state = bytes[at];
+  assert(state !== undefined && state >= HOT_LIVE && state <= COLD_DELETED, 'corrupt row state');
+  return { seq, deleted: state === HOT_DELETED || state === COLD_DELETED, cold: true, schemaVersion, values: [] };
+}
+
+function asColdMarker(row: RowVersion): RowVersion {
+  return row.cold === true ? row : { seq: row.seq, deleted: row.deleted, cold: true, schemaVersion: row.schemaVersion, values: [] };
 }
 
