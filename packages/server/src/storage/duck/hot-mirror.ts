@@ -19,7 +19,7 @@ import type { CommittedChange } from '../hot/committer.js';
 import type { HotStore } from '../hot/hot-store.js';
 import { encodePk } from '../hot/keys.js';
 import type { RowVersion } from '../hot/row-codec.js';
-import { appendRows, columnList, duckType, type DuckEngine, type SourceColumn } from './duck-engine.js';
+import { appendRows, columnList, duckType, RowAppender, type DuckEngine, type SourceColumn } from './duck-engine.js';
 import { coldRowsSql, mergedRelationSql } from './merged-relation.js';
 import { columnProjectionSql } from '../cold/cold-store.js';
 
@@ -237,26 +237,42 @@ export class HotMirror {
   private async load(entry: Entry): Promise<bigint> {
     // Before the scan, so the scan-then-manifest order below stays free of other awaits.
     await this.cold.verifyChecksums(entry.table, entry.partition);
-    const scanned = await this.hot.scanPartition(entry.table, entry.partition);
-    // The manifest is read after the hot scan: a row the scan missed because a flush handed it over
-    // to a cold marker was committed to a segment before that hand-over, so it is listed now.
-    const coldVersion = this.cold.manifest(entry.table, entry.partition);
-    const coldFiles = this.cold.files(entry.table, entry.partition);
-    const disjoint = this.cold.disjoint(entry.table, entry.partition);
-    const syncedSeq = this.committedSeq();
-    const pending = entry.pending.map((r) => this.hot.inSchema(entry.table, r));
-    entry.pending = [];
-    const rows = scanned.length === 0 && pending.length === 0 ? [] : [...newestByKey(entry.table, [...scanned, ...pending]).values()];
     const columns = this.columnsOf(entry.table);
+    const base = `memory.main.${entry.name}`;
+    const pk = columns[primaryKeyIndex(entry.table)]!.name;
+    let hotRows = 0;
     let coldRows = 0;
+    let hasCold = false;
+    let coldVersion: unknown;
+    let syncedSeq = 0n;
     await this.duck.withConnection(async (conn) => {
-      const base = `memory.main.${entry.name}`;
-      const pk = columns[primaryKeyIndex(entry.table)]!.name;
       await conn.run(`DROP VIEW IF EXISTS ${base}_live`);
       await conn.run(`DROP VIEW IF EXISTS ${base}`);
       await conn.run(`DROP TABLE IF EXISTS ${base}_hot`);
       await conn.run(`DROP TABLE IF EXISTS ${base}_cold`);
       await conn.run(`CREATE TABLE ${base}_hot (${columnList(columns)})`);
+      // The newest hot version of every key, streamed from RocksDB into the table a chunk at a time:
+      // the JS heap holds one chunk, not the partition (decision 0016).
+      const appender = await RowAppender.open(conn, `${entry.name}_hot`, 'memory', columns);
+      try {
+        for await (const chunk of this.hot.scanPartitionChunks(entry.table, entry.partition)) {
+          for (const row of chunk) appendVersion(appender, row);
+          hotRows += chunk.length;
+        }
+        appender.flush();
+      } finally {
+        appender.close();
+      }
+      // The manifest is read after the hot scan: a row the scan missed because a flush handed it over
+      // to a cold marker was committed to a segment before that hand-over, so it is listed now.
+      coldVersion = this.cold.manifest(entry.table, entry.partition);
+      const coldFiles = this.cold.files(entry.table, entry.partition);
+      const disjoint = this.cold.disjoint(entry.table, entry.partition);
+      // Taken in the same tick as the pending list: every commit up to here is in one or the other.
+      syncedSeq = this.committedSeq();
+      const pending = entry.pending.map((r) => this.hot.inSchema(entry.table, r));
+      entry.pending = [];
+      if (pending.length > 0) hotRows += await this.mergeNewer(conn, entry, columns, pending);
       let coldName: string | null = null;
       if (coldFiles.length > 0) {
         coldName = `${base}_cold`;
@@ -270,16 +286,38 @@ export class HotMirror {
           throw await this.cold.readFailed(entry.table, entry.partition, error);
         }
       }
+      hasCold = coldName !== null;
       await conn.run(`CREATE VIEW ${base} AS ${mergedRelationSql(`${base}_hot`, coldName, pk, false)}`);
       await conn.run(`CREATE VIEW ${base}_live AS ${mergedRelationSql(`${base}_hot`, coldName, pk, true)}`);
-      await appendRows(conn, `${entry.name}_hot`, 'memory', columns, rows.map(mirrorRow));
     });
-    entry.hasCold = coldFiles.length > 0;
+    entry.hasCold = hasCold;
     entry.coldVersion = coldVersion;
     entry.loaded = true;
-    this.totalRows += rows.length + coldRows - entry.rows;
-    entry.rows = rows.length + coldRows;
+    this.totalRows += hotRows + coldRows - entry.rows;
+    entry.rows = hotRows + coldRows;
     return syncedSeq;
+  }
+
+  /**
+   * Lays versions committed while the load scanned (the entry collected them) over the scanned rows,
+   * keeping the newer `_seq` per key: the scan may already hold a key's version or a newer one.
+   * Returns how many keys the scan did not have (rows added).
+   */
+  private async mergeNewer(conn: DuckDBConnection, entry: Entry, columns: SourceColumn[], versions: readonly RowVersion[]): Promise<number> {
+    const hot = `memory.main.${entry.name}_hot`;
+    const staged = `${entry.name}_staged`;
+    const pk = `"${columns[primaryKeyIndex(entry.table)]!.name}"`;
+    const seq = `"${columns[entry.table.columns.length]!.name}"`;
+    await conn.run(`CREATE TEMP TABLE ${staged} (${columnList(columns)})`);
+    try {
+      await appendRows(conn, staged, 'temp', columns, [...newestByKey(entry.table, versions).values()].map(mirrorRow));
+      const replaced = await conn.run(`DELETE FROM ${hot} USING temp.main.${staged} s WHERE ${hot}.${pk} = s.${pk} AND s.${seq} > ${hot}.${seq}`);
+      const inserted = await conn.run(
+        `INSERT INTO ${hot} SELECT * FROM temp.main.${staged} s WHERE NOT EXISTS (SELECT 1 FROM ${hot} h WHERE h.${pk} = s.${pk})`);
+      return inserted.rowsChanged - replaced.rowsChanged;
+    } finally {
+      await conn.run(`DROP TABLE IF EXISTS temp.main.${staged}`);
+    }
   }
 
   private evict(): void {
@@ -326,4 +364,13 @@ function newestByKey(table: TableDef, versions: readonly RowVersion[]): Map<stri
 
 function mirrorRow(r: RowVersion): StoredValue[] {
   return [...r.values, r.seq, r.deleted];
+}
+
+/** mirrorRow's cells, appended without building the array. */
+function appendVersion(appender: RowAppender, r: RowVersion): void {
+  const values = r.values;
+  for (let i = 0; i < values.length; i++) appender.cell(i, values[i]);
+  appender.cell(values.length, r.seq);
+  appender.cell(values.length + 1, r.deleted);
+  appender.endRow();
 }
