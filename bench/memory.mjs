@@ -3,6 +3,7 @@
 // partition), rows as workload 6's (bench/versus-pg.mjs) and never flushed. Memory is read from /proc
 // (RSS, and PSS, which splits shared pages) after the load, after workload 6's three queries (the first
 // query loads the partition's hot mirror), and after an idle wait; the JS heap comes from system.stats.
+// With --memory-mirror-first the partition is queried once while empty, so the mirror exists during the load.
 // The queries' latencies and server CPU are reported too, so a memory change that costs query time shows.
 import { bulkInsert, latencyStats } from './lib.mjs';
 import { memKb, treeCpuMicros } from './pg.mjs';
@@ -38,12 +39,15 @@ async function timed(server, seconds, fn, minRuns = 5) {
  * One table kind on a fresh server (`server` from startBenchServer): load `rows` rows, run the
  * queries for `seconds` each, idle for `idleSeconds`.
  */
-export async function benchMemory(server, { kind, rows, seconds, idleSeconds }) {
+export async function benchMemory(server, { kind, rows, seconds, idleSeconds, mirrorFirst = false }) {
   const { sql } = server;
   const table = `mem.t_${kind}`;
-  const out = { kind, rows, at_start: await snapshot(server) };
+  const out = { kind, rows, mirror_first: mirrorFirst, at_start: await snapshot(server) };
   await sql('CREATE NAMESPACE IF NOT EXISTS mem');
   await sql(`CREATE ${kind === 'user' ? 'USER' : 'SHARED'} TABLE ${table} (id BIGINT PRIMARY KEY, user_id TEXT, body TEXT, n INT, score DOUBLE) ${NO_FLUSH}`);
+  // mirrorFirst: the partition is queried while empty, so its mirror exists and collects every insert
+  // until the next query (the rows arrive as pending changes instead of by the first load's scan).
+  if (mirrorFirst) await sql(QUERIES.group_by.text(table));
   const t = performance.now();
   await bulkInsert(sql, table, 'id, user_id, body, n, score', 0, rows,
     (i) => `${i}, 'user_${i % 1000}', 'message body number ${i}', ${i % 1000}, ${(i % 997) / 7}`, 1000, 4);

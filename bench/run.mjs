@@ -12,7 +12,8 @@
 // --idle-connections N (default 200), --idle-subscriptions M per connection (default 100, the per-connection limit).
 // `--only memory` (bench/memory.mjs; not part of `all`): server RSS with N hot rows in one partition, one fresh
 // server per table kind; --memory-rows N (default 1,000,000), --memory-kinds shared,user (default both),
-// --memory-idle N (seconds of idle before the last reading, default 10).
+// --memory-idle N (seconds of idle before the last reading, default 10), --memory-mirror-first (query the empty
+// partition first, so the mirror exists while the rows arrive).
 // `--only sdk` (bench/sdk.mjs; not part of `all`): @kalamdb/client's CPU per query next to a bare node:http client.
 import { startBenchServer, machine } from './lib.mjs';
 import { benchCore, benchWrites } from './core.mjs';
@@ -202,6 +203,7 @@ async function main() {
       try {
         results.memory.push(await benchMemory(server, {
           kind, rows: Number(arg('memory-rows', '1000000')), seconds, idleSeconds: Number(arg('memory-idle', '10')),
+          mirrorFirst: process.argv.includes('--memory-mirror-first'),
         }));
       } finally { await server.stop(); }
     }

@@ -14,12 +14,12 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { assert } from '../../util/errors.js';
 import { Mutex } from '../../util/mutex.js';
-import { partitionId, primaryKeyIndex, type StoredValue, type TableDef } from '../../catalog/types.js';
+import { partitionId, primaryKeyIndex, type TableDef } from '../../catalog/types.js';
 import type { CommittedChange } from '../hot/committer.js';
 import type { HotStore } from '../hot/hot-store.js';
 import { encodePk } from '../hot/keys.js';
 import type { RowVersion } from '../hot/row-codec.js';
-import { appendRows, columnList, duckType, RowAppender, type DuckEngine, type SourceColumn } from './duck-engine.js';
+import { columnList, duckType, RowAppender, type DuckEngine, type SourceColumn } from './duck-engine.js';
 import { coldRowsSql, mergedRelationSql } from './merged-relation.js';
 import { columnProjectionSql } from '../cold/cold-store.js';
 
@@ -53,6 +53,8 @@ interface Entry {
   refs: number;
   lastUsed: number;
   dropped: boolean;
+  /** A sync of the pending versions is queued or running (see drain). */
+  draining: boolean;
 }
 
 /** Columns of a mirror: the table's columns, then _seq and _deleted. */
@@ -71,6 +73,9 @@ export interface ColdView {
   /** Turns a failed segment read into TableUnavailableError naming the damaged file (when one is). */
   readFailed(table: TableDef, partition: string, error: unknown): Promise<unknown>;
 }
+
+/** Pending versions per mirror past which they are applied without waiting for a query (see drain). */
+const PENDING_MAX = 65_536;
 
 export class HotMirror {
   private readonly entries = new Map<string, Entry>();
@@ -92,9 +97,32 @@ export class HotMirror {
   onCommit(changes: readonly CommittedChange[]): void {
     for (const change of changes) {
       const entry = this.entries.get(partitionId(change.table.id, change.partition));
+      if (entry === undefined) continue;
       // Kept as committed: a sync maps it (by column id) to the definition the mirror is in then.
-      if (entry !== undefined) entry.pending.push(change.row);
+      entry.pending.push(change.row);
+      if (entry.pending.length >= PENDING_MAX && !entry.draining) this.drain(entry);
     }
+  }
+
+  /**
+   * Applies a mirror's pending versions without waiting for a query, once there are PENDING_MAX of
+   * them: a million inserts into a queried partition held a million row objects in the JS heap until
+   * its next query, and that query's sync as much again in garbage (decision 0016). The sync is the
+   * one the next query would run, in the same lock, so what a query sees does not change.
+   */
+  private drain(entry: Entry): void {
+    entry.draining = true;
+    void entry.lock.run(async () => {
+      if (entry.dropped) return;
+      // Not loaded (a sync failed): the next query loads from RocksDB, which holds all of these.
+      if (!entry.loaded) entry.pending = [];
+      else await this.sync(entry);
+    }).catch(() => undefined) // a failed sync leaves the mirror to be reloaded by the next query
+      .finally(() => {
+        entry.draining = false;
+        this.evict();
+        if (entry.pending.length >= PENDING_MAX && !entry.dropped) this.drain(entry);
+      });
   }
 
   /**
@@ -112,7 +140,7 @@ export class HotMirror {
       if (entry !== undefined) this.retire(entry);
       entry = {
         key, table, target: null, partition, name: `m_${++this.counter}`, lock: new Mutex(), pending: [],
-        loaded: false, coldVersion: undefined, hasCold: false, rows: 0, refs: 0, lastUsed: 0, dropped: false,
+        loaded: false, coldVersion: undefined, hasCold: false, rows: 0, refs: 0, lastUsed: 0, dropped: false, draining: false,
       };
       this.entries.set(key, entry);
     }
@@ -174,10 +202,19 @@ export class HotMirror {
       await conn.run('BEGIN TRANSACTION');
       try {
         await conn.run(`CREATE TEMP TABLE ${keys} (k ${duckType(pkColumn)})`);
-        await appendRows(conn, keys, 'temp', [pkColumn], [...newest.values()].map((r) => [r.values[pkIdx]!]));
+        const keyAppender = await RowAppender.open(conn, keys, 'temp', [pkColumn]);
+        try {
+          for (const r of newest.values()) {
+            keyAppender.cell(0, r.values[pkIdx]);
+            keyAppender.endRow();
+          }
+          keyAppender.flush();
+        } finally {
+          keyAppender.close();
+        }
         const deleted = await conn.run(`DELETE FROM memory.main.${entry.name}_hot WHERE "${pkColumn.name}" IN (SELECT k FROM temp.main.${keys})`);
         replaced = deleted.rowsChanged;
-        await appendRows(conn, `${entry.name}_hot`, 'memory', columns, [...newest.values()].map(mirrorRow));
+        await appendVersions(conn, `${entry.name}_hot`, 'memory', columns, newest.values());
         await conn.run(`DROP TABLE temp.main.${keys}`);
         await conn.run('COMMIT');
       } catch (error) {
@@ -310,7 +347,7 @@ export class HotMirror {
     const seq = `"${columns[entry.table.columns.length]!.name}"`;
     await conn.run(`CREATE TEMP TABLE ${staged} (${columnList(columns)})`);
     try {
-      await appendRows(conn, staged, 'temp', columns, [...newestByKey(entry.table, versions).values()].map(mirrorRow));
+      await appendVersions(conn, staged, 'temp', columns, newestByKey(entry.table, versions).values());
       const replaced = await conn.run(`DELETE FROM ${hot} USING temp.main.${staged} s WHERE ${hot}.${pk} = s.${pk} AND s.${seq} > ${hot}.${seq}`);
       const inserted = await conn.run(
         `INSERT INTO ${hot} SELECT * FROM temp.main.${staged} s WHERE NOT EXISTS (SELECT 1 FROM ${hot} h WHERE h.${pk} = s.${pk})`);
@@ -362,11 +399,20 @@ function newestByKey(table: TableDef, versions: readonly RowVersion[]): Map<stri
   return out;
 }
 
-function mirrorRow(r: RowVersion): StoredValue[] {
-  return [...r.values, r.seq, r.deleted];
+/** Versions as mirror rows (their cells, then `_seq` and `_deleted`) appended to `table`. */
+async function appendVersions(
+  conn: DuckDBConnection, table: string, catalog: 'temp' | 'memory', columns: readonly SourceColumn[], versions: Iterable<RowVersion>,
+): Promise<void> {
+  const appender = await RowAppender.open(conn, table, catalog, columns);
+  try {
+    for (const r of versions) appendVersion(appender, r);
+    appender.flush();
+  } finally {
+    appender.close();
+  }
 }
 
-/** mirrorRow's cells, appended without building the array. */
+/** One version as a mirror row: its cells, then `_seq` and `_deleted`. */
 function appendVersion(appender: RowAppender, r: RowVersion): void {
   const values = r.values;
   for (let i = 0; i < values.length; i++) appender.cell(i, values[i]);
