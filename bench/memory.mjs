@@ -49,9 +49,11 @@ export async function benchMemory(server, { kind, rows, seconds, idleSeconds, mi
   // until the next query (the rows arrive as pending changes instead of by the first load's scan).
   if (mirrorFirst) await sql(QUERIES.group_by.text(table));
   const t = performance.now();
+  const cpu0 = treeCpuMicros(server.pid);
   await bulkInsert(sql, table, 'id, user_id, body, n, score', 0, rows,
     (i) => `${i}, 'user_${i % 1000}', 'message body number ${i}', ${i % 1000}, ${(i % 997) / 7}`, 1000, 4);
   out.load_ms = Math.round(performance.now() - t);
+  out.load_server_cpu_us_per_row = round((treeCpuMicros(server.pid) - cpu0) / rows, 2);
   out.after_load = await snapshot(server);
   const first = performance.now();
   await sql(QUERIES.group_by.text(table)); // loads the hot mirror
