@@ -271,6 +271,11 @@ export class HotMirror {
     }
   }
 
+  /**
+   * (Re)builds the mirror's tables from both tiers. They are built under `_next` names and swapped in
+   * with the views in one transaction: a query that leased the mirror before a reload (after a flush)
+   * keeps finding its relations while the scan runs.
+   */
   private async load(entry: Entry): Promise<bigint> {
     // Before the scan, so the scan-then-manifest order below stays free of other awaits.
     await this.cold.verifyChecksums(entry.table, entry.partition);
@@ -283,49 +288,65 @@ export class HotMirror {
     let coldVersion: unknown;
     let syncedSeq = 0n;
     await this.duck.withConnection(async (conn) => {
-      await conn.run(`DROP VIEW IF EXISTS ${base}_live`);
-      await conn.run(`DROP VIEW IF EXISTS ${base}`);
-      await conn.run(`DROP TABLE IF EXISTS ${base}_hot`);
-      await conn.run(`DROP TABLE IF EXISTS ${base}_cold`);
-      await conn.run(`CREATE TABLE ${base}_hot (${columnList(columns)})`);
-      // The newest hot version of every key, streamed from RocksDB into the table a chunk at a time:
-      // the JS heap holds one chunk, not the partition (decision 0016).
-      const appender = await RowAppender.open(conn, `${entry.name}_hot`, 'memory', columns);
       try {
-        for await (const chunk of this.hot.scanPartitionChunks(entry.table, entry.partition)) {
-          for (const row of chunk) appendVersion(appender, row);
-          hotRows += chunk.length;
-        }
-        appender.flush();
-      } finally {
-        appender.close();
-      }
-      // The manifest is read after the hot scan: a row the scan missed because a flush handed it over
-      // to a cold marker was committed to a segment before that hand-over, so it is listed now.
-      coldVersion = this.cold.manifest(entry.table, entry.partition);
-      const coldFiles = this.cold.files(entry.table, entry.partition);
-      const disjoint = this.cold.disjoint(entry.table, entry.partition);
-      // Taken in the same tick as the pending list: every commit up to here is in one or the other.
-      syncedSeq = this.committedSeq();
-      const pending = entry.pending.map((r) => this.hot.inSchema(entry.table, r));
-      entry.pending = [];
-      if (pending.length > 0) hotRows += await this.mergeNewer(conn, entry, columns, pending);
-      let coldName: string | null = null;
-      if (coldFiles.length > 0) {
-        coldName = `${base}_cold`;
-        await conn.run(`CREATE TABLE ${coldName} (${columnList(columns)})`);
-        const typed = columns.map((c) => ({ name: c.name, sqlType: duckType(c) }));
+        await conn.run(`DROP TABLE IF EXISTS ${base}_hot_next`);
+        await conn.run(`DROP TABLE IF EXISTS ${base}_cold_next`);
+        await conn.run(`CREATE TABLE ${base}_hot_next (${columnList(columns)})`);
+        // The newest hot version of every key, streamed from RocksDB into the table a chunk at a time:
+        // the JS heap holds one chunk, not the partition (decision 0016).
+        const appender = await RowAppender.open(conn, `${entry.name}_hot_next`, 'memory', columns);
         try {
-          const relation = this.cold.relation(entry.table, entry.partition)!;
-          coldRows = await this.files.copyInto(coldRowsSql(relation, coldFiles.length, typed, pk, disjoint), conn, `${entry.name}_cold`, 'memory');
-        } catch (error) {
-          // A damaged segment makes this partition unavailable with a reason, not a 500.
-          throw await this.cold.readFailed(entry.table, entry.partition, error);
+          for await (const chunk of this.hot.scanPartitionChunks(entry.table, entry.partition)) {
+            for (const row of chunk) appendVersion(appender, row);
+            hotRows += chunk.length;
+          }
+          appender.flush();
+        } finally {
+          appender.close();
         }
+        // The manifest is read after the hot scan: a row the scan missed because a flush handed it over
+        // to a cold marker was committed to a segment before that hand-over, so it is listed now.
+        coldVersion = this.cold.manifest(entry.table, entry.partition);
+        const coldFiles = this.cold.files(entry.table, entry.partition);
+        const disjoint = this.cold.disjoint(entry.table, entry.partition);
+        // Taken in the same tick as the pending list: every commit up to here is in one or the other.
+        syncedSeq = this.committedSeq();
+        const pending = entry.pending.map((r) => this.hot.inSchema(entry.table, r));
+        entry.pending = [];
+        if (pending.length > 0) hotRows += await this.mergeNewer(conn, `${base}_hot_next`, entry.table, columns, pending);
+        hasCold = coldFiles.length > 0;
+        if (hasCold) {
+          await conn.run(`CREATE TABLE ${base}_cold_next (${columnList(columns)})`);
+          const typed = columns.map((c) => ({ name: c.name, sqlType: duckType(c) }));
+          try {
+            const relation = this.cold.relation(entry.table, entry.partition)!;
+            coldRows = await this.files.copyInto(coldRowsSql(relation, coldFiles.length, typed, pk, disjoint), conn, `${entry.name}_cold_next`, 'memory');
+          } catch (error) {
+            // A damaged segment makes this partition unavailable with a reason, not a 500.
+            throw await this.cold.readFailed(entry.table, entry.partition, error);
+          }
+        }
+        await conn.run('BEGIN TRANSACTION');
+        try {
+          await conn.run(`DROP VIEW IF EXISTS ${base}_live`);
+          await conn.run(`DROP VIEW IF EXISTS ${base}`);
+          await conn.run(`DROP TABLE IF EXISTS ${base}_hot`);
+          await conn.run(`DROP TABLE IF EXISTS ${base}_cold`);
+          await conn.run(`ALTER TABLE ${base}_hot_next RENAME TO ${entry.name}_hot`);
+          if (hasCold) await conn.run(`ALTER TABLE ${base}_cold_next RENAME TO ${entry.name}_cold`);
+          const coldName = hasCold ? `${base}_cold` : null;
+          await conn.run(`CREATE VIEW ${base} AS ${mergedRelationSql(`${base}_hot`, coldName, pk, false)}`);
+          await conn.run(`CREATE VIEW ${base}_live AS ${mergedRelationSql(`${base}_hot`, coldName, pk, true)}`);
+          await conn.run('COMMIT');
+        } catch (error) {
+          await conn.run('ROLLBACK').catch(() => undefined);
+          throw error;
+        }
+      } catch (error) {
+        await conn.run(`DROP TABLE IF EXISTS ${base}_hot_next`).catch(() => undefined);
+        await conn.run(`DROP TABLE IF EXISTS ${base}_cold_next`).catch(() => undefined);
+        throw error;
       }
-      hasCold = coldName !== null;
-      await conn.run(`CREATE VIEW ${base} AS ${mergedRelationSql(`${base}_hot`, coldName, pk, false)}`);
-      await conn.run(`CREATE VIEW ${base}_live AS ${mergedRelationSql(`${base}_hot`, coldName, pk, true)}`);
     });
     entry.hasCold = hasCold;
     entry.coldVersion = coldVersion;
@@ -340,14 +361,13 @@ export class HotMirror {
    * keeping the newer `_seq` per key: the scan may already hold a key's version or a newer one.
    * Returns how many keys the scan did not have (rows added).
    */
-  private async mergeNewer(conn: DuckDBConnection, entry: Entry, columns: SourceColumn[], versions: readonly RowVersion[]): Promise<number> {
-    const hot = `memory.main.${entry.name}_hot`;
-    const staged = `${entry.name}_staged`;
-    const pk = `"${columns[primaryKeyIndex(entry.table)]!.name}"`;
-    const seq = `"${columns[entry.table.columns.length]!.name}"`;
+  private async mergeNewer(conn: DuckDBConnection, hot: string, table: TableDef, columns: SourceColumn[], versions: readonly RowVersion[]): Promise<number> {
+    const staged = `${hot.split('.').pop()!}_staged`;
+    const pk = `"${columns[primaryKeyIndex(table)]!.name}"`;
+    const seq = `"${columns[table.columns.length]!.name}"`;
     await conn.run(`CREATE TEMP TABLE ${staged} (${columnList(columns)})`);
     try {
-      await appendVersions(conn, staged, 'temp', columns, newestByKey(entry.table, versions).values());
+      await appendVersions(conn, staged, 'temp', columns, newestByKey(table, versions).values());
       const replaced = await conn.run(`DELETE FROM ${hot} USING temp.main.${staged} s WHERE ${hot}.${pk} = s.${pk} AND s.${seq} > ${hot}.${seq}`);
       const inserted = await conn.run(
         `INSERT INTO ${hot} SELECT * FROM temp.main.${staged} s WHERE NOT EXISTS (SELECT 1 FROM ${hot} h WHERE h.${pk} = s.${pk})`);
@@ -381,6 +401,8 @@ export class HotMirror {
         await conn.run(`DROP VIEW IF EXISTS memory.main.${entry.name}`);
         await conn.run(`DROP TABLE IF EXISTS memory.main.${entry.name}_hot`);
         await conn.run(`DROP TABLE IF EXISTS memory.main.${entry.name}_cold`);
+        await conn.run(`DROP TABLE IF EXISTS memory.main.${entry.name}_hot_next`);
+        await conn.run(`DROP TABLE IF EXISTS memory.main.${entry.name}_cold_next`);
       }),
     ).catch(() => undefined);
   }
