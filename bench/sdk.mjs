@@ -3,7 +3,8 @@
 // JSON.parse the answer), in µs of this process's CPU (process.cpuUsage) per query, for a point query
 // and a 1,000-row result. One query in flight at a time; the two clients alternate in rounds so the
 // machine's other load falls on both alike. The server's CPU per query is reported for reference.
-import { createClient } from '../packages/client/dist/src/index.js';
+// KALAMDB_BENCH_SDK runs another build of the SDK (a path to its dist/src/index.js), to compare.
+const { createClient } = await import(process.env.KALAMDB_BENCH_SDK ?? '../packages/client/dist/src/index.js');
 import { bulkInsert, latencyStats } from './lib.mjs';
 import { treeCpuMicros } from './pg.mjs';
 
