@@ -24,6 +24,10 @@ export interface ClientOptions {
    * TIME stays integer µs since midnight.
    */
   readonly timestamps?: 'micros' | 'date';
+  /**
+   * Used for every request when given. By default, SQL and topic requests go over node:http(s) with a
+   * keep-alive agent where `node:http` exists (Node), and over the global `fetch` elsewhere.
+   */
   readonly fetch?: typeof fetch;
 }
 
