@@ -10,6 +10,11 @@
 // query workload, default 1,000,000).
 // `--only pg-realtime` runs workloads 3, 8 and 9 of issue 15 (bench/versus-pg-realtime.mjs; not part of `all`):
 // --idle-connections N (default 200), --idle-subscriptions M per connection (default 100, the per-connection limit).
+// `--only memory` (bench/memory.mjs; not part of `all`): server RSS with N hot rows in one partition, one fresh
+// server per table kind; --memory-rows N (default 1,000,000), --memory-kinds shared,user (default both),
+// --memory-idle N (seconds of idle before the last reading, default 10), --memory-mirror-first (query the empty
+// partition first, so the mirror exists while the rows arrive).
+// `--only sdk` (bench/sdk.mjs; not part of `all`): @kalamdb/client's CPU per query next to a bare node:http client.
 import { startBenchServer, machine } from './lib.mjs';
 import { benchCore, benchWrites } from './core.mjs';
 import { benchCold } from './cold.mjs';
@@ -22,6 +27,8 @@ import { startPostgres } from './pg.mjs';
 import { benchWritesVersusPg, benchQueriesVersusPg } from './versus-pg.mjs';
 import { benchRealtimeVersusPg } from './versus-pg-realtime.mjs';
 import { benchFanoutVersusPg } from './versus-pg-fanout.mjs';
+import { benchMemory } from './memory.mjs';
+import { benchSdk } from './sdk.mjs';
 
 const arg = (name, fallback) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -177,6 +184,31 @@ async function main() {
       try { results.versus_pg_fanout = await benchFanoutVersusPg(server, pg, opts); } finally { process.off('exit', onExit); await server.stop(); }
     } finally { await pg?.stop(); }
     results.run_context.loadavg_at_end = loadavg().map((x) => Math.round(x * 100) / 100);
+  }
+  if (only === 'sdk') {
+    const { loadavg } = await import('node:os');
+    const la = () => loadavg().map((x) => Math.round(x * 100) / 100);
+    results.run_context = { loadavg_at_start: la() };
+    const server = await startBenchServer(modeToml);
+    try { results.sdk = await benchSdk(server, { seconds }); } finally { await server.stop(); }
+    results.run_context.loadavg_at_end = la();
+  }
+  if (only === 'memory') {
+    const { loadavg } = await import('node:os');
+    const la = () => loadavg().map((x) => Math.round(x * 100) / 100);
+    results.run_context = { loadavg_at_start: la() };
+    results.memory = [];
+    for (const kind of arg('memory-kinds', 'shared,user').split(',')) {
+      // The first query loads 1M rows into the hot mirror: on a busy machine that can pass the default 30 s limit.
+      const server = await startBenchServer(modeToml + 'query_timeout_ms = 600000\n');
+      try {
+        results.memory.push(await benchMemory(server, {
+          kind, rows: Number(arg('memory-rows', '1000000')), seconds, idleSeconds: Number(arg('memory-idle', '10')),
+          mirrorFirst: process.argv.includes('--memory-mirror-first'),
+        }));
+      } finally { await server.stop(); }
+    }
+    results.run_context.loadavg_at_end = la();
   }
   process.stdout.write(JSON.stringify(results, null, 2) + '\n');
 }

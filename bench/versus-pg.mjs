@@ -173,7 +173,8 @@ export async function benchWritesVersusPg(server, pg, seconds) {
   return out;
 }
 
-const QUERIES = {
+/** Workload 6's three queries (bench/memory.mjs runs them too). */
+export const QUERIES = {
   point_lookup: { text: (t) => `SELECT * FROM ${t} WHERE id = $1`, params: (i, rows) => [(i * 7919) % rows], expect: () => 1 },
   filter_order_limit: {
     text: (t) => `SELECT * FROM ${t} WHERE user_id = $1 AND n < 500 ORDER BY id DESC LIMIT 20`,

@@ -4,6 +4,7 @@
  */
 import { KalamError } from './errors.js';
 import { TokenSource, type AuthOptions } from './auth.js';
+import { defaultPost, fetchPost, type HttpAnswer, type HttpPost } from './http-post.js';
 import { LiveConnection, maxSeq, type ConnectionState, type ConnectionStateListener, type LiveSubscription } from './live-connection.js';
 import { createConsumer, type Consumer, type ConsumerOptions } from './consumer.js';
 import type { SchemaChange, ChangeEvent, DataType, QueryResponse, QueryResult, Row, SchemaField, ServerMessage } from './types.js';
@@ -23,6 +24,10 @@ export interface ClientOptions {
    * TIME stays integer µs since midnight.
    */
   readonly timestamps?: 'micros' | 'date';
+  /**
+   * Used for every request when given. By default, SQL and topic requests go over node:http(s) with a
+   * keep-alive agent where `node:http` exists (Node), and over the global `fetch` elsewhere.
+   */
   readonly fetch?: typeof fetch;
 }
 
@@ -217,6 +222,8 @@ export function createClient(options: ClientOptions): KalamClient {
   // Bound: browsers refuse fetch called as a method of another object ("Illegal invocation").
   const fetchImpl = options.fetch ?? globalThis.fetch.bind(globalThis);
   const tokens = new TokenSource(base, options.auth, fetchImpl);
+  // SQL and topic requests: the caller's fetch when given, else node:http where there is one (http-post.ts).
+  const post: HttpPost = options.fetch !== undefined ? fetchPost(options.fetch) : defaultPost();
   const live = new LiveConnection(`${base.replace(/^http/, 'ws')}/v1/ws`, tokens);
   const cells: CellOptions = { bigint: options.bigint === true, dates: options.timestamps === 'date' };
 
@@ -227,16 +234,9 @@ export function createClient(options: ClientOptions): KalamClient {
   const postJson = async (path: string, body: string, signal?: AbortSignal): Promise<{ status: number; json: unknown }> => {
     for (let retried = false; ; retried = true) {
       const token = await tokens.token();
-      let res: Response;
-      let text: string;
+      let res: HttpAnswer;
       try {
-        res = await fetchImpl(`${base}${path}`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-          body,
-          ...(signal !== undefined ? { signal } : {}),
-        });
-        text = await res.text();
+        res = await post(`${base}${path}`, { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body, signal);
       } catch (error) {
         if (signal?.aborted === true) throw new KalamError('ABORTED', `${path}: aborted`);
         throw new KalamError('CONNECTION_FAILED', `Cannot reach ${base}: ${(error as Error).message}`);
@@ -246,9 +246,9 @@ export function createClient(options: ClientOptions): KalamClient {
         continue;
       }
       try {
-        return { status: res.status, json: JSON.parse(text) as unknown };
+        return { status: res.status, json: JSON.parse(res.text) as unknown };
       } catch {
-        throw new KalamError('INVALID_RESPONSE', `HTTP ${res.status} from ${base}${path} is not JSON: ${text.slice(0, 200)}`, res.status);
+        throw new KalamError('INVALID_RESPONSE', `HTTP ${res.status} from ${base}${path} is not JSON: ${res.text.slice(0, 200)}`, res.status);
       }
     }
   };

@@ -250,17 +250,47 @@ export async function appendRows(
   conn: DuckDBConnection, table: string, catalog: 'temp' | 'memory', columns: readonly SourceColumn[], rows: readonly (readonly StoredValue[])[],
 ): Promise<void> {
   if (rows.length === 0) return;
-  const appender = await conn.createAppender(table, 'main', catalog);
-  const appenders = columns.map(cellAppender);
+  const appender = await RowAppender.open(conn, table, catalog, columns);
   try {
     for (const row of rows) {
-      assert(row.length === appenders.length, 'row width matches source columns');
-      appendCells(appender, appenders, row);
+      assert(row.length === columns.length, 'row width matches source columns');
+      for (let i = 0; i < row.length; i++) appender.cell(i, row[i]);
       appender.endRow();
     }
-    appender.flushSync();
+    appender.flush();
   } finally {
-    appender.closeSync();
+    appender.close();
+  }
+}
+
+/**
+ * DuckDB's appender with a converter per column, for callers that produce rows a few at a time (the
+ * hot mirror's load streams a partition through one) instead of as one array of arrays.
+ */
+export class RowAppender {
+  private constructor(private readonly appender: DuckDBAppender, private readonly cells: readonly CellAppender[]) {}
+
+  static async open(conn: DuckDBConnection, table: string, catalog: 'temp' | 'memory', columns: readonly SourceColumn[]): Promise<RowAppender> {
+    return new RowAppender(await conn.createAppender(table, 'main', catalog), columns.map(cellAppender));
+  }
+
+  /** The next cell of the current row, which is column `i` (cells go in column order). */
+  cell(i: number, v: StoredValue | undefined): void {
+    if (v === null || v === undefined) this.appender.appendNull();
+    else this.cells[i]!(this.appender, v);
+  }
+
+  endRow(): void {
+    this.appender.endRow();
+  }
+
+  /** Writes the rows appended so far to the table. */
+  flush(): void {
+    this.appender.flushSync();
+  }
+
+  close(): void {
+    this.appender.closeSync();
   }
 }
 

@@ -14,12 +14,12 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { assert } from '../../util/errors.js';
 import { Mutex } from '../../util/mutex.js';
-import { partitionId, primaryKeyIndex, type StoredValue, type TableDef } from '../../catalog/types.js';
+import { partitionId, primaryKeyIndex, type TableDef } from '../../catalog/types.js';
 import type { CommittedChange } from '../hot/committer.js';
 import type { HotStore } from '../hot/hot-store.js';
 import { encodePk } from '../hot/keys.js';
 import type { RowVersion } from '../hot/row-codec.js';
-import { appendRows, columnList, duckType, type DuckEngine, type SourceColumn } from './duck-engine.js';
+import { columnList, duckType, RowAppender, type DuckEngine, type SourceColumn } from './duck-engine.js';
 import { coldRowsSql, mergedRelationSql } from './merged-relation.js';
 import { columnProjectionSql } from '../cold/cold-store.js';
 
@@ -53,6 +53,8 @@ interface Entry {
   refs: number;
   lastUsed: number;
   dropped: boolean;
+  /** A sync of the pending versions is queued or running (see drain). */
+  draining: boolean;
 }
 
 /** Columns of a mirror: the table's columns, then _seq and _deleted. */
@@ -71,6 +73,9 @@ export interface ColdView {
   /** Turns a failed segment read into TableUnavailableError naming the damaged file (when one is). */
   readFailed(table: TableDef, partition: string, error: unknown): Promise<unknown>;
 }
+
+/** Pending versions per mirror past which they are applied without waiting for a query (see drain). */
+const PENDING_MAX = 65_536;
 
 export class HotMirror {
   private readonly entries = new Map<string, Entry>();
@@ -92,9 +97,32 @@ export class HotMirror {
   onCommit(changes: readonly CommittedChange[]): void {
     for (const change of changes) {
       const entry = this.entries.get(partitionId(change.table.id, change.partition));
+      if (entry === undefined) continue;
       // Kept as committed: a sync maps it (by column id) to the definition the mirror is in then.
-      if (entry !== undefined) entry.pending.push(change.row);
+      entry.pending.push(change.row);
+      if (entry.pending.length >= PENDING_MAX && !entry.draining) this.drain(entry);
     }
+  }
+
+  /**
+   * Applies a mirror's pending versions without waiting for a query, once there are PENDING_MAX of
+   * them: a million inserts into a queried partition held a million row objects in the JS heap until
+   * its next query, and that query's sync as much again in garbage (decision 0016). The sync is the
+   * one the next query would run, in the same lock, so what a query sees does not change.
+   */
+  private drain(entry: Entry): void {
+    entry.draining = true;
+    void entry.lock.run(async () => {
+      if (entry.dropped) return;
+      // Not loaded (a sync failed): the next query loads from RocksDB, which holds all of these.
+      if (!entry.loaded) entry.pending = [];
+      else await this.sync(entry);
+    }).catch(() => undefined) // a failed sync leaves the mirror to be reloaded by the next query
+      .finally(() => {
+        entry.draining = false;
+        this.evict();
+        if (entry.pending.length >= PENDING_MAX && !entry.dropped) this.drain(entry);
+      });
   }
 
   /**
@@ -112,7 +140,7 @@ export class HotMirror {
       if (entry !== undefined) this.retire(entry);
       entry = {
         key, table, target: null, partition, name: `m_${++this.counter}`, lock: new Mutex(), pending: [],
-        loaded: false, coldVersion: undefined, hasCold: false, rows: 0, refs: 0, lastUsed: 0, dropped: false,
+        loaded: false, coldVersion: undefined, hasCold: false, rows: 0, refs: 0, lastUsed: 0, dropped: false, draining: false,
       };
       this.entries.set(key, entry);
     }
@@ -174,10 +202,19 @@ export class HotMirror {
       await conn.run('BEGIN TRANSACTION');
       try {
         await conn.run(`CREATE TEMP TABLE ${keys} (k ${duckType(pkColumn)})`);
-        await appendRows(conn, keys, 'temp', [pkColumn], [...newest.values()].map((r) => [r.values[pkIdx]!]));
+        const keyAppender = await RowAppender.open(conn, keys, 'temp', [pkColumn]);
+        try {
+          for (const r of newest.values()) {
+            keyAppender.cell(0, r.values[pkIdx]);
+            keyAppender.endRow();
+          }
+          keyAppender.flush();
+        } finally {
+          keyAppender.close();
+        }
         const deleted = await conn.run(`DELETE FROM memory.main.${entry.name}_hot WHERE "${pkColumn.name}" IN (SELECT k FROM temp.main.${keys})`);
         replaced = deleted.rowsChanged;
-        await appendRows(conn, `${entry.name}_hot`, 'memory', columns, [...newest.values()].map(mirrorRow));
+        await appendVersions(conn, `${entry.name}_hot`, 'memory', columns, newest.values());
         await conn.run(`DROP TABLE temp.main.${keys}`);
         await conn.run('COMMIT');
       } catch (error) {
@@ -234,52 +271,110 @@ export class HotMirror {
     }
   }
 
+  /**
+   * (Re)builds the mirror's tables from both tiers. They are built under `_next` names and swapped in
+   * with the views in one transaction: a query that leased the mirror before a reload (after a flush)
+   * keeps finding its relations while the scan runs.
+   */
   private async load(entry: Entry): Promise<bigint> {
     // Before the scan, so the scan-then-manifest order below stays free of other awaits.
     await this.cold.verifyChecksums(entry.table, entry.partition);
-    const scanned = await this.hot.scanPartition(entry.table, entry.partition);
-    // The manifest is read after the hot scan: a row the scan missed because a flush handed it over
-    // to a cold marker was committed to a segment before that hand-over, so it is listed now.
-    const coldVersion = this.cold.manifest(entry.table, entry.partition);
-    const coldFiles = this.cold.files(entry.table, entry.partition);
-    const disjoint = this.cold.disjoint(entry.table, entry.partition);
-    const syncedSeq = this.committedSeq();
-    const pending = entry.pending.map((r) => this.hot.inSchema(entry.table, r));
-    entry.pending = [];
-    const rows = scanned.length === 0 && pending.length === 0 ? [] : [...newestByKey(entry.table, [...scanned, ...pending]).values()];
     const columns = this.columnsOf(entry.table);
+    const base = `memory.main.${entry.name}`;
+    const pk = columns[primaryKeyIndex(entry.table)]!.name;
+    let hotRows = 0;
     let coldRows = 0;
+    let hasCold = false;
+    let coldVersion: unknown;
+    let syncedSeq = 0n;
     await this.duck.withConnection(async (conn) => {
-      const base = `memory.main.${entry.name}`;
-      const pk = columns[primaryKeyIndex(entry.table)]!.name;
-      await conn.run(`DROP VIEW IF EXISTS ${base}_live`);
-      await conn.run(`DROP VIEW IF EXISTS ${base}`);
-      await conn.run(`DROP TABLE IF EXISTS ${base}_hot`);
-      await conn.run(`DROP TABLE IF EXISTS ${base}_cold`);
-      await conn.run(`CREATE TABLE ${base}_hot (${columnList(columns)})`);
-      let coldName: string | null = null;
-      if (coldFiles.length > 0) {
-        coldName = `${base}_cold`;
-        await conn.run(`CREATE TABLE ${coldName} (${columnList(columns)})`);
-        const typed = columns.map((c) => ({ name: c.name, sqlType: duckType(c) }));
+      try {
+        await conn.run(`DROP TABLE IF EXISTS ${base}_hot_next`);
+        await conn.run(`DROP TABLE IF EXISTS ${base}_cold_next`);
+        await conn.run(`CREATE TABLE ${base}_hot_next (${columnList(columns)})`);
+        // The newest hot version of every key, streamed from RocksDB into the table a chunk at a time:
+        // the JS heap holds one chunk, not the partition (decision 0016).
+        const appender = await RowAppender.open(conn, `${entry.name}_hot_next`, 'memory', columns);
         try {
-          const relation = this.cold.relation(entry.table, entry.partition)!;
-          coldRows = await this.files.copyInto(coldRowsSql(relation, coldFiles.length, typed, pk, disjoint), conn, `${entry.name}_cold`, 'memory');
-        } catch (error) {
-          // A damaged segment makes this partition unavailable with a reason, not a 500.
-          throw await this.cold.readFailed(entry.table, entry.partition, error);
+          for await (const chunk of this.hot.scanPartitionChunks(entry.table, entry.partition)) {
+            for (const row of chunk) appendVersion(appender, row);
+            hotRows += chunk.length;
+          }
+          appender.flush();
+        } finally {
+          appender.close();
         }
+        // The manifest is read after the hot scan: a row the scan missed because a flush handed it over
+        // to a cold marker was committed to a segment before that hand-over, so it is listed now.
+        coldVersion = this.cold.manifest(entry.table, entry.partition);
+        const coldFiles = this.cold.files(entry.table, entry.partition);
+        const disjoint = this.cold.disjoint(entry.table, entry.partition);
+        // Taken in the same tick as the pending list: every commit up to here is in one or the other.
+        syncedSeq = this.committedSeq();
+        const pending = entry.pending.map((r) => this.hot.inSchema(entry.table, r));
+        entry.pending = [];
+        if (pending.length > 0) hotRows += await this.mergeNewer(conn, `${base}_hot_next`, entry.table, columns, pending);
+        hasCold = coldFiles.length > 0;
+        if (hasCold) {
+          await conn.run(`CREATE TABLE ${base}_cold_next (${columnList(columns)})`);
+          const typed = columns.map((c) => ({ name: c.name, sqlType: duckType(c) }));
+          try {
+            const relation = this.cold.relation(entry.table, entry.partition)!;
+            coldRows = await this.files.copyInto(coldRowsSql(relation, coldFiles.length, typed, pk, disjoint), conn, `${entry.name}_cold_next`, 'memory');
+          } catch (error) {
+            // A damaged segment makes this partition unavailable with a reason, not a 500.
+            throw await this.cold.readFailed(entry.table, entry.partition, error);
+          }
+        }
+        await conn.run('BEGIN TRANSACTION');
+        try {
+          await conn.run(`DROP VIEW IF EXISTS ${base}_live`);
+          await conn.run(`DROP VIEW IF EXISTS ${base}`);
+          await conn.run(`DROP TABLE IF EXISTS ${base}_hot`);
+          await conn.run(`DROP TABLE IF EXISTS ${base}_cold`);
+          await conn.run(`ALTER TABLE ${base}_hot_next RENAME TO ${entry.name}_hot`);
+          if (hasCold) await conn.run(`ALTER TABLE ${base}_cold_next RENAME TO ${entry.name}_cold`);
+          const coldName = hasCold ? `${base}_cold` : null;
+          await conn.run(`CREATE VIEW ${base} AS ${mergedRelationSql(`${base}_hot`, coldName, pk, false)}`);
+          await conn.run(`CREATE VIEW ${base}_live AS ${mergedRelationSql(`${base}_hot`, coldName, pk, true)}`);
+          await conn.run('COMMIT');
+        } catch (error) {
+          await conn.run('ROLLBACK').catch(() => undefined);
+          throw error;
+        }
+      } catch (error) {
+        await conn.run(`DROP TABLE IF EXISTS ${base}_hot_next`).catch(() => undefined);
+        await conn.run(`DROP TABLE IF EXISTS ${base}_cold_next`).catch(() => undefined);
+        throw error;
       }
-      await conn.run(`CREATE VIEW ${base} AS ${mergedRelationSql(`${base}_hot`, coldName, pk, false)}`);
-      await conn.run(`CREATE VIEW ${base}_live AS ${mergedRelationSql(`${base}_hot`, coldName, pk, true)}`);
-      await appendRows(conn, `${entry.name}_hot`, 'memory', columns, rows.map(mirrorRow));
     });
-    entry.hasCold = coldFiles.length > 0;
+    entry.hasCold = hasCold;
     entry.coldVersion = coldVersion;
     entry.loaded = true;
-    this.totalRows += rows.length + coldRows - entry.rows;
-    entry.rows = rows.length + coldRows;
+    this.totalRows += hotRows + coldRows - entry.rows;
+    entry.rows = hotRows + coldRows;
     return syncedSeq;
+  }
+
+  /**
+   * Lays versions committed while the load scanned (the entry collected them) over the scanned rows,
+   * keeping the newer `_seq` per key: the scan may already hold a key's version or a newer one.
+   * Returns how many keys the scan did not have (rows added).
+   */
+  private async mergeNewer(conn: DuckDBConnection, hot: string, table: TableDef, columns: SourceColumn[], versions: readonly RowVersion[]): Promise<number> {
+    const staged = `${hot.split('.').pop()!}_staged`;
+    const pk = `"${columns[primaryKeyIndex(table)]!.name}"`;
+    const seq = `"${columns[table.columns.length]!.name}"`;
+    await conn.run(`CREATE TEMP TABLE ${staged} (${columnList(columns)})`);
+    try {
+      await appendVersions(conn, staged, 'temp', columns, newestByKey(table, versions).values());
+      const replaced = await conn.run(`DELETE FROM ${hot} USING temp.main.${staged} s WHERE ${hot}.${pk} = s.${pk} AND s.${seq} > ${hot}.${seq}`);
+      const inserted = await conn.run(
+        `INSERT INTO ${hot} SELECT * FROM temp.main.${staged} s WHERE NOT EXISTS (SELECT 1 FROM ${hot} h WHERE h.${pk} = s.${pk})`);
+      return inserted.rowsChanged - replaced.rowsChanged;
+    } finally {
+      await conn.run(`DROP TABLE IF EXISTS temp.main.${staged}`);
+    }
   }
 
   private evict(): void {
@@ -306,6 +401,8 @@ export class HotMirror {
         await conn.run(`DROP VIEW IF EXISTS memory.main.${entry.name}`);
         await conn.run(`DROP TABLE IF EXISTS memory.main.${entry.name}_hot`);
         await conn.run(`DROP TABLE IF EXISTS memory.main.${entry.name}_cold`);
+        await conn.run(`DROP TABLE IF EXISTS memory.main.${entry.name}_hot_next`);
+        await conn.run(`DROP TABLE IF EXISTS memory.main.${entry.name}_cold_next`);
       }),
     ).catch(() => undefined);
   }
@@ -324,6 +421,24 @@ function newestByKey(table: TableDef, versions: readonly RowVersion[]): Map<stri
   return out;
 }
 
-function mirrorRow(r: RowVersion): StoredValue[] {
-  return [...r.values, r.seq, r.deleted];
+/** Versions as mirror rows (their cells, then `_seq` and `_deleted`) appended to `table`. */
+async function appendVersions(
+  conn: DuckDBConnection, table: string, catalog: 'temp' | 'memory', columns: readonly SourceColumn[], versions: Iterable<RowVersion>,
+): Promise<void> {
+  const appender = await RowAppender.open(conn, table, catalog, columns);
+  try {
+    for (const r of versions) appendVersion(appender, r);
+    appender.flush();
+  } finally {
+    appender.close();
+  }
+}
+
+/** One version as a mirror row: its cells, then `_seq` and `_deleted`. */
+function appendVersion(appender: RowAppender, r: RowVersion): void {
+  const values = r.values;
+  for (let i = 0; i < values.length; i++) appender.cell(i, values[i]);
+  appender.cell(values.length, r.seq);
+  appender.cell(values.length + 1, r.deleted);
+  appender.endRow();
 }

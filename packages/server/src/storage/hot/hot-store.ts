@@ -241,6 +241,27 @@ export class HotStore {
     return out;
   }
 
+  /**
+   * The rows of scanPartition a chunk at a time, from one iterator (so one consistent view): the hot
+   * mirror's load appends each chunk to DuckDB instead of holding every row of the partition in the
+   * JS heap at once (a million rows made ~1 GB of garbage that stayed resident).
+   */
+  async *scanPartitionChunks(table: TableDef, partition: string): AsyncGenerator<RowVersion[]> {
+    const prefix = partitionPrefix(KEY_PK, table.id, partition);
+    const flushed = this.flushed.get(prefix.toString('latin1')) ?? 0n;
+    let chunk: RowVersion[] = [];
+    for await (const { value } of this.db.iterator({ gte: prefix, lt: prefixEnd(prefix), capacity: SCAN_CAPACITY })) {
+      const row = decodeIndexValue(value, flushed);
+      if (row.cold === true) continue;
+      chunk.push(this.inSchema(table, row));
+      if (chunk.length === SCAN_CAPACITY) {
+        yield chunk;
+        chunk = [];
+      }
+    }
+    if (chunk.length > 0) yield chunk;
+  }
+
   /** Every index entry of a partition (cold markers included), read from `db` (a snapshot for flushes). */
   async scanIndex(table: TableDef, partition: string, db: RocksDB): Promise<{ key: Buffer; row: RowVersion }[]> {
     const prefix = partitionPrefix(KEY_PK, table.id, partition);
