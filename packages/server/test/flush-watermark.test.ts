@@ -64,6 +64,9 @@ describe('flush watermark', () => {
       ]);
       assert.deepEqual(scanned[1]!.row.values, [], 'a cold marker carries no cells');
       assert.deepEqual((await store.scanPartition(table, 'u1')).map((r) => r.values), [[1n, 'a-late']]);
+      const chunked: (readonly unknown[])[] = [];
+      for await (const chunk of store.scanPartitionChunks(table, 'u1')) chunked.push(...chunk.map((r) => r.values));
+      assert.deepEqual(chunked, [[1n, 'a-late']], "the mirror's chunked scan reads entries below the watermark as cold");
       const byPk = await store.getByPks(table, 'u1', [1n, 2n, 3n, 4n]);
       assert.deepEqual(byPk.map((r) => (r === null ? null : [r.cold === true, r.deleted])), [[false, false], [true, false], [true, true], null]);
       const raw = await store.getIndexEntries([indexKey('u1', 2), indexKey('u2', 1), indexKey('u1', 1)]);
