@@ -9,7 +9,8 @@
 // same run (not part of `all`: it needs PostgreSQL installed and takes minutes); --pg-rows N (rows of the
 // query workload, default 1,000,000).
 // `--only pg-realtime` runs workloads 3, 8 and 9 of issue 15 (bench/versus-pg-realtime.mjs; not part of `all`):
-// --idle-connections N (default 200), --idle-subscriptions M per connection (default 100, the per-connection limit).
+// --idle-connections N (default 200), --idle-subscriptions M per connection (default 100, the per-connection limit),
+// --realtime-parts 3,8,9 (which of the three workloads to run; default all; 3-ours: our side of workload 3 alone).
 import { startBenchServer, machine } from './lib.mjs';
 import { benchCore, benchWrites } from './core.mjs';
 import { benchCold } from './cold.mjs';
@@ -136,6 +137,7 @@ async function main() {
         results.versus_pg_realtime = await benchRealtimeVersusPg(server, pg, seconds, {
           streamEvents: Number(arg('stream-events', '50000')),
           idleConnections: Number(arg('idle-connections', '200')), idleSubsPerConnection: Number(arg('idle-subscriptions', '100')),
+          parts: arg('realtime-parts', '3,8,9').split(','),
         });
       } finally { process.off('exit', onExit); await server.stop(); }
     } finally { await pg.stop(); }

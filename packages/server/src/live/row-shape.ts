@@ -10,6 +10,8 @@
 import type { Catalog } from '../catalog/catalog.js';
 import type { ColumnDef, StoredValue, TableDef } from '../catalog/types.js';
 import { valuesInSchema } from '../catalog/schema-map.js';
+import { encodeCell } from '../sql/values.js';
+import { liveColumns, type SubscriptionQuery } from './subscription-query.js';
 
 export interface VersionedCells {
   readonly schemaVersion: number;
@@ -29,4 +31,20 @@ export function fillFor(column: ColumnDef): StoredValue {
 /** A column's identity across schema versions: its stable id. */
 export function columnKey(c: ColumnDef): number {
   return c.id;
+}
+
+/** A stored version as a protocol object under a subscription's shape (converted from the schema it was written with). */
+export function shapedRow(catalog: Catalog, shape: SubscriptionQuery, row: VersionedCells, seq: bigint): Record<string, unknown> {
+  return rowObject(shape.table, shape.projection, cellsUnder(catalog, shape.table, row), seq);
+}
+
+/** A row as a protocol object: the projected columns (cells encoded) with `_seq`. */
+export function rowObject(table: TableDef, projection: readonly number[], values: readonly StoredValue[], seq: bigint): Record<string, unknown> {
+  const columns = liveColumns(table);
+  const out: Record<string, unknown> = {};
+  for (const i of projection) {
+    const column = columns[i]!;
+    out[column.name] = i === table.columns.length ? seq.toString() : encodeCell(column, values[i] ?? null);
+  }
+  return out;
 }
