@@ -11,7 +11,7 @@ import type { StoredValue, TableDef } from '../catalog/types.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { SubscriptionQuery } from './subscription-query.js';
 import { matchAll } from './predicate.js';
-import { cellsUnder, shapedRow, type VersionedCells } from './row-shape.js';
+import { cellsUnder, shapedRowJson, type VersionedCells } from './row-shape.js';
 import { LiveFrame } from './wire-frame.js';
 import type { LiveEvent, Subscription } from './registry.js';
 
@@ -30,9 +30,12 @@ export class ChangePayload {
   readonly seq: bigint;
   private readonly newRow: VersionedCells | null;
   private readonly oldRow: (VersionedCells & { readonly seq: bigint }) | null;
-  /** Predicate cells (converted, with `_seq`): [schema version, new, old] per version matched under. */
-  private readonly cells: [number, StoredValue[] | null, StoredValue[] | null][] = [];
-  private readonly rows = new Map<string, string>();
+  /** Predicate cells (converted, with `_seq`): [schema version, new, old] per version matched under (made on first use). */
+  private cells: [number, StoredValue[] | null, StoredValue[] | null][] | null = null;
+  /** Encoded rows by variant and projection; most changes are encoded under one, kept apart from the map. */
+  private firstRowKey: string | null = null;
+  private firstRow = '';
+  private rows: Map<string, string> | null = null;
 
   constructor(private readonly change: CommittedChange, private readonly catalog: Catalog) {
     const row = change.row;
@@ -62,17 +65,24 @@ export class ChangePayload {
     // A delete message carries the _seq of the change that removed the row, so a client that
     // resumes from the last _seq it saw does not get this change again.
     const seqOfChange = which === 'new' || kind === 'delete';
-    const key = `${which}${seqOfChange ? '+' : '-'}${shape.projectionKey}`;
-    let json = this.rows.get(key);
+    const key = which === 'new' ? shape.projectionKey : `${which}${seqOfChange ? '+' : '-'}${shape.projectionKey}`;
+    if (key === this.firstRowKey) return this.firstRow;
+    let json = this.rows?.get(key);
     if (json === undefined) {
       const row = which === 'new' ? this.change.row : this.oldRow!;
-      json = JSON.stringify(shapedRow(this.catalog, shape, row, seqOfChange ? this.seq : this.oldRow!.seq));
-      this.rows.set(key, json);
+      json = shapedRowJson(this.catalog, shape, row, seqOfChange ? this.seq : this.oldRow!.seq);
+      if (this.firstRowKey === null) {
+        this.firstRowKey = key;
+        this.firstRow = json;
+      } else {
+        (this.rows ??= new Map()).set(key, json);
+      }
     }
     return json;
   }
 
   private cellsFor(table: TableDef): [number, StoredValue[] | null, StoredValue[] | null] {
+    this.cells ??= [];
     for (const entry of this.cells) if (entry[0] === table.schemaVersion) return entry;
     const under = (v: VersionedCells | null, seq: bigint | undefined): StoredValue[] | null =>
       v === null ? null : [...cellsUnder(this.catalog, table, v), seq!];
