@@ -82,6 +82,21 @@ interface PendingBatches {
 
 const SUBSCRIPTION_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
 
+let tick = 0;
+let tickEnds = false;
+
+/** A number that changes once the current synchronous run (e.g. one commit group's fan-out) is over. */
+function currentTick(): number {
+  if (!tickEnds) {
+    tickEnds = true;
+    process.nextTick(() => {
+      tick++;
+      tickEnds = false;
+    });
+  }
+  return tick;
+}
+
 export class LiveSession implements LiveSink {
   principal: Principal | null = null;
   alive = true;
@@ -89,6 +104,8 @@ export class LiveSession implements LiveSink {
   private readonly batches = new Map<string, PendingBatches>();
   private closed = false;
   private corked = false;
+  /** The tick (currentTick) of the last frame sent: a second frame in the same tick corks the socket. */
+  private lastSendTick = -1;
   private tokens: number;
   private lastRefill = Date.now();
   private authTimer: NodeJS.Timeout | null = null;
@@ -494,13 +511,20 @@ export class LiveSession implements LiveSink {
       this.slowConsumer();
       return false;
     }
-    this.cork();
     const socket = this.socket();
+    if (socket === undefined || this.ws.readyState !== OPEN) {
+      this.ws.send(frame.payload, { binary: false });
+      return true;
+    }
+    // The first frame of a tick goes out at once, in one write; more in the same tick (a commit
+    // group reaching several of this connection's subscriptions) are corked and leave together.
+    const tick = currentTick();
+    if (this.lastSendTick === tick) this.cork();
+    this.lastSendTick = tick;
     // The frame is written as built (shared by every socket that gets it). ws runs without
     // permessage-deflate here, so its sender never queues: every frame it sends is on the socket
     // already, and this write keeps its place in the order.
-    if (socket !== undefined && this.ws.readyState === OPEN) socket.write(frame.wire);
-    else this.ws.send(frame.payload, { binary: false });
+    socket.write(frame.wire);
     return true;
   }
 
