@@ -158,7 +158,7 @@ export class LiveRegistry implements Deliverer {
    * in the group are one message with many rows).
    */
   onCommit(changes: readonly CommittedChange[]): void {
-    const matched = new Map<ShapeGroup, ShapeMatches>();
+    let matched: Map<ShapeGroup, ShapeMatches> | null = null;
     let groups: Map<string, ShapeGroup> | undefined;
     let lastTable: TableDef | null = null;
     let lastPartition = '';
@@ -176,18 +176,19 @@ export class LiveRegistry implements Deliverer {
           kind = payload.match(group.query);
         } catch (error) {
           // What the shape matched before this change still reaches it, then its subscriptions end.
-          matched.get(group)?.deliver(group.subs, this);
-          matched.delete(group);
+          matched?.get(group)?.deliver(group.subs, this);
+          matched?.delete(group);
           this.failGroup(group, `The subscription's filter failed on a change: ${(error as Error).message}`);
           continue;
         }
         if (kind === null) continue;
+        matched ??= new Map();
         let m = matched.get(group);
         if (m === undefined) matched.set(group, (m = new ShapeMatches()));
         m.add(kind, payload);
       }
     }
-    for (const [group, m] of matched) m.deliver(group.subs, this);
+    if (matched !== null) for (const [group, m] of matched) m.deliver(group.subs, this);
   }
 
   /** Flush listener: tells the subscriptions on the flushed partition. */
