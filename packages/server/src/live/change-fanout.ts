@@ -160,14 +160,18 @@ export class ShapeMatches {
   }
 
   /** Every message to every subscription of the shape, each subscription in commit order. */
-  deliver(subs: ReadonlySet<Subscription>, to: Deliverer): void {
+  deliver(subs: Subscription | ReadonlySet<Subscription> | null, to: Deliverer): void {
+    if (subs === null) return;
     for (const message of this.messages) {
-      for (const sub of subs) {
-        if (sub.state === 'live') to.deliver(sub, message);
-        else if (sub.state === 'loading') for (const one of message.perChange()) to.deliver(sub, one);
-      }
+      if (subs instanceof Set) for (const sub of subs) deliverOne(sub, message, to);
+      else deliverOne(subs as Subscription, message, to);
     }
   }
+}
+
+function deliverOne(sub: Subscription, message: Message, to: Deliverer): void {
+  if (sub.state === 'live') to.deliver(sub, message);
+  else if (sub.state === 'loading') for (const one of message.perChange()) to.deliver(sub, one);
 }
 
 /** The previous row (cells, the schema they were written with, its _seq), or null when there was none or it is unknown. */

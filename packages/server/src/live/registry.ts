@@ -56,21 +56,91 @@ export interface Subscription {
   changes: number;
 }
 
-/** Subscriptions of one partition that match alike: one compilation (any member's: they are equivalent). */
+/**
+ * Subscriptions of one partition that match alike: same SQL, user (CURRENT_USER()) and schema
+ * version, so the same compiled filter and columns (`query` is any member's: they are equivalent).
+ */
 interface ShapeGroup {
-  readonly key: string;
   readonly query: SubscriptionQuery;
-  readonly subs: Set<Subscription>;
+  /** Its subscriptions: most shapes have one (a filter of their own), so a Set only from the second on. */
+  subs: Members;
+  /** The next group with the same SQL text (another user or schema version), or null. */
+  next: ShapeGroup | null;
 }
 
-/** Same SQL, user (CURRENT_USER()) and schema version: the same compiled filter and columns. */
-function shapeKey(q: SubscriptionQuery): string {
-  return `${q.table.schemaVersion}\u0000${q.userId}\u0000${q.sql}`;
+/** A shape's subscriptions: none, one, or a Set of them (kept once made: it may be iterated during a fan-out). */
+type Members = Subscription | Set<Subscription> | null;
+
+function withMember(members: Members, sub: Subscription): Members {
+  if (members === null) return sub;
+  if (members instanceof Set) return members.add(sub);
+  return new Set([members, sub]);
+}
+
+function withoutMember(members: Members, sub: Subscription): Members {
+  if (members === sub) return null;
+  if (!(members instanceof Set)) return members;
+  members.delete(sub);
+  return members.size === 0 ? null : members;
+}
+
+function membersOf(members: Members): Iterable<Subscription> {
+  if (members === null) return [];
+  return members instanceof Set ? members : [members];
+}
+
+/**
+ * The shapes of one partition, found by the SQL text (the query's own string: no key is built per
+ * subscription); the few with the same text for another user or schema version are chained.
+ */
+class PartitionShapes {
+  private readonly bySql = new Map<string, ShapeGroup>();
+
+  get size(): number {
+    return this.bySql.size;
+  }
+
+  /** Chain heads: follow `next` for the rest. Removing a group while iterating is safe (its `next` stays). */
+  heads(): IterableIterator<ShapeGroup> {
+    return this.bySql.values();
+  }
+
+  groupFor(q: SubscriptionQuery): ShapeGroup {
+    const head = this.bySql.get(q.sql);
+    for (let g = head ?? null; g !== null; g = g.next) {
+      if (g.query.userId === q.userId && g.query.table.schemaVersion === q.table.schemaVersion) return g;
+    }
+    const group: ShapeGroup = { query: q, subs: null, next: head ?? null };
+    this.bySql.set(q.sql, group);
+    return group;
+  }
+
+  delete(group: ShapeGroup): void {
+    const sql = group.query.sql;
+    const head = this.bySql.get(sql);
+    if (head === group) {
+      if (group.next === null) this.bySql.delete(sql);
+      else this.bySql.set(sql, group.next);
+      return;
+    }
+    for (let g = head ?? null; g !== null; g = g.next) {
+      if (g.next === group) {
+        g.next = group.next;
+        return;
+      }
+    }
+  }
+
+  subscriptions(): Subscription[] {
+    const out: Subscription[] = [];
+    for (const head of this.bySql.values()) for (let g: ShapeGroup | null = head; g !== null; g = g.next) out.push(...membersOf(g.subs));
+    return out;
+  }
 }
 
 export class LiveRegistry implements Deliverer {
-  /** Per (table, partition): its shapes by shapeKey. */
-  private readonly byPartition = new Map<string, Map<string, ShapeGroup>>();
+  /** Per (table, partition): its shapes. */
+  private readonly byPartition = new Map<string, PartitionShapes>();
   private readonly byUser = new Map<string, number>();
   /** Every subscription and the shape group it is in. */
   private readonly all = new Map<Subscription, ShapeGroup>();
@@ -100,18 +170,13 @@ export class LiveRegistry implements Deliverer {
 
   private attach(sub: Subscription): void {
     const key = partitionId(sub.query.table.id, sub.partition);
-    let groups = this.byPartition.get(key);
-    if (groups === undefined) {
-      groups = new Map();
-      this.byPartition.set(key, groups);
+    let shapes = this.byPartition.get(key);
+    if (shapes === undefined) {
+      shapes = new PartitionShapes();
+      this.byPartition.set(key, shapes);
     }
-    const shape = shapeKey(sub.query);
-    let group = groups.get(shape);
-    if (group === undefined) {
-      group = { key: shape, query: sub.query, subs: new Set() };
-      groups.set(shape, group);
-    }
-    group.subs.add(sub);
+    const group = shapes.groupFor(sub.query);
+    group.subs = withMember(group.subs, sub);
     this.all.set(sub, group);
   }
 
@@ -119,12 +184,12 @@ export class LiveRegistry implements Deliverer {
     const group = this.all.get(sub);
     if (group === undefined) return false;
     this.all.delete(sub);
-    group.subs.delete(sub);
-    if (group.subs.size > 0) return true;
+    group.subs = withoutMember(group.subs, sub);
+    if (group.subs !== null) return true;
     const key = partitionId(sub.query.table.id, sub.partition);
-    const groups = this.byPartition.get(key);
-    groups?.delete(group.key);
-    if (groups?.size === 0) this.byPartition.delete(key);
+    const shapes = this.byPartition.get(key);
+    shapes?.delete(group);
+    if (shapes?.size === 0) this.byPartition.delete(key);
     return true;
   }
 
@@ -159,18 +224,18 @@ export class LiveRegistry implements Deliverer {
    */
   onCommit(changes: readonly CommittedChange[]): void {
     let matched: Map<ShapeGroup, ShapeMatches> | null = null;
-    let groups: Map<string, ShapeGroup> | undefined;
+    let shapes: PartitionShapes | undefined;
     let lastTable: TableDef | null = null;
     let lastPartition = '';
     for (const change of changes) {
       if (change.table !== lastTable || change.partition !== lastPartition) {
         lastTable = change.table;
         lastPartition = change.partition;
-        groups = this.byPartition.get(partitionId(change.table.id, change.partition));
+        shapes = this.byPartition.get(partitionId(change.table.id, change.partition));
       }
-      if (groups === undefined) continue;
+      if (shapes === undefined) continue;
       const payload = new ChangePayload(change, this.catalog);
-      for (const group of groups.values()) {
+      for (const head of shapes.heads()) for (let group: ShapeGroup | null = head; group !== null; group = group.next) {
         let kind;
         try {
           kind = payload.match(group.query);
@@ -193,8 +258,8 @@ export class LiveRegistry implements Deliverer {
 
   /** Flush listener: tells the subscriptions on the flushed partition. */
   onFlush(event: FlushEvent): void {
-    const groups = this.byPartition.get(partitionId(event.table.id, event.userId ?? ''));
-    if (groups === undefined) return;
+    const shapes = this.byPartition.get(partitionId(event.table.id, event.userId ?? ''));
+    if (shapes === undefined) return;
     const flush = JSON.stringify({ table: qualifiedName(event.table), row_count: event.row_count, files: event.files, flushed_at: event.flushed_at });
     const frames = new Map<string, LiveFrame>();
     const frame = (sub: Subscription): LiveFrame => {
@@ -205,13 +270,12 @@ export class LiveRegistry implements Deliverer {
       }
       return f;
     };
-    const subs = [...groups.values()].flatMap((group) => [...group.subs]);
-    for (const sub of subs) this.deliver(sub, { seq: null, frame });
+    for (const sub of shapes.subscriptions()) this.deliver(sub, { seq: null, frame });
   }
 
   /** Ends every subscription of a shape whose filter failed; every other shape keeps flowing. */
   private failGroup(group: ShapeGroup, message: string): void {
-    for (const sub of [...group.subs]) this.fail(sub, message);
+    for (const sub of [...membersOf(group.subs)]) this.fail(sub, message);
   }
 
   /** Ends one subscription whose evaluation failed; every other subscription keeps flowing. */
