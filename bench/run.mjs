@@ -9,7 +9,8 @@
 // same run (not part of `all`: it needs PostgreSQL installed and takes minutes); --pg-rows N (rows of the
 // query workload, default 1,000,000).
 // `--only pg-realtime` runs workloads 3, 8 and 9 of issue 15 (bench/versus-pg-realtime.mjs; not part of `all`):
-// --idle-connections N (default 200), --idle-subscriptions M per connection (default 100, the per-connection limit).
+// --idle-connections N (default 200), --idle-subscriptions M per connection (default 100, the per-connection limit),
+// --realtime-parts 3,8,9 (which of the three workloads to run; default all; 3-ours: our side of workload 3 alone).
 // `--only memory` (bench/memory.mjs; not part of `all`): server RSS with N hot rows in one partition, one fresh
 // server per table kind; --memory-rows N (default 1,000,000), --memory-kinds shared,user (default both),
 // --memory-idle N (seconds of idle before the last reading, default 10), --memory-mirror-first (query the empty
@@ -143,6 +144,7 @@ async function main() {
         results.versus_pg_realtime = await benchRealtimeVersusPg(server, pg, seconds, {
           streamEvents: Number(arg('stream-events', '50000')),
           idleConnections: Number(arg('idle-connections', '200')), idleSubsPerConnection: Number(arg('idle-subscriptions', '100')),
+          parts: arg('realtime-parts', '3,8,9').split(','),
         });
       } finally { process.off('exit', onExit); await server.stop(); }
     } finally { await pg.stop(); }

@@ -123,7 +123,7 @@ export function hasWal2json() {
 }
 
 /** Workload 3 on both servers. */
-async function workload3(server, token, pg, seconds) {
+async function workload3(server, token, pg, seconds, oursOnly = false) {
   const out = {};
   // Ours.
   {
@@ -154,6 +154,7 @@ async function workload3(server, token, pg, seconds) {
     }
   }
 
+  if (oursOnly) return out;
   const admin = await pg.connect();
   // (a) trigger + NOTIFY, 50 LISTEN connections.
   await admin.query('CREATE TABLE events_notify (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, writer INT, body TEXT, sent_at DOUBLE PRECISION)');
@@ -336,14 +337,17 @@ async function workload9(server, token, pg, connections, subsPerConnection) {
  * Workloads 3, 8 and 9. `server`: startBenchServer with live_subscriptions_per_user_max raised;
  * `pg`: startPostgres with wal_level=logical and room for the connections.
  */
-export async function benchRealtimeVersusPg(server, pg, seconds, { streamEvents = 50_000, idleConnections = 200, idleSubsPerConnection = 100 } = {}) {
+export async function benchRealtimeVersusPg(server, pg, seconds, { streamEvents = 50_000, idleConnections = 200, idleSubsPerConnection = 100, parts = ['3', '8', '9'] } = {}) {
   const token = (await server.post('/v1/api/auth/login', { user: 'root', password: 'bench-root-password' })).access_token;
   const out = {};
   // Idle memory first: on a fresh server the heap holds no garbage of the other workloads for the GC
   // to give back in the middle of the measurement (that made the per-subscription figure negative).
-  out.idle_memory = await workload9(server, token, pg, idleConnections, idleSubsPerConnection);
-  out.insert_to_notification_8_writers_50_subscribers = await workload3(server, token, pg, seconds);
-  {
+  if (parts.includes('9')) out.idle_memory = await workload9(server, token, pg, idleConnections, idleSubsPerConnection);
+  // '3-ours' runs our side of workload 3 alone (for comparing builds of our server; no ratios).
+  if (parts.includes('3') || parts.includes('3-ours')) {
+    out.insert_to_notification_8_writers_50_subscribers = await workload3(server, token, pg, seconds, !parts.includes('3'));
+  }
+  if (parts.includes('8')) {
     const cpu0 = treeCpuMicros(server.pid);
     const me0 = process.cpuUsage();
     const t0 = performance.now();

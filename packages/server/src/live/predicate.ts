@@ -34,8 +34,11 @@ export interface PredicateContext {
   readonly userId: string | null;
 }
 
+/** The predicate of a query without WHERE (one function, so the live fan-out can skip converting cells for it). */
+export const matchAll: Predicate = () => true;
+
 export function compilePredicate(where: PgNode | undefined, ctx: PredicateContext): Predicate {
-  if (where === undefined || where === null) return () => true;
+  if (where === undefined || where === null) return matchAll;
   const truth = compileTruth(where, ctx);
   return (row) => truth(row) === true;
 }

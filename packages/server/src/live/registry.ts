@@ -1,24 +1,26 @@
 /**
- * Every live subscription on this node, indexed by (table, partition): a committed change to
- * alice's partition is matched only against subscriptions on alice's partition, so the cost of a
- * write grows with the subscriptions that can see it, not with all of them. Row payloads are
- * encoded once per change and projection, and whole messages once per (subscription id, payload):
- * sockets subscribed under the same id get the very same bytes.
+ * Every live subscription on this node, indexed by (table, partition) and, within a partition, by
+ * shape: subscriptions with the same SQL compiled for the same user and schema version match every
+ * change alike. A committed change to alice's partition is matched only against the shapes on
+ * alice's partition, once per shape, so the cost of a write grows with the distinct queries that
+ * can see it, plus one socket write per subscriber; messages are encoded once per (subscription id,
+ * columns) and sockets subscribed under the same id get the very same frame (change-fanout.ts).
  */
 import type { CommittedChange } from '../storage/hot/committer.js';
-import type { RowVersion } from '../storage/hot/row-codec.js';
 import type { FlushEvent } from '../jobs/flush-service.js';
-import { partitionId, qualifiedName, type StoredValue, type TableDef } from '../catalog/types.js';
-import { encodeCell } from '../sql/values.js';
+import { partitionId, qualifiedName, type TableDef } from '../catalog/types.js';
 import type { Catalog } from '../catalog/catalog.js';
-import { liveColumns, type SubscriptionQuery } from './subscription-query.js';
-import { cellsUnder, type VersionedCells } from './row-shape.js';
+import type { SubscriptionQuery } from './subscription-query.js';
+import { ChangePayload, ShapeMatches, type Deliverer } from './change-fanout.js';
+import { LiveFrame } from './wire-frame.js';
+
+export { shapedRow, rowObject } from './row-shape.js';
 
 /** What a subscription hands frames to (one per WebSocket connection). */
 export interface LiveSink {
   readonly connectionId: string;
-  /** Sends a text frame; false when the connection is gone or was closed as a slow consumer. */
-  send(frame: Buffer, sub: Subscription, seq: bigint | null): boolean;
+  /** Sends a text message; false when the connection is gone or was closed as a slow consumer. */
+  send(frame: LiveFrame, sub: Subscription, seq: bigint | null): boolean;
   /** The subscription was ended by the server because it failed; tell the client. */
   failed(sub: Subscription, message: string): void;
 }
@@ -29,15 +31,15 @@ export interface LiveSink {
  * and every row delivered after it is rendered under it.
  */
 export type LiveEvent =
-  | { readonly seq: bigint; readonly frame: (sub: Subscription) => Buffer; readonly count?: number; readonly shape?: undefined }
-  | { readonly seq: null; readonly frame: (sub: Subscription) => Buffer; readonly shape?: SubscriptionQuery };
+  | { readonly seq: bigint; frame(sub: Subscription): LiveFrame; readonly count?: number; readonly shape?: undefined }
+  | { readonly seq: null; frame(sub: Subscription): LiveFrame; readonly shape?: SubscriptionQuery };
 
 export interface Subscription {
   readonly id: string;
   readonly liveId: string;
   readonly sink: LiveSink;
   readonly userId: string;
-  /** Compiled for the table's current schema version: changes are matched with it (replaced by ALTER TABLE). */
+  /** Compiled for the table's current schema version: changes are matched with it (replaced by ALTER TABLE through `LiveRegistry.requery`). */
   query: SubscriptionQuery;
   /** The compilation whose schema the client was last told about (ack or schema_changed): rows are rendered with it. */
   shape: SubscriptionQuery;
@@ -54,39 +56,145 @@ export interface Subscription {
   changes: number;
 }
 
-export class LiveRegistry {
-  private readonly byPartition = new Map<string, Set<Subscription>>();
+/**
+ * Subscriptions of one partition that match alike: same SQL, user (CURRENT_USER()) and schema
+ * version, so the same compiled filter and columns (`query` is any member's: they are equivalent).
+ */
+interface ShapeGroup {
+  readonly query: SubscriptionQuery;
+  /** Its subscriptions: most shapes have one (a filter of their own), so a Set only from the second on. */
+  subs: Members;
+  /** The next group with the same SQL text (another user or schema version), or null. */
+  next: ShapeGroup | null;
+}
+
+/** A shape's subscriptions: none, one, or a Set of them (kept once made: it may be iterated during a fan-out). */
+type Members = Subscription | Set<Subscription> | null;
+
+function withMember(members: Members, sub: Subscription): Members {
+  if (members === null) return sub;
+  if (members instanceof Set) return members.add(sub);
+  return new Set([members, sub]);
+}
+
+function withoutMember(members: Members, sub: Subscription): Members {
+  if (members === sub) return null;
+  if (!(members instanceof Set)) return members;
+  members.delete(sub);
+  return members.size === 0 ? null : members;
+}
+
+function membersOf(members: Members): Iterable<Subscription> {
+  if (members === null) return [];
+  return members instanceof Set ? members : [members];
+}
+
+/**
+ * The shapes of one partition, found by the SQL text (the query's own string: no key is built per
+ * subscription); the few with the same text for another user or schema version are chained.
+ */
+class PartitionShapes {
+  private readonly bySql = new Map<string, ShapeGroup>();
+
+  get size(): number {
+    return this.bySql.size;
+  }
+
+  /** Chain heads: follow `next` for the rest. Removing a group while iterating is safe (its `next` stays). */
+  heads(): IterableIterator<ShapeGroup> {
+    return this.bySql.values();
+  }
+
+  groupFor(q: SubscriptionQuery): ShapeGroup {
+    const head = this.bySql.get(q.sql);
+    for (let g = head ?? null; g !== null; g = g.next) {
+      if (g.query.userId === q.userId && g.query.table.schemaVersion === q.table.schemaVersion) return g;
+    }
+    const group: ShapeGroup = { query: q, subs: null, next: head ?? null };
+    this.bySql.set(q.sql, group);
+    return group;
+  }
+
+  delete(group: ShapeGroup): void {
+    const sql = group.query.sql;
+    const head = this.bySql.get(sql);
+    if (head === group) {
+      if (group.next === null) this.bySql.delete(sql);
+      else this.bySql.set(sql, group.next);
+      return;
+    }
+    for (let g = head ?? null; g !== null; g = g.next) {
+      if (g.next === group) {
+        g.next = group.next;
+        return;
+      }
+    }
+  }
+
+  subscriptions(): Subscription[] {
+    const out: Subscription[] = [];
+    for (const head of this.bySql.values()) for (let g: ShapeGroup | null = head; g !== null; g = g.next) out.push(...membersOf(g.subs));
+    return out;
+  }
+}
+
+export class LiveRegistry implements Deliverer {
+  /** Per (table, partition): its shapes. */
+  private readonly byPartition = new Map<string, PartitionShapes>();
   private readonly byUser = new Map<string, number>();
-  private readonly all = new Set<Subscription>();
+  /** Every subscription and the shape group it is in. */
+  private readonly all = new Map<Subscription, ShapeGroup>();
 
   constructor(private readonly catalog: Catalog) {}
 
   add(sub: Subscription): void {
-    const key = partitionId(sub.query.table.id, sub.partition);
-    let set = this.byPartition.get(key);
-    if (set === undefined) {
-      set = new Set();
-      this.byPartition.set(key, set);
-    }
-    set.add(sub);
-    this.all.add(sub);
+    if (this.all.has(sub)) return;
+    this.attach(sub);
     this.byUser.set(sub.userId, (this.byUser.get(sub.userId) ?? 0) + 1);
   }
 
   remove(sub: Subscription): void {
-    if (!this.all.delete(sub)) return;
+    if (!this.detach(sub)) return;
     sub.state = 'closed';
-    const key = partitionId(sub.query.table.id, sub.partition);
-    const set = this.byPartition.get(key);
-    set?.delete(sub);
-    if (set?.size === 0) this.byPartition.delete(key);
     const n = (this.byUser.get(sub.userId) ?? 1) - 1;
     if (n === 0) this.byUser.delete(sub.userId);
     else this.byUser.set(sub.userId, n);
   }
 
+  /** The subscription's table changed its columns: later changes are matched with `next` (its shape group changes with it). */
+  requery(sub: Subscription, next: SubscriptionQuery): void {
+    const registered = this.detach(sub);
+    sub.query = next;
+    if (registered) this.attach(sub);
+  }
+
+  private attach(sub: Subscription): void {
+    const key = partitionId(sub.query.table.id, sub.partition);
+    let shapes = this.byPartition.get(key);
+    if (shapes === undefined) {
+      shapes = new PartitionShapes();
+      this.byPartition.set(key, shapes);
+    }
+    const group = shapes.groupFor(sub.query);
+    group.subs = withMember(group.subs, sub);
+    this.all.set(sub, group);
+  }
+
+  private detach(sub: Subscription): boolean {
+    const group = this.all.get(sub);
+    if (group === undefined) return false;
+    this.all.delete(sub);
+    group.subs = withoutMember(group.subs, sub);
+    if (group.subs !== null) return true;
+    const key = partitionId(sub.query.table.id, sub.partition);
+    const shapes = this.byPartition.get(key);
+    shapes?.delete(group);
+    if (shapes?.size === 0) this.byPartition.delete(key);
+    return true;
+  }
+
   hasSubscribers(tableId: number, partition: string): boolean {
-    return (this.byPartition.get(partitionId(tableId, partition))?.size ?? 0) > 0;
+    return this.byPartition.has(partitionId(tableId, partition));
   }
 
   countForUser(userId: string): number {
@@ -94,75 +202,80 @@ export class LiveRegistry {
   }
 
   list(): Subscription[] {
-    return [...this.all];
+    return [...this.all.keys()];
   }
 
   find(liveId: string): Subscription | undefined {
-    for (const sub of this.all) if (sub.liveId === liveId) return sub;
+    for (const sub of this.all.keys()) if (sub.liveId === liveId) return sub;
     return undefined;
   }
 
   /** Subscriptions of a dropped table or user go away at once. */
   removeWhere(test: (sub: Subscription) => boolean): Subscription[] {
-    const removed = [...this.all].filter(test);
+    const removed = [...this.all.keys()].filter(test);
     for (const sub of removed) this.remove(sub);
     return removed;
   }
 
-  /** Committer listener: routes each change to the subscriptions on its partition. */
+  /**
+   * Committer listener: matches each change once per shape on its partition, then delivers each
+   * shape's messages to its subscriptions (each in commit order; inserts that follow each other
+   * in the group are one message with many rows).
+   */
   onCommit(changes: readonly CommittedChange[]): void {
-    // Inserts that follow each other in one commit group (a multi-row INSERT, a burst of stream
-    // events) reach a live subscription as one message with many rows, not one message per row.
-    const runs = new Map<Subscription, InsertRun>();
-    const combinedFrames = new Map<string, Buffer>();
-    const flushRun = (sub: Subscription): void => {
-      const run = runs.get(sub);
-      if (run === undefined) return;
-      runs.delete(sub);
-      this.deliver(sub, run.items.length === 1 ? run.items[0]!.event : combinedInsert(sub, run, combinedFrames));
-    };
-    changes.forEach((change, index) => {
-      const subs = this.byPartition.get(partitionId(change.table.id, change.partition));
-      if (subs === undefined) return;
-      const payloads = new PayloadCache(change, this.catalog);
-      for (const sub of subs) {
-        let event: (LiveEvent & { kind: ChangeKindOut }) | null;
-        try {
-          event = payloads.eventFor(sub);
-        } catch (error) {
-          runs.delete(sub);
-          this.fail(sub, `The subscription's filter failed on a change: ${(error as Error).message}`);
-          continue;
-        }
-        if (event === null) continue;
-        if (event.kind === 'insert' && sub.state === 'live') {
-          let run = runs.get(sub);
-          if (run === undefined) runs.set(sub, (run = { items: [] }));
-          run.items.push({ event, payloads, index });
-          continue;
-        }
-        flushRun(sub);
-        this.deliver(sub, event);
+    let matched: Map<ShapeGroup, ShapeMatches> | null = null;
+    let shapes: PartitionShapes | undefined;
+    let lastTable: TableDef | null = null;
+    let lastPartition = '';
+    for (const change of changes) {
+      if (change.table !== lastTable || change.partition !== lastPartition) {
+        lastTable = change.table;
+        lastPartition = change.partition;
+        shapes = this.byPartition.get(partitionId(change.table.id, change.partition));
       }
-    });
-    for (const sub of [...runs.keys()]) flushRun(sub);
+      if (shapes === undefined) continue;
+      const payload = new ChangePayload(change, this.catalog);
+      for (const head of shapes.heads()) for (let group: ShapeGroup | null = head; group !== null; group = group.next) {
+        let kind;
+        try {
+          kind = payload.match(group.query);
+        } catch (error) {
+          // What the shape matched before this change still reaches it, then its subscriptions end.
+          matched?.get(group)?.deliver(group.subs, this);
+          matched?.delete(group);
+          this.failGroup(group, `The subscription's filter failed on a change: ${(error as Error).message}`);
+          continue;
+        }
+        if (kind === null) continue;
+        matched ??= new Map();
+        let m = matched.get(group);
+        if (m === undefined) matched.set(group, (m = new ShapeMatches()));
+        m.add(kind, payload);
+      }
+    }
+    if (matched !== null) for (const [group, m] of matched) m.deliver(group.subs, this);
   }
 
   /** Flush listener: tells the subscriptions on the flushed partition. */
   onFlush(event: FlushEvent): void {
-    const subs = this.byPartition.get(partitionId(event.table.id, event.userId ?? ''));
-    if (subs === undefined) return;
+    const shapes = this.byPartition.get(partitionId(event.table.id, event.userId ?? ''));
+    if (shapes === undefined) return;
     const flush = JSON.stringify({ table: qualifiedName(event.table), row_count: event.row_count, files: event.files, flushed_at: event.flushed_at });
-    const frames = new Map<string, Buffer>();
-    const frame = (sub: Subscription): Buffer => {
+    const frames = new Map<string, LiveFrame>();
+    const frame = (sub: Subscription): LiveFrame => {
       let f = frames.get(sub.id);
       if (f === undefined) {
-        f = Buffer.from(`{"type":"change","subscription_id":${JSON.stringify(sub.id)},"change_type":"flush","rows":[],"flush":${flush}}`);
+        f = LiveFrame.of(`{"type":"change","subscription_id":${JSON.stringify(sub.id)},"change_type":"flush","rows":[],"flush":${flush}}`);
         frames.set(sub.id, f);
       }
       return f;
     };
-    for (const sub of subs) this.deliver(sub, { seq: null, frame });
+    for (const sub of shapes.subscriptions()) this.deliver(sub, { seq: null, frame });
+  }
+
+  /** Ends every subscription of a shape whose filter failed; every other shape keeps flowing. */
+  private failGroup(group: ShapeGroup, message: string): void {
+    for (const sub of [...membersOf(group.subs)]) this.fail(sub, message);
   }
 
   /** Ends one subscription whose evaluation failed; every other subscription keeps flowing. */
@@ -197,134 +310,4 @@ export class LiveRegistry {
     sub.buffered = [];
     for (const event of buffered) this.deliver(sub, event);
   }
-}
-
-/** A stored version as a protocol object under a subscription's shape (converted from the schema it was written with). */
-export function shapedRow(catalog: Catalog, shape: SubscriptionQuery, row: VersionedCells, seq: bigint): Record<string, unknown> {
-  return rowObject(shape.table, shape.projection, cellsUnder(catalog, shape.table, row), seq);
-}
-
-/** A row as a protocol object: the projected columns (cells encoded) with `_seq`. */
-export function rowObject(table: TableDef, projection: readonly number[], values: readonly StoredValue[], seq: bigint): Record<string, unknown> {
-  const columns = liveColumns(table);
-  const out: Record<string, unknown> = {};
-  for (const i of projection) {
-    const column = columns[i]!;
-    out[column.name] = i === table.columns.length ? seq.toString() : encodeCell(column, values[i] ?? null);
-  }
-  return out;
-}
-
-type ChangeKindOut = 'insert' | 'update' | 'delete';
-
-interface InsertRun {
-  readonly items: { readonly event: LiveEvent; readonly payloads: PayloadCache; readonly index: number }[];
-}
-
-/** One insert message for a run of inserts; shared by subscriptions with the same id, projection and rows. */
-function combinedInsert(sub: Subscription, run: InsertRun, frames: Map<string, Buffer>): LiveEvent {
-  const last = run.items[run.items.length - 1]!;
-  const indexes = run.items.map((i) => i.index).join(',');
-  return {
-    seq: last.event.seq as bigint,
-    count: run.items.length,
-    frame: () => {
-      const key = `${sub.id}\u0000${sub.shape.projectionKey}\u0000${indexes}`;
-      let f = frames.get(key);
-      if (f === undefined) {
-        const rows = run.items.map((i) => i.payloads.rowJson(sub, 'new', 'insert')).join(',');
-        f = Buffer.from(`{"type":"change","subscription_id":${JSON.stringify(sub.id)},"change_type":"insert","rows":[${rows}]}`);
-        frames.set(key, f);
-      }
-      return f;
-    },
-  };
-}
-
-/**
- * Encodes one change for every subscription on its partition, sharing work between them. The
- * change's cells are converted once per schema version a subscription matches or renders under.
- */
-class PayloadCache {
-  private readonly rows = new Map<string, string>();
-  private readonly frames = new Map<string, Buffer>();
-  private readonly newRow: VersionedCells | null;
-  private readonly oldRow: (VersionedCells & { readonly seq: bigint }) | null;
-  /** Predicate cells (converted, with `_seq`) per schema version: [new, old]. */
-  private readonly cells = new Map<number, [StoredValue[] | null, StoredValue[] | null]>();
-
-  constructor(private readonly change: CommittedChange, private readonly catalog: Catalog) {
-    const row = change.row;
-    this.newRow = row.deleted ? null : row;
-    this.oldRow = oldVersion(change);
-  }
-
-  private cellsFor(table: TableDef): [StoredValue[] | null, StoredValue[] | null] {
-    let both = this.cells.get(table.schemaVersion);
-    if (both === undefined) {
-      const under = (v: VersionedCells | null, seq: bigint | undefined): StoredValue[] | null =>
-        v === null ? null : [...cellsUnder(this.catalog, table, v), seq!];
-      both = [under(this.newRow, this.change.row.seq), under(this.oldRow, this.oldRow?.seq)];
-      this.cells.set(table.schemaVersion, both);
-    }
-    return both;
-  }
-
-  eventFor(sub: Subscription): (LiveEvent & { kind: ChangeKindOut }) | null {
-    const q = sub.query;
-    const [newCells, oldCells] = this.cellsFor(q.table);
-    const matchesNew = newCells !== null && q.predicate(newCells);
-    const matchesOld = oldCells !== null && q.predicate(oldCells);
-    let kind: 'insert' | 'update' | 'delete';
-    if (matchesNew && matchesOld) kind = 'update';
-    else if (matchesNew) kind = 'insert';
-    else if (matchesOld) kind = 'delete';
-    else return null;
-    const seq = this.change.row.seq;
-    return { seq, kind, frame: (s) => this.frame(s, kind) };
-  }
-
-  private frame(sub: Subscription, kind: 'insert' | 'update' | 'delete'): Buffer {
-    const key = `${kind}\u0000${sub.shape.projectionKey}\u0000${sub.id}`;
-    let f = this.frames.get(key);
-    if (f !== undefined) return f;
-    const id = JSON.stringify(sub.id);
-    if (kind === 'insert') {
-      f = Buffer.from(`{"type":"change","subscription_id":${id},"change_type":"insert","rows":[${this.rowJson(sub, 'new', kind)}]}`);
-    } else if (kind === 'update') {
-      f = Buffer.from(`{"type":"change","subscription_id":${id},"change_type":"update","rows":[${this.rowJson(sub, 'new', kind)}],"old_values":[${this.rowJson(sub, 'old', kind)}]}`);
-    } else {
-      f = Buffer.from(`{"type":"change","subscription_id":${id},"change_type":"delete","old_values":[${this.rowJson(sub, 'old', kind)}]}`);
-    }
-    this.frames.set(key, f);
-    return f;
-  }
-
-  rowJson(sub: Subscription, which: 'new' | 'old', kind: 'insert' | 'update' | 'delete'): string {
-    // A delete message carries the _seq of the change that removed the row, so a client that
-    // resumes from the last _seq it saw does not get this change again.
-    const seqOfChange = which === 'new' || kind === 'delete';
-    const shape = sub.shape;
-    const key = `${which}\u0000${seqOfChange}\u0000${shape.projectionKey}`;
-    let json = this.rows.get(key);
-    if (json === undefined) {
-      const row = which === 'new' ? this.change.row : this.oldRow!;
-      const seq = seqOfChange ? this.change.row.seq : this.oldRow!.seq;
-      json = JSON.stringify(shapedRow(this.catalog, shape, row, seq));
-      this.rows.set(key, json);
-    }
-    return json;
-  }
-}
-
-/** The previous row (cells, the schema they were written with, its _seq), or null when there was none or it is unknown. */
-function oldVersion(change: CommittedChange): (VersionedCells & { readonly seq: bigint }) | null {
-  if (change.kind === 'delete') {
-    const source: RowVersion | null = change.row.values.length > 0 ? change.row : change.old;
-    if (source === null || source.values.length === 0) return null;
-    return { schemaVersion: source.schemaVersion, values: source.values, seq: change.old?.seq ?? change.row.seq };
-  }
-  const old = change.old;
-  if (old === null || old.values.length === 0) return null;
-  return { schemaVersion: old.schemaVersion, values: old.values, seq: old.seq };
 }

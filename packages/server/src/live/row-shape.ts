@@ -10,6 +10,8 @@
 import type { Catalog } from '../catalog/catalog.js';
 import type { ColumnDef, StoredValue, TableDef } from '../catalog/types.js';
 import { valuesInSchema } from '../catalog/schema-map.js';
+import { encodeCell } from '../sql/values.js';
+import { liveColumns, type SubscriptionQuery } from './subscription-query.js';
 
 export interface VersionedCells {
   readonly schemaVersion: number;
@@ -29,4 +31,54 @@ export function fillFor(column: ColumnDef): StoredValue {
 /** A column's identity across schema versions: its stable id. */
 export function columnKey(c: ColumnDef): number {
   return c.id;
+}
+
+/** A stored version as a protocol object under a subscription's shape (converted from the schema it was written with). */
+export function shapedRow(catalog: Catalog, shape: SubscriptionQuery, row: VersionedCells, seq: bigint): Record<string, unknown> {
+  return rowObject(shape.table, shape.projection, cellsUnder(catalog, shape.table, row), seq);
+}
+
+/** A row as a protocol object: the projected columns (cells encoded) with `_seq`. */
+export function rowObject(table: TableDef, projection: readonly number[], values: readonly StoredValue[], seq: bigint): Record<string, unknown> {
+  const columns = liveColumns(table);
+  const out: Record<string, unknown> = {};
+  for (const i of projection) {
+    const column = columns[i]!;
+    out[column.name] = i === table.columns.length ? seq.toString() : encodeCell(column, values[i] ?? null);
+  }
+  return out;
+}
+
+/**
+ * `JSON.stringify(shapedRow(...))` without the object in between: the live fan-out encodes every
+ * row of every change once per projection, and building a keyed object per row only to serialize
+ * it was most of that cost. Same text: keys in projection order (column names are identifiers, so
+ * never array-index-like keys that an object would reorder), each value serialized as in the object.
+ */
+export function shapedRowJson(catalog: Catalog, shape: SubscriptionQuery, row: VersionedCells, seq: bigint): string {
+  const values = cellsUnder(catalog, shape.table, row);
+  const keys = keysOf(shape);
+  const columns = shape.table.columns;
+  const seqIndex = columns.length;
+  let out = '{';
+  const projection = shape.projection;
+  for (let k = 0; k < projection.length; k++) {
+    const i = projection[k]!;
+    const value = i === seqIndex ? `"${seq}"` : JSON.stringify(encodeCell(columns[i]!, values[i] ?? null));
+    out += keys[k]! + value;
+  }
+  return out + '}';
+}
+
+/** Per compiled query: `"name":` for each projected column (with the separating comma after the first). */
+const projectedKeys = new WeakMap<SubscriptionQuery, readonly string[]>();
+
+function keysOf(shape: SubscriptionQuery): readonly string[] {
+  let keys = projectedKeys.get(shape);
+  if (keys === undefined) {
+    const columns = liveColumns(shape.table);
+    keys = shape.projection.map((i, k) => `${k === 0 ? '' : ','}${JSON.stringify(columns[i]!.name)}:`);
+    projectedKeys.set(shape, keys);
+  }
+  return keys;
 }

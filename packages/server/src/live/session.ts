@@ -9,6 +9,7 @@
  * lost access ends, a dropped user's or changed password's connection closes.
  */
 import type { WebSocket } from 'ws';
+import type { Socket } from 'node:net';
 import { ServerError, assert } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import type { Principal } from '../auth/access.js';
@@ -22,13 +23,16 @@ import type { ReauthScope } from './reauthorize.js';
 import type { Services } from '../exec/context.js';
 import type { LiveRegistry, LiveSink, Subscription } from './registry.js';
 import type { LiveEvent } from './registry.js';
-import { shapedRow } from './registry.js';
+import { shapedRow } from './row-shape.js';
+import { LiveFrame } from './wire-frame.js';
 import { parseSubscription, type SubscriptionQuery } from './subscription-query.js';
 import { resumeChanges, snapshotRows, type ResumeChange } from './initial-data.js';
 import type { RowVersion } from '../storage/hot/row-codec.js';
 import { bigintsToText, parseJson } from '../util/json.js';
 import { TopicConsumers } from './topic-consumer.js';
 
+/** ws's WebSocket.OPEN (the class is only imported as a type here). */
+const OPEN = 1;
 const WIRE_PROTOCOL = { serialization: 'json', compression: 'none' } as const;
 
 export type LiveErrorCode = 'AUTH_REQUIRED' | 'INVALID_SUBSCRIPTION_ID' | 'INVALID_SQL' | 'NOT_FOUND' | 'UNAUTHORIZED'
@@ -78,6 +82,21 @@ interface PendingBatches {
 
 const SUBSCRIPTION_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
 
+let tick = 0;
+let tickEnds = false;
+
+/** A number that changes once the current synchronous run (e.g. one commit group's fan-out) is over. */
+function currentTick(): number {
+  if (!tickEnds) {
+    tickEnds = true;
+    process.nextTick(() => {
+      tick++;
+      tickEnds = false;
+    });
+  }
+  return tick;
+}
+
 export class LiveSession implements LiveSink {
   principal: Principal | null = null;
   alive = true;
@@ -85,6 +104,8 @@ export class LiveSession implements LiveSink {
   private readonly batches = new Map<string, PendingBatches>();
   private closed = false;
   private corked = false;
+  /** The tick (currentTick) of the last frame sent: a second frame in the same tick corks the socket. */
+  private lastSendTick = -1;
   private tokens: number;
   private lastRefill = Date.now();
   private authTimer: NodeJS.Timeout | null = null;
@@ -211,7 +232,7 @@ export class LiveSession implements LiveSink {
         this.end(sub, 'SCHEMA_CHANGED', `Subscription '${sub.id}' ended: after ${describeChange(change)} its query no longer applies: ${(error as Error).message}`);
         continue;
       }
-      sub.query = next;
+      this.d.registry.requery(sub, next);
       if (sameSchema(sub.shape.schema, next.schema)) {
         // Nothing the client sees changed (a column it does not select): rows render the same under either.
         if (sub.buffered.every((event) => event.shape === undefined)) sub.shape = next;
@@ -440,7 +461,7 @@ export class LiveSession implements LiveSink {
       : change.kind === 'update'
         ? { type: 'change', subscription_id: sub.id, change_type: 'update', rows: [shapedRow(catalog, query, row, seq)], old_values: [shapedRow(catalog, query, old!, old!.seq)] }
         : { type: 'change', subscription_id: sub.id, change_type: 'delete', old_values: [shapedRow(catalog, query, old!, seq)] };
-    if (this.send(Buffer.from(JSON.stringify(msg)), sub, seq)) {
+    if (this.send(LiveFrame.of(JSON.stringify(msg)), sub, seq)) {
       sub.lastSeq = seq;
       sub.changes++;
       sub.lastChangeAt = Date.now();
@@ -484,14 +505,26 @@ export class LiveSession implements LiveSink {
 
   // Outgoing --------------------------------------------------------------------------------
 
-  send(frame: Buffer, _sub: Subscription, _seq: bigint | null): boolean {
+  send(frame: LiveFrame, _sub: Subscription, _seq: bigint | null): boolean {
     if (this.closed) return false;
-    if (this.ws.bufferedAmount + frame.length > this.d.services.config.liveBufferedBytesMax) {
+    if (this.ws.bufferedAmount + frame.byteLength > this.d.services.config.liveBufferedBytesMax) {
       this.slowConsumer();
       return false;
     }
-    this.cork();
-    this.ws.send(frame, { binary: false });
+    const socket = this.socket();
+    if (socket === undefined || this.ws.readyState !== OPEN) {
+      this.ws.send(frame.payload, { binary: false });
+      return true;
+    }
+    // The first frame of a tick goes out at once, in one write; more in the same tick (a commit
+    // group reaching several of this connection's subscriptions) are corked and leave together.
+    const tick = currentTick();
+    if (this.lastSendTick === tick) this.cork();
+    this.lastSendTick = tick;
+    // The frame is written as built (shared by every socket that gets it). ws runs without
+    // permessage-deflate here, so its sender never queues: every frame it sends is on the socket
+    // already, and this write keeps its place in the order.
+    socket.write(frame.wire);
     return true;
   }
 
@@ -524,13 +557,18 @@ export class LiveSession implements LiveSink {
     socket?.once('drain', fire);
   }
 
+  /** The connection's TCP socket (ws keeps it private; undefined once ws let it go). */
+  private socket(): Socket | undefined {
+    return (this.ws as unknown as { _socket?: Socket })._socket ?? undefined;
+  }
+
   /**
    * Frames sent in one tick (one commit group fans out to many subscriptions) leave in a single
    * write: one syscall per connection per group instead of one per frame.
    */
   private cork(): void {
     if (this.corked) return;
-    const socket = (this.ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
+    const socket = this.socket();
     if (socket === undefined) return;
     this.corked = true;
     socket.cork();
@@ -630,7 +668,7 @@ export function schemaChangedEvent(query: SubscriptionQuery): LiveEvent {
   return {
     seq: null,
     shape: query,
-    frame: (sub) => Buffer.from(`{"type":"schema_changed","subscription_id":${JSON.stringify(sub.id)},"schema":${schema},`
+    frame: (sub) => LiveFrame.of(`{"type":"schema_changed","subscription_id":${JSON.stringify(sub.id)},"schema":${schema},`
       + `"schema_version":${query.table.schemaVersion},"changes":${JSON.stringify(columnChanges(sub.shape, query))}}`),
   };
 }
