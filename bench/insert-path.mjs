@@ -4,7 +4,8 @@
 //   node bench/insert-path.mjs [seconds] [all|single|multi]   (KALAMDB_BENCH_NODE_ARGS="--cpu-prof ..." to
 //   profile, KALAMDB_BENCH_MAIN=<other dist>/src/main.js for the "before" side, ORDER=user-first to measure
 //   the USER table first: the first workload on a fresh server includes its JIT warm-up).
-import { startBenchServer, latencyStats } from './lib.mjs';
+import { startBenchServer } from './lib.mjs';
+import { drive as driveVersusPg } from './versus-pg.mjs';
 import { treeCpuMicros } from './pg.mjs';
 import { readFileSync } from 'node:fs';
 
@@ -15,33 +16,17 @@ const round = (x, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
 // The server's kernel CPU (stime) in µs: WAL writes and fdatasync show up here.
 const systemMicros = (pid) => Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[12]) * 1e6 / 100;
 
+/** versus-pg's drive, with the short warm-up of quick A/B runs and the kernel's share of the server's CPU. */
 async function drive(pid, clients, op) {
-  const phase = async (secs, record) => {
-    const deadline = performance.now() + secs * 1000;
-    await Promise.all(Array.from({ length: clients }, async (_, c) => {
-      for (let i = 0; performance.now() < deadline; i++) {
-        const t = performance.now();
-        const rows = await op(c, i);
-        if (record) record(performance.now() - t, rows);
-      }
-    }));
-  };
-  await phase(Math.min(1, seconds / 5));
-  const latencies = [];
-  let rows = 0;
-  const cpu0 = treeCpuMicros(pid);
-  const sys0 = systemMicros(pid);
-  const me0 = process.cpuUsage();
-  const t0 = performance.now();
-  await phase(seconds, (ms, n) => { latencies.push(ms); rows += n; });
-  const elapsed = (performance.now() - t0) / 1000;
-  const server = treeCpuMicros(pid) - cpu0;
-  const sys = systemMicros(pid) - sys0;
-  const me = process.cpuUsage(me0);
+  const sys = [];
+  const r = await driveVersusPg({
+    clients, seconds, op, warmup: Math.min(1, seconds / 5),
+    serverCpu: () => { sys.push(systemMicros(pid)); return treeCpuMicros(pid); },
+  });
+  const server = r.server_cpu_us_per_row * r.rows;
   return {
-    rows_per_s: Math.round(rows / elapsed), server_cpu_us_per_row: round(server / rows, 2),
-    server_cores: round(server / 1e6 / elapsed, 2), server_system_share: round(sys / server, 2), loadgen_cores: round((me.user + me.system) / 1e6 / elapsed, 2),
-    latency: latencyStats(latencies),
+    rows_per_s: r.rows_per_s, server_cpu_us_per_row: r.server_cpu_us_per_row, server_cores: r.server_cpu_cores,
+    server_system_share: round((sys[1] - sys[0]) / server, 2), loadgen_cores: r.loadgen_cpu_cores, latency: r.latency,
   };
 }
 

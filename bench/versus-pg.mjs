@@ -19,7 +19,7 @@ const round = (x, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
  * Runs `clients` loops of `op(client, i)` (returns rows written) for `seconds` after an untimed warm-up (3 s: a fresh Node server is JIT-compiling for its first seconds) and
  * measures throughput, latency, server CPU (`serverCpu()` in µs) and this process's CPU.
  */
-async function drive({ clients, seconds, op, serverCpu, warmup = Math.min(3, seconds) }) {
+export async function drive({ clients, seconds, op, serverCpu, warmup = Math.min(3, seconds) }) {
   const phase = async (secs, record) => {
     const deadline = performance.now() + secs * 1000;
     await Promise.all(Array.from({ length: clients }, async (_, c) => {
