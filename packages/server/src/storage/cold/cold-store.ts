@@ -15,7 +15,7 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import { assert, TableUnavailableError } from '../../util/errors.js';
 import { ACCOUNT_ID_PATTERN, partitionId, qualifiedName, primaryKeyIndex, tablePartitionPrefix, type ColumnDef, type ColumnType, type StoredValue, type TableDef } from '../../catalog/types.js';
 import { coerce, formatDecimal } from '../../sql/values.js';
-import { columnList, duckType, readParquetSql, sqlIdent, sqlString, versionAppender, type DuckEngine, type SourceColumn, type VersionAppend } from '../duck/duck-engine.js';
+import { columnList, duckType, readParquetSql, RowAppender, sqlIdent, sqlString, type DuckEngine, type SourceColumn, type VersionAppend } from '../duck/duck-engine.js';
 import { columnsForVersion, type SchemaLookup } from '../../catalog/schema-map.js';
 import type { RowVersion } from '../hot/row-codec.js';
 import { DELETED_FIELD_ID, SEQ_FIELD_ID, MANIFEST_FILE, ManifestError, emptyManifest, fsyncPath, readManifest, writeManifest, type ColumnStats, type Manifest, type Segment } from './manifest.js';
@@ -270,22 +270,20 @@ export class ColdStore {
     table: TableDef, partition: string, columns: readonly SourceColumn[], fill: (append: VersionAppend) => Promise<void>, batch: number,
   ): Promise<{ segment: Segment; tmpPath: string } | null> {
     const temp = `f_${++this.tempCounter}`;
-    const cells = columns.slice(0, -2);
     assert(columns.at(-2)?.name === '_seq' && columns.at(-1)?.name === '_deleted', 'segment columns end with _seq, _deleted');
     return this.duck.withConnection(async (conn) => {
       await conn.run(`CREATE TEMP TABLE ${temp} (${columnList(columns)})`);
       try {
-        const appender = await conn.createAppender(temp, 'main', 'temp');
+        const appender = await RowAppender.open(conn, temp, 'temp', columns);
         let appended = 0;
         try {
-          const append = versionAppender(appender, cells);
           await fill((values, seq, deleted) => {
-            append(values, seq, deleted);
+            appender.version(values, seq, deleted);
             appended++;
           });
-          appender.flushSync();
+          appender.flush();
         } finally {
-          appender.closeSync();
+          appender.close();
         }
         if (appended === 0) return null;
         const pk = sqlIdent(table.columns[primaryKeyIndex(table)]!.name);

@@ -284,6 +284,15 @@ export class RowAppender {
     this.appender.endRow();
   }
 
+  /** One stored version as a row of a table whose columns are the version's cells, then `_seq` and `_deleted`. */
+  version(values: readonly StoredValue[], seq: bigint, deleted: boolean): void {
+    assert(values.length === this.cells.length - 2, 'version width matches the columns before _seq, _deleted');
+    for (let i = 0; i < values.length; i++) this.cell(i, values[i]);
+    this.appender.appendBigInt(seq);
+    this.appender.appendBoolean(deleted);
+    this.appender.endRow();
+  }
+
   /** Writes the rows appended so far to the table. */
   flush(): void {
     this.appender.flushSync();
@@ -295,29 +304,10 @@ export class RowAppender {
 }
 
 /**
- * Appends one stored version per call, as the columns `columns` then `_seq` and `_deleted`, without
- * building a row array for it (a flush streams a million versions through here).
+ * Appends one stored version per call (its cells, then `_seq` and `_deleted`) without building a row
+ * array for it: a flush streams a million versions through here.
  */
 export type VersionAppend = (values: readonly StoredValue[], seq: bigint, deleted: boolean) => void;
-
-export function versionAppender(appender: DuckDBAppender, columns: readonly SourceColumn[]): VersionAppend {
-  const appenders = columns.map(cellAppender);
-  return (values, seq, deleted) => {
-    assert(values.length === appenders.length, 'row width matches source columns');
-    appendCells(appender, appenders, values);
-    appender.appendBigInt(seq);
-    appender.appendBoolean(deleted);
-    appender.endRow();
-  };
-}
-
-function appendCells(appender: DuckDBAppender, appenders: readonly CellAppender[], row: readonly StoredValue[]): void {
-  for (let i = 0; i < appenders.length; i++) {
-    const v = row[i];
-    if (v === null || v === undefined) appender.appendNull();
-    else appenders[i]!(appender, v);
-  }
-}
 
 export function duckType(c: Pick<ColumnDef, 'type' | 'precision' | 'scale'>): string {
   switch (c.type) {

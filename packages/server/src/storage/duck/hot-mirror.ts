@@ -436,9 +436,5 @@ async function appendVersions(
 
 /** One version as a mirror row: its cells, then `_seq` and `_deleted`. */
 function appendVersion(appender: RowAppender, r: RowVersion): void {
-  const values = r.values;
-  for (let i = 0; i < values.length; i++) appender.cell(i, values[i]);
-  appender.cell(values.length, r.seq);
-  appender.cell(values.length + 1, r.deleted);
-  appender.endRow();
+  appender.version(r.values, r.seq, r.deleted);
 }
