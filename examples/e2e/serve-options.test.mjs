@@ -4,7 +4,7 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { freePort, runExample, startExample, stopAll, stopProcess, tempDir } from './helpers.mjs';
+import { freePort, runExample, startExample, stopAll, stopProcess, tempDir, waitFor } from './helpers.mjs';
 
 const occupied = [];
 async function occupy() {
@@ -24,11 +24,14 @@ test('chat: default ports that are taken are replaced by free ones, and the URLs
   // PORT and KALAMDB_PORT are preferences, like the defaults 3001 and 8080.
   const example = await startExample('chat', ['--data-dir', join(tempDir('kalamdb-serve-'), 'data')], { PORT: String(pagePort), KALAMDB_PORT: String(dbPort) });
   try {
+    // startExample returns at the page's line; the KalamDB line is printed after it and may arrive in a later chunk.
+    const dbLine = /KalamDB: http:\/\/localhost:(\d+) \(started by this example/;
+    await waitFor('the KalamDB line', () => dbLine.test(example.output.join('')), 10_000);
     const out = example.output.join('');
     assert.match(out, new RegExp(`Port ${dbPort} is taken`));
     const page = Number(new URL(example.base).port);
     assert.notEqual(page, pagePort);
-    const db = Number(/KalamDB: http:\/\/localhost:(\d+) \(started by this example/.exec(out)?.[1]);
+    const db = Number(dbLine.exec(out)?.[1]);
     assert.ok(db > 0 && db !== dbPort, out);
     const config = await (await fetch(`${example.base}/config.json`)).json();
     assert.equal(config.kalamdbUrl, `http://127.0.0.1:${db}`);

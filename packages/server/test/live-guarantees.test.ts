@@ -319,7 +319,8 @@ describe('live delivery guarantees', { timeout: 120_000 }, () => {
     const subs: Sub[] = [];
     const t0 = Date.now();
     let flushed: Promise<void> | null = null;
-    for (let i = 0; Date.now() - t0 < 4_000; i++) {
+    // At least 10 subscriptions (each connect waits for its server round trips, so a loaded machine opens fewer in 4 s).
+    for (let i = 0; Date.now() - t0 < 4_000 || i < 10; i++) {
       // Halfway, flush the table to Parquet while everything keeps running.
       if (flushed === null && Date.now() - t0 > 1_500) flushed = flush('g.hand');
       const c = await connect(i % 2 === 0 ? alice : bob);
@@ -386,7 +387,6 @@ describe('live delivery guarantees', { timeout: 120_000 }, () => {
       const expected = s.where === null ? finalAll : finalAll.filter((r) => r.grp === 'a');
       assert.deepEqual(sortedState(state), expected, `${label}: replayed state != table`);
     }
-    assert.ok(subs.length >= 10, `only ${subs.length} subscriptions`);
     t.diagnostic(`${writes} writes by 3 writers, ${subs.length} subscriptions, ${subs.reduce((n, s) => n + s.c.changes(s.id).length, 0)} changes replayed`);
   });
 
@@ -440,7 +440,8 @@ describe('live delivery guarantees', { timeout: 120_000 }, () => {
     t.diagnostic(`slow client: ${gotRows.length}/${total} rows, ${slow.bytesReceived} bytes before SLOW_CONSUMER; server RSS +${Math.round((rssMax - rss0) / 1e6)} MB; inserts ${insertMs} ms`);
     assert.ok(slow.bytesReceived <= 8 * 1024 * 1024 + wmemMax + rmemMax + 200_000, `slow client was sent ${slow.bytesReceived} bytes`);
     assert.ok(rssMax - rss0 < 256 * 1024 * 1024, `server RSS grew by ${Math.round((rssMax - rss0) / 1e6)} MB while inserting 32 MB`);
-    assert.ok(insertMs < 15_000, `writes took ${insertMs} ms: the write path waited for the slow socket?`);
+    // A write path that waited for the paused socket would never finish; 40 s leaves room for a loaded machine.
+    assert.ok(insertMs < 40_000, `writes took ${insertMs} ms: the write path waited for the slow socket?`);
     // Every subscription on the closed connection can resume from its last_seq_id.
     const errQuiet = errors.find((m) => m.subscription_id === 'quiet')!;
     assert.ok(BigInt(errBig.last_seq_id!) >= BigInt(ackBig.batch_control!.last_seq_id));
