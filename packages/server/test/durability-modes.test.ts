@@ -17,21 +17,12 @@ import { defaults, loadConfig, type Durability } from '../src/config/config.js';
 import { HotStore } from '../src/storage/hot/hot-store.js';
 import { Committer, type RowWrite } from '../src/storage/hot/committer.js';
 import { SnowflakeGenerator } from '../src/util/snowflake.js';
-import type { TableDef } from '../src/catalog/types.js';
+import { idBodyTable } from './id-body-table.js';
 import { TestServer } from './harness.js';
 
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'main.js');
 
-const table: TableDef = {
-  id: 7, namespace: 'app', name: 'events', type: 'SHARED', schemaVersion: 1,
-  columns: [
-    { id: 1, name: 'id', type: 'BigInt', nullable: false, primaryKey: true },
-    { id: 2, name: 'body', type: 'Text', nullable: true, primaryKey: false },
-  ],
-  nextColumnId: 3,
-  options: { flushPolicy: { rows: null, intervalSeconds: null }, accessLevel: null, ttlSeconds: null, maxBuffer: null, ephemeral: false, deletedRetentionHours: 0 },
-  createdAt: 0, createdBy: 'root',
-};
+const table = idBodyTable(7, 'SHARED', 'app', 'events');
 
 function insert(id: number): RowWrite {
   return { table, partition: '', values: [BigInt(id), `row ${id}`], deleted: false, expect: 'absent' };

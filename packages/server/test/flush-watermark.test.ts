@@ -15,18 +15,9 @@ import { HotStore } from '../src/storage/hot/hot-store.js';
 import { Committer, type RowWrite } from '../src/storage/hot/committer.js';
 import { KEY_PK, encodePk, partitionPrefix, pkKey } from '../src/storage/hot/keys.js';
 import { SnowflakeGenerator } from '../src/util/snowflake.js';
-import type { TableDef } from '../src/catalog/types.js';
+import { idBodyTable } from './id-body-table.js';
 
-const table: TableDef = {
-  id: 9, namespace: 'app', name: 'notes', type: 'USER', schemaVersion: 1,
-  columns: [
-    { id: 1, name: 'id', type: 'BigInt', nullable: false, primaryKey: true },
-    { id: 2, name: 'body', type: 'Text', nullable: true, primaryKey: false },
-  ],
-  nextColumnId: 3,
-  options: { flushPolicy: { rows: null, intervalSeconds: null }, accessLevel: null, ttlSeconds: null, maxBuffer: null, ephemeral: false, deletedRetentionHours: 0 },
-  createdAt: 0, createdBy: 'root',
-};
+const table = idBodyTable(9, 'USER', 'app', 'notes');
 
 function write(partition: string, id: number, body: string, deleted = false): RowWrite {
   return { table, partition, values: [BigInt(id), body], deleted, expect: 'any' };
