@@ -237,7 +237,7 @@ export class HotStore {
   /** Newest hot version of every key in a partition (tombstones included, cold markers skipped), in key order. */
   async scanPartition(table: TableDef, partition: string): Promise<RowVersion[]> {
     const out: RowVersion[] = [];
-    for (const entry of await this.scanIndex(table, partition, this.db)) if (!entry.row.cold) out.push(entry.row);
+    for await (const chunk of this.scanPartitionChunks(table, partition)) for (const row of chunk) out.push(row);
     return out;
   }
 
@@ -248,7 +248,7 @@ export class HotStore {
    */
   async *scanPartitionChunks(table: TableDef, partition: string): AsyncGenerator<RowVersion[]> {
     const prefix = partitionPrefix(KEY_PK, table.id, partition);
-    const flushed = this.flushed.get(prefix.toString('latin1')) ?? 0n;
+    const flushed = this.flushedSeq(table.id, partition);
     let chunk: RowVersion[] = [];
     for await (const { value } of this.db.iterator({ gte: prefix, lt: prefixEnd(prefix), capacity: SCAN_CAPACITY })) {
       const row = decodeIndexValue(value, flushed);
@@ -265,7 +265,7 @@ export class HotStore {
   /** Every index entry of a partition (cold markers included), read from `db` (a snapshot for flushes). */
   async scanIndex(table: TableDef, partition: string, db: RocksDB): Promise<{ key: Buffer; row: RowVersion }[]> {
     const prefix = partitionPrefix(KEY_PK, table.id, partition);
-    const flushed = this.flushed.get(prefix.toString('latin1')) ?? 0n;
+    const flushed = this.flushedSeq(table.id, partition);
     const out: { key: Buffer; row: RowVersion }[] = [];
     for await (const { key, value } of db.iterator({ gte: prefix, lt: prefixEnd(prefix), capacity: SCAN_CAPACITY })) {
       out.push({ key, row: this.inSchema(table, decodeIndexValue(value, flushed)) });
