@@ -21,6 +21,8 @@ import { DuckEngine } from './storage/duck/duck-engine.js';
 import { HotMirror } from './storage/duck/hot-mirror.js';
 import { fileEngineConfig, queryEngineConfig } from './engine-config.js';
 import { MemoryGuard } from './storage/duck/memory-guard.js';
+import { StorageLocations, filesystemBase } from './storage/storages/storage-locations.js';
+import { SegmentCache } from './storage/storages/segment-cache.js';
 import { ColdStore } from './storage/cold/cold-store.js';
 import { JobStore } from './jobs/job-store.js';
 import { FlushService } from './jobs/flush-service.js';
@@ -69,7 +71,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   if (typeof maxSeq === 'string') seqs.observe(BigInt(maxSeq));
   // User SQL runs on an engine with no file access; the cold tier's files are read by a second one.
   const duck = await DuckEngine.open(queryEngineConfig(config));
-  const files = await DuckEngine.open(fileEngineConfig(config));
+  const files = await DuckEngine.open(fileEngineConfig(config, catalog.listStorages().filter((d) => d.storageType === 'filesystem').map(filesystemBase)));
   const memoryGuard = new MemoryGuard(duck.running, {
     rssBytesMax: config.memoryRssBytesMax, sampleIntervalMs: config.memorySampleIntervalMs, log,
   });
@@ -82,7 +84,10 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     config.topicVisibilityTimeoutSecs * 1000);
   committer.publisher = topics;
   if (typeof maxSeq === 'string') committer.committedMaxSeq = BigInt(maxSeq);
-  const cold = new ColdStore(join(config.dataDir, 'storage'), files);
+  const locations = new StorageLocations(join(config.dataDir, 'storage'), join(config.dataDir, 'remote'), (id) => catalog.storage(id));
+  const segmentCache = new SegmentCache(config.remoteCacheBytesMax);
+  segmentCache.scan(locations.cacheRoot);
+  const cold = new ColdStore(locations, files, segmentCache, config.dataDir, (message, fields) => log.warn(message, fields));
   cold.schemas = catalog;
   const mirror = new HotMirror(duck, files, hot, sourceColumns, cold, config.mirrorRowsMax, () => committer.committedMaxSeq);
   const jobs = new JobStore(hot, seqs, config.nodeId);
@@ -166,6 +171,9 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       await userPurge.stop();
       await flush.stop();
       await committer.idle();
+      // Remote manifest copies and deletes still in flight (bounded by the S3 client's timeouts).
+      await cold.settled();
+      locations.close();
       storage.close();
       memoryGuard.close();
       duck.close();

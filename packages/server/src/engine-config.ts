@@ -13,17 +13,18 @@ const FILE_ENGINE_MEMORY_LIMIT = '1GB';
 export function queryEngineConfig(config: Config): DuckConfig {
   return {
     threads: config.duckdbThreads, memoryLimit: config.duckdbMemoryLimit,
-    connections: config.queryConnections, queryTimeoutMs: config.queryTimeoutMs, storageDir: null,
+    connections: config.queryConnections, queryTimeoutMs: config.queryTimeoutMs, storageDirs: null,
     resultRowsMax: config.resultRowsMax, resultBytesMax: config.resultBytesMax,
     setup: engineMacros(config.generatedValuesMax),
   };
 }
 
-export function fileEngineConfig(config: Config): DuckConfig {
+/** `storageDirs`: filesystem storages' base directories beyond the data dir's `storage/` and `remote/`. */
+export function fileEngineConfig(config: Config, storageDirs: readonly string[] = []): DuckConfig {
   return {
     // Flushes, compaction and segment loads stream; they do not need the query engine's budget.
     threads: config.duckdbThreads, memoryLimit: FILE_ENGINE_MEMORY_LIMIT,
-    connections: 2, queryTimeoutMs: config.queryTimeoutMs, storageDir: join(config.dataDir, 'storage'),
+    connections: 2, queryTimeoutMs: config.queryTimeoutMs, storageDirs: [join(config.dataDir, 'storage'), join(config.dataDir, 'remote'), ...storageDirs],
     resultRowsMax: Number.MAX_SAFE_INTEGER, resultBytesMax: Number.MAX_SAFE_INTEGER,
   };
 }

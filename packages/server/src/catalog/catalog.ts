@@ -9,7 +9,7 @@ import { assert } from '../util/errors.js';
 import { CatalogChanges } from './changes.js';
 import {
   ACCOUNT_ID_PATTERN, DEFAULT_NAMESPACE, accountIdOf, type ColumnDef, type ColumnSpec, type NamespaceDef, type SchemaChange, type TableDef,
-  type TableSchemaVersion, type UserDef, qualifiedName,
+  type StorageDef, type TableSchemaVersion, type UserDef, qualifiedName,
 } from './types.js';
 import type { SchemaLookup } from './schema-map.js';
 
@@ -44,6 +44,8 @@ export class Catalog implements SchemaLookup {
   private readonly liveByName = new Map<string, UserDef>();
   /** SELECT grants on RESTRICTED shared tables: table id → account ids. */
   private readonly grants = new Map<number, Set<string>>();
+  /** Registered storages other than the built-in 'local' (which is not stored). */
+  private readonly storages = new Map<string, StorageDef>();
   private nextTableId = 1;
   private lastAccountSeq = 0n;
   /** Raw catalog entries other subsystems keep here (e.g. meta:max_seq). */
@@ -76,6 +78,7 @@ export class Catalog implements SchemaLookup {
         if (user !== value) rewrites.set(key, user);
         catalog.addUserInMemory(user);
       } else if (kind === 'grant') catalog.addGrantInMemory(value as StoredGrant);
+      else if (kind === 'storage') catalog.storages.set((value as StorageDef).storageId, value as StorageDef);
       else if (key === NEXT_TABLE_ID_KEY) catalog.nextTableId = value as number;
       else if (key === LAST_ACCOUNT_SEQ_KEY) catalog.lastAccountSeq = BigInt(value as string);
       else catalog.meta.set(key, value);
@@ -117,6 +120,27 @@ export class Catalog implements SchemaLookup {
     await this.store.writeCatalog(new Map([[`ns:${name}`, undefined]]));
     this.namespaces.delete(name);
     this.changes.emit({ kind: 'namespace_dropped', namespace: name });
+  }
+
+  // Storages --------------------------------------------------------------------------------
+
+  storage(id: string): StorageDef | undefined {
+    return this.storages.get(id);
+  }
+
+  listStorages(): StorageDef[] {
+    return [...this.storages.values()].sort((a, b) => a.storageId.localeCompare(b.storageId));
+  }
+
+  /** CREATE and ALTER STORAGE (the caller checked the storage is reachable). */
+  async putStorage(storage: StorageDef): Promise<void> {
+    await this.store.writeCatalog(new Map([[`storage:${storage.storageId}`, storage]]));
+    this.storages.set(storage.storageId, storage);
+  }
+
+  async dropStorage(id: string): Promise<void> {
+    await this.store.writeCatalog(new Map([[`storage:${id}`, undefined]]));
+    this.storages.delete(id);
   }
 
   // Tables ----------------------------------------------------------------------------------

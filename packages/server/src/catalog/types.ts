@@ -55,6 +55,35 @@ export interface TableOptions {
   readonly maxBuffer: number | null;
   readonly ephemeral: boolean;
   readonly deletedRetentionHours: number;
+  /** The storage holding the table's cold tier (system.storages); absent means 'local'. */
+  readonly storageId?: string;
+}
+
+export type StorageType = 'filesystem' | 's3';
+
+/** A registered storage (system.storages): where the cold tier of the tables using it lives. */
+export interface StorageDef {
+  readonly storageId: string;
+  readonly storageName: string;
+  readonly description: string | null;
+  readonly storageType: StorageType;
+  /** A filesystem path (absolute) or `s3://bucket[/prefix]`. */
+  readonly baseDirectory: string;
+  /** CREDENTIALS '{json}' (secrets: shown to the system role only). */
+  readonly credentials: Readonly<Record<string, unknown>> | null;
+  /** CONFIG '{json}' (S3: region, endpoint, allow_http, access_key_id, secret_access_key, session_token). */
+  readonly config: Readonly<Record<string, unknown>> | null;
+  readonly sharedTablesTemplate: string;
+  readonly userTablesTemplate: string;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+}
+
+/** The built-in storage every table uses unless it names another. */
+export const LOCAL_STORAGE_ID = 'local';
+
+export function tableStorageId(table: TableDef): string {
+  return table.options.storageId ?? LOCAL_STORAGE_ID;
 }
 
 export interface TableDef {

@@ -87,6 +87,11 @@ export interface Config {
   readonly jobRetentionDays: number;
   /** A partition with more Parquet segments than this is compacted after a flush. */
   readonly compactSegmentsMax: number;
+  /**
+   * Bytes of remote (S3) segment files kept in the local cache (`<data>/remote`); least recently
+   * used files are deleted past it. Manifests are not counted (they are never evicted).
+   */
+  readonly remoteCacheBytesMax: number;
   /** Partitions flushed or compacted at the same time. */
   readonly concurrentFlushesMax: number;
   /** How long a dropped user's rows and files are kept before the cleanup job purges them (0: at once). */
@@ -140,6 +145,7 @@ export const defaults: Config = Object.freeze({
   generatedValuesMax: 10_000_000,
   jobRetentionDays: 7,
   compactSegmentsMax: 8,
+  remoteCacheBytesMax: 1024 * 1024 * 1024,
   concurrentFlushesMax: 2,
   userPurgeGraceSeconds: 7 * 86_400,
   topicVisibilityTimeoutSecs: 60,
@@ -169,6 +175,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
   // KALAMDB_VISIBILITY_TIMEOUT_SECS: upstream's compatibility alias.
   const visibility = env.KALAMDB_TOPIC_VISIBILITY_TIMEOUT_SECS || env.KALAMDB_VISIBILITY_TIMEOUT_SECS;
   if (visibility) envOverrides.topicVisibilityTimeoutSecs = Number(visibility);
+  if (env.KALAMDB_REMOTE_CACHE_BYTES_MAX) envOverrides.remoteCacheBytesMax = Number(env.KALAMDB_REMOTE_CACHE_BYTES_MAX);
   if (env.KALAMDB_DURABILITY) envOverrides.durability = parseDurability(env.KALAMDB_DURABILITY, 'KALAMDB_DURABILITY');
   const flagOverrides: Overrides = {};
   if (flags.host !== undefined) flagOverrides.host = flags.host;

@@ -262,7 +262,8 @@ function planOptions(
   if (Object.keys(changes).length === 0) throw invalidSql('SET TBLPROPERTIES needs at least one property');
   if ('type' in changes) throw execError('A table\'s TYPE cannot change');
   const raw: Record<string, OptionValue> = { ...rawOptions(table.type, table.options), ...changes };
-  const options: TableOptions = tableOptions(table.type, raw);
+  const options: TableOptions = tableOptions(table.type, raw, (id) => id === table.options.storageId);
+  if (options.storageId !== table.options.storageId) throw execError('A table\'s STORAGE_ID cannot change: its flushed segments live in that storage');
   if (sameJson(options, table.options)) return { changed: false, description };
   return bump(table.columns, { kind: 'options', description }, { options });
 }
@@ -275,5 +276,6 @@ function rawOptions(type: TableDef['type'], o: TableOptions): Record<string, Opt
   if (o.ttlSeconds !== null) raw.ttl_seconds = o.ttlSeconds;
   if (o.maxBuffer !== null) raw.max_buffer = o.maxBuffer;
   if (type === 'STREAM') raw.ephemeral = o.ephemeral;
+  if (o.storageId !== undefined) raw.storage_id = o.storageId;
   return raw;
 }

@@ -122,7 +122,7 @@ export async function createTable(s: Services, ctx: RunContext, st: Of<'create_t
     throw invalidSql(`Table type given twice and differently: ${st.tableType} TABLE with TYPE = '${optionType}'`);
   }
   const type: TableType = st.tableType ?? optionType ?? (isAdminRole(ctx.principal.role) ? 'SHARED' : 'USER');
-  const options = tableOptions(type, st.options);
+  const options = tableOptions(type, st.options, (id) => s.catalog.storage(id) !== undefined);
   const pkCount = st.columns.filter((c) => c.primaryKey).length;
   // Upstream's words (its InvalidOperation: SQL_EXECUTION_ERROR): `User tables require a PRIMARY KEY column`.
   if (type !== 'STREAM' && pkCount === 0) throw execError(`${type === 'USER' ? 'User' : 'Shared'} tables require a PRIMARY KEY column`);

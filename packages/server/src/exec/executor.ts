@@ -3,6 +3,7 @@
  * transaction (BEGIN ... COMMIT/ROLLBACK; an unclosed BEGIN rolls back and fails the request; a failing statement inside
  * a transaction discards all of it) and EXECUTE AS USER.
  */
+import { alterStorage, checkStorage, createStorage, dropStorage, showStorages } from './storage-ddl-exec.js';
 import { ack, alterTopicAddSource, clearTopic, consume, createTopic, dropTopic } from './topic-exec.js';
 import { LimitError, ServerError, assertNever, execError, invalidSql } from '../util/errors.js';
 import { ByteBudget, Deadline } from '../util/budget.js';
@@ -146,6 +147,11 @@ export class Executor {
       case 'delete': return remove(s, ctx, st);
       case 'execute_as': return this.executeAs(st, ctx);
       case 'flush_table': return flushTable(s, ctx, st);
+      case 'create_storage': return createStorage(s, ctx, st);
+      case 'alter_storage': return alterStorage(s, ctx, st);
+      case 'drop_storage': return dropStorage(s, ctx, st);
+      case 'show_storages': return showStorages(s, ctx);
+      case 'check_storage': return checkStorage(s, ctx, st);
       case 'flush_all': return flushAll(s, ctx, st);
       case 'compact_table': return compactTable(s, ctx, st);
       case 'compact_all': return compactAll(s, ctx, st);
@@ -193,6 +199,7 @@ function auditTarget(st: Statement): string | null {
     case 'create_user': case 'drop_user': return st.userId;
     case 'alter_user': return `${st.userId} (${st.field})`;
     case 'execute_as': return st.userId;
+    case 'create_storage': case 'alter_storage': case 'drop_storage': return st.storageId;
     case 'kill_job': return st.jobId;
     case 'kill_live': return st.liveId;
     default: return null;

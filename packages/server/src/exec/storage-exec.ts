@@ -2,7 +2,7 @@
  * STORAGE FLUSH / FLUSH TABLE / STORAGE FLUSH ALL / STORAGE COMPACT TABLE / STORAGE CHECK TABLE /
  * STORAGE REPAIR TABLE / KILL JOB (admins only).
  */
-import { execError } from '../util/errors.js';
+import { ServerError, TableUnavailableError, execError } from '../util/errors.js';
 import { qualifiedName, type TableDef } from '../catalog/types.js';
 import { requireAdmin } from '../auth/access.js';
 import type { Statement } from '../sql/statement.js';
@@ -84,6 +84,14 @@ export async function checkTable(s: Services, ctx: RunContext, st: Of<'check_tab
   for (const partition of s.cold.partitions(table)) {
     // USER partitions are shown by user name, as in system.manifest; SHARED tables have one, null.
     const shown = partition === '' ? null : s.catalog.account(partition)?.userId ?? partition;
+    try {
+      // A remote table's segments are checked as downloaded (size and SHA-256 against the manifest).
+      await s.cold.fetchSegments(table, partition);
+    } catch (error) {
+      if (!(error instanceof ServerError)) throw error;
+      rows.push([shown, 'remote', error instanceof TableUnavailableError ? 'damaged' : 'unreachable', error.message]);
+      continue;
+    }
     for (const r of await checkPartition(s.cold, table, partition)) rows.push([shown, r.file, r.status, r.detail]);
   }
   return rowsResult(ctx, schema, rows);

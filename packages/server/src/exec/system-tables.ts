@@ -9,13 +9,14 @@ import type { ColdStore } from '../storage/cold/cold-store.js';
 import type { LiveControl } from './context.js';
 import type { AuditLog } from '../auth/audit-log.js';
 import type { Principal } from '../auth/access.js';
-import { tableTypeName, type ColumnDef, type ColumnType, type StoredValue, type TableDef } from '../catalog/types.js';
+import { tableStorageId, tableTypeName, type ColumnDef, type ColumnType, type StoredValue, type TableDef } from '../catalog/types.js';
 import type { Segment } from '../storage/cold/manifest.js';
 import { TableUnavailableError } from '../util/errors.js';
 import type { SourceColumn } from '../storage/duck/duck-engine.js';
 import { typeLabel } from '../sql/values.js';
 import { defaultText } from './ddl-exec.js';
 import { formatFlushPolicy } from './table-options.js';
+import { STORAGE_COLUMNS, storageRows } from './storage-ddl-exec.js';
 import type { Config } from '../config/config.js';
 
 export interface SystemRelation {
@@ -43,7 +44,7 @@ export interface SystemSources {
 /** Every relation `SELECT * FROM system.<name>` answers (information_schema.* are reached by their own names). */
 export const SYSTEM_TABLE_NAMES = [
   'users', 'namespaces', 'tables', 'columns', 'schemas', 'table_schemas', 'jobs', 'manifest', 'live', 'audit_log', 'stats', 'settings', 'datatypes',
-  'topics', 'topic_offsets',
+  'topics', 'topic_offsets', 'storages',
 ] as const;
 
 export function systemRelation(s: SystemSources, name: string, viewer: Principal): SystemRelation {
@@ -170,12 +171,14 @@ export function systemRelation(s: SystemSources, name: string, viewer: Principal
           if (t === undefined) return [];
           return [[`${t.namespace}:${t.name}`, t.name, t.namespace, tableTypeName(t.type), micros(t.createdAt), v.version,
             schemaColumnsJson(v.columns), null, micros(v.createdAt), JSON.stringify(tableOptionsJson(t)), t.options.accessLevel,
-            v.version === t.schemaVersion, 'local', t.type === 'USER' ? false : null, v.version, v.change]];
+            v.version === t.schemaVersion, tableStorageId(t), t.type === 'USER' ? false : null, v.version, v.change]];
         }),
       };
     }
     case 'stats':
       return { columns: [col('metric_name', 'Text'), col('metric_value', 'Text')], rows: stats(s) };
+    case 'storages':
+      return { columns: STORAGE_COLUMNS.map(([name, type]) => col(name, type)), rows: storageRows(s, viewer) };
     case 'settings':
       return {
         columns: [col('name', 'Text'), col('value', 'Text'), col('description', 'Text'), col('category', 'Text')],
@@ -272,7 +275,7 @@ function tableOptionsJson(t: TableDef): Record<string, unknown> {
     return { table_type: 'STREAM', ttl_seconds: o.ttlSeconds, max_buffer: o.maxBuffer, ephemeral: o.ephemeral };
   }
   return {
-    table_type: t.type, storage_id: 'local', ...(t.type === 'USER' ? { use_user_storage: false } : { access_level: o.accessLevel }),
+    table_type: t.type, storage_id: tableStorageId(t), ...(t.type === 'USER' ? { use_user_storage: false } : { access_level: o.accessLevel }),
     flush_policy: formatFlushPolicy(o.flushPolicy), deleted_retention_hours: o.deletedRetentionHours,
   };
 }

@@ -1,6 +1,6 @@
 /** WITH (...) options of CREATE TABLE → validated TableOptions for a table type. */
 import { invalidSql } from '../util/errors.js';
-import type { AccessLevel, FlushPolicy, TableOptions, TableType } from '../catalog/types.js';
+import { LOCAL_STORAGE_ID, type AccessLevel, type FlushPolicy, type TableOptions, type TableType } from '../catalog/types.js';
 import type { OptionValue } from '../sql/statement.js';
 
 const KNOWN = ['type', 'flush_policy', 'access_level', 'ttl_seconds', 'max_buffer', 'ephemeral', 'deleted_retention_hours', 'storage_id'];
@@ -15,14 +15,18 @@ export function tableTypeOption(options: Readonly<Record<string, OptionValue>>):
   return type;
 }
 
-export function tableOptions(type: TableType, options: Readonly<Record<string, OptionValue>>): TableOptions {
+/**
+ * `storageExists` answers for STORAGE_ID (system.storages; 'local' always exists). The option is
+ * recorded only when it names another storage, so tables on 'local' keep their stored form.
+ */
+export function tableOptions(type: TableType, options: Readonly<Record<string, OptionValue>>, storageExists: (id: string) => boolean): TableOptions {
   for (const key of Object.keys(options)) {
     if (!KNOWN.includes(key)) throw invalidSql(`Unknown table option '${key.toUpperCase()}' (known: ${KNOWN.map((k) => k.toUpperCase()).join(', ')})`);
   }
-  // Upstream's STORAGE_ID: this server has one storage, upstream's default 'local'.
-  if (options.storage_id !== undefined && String(options.storage_id).toLowerCase() !== 'local') {
-    throw invalidSql(`Storage '${String(options.storage_id)}' does not exist (the only storage is 'local')`);
-  }
+  const storageRaw = options.storage_id === undefined ? LOCAL_STORAGE_ID : String(options.storage_id);
+  const storageId = storageRaw.toLowerCase() === LOCAL_STORAGE_ID ? LOCAL_STORAGE_ID : storageRaw;
+  if (storageId !== LOCAL_STORAGE_ID && !storageExists(storageId)) throw invalidSql(`Storage '${storageRaw}' does not exist`);
+  if (type === 'STREAM' && storageId !== LOCAL_STORAGE_ID) throw invalidSql('STREAM tables are never written to storage: STORAGE_ID does not apply');
   const accessRaw = options.access_level;
   if (accessRaw !== undefined && type !== 'SHARED') throw invalidSql('ACCESS_LEVEL applies to SHARED tables only');
   const accessLevel = accessRaw === undefined ? (type === 'SHARED' ? 'PRIVATE' : null) : parseAccessLevel(accessRaw);
@@ -36,7 +40,10 @@ export function tableOptions(type: TableType, options: Readonly<Record<string, O
   if (type === 'STREAM' && options.flush_policy !== undefined) throw invalidSql('STREAM tables are never flushed: FLUSH_POLICY does not apply');
   const flushPolicy = options.flush_policy === undefined ? DEFAULT_FLUSH_POLICY : parseFlushPolicy(String(options.flush_policy));
   const retention = optionalPositiveInt(options.deleted_retention_hours, 'DELETED_RETENTION_HOURS') ?? 168;
-  return { flushPolicy, accessLevel, ttlSeconds: ttl, maxBuffer, ephemeral, deletedRetentionHours: retention };
+  return {
+    flushPolicy, accessLevel, ttlSeconds: ttl, maxBuffer, ephemeral, deletedRetentionHours: retention,
+    ...(storageId === LOCAL_STORAGE_ID ? {} : { storageId }),
+  };
 }
 
 function parseAccessLevel(raw: OptionValue): AccessLevel {

@@ -113,6 +113,7 @@ export class FlushService {
     const maxSeq = manifestMaxSeq(this.d.cold.manifest(table, partition));
     const removed = this.d.cold.removeOrphans(table, partition);
     if (removed.length > 0) this.d.log.warn('removed orphan segment files', { table: qualifiedName(table), partition, files: removed });
+    if (this.d.cold.isRemote(table)) this.sweepRemoteOrphans(table, partition);
     if (maxSeq === 0n) return;
     // Killed after the manifest commit and before the watermark was written (or a data directory from
     // before watermarks): write it now; the same batch deletes the flushed versions. A watermark at
@@ -121,6 +122,20 @@ export class FlushService {
     if (this.d.hot.flushedSeq(table.id, partition) >= maxSeq) return;
     await this.d.hot.handOverFlushed(table.id, partition, maxSeq);
     this.d.log.warn('completed an interrupted flush hand-over', { table: qualifiedName(table), partition, flushed_seq: maxSeq.toString() });
+  }
+
+  /**
+   * Objects a crash left in a remote storage between an upload and its manifest commit. In the
+   * background (an unreachable storage must not hold up the start) and under the partition's lock
+   * (an upload of the next flush must not be taken for an orphan before its commit).
+   */
+  private sweepRemoteOrphans(table: TableDef, partition: string): void {
+    void this.lock(table, partition).run(async () => {
+      const removed = await this.d.cold.removeRemoteOrphans(table, partition);
+      if (removed.length > 0) this.d.log.warn('removed orphan remote segment objects', { table: qualifiedName(table), partition, keys: removed });
+    }).catch((error: unknown) => {
+      this.d.log.warn('could not sweep orphan remote segment objects (retried at the next start)', { table: qualifiedName(table), partition, error: (error as Error).message });
+    });
   }
 
   /**
@@ -456,7 +471,7 @@ export class FlushService {
       this.d.cold.removeSegmentFiles(table, partition, [`${segment.path}.tmp`]);
       throw new CancelledError();
     }
-    this.d.cold.publishSegment(table, partition, tmpPath);
+    await this.d.cold.publishSegment(table, partition, tmpPath, () => failpoint('flush:during-upload'));
     failpoint('flush:after-rename');
     this.d.cold.commitManifest(table, partition, { ...manifest, next_batch: batch + 1, segments: [...manifest.segments, segment] });
     failpoint('flush:after-manifest');
@@ -506,7 +521,7 @@ export class FlushService {
       if (written === null) {
         this.d.cold.commitManifest(table, partition, { ...manifest, next_batch: batch + 1, segments: [] });
       } else {
-        this.d.cold.publishSegment(table, partition, written.tmpPath);
+        await this.d.cold.publishSegment(table, partition, written.tmpPath);
         this.d.cold.commitManifest(table, partition, { ...manifest, next_batch: batch + 1, segments: [written.segment] });
       }
       this.d.cold.removeSegmentFiles(table, partition, manifest.segments.map((s) => s.path));
@@ -520,6 +535,7 @@ export class FlushService {
    * marks the partition unavailable. Costs one extra read of what compaction reads anyway.
    */
   private async verifyBeforeCompaction(table: TableDef, partition: string): Promise<void> {
+    await this.d.cold.fetchSegments(table, partition);
     const dir = this.d.cold.dir(table, partition);
     for (const segment of this.d.cold.manifest(table, partition).segments) {
       const check = await checkSegment(this.d.cold.fileEngine, join(dir, segment.path), segment);

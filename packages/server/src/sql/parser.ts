@@ -12,6 +12,7 @@ import type { AlterTableOp, OptionValue, PgNode, Statement, TableName } from './
 import { createTableFromPg, createTableRule } from './create-table.js';
 import { preparePgText, restoreIdentifiers } from './pg-text.js';
 import { parseSimpleInsert } from './insert-fast.js';
+import { parseAlterStorage, parseCheckStorage, parseCreateStorage, parseDropStorage } from './storage-statements.js';
 
 /** Statements longer than this are not cached: bulk inserts would fill the cache with one-off text. */
 const CACHED_SQL_LENGTH_MAX = 8 * 1024;
@@ -87,6 +88,7 @@ export function parseStatement(stmt: StatementText): Statement {
       if (w1 === 'NAMESPACE' || w1 === 'SCHEMA') return parseCreateNamespace(c);
       if (w1 === 'USER' && c.peekWord(2) !== 'TABLE') return parseCreateUser(c);
       if (w1 === 'TOPIC') return parseCreateTopic(c);
+      if (w1 === 'STORAGE') return parseCreateStorage(c);
       return parseCreateTable(stmt, c);
     case 'DROP':
       if (w1 === 'NAMESPACE' || w1 === 'SCHEMA') return parseDropNamespace(c);
@@ -94,12 +96,14 @@ export function parseStatement(stmt: StatementText): Statement {
       if ((w1 === 'USER' || w1 === 'SHARED' || w1 === 'STREAM') && c.peekWord(2) === 'TABLE') return parseDropTable(c);
       if (w1 === 'USER') return parseDropUser(c);
       if (w1 === 'TOPIC') return parseDropTopic(c);
+      if (w1 === 'STORAGE') return parseDropStorage(c);
       if (w1 === 'TABLE') return parseDropTable(c);
       break;
     case 'ALTER':
       if (w1 === 'USER') return parseAlterUser(c);
       if (w1 === 'TABLE') return parseAlterTable(stmt, c);
       if (w1 === 'TOPIC') return parseAlterTopic(stmt, c);
+      if (w1 === 'STORAGE') return parseAlterStorage(c);
       break;
     case 'GRANT': case 'REVOKE':
       return parseGrant(c);
@@ -110,6 +114,8 @@ export function parseStatement(stmt: StatementText): Statement {
     case 'EXECUTE':
       return parseExecuteAs(stmt, c);
     case 'STORAGE': case 'FLUSH':
+      // STORAGE CHECK <storage id> [EXTENDED] (a storage's health) vs STORAGE CHECK TABLE ns.t.
+      if (w1 === 'CHECK' && c.peekWord(2) !== 'TABLE') return parseCheckStorage(c);
       return parseStorage(c);
     case 'USE':
       return parseUseNamespace(c);
@@ -294,6 +300,7 @@ function parseDropTable(c: Cursor): Statement {
 function parseShow(c: Cursor): Statement {
   c.expectWord('SHOW');
   if (c.acceptWords('NAMESPACES') || c.acceptWords('SCHEMAS')) { c.end(); return { kind: 'show_namespaces' }; }
+  if (c.acceptWords('STORAGES')) { c.end(); return { kind: 'show_storages' }; }
   if (c.acceptWords('TABLES')) {
     let namespace: string | null = null;
     if (c.acceptWords('IN') || c.acceptWords('FROM')) namespace = c.identifier('namespace name');
@@ -307,7 +314,7 @@ function parseShow(c: Cursor): Statement {
     c.end();
     return { kind: 'describe_table', table };
   }
-  throw invalidSql('Expected SHOW NAMESPACES, SHOW TABLES [IN namespace] or SHOW COLUMNS FROM namespace.table');
+  throw invalidSql('Expected SHOW NAMESPACES, SHOW TABLES [IN namespace], SHOW STORAGES or SHOW COLUMNS FROM namespace.table');
 }
 
 function parseDescribe(c: Cursor): Statement {
@@ -793,7 +800,8 @@ function parseRole(raw: string): Role {
 }
 
 /** Reads tokens of one statement for the hand-written parsers. */
-class Cursor {
+/** Reads a dialect statement's tokens (exported for the statement parsers in sibling files). */
+export class Cursor {
   private pos = 0;
   constructor(private readonly stmt: StatementText) {}
 

@@ -17,6 +17,31 @@ export interface TableName {
 
 export type OptionValue = string | number | boolean;
 
+/** CREATE STORAGE's clauses as written (JSON and templates are validated by the executor). */
+export interface CreateStorageSpec {
+  readonly storageId: string;
+  readonly storageType: 'filesystem' | 's3';
+  readonly storageName: string | null;
+  readonly description: string | null;
+  /** PATH / BASE_DIRECTORY, or `s3://` + BUCKET. */
+  readonly baseDirectory: string;
+  readonly region: string | null;
+  readonly credentials: string | null;
+  readonly config: string | null;
+  readonly sharedTablesTemplate: string | null;
+  readonly userTablesTemplate: string | null;
+}
+
+/** ALTER STORAGE ... SET clauses given (absent ones are unchanged). */
+export interface AlterStorageSpec {
+  readonly storageName?: string;
+  readonly description?: string;
+  readonly sharedTablesTemplate?: string;
+  readonly userTablesTemplate?: string;
+  readonly config?: string;
+  readonly credentials?: string;
+}
+
 export type Statement =
   | { readonly kind: 'create_namespace'; readonly name: string; readonly ifNotExists: boolean }
   | { readonly kind: 'drop_namespace'; readonly name: string; readonly ifExists: boolean; readonly cascade: boolean }
@@ -45,6 +70,11 @@ export type Statement =
   | { readonly kind: 'drop_user'; readonly userId: string; readonly ifExists: boolean }
   | { readonly kind: 'execute_as'; readonly userId: string; readonly inner: Statement }
   | { readonly kind: 'flush_table'; readonly table: TableName }
+  | ({ readonly kind: 'create_storage' } & CreateStorageSpec)
+  | { readonly kind: 'alter_storage'; readonly storageId: string; readonly changes: AlterStorageSpec }
+  | { readonly kind: 'drop_storage'; readonly storageId: string; readonly ifExists: boolean }
+  | { readonly kind: 'show_storages' }
+  | { readonly kind: 'check_storage'; readonly storageId: string; readonly extended: boolean }
   | { readonly kind: 'flush_all'; readonly namespace: string | null }
   | { readonly kind: 'compact_table'; readonly table: TableName }
   | { readonly kind: 'compact_all'; readonly namespace: string | null }

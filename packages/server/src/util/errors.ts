@@ -21,6 +21,7 @@ export type ErrorCode =
   | 'NOT_FOUND'
   | 'INSUFFICIENT_STORAGE'
   | 'TABLE_UNAVAILABLE'
+  | 'STORAGE_UNAVAILABLE'
   | 'INTERNAL_ERROR';
 
 /** HTTP status for each code; the only place the mapping lives. */
@@ -43,6 +44,8 @@ export const errorStatus: Readonly<Record<ErrorCode, number>> = Object.freeze({
   INSUFFICIENT_STORAGE: 507,
   // 409: the request is fine, the table's stored state is not; it stays so until STORAGE REPAIR TABLE.
   TABLE_UNAVAILABLE: 409,
+  // 503: a remote storage (S3) cannot be reached; the same request can succeed once it is back.
+  STORAGE_UNAVAILABLE: 503,
   INTERNAL_ERROR: 500,
 });
 

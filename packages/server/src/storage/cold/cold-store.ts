@@ -1,8 +1,11 @@
 /**
- * The cold tier: per partition, immutable zstd Parquet segments under
- * `<data>/storage/<namespace>/<table>/[<user_id>/]` and the manifest listing them. Segments are
- * written by DuckDB (COPY ... TO, through a temp file that is fsynced and renamed) and read by
- * DuckDB; this module knows the paths, the manifests (cached) and the file-level protocol.
+ * The cold tier: per partition, immutable zstd Parquet segments and the manifest listing them, in
+ * the directory the table's storage gives it (StorageLocations: `<data>/storage/<namespace>/<table>/
+ * [<user_id>/]` for the built-in 'local'). Segments are written by DuckDB (COPY ... TO, through a
+ * temp file that is fsynced and renamed) and read by DuckDB; this module knows the manifests
+ * (cached) and the file-level protocol. For a remote (S3) storage a segment is uploaded before the
+ * manifest that lists it is committed, and a read first brings the partition's segments into the
+ * local SegmentCache (checked against the manifest's size and SHA-256).
  *
  * Damage is contained per partition: a manifest that fails validation, a listed segment that is
  * missing, has the wrong size or checksum, or fails to read marks that partition unavailable (with
@@ -10,7 +13,7 @@
  * nothing else is affected.
  */
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { join, relative, sep } from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { assert, TableUnavailableError } from '../../util/errors.js';
 import { ACCOUNT_ID_PATTERN, partitionId, qualifiedName, primaryKeyIndex, tablePartitionPrefix, type ColumnDef, type ColumnType, type StoredValue, type TableDef } from '../../catalog/types.js';
@@ -20,6 +23,16 @@ import { columnsForVersion, type SchemaLookup } from '../../catalog/schema-map.j
 import type { RowVersion } from '../hot/row-codec.js';
 import { DELETED_FIELD_ID, SEQ_FIELD_ID, MANIFEST_FILE, ManifestError, emptyManifest, fsyncPath, readManifest, writeManifest, type ColumnStats, type Manifest, type Segment } from './manifest.js';
 import { checkSegment, fileSha256 } from './segment-check.js';
+import type { StorageLocations } from '../storages/storage-locations.js';
+import type { SegmentCache } from '../storages/segment-cache.js';
+import { StorageUnreachableError } from '../storages/object-store.js';
+import { userIdOfLeaf } from '../storages/templates.js';
+
+/** Downloads of one partition's segments run this many at a time. */
+const DOWNLOADS_PARALLEL = 4;
+
+/** Reports what failed in the background (remote manifest copies, deletes of replaced objects). */
+export type ColdWarn = (message: string, fields: Record<string, unknown>) => void;
 
 /** A user name: the partition id of accounts migrated from before account ids (newer ones: ACCOUNT_ID_PATTERN). */
 const LEGACY_PARTITION_ID = /^[a-z0-9_][a-z0-9_.@-]{0,63}$/;
@@ -47,11 +60,20 @@ export class ColdStore {
   /** Segments whose checksum was verified by this process (key: absolute path and checksum). */
   private readonly verified = new Set<string>();
   private tempCounter = 0;
+  /** Remote work started without a caller waiting (manifest copies, deletes); `settled` awaits it. */
+  private readonly background = new Set<Promise<void>>();
 
   /** The catalog's schema versions (set once it is loaded): segments of older versions are read in the current one. */
   schemas: SchemaLookup | null = null;
 
-  constructor(readonly root: string, private readonly duck: DuckEngine) {}
+  constructor(
+    readonly locations: StorageLocations,
+    private readonly duck: DuckEngine,
+    private readonly cache: SegmentCache,
+    /** The data directory: damaged files are named relative to it. */
+    private readonly dataDir: string,
+    private readonly warn: ColdWarn = () => undefined,
+  ) {}
 
   /**
    * The partition's segments (those that can hold one of `pks`, when given) as one SQL relation in
@@ -93,6 +115,7 @@ export class ColdStore {
 
   /** Every `_seq` the partition's listed segments hold (REPAIR finds the versions it lost with it). */
   async segmentSeqs(table: TableDef, partition: string): Promise<Set<bigint>> {
+    await this.fetchSegments(table, partition);
     const files = this.files(table, partition);
     if (files.length === 0) return new Set();
     const rows = await this.duck.withConnection(async (conn) =>
@@ -113,12 +136,15 @@ export class ColdStore {
     return this.duck.withConnection((conn) => columnStats(conn, `read_parquet(${sqlString(path)})`, columns));
   }
 
-  /** The partition's directory. User ids are re-validated here: they become path segments. */
+  /** The partition's (local) directory. User ids are re-validated here: they become path segments. */
   dir(table: TableDef, partition: string): string {
-    const base = join(this.root, table.namespace, table.name);
-    if (partition === '') return base;
-    assert(isPartitionDirName(partition), `unsafe partition id ${partition}`);
-    return join(base, partition);
+    if (partition !== '') assert(isPartitionDirName(partition), `unsafe partition id ${partition}`);
+    return this.locations.partition(table, partition).dir;
+  }
+
+  /** True when the table's segments live in a remote (S3) storage. */
+  isRemote(table: TableDef): boolean {
+    return this.locations.table(table).remote !== null;
   }
 
   /**
@@ -140,8 +166,11 @@ export class ColdStore {
       throw this.markUnavailable(table, partition, MANIFEST_FILE, error.reason);
     }
     if (m.table_id !== undefined && m.table_id !== table.id) m = emptyManifest(qualifiedName(table), partition || null);
+    const remote = this.isRemote(table);
     for (const s of m.segments) {
       const path = join(dir, s.path);
+      // A remote partition's local files are a cache: a missing one is downloaded when it is read.
+      if (remote && !existsSync(path)) continue;
       if (!existsSync(path)) throw this.markUnavailable(table, partition, s.path, 'listed in the manifest but the file does not exist');
       const size = statSync(path).size;
       if (size !== s.size_bytes) throw this.markUnavailable(table, partition, s.path, `size ${size} bytes, the manifest says ${s.size_bytes} (truncated or overwritten)`);
@@ -156,7 +185,7 @@ export class ColdStore {
   markUnavailable(table: TableDef, partition: string, fileName: string, reason: string): TableUnavailableError {
     const key = partitionId(table.id, partition);
     const damage: PartitionDamage = {
-      tableId: table.id, partition, file: relative(join(this.root, '..'), join(this.dir(table, partition), fileName)), reason, since: Date.now(),
+      tableId: table.id, partition, file: this.displayPath(join(this.dir(table, partition), fileName)), reason, since: Date.now(),
     };
     // The first cause is kept: it is the one an operator needs (later ones are often consequences).
     if (!this.damaged.has(key)) this.damaged.set(key, damage);
@@ -180,6 +209,12 @@ export class ColdStore {
     return [...this.damaged.values()].filter((d) => d.tableId === table.id);
   }
 
+  /** A file as operators see it: relative to the data directory when inside it, else absolute. */
+  private displayPath(path: string): string {
+    const rel = relative(this.dataDir, path);
+    return rel === '..' || rel.startsWith(`..${sep}`) ? path : rel;
+  }
+
   private unavailableError(table: TableDef, damage: PartitionDamage): TableUnavailableError {
     return new TableUnavailableError(qualifiedName(table), damage.file, damage.reason);
   }
@@ -189,6 +224,7 @@ export class ColdStore {
    * overwritten in a page that still decodes are caught before their values are served.
    */
   async verifyChecksums(table: TableDef, partition: string): Promise<void> {
+    await this.fetchSegments(table, partition);
     const m = this.manifest(table, partition);
     const dir = this.dir(table, partition);
     for (const s of m.segments) {
@@ -208,12 +244,50 @@ export class ColdStore {
   }
 
   /**
+   * Remote partitions: makes every listed segment present in the local cache (downloaded to a temp
+   * name, checked against the manifest's size and SHA-256, renamed). An unreachable storage throws
+   * StorageUnreachableError (503, nothing marked damaged: it is not the data's fault); an object that
+   * does not match the manifest marks the partition unavailable naming it. Local partitions: nothing.
+   */
+  async fetchSegments(table: TableDef, partition: string): Promise<void> {
+    const loc = this.locations.partition(table, partition);
+    if (loc.remote === null) return;
+    const { store, prefix } = loc.remote;
+    const missing: Segment[] = [];
+    for (const s of this.manifest(table, partition).segments) {
+      const path = join(loc.dir, s.path);
+      if (existsSync(path)) this.cache.touch(path);
+      else missing.push(s);
+    }
+    const fetchOne = async (s: Segment): Promise<void> => {
+      const path = join(loc.dir, s.path);
+      const temp = `${path}.download-${++this.tempCounter}`;
+      mkdirSync(loc.dir, { recursive: true });
+      try {
+        await store.getFile(`${prefix}/${s.path}`, temp);
+        const size = statSync(temp).size;
+        if (size !== s.size_bytes) throw this.markUnavailable(table, partition, s.path, `remote object is ${size} bytes, the manifest says ${s.size_bytes}`);
+        const sha = await fileSha256(temp);
+        if (s.sha256 !== undefined && sha !== s.sha256) throw this.markUnavailable(table, partition, s.path, 'remote object\'s SHA-256 does not match the manifest');
+        renameSync(temp, path);
+      } finally {
+        rmSync(temp, { force: true });
+      }
+      this.verified.add(`${path}\0${s.sha256}`);
+      this.cache.added(path, s.size_bytes);
+    };
+    for (let i = 0; i < missing.length; i += DOWNLOADS_PARALLEL) {
+      await Promise.all(missing.slice(i, i + DOWNLOADS_PARALLEL).map(fetchOne));
+    }
+  }
+
+  /**
    * A read of the partition's segments failed: finds the damaged segment (a full check of each) and
    * marks the partition unavailable naming it. When every segment checks out the failure was not
    * the files' (memory, a cancelled query): the original error is returned unchanged.
    */
   async readFailed(table: TableDef, partition: string, error: unknown): Promise<unknown> {
-    if (error instanceof TableUnavailableError) return error;
+    if (error instanceof TableUnavailableError || error instanceof StorageUnreachableError) return error;
     const key = partitionId(table.id, partition);
     const m = this.manifests.get(key);
     if (m === undefined) return error;
@@ -255,8 +329,28 @@ export class ColdStore {
 
   /** Atomically replaces the manifest; the new one is what every later read sees. */
   commitManifest(table: TableDef, partition: string, manifest: Manifest): void {
-    writeManifest(this.dir(table, partition), { ...manifest, table_id: table.id, updated_at: Date.now() });
+    const written = { ...manifest, table_id: table.id, updated_at: Date.now() };
+    const loc = this.locations.partition(table, partition);
+    writeManifest(loc.dir, written);
     this.manifests.set(partitionId(table.id, partition), { ...manifest, table_id: table.id });
+    // The local manifest is the commit point; the copy in the bucket is for other readers of it and
+    // catches up at the partition's next commit if this upload fails.
+    if (loc.remote !== null) {
+      const { store, prefix, storageId } = loc.remote;
+      this.inBackground(store.putBytes(`${prefix}/${MANIFEST_FILE}`, Buffer.from(JSON.stringify(written, null, 2))),
+        'copy of a manifest to the remote storage failed (retried at the next flush)', { table: qualifiedName(table), partition, storage: storageId });
+    }
+  }
+
+  private inBackground(work: Promise<void>, message: string, fields: Record<string, unknown>): void {
+    const tracked = work.catch((error: unknown) => this.warn(message, { ...fields, error: (error as Error).message }))
+      .finally(() => this.background.delete(tracked));
+    this.background.add(tracked);
+  }
+
+  /** Resolves when the background remote work started so far has finished (shutdown, tests). */
+  async settled(): Promise<void> {
+    while (this.background.size > 0) await Promise.all([...this.background]);
   }
 
   /**
@@ -347,10 +441,26 @@ export class ColdStore {
     return { segment, tmpPath };
   }
 
-  publishSegment(table: TableDef, partition: string, tmpPath: string): void {
+  /**
+   * Renames the written segment into place and, for a remote storage, uploads it: only once this
+   * resolves may the manifest list it. A failed upload removes the local file and rejects (the rows
+   * stay hot; nothing is listed). `onProgress` sees multipart upload progress (crash tests).
+   */
+  async publishSegment(table: TableDef, partition: string, tmpPath: string, onProgress?: () => void): Promise<void> {
     assert(tmpPath.endsWith('.parquet.tmp'), 'segment temp path');
-    renameSync(tmpPath, tmpPath.slice(0, -'.tmp'.length));
-    fsyncPath(this.dir(table, partition));
+    const path = tmpPath.slice(0, -'.tmp'.length);
+    renameSync(tmpPath, path);
+    const loc = this.locations.partition(table, partition);
+    fsyncPath(loc.dir);
+    if (loc.remote === null) return;
+    const name = path.slice(loc.dir.length + 1);
+    try {
+      await loc.remote.store.putFile(`${loc.remote.prefix}/${name}`, path, onProgress);
+    } catch (error) {
+      rmSync(path, { force: true });
+      throw error;
+    }
+    this.cache.added(path, statSync(path).size);
   }
 
   /** Newest cold version of each key among `pks`, read from the segments that can hold them. */
@@ -401,16 +511,56 @@ export class ColdStore {
     return removed;
   }
 
-  /** Partitions of a table that have a directory (USER tables: one per user that was flushed). */
-  partitions(table: TableDef): string[] {
-    const base = join(this.root, table.namespace, table.name);
-    if (!existsSync(base)) return [];
-    if (table.type === 'SHARED') return [''];
-    return readdirSync(base, { withFileTypes: true }).filter((d) => d.isDirectory() && isPartitionDirName(d.name)).map((d) => d.name);
+  /**
+   * Remote partitions: deletes objects under the partition's prefix that its manifest does not list
+   * (a crash between an upload and the manifest commit). The caller holds the partition's flush lock,
+   * so no upload is waiting for its commit. Returns the keys removed.
+   */
+  async removeRemoteOrphans(table: TableDef, partition: string): Promise<string[]> {
+    const loc = this.locations.partition(table, partition);
+    if (loc.remote === null) return [];
+    const listed = new Set(this.manifest(table, partition).segments.map((s) => `${loc.remote!.prefix}/${s.path}`));
+    const orphans = (await loc.remote.store.list(`${loc.remote.prefix}/`))
+      .map((o) => o.key)
+      .filter((key) => /^batch-\d+\.parquet$/.test(key.slice(loc.remote!.prefix.length + 1)) && !listed.has(key));
+    await loc.remote.store.delete(orphans);
+    return orphans;
   }
 
+  /** Partitions of a table that have a directory (USER tables: one per user that was flushed). */
+  partitions(table: TableDef): string[] {
+    const t = this.locations.table(table);
+    if (!existsSync(t.dir)) return [];
+    if (t.user === null) return [''];
+    const out: string[] = [];
+    for (const d of readdirSync(t.dir, { withFileTypes: true })) {
+      if (!d.isDirectory()) continue;
+      const id = userIdOfLeaf(t.user, d.name);
+      if (id !== null && isPartitionDirName(id)) out.push(id);
+    }
+    return out;
+  }
+
+  /** Deletes segment files the manifest no longer lists (and their remote objects, in the background). */
   removeSegmentFiles(table: TableDef, partition: string, names: readonly string[]): void {
-    for (const name of names) rmSync(join(this.dir(table, partition), name), { force: true });
+    const loc = this.locations.partition(table, partition);
+    for (const name of names) {
+      rmSync(join(loc.dir, name), { force: true });
+      this.cache.removed(join(loc.dir, name));
+    }
+    const remoteNames = names.filter((n) => !n.endsWith('.tmp'));
+    if (loc.remote !== null && remoteNames.length > 0) {
+      this.inBackground(loc.remote.store.delete(remoteNames.map((n) => `${loc.remote!.prefix}/${n}`)),
+        'delete of replaced remote segments failed (removed at the next start)', { table: qualifiedName(table), partition, files: remoteNames });
+    }
+  }
+
+  /** Deletes every remote object under a prefix (a dropped table or a purged partition), in the background. */
+  private removeRemotePrefix(table: TableDef, loc: { store: import('../storages/object-store.js').ObjectStore; storageId: string }, prefix: string): void {
+    this.inBackground((async () => {
+      const keys = (await loc.store.list(`${prefix}/`)).map((o) => o.key);
+      await loc.store.delete(keys);
+    })(), 'delete of a dropped table\'s remote objects failed (delete them by hand)', { table: qualifiedName(table), storage: loc.storageId, prefix });
   }
 
   /**
@@ -433,6 +583,9 @@ export class ColdStore {
     this.manifests.delete(partitionId(table.id, partition));
     this.damaged.delete(partitionId(table.id, partition));
     rmSync(dir, { recursive: true, force: true });
+    this.cache.removedUnder(dir + sep);
+    const remote = this.locations.partition(table, partition).remote;
+    if (remote !== null) this.removeRemotePrefix(table, remote, remote.prefix);
     return {
       segments: segments.length,
       rows: segments.reduce((n, s) => n + s.row_count, 0),
@@ -444,7 +597,10 @@ export class ColdStore {
   removeTable(table: TableDef): void {
     for (const key of [...this.manifests.keys()]) if (key.startsWith(tablePartitionPrefix(table.id))) this.manifests.delete(key);
     for (const key of [...this.damaged.keys()]) if (key.startsWith(tablePartitionPrefix(table.id))) this.damaged.delete(key);
-    rmSync(join(this.root, table.namespace, table.name), { recursive: true, force: true });
+    const t = this.locations.table(table);
+    rmSync(t.dir, { recursive: true, force: true });
+    this.cache.removedUnder(t.dir + sep);
+    if (t.remote !== null) this.removeRemotePrefix(table, { store: t.remote, storageId: t.storageId }, t.remotePrefix!);
   }
 }
 

@@ -26,8 +26,11 @@ export interface DuckConfig {
   readonly resultRowsMax: number;
   /** Bytes of results, when the caller runs outside a request's budgets (config.resultBytesMax). */
   readonly resultBytesMax: number;
-  /** The file engine: the cold tier's directory, the only place it may read or write. The query engine: null. */
-  readonly storageDir: string | null;
+  /**
+   * The file engine: the cold tier's directories, the only places it may read or write (more are
+   * added by `allowDirectories`). The query engine: null (no file access at all).
+   */
+  readonly storageDirs: readonly string[] | null;
   /** Statements run once at start-up, before the configuration is locked (the query engine's macros). */
   readonly setup?: readonly string[];
 }
@@ -64,9 +67,46 @@ export class DuckEngine {
   /** User queries running now: their timers and the memory guard stop them through this. */
   readonly running = new RunningQueries();
 
-  private constructor(private readonly instance: DuckDBInstance, private readonly config: DuckConfig) {}
+  private instance!: DuckDBInstance;
+  private allowed: string[];
+  /** allowDirectories calls, one at a time. */
+  private reopening: Promise<void> = Promise.resolve();
+
+  private constructor(private readonly config: DuckConfig) {
+    this.allowed = (config.storageDirs ?? []).map(withSlash);
+  }
 
   static async open(config: DuckConfig): Promise<DuckEngine> {
+    const engine = new DuckEngine(config);
+    await engine.start();
+    return engine;
+  }
+
+  /**
+   * The file engine: lets it reach more directories (a filesystem storage created at run time).
+   * DuckDB fixes allowed_directories once external access is off, so the instance is reopened with
+   * the longer list: every connection is taken first (running work finishes, later work waits), the
+   * old instance closed, a new one opened. Nothing of the file engine outlives a call (temp tables
+   * are dropped by their users), so nothing is lost but the Parquet footer cache.
+   */
+  async allowDirectories(dirs: readonly string[]): Promise<void> {
+    assert(this.config.storageDirs !== null, 'only the file engine reads files');
+    const run = this.reopening.then(async () => {
+      const missing = dirs.map(withSlash).filter((d) => !this.allowed.some((a) => d.startsWith(a)));
+      if (missing.length === 0) return;
+      const held: DuckDBConnection[] = [];
+      for (let i = 0; i < this.config.connections; i++) held.push(await this.acquire());
+      for (const c of held) c.closeSync();
+      this.instance.closeSync();
+      this.allowed = [...this.allowed, ...missing];
+      await this.start();
+    });
+    this.reopening = run.catch(() => undefined);
+    return run;
+  }
+
+  private async start(): Promise<void> {
+    const config = this.config;
     const instance = await DuckDBInstance.create(':memory:', {
       threads: String(config.threads),
       memory_limit: config.memoryLimit,
@@ -77,22 +117,20 @@ export class DuckEngine {
       // keep it over the bound and stop the queries after it too.
       allocator_background_threads: 'true',
     });
-    const engine = new DuckEngine(instance, config);
-    for (let i = 0; i < config.connections; i++) {
-      engine.idle.push(await instance.connect());
-    }
-    const conn = engine.idle[0]!;
-    if (config.storageDir !== null) {
-      // Instance-wide: files only under the storage dir, and no statement can change that.
-      const dir = config.storageDir.endsWith('/') ? config.storageDir : `${config.storageDir}/`;
-      await conn.run(`SET allowed_directories = [${sqlString(dir)}]`);
+    const conns: DuckDBConnection[] = [];
+    for (let i = 0; i < config.connections; i++) conns.push(await instance.connect());
+    const conn = conns[0]!;
+    if (config.storageDirs !== null) {
+      // Instance-wide: files only under the storage dirs, and no statement can change that.
+      await conn.run(`SET allowed_directories = [${this.allowed.map(sqlString).join(', ')}]`);
       // Segments are immutable: their footers can be cached across queries.
       await conn.run('SET parquet_metadata_cache = true');
     }
     for (const statement of config.setup ?? []) await conn.run(statement);
     await conn.run('SET enable_external_access = false');
-    await engine.idle[0]!.run('SET lock_configuration = true');
-    return engine;
+    await conn.run('SET lock_configuration = true');
+    this.instance = instance;
+    for (const c of conns) this.release(c);
   }
 
   close(): void {
@@ -224,6 +262,10 @@ export class DuckEngine {
     if (waiter) waiter(conn);
     else this.idle.push(conn);
   }
+}
+
+function withSlash(dir: string): string {
+  return dir.endsWith('/') ? dir : `${dir}/`;
 }
 
 /** A SQL string literal. */
