@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import S3rver from 's3rver';
-import { S3Client, CreateBucketCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { S3Client, CreateBucketCommand, DeleteObjectsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { TestServer, assertError, eventually, jobIdOf } from './harness.js';
 
 const BUCKET = 'lake';
@@ -148,6 +148,31 @@ describe('S3 storages', () => {
     await server.ok('DROP TABLE lake.shared');
     await eventually('dropped table\'s objects deleted', async () => (await s3.keys('kdb/lake/shared/')).length === 0, 15_000);
     assertError(await server.sql('DROP STORAGE s3x'), 400, 'SQL_EXECUTION_ERROR', /1 table\(s\) still using it/);
+  });
+
+  it('uploads again at start-up the segments the bucket lost (a data directory restored from a backup)', async () => {
+    const server = await TestServer.start();
+    servers.push(server);
+    await server.ok(s3.createStorageSql('s3r', 'lost'));
+    await server.ok("CREATE SHARED TABLE default.kept (id BIGINT PRIMARY KEY, v TEXT) WITH (STORAGE_ID = 's3r')");
+    await server.ok("INSERT INTO default.kept VALUES (1, 'a'), (2, 'b')");
+    await server.flushAndWait('default.kept');
+    await server.stop();
+    const lost = await s3.keys('lost/');
+    assert.ok(lost.some((k) => k.endsWith('batch-0.parquet')), lost.join(', '));
+    const c = s3.client();
+    await c.send(new DeleteObjectsCommand({ Bucket: BUCKET, Delete: { Objects: lost.map((Key) => ({ Key })) } }));
+    c.destroy();
+    assert.deepEqual(await s3.keys('lost/'), []);
+    await server.launch();
+    await eventually('segment and manifest uploaded again', async () => {
+      const keys = await s3.keys('lost/');
+      return keys.some((k) => k.endsWith('batch-0.parquet')) && keys.some((k) => k.endsWith('manifest.json'));
+    }, 15_000);
+    await server.stop();
+    for (const f of segmentFiles(join(server.dataDir, 'remote'))) rmSync(f);
+    await server.launch();
+    assert.deepEqual(await server.rows('SELECT id, v FROM default.kept ORDER BY id'), [{ id: '1', v: 'a' }, { id: '2', v: 'b' }]);
   });
 
   it('keeps hot reads and writes going through an S3 outage and loses nothing', async () => {

@@ -113,7 +113,7 @@ export class FlushService {
     const maxSeq = manifestMaxSeq(this.d.cold.manifest(table, partition));
     const removed = this.d.cold.removeOrphans(table, partition);
     if (removed.length > 0) this.d.log.warn('removed orphan segment files', { table: qualifiedName(table), partition, files: removed });
-    if (this.d.cold.isRemote(table)) this.sweepRemoteOrphans(table, partition);
+    if (this.d.cold.isRemote(table)) this.reconcileRemote(table, partition);
     if (maxSeq === 0n) return;
     // Killed after the manifest commit and before the watermark was written (or a data directory from
     // before watermarks): write it now; the same batch deletes the flushed versions. A watermark at
@@ -125,16 +125,18 @@ export class FlushService {
   }
 
   /**
-   * Objects a crash left in a remote storage between an upload and its manifest commit. In the
-   * background (an unreachable storage must not hold up the start) and under the partition's lock
-   * (an upload of the next flush must not be taken for an orphan before its commit).
+   * Makes a remote partition's bucket match its manifest: objects a crash left between an upload and
+   * its manifest commit go, segments a restored data directory has locally but the bucket lost are
+   * uploaded again. In the background (an unreachable storage must not hold up the start) and under the
+   * partition's lock (an upload of the next flush must not be taken for an orphan before its commit).
    */
-  private sweepRemoteOrphans(table: TableDef, partition: string): void {
+  private reconcileRemote(table: TableDef, partition: string): void {
     void this.lock(table, partition).run(async () => {
-      const removed = await this.d.cold.removeRemoteOrphans(table, partition);
+      const { removed, uploaded } = await this.d.cold.reconcileRemote(table, partition);
       if (removed.length > 0) this.d.log.warn('removed orphan remote segment objects', { table: qualifiedName(table), partition, keys: removed });
+      if (uploaded.length > 0) this.d.log.warn('uploaded segments missing from the remote storage', { table: qualifiedName(table), partition, files: uploaded });
     }).catch((error: unknown) => {
-      this.d.log.warn('could not sweep orphan remote segment objects (retried at the next start)', { table: qualifiedName(table), partition, error: (error as Error).message });
+      this.d.log.warn('could not reconcile a partition with its remote storage (retried at the next start)', { table: qualifiedName(table), partition, error: (error as Error).message });
     });
   }
 

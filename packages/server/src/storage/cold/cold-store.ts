@@ -512,19 +512,32 @@ export class ColdStore {
   }
 
   /**
-   * Remote partitions: deletes objects under the partition's prefix that its manifest does not list
-   * (a crash between an upload and the manifest commit). The caller holds the partition's flush lock,
-   * so no upload is waiting for its commit. Returns the keys removed.
+   * Remote partitions: makes the bucket match the manifest. Objects under the partition's prefix that
+   * the manifest does not list are deleted (a crash between an upload and the manifest commit);
+   * listed segments missing from the bucket but present locally are uploaded again, with the manifest
+   * copy (a data directory restored from a backup into a bucket that lost them). The caller holds the
+   * partition's flush lock, so no upload is waiting for its commit.
    */
-  async removeRemoteOrphans(table: TableDef, partition: string): Promise<string[]> {
+  async reconcileRemote(table: TableDef, partition: string): Promise<{ removed: string[]; uploaded: string[] }> {
     const loc = this.locations.partition(table, partition);
-    if (loc.remote === null) return [];
-    const listed = new Set(this.manifest(table, partition).segments.map((s) => `${loc.remote!.prefix}/${s.path}`));
-    const orphans = (await loc.remote.store.list(`${loc.remote.prefix}/`))
-      .map((o) => o.key)
-      .filter((key) => /^batch-\d+\.parquet$/.test(key.slice(loc.remote!.prefix.length + 1)) && !listed.has(key));
-    await loc.remote.store.delete(orphans);
-    return orphans;
+    if (loc.remote === null) return { removed: [], uploaded: [] };
+    const { store, prefix } = loc.remote;
+    const manifest = this.manifest(table, partition);
+    const listed = new Set(manifest.segments.map((s) => `${prefix}/${s.path}`));
+    const present = new Set((await store.list(`${prefix}/`)).map((o) => o.key));
+    const removed = [...present].filter((key) => /^batch-\d+\.parquet$/.test(key.slice(prefix.length + 1)) && !listed.has(key));
+    await store.delete(removed);
+    const uploaded: string[] = [];
+    for (const s of manifest.segments) {
+      const path = join(loc.dir, s.path);
+      if (present.has(`${prefix}/${s.path}`) || !existsSync(path) || statSync(path).size !== s.size_bytes) continue;
+      await store.putFile(`${prefix}/${s.path}`, path);
+      uploaded.push(s.path);
+    }
+    if (uploaded.length > 0 || (manifest.segments.length > 0 && !present.has(`${prefix}/${MANIFEST_FILE}`))) {
+      await store.putBytes(`${prefix}/${MANIFEST_FILE}`, Buffer.from(JSON.stringify({ ...manifest, table_id: table.id }, null, 2)));
+    }
+    return { removed, uploaded };
   }
 
   /** Partitions of a table that have a directory (USER tables: one per user that was flushed). */
