@@ -173,6 +173,21 @@ describe('S3 storages', () => {
     for (const f of segmentFiles(join(server.dataDir, 'remote'))) rmSync(f);
     await server.launch();
     assert.deepEqual(await server.rows('SELECT id, v FROM default.kept ORDER BY id'), [{ id: '1', v: 'a' }, { id: '2', v: 'b' }]);
+
+    // The local manifest lost too: the table is unavailable (never silently empty) until REPAIR
+    // rebuilds the manifest from what the bucket holds.
+    await server.stop();
+    for (const f of segmentFiles(join(server.dataDir, 'remote'))) rmSync(f);
+    const manifests: string[] = [];
+    const walk = (d: string): void => { for (const e of readdirSync(d, { withFileTypes: true })) { if (e.isDirectory()) walk(join(d, e.name)); else if (e.name === 'manifest.json') manifests.push(join(d, e.name)); } };
+    walk(join(server.dataDir, 'remote'));
+    assert.equal(manifests.length, 1);
+    rmSync(manifests[0]!);
+    await server.launch();
+    assertError(await server.sql('SELECT id, v FROM default.kept ORDER BY id'), 409, 'TABLE_UNAVAILABLE', /manifest\.json: missing/);
+    const [repair] = await server.ok('STORAGE REPAIR TABLE default.kept');
+    assert.equal((await server.waitForJob(jobIdOf(repair!.message))).status, 'completed');
+    assert.deepEqual(await server.rows('SELECT id, v FROM default.kept ORDER BY id'), [{ id: '1', v: 'a' }, { id: '2', v: 'b' }]);
   });
 
   it('keeps hot reads and writes going through an S3 outage and loses nothing', async () => {

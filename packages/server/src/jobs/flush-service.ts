@@ -149,7 +149,9 @@ export class FlushService {
    */
   private async checkManifestPresent(table: TableDef, partition: string): Promise<void> {
     const dir = this.d.cold.dir(table, partition);
-    if (existsSync(join(dir, MANIFEST_FILE)) || !readdirSync(dir).some((f) => SEGMENT_NAME.test(f))) return;
+    if (existsSync(join(dir, MANIFEST_FILE))) return;
+    // A remote partition's segments may all be in the bucket only: the hot tier decides alone.
+    if (!this.d.cold.isRemote(table) && !readdirSync(dir).some((f) => SEGMENT_NAME.test(f))) return;
     const handedOver = this.d.hot.flushedSeq(table.id, partition) > 0n
       || (await this.d.hot.scanIndex(table, partition, this.d.hot.db)).some((e) => e.row.cold);
     if (handedOver) {
@@ -289,6 +291,7 @@ export class FlushService {
       for (const partition of partitions) {
         if (signal.aborted) throw new CancelledError();
         const report = await this.lock(table, partition).run(async () => {
+          await this.d.cold.fetchAllRemote(table, partition);
           const r = await repairPartition(this.d.cold, table, partition, this.d.columnsOf(table));
           return { ...r, forgotten_keys: await this.forgetLostKeys(table, partition) };
         });

@@ -282,6 +282,34 @@ export class ColdStore {
   }
 
   /**
+   * STORAGE REPAIR TABLE on a remote partition: downloads every segment object under its prefix
+   * that is not present locally, listed or not (the manifest may be the damaged part), so the repair
+   * sees what the bucket holds. Returns the names downloaded.
+   */
+  async fetchAllRemote(table: TableDef, partition: string): Promise<string[]> {
+    const loc = this.locations.partition(table, partition);
+    if (loc.remote === null) return [];
+    const { store, prefix } = loc.remote;
+    const names = (await store.list(`${prefix}/`)).map((o) => o.key.slice(prefix.length + 1)).filter((n) => /^batch-\d+\.parquet$/.test(n));
+    const fetched: string[] = [];
+    mkdirSync(loc.dir, { recursive: true });
+    for (const name of names) {
+      const path = join(loc.dir, name);
+      if (existsSync(path)) continue;
+      const temp = `${path}.download-${++this.tempCounter}`;
+      try {
+        await store.getFile(`${prefix}/${name}`, temp);
+        renameSync(temp, path);
+      } finally {
+        rmSync(temp, { force: true });
+      }
+      this.cache.added(path, statSync(path).size);
+      fetched.push(name);
+    }
+    return fetched;
+  }
+
+  /**
    * A read of the partition's segments failed: finds the damaged segment (a full check of each) and
    * marks the partition unavailable naming it. When every segment checks out the failure was not
    * the files' (memory, a cancelled query): the original error is returned unchanged.
