@@ -90,6 +90,15 @@ describe('S3 storages', () => {
     const noBucket = s3.createStorageSql('nobucket', 'p').replace(`s3://${BUCKET}/`, 's3://missing-bucket/');
     assertError(await server.sql(noBucket), 400, 'SQL_EXECUTION_ERROR', /NoSuchBucket/);
     assert.equal((await server.rows('SHOW STORAGES')).length, 1);
+    // Upstream's BUCKET/REGION spelling: the same storage as BASE_DIRECTORY 's3://lake'.
+    const config = { endpoint: `http://127.0.0.1:${s3.port}`, allow_http: true };
+    const credentials = { access_key_id: 'S3RVER', secret_access_key: 'S3RVER' };
+    await server.ok(`CREATE STORAGE by_bucket TYPE s3 BUCKET '${BUCKET}' REGION 'eu-west-1' CONFIG '${JSON.stringify(config)}' CREDENTIALS '${JSON.stringify(credentials)}'`);
+    const [row] = await server.rows("SELECT base_directory, config_json, credentials FROM system.storages WHERE storage_id = 'by_bucket'");
+    assert.equal(row!.base_directory, `s3://${BUCKET}`);
+    assert.equal((JSON.parse(String(row!.config_json)) as { region: string }).region, 'eu-west-1');
+    assert.deepEqual(JSON.parse(String(row!.credentials)), credentials, 'root (role system) sees the secrets');
+    assert.equal((await server.rows('STORAGE CHECK by_bucket'))[0]!.status, 'healthy');
   });
 
   it('flushes to the bucket, reads back through an emptied cache, compacts, and masks secrets', async () => {
