@@ -2,6 +2,8 @@
  * Composition root: opens storage, loads the catalog, makes sure root exists, wires executor and
  * HTTP server. The only module that knows every subsystem.
  */
+import { Metrics } from './util/metrics.js';
+import { registerGauges } from './metrics-gauges.js';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -121,6 +123,9 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     catalog, hot, cold, committer, streams, flush, jobs, ddl, log, graceSeconds: config.userPurgeGraceSeconds,
   });
   userPurge.start();
+  const metrics = new Metrics();
+  committer.onGroup = (intents) => metrics.observeCommitGroup(intents, config.durability === 'fsync');
+  jobs.onFinished = (job) => metrics.observeJob(job.job_type, job.status, job.rows_processed, ((job.finished_at ?? Date.now()) - (job.started_at ?? job.created_at)) / 1000);
   const services: Services = {
     config, catalog, hot, committer, duck, mirror, cold, jobs, flush, userPurge, sources: new RowSources(hot, cold), seqs, ddl, passwords,
     live: null,
@@ -129,6 +134,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     audit,
     log,
     topics,
+    metrics,
   };
   const evictionTimer = setInterval(() => void evictStreamEvents(services, log), STREAM_SWEEP_MS);
   evictionTimer.unref();
@@ -153,7 +159,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   committer.onCommit((changes) => live.registry.onCommit(changes));
   flush.onFlush((event) => live.registry.onFlush(event));
   live.attach(http.server);
-  http.serve({ config, log, auth, tokens, executor, catalog, storage, topics: topicRoutes(services) });
+  registerGauges(metrics, { live, jobs, cache: segmentCache, engines: { query: duck, files } });
+  http.serve({ config, log, auth, tokens, executor, catalog, storage, topics: topicRoutes(services), metrics });
   services.listenPort = port;
   log.info('listening', { host: config.host, port, data_dir: config.dataDir, durability: config.durability, url: `http://${config.host}:${port}` });
 

@@ -15,6 +15,9 @@ import { isLogLevel, type LogLevel } from '../util/log.js';
 export type Durability = 'fsync' | 'process';
 export const DURABILITY_MODES: readonly Durability[] = ['fsync', 'process'];
 
+export type MetricsAccess = 'localhost' | 'token' | 'open' | 'off';
+const METRICS_ACCESS: readonly MetricsAccess[] = ['localhost', 'token', 'open', 'off'];
+
 function isDurability(value: string): value is Durability {
   return (DURABILITY_MODES as readonly string[]).includes(value);
 }
@@ -30,6 +33,12 @@ export interface Config {
    * writes survive a crash of the server process only (faster, see docs/operations.md).
    */
   readonly durability: Durability;
+  /**
+   * Who may scrape GET /metrics: `localhost` (default: connections from 127.0.0.1/::1 only), `token`
+   * (an `Authorization: Bearer <metrics_token>` header), `open` (anyone), `off` (404).
+   */
+  readonly metricsAccess: MetricsAccess;
+  readonly metricsToken: string | null;
   readonly rootPassword: string | null;
   readonly jwtSecret: string | null;
   readonly nodeId: string;
@@ -117,6 +126,8 @@ export const defaults: Config = Object.freeze({
   durability: 'fsync',
   rootPassword: null,
   jwtSecret: null,
+  metricsAccess: 'localhost',
+  metricsToken: null,
   nodeId: 'node-1',
   accessTokenTtlSeconds: 3600,
   refreshTokenTtlSeconds: 7 * 24 * 3600,
@@ -176,6 +187,8 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
   const visibility = env.KALAMDB_TOPIC_VISIBILITY_TIMEOUT_SECS || env.KALAMDB_VISIBILITY_TIMEOUT_SECS;
   if (visibility) envOverrides.topicVisibilityTimeoutSecs = Number(visibility);
   if (env.KALAMDB_REMOTE_CACHE_BYTES_MAX) envOverrides.remoteCacheBytesMax = Number(env.KALAMDB_REMOTE_CACHE_BYTES_MAX);
+  if (env.KALAMDB_METRICS_ACCESS) envOverrides.metricsAccess = env.KALAMDB_METRICS_ACCESS as MetricsAccess;
+  if (env.KALAMDB_METRICS_TOKEN) envOverrides.metricsToken = env.KALAMDB_METRICS_TOKEN;
   if (env.KALAMDB_DURABILITY) envOverrides.durability = parseDurability(env.KALAMDB_DURABILITY, 'KALAMDB_DURABILITY');
   const flagOverrides: Overrides = {};
   if (flags.host !== undefined) flagOverrides.host = flags.host;
@@ -203,6 +216,10 @@ function checkConfig(config: Config): void {
   if (config.httpHeadersTimeoutMs + config.httpBodyTimeoutMs > config.httpRequestTimeoutMs) {
     throw new Error('http_headers_timeout_ms + http_body_timeout_ms must not exceed http_request_timeout_ms: '
       + 'the body timeout should answer a slow body (with a 408 envelope) before Node\'s request timeout drops it');
+  }
+  if (!METRICS_ACCESS.includes(config.metricsAccess)) throw new Error(`metrics_access must be one of ${METRICS_ACCESS.join(', ')} (got '${String(config.metricsAccess)}')`);
+  if (config.metricsAccess === 'token' && (config.metricsToken === null || config.metricsToken.length < 16)) {
+    throw new Error('metrics_access = "token" needs metrics_token (KALAMDB_METRICS_TOKEN), at least 16 characters');
   }
   if (config.sqlBytesMax > config.bodyBytesMax) throw new Error('sqlBytesMax must not exceed bodyBytesMax');
   if (config.accessTokenTtlSeconds >= config.refreshTokenTtlSeconds) {

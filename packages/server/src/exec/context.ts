@@ -1,4 +1,5 @@
 /** What every statement handler gets: the catalog, storage, engine and the request's state. */
+import type { Metrics } from '../util/metrics.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { Principal } from '../auth/access.js';
 import type { Committer } from '../storage/hot/committer.js';
@@ -43,6 +44,8 @@ export interface Services {
   readonly audit: AuditLog;
   readonly log: Logger;
   readonly topics: TopicService;
+  /** Statement latency for /metrics (absent in tools that run the executor without a server). */
+  readonly metrics?: Metrics;
   /** The live-query server; absent until it is attached at start-up. */
   live: LiveControl | null;
   /** The port the server listens on (known once listening; the config may say 0). */

@@ -92,6 +92,20 @@ export class Executor {
    * time limit, as a whole (query and building the writes); DDL and admin statements run to the end.
    */
   private async budgeted(st: Statement, ctx: RunContext, resultBytes: ByteBudget): Promise<StatementResult> {
+    const metrics = this.services.metrics;
+    if (metrics === undefined) return this.budgetedRun(st, ctx, resultBytes);
+    const started = performance.now();
+    let ok = false;
+    try {
+      const result = await this.budgetedRun(st, ctx, resultBytes);
+      ok = true;
+      return result;
+    } finally {
+      metrics.observeStatement(st.kind === 'execute_as' ? st.inner.kind : st.kind, ok, (performance.now() - started) / 1000);
+    }
+  }
+
+  private async budgetedRun(st: Statement, ctx: RunContext, resultBytes: ByteBudget): Promise<StatementResult> {
     const deadline = isTransactional(st) ? new Deadline(this.services.config.queryTimeoutMs) : null;
     const mark = resultBytes.used;
     const run = (): Promise<StatementResult> => this.audited(st, { ...ctx, budgets: { deadline, resultBytes } });

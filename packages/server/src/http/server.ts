@@ -4,6 +4,8 @@
  * This file is the only place errors become HTTP responses: ServerErrors map to their status and
  * the protocol envelope; anything else is logged and answered with a generic 500.
  */
+import { timingSafeEqual } from 'node:crypto';
+import { routeLabel, type Metrics } from '../util/metrics.js';
 import type { Principal } from '../auth/access.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -31,6 +33,8 @@ export interface HttpDeps {
   readonly storage: StorageHealth;
   /** POST /v1/api/topics/consume and /v1/api/topics/ack. */
   readonly topics?: TopicRoutes;
+  /** GET /metrics, and every request counted. */
+  readonly metrics?: Metrics;
 }
 
 export interface TopicRoutes {
@@ -47,6 +51,8 @@ interface Handled {
   /** A body already encoded (SQL results, which may be large). */
   encoded?: EncodedBody;
   user?: string;
+  /** Default application/json. */
+  contentType?: string;
   /** The config key of the limit that refused the request, for the request log. */
   limit?: string;
 }
@@ -143,6 +149,7 @@ async function handle(deps: HttpDeps, req: IncomingMessage, started: number): Pr
       const status = degraded.storage === undefined ? 'healthy' : 'degraded';
       return { status: 200, body: { status, version: SERVER_VERSION, api_version: 'v1', build_date: BUILD_DATE, ...degraded } };
     }
+    if (path === '/metrics' && deps.metrics !== undefined && deps.config.metricsAccess !== 'off') return await metricsRoute(deps, deps.metrics, req);
     if (path === '/v1/api/sql') return await sqlRoute(deps, req, started);
     if (path === '/v1/api/auth/login') return await loginRoute(deps, req);
     if (path === '/v1/api/auth/refresh') return await refreshRoute(deps, req);
@@ -158,6 +165,28 @@ async function handle(deps: HttpDeps, req: IncomingMessage, started: number): Pr
     if (path === '/v1/api/sql') return { status: e.status, body: sqlError(e, started) };
     return { status: e.status, body: { error: e.status === 401 ? 'unauthorized' : e.code.toLowerCase(), message: e.message } };
   }
+}
+
+/** Prometheus text; who may read it is `metrics_access` (docs/operations.md, "Metrics"). */
+async function metricsRoute(deps: HttpDeps, metrics: Metrics, req: IncomingMessage): Promise<Handled> {
+  if (req.method !== 'GET') throw new ServerError('BAD_REQUEST', 'Use GET for /metrics');
+  const access = deps.config.metricsAccess;
+  if (access === 'localhost' && !isLoopback(req.socket.remoteAddress)) {
+    throw new ServerError('PERMISSION_DENIED', 'GET /metrics is served to localhost only (metrics_access = "localhost")');
+  }
+  if (access === 'token') {
+    const header = req.headers.authorization ?? '';
+    const expected = `Bearer ${deps.config.metricsToken ?? ''}`;
+    if (header.length !== expected.length || !timingSafeEqual(Buffer.from(header), Buffer.from(expected))) {
+      throw new ServerError('MISSING_AUTHORIZATION', 'GET /metrics needs Authorization: Bearer <metrics_token>');
+    }
+  }
+  const text = Buffer.from(await metrics.text(), 'utf8');
+  return { status: 200, body: null, encoded: { chunks: [text], bytes: text.length }, contentType: metrics.contentType };
+}
+
+function isLoopback(address: string | undefined): boolean {
+  return address === '127.0.0.1' || address === '::1' || address === '::ffff:127.0.0.1';
 }
 
 async function sqlRoute(deps: HttpDeps, req: IncomingMessage, started: number): Promise<Handled> {
@@ -287,8 +316,9 @@ async function send(deps: HttpDeps, req: IncomingMessage, res: ServerResponse, o
   // After a 408 or 413 the body may not have been read to its end, so the connection cannot be
   // reused; with `connection: close` Node ends the socket once the response is written.
   const close = out.status === 413 || out.status === 408 ? { connection: 'close' } : {};
-  res.writeHead(out.status, { 'content-type': 'application/json', 'content-length': length, ...close });
+  res.writeHead(out.status, { 'content-type': out.contentType ?? 'application/json', 'content-length': length, ...close });
   await writeChunks(res, chunks);
+  deps.metrics?.observeRequest(routeLabel((req.url ?? '/').split('?')[0]!), out.status, (performance.now() - started) / 1000);
   if (deps.log.enabled('info')) {
     deps.log.info('request', {
       method: req.method, route: (req.url ?? '/').split('?')[0], status: out.status, ms: took(started), user: out.user ?? null,

@@ -80,11 +80,18 @@ export class JobStore {
   }
 
   async update(jobId: string, patch: Partial<JobRow>): Promise<JobRow> {
-    const job = { ...this.jobs.get(jobId)!, ...patch };
+    const before = this.jobs.get(jobId)!;
+    const job = { ...before, ...patch };
     await this.persist(job);
-    if (job.status !== 'running' && job.status !== 'queued') this.cancels.delete(jobId);
+    if (job.status !== 'running' && job.status !== 'queued') {
+      this.cancels.delete(jobId);
+      if (before.status === 'running' || before.status === 'queued') this.onFinished?.(job);
+    }
     return job;
   }
+
+  /** Called once per job as it finishes (completed, failed or cancelled): the /metrics counters. */
+  onFinished: ((job: JobRow) => void) | null = null;
 
   get(jobId: string): JobRow | undefined {
     return this.jobs.get(jobId);

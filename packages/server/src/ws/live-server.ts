@@ -25,6 +25,11 @@ export class LiveServer implements LiveControl {
   private readonly stopReauthorizing: () => void;
   private connections = 0;
 
+  /** Open WebSocket connections (the /metrics gauge). */
+  get openConnections(): number {
+    return this.sessions.size;
+  }
+
   constructor(private readonly services: Services, private readonly auth: Authenticator, private readonly log: Logger, private readonly nodeId: string) {
     // Frames over the protocol limit get MESSAGE_TOO_LARGE and the connection lives on; only frames
     // past 16x the limit are refused by ws itself (close 1009) so a client cannot make us buffer more.

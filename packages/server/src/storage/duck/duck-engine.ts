@@ -199,6 +199,14 @@ export class DuckEngine {
     }
   }
 
+  /** Bytes DuckDB holds in memory (its buffer manager: tables, caches, running queries). */
+  async memoryBytes(): Promise<number> {
+    return this.withConnection(async (conn) => {
+      const rows = await (await conn.run('SELECT coalesce(sum(memory_usage_bytes), 0) FROM duckdb_memory()')).getRows();
+      return Number(rows[0]![0] as bigint);
+    });
+  }
+
   /** The engine's own parse of a statement, as JSON (json_serialize_sql; only SELECTs serialize). */
   async serialize(sql: string): Promise<string> {
     return this.withConnection(async (conn) => {

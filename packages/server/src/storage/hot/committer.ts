@@ -151,6 +151,8 @@ export class Committer {
   private gatherMissed = false;
   /** Groups written and intents they held, and index reads they needed (for benchmarks and tests). */
   readonly stats = { groups: 0, intents: 0, indexReads: 0 };
+  /** Called with each committed group's intent count (the /metrics histogram). */
+  onGroup: ((intents: number) => void) | null = null;
 
   /**
    * The schema version each table is at now (the catalog's), or undefined for a dropped table. A
@@ -355,6 +357,7 @@ export class Committer {
     }
     this.stats.groups++;
     this.stats.intents += staged.accepted.length;
+    this.onGroup?.(staged.accepted.length);
     this.lastAckAt = performance.now();
     this.lastWriteMs = this.lastAckAt - started;
     this.gatherTarget = Math.min(GROUP_INTENTS_MAX, staged.size + this.queue.length);
