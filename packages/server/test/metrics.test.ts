@@ -6,7 +6,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
-import { TestServer } from './harness.js';
+import { TestServer, assertError, eventually } from './harness.js';
+import { LiveClient } from './ws-client.js';
 
 const TOKEN = 'metrics-token-for-tests-0123456789';
 
@@ -80,6 +81,33 @@ describe('GET /metrics', () => {
     const after = await scrape(server);
     assert.ok(histogramCount(after, 'kalamdb_statement_duration_seconds', { kind: 'select', outcome: 'error' }) >= 1);
     assert.equal(sum(after, 'kalamdb_http_requests_total', { route: 'other', status: '404' }), 2);
+  });
+});
+
+describe('system.sessions', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await TestServer.start();
+  });
+  after(async () => {
+    await server.dispose();
+  });
+
+  it('lists open WebSocket connections with user, address and since, to admins only', async () => {
+    const carl = await server.createUser('carl');
+    const before = Date.now();
+    const client = await LiveClient.open(server.url, carl);
+    try {
+      const [row] = await server.rows("SELECT * FROM system.sessions WHERE user_id = 'carl'");
+      assert.equal(row!.role, 'user');
+      assert.match(String(row!.client_address), /127\.0\.0\.1/);
+      assert.ok(Number(row!.connected_at) / 1000 >= before - 1000 && Number(row!.connected_at) / 1000 <= Date.now());
+      assert.equal(row!.subscriptions, 0);
+      assertError(await server.sql('SELECT * FROM system.sessions', { auth: carl }), 403, 'PERMISSION_DENIED');
+    } finally {
+      await client.close();
+    }
+    await eventually('session gone', async () => (await server.rows("SELECT * FROM system.sessions WHERE user_id = 'carl'")).length === 0);
   });
 });
 

@@ -69,8 +69,21 @@ export interface LiveRow {
 }
 
 /** What statements need of the live-query server (set once it is running). */
+/** A row of system.sessions: one open WebSocket connection. */
+export interface SessionRow {
+  readonly session_id: string;
+  /** Null until the connection has authenticated. */
+  readonly user_id: string | null;
+  readonly role: string | null;
+  readonly client_address: string;
+  readonly connected_at: number;
+  readonly subscriptions: number;
+  readonly node_id: string;
+}
+
 export interface LiveControl {
   liveRows(): LiveRow[];
+  sessionRows(): SessionRow[];
   /** Hands committed changes that did not go through the committer (stream events) to subscribers. */
   publish(changes: readonly CommittedChange[]): void;
   /** Whether any subscription covers a partition (EPHEMERAL stream tables drop events otherwise). */

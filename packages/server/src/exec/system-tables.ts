@@ -44,7 +44,7 @@ export interface SystemSources {
 /** Every relation `SELECT * FROM system.<name>` answers (information_schema.* are reached by their own names). */
 export const SYSTEM_TABLE_NAMES = [
   'users', 'namespaces', 'tables', 'columns', 'schemas', 'table_schemas', 'jobs', 'manifest', 'live', 'audit_log', 'stats', 'settings', 'datatypes',
-  'topics', 'topic_offsets', 'storages',
+  'topics', 'topic_offsets', 'storages', 'sessions',
 ] as const;
 
 export function systemRelation(s: SystemSources, name: string, viewer: Principal): SystemRelation {
@@ -81,6 +81,12 @@ export function systemRelation(s: SystemSources, name: string, viewer: Principal
         columns: [col('topic_id', 'Text'), col('group_id', 'Text'), col('partition_id', 'Int'), col('last_acked_offset', 'BigInt'),
           col('updated_at', 'Timestamp')],
         rows: (s.topics?.groupOffsets() ?? []).map((o) => [o.topic, o.group, o.partition, BigInt(o.acked), o.updatedAt === null ? null : micros(o.updatedAt)]),
+      };
+    case 'sessions':
+      return {
+        columns: [col('session_id', 'Text'), col('user_id', 'Text'), col('role', 'Text'), col('client_address', 'Text'),
+          col('connected_at', 'Timestamp'), col('subscriptions', 'Int'), col('node_id', 'Text')],
+        rows: (s.live?.sessionRows() ?? []).map((r) => [r.session_id, r.user_id, r.role, r.client_address, micros(r.connected_at), r.subscriptions, r.node_id]),
       };
     case 'live':
       return {

@@ -14,6 +14,7 @@ import { ServerError, assert } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import type { Principal } from '../auth/access.js';
 import { partitionFor, principalOf } from '../auth/access.js';
+import type { SessionRow } from '../exec/context.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import { activeUser, readRevoked } from '../auth/reauthorize.js';
 import { qualifiedName, type ColumnDef, type TableDef, type UserDef } from '../catalog/types.js';
@@ -113,6 +114,17 @@ export class LiveSession implements LiveSink {
   private held: Frame[] | null = null;
   /** Topic consumers (consume* frames); topic-consumer.ts owns them, the session only routes and cleans up. */
   private readonly consumers: TopicConsumers;
+
+  /** When the connection opened (system.sessions). */
+  readonly openedAt = Date.now();
+
+  /** One system.sessions row: who is on this connection, from where, since when. */
+  sessionRow(nodeId: string): SessionRow {
+    return {
+      session_id: this.connectionId, user_id: this.principal?.userId ?? null, role: this.principal?.role ?? null,
+      client_address: this.address, connected_at: this.openedAt, subscriptions: this.subs.size, node_id: nodeId,
+    };
+  }
 
   constructor(readonly connectionId: string, private readonly ws: WebSocket, private readonly d: SessionDeps, private readonly address = 'unknown') {
     this.tokens = d.services.config.liveMessagesPerSecondMax;

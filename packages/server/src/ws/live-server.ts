@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Logger } from '../util/log.js';
 import type { Authenticator } from '../auth/authenticator.js';
-import type { Services, LiveControl, LiveRow } from '../exec/context.js';
+import type { Services, LiveControl, LiveRow, SessionRow } from '../exec/context.js';
 import { LiveRegistry } from '../live/registry.js';
 import { LIVE_CLOSE, LiveSession, type TableSchemaChange } from '../live/session.js';
 import { recompileSubscription, type SubscriptionQuery } from '../live/subscription-query.js';
@@ -24,6 +24,10 @@ export class LiveServer implements LiveControl {
   private readonly pingTimer: NodeJS.Timeout;
   private readonly stopReauthorizing: () => void;
   private connections = 0;
+
+  sessionRows(): SessionRow[] {
+    return [...this.sessions].map((s) => s.sessionRow(this.nodeId));
+  }
 
   /** Open WebSocket connections (the /metrics gauge). */
   get openConnections(): number {
