@@ -33,7 +33,8 @@ async function main(): Promise<void> {
     return;
   }
   const config = readConfig(argv);
-  const log = createLogger(config.logLevel);
+  const format = config.logFormat === 'auto' ? (process.stdout.isTTY ? 'pretty' : 'json') : config.logFormat;
+  const log = createLogger(config.logLevel, undefined, format);
   const server = await startServer(config, log);
   let stopping = false;
   const stop = (signal: string): void => {

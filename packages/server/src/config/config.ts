@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { totalmem } from 'node:os';
 import { parse as parseToml } from 'smol-toml';
-import { isLogLevel, type LogLevel } from '../util/log.js';
+import { isLogLevel, type LogFormat, type LogLevel } from '../util/log.js';
 
 /**
  * `fsync`: acknowledged writes survive power loss (the WAL is synced once per commit group).
@@ -27,6 +27,8 @@ export interface Config {
   readonly port: number;
   readonly dataDir: string;
   readonly logLevel: LogLevel;
+  /** `auto` (default): `pretty` when stdout is a terminal, JSON lines otherwise. */
+  readonly logFormat: 'auto' | LogFormat;
   /**
    * `fsync` (default): the RocksDB WAL is synced once per commit group before the group is
    * acknowledged, so acknowledged writes survive power loss. `process`: not synced; acknowledged
@@ -123,6 +125,7 @@ export const defaults: Config = Object.freeze({
   port: 8080,
   dataDir: './data',
   logLevel: 'info',
+  logFormat: 'auto',
   durability: 'fsync',
   rootPassword: null,
   jwtSecret: null,
@@ -183,6 +186,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
   if (env.KALAMDB_ROOT_PASSWORD) envOverrides.rootPassword = env.KALAMDB_ROOT_PASSWORD;
   if (env.KALAMDB_JWT_SECRET) envOverrides.jwtSecret = env.KALAMDB_JWT_SECRET;
   if (env.KALAMDB_LOG_LEVEL) envOverrides.logLevel = parseLogLevel(env.KALAMDB_LOG_LEVEL);
+  if (env.KALAMDB_LOG_FORMAT) envOverrides.logFormat = env.KALAMDB_LOG_FORMAT as Config['logFormat'];
   // KALAMDB_VISIBILITY_TIMEOUT_SECS: upstream's compatibility alias.
   const visibility = env.KALAMDB_TOPIC_VISIBILITY_TIMEOUT_SECS || env.KALAMDB_VISIBILITY_TIMEOUT_SECS;
   if (visibility) envOverrides.topicVisibilityTimeoutSecs = Number(visibility);
@@ -217,6 +221,7 @@ function checkConfig(config: Config): void {
     throw new Error('http_headers_timeout_ms + http_body_timeout_ms must not exceed http_request_timeout_ms: '
       + 'the body timeout should answer a slow body (with a 408 envelope) before Node\'s request timeout drops it');
   }
+  if (!['auto', 'json', 'pretty'].includes(config.logFormat)) throw new Error(`log_format must be auto, json or pretty (got '${String(config.logFormat)}')`);
   if (!METRICS_ACCESS.includes(config.metricsAccess)) throw new Error(`metrics_access must be one of ${METRICS_ACCESS.join(', ')} (got '${String(config.metricsAccess)}')`);
   if (config.metricsAccess === 'token' && (config.metricsToken === null || config.metricsToken.length < 16)) {
     throw new Error('metrics_access = "token" needs metrics_token (KALAMDB_METRICS_TOKEN), at least 16 characters');

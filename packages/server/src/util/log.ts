@@ -18,12 +18,18 @@ export function isLogLevel(value: string): value is LogLevel {
   return value in levelRank;
 }
 
+/** `json`: one JSON object per line (for log collectors); `pretty`: aligned, coloured text for a terminal. */
+export type LogFormat = 'json' | 'pretty';
+
 /** `urgent` (warnings and errors) asks the writer not to hold the line back. */
-export function createLogger(level: LogLevel, write: (line: string, urgent: boolean) => void = defaultWrite): Logger {
+export function createLogger(level: LogLevel, write: (line: string, urgent: boolean) => void = defaultWrite, format: LogFormat = 'json'): Logger {
   const min = levelRank[level];
   const emit = (lvl: LogLevel, msg: string, fields?: Record<string, unknown>): void => {
     if (levelRank[lvl] < min) return;
-    write(JSON.stringify({ ts: new Date().toISOString(), level: lvl, msg, ...fields }, bigintSafe) + '\n', levelRank[lvl] >= levelRank.warn);
+    const line = format === 'json'
+      ? JSON.stringify({ ts: new Date().toISOString(), level: lvl, msg, ...fields }, bigintSafe)
+      : prettyLine(new Date(), lvl, msg, fields);
+    write(line + '\n', levelRank[lvl] >= levelRank.warn);
   };
   return {
     debug: (m, f) => emit('debug', m, f),
@@ -67,4 +73,18 @@ function defaultWrite(line: string, urgent = false): void {
 
 function bigintSafe(_key: string, value: unknown): unknown {
   return typeof value === 'bigint' ? value.toString() : value;
+}
+
+const LEVEL_STYLE: Record<LogLevel, string> = { debug: '\x1b[90mDEBUG', info: '\x1b[36mINFO ', warn: '\x1b[33mWARN ', error: '\x1b[31mERROR' };
+
+/** `12:04:05.123 INFO  request method=POST route=/v1/api/sql status=200 ms=1.2`: fields as key=value, strings with spaces quoted. */
+export function prettyLine(at: Date, level: LogLevel, msg: string, fields?: Record<string, unknown>): string {
+  const time = at.toISOString().slice(11, 23);
+  let out = `\x1b[90m${time}\x1b[0m ${LEVEL_STYLE[level]}\x1b[0m ${msg}`;
+  for (const [key, value] of Object.entries(fields ?? {})) {
+    if (value === undefined) continue;
+    const text = typeof value === 'string' ? (/[\s"=]/.test(value) || value === '' ? JSON.stringify(value) : value) : JSON.stringify(value, bigintSafe);
+    out += ` \x1b[90m${key}=\x1b[0m${text}`;
+  }
+  return out;
 }
