@@ -6,6 +6,7 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import { routeLabel, type Metrics } from '../util/metrics.js';
+import { consoleFile } from './console-route.js';
 import type { Principal } from '../auth/access.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -53,6 +54,7 @@ interface Handled {
   user?: string;
   /** Default application/json. */
   contentType?: string;
+  headers?: Readonly<Record<string, string>>;
   /** The config key of the limit that refused the request, for the request log. */
   limit?: string;
 }
@@ -148,6 +150,11 @@ async function handle(deps: HttpDeps, req: IncomingMessage, started: number): Pr
       const degraded = deps.storage.healthFields();
       const status = degraded.storage === undefined ? 'healthy' : 'degraded';
       return { status: 200, body: { status, version: SERVER_VERSION, api_version: 'v1', build_date: BUILD_DATE, ...degraded } };
+    }
+    if ((path === '/ui' || path.startsWith('/ui/')) && req.method === 'GET') {
+      const file = consoleFile(path);
+      if (file === null) return { status: 404, body: { error: 'not_found', message: path === '/ui' || path === '/ui/' ? 'The console is not built: run npm run build' : `No console file ${path}` } };
+      return { status: 200, body: null, encoded: { chunks: [file.body], bytes: file.body.length }, contentType: file.contentType, headers: file.headers };
     }
     if (path === '/metrics' && deps.metrics !== undefined && deps.config.metricsAccess !== 'off') return await metricsRoute(deps, deps.metrics, req);
     if (path === '/v1/api/sql') return await sqlRoute(deps, req, started);
@@ -316,7 +323,7 @@ async function send(deps: HttpDeps, req: IncomingMessage, res: ServerResponse, o
   // After a 408 or 413 the body may not have been read to its end, so the connection cannot be
   // reused; with `connection: close` Node ends the socket once the response is written.
   const close = out.status === 413 || out.status === 408 ? { connection: 'close' } : {};
-  res.writeHead(out.status, { 'content-type': out.contentType ?? 'application/json', 'content-length': length, ...close });
+  res.writeHead(out.status, { 'content-type': out.contentType ?? 'application/json', 'content-length': length, ...out.headers, ...close });
   await writeChunks(res, chunks);
   deps.metrics?.observeRequest(routeLabel((req.url ?? '/').split('?')[0]!), out.status, (performance.now() - started) / 1000);
   if (deps.log.enabled('info')) {

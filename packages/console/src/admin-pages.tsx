@@ -1,0 +1,85 @@
+/**
+ * Pages that are one query, refreshed: jobs (with progress, KILL JOB), live subscriptions (KILL LIVE),
+ * sessions, users and the audit log. Each reads a system table through the public SQL API.
+ */
+import { useEffect, useState } from 'preact/hooks';
+import type { KalamClient, QueryResult } from '@kalamdb/client';
+import { Grid } from './grid.js';
+import { errorText } from './errors.js';
+
+interface QueryPageProps {
+  readonly client: KalamClient;
+  readonly sql: string;
+  /** Refresh period; 0: only on demand. */
+  readonly everyMs: number;
+  readonly action?: { readonly label: string; readonly column: string; readonly sql: (value: string) => string };
+  readonly testId: string;
+}
+
+function QueryPage({ client, sql, everyMs, action, testId }: QueryPageProps): preact.JSX.Element {
+  const [result, setResult] = useState<QueryResult | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [notice, setNotice] = useState<string | null>(null);
+  const load = async (): Promise<void> => {
+    try {
+      setResult((await client.query(sql)).results[0] ?? null);
+      setError(null);
+    } catch (e) {
+      setError(errorText(e));
+    }
+  };
+  useEffect(() => {
+    void load();
+    if (everyMs === 0) return undefined;
+    const timer = setInterval(() => void load(), everyMs);
+    return () => clearInterval(timer);
+  }, [sql]);
+  const index = action === undefined ? -1 : (result?.schema ?? []).findIndex((f) => f.name === action.column);
+  return (
+    <div class="panel" data-testid={testId}>
+      <div class="row"><button class="act" onClick={() => void load()}>Refresh</button>{notice !== null && <span class="muted">{notice}</span>}</div>
+      {error !== null && <div class="error">{error}</div>}
+      {result !== null && (
+        <Grid result={result} downloads={false} actions={action === undefined || index < 0 ? undefined : (row) => (
+          <button class="danger" data-testid={`kill-${String(row[index])}`} onClick={async () => {
+            try {
+              const res = await client.query(action.sql(String(row[index])));
+              setNotice(res.results[0]?.message ?? 'done');
+            } catch (e) {
+              setNotice(errorText(e));
+            }
+            void load();
+          }}>{action.label}</button>
+        )} />
+      )}
+    </div>
+  );
+}
+
+const quote = (v: string): string => `'${v.replace(/'/g, "''")}'`;
+
+export const JobsPage = ({ client }: { client: KalamClient }): preact.JSX.Element => (
+  <QueryPage client={client} testId="jobs" everyMs={1000}
+    sql="SELECT job_id, job_type, status, namespace_id, table_name, rows_processed, message, created_at, finished_at FROM system.jobs ORDER BY created_at DESC LIMIT 200"
+    action={{ label: 'KILL', column: 'job_id', sql: (id) => `KILL JOB ${quote(id)}` }} />
+);
+
+export const SubscriptionsPage = ({ client }: { client: KalamClient }): preact.JSX.Element => (
+  <QueryPage client={client} testId="subscriptions" everyMs={2000}
+    sql="SELECT live_id, user_id, namespace_id, table_name, query, created_at, changes FROM system.live ORDER BY created_at DESC"
+    action={{ label: 'KILL', column: 'live_id', sql: (id) => `KILL LIVE QUERY ${quote(id)}` }} />
+);
+
+export const SessionsPage = ({ client }: { client: KalamClient }): preact.JSX.Element => (
+  <QueryPage client={client} testId="sessions" everyMs={2000} sql="SELECT * FROM system.sessions ORDER BY connected_at DESC" />
+);
+
+export const UsersPage = ({ client }: { client: KalamClient }): preact.JSX.Element => (
+  <QueryPage client={client} testId="users" everyMs={0}
+    sql="SELECT user_id, role, email, created_at, updated_at, deleted_at FROM system.users ORDER BY user_id" />
+);
+
+export const AuditPage = ({ client }: { client: KalamClient }): preact.JSX.Element => (
+  <QueryPage client={client} testId="audit" everyMs={0}
+    sql="SELECT timestamp, actor, effective_user, action, target, status, details FROM system.audit_log ORDER BY timestamp DESC LIMIT 200" />
+);
