@@ -13,6 +13,7 @@ import type { Catalog } from '../catalog/catalog.js';
 import type { SubscriptionQuery } from './subscription-query.js';
 import { ChangePayload, ShapeMatches, type Deliverer } from './change-fanout.js';
 import { LiveFrame } from './wire-frame.js';
+import { fanOut } from './fanout-writes.js';
 
 export { shapedRow, rowObject } from './row-shape.js';
 
@@ -220,9 +221,13 @@ export class LiveRegistry implements Deliverer {
   /**
    * Committer listener: matches each change once per shape on its partition, then delivers each
    * shape's messages to its subscriptions (each in commit order; inserts that follow each other
-   * in the group are one message with many rows).
+   * in the group are one message with many rows). Each connection gets the group's frames in one write.
    */
   onCommit(changes: readonly CommittedChange[]): void {
+    fanOut(() => this.match(changes));
+  }
+
+  private match(changes: readonly CommittedChange[]): void {
     let matched: Map<ShapeGroup, ShapeMatches> | null = null;
     let shapes: PartitionShapes | undefined;
     let lastTable: TableDef | null = null;

@@ -26,6 +26,7 @@ import type { LiveRegistry, LiveSink, Subscription } from './registry.js';
 import type { LiveEvent } from './registry.js';
 import { shapedRow } from './row-shape.js';
 import { LiveFrame } from './wire-frame.js';
+import { currentFanOut, holdUntilFanOutEnds } from './fanout-writes.js';
 import { parseSubscription, type SubscriptionQuery } from './subscription-query.js';
 import { resumeChanges, snapshotRows, type ResumeChange } from './initial-data.js';
 import type { RowVersion } from '../storage/hot/row-codec.js';
@@ -107,6 +108,8 @@ export class LiveSession implements LiveSink {
   private corked = false;
   /** The tick (currentTick) of the last frame sent: a second frame in the same tick corks the socket. */
   private lastSendTick = -1;
+  /** The fan-out (currentFanOut) this connection's socket is held in, if any. */
+  private heldInFanOut = -1;
   private tokens: number;
   private lastRefill = Date.now();
   private authTimer: NodeJS.Timeout | null = null;
@@ -528,11 +531,21 @@ export class LiveSession implements LiveSink {
       this.ws.send(frame.payload, { binary: false });
       return true;
     }
-    // The first frame of a tick goes out at once, in one write; more in the same tick (a commit
-    // group reaching several of this connection's subscriptions) are corked and leave together.
-    const tick = currentTick();
-    if (this.lastSendTick === tick) this.cork();
-    this.lastSendTick = tick;
+    const fanOut = currentFanOut();
+    if (fanOut !== -1) {
+      // A fan-out (a commit group, a STREAM statement) reaching several of this connection's
+      // subscriptions: their frames leave in one write when it ends.
+      if (this.heldInFanOut !== fanOut) {
+        this.heldInFanOut = fanOut;
+        holdUntilFanOutEnds(socket);
+      }
+    } else {
+      // Elsewhere (initial data, flush notices) the first frame of a tick goes out at once, more in
+      // the same tick are corked and leave together.
+      const tick = currentTick();
+      if (this.lastSendTick === tick) this.cork();
+      this.lastSendTick = tick;
+    }
     // The frame is written as built (shared by every socket that gets it). ws runs without
     // permessage-deflate here, so its sender never queues: every frame it sends is on the socket
     // already, and this write keeps its place in the order.
