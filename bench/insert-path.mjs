@@ -60,7 +60,7 @@ try {
 } finally {
   const stopped = await server.stop();
   if (stopped?.commit_groups) {
-    console.log(`commit groups ${stopped.commit_groups}, intents per group ${round(stopped.commit_intents / stopped.commit_groups, 2)}, index reads ${stopped.commit_index_reads}, WAL syncs ${stopped.wal_syncs}`);
+    console.log(`commit groups ${stopped.commit_groups}, intents per group ${round(stopped.commit_intents / stopped.commit_groups, 2)}, index reads ${stopped.commit_index_reads}`);
   }
 }
 for (const [k, v] of Object.entries(out)) {
