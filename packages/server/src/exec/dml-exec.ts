@@ -97,7 +97,7 @@ export async function insert(s: Services, ctx: RunContext, st: Of<'insert'>): Pr
   const table = writableTable(s, ctx, ast.relation, 'INSERT INTO');
   const targets = insertColumns(table, ast.cols);
   const env = evalEnv(s, ctx);
-  const inputs = await insertInputs(s, ctx, ast.selectStmt, targets.length, env);
+  const inputs = st.rows !== undefined ? literalRows(s, st.rows, targets.length) : await insertInputs(s, ctx, ast.selectStmt, targets.length, env);
   const partition = partitionFor(ctx.principal, table);
   if (table.type === 'STREAM') return insertStreamEvents(s, ctx, table, partition, targets, inputs, env);
   const pkIdx = primaryKeyIndex(table);
@@ -142,7 +142,7 @@ function buildRow(table: TableDef, targets: readonly number[], input: readonly I
  * subscribers; nothing is written to disk. EPHEMERAL tables drop events nobody is subscribed to.
  */
 function insertStreamEvents(
-  s: Services, ctx: RunContext, table: TableDef, partition: string, targets: readonly number[], inputs: readonly InsertCell[][], env: EvalEnv,
+  s: Services, ctx: RunContext, table: TableDef, partition: string, targets: readonly number[], inputs: readonly (readonly InsertCell[])[], env: EvalEnv,
 ): StatementResult {
   if (ctx.tx !== null) throw execError(`stream tables are not supported inside explicit transactions (${qualifiedName(table)}: events are not transactional)`);
   const rows = inputs.map((input, i) => {
@@ -178,6 +178,15 @@ function insertColumns(table: TableDef, cols: PgNode[] | undefined): number[] {
 }
 
 type InsertCell = InputValue | typeof DEFAULT_MARKER;
+
+/** The rows of a literal VALUES list read by the parser's scanner, checked as insertInputs checks VALUES. */
+function literalRows(s: Services, rows: readonly (readonly InputValue[])[], width: number): readonly (readonly InsertCell[])[] {
+  if (rows.length > s.config.writeRowsMax) throw tooManyRows('INSERT ... VALUES has', s.config.writeRowsMax);
+  for (const row of rows) {
+    if (row.length !== width) throw execError(`INSERT has ${width} target column(s) but a VALUES row has ${row.length} value(s)`);
+  }
+  return rows;
+}
 
 /** The rows to insert: VALUES evaluated in JS when simple, otherwise the SELECT run on DuckDB. */
 async function insertInputs(s: Services, ctx: RunContext, select: PgNode, width: number, env: EvalEnv): Promise<InsertCell[][]> {

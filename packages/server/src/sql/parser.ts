@@ -13,6 +13,7 @@ import { createTableFromPg, createTableRule } from './create-table.js';
 import { preparePgText, restoreIdentifiers } from './pg-text.js';
 import { parseSimpleInsert } from './insert-fast.js';
 import { parseAlterStorage, parseCheckStorage, parseCreateStorage, parseDropStorage } from './storage-statements.js';
+import { scanLiteralInsert } from './insert-scan.js';
 
 /** Statements longer than this are not cached: bulk inserts would fill the cache with one-off text. */
 const CACHED_SQL_LENGTH_MAX = 8 * 1024;
@@ -50,6 +51,8 @@ export class ParseCache {
   parse(sql: string): readonly Statement[] {
     const hit = this.entries.get(sql);
     if (hit) return hit;
+    const scanned = literalInsert(sql);
+    if (scanned !== null) return this.remember(sql, [scanned]);
     const texts = splitStatements(sql);
     const { statementsMax } = parseLimits();
     // Refused before anything is parsed: the cost of a request grows with its statement count.
@@ -57,7 +60,7 @@ export class ParseCache {
       throw new LimitError('PAYLOAD_TOO_LARGE', 'statements_per_request_max',
         `Too many statements: ${texts.length} (limit ${statementsMax}, statements_per_request_max)`);
     }
-    const parsed = Object.freeze(texts.map((text, i) => {
+    return this.remember(sql, texts.map((text, i) => {
       try {
         return parseStatement(text);
       } catch (error) {
@@ -65,12 +68,28 @@ export class ParseCache {
         throw error;
       }
     }));
+  }
+
+  private remember(sql: string, statements: Statement[]): readonly Statement[] {
+    const parsed = Object.freeze(statements);
     if (sql.length > CACHED_SQL_LENGTH_MAX) return parsed;
     if (this.entries.size >= this.capacity) this.entries.delete(this.entries.keys().next().value!);
     // Cached trees are shared by every later request: freezing them catches any stage that mutates.
     this.entries.set(sql, deepFreeze(parsed));
     return parsed;
   }
+}
+
+/** A literal multi-row INSERT read straight from the text (no tokens, no tree per value), or null. */
+function literalInsert(sql: string): Statement | null {
+  // Only INSERTs: anything else skips the scanner after one character.
+  let i = 0;
+  while (i < sql.length && sql.charCodeAt(i) <= 32) i++;
+  const c = sql.charCodeAt(i);
+  // The scanner's statements nest one level (a VALUES row); a limit below that is left to the token path.
+  if ((c !== 73 && c !== 105) || parseLimits().nestingDepthMax < 1) return null;
+  const scanned = scanLiteralInsert(sql);
+  return scanned === null ? null : { kind: 'insert', ast: scanned.ast, paramCount: 0, rows: scanned.rows };
 }
 
 export function parseStatement(stmt: StatementText): Statement {

@@ -5,6 +5,7 @@
  */
 import type { DeleteStmt, InsertStmt, SelectStmt, UpdateStmt } from '@pgsql/types';
 import type { ColumnSpec, Role, TableType } from '../catalog/types.js';
+import type { InputValue } from './values.js';
 
 /** An untyped node of libpg-query's JSON parse tree. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -119,7 +120,13 @@ export type Statement =
   | { readonly kind: 'commit' }
   | { readonly kind: 'rollback' }
   | { readonly kind: 'select'; readonly ast: SelectStmt; readonly paramCount: number }
-  | { readonly kind: 'insert'; readonly ast: InsertStmt; readonly paramCount: number }
+  | {
+      readonly kind: 'insert';
+      readonly ast: InsertStmt;
+      readonly paramCount: number;
+      /** Literal VALUES rows read straight from the text (insert-scan.ts): the tree's valuesLists is then empty. */
+      readonly rows?: readonly (readonly InputValue[])[];
+    }
   | { readonly kind: 'update'; readonly ast: UpdateStmt; readonly paramCount: number }
   | { readonly kind: 'delete'; readonly ast: DeleteStmt; readonly paramCount: number };
 

@@ -298,7 +298,7 @@ export class Committer {
     const versions = new Map<string, RowVersion>();
     let maxSeq = 0n;
     for (const intent of group) {
-      const staged = this.stageIntent(intent, newest);
+      const staged = this.stageIntent(intent, versions, newest);
       if (staged instanceof Error) {
         intent.reject(staged);
         continue;
@@ -317,7 +317,6 @@ export class Committer {
         }
         batch.tryPut(versionKey(versionPrefix, change.row.seq), encoded);
         batch.tryPut(intent.keyBuffers[i]!, encodeIndexValue(change.row.seq, encoded));
-        newest.set(key, change.row);
         versions.set(key, change.row);
         for (const w of this.watched) if (w.tableId === change.table.id && w.partition === change.partition) w.written.add(key);
         if (change.row.seq > maxSeq) maxSeq = change.row.seq;
@@ -478,26 +477,38 @@ export class Committer {
     if (pending.next >= pending.handover!.entries.length) pending.resolve(pending.converted);
   }
 
-  /** Checks an intent's expectations and assigns seqs; returns the changes or the error. */
-  private stageIntent(intent: Intent, newest: ReadonlyMap<string, RowVersion | null>): CommittedChange[] | Error {
-    const local = new Map<string, RowVersion | null>();
+  /**
+   * Checks an intent's expectations and assigns seqs; returns the changes or the error. A key's
+   * newest version is the intent's own earlier write of it, else the group's (`staged`), else what
+   * was read (`newest`).
+   */
+  private stageIntent(
+    intent: Intent, staged: ReadonlyMap<string, RowVersion>, newest: ReadonlyMap<string, RowVersion | null>,
+  ): CommittedChange[] | Error {
+    // Keys in strictly ascending order (a bulk INSERT of ascending ids) are all different: no map of
+    // the intent's own writes is needed.
+    const local = strictlyAscending(intent.keys) ? null : new Map<string, RowVersion | null>();
     const changes: CommittedChange[] = [];
+    let checkedTable: TableDef | null = null;
     for (let i = 0; i < intent.writes.length; i++) {
       const write = intent.writes[i]!;
       const key = intent.keys[i]!;
-      const current = local.has(key) ? local.get(key)! : (newest.get(key) ?? null);
+      const current = local?.has(key) ? local.get(key)! : (staged.get(key) ?? newest.get(key) ?? null);
       const live = current !== null && !current.deleted ? current : null;
       const failure = checkExpectation(write, live, current);
       if (failure) return failure;
-      const version = this.currentSchemaVersion?.(write.table.id);
-      if (version !== undefined && version !== write.table.schemaVersion) return new SchemaChangedError(write.table, version);
+      if (write.table !== checkedTable) {
+        const version = this.currentSchemaVersion?.(write.table.id);
+        if (version !== undefined && version !== write.table.schemaVersion) return new SchemaChangedError(write.table, version);
+        checkedTable = write.table;
+      }
       const row: RowVersion = {
         seq: this.seqs.next(),
         deleted: write.deleted,
         schemaVersion: write.table.schemaVersion,
         values: write.values,
       };
-      local.set(key, row);
+      local?.set(key, row);
       const kind = write.deleted ? 'delete' : live === null ? 'insert' : 'update';
       const old = live !== null && live.cold === true && write.previous !== undefined
         ? { ...live, values: write.previous, schemaVersion: write.table.schemaVersion }
@@ -506,6 +517,11 @@ export class Committer {
     }
     return changes;
   }
+}
+
+function strictlyAscending(keys: readonly string[]): boolean {
+  for (let i = 1; i < keys.length; i++) if (!(keys[i - 1]! < keys[i]!)) return false;
+  return true;
 }
 
 function checkExpectation(write: RowWrite, live: RowVersion | null, current: RowVersion | null): Error | null {
