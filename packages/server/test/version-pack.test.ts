@@ -77,4 +77,24 @@ describe('version packs', () => {
       await hot.close();
     }
   });
+
+  it('splits a large group into several entries, each keyed by its highest _seq, read back in commit order', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kalamdb-packs-'));
+    dirs.push(dir);
+    const hot = await HotStore.open(dir, 'process');
+    try {
+      const committer = new Committer(hot, new SnowflakeGenerator());
+      const big = 'x'.repeat(100_000);
+      const rows = await committer.commit([1, 2, 3, 4, 5].map((id) => write('u1', id, `${id}${big}`)));
+      assert.equal(await versionEntries(hot, 'u1'), 2, 'about 256 KiB per entry');
+      const read = (await hot.scanVersionsAfter(table, 'u1', 0n)).map((r) => [r.seq, r.values[0]]);
+      assert.deepEqual(read, rows.map((c) => [c.row.seq, c.row.values[0]]));
+      // A watermark between the two entries deletes the first one only.
+      await hot.handOverFlushed(table.id, 'u1', rows[2]!.row.seq);
+      assert.equal(await versionEntries(hot, 'u1'), 1);
+      assert.deepEqual((await hot.scanVersionsAfter(table, 'u1', 0n)).map((r) => r.values[0]), [4n, 5n]);
+    } finally {
+      await hot.close();
+    }
+  });
 });

@@ -331,7 +331,7 @@ export class Committer {
       }
       accepted.push({ intent, changes: staged });
     }
-    for (const { prefix, pack } of packs.values()) batch.tryPut(versionKey(prefix, pack.lastSeq), pack.value());
+    for (const { prefix, pack } of packs.values()) for (const e of pack.entries()) batch.tryPut(versionKey(prefix, e.lastSeq), e.value);
     if (this.publisher !== null) {
       const now = Date.now();
       // One call for the whole group: the topics store a call's messages of a partition as one chunk

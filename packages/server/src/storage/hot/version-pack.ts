@@ -16,27 +16,41 @@
 const PACK_MAGIC = 0xc1;
 const HEAD = 12;
 
-/** Collects one partition's versions of a commit group, in commit order. */
+/** A pack stops growing at about this size (a multi-megabyte value would be read and held in one piece). */
+const PACK_BYTES_MAX = 256 * 1024;
+
+/** Collects one partition's versions of a commit group, in commit order, as one or more entries. */
 export class VersionPackBuilder {
-  private readonly seqs: bigint[] = [];
-  private readonly encoded: Buffer[] = [];
+  private readonly done: { lastSeq: bigint; value: Buffer }[] = [];
+  private seqs: bigint[] = [];
+  private encoded: Buffer[] = [];
   private bytes = 1;
 
   add(seq: bigint, encoded: Buffer): void {
     this.seqs.push(seq);
     this.encoded.push(encoded);
     this.bytes += HEAD + encoded.length;
+    if (this.bytes >= PACK_BYTES_MAX) this.close();
   }
 
-  /** The `_seq` that keys the pack: its highest. */
-  get lastSeq(): bigint {
-    let max = 0n;
-    for (const s of this.seqs) if (s > max) max = s;
-    return max;
+  /** The entries to write: `lastSeq` (the highest `_seq` of each, for its key) and the value. */
+  entries(): { lastSeq: bigint; value: Buffer }[] {
+    this.close();
+    return this.done;
   }
 
-  /** The entry's value: the plain version when there is one, else the pack. */
-  value(): Buffer {
+  private close(): void {
+    if (this.seqs.length === 0) return;
+    let lastSeq = 0n;
+    for (const s of this.seqs) if (s > lastSeq) lastSeq = s;
+    this.done.push({ lastSeq, value: this.value() });
+    this.seqs = [];
+    this.encoded = [];
+    this.bytes = 1;
+  }
+
+  /** The plain version when there is one, else the pack. */
+  private value(): Buffer {
     if (this.encoded.length === 1) return this.encoded[0]!;
     const out = Buffer.allocUnsafe(this.bytes);
     out[0] = PACK_MAGIC;
