@@ -193,6 +193,8 @@ export class HotStore {
     const versions = partitionPrefix(KEY_VERSION, tableId, partition);
     const batch = this.db.write({ capacity: 2, autoDestroy: true });
     batch.tryPut(partitionPrefix(KEY_FLUSHED, tableId, partition), value);
+    // Version packs are keyed by their highest `_seq`: this removes the packs flushed in full (a flush's
+    // watermark is the last version of a commit group, so that is every pack at or below it).
     batch.tryDeleteRange(versionKey(versions, 0n), versionKey(versions, watermark + 1n));
     await this.flushBatch(batch, 'commit');
     // Synced like any write (the segment it points to is already fsynced).
