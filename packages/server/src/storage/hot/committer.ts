@@ -7,11 +7,12 @@
  */
 import { ServerError, assert } from '../../util/errors.js';
 import type { SnowflakeGenerator } from '../../util/snowflake.js';
-import { primaryKeyIndex, qualifiedName, type StoredValue, type TableDef } from '../../catalog/types.js';
+import { partitionId, primaryKeyIndex, qualifiedName, type StoredValue, type TableDef } from '../../catalog/types.js';
 import { KEY_PK, KEY_VERSION, catalogKey, encodePk, partitionPrefix, pkKey, versionKey } from './keys.js';
 import { encodeColdMarker, encodeIndexValue, encodeRow, type RowVersion } from './row-codec.js';
 import type { HotStore } from './hot-store.js';
 import { PartitionKeyBounds } from './key-bounds.js';
+import { VersionPackBuilder } from './version-pack.js';
 import type { WriteBatch } from 'rocksdb-native';
 
 /** What the newest version must be for a write to apply. */
@@ -297,15 +298,17 @@ export class Committer {
     const accepted: StagedGroup['accepted'] = [];
     const versions = new Map<string, RowVersion>();
     let maxSeq = 0n;
+    // One version entry per partition for the whole group (version-pack.ts): a flush reads entries, not rows.
+    const packs = new Map<string, { prefix: Buffer; pack: VersionPackBuilder }>();
     for (const intent of group) {
       const staged = this.stageIntent(intent, versions, newest);
       if (staged instanceof Error) {
         intent.reject(staged);
         continue;
       }
-      // The version-key prefix is built once per run of changes to one partition (a multi-row INSERT: once).
+      // The partition's pack is looked up once per run of changes to one partition (a multi-row INSERT: once).
       let prefixOf: CommittedChange | null = null;
-      let versionPrefix: Buffer = Buffer.alloc(0);
+      let pack: VersionPackBuilder | null = null;
       for (let i = 0; i < staged.length; i++) {
         const change = staged[i]!;
         const encoded = encodeRow(change.row.schemaVersion, change.row.deleted, change.row.values);
@@ -313,9 +316,15 @@ export class Committer {
         this.keyBounds.wrote(intent.prefixes[i]!, key);
         if (prefixOf === null || prefixOf.table !== change.table || prefixOf.partition !== change.partition) {
           prefixOf = change;
-          versionPrefix = partitionPrefix(KEY_VERSION, change.table.id, change.partition);
+          const id = partitionId(change.table.id, change.partition);
+          let entry = packs.get(id);
+          if (entry === undefined) {
+            entry = { prefix: partitionPrefix(KEY_VERSION, change.table.id, change.partition), pack: new VersionPackBuilder() };
+            packs.set(id, entry);
+          }
+          pack = entry.pack;
         }
-        batch.tryPut(versionKey(versionPrefix, change.row.seq), encoded);
+        pack!.add(change.row.seq, encoded);
         batch.tryPut(intent.keyBuffers[i]!, encodeIndexValue(change.row.seq, encoded));
         versions.set(key, change.row);
         for (const w of this.watched) if (w.tableId === change.table.id && w.partition === change.partition) w.written.add(key);
@@ -323,6 +332,7 @@ export class Committer {
       }
       accepted.push({ intent, changes: staged });
     }
+    for (const { prefix, pack } of packs.values()) for (const e of pack.entries()) batch.tryPut(versionKey(prefix, e.lastSeq), e.value);
     if (this.publisher !== null) {
       const now = Date.now();
       // One call for the whole group: the topics store a call's messages of a partition as one chunk

@@ -14,6 +14,7 @@ import {
   KEY_CATALOG, KEY_FLUSHED, KEY_PK, KEY_VERSION, catalogKey, encodePk, partitionPrefix, pkKey, prefixEnd, tablePrefix, versionKey,
 } from './keys.js';
 import { decodeIndexValue, decodeRow, type RowVersion } from './row-codec.js';
+import { countPacked, firstPackedSeq, forEachPacked } from './version-pack.js';
 import type { StorageHealth } from '../storage-health.js';
 import { WalSyncer, type WalSyncState } from './wal-sync.js';
 import type { Durability } from '../../config/config.js';
@@ -192,6 +193,8 @@ export class HotStore {
     const versions = partitionPrefix(KEY_VERSION, tableId, partition);
     const batch = this.db.write({ capacity: 2, autoDestroy: true });
     batch.tryPut(partitionPrefix(KEY_FLUSHED, tableId, partition), value);
+    // Version packs are keyed by their highest `_seq`: this removes the packs flushed in full (a flush's
+    // watermark is the last version of a commit group, so that is every pack at or below it).
     batch.tryDeleteRange(versionKey(versions, 0n), versionKey(versions, watermark + 1n));
     await this.flushBatch(batch, 'commit');
     // Synced like any write (the segment it points to is already fsynced).
@@ -201,14 +204,17 @@ export class HotStore {
   /**
    * Visits the partition's versions with `after` < `_seq` <= `upTo`, in commit order, in the table's
    * schema (tombstones included). A flush streams them into its segment; returns how many it visited.
+   * Version entries are packs keyed by their highest `_seq` (version-pack.ts): the scan starts at the
+   * first pack above `after` and stops at the first whose versions are all above `upTo`.
    */
   async forEachVersion(table: TableDef, partition: string, after: bigint, upTo: bigint, visit: (row: RowVersion) => void): Promise<number> {
     const prefix = partitionPrefix(KEY_VERSION, table.id, partition);
-    const range = { gt: versionKey(prefix, after), lt: versionKey(prefix, upTo + 1n), capacity: SCAN_CAPACITY };
     let n = 0;
-    for await (const { key, value } of this.db.iterator(range)) {
-      visit(this.inSchema(table, decodeRow(key.readBigUInt64BE(key.length - 8), value)));
-      n++;
+    const onVersion = (seq: bigint, bytes: Uint8Array): void => visit(this.inSchema(table, decodeRow(seq, bytes)));
+    for await (const { key, value } of this.db.iterator({ gt: versionKey(prefix, after), lt: prefixEnd(prefix), capacity: SCAN_CAPACITY })) {
+      const visited = forEachPacked(key.readBigUInt64BE(key.length - 8), value, after, upTo, onVersion);
+      n += visited;
+      if (visited === 0 && firstPackedSeq(key.readBigUInt64BE(key.length - 8), value) > upTo) break;
     }
     return n;
   }
@@ -301,14 +307,18 @@ export class HotStore {
   async countHotVersions(): Promise<Map<string, { tableId: number; partition: string; count: number; oldestSeq: bigint }>> {
     const out = new Map<string, { tableId: number; partition: string; count: number; oldestSeq: bigint }>();
     const start = Buffer.of(KEY_VERSION);
-    for await (const { key } of this.db.iterator({ gte: start, lt: prefixEnd(start), capacity: SCAN_CAPACITY, values: false })) {
+    for await (const { key, value } of this.db.iterator({ gte: start, lt: prefixEnd(start), capacity: SCAN_CAPACITY })) {
       const tableId = key.readUInt32BE(1);
       const partition = key.subarray(6, 6 + key[5]!).toString('utf8');
-      const seq = key.readBigUInt64BE(key.length - 8);
+      // A pack reaching above the watermark keeps its flushed versions until the next hand-over: not counted.
+      const flushed = this.flushed.get(indexPrefixOf(key)) ?? 0n;
+      const keySeq = key.readBigUInt64BE(key.length - 8);
+      const count = countPacked(keySeq, value, flushed);
+      if (count === 0) continue;
       const id = partitionId(tableId, partition);
       const entry = out.get(id);
-      if (entry === undefined) out.set(id, { tableId, partition, count: 1, oldestSeq: seq });
-      else entry.count++;
+      if (entry === undefined) out.set(id, { tableId, partition, count, oldestSeq: firstPackedSeq(keySeq, value, flushed) });
+      else entry.count += count;
     }
     return out;
   }
@@ -353,9 +363,16 @@ export class HotStore {
   async scanVersionsAfter(table: TableDef, partition: string, afterSeq: bigint): Promise<RowVersion[]> {
     const prefix = partitionPrefix(KEY_VERSION, table.id, partition);
     const out: RowVersion[] = [];
-    const range = { gt: versionKey(prefix, afterSeq), lt: prefixEnd(prefix), capacity: SCAN_CAPACITY };
-    for await (const { key, value } of this.db.iterator(range)) {
-      out.push(this.inSchema(table, decodeRow(key.readBigUInt64BE(key.length - 8), value)));
+    // Versions at or below the watermark are in a segment (a pack reaching above it keeps them until
+    // the next hand-over): skipped, as if the hand-over had deleted them.
+    const flushed = this.flushedSeq(table.id, partition);
+    const after = afterSeq > flushed ? afterSeq : flushed;
+    const last = BigInt.asUintN(64, -1n);
+    const onVersion = (seq: bigint, bytes: Uint8Array): void => {
+      out.push(this.inSchema(table, decodeRow(seq, bytes)));
+    };
+    for await (const { key, value } of this.db.iterator({ gt: versionKey(prefix, after), lt: prefixEnd(prefix), capacity: SCAN_CAPACITY })) {
+      forEachPacked(key.readBigUInt64BE(key.length - 8), value, after, last, onVersion);
     }
     return out;
   }
@@ -367,10 +384,11 @@ export class HotStore {
   async dropPartitionRows(tableId: number, partition: string): Promise<number> {
     assert(partition !== '', 'a SHARED table has one partition; dropping it is DROP TABLE');
     const versions = partitionPrefix(KEY_VERSION, tableId, partition);
+    const flushed = this.flushedSeq(tableId, partition);
     let count = 0;
-    for await (const entry of this.db.iterator({ gte: versions, lt: prefixEnd(versions), capacity: SCAN_CAPACITY, values: false })) {
-      assert(entry.key.length > versions.length, 'version key');
-      count++;
+    for await (const { key, value } of this.db.iterator({ gte: versions, lt: prefixEnd(versions), capacity: SCAN_CAPACITY })) {
+      assert(key.length > versions.length, 'version key');
+      count += countPacked(key.readBigUInt64BE(key.length - 8), value, flushed);
     }
     const batch = this.db.write({ capacity: 3, autoDestroy: true });
     for (const kind of [KEY_VERSION, KEY_PK]) {

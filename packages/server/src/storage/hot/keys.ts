@@ -1,7 +1,8 @@
 /**
  * RocksDB key layout. One keyspace, first byte says what a key is:
  *   0x00 catalog   0x00 | utf8 name                                   → JSON
- *   0x01 version   0x01 | table u32 | partition (u8 len + utf8) | seq u64   → encoded row version
+ *   0x01 version   0x01 | table u32 | partition (u8 len + utf8) | seq u64   → encoded row version, or a pack of a
+ *                  commit group's versions keyed by its highest seq (version-pack.ts, decision 0018)
  *   0x02 pk index  0x02 | table u32 | partition (u8 len + utf8) | pk bytes  → seq u64 + encoded row version
  *   (0x03 topic messages, see topics/message-codec.ts)
  *   0x04 flushed   0x04 | table u32 | partition (u8 len + utf8)            → seq u64: every index entry of the
