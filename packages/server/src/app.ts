@@ -26,6 +26,7 @@ import { JobStore } from './jobs/job-store.js';
 import { FlushService } from './jobs/flush-service.js';
 import { UserPurgeService } from './jobs/user-purge.js';
 import { AuditLog } from './auth/audit-log.js';
+import { UserExportService } from './jobs/user-export.js';
 
 const AUDIT_RETENTION_MS = 90 * 86_400_000;
 import { StreamStore } from './storage/stream/stream-store.js';
@@ -116,6 +117,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     catalog, hot, cold, committer, streams, flush, jobs, ddl, log, graceSeconds: config.userPurgeGraceSeconds,
   });
   userPurge.start();
+  const exports = new UserExportService({ config, catalog, mirror, duck, jobs, log });
+  await exports.start();
   const services: Services = {
     config, catalog, hot, committer, duck, mirror, cold, jobs, flush, userPurge, sources: new RowSources(hot, cold), seqs, ddl, passwords,
     live: null,
@@ -124,6 +127,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     audit,
     log,
     topics,
+    exports,
   };
   const evictionTimer = setInterval(() => void evictStreamEvents(services, log), STREAM_SWEEP_MS);
   evictionTimer.unref();
@@ -148,7 +152,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   committer.onCommit((changes) => live.registry.onCommit(changes));
   flush.onFlush((event) => live.registry.onFlush(event));
   live.attach(http.server);
-  http.serve({ config, log, auth, tokens, executor, catalog, storage, topics: topicRoutes(services) });
+  http.serve({ config, log, auth, tokens, executor, catalog, storage, topics: topicRoutes(services), exports });
   services.listenPort = port;
   log.info('listening', { host: config.host, port, data_dir: config.dataDir, durability: config.durability, url: `http://${config.host}:${port}` });
 
@@ -164,6 +168,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       clearInterval(evictionTimer);
       clearInterval(topicTimer);
       await userPurge.stop();
+      await exports.stop();
       await flush.stop();
       await committer.idle();
       storage.close();

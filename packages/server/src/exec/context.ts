@@ -22,6 +22,7 @@ import type { AuditLog } from '../auth/audit-log.js';
 import type { Logger } from '../util/log.js';
 import type { Budgets } from '../util/budget.js';
 import type { TopicService } from '../topics/topic-service.js';
+import type { UserExportService } from '../jobs/user-export.js';
 
 export interface Services {
   readonly config: Config;
@@ -43,6 +44,8 @@ export interface Services {
   readonly audit: AuditLog;
   readonly log: Logger;
   readonly topics: TopicService;
+  /** EXPORT USER DATA jobs and their archives. */
+  readonly exports: UserExportService;
   /** The live-query server; absent until it is attached at start-up. */
   live: LiveControl | null;
   /** The port the server listens on (known once listening; the config may say 0). */
