@@ -9,6 +9,7 @@ import { createReadStream } from 'node:fs';
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Zip, ZipPassThrough } from 'fflate';
+import { failpoint } from './failpoints.js';
 
 export type ArchiveEntry =
   | { readonly name: string; readonly file: string }
@@ -54,6 +55,7 @@ export async function writeArchive(finalPath: string, entries: readonly ArchiveE
     throw error;
   }
   await out.close();
+  failpoint('export:before-rename');
   await rename(tmpPath, finalPath);
   await syncDir(dirname(finalPath));
   return size;

@@ -22,6 +22,7 @@ import { protocolType } from '../sql/values.js';
 import { SERVER_VERSION } from '../http/build-info.js';
 import type { JobRow, JobStore } from './job-store.js';
 import { writeArchive, type ArchiveEntry } from './export-archive.js';
+import { failpoint } from './failpoints.js';
 
 export interface UserExportDeps {
   readonly config: Config;
@@ -152,6 +153,7 @@ export class UserExportService {
       const accountDir = this.accountDir(params.account_id);
       await mkdir(accountDir, { recursive: true });
       const { tables, files, rows, bytes } = await this.writeTables(params.account_id, work, signal);
+      failpoint('export:after-parquet');
       if (signal.aborted) throw new CancelledError();
       const createdAt = new Date();
       const manifest = {
@@ -204,10 +206,12 @@ export class UserExportService {
     try {
       for (const table of userTables) {
         if (signal.aborted) throw new CancelledError();
-        // Dropped while the export ran: nothing of it goes into the archive.
-        if (catalog.tableById(table.id) === undefined) continue;
+        // Read at its current schema (ALTER TABLE may have run since the list was taken); dropped
+        // while the export ran: nothing of it goes into the archive.
+        const current = catalog.tableById(table.id);
+        if (current === undefined) continue;
         const path = join(work, `${table.namespace}.${table.name}.parquet`);
-        const count = await this.writeTable(engine, table, accountId, path);
+        const count = await this.writeTable(engine, current, accountId, path);
         if (count === 0) continue;
         bytes += (await stat(path)).size;
         if (bytes > config.exportBytesMax) {
