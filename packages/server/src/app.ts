@@ -27,6 +27,7 @@ import { FlushService } from './jobs/flush-service.js';
 import { UserPurgeService } from './jobs/user-purge.js';
 import { AuditLog } from './auth/audit-log.js';
 import { UserExportService } from './jobs/user-export.js';
+import { SERVER_VERSION } from './http/build-info.js';
 
 const AUDIT_RETENTION_MS = 90 * 86_400_000;
 import { StreamStore } from './storage/stream/stream-store.js';
@@ -117,7 +118,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     catalog, hot, cold, committer, streams, flush, jobs, ddl, log, graceSeconds: config.userPurgeGraceSeconds,
   });
   userPurge.start();
-  const exports = new UserExportService({ config, catalog, mirror, duck, jobs, log });
+  const exports = new UserExportService({ config, catalog, mirror, duck, jobs, log, serverVersion: SERVER_VERSION });
   await exports.start();
   const services: Services = {
     config, catalog, hot, committer, duck, mirror, cold, jobs, flush, userPurge, sources: new RowSources(hot, cold), seqs, ddl, passwords,

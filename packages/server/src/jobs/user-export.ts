@@ -19,7 +19,6 @@ import type { Logger } from '../util/log.js';
 import { Mutex } from '../util/mutex.js';
 import { LimitError, ServerError, execError } from '../util/errors.js';
 import { protocolType } from '../sql/values.js';
-import { SERVER_VERSION } from '../http/build-info.js';
 import type { JobRow, JobStore } from './job-store.js';
 import { writeArchive, type ArchiveEntry } from './export-archive.js';
 import { failpoint } from './failpoints.js';
@@ -32,6 +31,8 @@ export interface UserExportDeps {
   readonly duck: DuckEngine;
   readonly jobs: JobStore;
   readonly log: Logger;
+  /** Written into each archive's manifest. */
+  readonly serverVersion: string;
 }
 
 /** What a user_export job row's `parameters` hold. */
@@ -157,7 +158,7 @@ export class UserExportService {
       if (signal.aborted) throw new CancelledError();
       const createdAt = new Date();
       const manifest = {
-        format: 'kalamdb-user-export', format_version: 1, server_version: SERVER_VERSION,
+        format: 'kalamdb-user-export', format_version: 1, server_version: this.deps.serverVersion,
         export_id: params.export_id, job_id: job.job_id, user: params.user_id, account_id: params.account_id,
         created_at: createdAt.toISOString(), tables,
       };
