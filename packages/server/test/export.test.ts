@@ -243,6 +243,11 @@ describe('user data export', () => {
     assertError(res, 400, 'SQL_EXECUTION_ERROR', /^Statement 2 failed: Job with idempotency key 'user_export:alice:\d{8}' is already running or queued$/);
     const [running] = await showExport(alice);
     await server.waitForJob(String(running!.job_id), 30_000);
+    // Two requests at once: exactly one starts.
+    const both = await Promise.all([server.sql('EXPORT USER DATA', { auth: alice }), server.sql('EXPORT USER DATA', { auth: alice })]);
+    assert.deepEqual(both.map((r) => r.status).sort(), [200, 400], JSON.stringify(both.map((r) => r.body)));
+    const started = both.find((r) => r.status === 200)!;
+    await server.waitForJob(STARTED.exec(started.body.results[0]!.message!)![1]!, 30_000);
   });
 });
 

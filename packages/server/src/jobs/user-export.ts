@@ -86,7 +86,7 @@ export class UserExportService {
 
   async stop(): Promise<void> {
     if (this.timer !== null) clearInterval(this.timer);
-    for (const id of this.running.values()) this.deps.jobs.cancel(id);
+    for (const id of this.running.values()) if (id !== '') this.deps.jobs.cancel(id);
     await Promise.allSettled([...this.runs]);
   }
 
@@ -99,9 +99,18 @@ export class UserExportService {
     }
     const exportId = this.newExportId(principal, now);
     const params: UserExportParams = { user_id: principal.userId, account_id: principal.id, export_id: exportId };
-    const { job, signal } = await this.deps.jobs.create({
-      job_type: 'user_export', namespace_id: null, table_name: null, user_id: principal.userId, parameters: params,
-    });
+    // Reserved before the job row's write, so two requests at once cannot both pass the check above.
+    this.running.set(principal.id, '');
+    let created: Awaited<ReturnType<JobStore['create']>>;
+    try {
+      created = await this.deps.jobs.create({
+        job_type: 'user_export', namespace_id: null, table_name: null, user_id: principal.userId, parameters: params,
+      });
+    } catch (error) {
+      this.running.delete(principal.id);
+      throw error;
+    }
+    const { job, signal } = created;
     this.running.set(principal.id, job.job_id);
     const run = this.run(job, params, signal).finally(() => {
       this.running.delete(principal.id);
