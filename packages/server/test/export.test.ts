@@ -249,6 +249,21 @@ describe('user data export', () => {
     const started = both.find((r) => r.status === 200)!;
     await server.waitForJob(STARTED.exec(started.body.results[0]!.message!)![1]!, 30_000);
   });
+
+  it('a dropped user\'s archives are no longer served, and the next sweep (here: the restart) deletes them', async () => {
+    const [row] = await showExport(bob);
+    const path = pathOf(String(row!.download_url));
+    const [user] = await server.rows("SELECT account_id FROM system.users WHERE user_id = 'bob'");
+    const dir = join(server.dataDir, 'exports', String(user!.account_id));
+    assert.ok(readdirSync(dir).length > 0);
+    await server.ok("DROP USER 'bob'");
+    assertError(envelope(await rawGet(path, ops)), 404, 'NOT_FOUND');
+    await server.stop();
+    await server.launch();
+    assert.throws(() => readdirSync(dir), /ENOENT/);
+    // alice's archive is still there and served.
+    assert.equal((await rawGet(pathOf(aliceUrl), alice)).status, 200);
+  });
 });
 
 describe('user data export limits', () => {
