@@ -30,6 +30,8 @@ import { JobStore } from './jobs/job-store.js';
 import { FlushService } from './jobs/flush-service.js';
 import { UserPurgeService } from './jobs/user-purge.js';
 import { AuditLog } from './auth/audit-log.js';
+import { UserExportService } from './jobs/user-export.js';
+import { SERVER_VERSION } from './http/build-info.js';
 
 const AUDIT_RETENTION_MS = 90 * 86_400_000;
 import { StreamStore } from './storage/stream/stream-store.js';
@@ -126,6 +128,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const metrics = new Metrics();
   committer.onGroup = (intents) => metrics.observeCommitGroup(intents, config.durability === 'fsync');
   jobs.onFinished = (job) => metrics.observeJob(job.job_type, job.status, job.rows_processed, ((job.finished_at ?? Date.now()) - (job.started_at ?? job.created_at)) / 1000);
+  const exports = new UserExportService({ config, catalog, mirror, duck, jobs, log, serverVersion: SERVER_VERSION });
+  await exports.start();
   const services: Services = {
     config, catalog, hot, committer, duck, mirror, cold, jobs, flush, userPurge, sources: new RowSources(hot, cold), seqs, ddl, passwords,
     live: null,
@@ -135,6 +139,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     log,
     topics,
     metrics,
+    exports,
   };
   const evictionTimer = setInterval(() => void evictStreamEvents(services, log), STREAM_SWEEP_MS);
   evictionTimer.unref();
@@ -160,7 +165,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   flush.onFlush((event) => live.registry.onFlush(event));
   live.attach(http.server);
   registerGauges(metrics, { live, jobs, cache: segmentCache, engines: { query: duck, files } });
-  http.serve({ config, log, auth, tokens, executor, catalog, storage, topics: topicRoutes(services), metrics });
+  http.serve({ config, log, auth, tokens, executor, catalog, storage, topics: topicRoutes(services), metrics, exports });
   services.listenPort = port;
   log.info('listening', { host: config.host, port, data_dir: config.dataDir, durability: config.durability, url: `http://${config.host}:${port}` });
 
@@ -176,6 +181,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       clearInterval(evictionTimer);
       clearInterval(topicTimer);
       await userPurge.stop();
+      await exports.stop();
       await flush.stop();
       await committer.idle();
       // Remote manifest copies and deletes still in flight (bounded by the S3 client's timeouts).

@@ -107,6 +107,12 @@ export interface Config {
   readonly concurrentFlushesMax: number;
   /** How long a dropped user's rows and files are kept before the cleanup job purges them (0: at once). */
   readonly userPurgeGraceSeconds: number;
+  /** EXPORT USER DATA: archives kept per user (older ones are deleted when a new one completes). */
+  readonly exportsPerUserMax: number;
+  /** EXPORT USER DATA: largest archive; an export that would be larger fails (fflate writes no ZIP64: at most 4 GiB). */
+  readonly exportBytesMax: number;
+  /** EXPORT USER DATA: archives older than this are deleted. */
+  readonly exportRetentionHours: number;
   /** [topics] visibility_timeout_secs: a claimed, unacknowledged range of a consumer group is delivered again after this. */
   readonly topicVisibilityTimeoutSecs: number;
   /** Live queries: per connection, per user, client frame size, unsent bytes before SLOW_CONSUMER. */
@@ -162,6 +168,9 @@ export const defaults: Config = Object.freeze({
   remoteCacheBytesMax: 1024 * 1024 * 1024,
   concurrentFlushesMax: 2,
   userPurgeGraceSeconds: 7 * 86_400,
+  exportsPerUserMax: 3,
+  exportBytesMax: 1024 * 1024 * 1024,
+  exportRetentionHours: 7 * 24,
   topicVisibilityTimeoutSecs: 60,
   liveSubscriptionsPerConnectionMax: 100,
   liveSubscriptionsPerUserMax: 1000,
@@ -234,6 +243,9 @@ function checkConfig(config: Config): void {
   if (!Number.isSafeInteger(config.userPurgeGraceSeconds) || config.userPurgeGraceSeconds < 0) {
     throw new Error('user_purge_grace_seconds must be a whole number of seconds, 0 or more');
   }
+  if (config.exportBytesMax > EXPORT_BYTES_CEILING) {
+    throw new Error(`export_bytes_max must not exceed ${EXPORT_BYTES_CEILING}: export archives are plain ZIP (no ZIP64), whose sizes stop at 4 GiB`);
+  }
   if (config.writeRowsMax > config.resultRowsMax) {
     throw new Error('write_rows_max must not exceed result_rows_max: an INSERT ... SELECT reads its rows as a query result');
   }
@@ -260,7 +272,7 @@ function checkConfig(config: Config): void {
 /** Settings where 0 would refuse every request or stop nothing (others, like job_retention_days, may be 0). */
 const POSITIVE_SETTINGS: ReadonlySet<keyof Config> = new Set<keyof Config>([
   'bodyBytesMax', 'httpHeadersTimeoutMs', 'httpBodyTimeoutMs', 'httpRequestTimeoutMs', 'httpKeepAliveTimeoutMs', 'sqlBytesMax', 'statementsPerRequestMax', 'sqlNestingDepthMax', 'parseTreeDepthMax', 'subqueryDepthMax', 'resultRowsMax',
-  'resultBytesMax', 'writeRowsMax', 'queryTimeoutMs', 'queryConnections', 'duckdbThreads', 'memoryRssBytesMax', 'memorySampleIntervalMs',
+  'resultBytesMax', 'writeRowsMax', 'queryTimeoutMs', 'exportsPerUserMax', 'exportBytesMax', 'exportRetentionHours', 'queryConnections', 'duckdbThreads', 'memoryRssBytesMax', 'memorySampleIntervalMs',
 ]);
 
 /**
@@ -268,6 +280,8 @@ const POSITIVE_SETTINGS: ReadonlySet<keyof Config> = new Set<keyof Config>([
  * levels; this ceiling keeps a margin for the frames below it.
  */
 const PARSE_TREE_DEPTH_CEILING = 1500;
+/** 4 GiB less room for the archive's headers and manifest. */
+const EXPORT_BYTES_CEILING = 4 * 1024 ** 3 - 64 * 1024 ** 2;
 const MEMORY_SAMPLE_INTERVAL_CEILING_MS = 1000;
 
 const MEMORY_UNITS: Readonly<Record<string, number>> = Object.freeze({

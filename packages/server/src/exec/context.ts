@@ -23,6 +23,7 @@ import type { AuditLog } from '../auth/audit-log.js';
 import type { Logger } from '../util/log.js';
 import type { Budgets } from '../util/budget.js';
 import type { TopicService } from '../topics/topic-service.js';
+import type { UserExportService } from '../jobs/user-export.js';
 
 export interface Services {
   readonly config: Config;
@@ -46,6 +47,8 @@ export interface Services {
   readonly topics: TopicService;
   /** Statement latency for /metrics (absent in tools that run the executor without a server). */
   readonly metrics?: Metrics;
+  /** EXPORT USER DATA jobs and their archives. */
+  readonly exports: UserExportService;
   /** The live-query server; absent until it is attached at start-up. */
   live: LiveControl | null;
   /** The port the server listens on (known once listening; the config may say 0). */

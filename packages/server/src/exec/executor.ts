@@ -21,6 +21,7 @@ import { checkTable, compactTable, compactAll, flushAll, flushTable, killJob, re
 import { killLive, subscribe } from './live-exec.js';
 import { alterTableAccess, grantOrRevoke } from './grant-exec.js';
 import { alterTable } from './alter-exec.js';
+import { exportUserData, showExport } from './export-exec.js';
 import { SchemaChangedError } from '../storage/hot/committer.js';
 
 export interface SqlRequest {
@@ -183,6 +184,8 @@ export class Executor {
       case 'alter_topic_add_source': return alterTopicAddSource(s, ctx, st);
       case 'consume': return consume(s, ctx, st);
       case 'ack': return ack(s, ctx, st);
+      case 'export_user_data': return exportUserData(s, ctx, st);
+      case 'show_export': return showExport(s, ctx, st);
       case 'begin': case 'commit': case 'rollback': case 'use_namespace':
         throw invalidSql(`${st.kind.toUpperCase()} is handled by the request loop`);
       default: return assertNever(st, 'statement');
@@ -215,6 +218,7 @@ function auditTarget(st: Statement): string | null {
     case 'execute_as': return st.userId;
     case 'create_storage': case 'alter_storage': case 'drop_storage': return st.storageId;
     case 'kill_job': return st.jobId;
+    case 'export_user_data': return 'user data';
     case 'kill_live': return st.liveId;
     default: return null;
   }

@@ -5,6 +5,7 @@
 import { execError } from '../util/errors.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { JobStore } from '../jobs/job-store.js';
+import { resultMessage } from './export-exec.js';
 import type { ColdStore } from '../storage/cold/cold-store.js';
 import type { LiveControl } from './context.js';
 import type { AuditLog } from '../auth/audit-log.js';
@@ -270,6 +271,7 @@ function jobMessage(j: { job_type: string; status: string; namespace_id: string 
     case 'stream_eviction': return `Evicted ${j.rows_processed} expired rows from ${table ?? ''}`;
     case 'topic_retention': return `Removed ${j.rows_processed} expired messages from topic ${table ?? ''}`;
     case 'cleanup': return 'Cleanup completed';
+    case 'user_export': return resultMessage(j.result);
     default: return `${j.job_type} completed`;
   }
 }

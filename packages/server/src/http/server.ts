@@ -23,6 +23,8 @@ import { parseJsonObject, readBody } from './body.js';
 import { encodeSqlSuccess, type EncodedBody } from './sql-response.js';
 import { BUILD_DATE, SERVER_VERSION } from './build-info.js';
 import { isAdminRole } from '../catalog/types.js';
+import { pipeline } from 'node:stream/promises';
+import { EXPORTS_ROUTE_PREFIX, exportDownload, type ExportArchives, type ExportFile } from './export-route.js';
 
 export interface HttpDeps {
   readonly config: Config;
@@ -36,6 +38,8 @@ export interface HttpDeps {
   readonly topics?: TopicRoutes;
   /** GET /metrics, and every request counted. */
   readonly metrics?: Metrics;
+  /** GET /v1/exports/{user}/{export_id}. */
+  readonly exports?: ExportArchives;
 }
 
 export interface TopicRoutes {
@@ -57,6 +61,8 @@ interface Handled {
   headers?: Readonly<Record<string, string>>;
   /** The config key of the limit that refused the request, for the request log. */
   limit?: string;
+  /** A file to stream as the body (an export archive), instead of JSON. */
+  file?: ExportFile;
 }
 
 /**
@@ -166,10 +172,15 @@ async function handle(deps: HttpDeps, req: IncomingMessage, started: number): Pr
     if ((path === '/v1/api/topics/consume' || path === '/v1/api/topics/ack') && deps.topics !== undefined) {
       return await topicRoute(deps, deps.topics, req, path.endsWith('consume') ? 'consume' : 'ack');
     }
+    if (path.startsWith(EXPORTS_ROUTE_PREFIX) && deps.exports !== undefined) {
+      const { file, principal } = await exportDownload({ auth: deps.auth, catalog: deps.catalog, exports: deps.exports }, req, path);
+      return { status: 200, body: null, file, user: principal.userId };
+    }
     return { status: 404, body: { error: 'not_found', message: `No route for ${req.method} ${path}` } };
   } catch (error) {
     const e = toServerError(deps, error);
-    if (path === '/v1/api/sql') return { status: e.status, body: sqlError(e, started) };
+    // The export download answers in the SQL envelope, as upstream's does.
+    if (path === '/v1/api/sql' || path.startsWith(EXPORTS_ROUTE_PREFIX)) return { status: e.status, body: sqlError(e, started) };
     return { status: e.status, body: { error: e.status === 401 ? 'unauthorized' : e.code.toLowerCase(), message: e.message } };
   }
 }
@@ -318,6 +329,7 @@ function took(started: number): number {
 }
 
 async function send(deps: HttpDeps, req: IncomingMessage, res: ServerResponse, out: Handled, started: number): Promise<void> {
+  if (out.file !== undefined) return sendFile(deps, req, res, out, out.file, started);
   const chunks = out.encoded?.chunks ?? [Buffer.from(JSON.stringify(out.body), 'utf8')];
   const length = out.encoded?.bytes ?? chunks[0]!.length;
   // After a 408 or 413 the body may not have been read to its end, so the connection cannot be
@@ -331,6 +343,24 @@ async function send(deps: HttpDeps, req: IncomingMessage, res: ServerResponse, o
       method: req.method, route: (req.url ?? '/').split('?')[0], status: out.status, ms: took(started), user: out.user ?? null,
       ...(out.limit !== undefined ? { limit: out.limit } : {}),
     });
+  }
+}
+
+/** Streams a file (closing it at the end, or when the client goes away) with its length and name. */
+async function sendFile(deps: HttpDeps, req: IncomingMessage, res: ServerResponse, out: Handled, file: ExportFile, started: number): Promise<void> {
+  res.writeHead(out.status, {
+    'content-type': 'application/zip', 'content-length': file.size,
+    'content-disposition': `attachment; filename="${file.filename}"`,
+  });
+  try {
+    await pipeline(file.handle.createReadStream({ autoClose: true }), res);
+  } catch (error) {
+    deps.log.warn('download not completed', { route: (req.url ?? '/').split('?')[0], error: String(error) });
+  } finally {
+    await file.handle.close().catch(() => undefined);
+  }
+  if (deps.log.enabled('info')) {
+    deps.log.info('request', { method: req.method, route: (req.url ?? '/').split('?')[0], status: out.status, ms: took(started), user: out.user ?? null, bytes: file.size });
   }
 }
 

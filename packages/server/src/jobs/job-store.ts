@@ -6,7 +6,7 @@
 import type { CatalogStore } from '../catalog/catalog.js';
 import type { SnowflakeGenerator } from '../util/snowflake.js';
 
-export type JobType = 'flush' | 'compaction' | 'repair' | 'cleanup' | 'stream_eviction' | 'topic_retention' | 'backup' | 'restore';
+export type JobType = 'flush' | 'compaction' | 'repair' | 'cleanup' | 'stream_eviction' | 'topic_retention' | 'backup' | 'restore' | 'user_export';
 export type JobStatus = 'queued' | 'running' | 'completed' | 'failed' | 'cancelled';
 
 export interface JobRow {
@@ -30,7 +30,7 @@ export interface JobRow {
 type JobFields = Pick<JobRow, 'job_type' | 'namespace_id' | 'table_name' | 'user_id'> & { readonly parameters?: unknown };
 
 const JOB_PREFIX = 'job:';
-const JOB_ID_PREFIX: Partial<Record<JobType, string>> = { flush: 'FL', compaction: 'CO', repair: 'RP' };
+const JOB_ID_PREFIX: Partial<Record<JobType, string>> = { flush: 'FL', compaction: 'CO', repair: 'RP', user_export: 'UE' };
 const STREAM_EVICTION_RETENTION_MS = 3_600_000;
 
 export class JobStore {

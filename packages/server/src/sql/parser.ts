@@ -14,6 +14,7 @@ import { preparePgText, restoreIdentifiers } from './pg-text.js';
 import { parseSimpleInsert } from './insert-fast.js';
 import { parseAlterStorage, parseCheckStorage, parseCreateStorage, parseDropStorage } from './storage-statements.js';
 import { scanLiteralInsert } from './insert-scan.js';
+import { parseExportUserData, parseShowExport } from './export-statements.js';
 
 /** Statements longer than this are not cached: bulk inserts would fill the cache with one-off text. */
 const CACHED_SQL_LENGTH_MAX = 8 * 1024;
@@ -127,7 +128,10 @@ export function parseStatement(stmt: StatementText): Statement {
     case 'GRANT': case 'REVOKE':
       return parseGrant(c);
     case 'SHOW':
+      if (w1 === 'EXPORT') return parseShowExport(stmt);
       return parseShow(c);
+    case 'EXPORT':
+      return parseExportUserData(stmt);
     case 'DESCRIBE': case 'DESC':
       return parseDescribe(c);
     case 'EXECUTE':

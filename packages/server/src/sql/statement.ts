@@ -116,6 +116,8 @@ export type Statement =
       readonly limit: number | null;
     }
   | { readonly kind: 'ack'; readonly topic: TableName; readonly group: string; readonly partition: number; readonly uptoOffset: number }
+  | { readonly kind: 'export_user_data' }
+  | { readonly kind: 'show_export' }
   | { readonly kind: 'begin' }
   | { readonly kind: 'commit' }
   | { readonly kind: 'rollback' }
