@@ -26,6 +26,7 @@ import { JobStore } from './jobs/job-store.js';
 import { FlushService } from './jobs/flush-service.js';
 import { UserPurgeService } from './jobs/user-purge.js';
 import { AuditLog } from './auth/audit-log.js';
+import { applyPendingRestore } from './storage/backup/restore.js';
 
 const AUDIT_RETENTION_MS = 90 * 86_400_000;
 import { StreamStore } from './storage/stream/stream-store.js';
@@ -51,6 +52,9 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   // The data dir's lock and the port come first: a start that fails on either must not have
   // created anything (a root account whose generated password was printed by a dying process).
   const storage = new StorageHealth(config.dataDir, log);
+  // A RESTORE DATABASE staged before the last stop is applied before anything reads the stores.
+  const restored = await applyPendingRestore(config.dataDir, async () => (await openDataDir(config)).close());
+  if (restored !== null) log.warn('applied a staged restore', { created_at: restored.manifest.created_at, kv_records: restored.kv_records, cold_files: restored.cold_files, previous_data: restored.previous });
   const hot = await openDataDir(config, storage);
   const http = createHttpServer(config, log);
   const port = await bindPort(http.server, config).catch(async (error: unknown) => {

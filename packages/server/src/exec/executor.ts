@@ -21,6 +21,7 @@ import { killLive, subscribe } from './live-exec.js';
 import { alterTableAccess, grantOrRevoke } from './grant-exec.js';
 import { alterTable } from './alter-exec.js';
 import { SchemaChangedError } from '../storage/hot/committer.js';
+import { backupDatabase, restoreDatabase, showBackup } from './backup-exec.js';
 
 export interface SqlRequest {
   readonly sql: string;
@@ -152,6 +153,9 @@ export class Executor {
       case 'check_table': return checkTable(s, ctx, st);
       case 'repair_table': return repairTable(s, ctx, st);
       case 'kill_job': return killJob(s, ctx, st);
+      case 'backup_database': return backupDatabase(s, ctx, st);
+      case 'restore_database': return restoreDatabase(s, ctx, st);
+      case 'show_backup': return showBackup(s, ctx, st);
       case 'kill_live': return killLive(s, ctx, st);
       case 'subscribe': return subscribe(s, ctx, st);
       case 'grant': case 'revoke': return grantOrRevoke(s, ctx, st);
@@ -194,6 +198,7 @@ function auditTarget(st: Statement): string | null {
     case 'alter_user': return `${st.userId} (${st.field})`;
     case 'execute_as': return st.userId;
     case 'kill_job': return st.jobId;
+    case 'backup_database': case 'restore_database': return st.path;
     case 'kill_live': return st.liveId;
     default: return null;
   }

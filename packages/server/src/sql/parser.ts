@@ -12,6 +12,7 @@ import type { AlterTableOp, OptionValue, PgNode, Statement, TableName } from './
 import { createTableFromPg, createTableRule } from './create-table.js';
 import { preparePgText, restoreIdentifiers } from './pg-text.js';
 import { parseSimpleInsert } from './insert-fast.js';
+import { parseBackupStatement } from './backup-parser.js';
 
 /** Statements longer than this are not cached: bulk inserts would fill the cache with one-off text. */
 const CACHED_SQL_LENGTH_MAX = 8 * 1024;
@@ -104,7 +105,10 @@ export function parseStatement(stmt: StatementText): Statement {
     case 'GRANT': case 'REVOKE':
       return parseGrant(c);
     case 'SHOW':
+      if (w1 === 'BACKUP') return parseBackupStatement(stmt);
       return parseShow(c);
+    case 'BACKUP': case 'RESTORE':
+      return parseBackupStatement(stmt);
     case 'DESCRIBE': case 'DESC':
       return parseDescribe(c);
     case 'EXECUTE':
