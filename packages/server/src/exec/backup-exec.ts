@@ -11,7 +11,8 @@ import { requireAdmin } from '../auth/access.js';
 import type { Statement } from '../sql/statement.js';
 import { messageResult, rowsResult, type RunContext, type Services, type StatementResult } from './context.js';
 import type { SchemaField } from './duck-cells.js';
-import { backupTargetProblem, startBackup } from '../jobs/backup-job.js';
+import { startBackup } from '../jobs/backup-job.js';
+import { backupTargetProblem } from '../storage/backup/backup-writer.js';
 import { BackupDamagedError, readBackupManifest, verifyBackup, type BackupManifest } from '../storage/backup/backup-format.js';
 import { stageRestore } from '../storage/backup/restore.js';
 

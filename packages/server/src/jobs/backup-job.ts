@@ -1,32 +1,14 @@
 /**
- * BACKUP DATABASE TO 'dir' as a job (system.jobs, type `backup`, with progress): a consistent
- * online snapshot in the format of storage/backup/backup-format.ts (decision 0021).
- *
- * Consistency: under the DDL mutex (no catalog change in flight) and the flush service's cold-tier
- * freeze (no flush, compaction, repair or purge in flight or starting, each holding its partition
- * lock through its hand-over), the RocksDB snapshot is taken and the manifests are read in the same
- * synchronous step; then, still frozen, the segments those manifests list are copied (the freeze
- * keeps compaction and DROP TABLE from deleting them). DDL is let go right after the snapshot;
- * flushes wait until the cold files are copied; writes never wait. Then the snapshot's keys are
- * dumped, streamed, while everything runs.
+ * BACKUP DATABASE TO 'dir' as a job (system.jobs, type `backup`, with progress): the backup is
+ * written by storage/backup/backup-writer.ts, made consistent online by the DDL mutex and the flush
+ * service's cold-tier freeze (decision 0021).
  */
-import { copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
-import { existsSync, readdirSync } from 'node:fs';
-import { basename, join } from 'node:path';
 import type { Catalog } from '../catalog/catalog.js';
-import { qualifiedName, type TableDef } from '../catalog/types.js';
 import type { HotStore } from '../storage/hot/hot-store.js';
 import type { ColdStore } from '../storage/cold/cold-store.js';
-import type { Manifest } from '../storage/cold/manifest.js';
-import { fsyncPath } from '../storage/cold/manifest.js';
-import { KEY_CATALOG, KEY_VERSION, catalogKey } from '../storage/hot/keys.js';
-import {
-  BACKUP_FORMAT, BACKUP_MANIFEST_FILE, CHECKSUMS_FILE, COLD_DIR, IN_PROGRESS_FILE, JWT_SECRET_FILE, KV_DIR, KvDumpWriter,
-  SHARED_PARTITION_DIR, hashFile, writeChecksums, type BackupColdPartition, type BackupManifest, type ListedFile,
-} from '../storage/backup/backup-format.js';
+import { BackupCancelledError, writeBackup } from '../storage/backup/backup-writer.js';
 import type { Mutex } from '../util/mutex.js';
 import type { Logger } from '../util/log.js';
-import { SERVER_VERSION } from '../util/version.js';
 import type { FlushService } from './flush-service.js';
 import type { JobRow, JobStore } from './job-store.js';
 
@@ -40,179 +22,45 @@ export interface BackupDeps {
   readonly log: Logger;
   readonly dataDir: string;
   readonly nodeId: string;
-  /** True when the JWT secret comes from the configuration (then it is not copied into the backup). */
   readonly jwtSecretConfigured: boolean;
 }
 
-/** Why a target directory cannot take a backup (null: it can). */
-export function backupTargetProblem(dir: string): string | null {
-  if (!existsSync(dir)) return null;
-  let entries: string[];
-  try {
-    // A file (not a directory) at the path fails with ENOTDIR, reported as is.
-    entries = readdirSync(dir);
-  } catch (error) {
-    return `cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`;
-  }
-  if (entries.length === 0) return null;
-  // An unfinished backup of ours (a failed or killed job) is cleared and written again.
-  if (entries.includes(IN_PROGRESS_FILE) && entries.every((e) => OURS.has(e))) return null;
-  if (entries.includes(BACKUP_MANIFEST_FILE)) return 'already holds a backup; choose a new directory';
-  return 'is not empty; choose a new or empty directory';
-}
+/** Progress is written to the job row at most twice a second (each write is a synced catalog write). */
+const PROGRESS_INTERVAL_MS = 500;
 
-const OURS: ReadonlySet<string> = new Set([IN_PROGRESS_FILE, BACKUP_MANIFEST_FILE, CHECKSUMS_FILE, KV_DIR, COLD_DIR, 'config']);
-
-/** Starts the backup job; the returned row is `running`. Problems found before it starts throw. */
+/** Starts the backup job; the returned row is `running`. */
 export async function startBackup(d: BackupDeps, dir: string, requestedBy: string): Promise<JobRow> {
   const { job, signal } = await d.jobs.create({ job_type: 'backup', namespace_id: null, table_name: null, user_id: requestedBy, parameters: { backup_path: dir } });
-  void runBackup(d, dir, job, signal).catch((error: unknown) => d.log.error('backup job failed', { job_id: job.job_id, error: (error as Error)?.stack ?? String(error) }));
+  void runBackup(d, dir, job, signal);
   return job;
 }
 
-interface Progress {
-  total: number;
-  done: number;
-  lastWrite: number;
-}
-
 async function runBackup(d: BackupDeps, dir: string, job: JobRow, signal: AbortSignal): Promise<void> {
-  const started = performance.now();
-  const progress: Progress = { total: 1, done: 0, lastWrite: 0 };
-  const report = async (message: string, force = false): Promise<void> => {
-    const now = Date.now();
-    if (!force && now - progress.lastWrite < 500) return;
-    progress.lastWrite = now;
-    await d.jobs.update(job.job_id, { progress: Math.min(0.99, progress.done / Math.max(1, progress.total)), progress_message: message, rows_processed: 0 });
-  };
-  let kv: KvDumpWriter | null = null;
+  let last = 0;
   try {
-    const problem = backupTargetProblem(dir);
-    if (problem !== null) throw new Error(`Backup path '${dir}' ${problem}`);
-    await mkdir(dir, { recursive: true });
-    await writeFile(join(dir, IN_PROGRESS_FILE), `${job.job_id}\n`);
-    for (const name of [KV_DIR, COLD_DIR, 'config', BACKUP_MANIFEST_FILE, CHECKSUMS_FILE]) await rm(join(dir, name), { recursive: true, force: true });
-    await mkdir(join(dir, KV_DIR));
-    await mkdir(join(dir, COLD_DIR));
-    await report('waiting for running flushes and DDL', true);
-
-    const files: ListedFile[] = [];
-    const cold: BackupColdPartition[] = [];
-    let coldRows = 0;
-    let coldSegments = 0;
-    let tables = 0;
-    let users = 0;
-    const snapshot = await d.flush.freezeCold(async () => {
-      // Everything captured here is of one instant: no await between the snapshot and the manifests.
-      const captured = await d.ddl.run(async () => {
-        const snap = d.hot.db.snapshot();
-        const parts: { table: TableDef; partition: string; manifest: Manifest; files: string[] }[] = [];
-        const all = d.catalog.tablesIn(null).filter((t) => t.type !== 'STREAM');
-        for (const table of all) {
-          for (const partition of d.cold.partitions(table)) {
-            // A damaged partition fails the backup (TableUnavailableError names the file): a backup
-            // must not silently miss rows.
-            const manifest = d.cold.manifest(table, partition);
-            if (manifest.segments.length === 0) continue;
-            parts.push({ table, partition, manifest, files: d.cold.files(table, partition) });
-          }
-        }
-        tables = all.length;
-        users = d.catalog.listUsers().filter((u) => u.deletedAt === null).length;
-        return { snap, parts };
-      });
-      progress.total = await estimateBytes(d.hot, captured.parts.flatMap((p) => p.manifest.segments.map((s) => s.size_bytes)));
-      for (const part of captured.parts) {
-        if (signal.aborted) throw new Error('Cancelled by KILL JOB');
-        const rel = `${COLD_DIR}/t${part.table.id}/${part.partition === '' ? SHARED_PARTITION_DIR : part.partition}`;
-        await mkdir(join(dir, rel), { recursive: true });
-        for (const source of part.files) {
-          const target = join(dir, rel, basename(source));
-          await copyFile(source, target);
-          const { sha256, bytes } = await hashFile(target);
-          files.push({ path: `${rel}/${basename(source)}`, sha256, bytes });
-          progress.done += bytes;
-          await report(`copying cold segments of ${qualifiedName(part.table)}`);
-        }
-        const manifestText = Buffer.from(JSON.stringify(part.manifest, null, 2), 'utf8');
-        await writeFile(join(dir, rel, 'manifest.json'), manifestText);
-        files.push({ path: `${rel}/manifest.json`, ...(await hashFile(join(dir, rel, 'manifest.json'))) });
-        const rows = part.manifest.segments.reduce((n, s) => n + s.row_count, 0);
-        coldRows += rows;
-        coldSegments += part.manifest.segments.length;
-        cold.push({ table_id: part.table.id, table: qualifiedName(part.table), partition: part.partition, dir: rel, segments: part.manifest.segments.map((s) => s.path), rows });
-      }
-      return captured.snap;
+    const result = await writeBackup({
+      catalog: d.catalog, hot: d.hot, cold: d.cold, dataDir: d.dataDir, nodeId: d.nodeId, jwtSecretConfigured: d.jwtSecretConfigured,
+      freezeCold: (fn) => d.flush.freezeCold(fn),
+      withCatalogQuiet: (fn) => d.ddl.run(fn),
+    }, dir, {
+      marker: job.job_id, skipCatalogKey: `job:${job.job_id}`, signal,
+      onProgress: async (fraction, message) => {
+        if (Date.now() - last < PROGRESS_INTERVAL_MS) return;
+        last = Date.now();
+        await d.jobs.update(job.job_id, { progress: fraction, progress_message: message });
+      },
     });
-
-    // The hot tier, catalog included, from the snapshot: flushes run again meanwhile.
-    kv = new KvDumpWriter(dir);
-    let hotVersions = 0;
-    const skipKey = catalogKey(`job:${job.job_id}`);
-    try {
-      for await (const { key, value } of snapshot.iterator({ capacity: 1024 })) {
-        // This job's own row says `running`: a restored server would report it as interrupted.
-        if (key[0] === KEY_CATALOG && key.equals(skipKey)) continue;
-        if (key[0] === KEY_VERSION) hotVersions++;
-        await kv.put(key, value);
-        progress.done += key.length + value.length + 8;
-        if ((kv.records & 0x3ff) === 0) {
-          if (signal.aborted) throw new Error('Cancelled by KILL JOB');
-          await report('dumping the hot tier and catalog');
-        }
-      }
-      await kv.finish();
-    } finally {
-      await snapshot.close().catch(() => undefined);
-    }
-    files.push(...kv.files);
-
-    const secret = join(d.dataDir, 'jwt-secret');
-    if (!d.jwtSecretConfigured && existsSync(secret)) {
-      await mkdir(join(dir, 'config'), { recursive: true });
-      await copyFile(secret, join(dir, JWT_SECRET_FILE));
-      files.push({ path: JWT_SECRET_FILE, ...(await hashFile(join(dir, JWT_SECRET_FILE))) });
-    }
-
-    const bytes = files.reduce((n, f) => n + f.bytes, 0);
-    const manifest: BackupManifest = {
-      format: BACKUP_FORMAT, created_at: new Date().toISOString(), server_version: SERVER_VERSION, node_id: d.nodeId,
-      tables, users, kv_records: kv.records, hot_row_versions: hotVersions, cold_rows: coldRows, cold_segments: coldSegments,
-      files: files.length + 1, bytes, duration_ms: Math.round(performance.now() - started), cold,
-    };
-    await writeFile(join(dir, BACKUP_MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');
-    files.push({ path: BACKUP_MANIFEST_FILE, ...(await hashFile(join(dir, BACKUP_MANIFEST_FILE))) });
-    for (const sub of new Set(files.map((f) => join(dir, f.path, '..')))) fsyncPath(sub);
-    await writeChecksums(dir, files);
-    // The list is written: the backup is complete once the marker is gone.
-    await rm(join(dir, IN_PROGRESS_FILE));
-    fsyncPath(dir);
-    const durationMs = Math.round(performance.now() - started);
-    const result = { backup_path: dir, files: files.length + 1, bytes, tables, cold_rows: coldRows, hot_row_versions: hotVersions, kv_records: kv.records, duration_ms: durationMs };
     await d.jobs.update(job.job_id, {
       status: 'completed', finished_at: Date.now(), progress: 1, progress_message: `Backup written to '${dir}'`,
-      rows_processed: coldRows + hotVersions, result: JSON.stringify(result),
+      rows_processed: result.cold_rows + result.hot_row_versions, result: JSON.stringify(result),
     });
     d.log.info('backup completed', { job_id: job.job_id, ...result });
   } catch (error) {
-    await kv?.abort();
-    const cancelled = signal.aborted;
+    const cancelled = error instanceof BackupCancelledError;
     await d.jobs.update(job.job_id, {
       status: cancelled ? 'cancelled' : 'failed', finished_at: Date.now(),
       error_message: cancelled ? 'Cancelled by KILL JOB' : `Backup failed: ${(error as Error).message}`,
     }).catch(() => undefined);
     if (!cancelled) d.log.error('backup failed', { job_id: job.job_id, error: (error as Error)?.stack ?? String(error) });
   }
-}
-
-/** Bytes the backup will write, for progress: the segments plus RocksDB's live data estimate. */
-async function estimateBytes(hot: HotStore, segmentSizes: readonly number[]): Promise<number> {
-  let hotBytes = 0;
-  try {
-    hotBytes = Number(await hot.db.getProperty('rocksdb.estimate-live-data-size')) || 0;
-    hotBytes += Number(await hot.db.getProperty('rocksdb.cur-size-all-mem-tables')) || 0;
-  } catch {
-    // No estimate: progress moves by the segments alone.
-  }
-  return segmentSizes.reduce((n, s) => n + s, 0) + hotBytes;
 }
