@@ -7,6 +7,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { isAbsolute, relative, resolve } from 'node:path';
 import { ServerError, execError } from '../util/errors.js';
+import { Mutex } from '../util/mutex.js';
 import { requireAdmin } from '../auth/access.js';
 import type { Statement } from '../sql/statement.js';
 import { messageResult, rowsResult, type RunContext, type Services, type StatementResult } from './context.js';
@@ -17,6 +18,12 @@ import { BackupDamagedError, readBackupManifest, verifyBackup, type BackupManife
 import { stageRestore } from '../storage/backup/restore.js';
 
 type Of<K extends Statement['kind']> = Extract<Statement, { kind: K }>;
+
+/**
+ * Checking "none running" and creating the job row are one step per process: two concurrent BACKUP
+ * statements to the same directory would otherwise both find it free and clear each other's files.
+ */
+const starting = new Mutex();
 
 /** A path inside the data dir (or holding it) would back the database up into itself. */
 function outsideDataDir(s: Services, path: string): void {
@@ -32,13 +39,15 @@ function outsideDataDir(s: Services, path: string): void {
 export async function backupDatabase(s: Services, ctx: RunContext, st: Of<'backup_database'>): Promise<StatementResult> {
   requireAdmin(ctx.principal, 'BACKUP DATABASE');
   outsideDataDir(s, st.path);
-  const problem = backupTargetProblem(st.path);
-  if (problem !== null) throw execError(`Backup path '${st.path}' ${problem}`);
-  if (s.jobs.list().some((j) => j.job_type === 'backup' && j.status === 'running')) throw execError('A backup is already running: wait for it to finish (system.jobs)');
-  const job = await startBackup({
-    catalog: s.catalog, hot: s.hot, cold: s.cold, flush: s.flush, jobs: s.jobs, ddl: s.ddl, log: s.log,
-    dataDir: s.config.dataDir, nodeId: s.config.nodeId, jwtSecretConfigured: s.config.jwtSecret !== null,
-  }, st.path, ctx.principal.userId);
+  const job = await starting.run(async () => {
+    const problem = backupTargetProblem(st.path);
+    if (problem !== null) throw execError(`Backup path '${st.path}' ${problem}`);
+    if (s.jobs.list().some((j) => j.job_type === 'backup' && j.status === 'running')) throw execError('A backup is already running: wait for it to finish (system.jobs)');
+    return startBackup({
+      catalog: s.catalog, hot: s.hot, cold: s.cold, flush: s.flush, jobs: s.jobs, ddl: s.ddl, log: s.log,
+      dataDir: s.config.dataDir, nodeId: s.config.nodeId, jwtSecretConfigured: s.config.jwtSecret !== null,
+    }, st.path, ctx.principal.userId);
+  });
   return messageResult(ctx, `Database backup started to '${st.path}'. Job ID: ${job.job_id}`);
 }
 
@@ -58,8 +67,10 @@ export async function restoreDatabase(s: Services, ctx: RunContext, st: Of<'rest
   outsideDataDir(s, st.path);
   existingBackupDir(st.path);
   const { files } = await verifyBackup(st.path).catch((error: unknown) => damaged(st.path, error));
-  if (s.jobs.list().some((j) => j.job_type === 'restore' && j.status === 'running')) throw execError('A restore is already being staged: wait for it to finish (system.jobs)');
-  const { job } = await s.jobs.create({ job_type: 'restore', namespace_id: null, table_name: null, user_id: ctx.principal.userId, parameters: { backup_path: st.path } });
+  const { job } = await starting.run(async () => {
+    if (s.jobs.list().some((j) => j.job_type === 'restore' && j.status === 'running')) throw execError('A restore is already being staged: wait for it to finish (system.jobs)');
+    return s.jobs.create({ job_type: 'restore', namespace_id: null, table_name: null, user_id: ctx.principal.userId, parameters: { backup_path: st.path } });
+  });
   void (async () => {
     let last = 0;
     try {
