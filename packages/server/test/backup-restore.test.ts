@@ -9,7 +9,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -252,6 +252,11 @@ describe('backup and restore', () => {
     writeFileSync(join(notEmpty, 'keep.txt'), 'mine');
     assertError(await server.sql(`BACKUP DATABASE TO '${notEmpty}'`), 400, 'SQL_EXECUTION_ERROR', /is not empty/);
     assertError(await server.sql(`BACKUP DATABASE TO '${join(server.dataDir, 'b')}'`), 400, 'SQL_EXECUTION_ERROR', /inside the data directory/);
+    // Symbolic links are followed before the rules apply.
+    symlinkSync('/etc', join(work, 'to-etc'));
+    symlinkSync(server.dataDir, join(work, 'to-data'));
+    assertError(await server.sql(`BACKUP DATABASE TO '${join(work, 'to-etc', 'b')}'`), 400, 'INVALID_SQL', /sensitive directory: \/etc\//);
+    assertError(await server.sql(`BACKUP DATABASE TO '${join(work, 'to-data', 'b')}'`), 400, 'SQL_EXECUTION_ERROR', /inside the data directory/);
     assertError(await server.sql(`RESTORE DATABASE FROM '${join(work, 'nope')}'`), 404, 'NOT_FOUND', /Backup directory '.*nope' not found/);
     assertError(await server.sql(`RESTORE DATABASE FROM '${join(notEmpty, 'keep.txt')}'`), 400, 'SQL_EXECUTION_ERROR', /is not a directory/);
     await server.createUser('svc', 'service', 'svc-password-1');

@@ -4,8 +4,9 @@
  * (a damaged backup is refused naming the file), then a `restore` job stages it for the next start
  * (storage/backup/restore.ts; upstream also restores at the restart). SHOW BACKUP describes one.
  */
-import { existsSync, statSync } from 'node:fs';
-import { isAbsolute, relative, resolve } from 'node:path';
+import { existsSync, realpathSync, statSync } from 'node:fs';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { validateBackupPath } from '../sql/backup-parser.js';
 import { ServerError, execError } from '../util/errors.js';
 import { Mutex } from '../util/mutex.js';
 import { requireAdmin } from '../auth/access.js';
@@ -25,20 +26,35 @@ type Of<K extends Statement['kind']> = Extract<Statement, { kind: K }>;
  */
 const starting = new Mutex();
 
-/** A path inside the data dir (or holding it) would back the database up into itself. */
-function outsideDataDir(s: Services, path: string): void {
-  const data = resolve(s.config.dataDir);
-  const target = resolve(path);
+/**
+ * The path as the file system resolves it (symbolic links in its existing part followed): a link
+ * must not lead into a system directory or the data dir that the written path avoids.
+ */
+function resolvedPath(path: string): string {
+  let existing = resolve(path);
+  const rest: string[] = [];
+  while (!existsSync(existing) && dirname(existing) !== existing) {
+    rest.unshift(basename(existing));
+    existing = dirname(existing);
+  }
+  return join(realpathSync(existing), ...rest);
+}
+
+/** The path rules on the resolved path too, and: not inside the data dir, nor holding it. */
+function checkTarget(s: Services, path: string): void {
+  const real = resolvedPath(path);
+  if (real !== resolve(path)) validateBackupPath(real);
+  const data = realpathSync(resolve(s.config.dataDir));
   const inside = (a: string, b: string): boolean => {
     const r = relative(a, b);
     return r === '' || (!r.startsWith('..') && !isAbsolute(r));
   };
-  if (inside(data, target) || inside(target, data)) throw execError(`Backup path '${path}' cannot be inside the data directory or contain it`);
+  if (inside(data, real) || inside(real, data)) throw execError(`Backup path '${path}' cannot be inside the data directory or contain it`);
 }
 
 export async function backupDatabase(s: Services, ctx: RunContext, st: Of<'backup_database'>): Promise<StatementResult> {
   requireAdmin(ctx.principal, 'BACKUP DATABASE');
-  outsideDataDir(s, st.path);
+  checkTarget(s, st.path);
   const job = await starting.run(async () => {
     const problem = backupTargetProblem(st.path);
     if (problem !== null) throw execError(`Backup path '${st.path}' ${problem}`);
@@ -64,7 +80,7 @@ function damaged(path: string, error: unknown): never {
 
 export async function restoreDatabase(s: Services, ctx: RunContext, st: Of<'restore_database'>): Promise<StatementResult> {
   requireAdmin(ctx.principal, 'RESTORE DATABASE');
-  outsideDataDir(s, st.path);
+  checkTarget(s, st.path);
   existingBackupDir(st.path);
   const { files } = await verifyBackup(st.path).catch((error: unknown) => damaged(st.path, error));
   const { job } = await starting.run(async () => {

@@ -34,6 +34,10 @@ const KV_END = 0xffff_ffff;
 export const KV_CHUNK_BYTES = 256 * 1024 * 1024;
 const WRITE_BUFFER_BYTES = 4 * 1024 * 1024;
 const LIST_TRAILER = '# list ';
+/** Bounds on what a restore reads into memory from a backup (which a dba may have hand-made). */
+const LIST_BYTES_MAX = 64 * 1024 * 1024;
+const KV_KEY_BYTES_MAX = 1024 * 1024;
+const KV_VALUE_BYTES_MAX = 256 * 1024 * 1024;
 
 export interface BackupManifest {
   readonly format: number;
@@ -204,6 +208,7 @@ export async function writeChecksums(backupDir: string, files: readonly ListedFi
 export function readChecksums(backupDir: string): ListedFile[] {
   const path = join(backupDir, CHECKSUMS_FILE);
   if (!existsSync(path)) throw new BackupDamagedError(CHECKSUMS_FILE, 'is missing (not a KalamDB backup, or an unfinished one)');
+  if (statSync(path).size > LIST_BYTES_MAX) throw new BackupDamagedError(CHECKSUMS_FILE, `is larger than ${LIST_BYTES_MAX} bytes`);
   const text = readFileSync(path, 'utf8');
   const at = text.lastIndexOf(LIST_TRAILER);
   if (at < 0 || !text.endsWith('\n')) throw new BackupDamagedError(CHECKSUMS_FILE, 'is damaged: its trailer line is missing');
@@ -266,6 +271,7 @@ export async function verifyBackup(backupDir: string, onProgress?: (done: number
 export function readBackupManifest(backupDir: string): BackupManifest {
   const path = join(backupDir, BACKUP_MANIFEST_FILE);
   if (!existsSync(path)) throw new BackupDamagedError(BACKUP_MANIFEST_FILE, 'is missing (not a KalamDB backup, or an unfinished one)');
+  if (statSync(path).size > LIST_BYTES_MAX) throw new BackupDamagedError(BACKUP_MANIFEST_FILE, `is larger than ${LIST_BYTES_MAX} bytes`);
   let m: BackupManifest;
   try {
     m = JSON.parse(readFileSync(path, 'utf8')) as BackupManifest;
@@ -311,9 +317,13 @@ export async function readKvChunk(path: string, rel: string, visit: (key: Buffer
         break;
       }
       const valueLength = pending.readUInt32BE(at + 4);
+      if (keyLength > KV_KEY_BYTES_MAX || valueLength > KV_VALUE_BYTES_MAX) {
+        throw new BackupDamagedError(rel, `is damaged: a record of ${keyLength} + ${valueLength} bytes (at most ${KV_KEY_BYTES_MAX} + ${KV_VALUE_BYTES_MAX})`);
+      }
       if (pending.length - at < 8 + keyLength + valueLength) break;
-      const key = Buffer.from(pending.subarray(at + 8, at + 8 + keyLength));
-      const value = Buffer.from(pending.subarray(at + 8 + keyLength, at + 8 + keyLength + valueLength));
+      // Views, not copies: the stream's chunks (and the joined buffers) are never written again.
+      const key = pending.subarray(at + 8, at + 8 + keyLength);
+      const value = pending.subarray(at + 8 + keyLength, at + 8 + keyLength + valueLength);
       at += 8 + keyLength + valueLength;
       await visit(key, value);
       records++;
