@@ -12,7 +12,7 @@
  * start discard the partial restore and apply it again.
  */
 import { copyFile, mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Catalog } from '../../catalog/catalog.js';
 import { HotStore } from '../hot/hot-store.js';
@@ -168,6 +168,8 @@ export function restorePending(dataDir: string): boolean {
  * nothing was staged.
  */
 export async function applyPendingRestore(dataDir: string, lockCheck: () => Promise<void>): Promise<(RestoreSummary & { previous: string }) | null> {
+  // No data dir yet (or not a directory): nothing staged; opening it reports the real problem.
+  if (!existsSync(dataDir) || !statSync(dataDir).isDirectory()) return null;
   await rm(join(dataDir, STAGING_DIR), { recursive: true, force: true });
   const pending = join(dataDir, RESTORE_PENDING_DIR);
   if (!restorePending(dataDir)) {
