@@ -16,6 +16,8 @@
 // --memory-idle N (seconds of idle before the last reading, default 10), --memory-mirror-first (query the empty
 // partition first, so the mirror exists while the rows arrive).
 // `--only sdk` (bench/sdk.mjs; not part of `all`): @kalamdb/client's CPU per query next to a bare node:http client.
+// `--only backup` (bench/backup.mjs; not part of `all`): BACKUP DATABASE and `main.js restore` MB/s on --backup-mb N
+// (default 1024) of data, half cold, half hot.
 import { startBenchServer, machine } from './lib.mjs';
 import { benchCore, benchWrites } from './core.mjs';
 import { benchCold } from './cold.mjs';
@@ -30,6 +32,7 @@ import { benchRealtimeVersusPg } from './versus-pg-realtime.mjs';
 import { benchFanoutVersusPg } from './versus-pg-fanout.mjs';
 import { benchMemory } from './memory.mjs';
 import { benchSdk } from './sdk.mjs';
+import { benchBackup } from './backup.mjs';
 
 const arg = (name, fallback) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -186,6 +189,14 @@ async function main() {
       try { results.versus_pg_fanout = await benchFanoutVersusPg(server, pg, opts); } finally { process.off('exit', onExit); await server.stop(); }
     } finally { await pg?.stop(); }
     results.run_context.loadavg_at_end = loadavg().map((x) => Math.round(x * 100) / 100);
+  }
+  if (only === 'backup') {
+    const { loadavg } = await import('node:os');
+    const la = () => loadavg().map((x) => Math.round(x * 100) / 100);
+    results.run_context = { loadavg_at_start: la() };
+    const server = await startBenchServer(modeToml);
+    try { results.backup = await benchBackup(server, Number(arg('backup-mb', '1024'))); } finally { await server.stop(); }
+    results.run_context.loadavg_at_end = la();
   }
   if (only === 'sdk') {
     const { loadavg } = await import('node:os');

@@ -23,8 +23,7 @@ import { DuckEngine } from './storage/duck/duck-engine.js';
 import { HotMirror } from './storage/duck/hot-mirror.js';
 import { fileEngineConfig, queryEngineConfig } from './engine-config.js';
 import { MemoryGuard } from './storage/duck/memory-guard.js';
-import { StorageLocations, filesystemBase } from './storage/storages/storage-locations.js';
-import { SegmentCache } from './storage/storages/segment-cache.js';
+import { filesystemStorageDirs } from './storage/storages/storage-locations.js';
 import { ColdStore } from './storage/cold/cold-store.js';
 import { JobStore } from './jobs/job-store.js';
 import { FlushService } from './jobs/flush-service.js';
@@ -32,6 +31,7 @@ import { UserPurgeService } from './jobs/user-purge.js';
 import { AuditLog } from './auth/audit-log.js';
 import { UserExportService } from './jobs/user-export.js';
 import { SERVER_VERSION } from './http/build-info.js';
+import { applyPendingRestore } from './storage/backup/restore.js';
 
 const AUDIT_RETENTION_MS = 90 * 86_400_000;
 import { StreamStore } from './storage/stream/stream-store.js';
@@ -57,6 +57,9 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   // The data dir's lock and the port come first: a start that fails on either must not have
   // created anything (a root account whose generated password was printed by a dying process).
   const storage = new StorageHealth(config.dataDir, log);
+  // A RESTORE DATABASE staged before the last stop is applied before anything reads the stores.
+  const restored = await applyPendingRestore(config.dataDir, async () => (await openDataDir(config)).close());
+  if (restored !== null) log.warn('applied a staged restore', { created_at: restored.manifest.created_at, kv_records: restored.kv_records, cold_files: restored.cold_files, previous_data: restored.previous });
   const hot = await openDataDir(config, storage);
   const http = createHttpServer(config, log);
   const port = await bindPort(http.server, config).catch(async (error: unknown) => {
@@ -75,7 +78,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   if (typeof maxSeq === 'string') seqs.observe(BigInt(maxSeq));
   // User SQL runs on an engine with no file access; the cold tier's files are read by a second one.
   const duck = await DuckEngine.open(queryEngineConfig(config));
-  const files = await DuckEngine.open(fileEngineConfig(config, catalog.listStorages().filter((d) => d.storageType === 'filesystem').map(filesystemBase)));
+  const files = await DuckEngine.open(fileEngineConfig(config, filesystemStorageDirs(catalog.listStorages())));
   const memoryGuard = new MemoryGuard(duck.running, {
     rssBytesMax: config.memoryRssBytesMax, sampleIntervalMs: config.memorySampleIntervalMs, log,
   });
@@ -88,10 +91,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     config.topicVisibilityTimeoutSecs * 1000);
   committer.publisher = topics;
   if (typeof maxSeq === 'string') committer.committedMaxSeq = BigInt(maxSeq);
-  const locations = new StorageLocations(join(config.dataDir, 'storage'), join(config.dataDir, 'remote'), (id) => catalog.storage(id));
-  const segmentCache = new SegmentCache(config.remoteCacheBytesMax);
-  segmentCache.scan(locations.cacheRoot);
-  const cold = new ColdStore(locations, files, segmentCache, config.dataDir, (message, fields) => log.warn(message, fields));
+  const cold = ColdStore.open(config.dataDir, files, (id) => catalog.storage(id), config.remoteCacheBytesMax, (message, fields) => log.warn(message, fields));
   cold.schemas = catalog;
   const mirror = new HotMirror(duck, files, hot, sourceColumns, cold, config.mirrorRowsMax, () => committer.committedMaxSeq);
   const jobs = new JobStore(hot, seqs, config.nodeId);
@@ -164,7 +164,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   committer.onCommit((changes) => live.registry.onCommit(changes));
   flush.onFlush((event) => live.registry.onFlush(event));
   live.attach(http.server);
-  registerGauges(metrics, { live, jobs, cache: segmentCache, engines: { query: duck, files } });
+  registerGauges(metrics, { live, jobs, cache: cold.cache, engines: { query: duck, files } });
   http.serve({ config, log, auth, tokens, executor, catalog, storage, topics: topicRoutes(services), metrics, exports });
   services.listenPort = port;
   log.info('listening', { host: config.host, port, data_dir: config.dataDir, durability: config.durability, url: `http://${config.host}:${port}` });
@@ -186,7 +186,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       await committer.idle();
       // Remote manifest copies and deletes still in flight (bounded by the S3 client's timeouts).
       await cold.settled();
-      locations.close();
+      cold.locations.close();
       storage.close();
       memoryGuard.close();
       duck.close();

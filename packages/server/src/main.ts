@@ -1,6 +1,8 @@
 /**
  * `npm start`: read the configuration, start the server, stop cleanly on SIGTERM/SIGINT.
  * `main.js reset-root-password [flags]`: set root's password on a stopped server's data dir.
+ * `main.js restore --from <backup> --data-dir <dir>`: restore a backup into an empty data dir.
+ * `main.js backup --to <dir> [--data-dir d]`: back up a stopped server's data dir.
  *
  * A start that fails for a reason the operator can fix (bad setting, busy port, data dir in use or
  * not writable) prints one line, `kalamdb: <problem>. <fix>`, and exits 1; a stack trace there would
@@ -11,6 +13,8 @@ import { createLogger } from './util/log.js';
 import { StartupError } from './util/errors.js';
 import { startServer } from './app.js';
 import { resetRootPassword } from './reset-root-password.js';
+import { restoreCommand } from './restore-command.js';
+import { backupCommand, backupTarget } from './backup-command.js';
 
 const RESET_COMMANDS: ReadonlySet<string> = new Set(['reset-root-password', '--reset-root-password']);
 
@@ -30,6 +34,15 @@ async function main(): Promise<void> {
   if (argv[0] !== undefined && RESET_COMMANDS.has(argv[0])) {
     const config = readConfig(argv.slice(1));
     process.stdout.write(`${await resetRootPassword(config)}\n`);
+    return;
+  }
+  if (argv[0] === 'backup') {
+    const { to, rest } = backupTarget(argv.slice(1));
+    process.stdout.write(`${await backupCommand(readConfig(rest), to)}\n`);
+    return;
+  }
+  if (argv[0] === 'restore') {
+    process.stdout.write(`${await restoreCommand(argv.slice(1), process.env)}\n`);
     return;
   }
   const config = readConfig(argv);

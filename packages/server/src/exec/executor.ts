@@ -23,6 +23,7 @@ import { alterTableAccess, grantOrRevoke } from './grant-exec.js';
 import { alterTable } from './alter-exec.js';
 import { exportUserData, showExport } from './export-exec.js';
 import { SchemaChangedError } from '../storage/hot/committer.js';
+import { backupDatabase, restoreDatabase, showBackup } from './backup-exec.js';
 
 export interface SqlRequest {
   readonly sql: string;
@@ -173,6 +174,9 @@ export class Executor {
       case 'check_table': return checkTable(s, ctx, st);
       case 'repair_table': return repairTable(s, ctx, st);
       case 'kill_job': return killJob(s, ctx, st);
+      case 'backup_database': return backupDatabase(s, ctx, st);
+      case 'restore_database': return restoreDatabase(s, ctx, st);
+      case 'show_backup': return showBackup(s, ctx, st);
       case 'kill_live': return killLive(s, ctx, st);
       case 'subscribe': return subscribe(s, ctx, st);
       case 'grant': case 'revoke': return grantOrRevoke(s, ctx, st);
@@ -219,6 +223,7 @@ function auditTarget(st: Statement): string | null {
     case 'create_storage': case 'alter_storage': case 'drop_storage': return st.storageId;
     case 'kill_job': return st.jobId;
     case 'export_user_data': return 'user data';
+    case 'backup_database': case 'restore_database': return st.path;
     case 'kill_live': return st.liveId;
     default: return null;
   }

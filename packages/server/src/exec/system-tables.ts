@@ -62,10 +62,10 @@ export function systemRelation(s: SystemSources, name: string, viewer: Principal
         columns: [col('job_id', 'Text'), col('job_type', 'Text'), col('status', 'Text'), col('namespace_id', 'Text'),
           col('table_name', 'Text'), col('user_id', 'Text'), col('parameters', 'Json'), col('result', 'Json'),
           col('error_message', 'Text'), col('rows_processed', 'BigInt'), col('created_at', 'Timestamp'),
-          col('started_at', 'Timestamp'), col('finished_at', 'Timestamp'), col('node_id', 'Text'), col('message', 'Text')],
+          col('started_at', 'Timestamp'), col('finished_at', 'Timestamp'), col('node_id', 'Text'), col('message', 'Text'), col('progress', 'Double')],
         rows: s.jobs.list().map((j) => [j.job_id, j.job_type, j.status, j.namespace_id, j.table_name, j.user_id, j.parameters,
           j.result, j.error_message, BigInt(j.rows_processed), micros(j.created_at), j.started_at === null ? null : micros(j.started_at),
-          j.finished_at === null ? null : micros(j.finished_at), j.node_id, jobMessage(j)]),
+          j.finished_at === null ? null : micros(j.finished_at), j.node_id, jobMessage(j), j.progress ?? null]),
       };
     case 'topics':
       return {
@@ -253,12 +253,12 @@ function availability(s: SystemSources, table: TableDef): [string, string | null
   return ['unavailable', damage.map((d) => `${d.file}${who(d.partition)}: ${d.reason}`).join('; ')];
 }
 
-/** system.jobs.message: upstream's one-line outcome of a job (null while it is queued or running). */
-function jobMessage(j: { job_type: string; status: string; namespace_id: string | null; table_name: string | null; rows_processed: number; result: string | null; error_message: string | null }): string | null {
+/** system.jobs.message: upstream's one-line outcome of a job (while running: its progress message, if it reports one). */
+function jobMessage(j: { job_type: string; status: string; progress_message?: string; namespace_id: string | null; table_name: string | null; rows_processed: number; result: string | null; error_message: string | null }): string | null {
   const table = j.namespace_id !== null && j.table_name !== null ? `${j.namespace_id}.${j.table_name}` : null;
   if (j.status === 'failed') return j.error_message;
   if (j.status === 'cancelled') return j.error_message ?? 'Job cancelled';
-  if (j.status !== 'completed') return null;
+  if (j.status !== 'completed') return j.progress_message ?? null;
   switch (j.job_type) {
     case 'flush': {
       let files: unknown = null;
@@ -272,6 +272,7 @@ function jobMessage(j: { job_type: string; status: string; namespace_id: string 
     case 'topic_retention': return `Removed ${j.rows_processed} expired messages from topic ${table ?? ''}`;
     case 'cleanup': return 'Cleanup completed';
     case 'user_export': return resultMessage(j.result);
+    case 'backup': case 'restore': return j.progress_message ?? `${j.job_type} completed`;
     default: return `${j.job_type} completed`;
   }
 }

@@ -5,7 +5,7 @@
 import { statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-export const SERVER_VERSION = '0.1.0';
+export { SERVER_VERSION } from '../util/version.js';
 
 export const BUILD_DATE: string = buildDate();
 

@@ -340,6 +340,8 @@ export class FlushService {
 
   /** Waits for every flush or compaction of a table to finish (before DROP TABLE removes its files). */
   async quiesce(table: TableDef): Promise<void> {
+    // A backup copying the cold tier: the table's files are removed after it is done.
+    while (this.frozen !== null) await this.frozen;
     for (const [key, p] of this.pending) if (p.table.id === table.id) this.pending.delete(key);
     for (const [key, lock] of this.locks) if (key.startsWith(tablePartitionPrefix(table.id))) await lock.run(async () => undefined);
   }
@@ -402,14 +404,48 @@ export class FlushService {
     }
   }
 
-  private lock(table: TableDef, partition: string): Mutex {
+  /**
+   * The partition's lock. Every change to a partition's cold files (flush, compaction, repair, purge)
+   * runs under it, and waits first while a backup holds the cold tier frozen (`freezeCold`): the
+   * gate check and the lock's queueing happen in one synchronous step, so nothing slips between.
+   */
+  private lock(table: TableDef, partition: string): { run<T>(fn: () => Promise<T>): Promise<T> } {
     const key = partitionId(table.id, partition);
-    let m = this.locks.get(key);
-    if (m === undefined) {
-      m = new Mutex();
-      this.locks.set(key, m);
+    return {
+      run: async <T>(fn: () => Promise<T>): Promise<T> => {
+        while (this.frozen !== null) await this.frozen;
+        let m = this.locks.get(key);
+        if (m === undefined) {
+          m = new Mutex();
+          this.locks.set(key, m);
+        }
+        return m.run(fn);
+      },
+    };
+  }
+
+  /** Non-null while a backup holds the cold tier frozen; resolves when it lets go. */
+  private frozen: Promise<void> | null = null;
+
+  /**
+   * Runs `fn` with every manifest and segment file frozen: waits for running flushes, compactions,
+   * repairs and purges to finish (each holds its partition's lock through its hand-over), and holds
+   * back new ones (and DROP TABLE's file removal) until `fn` returns. Writes go on into the hot
+   * tier meanwhile. A backup takes its RocksDB snapshot and copies the cold files inside it.
+   */
+  async freezeCold<T>(fn: () => Promise<T>): Promise<T> {
+    while (this.frozen !== null) await this.frozen;
+    let thaw!: () => void;
+    this.frozen = new Promise<void>((resolve) => (thaw = resolve));
+    const releases: (() => void)[] = [];
+    try {
+      for (const m of [...this.locks.values()]) releases.push(await m.lock());
+      return await fn();
+    } finally {
+      for (const release of releases) release();
+      this.frozen = null;
+      thaw();
     }
-    return m;
   }
 
   // Flush ------------------------------------------------------------------------------------

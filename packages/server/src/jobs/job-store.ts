@@ -24,6 +24,12 @@ export interface JobRow {
   readonly started_at: number | null;
   readonly finished_at: number | null;
   readonly node_id: string;
+  /**
+   * How far a long job is, 0 to 1, and what it is doing (backup and restore report them; absent in
+   * rows of other jobs and in rows written before the field existed).
+   */
+  readonly progress?: number;
+  readonly progress_message?: string;
 }
 
 /** What a new job row is given: the rest is filled in (id, status, times, node). */

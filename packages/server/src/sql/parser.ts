@@ -15,6 +15,7 @@ import { parseSimpleInsert } from './insert-fast.js';
 import { parseAlterStorage, parseCheckStorage, parseCreateStorage, parseDropStorage } from './storage-statements.js';
 import { scanLiteralInsert } from './insert-scan.js';
 import { parseExportUserData, parseShowExport } from './export-statements.js';
+import { parseBackupStatement } from './backup-parser.js';
 
 /** Statements longer than this are not cached: bulk inserts would fill the cache with one-off text. */
 const CACHED_SQL_LENGTH_MAX = 8 * 1024;
@@ -129,9 +130,12 @@ export function parseStatement(stmt: StatementText): Statement {
       return parseGrant(c);
     case 'SHOW':
       if (w1 === 'EXPORT') return parseShowExport(stmt);
+      if (w1 === 'BACKUP') return parseBackupStatement(stmt);
       return parseShow(c);
     case 'EXPORT':
       return parseExportUserData(stmt);
+    case 'BACKUP': case 'RESTORE':
+      return parseBackupStatement(stmt);
     case 'DESCRIBE': case 'DESC':
       return parseDescribe(c);
     case 'EXECUTE':

@@ -82,6 +82,9 @@ export type Statement =
   | { readonly kind: 'check_table'; readonly table: TableName }
   | { readonly kind: 'repair_table'; readonly table: TableName }
   | { readonly kind: 'kill_job'; readonly jobId: string }
+  | { readonly kind: 'backup_database'; readonly path: string }
+  | { readonly kind: 'restore_database'; readonly path: string }
+  | { readonly kind: 'show_backup'; readonly path: string }
   | { readonly kind: 'kill_live'; readonly liveId: string }
   | { readonly kind: 'grant' | 'revoke'; readonly table: TableName; readonly userId: string }
   | { readonly kind: 'alter_table_access'; readonly table: TableName; readonly accessLevel: string }

@@ -16,15 +16,15 @@ import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, unlin
 import { join, relative, sep } from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { assert, TableUnavailableError } from '../../util/errors.js';
-import { ACCOUNT_ID_PATTERN, partitionId, qualifiedName, primaryKeyIndex, tablePartitionPrefix, type ColumnDef, type ColumnType, type StoredValue, type TableDef } from '../../catalog/types.js';
+import { ACCOUNT_ID_PATTERN, type StorageDef, partitionId, qualifiedName, primaryKeyIndex, tablePartitionPrefix, type ColumnDef, type ColumnType, type StoredValue, type TableDef } from '../../catalog/types.js';
 import { coerce, formatDecimal } from '../../sql/values.js';
 import { columnList, duckType, readParquetSql, RowAppender, sqlIdent, sqlString, type DuckEngine, type SourceColumn, type VersionAppend } from '../duck/duck-engine.js';
 import { columnsForVersion, type SchemaLookup } from '../../catalog/schema-map.js';
 import type { RowVersion } from '../hot/row-codec.js';
 import { DELETED_FIELD_ID, SEQ_FIELD_ID, MANIFEST_FILE, ManifestError, emptyManifest, fsyncPath, readManifest, writeManifest, type ColumnStats, type Manifest, type Segment } from './manifest.js';
 import { checkSegment, fileSha256 } from './segment-check.js';
-import type { StorageLocations } from '../storages/storage-locations.js';
-import type { SegmentCache } from '../storages/segment-cache.js';
+import { StorageLocations } from '../storages/storage-locations.js';
+import { SegmentCache } from '../storages/segment-cache.js';
 import { StorageUnreachableError } from '../storages/object-store.js';
 import { userIdOfLeaf } from '../storages/templates.js';
 
@@ -66,10 +66,21 @@ export class ColdStore {
   /** The catalog's schema versions (set once it is loaded): segments of older versions are read in the current one. */
   schemas: SchemaLookup | null = null;
 
+  /**
+   * The cold tier of a data directory: its storages (`lookup`: the catalog's), the local cache of
+   * remote segments (scanned: it survives restarts), reading and writing through `duck`.
+   */
+  static open(dataDir: string, duck: DuckEngine, lookup: (storageId: string) => StorageDef | undefined, cacheBytesMax: number, warn?: ColdWarn): ColdStore {
+    const locations = new StorageLocations(join(dataDir, 'storage'), join(dataDir, 'remote'), lookup);
+    const cache = new SegmentCache(cacheBytesMax);
+    cache.scan(locations.cacheRoot);
+    return new ColdStore(locations, duck, cache, dataDir, warn);
+  }
+
   constructor(
     readonly locations: StorageLocations,
     private readonly duck: DuckEngine,
-    private readonly cache: SegmentCache,
+    readonly cache: SegmentCache,
     /** The data directory: damaged files are named relative to it. */
     private readonly dataDir: string,
     private readonly warn: ColdWarn = () => undefined,

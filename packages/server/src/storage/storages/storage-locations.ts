@@ -114,3 +114,8 @@ export class StorageLocations {
 export function filesystemBase(storage: StorageDef): string {
   return isAbsolute(storage.baseDirectory) ? storage.baseDirectory : resolve(storage.baseDirectory);
 }
+
+/** The base directories of the filesystem storages among `storages` (the file engine must reach them). */
+export function filesystemStorageDirs(storages: readonly StorageDef[]): string[] {
+  return storages.filter((d) => d.storageType === 'filesystem').map(filesystemBase);
+}

@@ -1,0 +1,60 @@
+/**
+ * BACKUP DATABASE TO 'dir', RESTORE DATABASE FROM 'dir' and SHOW BACKUP 'dir': their grammar and
+ * the path rules (upstream's: quoted, not empty, no `..`, no NUL byte, not a sensitive system
+ * directory; and ours: absolute, so the path does not depend on the server's working directory).
+ */
+import { invalidSql } from '../util/errors.js';
+import type { StatementText, Token } from './lexer.js';
+import type { Statement } from './statement.js';
+
+/** Upstream's list: refused at the start of the path or anywhere inside it. */
+const SENSITIVE_DIRS = ['/etc/', '/root/', '/var/log/', 'c:\\windows\\'];
+/** Ours: the kernel's and the system's own trees, refused at the start of the path. */
+const SYSTEM_TREES = ['/proc/', '/sys/', '/dev/', '/boot/', '/bin/', '/sbin/', '/usr/', '/lib/', '/lib64/'];
+
+/** Parses the three statements; `stmt` starts with BACKUP, RESTORE or SHOW BACKUP. */
+export function parseBackupStatement(stmt: StatementText): Statement {
+  const words = stmt.tokens.map((t) => (t.kind === 'word' ? t.value : null));
+  const [w0, w1, w2] = words;
+  if (w0 === 'BACKUP') {
+    if (w1 !== 'DATABASE') throw invalidSql('Expected BACKUP DATABASE statement');
+    if (w2 !== 'TO') throw invalidSql('Expected TO clause in BACKUP DATABASE');
+    return { kind: 'backup_database', path: pathAt(stmt.tokens, 3) };
+  }
+  if (w0 === 'RESTORE') {
+    if (w1 !== 'DATABASE') throw invalidSql('Expected RESTORE DATABASE statement');
+    if (w2 !== 'FROM') throw invalidSql('Expected FROM clause in RESTORE DATABASE');
+    return { kind: 'restore_database', path: pathAt(stmt.tokens, 3) };
+  }
+  if (w0 === 'SHOW' && w1 === 'BACKUP') {
+    // SHOW BACKUP 'dir' or SHOW BACKUP FROM 'dir'.
+    return { kind: 'show_backup', path: pathAt(stmt.tokens, w2 === 'FROM' ? 3 : 2) };
+  }
+  throw invalidSql('Expected BACKUP DATABASE TO \'dir\', RESTORE DATABASE FROM \'dir\' or SHOW BACKUP \'dir\'');
+}
+
+function pathAt(tokens: readonly Token[], i: number): string {
+  const t = tokens[i];
+  if (t === undefined || (t.kind !== 'string' && t.kind !== 'qident')) throw invalidSql('Backup path must be quoted');
+  const extra = tokens[i + 1];
+  if (extra !== undefined && !(extra.kind === 'punct' && extra.value === ';')) throw invalidSql(`Unexpected '${extra.value}' at position ${extra.start + 1}`);
+  validateBackupPath(t.value);
+  return t.value;
+}
+
+/** Upstream's checks (and messages), then ours: the path must be absolute. */
+export function validateBackupPath(path: string): void {
+  if (path === '') throw invalidSql('Backup path cannot be empty');
+  if (path.includes('..')) throw invalidSql("Backup path cannot contain '..' (path traversal not allowed)");
+  if (path.includes('\0')) throw invalidSql('Backup path cannot contain null bytes');
+  const normalized = `${path.toLowerCase()}/`;
+  for (const sensitive of SENSITIVE_DIRS) {
+    if (normalized.startsWith(sensitive) || normalized.includes(`/${sensitive.replace(/^\//, '')}`)) {
+      throw invalidSql(`Backup path cannot write to sensitive directory: ${sensitive}`);
+    }
+  }
+  for (const tree of SYSTEM_TREES) {
+    if (normalized.startsWith(tree)) throw invalidSql(`Backup path cannot write to sensitive directory: ${tree}`);
+  }
+  if (!path.startsWith('/')) throw invalidSql(`Backup path must be absolute (start with '/'): '${path}'`);
+}
