@@ -9,6 +9,7 @@
  * right after the snapshot; flushes wait until the cold files are copied; writes never wait. Then
  * the snapshot's keys are dumped, streamed, while everything runs.
  */
+import { countPacked } from '../hot/version-pack.js';
 import { copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
 import { existsSync, readdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
@@ -167,7 +168,8 @@ export async function writeBackup(d: BackupSource, dir: string, o: BackupOptions
   try {
     for await (const { key, value } of snapshot.iterator({ capacity: 1024 })) {
       if (skipKey !== null && key[0] === KEY_CATALOG && key.equals(skipKey)) continue;
-      if (key[0] === KEY_VERSION) hotVersions++;
+      // A version entry may be a pack of one commit group's versions (decision 0018); its key ends with the highest `_seq`.
+      if (key[0] === KEY_VERSION) hotVersions += countPacked(key.readBigUInt64BE(key.length - 8), value, 0n);
       await kv.put(key, value);
       progress.done += key.length + value.length + 8;
       if ((kv.records & 0x3ff) === 0) {
