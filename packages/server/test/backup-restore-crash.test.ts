@@ -13,7 +13,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { TestServer, eventually } from './harness.js';
+import { TestServer, waitForExit } from './harness.js';
 
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'main.js');
 
@@ -26,17 +26,6 @@ function run(args: string[]): Promise<{ code: number | null; stdout: string; std
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
     child.once('exit', (code) => resolve({ code, stdout, stderr }));
   });
-}
-
-async function waitForExit(server: TestServer): Promise<void> {
-  await eventually('server killed at the failpoint', async () => {
-    try {
-      await server.fetch('/health');
-      return false;
-    } catch {
-      return true;
-    }
-  }, 15_000);
 }
 
 describe('backup of a data dir between a flush\'s manifest commit and its hand-over', () => {

@@ -7,23 +7,10 @@ import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { TestServer } from './harness.js';
+import { TestServer, waitForExit } from './harness.js';
 
 const STEPS = ['export:after-parquet', 'export:before-rename'];
 const STARTED = /Job ID: (UE-\S+)\./;
-
-async function waitForExit(server: TestServer, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    try {
-      await server.fetch('/health');
-    } catch {
-      return; // connection refused: the process is gone
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('server did not die at the failpoint');
-}
 
 describe('user export crash safety', () => {
   const servers: TestServer[] = [];

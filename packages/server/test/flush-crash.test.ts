@@ -8,22 +8,9 @@ import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { TestServer } from './harness.js';
+import { TestServer, waitForExit } from './harness.js';
 
 const STEPS = ['flush:after-write', 'flush:after-rename', 'flush:after-manifest', 'flush:after-handover'];
-
-async function waitForExit(server: TestServer, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    try {
-      await server.fetch('/health');
-    } catch {
-      return; // connection refused: the process is gone
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('server did not die at the failpoint');
-}
 
 describe('flush crash safety', () => {
   const servers: TestServer[] = [];

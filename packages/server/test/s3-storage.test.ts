@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import S3rver from 's3rver';
 import { S3Client, CreateBucketCommand, DeleteObjectsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
-import { TestServer, assertError, eventually, jobIdOf } from './harness.js';
+import { TestServer, assertError, eventually, jobIdOf, waitForExit } from './harness.js';
 
 const BUCKET = 'lake';
 const MAIN = join(fileURLToPath(new URL('.', import.meta.url)), '..', 'src', 'main.js');
@@ -287,14 +287,7 @@ describe('S3 storages', () => {
       const expected = await server.rows('SELECT id, md5(v) AS h FROM default.big ORDER BY id');
       assert.equal(expected.length, 4000);
       await server.sql('STORAGE FLUSH TABLE default.big');
-      await eventually('the failpoint kill', async () => {
-        try {
-          await server.fetch('/health');
-          return false;
-        } catch {
-          return true;
-        }
-      }, 60_000, 100);
+      await waitForExit(server, 60_000);
       await server.kill();
       await server.launch({ KALAMDB_FAILPOINT: '' });
       assert.deepEqual(await server.rows('SELECT id, md5(v) AS h FROM default.big ORDER BY id'), expected);

@@ -16,7 +16,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT } from 'jose';
-import { TestServer, assertError, eventually, type Auth } from './harness.js';
+import { TestServer, assertError, eventually, type Auth, waitForExit } from './harness.js';
 import { LiveClient } from './ws-client.js';
 import { Catalog, type CatalogStore } from '../src/catalog/catalog.js';
 import type { TableDef, UserDef } from '../src/catalog/types.js';
@@ -89,17 +89,6 @@ async function hotKeys(dataDir: string): Promise<Map<string, number>> {
 
 function hasPartition(keys: ReadonlyMap<string, number>, partition: string): boolean {
   return [...keys.keys()].some((k) => k.endsWith(`/${partition}`));
-}
-
-async function waitForExit(server: TestServer, timeoutMs = 15_000): Promise<void> {
-  await eventually('the server to die at the failpoint', async () => {
-    try {
-      await server.fetch('/health');
-      return false;
-    } catch {
-      return true;
-    }
-  }, timeoutMs);
 }
 
 // ---------------------------------------------------------------------------------------------
