@@ -6,6 +6,7 @@ import { useEffect, useState } from 'preact/hooks';
 import type { KalamClient, QueryResult } from '@kalamdb/client';
 import { Grid } from './grid.js';
 import { errorText } from './errors.js';
+import { sqlString } from './sql-text.js';
 
 interface QueryPageProps {
   readonly client: KalamClient;
@@ -56,18 +57,17 @@ function QueryPage({ client, sql, everyMs, action, testId }: QueryPageProps): pr
   );
 }
 
-const quote = (v: string): string => `'${v.replace(/'/g, "''")}'`;
 
 export const JobsPage = ({ client }: { client: KalamClient }): preact.JSX.Element => (
   <QueryPage client={client} testId="jobs" everyMs={1000}
     sql="SELECT job_id, job_type, status, namespace_id, table_name, rows_processed, message, created_at, finished_at FROM system.jobs ORDER BY created_at DESC LIMIT 200"
-    action={{ label: 'KILL', column: 'job_id', sql: (id) => `KILL JOB ${quote(id)}` }} />
+    action={{ label: 'KILL', column: 'job_id', sql: (id) => `KILL JOB ${sqlString(id)}` }} />
 );
 
 export const SubscriptionsPage = ({ client }: { client: KalamClient }): preact.JSX.Element => (
   <QueryPage client={client} testId="subscriptions" everyMs={2000}
     sql="SELECT live_id, user_id, namespace_id, table_name, query, created_at, changes FROM system.live ORDER BY created_at DESC"
-    action={{ label: 'KILL', column: 'live_id', sql: (id) => `KILL LIVE QUERY ${quote(id)}` }} />
+    action={{ label: 'KILL', column: 'live_id', sql: (id) => `KILL LIVE QUERY ${sqlString(id)}` }} />
 );
 
 export const SessionsPage = ({ client }: { client: KalamClient }): preact.JSX.Element => (

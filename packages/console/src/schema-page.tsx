@@ -6,9 +6,8 @@ import { useEffect, useState } from 'preact/hooks';
 import type { KalamClient, QueryResult } from '@kalamdb/client';
 import { Grid } from './grid.js';
 import { errorText } from './errors.js';
+import { sqlIdent, sqlString } from './sql-text.js';
 
-const quote = (v: string): string => `'${v.replace(/'/g, "''")}'`;
-const ident = (v: string): string => `"${v.replace(/"/g, '""')}"`;
 
 export function SchemaPage({ client }: { client: KalamClient }): preact.JSX.Element {
   const [tables, setTables] = useState<readonly (readonly unknown[])[]>([]);
@@ -26,9 +25,9 @@ export function SchemaPage({ client }: { client: KalamClient }): preact.JSX.Elem
   const open = async (ns: string, name: string): Promise<void> => {
     setPicked({ ns, name });
     try {
-      const table = `${ident(ns)}.${ident(name)}`;
+      const table = `${sqlIdent(ns)}.${sqlIdent(name)}`;
       const res = await client.query(`DESCRIBE TABLE ${table}; DESCRIBE TABLE ${table} HISTORY; `
-        + `SELECT user_id, path, row_count, size_bytes, min_seq, max_seq, schema_version, created_at FROM system.manifest WHERE namespace_id = ${quote(ns)} AND table_name = ${quote(name)}`);
+        + `SELECT user_id, path, row_count, size_bytes, min_seq, max_seq, schema_version, created_at FROM system.manifest WHERE namespace_id = ${sqlString(ns)} AND table_name = ${sqlString(name)}`);
       setDetails([['Columns', res.results[0]!], ['Schema history', res.results[1]!], ['Segments (cold tier)', res.results[2]!]]);
       setError(null);
     } catch (e) {

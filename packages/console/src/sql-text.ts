@@ -27,6 +27,10 @@ export function tokenize(sql: string): Token[] {
   return out;
 }
 
+/** A SQL string literal and a quoted identifier, for the statements the pages build from cell values. */
+export const sqlString = (v: string): string => `'${v.replace(/'/g, "''")}'`;
+export const sqlIdent = (v: string): string => `"${v.replace(/"/g, '""')}"`;
+
 /** A result cell as text: BIGINT and DECIMAL arrive as strings (exact), timestamps as µs since the epoch. */
 export function cellText(value: unknown, dataType: unknown): string {
   if (value === null || value === undefined) return 'NULL';

@@ -71,6 +71,13 @@ function segmentFiles(dir: string): string[] {
   return out;
 }
 
+/** Restarts the server with its cache of remote segments emptied, so cold reads must come from the bucket. */
+async function restartWithEmptyCache(server: TestServer): Promise<void> {
+  await server.stop();
+  for (const f of segmentFiles(join(server.dataDir, 'remote'))) rmSync(f);
+  await server.launch();
+}
+
 describe('S3 storages', () => {
   const s3 = new LocalS3();
   const servers: TestServer[] = [];
@@ -181,9 +188,7 @@ describe('S3 storages', () => {
       const keys = await s3.keys('lost/');
       return keys.some((k) => k.endsWith('batch-0.parquet')) && keys.some((k) => k.endsWith('manifest.json'));
     }, 15_000);
-    await server.stop();
-    for (const f of segmentFiles(join(server.dataDir, 'remote'))) rmSync(f);
-    await server.launch();
+    await restartWithEmptyCache(server);
     assert.deepEqual(await server.rows('SELECT id, v FROM default.kept ORDER BY id'), [{ id: '1', v: 'a' }, { id: '2', v: 'b' }]);
 
     // The local manifest lost too: the table is unavailable (never silently empty) until REPAIR
@@ -212,9 +217,7 @@ describe('S3 storages', () => {
     await server.ok("INSERT INTO default.bk VALUES (3, 'hot-3')");
     const expected = await server.rows('SELECT id, v FROM default.bk ORDER BY id');
     // The segment must come from the bucket: the local cache is emptied first.
-    await server.stop();
-    for (const f of segmentFiles(join(server.dataDir, 'remote'))) rmSync(f);
-    await server.launch();
+    await restartWithEmptyCache(server);
     const backupDir = join(mkdtempSync(join(tmpdir(), 'kalamdb-s3-backup-')), 'b');
     const [res] = await server.ok(`BACKUP DATABASE TO '${backupDir}'`);
     const job = await server.waitForJob(/Job ID: (\S+)$/.exec(res!.message!)![1]!, 60_000);
@@ -231,9 +234,7 @@ describe('S3 storages', () => {
     const restored = await TestServer.start(restoredDir);
     servers.push(restored);
     await eventually('segments uploaded again', async () => (await s3.keys('backed/')).some((k) => k.endsWith('.parquet')), 15_000);
-    await restored.stop();
-    for (const f of segmentFiles(join(restoredDir, 'remote'))) rmSync(f);
-    await restored.launch();
+    await restartWithEmptyCache(restored);
     assert.deepEqual(await restored.rows('SELECT id, v FROM default.bk ORDER BY id'), expected);
   });
 
@@ -247,9 +248,7 @@ describe('S3 storages', () => {
     await server.ok("INSERT INTO default.local_t VALUES (1, 'l')");
     await server.flushAndWait('default.remote_t');
     // Cold rows must come from S3: restart with an empty cache, then take S3 away.
-    await server.stop();
-    for (const f of segmentFiles(join(server.dataDir, 'remote'))) rmSync(f);
-    await server.launch();
+    await restartWithEmptyCache(server);
     await s3.stop();
     try {
       const cold = await server.sql('SELECT count(*) AS n FROM default.remote_t');

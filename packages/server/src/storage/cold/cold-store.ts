@@ -13,7 +13,7 @@
  * nothing else is affected.
  */
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
-import { join, relative, sep } from 'node:path';
+import { dirname, join, relative, sep } from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { assert, TableUnavailableError } from '../../util/errors.js';
 import { ACCOUNT_ID_PATTERN, type StorageDef, partitionId, qualifiedName, primaryKeyIndex, tablePartitionPrefix, type ColumnDef, type ColumnType, type StoredValue, type TableDef } from '../../catalog/types.js';
@@ -25,7 +25,7 @@ import { DELETED_FIELD_ID, SEQ_FIELD_ID, MANIFEST_FILE, ManifestError, emptyMani
 import { checkSegment, fileSha256 } from './segment-check.js';
 import { StorageLocations } from '../storages/storage-locations.js';
 import { SegmentCache } from '../storages/segment-cache.js';
-import { StorageUnreachableError } from '../storages/object-store.js';
+import { StorageUnreachableError, type ObjectStore } from '../storages/object-store.js';
 import { userIdOfLeaf } from '../storages/templates.js';
 
 /** Downloads of one partition's segments run this many at a time. */
@@ -272,20 +272,13 @@ export class ColdStore {
     }
     const fetchOne = async (s: Segment): Promise<void> => {
       const path = join(loc.dir, s.path);
-      const temp = `${path}.download-${++this.tempCounter}`;
-      mkdirSync(loc.dir, { recursive: true });
-      try {
-        await store.getFile(`${prefix}/${s.path}`, temp);
+      await this.download(store, `${prefix}/${s.path}`, path, async (temp) => {
         const size = statSync(temp).size;
         if (size !== s.size_bytes) throw this.markUnavailable(table, partition, s.path, `remote object is ${size} bytes, the manifest says ${s.size_bytes}`);
         const sha = await fileSha256(temp);
         if (s.sha256 !== undefined && sha !== s.sha256) throw this.markUnavailable(table, partition, s.path, 'remote object\'s SHA-256 does not match the manifest');
-        renameSync(temp, path);
-      } finally {
-        rmSync(temp, { force: true });
-      }
+      });
       this.verified.add(`${path}\0${s.sha256}`);
-      this.cache.added(path, s.size_bytes);
     };
     for (let i = 0; i < missing.length; i += DOWNLOADS_PARALLEL) {
       await Promise.all(missing.slice(i, i + DOWNLOADS_PARALLEL).map(fetchOne));
@@ -303,21 +296,30 @@ export class ColdStore {
     const { store, prefix } = loc.remote;
     const names = (await store.list(`${prefix}/`)).map((o) => o.key.slice(prefix.length + 1)).filter((n) => /^batch-\d+\.parquet$/.test(n));
     const fetched: string[] = [];
-    mkdirSync(loc.dir, { recursive: true });
     for (const name of names) {
       const path = join(loc.dir, name);
       if (existsSync(path)) continue;
-      const temp = `${path}.download-${++this.tempCounter}`;
-      try {
-        await store.getFile(`${prefix}/${name}`, temp);
-        renameSync(temp, path);
-      } finally {
-        rmSync(temp, { force: true });
-      }
-      this.cache.added(path, statSync(path).size);
+      await this.download(store, `${prefix}/${name}`, path);
       fetched.push(name);
     }
     return fetched;
+  }
+
+  /**
+   * One object into the partition directory and the segment cache: downloaded to a temp name, checked
+   * (`check` throws to refuse it), then renamed, so a failed or refused download leaves nothing.
+   */
+  private async download(store: ObjectStore, key: string, path: string, check?: (temp: string) => Promise<void>): Promise<void> {
+    const temp = `${path}.download-${++this.tempCounter}`;
+    mkdirSync(dirname(path), { recursive: true });
+    try {
+      await store.getFile(key, temp);
+      await check?.(temp);
+      renameSync(temp, path);
+    } finally {
+      rmSync(temp, { force: true });
+    }
+    this.cache.added(path, statSync(path).size);
   }
 
   /**
@@ -608,7 +610,7 @@ export class ColdStore {
   }
 
   /** Deletes every remote object under a prefix (a dropped table or a purged partition), in the background. */
-  private removeRemotePrefix(table: TableDef, loc: { store: import('../storages/object-store.js').ObjectStore; storageId: string }, prefix: string): void {
+  private removeRemotePrefix(table: TableDef, loc: { store: ObjectStore; storageId: string }, prefix: string): void {
     this.inBackground((async () => {
       const keys = (await loc.store.list(`${prefix}/`)).map((o) => o.key);
       await loc.store.delete(keys);
