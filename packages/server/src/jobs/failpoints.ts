@@ -11,3 +11,14 @@ export function failpoint(name: string): void {
     process.kill(process.pid, 'SIGKILL');
   }
 }
+
+/**
+ * Pause injection for tests: KALAMDB_PAUSEPOINT=<name>@<ms> makes a job wait `ms` milliseconds when
+ * it reaches that point, so a test can watch it mid-way (e.g. its progress in system.jobs). Unset in
+ * production: one string comparison.
+ */
+const [pauseName = '', pauseMs = '0'] = (process.env.KALAMDB_PAUSEPOINT ?? '').split('@');
+
+export async function pausepoint(name: string): Promise<void> {
+  if (pauseName !== '' && pauseName === name) await new Promise((resolve) => setTimeout(resolve, Number(pauseMs)));
+}
