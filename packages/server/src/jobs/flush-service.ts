@@ -472,7 +472,7 @@ export class FlushService {
       const countedBefore = counted?.count ?? 0;
       const report = partReporter(part);
       const written = await this.flushPartitionWrite(table, partition, upTo, signal, (stage, rows, force) => {
-        // Reading the versions is most of a flush (decision 0018): 0-70%, then the segment's write.
+        // Reading the versions: 0-70%; the segment write and hand-over after it (a fixed split, not a measured one).
         const of = countedBefore > 0 ? ` of ${count(Math.max(rows, countedBefore))}` : '';
         if (stage === 'scan') report(0.7 * (countedBefore > 0 ? Math.min(1, rows / countedBefore) : 0), `rows ${count(rows)}${of} read`, force);
         else report(0.8, `rows ${count(rows)}${of} read; writing the segment`, force);
