@@ -50,6 +50,30 @@ describe('job progress', () => {
     assert.match(String(done.message), /Flushed default\.p successfully \(20000 rows, 1 files\)/);
   });
 
+  it('a flush over several partitions (a USER table) reports which partition it is at, its progress spread over them', async () => {
+    await server.ok("CREATE USER TABLE default.u (id BIGINT PRIMARY KEY, v TEXT) WITH (FLUSH_POLICY = 'rows:1000000')");
+    for (const name of ['ann', 'ben']) {
+      const user = await server.createUser(name);
+      await server.ok(`INSERT INTO default.u VALUES ${Array.from({ length: 100 }, (_, i) => `(${i}, '${name}')`).join(', ')}`, { auth: user });
+    }
+    const [res] = await server.ok('STORAGE FLUSH TABLE default.u');
+    const id = jobIdOf(res!.message);
+    const seen = new Map<string, number>();
+    await eventually('both partitions reported', async () => {
+      const row = await job(id);
+      if (row.status === 'running' && row.progress !== null) seen.set(String(row.message), row.progress as number);
+      return seen.has('partition 2 of 2: rows 100 of 100 read; writing the segment');
+    }, 2 * PAUSE_MS + 10_000, 20);
+    const first = seen.get('partition 1 of 2: rows 100 of 100 read; writing the segment');
+    assert.ok(first !== undefined, `seen: ${JSON.stringify([...seen])}`);
+    assert.ok(first > 0 && first < 0.5, `partition 1 at ${first}`);
+    const second = seen.get('partition 2 of 2: rows 100 of 100 read; writing the segment')!;
+    assert.ok(second > 0.5 && second < 1, `partition 2 at ${second}`);
+    const done = await server.waitForJob(id, 20_000);
+    assert.equal(done.status, 'completed');
+    assert.equal(done.progress, 1);
+  });
+
   it('a compaction shows its segments while it runs, and 1 at the end', async () => {
     await server.ok('CREATE SHARED TABLE default.q (id BIGINT PRIMARY KEY, v TEXT)');
     for (let b = 0; b < 3; b++) {
