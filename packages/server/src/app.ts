@@ -164,7 +164,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   committer.onCommit((changes) => live.registry.onCommit(changes));
   flush.onFlush((event) => live.registry.onFlush(event));
   live.attach(http.server);
-  registerGauges(metrics, { live, jobs, cache: cold.cache, engines: { query: duck, files } });
+  registerGauges(metrics, { live, jobs, hot, cache: cold.cache, engines: { query: duck, files } });
   http.serve({ config, log, auth, tokens, executor, catalog, storage, topics: topicRoutes(services), metrics, exports });
   services.listenPort = port;
   log.info('listening', { host: config.host, port, data_dir: config.dataDir, durability: config.durability, url: `http://${config.host}:${port}` });

@@ -126,6 +126,14 @@ export interface Config {
   readonly livePingIntervalMs: number;
 }
 
+/**
+ * The settings whose values are secrets: never shown (system.settings says only whether they are
+ * set), never logged. Every other key is plain configuration; a new secret must be added here (the
+ * settings test sets each one and looks for its value in system.settings, /metrics and the logs).
+ * Storage credentials are not configuration: they live in the catalog (system.storages masks them).
+ */
+export const SECRET_SETTINGS: ReadonlySet<keyof Config> = new Set<keyof Config>(['rootPassword', 'jwtSecret', 'metricsToken']);
+
 export const defaults: Config = Object.freeze({
   host: '127.0.0.1',
   port: 8080,

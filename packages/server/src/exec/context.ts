@@ -1,5 +1,6 @@
 /** What every statement handler gets: the catalog, storage, engine and the request's state. */
 import type { Metrics } from '../util/metrics.js';
+import type { LiveTraffic } from '../live/traffic.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { Principal } from '../auth/access.js';
 import type { Committer } from '../storage/hot/committer.js';
@@ -85,6 +86,8 @@ export interface SessionRow {
 }
 
 export interface LiveControl {
+  /** Messages and bytes sent, slow consumers closed (/metrics, system.stats). */
+  readonly traffic: LiveTraffic;
   liveRows(): LiveRow[];
   sessionRows(): SessionRow[];
   /** Hands committed changes that did not go through the committer (stream events) to subscribers. */

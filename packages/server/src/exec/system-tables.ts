@@ -18,7 +18,7 @@ import { typeLabel } from '../sql/values.js';
 import { defaultText } from './ddl-exec.js';
 import { formatFlushPolicy } from './table-options.js';
 import { STORAGE_COLUMNS, storageRows } from './storage-ddl-exec.js';
-import type { Config } from '../config/config.js';
+import { SECRET_SETTINGS, type Config } from '../config/config.js';
 
 export interface SystemRelation {
   readonly columns: readonly SourceColumn[];
@@ -40,6 +40,8 @@ export interface SystemSources {
   readonly config?: Config;
   /** For system.topics and system.topic_offsets. */
   readonly topics?: TopicService;
+  /** system.stats rows, read beforehand (some figures are read asynchronously: exec/system-stats.ts). */
+  readonly stats?: StoredValue[][];
 }
 
 /** Every relation `SELECT * FROM system.<name>` answers (information_schema.* are reached by their own names). */
@@ -183,7 +185,7 @@ export function systemRelation(s: SystemSources, name: string, viewer: Principal
       };
     }
     case 'stats':
-      return { columns: [col('metric_name', 'Text'), col('metric_value', 'Text')], rows: stats(s) };
+      return { columns: [col('metric_name', 'Text'), col('metric_value', 'Text')], rows: s.stats ?? [] };
     case 'storages':
       return { columns: STORAGE_COLUMNS.map(([name, type]) => col(name, type)), rows: storageRows(s, viewer) };
     case 'settings':
@@ -289,29 +291,6 @@ function tableOptionsJson(t: TableDef): Record<string, unknown> {
   };
 }
 
-/** system.stats: (metric_name, metric_value) pairs, as upstream's runtime metrics, for the ones this server has. */
-function stats(s: SystemSources): StoredValue[][] {
-  const jobs = s.jobs.list();
-  const mem = process.memoryUsage();
-  const metrics: Array<[string, string | number]> = [
-    ['server_uptime_seconds', Math.floor(process.uptime())],
-    ['server_workers_effective', s.config?.queryConnections ?? 1],
-    ['max_connections', 'unlimited'],
-    ['total_users', s.catalog.listUsers().filter((u) => u.deletedAt === null).length],
-    ['total_namespaces', s.catalog.listNamespaces().length],
-    ['total_tables', s.catalog.tablesIn(null).length],
-    ['total_jobs', jobs.length],
-    ['jobs_running', jobs.filter((j) => j.status === 'running').length],
-    ['jobs_queued', jobs.filter((j) => j.status === 'queued').length],
-    ['jobs_failed', jobs.filter((j) => j.status === 'failed').length],
-    ['active_subscriptions', s.live?.liveRows().length ?? 0],
-    ['memory_rss_bytes', mem.rss],
-    ['memory_heap_used_bytes', mem.heapUsed],
-    ['cluster_mode', 'false'],
-  ];
-  return metrics.map(([name, value]) => [name, String(value)]);
-}
-
 /** system.datatypes: the column types, with the Arrow type they are exchanged as and their SQL name. */
 const DATATYPES: ReadonlyArray<readonly [string, string, string, string]> = [
   ['Boolean', 'Boolean', 'BOOLEAN', 'True/false boolean value'],
@@ -330,15 +309,13 @@ const DATATYPES: ReadonlyArray<readonly [string, string, string, string]> = [
   ['Decimal128(p, s)', 'Decimal', 'DECIMAL(p,s)', 'Fixed-point decimal, precision 1-38'],
 ];
 
-/** Config keys never shown in system.settings, only whether they are set. */
-const SECRET_SETTINGS: ReadonlySet<string> = new Set(['rootPassword', 'jwtSecret']);
 
 /** system.settings: the effective configuration by its config-file (snake_case) names; secrets are masked. */
 function settings(config: Config | undefined): StoredValue[][] {
   if (config === undefined) return [];
   return Object.entries(config).sort(([a], [b]) => a.localeCompare(b)).map(([key, value]) => {
     const name = key.replace(/[A-Z]/g, (ch) => `_${ch.toLowerCase()}`);
-    const shown = SECRET_SETTINGS.has(key) ? (value === null ? null : '***') : value === null ? null : String(value);
+    const shown = SECRET_SETTINGS.has(key as keyof Config) ? (value === null ? null : '***') : value === null ? null : String(value);
     return [name, shown, null, name.split('_')[0]!];
   });
 }

@@ -11,3 +11,16 @@ export function failpoint(name: string): void {
     process.kill(process.pid, 'SIGKILL');
   }
 }
+
+/**
+ * Pause injection for tests: KALAMDB_PAUSEPOINT=<name>@<ms>[,<name>@<ms>...] makes a job wait `ms`
+ * milliseconds when it reaches that point, so a test can watch it mid-way (e.g. its progress in
+ * system.jobs). Unset in production: one map lookup on an empty map.
+ */
+const pauses = new Map((process.env.KALAMDB_PAUSEPOINT ?? '').split(',').filter((p) => p.includes('@'))
+  .map((p) => [p.slice(0, p.lastIndexOf('@')), Number(p.slice(p.lastIndexOf('@') + 1))] as const));
+
+export async function pausepoint(name: string): Promise<void> {
+  const ms = pauses.get(name);
+  if (ms !== undefined) await new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -25,7 +25,8 @@ import { repairPartition, type RepairResult } from '../storage/cold/table-repair
 import { join } from 'node:path';
 import { existsSync, readdirSync } from 'node:fs';
 import type { JobRow, JobStore } from './job-store.js';
-import { failpoint } from './failpoints.js';
+import { failpoint, pausepoint } from './failpoints.js';
+import { JobProgress, count } from './job-progress.js';
 
 const POLICY_BACKOFF_MIN_MS = 5_000;
 const POLICY_BACKOFF_MAX_MS = 300_000;
@@ -212,9 +213,9 @@ export class FlushService {
     // A damaged partition would fail every attempt: no job per commit or per second until REPAIR.
     if (this.d.cold.isUnavailable(p.table, p.partition)) return;
     this.requested.add(key);
-    void this.startJob('flush', p.table, p.partition === '' ? null : p.partition, { trigger: 'policy' }, async (signal, job) => {
+    void this.startJob('flush', p.table, p.partition === '' ? null : p.partition, { trigger: 'policy' }, async (signal, job, progress) => {
       try {
-        return await this.flushPartition(p.table, p.partition, signal, job);
+        return await this.flushPartition(p.table, p.partition, signal, job, { progress, index: 0, of: 1 });
       } finally {
         this.requested.delete(key);
       }
@@ -256,11 +257,11 @@ export class FlushService {
     assert(table.type !== 'STREAM', 'stream tables are never flushed');
     const partitions = this.pendingPartitions(table);
     if (partitions.length === 0) return null;
-    return this.startJob('flush', table, null, { trigger: 'command', partitions: partitions.length }, async (signal, job) => {
+    return this.startJob('flush', table, null, { trigger: 'command', partitions: partitions.length }, async (signal, job, progress) => {
       const total: WorkResult = { rows: 0, bytes: 0, files: [] };
-      for (const partition of partitions) {
+      for (const [index, partition] of partitions.entries()) {
         if (signal.aborted) throw new CancelledError();
-        addResult(total, await this.flushPartition(table, partition, signal, job));
+        addResult(total, await this.flushPartition(table, partition, signal, job, { progress, index, of: partitions.length }));
       }
       return total;
     });
@@ -269,11 +270,11 @@ export class FlushService {
   /** STORAGE COMPACT TABLE: one job rewriting each partition's segments into one. */
   async compactTable(table: TableDef): Promise<JobRow> {
     const partitions = this.d.cold.partitions(table);
-    return this.startJob('compaction', table, null, { partitions: partitions.length }, async (signal) => {
+    return this.startJob('compaction', table, null, { partitions: partitions.length }, async (signal, _job, progress) => {
       const total: WorkResult = { rows: 0, bytes: 0, files: [] };
-      for (const partition of partitions) {
+      for (const [index, partition] of partitions.entries()) {
         if (signal.aborted) throw new CancelledError();
-        addResult(total, await this.compactPartition(table, partition));
+        addResult(total, await this.compactPartition(table, partition, { progress, index, of: partitions.length }));
       }
       return total;
     });
@@ -285,11 +286,12 @@ export class FlushService {
    */
   async repairTable(table: TableDef): Promise<JobRow> {
     const partitions = this.d.cold.partitions(table);
-    return this.startJob('repair', table, null, { partitions: partitions.length }, async (signal, job) => {
+    return this.startJob('repair', table, null, { partitions: partitions.length }, async (signal, job, progress) => {
       const total: WorkResult = { rows: 0, bytes: 0, files: [] };
       const reports: (RepairResult & { forgotten_keys: number })[] = [];
-      for (const partition of partitions) {
+      for (const [index, partition] of partitions.entries()) {
         if (signal.aborted) throw new CancelledError();
+        progress.report(index / partitions.length, `partition ${count(index + 1)} of ${count(partitions.length)}`, true);
         const report = await this.lock(table, partition).run(async () => {
           await this.d.cold.fetchAllRemote(table, partition);
           const r = await repairPartition(this.d.cold, table, partition, this.d.columnsOf(table));
@@ -350,7 +352,7 @@ export class FlushService {
 
   private async startJob(
     type: 'flush' | 'compaction' | 'repair', table: TableDef, partition: string | null, params: unknown,
-    work: (signal: AbortSignal, job: JobRow) => Promise<WorkResult>,
+    work: (signal: AbortSignal, job: JobRow, progress: JobProgress) => Promise<WorkResult>,
   ): Promise<JobRow> {
     // system.jobs shows user names, like every other system table; partitions are keyed by account id.
     const userId = partition === null ? null : this.d.catalog.account(partition)?.userId ?? partition;
@@ -359,15 +361,17 @@ export class FlushService {
     return job;
   }
 
-  private async finishJob(job: JobRow, signal: AbortSignal, work: (signal: AbortSignal, job: JobRow) => Promise<WorkResult>): Promise<void> {
+  private async finishJob(job: JobRow, signal: AbortSignal, work: (signal: AbortSignal, job: JobRow, progress: JobProgress) => Promise<WorkResult>): Promise<void> {
     const started = performance.now();
+    const progress = new JobProgress(this.d.jobs, job.job_id);
     try {
-      const { rows, files, bytes, details } = await work(signal, job);
+      const { rows, files, bytes, details } = await work(signal, job, progress).finally(() => progress.settled());
       // Killed before it wrote anything (e.g. queued behind a flush that took every row): cancelled.
       if (signal.aborted && rows === 0) throw new CancelledError();
       const durationMs = Math.round(performance.now() - started);
       await this.d.jobs.update(job.job_id, {
         status: 'completed', rows_processed: rows, finished_at: Date.now(),
+        progress: 1, progress_message: `${count(rows)} rows, ${count(files.length)} files`,
         result: JSON.stringify({ rows, bytes, files, duration_ms: durationMs, ...(details === undefined ? {} : { partitions: details }) }),
       });
       this.policyBackoffMs = 0;
@@ -451,7 +455,7 @@ export class FlushService {
   // Flush ------------------------------------------------------------------------------------
 
   /** Flushes one partition; partitions of a table never flush concurrently with themselves. */
-  async flushPartition(table: TableDef, partition: string, signal: AbortSignal, job: JobRow): Promise<WorkResult> {
+  async flushPartition(table: TableDef, partition: string, signal: AbortSignal, job: JobRow, part?: PartitionProgress): Promise<WorkResult> {
     return this.lock(table, partition).run(() => this.slot(async () => {
       // Dropped (or dropped and created again) since the request: nothing to flush. Altered since:
       // flushed in the current definition (rows of every version are mapped to it by column id).
@@ -466,10 +470,17 @@ export class FlushService {
       const upTo = this.d.committer.committedMaxSeq;
       const counted = this.pending.get(partitionId(table.id, partition));
       const countedBefore = counted?.count ?? 0;
-      const written = await this.flushPartitionWrite(table, partition, upTo, signal);
+      const report = partReporter(part);
+      const written = await this.flushPartitionWrite(table, partition, upTo, signal, (stage, rows, force) => {
+        // Reading the versions: 0-70%; the segment write and hand-over after it (a fixed split, not a measured one).
+        const of = countedBefore > 0 ? ` of ${count(Math.max(rows, countedBefore))}` : '';
+        if (stage === 'scan') report(0.7 * (countedBefore > 0 ? Math.min(1, rows / countedBefore) : 0), `rows ${count(rows)}${of} read`, force);
+        else report(0.8, `rows ${count(rows)}${of} read; writing the segment`, force);
+      });
       if (written === null) return { rows: 0, bytes: 0, files: [] };
       const { segment, scanned, scanMs, handover } = written;
       const writtenMs = performance.now() - started;
+      report(0.9, `segment written (${count(segment.row_count)} rows); handing over from the hot tier`, true);
       await handover;
       failpoint('flush:after-handover');
       this.d.log.info('partition flushed', {
@@ -494,6 +505,7 @@ export class FlushService {
    */
   private async flushPartitionWrite(
     table: TableDef, partition: string, upTo: bigint, signal: AbortSignal,
+    progress: (stage: 'scan' | 'write', rows: number, force: boolean) => void = () => undefined,
   ): Promise<{ segment: Segment; scanned: number; scanMs: number; handover: Promise<void> } | null> {
     const manifest = this.d.cold.manifest(table, partition);
     const batch = manifest.next_batch;
@@ -502,8 +514,15 @@ export class FlushService {
     let scanMs = 0;
     const written = await this.d.cold.writeSegment(table, partition, this.d.columnsOf(table), async (append) => {
       const started = performance.now();
-      scanned = await this.d.hot.forEachVersion(table, partition, after, upTo, (row) => append(row.values, row.seq, row.deleted));
+      let seen = 0;
+      scanned = await this.d.hot.forEachVersion(table, partition, after, upTo, (row) => {
+        append(row.values, row.seq, row.deleted);
+        // A clock read every 4,096 rows, a write at most twice a second (JobProgress).
+        if ((++seen & 4095) === 0) progress('scan', seen, false);
+      });
       scanMs = performance.now() - started;
+      progress('write', scanned, true);
+      await pausepoint('flush:after-scan');
     }, batch);
     if (written === null) return null;
     const { segment, tmpPath } = written;
@@ -525,7 +544,8 @@ export class FlushService {
     const event: FlushEvent = { table, userId: partition === '' ? null : partition, row_count: rows, files: [segment.path], flushed_at: Date.now() };
     for (const listener of this.listeners) listener(event);
     if (this.d.cold.manifest(table, partition).segments.length > this.d.compactSegmentsMax) {
-      this.track(this.startJob('compaction', table, partition === '' ? null : partition, { trigger: 'segments' }, async () => this.compactPartition(table, partition)));
+      this.track(this.startJob('compaction', table, partition === '' ? null : partition, { trigger: 'segments' },
+        async (_signal, _job, progress) => this.compactPartition(table, partition, { progress, index: 0, of: 1 })));
     }
   }
 
@@ -535,11 +555,13 @@ export class FlushService {
    * Rewrites a partition's segments as one: newest version per key, tombstones older than the
    * table's retention dropped. The manifest swap is atomic; old files are deleted after it.
    */
-  async compactPartition(table: TableDef, partition: string): Promise<WorkResult> {
+  async compactPartition(table: TableDef, partition: string, part?: PartitionProgress): Promise<WorkResult> {
     return this.lock(table, partition).run(() => this.slot(async () => {
       const manifest = this.d.cold.manifest(table, partition);
       if (manifest.segments.length === 0) return { rows: 0, bytes: 0, files: [] };
-      await this.verifyBeforeCompaction(table, partition);
+      const report = partReporter(part);
+      const segments = manifest.segments.length;
+      await this.verifyBeforeCompaction(table, partition, (checked) => report(0.5 * (checked / segments), `verifying segment ${count(checked + 1)} of ${count(segments)}`, checked === 0));
       // One segment without tombstones is already compact: rewriting it would change nothing.
       const only = manifest.segments.length === 1 ? manifest.segments[0]! : null;
       // (unless it was written under an older schema or without field ids: compaction rewrites it into the current one).
@@ -553,6 +575,10 @@ export class FlushService {
         + `QUALIFY row_number() OVER (PARTITION BY ${sqlIdent(pk)} ORDER BY "_seq" DESC) = 1`;
       const kept = `SELECT * FROM (${select}) WHERE NOT ("_deleted" AND "_seq" < ${cutoffSeq})`;
       const batch = manifest.next_batch;
+      // One DuckDB statement reads every segment and writes the new one: no finer progress inside it.
+      const rowsIn = manifest.segments.reduce((n, seg) => n + seg.row_count, 0);
+      report(0.6, `rewriting ${count(segments)} segments (${count(rowsIn)} rows) as one`, true);
+      await pausepoint('compaction:before-rewrite');
       let written;
       try {
         written = await this.d.cold.writeSegmentFromQuery(table, partition, this.d.columnsOf(table), kept, batch);
@@ -575,14 +601,29 @@ export class FlushService {
    * is read in full first (and its checksum compared); a bad one fails the job with the reason and
    * marks the partition unavailable. Costs one extra read of what compaction reads anyway.
    */
-  private async verifyBeforeCompaction(table: TableDef, partition: string): Promise<void> {
+  private async verifyBeforeCompaction(table: TableDef, partition: string, checking: (index: number) => void): Promise<void> {
     await this.d.cold.fetchSegments(table, partition);
     const dir = this.d.cold.dir(table, partition);
-    for (const segment of this.d.cold.manifest(table, partition).segments) {
+    for (const [index, segment] of this.d.cold.manifest(table, partition).segments.entries()) {
+      checking(index);
       const check = await checkSegment(this.d.cold.fileEngine, join(dir, segment.path), segment);
       if (check.status !== 'ok') throw this.d.cold.markUnavailable(table, partition, segment.path, check.detail);
     }
   }
+}
+
+/** Where one partition's work sits in its job: its progress reporter, and partition `index` of `of`. */
+interface PartitionProgress {
+  readonly progress: JobProgress;
+  readonly index: number;
+  readonly of: number;
+}
+
+/** Reports a partition's own fraction and message as the job's: scaled into its slot, prefixed with "partition i of n" when there are several. */
+function partReporter(part: PartitionProgress | undefined): (fraction: number, message: string, force: boolean) => void {
+  if (part === undefined) return () => undefined;
+  const prefix = part.of > 1 ? `partition ${count(part.index + 1)} of ${count(part.of)}: ` : '';
+  return (fraction, message, force) => part.progress.report((part.index + fraction) / part.of, prefix + message, force);
 }
 
 interface WorkResult {

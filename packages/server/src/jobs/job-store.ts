@@ -25,8 +25,8 @@ export interface JobRow {
   readonly finished_at: number | null;
   readonly node_id: string;
   /**
-   * How far a long job is, 0 to 1, and what it is doing (backup and restore report them; absent in
-   * rows of other jobs and in rows written before the field existed).
+   * How far a long job is, 0 to 1, and what it is doing (flush, compaction, repair, backup and
+   * restore report them; absent in rows of other jobs and in rows written before the field existed).
    */
   readonly progress?: number;
   readonly progress_message?: string;
@@ -42,6 +42,8 @@ const STREAM_EVICTION_RETENTION_MS = 3_600_000;
 export class JobStore {
   private readonly jobs = new Map<string, JobRow>();
   private readonly cancels = new Map<string, AbortController>();
+  /** Per job, the last write queued (updates of one job are applied in order). */
+  private readonly writes = new Map<string, Promise<void>>();
 
   constructor(private readonly store: CatalogStore, private readonly seqs: SnowflakeGenerator, private readonly nodeId: string) {}
 
@@ -85,7 +87,24 @@ export class JobStore {
     };
   }
 
-  async update(jobId: string, patch: Partial<JobRow>): Promise<JobRow> {
+  /**
+   * Applies `patch` to the job's row. Updates of one job are applied one after another, each to the
+   * row the previous one wrote: a progress report in flight cannot overwrite a later update with the
+   * row it started from.
+   */
+  update(jobId: string, patch: Partial<JobRow>): Promise<JobRow> {
+    return this.serialized(jobId, () => this.apply(jobId, patch));
+  }
+
+  /** A running job's progress (0-1) and what it is doing; nothing once the job has finished. */
+  reportProgress(jobId: string, progress: number, message: string): Promise<JobRow | undefined> {
+    return this.serialized(jobId, async () => {
+      if (this.jobs.get(jobId)?.status !== 'running') return undefined;
+      return this.apply(jobId, { progress, progress_message: message });
+    });
+  }
+
+  private async apply(jobId: string, patch: Partial<JobRow>): Promise<JobRow> {
     const before = this.jobs.get(jobId)!;
     const job = { ...before, ...patch };
     await this.persist(job);
@@ -94,6 +113,16 @@ export class JobStore {
       if (before.status === 'running' || before.status === 'queued') this.onFinished?.(job);
     }
     return job;
+  }
+
+  private serialized<T>(jobId: string, run: () => Promise<T>): Promise<T> {
+    const result = (this.writes.get(jobId) ?? Promise.resolve()).then(run);
+    const tail = result.then(() => undefined, () => undefined);
+    this.writes.set(jobId, tail);
+    void tail.then(() => {
+      if (this.writes.get(jobId) === tail) this.writes.delete(jobId);
+    });
+    return result;
   }
 
   /** Called once per job as it finishes (completed, failed or cancelled): the /metrics counters. */

@@ -32,6 +32,7 @@ import { resumeChanges, snapshotRows, type ResumeChange } from './initial-data.j
 import type { RowVersion } from '../storage/hot/row-codec.js';
 import { bigintsToText, parseJson } from '../util/json.js';
 import { TopicConsumers } from './topic-consumer.js';
+import type { LiveTraffic } from './traffic.js';
 
 /** ws's WebSocket.OPEN (the class is only imported as a type here). */
 const OPEN = 1;
@@ -71,6 +72,8 @@ export interface SessionDeps {
   readonly auth: Authenticator;
   readonly log: Logger;
   readonly nodeId: string;
+  /** The server's sent/dropped counters (/metrics, system.stats). */
+  readonly traffic: LiveTraffic;
 }
 
 interface PendingBatches {
@@ -105,6 +108,8 @@ export class LiveSession implements LiveSink {
   private readonly subs = new Map<string, Subscription>();
   private readonly batches = new Map<string, PendingBatches>();
   private closed = false;
+  /** Closed as a slow consumer: frames still offered to it are counted as dropped. */
+  private closedSlow = false;
   private corked = false;
   /** The tick (currentTick) of the last frame sent: a second frame in the same tick corks the socket. */
   private lastSendTick = -1;
@@ -521,11 +526,17 @@ export class LiveSession implements LiveSink {
   // Outgoing --------------------------------------------------------------------------------
 
   send(frame: LiveFrame, _sub: Subscription, _seq: bigint | null): boolean {
-    if (this.closed) return false;
+    if (this.closed) {
+      if (this.closedSlow) this.d.traffic.droppedMessages++;
+      return false;
+    }
     if (this.ws.bufferedAmount + frame.byteLength > this.d.services.config.liveBufferedBytesMax) {
       this.slowConsumer();
       return false;
     }
+    const traffic = this.d.traffic;
+    traffic.messages++;
+    traffic.bytes += frame.byteLength;
     const socket = this.socket();
     if (socket === undefined || this.ws.readyState !== OPEN) {
       this.ws.send(frame.payload, { binary: false });
@@ -559,12 +570,17 @@ export class LiveSession implements LiveSink {
    * would cut the connection again on every reconnect.
    */
   private pushFrame(frame: Buffer): boolean {
-    if (this.closed) return false;
+    if (this.closed) {
+      if (this.closedSlow) this.d.traffic.droppedMessages++;
+      return false;
+    }
     const queued = this.ws.bufferedAmount;
     if (queued > 0 && queued + frame.length > this.d.services.config.liveBufferedBytesMax) {
       this.slowConsumer();
       return false;
     }
+    this.d.traffic.messages++;
+    this.d.traffic.bytes += frame.length;
     this.cork();
     this.ws.send(frame, { binary: false });
     return true;
@@ -604,6 +620,10 @@ export class LiveSession implements LiveSink {
   }
 
   private slowConsumer(): void {
+    this.closedSlow = true;
+    this.d.traffic.slowConsumers++;
+    // The message that tripped the cap is dropped (the SLOW_CONSUMER notices below are not counted as sent).
+    this.d.traffic.droppedMessages++;
     for (const sub of this.subs.values()) {
       this.ws.send(JSON.stringify({
         type: 'error', subscription_id: sub.id, code: 'SLOW_CONSUMER',
@@ -622,7 +642,10 @@ export class LiveSession implements LiveSink {
 
   private sendJson(msg: unknown): void {
     if (this.closed) return;
-    this.ws.send(JSON.stringify(msg));
+    const text = JSON.stringify(msg);
+    this.d.traffic.messages++;
+    this.d.traffic.bytes += Buffer.byteLength(text);
+    this.ws.send(text);
   }
 
   /** Every error names a subscription, as upstream: its id, or for errors outside one the frame's context (`protocol`, `subscribe`, `rate_limit`, ...). */

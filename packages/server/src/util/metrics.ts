@@ -55,6 +55,25 @@ export class Metrics {
     this.jobSeconds.observe({ job_type: jobType, status }, seconds);
   }
 
+  /**
+   * A counter kept as a plain number by its subsystem (bumped on a hot path without prom-client's
+   * label lookup) and read at scrape time. `read` must only ever grow.
+   */
+  counter(name: string, help: string, read: () => number): void {
+    new Counter({
+      name, help, registers: [this.registry],
+      collect() {
+        this.reset();
+        this.inc(read());
+      },
+    });
+  }
+
+  /** Every metric's current values, as prom-client reports them (system.stats reads the same numbers as /metrics). */
+  async values(): Promise<Awaited<ReturnType<Registry['getMetricsAsJSON']>>> {
+    return this.registry.getMetricsAsJSON();
+  }
+
   /** A gauge whose value is read at scrape time. */
   gauge(name: string, help: string, read: GaugeRead, labelNames: readonly string[] = []): void {
     new Gauge({

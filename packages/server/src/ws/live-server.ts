@@ -14,11 +14,14 @@ import { LiveRegistry } from '../live/registry.js';
 import { LIVE_CLOSE, LiveSession, type TableSchemaChange } from '../live/session.js';
 import { recompileSubscription, type SubscriptionQuery } from '../live/subscription-query.js';
 import { reauthScope } from '../live/reauthorize.js';
+import { newLiveTraffic, type LiveTraffic } from '../live/traffic.js';
 import type { CatalogChange } from '../catalog/changes.js';
 import type { CommittedChange } from '../storage/hot/committer.js';
 
 export class LiveServer implements LiveControl {
   readonly registry: LiveRegistry;
+  /** What the sessions sent and dropped (read by /metrics and system.stats). */
+  readonly traffic: LiveTraffic = newLiveTraffic();
   private readonly sessions = new Set<LiveSession>();
   private readonly wss: WebSocketServer;
   private readonly pingTimer: NodeJS.Timeout;
@@ -59,7 +62,7 @@ export class LiveServer implements LiveControl {
   private open(ws: WebSocket, req: IncomingMessage): void {
     const connectionId = `c${(++this.connections).toString(36)}${Date.now().toString(36).slice(-4)}`;
     const address = req.socket.remoteAddress ?? 'unknown';
-    const deps = { services: this.services, registry: this.registry, auth: this.auth, log: this.log, nodeId: this.nodeId };
+    const deps = { services: this.services, registry: this.registry, auth: this.auth, log: this.log, nodeId: this.nodeId, traffic: this.traffic };
     const session = new LiveSession(connectionId, ws, deps, address);
     this.sessions.add(session);
     ws.on('message', (data: Buffer, isBinary: boolean) => session.receive(data, isBinary));

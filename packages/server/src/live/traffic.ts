@@ -1,0 +1,20 @@
+/**
+ * What the live layer has sent: messages and bytes written to WebSocket clients, and connections
+ * closed as slow consumers with the messages refused for them. Plain numbers bumped where the writes
+ * happen (one add per socket write, no allocation, no label lookup: the fan-out is a hot path,
+ * decisions 0015/0020/0024); /metrics and system.stats read them when asked.
+ */
+export interface LiveTraffic {
+  /** Messages written to client sockets (changes, initial-data batches, acks, errors, topic messages). */
+  messages: number;
+  /** Their payload bytes (without the WebSocket frame header). */
+  bytes: number;
+  /** Connections closed with SLOW_CONSUMER (unsent bytes past live_buffered_bytes_max). */
+  slowConsumers: number;
+  /** Messages not sent because their connection was over the cap (the one that tripped it included). */
+  droppedMessages: number;
+}
+
+export function newLiveTraffic(): LiveTraffic {
+  return { messages: 0, bytes: 0, slowConsumers: 0, droppedMessages: 0 };
+}
