@@ -60,7 +60,11 @@ export class TestServer {
     this.child = child;
     this.port = await new Promise<number>((resolve, reject) => {
       let buffer = '';
-      const timer = setTimeout(() => reject(new Error(`server did not start:\n${this.output.join('')}`)), 20_000);
+      // A start that misses the deadline is killed: a server left running would keep the test process alive (a hang, not a failure).
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(new Error(`server did not start within 60 s:\n${this.output.join('')}`));
+      }, 60_000);
       child.stdout!.on('data', (chunk: Buffer) => {
         const text = chunk.toString();
         this.output.push(text);
