@@ -11,7 +11,7 @@
 // per row it carries.
 import WebSocket from 'ws';
 import { readFileSync } from 'node:fs';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { treeCpuMicros } from './pg.mjs';
 import { StreamRowReader, SubscriptionTally, paddedRoom, sentAtMicros } from './stream-rows.mjs';
 
@@ -42,6 +42,16 @@ export function weightedLatencyStats(latencies, weights) {
   return { count: total, p50_ms: r(at(50)), p99_ms: r(at(99)), max_ms: r(order.length ? latencies[order[order.length - 1]] : NaN) };
 }
 
+function perSecondP99(latencies, weights, sentAts, fromMicros) {
+  const seconds = [];
+  for (let i = 0; i < latencies.length; i++) {
+    const s = Math.floor((sentAts[i] - fromMicros) / 1e6);
+    (seconds[s] ??= { latencies: [], weights: [] }).latencies.push(latencies[i]);
+    seconds[s].weights.push(weights[i]);
+  }
+  return Array.from(seconds, (s) => (s === undefined ? null : round(weightedLatencyStats(s.latencies, s.weights).p99_ms)));
+}
+
 function delayStats(h) {
   return { p50_ms: round(h.percentile(50) / 1e6, 2), p99_ms: round(h.percentile(99) / 1e6, 2), max_ms: round(h.max / 1e6, 2) };
 }
@@ -58,6 +68,7 @@ export async function benchStream(server, seconds, eventsPerSecond) {
   let acks = 0;
   const latencies = []; // ms, one per insert message received after measureFrom
   const weights = []; // rows of that message
+  const sentAts = []; // its INSERT's send time (µs since the epoch), for the figures per second
   let measureFrom = Infinity; // µs since the epoch
   const sockets = [];
   const tallies = [];
@@ -69,6 +80,7 @@ export async function benchStream(server, seconds, eventsPerSecond) {
     if (sentAt < measureFrom) return;
     latencies.push((performance.timeOrigin + performance.now()) - sentAt / 1000);
     weights.push(n);
+    sentAts.push(sentAt);
   };
   const readers = [];
   for (let c = 0; c < CONNECTIONS; c++) {
@@ -108,6 +120,16 @@ export async function benchStream(server, seconds, eventsPerSecond) {
   const started = performance.now();
   measureFrom = (performance.timeOrigin + started + 1000) * 1000;
   setTimeout(() => loop.enable(), 1000);
+  // The generator's own GC pauses (a pause delays every message it has not read yet).
+  const gc = { pauses: 0, total_ms: 0, longest_ms: 0 };
+  const gcObserver = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      gc.pauses++;
+      gc.total_ms += e.duration;
+      gc.longest_ms = Math.max(gc.longest_ms, e.duration);
+    }
+  });
+  gcObserver.observe({ entryTypes: ['gc'] });
   let inserted = 0;
   const responseMs = [];
   const pending = [];
@@ -131,6 +153,7 @@ export async function benchStream(server, seconds, eventsPerSecond) {
   const deadline = performance.now() + 15_000;
   while (delivered() < inserted * subscriptions && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   loop.disable();
+  gcObserver.disconnect();
   clearInterval(rssTimer);
   const drained = (performance.now() - started) / 1000;
   const cpu = treeCpuMicros(server.pid) - cpu0;
@@ -148,6 +171,8 @@ export async function benchStream(server, seconds, eventsPerSecond) {
     subscriptions_with_missing_or_extra_events: short, out_of_order_or_duplicate_rows: outOfOrder,
     connections_closed_by_server: closedEarly.length, error_codes: [...new Set(errors)], deliveries_per_s: Math.round(got / elapsed),
     latency: weightedLatencyStats(latencies, weights), target_p99_ms: 20,
+    // p99 (ms) of the events sent in each second after the warm-up: a tail from one stall shows in one second, a steady one in all.
+    latency_p99_ms_per_second: perSecondP99(latencies, weights, sentAts, measureFrom),
     latency_measured_on: 'every row of every subscription, from its INSERT\'s send to the receipt of its message, after a 1 s warm-up',
     insert_response_ms: { p50: round(responses[Math.floor(responses.length / 2)] ?? NaN, 2), p99: round(responses[Math.floor(responses.length * 0.99)] ?? NaN, 2) },
     statements_sent_late: behind,
@@ -159,7 +184,10 @@ export async function benchStream(server, seconds, eventsPerSecond) {
     // System time is mostly the kernel receiving the subscribers' bytes (100 × ~70 per event).
     loadgen_cpu_user_system_us_per_event: [round(me.user / Math.max(1, inserted)), round(me.system / Math.max(1, inserted))],
     loadgen_event_loop_delay: delayStats(loop),
+    loadgen_gc: { pauses: gc.pauses, total_ms: round(gc.total_ms), longest_ms: round(gc.longest_ms) },
     messages_read_fast_slow: [readers.reduce((n, r) => n + r.fastMessages, 0), readers.reduce((n, r) => n + r.slowMessages, 0)],
+    // Of the fast ones: rows part byte-equal to a message already checked row by row (the same INSERT to another subscription).
+    messages_equal_to_a_checked_one: readers.reduce((n, r) => n + r.matchedMessages, 0),
     rss_mb_per_second: rss,
   };
 }
