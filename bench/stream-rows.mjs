@@ -11,6 +11,12 @@
 // `_seq` one digit longer some day) goes through JSON.parse and is checked row by row: the fast path only
 // decides how a message is read, never what is accepted.
 //
+// Every subscription gets the same rows for one INSERT (only the subscription id differs), so a
+// message whose rows part is byte for byte the rows part of a message checked already (same first
+// `_seq`, found in a small table of the latest ones) is taken with that message's count and last
+// `_seq` after one memcmp: the rows are checked once per INSERT instead of once per subscription
+// (100×), and what each subscription accepts is unchanged.
+//
 // What a subscription accepts: `_seq` strictly increasing over its whole stream (so no event twice),
 // and at the end as many rows as events were inserted (so none lost).
 
@@ -66,9 +72,15 @@ function bswap(x) {
  * per insert message that checked out (all its rows carry the same sent_at); `other(msg)` gets every
  * other message, parsed.
  */
+/** Rows parts checked row by row lately, by their first `_seq`: bytes (a copy), row count, last `_seq`. */
+const checked = new Map();
+const CHECKED_KEPT = 256;
+
 export class StreamRowReader {
   fastMessages = 0;
   slowMessages = 0;
+  /** Of the fast ones: rows part equal to one checked before (another subscription's copy of the same INSERT). */
+  matchedMessages = 0;
 
   constructor(tallies, onRows, other) {
     this.tallies = tallies;
@@ -94,6 +106,15 @@ export class StreamRowReader {
     const width = firstEnd + 2 - rowsAt; // row and separator
     const n = (buf.length - 1 - rowsAt) / width;
     if (width % 4 !== 0 || !Number.isInteger(n) || buf[buf.length - 2] !== 0x5d || buf[buf.length - 1] !== 0x7d) return false;
+    const rowsEnd = buf.length - 1;
+    const same = checked.get(m[3]);
+    if (same !== undefined && same.rows.length === rowsEnd - rowsAt && buf.compare(same.rows, 0, same.rows.length, rowsAt, rowsEnd) === 0) {
+      this.fastMessages++;
+      this.matchedMessages++;
+      tally.take(n, m[3], same.lastSeq);
+      this.onRows(tally, n, Number(m[2]));
+      return true;
+    }
     let lastSeq = m[3];
     if (n > 1) {
       const pad = (4 - (rowsAt % 4)) % 4;
@@ -126,6 +147,8 @@ export class StreamRowReader {
       const lastRow = rowsAt + (n - 1) * width;
       lastSeq = buf.latin1Slice(lastRow + seqFrom, lastRow + seqFrom + seqDigits);
     }
+    if (checked.size >= CHECKED_KEPT) checked.delete(checked.keys().next().value);
+    checked.set(m[3], { rows: Buffer.from(buf.subarray(rowsAt, rowsEnd)), lastSeq });
     this.fastMessages++;
     tally.take(n, m[3], lastSeq);
     this.onRows(tally, n, Number(m[2]));

@@ -4,19 +4,22 @@
 // load generator's CPU, both processes' event-loop delay, and server RSS every second (it must stay
 // flat: buffers are capped).
 //
-// The subscribers are the lean reader of bench/stream-rows.mjs: every row of every message is checked
+// The subscribers run in worker threads (bench/stream-subscribers.mjs), the INSERTs in the main one;
+// they are the lean reader of bench/stream-rows.mjs: every row of every message is checked
 // (each subscription's `_seq` strictly increasing, and as many rows per subscription as events were
 // inserted: every event exactly once), without JSON.parse per row. Latency: the rows of one message
 // are one INSERT's events and carry its send time (`sent_at`, µs); each message's latency counts once
 // per row it carries.
-import WebSocket from 'ws';
+import { Worker } from 'node:worker_threads';
 import { readFileSync } from 'node:fs';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { monitorEventLoopDelay, PerformanceObserver, constants } from 'node:perf_hooks';
 import { treeCpuMicros } from './pg.mjs';
-import { StreamRowReader, SubscriptionTally, paddedRoom, sentAtMicros } from './stream-rows.mjs';
+import { paddedRoom, sentAtMicros } from './stream-rows.mjs';
 
 const CONNECTIONS = 10;
 const SUBS_PER_CONNECTION = 10;
+/** Threads reading the subscriptions (the connections split between them). */
+const SUBSCRIBER_THREADS = 2;
 const BATCH = 100;
 const round = (x, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
 
@@ -42,6 +45,30 @@ export function weightedLatencyStats(latencies, weights) {
   return { count: total, p50_ms: r(at(50)), p99_ms: r(at(99)), max_ms: r(order.length ? latencies[order[order.length - 1]] : NaN) };
 }
 
+function perSecondP99(latencies, weights, sentAts, fromMicros) {
+  const seconds = [];
+  for (let i = 0; i < latencies.length; i++) {
+    const s = Math.floor((sentAts[i] - fromMicros) / 1e6);
+    (seconds[s] ??= { latencies: [], weights: [] }).latencies.push(latencies[i]);
+    seconds[s].weights.push(weights[i]);
+  }
+  return Array.from(seconds, (s) => (s === undefined ? null : round(weightedLatencyStats(s.latencies, s.weights).p99_ms)));
+}
+
+function gcStats(gc) {
+  return { pauses: gc.pauses, total_ms: round(gc.total_ms), longest_ms: round(gc.longest_ms), major: gc.major, major_ms: round(gc.major_ms) };
+}
+
+function concatColumns(parts) {
+  const out = new Float64Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
 function delayStats(h) {
   return { p50_ms: round(h.percentile(50) / 1e6, 2), p99_ms: round(h.percentile(99) / 1e6, 2), max_ms: round(h.max / 1e6, 2) };
 }
@@ -55,49 +82,26 @@ export async function benchStream(server, seconds, eventsPerSecond) {
   await sql("INSERT INTO streambench.events (room, sent_at) VALUES ('probe', 0)");
   const probe = await sql('SELECT _seq FROM streambench.events');
   const room = paddedRoom(String(probe.results[0].rows[0][0]).length);
-  let acks = 0;
-  const latencies = []; // ms, one per insert message received after measureFrom
-  const weights = []; // rows of that message
-  let measureFrom = Infinity; // µs since the epoch
-  const sockets = [];
-  const tallies = [];
-  // A client that does not keep up is closed by the server (SLOW_CONSUMER): reported, not hidden.
-  const closedEarly = [];
-  const errors = [];
-  let closing = false;
-  const onRows = (_tally, n, sentAt) => {
-    if (sentAt < measureFrom) return;
-    latencies.push((performance.timeOrigin + performance.now()) - sentAt / 1000);
-    weights.push(n);
-  };
-  const readers = [];
-  for (let c = 0; c < CONNECTIONS; c++) {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/v1/ws`, {
-      headers: { authorization: `Bearer ${token}` }, perMessageDeflate: false,
-      // The reader checks the rows' bytes itself; validating every byte as UTF-8 first costs CPU the server needs.
-      skipUTF8Validation: true,
+  // The subscribers run in SUBSCRIBER_THREADS worker threads (bench/stream-subscribers.mjs), the
+  // INSERTs in this one: reading 5M rows/s in the thread that also paces the INSERTs made each one's
+  // GC pauses and reading bursts everybody's latency.
+  const deliveredShared = new SharedArrayBuffer(8 * SUBSCRIBER_THREADS);
+  const deliveredPerThread = new Float64Array(deliveredShared);
+  const threads = [];
+  for (let w = 0; w < SUBSCRIBER_THREADS; w++) {
+    const connections = Math.floor(CONNECTIONS / SUBSCRIBER_THREADS) + (w < CONNECTIONS % SUBSCRIBER_THREADS ? 1 : 0);
+    const worker = new Worker(new URL('./stream-subscribers.mjs', import.meta.url), {
+      workerData: { port, token, connections, subsPerConnection: SUBS_PER_CONNECTION, slot: w, deliveredShared },
     });
-    const mine = new Map();
-    for (let i = 0; i < SUBS_PER_CONNECTION; i++) {
-      const t = new SubscriptionTally();
-      mine.set(`s${i}`, t);
-      tallies.push(t);
-    }
-    const reader = new StreamRowReader(mine, onRows, (msg) => {
-      if (msg.type === 'subscription_ack') acks++;
-      else if (msg.type === 'error') errors.push(msg.code);
+    const ready = new Promise((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
     });
-    readers.push(reader);
-    ws.on('close', (code) => { if (!closing) closedEarly.push(code); });
-    ws.on('message', (data) => reader.read(data));
-    await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
-    for (let i = 0; i < SUBS_PER_CONNECTION; i++) ws.send(JSON.stringify({ type: 'subscribe', subscription: { id: `s${i}`, sql: 'SELECT * FROM streambench.events' } }));
-    sockets.push(ws);
+    threads.push({ worker, ready });
   }
+  await Promise.race([Promise.all(threads.map((t) => t.ready)), new Promise((r) => setTimeout(r, 30_000))]);
   const subscriptions = CONNECTIONS * SUBS_PER_CONNECTION;
-  const deadlineAcks = performance.now() + 30_000;
-  while (acks < subscriptions && performance.now() < deadlineAcks) await new Promise((r) => setTimeout(r, 10));
-  const delivered = () => tallies.reduce((n, t) => n + t.rows, 0);
+  const delivered = () => deliveredPerThread.reduce((n, x) => n + x, 0);
   const statementsPerSecond = eventsPerSecond / BATCH;
   const total = Math.round(statementsPerSecond * (seconds + 1));
   const rss = [];
@@ -106,8 +110,23 @@ export async function benchStream(server, seconds, eventsPerSecond) {
   const cpu0 = treeCpuMicros(server.pid);
   const me0 = process.cpuUsage();
   const started = performance.now();
-  measureFrom = (performance.timeOrigin + started + 1000) * 1000;
+  const measureFrom = (performance.timeOrigin + started + 1000) * 1000; // µs since the epoch
+  for (const t of threads) t.worker.postMessage({ start: measureFrom });
   setTimeout(() => loop.enable(), 1000);
+  // The generator's own GC pauses (a pause delays every message it has not read yet).
+  const gc = { pauses: 0, total_ms: 0, longest_ms: 0, major: 0, major_ms: 0 };
+  const gcObserver = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      gc.pauses++;
+      gc.total_ms += e.duration;
+      gc.longest_ms = Math.max(gc.longest_ms, e.duration);
+      if (e.detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) {
+        gc.major++;
+        gc.major_ms += e.duration;
+      }
+    }
+  });
+  gcObserver.observe({ entryTypes: ['gc'] });
   let inserted = 0;
   const responseMs = [];
   const pending = [];
@@ -131,15 +150,27 @@ export async function benchStream(server, seconds, eventsPerSecond) {
   const deadline = performance.now() + 15_000;
   while (delivered() < inserted * subscriptions && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   loop.disable();
+  gcObserver.disconnect();
   clearInterval(rssTimer);
   const drained = (performance.now() - started) / 1000;
   const cpu = treeCpuMicros(server.pid) - cpu0;
   const me = process.cpuUsage(me0);
-  closing = true;
-  for (const ws of sockets) ws.close();
-  const got = delivered();
+  const results = await Promise.all(threads.map(async ({ worker }) => {
+    const done = new Promise((resolve) => worker.once('message', resolve));
+    worker.postMessage({ stop: true });
+    const out = await done;
+    await worker.terminate();
+    return out;
+  }));
+  const tallies = results.flatMap((r) => r.tallies);
+  const got = tallies.reduce((n, t) => n + t.rows, 0);
   const short = tallies.filter((t) => t.rows !== inserted).length;
   const outOfOrder = tallies.reduce((n, t) => n + t.violations, 0);
+  const closedEarly = results.flatMap((r) => r.closedEarly);
+  const errors = results.flatMap((r) => r.errors);
+  const latencies = concatColumns(results.map((r) => r.latencies));
+  const weights = concatColumns(results.map((r) => r.weights));
+  const sentAts = concatColumns(results.map((r) => r.sentAts));
   const responses = responseMs.sort((a, b) => a - b);
   return {
     subscriptions, target_events_per_s: eventsPerSecond, events: inserted, events_per_s: Math.round(inserted / elapsed),
@@ -148,6 +179,8 @@ export async function benchStream(server, seconds, eventsPerSecond) {
     subscriptions_with_missing_or_extra_events: short, out_of_order_or_duplicate_rows: outOfOrder,
     connections_closed_by_server: closedEarly.length, error_codes: [...new Set(errors)], deliveries_per_s: Math.round(got / elapsed),
     latency: weightedLatencyStats(latencies, weights), target_p99_ms: 20,
+    // p99 (ms) of the events sent in each second after the warm-up: a tail from one stall shows in one second, a steady one in all.
+    latency_p99_ms_per_second: perSecondP99(latencies, weights, sentAts, measureFrom),
     latency_measured_on: 'every row of every subscription, from its INSERT\'s send to the receipt of its message, after a 1 s warm-up',
     insert_response_ms: { p50: round(responses[Math.floor(responses.length / 2)] ?? NaN, 2), p99: round(responses[Math.floor(responses.length * 0.99)] ?? NaN, 2) },
     statements_sent_late: behind,
@@ -158,8 +191,15 @@ export async function benchStream(server, seconds, eventsPerSecond) {
     loadgen_cpu_cores: round((me.user + me.system) / 1e6 / drained, 2),
     // System time is mostly the kernel receiving the subscribers' bytes (100 × ~70 per event).
     loadgen_cpu_user_system_us_per_event: [round(me.user / Math.max(1, inserted)), round(me.system / Math.max(1, inserted))],
+    // The INSERT thread's event loop and GC, then each subscriber thread's.
     loadgen_event_loop_delay: delayStats(loop),
-    messages_read_fast_slow: [readers.reduce((n, r) => n + r.fastMessages, 0), readers.reduce((n, r) => n + r.slowMessages, 0)],
+    loadgen_gc: gcStats(gc),
+    subscriber_threads: results.map((r) => ({
+      event_loop_delay: { p50_ms: round(r.loop.p50_ms, 2), p99_ms: round(r.loop.p99_ms, 2), max_ms: round(r.loop.max_ms, 2) }, gc: gcStats(r.gc),
+    })),
+    messages_read_fast_slow: [results.reduce((n, r) => n + r.fast, 0), results.reduce((n, r) => n + r.slow, 0)],
+    // Of the fast ones: rows part byte-equal to a message already checked row by row (the same INSERT to another subscription).
+    messages_equal_to_a_checked_one: results.reduce((n, r) => n + r.matched, 0),
     rss_mb_per_second: rss,
   };
 }

@@ -358,7 +358,7 @@ export async function benchRealtimeVersusPg(server, pg, seconds, { streamEvents 
     out.stream_100_subscribers = {
       ...s, target_p99_ms: 20, issue_target_events_per_s: 50_000,
       subscriptions_layout: '10 WebSocket connections x 10 subscriptions (SELECT * FROM streambench.events), 100 events per INSERT',
-      latency_sampled_on: 'every row of every subscription, after a 1 s warm-up (bench/stream-rows.mjs)',
+      latency_sampled_on: 'every row of every subscription, after a 1 s warm-up (bench/stream-rows.mjs, read in 2 subscriber threads)',
       server_cpu_us_per_event: round(cpu / s.events, 1), server_cpu_us_per_delivery: round(cpu / s.delivered, 2),
       server_cpu_cores: round(cpu / 1e6 / elapsed, 2), loadgen_cpu_cores: round((me.user + me.system) / 1e6 / elapsed, 2),
       pg_comparison: 'none: PostgreSQL has no STREAM table (NOTIFY at this rate is workload 3\'s path)',

@@ -16,17 +16,23 @@ const STRING_OR_LONG_INTEGER = /"[^"\\]*(?:\\.[^"\\]*)*"|(?<![\d.eE+-])-?\d{16,}
 export function parseJson(text: string): unknown {
   if (!/\d{16}/.test(text)) return JSON.parse(text);
   // Each long integer is rewritten as a string carrying a marker no string in this text can decode to.
-  let marker: string;
-  do marker = `bigint:${randomBytes(8).toString('hex')}:`; while (text.includes(marker));
-  let found = false;
+  // The marker is drawn only when one is found: most texts with 16 digits have them inside strings
+  // (e.g. an INSERT's SQL), and 8 random bytes cost more than the rest of the check.
+  let marker: string | null = null;
   const rewritten = text.replace(STRING_OR_LONG_INTEGER, (token) => {
     if (token.startsWith('"') || Number.isSafeInteger(Number(token))) return token;
-    found = true;
+    marker ??= freshMarker(text);
     return `"\\u0000${marker}${token}"`;
   });
-  if (!found) return JSON.parse(text);
+  if (marker === null) return JSON.parse(text);
   const tagged = `\u0000${marker}`;
   return JSON.parse(rewritten, (_key, value: unknown) => (typeof value === 'string' && value.startsWith(tagged) ? BigInt(value.slice(tagged.length)) : value));
+}
+
+function freshMarker(text: string): string {
+  let marker: string;
+  do marker = `bigint:${randomBytes(8).toString('hex')}:`; while (text.includes(marker));
+  return marker;
 }
 
 /** JSON.stringify, except that bigints are written as JSON numbers with all their digits. */
