@@ -314,13 +314,18 @@ export class TopicService {
     }
   }
 
-  /** The staged group was written: its offsets are final. */
-  commitStaged(): void {
+  /** The staged group was written: its offsets are final. True when it holds messages (wake consumers once it is durable). */
+  commitStaged(): boolean {
     const published = this.pendingMark !== null;
     this.pendingMark = null;
     for (const [counter, n] of this.pendingBytes) this.bytes.set(counter, (this.bytes.get(counter) ?? 0) + n);
     this.pendingBytes = new Map();
-    if (published) this.wakeAll();
+    return published;
+  }
+
+  /** A written group that held messages is acknowledged (its WAL synced): consumers may read them. */
+  durable(): void {
+    this.wakeAll();
   }
 
   /** The staged group failed: its offsets are handed out again (no gaps). */
