@@ -111,39 +111,6 @@ describe('fsync mode', () => {
     });
   });
 
-  it('writes the next group while a sync runs, and acknowledges it after a later sync, in commit order', async () => {
-    await withStore('fsync', async (hot) => {
-      const committer = new Committer(hot, new SnowflakeGenerator());
-      // Hold every sync until released; record when each started, counted in groups written by then.
-      const sync = hot.syncWal.bind(hot);
-      const held: (() => void)[] = [];
-      const startedAfterRows: number[] = [];
-      hot.syncWal = () => {
-        startedAfterRows.push(committer.stats.groups);
-        return new Promise<void>((resolve) => held.push(resolve)).then(sync);
-      };
-      const order: string[] = [];
-      const a = committer.commit([insert(1)]).then(() => order.push('a'));
-      while (held.length < 1) await new Promise(setImmediate);
-      // A's sync is running (held): B is validated against A, written now, and waits for its own sync.
-      const b = committer.commit([insert(2)]).then(() => order.push('b'));
-      const duplicate = committer.commit([insert(1)]).then(() => 'committed', (e: Error) => e.message);
-      while (held.length < 2) await new Promise(setImmediate);
-      assert.equal((await hot.scanPartition(table, '')).length, 2, 'B is written while A syncs');
-      assert.deepEqual(order, [], 'nothing acknowledged before its sync');
-      // B's sync was asked for after B's write, so it cannot be A's (which started before B existed).
-      held[1]!();
-      await new Promise((r) => setTimeout(r, 20));
-      assert.deepEqual(order, [], 'B waits for A: acknowledgements in commit order');
-      held[0]!();
-      await Promise.all([a, b]);
-      assert.deepEqual(order, ['a', 'b']);
-      assert.match(await duplicate, /Duplicate primary key/, 'a group written while A syncs sees A');
-      assert.deepEqual(startedAfterRows.slice(0, 2), [0, 0]);
-      hot.syncWal = sync;
-    });
-  });
-
   it('syncs catalog writes (DDL, users) and flush hand-overs too', async () => {
     await withStore('fsync', async (hot, dir) => {
       await hot.writeCatalog(new Map([['ns:app', { name: 'app', createdAt: 1 }]]));

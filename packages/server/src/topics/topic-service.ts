@@ -314,18 +314,13 @@ export class TopicService {
     }
   }
 
-  /** The staged group was written: its offsets are final. True when it holds messages (wake consumers once it is durable). */
-  commitStaged(): boolean {
+  /** The staged group was written: its offsets are final. */
+  commitStaged(): void {
     const published = this.pendingMark !== null;
     this.pendingMark = null;
     for (const [counter, n] of this.pendingBytes) this.bytes.set(counter, (this.bytes.get(counter) ?? 0) + n);
     this.pendingBytes = new Map();
-    return published;
-  }
-
-  /** A written group that held messages is acknowledged (its WAL synced): consumers may read them. */
-  durable(): void {
-    this.wakeAll();
+    if (published) this.wakeAll();
   }
 
   /** The staged group failed: its offsets are handed out again (no gaps). */
