@@ -20,7 +20,7 @@ const systemMicros = (pid) => Number(readFileSync(`/proc/${pid}/stat`, 'utf8').s
 async function drive(pid, clients, op) {
   const sys = [];
   const r = await driveVersusPg({
-    clients, seconds, op, warmup: Math.min(1, seconds / 5),
+    clients, seconds, op, warmup: Number(process.env.WARMUP ?? Math.min(1, seconds / 5)),
     serverCpu: () => { sys.push(systemMicros(pid)); return treeCpuMicros(pid); },
   });
   const server = r.server_cpu_us_per_row * r.rows;
@@ -60,7 +60,7 @@ try {
 } finally {
   const stopped = await server.stop();
   if (stopped?.commit_groups) {
-    console.log(`commit groups ${stopped.commit_groups}, intents per group ${round(stopped.commit_intents / stopped.commit_groups, 2)}, index reads ${stopped.commit_index_reads}`);
+    console.log(`commit groups ${stopped.commit_groups}, intents per group ${round(stopped.commit_intents / stopped.commit_groups, 2)}, index reads ${stopped.commit_index_reads}, WAL syncs ${stopped.wal_syncs}`);
   }
 }
 for (const [k, v] of Object.entries(out)) {

@@ -7,7 +7,8 @@
 // `--only durability` runs the two write benchmarks once per durability mode (not part of `all`).
 // `--only pg` runs workloads 1, 2 and 6 of issue 15 against our server and a throw-away PostgreSQL in the
 // same run (not part of `all`: it needs PostgreSQL installed and takes minutes); --pg-rows N (rows of the
-// query workload, default 1,000,000).
+// query workload, default 1,000,000), --pg-parts 1,2,6 (which workloads; default all: `--pg-parts 1` is the
+// single-row INSERT alone, ~20 s at --seconds 5).
 // `--only pg-realtime` runs workloads 3, 8 and 9 of issue 15 (bench/versus-pg-realtime.mjs; not part of `all`):
 // --idle-connections N (default 200), --idle-subscriptions M per connection (default 100, the per-connection limit),
 // --realtime-parts 3,8,9 (which of the three workloads to run; default all; 3-ours: our side of workload 3 alone).
@@ -106,8 +107,9 @@ async function main() {
       const onExit = () => { try { process.kill(server.pid, 'SIGKILL'); rmSync(server.dataDir, { recursive: true, force: true }); } catch {} };
       process.on('exit', onExit);
       try {
-        results.versus_pg = await benchWritesVersusPg(server, pg, seconds);
-        results.versus_pg.queries = await benchQueriesVersusPg(server, pg, seconds, Number(arg('pg-rows', '1000000')));
+        const parts = arg('pg-parts', '1,2,6').split(',');
+        results.versus_pg = await benchWritesVersusPg(server, pg, seconds, parts);
+        if (parts.includes('6')) results.versus_pg.queries = await benchQueriesVersusPg(server, pg, seconds, Number(arg('pg-rows', '1000000')));
       } finally { process.off('exit', onExit); await server.stop(); }
     } finally { await pg.stop(); }
     results.run_context.loadavg_at_end = loadavg().map((x) => Math.round(x * 100) / 100);

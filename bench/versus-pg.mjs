@@ -93,15 +93,20 @@ const multiValues = (from, n, quote) => {
 };
 const q = (s) => `'${s}'`;
 
-/** Workloads 1 and 2. `server` from startBenchServer, `pg` from startPostgres. */
-export async function benchWritesVersusPg(server, pg, seconds) {
+/** Workloads 1 and 2 (`parts`: which of the two). `server` from startBenchServer, `pg` from startPostgres. */
+export async function benchWritesVersusPg(server, pg, seconds, parts = ['1', '2']) {
+  const out = {};
+  await server.sql('CREATE NAMESPACE IF NOT EXISTS vs');
+  if (parts.includes('1')) out.insert_single_row_16_clients = await singleRow(server, pg, seconds);
+  if (parts.includes('2')) out.insert_1000_rows_4_clients = await multiRow(server, pg, seconds);
+  return out;
+}
+
+/** 1. single-row INSERT, 16 clients. */
+async function singleRow(server, pg, seconds) {
   const { sql } = server;
   const oursCpu = () => treeCpuMicros(server.pid);
   const pgCpu = () => pg.cpuMicros();
-  const out = {};
-
-  // 1. single-row INSERT, 16 clients.
-  await sql('CREATE NAMESPACE IF NOT EXISTS vs');
   await sql(`CREATE SHARED TABLE vs.single (id BIGINT PRIMARY KEY DEFAULT SNOWFLAKE_ID(), user_id TEXT, body TEXT, n INT) ${NO_FLUSH}`);
   await sql(`CREATE USER TABLE vs.single_user (id BIGINT PRIMARY KEY DEFAULT SNOWFLAKE_ID(), user_id TEXT, body TEXT, n INT) ${NO_FLUSH}`);
   const single = {};
@@ -133,9 +138,14 @@ export async function benchWritesVersusPg(server, pg, seconds) {
   }
   single.ratios_ours_shared = ratios(single.ours_shared, single.pg_sync_commit_on, single.pg_sync_commit_off);
   single.ratios_ours_user = ratios(single.ours_user, single.pg_sync_commit_on, single.pg_sync_commit_off);
-  out.insert_single_row_16_clients = single;
+  return single;
+}
 
-  // 2. 1,000-row INSERT statements, 4 clients; ids from one counter per target.
+/** 2. 1,000-row INSERT statements, 4 clients; ids from one counter per target. */
+async function multiRow(server, pg, seconds) {
+  const { sql } = server;
+  const oursCpu = () => treeCpuMicros(server.pid);
+  const pgCpu = () => pg.cpuMicros();
   const multi = {};
   {
     await sql(`CREATE SHARED TABLE vs.multi (id BIGINT PRIMARY KEY, user_id TEXT, body TEXT, n INT) ${NO_FLUSH}`);
@@ -169,8 +179,7 @@ export async function benchWritesVersusPg(server, pg, seconds) {
     }
   }
   multi.ratios = ratios(multi.ours_shared, multi.pg_sync_commit_on, multi.pg_sync_commit_off);
-  out.insert_1000_rows_4_clients = multi;
-  return out;
+  return multi;
 }
 
 /** Workload 6's three queries (bench/memory.mjs runs them too). */

@@ -158,3 +158,21 @@ test('after all that the server still answers normally, on a reused connection t
   assert.equal(result!.row_count, 1);
   assert.equal((await server.fetch('/health')).status, 200);
 });
+
+test('every answer carries the CORS header: SQL results, errors, the health check and preflights', async () => {
+  const sql = await server.fetch('/v1/api/sql', {
+    method: 'POST', headers: { authorization: auth, 'content-type': 'application/json' }, body: JSON.stringify({ sql: 'SELECT 1 AS one' }),
+  });
+  assert.equal(sql.status, 200);
+  const refused = await server.fetch('/v1/api/sql', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"sql":"SELECT 1"}' });
+  assert.equal(refused.status, 401);
+  const health = await server.fetch('/health');
+  const preflight = await server.fetch('/v1/api/sql', { method: 'OPTIONS' });
+  assert.equal(preflight.status, 204);
+  for (const res of [sql, refused, health, preflight]) {
+    assert.equal(res.headers.get('access-control-allow-origin'), '*', 'sent once');
+    const bytes = (await res.arrayBuffer()).byteLength;
+    if (res !== preflight) assert.equal(Number(res.headers.get('content-length')), bytes);
+  }
+  assert.equal(sql.headers.get('content-type'), 'application/json');
+});

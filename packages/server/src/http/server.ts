@@ -90,10 +90,9 @@ export function createHttpServer(config: Config, log: Logger): HttpServer {
     keepAliveTimeout: config.httpKeepAliveTimeoutMs,
   }, (req, res) => {
     const started = performance.now();
-    // Browsers call the API directly (tokens travel in the Authorization header, never cookies).
-    res.setHeader('access-control-allow-origin', '*');
     if (req.method === 'OPTIONS') {
       res.writeHead(204, {
+        'access-control-allow-origin': '*',
         'access-control-allow-methods': 'GET, POST, OPTIONS',
         'access-control-allow-headers': 'authorization, content-type',
         'access-control-max-age': '600',
@@ -332,24 +331,29 @@ async function send(deps: HttpDeps, req: IncomingMessage, res: ServerResponse, o
   if (out.file !== undefined) return sendFile(deps, req, res, out, out.file, started);
   const chunks = out.encoded?.chunks ?? [Buffer.from(JSON.stringify(out.body), 'utf8')];
   const length = out.encoded?.bytes ?? chunks[0]!.length;
+  // A flat list of header fields: Node writes it as is (no header object of its own to fill and merge).
+  // Browsers call the API directly (tokens travel in the Authorization header, never cookies): CORS.
+  // `out.headers` never repeats these fields (the console's security headers).
+  const head = ['access-control-allow-origin', '*', 'content-type', out.contentType ?? 'application/json', 'content-length', String(length)];
+  if (out.headers !== undefined) for (const [name, value] of Object.entries(out.headers)) head.push(name, value);
   // After a 408 or 413 the body may not have been read to its end, so the connection cannot be
   // reused; with `connection: close` Node ends the socket once the response is written.
-  const close = out.status === 413 || out.status === 408 ? { connection: 'close' } : {};
-  res.writeHead(out.status, { 'content-type': out.contentType ?? 'application/json', 'content-length': length, ...out.headers, ...close });
+  if (out.status === 413 || out.status === 408) head.push('connection', 'close');
+  res.writeHead(out.status, head);
   await writeChunks(res, chunks);
-  deps.metrics?.observeRequest(routeLabel((req.url ?? '/').split('?')[0]!), out.status, (performance.now() - started) / 1000);
+  const route = (req.url ?? '/').split('?')[0]!;
+  deps.metrics?.observeRequest(routeLabel(route), out.status, (performance.now() - started) / 1000);
   if (deps.log.enabled('info')) {
-    deps.log.info('request', {
-      method: req.method, route: (req.url ?? '/').split('?')[0], status: out.status, ms: took(started), user: out.user ?? null,
-      ...(out.limit !== undefined ? { limit: out.limit } : {}),
-    });
+    const fields: Record<string, unknown> = { method: req.method, route, status: out.status, ms: took(started), user: out.user ?? null };
+    if (out.limit !== undefined) fields.limit = out.limit;
+    deps.log.info('request', fields);
   }
 }
 
 /** Streams a file (closing it at the end, or when the client goes away) with its length and name. */
 async function sendFile(deps: HttpDeps, req: IncomingMessage, res: ServerResponse, out: Handled, file: ExportFile, started: number): Promise<void> {
   res.writeHead(out.status, {
-    'content-type': 'application/zip', 'content-length': file.size,
+    'access-control-allow-origin': '*', 'content-type': 'application/zip', 'content-length': file.size,
     'content-disposition': `attachment; filename="${file.filename}"`,
   });
   try {
