@@ -104,7 +104,7 @@ async function resolveSource(
 ): Promise<string> {
   if (source.kind === 'system') {
     const rel = systemRelation(s, source.name, ctx.principal);
-    return pushTemp(s, temps, { columns: rel.columns, rows: rel.rows });
+    return pushTemp(s, temps, { columns: rel.columns, rows: rel.load === undefined ? rel.rows : await rel.load() });
   }
   const table = source.table;
   const partition = partitionFor(ctx.principal, table);
