@@ -315,14 +315,15 @@ export class HotStore {
     const prefix = tablePrefix(KEY_PK, tableId);
     let hot = 0;
     let scanned = 0;
-    let partition: string | null = null;
+    // Keys come partition by partition: the watermark is looked up once per run of one partition.
+    let partition: Buffer | null = null;
     let flushed = 0n;
     for await (const { key, value } of this.db.iterator({ gte: prefix, lt: prefixEnd(prefix), capacity: SCAN_CAPACITY })) {
       if (++scanned > budget) return null;
-      const id = indexPrefixOf(key);
-      if (id !== partition) {
-        partition = id;
-        flushed = this.flushed.get(id) ?? 0n;
+      const length = 6 + key[5]!;
+      if (partition === null || partition.length !== length || key.compare(partition, 0, length, 0, length) !== 0) {
+        partition = key.subarray(0, length);
+        flushed = this.flushed.get(indexPrefixOf(key)) ?? 0n;
       }
       if (value.readBigUInt64BE(0) > flushed) hot++;
     }
