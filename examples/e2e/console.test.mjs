@@ -1,7 +1,10 @@
 // The admin console at /ui in headless Chromium against the real server: log in, run a query, download
 // CSV, watch a row inserted by another client arrive in the live view within 1 s and a flush
-// notification after it, kill a subscription from the Subscriptions page. A screenshot of each page
-// goes to the test output directory (helpers.mjs, outputDir).
+// notification after it, kill a subscription from the Subscriptions page; create a user on the Users
+// page who logs in in a second browser context (and sees no admin actions), change its role (its
+// console then reads system tables), reset its password, drop it; start a flush from the schema
+// browser and watch it reach completed on the Jobs page, with the table's hot/cold row counts before
+// and after. A screenshot of each page goes to the test output directory (helpers.mjs, outputDir).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -12,6 +15,7 @@ describe('admin console (/ui) in Chromium', () => {
   let db;
   let browser;
   let page;
+  let second;
   const out = outputDir('console');
   before(async () => {
     db = new KalamProcess(await freePort(), tempDir('kalamdb-console-'));
@@ -25,6 +29,7 @@ describe('admin console (/ui) in Chromium', () => {
   });
   after(async () => {
     if (page) console.log(page.log.join('\n'));
+    if (second) console.log(second.log.join('\n'));
     await closeBrowser(browser);
     await stopAll();
   });
@@ -98,4 +103,147 @@ describe('admin console (/ui) in Chromium', () => {
     }
     assert.deepEqual(page.log.filter((l) => l.includes('pageerror')), []);
   });
+
+  it('creates a user on the Users page; the user logs in elsewhere and sees no admin actions until its role changes', async () => {
+    await page.getByTestId('nav-Users').click();
+    await page.getByTestId('new-user-name').fill('frank');
+    await page.getByTestId('new-user-password').fill('short');
+    await page.getByTestId('create-user').click();
+    await waitFor('the refusal with its code', async () => /^[A-Z_]+: .*password/i.test(await page.getByTestId('users-notice').textContent()), 10_000);
+    await page.getByTestId('new-user-name').fill('erin');
+    await page.getByTestId('new-user-password').fill('erin-password-1');
+    await page.getByTestId('new-user-role').selectOption('user');
+    await page.getByTestId('new-user-email').fill('erin@example.com');
+    await page.getByTestId('create-user').click();
+    await page.getByTestId('user-erin').waitFor();
+    assert.equal(await page.getByTestId('role-erin').textContent(), 'user');
+    assert.deepEqual(await db.rows("SELECT role, email FROM system.users WHERE user_id = 'erin'"), [{ role: 'user', email: 'erin@example.com' }]);
+    await page.screenshot({ path: join(out, '9-users-created.png'), fullPage: true });
+
+    second = await openPage(browser, 'erin');
+    await second.goto(`${db.url}/ui`);
+    await second.getByTestId('user').fill('erin');
+    await second.getByTestId('password').fill('erin-password-1');
+    await second.getByTestId('login').click();
+    await second.getByTestId('nav-SQL').waitFor();
+    assert.match(await second.getByTestId('who').textContent(), /erin \(no admin role\)/);
+    await second.getByTestId('nav-Users').click();
+    await second.getByTestId('users-readonly').waitFor();
+    assert.equal(await second.getByTestId('create-user-form').count(), 0, 'no create form for role user');
+    assert.match(await second.getByTestId('users-error').textContent(), /^PERMISSION_DENIED: /);
+    await second.getByTestId('nav-Jobs').click();
+    await second.getByTestId('jobs-error').waitFor();
+    assert.match(await second.getByTestId('jobs-error').textContent(), /^PERMISSION_DENIED: /);
+    await second.screenshot({ path: join(out, '10-as-user-jobs.png'), fullPage: true });
+
+    await page.getByTestId('edit-erin').click();
+    await page.getByTestId('edit-role').selectOption('dba');
+    await page.getByTestId('set-role').click();
+    await waitFor('the role changed', async () => (await page.getByTestId('role-erin').textContent()) === 'dba', 10_000);
+    assert.deepEqual(await db.rows("SELECT role FROM system.users WHERE user_id = 'erin'"), [{ role: 'dba' }]);
+    // The change invalidated erin's token: the SDK logs in again and the same page now reads system.jobs.
+    await second.getByTestId('jobs').getByText('Refresh').click();
+    await waitFor('erin reads system.jobs as dba', async () => (await second.getByTestId('jobs-error').count()) === 0
+      && (await second.getByTestId('jobs').textContent()).includes('flush'), 10_000);
+    await second.screenshot({ path: join(out, '11-as-dba-jobs.png'), fullPage: true });
+  });
+
+  it('resets a password and drops the user from the Users page', async () => {
+    const login = (password) => fetch(`${db.url}/v1/api/auth/login`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: 'erin', password }),
+    }).then((r) => r.status);
+    await page.getByTestId('edit-password').fill('erin-password-2');
+    await page.getByTestId('reset-password').click();
+    await waitFor('the new password works', async () => (await login('erin-password-2')) === 200, 10_000);
+    assert.equal(await login('erin-password-1'), 401);
+    await page.getByTestId('drop-user').click();
+    await page.getByTestId('confirm-drop').click();
+    await waitFor('erin dropped', async () => (await db.rows("SELECT deleted_at FROM system.users WHERE user_id = 'erin'"))[0]?.deleted_at != null, 10_000);
+    await page.getByTestId('user-erin').waitFor({ state: 'detached' });
+    await page.screenshot({ path: join(out, '12-users-dropped.png'), fullPage: true });
+  });
+
+  it('starts a flush from the schema browser and shows it completing on the Jobs page', async () => {
+    await db.rows("INSERT INTO app.messages VALUES (10, 'r2', 'to flush'), (11, 'r2', 'to flush too')");
+    await page.getByTestId('nav-Schema').click();
+    await page.getByTestId('table-app.messages').click();
+    await page.getByTestId('table-summary').waitFor();
+    await waitFor('the hot rows counted', async () => (await page.getByTestId('stat-hot-rows').textContent()) === '2', 10_000);
+    assert.equal(await page.getByTestId('stat-segments').textContent(), '1');
+    assert.equal(await page.getByTestId('stat-cold-rows').textContent(), '3');
+    assert.equal(await page.getByTestId('stat-flush-policy').textContent(), 'rows:10000,interval:300');
+    await page.getByTestId('flush-table').click();
+    await page.getByTestId('flush-notice').waitFor();
+    const notice = await page.getByTestId('flush-notice').textContent();
+    const jobId = /Job ID: (\S+?)[.)\s]/.exec(notice)?.[1];
+    assert.ok(jobId, notice);
+    await page.screenshot({ path: join(out, '13-schema-flush.png'), fullPage: true });
+    await page.getByTestId('nav-Jobs').click();
+    const row = page.getByTestId(`job-${jobId}`);
+    await row.waitFor();
+    // A progress bar shows while a job runs and reports progress; a two-row flush is usually done first.
+    const sawProgress = (await page.getByTestId(`progress-${jobId}`).count()) > 0;
+    await waitFor('the flush job completed', async () => (await row.getAttribute('data-status')) === 'completed', 15_000);
+    console.log(`# flush ${jobId} completed on the Jobs page (progress bar seen while running: ${sawProgress})`);
+    await waitFor('polling stopped', async () => (await page.getByTestId('jobs-polling').textContent()) === 'no job running', 5000);
+    await page.screenshot({ path: join(out, '14-jobs-flush-completed.png'), fullPage: true });
+    await page.getByTestId('nav-Schema').click();
+    await page.getByTestId('table-app.messages').click();
+    await waitFor('the rows counted cold', async () => (await page.getByTestId('stat-hot-rows').textContent()) === '0'
+      && (await page.getByTestId('stat-cold-rows').textContent()) === '5' && (await page.getByTestId('stat-segments').textContent()) === '2', 10_000);
+    await page.screenshot({ path: join(out, '15-schema-after-flush.png'), fullPage: true });
+    assert.deepEqual(page.log.filter((l) => l.includes('pageerror')), []);
+  });
+
+  it('shows a running backup with a progress bar refreshed each second until it completes', async () => {
+    // ~120k rows make a backup that runs for a second or more (measured 1.7 s for 100k), long enough to watch.
+    await db.rows("CREATE SHARED TABLE app.bulk (id BIGINT PRIMARY KEY, body TEXT) WITH (FLUSH_POLICY = 'rows:10000000')");
+    for (let i = 0; i < 120_000; i += 2000) {
+      await db.rows(`INSERT INTO app.bulk VALUES ${Array.from({ length: 2000 }, (_, k) => `(${i + k}, 'row ${i + k} of the bulk table')`).join(',')}`);
+    }
+    await page.getByTestId('nav-Audit').click();
+    const jobId = await startBackup();
+    await page.getByTestId('nav-Jobs').click();
+    const row = page.getByTestId(`job-${jobId}`);
+    const seen = new Set();
+    let screenshot = false;
+    // No Refresh click: the page polls by itself while the job runs.
+    await waitFor('the backup completed on the page', async () => {
+      const bar = page.getByTestId(`progress-${jobId}`);
+      if ((await bar.count()) > 0) {
+        seen.add((await bar.textContent().catch(() => '')).trim());
+        if (!screenshot) {
+          screenshot = true;
+          await page.screenshot({ path: join(out, '16-jobs-backup-progress.png'), fullPage: true });
+        }
+      }
+      return (await row.count()) > 0 && (await row.getAttribute('data-status')) === 'completed';
+    }, 60_000, 50);
+    console.log(`# backup ${jobId}: progress shown on the Jobs page: ${[...seen].join(', ')}`);
+    assert.ok(seen.size > 0, 'a progress bar was shown while the backup ran');
+    await page.screenshot({ path: join(out, '17-jobs-backup-completed.png'), fullPage: true });
+  });
+
+  it('kills a running job from the Jobs page', async () => {
+    await page.getByTestId('nav-Audit').click();
+    const jobId = await startBackup();
+    await page.getByTestId('nav-Jobs').click();
+    await page.getByTestId(`kill-${jobId}`).click();
+    await waitFor('the backup cancelled', async () => (await page.getByTestId(`job-${jobId}`).getAttribute('data-status')) === 'cancelled', 30_000);
+    assert.match(await page.getByTestId('jobs-notice').textContent(), new RegExp(jobId));
+    await page.screenshot({ path: join(out, '18-jobs-killed.png'), fullPage: true });
+  });
+
+  /** BACKUP DATABASE into a new directory; returns the job id. */
+  async function startBackup() {
+    const res = await fetch(`${db.url}/v1/api/sql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Basic ${Buffer.from(`root:${ROOT_PASSWORD}`).toString('base64')}` },
+      body: JSON.stringify({ sql: `BACKUP DATABASE TO '${join(tempDir('kalamdb-console-backup-'), 'b1')}'` }),
+    });
+    const started = (await res.json()).results?.[0]?.message ?? '';
+    const jobId = /Job ID: (\S+?)(?:[.)\s]|$)/.exec(started)?.[1];
+    assert.ok(jobId, started);
+    return jobId;
+  }
 });

@@ -1,9 +1,10 @@
 /**
- * Pages that are one query, refreshed: jobs (with progress, KILL JOB), live subscriptions (KILL LIVE),
- * sessions, users and the audit log. Each reads a system table through the public SQL API.
+ * Pages that are one query, refreshed: live subscriptions (KILL LIVE), sessions and the audit log.
+ * Each reads a system table through the public SQL API. (Jobs and users have their own pages.)
  */
 import { useEffect, useState } from 'preact/hooks';
 import type { KalamClient, QueryResult } from '@kalamdb/client';
+import { isAdmin, type PageProps } from './role.js';
 import { Grid } from './grid.js';
 import { errorText } from './errors.js';
 import { sqlString } from './sql-text.js';
@@ -58,28 +59,17 @@ function QueryPage({ client, sql, everyMs, action, testId }: QueryPageProps): pr
 }
 
 
-export const JobsPage = ({ client }: { client: KalamClient }): preact.JSX.Element => (
-  <QueryPage client={client} testId="jobs" everyMs={1000}
-    sql="SELECT job_id, job_type, status, namespace_id, table_name, rows_processed, message, created_at, finished_at FROM system.jobs ORDER BY created_at DESC LIMIT 200"
-    action={{ label: 'KILL', column: 'job_id', sql: (id) => `KILL JOB ${sqlString(id)}` }} />
-);
-
-export const SubscriptionsPage = ({ client }: { client: KalamClient }): preact.JSX.Element => (
+export const SubscriptionsPage = ({ client, role }: PageProps): preact.JSX.Element => (
   <QueryPage client={client} testId="subscriptions" everyMs={2000}
     sql="SELECT live_id, user_id, namespace_id, table_name, query, created_at, changes FROM system.live ORDER BY created_at DESC"
-    action={{ label: 'KILL', column: 'live_id', sql: (id) => `KILL LIVE QUERY ${sqlString(id)}` }} />
+    action={isAdmin(role) ? { label: 'KILL', column: 'live_id', sql: (id) => `KILL LIVE QUERY ${sqlString(id)}` } : undefined} />
 );
 
-export const SessionsPage = ({ client }: { client: KalamClient }): preact.JSX.Element => (
+export const SessionsPage = ({ client }: PageProps): preact.JSX.Element => (
   <QueryPage client={client} testId="sessions" everyMs={2000} sql="SELECT * FROM system.sessions ORDER BY connected_at DESC" />
 );
 
-export const UsersPage = ({ client }: { client: KalamClient }): preact.JSX.Element => (
-  <QueryPage client={client} testId="users" everyMs={0}
-    sql="SELECT user_id, role, email, created_at, updated_at, deleted_at FROM system.users ORDER BY user_id" />
-);
-
-export const AuditPage = ({ client }: { client: KalamClient }): preact.JSX.Element => (
+export const AuditPage = ({ client }: PageProps): preact.JSX.Element => (
   <QueryPage client={client} testId="audit" everyMs={0}
     sql="SELECT timestamp, actor, effective_user, action, target, status, details FROM system.audit_log ORDER BY timestamp DESC LIMIT 200" />
 );

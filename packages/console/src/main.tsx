@@ -9,7 +9,10 @@ import { createClient, type KalamClient } from '@kalamdb/client';
 import { SqlPage } from './sql-page.js';
 import { LivePage } from './live-page.js';
 import { SchemaPage } from './schema-page.js';
-import { AuditPage, JobsPage, SessionsPage, SubscriptionsPage, UsersPage } from './admin-pages.js';
+import { AuditPage, SessionsPage, SubscriptionsPage } from './admin-pages.js';
+import { JobsPage } from './jobs-page.js';
+import { UsersPage } from './users-page.js';
+import { detectRole, type ConsoleRole } from './role.js';
 import { errorText } from './errors.js';
 
 const PAGES = {
@@ -19,7 +22,7 @@ const PAGES = {
 type PageName = keyof typeof PAGES;
 const KEPT: ReadonlySet<PageName> = new Set(['SQL', 'Live']);
 
-function Login({ onLogin }: { onLogin: (client: KalamClient, user: string) => void }): preact.JSX.Element {
+function Login({ onLogin }: { onLogin: (client: KalamClient, user: string, role: ConsoleRole) => void }): preact.JSX.Element {
   const [user, setUser] = useState('');
   const [password, setPassword] = useState('');
   const [error, setError] = useState<string | null>(null);
@@ -29,7 +32,7 @@ function Login({ onLogin }: { onLogin: (client: KalamClient, user: string) => vo
     try {
       // One authenticated round trip proves the credentials before the console opens.
       await client.query('SELECT 1');
-      onLogin(client, user);
+      onLogin(client, user, await detectRole(client, user));
     } catch (err) {
       setError(errorText(err));
       await client.disconnect().catch(() => undefined);
@@ -49,10 +52,10 @@ function Login({ onLogin }: { onLogin: (client: KalamClient, user: string) => vo
 }
 
 function App(): preact.JSX.Element {
-  const [session, setSession] = useState<{ client: KalamClient; user: string } | null>(null);
+  const [session, setSession] = useState<{ client: KalamClient; user: string; role: ConsoleRole } | null>(null);
   const [page, setPage] = useState<PageName>('SQL');
   const [visited, setVisited] = useState<ReadonlySet<PageName>>(new Set(['SQL']));
-  if (session === null) return <Login onLogin={(client, user) => setSession({ client, user })} />;
+  if (session === null) return <Login onLogin={(client, user, role) => setSession({ client, user, role })} />;
   const show = (p: PageName): void => {
     setPage(p);
     setVisited((v) => new Set([...v, p]));
@@ -65,12 +68,12 @@ function App(): preact.JSX.Element {
       <header>
         <b>KalamDB</b>
         <nav>{(Object.keys(PAGES) as PageName[]).map((p) => <button key={p} data-testid={`nav-${p}`} class={p === page ? 'on' : ''} onClick={() => show(p)}>{p}</button>)}</nav>
-        <span class="who">{session.user}</span>
+        <span class="who" data-testid="who">{session.user} ({session.role === 'other' ? 'no admin role' : session.role})</span>
         <button class="act" onClick={() => { void session.client.disconnect(); setSession(null); }}>Log out</button>
       </header>
       <main>{mounted.map((p) => {
         const Page = PAGES[p];
-        return <div key={p} style={{ display: p === page ? '' : 'none' }}><Page client={session.client} /></div>;
+        return <div key={p} style={{ display: p === page ? '' : 'none' }}><Page client={session.client} role={session.role} /></div>;
       })}</main>
     </div>
   );

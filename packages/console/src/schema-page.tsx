@@ -1,51 +1,92 @@
 /**
- * Schema browser: namespaces and their tables (type, access level, storage, flush policy, status);
- * for a table its columns, its schema history and its Parquet segments (system.manifest).
+ * Schema browser: namespaces (empty ones too) and their tables with type and storage; for a table its
+ * properties (type, access level, storage, flush policy, status), row counts per tier and segments
+ * (system.table_stats), its columns, its schema history and its Parquet segments (system.manifest).
+ * dba/system can start a flush of the table (STORAGE FLUSH TABLE) and follow it on the Jobs page.
  */
 import { useEffect, useState } from 'preact/hooks';
-import type { KalamClient, QueryResult } from '@kalamdb/client';
+import type { QueryResult } from '@kalamdb/client';
 import { Grid } from './grid.js';
 import { errorText } from './errors.js';
+import { isAdmin, records, type PageProps } from './role.js';
 import { sqlIdent, sqlString } from './sql-text.js';
 
+const CATALOG_SQL = 'SELECT namespace_id FROM system.namespaces ORDER BY namespace_id; '
+  + 'SELECT t.namespace_id, t.table_name, t.table_type, t.access_level, s.storage_id, t.flush_policy, t.status, t.unavailable_reason, t.schema_version '
+  + 'FROM system.tables t LEFT JOIN system.schemas s ON s.namespace_id = t.namespace_id AND s.table_name = t.table_name AND s.is_latest '
+  + 'ORDER BY t.namespace_id, t.table_name';
 
-export function SchemaPage({ client }: { client: KalamClient }): preact.JSX.Element {
-  const [tables, setTables] = useState<readonly (readonly unknown[])[]>([]);
-  const [picked, setPicked] = useState<{ ns: string; name: string } | null>(null);
+type TableRow = Record<string, unknown>;
+const text = (v: unknown): string => (v === null || v === undefined ? '—' : String(v));
+
+function Summary({ table, stats }: { table: TableRow; stats: Record<string, unknown> | undefined }): preact.JSX.Element {
+  const items: [string, string][] = [
+    ['type', text(table.table_type)], ['access level', text(table.access_level)], ['storage', text(table.storage_id)],
+    ['flush policy', text(table.flush_policy)], ['schema version', text(table.schema_version)],
+    ['status', table.status === 'available' ? 'available' : `${text(table.status)}: ${text(table.unavailable_reason)}`],
+    ['hot rows', stats === undefined ? '—' : stats.hot_rows === null ? 'not counted (scan budget)' : text(stats.hot_rows)],
+    ['cold rows', text(stats?.cold_rows)], ['segments', text(stats?.segments)], ['cold bytes', text(stats?.cold_bytes)],
+  ];
+  return (
+    <table data-testid="table-summary" style={{ width: 'auto' }}>
+      <tbody>{items.map(([k, v]) => <tr key={k}><th>{k}</th><td class="mono" data-testid={`stat-${k.replace(/ /g, '-')}`}>{v}</td></tr>)}</tbody>
+    </table>
+  );
+}
+
+export function SchemaPage({ client, role }: PageProps): preact.JSX.Element {
+  const [namespaces, setNamespaces] = useState<readonly string[]>([]);
+  const [tables, setTables] = useState<readonly TableRow[]>([]);
+  const [picked, setPicked] = useState<TableRow | null>(null);
+  const [stats, setStats] = useState<Record<string, unknown> | undefined>(undefined);
   const [details, setDetails] = useState<readonly [string, QueryResult][]>([]);
   const [error, setError] = useState<string | null>(null);
+  const [notice, setNotice] = useState<{ ok: boolean; text: string } | null>(null);
 
   useEffect(() => {
-    client.query('SELECT t.namespace_id, t.table_name, t.table_type, t.access_level, s.storage_id, t.flush_policy, t.status '
-      + 'FROM system.tables t LEFT JOIN system.schemas s ON s.namespace_id = t.namespace_id AND s.table_name = t.table_name AND s.is_latest '
-      + 'ORDER BY t.namespace_id, t.table_name')
-      .then((r) => setTables(r.results[0]?.rows ?? []), (e: unknown) => setError(errorText(e)));
+    client.query(CATALOG_SQL).then((r) => {
+      setNamespaces(records(r.results[0]).map((n) => String(n.namespace_id)));
+      setTables(records(r.results[1]));
+    }, (e: unknown) => setError(errorText(e)));
   }, []);
 
-  const open = async (ns: string, name: string): Promise<void> => {
-    setPicked({ ns, name });
+  const open = async (table: TableRow): Promise<void> => {
+    setPicked(table);
+    const ns = String(table.namespace_id);
+    const name = String(table.table_name);
     try {
-      const table = `${sqlIdent(ns)}.${sqlIdent(name)}`;
-      const res = await client.query(`DESCRIBE TABLE ${table}; DESCRIBE TABLE ${table} HISTORY; `
-        + `SELECT user_id, path, row_count, size_bytes, min_seq, max_seq, schema_version, created_at FROM system.manifest WHERE namespace_id = ${sqlString(ns)} AND table_name = ${sqlString(name)}`);
+      const id = `${sqlIdent(ns)}.${sqlIdent(name)}`;
+      const where = `WHERE namespace_id = ${sqlString(ns)} AND table_name = ${sqlString(name)}`;
+      const res = await client.query(`DESCRIBE TABLE ${id}; DESCRIBE TABLE ${id} HISTORY; `
+        + `SELECT user_id, path, row_count, size_bytes, min_seq, max_seq, schema_version, created_at FROM system.manifest ${where}; `
+        + `SELECT hot_rows, cold_rows, segments, cold_bytes FROM system.table_stats ${where}`);
       setDetails([['Columns', res.results[0]!], ['Schema history', res.results[1]!], ['Segments (cold tier)', res.results[2]!]]);
+      setStats(records(res.results[3])[0]);
       setError(null);
     } catch (e) {
       setError(errorText(e));
     }
   };
 
-  const byNs = new Map<string, (readonly unknown[])[]>();
-  for (const t of tables) byNs.set(String(t[0]), [...(byNs.get(String(t[0])) ?? []), t]);
+  const flush = async (table: TableRow): Promise<void> => {
+    try {
+      const res = await client.query(`STORAGE FLUSH TABLE ${sqlIdent(String(table.namespace_id))}.${sqlIdent(String(table.table_name))}`);
+      setNotice({ ok: true, text: `${res.results[0]?.message ?? 'started'} (see Jobs)` });
+    } catch (e) {
+      setNotice({ ok: false, text: errorText(e) });
+    }
+  };
+
+  const isPicked = (t: TableRow): boolean => picked !== null && picked.namespace_id === t.namespace_id && picked.table_name === t.table_name;
   return (
     <div class="cols">
       <div class="panel tree" data-testid="schema-tree">
-        {[...byNs].map(([ns, list]) => (
+        {namespaces.map((ns) => (
           <div key={ns}>
             <b>{ns}</b>
-            {list.map((t) => (
-              <div key={String(t[1])} class={picked?.ns === ns && picked.name === t[1] ? 'on' : ''} onClick={() => void open(ns, String(t[1]))}>
-                {String(t[1])} <span class="muted">{String(t[2]).toLowerCase()}{t[4] ? ` · ${String(t[4])}` : ''}{t[6] !== 'available' && t[6] !== null ? ` · ${String(t[6])}` : ''}</span>
+            {tables.filter((t) => t.namespace_id === ns).map((t) => (
+              <div key={String(t.table_name)} class={isPicked(t) ? 'on' : ''} data-testid={`table-${ns}.${String(t.table_name)}`} onClick={() => { setNotice(null); void open(t); }}>
+                {String(t.table_name)} <span class="muted">{String(t.table_type).toLowerCase()}{t.storage_id ? ` · ${String(t.storage_id)}` : ''}{t.status !== 'available' && t.status !== null ? ` · ${String(t.status)}` : ''}</span>
               </div>
             ))}
           </div>
@@ -53,6 +94,19 @@ export function SchemaPage({ client }: { client: KalamClient }): preact.JSX.Elem
       </div>
       <div>
         {error !== null && <div class="panel error">{error}</div>}
+        {picked !== null && (
+          <div class="panel">
+            <div class="row">
+              <b>{String(picked.namespace_id)}.{String(picked.table_name)}</b>
+              <button class="act" data-testid="refresh-table" onClick={() => void open(picked)}>Refresh</button>
+              {isAdmin(role) && String(picked.table_type).toLowerCase() !== 'stream' && (
+                <button class="act" data-testid="flush-table" onClick={() => void flush(picked)}>Flush table</button>
+              )}
+              {notice !== null && <span class={notice.ok ? '' : 'error'} data-testid="flush-notice">{notice.text}</span>}
+            </div>
+            <Summary table={picked} stats={stats} />
+          </div>
+        )}
         {picked !== null && details.map(([title, result]) => (
           <div class="panel" key={title}><b>{title}</b><Grid result={result} downloads={false} /></div>
         ))}

@@ -106,7 +106,7 @@ async function resolveSource(
   if (source.kind === 'system') {
     const sources = source.name === 'stats' ? { ...s, stats: await statsRows(s, s.metrics) } : s;
     const rel = systemRelation(sources, source.name, ctx.principal);
-    return pushTemp(s, temps, { columns: rel.columns, rows: rel.rows });
+    return pushTemp(s, temps, { columns: rel.columns, rows: rel.load === undefined ? rel.rows : await rel.load() });
   }
   const table = source.table;
   const partition = partitionFor(ctx.principal, table);

@@ -303,6 +303,33 @@ export class HotStore {
     return null;
   }
 
+  /**
+   * system.table_stats' hot count of one table, summed over its partitions: primary keys whose newest
+   * version is unflushed (its index entry is above the partition's flush watermark), tombstones
+   * included, superseded versions not (a key has one index entry) — exactly the rows the next flush
+   * writes. The index keeps an entry for every key the table ever had (flushed ones read as cold
+   * markers), so this reads them all: at most `budget` entries, else null (not counted). Only the
+   * 8-byte `_seq` head of each value is read, never the row.
+   */
+  async countHotKeys(tableId: number, budget: number): Promise<{ hot: number; scanned: number } | null> {
+    const prefix = tablePrefix(KEY_PK, tableId);
+    let hot = 0;
+    let scanned = 0;
+    // Keys come partition by partition: the watermark is looked up once per run of one partition.
+    let partition: Buffer | null = null;
+    let flushed = 0n;
+    for await (const { key, value } of this.db.iterator({ gte: prefix, lt: prefixEnd(prefix), capacity: SCAN_CAPACITY })) {
+      if (++scanned > budget) return null;
+      const length = 6 + key[5]!;
+      if (partition === null || partition.length !== length || key.compare(partition, 0, length, 0, length) !== 0) {
+        partition = key.subarray(0, length);
+        flushed = this.flushed.get(indexPrefixOf(key)) ?? 0n;
+      }
+      if (value.readBigUInt64BE(0) > flushed) hot++;
+    }
+    return { hot, scanned };
+  }
+
   /** Hot versions per (table id, partition): how many and the oldest `_seq` (for flush policies). */
   async countHotVersions(): Promise<Map<string, { tableId: number; partition: string; count: number; oldestSeq: bigint }>> {
     const out = new Map<string, { tableId: number; partition: string; count: number; oldestSeq: bigint }>();
