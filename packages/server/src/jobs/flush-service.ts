@@ -26,6 +26,7 @@ import { join } from 'node:path';
 import { existsSync, readdirSync } from 'node:fs';
 import type { JobRow, JobStore } from './job-store.js';
 import { failpoint } from './failpoints.js';
+import { FlushRows } from '../storage/cold/flush-rows.js';
 
 const POLICY_BACKOFF_MIN_MS = 5_000;
 const POLICY_BACKOFF_MAX_MS = 300_000;
@@ -498,13 +499,20 @@ export class FlushService {
     const manifest = this.d.cold.manifest(table, partition);
     const batch = manifest.next_batch;
     const after = this.d.hot.flushedSeq(table.id, partition);
-    let scanned = 0;
-    let scanMs = 0;
-    const written = await this.d.cold.writeSegment(table, partition, this.d.columnsOf(table), async (append) => {
-      const started = performance.now();
-      scanned = await this.d.hot.forEachVersion(table, partition, after, upTo, (row) => append(row.values, row.seq, row.deleted));
-      scanMs = performance.now() - started;
-    }, batch);
+    const started = performance.now();
+    // The versions are held as the RocksDB values they came in and read in place (flush-rows.ts).
+    const rows = new FlushRows(table, (seq, bytes) => this.d.hot.decodeVersion(table, seq, bytes));
+    let held: Uint8Array | null = null;
+    let heldIndex = 0;
+    const scanned = await this.d.hot.forEachEncodedVersion(table, partition, after, upTo, (seq, value, start, end) => {
+      if (value !== held) {
+        held = value;
+        heldIndex = rows.addValue(value);
+      }
+      rows.add(heldIndex, start, end, seq);
+    });
+    const scanMs = performance.now() - started;
+    const written = await this.d.cold.writeSegment(table, partition, this.d.columnsOf(table), rows, batch);
     if (written === null) return null;
     const { segment, tmpPath } = written;
     failpoint('flush:after-write');

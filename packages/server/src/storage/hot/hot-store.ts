@@ -14,7 +14,7 @@ import {
   KEY_CATALOG, KEY_FLUSHED, KEY_PK, KEY_VERSION, catalogKey, encodePk, partitionPrefix, pkKey, prefixEnd, tablePrefix, versionKey,
 } from './keys.js';
 import { decodeIndexValue, decodeRow, type RowVersion } from './row-codec.js';
-import { countPacked, firstPackedSeq, forEachPacked } from './version-pack.js';
+import { countPacked, firstPackedSeq, forEachPacked, forEachPackedAt } from './version-pack.js';
 import type { StorageHealth } from '../storage-health.js';
 import { WalSyncer, type WalSyncState } from './wal-sync.js';
 import type { Durability } from '../../config/config.js';
@@ -208,15 +208,31 @@ export class HotStore {
    * first pack above `after` and stops at the first whose versions are all above `upTo`.
    */
   async forEachVersion(table: TableDef, partition: string, after: bigint, upTo: bigint, visit: (row: RowVersion) => void): Promise<number> {
+    return this.forEachEncodedVersion(table, partition, after, upTo, (seq, value, start, end) => visit(this.decodeVersion(table, seq, value.subarray(start, end))));
+  }
+
+  /**
+   * forEachVersion without decoding: each version as its encoded bytes `value[start, end)` (row-codec.ts),
+   * `value` being the RocksDB value that holds it (a pack holds many; it stays valid after the call).
+   * The flush reads them in place (decodeVersion for the ones it cannot).
+   */
+  async forEachEncodedVersion(
+    table: TableDef, partition: string, after: bigint, upTo: bigint, visit: (seq: bigint, value: Uint8Array, start: number, end: number) => void,
+  ): Promise<number> {
     const prefix = partitionPrefix(KEY_VERSION, table.id, partition);
     let n = 0;
-    const onVersion = (seq: bigint, bytes: Uint8Array): void => visit(this.inSchema(table, decodeRow(seq, bytes)));
     for await (const { key, value } of this.db.iterator({ gt: versionKey(prefix, after), lt: prefixEnd(prefix), capacity: SCAN_CAPACITY })) {
-      const visited = forEachPacked(key.readBigUInt64BE(key.length - 8), value, after, upTo, onVersion);
+      const keySeq = key.readBigUInt64BE(key.length - 8);
+      const visited = forEachPackedAt(keySeq, value, after, upTo, (seq, start, end) => visit(seq, value, start, end));
       n += visited;
-      if (visited === 0 && firstPackedSeq(key.readBigUInt64BE(key.length - 8), value) > upTo) break;
+      if (visited === 0 && firstPackedSeq(keySeq, value) > upTo) break;
     }
     return n;
+  }
+
+  /** One encoded version, in the table's current schema. */
+  decodeVersion(table: TableDef, seq: bigint, bytes: Uint8Array): RowVersion {
+    return this.inSchema(table, decodeRow(seq, bytes));
   }
 
   /** Every catalog entry, as name → parsed JSON. */
