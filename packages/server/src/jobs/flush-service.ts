@@ -501,16 +501,9 @@ export class FlushService {
     const after = this.d.hot.flushedSeq(table.id, partition);
     const started = performance.now();
     // The versions are held as the RocksDB values they came in and read in place (flush-rows.ts).
-    const rows = new FlushRows(table, (seq, bytes) => this.d.hot.decodeVersion(table, seq, bytes));
-    let held: Uint8Array | null = null;
-    let heldIndex = 0;
-    const scanned = await this.d.hot.forEachEncodedVersion(table, partition, after, upTo, (seq, value, start, end) => {
-      if (value !== held) {
-        held = value;
-        heldIndex = rows.addValue(value);
-      }
-      rows.add(heldIndex, start, end, seq);
-    });
+    const expected = this.pending.get(partitionId(table.id, partition))?.count ?? 0;
+    const rows = new FlushRows(table, (seq, bytes) => this.d.hot.decodeVersion(table, seq, bytes), Math.min(expected, 4_000_000));
+    const scanned = await this.d.hot.forEachEncodedVersion(table, partition, after, upTo, rows);
     const scanMs = performance.now() - started;
     const written = await this.d.cold.writeSegment(table, partition, this.d.columnsOf(table), rows, batch);
     if (written === null) return null;

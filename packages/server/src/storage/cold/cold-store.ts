@@ -20,7 +20,8 @@ import { ACCOUNT_ID_PATTERN, type StorageDef, partitionId, qualifiedName, primar
 import { coerce, formatDecimal } from '../../sql/values.js';
 import { columnList, duckType, readParquetSql, RowAppender, sqlIdent, sqlString, type DuckEngine, type SourceColumn } from '../duck/duck-engine.js';
 import { ChunkWriter, chunkWritable } from '../duck/chunk-writer.js';
-import type { FlushRows, VersionWriter } from './flush-rows.js';
+import { withChunkSource, type ChunkSource } from '../duck/chunk-source.js';
+import type { FlushRows } from './flush-rows.js';
 import { columnsForVersion, type SchemaLookup } from '../../catalog/schema-map.js';
 import type { RowVersion } from '../hot/row-codec.js';
 import { DELETED_FIELD_ID, SEQ_FIELD_ID, MANIFEST_FILE, ManifestError, emptyManifest, fsyncPath, readManifest, writeManifest, type ColumnStats, type Manifest, type Segment } from './manifest.js';
@@ -407,18 +408,30 @@ export class ColdStore {
     table: TableDef, partition: string, columns: readonly SourceColumn[], rows: FlushRows, batch: number,
   ): Promise<{ segment: Segment; tmpPath: string } | null> {
     if (rows.count === 0) return null;
-    const temp = `f_${++this.tempCounter}`;
     assert(columns.at(-2)?.name === '_seq' && columns.at(-1)?.name === '_deleted', 'segment columns end with _seq, _deleted');
     // Newest version per key in key order when FlushRows can (integer keys), else DuckDB does both.
     const order = rows.order();
+    const pk = sqlIdent(table.columns[primaryKeyIndex(table)]!.name);
+    const copy = (conn: DuckDBConnection, relation: string): Promise<{ segment: Segment; tmpPath: string } | null> => order !== null
+      ? this.copyToSegment(conn, table, partition, columns, `SELECT * FROM ${relation}`, batch, true)
+      : this.copyToSegment(conn, table, partition, columns,
+        `SELECT * FROM ${relation} QUALIFY row_number() OVER (PARTITION BY ${pk} ORDER BY "_seq" DESC) = 1`, batch, false);
     return this.duck.withConnection(async (conn) => {
+      if (chunkWritable(columns)) return withChunkSource(conn, flushChunks(table, columns, rows, order), (relation) => copy(conn, relation));
+      // UUID and DECIMAL cells are converted by the appender, a value at a time, into a temp table.
+      const temp = `f_${++this.tempCounter}`;
       await conn.run(`CREATE TEMP TABLE ${temp} (${columnList(columns)})`);
       try {
-        await appendFlushRows(conn, temp, table, columns, rows, order);
-        if (order !== null) return await this.copyToSegment(conn, table, partition, columns, `SELECT * FROM temp.main.${temp}`, batch, true);
-        const pk = sqlIdent(table.columns[primaryKeyIndex(table)]!.name);
-        const newest = `SELECT * FROM temp.main.${temp} QUALIFY row_number() OVER (PARTITION BY ${pk} ORDER BY "_seq" DESC) = 1`;
-        return await this.copyToSegment(conn, table, partition, columns, newest, batch, false);
+        const appender = await RowAppender.open(conn, temp, 'temp', columns);
+        try {
+          const writer = { encoded: () => false, values: (values: readonly StoredValue[], seq: bigint, deleted: boolean) => appender.version(values, seq, deleted) };
+          if (order === null) for (let i = 0; i < rows.count; i++) rows.write(i, writer);
+          else for (let j = 0; j < order.length; j++) rows.write(order[j]!, writer);
+          appender.flush();
+        } finally {
+          appender.close();
+        }
+        return await copy(conn, `temp.main.${temp}`);
       } finally {
         await conn.run(`DROP TABLE IF EXISTS temp.main.${temp}`).catch(() => undefined);
       }
@@ -768,28 +781,19 @@ export function sqlLiteral(column: ColumnDef, value: StoredValue): string {
   return sqlString(value);
 }
 
-/** Appends the flush's versions to the temp table: in `order` (indexes into `rows`) or in the order they were read. */
-async function appendFlushRows(
-  conn: DuckDBConnection, temp: string, table: TableDef, columns: readonly SourceColumn[], rows: FlushRows, order: Uint32Array | null,
-): Promise<void> {
-  let writer: VersionWriter & { finish(): void };
-  let close: () => void;
-  if (chunkWritable(columns)) {
-    const appender = await conn.createAppender(temp, 'main', 'temp');
-    const chunks = new ChunkWriter(appender, columns, table.schemaVersion);
-    writer = chunks;
-    close = () => appender.closeSync();
-  } else {
-    // UUID and DECIMAL cells are converted by the appender, a value at a time.
-    const appender = await RowAppender.open(conn, temp, 'temp', columns);
-    writer = { encoded: () => false, values: (values, seq, deleted) => appender.version(values, seq, deleted), finish: () => appender.flush() };
-    close = () => appender.close();
-  }
-  try {
-    if (order === null) for (let i = 0; i < rows.count; i++) rows.write(i, writer);
-    else for (let j = 0; j < order.length; j++) rows.write(order[j]!, writer);
-    writer.finish();
-  } finally {
-    close();
-  }
+/** The flush's versions as a chunk source: in `order` (indexes into `rows`), or in the order they were read. */
+function flushChunks(table: TableDef, columns: readonly SourceColumn[], rows: FlushRows, order: Uint32Array | null): ChunkSource {
+  const writer = new ChunkWriter(columns, table.schemaVersion);
+  const n = order === null ? rows.count : order.length;
+  let next = 0;
+  return {
+    columns,
+    fill: (chunk) => {
+      writer.target(chunk);
+      const end = Math.min(n, next + ChunkWriter.ROWS);
+      if (order === null) for (; next < end; next++) rows.write(next, writer);
+      else for (; next < end; next++) rows.write(order[next]!, writer);
+      writer.close();
+    },
+  };
 }

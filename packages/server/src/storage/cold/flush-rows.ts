@@ -9,11 +9,12 @@
  */
 import { primaryKeyIndex, type StoredValue, type TableDef } from '../../catalog/types.js';
 import type { RowVersion } from '../hot/row-codec.js';
+import type { EncodedVersionSink } from '../hot/hot-store.js';
 
 /** What writes the rows into DuckDB (duck/chunk-writer.ts; the appender for column types it lacks). */
 export interface VersionWriter {
   /** Writes a plain encoded version of the current schema; false when it cannot (then `values`). */
-  encoded(b: Uint8Array, dv: DataView, start: number, end: number, seq: bigint): boolean;
+  encoded(b: Uint8Array, dv: DataView, start: number, end: number, seqHi: number, seqLo: number): boolean;
   values(values: readonly StoredValue[], seq: bigint, deleted: boolean): void;
 }
 
@@ -22,26 +23,38 @@ export type VersionDecoder = (seq: bigint, bytes: Uint8Array) => RowVersion;
 
 const INTEGER_KEYS = new Set(['SmallInt', 'Int', 'BigInt']);
 
-export class FlushRows {
+export class FlushRows implements EncodedVersionSink {
   private readonly values: Uint8Array[] = [];
   private readonly views: DataView[] = [];
-  private capacity = 1024;
-  private valueOf = new Uint32Array(this.capacity);
-  private startOf = new Uint32Array(this.capacity);
-  private endOf = new Uint32Array(this.capacity);
-  private seqOf = new BigInt64Array(this.capacity);
+  private capacity: number;
+  private valueOf: Uint32Array;
+  private startOf: Uint32Array;
+  private endOf: Uint32Array;
+  /** Each version's `_seq` in unsigned 32-bit halves. */
+  private seqHi: Uint32Array;
+  private seqLo: Uint32Array;
   /** The integer key of each version: high 32 bits with the sign flipped (so unsigned order is signed order), low 32 bits. */
-  private keyHi = new Uint32Array(this.capacity);
-  private keyLo = new Uint32Array(this.capacity);
+  private keyHi: Uint32Array;
+  private keyLo: Uint32Array;
   /** Versions that `add` had to decode (older schema, unusual encoding), by index. */
   private readonly decoded = new Map<number, RowVersion>();
-  private lastSeq = -1n;
+  private lastSeqHi = 0;
+  private lastSeqLo = 0;
   /** False once a key or an order is met that the radix sort cannot take: DuckDB sorts then. */
   private sortable: boolean;
   private readonly pk: number;
   count = 0;
 
-  constructor(private readonly table: TableDef, private readonly decode: VersionDecoder) {
+  /** `expected`: about how many versions will be added (the arrays start that large). */
+  constructor(private readonly table: TableDef, private readonly decode: VersionDecoder, expected = 0) {
+    this.capacity = Math.max(1024, expected);
+    this.valueOf = new Uint32Array(this.capacity);
+    this.startOf = new Uint32Array(this.capacity);
+    this.endOf = new Uint32Array(this.capacity);
+    this.seqHi = new Uint32Array(this.capacity);
+    this.seqLo = new Uint32Array(this.capacity);
+    this.keyHi = new Uint32Array(this.capacity);
+    this.keyLo = new Uint32Array(this.capacity);
     this.pk = primaryKeyIndex(table);
     this.sortable = INTEGER_KEYS.has(table.columns[this.pk]!.type);
   }
@@ -54,35 +67,37 @@ export class FlushRows {
   }
 
   /** One version: `value`'s bytes [start, end), visited in `_seq` order. */
-  add(value: number, start: number, end: number, seq: bigint): void {
+  add(value: number, start: number, end: number, seqHi: number, seqLo: number): void {
     const i = this.count++;
     if (i === this.capacity) this.grow();
     this.valueOf[i] = value;
     this.startOf[i] = start;
     this.endOf[i] = end;
-    this.seqOf[i] = seq;
-    if (seq <= this.lastSeq) this.sortable = false;
-    this.lastSeq = seq;
+    this.seqHi[i] = seqHi;
+    this.seqLo[i] = seqLo;
+    if (seqHi < this.lastSeqHi || (seqHi === this.lastSeqHi && seqLo <= this.lastSeqLo)) this.sortable = false;
+    this.lastSeqHi = seqHi;
+    this.lastSeqLo = seqLo;
     if (this.sortable && !this.readKey(i, this.values[value]!, this.views[value]!, start, end)) {
-      const row = this.decode(seq, this.values[value]!.subarray(start, end));
+      const row = this.decode(this.seq(i), this.values[value]!.subarray(start, end));
       this.decoded.set(i, row);
       this.setKey(i, row.values[this.pk] ?? null);
     }
   }
 
+  private seq(i: number): bigint {
+    return (BigInt(this.seqHi[i]!) << 32n) | BigInt(this.seqLo[i]!);
+  }
+
   private grow(): void {
     this.capacity *= 2;
-    const grown = <T extends Uint32Array | BigInt64Array>(a: T, make: (n: number) => T): T => {
-      const b = make(this.capacity);
-      b.set(a as never);
-      return b;
-    };
-    this.valueOf = grown(this.valueOf, (n) => new Uint32Array(n));
-    this.startOf = grown(this.startOf, (n) => new Uint32Array(n));
-    this.endOf = grown(this.endOf, (n) => new Uint32Array(n));
-    this.seqOf = grown(this.seqOf, (n) => new BigInt64Array(n));
-    this.keyHi = grown(this.keyHi, (n) => new Uint32Array(n));
-    this.keyLo = grown(this.keyLo, (n) => new Uint32Array(n));
+    this.valueOf = grownU32(this.valueOf, this.capacity);
+    this.startOf = grownU32(this.startOf, this.capacity);
+    this.endOf = grownU32(this.endOf, this.capacity);
+    this.keyHi = grownU32(this.keyHi, this.capacity);
+    this.keyLo = grownU32(this.keyLo, this.capacity);
+    this.seqHi = grownU32(this.seqHi, this.capacity);
+    this.seqLo = grownU32(this.seqLo, this.capacity);
   }
 
   /**
@@ -160,19 +175,24 @@ export class FlushRows {
   /** Writes version `i` through `writer`. */
   write(i: number, writer: VersionWriter): void {
     const row = this.decoded.get(i);
-    const seq = this.seqOf[i]!;
     if (row !== undefined) {
-      writer.values(row.values, seq, row.deleted);
+      writer.values(row.values, this.seq(i), row.deleted);
       return;
     }
     const value = this.valueOf[i]!;
     const b = this.values[value]!;
     const start = this.startOf[i]!;
     const end = this.endOf[i]!;
-    if (writer.encoded(b, this.views[value]!, start, end, seq)) return;
-    const decoded = this.decode(seq, b.subarray(start, end));
-    writer.values(decoded.values, seq, decoded.deleted);
+    if (writer.encoded(b, this.views[value]!, start, end, this.seqHi[i]!, this.seqLo[i]!)) return;
+    const decoded = this.decode(this.seq(i), b.subarray(start, end));
+    writer.values(decoded.values, decoded.seq, decoded.deleted);
   }
+}
+
+function grownU32(a: Uint32Array, capacity: number): Uint32Array {
+  const b = new Uint32Array(capacity);
+  b.set(a);
+  return b;
 }
 
 /** Where the msgpack value at `at` ends (scalars and extensions; -1 for anything else). */

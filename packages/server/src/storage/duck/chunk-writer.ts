@@ -12,7 +12,7 @@
  */
 import { createRequire } from 'node:module';
 import type * as Bindings from '@duckdb/node-bindings';
-import { DuckDBDataChunk, type DuckDBAppender } from '@duckdb/node-api';
+import type { DuckDBDataChunk } from '@duckdb/node-api';
 import { assert } from '../../util/errors.js';
 import type { ColumnType, StoredValue } from '../../catalog/types.js';
 import type { SourceColumn } from './duck-engine.js';
@@ -23,7 +23,10 @@ const duckdb = createRequire(createRequire(import.meta.url).resolve('@duckdb/nod
 const ROWS: number = duckdb.vector_size();
 
 const enum Kind { Bool, I16, I32, I64, F32, F64, Text, Blob }
-const WIDTH = [1, 2, 4, 8, 4, 8, 0, 0] as const;
+/** Bytes per row in a vector: text and bytes are DuckDB's 16-byte string_t (duckdb.h's duckdb_string_t). */
+const WIDTH = [1, 2, 4, 8, 4, 8, 16, 16] as const;
+/** A string_t holds up to 12 bytes inline; longer ones point to memory the vector owns. */
+const INLINE_MAX = 12;
 
 /** How a column type is written into a chunk; null when it is not (UUID and DECIMAL: use the appender). */
 function kindOf(type: ColumnType): Kind | null {
@@ -52,32 +55,92 @@ class Column {
   readonly validity: Uint32Array<ArrayBuffer> = new Uint32Array(ROWS / 32);
   hasNull = false;
   vector!: Bindings.Vector;
+  /** Text and bytes longer than INLINE_MAX: the chunk's strings back to back, and where each row's starts (-1: inline). */
+  private heap = new Uint8Array(0);
+  private heapAt = 0;
+  private readonly heapOffset: Int32Array;
 
   constructor(readonly kind: Kind) {
-    this.bytes = new Uint8Array(ROWS * Math.max(1, WIDTH[kind]));
+    this.bytes = new Uint8Array(ROWS * WIDTH[kind]);
     this.view = new DataView(this.bytes.buffer);
     this.validity.fill(0xffffffff);
+    this.heapOffset = new Int32Array(kind === Kind.Text || kind === Kind.Blob ? ROWS : 0);
   }
 
   setNull(row: number): void {
     this.validity[row >>> 5]! &= ~(1 << (row & 31));
     this.hasNull = true;
+    if (this.heapOffset.length > 0) {
+      // An empty inline string_t: DuckDB may copy a null row's slot, never a stale pointer.
+      this.bytes.fill(0, row * 16, row * 16 + 16);
+      this.heapOffset[row] = -1;
+    }
   }
 
   setValid(row: number): void {
     if (this.hasNull) this.validity[row >>> 5]! |= 1 << (row & 31);
   }
 
-  /** Copies the chunk's fixed-width cells and validity into the vector. */
+  /** Text or bytes src[from, from + length) as row `row`'s string_t (a long one's pointer is set by `flush`). */
+  setString(row: number, src: Uint8Array, from: number, length: number): void {
+    const o = row * 16;
+    const d = this.bytes;
+    this.view.setUint32(o, length, true);
+    if (length <= INLINE_MAX) {
+      for (let k = 0; k < length; k++) d[o + 4 + k] = src[from + k]!;
+      d.fill(0, o + 4 + length, o + 16);
+      this.heapOffset[row] = -1;
+    } else {
+      for (let k = 0; k < 4; k++) d[o + 4 + k] = src[from + k]!;
+      if (this.heapAt + length > this.heap.length) {
+        const grown = new Uint8Array(Math.max(64 * 1024, 2 * (this.heapAt + length)));
+        grown.set(this.heap.subarray(0, this.heapAt));
+        this.heap = grown;
+      }
+      const h = this.heap;
+      const at = this.heapAt;
+      if (length <= 64) for (let k = 0; k < length; k++) h[at + k] = src[from + k]!;
+      else h.set(src.subarray(from, from + length), at);
+      this.heapOffset[row] = at;
+      this.heapAt = at + length;
+    }
+    this.setValid(row);
+  }
+
+  /** Copies the chunk's cells and validity into the vector. */
   flush(rows: number): void {
-    const width = WIDTH[this.kind];
-    if (width > 0) duckdb.copy_data_to_vector(this.vector, 0, this.bytes.buffer, 0, rows * width);
+    if (this.heapAt > 0) this.placeHeap(rows);
+    duckdb.copy_data_to_vector(this.vector, 0, this.bytes.buffer, 0, rows * WIDTH[this.kind]);
     if (this.hasNull) {
       duckdb.vector_ensure_validity_writable(this.vector);
       duckdb.copy_data_to_vector_validity(this.vector, 0, this.validity.buffer, 0, Math.ceil(rows / 64) * 8);
       this.validity.fill(0xffffffff);
       this.hasNull = false;
     }
+  }
+
+  /**
+   * One native call per chunk instead of one per long string: the chunk's long strings are handed to
+   * DuckDB as ONE string (copied into the vector's own string memory, which lives as long as the
+   * vector), its address read back from the string_t DuckDB wrote, and each long row's string_t
+   * pointed at its part of it. The row used for the copy gets its own string_t back in `flush`.
+   */
+  private placeHeap(rows: number): void {
+    duckdb.vector_assign_string_element_len(this.vector, 0, this.heap.subarray(0, this.heapAt));
+    const slot = duckdb.vector_get_data(this.vector, 16);
+    const back = new DataView(slot.buffer, slot.byteOffset, 16);
+    const baseLo = back.getUint32(8, true);
+    const baseHi = back.getUint32(12, true);
+    // Valid UTF-8 pieces make valid UTF-8 (DuckDB would store invalid text as NULL and write no pointer).
+    if (back.getUint32(0, true) !== this.heapAt || (baseLo === 0 && baseHi === 0)) throw new Error('DuckDB refused a flush chunk\'s strings');
+    for (let r = 0; r < rows; r++) {
+      const offset = this.heapOffset[r]!;
+      if (offset < 0) continue;
+      const lo = baseLo + offset;
+      this.view.setUint32(r * 16 + 8, lo >>> 0, true);
+      this.view.setUint32(r * 16 + 12, lo > 0xffffffff ? baseHi + 1 : baseHi, true);
+    }
+    this.heapAt = 0;
   }
 }
 
@@ -129,39 +192,53 @@ function validUtf8(b: Uint8Array, start: number, end: number): boolean {
 
 /**
  * Rows of a table whose columns are a version's cells then `_seq` (BIGINT) and `_deleted` (BOOLEAN),
- * appended to `appender` a chunk at a time. `finish` appends the last, partial chunk.
+ * written into one data chunk at a time: `target` a chunk, write up to ROWS rows, `close` it.
  */
 export class ChunkWriter {
+  static readonly ROWS = ROWS;
   private readonly columns: Column[];
   private readonly cells: number;
   private readonly seqs: DataView;
   private readonly deleted: Uint8Array;
-  private chunk!: DuckDBDataChunk;
+  private chunk: DuckDBDataChunk | null = null;
   private row = 0;
 
   /** `schemaVersion`: the only schema version `encoded` accepts (the table's current one). */
-  constructor(private readonly appender: DuckDBAppender, columns: readonly SourceColumn[], private readonly schemaVersion: number) {
+  constructor(columns: readonly SourceColumn[], private readonly schemaVersion: number) {
     assert(columns.at(-2)?.name === '_seq' && columns.at(-1)?.name === '_deleted', 'chunk columns end with _seq, _deleted');
-    assert(appender.columnCount === columns.length, 'chunk columns match the table');
+    assert(chunkWritable(columns), 'every column has a chunk kind');
     this.cells = columns.length - 2;
     this.columns = columns.map((c, i) => new Column(i === this.cells ? Kind.I64 : i === this.cells + 1 ? Kind.Bool : kindOf(c.type)!));
     this.seqs = this.columns[this.cells]!.view;
     this.deleted = this.columns[this.cells + 1]!.bytes;
-    this.newChunk();
   }
 
-  private newChunk(): void {
-    const types = [];
-    for (let i = 0; i < this.columns.length; i++) types.push(this.appender.columnType(i));
-    this.chunk = DuckDBDataChunk.create(types);
-    for (let i = 0; i < this.columns.length; i++) this.columns[i]!.vector = duckdb.data_chunk_get_vector(this.chunk.chunk, i);
+  /** Rows written into the current chunk. */
+  get rows(): number {
+    return this.row;
+  }
+
+  /** The chunk the next rows go into (its columns those of the writer). */
+  target(chunk: DuckDBDataChunk): void {
+    assert(chunk.columnCount === this.columns.length, 'chunk columns match the writer');
+    this.chunk = chunk;
+    this.row = 0;
+    for (let i = 0; i < this.columns.length; i++) this.columns[i]!.vector = duckdb.data_chunk_get_vector(chunk.chunk, i);
+  }
+
+  /** Completes the current chunk: its fixed-width cells and validity copied in, its row count set. */
+  close(): void {
+    assert(this.chunk !== null, 'a chunk is targeted');
+    for (const col of this.columns) col.flush(this.row);
+    this.chunk.rowCount = this.row;
+    this.chunk = null;
   }
 
   /**
-   * Writes the encoded version b[start, end) as the next row, with its `_seq`; false (and nothing
+   * Writes the encoded version b[start, end) as the next row, with its `_seq` (unsigned 32-bit halves); false (and nothing
    * written) when it is not a plain version of the current schema whose cells match their columns.
    */
-  encoded(b: Uint8Array, dv: DataView, start: number, end: number, seq: bigint): boolean {
+  encoded(b: Uint8Array, dv: DataView, start: number, end: number, seqHi: number, seqLo: number): boolean {
     let at = start;
     const h = b[at++]!;
     let n: number;
@@ -179,7 +256,8 @@ export class ChunkWriter {
       if (at < 0) return false;
     }
     if (at !== end) return false;
-    this.seqs.setBigInt64(row * 8, seq, true);
+    this.seqs.setUint32(row * 8, seqLo, true);
+    this.seqs.setUint32(row * 8 + 4, seqHi, true);
     this.deleted[row] = state;
     this.endRow();
     return true;
@@ -252,8 +330,7 @@ export class ChunkWriter {
           else return -1;
           if (from + length > b.length) return -1;
         }
-        duckdb.vector_assign_string_element_len(col.vector, row, new Uint8Array(b.buffer, b.byteOffset + from, length));
-        col.setValid(row);
+        col.setString(row, b, from, length);
         return from + length;
       }
     }
@@ -278,8 +355,13 @@ export class ChunkWriter {
         case Kind.I64: col.view.setBigInt64(row * 8, typeof v === 'bigint' ? v : BigInt(v as number), true); break;
         case Kind.F32: col.view.setFloat32(row * 4, v as number, true); break;
         case Kind.F64: col.view.setFloat64(row * 8, v as number, true); break;
-        case Kind.Text: duckdb.vector_assign_string_element(col.vector, row, v as string); break;
-        case Kind.Blob: duckdb.vector_assign_string_element_len(col.vector, row, v as Uint8Array); break;
+        // UTF-8 as N-API converts a JS string for the appender (a lone surrogate becomes U+FFFD).
+        case Kind.Text: {
+          const utf8 = Buffer.from(v as string, 'utf8');
+          col.setString(row, utf8, 0, utf8.length);
+          continue;
+        }
+        case Kind.Blob: col.setString(row, v as Uint8Array, 0, (v as Uint8Array).length); continue;
       }
       col.setValid(row);
     }
@@ -289,19 +371,6 @@ export class ChunkWriter {
   }
 
   private endRow(): void {
-    if (++this.row === ROWS) this.appendChunk();
-  }
-
-  private appendChunk(): void {
-    for (const col of this.columns) col.flush(this.row);
-    this.chunk.rowCount = this.row;
-    this.appender.appendDataChunk(this.chunk);
-    this.row = 0;
-    this.newChunk();
-  }
-
-  /** Appends the rows written since the last full chunk. */
-  finish(): void {
-    if (this.row > 0) this.appendChunk();
+    this.row++;
   }
 }

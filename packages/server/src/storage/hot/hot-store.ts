@@ -41,6 +41,13 @@ const OPEN_OPTIONS = { createIfMissing: true, maxBackgroundJobs: 2 } as const;
 /** A catalog key that is only ever deleted: the disk-full probe writes its tombstone (a WAL append). */
 const PROBE_KEY = catalogKey('meta:storage_probe');
 
+/** Receives the encoded versions of a scan (forEachEncodedVersion). */
+export interface EncodedVersionSink {
+  /** One RocksDB value read; returns the index `add` is given for its versions. */
+  addValue(value: Uint8Array): number;
+  add(value: number, start: number, end: number, seqHi: number, seqLo: number): void;
+}
+
 export class HotStore {
   /**
    * The catalog's schema versions (set once the catalog is loaded): rows stored under an older
@@ -208,24 +215,32 @@ export class HotStore {
    * first pack above `after` and stops at the first whose versions are all above `upTo`.
    */
   async forEachVersion(table: TableDef, partition: string, after: bigint, upTo: bigint, visit: (row: RowVersion) => void): Promise<number> {
-    return this.forEachEncodedVersion(table, partition, after, upTo, (seq, value, start, end) => visit(this.decodeVersion(table, seq, value.subarray(start, end))));
+    let held: Uint8Array = Buffer.alloc(0);
+    return this.forEachEncodedVersion(table, partition, after, upTo, {
+      addValue: (value) => {
+        held = value;
+        return 0;
+      },
+      add: (_value, start, end, seqHi, seqLo) => visit(this.decodeVersion(table, (BigInt(seqHi) << 32n) | BigInt(seqLo), held.subarray(start, end))),
+    });
   }
 
   /**
-   * forEachVersion without decoding: each version as its encoded bytes `value[start, end)` (row-codec.ts),
-   * `value` being the RocksDB value that holds it (a pack holds many; it stays valid after the call).
-   * The flush reads them in place (decodeVersion for the ones it cannot).
+   * forEachVersion without decoding: `sink.addValue` gets each RocksDB value read (a pack holds many
+   * versions; it stays valid after the call), then `sink.add` each of its versions as its byte range
+   * [start, end) there (row-codec.ts) and its `_seq` in two unsigned 32-bit halves. The flush reads
+   * them in place (decodeVersion for the ones it cannot).
    */
-  async forEachEncodedVersion(
-    table: TableDef, partition: string, after: bigint, upTo: bigint, visit: (seq: bigint, value: Uint8Array, start: number, end: number) => void,
-  ): Promise<number> {
+  async forEachEncodedVersion(table: TableDef, partition: string, after: bigint, upTo: bigint, sink: EncodedVersionSink): Promise<number> {
     const prefix = partitionPrefix(KEY_VERSION, table.id, partition);
     let n = 0;
+    let index = 0;
+    const add = (seqHi: number, seqLo: number, start: number, end: number): void => sink.add(index, start, end, seqHi, seqLo);
     for await (const { key, value } of this.db.iterator({ gt: versionKey(prefix, after), lt: prefixEnd(prefix), capacity: SCAN_CAPACITY })) {
       const keySeq = key.readBigUInt64BE(key.length - 8);
-      const visited = forEachPackedAt(keySeq, value, after, upTo, (seq, start, end) => visit(seq, value, start, end));
-      n += visited;
-      if (visited === 0 && firstPackedSeq(keySeq, value) > upTo) break;
+      if (firstPackedSeq(keySeq, value) > upTo) break;
+      index = sink.addValue(value);
+      n += forEachPackedAt(keySeq, value, after, upTo, add);
     }
     return n;
   }
