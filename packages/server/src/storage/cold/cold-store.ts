@@ -789,11 +789,10 @@ function flushChunks(table: TableDef, columns: readonly SourceColumn[], rows: Fl
   return {
     columns,
     fill: (chunk) => {
-      writer.target(chunk);
       const end = Math.min(n, next + ChunkWriter.ROWS);
       if (order === null) for (; next < end; next++) rows.write(next, writer);
       else for (; next < end; next++) rows.write(order[next]!, writer);
-      writer.close();
+      writer.emit(chunk);
     },
   };
 }

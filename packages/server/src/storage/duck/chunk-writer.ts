@@ -54,6 +54,7 @@ class Column {
   /** Validity bits of the chunk's rows (1: not null), as DuckDB's uint64 words in little-endian. */
   readonly validity: Uint32Array<ArrayBuffer> = new Uint32Array(ROWS / 32);
   hasNull = false;
+  /** The vector `flush` writes into (set by emit). */
   vector!: Bindings.Vector;
   /** Text and bytes longer than INLINE_MAX: the chunk's strings back to back, and where each row's starts (-1: inline). */
   private heap = new Uint8Array(0);
@@ -192,7 +193,7 @@ function validUtf8(b: Uint8Array, start: number, end: number): boolean {
 
 /**
  * Rows of a table whose columns are a version's cells then `_seq` (BIGINT) and `_deleted` (BOOLEAN),
- * written into one data chunk at a time: `target` a chunk, write up to ROWS rows, `close` it.
+ * staged up to ROWS at a time and then moved into a data chunk with `emit`.
  */
 export class ChunkWriter {
   static readonly ROWS = ROWS;
@@ -200,7 +201,6 @@ export class ChunkWriter {
   private readonly cells: number;
   private readonly seqs: DataView;
   private readonly deleted: Uint8Array;
-  private chunk: DuckDBDataChunk | null = null;
   private row = 0;
 
   /** `schemaVersion`: the only schema version `encoded` accepts (the table's current one). */
@@ -213,25 +213,25 @@ export class ChunkWriter {
     this.deleted = this.columns[this.cells + 1]!.bytes;
   }
 
-  /** Rows written into the current chunk. */
+  /** Rows staged for the next chunk. */
   get rows(): number {
     return this.row;
   }
 
-  /** The chunk the next rows go into (its columns those of the writer). */
-  target(chunk: DuckDBDataChunk): void {
+  /**
+   * Moves the rows written so far into `chunk` (its columns those of the writer) and sets its row
+   * count; the next row starts a new chunk. Rows are staged in JS until then, so they can be written
+   * while DuckDB still works on the previous chunk.
+   */
+  emit(chunk: DuckDBDataChunk): void {
     assert(chunk.columnCount === this.columns.length, 'chunk columns match the writer');
-    this.chunk = chunk;
+    for (let i = 0; i < this.columns.length; i++) {
+      const col = this.columns[i]!;
+      col.vector = duckdb.data_chunk_get_vector(chunk.chunk, i);
+      col.flush(this.row);
+    }
+    chunk.rowCount = this.row;
     this.row = 0;
-    for (let i = 0; i < this.columns.length; i++) this.columns[i]!.vector = duckdb.data_chunk_get_vector(chunk.chunk, i);
-  }
-
-  /** Completes the current chunk: its fixed-width cells and validity copied in, its row count set. */
-  close(): void {
-    assert(this.chunk !== null, 'a chunk is targeted');
-    for (const col of this.columns) col.flush(this.row);
-    this.chunk.rowCount = this.row;
-    this.chunk = null;
   }
 
   /**

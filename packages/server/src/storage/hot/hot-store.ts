@@ -20,6 +20,12 @@ import { WalSyncer, type WalSyncState } from './wal-sync.js';
 import type { Durability } from '../../config/config.js';
 
 const SCAN_CAPACITY = 1024;
+/**
+ * Version entries per native read of a flush's scan. Packs are up to 256 KiB: a few dozen per read
+ * keep the next read (on a libuv thread) running while JS reads the versions of the last one, where
+ * SCAN_CAPACITY would fetch a whole partition's packs in one read before JS could start.
+ */
+const VERSION_SCAN_CAPACITY = 16;
 
 /** Catalog JSON keeps bigint and byte values (column defaults) as tagged objects. */
 function catalogReplacer(_key: string, value: unknown): unknown {
@@ -236,7 +242,7 @@ export class HotStore {
     let n = 0;
     let index = 0;
     const add = (seqHi: number, seqLo: number, start: number, end: number): void => sink.add(index, start, end, seqHi, seqLo);
-    for await (const { key, value } of this.db.iterator({ gt: versionKey(prefix, after), lt: prefixEnd(prefix), capacity: SCAN_CAPACITY })) {
+    for await (const { key, value } of this.db.iterator({ gt: versionKey(prefix, after), lt: prefixEnd(prefix), capacity: VERSION_SCAN_CAPACITY })) {
       const keySeq = key.readBigUInt64BE(key.length - 8);
       if (firstPackedSeq(keySeq, value) > upTo) break;
       index = sink.addValue(value);
