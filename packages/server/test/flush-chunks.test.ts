@@ -8,6 +8,9 @@
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { decodeRow, encodeRow } from '../src/storage/hot/row-codec.js';
 import { VersionPackBuilder, forEachPackedAt } from '../src/storage/hot/version-pack.js';
@@ -51,8 +54,10 @@ function collect(table: TableDef, versions: readonly Version[], group: number): 
 }
 
 const instances: DuckDBInstance[] = [];
+const dirs: string[] = [];
 after(() => {
   for (const i of instances) i.closeSync();
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
 describe('flush chunks', () => {
@@ -78,7 +83,7 @@ describe('flush chunks', () => {
     assert.equal(collect(tableOf(['Text', 'Int']), [{ seq: 1n, deleted: false, values: ['k', 1] }], 1).order(), null);
   });
 
-  it('reads back through kalam_chunks exactly what the appender wrote from decoded versions, for every column type', async () => {
+  it('reads back through kalam_chunks and a COPY to Parquet exactly what the appender wrote from decoded versions, for every column type', async () => {
     const types: ColumnType[] = ['BigInt', 'Boolean', 'SmallInt', 'Int', 'Float', 'Double', 'Text', 'Json', 'Timestamp', 'Date', 'Time', 'Bytes'];
     const table = tableOf(types);
     const columns = sourceColumns(table);
@@ -127,7 +132,12 @@ describe('flush chunks', () => {
         writer.emit(chunk);
       },
     };
-    const got = await withChunkSource(conn, source, async (relation) => (await conn.runAndReadAll(`SELECT * FROM ${relation}`)).getRows());
+    // Through a COPY to Parquet as the flush does (several row groups, DuckDB's threads): the rows
+    // stay in the order they were produced, which is the segment's key order.
+    const file = join(mkdtempSync(join(tmpdir(), 'kalamdb-chunks-')), 'out.parquet');
+    dirs.push(dirname(file));
+    await withChunkSource(conn, source, (relation) => conn.run(`COPY (SELECT * FROM ${relation}) TO '${file}' (FORMAT PARQUET, COMPRESSION ZSTD, ROW_GROUP_SIZE 1024)`));
+    const got = (await conn.runAndReadAll(`SELECT * FROM read_parquet('${file}')`)).getRows();
     const want = (await conn.runAndReadAll('SELECT * FROM expected')).getRows();
     assert.equal(got.length, versions.length);
     assert.deepEqual(got, want);
