@@ -27,6 +27,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import type { JobRow, JobStore } from './job-store.js';
 import { failpoint, pausepoint } from './failpoints.js';
 import { JobProgress, count } from './job-progress.js';
+import { FlushRows } from '../storage/cold/flush-rows.js';
 
 const POLICY_BACKOFF_MIN_MS = 5_000;
 const POLICY_BACKOFF_MAX_MS = 300_000;
@@ -510,20 +511,17 @@ export class FlushService {
     const manifest = this.d.cold.manifest(table, partition);
     const batch = manifest.next_batch;
     const after = this.d.hot.flushedSeq(table.id, partition);
-    let scanned = 0;
-    let scanMs = 0;
-    const written = await this.d.cold.writeSegment(table, partition, this.d.columnsOf(table), async (append) => {
-      const started = performance.now();
-      let seen = 0;
-      scanned = await this.d.hot.forEachVersion(table, partition, after, upTo, (row) => {
-        append(row.values, row.seq, row.deleted);
-        // A clock read every 4,096 rows, a write at most twice a second (JobProgress).
-        if ((++seen & 4095) === 0) progress('scan', seen, false);
-      });
-      scanMs = performance.now() - started;
-      progress('write', scanned, true);
-      await pausepoint('flush:after-scan');
-    }, batch);
+    const started = performance.now();
+    // The versions are held as the RocksDB values they came in and read in place (flush-rows.ts).
+    const expected = this.pending.get(partitionId(table.id, partition))?.count ?? 0;
+    const rows = new FlushRows(table, (seq, bytes) => this.d.hot.decodeVersion(table, seq, bytes), Math.min(expected, 4_000_000));
+    // Progress once per RocksDB value read (a pack holds a commit group's versions); JobProgress writes at most twice a second.
+    rows.onValue = (versions) => progress('scan', versions, false);
+    const scanned = await this.d.hot.forEachEncodedVersion(table, partition, after, upTo, rows);
+    const scanMs = performance.now() - started;
+    progress('write', scanned, true);
+    await pausepoint('flush:after-scan');
+    const written = await this.d.cold.writeSegment(table, partition, this.d.columnsOf(table), rows, batch);
     if (written === null) return null;
     const { segment, tmpPath } = written;
     failpoint('flush:after-write');

@@ -18,7 +18,10 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import { assert, TableUnavailableError } from '../../util/errors.js';
 import { ACCOUNT_ID_PATTERN, type StorageDef, partitionId, qualifiedName, primaryKeyIndex, tablePartitionPrefix, type ColumnDef, type ColumnType, type StoredValue, type TableDef } from '../../catalog/types.js';
 import { coerce, formatDecimal } from '../../sql/values.js';
-import { columnList, duckType, readParquetSql, RowAppender, sqlIdent, sqlString, type DuckEngine, type SourceColumn, type VersionAppend } from '../duck/duck-engine.js';
+import { columnList, duckType, readParquetSql, RowAppender, sqlIdent, sqlString, type DuckEngine, type SourceColumn } from '../duck/duck-engine.js';
+import { ChunkWriter, chunkWritable } from '../duck/chunk-writer.js';
+import { withChunkSource, type ChunkSource } from '../duck/chunk-source.js';
+import type { FlushRows } from './flush-rows.js';
 import { columnsForVersion, type SchemaLookup } from '../../catalog/schema-map.js';
 import type { RowVersion } from '../hot/row-codec.js';
 import { DELETED_FIELD_ID, SEQ_FIELD_ID, MANIFEST_FILE, ManifestError, emptyManifest, fsyncPath, readManifest, writeManifest, type ColumnStats, type Manifest, type Segment } from './manifest.js';
@@ -395,35 +398,40 @@ export class ColdStore {
   }
 
   /**
-   * Writes versions as `batch-<n>.parquet.tmp`, fsynced; returns the segment entry and the temp path
-   * (null when `fill` appended nothing). `fill` streams versions into the appender, in any order and
-   * a key possibly more than once (older versions of it too): only the newest version of each key
-   * (highest `_seq`) is written. `columns`: the table's, then `_seq` and `_deleted`. The caller
-   * renames the file with `publishSegment` and then commits the manifest.
+   * Writes the versions a flush read as `batch-<n>.parquet.tmp`, fsynced; returns the segment entry
+   * and the temp path (null when there is none). `rows` may hold a key more than once (older
+   * versions of it too): only the newest version of each key (highest `_seq`) is written, sorted by
+   * key. `columns`: the table's, then `_seq` and `_deleted`. The caller renames the file with
+   * `publishSegment` and then commits the manifest.
    */
   async writeSegment(
-    table: TableDef, partition: string, columns: readonly SourceColumn[], fill: (append: VersionAppend) => Promise<void>, batch: number,
+    table: TableDef, partition: string, columns: readonly SourceColumn[], rows: FlushRows, batch: number,
   ): Promise<{ segment: Segment; tmpPath: string } | null> {
-    const temp = `f_${++this.tempCounter}`;
+    if (rows.count === 0) return null;
     assert(columns.at(-2)?.name === '_seq' && columns.at(-1)?.name === '_deleted', 'segment columns end with _seq, _deleted');
+    // Newest version per key in key order when FlushRows can (integer keys), else DuckDB does both.
+    const order = rows.order();
+    const pk = sqlIdent(table.columns[primaryKeyIndex(table)]!.name);
+    const copy = (conn: DuckDBConnection, relation: string): Promise<{ segment: Segment; tmpPath: string } | null> => order !== null
+      ? this.copyToSegment(conn, table, partition, columns, `SELECT * FROM ${relation}`, batch, true)
+      : this.copyToSegment(conn, table, partition, columns,
+        `SELECT * FROM ${relation} QUALIFY row_number() OVER (PARTITION BY ${pk} ORDER BY "_seq" DESC) = 1`, batch, false);
     return this.duck.withConnection(async (conn) => {
+      if (chunkWritable(columns)) return withChunkSource(conn, flushChunks(table, columns, rows, order), (relation) => copy(conn, relation));
+      // UUID and DECIMAL cells are converted by the appender, a value at a time, into a temp table.
+      const temp = `f_${++this.tempCounter}`;
       await conn.run(`CREATE TEMP TABLE ${temp} (${columnList(columns)})`);
       try {
         const appender = await RowAppender.open(conn, temp, 'temp', columns);
-        let appended = 0;
         try {
-          await fill((values, seq, deleted) => {
-            appender.version(values, seq, deleted);
-            appended++;
-          });
+          const writer = { encoded: () => false, values: (values: readonly StoredValue[], seq: bigint, deleted: boolean) => appender.version(values, seq, deleted) };
+          if (order === null) for (let i = 0; i < rows.count; i++) rows.write(i, writer);
+          else for (let j = 0; j < order.length; j++) rows.write(order[j]!, writer);
           appender.flush();
         } finally {
           appender.close();
         }
-        if (appended === 0) return null;
-        const pk = sqlIdent(table.columns[primaryKeyIndex(table)]!.name);
-        const newest = `SELECT * FROM temp.main.${temp} QUALIFY row_number() OVER (PARTITION BY ${pk} ORDER BY "_seq" DESC) = 1`;
-        return await this.copyToSegment(conn, table, partition, columns, newest, batch);
+        return await copy(conn, `temp.main.${temp}`);
       } finally {
         await conn.run(`DROP TABLE IF EXISTS temp.main.${temp}`).catch(() => undefined);
       }
@@ -434,11 +442,16 @@ export class ColdStore {
   async writeSegmentFromQuery(
     table: TableDef, partition: string, columns: readonly SourceColumn[], select: string, batch: number,
   ): Promise<{ segment: Segment; tmpPath: string } | null> {
-    return this.duck.withConnection((conn) => this.copyToSegment(conn, table, partition, columns, select, batch));
+    return this.duck.withConnection((conn) => this.copyToSegment(conn, table, partition, columns, select, batch, false));
   }
 
+  /**
+   * COPY of `select` to the segment file. `inKeyOrder`: its rows are already in key order (a table
+   * appended in that order, read back in insertion order, which DuckDB keeps by default); else the
+   * COPY sorts them.
+   */
   private async copyToSegment(
-    conn: DuckDBConnection, table: TableDef, partition: string, columns: readonly SourceColumn[], select: string, batch: number,
+    conn: DuckDBConnection, table: TableDef, partition: string, columns: readonly SourceColumn[], select: string, batch: number, inKeyOrder: boolean,
   ): Promise<{ segment: Segment; tmpPath: string } | null> {
     const dir = this.dir(table, partition);
     mkdirSync(dir, { recursive: true });
@@ -448,7 +461,7 @@ export class ColdStore {
     let copied: Awaited<ReturnType<DuckDBConnection['run']>>;
     try {
       copied = await conn.run(
-        `COPY (SELECT * FROM (${select}) ORDER BY ${sqlIdent(pk)}) TO ${sqlString(tmpPath)} `
+        `COPY (${inKeyOrder ? select : `SELECT * FROM (${select}) ORDER BY ${sqlIdent(pk)}`}) TO ${sqlString(tmpPath)} `
         + `(FORMAT PARQUET, COMPRESSION ZSTD, ROW_GROUP_SIZE ${PARQUET_ROW_GROUP_ROWS}, FIELD_IDS ${fieldIds(table, columns)})`,
       );
     } catch (error) {
@@ -766,4 +779,20 @@ export function sqlLiteral(column: ColumnDef, value: StoredValue): string {
   if (value instanceof Uint8Array) return `from_hex(${sqlString(Buffer.from(value).toString('hex'))})`;
   assert(typeof value === 'string', `primary key literal of type ${column.type}`);
   return sqlString(value);
+}
+
+/** The flush's versions as a chunk source: in `order` (indexes into `rows`), or in the order they were read. */
+function flushChunks(table: TableDef, columns: readonly SourceColumn[], rows: FlushRows, order: Uint32Array | null): ChunkSource {
+  const writer = new ChunkWriter(columns, table.schemaVersion);
+  const n = order === null ? rows.count : order.length;
+  let next = 0;
+  return {
+    columns,
+    fill: (chunk) => {
+      const end = Math.min(n, next + ChunkWriter.ROWS);
+      if (order === null) for (; next < end; next++) rows.write(next, writer);
+      else for (; next < end; next++) rows.write(order[next]!, writer);
+      writer.emit(chunk);
+    },
+  };
 }

@@ -353,12 +353,6 @@ export class RowAppender {
   }
 }
 
-/**
- * Appends one stored version per call (its cells, then `_seq` and `_deleted`) without building a row
- * array for it: a flush streams a million versions through here.
- */
-export type VersionAppend = (values: readonly StoredValue[], seq: bigint, deleted: boolean) => void;
-
 export function duckType(c: Pick<ColumnDef, 'type' | 'precision' | 'scale'>): string {
   switch (c.type) {
     case 'Boolean': return 'BOOLEAN';

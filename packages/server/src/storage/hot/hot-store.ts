@@ -14,12 +14,18 @@ import {
   KEY_CATALOG, KEY_FLUSHED, KEY_PK, KEY_VERSION, catalogKey, encodePk, partitionPrefix, pkKey, prefixEnd, tablePrefix, versionKey,
 } from './keys.js';
 import { decodeIndexValue, decodeRow, type RowVersion } from './row-codec.js';
-import { countPacked, firstPackedSeq, forEachPacked } from './version-pack.js';
+import { countPacked, firstPackedSeq, forEachPacked, forEachPackedAt } from './version-pack.js';
 import type { StorageHealth } from '../storage-health.js';
 import { WalSyncer, type WalSyncState } from './wal-sync.js';
 import type { Durability } from '../../config/config.js';
 
 const SCAN_CAPACITY = 1024;
+/**
+ * Version entries per native read of a flush's scan. Packs are up to 256 KiB: a few dozen per read
+ * keep the next read (on a libuv thread) running while JS reads the versions of the last one, where
+ * SCAN_CAPACITY would fetch a whole partition's packs in one read before JS could start.
+ */
+const VERSION_SCAN_CAPACITY = 16;
 
 /** Catalog JSON keeps bigint and byte values (column defaults) as tagged objects. */
 function catalogReplacer(_key: string, value: unknown): unknown {
@@ -40,6 +46,13 @@ function catalogReviver(_key: string, value: unknown): unknown {
 const OPEN_OPTIONS = { createIfMissing: true, maxBackgroundJobs: 2 } as const;
 /** A catalog key that is only ever deleted: the disk-full probe writes its tombstone (a WAL append). */
 const PROBE_KEY = catalogKey('meta:storage_probe');
+
+/** Receives the encoded versions of a scan (forEachEncodedVersion). */
+export interface EncodedVersionSink {
+  /** One RocksDB value read; returns the index `add` is given for its versions. */
+  addValue(value: Uint8Array): number;
+  add(value: number, start: number, end: number, seqHi: number, seqLo: number): void;
+}
 
 export class HotStore {
   /**
@@ -208,15 +221,39 @@ export class HotStore {
    * first pack above `after` and stops at the first whose versions are all above `upTo`.
    */
   async forEachVersion(table: TableDef, partition: string, after: bigint, upTo: bigint, visit: (row: RowVersion) => void): Promise<number> {
+    let held: Uint8Array = Buffer.alloc(0);
+    return this.forEachEncodedVersion(table, partition, after, upTo, {
+      addValue: (value) => {
+        held = value;
+        return 0;
+      },
+      add: (_value, start, end, seqHi, seqLo) => visit(this.decodeVersion(table, (BigInt(seqHi) << 32n) | BigInt(seqLo), held.subarray(start, end))),
+    });
+  }
+
+  /**
+   * forEachVersion without decoding: `sink.addValue` gets each RocksDB value read (a pack holds many
+   * versions; it stays valid after the call), then `sink.add` each of its versions as its byte range
+   * [start, end) there (row-codec.ts) and its `_seq` in two unsigned 32-bit halves. The flush reads
+   * them in place (decodeVersion for the ones it cannot).
+   */
+  async forEachEncodedVersion(table: TableDef, partition: string, after: bigint, upTo: bigint, sink: EncodedVersionSink): Promise<number> {
     const prefix = partitionPrefix(KEY_VERSION, table.id, partition);
     let n = 0;
-    const onVersion = (seq: bigint, bytes: Uint8Array): void => visit(this.inSchema(table, decodeRow(seq, bytes)));
-    for await (const { key, value } of this.db.iterator({ gt: versionKey(prefix, after), lt: prefixEnd(prefix), capacity: SCAN_CAPACITY })) {
-      const visited = forEachPacked(key.readBigUInt64BE(key.length - 8), value, after, upTo, onVersion);
-      n += visited;
-      if (visited === 0 && firstPackedSeq(key.readBigUInt64BE(key.length - 8), value) > upTo) break;
+    let index = 0;
+    const add = (seqHi: number, seqLo: number, start: number, end: number): void => sink.add(index, start, end, seqHi, seqLo);
+    for await (const { key, value } of this.db.iterator({ gt: versionKey(prefix, after), lt: prefixEnd(prefix), capacity: VERSION_SCAN_CAPACITY })) {
+      const keySeq = key.readBigUInt64BE(key.length - 8);
+      if (firstPackedSeq(keySeq, value) > upTo) break;
+      index = sink.addValue(value);
+      n += forEachPackedAt(keySeq, value, after, upTo, add);
     }
     return n;
+  }
+
+  /** One encoded version, in the table's current schema. */
+  decodeVersion(table: TableDef, seq: bigint, bytes: Uint8Array): RowVersion {
+    return this.inSchema(table, decodeRow(seq, bytes));
   }
 
   /** Every catalog entry, as name → parsed JSON. */

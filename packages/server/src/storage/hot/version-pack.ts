@@ -73,22 +73,37 @@ export class VersionPackBuilder {
 export function forEachPacked(
   keySeq: bigint, value: Uint8Array, after: bigint, upTo: bigint, visit: (seq: bigint, bytes: Uint8Array) => void,
 ): number {
+  return forEachPackedAt(keySeq, value, after, upTo, (hi, lo, start, end) => visit((BigInt(hi) << 32n) | BigInt(lo), value.subarray(start, end)));
+}
+
+/**
+ * forEachPacked with each version as its `_seq` in two unsigned 32-bit halves and its byte range
+ * [start, end) in `value`: no bigint and no view per version (the flush reads a million of them).
+ */
+export function forEachPackedAt(
+  keySeq: bigint, value: Uint8Array, after: bigint, upTo: bigint, visit: (seqHi: number, seqLo: number, start: number, end: number) => void,
+): number {
   if (value[0] !== PACK_MAGIC) {
     if (keySeq <= after || keySeq > upTo) return 0;
-    visit(keySeq, value);
+    visit(Number(keySeq >> 32n), Number(BigInt.asUintN(32, keySeq)), 0, value.length);
     return 1;
   }
+  const afterHi = Number(after >> 32n);
+  const afterLo = Number(BigInt.asUintN(32, after));
+  const upToHi = Number(upTo >> 32n);
+  const upToLo = Number(BigInt.asUintN(32, upTo));
   const view = new DataView(value.buffer, value.byteOffset, value.byteLength);
   let n = 0;
   let at = 1;
   while (at < value.length) {
-    const seq = view.getBigUint64(at);
+    const hi = view.getUint32(at);
+    const lo = view.getUint32(at + 4);
     const length = view.getUint32(at + 8);
     const start = at + HEAD;
     at = start + length;
     if (at > value.length) throw new Error('corrupt version pack');
-    if (seq <= after || seq > upTo) continue;
-    visit(seq, value.subarray(start, at));
+    if (hi < afterHi || (hi === afterHi && lo <= afterLo) || hi > upToHi || (hi === upToHi && lo > upToLo)) continue;
+    visit(hi, lo, start, at);
     n++;
   }
   return n;
