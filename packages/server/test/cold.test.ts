@@ -195,6 +195,9 @@ describe('cold tier', () => {
       }
     };
     const writers = [writer(1), writer(2), writer(3)];
+    // The writers are in full swing before the flush starts: a flush of 20,000 rows now takes tens of
+    // milliseconds, and under load the writers' first round trips could otherwise all land after it.
+    await eventually('writers under way', async () => latest.size > 10);
     const [res] = await server.ok('STORAGE FLUSH TABLE cold.race');
     const job = await jobDone(res!.message!);
     stop = true;
