@@ -10,7 +10,8 @@
 // keeps `delivered[slot]` (a shared Float64Array) current; gets { stop } and posts its results.
 import WebSocket from 'ws';
 import { parentPort, workerData } from 'node:worker_threads';
-import { monitorEventLoopDelay, PerformanceObserver, constants } from 'node:perf_hooks';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { watchGcPauses } from './gc-pauses.mjs';
 import { StreamRowReader, SubscriptionTally } from './stream-rows.mjs';
 
 const { port, token, connections, subsPerConnection, slot, deliveredShared } = workerData;
@@ -48,18 +49,7 @@ const onRows = (_tally, n, sentAt) => {
 };
 
 const loop = monitorEventLoopDelay({ resolution: 1 });
-const gc = { pauses: 0, total_ms: 0, longest_ms: 0, major: 0, major_ms: 0 };
-new PerformanceObserver((list) => {
-  for (const e of list.getEntries()) {
-    gc.pauses++;
-    gc.total_ms += e.duration;
-    gc.longest_ms = Math.max(gc.longest_ms, e.duration);
-    if (e.detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) {
-      gc.major++;
-      gc.major_ms += e.duration;
-    }
-  }
-}).observe({ entryTypes: ['gc'] });
+const { gc } = watchGcPauses();
 
 const tallies = [];
 const readers = [];

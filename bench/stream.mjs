@@ -12,7 +12,8 @@
 // per row it carries.
 import { Worker } from 'node:worker_threads';
 import { readFileSync } from 'node:fs';
-import { monitorEventLoopDelay, PerformanceObserver, constants } from 'node:perf_hooks';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { watchGcPauses } from './gc-pauses.mjs';
 import { treeCpuMicros } from './pg.mjs';
 import { paddedRoom, sentAtMicros } from './stream-rows.mjs';
 
@@ -114,19 +115,7 @@ export async function benchStream(server, seconds, eventsPerSecond) {
   for (const t of threads) t.worker.postMessage({ start: measureFrom });
   setTimeout(() => loop.enable(), 1000);
   // The generator's own GC pauses (a pause delays every message it has not read yet).
-  const gc = { pauses: 0, total_ms: 0, longest_ms: 0, major: 0, major_ms: 0 };
-  const gcObserver = new PerformanceObserver((list) => {
-    for (const e of list.getEntries()) {
-      gc.pauses++;
-      gc.total_ms += e.duration;
-      gc.longest_ms = Math.max(gc.longest_ms, e.duration);
-      if (e.detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) {
-        gc.major++;
-        gc.major_ms += e.duration;
-      }
-    }
-  });
-  gcObserver.observe({ entryTypes: ['gc'] });
+  const { gc, stop: stopGcWatch } = watchGcPauses();
   let inserted = 0;
   const responseMs = [];
   const pending = [];
@@ -150,7 +139,7 @@ export async function benchStream(server, seconds, eventsPerSecond) {
   const deadline = performance.now() + 15_000;
   while (delivered() < inserted * subscriptions && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   loop.disable();
-  gcObserver.disconnect();
+  stopGcWatch();
   clearInterval(rssTimer);
   const drained = (performance.now() - started) / 1000;
   const cpu = treeCpuMicros(server.pid) - cpu0;
