@@ -8,6 +8,7 @@ const v = r.versus_pg_realtime;
 const lines = [];
 const table = (head, rows) => markdownTable(lines, head, rows);
 
+// Each workload's section only when the run had it (`--realtime-parts`).
 const w = v.insert_to_notification_8_writers_50_subscribers;
 const names = {
   ours: 'ours (SHARED table, 50 WebSockets)',
@@ -16,6 +17,7 @@ const names = {
   pg_wal2json_sync_commit_on: 'PostgreSQL wal2json + fan-out process, sync commit on',
   pg_wal2json_sync_commit_off: 'PostgreSQL wal2json + fan-out process, sync commit off',
 };
+if (w) {
 lines.push('#### 3. Insert→notification, 8 writers, 50 subscribers each receiving every row', '');
 table(
   ['target', 'rows/s', 'notifications/s', 'lost', 'p50 ms', 'p99 ms', 'max ms', 'server CPU µs/notification', 'fan-out process CPU µs/notification', 'server cores', 'load generator CPU µs/notification', 'load generator cores'],
@@ -28,16 +30,21 @@ table(
   Object.entries(w.ratios_ours_vs).filter(([, x]) => x).map(([k, x]) => [names[k], x.p50, x.p99, x.server_cpu_per_notification, x.notifications_per_s]),
 );
 for (const [k, x] of Object.entries(w)) if (x?.skipped) lines.push(`- ${k}: skipped: ${x.skipped}`, '');
+}
 
 const s = v.stream_100_subscribers;
+if (s) {
 lines.push('#### 8. STREAM table, 100 subscribers (ours only)', '');
 table(
   ['offered events/s', 'events/s', 'deliveries/s', 'delivered / expected', 'p50 ms', 'p99 ms', 'max ms', 'server CPU µs/event', 'server cores', 'load generator cores', 'RSS MB, first → last second'],
   [[s.target_events_per_s, s.events_per_s, s.deliveries_per_s, `${n(s.delivered)} / ${n(s.expected)}`, s.latency.p50_ms, s.latency.p99_ms, s.latency.max_ms,
     s.server_cpu_us_per_event, s.server_cpu_cores, s.loadgen_cpu_cores, `${s.rss_mb_per_second[0]} → ${s.rss_mb_per_second.at(-1)}`]],
 );
+if (s.latency_p99_ms_per_second) lines.push(`p99 per second of the run (ms): ${s.latency_p99_ms_per_second.join(', ')}`, '');
+}
 
 const m = v.idle_memory;
+if (m) {
 lines.push('#### 9. Memory per idle connection and per idle subscription', '');
 table(
   ['target', 'connections', 'subscriptions', 'RSS KB/connection', 'PSS KB/connection', 'RSS KB/subscription', 'PSS KB/connection with its subscriptions'],
@@ -46,4 +53,5 @@ table(
     ['PostgreSQL, idle connection after LISTEN', m.pg_listen.connections, '', m.pg_listen.rss_kb_per_connection, m.pg_listen.pss_kb_per_connection, '', m.pg_listen.pss_kb_per_connection],
   ],
 );
+}
 process.stdout.write(lines.join('\n'));
