@@ -14,6 +14,7 @@ import type { Statement } from '../sql/statement.js';
 import { messageResult, rowsResult, type RunContext, type Services, type StatementResult } from './context.js';
 import type { SchemaField } from './duck-cells.js';
 import { startBackup } from '../jobs/backup-job.js';
+import { JobProgress } from '../jobs/job-progress.js';
 import { backupTargetProblem } from '../storage/backup/backup-writer.js';
 import { BackupDamagedError, readBackupManifest, verifyBackup, type BackupManifest } from '../storage/backup/backup-format.js';
 import { stageRestore } from '../storage/backup/restore.js';
@@ -88,13 +89,10 @@ export async function restoreDatabase(s: Services, ctx: RunContext, st: Of<'rest
     return s.jobs.create({ job_type: 'restore', namespace_id: null, table_name: null, user_id: ctx.principal.userId, parameters: { backup_path: st.path } });
   });
   void (async () => {
-    let last = 0;
+    const progress = new JobProgress(s.jobs, job.job_id);
     try {
-      await stageRestore(s.config.dataDir, st.path, files, (fraction) => {
-        if (Date.now() - last < 500) return;
-        last = Date.now();
-        void s.jobs.update(job.job_id, { progress: Math.min(0.99, fraction), progress_message: 'staging the backup in the data directory' }).catch(() => undefined);
-      });
+      await stageRestore(s.config.dataDir, st.path, files, (fraction) => progress.report(fraction, 'staging the backup in the data directory'))
+        .finally(() => progress.settled());
       await s.jobs.update(job.job_id, {
         status: 'completed', finished_at: Date.now(), progress: 1,
         progress_message: `Restore staged from '${st.path}'. It is applied when the server restarts.`,

@@ -11,6 +11,7 @@ import type { Mutex } from '../util/mutex.js';
 import type { Logger } from '../util/log.js';
 import type { FlushService } from './flush-service.js';
 import type { JobRow, JobStore } from './job-store.js';
+import { JobProgress } from './job-progress.js';
 
 export interface BackupDeps {
   readonly catalog: Catalog;
@@ -26,7 +27,6 @@ export interface BackupDeps {
 }
 
 /** Progress is written to the job row at most twice a second (each write is a synced catalog write). */
-const PROGRESS_INTERVAL_MS = 500;
 
 /** Starts the backup job; the returned row is `running`. */
 export async function startBackup(d: BackupDeps, dir: string, requestedBy: string): Promise<JobRow> {
@@ -36,7 +36,7 @@ export async function startBackup(d: BackupDeps, dir: string, requestedBy: strin
 }
 
 async function runBackup(d: BackupDeps, dir: string, job: JobRow, signal: AbortSignal): Promise<void> {
-  let last = 0;
+  const progress = new JobProgress(d.jobs, job.job_id);
   try {
     const result = await writeBackup({
       catalog: d.catalog, hot: d.hot, cold: d.cold, dataDir: d.dataDir, nodeId: d.nodeId, jwtSecretConfigured: d.jwtSecretConfigured,
@@ -44,12 +44,8 @@ async function runBackup(d: BackupDeps, dir: string, job: JobRow, signal: AbortS
       withCatalogQuiet: (fn) => d.ddl.run(fn),
     }, dir, {
       marker: job.job_id, skipCatalogKey: `job:${job.job_id}`, signal,
-      onProgress: async (fraction, message) => {
-        if (Date.now() - last < PROGRESS_INTERVAL_MS) return;
-        last = Date.now();
-        await d.jobs.update(job.job_id, { progress: fraction, progress_message: message });
-      },
-    });
+      onProgress: (fraction, message) => progress.report(fraction, message),
+    }).finally(() => progress.settled());
     await d.jobs.update(job.job_id, {
       status: 'completed', finished_at: Date.now(), progress: 1, progress_message: `Backup written to '${dir}'`,
       rows_processed: result.cold_rows + result.hot_row_versions, result: JSON.stringify(result),
