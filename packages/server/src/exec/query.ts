@@ -17,7 +17,6 @@ import { bindSelect, engineSql, type BoundQuery, type BoundSource } from '../sql
 import { checkEngineSql, EngineCheckError, VerifiedTemplates, slotPlaceholder } from '../sql/bind/engine-check.js';
 import type { RunContext, Services } from './context.js';
 import { sourceColumns, streamColumns, withSystemColumns } from './sources.js';
-import { statsRows } from './system-stats.js';
 import { systemRelation } from './system-tables.js';
 
 export interface RunQueryOptions {
@@ -104,8 +103,7 @@ async function resolveSource(
   s: Services, ctx: RunContext, source: BoundSource, includeDeleted: boolean, hold: boolean, leases: MirrorLease[], temps: TempSource[],
 ): Promise<string> {
   if (source.kind === 'system') {
-    const sources = source.name === 'stats' ? { ...s, stats: await statsRows(s, s.metrics) } : s;
-    const rel = systemRelation(sources, source.name, ctx.principal);
+    const rel = systemRelation(s, source.name, ctx.principal);
     return pushTemp(s, temps, { columns: rel.columns, rows: rel.load === undefined ? rel.rows : await rel.load() });
   }
   const table = source.table;

@@ -20,11 +20,13 @@ import { formatFlushPolicy } from './table-options.js';
 import { STORAGE_COLUMNS, storageRows } from './storage-ddl-exec.js';
 import { SECRET_SETTINGS, type Config } from '../config/config.js';
 import type { HotStore } from '../storage/hot/hot-store.js';
+import type { Metrics } from '../util/metrics.js';
+import { statsRows } from './system-stats.js';
 
 export interface SystemRelation {
   readonly columns: readonly SourceColumn[];
   readonly rows: StoredValue[][];
-  /** Rows that need the storage layer (async): read instead of `rows` when the relation is queried. */
+  /** Rows read asynchronously (the storage layer, the metrics registry): read instead of `rows` when the relation is queried. */
   readonly load?: () => Promise<StoredValue[][]>;
 }
 
@@ -43,8 +45,8 @@ export interface SystemSources {
   readonly config?: Config;
   /** For system.topics and system.topic_offsets. */
   readonly topics?: TopicService;
-  /** system.stats rows, read beforehand (some figures are read asynchronously: exec/system-stats.ts). */
-  readonly stats?: StoredValue[][];
+  /** For system.stats: the registry /metrics reads (exec/system-stats.ts). */
+  readonly metrics?: Metrics;
   /** For system.table_stats (hot row counts). */
   readonly hot?: HotStore;
 }
@@ -197,7 +199,7 @@ export function systemRelation(s: SystemSources, name: string, viewer: Principal
         load: () => tableStats(s),
       };
     case 'stats':
-      return { columns: [col('metric_name', 'Text'), col('metric_value', 'Text')], rows: s.stats ?? [] };
+      return { columns: [col('metric_name', 'Text'), col('metric_value', 'Text')], rows: [], load: () => statsRows(s, s.metrics) };
     case 'storages':
       return { columns: STORAGE_COLUMNS.map(([name, type]) => col(name, type)), rows: storageRows(s, viewer) };
     case 'settings':
