@@ -3,10 +3,11 @@
  * Each reads a system table through the public SQL API. (Jobs and users have their own pages.)
  */
 import { useEffect, useState } from 'preact/hooks';
-import type { KalamClient, QueryResult } from '@kalamdb/client';
+import type { KalamClient } from '@kalamdb/client';
 import { isAdmin, type PageProps } from './role.js';
 import { Grid } from './grid.js';
 import { errorText } from './errors.js';
+import { useQuery } from './use-query.js';
 import { sqlString } from './sql-text.js';
 
 interface QueryPageProps {
@@ -19,19 +20,9 @@ interface QueryPageProps {
 }
 
 function QueryPage({ client, sql, everyMs, action, testId }: QueryPageProps): preact.JSX.Element {
-  const [result, setResult] = useState<QueryResult | null>(null);
-  const [error, setError] = useState<string | null>(null);
+  const { result, error, load } = useQuery(client, sql);
   const [notice, setNotice] = useState<string | null>(null);
-  const load = async (): Promise<void> => {
-    try {
-      setResult((await client.query(sql)).results[0] ?? null);
-      setError(null);
-    } catch (e) {
-      setError(errorText(e));
-    }
-  };
   useEffect(() => {
-    void load();
     if (everyMs === 0) return undefined;
     const timer = setInterval(() => void load(), everyMs);
     return () => clearInterval(timer);

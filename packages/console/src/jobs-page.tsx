@@ -6,6 +6,7 @@
  */
 import { useEffect, useState } from 'preact/hooks';
 import { errorText } from './errors.js';
+import { useQuery } from './use-query.js';
 import { isAdmin, records, type PageProps } from './role.js';
 import { cellText, sqlString } from './sql-text.js';
 
@@ -27,25 +28,16 @@ function Progress({ job }: { job: Job }): preact.JSX.Element {
 }
 
 export function JobsPage({ client, role }: PageProps): preact.JSX.Element {
-  const [jobs, setJobs] = useState<readonly Job[] | null>(null);
-  const [error, setError] = useState<string | null>(null);
+  const { result, error, load } = useQuery(client, JOBS_SQL);
+  const jobs: readonly Job[] | null = result === null ? null : records(result);
   const [notice, setNotice] = useState<string | null>(null);
-  const load = async (): Promise<void> => {
-    try {
-      setJobs(records((await client.query(JOBS_SQL)).results[0]));
-      setError(null);
-    } catch (e) {
-      setError(errorText(e));
-    }
-  };
-  useEffect(() => { void load(); }, []);
   // One read at a time: the next is scheduled when the last one's rows arrived, only while jobs run.
   const active = jobs?.some(isActive) ?? false;
   useEffect(() => {
     if (!active) return undefined;
     const timer = setTimeout(() => void load(), POLL_MS);
     return () => clearTimeout(timer);
-  }, [jobs]);
+  }, [result]);
   const kill = async (id: string): Promise<void> => {
     try {
       setNotice((await client.query(`KILL JOB ${sqlString(id)}`)).results[0]?.message ?? 'done');

@@ -4,8 +4,9 @@
  * accounts, system every account: the page offers only what the logged-in role may do (the server
  * refuses the rest anyway) and shows refusals with their code.
  */
-import { useEffect, useState } from 'preact/hooks';
+import { useState } from 'preact/hooks';
 import { errorText } from './errors.js';
+import { useQuery } from './use-query.js';
 import { isAdmin, records, type ConsoleRole, type PageProps } from './role.js';
 import { cellText, sqlString } from './sql-text.js';
 
@@ -28,21 +29,11 @@ function RoleSelect({ actor, value, onChange, testId }: { actor: ConsoleRole; va
 }
 
 export function UsersPage({ client, role }: PageProps): preact.JSX.Element {
-  const [users, setUsers] = useState<readonly Record<string, unknown>[] | null>(null);
-  const [error, setError] = useState<string | null>(null);
+  const { result, error, load } = useQuery(client, USERS_SQL);
+  const users = result === null ? null : records(result);
   const [notice, setNotice] = useState<{ ok: boolean; text: string } | null>(null);
   const [form, setForm] = useState({ name: '', password: '', role: 'user' as Role, email: '' });
   const [editing, setEditing] = useState<{ name: string; role: Role; password: string; confirmDrop: boolean } | null>(null);
-
-  const load = async (): Promise<void> => {
-    try {
-      setUsers(records((await client.query(USERS_SQL)).results[0]));
-      setError(null);
-    } catch (e) {
-      setError(errorText(e));
-    }
-  };
-  useEffect(() => { void load(); }, []);
 
   /** Runs one statement, shows its message or its error (with the code), reloads the list. */
   const run = async (sql: string, after?: () => void): Promise<void> => {
