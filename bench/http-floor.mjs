@@ -1,11 +1,13 @@
 // The floor under workload 1 (decision 0019, third pass): what a server that does nothing but answer costs per
 // request with the same client as bench/versus-pg.mjs (16 keep-alive connections, the same INSERT bodies).
-//   node bench/http-floor.mjs [http|net] [seconds]
+//   node bench/http-floor.mjs [http|parser|net] [seconds]
 // http: a bare node:http server that reads the body, JSON.parses it and answers the INSERT's JSON.
+// parser: a net server driving llhttp (node:http's own parser) directly, without node:http's streams.
 // net: a bare net server that finds each request's end by Content-Length and writes a canned response.
 import http from 'node:http';
 import net from 'node:net';
 import { fork } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { drive } from './versus-pg.mjs';
 import { treeCpuMicros } from './pg.mjs';
@@ -46,8 +48,28 @@ function netServer() {
   });
 }
 
+// llhttp (the parser node:http uses) driven straight from a net socket: no IncomingMessage/ServerResponse streams.
+function parserServer() {
+  const { HTTPParser } = createRequire(import.meta.url)('_http_common');
+  const response = Buffer.from(`HTTP/1.1 200 OK\r\naccess-control-allow-origin: *\r\ncontent-type: application/json\r\n`
+    + `content-length: ${Buffer.byteLength(answer)}\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n\r\n${answer}`);
+  return net.createServer((socket) => {
+    socket.setNoDelay(true);
+    const parser = new HTTPParser();
+    parser.initialize(HTTPParser.REQUEST, {}, 16384, 0);
+    let body = [];
+    parser[HTTPParser.kOnHeadersComplete] = () => { body = []; };
+    parser[HTTPParser.kOnBody] = (b) => { body.push(b); };
+    parser[HTTPParser.kOnMessageComplete] = () => {
+      JSON.parse((body.length === 1 ? body[0] : Buffer.concat(body)).toString());
+      socket.write(response);
+    };
+    socket.on('data', (chunk) => { const r = parser.execute(chunk); if (r instanceof Error) socket.destroy(); });
+  });
+}
+
 if (process.argv[4] === 'serve') {
-  const server = mode === 'net' ? netServer() : httpServer();
+  const server = mode === 'net' ? netServer() : mode === 'parser' ? parserServer() : httpServer();
   server.listen(0, '127.0.0.1', () => process.send(server.address().port));
 } else {
   const child = fork(fileURLToPath(import.meta.url), [mode, seconds, 'serve']);
