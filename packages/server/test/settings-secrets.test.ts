@@ -32,6 +32,21 @@ describe('system.settings', () => {
     assert.equal(settings.get('live_buffered_bytes_max'), String(8 * 1024 * 1024));
   });
 
+  it('describes and categorises every setting', async () => {
+    const rows = await server.rows('SELECT name, description, category FROM system.settings');
+    assert.ok(rows.length >= 50, `only ${rows.length} settings`);
+    for (const r of rows) {
+      assert.equal(typeof r.description, 'string', `${String(r.name)} has no description`);
+      assert.ok(String(r.description).length > 10, `${String(r.name)}: ${String(r.description)}`);
+    }
+    const byName = new Map(rows.map((r) => [r.name, r.category]));
+    assert.equal(byName.get('http_headers_timeout_ms'), 'http');
+    assert.equal(byName.get('live_buffered_bytes_max'), 'live');
+    assert.equal(byName.get('jwt_secret'), 'auth');
+    assert.deepEqual((await server.rows("SELECT name FROM system.settings WHERE category = 'metrics' ORDER BY name")).map((r) => r.name),
+      ['metrics_access', 'metrics_token']);
+  });
+
   it('masks every secret: no secret value in system.settings, /metrics or the logs', async () => {
     const rows = await server.rows('SELECT * FROM system.settings');
     const settings = new Map(rows.map((r) => [r.name, r.value]));

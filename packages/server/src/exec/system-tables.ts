@@ -19,6 +19,7 @@ import { defaultText } from './ddl-exec.js';
 import { formatFlushPolicy } from './table-options.js';
 import { STORAGE_COLUMNS, storageRows } from './storage-ddl-exec.js';
 import { SECRET_SETTINGS, type Config } from '../config/config.js';
+import { SETTING_DOCS } from '../config/setting-docs.js';
 import type { HotStore } from '../storage/hot/hot-store.js';
 import type { Metrics } from '../util/metrics.js';
 import { statsRows } from './system-stats.js';
@@ -364,6 +365,7 @@ function settings(config: Config | undefined): StoredValue[][] {
   return Object.entries(config).sort(([a], [b]) => a.localeCompare(b)).map(([key, value]) => {
     const name = key.replace(/[A-Z]/g, (ch) => `_${ch.toLowerCase()}`);
     const shown = SECRET_SETTINGS.has(key as keyof Config) ? (value === null ? null : '***') : value === null ? null : String(value);
-    return [name, shown, null, name.split('_')[0]!];
+    const doc = SETTING_DOCS[key as keyof Config] as (typeof SETTING_DOCS)[keyof Config] | undefined;
+    return [name, shown, doc?.description ?? null, doc?.category ?? null];
   });
 }
