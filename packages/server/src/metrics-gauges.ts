@@ -34,16 +34,27 @@ export function registerGauges(metrics: Metrics, s: GaugeSources): void {
     return [...counts].map(([job_type, n]) => [{ job_type }, n] as const);
   }, ['job_type']);
   metrics.gauge('kalamdb_remote_cache_bytes', 'Bytes of S3 segment files in the local cache', () => s.cache.bytes);
+  const rocksMemory = readAtMostEverySecond(() => rocksDbMemory(s.hot.db));
   metrics.gauge('kalamdb_rocksdb_memory_bytes', 'Memory RocksDB reports holding, by kind (memtables, block_cache, block_cache_pinned: part of block_cache, table_readers)',
     async () => {
-      const m = await rocksDbMemory(s.hot.db);
+      const m = await rocksMemory();
       if (m === null) return [];
       return (['memtables', 'block_cache', 'block_cache_pinned', 'table_readers'] as const).map((kind) => [{ kind }, m[kind]] as const);
     }, ['kind']);
-  metrics.gauge('kalamdb_rocksdb_block_cache_capacity_bytes', 'The block cache\'s capacity (the server sets none: RocksDB\'s default)', async () => (await rocksDbMemory(s.hot.db))?.block_cache_capacity ?? 0);
+  metrics.gauge('kalamdb_rocksdb_block_cache_capacity_bytes', 'The block cache\'s capacity (the server sets none: RocksDB\'s default)', async () => (await rocksMemory())?.block_cache_capacity ?? 0);
   metrics.gauge('kalamdb_duckdb_memory_bytes', 'Memory held by DuckDB, by engine (query: user SQL and the hot mirror; files: flushes and segment reads)',
     async () => [
       [{ engine: 'query' }, await s.engines.query.memoryBytes()],
       [{ engine: 'files' }, await s.engines.files.memoryBytes()],
     ], ['engine']);
+}
+
+/** One scrape reads RocksDB's properties once for the two gauges built from them (ten property reads, not twenty). */
+function readAtMostEverySecond<T>(read: () => Promise<T>): () => Promise<T> {
+  let last: { at: number; value: Promise<T> } | null = null;
+  return () => {
+    const now = Date.now();
+    if (last === null || now - last.at >= 1000) last = { at: now, value: read() };
+    return last.value;
+  };
 }
