@@ -145,6 +145,11 @@ describe('admin console (/ui) in Chromium', () => {
     await second.getByTestId('jobs').getByText('Refresh').click();
     await waitFor('erin reads system.jobs as dba', async () => (await second.getByTestId('jobs-error').count()) === 0
       && (await second.getByTestId('jobs').textContent()).includes('flush'), 10_000);
+    // The header follows the new role on the next page switch, and the Users page offers dba's actions.
+    await second.getByTestId('nav-Users').click();
+    await waitFor('the header shows dba', async () => /erin \(dba\)/.test(await second.getByTestId('who').textContent()), 10_000);
+    await second.getByTestId('create-user-form').waitFor();
+    await second.getByTestId('nav-Jobs').click();
     await second.screenshot({ path: join(out, '11-as-dba-jobs.png'), fullPage: true });
   });
 

@@ -59,6 +59,11 @@ function App(): preact.JSX.Element {
   const show = (p: PageName): void => {
     setPage(p);
     setVisited((v) => new Set([...v, p]));
+    // A role changed by an admin elsewhere shows up on the next page switch (header and offered actions).
+    const { client, user, role } = session;
+    void detectRole(client, user).then((now) => {
+      if (now !== role) setSession((cur) => (cur !== null && cur.client === client ? { ...cur, role: now } : cur));
+    });
   };
   // The editor and the live view keep their state (and the live subscription) while other pages are
   // shown; the polling pages exist only while shown.

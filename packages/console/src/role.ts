@@ -1,6 +1,6 @@
 /**
- * The logged-in user's role, as far as the console needs it: which actions to offer. It is read once
- * after login from system.users, which only dba and system may read, so a refusal means neither. The
+ * The logged-in user's role, as far as the console needs it: which actions to offer. It is read
+ * after login and again on every page switch (an admin may change it meanwhile) from system.users, which only dba and system may read, so a refusal means neither. The
  * console only hides what the role cannot do; the server checks every statement anyway.
  */
 import type { KalamClient } from '@kalamdb/client';
