@@ -351,6 +351,18 @@ export class ColdStore {
     return m.segments.filter((s) => pks === undefined || mayHoldAny(s, pkCol, pks)).map((s) => join(dir, s.path));
   }
 
+  /**
+   * Whether a listed segment can hold version `seq` of key `pk` (its `_seq` and key ranges include
+   * them). A point read answered from the index's copy of a flushed row asks this instead of reading
+   * the segment: a row lost with a quarantined segment stays gone (as when the segment was read), and
+   * the manifest is read, so a damaged partition stays unavailable.
+   */
+  mayHoldVersion(table: TableDef, partition: string, pk: StoredValue, seq: bigint): boolean {
+    const pkCol = table.columns[primaryKeyIndex(table)]!;
+    return this.manifest(table, partition).segments.some((s) =>
+      BigInt(s.min_seq) <= seq && seq <= BigInt(s.max_seq) && mayHoldAny(s, pkCol, [pk]));
+  }
+
   /** True when the segments' primary-key ranges are pairwise disjoint (so no key is in two of them). */
   disjoint(table: TableDef, partition: string): boolean {
     const segments = this.manifest(table, partition).segments;
