@@ -103,11 +103,15 @@ export class ColdStore {
     const segments = m.segments.filter((s) => pks === undefined || mayHoldAny(s, pkCol, pks));
     if (segments.length === 0) return null;
     const parts: string[] = [];
-    const byId = segments.filter((s) => s.field_ids === true).map((s) => join(dir, s.path));
+    // A segment written in the table's current schema version has its columns' current names and
+    // types: read by name, it gives what the schema map would, and DuckDB reads it without the map's
+    // per-file schema binding (a point read 5-7 ms → 5 ms, a 1M-row load ~30% less CPU; decision 0027).
+    const current = (s: Segment): boolean => s.schema_version === table.schemaVersion;
+    const byId = segments.filter((s) => s.field_ids === true && !current(s)).map((s) => join(dir, s.path));
     if (byId.length > 0) parts.push(`SELECT * FROM ${fieldIdRead(table, byId)}`);
     const legacy = new Map<number, string[]>();
     for (const s of segments) {
-      if (s.field_ids === true) continue;
+      if (s.field_ids === true && !current(s)) continue;
       const list = legacy.get(s.schema_version) ?? [];
       list.push(join(dir, s.path));
       legacy.set(s.schema_version, list);
