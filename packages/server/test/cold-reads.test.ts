@@ -96,6 +96,14 @@ describe('cold reads: point lookups, filters and GROUP BY over every mix of tier
     await remove([30, 31, 32, 70, 71, 72]);
     await insert(range(121, 150), 'hot');
     await insert([40], 'reinserted');
+    // Several versions of one key above the watermark (the mirror keeps the newest), a key written and
+    // deleted since the flush, a key deleted and written again.
+    await update([22], 'twice');
+    await update([22], 'three times');
+    await insert([151], 'short-lived');
+    await remove([151]);
+    await remove([80]);
+    await insert([80], 'back');
     await checkAll('updated and deleted after flush');
     await server.flushAndWait(T);
     await checkAll('three segments');

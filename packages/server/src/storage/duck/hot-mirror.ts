@@ -57,6 +57,9 @@ interface Entry {
   draining: boolean;
 }
 
+/** Above every `_seq` (unsigned 64-bit): a version scan with no upper bound. */
+const MAX_SEQ = (1n << 64n) - 1n;
+
 /** Columns of a mirror: the table's columns, then _seq and _deleted. */
 export type MirrorColumns = (table: TableDef) => SourceColumn[];
 
@@ -292,17 +295,25 @@ export class HotMirror {
         await conn.run(`DROP TABLE IF EXISTS ${base}_hot_next`);
         await conn.run(`DROP TABLE IF EXISTS ${base}_cold_next`);
         await conn.run(`CREATE TABLE ${base}_hot_next (${columnList(columns)})`);
-        // The newest hot version of every key, streamed from RocksDB into the table a chunk at a time:
-        // the JS heap holds one chunk, not the partition (decision 0016).
-        const appender = await RowAppender.open(conn, `${entry.name}_hot_next`, 'memory', columns);
-        try {
-          for await (const chunk of this.hot.scanPartitionChunks(entry.table, entry.partition)) {
-            for (const row of chunk) appendVersion(appender, row);
-            hotRows += chunk.length;
+        const watermark = this.hot.flushedSeq(entry.table.id, entry.partition);
+        if (watermark > 0n) {
+          // A flushed partition: its hot rows are the newest version per key of the versions above the
+          // watermark (exactly the unflushed history, decision 0014), read from the version packs,
+          // instead of an iteration over every index entry, most of them cold (decision 0027).
+          hotRows = await this.loadUnflushed(conn, entry, `${base}_hot_next`, columns, pk, watermark);
+        } else {
+          // The newest hot version of every key, streamed from RocksDB into the table a chunk at a time:
+          // the JS heap holds one chunk, not the partition (decision 0016).
+          const appender = await RowAppender.open(conn, `${entry.name}_hot_next`, 'memory', columns);
+          try {
+            for await (const chunk of this.hot.scanPartitionChunks(entry.table, entry.partition)) {
+              for (const row of chunk) appendVersion(appender, row);
+              hotRows += chunk.length;
+            }
+            appender.flush();
+          } finally {
+            appender.close();
           }
-          appender.flush();
-        } finally {
-          appender.close();
         }
         // The manifest is read after the hot scan: a row the scan missed because a flush handed it over
         // to a cold marker was committed to a segment before that hand-over, so it is listed now.
@@ -354,6 +365,33 @@ export class HotMirror {
     this.totalRows += hotRows + coldRows - entry.rows;
     entry.rows = hotRows + coldRows;
     return syncedSeq;
+  }
+
+  /**
+   * The hot rows of a flushed partition into `target`: every version above `watermark` streamed (one
+   * iterator, one consistent view, as the index scan) into a temp table, then the newest per key, in
+   * key order like the index scan's. Each key written since the flush has its newest version there
+   * (versions at or below the watermark are the only ones a hand-over deletes); a key not written
+   * since has none, as its index entry reads cold. Returns the rows inserted.
+   */
+  private async loadUnflushed(conn: DuckDBConnection, entry: Entry, target: string, columns: SourceColumn[], pk: string, watermark: bigint): Promise<number> {
+    const staged = `${entry.name}_unflushed`;
+    await conn.run(`DROP TABLE IF EXISTS temp.main.${staged}`);
+    await conn.run(`CREATE TEMP TABLE ${staged} (${columnList(columns)})`);
+    try {
+      const appender = await RowAppender.open(conn, staged, 'temp', columns);
+      try {
+        await this.hot.forEachVersion(entry.table, entry.partition, watermark, MAX_SEQ, (row) => appendVersion(appender, row));
+        appender.flush();
+      } finally {
+        appender.close();
+      }
+      const inserted = await conn.run(`INSERT INTO ${target} SELECT * FROM temp.main.${staged} `
+        + `QUALIFY row_number() OVER (PARTITION BY "${pk}" ORDER BY "_seq" DESC) = 1 ORDER BY "${pk}"`);
+      return Number(inserted.rowsChanged);
+    } finally {
+      await conn.run(`DROP TABLE IF EXISTS temp.main.${staged}`);
+    }
   }
 
   /**
