@@ -14,7 +14,9 @@ const PASSWORD = 'bench-root-password';
 export async function startBenchServer(toml = '') {
   const dataDir = mkdtempSync(join(tmpdir(), 'kalamdb-bench-'));
   const configPath = join(dataDir, 'bench.toml');
-  writeFileSync(configPath, toml);
+  // KALAMDB_BENCH_TOML: extra settings for every server a run starts (e.g. `query_timeout_ms = 120000`
+  // on a machine so loaded that a 1M-row partition's first query, which loads its mirror, passes 30 s).
+  writeFileSync(configPath, `${toml}\n${process.env.KALAMDB_BENCH_TOML ?? ''}\n`);
   // KALAMDB_BENCH_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", profiles the server alone.
   const nodeArgs = (process.env.KALAMDB_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const child = spawn(process.execPath, [...nodeArgs, MAIN, '--port', '0', '--data-dir', dataDir, '--config', configPath], {

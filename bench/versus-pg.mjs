@@ -11,6 +11,7 @@
 // The load generator's own CPU (process.cpuUsage of this process) is reported for every run.
 import { bulkInsert, latencyStats, waitForJob } from './lib.mjs';
 import { pgClients, treeCpuMicros } from './pg.mjs';
+import { loadavg } from 'node:os';
 
 const NO_FLUSH = "WITH (FLUSH_POLICY = 'rows:100000000')";
 const round = (x, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
@@ -200,12 +201,15 @@ export const QUERIES = {
 /** Workload 6: the three queries on `rows` rows; ours hot, ours cold, PostgreSQL. */
 export async function benchQueriesVersusPg(server, pg, seconds, rows) {
   const { sql } = server;
+  // Progress on stderr (the JSON goes to stdout): a failed run says which phase it was in.
+  const phase = (name) => process.stderr.write(`workload 6: ${name} ${new Date().toISOString().slice(11, 19)} load ${loadavg()[0].toFixed(2)}\n`);
   const oursCpu = () => treeCpuMicros(server.pid);
   const out = { rows, queries: Object.fromEntries(Object.entries(QUERIES).map(([k, v]) => [k, v.text('t')])) };
 
   // Same values on both sides (as bench/cold.mjs): user_id and n repeat every 1,000 rows.
   await sql('CREATE NAMESPACE IF NOT EXISTS vsq');
   await sql(`CREATE SHARED TABLE vsq.big (id BIGINT PRIMARY KEY, user_id TEXT, body TEXT, n INT, score DOUBLE) ${NO_FLUSH}`);
+  phase('load');
   let t = performance.now();
   await bulkInsert(sql, 'vsq.big', 'id, user_id, body, n, score', 0, rows,
     (i) => `${i}, 'user_${i % 1000}', 'message body number ${i}', ${i % 1000}, ${(i % 997) / 7}`, 1000, 4);
@@ -230,14 +234,18 @@ export async function benchQueriesVersusPg(server, pg, seconds, rows) {
     if (res.rowCount !== expect) throw new Error(`pg: expected ${expect} rows, got ${res.rowCount}`);
   };
   const results = {};
+  phase('hot queries');
   for (const [name, query] of Object.entries(QUERIES)) results[name] = { ours_hot: await queries({ seconds, run: runOurs(query), serverCpu: oursCpu }) };
 
+  phase('flush');
   t = performance.now();
   const flushed = await sql('STORAGE FLUSH TABLE vsq.big');
   const job = await waitForJob(sql, flushed.results[0].message);
   out.ours_flush = { rows: job.rows_processed, wall_ms: Math.round(performance.now() - t), job_ms: job.result.duration_ms };
+  phase('cold queries');
   for (const [name, query] of Object.entries(QUERIES)) results[name].ours_cold = await queries({ seconds, run: runOurs(query), serverCpu: oursCpu });
 
+  phase('mixed load');
   // Mixed: the same rows in another table, the first half flushed (one segment), the second half hot.
   await sql(`CREATE SHARED TABLE vsq.mixed (id BIGINT PRIMARY KEY, user_id TEXT, body TEXT, n INT, score DOUBLE) ${NO_FLUSH}`);
   const half = Math.floor(rows / 2000) * 1000;
@@ -247,8 +255,10 @@ export async function benchQueriesVersusPg(server, pg, seconds, rows) {
   await waitForJob(sql, mixedFlush.results[0].message);
   await bulkInsert(sql, 'vsq.mixed', 'id, user_id, body, n, score', half, rows, mixedRow, 1000, 4);
   out.mixed = { cold_rows: half, hot_rows: rows - half };
+  phase('mixed queries');
   for (const [name, query] of Object.entries(QUERIES)) results[name].ours_mixed = await queries({ seconds, run: runOurs(query, 'vsq.mixed'), serverCpu: oursCpu });
 
+  phase('postgresql queries');
   try {
     for (const [name, query] of Object.entries(QUERIES)) {
       const r = results[name];

@@ -60,6 +60,10 @@ describe('flush watermark', () => {
       assert.deepEqual(chunked, [[1n, 'a-late']], "the mirror's chunked scan reads entries below the watermark as cold");
       const byPk = await store.getByPks(table, 'u1', [1n, 2n, 3n, 4n]);
       assert.deepEqual(byPk.map((r) => (r === null ? null : [r.cold === true, r.deleted])), [[false, false], [true, false], [true, true], null]);
+      // Point reads (decision 0027) keep the cells a flushed entry still holds: the version its segment has.
+      const withCells = await store.getByPks(table, 'u1', [1n, 2n, 3n, 4n], true);
+      assert.deepEqual(withCells.map((r) => (r === null ? null : [r.cold === true, r.deleted, r.values])),
+        [[false, false, [1n, 'a-late']], [true, false, [2n, 'b2']], [true, true, [3n, 'gone']], null]);
       const raw = await store.getIndexEntries([indexKey('u1', 2), indexKey('u2', 1), indexKey('u1', 1)]);
       assert.deepEqual(raw.map((r) => r && [r.cold === true, r.values]), [[true, []], [false, [1n, 'other user']], [false, [1n, 'a-late']]]);
       // The flushed versions are deleted; the later one and the other partition's remain.

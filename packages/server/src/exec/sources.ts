@@ -54,10 +54,14 @@ export class RowSources {
     return tx && tx.size > 0 ? overlay(table, rows, tx, partition) : rows;
   }
 
-  /** Visible rows for specific primary keys (point reads): transaction writes, then hot, then cold. */
+  /**
+   * Visible rows for specific primary keys (point reads): transaction writes, then hot, then cold.
+   * A flushed key whose index entry still holds its cells is answered from them (the version its
+   * segment holds); only cold markers without cells read the segments (decision 0027).
+   */
   async byPks(table: TableDef, partition: string, pks: readonly StoredValue[], tx: Transaction | null): Promise<(VisibleRow | null)[]> {
-    const stored = await this.hot.getByPks(table, partition, pks);
-    const coldKeys = pks.filter((_, i) => stored[i]?.cold === true && !stored[i]!.deleted);
+    const stored = await this.hot.getByPks(table, partition, pks, true);
+    const coldKeys = pks.filter((_, i) => stored[i]?.cold === true && !stored[i]!.deleted && stored[i]!.values.length === 0);
     const coldRows = coldKeys.length === 0 ? new Map<string, RowVersion>() : await this.coldByPk(table, partition, coldKeys);
     const pending = tx ? new Map(tx.overlay(table, partition).map((w) => [pkString(table, w.values[primaryKeyIndex(table)]!), w])) : null;
     return stored.map((r, i) => {
@@ -65,6 +69,10 @@ export class RowSources {
       const w = pending?.get(key);
       if (w) return w.deleted ? null : { seq: null, deleted: false, values: w.values };
       if (r === null || r.deleted) return null;
+      if (r.cold && r.values.length > 0) {
+        if (!this.cold.mayHoldVersion(table, partition, pks[i]!, r.seq)) return null;
+        return { seq: r.seq, deleted: false, values: currentValues(table, r) };
+      }
       if (r.cold) {
         const c = coldRows.get(key);
         // The index says which version is newest; a segment without it means the row is gone.

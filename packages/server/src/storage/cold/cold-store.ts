@@ -103,11 +103,15 @@ export class ColdStore {
     const segments = m.segments.filter((s) => pks === undefined || mayHoldAny(s, pkCol, pks));
     if (segments.length === 0) return null;
     const parts: string[] = [];
-    const byId = segments.filter((s) => s.field_ids === true).map((s) => join(dir, s.path));
+    // A segment written in the table's current schema version has its columns' current names and
+    // types: read by name, it gives what the schema map would, and DuckDB reads it without the map's
+    // per-file schema binding (a point read 5-7 ms → 5 ms, a 1M-row load ~30% less CPU; decision 0027).
+    const current = (s: Segment): boolean => s.schema_version === table.schemaVersion;
+    const byId = segments.filter((s) => s.field_ids === true && !current(s)).map((s) => join(dir, s.path));
     if (byId.length > 0) parts.push(`SELECT * FROM ${fieldIdRead(table, byId)}`);
     const legacy = new Map<number, string[]>();
     for (const s of segments) {
-      if (s.field_ids === true) continue;
+      if (s.field_ids === true && !current(s)) continue;
       const list = legacy.get(s.schema_version) ?? [];
       list.push(join(dir, s.path));
       legacy.set(s.schema_version, list);
@@ -349,6 +353,18 @@ export class ColdStore {
     const dir = this.dir(table, partition);
     const pkCol = table.columns[primaryKeyIndex(table)]!;
     return m.segments.filter((s) => pks === undefined || mayHoldAny(s, pkCol, pks)).map((s) => join(dir, s.path));
+  }
+
+  /**
+   * Whether a listed segment can hold version `seq` of key `pk` (its `_seq` and key ranges include
+   * them). A point read answered from the index's copy of a flushed row asks this instead of reading
+   * the segment: a row lost with a quarantined segment stays gone (as when the segment was read), and
+   * the manifest is read, so a damaged partition stays unavailable.
+   */
+  mayHoldVersion(table: TableDef, partition: string, pk: StoredValue, seq: bigint): boolean {
+    const pkCol = table.columns[primaryKeyIndex(table)]!;
+    return this.manifest(table, partition).segments.some((s) =>
+      BigInt(s.min_seq) <= seq && seq <= BigInt(s.max_seq) && mayHoldAny(s, pkCol, [pk]));
   }
 
   /** True when the segments' primary-key ranges are pairwise disjoint (so no key is in two of them). */

@@ -46,6 +46,12 @@ export interface Segment {
   readonly field_ids?: boolean;
 }
 
+/**
+ * A segment's `schema_version` when it is not known: a file with field ids that REPAIR found unlisted
+ * (it is read by column id, so the version it was written in does not matter).
+ */
+export const UNKNOWN_SCHEMA_VERSION = 0;
+
 /** Parquet field ids of the system columns (column ids are small positive integers). */
 export const SEQ_FIELD_ID = 2_147_483_001;
 export const DELETED_FIELD_ID = 2_147_483_002;

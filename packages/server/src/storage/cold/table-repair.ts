@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { primaryKeyIndex, qualifiedName, type TableDef } from '../../catalog/types.js';
 import type { SourceColumn } from '../duck/duck-engine.js';
 import type { ColdStore } from './cold-store.js';
-import { MANIFEST_FORMAT, ManifestError, SEGMENT_NAME, fsyncPath, readManifest, type Manifest, type Segment } from './manifest.js';
+import { MANIFEST_FORMAT, ManifestError, SEGMENT_NAME, UNKNOWN_SCHEMA_VERSION, fsyncPath, readManifest, type Manifest, type Segment } from './manifest.js';
 import { errorLine, fileSha256, readSegmentContent, type SegmentContent } from './segment-check.js';
 import { QUARANTINE_DIR } from './table-check.js';
 
@@ -70,14 +70,17 @@ export async function repairPartition(
       continue;
     }
     const present = new Set(content.columnNames);
+    const fieldIds = prev?.field_ids ?? await cold.hasFieldIds(path);
     const stats = await cold.segmentColumnStats(path, columns.filter((c) => present.has(c.name)));
     kept.push({
       path: file, row_count: content.rowCount, size_bytes: statSync(path).size, min_seq: content.minSeq, max_seq: content.maxSeq,
       // A file the old manifest did not list was written by this table's current schema or an older
-      // one; without a record, the current version is the best claim (reads cast by column name).
-      schema_version: prev?.schema_version ?? table.schemaVersion,
+      // one. Without field ids the current version is the best claim (reads cast by column name);
+      // with them, UNKNOWN_SCHEMA_VERSION keeps it read by column id (a current-version segment is
+      // read by name: ColdStore.relation).
+      schema_version: prev?.schema_version ?? (fieldIds ? UNKNOWN_SCHEMA_VERSION : table.schemaVersion),
       created_at: prev?.created_at ?? Math.round(statSync(path).mtimeMs), columns: stats, sha256,
-      ...((prev?.field_ids ?? await cold.hasFieldIds(path)) ? { field_ids: true } : {}),
+      ...(fieldIds ? { field_ids: true } : {}),
     });
   }
   if (quarantined.length > 0) fsyncPath(dir);

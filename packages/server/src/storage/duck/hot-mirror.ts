@@ -50,12 +50,17 @@ interface Entry {
   coldVersion: unknown;
   hasCold: boolean;
   rows: number;
+  /** Rows in the hot table (tombstones included), exact after each load or sync (under `lock`). */
+  hotRows: number;
   refs: number;
   lastUsed: number;
   dropped: boolean;
   /** A sync of the pending versions is queued or running (see drain). */
   draining: boolean;
 }
+
+/** Above every `_seq` (unsigned 64-bit): a version scan with no upper bound. */
+const MAX_SEQ = (1n << 64n) - 1n;
 
 /** Columns of a mirror: the table's columns, then _seq and _deleted. */
 export type MirrorColumns = (table: TableDef) => SourceColumn[];
@@ -140,7 +145,7 @@ export class HotMirror {
       if (entry !== undefined) this.retire(entry);
       entry = {
         key, table, target: null, partition, name: `m_${++this.counter}`, lock: new Mutex(), pending: [],
-        loaded: false, coldVersion: undefined, hasCold: false, rows: 0, refs: 0, lastUsed: 0, dropped: false, draining: false,
+        loaded: false, coldVersion: undefined, hasCold: false, rows: 0, hotRows: 0, refs: 0, lastUsed: 0, dropped: false, draining: false,
       };
       this.entries.set(key, entry);
     }
@@ -157,12 +162,18 @@ export class HotMirror {
       this.retire(e);
       throw error;
     }
+    // No hot row at `syncedSeq` (a partition not written since its flush): the cold table alone is the
+    // partition as of then, and DuckDB runs Top-N and filters over one table scan at about half the
+    // CPU of the merge (decision 0027). A sync after this lease adds later versions only, and a reload
+    // swaps in the cold rows of a later flush point: either way the query reads one consistent state
+    // at or after `syncedSeq`, as with the merged view.
+    const coldOnly = e.hasCold && e.hotRows === 0;
     if (!hold) unlock();
     this.evict();
     let released = false;
     return {
       syncedSeq,
-      liveName: `memory.main.${e.name}_live`,
+      liveName: coldOnly ? `memory.main.${e.name}_cold_live` : `memory.main.${e.name}_live`,
       allName: `memory.main.${e.name}`,
       coldName: e.hasCold ? `memory.main.${e.name}_cold` : null,
       release: () => {
@@ -226,6 +237,7 @@ export class HotMirror {
     });
     const added = newest.size - replaced;
     entry.rows += added;
+    entry.hotRows += added;
     this.totalRows += added;
     return syncedSeq;
   }
@@ -250,14 +262,14 @@ export class HotMirror {
         try {
           await conn.run(`DROP VIEW IF EXISTS ${base}_live`);
           await conn.run(`DROP VIEW IF EXISTS ${base}`);
+          await conn.run(`DROP VIEW IF EXISTS ${base}_cold_live`);
           for (const suffix of entry.hasCold ? ['_hot', '_cold'] : ['_hot']) {
             await conn.run(`CREATE TABLE ${base}${suffix}_next AS SELECT ${select} FROM ${base}${suffix}`);
             await conn.run(`DROP TABLE ${base}${suffix}`);
             await conn.run(`ALTER TABLE ${base}${suffix}_next RENAME TO ${entry.name}${suffix}`);
           }
           const coldName = entry.hasCold ? `${base}_cold` : null;
-          await conn.run(`CREATE VIEW ${base} AS ${mergedRelationSql(`${base}_hot`, coldName, pk, false)}`);
-          await conn.run(`CREATE VIEW ${base}_live AS ${mergedRelationSql(`${base}_hot`, coldName, pk, true)}`);
+          await this.createViews(conn, base, coldName, pk);
           await conn.run('COMMIT');
         } catch (error) {
           await conn.run('ROLLBACK').catch(() => undefined);
@@ -292,17 +304,25 @@ export class HotMirror {
         await conn.run(`DROP TABLE IF EXISTS ${base}_hot_next`);
         await conn.run(`DROP TABLE IF EXISTS ${base}_cold_next`);
         await conn.run(`CREATE TABLE ${base}_hot_next (${columnList(columns)})`);
-        // The newest hot version of every key, streamed from RocksDB into the table a chunk at a time:
-        // the JS heap holds one chunk, not the partition (decision 0016).
-        const appender = await RowAppender.open(conn, `${entry.name}_hot_next`, 'memory', columns);
-        try {
-          for await (const chunk of this.hot.scanPartitionChunks(entry.table, entry.partition)) {
-            for (const row of chunk) appendVersion(appender, row);
-            hotRows += chunk.length;
+        const watermark = this.hot.flushedSeq(entry.table.id, entry.partition);
+        if (watermark > 0n) {
+          // A flushed partition: its hot rows are the newest version per key of the versions above the
+          // watermark (exactly the unflushed history, decision 0014), read from the version packs,
+          // instead of an iteration over every index entry, most of them cold (decision 0027).
+          hotRows = await this.loadUnflushed(conn, entry, `${base}_hot_next`, columns, pk, watermark);
+        } else {
+          // The newest hot version of every key, streamed from RocksDB into the table a chunk at a time:
+          // the JS heap holds one chunk, not the partition (decision 0016).
+          const appender = await RowAppender.open(conn, `${entry.name}_hot_next`, 'memory', columns);
+          try {
+            for await (const chunk of this.hot.scanPartitionChunks(entry.table, entry.partition)) {
+              for (const row of chunk) appendVersion(appender, row);
+              hotRows += chunk.length;
+            }
+            appender.flush();
+          } finally {
+            appender.close();
           }
-          appender.flush();
-        } finally {
-          appender.close();
         }
         // The manifest is read after the hot scan: a row the scan missed because a flush handed it over
         // to a cold marker was committed to a segment before that hand-over, so it is listed now.
@@ -330,13 +350,13 @@ export class HotMirror {
         try {
           await conn.run(`DROP VIEW IF EXISTS ${base}_live`);
           await conn.run(`DROP VIEW IF EXISTS ${base}`);
+          await conn.run(`DROP VIEW IF EXISTS ${base}_cold_live`);
           await conn.run(`DROP TABLE IF EXISTS ${base}_hot`);
           await conn.run(`DROP TABLE IF EXISTS ${base}_cold`);
           await conn.run(`ALTER TABLE ${base}_hot_next RENAME TO ${entry.name}_hot`);
           if (hasCold) await conn.run(`ALTER TABLE ${base}_cold_next RENAME TO ${entry.name}_cold`);
           const coldName = hasCold ? `${base}_cold` : null;
-          await conn.run(`CREATE VIEW ${base} AS ${mergedRelationSql(`${base}_hot`, coldName, pk, false)}`);
-          await conn.run(`CREATE VIEW ${base}_live AS ${mergedRelationSql(`${base}_hot`, coldName, pk, true)}`);
+          await this.createViews(conn, base, coldName, pk);
           await conn.run('COMMIT');
         } catch (error) {
           await conn.run('ROLLBACK').catch(() => undefined);
@@ -351,9 +371,49 @@ export class HotMirror {
     entry.hasCold = hasCold;
     entry.coldVersion = coldVersion;
     entry.loaded = true;
+    entry.hotRows = hotRows;
     this.totalRows += hotRows + coldRows - entry.rows;
     entry.rows = hotRows + coldRows;
     return syncedSeq;
+  }
+
+  /**
+   * The partition's views: merged (`base`, `base_live`), and `base_cold_live`, the cold rows' live
+   * ones alone (leased while the hot table is empty). Without cold rows it is the hot rows' live ones,
+   * so a lease taken before a reload always finds it and reads the partition's state.
+   */
+  private async createViews(conn: DuckDBConnection, base: string, coldName: string | null, pk: string): Promise<void> {
+    await conn.run(`CREATE VIEW ${base} AS ${mergedRelationSql(`${base}_hot`, coldName, pk, false)}`);
+    const live = mergedRelationSql(`${base}_hot`, coldName, pk, true);
+    await conn.run(`CREATE VIEW ${base}_live AS ${live}`);
+    await conn.run(`CREATE VIEW ${base}_cold_live AS ${coldName === null ? live : `SELECT * FROM ${coldName} WHERE NOT "_deleted"`}`);
+  }
+
+  /**
+   * The hot rows of a flushed partition into `target`: every version above `watermark` streamed (one
+   * iterator, one consistent view, as the index scan) into a temp table, then the newest per key, in
+   * key order like the index scan's. Each key written since the flush has its newest version there
+   * (versions at or below the watermark are the only ones a hand-over deletes); a key not written
+   * since has none, as its index entry reads cold. Returns the rows inserted.
+   */
+  private async loadUnflushed(conn: DuckDBConnection, entry: Entry, target: string, columns: SourceColumn[], pk: string, watermark: bigint): Promise<number> {
+    const staged = `${entry.name}_unflushed`;
+    await conn.run(`DROP TABLE IF EXISTS temp.main.${staged}`);
+    await conn.run(`CREATE TEMP TABLE ${staged} (${columnList(columns)})`);
+    try {
+      const appender = await RowAppender.open(conn, staged, 'temp', columns);
+      try {
+        await this.hot.forEachVersion(entry.table, entry.partition, watermark, MAX_SEQ, (row) => appendVersion(appender, row));
+        appender.flush();
+      } finally {
+        appender.close();
+      }
+      const inserted = await conn.run(`INSERT INTO ${target} SELECT * FROM temp.main.${staged} `
+        + `QUALIFY row_number() OVER (PARTITION BY "${pk}" ORDER BY "_seq" DESC) = 1 ORDER BY "${pk}"`);
+      return Number(inserted.rowsChanged);
+    } finally {
+      await conn.run(`DROP TABLE IF EXISTS temp.main.${staged}`);
+    }
   }
 
   /**
@@ -399,6 +459,7 @@ export class HotMirror {
       this.duck.withConnection(async (conn: DuckDBConnection) => {
         await conn.run(`DROP VIEW IF EXISTS memory.main.${entry.name}_live`);
         await conn.run(`DROP VIEW IF EXISTS memory.main.${entry.name}`);
+        await conn.run(`DROP VIEW IF EXISTS memory.main.${entry.name}_cold_live`);
         await conn.run(`DROP TABLE IF EXISTS memory.main.${entry.name}_hot`);
         await conn.run(`DROP TABLE IF EXISTS memory.main.${entry.name}_cold`);
         await conn.run(`DROP TABLE IF EXISTS memory.main.${entry.name}_hot_next`);

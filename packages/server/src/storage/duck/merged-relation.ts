@@ -9,8 +9,12 @@ import { sqlIdent } from './duck-engine.js';
 export function mergedRelationSql(hotRelation: string, coldRelation: string | null, pk: string, liveOnly: boolean): string {
   const live = liveOnly ? ` WHERE NOT "_deleted"` : '';
   if (coldRelation === null) return `SELECT * FROM ${hotRelation}${live}`;
-  const merged = `SELECT * FROM ${hotRelation} UNION ALL SELECT * FROM ${coldRelation} c WHERE NOT EXISTS (SELECT 1 FROM ${hotRelation} h WHERE h.${sqlIdent(pk)} = c.${sqlIdent(pk)})`;
-  return liveOnly ? `SELECT * FROM (${merged}) WHERE NOT "_deleted"` : merged;
+  // An explicit ANTI JOIN, with the tombstone filter in each branch: DuckDB planned the equivalent
+  // `NOT EXISTS (correlated subquery)` under a filter above the UNION ALL 3-5x slower over 1M cold rows,
+  // even with no hot row at all (decision 0027).
+  const coldLive = liveOnly ? ` WHERE NOT c."_deleted"` : '';
+  return `SELECT * FROM ${hotRelation}${live} UNION ALL `
+    + `SELECT c.* FROM ${coldRelation} c ANTI JOIN ${hotRelation} h ON h.${sqlIdent(pk)} = c.${sqlIdent(pk)}${coldLive}`;
 }
 
 /**

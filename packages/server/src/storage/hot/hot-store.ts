@@ -13,7 +13,7 @@ import { valuesInSchema, type SchemaLookup } from '../../catalog/schema-map.js';
 import {
   KEY_CATALOG, KEY_FLUSHED, KEY_PK, KEY_VERSION, catalogKey, encodePk, partitionPrefix, pkKey, prefixEnd, tablePrefix, versionKey,
 } from './keys.js';
-import { decodeIndexValue, decodeRow, type RowVersion } from './row-codec.js';
+import { decodeIndexValue, decodeIndexValueWithCells, decodeRow, type RowVersion } from './row-codec.js';
 import { countPacked, firstPackedSeq, forEachPacked, forEachPackedAt } from './version-pack.js';
 import type { StorageHealth } from '../storage-health.js';
 import { WalSyncer, type WalSyncState } from './wal-sync.js';
@@ -63,7 +63,7 @@ export class HotStore {
 
   /** A stored version's cells in `table`'s schema (rows keep the version they were written with). */
   inSchema(table: TableDef, row: RowVersion): RowVersion {
-    if (row.schemaVersion === table.schemaVersion || row.cold === true) return row;
+    if (row.schemaVersion === table.schemaVersion || (row.cold === true && row.values.length === 0)) return row;
     assert(this.schemas !== null, 'schema lookup set before rows of older versions are read');
     return { ...row, schemaVersion: table.schemaVersion, values: valuesInSchema(this.schemas, table, row.schemaVersion, row.values) };
   }
@@ -387,8 +387,12 @@ export class HotStore {
     return out;
   }
 
-  /** Newest version for each primary key given (null where the key has never been written). */
-  async getByPks(table: TableDef, partition: string, pks: readonly StoredValue[]): Promise<(RowVersion | null)[]> {
+  /**
+   * Newest version for each primary key given (null where the key has never been written). With
+   * `flushedCells`, a flushed entry that still holds its cells comes back with them (`cold: true`,
+   * values in the table's schema): a point read needs no segment for it.
+   */
+  async getByPks(table: TableDef, partition: string, pks: readonly StoredValue[], flushedCells = false): Promise<(RowVersion | null)[]> {
     const pkCol = table.columns[primaryKeyIndex(table)];
     assert(pkCol !== undefined, 'table without primary key');
     const prefix = partitionPrefix(KEY_PK, table.id, partition);
@@ -397,7 +401,8 @@ export class HotStore {
     batch.tryFlush();
     const values = await Promise.all(pending);
     const flushed = this.flushed.get(prefix.toString('latin1')) ?? 0n;
-    return values.map((v) => (v === null ? null : this.inSchema(table, decodeIndexValue(v, flushed))));
+    const decode = flushedCells ? decodeIndexValueWithCells : decodeIndexValue;
+    return values.map((v) => (v === null ? null : this.inSchema(table, decode(v, flushed))));
   }
 
   /** Raw index lookups used by the committer to validate a group of writes at once. */

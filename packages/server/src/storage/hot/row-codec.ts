@@ -40,6 +40,7 @@ export interface RowVersion {
   /**
    * A cold marker: this version was flushed to Parquet; the index keeps only its key, `_seq` and
    * deleted flag (values are empty) so uniqueness checks and point reads know where to look.
+   * Exception: `decodeIndexValueWithCells` (point reads) keeps the cells a flushed entry still holds.
    */
   readonly cold?: boolean;
   readonly schemaVersion: number;
@@ -95,6 +96,20 @@ export function decodeIndexValue(bytes: Buffer, flushedSeq = 0n): RowVersion {
   const seq = bytes.readBigUInt64BE(0);
   if (seq <= flushedSeq) return decodeAsColdMarker(seq, bytes);
   return decodeRow(seq, bytes.subarray(8));
+}
+
+/**
+ * An index value for a point read: as decodeIndexValue, except that an entry at or below the
+ * watermark that still holds its cells (every entry a flush handed over since decision 0014) keeps
+ * them: `cold: true` with the values of exactly the version its segment holds (same `_seq`; versions
+ * are immutable). A cold marker (REPAIR's deleted markers, hand-overs from before the watermark) has
+ * none: its row is read from the segment.
+ */
+export function decodeIndexValueWithCells(bytes: Buffer, flushedSeq: bigint): RowVersion {
+  assert(bytes.length > 8, 'corrupt index value');
+  const seq = bytes.readBigUInt64BE(0);
+  const row = decodeRow(seq, bytes.subarray(8));
+  return seq <= flushedSeq && row.cold !== true ? { ...row, cold: true } : row;
 }
 
 /** Reads only the head [schemaVersion, state] of a flushed entry; anything unusual takes the full decode. */
