@@ -82,3 +82,31 @@ function keysOf(shape: SubscriptionQuery): readonly string[] {
   }
   return keys;
 }
+
+/**
+ * The rows `picked` of a STREAM batch (all when null), as `shapedRowJson` encodes each, joined
+ * with commas: cells of schema `schemaVersion`, `_seq` from `seqs`. No row object per event.
+ */
+export function shapedRowsJson(
+  catalog: Catalog, shape: SubscriptionQuery, schemaVersion: number, rows: readonly (readonly StoredValue[])[], seqs: readonly bigint[], picked: readonly number[] | null,
+): string {
+  const keys = keysOf(shape);
+  const columns = shape.table.columns;
+  const seqIndex = columns.length;
+  const projection = shape.projection;
+  const sameVersion = shape.table.schemaVersion === schemaVersion;
+  const n = picked === null ? rows.length : picked.length;
+  let out = '';
+  for (let r = 0; r < n; r++) {
+    const at = picked === null ? r : picked[r]!;
+    const values = sameVersion ? rows[at]! : cellsUnder(catalog, shape.table, { schemaVersion, values: rows[at]! });
+    out += r === 0 ? '{' : ',{';
+    for (let k = 0; k < projection.length; k++) {
+      const i = projection[k]!;
+      const value = i === seqIndex ? `"${seqs[at]!}"` : JSON.stringify(encodeCell(columns[i]!, values[i] ?? null));
+      out += keys[k]! + value;
+    }
+    out += '}';
+  }
+  return out;
+}

@@ -27,12 +27,13 @@ export const STREAM_BUFFER_DEFAULT = 100_000;
 export class StreamStore {
   private readonly partitions = new Map<string, Partition>();
 
-  /** Appends events (already carrying their `_seq`) and applies MAX_BUFFER; returns how many were evicted. */
-  append(table: TableDef, partition: string, events: readonly StreamEvent[]): number {
+  /** Appends events (rows and their `_seq`s) and applies MAX_BUFFER; returns how many were evicted. */
+  append(table: TableDef, partition: string, seqs: readonly bigint[], rows: readonly (readonly StoredValue[])[]): number {
     const p = this.partition(table, partition);
-    for (const e of events) {
-      assert(p.events.length === 0 || p.events[p.events.length - 1]!.seq < e.seq, 'stream events in _seq order');
-      p.events.push(e);
+    for (let i = 0; i < seqs.length; i++) {
+      const seq = seqs[i]!;
+      assert(p.events.length === 0 || p.events[p.events.length - 1]!.seq < seq, 'stream events in _seq order');
+      p.events.push({ seq, values: rows[i]! });
     }
     const cap = table.options.maxBuffer ?? STREAM_BUFFER_DEFAULT;
     const live = p.events.length - p.head;
