@@ -3,18 +3,21 @@
 //
 // Every event the benchmark writes has the same width: `room` is padded so that a row and its
 // separator take a multiple of 4 bytes, `sent_at` is the send time in integer microseconds (16
-// digits) and every `_seq` of a run has the same number of digits (the probe's: 18 today). The rows of one message (one INSERT's events) then differ only in
-// their `_seq`. The fast path copies a message so its rows start 4-byte aligned and compares them as
-// 32-bit words: every row must equal the message's first row outside `_seq`, and each row's `_seq`
-// bytes must be greater than the row's before it. The first row is read as text (sent_at, first
-// `_seq`). Any message that is not exactly of that form (another layout, another message type, a
-// `_seq` one digit longer some day) goes through JSON.parse and is checked row by row: the fast path only
+// digits) and every `_seq` of a run has the same number of digits (the probe's: 18 today). The rows
+// of one message then differ only in `_seq` and, where a server that fell behind delivers several
+// INSERTs' events in one message, in `sent_at` from one INSERT's run of rows to the next. The fast
+// path copies a message so its rows start 4-byte aligned and compares them as 32-bit words: every
+// row must equal the message's first row outside `sent_at` and `_seq`, each row's `_seq` bytes must
+// be greater than the row's before it, and where `sent_at` changes a new run starts (its 16 digits
+// read as text). The first row is read as text (sent_at, first `_seq`). Any message that is not
+// exactly of that form (another layout, another message type, a `_seq` one digit longer some day)
+// goes through JSON.parse and is checked row by row: the fast path only
 // decides how a message is read, never what is accepted.
 //
 // Every subscription gets the same rows for one INSERT (only the subscription id differs), so a
 // message whose rows part is byte for byte the rows part of a message checked already (same first
-// `_seq`, found in a small table of the latest ones) is taken with that message's count and last
-// `_seq` after one memcmp: the rows are checked once per INSERT instead of once per subscription
+// `_seq`, found in a small table of the latest ones) is taken with that message's count, runs and
+// last `_seq` after one memcmp: the rows are checked once per INSERT instead of once per subscription
 // (100×), and what each subscription accepts is unchanged.
 //
 // What a subscription accepts: `_seq` strictly increasing over its whole stream (so no event twice),
