@@ -148,7 +148,7 @@ export class LiveRegistry implements Deliverer {
   private readonly all = new Map<Subscription, ShapeGroup>();
 
   /** STREAM events of the running event-loop turn, delivered together at its end (stream-fanout.ts). */
-  private readonly streams = new StreamBatches((batch) => fanOut(() => this.matchStream(batch)));
+  private readonly streams = new StreamBatches((batch) => fanOut(() => this.deliverStreamBatch(batch)));
 
   constructor(private readonly catalog: Catalog) {}
 
@@ -280,8 +280,17 @@ export class LiveRegistry implements Deliverer {
     if (this.streams.empty) return;
     const batches = this.streams.take();
     fanOut(() => {
-      for (const batch of batches) this.matchStream(batch);
+      for (const batch of batches) this.deliverStreamBatch(batch);
     });
+  }
+
+  /** As the committer does for its listeners: a failure here is reported, never thrown into the turn's end (it would end the process). */
+  private deliverStreamBatch(batch: StreamBatch): void {
+    try {
+      this.matchStream(batch);
+    } catch (error) {
+      process.stderr.write(`stream fan-out failed: ${(error as Error)?.stack ?? String(error)}\n`);
+    }
   }
 
   private matchStream(batch: StreamBatch): void {
