@@ -25,9 +25,10 @@ export interface StreamBatch {
 }
 
 /**
- * Rows one fan-out delivers at most per partition: a backlog leaves in frames of bounded size
- * (~70 KB for rows of ~70 bytes; each subscription id's frame is a copy, and copies past 128 KB
- * went to fresh mmap'd memory in a profile of a backlog with 2,000).
+ * Coalescing stops once a partition's batch holds this many rows, so a backlog leaves in frames of
+ * bounded size (~70 KB for rows of ~70 bytes; each subscription id's frame is a copy, and copies
+ * past 128 KB went to fresh mmap'd memory in a profile of a backlog with 2,000). A single larger
+ * INSERT is still one message.
  */
 export const STREAM_BATCH_ROWS_MAX = 1000;
 
