@@ -7,9 +7,10 @@
 // The subscribers run in worker threads (bench/stream-subscribers.mjs), the INSERTs in the main one;
 // they are the lean reader of bench/stream-rows.mjs: every row of every message is checked
 // (each subscription's `_seq` strictly increasing, and as many rows per subscription as events were
-// inserted: every event exactly once), without JSON.parse per row. Latency: the rows of one message
-// are one INSERT's events and carry its send time (`sent_at`, µs); each message's latency counts once
-// per row it carries.
+// inserted: every event exactly once), without JSON.parse per row. Latency: each INSERT's events carry
+// its send time (`sent_at`, µs); a message holds one INSERT's events, or (from a server that fell
+// behind and coalesced) the events of several, one run of equal `sent_at` each: every run's latency
+// counts once per row it carries, from its own `sent_at`.
 import { Worker } from 'node:worker_threads';
 import { readFileSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';

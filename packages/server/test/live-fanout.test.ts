@@ -11,6 +11,11 @@ import assert from 'node:assert/strict';
 import { ROOT_PASSWORD, TestServer } from './harness.js';
 import { LiveClient, type WsMessage } from './ws-client.js';
 import { LiveFrame } from '../src/live/wire-frame.js';
+import { shapedRow, shapedRowJson, shapedRowsJson } from '../src/live/row-shape.js';
+import { matchAll } from '../src/live/predicate.js';
+import type { Catalog } from '../src/catalog/catalog.js';
+import type { ColumnDef, StoredValue, TableDef } from '../src/catalog/types.js';
+import type { SubscriptionQuery } from '../src/live/subscription-query.js';
 
 /** Reads a server frame (RFC 6455 §5.2: FIN, text opcode, unmasked, 7/16/64-bit length); returns its text. */
 function decode(frame: Buffer): string {
@@ -48,6 +53,31 @@ describe('live fan-out by shape', { timeout: 120_000 }, () => {
       const parts = LiveFrame.concat([Buffer.from('{"a":'), Buffer.from(JSON.stringify(text)), Buffer.from('}')]);
       assert.deepEqual(JSON.parse(decode(parts.wire)), { a: text });
     }
+  });
+
+  it('row JSON written directly is the text of JSON.stringify of the row object, for every kind of cell', () => {
+    const columns: ColumnDef[] = (['Text', 'Double', 'Int', 'SmallInt', 'BigInt', 'Boolean', 'Float'] as const)
+      .map((type, i) => ({ id: i + 1, name: `c_${type.toLowerCase()}`, type }) as ColumnDef);
+    const table = { id: 1, namespace: 'n', name: 't', type: 'STREAM', schemaVersion: 1, columns, options: {} } as unknown as TableDef;
+    const projection = [...columns.map((_, i) => i), columns.length];
+    const shape = { table, projection, projectionKey: 'k', predicate: matchAll, sql: 's', userId: 'u', schema: [] } as unknown as SubscriptionQuery;
+    const catalog = {} as Catalog;
+    const texts = ['plain', '', 'quote " here', 'back\\slash', 'tab\tnew\nline', '\u0000\u001f', 'é ü 中文 😀', 'lone \ud800 high', 'lone \udc00 low', '\u2028\u2029', '</script>'];
+    const numbers = [0, -0, 1.5, -2.25, 1e21, 1e-7, 1764659000000001, Number.MAX_VALUE, NaN, Infinity, -Infinity];
+    const rows: StoredValue[][] = [];
+    for (let i = 0; i < Math.max(texts.length, numbers.length); i++) {
+      const n = numbers[i % numbers.length]!;
+      rows.push([texts[i % texts.length]!, n, Number.isFinite(n) ? Math.trunc(n) % 1000 : n, i - 5, BigInt(i) * 12345678901234567n, i % 2 === 0, n]);
+    }
+    rows.push(columns.map(() => null));
+    const seqs = rows.map((_, i) => 700000000000000000n + BigInt(i));
+    for (let i = 0; i < rows.length; i++) {
+      const expected = JSON.stringify(shapedRow(catalog, shape, { schemaVersion: 1, values: rows[i]! }, seqs[i]!));
+      assert.equal(shapedRowJson(catalog, shape, { schemaVersion: 1, values: rows[i]! }, seqs[i]!), expected, `row ${i}`);
+    }
+    const all = `[${rows.map((r, i) => JSON.stringify(shapedRow(catalog, shape, { schemaVersion: 1, values: r }, seqs[i]!))).join(',')}]`;
+    assert.equal(`[${shapedRowsJson(catalog, shape, 1, rows, seqs, null)}]`, all);
+    assert.deepEqual(JSON.parse(`[${shapedRowsJson(catalog, shape, 1, rows, seqs, [1, 3])}]`), [JSON.parse(all)[1], JSON.parse(all)[3]]);
   });
 
   describe('against the server', () => {

@@ -18,7 +18,7 @@ import type { SchemaField } from './duck-cells.js';
 import type { RowSources } from './sources.js';
 import type { Transaction } from './transaction.js';
 import type { PasswordHasher } from '../auth/passwords.js';
-import type { CommittedChange } from '../storage/hot/committer.js';
+import type { StoredValue, TableDef } from '../catalog/types.js';
 import type { StreamStore } from '../storage/stream/stream-store.js';
 import type { AuditLog } from '../auth/audit-log.js';
 import type { Logger } from '../util/log.js';
@@ -90,8 +90,8 @@ export interface LiveControl {
   readonly traffic: LiveTraffic;
   liveRows(): LiveRow[];
   sessionRows(): SessionRow[];
-  /** Hands committed changes that did not go through the committer (stream events) to subscribers. */
-  publish(changes: readonly CommittedChange[]): void;
+  /** Hands a STREAM INSERT's events (rows of `table`'s current schema and their `_seq`s) to subscribers, at the end of the event-loop turn. */
+  publishStream(table: TableDef, partition: string, seqs: readonly bigint[], rows: readonly (readonly StoredValue[])[]): void;
   /** Whether any subscription covers a partition (EPHEMERAL stream tables drop events otherwise). */
   hasSubscribers(tableId: number, partition: string): boolean;
   /** The user who owns a subscription, or undefined when there is none with that id. */

@@ -138,8 +138,8 @@ function buildRow(table: TableDef, targets: readonly number[], input: readonly I
 }
 
 /**
- * STREAM INSERT: events get a `_seq`, go to the in-memory stream store and straight to the
- * subscribers; nothing is written to disk. EPHEMERAL tables drop events nobody is subscribed to.
+ * STREAM INSERT: events get a `_seq`, go to the in-memory stream store and to the subscribers
+ * (at the end of the event-loop turn); nothing is written to disk. EPHEMERAL tables drop events nobody is subscribed to.
  */
 function insertStreamEvents(
   s: Services, ctx: RunContext, table: TableDef, partition: string, targets: readonly number[], inputs: readonly (readonly InsertCell[])[], env: EvalEnv,
@@ -154,12 +154,11 @@ function insertStreamEvents(
   if (table.options.ephemeral && !(s.live?.hasSubscribers(table.id, partition) ?? false)) {
     return messageResult(ctx, `Inserted ${rows.length} row(s)`, rows.length);
   }
-  const events = rows.map((values) => ({ seq: s.seqs.next(), values }));
-  s.streams.append(table, partition, events);
-  s.live?.publish(events.map((e) => ({
-    table, partition, kind: 'insert' as const, old: null,
-    row: { seq: e.seq, deleted: false, schemaVersion: table.schemaVersion, values: e.values },
-  })));
+  const seqs = new Array<bigint>(rows.length);
+  for (let i = 0; i < rows.length; i++) seqs[i] = s.seqs.next();
+  s.streams.append(table, partition, seqs, rows);
+  // Delivered at the end of this event-loop turn, with the turn's other STREAM INSERTs (live/stream-fanout.ts).
+  s.live?.publishStream(table, partition, seqs, rows);
   return messageResult(ctx, `Inserted ${rows.length} row(s)`, rows.length);
 }
 

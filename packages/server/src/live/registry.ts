@@ -8,12 +8,13 @@
  */
 import type { CommittedChange } from '../storage/hot/committer.js';
 import type { FlushEvent } from '../jobs/flush-service.js';
-import { partitionId, qualifiedName, type TableDef } from '../catalog/types.js';
+import { partitionId, qualifiedName, type StoredValue, type TableDef } from '../catalog/types.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { SubscriptionQuery } from './subscription-query.js';
 import { ChangePayload, ShapeMatches, type Deliverer } from './change-fanout.js';
 import { LiveFrame } from './wire-frame.js';
 import { fanOut } from './fanout-writes.js';
+import { StreamBatches, StreamMessage, matchStream, type StreamBatch } from './stream-fanout.js';
 
 export { shapedRow, rowObject } from './row-shape.js';
 
@@ -146,6 +147,9 @@ export class LiveRegistry implements Deliverer {
   /** Every subscription and the shape group it is in. */
   private readonly all = new Map<Subscription, ShapeGroup>();
 
+  /** STREAM events of the running event-loop turn, delivered together at its end (stream-fanout.ts). */
+  private readonly streams = new StreamBatches((batch) => fanOut(() => this.deliverStreamBatch(batch)));
+
   constructor(private readonly catalog: Catalog) {}
 
   add(sub: Subscription): void {
@@ -164,6 +168,8 @@ export class LiveRegistry implements Deliverer {
 
   /** The subscription's table changed its columns: later changes are matched with `next` (its shape group changes with it). */
   requery(sub: Subscription, next: SubscriptionQuery): void {
+    // Stream events inserted before the change reach the subscription first, under its old shape.
+    this.flushStreams();
     const registered = this.detach(sub);
     sub.query = next;
     if (registered) this.attach(sub);
@@ -259,6 +265,55 @@ export class LiveRegistry implements Deliverer {
       }
     }
     if (matched !== null) for (const [group, m] of matched) m.deliver(group.subs, this);
+  }
+
+  /**
+   * STREAM INSERT: its events (rows of `table`'s current schema, with their `_seq`s) go to the
+   * subscribers at the end of this event-loop turn, with the other STREAM INSERTs of the turn.
+   */
+  publishStream(table: TableDef, partition: string, seqs: readonly bigint[], rows: readonly (readonly StoredValue[])[]): void {
+    if (this.streams.add(partitionId(table.id, partition), table, partition, seqs, rows)) setImmediate(() => this.flushStreams());
+  }
+
+  /** Delivers the pending STREAM events now (end of the turn, or before something that must follow them). */
+  flushStreams(): void {
+    if (this.streams.empty) return;
+    const batches = this.streams.take();
+    fanOut(() => {
+      for (const batch of batches) this.deliverStreamBatch(batch);
+    });
+  }
+
+  /** As the committer does for its listeners: a failure here is reported, never thrown into the turn's end (it would end the process). */
+  private deliverStreamBatch(batch: StreamBatch): void {
+    try {
+      this.matchStream(batch);
+    } catch (error) {
+      process.stderr.write(`stream fan-out failed: ${(error as Error)?.stack ?? String(error)}\n`);
+    }
+  }
+
+  private matchStream(batch: StreamBatch): void {
+    const shapes = this.byPartition.get(partitionId(batch.table.id, batch.partition));
+    if (shapes === undefined) return;
+    for (const head of shapes.heads()) for (let group: ShapeGroup | null = head; group !== null; group = group.next) {
+      const { picked, error } = matchStream(this.catalog, group.query, batch);
+      // What the shape matched before a failing filter still reaches it, then its subscriptions end.
+      if (picked === null || picked.length > 0) this.deliverStream(group.subs, new StreamMessage(batch, this.catalog, picked));
+      if (error !== null) this.failGroup(group, `The subscription's filter failed on a change: ${error.message}`);
+    }
+  }
+
+  private deliverStream(subs: Members, message: StreamMessage): void {
+    if (subs === null) return;
+    if (subs instanceof Set) for (const sub of subs) this.deliverStreamTo(sub, message);
+    else this.deliverStreamTo(subs, message);
+  }
+
+  /** A subscription still loading, or whose hand-over falls inside the message, gets it event by event (each checked). */
+  private deliverStreamTo(sub: Subscription, message: StreamMessage): void {
+    if (sub.state === 'live' && message.firstSeq > sub.handoverSeq) this.deliver(sub, message);
+    else if (sub.state !== 'closed') for (const one of message.perEvent()) this.deliver(sub, one);
   }
 
   /** Flush listener: tells the subscriptions on the flushed partition. */

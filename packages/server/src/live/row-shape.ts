@@ -58,16 +58,51 @@ export function rowObject(table: TableDef, projection: readonly number[], values
 export function shapedRowJson(catalog: Catalog, shape: SubscriptionQuery, row: VersionedCells, seq: bigint): string {
   const values = cellsUnder(catalog, shape.table, row);
   const keys = keysOf(shape);
-  const columns = shape.table.columns;
-  const seqIndex = columns.length;
+  const cells = cellJsonOf(shape);
   let out = '{';
   const projection = shape.projection;
   for (let k = 0; k < projection.length; k++) {
     const i = projection[k]!;
-    const value = i === seqIndex ? `"${seq}"` : JSON.stringify(encodeCell(columns[i]!, values[i] ?? null));
-    out += keys[k]! + value;
+    out += keys[k]! + (cells[k] === null ? `"${seq}"` : cells[k]!(values[i] ?? null));
   }
   return out + '}';
+}
+
+/** One cell as JSON: the text of `JSON.stringify(encodeCell(column, value))`. */
+type CellJson = (value: StoredValue) => string;
+
+/** Characters JSON.stringify escapes in a string: quote, backslash, controls and (lone) surrogates. */
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+/**
+ * The encoder of a column's cells. Text without characters to escape and finite numbers are written
+ * directly (~3× faster per row than JSON.stringify of the encoded cell, which is what the rest get).
+ */
+function cellJson(column: ColumnDef): CellJson {
+  const generic: CellJson = (v) => JSON.stringify(encodeCell(column, v));
+  switch (column.type) {
+    case 'Text':
+      return (v) => (typeof v === 'string' && !NEEDS_ESCAPE.test(v) ? `"${v}"` : generic(v));
+    case 'Double':
+    case 'Int':
+    case 'SmallInt':
+      return (v) => (typeof v === 'number' && Number.isFinite(v) ? `${v}` : generic(v));
+    default:
+      return generic;
+  }
+}
+
+/** Per compiled query: the encoder of each projected column, null for `_seq`. */
+const projectedCells = new WeakMap<SubscriptionQuery, readonly (CellJson | null)[]>();
+
+function cellJsonOf(shape: SubscriptionQuery): readonly (CellJson | null)[] {
+  let cells = projectedCells.get(shape);
+  if (cells === undefined) {
+    const columns = shape.table.columns;
+    cells = shape.projection.map((i) => (i === columns.length ? null : cellJson(columns[i]!)));
+    projectedCells.set(shape, cells);
+  }
+  return cells;
 }
 
 /** Per compiled query: `"name":` for each projected column (with the separating comma after the first). */
@@ -81,4 +116,30 @@ function keysOf(shape: SubscriptionQuery): readonly string[] {
     projectedKeys.set(shape, keys);
   }
   return keys;
+}
+
+/**
+ * The rows `picked` of a STREAM batch (all when null), as `shapedRowJson` encodes each, joined
+ * with commas: cells of schema `schemaVersion`, `_seq` from `seqs`. No row object per event.
+ */
+export function shapedRowsJson(
+  catalog: Catalog, shape: SubscriptionQuery, schemaVersion: number, rows: readonly (readonly StoredValue[])[], seqs: readonly bigint[], picked: readonly number[] | null,
+): string {
+  const keys = keysOf(shape);
+  const cells = cellJsonOf(shape);
+  const projection = shape.projection;
+  const sameVersion = shape.table.schemaVersion === schemaVersion;
+  const n = picked === null ? rows.length : picked.length;
+  let out = '';
+  for (let r = 0; r < n; r++) {
+    const at = picked === null ? r : picked[r]!;
+    const values = sameVersion ? rows[at]! : cellsUnder(catalog, shape.table, { schemaVersion, values: rows[at]! });
+    out += r === 0 ? '{' : ',{';
+    for (let k = 0; k < projection.length; k++) {
+      const cell = cells[k]!;
+      out += keys[k]! + (cell === null ? `"${seqs[at]!}"` : cell(values[projection[k]!] ?? null));
+    }
+    out += '}';
+  }
+  return out;
 }

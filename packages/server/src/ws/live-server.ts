@@ -16,7 +16,7 @@ import { recompileSubscription, type SubscriptionQuery } from '../live/subscript
 import { reauthScope } from '../live/reauthorize.js';
 import { newLiveTraffic, type LiveTraffic } from '../live/traffic.js';
 import type { CatalogChange } from '../catalog/changes.js';
-import type { CommittedChange } from '../storage/hot/committer.js';
+import type { StoredValue, TableDef } from '../catalog/types.js';
 
 export class LiveServer implements LiveControl {
   readonly registry: LiveRegistry;
@@ -126,8 +126,8 @@ export class LiveServer implements LiveControl {
     }));
   }
 
-  publish(changes: readonly CommittedChange[]): void {
-    this.registry.onCommit(changes);
+  publishStream(table: TableDef, partition: string, seqs: readonly bigint[], rows: readonly (readonly StoredValue[])[]): void {
+    this.registry.publishStream(table, partition, seqs, rows);
   }
 
   hasSubscribers(tableId: number, partition: string): boolean {
