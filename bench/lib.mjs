@@ -10,14 +10,14 @@ import http from 'node:http';
 const MAIN = process.env.KALAMDB_BENCH_MAIN ?? join(dirname(fileURLToPath(import.meta.url)), '..', 'packages/server/dist/src/main.js');
 const PASSWORD = 'bench-root-password';
 
-/** Starts the server; `toml` is extra configuration (e.g. raised limits for the fan-out runs). */
-export async function startBenchServer(toml = '') {
+/** Starts the server; `toml` is extra configuration (e.g. raised limits for the fan-out runs); `main` another build's main.js. */
+export async function startBenchServer(toml = '', main = MAIN) {
   const dataDir = mkdtempSync(join(tmpdir(), 'kalamdb-bench-'));
   const configPath = join(dataDir, 'bench.toml');
   writeFileSync(configPath, toml);
   // KALAMDB_BENCH_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", profiles the server alone.
   const nodeArgs = (process.env.KALAMDB_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, MAIN, '--port', '0', '--data-dir', dataDir, '--config', configPath], {
+  const child = spawn(process.execPath, [...nodeArgs, main, '--port', '0', '--data-dir', dataDir, '--config', configPath], {
     env: { ...process.env, KALAMDB_ROOT_PASSWORD: PASSWORD, KALAMDB_LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

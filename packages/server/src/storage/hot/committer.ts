@@ -62,6 +62,8 @@ const GROUP_INTENTS_MAX = 512;
 /** Bounds of the wait for the last group's writers to come back (fsync mode), in ms. */
 const GATHER_MIN_MS = 1;
 const GATHER_MAX_MS = 5;
+/** While writers keep arriving, the gather is extended by this much at a time (ms), up to GATHER_MAX_MS. */
+const GATHER_STEP_MS = 1;
 /** Writers arriving this long (ms) after the last acknowledgement start a group at once. */
 const GATHER_RECENT_MS = 20;
 
@@ -419,12 +421,16 @@ export class Committer {
 
   /**
    * fsync mode: waits until the writers the last group acknowledged are back, with those that were
-   * queued behind it (gatherTarget), for at most half the last write and sync (between GATHER_MIN_MS
-   * and GATHER_MAX_MS). Without the wait, N concurrent writers settle into two cohorts that alternate,
-   * each paying a WAL sync (N/2 commits per sync), or a returning writer starts a group alone; waiting
-   * less than a sync to merge them halves the syncs per commit. A wait that runs out (writers with
-   * slower statements, or gone) costs at most half a sync, and the next group does not wait. A writer
-   * arriving long after the last group (GATHER_RECENT_MS) is not made to wait.
+   * queued behind it (gatherTarget). Without the wait, N concurrent writers settle into two cohorts
+   * that alternate, each paying a WAL sync (N/2 commits per sync), or a returning writer starts a group
+   * alone; waiting less than a sync to merge them halves the syncs per commit. The first wait is half
+   * the last write and sync (GATHER_MIN_MS to GATHER_MAX_MS); while writers keep arriving it is
+   * extended by GATHER_STEP_MS at a time, up to GATHER_MAX_MS in all: the returning writers' requests
+   * are read and executed one after another on this thread, so 16 of them take longer than a fast
+   * sync (with a fixed 1 ms, 30% of groups were formed by a timeout, and the group after it at once,
+   * measured 10.8 intents per group of 16 writers). A wait that sees no arrival for a step (writers
+   * with slower statements, or gone) ends, and the next group does not wait. A writer arriving long
+   * after the last group (GATHER_RECENT_MS) is not made to wait.
    */
   private async gather(): Promise<void> {
     const target = this.gatherTarget;
@@ -433,12 +439,24 @@ export class Committer {
       this.gatherMissed = false;
       return;
     }
-    const waitMs = Math.min(GATHER_MAX_MS, Math.max(GATHER_MIN_MS, this.lastWriteMs / 2));
+    const started = performance.now();
+    const deadline = started + GATHER_MAX_MS;
+    const firstWaitMs = Math.min(GATHER_MAX_MS, Math.max(GATHER_MIN_MS, this.lastWriteMs / 2));
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
+      let seen = this.queue.length;
+      let timer: NodeJS.Timeout;
+      const check = (): void => {
+        // Arrivals since the last check extend the wait, within the deadline.
+        const now = performance.now();
+        if (this.queue.length > seen && now < deadline) {
+          seen = this.queue.length;
+          timer = setTimeout(check, Math.min(GATHER_STEP_MS, deadline - now));
+          return;
+        }
         this.gatherMissed = true;
         done();
-      }, waitMs);
+      };
+      timer = setTimeout(check, firstWaitMs);
       const done = (): void => {
         clearTimeout(timer);
         this.gathered = null;
