@@ -1,6 +1,6 @@
 // Shared benchmark helpers: start the real server as a child process and talk HTTP to it.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, cpus } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,6 +30,8 @@ export async function startBenchServer(toml = '', main = MAIN) {
         // From here on the log (a line per request) is drained unread: scanning it here made the
         // client slower with every request and the benchmark measured its own log parsing.
         child.stdout.off('data', onData);
+        // KALAMDB_BENCH_STDOUT=<file> keeps the server's output (e.g. with --trace-deopt in KALAMDB_BENCH_NODE_ARGS).
+        if (process.env.KALAMDB_BENCH_STDOUT) child.stdout.pipe(createWriteStream(process.env.KALAMDB_BENCH_STDOUT));
         child.stdout.resume();
         resolve(Number(m[1]));
       }
