@@ -8,7 +8,7 @@ import { drive } from './versus-pg.mjs';
 import { treeCpuMicros } from './pg.mjs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 
 const before = process.argv[2];
 const after = process.argv[3] && process.argv[3] !== '-' ? process.argv[3] : join(dirname(fileURLToPath(import.meta.url)), '..', 'packages/server/dist/src/main.js');
@@ -18,12 +18,27 @@ const NO_FLUSH = "WITH (FLUSH_POLICY = 'rows:100000000')";
 const round = (x, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
 const load = () => readFileSync('/proc/loadavg', 'utf8').split(' ')[0];
 
+/** CPU ticks (10 ms) of the server's main thread and of all its other threads (libuv pool, V8 workers). */
+function threadTicks(pid) {
+  let main = 0;
+  let other = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const f = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1].split(' ');
+      const ticks = Number(f[11]) + Number(f[12]);
+      if (Number(tid) === pid) main += ticks;
+      else other += ticks;
+    } catch { /* thread ended */ }
+  }
+  return { main, other };
+}
+
 const sides = [];
 for (const [name, main] of [['before', before], ['after', after]]) {
   const server = await startBenchServer('', main);
   await server.sql('CREATE NAMESPACE IF NOT EXISTS vs');
   await server.sql(`CREATE SHARED TABLE vs.single (id BIGINT PRIMARY KEY DEFAULT SNOWFLAKE_ID(), user_id TEXT, body TEXT, n INT) ${NO_FLUSH}`);
-  sides.push({ name, server, rows: 0, cpu: 0, secs: 0, slices: [] });
+  sides.push({ name, server, rows: 0, cpu: 0, secs: 0, slices: [], main: 0, other: 0 });
 }
 const op = (server) => async (c, i) => {
   await server.sql('INSERT INTO vs.single (user_id, body, n) VALUES ($1, $2, $3)', [`u${c}`, `message ${i} from client ${c}`, i]);
@@ -36,7 +51,10 @@ try {
     // Alternate which side goes first in each round.
     const order = r % 2 === 0 ? sides : [...sides].reverse();
     for (const side of order) {
-      const res = await drive({ clients: 16, seconds: slice, warmup: 0.3, op: op(side.server), serverCpu: () => treeCpuMicros(side.server.pid) });
+      const ticks = [];
+      const res = await drive({ clients: 16, seconds: slice, warmup: 0.3, op: op(side.server), serverCpu: () => { ticks.push(threadTicks(side.server.pid)); return treeCpuMicros(side.server.pid); } });
+      side.main += ticks[1].main - ticks[0].main;
+      side.other += ticks[1].other - ticks[0].other;
       side.rows += res.rows;
       side.cpu += res.server_cpu_us_per_row * res.rows;
       side.secs += res.seconds;
@@ -52,6 +70,6 @@ try {
 }
 for (const s of sides) {
   const sorted = [...s.slices].sort((a, b) => a - b);
-  console.log(`${s.name.padEnd(6)} ${Math.round(s.rows / s.secs)} rows/s, ${round(s.cpu / s.rows)} µs/row (slices: median ${sorted[Math.floor(sorted.length / 2)]}, min ${sorted[0]}), intents/group ${s.groups}`);
+  console.log(`${s.name.padEnd(6)} ${Math.round(s.rows / s.secs)} rows/s, ${round(s.cpu / s.rows)} µs/row (slices: median ${sorted[Math.floor(sorted.length / 2)]}, min ${sorted[0]}), intents/group ${s.groups}; main thread ${round(s.main * 1e4 / s.rows)} µs/row, other threads ${round(s.other * 1e4 / s.rows)}`);
 }
 console.log(`load at end ${load()}`);

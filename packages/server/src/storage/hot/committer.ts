@@ -58,6 +58,8 @@ export class SchemaChangedError extends WriteConflictError {
 }
 
 export const MAX_SEQ_KEY = 'meta:max_seq';
+/** The max-seq catalog key, built once (every group writes it; RocksDB only reads it). */
+const MAX_SEQ_KEY_BYTES = catalogKey(MAX_SEQ_KEY);
 const GROUP_INTENTS_MAX = 512;
 /** Bounds of the wait for the last group's writers to come back (fsync mode), in ms. */
 const GATHER_MIN_MS = 1;
@@ -123,6 +125,8 @@ interface StagedGroup {
   readonly size: number;
   readonly batch: WriteBatch;
   readonly accepted: { intent: Intent; changes: CommittedChange[] }[];
+  /** Every accepted change of the group, in commit order (topics at staging, listeners once written). */
+  readonly changes: CommittedChange[];
   readonly versions: Map<string, RowVersion>;
 }
 
@@ -298,6 +302,7 @@ export class Committer {
   private stageGroup(group: Intent[], newest: Map<string, RowVersion | null>): StagedGroup {
     const batch = this.hot.db.write({ capacity: 16, autoDestroy: true });
     const accepted: StagedGroup['accepted'] = [];
+    const all: CommittedChange[] = [];
     const versions = new Map<string, RowVersion>();
     let maxSeq = 0n;
     // One version entry per partition for the whole group (version-pack.ts): a flush reads entries, not rows.
@@ -331,19 +336,16 @@ export class Committer {
         versions.set(key, change.row);
         for (const w of this.watched) if (w.tableId === change.table.id && w.partition === change.partition) w.written.add(key);
         if (change.row.seq > maxSeq) maxSeq = change.row.seq;
+        all.push(change);
       }
       accepted.push({ intent, changes: staged });
     }
     for (const { prefix, pack } of packs.values()) for (const e of pack.entries()) batch.tryPut(versionKey(prefix, e.lastSeq), e.value);
-    if (this.publisher !== null) {
-      const now = Date.now();
-      // One call for the whole group: the topics store a call's messages of a partition as one chunk
-      // (one RocksDB entry), so concurrent single-row writes share entries (cheaper to read back).
-      if (accepted.length === 1) this.publisher.stage(accepted[0]!.changes, batch, now);
-      else if (accepted.length > 1) this.publisher.stage(accepted.flatMap((a) => a.changes), batch, now);
-    }
-    if (maxSeq > 0n) batch.tryPut(catalogKey(MAX_SEQ_KEY), Buffer.from(JSON.stringify(maxSeq.toString()), 'utf8'));
-    return { size: group.length, batch, accepted, versions };
+    // One call for the whole group: the topics store a call's messages of a partition as one chunk
+    // (one RocksDB entry), so concurrent single-row writes share entries (cheaper to read back).
+    if (this.publisher !== null && all.length > 0) this.publisher.stage(all, batch, Date.now());
+    if (maxSeq > 0n) batch.tryPut(MAX_SEQ_KEY_BYTES, Buffer.from(JSON.stringify(maxSeq.toString()), 'utf8'));
+    return { size: group.length, batch, accepted, changes: all, versions };
   }
 
   /** Writes a staged group; resolves true when it is durable (per the durability mode), false when RocksDB or the WAL sync refused it. */
@@ -372,17 +374,11 @@ export class Committer {
     this.lastAckAt = performance.now();
     this.lastWriteMs = this.lastAckAt - started;
     this.gatherTarget = Math.min(GROUP_INTENTS_MAX, staged.size + this.queue.length);
-    const all: CommittedChange[] = [];
-    for (const { intent, changes } of staged.accepted) {
-      intent.resolve(changes);
-      for (const c of changes) {
-        all.push(c);
-        if (c.row.seq > this.committedMaxSeq) this.committedMaxSeq = c.row.seq;
-      }
-    }
+    for (const { intent, changes } of staged.accepted) intent.resolve(changes);
+    for (const c of staged.changes) if (c.row.seq > this.committedMaxSeq) this.committedMaxSeq = c.row.seq;
     for (const listener of this.listeners) {
       try {
-        listener(all);
+        listener(staged.changes);
       } catch (error) {
         // Listeners (live queries, flush policies, the mirror) must not fail the writers: log and go on.
         this.listenerErrors++;
