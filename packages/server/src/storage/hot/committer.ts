@@ -562,7 +562,29 @@ function checkExpectation(write: RowWrite, live: RowVersion | null, current: Row
   return null;
 }
 
-/** Each write's index key and its partition's key prefix (latin1); the prefix is built once per run of writes to one partition. */
+/**
+ * Index-key prefixes of the partitions written to, as Buffer and latin1 text, per table definition
+ * (a new definition after ALTER TABLE starts afresh; the old one is collected with its entries). A
+ * single-row INSERT otherwise builds and converts the same prefix for every statement.
+ */
+const indexPrefixes = new WeakMap<TableDef, Map<string, { readonly bytes: Buffer; readonly text: string }>>();
+const PREFIXES_PER_TABLE_MAX = 4096;
+
+function indexPrefix(table: TableDef, partition: string): { readonly bytes: Buffer; readonly text: string } {
+  let byPartition = indexPrefixes.get(table);
+  if (byPartition === undefined) indexPrefixes.set(table, (byPartition = new Map()));
+  let prefix = byPartition.get(partition);
+  if (prefix === undefined) {
+    // USER tables have a partition per account: a table written by very many accounts starts over.
+    if (byPartition.size >= PREFIXES_PER_TABLE_MAX) byPartition.clear();
+    const bytes = partitionPrefix(KEY_PK, table.id, partition);
+    prefix = { bytes, text: bytes.toString('latin1') };
+    byPartition.set(partition, prefix);
+  }
+  return prefix;
+}
+
+/** Each write's index key and its partition's key prefix (latin1); the prefix is looked up once per run of writes to one partition. */
 function indexKeysOf(writes: readonly RowWrite[]): { keys: string[]; prefixes: string[]; keyBuffers: Buffer[] } {
   const keys = new Array<string>(writes.length);
   const keyBuffers = new Array<Buffer>(writes.length);
@@ -579,8 +601,9 @@ function indexKeysOf(writes: readonly RowWrite[]): { keys: string[]; prefixes: s
       partition = write.partition;
       pkIdx = primaryKeyIndex(table);
       assert(pkIdx >= 0, 'writes need a primary key');
-      prefix = partitionPrefix(KEY_PK, table.id, partition);
-      prefixText = prefix.toString('latin1');
+      const cached = indexPrefix(table, partition);
+      prefix = cached.bytes;
+      prefixText = cached.text;
     }
     const key = pkKey(prefix, encodePk(table.columns[pkIdx]!.type, write.values[pkIdx]!));
     keyBuffers[i] = key;
