@@ -7,7 +7,7 @@
 import { startBenchServer } from './lib.mjs';
 import { drive as driveVersusPg } from './versus-pg.mjs';
 import { treeCpuMicros } from './pg.mjs';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 
 const seconds = Number(process.argv[2] ?? 3);
 const only = process.argv[3] ?? 'all';
@@ -16,14 +16,47 @@ const round = (x, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
 // The server's kernel CPU (stime) in µs: WAL writes and fdatasync show up here.
 const systemMicros = (pid) => Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[12]) * 1e6 / 100;
 
+/**
+ * THREADS=1: the server's CPU per thread kind (main, libuv pool, V8 workers...) in µs per row, from
+ * /proc/<pid>/task/<tid>/stat: the bench's CPU figure is the whole process, this says where it went.
+ */
+function threadTicks(pid) {
+  const out = new Map();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const f = stat.split(') ')[1].split(' ');
+      const kind = Number(tid) === pid ? 'main' : name.replace(/[0-9]+$/, '#');
+      const prev = out.get(kind) ?? { user: 0, sys: 0, threads: 0 };
+      out.set(kind, { user: prev.user + Number(f[11]), sys: prev.sys + Number(f[12]), threads: prev.threads + 1 });
+    } catch { /* thread ended */ }
+  }
+  return out;
+}
+
+function threadReport(before, after, rows) {
+  const parts = [];
+  for (const [kind, a] of after) {
+    const b = before.get(kind) ?? { user: 0, sys: 0 };
+    const user = ((a.user - b.user) * 1e4) / rows;
+    const sys = ((a.sys - b.sys) * 1e4) / rows;
+    if (user + sys < 0.5) continue;
+    parts.push(`${kind}×${a.threads} ${round(user)}u+${round(sys)}s`);
+  }
+  return parts.join('  ');
+}
+
 /** versus-pg's drive, with the short warm-up of quick A/B runs and the kernel's share of the server's CPU. */
 async function drive(pid, clients, op) {
   const sys = [];
+  const threads = [];
   const r = await driveVersusPg({
     clients, seconds, op, warmup: Number(process.env.WARMUP ?? Math.min(1, seconds / 5)),
-    serverCpu: () => { sys.push(systemMicros(pid)); return treeCpuMicros(pid); },
+    serverCpu: () => { sys.push(systemMicros(pid)); if (process.env.THREADS) threads.push(threadTicks(pid)); return treeCpuMicros(pid); },
   });
   const server = r.server_cpu_us_per_row * r.rows;
+  if (threads.length === 2) console.log(`  threads (µs/row, user+sys): ${threadReport(threads[0], threads[1], r.rows)}`);
   return {
     rows_per_s: r.rows_per_s, server_cpu_us_per_row: r.server_cpu_us_per_row, server_cores: r.server_cpu_cores,
     server_system_share: round((sys[1] - sys[0]) / server, 2), loadgen_cores: r.loadgen_cpu_cores, latency: r.latency,

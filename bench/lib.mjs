@@ -1,6 +1,6 @@
 // Shared benchmark helpers: start the real server as a child process and talk HTTP to it.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, cpus } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,8 +10,8 @@ import http from 'node:http';
 const MAIN = process.env.KALAMDB_BENCH_MAIN ?? join(dirname(fileURLToPath(import.meta.url)), '..', 'packages/server/dist/src/main.js');
 const PASSWORD = 'bench-root-password';
 
-/** Starts the server; `toml` is extra configuration (e.g. raised limits for the fan-out runs). */
-export async function startBenchServer(toml = '') {
+/** Starts the server; `toml` is extra configuration (e.g. raised limits for the fan-out runs); `main` another build's main.js. */
+export async function startBenchServer(toml = '', main = MAIN) {
   const dataDir = mkdtempSync(join(tmpdir(), 'kalamdb-bench-'));
   const configPath = join(dataDir, 'bench.toml');
   // KALAMDB_BENCH_TOML: extra settings for every server a run starts (e.g. `query_timeout_ms = 120000`
@@ -19,7 +19,7 @@ export async function startBenchServer(toml = '') {
   writeFileSync(configPath, `${toml}\n${process.env.KALAMDB_BENCH_TOML ?? ''}\n`);
   // KALAMDB_BENCH_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", profiles the server alone.
   const nodeArgs = (process.env.KALAMDB_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, MAIN, '--port', '0', '--data-dir', dataDir, '--config', configPath], {
+  const child = spawn(process.execPath, [...nodeArgs, main, '--port', '0', '--data-dir', dataDir, '--config', configPath], {
     env: { ...process.env, KALAMDB_ROOT_PASSWORD: PASSWORD, KALAMDB_LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -32,6 +32,8 @@ export async function startBenchServer(toml = '') {
         // From here on the log (a line per request) is drained unread: scanning it here made the
         // client slower with every request and the benchmark measured its own log parsing.
         child.stdout.off('data', onData);
+        // KALAMDB_BENCH_STDOUT=<file> keeps the server's output (e.g. with --trace-deopt in KALAMDB_BENCH_NODE_ARGS).
+        if (process.env.KALAMDB_BENCH_STDOUT) child.stdout.pipe(createWriteStream(process.env.KALAMDB_BENCH_STDOUT));
         child.stdout.resume();
         resolve(Number(m[1]));
       }

@@ -48,6 +48,7 @@ after(() => {
 async function withStore<T>(durability: Durability, fn: (hot: HotStore, dir: string) => Promise<T>): Promise<T> {
   const dir = tempDir();
   const hot = await HotStore.open(dir, durability);
+  hot.recordWalBytes();
   try {
     return await fn(hot, dir);
   } finally {

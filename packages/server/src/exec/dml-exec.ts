@@ -167,7 +167,8 @@ function insertColumns(table: TableDef, cols: PgNode[] | undefined): number[] {
   const seen = new Set<number>();
   return cols.map((c) => {
     const name = String(c.ResTarget.name);
-    const idx = table.columns.findIndex((col) => col.name === name.toLowerCase());
+    const lower = name.toLowerCase();
+    const idx = table.columns.findIndex((col) => col.name === lower);
     if (idx === -1) throw execError(`Column '${name}' does not exist in table ${qualifiedName(table)}`);
     if (seen.has(idx)) throw execError(`Column '${name}' is given twice`);
     if (c.ResTarget.indirection) throw invalidSql(`Column '${name}': subscripts are not supported`);
@@ -271,7 +272,8 @@ function setTargets(table: TableDef, targetList: PgNode[]): number[] {
   const pkIdx = primaryKeyIndex(table);
   return targetList.map((t) => {
     const name = String(t.ResTarget.name);
-    const idx = table.columns.findIndex((c) => c.name === name.toLowerCase());
+    const lower = name.toLowerCase();
+    const idx = table.columns.findIndex((c) => c.name === lower);
     if (idx === -1) throw execError(`Column '${name}' does not exist in table ${qualifiedName(table)}`);
     if (idx === pkIdx) throw execError(`Column '${name}' is the primary key and cannot be updated`);
     if (t.ResTarget.indirection) throw invalidSql(`Column '${name}': subscripts are not supported`);

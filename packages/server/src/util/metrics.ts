@@ -6,6 +6,7 @@
  * module: subsystems get a Metrics, never the other way round.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { SeriesCounter, SeriesHistogram } from './series-metrics.js';
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const GROUP_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512];
@@ -16,9 +17,10 @@ export type GaugeRead = () => number | LabelledValues | Promise<number | Labelle
 
 export class Metrics {
   readonly registry = new Registry();
-  private readonly httpRequests: Counter<'route' | 'status'>;
-  private readonly httpSeconds: Histogram<'route'>;
-  private readonly statementSeconds: Histogram<'kind' | 'outcome'>;
+  // Observed on every request: series metrics (no label hashing per call, see series-metrics.ts).
+  private readonly httpRequests: SeriesCounter;
+  private readonly httpSeconds: SeriesHistogram;
+  private readonly statementSeconds: SeriesHistogram;
   private readonly commitGroupIntents: Histogram;
   private readonly walSyncs: Counter;
   private readonly jobRows: Counter<'job_type' | 'status'>;
@@ -27,9 +29,9 @@ export class Metrics {
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'kalamdb_' });
     const r = [this.registry];
-    this.httpRequests = new Counter({ name: 'kalamdb_http_requests_total', help: 'HTTP requests answered, by route and status', labelNames: ['route', 'status'], registers: r });
-    this.httpSeconds = new Histogram({ name: 'kalamdb_http_request_duration_seconds', help: 'Time from request to response written', labelNames: ['route'], buckets: LATENCY_BUCKETS, registers: r });
-    this.statementSeconds = new Histogram({ name: 'kalamdb_statement_duration_seconds', help: 'Statement latency by statement kind and outcome (ok, error)', labelNames: ['kind', 'outcome'], buckets: LATENCY_BUCKETS, registers: r });
+    this.httpRequests = new SeriesCounter('kalamdb_http_requests_total', 'HTTP requests answered, by route and status', this.registry);
+    this.httpSeconds = new SeriesHistogram('kalamdb_http_request_duration_seconds', 'Time from request to response written', LATENCY_BUCKETS, this.registry);
+    this.statementSeconds = new SeriesHistogram('kalamdb_statement_duration_seconds', 'Statement latency by statement kind and outcome (ok, error)', LATENCY_BUCKETS, this.registry);
     this.commitGroupIntents = new Histogram({ name: 'kalamdb_commit_group_intents', help: 'Write intents per commit group (one RocksDB batch each)', buckets: GROUP_BUCKETS, registers: r });
     this.walSyncs = new Counter({ name: 'kalamdb_wal_syncs_total', help: 'Commit groups made durable (one WAL sync each under durability = fsync)', registers: r });
     this.jobRows = new Counter({ name: 'kalamdb_job_rows_total', help: 'Rows processed by finished jobs (flush, compaction, ...)', labelNames: ['job_type', 'status'], registers: r });
@@ -37,12 +39,13 @@ export class Metrics {
   }
 
   observeRequest(route: string, status: number, seconds: number): void {
-    this.httpRequests.inc({ route, status: String(status) });
-    this.httpSeconds.observe({ route }, seconds);
+    // Routes are a closed set (routeLabel), statuses a small one: the keys cannot grow without bound.
+    this.httpRequests.inc(`${route} ${status}`, () => ({ route, status: String(status) }));
+    this.httpSeconds.observe(route, () => ({ route }), seconds);
   }
 
   observeStatement(kind: string, ok: boolean, seconds: number): void {
-    this.statementSeconds.observe({ kind, outcome: ok ? 'ok' : 'error' }, seconds);
+    this.statementSeconds.observe(ok ? kind : `${kind} error`, () => ({ kind, outcome: ok ? 'ok' : 'error' }), seconds);
   }
 
   observeCommitGroup(intents: number, synced: boolean): void {

@@ -168,6 +168,11 @@ export class HotStore {
     return this.syncer === null ? Promise.resolve() : this.syncer.sync();
   }
 
+  /** Makes walSyncState() report the bytes each sync covered (an fstat per sync; for tests). */
+  recordWalBytes(): void {
+    if (this.syncer !== null) this.syncer.recordBytes = true;
+  }
+
   /** WAL syncs done so far and what the last one covered (all zero in `process` mode). */
   walSyncState(): WalSyncState {
     return this.syncer?.state() ?? { syncs: 0, walNumber: 0, walBytes: 0 };

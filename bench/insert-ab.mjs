@@ -1,0 +1,75 @@
+// Workload 1 (single-row INSERT, 16 clients, SHARED table) against two builds at once, in alternating
+// slices, so that both see the same machine load (other sessions' builds and tests make back-to-back
+// runs differ 2-3×). Server CPU per insert (all its threads) and rows/s per side, per slice and in all:
+//   node bench/insert-ab.mjs <before main.js> [after main.js] [rounds] [slice seconds]
+// (after defaults to this tree's build). Each server is warmed up for 3 s first.
+import { startBenchServer } from './lib.mjs';
+import { drive } from './versus-pg.mjs';
+import { treeCpuMicros } from './pg.mjs';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { readFileSync, readdirSync } from 'node:fs';
+
+const before = process.argv[2];
+const after = process.argv[3] && process.argv[3] !== '-' ? process.argv[3] : join(dirname(fileURLToPath(import.meta.url)), '..', 'packages/server/dist/src/main.js');
+const rounds = Number(process.argv[4] ?? 6);
+const slice = Number(process.argv[5] ?? 2);
+const NO_FLUSH = "WITH (FLUSH_POLICY = 'rows:100000000')";
+const round = (x, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
+const load = () => readFileSync('/proc/loadavg', 'utf8').split(' ')[0];
+
+/** CPU ticks (10 ms) of the server's main thread and of all its other threads (libuv pool, V8 workers). */
+function threadTicks(pid) {
+  let main = 0;
+  let other = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const f = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1].split(' ');
+      const ticks = Number(f[11]) + Number(f[12]);
+      if (Number(tid) === pid) main += ticks;
+      else other += ticks;
+    } catch { /* thread ended */ }
+  }
+  return { main, other };
+}
+
+const sides = [];
+for (const [name, main] of [['before', before], ['after', after]]) {
+  const server = await startBenchServer('', main);
+  await server.sql('CREATE NAMESPACE IF NOT EXISTS vs');
+  await server.sql(`CREATE SHARED TABLE vs.single (id BIGINT PRIMARY KEY DEFAULT SNOWFLAKE_ID(), user_id TEXT, body TEXT, n INT) ${NO_FLUSH}`);
+  sides.push({ name, server, rows: 0, cpu: 0, secs: 0, slices: [], main: 0, other: 0 });
+}
+const op = (server) => async (c, i) => {
+  await server.sql('INSERT INTO vs.single (user_id, body, n) VALUES ($1, $2, $3)', [`u${c}`, `message ${i} from client ${c}`, i]);
+  return 1;
+};
+console.log(`load at start ${load()}`);
+for (const side of sides) await drive({ clients: 16, seconds: 0.1, warmup: 3, op: op(side.server), serverCpu: () => treeCpuMicros(side.server.pid) });
+try {
+  for (let r = 0; r < rounds; r++) {
+    // Alternate which side goes first in each round.
+    const order = r % 2 === 0 ? sides : [...sides].reverse();
+    for (const side of order) {
+      const ticks = [];
+      const res = await drive({ clients: 16, seconds: slice, warmup: 0.3, op: op(side.server), serverCpu: () => { ticks.push(threadTicks(side.server.pid)); return treeCpuMicros(side.server.pid); } });
+      side.main += ticks[1].main - ticks[0].main;
+      side.other += ticks[1].other - ticks[0].other;
+      side.rows += res.rows;
+      side.cpu += res.server_cpu_us_per_row * res.rows;
+      side.secs += res.seconds;
+      side.slices.push(res.server_cpu_us_per_row);
+      console.log(`round ${r} ${side.name.padEnd(6)} load ${load()}  ${res.rows_per_s} rows/s  ${res.server_cpu_us_per_row} µs/row  p50 ${res.latency.p50_ms} ms`);
+    }
+  }
+} finally {
+  for (const side of sides) {
+    const stopped = await side.server.stop();
+    side.groups = stopped?.commit_groups ? round(stopped.commit_intents / stopped.commit_groups, 2) : null;
+  }
+}
+for (const s of sides) {
+  const sorted = [...s.slices].sort((a, b) => a - b);
+  console.log(`${s.name.padEnd(6)} ${Math.round(s.rows / s.secs)} rows/s, ${round(s.cpu / s.rows)} µs/row (slices: median ${sorted[Math.floor(sorted.length / 2)]}, min ${sorted[0]}), intents/group ${s.groups}; main thread ${round(s.main * 1e4 / s.rows)} µs/row, other threads ${round(s.other * 1e4 / s.rows)}`);
+}
+console.log(`load at end ${load()}`);
