@@ -24,6 +24,7 @@ import { encodeSqlSuccess, type EncodedBody } from './sql-response.js';
 import { BUILD_DATE, SERVER_VERSION } from './build-info.js';
 import { isAdminRole } from '../catalog/types.js';
 import { pipeline } from 'node:stream/promises';
+import { installLeanPath, type LeanResponse } from './lean-path.js';
 import { EXPORTS_ROUTE_PREFIX, exportDownload, type ExportArchives, type ExportFile } from './export-route.js';
 
 export interface HttpDeps {
@@ -49,7 +50,7 @@ export interface TopicRoutes {
   ack(principal: Principal, body: Record<string, unknown>): Promise<unknown>;
 }
 
-interface Handled {
+export interface Handled {
   status: number;
   /** JSON.stringify'd when sent, unless `encoded` is given. */
   body: unknown;
@@ -118,6 +119,17 @@ export function createHttpServer(config: Config, log: Logger): HttpServer {
   const serve = (deps: HttpDeps): void => {
     serving = true;
     ready(deps);
+    // From now on POST /v1/api/sql is read and answered without node:http's request/response streams.
+    const lean = installLeanPath(server, {
+      bodyBytesMax: config.bodyBytesMax,
+      bodyTimeoutMs: config.httpBodyTimeoutMs,
+      serve: async (request) => leanResponse(deps, await leanSqlRequest(deps, request), request.started),
+      bodyTimedOut: ({ started }) => {
+        const e = new ServerError('REQUEST_TIMEOUT', `The request body did not arrive within ${config.httpBodyTimeoutMs} ms`);
+        return leanResponse(deps, { status: e.status, body: sqlError(e, started) }, started);
+      },
+    });
+    if (!lean) log.warn('lean HTTP path not installed: this Node\'s http server is not the one it was written for');
     for (const [req, socket, head] of held.splice(0)) {
       if (!socket.destroyed) server.emit('upgrade', req, socket, head);
     }
@@ -131,7 +143,7 @@ export function createHttpServer(config: Config, log: Logger): HttpServer {
  * default (a status line, then close) but with the protocol's JSON envelope, unless a response is
  * already under way on the socket (writing then would corrupt it).
  */
-function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+export function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
   const inFlight = (socket as Duplex & { _httpMessage?: { headersSent: boolean } | null })._httpMessage;
   if (error.code !== 'ECONNRESET' && socket.writable && (inFlight === undefined || inFlight === null || !inFlight.headersSent)) {
     const [status, reason, code, message] = error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
@@ -209,11 +221,39 @@ function isLoopback(address: string | undefined): boolean {
 async function sqlRoute(deps: HttpDeps, req: IncomingMessage, started: number): Promise<Handled> {
   if (req.method !== 'POST') throw new ServerError('INVALID_INPUT', 'Use POST for /v1/api/sql');
   const principal = await deps.auth.fromHeader(req.headers.authorization, req.socket.remoteAddress ?? 'unknown');
+  return sqlStatement(deps, principal, () => readBody(req, { bytesMax: deps.config.bodyBytesMax, timeoutMs: deps.config.httpBodyTimeoutMs }),
+    req.headers['content-type'], started);
+}
+
+/**
+ * POST /v1/api/sql once its body is in hand: the lean path (lean-path.ts) reads requests itself and
+ * comes in here with the body already read. Errors become the SQL envelope, as in `handle`.
+ */
+async function leanSqlRequest(deps: HttpDeps, request: LeanSqlRequest): Promise<Handled> {
+  try {
+    const principal = await deps.auth.fromHeader(request.authorization, request.remoteAddress);
+    return await sqlStatement(deps, principal, () => Promise.resolve(request.body), request.contentType, request.started);
+  } catch (error) {
+    const e = toServerError(deps, error);
+    return { status: e.status, body: sqlError(e, request.started) };
+  }
+}
+
+/** What the lean path knows of a POST /v1/api/sql whose body it has read. */
+interface LeanSqlRequest {
+  readonly authorization: string | undefined;
+  readonly contentType: string | undefined;
+  readonly remoteAddress: string;
+  readonly body: Buffer;
+  readonly started: number;
+}
+
+async function sqlStatement(deps: HttpDeps, principal: Principal, readRaw: () => Promise<Buffer>, contentType: string | undefined, started: number): Promise<Handled> {
   const user = principal.userId;
   try {
-    const raw = await readBody(req, { bytesMax: deps.config.bodyBytesMax, timeoutMs: deps.config.httpBodyTimeoutMs });
+    const raw = await readRaw();
     // Upstream's clients send multipart/form-data for FILE uploads; there is no FILE type here.
-    if (/^multipart\/form-data\b/i.test(req.headers['content-type'] ?? '')) {
+    if (/^multipart\/form-data\b/i.test(contentType ?? '')) {
       throw new ServerError('INVALID_INPUT', 'File uploads (multipart/form-data) are not supported: send {"sql": ...} as a JSON body');
     }
     const body = parseJsonObject(raw, 'INVALID_INPUT');
@@ -329,9 +369,21 @@ function took(started: number): number {
 
 async function send(deps: HttpDeps, req: IncomingMessage, res: ServerResponse, out: Handled, started: number): Promise<void> {
   if (out.file !== undefined) return sendFile(deps, req, res, out, out.file, started);
+  const { chunks, head } = responseParts(out);
+  res.writeHead(out.status, head);
+  await writeChunks(res, chunks);
+  logRequest(deps, req.method ?? 'GET', (req.url ?? '/').split('?')[0]!, out, started);
+}
+
+function leanResponse(deps: HttpDeps, out: Handled, started: number): LeanResponse {
+  const { chunks, head } = responseParts(out);
+  return { status: out.status, fields: head, chunks, written: () => logRequest(deps, 'POST', '/v1/api/sql', out, started) };
+}
+
+/** A response's body chunks and header fields (a flat list: Node, and the lean path, write it as is). */
+export function responseParts(out: Handled): { chunks: readonly Buffer[]; head: string[] } {
   const chunks = out.encoded?.chunks ?? [Buffer.from(JSON.stringify(out.body), 'utf8')];
   const length = out.encoded?.bytes ?? chunks[0]!.length;
-  // A flat list of header fields: Node writes it as is (no header object of its own to fill and merge).
   // Browsers call the API directly (tokens travel in the Authorization header, never cookies): CORS.
   // `out.headers` never repeats these fields (the console's security headers).
   const head = ['access-control-allow-origin', '*', 'content-type', out.contentType ?? 'application/json', 'content-length', String(length)];
@@ -339,12 +391,14 @@ async function send(deps: HttpDeps, req: IncomingMessage, res: ServerResponse, o
   // After a 408 or 413 the body may not have been read to its end, so the connection cannot be
   // reused; with `connection: close` Node ends the socket once the response is written.
   if (out.status === 413 || out.status === 408) head.push('connection', 'close');
-  res.writeHead(out.status, head);
-  await writeChunks(res, chunks);
-  const route = (req.url ?? '/').split('?')[0]!;
+  return { chunks, head };
+}
+
+/** The request's metrics and its one log line, once the response is written. */
+export function logRequest(deps: HttpDeps, method: string, route: string, out: Handled, started: number): void {
   deps.metrics?.observeRequest(routeLabel(route), out.status, (performance.now() - started) / 1000);
   if (deps.log.enabled('info')) {
-    const fields: Record<string, unknown> = { method: req.method, route, status: out.status, ms: took(started), user: out.user ?? null };
+    const fields: Record<string, unknown> = { method, route, status: out.status, ms: took(started), user: out.user ?? null };
     if (out.limit !== undefined) fields.limit = out.limit;
     deps.log.info('request', fields);
   }
