@@ -18,7 +18,7 @@ const auth = authHeader({ user: 'root', password: ROOT_PASSWORD }).authorization
 
 before(async () => {
   server = await TestServer.startWithConfig({
-    http_headers_timeout_ms: HEADERS_TIMEOUT_MS, http_body_timeout_ms: BODY_TIMEOUT_MS, http_request_timeout_ms: 3000, body_bytes_max: 64 * 1024, sql_bytes_max: 32 * 1024,
+    http_headers_timeout_ms: HEADERS_TIMEOUT_MS, http_body_timeout_ms: BODY_TIMEOUT_MS, http_request_timeout_ms: 3000, body_bytes_max: 96 * 1024, sql_bytes_max: 32 * 1024,
   });
 });
 after(async () => {
@@ -96,17 +96,40 @@ test('the response head is what node:http writes: CORS, type, length, Date, keep
   c.socket.destroy();
 });
 
-test('pipelined requests are answered in order, a route node:http serves among them', async () => {
+test('pipelined requests are answered in order, then one node:http serves (OPTIONS), then more', async () => {
   const c = await open();
   const health = 'GET /health HTTP/1.1\r\nHost: x\r\n\r\n';
-  c.socket.write(sqlRequest('SELECT 1 AS n') + sqlRequest('SELECT 2 AS n') + sqlRequest('SELECT 3 AS n') + health + sqlRequest('SELECT 4 AS n'));
-  const out = await responses(c, 5);
-  assert.equal(out.length, 5);
+  const preflight = 'OPTIONS /v1/api/sql HTTP/1.1\r\nHost: x\r\n\r\n';
+  c.socket.write(sqlRequest('SELECT 1 AS n') + sqlRequest('SELECT 2 AS n') + health + sqlRequest('SELECT 3 AS n') + preflight + sqlRequest('SELECT 4 AS n') + health);
+  const out = await responses(c, 7);
+  assert.equal(out.length, 7);
   assert.deepEqual(rowsOf(out[0]!), [['1']]);
   assert.deepEqual(rowsOf(out[1]!), [['2']]);
-  assert.deepEqual(rowsOf(out[2]!), [['3']]);
-  assert.equal((JSON.parse(out[3]!.body) as { status: string }).status, 'healthy');
-  assert.deepEqual(rowsOf(out[4]!), [['4']]);
+  assert.equal((JSON.parse(out[2]!.body) as { status: string }).status, 'healthy');
+  assert.deepEqual(rowsOf(out[3]!), [['3']]);
+  assert.equal(out[4]!.status, 204);
+  assert.equal(out[4]!.headers['access-control-allow-methods'], 'GET, POST, OPTIONS');
+  assert.deepEqual(rowsOf(out[5]!), [['4']]);
+  assert.equal((JSON.parse(out[6]!.body) as { status: string }).status, 'healthy');
+  c.socket.destroy();
+});
+
+test('a login, then SQL with its token on the same connection', async () => {
+  const c = await open();
+  const login = JSON.stringify({ user: 'root', password: ROOT_PASSWORD });
+  c.socket.write(`POST /v1/api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${login.length}\r\n\r\n${login}`);
+  const [r] = await responses(c, 1);
+  assert.equal(r!.status, 200);
+  const token = (JSON.parse(r!.body) as { access_token: string }).access_token;
+  const body = JSON.stringify({ sql: 'SELECT 17 AS n' });
+  c.socket.write(`POST /v1/api/sql HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+  const out = await responses(c, 2);
+  assert.deepEqual(rowsOf(out[1]!), [['17']]);
+  // A login body over the route's own 64 KiB limit (but within body_bytes_max) is still refused with the 413.
+  const big = JSON.stringify({ user: 'root', password: 'x'.repeat(65 * 1024) });
+  c.socket.write(`POST /v1/api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Length: ${big.length}\r\n\r\n${big}`);
+  const after = await responses(c, 3);
+  assert.equal(after[2]!.status, 413);
   c.socket.destroy();
 });
 
@@ -180,7 +203,7 @@ test('oversized headers get a 431', async () => {
 
 test('a body over body_bytes_max gets the 413 envelope', async () => {
   const c = await open();
-  const body = JSON.stringify({ sql: `SELECT '${'x'.repeat(70 * 1024)}'` });
+  const body = JSON.stringify({ sql: `SELECT '${'x'.repeat(100 * 1024)}'` });
   c.socket.write(`POST /v1/api/sql HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth}\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
   await closedWithin(c, 5000);
   const [r] = parseResponses(c.received());
@@ -254,8 +277,12 @@ test('clients killed mid-request and mid-response do not hurt the server', async
     if (i % 3 === 0) await new Promise((resolve) => setTimeout(resolve, 5));
     c.socket.resetAndDestroy();
   }
-  const [result] = await server.ok('SELECT 15 AS n');
-  assert.deepEqual(result!.rows, [['15']]);
+  const res = await server.fetch('/v1/api/sql', {
+    method: 'POST', headers: { 'content-type': 'application/json', authorization: auth }, body: JSON.stringify({ sql: 'SELECT 15 AS n' }),
+  });
+  const text = await res.text();
+  assert.equal(res.status, 200, text);
+  assert.deepEqual((JSON.parse(text) as { results: Array<{ rows: unknown }> }).results[0]!.rows, [['15']]);
 });
 
 test('an auth failure gets the SQL envelope and the connection stays usable', async () => {

@@ -17,6 +17,7 @@ import { createRequire } from 'node:module';
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { responseHead } from './response-head.js';
+import type { LeanIncoming } from './body.js';
 
 interface ParserInstance {
   initialize(type: number, resource: object, maxHeaderSize: number, lenient: number, connections?: unknown): void;
@@ -37,6 +38,7 @@ interface ParserClass {
 const httpCommon = createRequire(import.meta.url)('_http_common') as { HTTPParser: ParserClass; methods: readonly string[] };
 const HTTPParser = httpCommon.HTTPParser;
 const POST = httpCommon.methods.indexOf('POST');
+const GET = httpCommon.methods.indexOf('GET');
 /** llhttp's answer to an on_headers_complete that returns 2: no body, stop after the headers. */
 const STOP_AFTER_HEADERS = 2;
 /** Requests read ahead on one connection before reading stops until responses have gone out. */
@@ -44,13 +46,8 @@ const PIPELINE_MAX = 16;
 /** Responses up to this size are copied into one Buffer for one write (no cork, no writev). */
 const SINGLE_WRITE_BYTES = 16 * 1024;
 
-/** A POST /v1/api/sql read whole from the socket. */
-export interface LeanRequest {
-  readonly url: string;
-  readonly authorization: string | undefined;
-  readonly contentType: string | undefined;
-  readonly remoteAddress: string;
-  readonly body: Buffer;
+/** A request read whole from the socket. */
+export interface LeanRequest extends LeanIncoming {
   /** performance.now() when its headers were complete. */
   readonly started: number;
 }
@@ -68,8 +65,10 @@ export interface LeanResponse {
 export interface LeanOptions {
   readonly bodyBytesMax: number;
   readonly bodyTimeoutMs: number;
+  /** Whether the lean path serves this route (GET and POST only); the rest goes to node:http. */
+  accepts(method: 'GET' | 'POST', path: string): boolean;
   /** A body that does not arrive in time: the response to send (the caller's 408 envelope). */
-  bodyTimedOut(request: { url: string; started: number }): LeanResponse;
+  bodyTimedOut(request: LeanRequest): LeanResponse;
   serve(request: LeanRequest): Promise<LeanResponse>;
 }
 
@@ -144,7 +143,7 @@ class LeanConnection {
   private headerUrl = '';
   private head: Head | null = null;
   /** Set while a request's body is being read. */
-  private body: { chunks: Buffer[]; missing: number; request: Omit<LeanRequest, 'body'>; keepAlive: boolean; timer: NodeJS.Timeout | null } | null = null;
+  private body: { chunks: Buffer[]; missing: number; request: Omit<LeanRequest, 'leanBody'>; keepAlive: boolean; timer: NodeJS.Timeout | null } | null = null;
   private readonly pending: Pending[] = [];
   /** Parser initialized for the next request (done at its first byte, as node:http's message begin). */
   private parserReady = false;
@@ -232,10 +231,7 @@ class LeanConnection {
     this.keepAliveTimer(false);
     const started = performance.now();
     const { options } = this.context;
-    const request = {
-      url: head.url, authorization: lean.authorization, contentType: lean.contentType,
-      remoteAddress: this.socket.remoteAddress ?? 'unknown', started,
-    };
+    const request = { method: lean.method, url: head.url, headers: lean.headers, socket: this.socket, started };
     this.body = { chunks: [], missing: lean.length, request, keepAlive: head.keepAlive, timer: null };
     if (this.readBody()) return;
     // The rest of the body has the body timeout, and no more than node:http's requestTimeout, to arrive.
@@ -261,7 +257,7 @@ class LeanConnection {
     this.body = null;
     this.requestBytes = [];
     const bytes = body.chunks.length === 1 ? body.chunks[0]! : Buffer.concat(body.chunks);
-    this.dispatch({ ...body.request, body: bytes }, body.keepAlive);
+    this.dispatch({ ...body.request, leanBody: bytes }, body.keepAlive);
     return true;
   }
 
@@ -373,10 +369,11 @@ class LeanConnection {
   };
 
   /** What the lean path needs of a request it serves, or null to hand it to node:http. */
-  private leanRequest(head: Head): { length: number; authorization: string | undefined; contentType: string | undefined } | null {
-    if (head.method !== POST || head.upgrade || head.versionMajor !== 1) return null;
+  private leanRequest(head: Head): { method: 'GET' | 'POST'; length: number; headers: LeanIncoming['headers'] } | null {
+    const method = head.method === POST ? 'POST' : head.method === GET ? 'GET' : null;
+    if (method === null || head.upgrade || head.versionMajor !== 1) return null;
     const query = head.url.indexOf('?');
-    if ((query < 0 ? head.url : head.url.slice(0, query)) !== '/v1/api/sql') return null;
+    if (!this.context.options.accepts(method, query < 0 ? head.url : head.url.slice(0, query))) return null;
     let length: string | undefined;
     let authorization: string | undefined;
     let contentType: string | undefined;
@@ -386,6 +383,7 @@ class LeanConnection {
       const name = fields[i]!.toLowerCase();
       const value = fields[i + 1]!;
       switch (name) {
+        // A repeated field: node:http decides which one counts.
         case 'content-length':
           if (length !== undefined) return null;
           length = value;
@@ -409,11 +407,12 @@ class LeanConnection {
         default:
       }
     }
-    if (length === undefined || !/^\d{1,10}$/.test(length.trim())) return null;
-    const bytes = Number(length.trim());
+    if (length !== undefined && !/^\d{1,10}$/.test(length.trim())) return null;
+    const bytes = length === undefined ? 0 : Number(length.trim());
     // node:http refuses an HTTP/1.1 request without Host (400); and reads and refuses a body over the limit (413).
     if ((head.versionMinor === 1 && !host) || bytes > this.context.options.bodyBytesMax) return null;
-    return { length: bytes, authorization, contentType };
+    const headers: LeanIncoming['headers'] = { authorization, 'content-type': contentType, 'content-length': length };
+    return { method, length: bytes, headers };
   }
 
   private pause(): void {
@@ -497,7 +496,7 @@ class LeanConnection {
     this.body = null;
     this.unread = null;
     this.requestBytes = [];
-    const slot: Pending = { response: this.context.options.bodyTimedOut(body.request), keepAlive: false };
+    const slot: Pending = { response: this.context.options.bodyTimedOut({ ...body.request, leanBody: Buffer.alloc(0) }), keepAlive: false };
     this.pending.push(slot);
     this.stopReading('closing');
     this.flush();
@@ -531,18 +530,19 @@ class LeanConnection {
   }
 
   private readonly onEnd = (): void => {
-    // The client is done sending. A request cut short is node:http's 400 (parser.finish()); otherwise
-    // the connection ends once the responses in flight are written.
-    if (this.state !== 'lean' && this.state !== 'closing') return;
+    // The client is done sending. As node:http (httpAllowHalfOpen false): a request cut short is a
+    // 400 (parser.finish()); otherwise our side ends at once, responses still in flight included,
+    // so a client that goes away is seen to be gone (a topic long-poll stops and gives back).
+    if (this.state === 'gone' || this.state === 'handing-over') return;
     if (this.body !== null || this.requestBytes.length > 0 || this.unread !== null) {
       const error = Object.assign(new Error('Parse Error: the request ended early'), { code: 'HPE_INVALID_EOF_STATE' });
       if (this.body?.timer) clearTimeout(this.body.timer);
       this.body = null;
-      this.failParse(error);
+      this.reportParseError(error);
       return;
     }
-    this.stopReading('closing');
-    this.afterWrite();
+    this.state = 'gone';
+    this.socket.end();
   };
 
   private readonly onError = (): void => {

@@ -19,12 +19,12 @@ import { userInfo, type TokenService } from '../auth/tokens.js';
 import type { Executor } from '../exec/executor.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { UserDef } from '../catalog/types.js';
-import { parseJsonObject, readBody } from './body.js';
+import { parseJsonObject, readBody, type HttpRequest } from './body.js';
 import { encodeSqlSuccess, type EncodedBody } from './sql-response.js';
 import { BUILD_DATE, SERVER_VERSION } from './build-info.js';
 import { isAdminRole } from '../catalog/types.js';
 import { pipeline } from 'node:stream/promises';
-import { installLeanPath, type LeanResponse } from './lean-path.js';
+import { installLeanPath, type LeanRequest, type LeanResponse } from './lean-path.js';
 import { EXPORTS_ROUTE_PREFIX, exportDownload, type ExportArchives, type ExportFile } from './export-route.js';
 
 export interface HttpDeps {
@@ -119,14 +119,18 @@ export function createHttpServer(config: Config, log: Logger): HttpServer {
   const serve = (deps: HttpDeps): void => {
     serving = true;
     ready(deps);
-    // From now on POST /v1/api/sql is read and answered without node:http's request/response streams.
+    // From now on most requests are read and answered without node:http's request/response streams
+    // (lean-path.ts); OPTIONS and export downloads (a streamed file) stay with node:http.
     const lean = installLeanPath(server, {
       bodyBytesMax: config.bodyBytesMax,
       bodyTimeoutMs: config.httpBodyTimeoutMs,
-      serve: async (request) => leanResponse(deps, await leanSqlRequest(deps, request), request.started),
-      bodyTimedOut: ({ started }) => {
+      accepts: (method, path) => (method === 'POST' || method === 'GET') && !path.startsWith(EXPORTS_ROUTE_PREFIX),
+      serve: async (request) => leanResponse(deps, request, await handle(deps, request, request.started)),
+      bodyTimedOut: (request) => {
         const e = new ServerError('REQUEST_TIMEOUT', `The request body did not arrive within ${config.httpBodyTimeoutMs} ms`);
-        return leanResponse(deps, { status: e.status, body: sqlError(e, started) }, started);
+        const path = request.url.split('?')[0]!;
+        const body = path === '/v1/api/sql' ? sqlError(e, request.started) : { error: 'request_timeout', message: e.message };
+        return leanResponse(deps, request, { status: e.status, body });
       },
     });
     if (!lean) log.warn('lean HTTP path not installed: this Node\'s http server is not the one it was written for');
@@ -158,7 +162,7 @@ export function answerClientError(error: NodeJS.ErrnoException, socket: Duplex):
   socket.destroy();
 }
 
-async function handle(deps: HttpDeps, req: IncomingMessage, started: number): Promise<Handled> {
+async function handle(deps: HttpDeps, req: HttpRequest, started: number): Promise<Handled> {
   const path = (req.url ?? '/').split('?')[0]!;
   try {
     if ((path === '/health' || path === '/v1/api/healthcheck') && req.method === 'GET') {
@@ -197,7 +201,7 @@ async function handle(deps: HttpDeps, req: IncomingMessage, started: number): Pr
 }
 
 /** Prometheus text; who may read it is `metrics_access` (docs/operations.md, "Metrics"). */
-async function metricsRoute(deps: HttpDeps, metrics: Metrics, req: IncomingMessage): Promise<Handled> {
+async function metricsRoute(deps: HttpDeps, metrics: Metrics, req: HttpRequest): Promise<Handled> {
   if (req.method !== 'GET') throw new ServerError('BAD_REQUEST', 'Use GET for /metrics');
   const access = deps.config.metricsAccess;
   if (access === 'localhost' && !isLoopback(req.socket.remoteAddress)) {
@@ -218,42 +222,14 @@ function isLoopback(address: string | undefined): boolean {
   return address === '127.0.0.1' || address === '::1' || address === '::ffff:127.0.0.1';
 }
 
-async function sqlRoute(deps: HttpDeps, req: IncomingMessage, started: number): Promise<Handled> {
+async function sqlRoute(deps: HttpDeps, req: HttpRequest, started: number): Promise<Handled> {
   if (req.method !== 'POST') throw new ServerError('INVALID_INPUT', 'Use POST for /v1/api/sql');
   const principal = await deps.auth.fromHeader(req.headers.authorization, req.socket.remoteAddress ?? 'unknown');
-  return sqlStatement(deps, principal, () => readBody(req, { bytesMax: deps.config.bodyBytesMax, timeoutMs: deps.config.httpBodyTimeoutMs }),
-    req.headers['content-type'], started);
-}
-
-/**
- * POST /v1/api/sql once its body is in hand: the lean path (lean-path.ts) reads requests itself and
- * comes in here with the body already read. Errors become the SQL envelope, as in `handle`.
- */
-async function leanSqlRequest(deps: HttpDeps, request: LeanSqlRequest): Promise<Handled> {
-  try {
-    const principal = await deps.auth.fromHeader(request.authorization, request.remoteAddress);
-    return await sqlStatement(deps, principal, () => Promise.resolve(request.body), request.contentType, request.started);
-  } catch (error) {
-    const e = toServerError(deps, error);
-    return { status: e.status, body: sqlError(e, request.started) };
-  }
-}
-
-/** What the lean path knows of a POST /v1/api/sql whose body it has read. */
-interface LeanSqlRequest {
-  readonly authorization: string | undefined;
-  readonly contentType: string | undefined;
-  readonly remoteAddress: string;
-  readonly body: Buffer;
-  readonly started: number;
-}
-
-async function sqlStatement(deps: HttpDeps, principal: Principal, readRaw: () => Promise<Buffer>, contentType: string | undefined, started: number): Promise<Handled> {
   const user = principal.userId;
   try {
-    const raw = await readRaw();
+    const raw = await readBody(req, { bytesMax: deps.config.bodyBytesMax, timeoutMs: deps.config.httpBodyTimeoutMs });
     // Upstream's clients send multipart/form-data for FILE uploads; there is no FILE type here.
-    if (/^multipart\/form-data\b/i.test(contentType ?? '')) {
+    if (/^multipart\/form-data\b/i.test(req.headers['content-type'] ?? '')) {
       throw new ServerError('INVALID_INPUT', 'File uploads (multipart/form-data) are not supported: send {"sql": ...} as a JSON body');
     }
     const body = parseJsonObject(raw, 'INVALID_INPUT');
@@ -273,7 +249,7 @@ async function sqlStatement(deps: HttpDeps, principal: Principal, readRaw: () =>
   }
 }
 
-async function topicRoute(deps: HttpDeps, topics: TopicRoutes, req: IncomingMessage, which: 'consume' | 'ack'): Promise<Handled> {
+async function topicRoute(deps: HttpDeps, topics: TopicRoutes, req: HttpRequest, which: 'consume' | 'ack'): Promise<Handled> {
   if (req.method !== 'POST') throw new ServerError('BAD_REQUEST', `Use POST for /v1/api/topics/${which}`);
   const principal = await deps.auth.fromHeader(req.headers.authorization, req.socket.remoteAddress ?? 'unknown');
   const body = parseJsonObject(await readBody(req, { bytesMax: 64 * 1024, timeoutMs: deps.config.httpBodyTimeoutMs }));
@@ -295,7 +271,7 @@ async function topicRoute(deps: HttpDeps, topics: TopicRoutes, req: IncomingMess
 
 const LOGIN_FIELDS: ReadonlySet<string> = new Set(['user', 'username', 'password']);
 
-async function loginRoute(deps: HttpDeps, req: IncomingMessage): Promise<Handled> {
+async function loginRoute(deps: HttpDeps, req: HttpRequest): Promise<Handled> {
   if (req.method !== 'POST') throw new ServerError('BAD_REQUEST', 'Use POST for /v1/api/auth/login');
   const body = parseJsonObject(await readBody(req, { bytesMax: 64 * 1024, timeoutMs: deps.config.httpBodyTimeoutMs }));
   // As upstream: a misspelt field is refused rather than ignored, so a client bug shows at once.
@@ -317,7 +293,7 @@ async function issueTokens(deps: HttpDeps, user: UserDef): Promise<unknown> {
   return { ...await deps.tokens.issue(user), admin_ui_access: isAdminRole(user.role) };
 }
 
-async function refreshRoute(deps: HttpDeps, req: IncomingMessage): Promise<Handled> {
+async function refreshRoute(deps: HttpDeps, req: HttpRequest): Promise<Handled> {
   if (req.method !== 'POST') throw new ServerError('BAD_REQUEST', 'Use POST for /v1/api/auth/refresh');
   const header = req.headers.authorization ?? '';
   if (!/^bearer /i.test(header)) throw new ServerError('MISSING_AUTHORIZATION', 'Send the refresh token as Authorization: Bearer <refresh_token>');
@@ -327,7 +303,7 @@ async function refreshRoute(deps: HttpDeps, req: IncomingMessage): Promise<Handl
 }
 
 /** The caller's account, as in the login answer (upstream's `GET /v1/api/auth/me`, used by admin consoles). */
-async function meRoute(deps: HttpDeps, req: IncomingMessage): Promise<Handled> {
+async function meRoute(deps: HttpDeps, req: HttpRequest): Promise<Handled> {
   if (req.method !== 'GET') throw new ServerError('BAD_REQUEST', 'Use GET for /v1/api/auth/me');
   const user = await deps.auth.userFromHeader(req.headers.authorization, req.socket.remoteAddress ?? 'unknown');
   return { status: 200, body: { user: userInfo(user), admin_ui_access: isAdminRole(user.role) }, user: user.userId };
@@ -337,13 +313,13 @@ async function meRoute(deps: HttpDeps, req: IncomingMessage): Promise<Handled> {
  * As upstream, which clears its cookies here: tokens are stateless and stay valid until they expire
  * (change the password to revoke them), so a client logs out by forgetting its tokens.
  */
-function logoutRoute(req: IncomingMessage): Handled {
+function logoutRoute(req: HttpRequest): Handled {
   if (req.method !== 'POST') throw new ServerError('BAD_REQUEST', 'Use POST for /v1/api/auth/logout');
   return { status: 200, body: { message: 'Logged out successfully' } };
 }
 
 /** Upstream's first-run check (its CLI asks before prompting for a login): root is created on the first start here, so never. */
-function statusRoute(req: IncomingMessage): Handled {
+function statusRoute(req: HttpRequest): Handled {
   if (req.method !== 'GET') throw new ServerError('BAD_REQUEST', 'Use GET for /v1/api/auth/status');
   return { status: 200, body: { needs_setup: false, message: 'Server is configured and ready.' } };
 }
@@ -375,9 +351,9 @@ async function send(deps: HttpDeps, req: IncomingMessage, res: ServerResponse, o
   logRequest(deps, req.method ?? 'GET', (req.url ?? '/').split('?')[0]!, out, started);
 }
 
-function leanResponse(deps: HttpDeps, out: Handled, started: number): LeanResponse {
+function leanResponse(deps: HttpDeps, request: LeanRequest, out: Handled): LeanResponse {
   const { chunks, head } = responseParts(out);
-  return { status: out.status, fields: head, chunks, written: () => logRequest(deps, 'POST', '/v1/api/sql', out, started) };
+  return { status: out.status, fields: head, chunks, written: () => logRequest(deps, request.method, request.url.split('?')[0]!, out, request.started) };
 }
 
 /** A response's body chunks and header fields (a flat list: Node, and the lean path, write it as is). */
