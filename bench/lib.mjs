@@ -7,8 +7,9 @@ import { fileURLToPath } from 'node:url';
 import http from 'node:http';
 
 // KALAMDB_BENCH_MAIN runs another build of the server (e.g. a copy of the previous dist, to compare).
-const MAIN = process.env.KALAMDB_BENCH_MAIN ?? join(dirname(fileURLToPath(import.meta.url)), '..', 'packages/server/dist/src/main.js');
-const PASSWORD = 'bench-root-password';
+// Read at each start (bench/http-path.mjs runs two builds side by side).
+const DEFAULT_MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'packages/server/dist/src/main.js');
+export const PASSWORD = 'bench-root-password';
 
 /** Starts the server; `toml` is extra configuration (e.g. raised limits for the fan-out runs). */
 export async function startBenchServer(toml = '') {
@@ -17,7 +18,7 @@ export async function startBenchServer(toml = '') {
   writeFileSync(configPath, toml);
   // KALAMDB_BENCH_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", profiles the server alone.
   const nodeArgs = (process.env.KALAMDB_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, MAIN, '--port', '0', '--data-dir', dataDir, '--config', configPath], {
+  const child = spawn(process.execPath, [...nodeArgs, process.env.KALAMDB_BENCH_MAIN ?? DEFAULT_MAIN, '--port', '0', '--data-dir', dataDir, '--config', configPath], {
     env: { ...process.env, KALAMDB_ROOT_PASSWORD: PASSWORD, KALAMDB_LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
