@@ -295,3 +295,34 @@ test('an auth failure gets the SQL envelope and the connection stays usable', as
   assert.deepEqual(rowsOf(out[1]!), [['16']]);
   c.socket.destroy();
 });
+
+test('graceful shutdown: idle connections are closed, a request in flight gets its answer (Connection: close)', async () => {
+  const own = await TestServer.start();
+  try {
+    const openTo = (port: number): Promise<Conversation> => new Promise((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1');
+      const chunks: Buffer[] = [];
+      socket.on('data', (chunk) => chunks.push(chunk));
+      socket.on('error', () => undefined);
+      const closed = new Promise<number>((done) => socket.on('close', () => done(0)));
+      socket.once('connect', () => resolve({ socket, received: () => Buffer.concat(chunks).toString('latin1'), closed }));
+      socket.once('error', reject);
+    });
+    const idle = await openTo(own.port);
+    idle.socket.write(sqlRequest('SELECT 1 AS n'));
+    await responses(idle, 1);
+    const busy = await openTo(own.port);
+    busy.socket.write(sqlRequest('SELECT count(*) AS n FROM range(0, 1000000) a CROSS JOIN range(0, 300) b'));
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    const exited = own.stop();
+    await closedWithin(idle, 5000);
+    const [r] = await responses(busy, 1);
+    assert.equal(r!.status, 200, r!.body);
+    assert.equal(r!.headers.connection, 'close');
+    assert.deepEqual(rowsOf(r!), [['300000000']]);
+    await closedWithin(busy, 5000);
+    assert.equal(await exited, 0);
+  } finally {
+    await own.dispose();
+  }
+});
