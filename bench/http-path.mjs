@@ -68,6 +68,14 @@ try {
   }
 } finally {
   for (const side of sides) {
+    // Requests answered over the process's life (to divide a --cpu-prof profile by).
+    const text = await new Promise((resolve) => http.get({ host: '127.0.0.1', port: side.server.port, path: '/metrics', agent: side.agent }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolve(Buffer.concat(chunks).toString()));
+    }).on('error', () => resolve('')));
+    const total = [...text.matchAll(/^kalamdb_http_requests_total\{[^}]*\} (\d+)/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
+    console.log(`${side.label}: pid ${side.server.pid}, ${total} requests answered`);
     await side.server.stop();
     side.agent.destroy();
   }

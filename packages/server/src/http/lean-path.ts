@@ -1,11 +1,12 @@
 /**
- * The lean HTTP/1.1 path (docs/decisions/0026-lean-http-path.md): POST /v1/api/sql served straight
- * from the socket with llhttp, the parser node:http itself uses, without IncomingMessage,
- * ServerResponse and their streams. node:http keeps the port and everything else: every other
- * route, WebSocket upgrades, chunked bodies, `Expect`, bodies over body_bytes_max, requests
- * without a Host. Such a request is handed to node:http at its first byte (the raw bytes are put
- * back on the socket with `unshift`), once the responses before it are written; the connection
- * then stays with node:http.
+ * The lean HTTP/1.1 path (docs/decisions/0026-lean-http-path.md): GET and POST requests with a
+ * Content-Length body (or none) are read straight from the socket with llhttp, the parser node:http
+ * itself uses, and answered with one write, without IncomingMessage, ServerResponse and their
+ * streams; the routes are the same (server.ts `handle`). node:http keeps the port and everything
+ * else: OPTIONS, export downloads (streamed files), WebSocket upgrades, chunked bodies, `Expect`,
+ * bodies over body_bytes_max, requests without a Host. Such a request is handed to node:http with
+ * its raw bytes put back on the socket (`unshift`), once the responses before it are written; the
+ * connection then stays with node:http.
  *
  * Limits come from the same places as node:http's: the parser is initialized like node:http's
  * (max header size -> HPE_HEADER_OVERFLOW -> 431; malformed -> 400; both via the server's
