@@ -6,12 +6,13 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import http from 'node:http';
 
-// KALAMDB_BENCH_MAIN runs another build of the server (e.g. a copy of the previous dist, to compare).
-const MAIN = process.env.KALAMDB_BENCH_MAIN ?? join(dirname(fileURLToPath(import.meta.url)), '..', 'packages/server/dist/src/main.js');
-const PASSWORD = 'bench-root-password';
+// KALAMDB_BENCH_MAIN runs another build of the server (e.g. a copy of the previous dist, to compare),
+// unless a caller names one (bench/insert-ab.mjs). Read at each start (bench/http-path.mjs runs two builds side by side).
+const DEFAULT_MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'packages/server/dist/src/main.js');
+export const PASSWORD = 'bench-root-password';
 
 /** Starts the server; `toml` is extra configuration (e.g. raised limits for the fan-out runs); `main` another build's main.js. */
-export async function startBenchServer(toml = '', main = MAIN) {
+export async function startBenchServer(toml = '', main = process.env.KALAMDB_BENCH_MAIN ?? DEFAULT_MAIN) {
   const dataDir = mkdtempSync(join(tmpdir(), 'kalamdb-bench-'));
   const configPath = join(dataDir, 'bench.toml');
   // KALAMDB_BENCH_TOML: extra settings for every server a run starts (e.g. `query_timeout_ms = 120000`
