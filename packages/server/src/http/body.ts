@@ -9,8 +9,7 @@
  * discardBytesMax (and a client that stops sending for the body timeout), past which the 413 goes out at once (a client sending gigabytes may then see
  * the reset; it was never going to be served).
  */
-import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
-import type { Socket } from 'node:net';
+import type { IncomingMessage } from 'node:http';
 import { ServerError, type ErrorCode } from '../util/errors.js';
 import { parseJson } from '../util/json.js';
 
@@ -26,24 +25,9 @@ export function discardBytesMax(bytesMax: number): number {
   return Math.max(64 * 1024 * 1024, 8 * bytesMax);
 }
 
-/** A request read by the lean path (lean-path.ts): its body is already in hand. */
-export interface LeanIncoming {
-  readonly method: string;
-  readonly url: string;
-  /** Only the fields the routes read. */
-  readonly headers: Pick<IncomingHttpHeaders, 'authorization' | 'content-type' | 'content-length'>;
-  readonly socket: Socket;
-  readonly leanBody: Buffer;
-}
-
-/** What the routes read of a request, from node:http or from the lean path. */
-export type HttpRequest = IncomingMessage | LeanIncoming;
-
-export function readBody(req: HttpRequest, limits: BodyLimits): Promise<Buffer> {
+export function readBody(req: IncomingMessage, limits: BodyLimits): Promise<Buffer> {
   const { bytesMax, timeoutMs } = limits;
   const tooLarge = (): ServerError => new ServerError('PAYLOAD_TOO_LARGE', `Request body is larger than ${bytesMax} bytes`);
-  // The lean path read the whole body (within body_bytes_max) before the route ran; this route's own limit still holds.
-  if ('leanBody' in req) return req.leanBody.length > bytesMax ? Promise.reject(tooLarge()) : Promise.resolve(req.leanBody);
   const declared = Number(req.headers['content-length'] ?? '0');
   const discardMax = discardBytesMax(bytesMax);
   if (declared > discardMax) return Promise.reject(tooLarge());

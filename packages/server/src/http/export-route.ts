@@ -5,7 +5,7 @@
  * well formed (400), and the archive must exist (404). The file is opened here and streamed by the
  * server's sender, never read into memory whole.
  */
-import type { HttpRequest } from './body.js';
+import type { IncomingMessage } from 'node:http';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Principal } from '../auth/access.js';
 import type { Authenticator } from '../auth/authenticator.js';
@@ -28,7 +28,7 @@ export interface ExportFile {
 }
 
 export async function exportDownload(
-  deps: { auth: Authenticator; catalog: Catalog; exports: ExportArchives }, req: HttpRequest, path: string,
+  deps: { auth: Authenticator; catalog: Catalog; exports: ExportArchives }, req: IncomingMessage, path: string,
 ): Promise<{ file: ExportFile; principal: Principal }> {
   const principal = await deps.auth.fromHeader(req.headers.authorization, req.socket.remoteAddress ?? 'unknown');
   if (req.method !== 'GET') throw new ServerError('BAD_REQUEST', 'Use GET for /v1/exports/{user_id}/{export_id}');

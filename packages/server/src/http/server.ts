@@ -19,12 +19,11 @@ import { userInfo, type TokenService } from '../auth/tokens.js';
 import type { Executor } from '../exec/executor.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { UserDef } from '../catalog/types.js';
-import { parseJsonObject, readBody, type HttpRequest } from './body.js';
+import { parseJsonObject, readBody } from './body.js';
 import { encodeSqlSuccess, type EncodedBody } from './sql-response.js';
 import { BUILD_DATE, SERVER_VERSION } from './build-info.js';
 import { isAdminRole } from '../catalog/types.js';
 import { pipeline } from 'node:stream/promises';
-import { installLeanPath, type LeanRequest, type LeanResponse } from './lean-path.js';
 import { EXPORTS_ROUTE_PREFIX, exportDownload, type ExportArchives, type ExportFile } from './export-route.js';
 
 export interface HttpDeps {
@@ -50,7 +49,7 @@ export interface TopicRoutes {
   ack(principal: Principal, body: Record<string, unknown>): Promise<unknown>;
 }
 
-export interface Handled {
+interface Handled {
   status: number;
   /** JSON.stringify'd when sent, unless `encoded` is given. */
   body: unknown;
@@ -119,21 +118,6 @@ export function createHttpServer(config: Config, log: Logger): HttpServer {
   const serve = (deps: HttpDeps): void => {
     serving = true;
     ready(deps);
-    // From now on most requests are read and answered without node:http's request/response streams
-    // (lean-path.ts); OPTIONS and export downloads (a streamed file) stay with node:http.
-    const lean = installLeanPath(server, {
-      bodyBytesMax: config.bodyBytesMax,
-      bodyTimeoutMs: config.httpBodyTimeoutMs,
-      accepts: (method, path) => (method === 'POST' || method === 'GET') && !path.startsWith(EXPORTS_ROUTE_PREFIX),
-      serve: async (request) => leanResponse(deps, request, await handle(deps, request, request.started)),
-      bodyTimedOut: (request) => {
-        const e = new ServerError('REQUEST_TIMEOUT', `The request body did not arrive within ${config.httpBodyTimeoutMs} ms`);
-        const path = request.url.split('?')[0]!;
-        const body = path === '/v1/api/sql' ? sqlError(e, request.started) : { error: 'request_timeout', message: e.message };
-        return leanResponse(deps, request, { status: e.status, body });
-      },
-    });
-    if (!lean) log.warn('lean HTTP path not installed: this Node\'s http server is not the one it was written for');
     for (const [req, socket, head] of held.splice(0)) {
       if (!socket.destroyed) server.emit('upgrade', req, socket, head);
     }
@@ -147,7 +131,7 @@ export function createHttpServer(config: Config, log: Logger): HttpServer {
  * default (a status line, then close) but with the protocol's JSON envelope, unless a response is
  * already under way on the socket (writing then would corrupt it).
  */
-export function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
   const inFlight = (socket as Duplex & { _httpMessage?: { headersSent: boolean } | null })._httpMessage;
   if (error.code !== 'ECONNRESET' && socket.writable && (inFlight === undefined || inFlight === null || !inFlight.headersSent)) {
     const [status, reason, code, message] = error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
@@ -162,7 +146,7 @@ export function answerClientError(error: NodeJS.ErrnoException, socket: Duplex):
   socket.destroy();
 }
 
-async function handle(deps: HttpDeps, req: HttpRequest, started: number): Promise<Handled> {
+async function handle(deps: HttpDeps, req: IncomingMessage, started: number): Promise<Handled> {
   const path = (req.url ?? '/').split('?')[0]!;
   try {
     if ((path === '/health' || path === '/v1/api/healthcheck') && req.method === 'GET') {
@@ -201,7 +185,7 @@ async function handle(deps: HttpDeps, req: HttpRequest, started: number): Promis
 }
 
 /** Prometheus text; who may read it is `metrics_access` (docs/operations.md, "Metrics"). */
-async function metricsRoute(deps: HttpDeps, metrics: Metrics, req: HttpRequest): Promise<Handled> {
+async function metricsRoute(deps: HttpDeps, metrics: Metrics, req: IncomingMessage): Promise<Handled> {
   if (req.method !== 'GET') throw new ServerError('BAD_REQUEST', 'Use GET for /metrics');
   const access = deps.config.metricsAccess;
   if (access === 'localhost' && !isLoopback(req.socket.remoteAddress)) {
@@ -222,7 +206,7 @@ function isLoopback(address: string | undefined): boolean {
   return address === '127.0.0.1' || address === '::1' || address === '::ffff:127.0.0.1';
 }
 
-async function sqlRoute(deps: HttpDeps, req: HttpRequest, started: number): Promise<Handled> {
+async function sqlRoute(deps: HttpDeps, req: IncomingMessage, started: number): Promise<Handled> {
   if (req.method !== 'POST') throw new ServerError('INVALID_INPUT', 'Use POST for /v1/api/sql');
   const principal = await deps.auth.fromHeader(req.headers.authorization, req.socket.remoteAddress ?? 'unknown');
   const user = principal.userId;
@@ -249,7 +233,7 @@ async function sqlRoute(deps: HttpDeps, req: HttpRequest, started: number): Prom
   }
 }
 
-async function topicRoute(deps: HttpDeps, topics: TopicRoutes, req: HttpRequest, which: 'consume' | 'ack'): Promise<Handled> {
+async function topicRoute(deps: HttpDeps, topics: TopicRoutes, req: IncomingMessage, which: 'consume' | 'ack'): Promise<Handled> {
   if (req.method !== 'POST') throw new ServerError('BAD_REQUEST', `Use POST for /v1/api/topics/${which}`);
   const principal = await deps.auth.fromHeader(req.headers.authorization, req.socket.remoteAddress ?? 'unknown');
   const body = parseJsonObject(await readBody(req, { bytesMax: 64 * 1024, timeoutMs: deps.config.httpBodyTimeoutMs }));
@@ -271,7 +255,7 @@ async function topicRoute(deps: HttpDeps, topics: TopicRoutes, req: HttpRequest,
 
 const LOGIN_FIELDS: ReadonlySet<string> = new Set(['user', 'username', 'password']);
 
-async function loginRoute(deps: HttpDeps, req: HttpRequest): Promise<Handled> {
+async function loginRoute(deps: HttpDeps, req: IncomingMessage): Promise<Handled> {
   if (req.method !== 'POST') throw new ServerError('BAD_REQUEST', 'Use POST for /v1/api/auth/login');
   const body = parseJsonObject(await readBody(req, { bytesMax: 64 * 1024, timeoutMs: deps.config.httpBodyTimeoutMs }));
   // As upstream: a misspelt field is refused rather than ignored, so a client bug shows at once.
@@ -293,7 +277,7 @@ async function issueTokens(deps: HttpDeps, user: UserDef): Promise<unknown> {
   return { ...await deps.tokens.issue(user), admin_ui_access: isAdminRole(user.role) };
 }
 
-async function refreshRoute(deps: HttpDeps, req: HttpRequest): Promise<Handled> {
+async function refreshRoute(deps: HttpDeps, req: IncomingMessage): Promise<Handled> {
   if (req.method !== 'POST') throw new ServerError('BAD_REQUEST', 'Use POST for /v1/api/auth/refresh');
   const header = req.headers.authorization ?? '';
   if (!/^bearer /i.test(header)) throw new ServerError('MISSING_AUTHORIZATION', 'Send the refresh token as Authorization: Bearer <refresh_token>');
@@ -303,7 +287,7 @@ async function refreshRoute(deps: HttpDeps, req: HttpRequest): Promise<Handled> 
 }
 
 /** The caller's account, as in the login answer (upstream's `GET /v1/api/auth/me`, used by admin consoles). */
-async function meRoute(deps: HttpDeps, req: HttpRequest): Promise<Handled> {
+async function meRoute(deps: HttpDeps, req: IncomingMessage): Promise<Handled> {
   if (req.method !== 'GET') throw new ServerError('BAD_REQUEST', 'Use GET for /v1/api/auth/me');
   const user = await deps.auth.userFromHeader(req.headers.authorization, req.socket.remoteAddress ?? 'unknown');
   return { status: 200, body: { user: userInfo(user), admin_ui_access: isAdminRole(user.role) }, user: user.userId };
@@ -313,13 +297,13 @@ async function meRoute(deps: HttpDeps, req: HttpRequest): Promise<Handled> {
  * As upstream, which clears its cookies here: tokens are stateless and stay valid until they expire
  * (change the password to revoke them), so a client logs out by forgetting its tokens.
  */
-function logoutRoute(req: HttpRequest): Handled {
+function logoutRoute(req: IncomingMessage): Handled {
   if (req.method !== 'POST') throw new ServerError('BAD_REQUEST', 'Use POST for /v1/api/auth/logout');
   return { status: 200, body: { message: 'Logged out successfully' } };
 }
 
 /** Upstream's first-run check (its CLI asks before prompting for a login): root is created on the first start here, so never. */
-function statusRoute(req: HttpRequest): Handled {
+function statusRoute(req: IncomingMessage): Handled {
   if (req.method !== 'GET') throw new ServerError('BAD_REQUEST', 'Use GET for /v1/api/auth/status');
   return { status: 200, body: { needs_setup: false, message: 'Server is configured and ready.' } };
 }
@@ -345,21 +329,9 @@ function took(started: number): number {
 
 async function send(deps: HttpDeps, req: IncomingMessage, res: ServerResponse, out: Handled, started: number): Promise<void> {
   if (out.file !== undefined) return sendFile(deps, req, res, out, out.file, started);
-  const { chunks, head } = responseParts(out);
-  res.writeHead(out.status, head);
-  await writeChunks(res, chunks);
-  logRequest(deps, req.method ?? 'GET', (req.url ?? '/').split('?')[0]!, out, started);
-}
-
-function leanResponse(deps: HttpDeps, request: LeanRequest, out: Handled): LeanResponse {
-  const { chunks, head } = responseParts(out);
-  return { status: out.status, fields: head, chunks, written: () => logRequest(deps, request.method, request.url.split('?')[0]!, out, request.started) };
-}
-
-/** A response's body chunks and header fields (a flat list: Node, and the lean path, write it as is). */
-export function responseParts(out: Handled): { chunks: readonly Buffer[]; head: string[] } {
   const chunks = out.encoded?.chunks ?? [Buffer.from(JSON.stringify(out.body), 'utf8')];
   const length = out.encoded?.bytes ?? chunks[0]!.length;
+  // A flat list of header fields: Node writes it as is (no header object of its own to fill and merge).
   // Browsers call the API directly (tokens travel in the Authorization header, never cookies): CORS.
   // `out.headers` never repeats these fields (the console's security headers).
   const head = ['access-control-allow-origin', '*', 'content-type', out.contentType ?? 'application/json', 'content-length', String(length)];
@@ -367,14 +339,12 @@ export function responseParts(out: Handled): { chunks: readonly Buffer[]; head: 
   // After a 408 or 413 the body may not have been read to its end, so the connection cannot be
   // reused; with `connection: close` Node ends the socket once the response is written.
   if (out.status === 413 || out.status === 408) head.push('connection', 'close');
-  return { chunks, head };
-}
-
-/** The request's metrics and its one log line, once the response is written. */
-export function logRequest(deps: HttpDeps, method: string, route: string, out: Handled, started: number): void {
+  res.writeHead(out.status, head);
+  await writeChunks(res, chunks);
+  const route = (req.url ?? '/').split('?')[0]!;
   deps.metrics?.observeRequest(routeLabel(route), out.status, (performance.now() - started) / 1000);
   if (deps.log.enabled('info')) {
-    const fields: Record<string, unknown> = { method, route, status: out.status, ms: took(started), user: out.user ?? null };
+    const fields: Record<string, unknown> = { method: req.method, route, status: out.status, ms: took(started), user: out.user ?? null };
     if (out.limit !== undefined) fields.limit = out.limit;
     deps.log.info('request', fields);
   }
