@@ -14,7 +14,7 @@ import type { SubscriptionQuery } from './subscription-query.js';
 import { ChangePayload, ShapeMatches, type Deliverer } from './change-fanout.js';
 import { LiveFrame } from './wire-frame.js';
 import { fanOut } from './fanout-writes.js';
-import { StreamBatches, StreamMessage, matchStream, type StreamBatch } from './stream-fanout.js';
+import { StreamMessage, matchStream, type StreamBatch } from './stream-fanout.js';
 
 export { shapedRow, rowObject } from './row-shape.js';
 
@@ -148,7 +148,6 @@ export class LiveRegistry implements Deliverer {
   private readonly all = new Map<Subscription, ShapeGroup>();
 
   /** STREAM events of the running event-loop turn, delivered together at its end (stream-fanout.ts). */
-  private readonly streams = new StreamBatches((batch) => fanOut(() => this.deliverStreamBatch(batch)));
 
   constructor(private readonly catalog: Catalog) {}
 
@@ -168,8 +167,6 @@ export class LiveRegistry implements Deliverer {
 
   /** The subscription's table changed its columns: later changes are matched with `next` (its shape group changes with it). */
   requery(sub: Subscription, next: SubscriptionQuery): void {
-    // Stream events inserted before the change reach the subscription first, under its old shape.
-    this.flushStreams();
     const registered = this.detach(sub);
     sub.query = next;
     if (registered) this.attach(sub);
@@ -269,19 +266,11 @@ export class LiveRegistry implements Deliverer {
 
   /**
    * STREAM INSERT: its events (rows of `table`'s current schema, with their `_seq`s) go to the
-   * subscribers at the end of this event-loop turn, with the other STREAM INSERTs of the turn.
+   * subscribers now, as one message per subscription (decision 0020, round 3: coalescing the INSERTs
+   * of a turn was measured and dropped).
    */
   publishStream(table: TableDef, partition: string, seqs: readonly bigint[], rows: readonly (readonly StoredValue[])[]): void {
-    if (this.streams.add(partitionId(table.id, partition), table, partition, seqs, rows)) setImmediate(() => this.flushStreams());
-  }
-
-  /** Delivers the pending STREAM events now (end of the turn, or before something that must follow them). */
-  flushStreams(): void {
-    if (this.streams.empty) return;
-    const batches = this.streams.take();
-    fanOut(() => {
-      for (const batch of batches) this.deliverStreamBatch(batch);
-    });
+    fanOut(() => this.deliverStreamBatch({ table, partition, seqs, rows }));
   }
 
   /** As the committer does for its listeners: a failure here is reported, never thrown into the turn's end (it would end the process). */

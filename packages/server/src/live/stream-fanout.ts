@@ -1,12 +1,10 @@
 /**
  * STREAM events to the shapes of their partition. A STREAM INSERT's events are matched and encoded
  * straight from the statement's rows (no change, row-version and payload object per event, as a
- * commit group's changes need), and the events of every STREAM INSERT handled in the same
- * event-loop turn are delivered together (`StreamBatches`): one message per subscription with all
- * of them. A server that keeps up handles one INSERT per turn and delivers it as before; one that
- * fell behind (a burst, a GC pause, a cold start, a starved core) handles several per turn and
- * writes each connection one frame per subscription for all of them, so the work per event falls
- * as the backlog grows instead of the backlog feeding on itself.
+ * commit group's changes need) and delivered at once: one message per subscription per INSERT.
+ * Coalescing the INSERTs of an event-loop turn into one message was tried (decision 0020, round 3)
+ * and dropped: on a quiet machine its bursts after a cold start pushed connections past the
+ * unsent-bytes cap (SLOW_CONSUMER) that per-INSERT delivery stays under.
  */
 import type { StoredValue, TableDef } from '../catalog/types.js';
 import type { Catalog } from '../catalog/catalog.js';
@@ -16,66 +14,12 @@ import { cellsUnder, shapedRowsJson } from './row-shape.js';
 import { LiveFrame } from './wire-frame.js';
 import type { LiveEvent, Subscription } from './registry.js';
 
-/** Events of one (table, partition) waiting for the end of the turn, in `_seq` order. */
+/** The events of one STREAM INSERT into one (table, partition), in `_seq` order. */
 export interface StreamBatch {
   readonly table: TableDef;
   readonly partition: string;
-  readonly seqs: bigint[];
-  readonly rows: (readonly StoredValue[])[];
-}
-
-/**
- * Coalescing stops once a partition's batch holds this many rows, so a backlog leaves in frames of
- * bounded size (~70 KB for rows of ~70 bytes; each subscription id's frame is a copy, and copies
- * past 128 KB went to fresh mmap'd memory in a profile of a backlog with 2,000). A single larger
- * INSERT is still one message.
- */
-export const STREAM_BATCH_ROWS_MAX = 1000;
-
-/**
- * The pending batches of the running turn. `add` returns true when the first batch of a turn was
- * opened (the caller schedules the delivery); a batch that reached STREAM_BATCH_ROWS_MAX, or whose
- * table changed (ALTER TABLE between two INSERTs), is handed to `deliverNow` at once.
- */
-export class StreamBatches {
-  private pending = new Map<string, StreamBatch>();
-
-  constructor(private readonly deliverNow: (batch: StreamBatch) => void) {}
-
-  get empty(): boolean {
-    return this.pending.size === 0;
-  }
-
-  add(key: string, table: TableDef, partition: string, seqs: readonly bigint[], rows: readonly (readonly StoredValue[])[]): boolean {
-    const opened = this.pending.size === 0;
-    let batch = this.pending.get(key);
-    if (batch !== undefined && batch.table !== table) {
-      this.pending.delete(key);
-      this.deliverNow(batch);
-      batch = undefined;
-    }
-    if (batch === undefined) {
-      batch = { table, partition, seqs: [], rows: [] };
-      this.pending.set(key, batch);
-    }
-    for (let i = 0; i < seqs.length; i++) {
-      batch.seqs.push(seqs[i]!);
-      batch.rows.push(rows[i]!);
-    }
-    if (batch.seqs.length >= STREAM_BATCH_ROWS_MAX) {
-      this.pending.delete(key);
-      this.deliverNow(batch);
-    }
-    return opened && this.pending.size > 0;
-  }
-
-  /** Takes every pending batch (later `add`s start a new turn, even while these are delivered). */
-  take(): StreamBatch[] {
-    if (this.pending.size === 0) return [];
-    const out = [...this.pending.values()];
-    this.pending = new Map();
-    return out;
-  }
+  readonly seqs: readonly bigint[];
+  readonly rows: readonly (readonly StoredValue[])[];
 }
 
 /**
