@@ -138,8 +138,8 @@ function buildRow(table: TableDef, targets: readonly number[], input: readonly I
 }
 
 /**
- * STREAM INSERT: events get a `_seq`, go to the in-memory stream store and to the subscribers
- * (at the end of the event-loop turn); nothing is written to disk. EPHEMERAL tables drop events nobody is subscribed to.
+ * STREAM INSERT: events get a `_seq`, go to the in-memory stream store and straight to the
+ * subscribers; nothing is written to disk. EPHEMERAL tables drop events nobody is subscribed to.
  */
 function insertStreamEvents(
   s: Services, ctx: RunContext, table: TableDef, partition: string, targets: readonly number[], inputs: readonly (readonly InsertCell[])[], env: EvalEnv,
@@ -157,7 +157,7 @@ function insertStreamEvents(
   const seqs = new Array<bigint>(rows.length);
   for (let i = 0; i < rows.length; i++) seqs[i] = s.seqs.next();
   s.streams.append(table, partition, seqs, rows);
-  // Delivered at the end of this event-loop turn, with the turn's other STREAM INSERTs (live/stream-fanout.ts).
+  // One message per subscription for the whole INSERT (live/stream-fanout.ts).
   s.live?.publishStream(table, partition, seqs, rows);
   return messageResult(ctx, `Inserted ${rows.length} row(s)`, rows.length);
 }

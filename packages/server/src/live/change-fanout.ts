@@ -99,8 +99,7 @@ export class ChangePayload {
  */
 class Message implements Pick<LiveEvent & { seq: bigint }, 'seq' | 'count' | 'frame'> {
   readonly changes: ChangePayload[];
-  /** Per projection: the rows part of the message, and the frames built around it per subscription id. */
-  private readonly frames = new Map<string, { readonly body: Buffer; readonly byId: Map<string, LiveFrame> }>();
+  private readonly frames = new MessageFrames();
   private single: Message[] | null = null;
 
   constructor(readonly kind: ChangeKindOut, first: ChangePayload) {
@@ -122,19 +121,7 @@ class Message implements Pick<LiveEvent & { seq: bigint }, 'seq' | 'count' | 'fr
   }
 
   frame(sub: Subscription): LiveFrame {
-    const shape = sub.shape;
-    let entry = this.frames.get(shape.projectionKey);
-    if (entry === undefined) {
-      entry = { body: Buffer.from(this.body(shape)), byId: new Map() };
-      this.frames.set(shape.projectionKey, entry);
-    }
-    let frame = entry.byId.get(sub.id);
-    if (frame === undefined) {
-      const head = Buffer.from(`{"type":"change","subscription_id":${JSON.stringify(sub.id)},"change_type":"${this.kind}",`);
-      frame = LiveFrame.concat([head, entry.body, CLOSE]);
-      entry.byId.set(sub.id, frame);
-    }
-    return frame;
+    return this.frames.frame(sub, this.kind, (shape) => this.body(shape));
   }
 
   private body(shape: SubscriptionQuery): string {
@@ -143,6 +130,31 @@ class Message implements Pick<LiveEvent & { seq: bigint }, 'seq' | 'count' | 'fr
     const change = this.changes[0]!;
     if (kind === 'update') return `"rows":[${change.rowJson(shape, 'new', kind)}],"old_values":[${change.rowJson(shape, 'old', kind)}]`;
     return `"old_values":[${change.rowJson(shape, 'old', kind)}]`;
+  }
+}
+
+/**
+ * The frames of one change message: its body (the rows part) built once per projection on first
+ * delivery, and wrapped once per subscription id, then shared by every socket subscribed under it
+ * (commit-group messages and STREAM messages alike).
+ */
+export class MessageFrames {
+  private readonly byProjection = new Map<string, { readonly body: Buffer; readonly byId: Map<string, LiveFrame> }>();
+
+  frame(sub: Subscription, changeType: ChangeKindOut, body: (shape: SubscriptionQuery) => string): LiveFrame {
+    const shape = sub.shape;
+    let entry = this.byProjection.get(shape.projectionKey);
+    if (entry === undefined) {
+      entry = { body: Buffer.from(body(shape)), byId: new Map() };
+      this.byProjection.set(shape.projectionKey, entry);
+    }
+    let frame = entry.byId.get(sub.id);
+    if (frame === undefined) {
+      const head = Buffer.from(`{"type":"change","subscription_id":${JSON.stringify(sub.id)},"change_type":"${changeType}",`);
+      frame = LiveFrame.concat([head, entry.body, CLOSE]);
+      entry.byId.set(sub.id, frame);
+    }
+    return frame;
   }
 }
 

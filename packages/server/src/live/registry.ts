@@ -147,8 +147,6 @@ export class LiveRegistry implements Deliverer {
   /** Every subscription and the shape group it is in. */
   private readonly all = new Map<Subscription, ShapeGroup>();
 
-  /** STREAM events of the running event-loop turn, delivered together at its end (stream-fanout.ts). */
-
   constructor(private readonly catalog: Catalog) {}
 
   add(sub: Subscription): void {
@@ -273,7 +271,7 @@ export class LiveRegistry implements Deliverer {
     fanOut(() => this.deliverStreamBatch({ table, partition, seqs, rows }));
   }
 
-  /** As the committer does for its listeners: a failure here is reported, never thrown into the turn's end (it would end the process). */
+  /** As the committer does for its listeners: a failure here is reported, never fails the INSERT whose events are already stored. */
   private deliverStreamBatch(batch: StreamBatch): void {
     try {
       this.matchStream(batch);

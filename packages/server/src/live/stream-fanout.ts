@@ -11,7 +11,8 @@ import type { Catalog } from '../catalog/catalog.js';
 import type { SubscriptionQuery } from './subscription-query.js';
 import { matchAll } from './predicate.js';
 import { cellsUnder, shapedRowsJson } from './row-shape.js';
-import { LiveFrame } from './wire-frame.js';
+import type { LiveFrame } from './wire-frame.js';
+import { MessageFrames } from './change-fanout.js';
 import type { LiveEvent, Subscription } from './registry.js';
 
 /** The events of one STREAM INSERT into one (table, partition), in `_seq` order. */
@@ -24,11 +25,10 @@ export interface StreamBatch {
 
 /**
  * The rows of a batch that one shape matched, as one insert message (the event every live
- * subscription of the shape gets). Frames are built on first delivery per (projection,
- * subscription id) and shared after, as for commit groups.
+ * subscription of the shape gets); its frames are built and shared as a commit group's (MessageFrames).
  */
 export class StreamMessage implements Pick<LiveEvent & { seq: bigint }, 'seq' | 'count' | 'frame'> {
-  private readonly frames = new Map<string, { readonly body: Buffer; readonly byId: Map<string, LiveFrame> }>();
+  private readonly frames = new MessageFrames();
   readonly seq: bigint;
   readonly firstSeq: bigint;
   private single: StreamMessage[] | null = null;
@@ -54,28 +54,14 @@ export class StreamMessage implements Pick<LiveEvent & { seq: bigint }, 'seq' | 
   }
 
   frame(sub: Subscription): LiveFrame {
-    const shape = sub.shape;
-    let entry = this.frames.get(shape.projectionKey);
-    if (entry === undefined) {
-      const b = this.batch;
-      entry = { body: Buffer.from(`"rows":[${shapedRowsJson(this.catalog, shape, b.table.schemaVersion, b.rows, b.seqs, this.picked)}]`), byId: new Map() };
-      this.frames.set(shape.projectionKey, entry);
-    }
-    let frame = entry.byId.get(sub.id);
-    if (frame === undefined) {
-      const head = Buffer.from(`{"type":"change","subscription_id":${JSON.stringify(sub.id)},"change_type":"insert",`);
-      frame = LiveFrame.concat([head, entry.body, CLOSE]);
-      entry.byId.set(sub.id, frame);
-    }
-    return frame;
+    const b = this.batch;
+    return this.frames.frame(sub, 'insert', (shape) => `"rows":[${shapedRowsJson(this.catalog, shape, b.table.schemaVersion, b.rows, b.seqs, this.picked)}]`);
   }
 }
 
-const CLOSE = Buffer.from('}');
-
 /**
  * The rows of `batch` that `query` matches: null for all of them (no filter), else their indexes.
- * `failed` gets the filter's error: the rows matched before it are returned with it.
+ * `error` is the filter's error, if it failed: the rows matched before it come with it.
  */
 export function matchStream(catalog: Catalog, query: SubscriptionQuery, batch: StreamBatch): { picked: readonly number[] | null; error: Error | null } {
   if (query.predicate === matchAll) return { picked: null, error: null };

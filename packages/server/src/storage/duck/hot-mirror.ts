@@ -260,9 +260,7 @@ export class HotMirror {
       await this.duck.withConnection(async (conn) => {
         await conn.run('BEGIN TRANSACTION');
         try {
-          await conn.run(`DROP VIEW IF EXISTS ${base}_live`);
-          await conn.run(`DROP VIEW IF EXISTS ${base}`);
-          await conn.run(`DROP VIEW IF EXISTS ${base}_cold_live`);
+          await this.dropViews(conn, base);
           for (const suffix of entry.hasCold ? ['_hot', '_cold'] : ['_hot']) {
             await conn.run(`CREATE TABLE ${base}${suffix}_next AS SELECT ${select} FROM ${base}${suffix}`);
             await conn.run(`DROP TABLE ${base}${suffix}`);
@@ -348,9 +346,7 @@ export class HotMirror {
         }
         await conn.run('BEGIN TRANSACTION');
         try {
-          await conn.run(`DROP VIEW IF EXISTS ${base}_live`);
-          await conn.run(`DROP VIEW IF EXISTS ${base}`);
-          await conn.run(`DROP VIEW IF EXISTS ${base}_cold_live`);
+          await this.dropViews(conn, base);
           await conn.run(`DROP TABLE IF EXISTS ${base}_hot`);
           await conn.run(`DROP TABLE IF EXISTS ${base}_cold`);
           await conn.run(`ALTER TABLE ${base}_hot_next RENAME TO ${entry.name}_hot`);
@@ -382,6 +378,11 @@ export class HotMirror {
    * ones alone (leased while the hot table is empty). Without cold rows it is the hot rows' live ones,
    * so a lease taken before a reload always finds it and reads the partition's state.
    */
+  /** Drops what createViews made (before the tables under them change or go). */
+  private async dropViews(conn: DuckDBConnection, base: string): Promise<void> {
+    for (const view of [`${base}_live`, base, `${base}_cold_live`]) await conn.run(`DROP VIEW IF EXISTS ${view}`);
+  }
+
   private async createViews(conn: DuckDBConnection, base: string, coldName: string | null, pk: string): Promise<void> {
     await conn.run(`CREATE VIEW ${base} AS ${mergedRelationSql(`${base}_hot`, coldName, pk, false)}`);
     const live = mergedRelationSql(`${base}_hot`, coldName, pk, true);
@@ -457,9 +458,7 @@ export class HotMirror {
   private async dropTables(entry: Entry): Promise<void> {
     await entry.lock.run(() =>
       this.duck.withConnection(async (conn: DuckDBConnection) => {
-        await conn.run(`DROP VIEW IF EXISTS memory.main.${entry.name}_live`);
-        await conn.run(`DROP VIEW IF EXISTS memory.main.${entry.name}`);
-        await conn.run(`DROP VIEW IF EXISTS memory.main.${entry.name}_cold_live`);
+        await this.dropViews(conn, `memory.main.${entry.name}`);
         await conn.run(`DROP TABLE IF EXISTS memory.main.${entry.name}_hot`);
         await conn.run(`DROP TABLE IF EXISTS memory.main.${entry.name}_cold`);
         await conn.run(`DROP TABLE IF EXISTS memory.main.${entry.name}_hot_next`);
