@@ -53,6 +53,70 @@ export async function drive({ clients, seconds, op, serverCpu, warmup = Math.min
   };
 }
 
+/**
+ * The variants (ours and PostgreSQL's, each with its `op`, `clients` and `serverCpu`) in interleaved
+ * slices of `sliceSeconds`, round-robin with the order rotated each round, until each has had `seconds`
+ * of load; each is first warmed up alone for `warmup` s. This machine's speed drifts by up to half for
+ * seconds at a time (other tenants of its host): back-to-back 10 s runs compared whichever ran in a slow
+ * stretch, interleaved slices see the same stretches. Returns drive()'s figures for each variant by
+ * key, with `slice_rows_per_s` (lowest and highest slice) to show the drift.
+ */
+export async function driveInterleaved({ variants, seconds, sliceSeconds = 1, warmup = Math.min(3, seconds) }) {
+  const fresh = () => ({ latencies: [], rows: 0, elapsed: 0, server: 0, client: 0, slices: [], next: [] });
+  const slice = async (v, secs, a) => {
+    const rows0 = a.rows;
+    const cpu0 = v.serverCpu();
+    const me0 = process.cpuUsage();
+    const t0 = performance.now();
+    const deadline = t0 + secs * 1000;
+    await Promise.all(Array.from({ length: v.clients }, async (_, c) => {
+      // `i` goes on from the client's previous slice (ops that make keys from it stay unique).
+      for (let i = a.next[c] ?? 0; performance.now() < deadline; i++) {
+        const t = performance.now();
+        const rows = await v.op(c, i);
+        a.latencies.push(performance.now() - t);
+        a.rows += rows;
+        a.next[c] = i + 1;
+      }
+    }));
+    const elapsed = (performance.now() - t0) / 1000;
+    const me = process.cpuUsage(me0);
+    a.server += v.serverCpu() - cpu0;
+    a.client += me.user + me.system;
+    a.elapsed += elapsed;
+    a.slices.push((a.rows - rows0) / elapsed);
+  };
+  const acc = new Map(variants.map((v) => [v.key, fresh()]));
+  for (const v of variants) {
+    if (warmup <= 0) continue;
+    const warm = fresh();
+    await slice(v, warmup, warm);
+    acc.get(v.key).next = warm.next;
+  }
+  const rounds = Math.max(1, Math.round(seconds / sliceSeconds));
+  for (let r = 0; r < rounds; r++) {
+    for (let i = 0; i < variants.length; i++) {
+      const v = variants[(i + r) % variants.length];
+      await slice(v, sliceSeconds, acc.get(v.key));
+    }
+  }
+  const out = {};
+  for (const v of variants) {
+    const a = acc.get(v.key);
+    const ops = a.latencies.length;
+    out[v.key] = {
+      clients: v.clients, seconds: round(a.elapsed, 2), slices: rounds, ops, rows: a.rows,
+      ops_per_s: Math.round(ops / a.elapsed), rows_per_s: Math.round(a.rows / a.elapsed),
+      slice_rows_per_s: [Math.round(Math.min(...a.slices)), Math.round(Math.max(...a.slices))],
+      latency: latencyStats(a.latencies),
+      server_cpu_us_per_op: round(a.server / ops), server_cpu_us_per_row: round(a.server / a.rows, 2),
+      server_cpu_cores: round(a.server / 1e6 / a.elapsed, 2),
+      loadgen_cpu_us_per_op: round(a.client / ops), loadgen_cpu_cores: round(a.client / 1e6 / a.elapsed, 2),
+    };
+  }
+  return out;
+}
+
 /** Sequential queries (one client) for `seconds`, at least `minRuns`; latency and CPU per query. */
 async function queries({ seconds, run, serverCpu, minRuns = 3 }) {
   await run(0); // warm-up (plans, caches)
@@ -103,84 +167,85 @@ export async function benchWritesVersusPg(server, pg, seconds, parts = ['1', '2'
   return out;
 }
 
-/** 1. single-row INSERT, 16 clients. */
+/** 1. single-row INSERT, 16 clients: ours (SHARED and USER table) and PostgreSQL (on and off), interleaved. */
 async function singleRow(server, pg, seconds) {
   const { sql } = server;
   const oursCpu = () => treeCpuMicros(server.pid);
   const pgCpu = () => pg.cpuMicros();
   await sql(`CREATE SHARED TABLE vs.single (id BIGINT PRIMARY KEY DEFAULT SNOWFLAKE_ID(), user_id TEXT, body TEXT, n INT) ${NO_FLUSH}`);
   await sql(`CREATE USER TABLE vs.single_user (id BIGINT PRIMARY KEY DEFAULT SNOWFLAKE_ID(), user_id TEXT, body TEXT, n INT) ${NO_FLUSH}`);
-  const single = {};
+  const variants = [];
   for (const [key, table] of [['ours_shared', 'vs.single'], ['ours_user', 'vs.single_user']]) {
-    single[key] = await drive({
-      clients: 16, seconds, serverCpu: oursCpu,
+    variants.push({
+      key, clients: 16, serverCpu: oursCpu,
       op: async (c, i) => {
         await sql(`INSERT INTO ${table} (user_id, body, n) VALUES ($1, $2, $3)`, [`u${c}`, `message ${i} from client ${c}`, i]);
         return 1;
       },
     });
   }
-  for (const sc of ['on', 'off']) {
-    const admin = await pg.connect();
-    await admin.query(`CREATE TABLE single_${sc} (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, user_id TEXT, body TEXT, n INT)`);
-    await admin.end();
-    const clients = await pgClients(pg, 16, sc);
-    try {
-      single[`pg_sync_commit_${sc}`] = await drive({
-        clients: 16, seconds, serverCpu: pgCpu,
+  const connections = [];
+  try {
+    for (const sc of ['on', 'off']) {
+      const admin = await pg.connect();
+      await admin.query(`CREATE TABLE single_${sc} (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, user_id TEXT, body TEXT, n INT)`);
+      await admin.end();
+      const clients = await pgClients(pg, 16, sc);
+      connections.push(...clients);
+      variants.push({
+        key: `pg_sync_commit_${sc}`, clients: 16, serverCpu: pgCpu,
         op: async (c, i) => {
           await clients[c].query(`INSERT INTO single_${sc} (user_id, body, n) VALUES ($1, $2, $3)`, [`u${c}`, `message ${i} from client ${c}`, i]);
           return 1;
         },
       });
-    } finally {
-      await Promise.all(clients.map((c) => c.end()));
     }
+    const single = await driveInterleaved({ variants, seconds });
+    single.ratios_ours_shared = ratios(single.ours_shared, single.pg_sync_commit_on, single.pg_sync_commit_off);
+    single.ratios_ours_user = ratios(single.ours_user, single.pg_sync_commit_on, single.pg_sync_commit_off);
+    return single;
+  } finally {
+    await Promise.all(connections.map((c) => c.end()));
   }
-  single.ratios_ours_shared = ratios(single.ours_shared, single.pg_sync_commit_on, single.pg_sync_commit_off);
-  single.ratios_ours_user = ratios(single.ours_user, single.pg_sync_commit_on, single.pg_sync_commit_off);
-  return single;
 }
 
-/** 2. 1,000-row INSERT statements, 4 clients; ids from one counter per target. */
+/** 2. 1,000-row INSERT statements, 4 clients, ours and PostgreSQL (on and off) interleaved; ids from one counter per target. */
 async function multiRow(server, pg, seconds) {
   const { sql } = server;
-  const oursCpu = () => treeCpuMicros(server.pid);
-  const pgCpu = () => pg.cpuMicros();
-  const multi = {};
-  {
-    await sql(`CREATE SHARED TABLE vs.multi (id BIGINT PRIMARY KEY, user_id TEXT, body TEXT, n INT) ${NO_FLUSH}`);
-    let next = 0;
-    multi.ours_shared = await drive({
-      clients: 4, seconds, serverCpu: oursCpu,
-      op: async () => {
-        const from = next; next += 1000;
-        await sql(`INSERT INTO vs.multi (id, user_id, body, n) VALUES ${multiValues(from, 1000, q)}`);
-        return 1000;
-      },
-    });
-  }
-  for (const sc of ['on', 'off']) {
-    const admin = await pg.connect();
-    await admin.query(`CREATE TABLE multi_${sc} (id BIGINT PRIMARY KEY, user_id TEXT, body TEXT, n INT)`);
-    await admin.end();
-    const clients = await pgClients(pg, 4, sc);
-    let next = 0;
-    try {
-      multi[`pg_sync_commit_${sc}`] = await drive({
-        clients: 4, seconds, serverCpu: pgCpu,
+  await sql(`CREATE SHARED TABLE vs.multi (id BIGINT PRIMARY KEY, user_id TEXT, body TEXT, n INT) ${NO_FLUSH}`);
+  let nextOurs = 0;
+  const variants = [{
+    key: 'ours_shared', clients: 4, serverCpu: () => treeCpuMicros(server.pid),
+    op: async () => {
+      const from = nextOurs; nextOurs += 1000;
+      await sql(`INSERT INTO vs.multi (id, user_id, body, n) VALUES ${multiValues(from, 1000, q)}`);
+      return 1000;
+    },
+  }];
+  const connections = [];
+  try {
+    for (const sc of ['on', 'off']) {
+      const admin = await pg.connect();
+      await admin.query(`CREATE TABLE multi_${sc} (id BIGINT PRIMARY KEY, user_id TEXT, body TEXT, n INT)`);
+      await admin.end();
+      const clients = await pgClients(pg, 4, sc);
+      connections.push(...clients);
+      let next = 0;
+      variants.push({
+        key: `pg_sync_commit_${sc}`, clients: 4, serverCpu: () => pg.cpuMicros(),
         op: async (c) => {
           const from = next; next += 1000;
           await clients[c].query(`INSERT INTO multi_${sc} (id, user_id, body, n) VALUES ${multiValues(from, 1000, q)}`);
           return 1000;
         },
       });
-    } finally {
-      await Promise.all(clients.map((c) => c.end()));
     }
+    const multi = await driveInterleaved({ variants, seconds, sliceSeconds: 2 });
+    multi.ratios = ratios(multi.ours_shared, multi.pg_sync_commit_on, multi.pg_sync_commit_off);
+    return multi;
+  } finally {
+    await Promise.all(connections.map((c) => c.end()));
   }
-  multi.ratios = ratios(multi.ours_shared, multi.pg_sync_commit_on, multi.pg_sync_commit_off);
-  return multi;
 }
 
 /** Workload 6's three queries (bench/memory.mjs runs them too). */
