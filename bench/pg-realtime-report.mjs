@@ -40,7 +40,8 @@ table(
   [[s.target_events_per_s, s.events_per_s, s.deliveries_per_s, `${n(s.delivered)} / ${n(s.expected)}`, s.latency.p50_ms, s.latency.p99_ms, s.latency.max_ms,
     s.server_cpu_us_per_event, s.server_cpu_cores, s.loadgen_cpu_cores, `${s.rss_mb_per_second[0]} → ${s.rss_mb_per_second.at(-1)}`]],
 );
-if (s.latency_p99_ms_per_second) lines.push(`p99 per second of the run (ms): ${s.latency_p99_ms_per_second.join(', ')}`, '');
+if (s.latency_p99_ms_per_second) lines.push(`p99 per second after the ${s.warmup_s ?? 1} s warm-up (ms): ${s.latency_p99_ms_per_second.join(', ')}`, '');
+if (s.cold_start) lines.push(`Cold start (the warm-up's events, a fresh server at full load): p50 ${s.cold_start.latency.p50_ms} ms, p99 ${s.cold_start.latency.p99_ms} ms, max ${s.cold_start.latency.max_ms} ms; p99 per second: ${s.cold_start.latency_p99_ms_per_second.join(', ')}`, '');
 }
 
 const m = v.idle_memory;

@@ -6,7 +6,8 @@
 // the thread that has the row (performance.timeOrigin + now(): µs since the epoch, as `sent_at`).
 //
 // Protocol with the main thread: workerData { port, token, connections, subsPerConnection };
-// posts { ready } once every subscription is acknowledged; gets { start: measureFromMicros };
+// posts { ready } once every subscription is acknowledged; gets { start: fromMicros } (the latency of
+// every event sent from then on is kept: bench/stream.mjs splits warm-up and measured part by send time);
 // keeps `delivered[slot]` (a shared Float64Array) current; gets { stop } and posts its results.
 import WebSocket from 'ws';
 import { parentPort, workerData } from 'node:worker_threads';
