@@ -94,4 +94,13 @@ describe('literal INSERT scanner', () => {
     const [withParam] = cache.parse('INSERT INTO ns.t (id, v) VALUES ($1, $2)');
     assert.equal(withParam!.kind === 'insert' ? withParam.rows : 'not an insert', undefined);
   });
+
+  it('keeps parameterized statements in the parse cache and not literal INSERTs (their text is their data)', () => {
+    const cache = new ParseCache(10);
+    const literal = "INSERT INTO ns.t (id, v) VALUES (1, 'a'), (2, NULL)";
+    assert.notEqual(cache.parse(literal), cache.parse(literal));
+    const templated = 'INSERT INTO ns.t (id, v) VALUES ($1, $2)';
+    assert.equal(cache.parse(templated), cache.parse(templated));
+    assert.equal(cache.parse('SELECT * FROM ns.t WHERE id = $1'), cache.parse('SELECT * FROM ns.t WHERE id = $1'));
+  });
 });

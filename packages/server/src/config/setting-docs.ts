@@ -49,7 +49,7 @@ export const SETTING_DOCS: { readonly [K in keyof Config]: SettingDoc } = {
   queryConnections: doc('query', 'DuckDB connections running user queries concurrently'),
   duckdbThreads: doc('query', 'DuckDB worker threads'),
   duckdbMemoryLimit: doc('query', 'Memory limit of the query engine (DuckDB units: GB = 10^9, GiB = 2^30, or a % of RAM)'),
-  parseCacheEntries: doc('query', 'Parsed statements cached by SQL text'),
+  parseCacheEntries: doc('query', 'Parsed statements cached by SQL text (up to 8 KiB; literal INSERTs are not cached)'),
   mirrorRowsMax: doc('query', 'Rows the query engine keeps mirrored before dropping the least recently used partitions'),
   compactSegmentsMax: doc('storage', 'A partition with more Parquet segments than this is compacted after a flush'),
   remoteCacheBytesMax: doc('storage', 'Bytes of remote (S3) segment files kept in the local cache'),
