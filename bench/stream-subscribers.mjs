@@ -13,9 +13,11 @@ import WebSocket from 'ws';
 import { parentPort, workerData } from 'node:worker_threads';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { watchGcPauses } from './gc-pauses.mjs';
-import { StreamRowReader, SubscriptionTally } from './stream-rows.mjs';
+import { StreamRowReader, SubscriptionTally, warmUpReader } from './stream-rows.mjs';
 
-const { port, token, connections, subsPerConnection, slot, deliveredShared } = workerData;
+const { port, token, connections, subsPerConnection, slot, deliveredShared, room, seqDigits } = workerData;
+// The reader's own JIT warm-up, before any connection: the server's cold start is what is measured.
+if (room !== undefined) warmUpReader(room, seqDigits);
 const delivered = new Float64Array(deliveredShared);
 
 /** A growable Float64Array (a plain array of 300k pushed doubles is reallocated and copied as it grows). */

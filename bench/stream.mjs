@@ -85,7 +85,8 @@ export async function benchStream(server, seconds, eventsPerSecond, warmupSecond
   // One probe event tells the _seq's width (the rows' layout depends on it); it is gone before the subscriptions start.
   await sql("INSERT INTO streambench.events (room, sent_at) VALUES ('probe', 0)");
   const probe = await sql('SELECT _seq FROM streambench.events');
-  const room = paddedRoom(String(probe.results[0].rows[0][0]).length);
+  const seqDigits = String(probe.results[0].rows[0][0]).length;
+  const room = paddedRoom(seqDigits);
   // The subscribers run in SUBSCRIBER_THREADS worker threads (bench/stream-subscribers.mjs), the
   // INSERTs in this one: reading 5M rows/s in the thread that also paces the INSERTs made each one's
   // GC pauses and reading bursts everybody's latency.
@@ -95,7 +96,7 @@ export async function benchStream(server, seconds, eventsPerSecond, warmupSecond
   for (let w = 0; w < SUBSCRIBER_THREADS; w++) {
     const connections = Math.floor(CONNECTIONS / SUBSCRIBER_THREADS) + (w < CONNECTIONS % SUBSCRIBER_THREADS ? 1 : 0);
     const worker = new Worker(new URL('./stream-subscribers.mjs', import.meta.url), {
-      workerData: { port, token, connections, subsPerConnection: SUBS_PER_CONNECTION, slot: w, deliveredShared },
+      workerData: { port, token, connections, subsPerConnection: SUBS_PER_CONNECTION, slot: w, deliveredShared, room, seqDigits },
     });
     const ready = new Promise((resolve, reject) => {
       worker.once('message', resolve);
