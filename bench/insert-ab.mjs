@@ -3,12 +3,12 @@
 // runs differ 2-3×). Server CPU per insert (all its threads) and rows/s per side, per slice and in all:
 //   node bench/insert-ab.mjs <before main.js> [after main.js] [rounds] [slice seconds]
 // (after defaults to this tree's build). Each server is warmed up for 3 s first.
-import { startBenchServer } from './lib.mjs';
+import { startBenchServer, threadTicks } from './lib.mjs';
 import { drive } from './versus-pg.mjs';
 import { treeCpuMicros } from './pg.mjs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 
 const before = process.argv[2];
 const after = process.argv[3] && process.argv[3] !== '-' ? process.argv[3] : join(dirname(fileURLToPath(import.meta.url)), '..', 'packages/server/dist/src/main.js');
@@ -18,20 +18,6 @@ const NO_FLUSH = "WITH (FLUSH_POLICY = 'rows:100000000')";
 const round = (x, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
 const load = () => readFileSync('/proc/loadavg', 'utf8').split(' ')[0];
 
-/** CPU ticks (10 ms) of the server's main thread and of all its other threads (libuv pool, V8 workers). */
-function threadTicks(pid) {
-  let main = 0;
-  let other = 0;
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      const f = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1].split(' ');
-      const ticks = Number(f[11]) + Number(f[12]);
-      if (Number(tid) === pid) main += ticks;
-      else other += ticks;
-    } catch { /* thread ended */ }
-  }
-  return { main, other };
-}
 
 const sides = [];
 for (const [name, main] of [['before', before], ['after', after]]) {

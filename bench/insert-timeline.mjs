@@ -3,27 +3,12 @@
 // the rest: libuv pool and V8 workers), with the load generator's cores. Shows the JIT warm-up (the
 // first 2-3 s) apart from the host's own drift (slow stretches of seconds to tens of seconds):
 //   node bench/insert-timeline.mjs [seconds] [window seconds]
-import { readFileSync, readdirSync } from 'node:fs';
-import { startBenchServer } from './lib.mjs';
+import { startBenchServer, threadTicks } from './lib.mjs';
 import { treeCpuMicros } from './pg.mjs';
 
 const seconds = Number(process.argv[2] ?? 30);
 const windowSeconds = Number(process.argv[3] ?? 2);
 
-/** CPU ticks (10 ms, user + system) of the server's main thread and of all its other threads. */
-function threadTicks(pid) {
-  let main = 0;
-  let other = 0;
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      const f = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1].split(' ');
-      const ticks = Number(f[11]) + Number(f[12]);
-      if (Number(tid) === pid) main += ticks;
-      else other += ticks;
-    } catch { /* thread ended */ }
-  }
-  return { main, other };
-}
 
 const server = await startBenchServer();
 const { sql } = server;

@@ -1,6 +1,6 @@
 // Shared benchmark helpers: start the real server as a child process and talk HTTP to it.
 import { spawn } from 'node:child_process';
-import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, cpus } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -129,4 +129,19 @@ export async function waitForJob(sql, message) {
     }
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** CPU ticks (10 ms, user + system) of a process's main thread and of all its other threads (libuv pool, V8 workers). */
+export function threadTicks(pid) {
+  let main = 0;
+  let other = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const f = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1].split(' ');
+      const ticks = Number(f[11]) + Number(f[12]);
+      if (Number(tid) === pid) main += ticks;
+      else other += ticks;
+    } catch { /* thread ended */ }
+  }
+  return { main, other };
 }
