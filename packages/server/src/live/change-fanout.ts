@@ -97,9 +97,9 @@ export class ChangePayload {
  * one update or delete. It is the event every live subscription of the shape gets; frames are
  * built on first delivery per (projection, subscription id) and shared after.
  */
-class Message implements Pick<LiveEvent & { seq: bigint }, 'seq' | 'count' | 'frame'> {
+class Message implements Pick<LiveEvent & { seq: bigint }, 'seq' | 'count' | 'frame'>, MessageBody {
   readonly changes: ChangePayload[];
-  private readonly frames = new MessageFrames();
+  private readonly frames = new MessageFrames(this);
   private single: Message[] | null = null;
 
   constructor(readonly kind: ChangeKindOut, first: ChangePayload) {
@@ -121,16 +121,22 @@ class Message implements Pick<LiveEvent & { seq: bigint }, 'seq' | 'count' | 'fr
   }
 
   frame(sub: Subscription): LiveFrame {
-    return this.frames.frame(sub, this.kind, (shape) => this.body(shape));
+    return this.frames.frame(sub);
   }
 
-  private body(shape: SubscriptionQuery): string {
+  body(shape: SubscriptionQuery): string {
     const kind = this.kind;
     if (kind === 'insert') return `"rows":[${this.changes.map((c) => c.rowJson(shape, 'new', kind)).join(',')}]`;
     const change = this.changes[0]!;
     if (kind === 'update') return `"rows":[${change.rowJson(shape, 'new', kind)}],"old_values":[${change.rowJson(shape, 'old', kind)}]`;
     return `"old_values":[${change.rowJson(shape, 'old', kind)}]`;
   }
+}
+
+/** A change message as MessageFrames builds its frames: its change type and its rows part for a projection. */
+export interface MessageBody {
+  readonly kind: ChangeKindOut;
+  body(shape: SubscriptionQuery): string;
 }
 
 /**
@@ -141,16 +147,18 @@ class Message implements Pick<LiveEvent & { seq: bigint }, 'seq' | 'count' | 'fr
 export class MessageFrames {
   private readonly byProjection = new Map<string, { readonly body: Buffer; readonly byId: Map<string, LiveFrame> }>();
 
-  frame(sub: Subscription, changeType: ChangeKindOut, body: (shape: SubscriptionQuery) => string): LiveFrame {
+  constructor(private readonly message: MessageBody) {}
+
+  frame(sub: Subscription): LiveFrame {
     const shape = sub.shape;
     let entry = this.byProjection.get(shape.projectionKey);
     if (entry === undefined) {
-      entry = { body: Buffer.from(body(shape)), byId: new Map() };
+      entry = { body: Buffer.from(this.message.body(shape)), byId: new Map() };
       this.byProjection.set(shape.projectionKey, entry);
     }
     let frame = entry.byId.get(sub.id);
     if (frame === undefined) {
-      const head = Buffer.from(`{"type":"change","subscription_id":${JSON.stringify(sub.id)},"change_type":"${changeType}",`);
+      const head = Buffer.from(`{"type":"change","subscription_id":${JSON.stringify(sub.id)},"change_type":"${this.message.kind}",`);
       frame = LiveFrame.concat([head, entry.body, CLOSE]);
       entry.byId.set(sub.id, frame);
     }

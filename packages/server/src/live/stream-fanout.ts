@@ -12,7 +12,7 @@ import type { SubscriptionQuery } from './subscription-query.js';
 import { matchAll } from './predicate.js';
 import { cellsUnder, shapedRowsJson } from './row-shape.js';
 import type { LiveFrame } from './wire-frame.js';
-import { MessageFrames } from './change-fanout.js';
+import { MessageFrames, type MessageBody } from './change-fanout.js';
 import type { LiveEvent, Subscription } from './registry.js';
 
 /** The events of one STREAM INSERT into one (table, partition), in `_seq` order. */
@@ -27,8 +27,9 @@ export interface StreamBatch {
  * The rows of a batch that one shape matched, as one insert message (the event every live
  * subscription of the shape gets); its frames are built and shared as a commit group's (MessageFrames).
  */
-export class StreamMessage implements Pick<LiveEvent & { seq: bigint }, 'seq' | 'count' | 'frame'> {
-  private readonly frames = new MessageFrames();
+export class StreamMessage implements Pick<LiveEvent & { seq: bigint }, 'seq' | 'count' | 'frame'>, MessageBody {
+  readonly kind = 'insert';
+  private readonly frames = new MessageFrames(this);
   readonly seq: bigint;
   readonly firstSeq: bigint;
   private single: StreamMessage[] | null = null;
@@ -54,8 +55,12 @@ export class StreamMessage implements Pick<LiveEvent & { seq: bigint }, 'seq' | 
   }
 
   frame(sub: Subscription): LiveFrame {
+    return this.frames.frame(sub);
+  }
+
+  body(shape: SubscriptionQuery): string {
     const b = this.batch;
-    return this.frames.frame(sub, 'insert', (shape) => `"rows":[${shapedRowsJson(this.catalog, shape, b.table.schemaVersion, b.rows, b.seqs, this.picked)}]`);
+    return `"rows":[${shapedRowsJson(this.catalog, shape, b.table.schemaVersion, b.rows, b.seqs, this.picked)}]`;
   }
 }
 

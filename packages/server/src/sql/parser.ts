@@ -17,7 +17,7 @@ import { scanLiteralInsert } from './insert-scan.js';
 import { parseExportUserData, parseShowExport } from './export-statements.js';
 import { parseBackupStatement } from './backup-parser.js';
 
-/** Statements longer than this are not cached: bulk inserts would fill the cache with one-off text. */
+/** Statements longer than this are not cached: long texts (generated queries, batches) are rarely repeated and hold big trees. */
 const CACHED_SQL_LENGTH_MAX = 8 * 1024;
 
 /** What one request may ask of the parser; every path that parses SQL (HTTP, WebSocket) is held to it. */

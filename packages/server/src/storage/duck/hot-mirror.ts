@@ -373,16 +373,16 @@ export class HotMirror {
     return syncedSeq;
   }
 
-  /**
-   * The partition's views: merged (`base`, `base_live`), and `base_cold_live`, the cold rows' live
-   * ones alone (leased while the hot table is empty). Without cold rows it is the hot rows' live ones,
-   * so a lease taken before a reload always finds it and reads the partition's state.
-   */
   /** Drops what createViews made (before the tables under them change or go). */
   private async dropViews(conn: DuckDBConnection, base: string): Promise<void> {
     for (const view of [`${base}_live`, base, `${base}_cold_live`]) await conn.run(`DROP VIEW IF EXISTS ${view}`);
   }
 
+  /**
+   * The partition's views: merged (`base`, `base_live`), and `base_cold_live`, the cold rows' live
+   * ones alone (leased while the hot table is empty). Without cold rows it is the hot rows' live ones,
+   * so a lease taken before a reload always finds it and reads the partition's state.
+   */
   private async createViews(conn: DuckDBConnection, base: string, coldName: string | null, pk: string): Promise<void> {
     await conn.run(`CREATE VIEW ${base} AS ${mergedRelationSql(`${base}_hot`, coldName, pk, false)}`);
     const live = mergedRelationSql(`${base}_hot`, coldName, pk, true);
