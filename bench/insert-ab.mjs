@@ -18,7 +18,6 @@ const NO_FLUSH = "WITH (FLUSH_POLICY = 'rows:100000000')";
 const round = (x, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
 const load = () => readFileSync('/proc/loadavg', 'utf8').split(' ')[0];
 
-
 const sides = [];
 for (const [name, main] of [['before', before], ['after', after]]) {
   const server = await startBenchServer('', main);

@@ -206,7 +206,7 @@ export async function benchStream(server, seconds, eventsPerSecond, warmupSecond
     cold_start: { latency: weightedLatencyStats(cold.latencies, cold.weights), latency_p99_ms_per_second: perSecondP99(cold.latencies, cold.weights, cold.sentAts, startedMicros) },
     insert_response_ms: { p50: round(responses[Math.floor(responses.length / 2)] ?? NaN, 2), p99: round(responses[Math.floor(responses.length * 0.99)] ?? NaN, 2) },
     statements_sent_late: behind,
-    // Server CPU from the first INSERT to the last delivery (or the 15 s drain limit).
+    // Server CPU from the end of the warm-up to the last delivery (or the 15 s drain limit), per measured event.
     server_cpu_us_per_event: round(cpu / Math.max(1, measuredEvents)),
     server_cpu_cores: round(cpu / 1e6 / drained, 2),
     loadgen_cpu_us_per_event: round((me.user + me.system) / Math.max(1, measuredEvents)),

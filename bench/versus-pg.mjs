@@ -18,39 +18,12 @@ const round = (x, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
 
 /**
  * Runs `clients` loops of `op(client, i)` (returns rows written) for `seconds` after an untimed warm-up (3 s: a fresh Node server is JIT-compiling for its first seconds) and
- * measures throughput, latency, server CPU (`serverCpu()` in µs) and this process's CPU.
+ * measures throughput, latency, server CPU (`serverCpu()` in µs) and this process's CPU: one target
+ * of driveInterleaved, in one slice.
  */
 export async function drive({ clients, seconds, op, serverCpu, warmup = Math.min(3, seconds) }) {
-  const phase = async (secs, record) => {
-    const deadline = performance.now() + secs * 1000;
-    await Promise.all(Array.from({ length: clients }, async (_, c) => {
-      for (let i = 0; performance.now() < deadline; i++) {
-        const t = performance.now();
-        const rows = await op(c, i);
-        if (record) record(performance.now() - t, rows);
-      }
-    }));
-  };
-  if (warmup > 0) await phase(warmup);
-  const latencies = [];
-  let rows = 0;
-  const cpu0 = serverCpu();
-  const me0 = process.cpuUsage();
-  const t0 = performance.now();
-  await phase(seconds, (ms, n) => { latencies.push(ms); rows += n; });
-  const elapsed = (performance.now() - t0) / 1000;
-  const me = process.cpuUsage(me0);
-  const server = serverCpu() - cpu0;
-  const client = me.user + me.system;
-  const ops = latencies.length;
-  return {
-    clients, seconds: round(elapsed, 2), ops, rows,
-    ops_per_s: Math.round(ops / elapsed), rows_per_s: Math.round(rows / elapsed),
-    latency: latencyStats(latencies),
-    server_cpu_us_per_op: round(server / ops), server_cpu_us_per_row: round(server / rows, 2),
-    server_cpu_cores: round(server / 1e6 / elapsed, 2),
-    loadgen_cpu_us_per_op: round(client / ops), loadgen_cpu_cores: round(client / 1e6 / elapsed, 2),
-  };
+  const out = await driveInterleaved({ variants: [{ key: 'run', clients, op, serverCpu }], seconds, sliceSeconds: seconds, warmup });
+  return out.run;
 }
 
 /**
@@ -58,14 +31,15 @@ export async function drive({ clients, seconds, op, serverCpu, warmup = Math.min
  * slices of `sliceSeconds`, round-robin with the order rotated each round, until each has had `seconds`
  * of load; each is first warmed up alone for `warmup` s. This machine's speed drifts by up to half for
  * seconds at a time (other tenants of its host): back-to-back 10 s runs compared whichever ran in a slow
- * stretch, interleaved slices see the same stretches. Returns drive()'s figures for each variant by
- * key, with `slice_rows_per_s` (lowest and highest slice) to show the drift.
+ * stretch, interleaved slices see the same stretches. Returns, for each variant by key, its rows/s,
+ * latency, server and load-generator CPU, and `slice_rows_per_s` (lowest and highest slice) to show the drift.
  */
 export async function driveInterleaved({ variants, seconds, sliceSeconds = 1, warmup = Math.min(3, seconds) }) {
   const fresh = () => ({ latencies: [], rows: 0, elapsed: 0, server: 0, client: 0, slices: [], next: [] });
-  const slice = async (v, secs, a) => {
+  // A warm-up slice (`measured` false) does not call serverCpu: callers count its calls (two per measured slice).
+  const slice = async (v, secs, a, measured = true) => {
     const rows0 = a.rows;
-    const cpu0 = v.serverCpu();
+    const cpu0 = measured ? v.serverCpu() : 0;
     const me0 = process.cpuUsage();
     const t0 = performance.now();
     const deadline = t0 + secs * 1000;
@@ -81,7 +55,7 @@ export async function driveInterleaved({ variants, seconds, sliceSeconds = 1, wa
     }));
     const elapsed = (performance.now() - t0) / 1000;
     const me = process.cpuUsage(me0);
-    a.server += v.serverCpu() - cpu0;
+    if (measured) a.server += v.serverCpu() - cpu0;
     a.client += me.user + me.system;
     a.elapsed += elapsed;
     a.slices.push((a.rows - rows0) / elapsed);
@@ -90,7 +64,7 @@ export async function driveInterleaved({ variants, seconds, sliceSeconds = 1, wa
   for (const v of variants) {
     if (warmup <= 0) continue;
     const warm = fresh();
-    await slice(v, warmup, warm);
+    await slice(v, warmup, warm, false);
     acc.get(v.key).next = warm.next;
   }
   const rounds = Math.max(1, Math.round(seconds / sliceSeconds));
