@@ -112,6 +112,34 @@ describe('fsync mode', () => {
     });
   });
 
+  it('waits for returning writers before a group of small commits, not before a large one', async () => {
+    await withStore('fsync', async (hot) => {
+      const committer = new Committer(hot, new SnowflakeGenerator());
+      let id = 0;
+      const rows = (n: number): RowWrite[] => Array.from({ length: n }, () => insert(id++));
+      // A group of two: the next group waits (a few ms at most) for two writers.
+      await Promise.all([committer.commit(rows(1)), committer.commit(rows(1))]);
+      /** Groups written for a commit of `n` rows and a single-row commit arriving one turn after it. */
+      const groupsFor = async (n: number): Promise<number> => {
+        const before = committer.stats.groups;
+        const first = committer.commit(rows(n));
+        const second = new Promise<unknown>((resolve) => setImmediate(() => resolve(committer.commit(rows(1)))));
+        await Promise.all([first, second]);
+        return committer.stats.groups - before;
+      };
+      // A single-row commit is held until the second writer is back: one group, one sync. (The hold
+      // needs the last acknowledgement to be recent, which a test process starved for 20 ms misses.)
+      const small: number[] = [];
+      while (small.length < 5 && !small.includes(1)) {
+        small.push(await groupsFor(1));
+        await Promise.all([committer.commit(rows(1)), committer.commit(rows(1))]);
+      }
+      assert.ok(small.includes(1), `groups per held pair: ${small.join(', ')}`);
+      // 300 rows are written at once: the writer that comes a turn later is in the next group.
+      assert.equal(await groupsFor(300), 2);
+    });
+  });
+
   it('syncs catalog writes (DDL, users) and flush hand-overs too', async () => {
     await withStore('fsync', async (hot, dir) => {
       await hot.writeCatalog(new Map([['ns:app', { name: 'app', createdAt: 1 }]]));
