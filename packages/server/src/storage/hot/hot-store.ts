@@ -18,6 +18,7 @@ import { countPacked, firstPackedSeq, forEachPacked, forEachPackedAt } from './v
 import type { StorageHealth } from '../storage-health.js';
 import { WalSyncer, type WalSyncState } from './wal-sync.js';
 import type { Durability } from '../../config/config.js';
+import { readU64BE } from './u64.js';
 
 const SCAN_CAPACITY = 1024;
 /**
@@ -181,7 +182,7 @@ export class HotStore {
   private async loadFlushed(): Promise<void> {
     const start = Buffer.of(KEY_FLUSHED);
     for await (const { key, value } of this.db.iterator({ gte: start, lt: prefixEnd(start), capacity: SCAN_CAPACITY })) {
-      this.flushed.set(indexPrefixOf(key), value.readBigUInt64BE(0));
+      this.flushed.set(indexPrefixOf(key), readU64BE(value, 0));
     }
   }
 
@@ -248,7 +249,7 @@ export class HotStore {
     let index = 0;
     const add = (seqHi: number, seqLo: number, start: number, end: number): void => sink.add(index, start, end, seqHi, seqLo);
     for await (const { key, value } of this.db.iterator({ gt: versionKey(prefix, after), lt: prefixEnd(prefix), capacity: VERSION_SCAN_CAPACITY })) {
-      const keySeq = key.readBigUInt64BE(key.length - 8);
+      const keySeq = readU64BE(key, key.length - 8);
       if (firstPackedSeq(keySeq, value) > upTo) break;
       index = sink.addValue(value);
       n += forEachPackedAt(keySeq, value, after, upTo, add);
@@ -367,7 +368,7 @@ export class HotStore {
         partition = key.subarray(0, length);
         flushed = this.flushed.get(indexPrefixOf(key)) ?? 0n;
       }
-      if (value.readBigUInt64BE(0) > flushed) hot++;
+      if (readU64BE(value, 0) > flushed) hot++;
     }
     return { hot, scanned };
   }
@@ -381,7 +382,7 @@ export class HotStore {
       const partition = key.subarray(6, 6 + key[5]!).toString('utf8');
       // A pack reaching above the watermark keeps its flushed versions until the next hand-over: not counted.
       const flushed = this.flushed.get(indexPrefixOf(key)) ?? 0n;
-      const keySeq = key.readBigUInt64BE(key.length - 8);
+      const keySeq = readU64BE(key, key.length - 8);
       const count = countPacked(keySeq, value, flushed);
       if (count === 0) continue;
       const id = partitionId(tableId, partition);
@@ -446,7 +447,7 @@ export class HotStore {
       out.push(this.inSchema(table, decodeRow(seq, bytes)));
     };
     for await (const { key, value } of this.db.iterator({ gt: versionKey(prefix, after), lt: prefixEnd(prefix), capacity: SCAN_CAPACITY })) {
-      forEachPacked(key.readBigUInt64BE(key.length - 8), value, after, last, onVersion);
+      forEachPacked(readU64BE(key, key.length - 8), value, after, last, onVersion);
     }
     return out;
   }
@@ -462,7 +463,7 @@ export class HotStore {
     let count = 0;
     for await (const { key, value } of this.db.iterator({ gte: versions, lt: prefixEnd(versions), capacity: SCAN_CAPACITY })) {
       assert(key.length > versions.length, 'version key');
-      count += countPacked(key.readBigUInt64BE(key.length - 8), value, flushed);
+      count += countPacked(readU64BE(key, key.length - 8), value, flushed);
     }
     const batch = this.db.write({ capacity: 3, autoDestroy: true });
     for (const kind of [KEY_VERSION, KEY_PK]) {

@@ -12,6 +12,7 @@
  */
 import { assert } from '../../util/errors.js';
 import type { ColumnType, StoredValue } from '../../catalog/types.js';
+import { writeOrderedI64BE, writeU64BE } from './u64.js';
 
 export const KEY_CATALOG = 0x00;
 export const KEY_VERSION = 0x01;
@@ -46,7 +47,7 @@ export function tablePrefix(kind: number, tableId: number): Buffer {
 export function versionKey(prefix: Buffer, seq: bigint): Buffer {
   const out = Buffer.allocUnsafe(prefix.length + 8);
   prefix.copy(out, 0);
-  out.writeBigUInt64BE(seq, prefix.length);
+  writeU64BE(out, seq, prefix.length);
   return out;
 }
 
@@ -75,7 +76,7 @@ export function encodePk(type: ColumnType, value: StoredValue): Buffer {
   switch (type) {
     case 'SmallInt': case 'Int': case 'BigInt': case 'Timestamp': case 'Date': case 'Time': {
       const out = Buffer.allocUnsafe(8);
-      out.writeBigUInt64BE(BigInt.asUintN(64, BigInt(value as number | bigint) ^ (1n << 63n)));
+      writeOrderedI64BE(out, BigInt(value as number | bigint), 0);
       return out;
     }
     case 'Boolean':

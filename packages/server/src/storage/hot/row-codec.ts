@@ -5,6 +5,7 @@
 import { Packr, addExtension } from 'msgpackr';
 import { assert } from '../../util/errors.js';
 import type { StoredValue } from '../../catalog/types.js';
+import { readU64BE, writeU64BE } from './u64.js';
 
 /** DECIMAL(p > 18) values can exceed 64 bits; they travel as a msgpack extension holding the digits. */
 class WideInteger {
@@ -81,7 +82,7 @@ export function decodeRow(seq: bigint, bytes: Uint8Array): RowVersion {
 /** Index values carry the seq of the newest version followed by its encoding. */
 export function encodeIndexValue(seq: bigint, row: Buffer): Buffer {
   const out = Buffer.allocUnsafe(8 + row.length);
-  out.writeBigUInt64BE(seq, 0);
+  writeU64BE(out, seq, 0);
   row.copy(out, 8);
   return out;
 }
@@ -93,7 +94,7 @@ export function encodeIndexValue(seq: bigint, row: Buffer): Buffer {
  */
 export function decodeIndexValue(bytes: Buffer, flushedSeq = 0n): RowVersion {
   assert(bytes.length > 8, 'corrupt index value');
-  const seq = bytes.readBigUInt64BE(0);
+  const seq = readU64BE(bytes, 0);
   if (seq <= flushedSeq) return decodeAsColdMarker(seq, bytes);
   return decodeRow(seq, bytes.subarray(8));
 }
@@ -107,7 +108,7 @@ export function decodeIndexValue(bytes: Buffer, flushedSeq = 0n): RowVersion {
  */
 export function decodeIndexValueWithCells(bytes: Buffer, flushedSeq: bigint): RowVersion {
   assert(bytes.length > 8, 'corrupt index value');
-  const seq = bytes.readBigUInt64BE(0);
+  const seq = readU64BE(bytes, 0);
   const row = decodeRow(seq, bytes.subarray(8));
   return seq <= flushedSeq && row.cold !== true ? { ...row, cold: true } : row;
 }

@@ -11,6 +11,7 @@
  * version (row-codec.ts). A value that does not start with PACK_MAGIC is one version whose `_seq` is
  * the key's (one-version groups, and every entry written before packs): no migration is needed.
  */
+import { writeU64BE } from './u64.js';
 
 /** 0xc1 is never used by msgpack, so no encoded version (a msgpack array) starts with it. */
 const PACK_MAGIC = 0xc1;
@@ -57,7 +58,7 @@ export class VersionPackBuilder {
     let at = 1;
     for (let i = 0; i < this.encoded.length; i++) {
       const e = this.encoded[i]!;
-      out.writeBigUInt64BE(this.seqs[i]!, at);
+      writeU64BE(out, this.seqs[i]!, at);
       out.writeUInt32BE(e.length, at + 8);
       e.copy(out, at + HEAD);
       at += HEAD + e.length;
