@@ -496,6 +496,7 @@ describe('live queries', { timeout: 120_000 }, () => {
     const filters = [
       'n > 5', 'n >= 5 AND n < 8', "n = 3 OR name = 'beta'", 'NOT (n < 5)', 'n <> 3', 'n != 3', '3 < n', 'n IN (1, 3, 5)',
       'n NOT IN (1, 3)', "name LIKE 'a%'", "name LIKE '_l%'", "name NOT LIKE '%a'", "name ILIKE 'A%'", "name LIKE '%''%'",
+      "name LIKE '%a%a'", "name LIKE '%l_a%'", "name ILIKE '%A_%'", "name LIKE '%'", "name LIKE '__'", "name NOT LIKE '%t%a'",
       'name IS NULL', 'name IS NOT NULL', 'n BETWEEN 2 AND 4', 'n NOT BETWEEN 2 AND 4', 'owner = CURRENT_USER()',
       'CURRENT_USER() = owner', "owner <> CURRENT_USER()", 'score < 2.5', 'score >= 2', 'flag = true', 'flag', 'NOT flag', 'flag IS NULL',
       "ts > '2024-06-01T00:00:00Z'", "name IN ('alpha', 'it''s')", "(n > 2 AND name IS NOT NULL) OR (flag AND owner IN ('bob'))",

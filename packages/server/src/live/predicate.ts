@@ -100,9 +100,15 @@ function compileExpr(e: PgNode, ctx: PredicateContext): Truth {
       const left = operand(e.lexpr, ctx).eval;
       const pattern = e.rexpr.A_Const?.sval?.sval;
       if (typeof pattern !== 'string') throw invalidSql('LIKE in a subscription filter needs a constant pattern');
-      const regex = likeRegex(pattern, e.kind === 'AEXPR_ILIKE');
+      const caseInsensitive = e.kind === 'AEXPR_ILIKE';
+      const compiled = caseInsensitive ? pattern.toLowerCase() : pattern;
       const negate = op.startsWith('!');
-      return (r) => { const v = left(r); if (v === null) return null; const m = regex.test(String(v)); return negate ? !m : m; };
+      return (r) => {
+        const v = left(r);
+        if (v === null) return null;
+        const m = likeMatch(compiled, caseInsensitive ? String(v).toLowerCase() : String(v));
+        return negate ? !m : m;
+      };
     }
     case 'AEXPR_BETWEEN': case 'AEXPR_NOT_BETWEEN': {
       const value = operand(e.lexpr, ctx);
@@ -199,12 +205,44 @@ export function compareValues(a: StoredValue, b: StoredValue): number {
   return x < y ? -1 : x > y ? 1 : 0;
 }
 
-function likeRegex(pattern: string, caseInsensitive: boolean): RegExp {
-  let out = '^';
-  for (const ch of pattern) {
-    if (ch === '%') out += '.*';
-    else if (ch === '_') out += '.';
-    else out += ch.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+/**
+ * SQL LIKE (`%` any run, `_` one character, everything else literal), without a regular expression:
+ * a pattern such as '%a%a%a%a%a%a%a%b' made the backtracking regex it used to compile to take
+ * exponential time in the value's length, on the thread that commits every write (one user's
+ * subscription and row froze the server for 28 s). This is the greedy wildcard match: on a mismatch
+ * only the last `%` is retried one character further, so the work is at most pattern × value
+ * length. `_` takes a whole code point (a surrogate pair), as DuckDB's LIKE does.
+ */
+export function likeMatch(pattern: string, value: string): boolean {
+  let p = 0;
+  let v = 0;
+  let starP = -1;
+  let starV = 0;
+  while (v < value.length) {
+    const c = p < pattern.length ? pattern.charCodeAt(p) : -1;
+    if (c === 0x25 /* % */) {
+      starP = p++;
+      starV = v;
+    } else if (c === 0x5f /* _ */) {
+      p++;
+      v += isPair(value, v) ? 2 : 1;
+    } else if (c !== -1 && c === value.charCodeAt(v)) {
+      p++;
+      v++;
+    } else if (starP !== -1) {
+      // The last % takes one more character (never half of a surrogate pair), and the rest is retried.
+      starV += isPair(value, starV) ? 2 : 1;
+      v = starV;
+      p = starP + 1;
+    } else {
+      return false;
+    }
   }
-  return new RegExp(`${out}$`, caseInsensitive ? 'is' : 's');
+  while (p < pattern.length && pattern.charCodeAt(p) === 0x25) p++;
+  return p === pattern.length;
+}
+
+function isPair(s: string, i: number): boolean {
+  const c = s.charCodeAt(i);
+  return c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00;
 }
