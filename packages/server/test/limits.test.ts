@@ -222,6 +222,78 @@ describe('the statement time limit covers writes', () => {
   });
 });
 
+describe('size-amplifying functions', () => {
+  let server: TestServer;
+  let alice: { user: string; password: string };
+  before(async () => {
+    server = await TestServer.start();
+    alice = await server.createUser('alice');
+  });
+  after(async () => {
+    await server.dispose();
+  });
+
+  it('answer as the engine does within their caps, per call and per row', async () => {
+    const [row] = await server.rows(
+      "SELECT replace('a-b-c', '-', '--') AS r, replace('abc', '', 'X') AS e, regexp_replace('a1b22', '\\d+', '#', 'g') AS g, "
+      + "regexp_replace('a1b22', '\\d+', '#') AS o, regexp_replace('john@x', '(\\w+)@(\\w+)', '\\2 at \\1') AS b, lpad('7', 3, '0') AS p, "
+      + "repeat('ab', 2) AS rep, len(range(5)) AS l, len(generate_series(1, 3)) AS gs, list_transform(ARRAY[1, 2], x -> x * 2)::VARCHAR AS t",
+      { auth: alice },
+    );
+    assert.deepEqual({ ...row }, { r: 'a--b--c', e: 'abc', g: 'a#b#', o: 'a#b22', b: 'x at john', p: '007', rep: 'abab', l: '5', gs: '3', t: '[2, 4]' });
+    // Per row (an argument from the row): the same answers, within the per-row cap.
+    const [sums] = await server.rows(
+      "SELECT sum(length(replace('a-b' || range, '-', '++'))) AS r, sum(length(repeat('xy', 3 + range % 2))) AS rep FROM range(1000)", { auth: alice });
+    assert.deepEqual({ ...sums }, { r: String(1000 * 4 + 2890), rep: String(500 * 6 + 500 * 8) });
+    // A constant call is computed once: its cap is the per-call one, whatever the rows.
+    const [once] = await server.rows("SELECT sum(length(repeat('x', 5000000))) AS n FROM range(100)", { auth: alice });
+    assert.equal(once!.n, '500000000');
+    assertError(await server.sql("SELECT max(length(repeat('x', 30000 + range))) AS n FROM range(3)", { auth: alice }), 400, 'SQL_EXECUTION_ERROR', /more than 20000 elements in one row/);
+    assertError(await server.sql("SELECT length(replace(repeat('x', 100), 'x', repeat('y', 1000)))", { auth: alice }), 400, 'SQL_EXECUTION_ERROR', /replace would produce more than 20000/);
+  });
+
+  it('are refused inside lambdas, past 16 calls, with non-literal regex options, and as the server macros', async () => {
+    assertError(await server.sql('SELECT list_transform(range(3), x -> repeat(\'a\', x))', { auth: alice }), 400, 'INVALID_SQL', /not allowed inside a lambda/);
+    const nested = (n: number): string => `SELECT length(${'repeat('.repeat(n)}'x'${', 1)'.repeat(n)}) AS n`;
+    assert.equal((await server.rows(nested(16), { auth: alice }))[0]!.n, '1');
+    assertError(await server.sql(nested(17), { auth: alice }), 400, 'INVALID_SQL', /at most 16 times/);
+    assertError(await server.sql("SELECT regexp_replace('abc', 'b', 'x', lower('G'))", { auth: alice }), 400, 'INVALID_SQL', /options must be a string literal/);
+    assertError(await server.sql("SELECT kalam_repeat('x', 3)", { auth: alice }), 403, 'PERMISSION_DENIED');
+    assertError(await server.sql('SELECT list_reduce(ARRAY[1, 2], (a, x) -> a + x)', { auth: alice }), 403, 'PERMISSION_DENIED');
+  });
+});
+
+describe('query connections are shared fairly between accounts', () => {
+  let server: TestServer;
+  let alice: { user: string; password: string };
+  let bob: { user: string; password: string };
+  before(async () => {
+    server = await TestServer.startWithConfig({ query_connections: 2, query_timeout_ms: 6000, duckdb_threads: 1 });
+    alice = await server.createUser('alice');
+    bob = await server.createUser('bob');
+  });
+  after(async () => {
+    await server.dispose();
+  });
+
+  it("one account's slow queries leave a connection to the others", async () => {
+    const order: string[] = [];
+    // Each runs until the 6 s limit; alone they would hold both connections.
+    const slow = Array.from({ length: 3 }, () =>
+      server.sql('SELECT count(*) FROM range(1000000) a, range(1000000) b WHERE a.range + b.range = -1', { auth: alice }).then((res) => {
+        order.push('alice');
+        return res;
+      }));
+    await new Promise((r) => setTimeout(r, 500));
+    const { value, ms } = await timed(() => server.sql('SELECT 41 + 1 AS v', { auth: bob }));
+    order.push('bob');
+    assert.equal(value.status, 200, JSON.stringify(value.body));
+    assert.ok(ms < 5000, `bob waited ${ms} ms`);
+    for (const res of await Promise.all(slow)) assertError(res, 400, 'SQL_EXECUTION_ERROR', /time limit/);
+    assert.equal(order[0], 'bob', `answered in the order ${order.join(', ')}`);
+  });
+});
+
 describe('memory', () => {
   // Small bounds and one DuckDB thread keep these tests short and light on the CPU other test files share.
   const memory = { duckdb_memory_limit: '128MB', memory_rss_bytes_max: 400 * MIB, duckdb_threads: 1, result_bytes_max: 16 * MIB };

@@ -1355,4 +1355,12 @@ describe('security: 9. resource bombs', { timeout: 120_000 }, () => {
   it('INSERT INTO s.t SELECT ... FROM range(1000000)', () => bomb("INSERT INTO s.t (id, body) SELECT range, 'bomb' FROM range(1000000)"));
   it('2,000 nested scalar subqueries', () => bomb(`SELECT ${'(SELECT '.repeat(2000)}1${')'.repeat(2000)} AS deep`));
   it('20,000 statements in one request', () => bomb('SELECT 1;'.repeat(20_000)));
+  // Found by an attack review: per-row sizes times a 2,048-row vector, multiplying functions, lambdas,
+  // and macro arguments copied at every nesting level (24 nested repeat calls: 12 GB in the engine's binder).
+  it('a 10M-character repeat per row over 2,048 rows', () => bomb("SELECT sum(length(repeat('x', 9999999 + (range % 2)::INT))) FROM range(2048)"));
+  it('replace multiplying two generated strings', () => bomb("SELECT length(replace(repeat('x', 2000), 'x', repeat('y', 1000000)))"));
+  it('regexp_replace with an empty pattern and a back-reference', () => bomb("SELECT length(regexp_replace(repeat('x', 100000), '', repeat('y', 100000), 'g')), length(regexp_replace(repeat('x', 100000), '.*', '\\0\\0\\0'))"));
+  it('range inside a lambda', () => bomb('SELECT len(flatten(list_transform(range(2000), x -> range(10000))))'));
+  it('list_reduce doubling a string', () => bomb("SELECT length(list_reduce(range(64), (a, x) -> a || a))"));
+  it('24 nested repeat calls', () => bomb(`SELECT length(${'repeat('.repeat(24)}'x'${', 1)'.repeat(24)})`));
 });

@@ -61,7 +61,7 @@ export async function runBound(
       displayNames.set(relation, shown);
       displayNames.set(relation.split('.').pop()!, shown);
     }
-    const result = await s.duck.query(engineSql(bound, relations), duckParams(ctx.params), temps, ctx.budgets);
+    const result = await s.duck.query(engineSql(bound, relations), duckParams(ctx.params), temps, ctx.budgets, ctx.caller.id);
     if (result.rows.length > s.config.resultRowsMax) {
       throw execError(`Result has more than ${s.config.resultRowsMax} rows: add a LIMIT or a narrower WHERE`);
     }

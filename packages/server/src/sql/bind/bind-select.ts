@@ -16,7 +16,7 @@ import type { Catalog } from '../../catalog/catalog.js';
 import { DELETED_COLUMN, SYSTEM_NAMESPACE, type TableDef } from '../../catalog/types.js';
 import { requireRead, requireSystemTableAccess, type Principal } from '../../auth/access.js';
 import { identifier } from '../names.js';
-import { CAST_TYPES, FUNCTION_RENAMES, TABLE_FUNCTIONS, isAllowedFunction } from './engine-names.js';
+import { AMPLIFYING_MACROS, CAST_TYPES, FUNCTION_RENAMES, TABLE_FUNCTIONS, isAllowedFunction } from './engine-names.js';
 import { isUpstreamJsonCall, jsonHasKey, upstreamJsonCall } from './upstream-json.js';
 
 export type BoundSource =
@@ -108,6 +108,10 @@ class Binder {
   private readonly qualified = new Map<string, string>();
   private includeDeleted = false;
   private inFilter = false;
+  /** Inside a lambda's body (`x -> ...`): the body runs once per list element. */
+  private lambdaDepth = 0;
+  /** Size-amplifying calls in the statement so far. */
+  private amplifyingCalls = 0;
 
   constructor(private readonly ctx: BindContext) {}
 
@@ -358,6 +362,16 @@ class Binder {
         if (e.lexpr === undefined) return `(${op()} ${r()})`;
         if (e.rexpr === undefined) throw invalidSql('Postfix operators are not supported');
         if (op() === '?') return jsonHasKey(l(), r());
+        if (op() === '->') {
+          // A lambda (or JSON's ->, whose right side is a key): a body evaluated per list element.
+          const left = l();
+          this.lambdaDepth++;
+          try {
+            return `(${left} -> ${r()})`;
+          } finally {
+            this.lambdaDepth--;
+          }
+        }
         return `(${l()} ${op()} ${r()})`;
       case 'AEXPR_OP_ANY': return `(${l()} ${op()} ANY(${this.expr(e.rexpr!, scope)}))`;
       case 'AEXPR_OP_ALL': return `(${l()} ${op()} ALL(${this.expr(e.rexpr!, scope)}))`;
@@ -402,7 +416,8 @@ class Binder {
       return upstreamJsonCall(name, `(${this.expr(f.args[0]!, scope)})`, f.args.slice(1));
     }
     if (!isAllowedFunction(name)) throw denied(`Permission denied: function '${name}' is not available`);
-    const engineName = FUNCTION_RENAMES.get(name) ?? name;
+    let engineName = FUNCTION_RENAMES.get(name) ?? name;
+    if (AMPLIFYING_MACROS.has(engineName)) engineName = this.amplifying(name, engineName, f.args ?? []);
     let args: string;
     if (f.agg_star) args = '*';
     else {
@@ -417,6 +432,24 @@ class Binder {
     if (f.agg_filter) sql += ` FILTER (WHERE ${this.filter(f.agg_filter, scope)})`;
     if (f.over) sql += ` OVER ${f.over.name !== undefined && !hasWindowSpec(f.over) ? quoteIdent(f.over.name) : `(${this.windowSpec(f.over, scope)})`}`;
     return sql;
+  }
+
+  /**
+   * A size-amplifying call (repeat, lpad, range, replace, ...): the macro variant for its arguments.
+   * Every value the engine computes for a 2,048-row vector exists at once before a query can be
+   * stopped, so the per-call cap (`generated_values_max`) is only for calls the engine evaluates once
+   * (all arguments constants); the rest get the per-row cap. A lambda's body multiplies a call by
+   * the list's length, and each call adds its cap to what one row may hold: neither is left open.
+   */
+  private amplifying(name: string, engineName: string, args: readonly Node[]): string {
+    if (this.lambdaDepth > 0) throw invalidSql(`${name}() is not allowed inside a lambda (x -> ...): it would run once per list element`);
+    if (++this.amplifyingCalls > AMPLIFYING_CALLS_MAX) {
+      throw invalidSql(`A statement may call repeat, lpad, rpad, list_resize, range, generate_series, replace and regexp_replace at most ${AMPLIFYING_CALLS_MAX} times`);
+    }
+    if (engineName === 'kalam_regexp_replace' && args.length === 4 && !('A_Const' in args[3]! && args[3].A_Const.sval !== undefined)) {
+      throw invalidSql('regexp_replace options must be a string literal');
+    }
+    return args.every(isConstantNode) ? engineName : `${engineName}_row`;
   }
 
   private windowSpec(w: WindowDef, scope: Scope): string {
@@ -585,6 +618,20 @@ function constant(c: A_Const): string {
   if (c.boolval !== undefined) return c.boolval.boolval ? 'TRUE' : 'FALSE';
   if (c.bsval !== undefined) throw invalidSql('Bit-string literals are not supported');
   throw invalidSql('Unsupported constant');
+}
+
+/** Size-amplifying calls one statement may make (each may add its cap to a row). */
+const AMPLIFYING_CALLS_MAX = 16;
+
+/** A literal, or casts and operators over literals only: the engine folds it to one value. */
+function isConstantNode(node: Node): boolean {
+  if ('A_Const' in node) return true;
+  if ('TypeCast' in node) return node.TypeCast.arg !== undefined && isConstantNode(node.TypeCast.arg);
+  if ('A_Expr' in node && node.A_Expr.kind === 'AEXPR_OP') {
+    const e = node.A_Expr;
+    return e.rexpr !== undefined && isConstantNode(e.rexpr) && (e.lexpr === undefined || isConstantNode(e.lexpr));
+  }
+  return false;
 }
 
 function integerConstant(node: Node): bigint | null {

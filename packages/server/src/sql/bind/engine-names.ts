@@ -22,7 +22,24 @@ export const FUNCTION_RENAMES: ReadonlyMap<string, string> = new Map([
   ['generate_series', 'kalam_generate_series'],
   ['array_resize', 'kalam_list_resize'],
   ['list_resize', 'kalam_list_resize'],
+  ['replace', 'kalam_replace'],
+  ['regexp_replace', 'kalam_regexp_replace'],
 ]);
+
+/**
+ * The size-amplifying macros. A call whose arguments are all constants is evaluated once (the engine
+ * folds it) and may produce up to `generated_values_max`; any other call runs once per row, and the
+ * engine evaluates 2,048 rows at a time before a running query can be stopped, so it goes to the
+ * `_row` variant with a far smaller cap (`rowGeneratedValuesMax`).
+ */
+export const AMPLIFYING_MACROS: ReadonlySet<string> = new Set([
+  'kalam_repeat', 'kalam_lpad', 'kalam_rpad', 'kalam_list_resize', 'kalam_range', 'kalam_generate_series', 'kalam_replace', 'kalam_regexp_replace',
+]);
+
+/** What one per-row call may produce (or add, for replace): 1/500 of the per-call limit, at least 1,000. */
+export function rowGeneratedValuesMax(limit: number): number {
+  return Math.max(1000, Math.floor(limit / 500));
+}
 
 /** Table functions user SQL may call (their sizes are checked by the binder). */
 export const TABLE_FUNCTIONS: ReadonlySet<string> = new Set(['range', 'generate_series', 'unnest']);
@@ -32,7 +49,7 @@ abs acos acosh add age array_append array_apply array_cat array_concat array_con
 array_cosine_similarity array_cross_product array_distance array_distinct array_dot_product array_extract array_filter
 array_grade_up array_has array_has_all array_has_any array_indexof array_inner_product array_intersect array_length
 array_negative_dot_product array_negative_inner_product array_pop_back array_pop_front array_position array_prepend
-array_push_back array_push_front array_reduce array_reverse array_reverse_sort array_select array_slice array_sort
+array_push_back array_push_front array_reverse array_reverse_sort array_select array_slice array_sort
 array_to_json array_to_string array_transform array_unique array_value array_where array_zip ascii asin asinh atan atan2
 atanh base64 bin bit_count bit_length bit_position cardinality cbrt ceil ceiling century chr coalesce concat concat_ws
 contains cos cosh cot current_date current_localtime current_localtimestamp damerau_levenshtein date_add date_diff
@@ -50,14 +67,14 @@ list_bit_xor list_bool_and list_bool_or list_cat list_concat list_contains list_
 list_count list_distance list_distinct list_dot_product list_element list_entropy list_extract list_filter list_first
 list_grade_up list_has list_has_all list_has_any list_histogram list_indexof list_inner_product list_intersect
 list_kurtosis list_kurtosis_pop list_last list_mad list_max list_median list_min list_mode list_negative_dot_product
-list_negative_inner_product list_pack list_position list_prepend list_product list_reduce list_reverse list_reverse_sort
+list_negative_inner_product list_pack list_position list_prepend list_product list_reverse list_reverse_sort
 list_select list_sem list_skewness list_slice list_sort list_stddev_pop list_stddev_samp list_string_agg list_sum
 list_transform list_unique list_value list_var_pop list_var_samp list_where list_zip ln log log10 log2 lower ltrim
 make_date make_time make_timestamp make_timestamp_ms make_timestamp_ns make_timestamptz map map_concat map_contains
 map_contains_entry map_contains_value map_entries map_extract map_extract_value map_from_entries map_keys map_values md5
 md5_number md5_number_lower md5_number_upper microsecond millennium millisecond minute mismatches mod month monthname
 multiply nanosecond nextafter nfc_normalize normalized_interval not_ilike_escape not_like_escape now nullif
-octet_length ord pi pow power prefix quarter radians random reduce regexp_escape regexp_extract regexp_extract_all
+octet_length ord pi pow power prefix quarter radians random regexp_escape regexp_extract regexp_extract_all
 regexp_full_match regexp_matches regexp_replace regexp_split_to_array replace reverse right right_grapheme round
 round_even roundbankers row row_to_json rtrim second set_bit sha1 sha256 sign signbit sin sinh split split_part sqrt
 starts_with str_split str_split_regex strftime string_split string_split_regex string_to_array strip_accents strlen strpos
@@ -68,7 +85,8 @@ to_hex to_hours to_json to_microseconds to_millennia to_milliseconds to_minutes 
 to_timestamp to_weeks to_years today transaction_timestamp translate trim trunc try_strptime typeof ucase unbin unhex
 unicode union_extract union_tag union_value upper url_decode url_encode uuid uuid_extract_timestamp uuid_extract_version
 unnest uuidv4 uuidv7 week weekday weekofyear xor year yearweek
-kalam_repeat kalam_lpad kalam_rpad kalam_range kalam_generate_series kalam_list_resize
+kalam_repeat kalam_lpad kalam_rpad kalam_range kalam_generate_series kalam_list_resize kalam_replace kalam_regexp_replace
+kalam_repeat_row kalam_lpad_row kalam_rpad_row kalam_range_row kalam_generate_series_row kalam_list_resize_row kalam_replace_row kalam_regexp_replace_row
 `;
 
 const AGGREGATE_AND_WINDOW = `
@@ -91,6 +109,8 @@ export const ENGINE_FUNCTIONS: ReadonlySet<string> = new Set([...words(SCALAR), 
 
 /** Function names as user SQL spells them: the engine names plus the PostgreSQL spellings we rename. */
 export function isAllowedFunction(name: string): boolean {
+  // The server's macros are the binder's to call (a user calling the per-call variant directly would skip the per-row cap).
+  if (name.startsWith('kalam_')) return false;
   return ENGINE_FUNCTIONS.has(FUNCTION_RENAMES.get(name) ?? name) || FUNCTION_RENAMES.has(name);
 }
 
@@ -112,20 +132,52 @@ export const CAST_TYPES: ReadonlyMap<string, string> = new Map([
 
 /**
  * Server-defined macros behind the renamed size-amplifying functions: they refuse outputs past
- * `limit` elements or characters before the engine allocates them.
+ * `limit` elements or characters (replace and regexp_replace: past `limit` added characters) before
+ * the engine allocates them; the `_row` variants do the same with the per-row cap.
+ * The per-call variants take constant arguments only (the binder sees to it), so the engine folds
+ * them to one value and naming a parameter twice costs nothing. The `_row` variants name each
+ * parameter once, handing them to a lambda through a one-element list of a struct: a body that
+ * named a parameter twice copied its argument's expression at every level of nesting (24 nested
+ * repeat() calls took the engine's binder past 12 GB). The engine does not fold that form, which is
+ * why constant calls keep the plain one.
  */
 export function engineMacros(limit: number): string[] {
-  const tooLarge = (what: string): string => `error('${what} would produce more than ${limit} elements')`;
+  return [...macros('', limit), ...macros('_row', rowGeneratedValuesMax(limit))];
+}
+
+function macros(suffix: '' | '_row', limit: number): string[] {
+  const tooLarge = (what: string): string => `error('${what} would produce more than ${limit} elements${suffix === '' ? '' : ' in one row'}')`;
+  // `p.x` in a check or call is parameter x: a struct field in the _row form, the parameter itself in the other.
+  const guarded = (name: string, fields: readonly string[], tooBig: string, call: string): string => {
+    const body = `CASE WHEN ${tooBig} THEN ${tooLarge(name)} ELSE ${call} END`;
+    if (suffix === '') return `(${fields.join(', ')}) AS ${body.replace(/\bp\./g, '')}`;
+    const struct = fields.filter((f) => f !== 'o').map((f) => `'${f}': ${f}`).join(', ');
+    return `(${fields.join(', ')}) AS list_transform([{${struct}}], p -> ${body})[1]`;
+  };
+  const macro = (name: string, ...overloads: string[]): string => `CREATE OR REPLACE MACRO kalam_${name}${suffix}${overloads.join(',\n  ')}`;
+  // regexp_replace adds at most its replacement per match plus, per back-reference (\N) in it, the
+  // matched text: at most the input's length in all, the matches not overlapping. Its options
+  // (`o`, a string literal: the binder refuses anything else) stay a parameter: the engine needs a constant.
+  const regexGrowth = (matches: string): string => `${matches} * length(p.t) + (length(p.t) - length(replace(p.t, '\\', ''))) * length(p.s) > ${limit}`;
   return [
-    `CREATE OR REPLACE MACRO kalam_repeat(s, n) AS CASE WHEN length(s::VARCHAR) * greatest(n, 0) > ${limit} THEN ${tooLarge('repeat')} ELSE repeat(s, n) END`,
-    `CREATE OR REPLACE MACRO kalam_lpad(s, n) AS CASE WHEN n > ${limit} THEN ${tooLarge('lpad')} ELSE lpad(s, n, ' ') END,
-       (s, n, f) AS CASE WHEN n > ${limit} THEN ${tooLarge('lpad')} ELSE lpad(s, n, f) END`,
-    `CREATE OR REPLACE MACRO kalam_rpad(s, n) AS CASE WHEN n > ${limit} THEN ${tooLarge('rpad')} ELSE rpad(s, n, ' ') END,
-       (s, n, f) AS CASE WHEN n > ${limit} THEN ${tooLarge('rpad')} ELSE rpad(s, n, f) END`,
-    `CREATE OR REPLACE MACRO kalam_list_resize(l, n) AS CASE WHEN n > ${limit} THEN ${tooLarge('list_resize')} ELSE list_resize(l, n) END,
-       (l, n, v) AS CASE WHEN n > ${limit} THEN ${tooLarge('list_resize')} ELSE list_resize(l, n, v) END`,
-    ...['range', 'generate_series'].map((f) => `CREATE OR REPLACE MACRO kalam_${f}(a) AS CASE WHEN a > ${limit} THEN ${tooLarge(f)} ELSE ${f}(a) END,
-       (a, b) AS CASE WHEN b - a > ${limit} THEN ${tooLarge(f)} ELSE ${f}(a, b) END,
-       (a, b, c) AS CASE WHEN (b - a) // c > ${limit} THEN ${tooLarge(f)} ELSE ${f}(a, b, c) END`),
+    macro('repeat', guarded('repeat', ['s', 'n'], `length(p.s::VARCHAR) * greatest(p.n, 0) > ${limit}`, 'repeat(p.s, p.n)')),
+    ...['lpad', 'rpad'].map((f) => macro(f,
+      guarded(f, ['s', 'n'], `p.n > ${limit}`, `${f}(p.s, p.n, ' ')`),
+      guarded(f, ['s', 'n', 'f'], `p.n > ${limit}`, `${f}(p.s, p.n, p.f)`))),
+    macro('list_resize',
+      guarded('list_resize', ['l', 'n'], `p.n > ${limit}`, 'list_resize(p.l, p.n)'),
+      guarded('list_resize', ['l', 'n', 'v'], `p.n > ${limit}`, 'list_resize(p.l, p.n, p.v)')),
+    ...['range', 'generate_series'].map((f) => macro(f,
+      guarded(f, ['a'], `p.a > ${limit}`, `${f}(p.a)`),
+      guarded(f, ['a', 'b'], `p.b - p.a > ${limit}`, `${f}(p.a, p.b)`),
+      guarded(f, ['a', 'b', 'c'], `(p.b - p.a) // p.c > ${limit}`, `${f}(p.a, p.b, p.c)`))),
+    // Exact: each occurrence of f adds length(t) - length(f).
+    macro('replace', guarded('replace', ['s', 'f', 't'],
+      `length(p.f) > 0 AND (length(p.s) - length(replace(p.s, p.f, ''))) // length(p.f) * (length(p.t) - length(p.f)) > ${limit}`, 'replace(p.s, p.f, p.t)')),
+    macro('regexp_replace',
+      guarded('regexp_replace', ['s', 'r', 't'], regexGrowth('1'), 'regexp_replace(p.s, p.r, p.t)'),
+      guarded('regexp_replace', ['s', 'r', 't', 'o'],
+        regexGrowth(`CASE WHEN contains(o, 'g') THEN len(regexp_extract_all(p.s, p.r, 0, replace(o, 'g', ''))) ELSE 1 END`),
+        'regexp_replace(p.s, p.r, p.t, o)')),
   ];
 }

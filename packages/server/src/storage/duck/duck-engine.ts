@@ -62,7 +62,10 @@ export interface DuckResult {
 
 export class DuckEngine {
   private readonly idle: DuckDBConnection[] = [];
-  private readonly waiters: ((c: DuckDBConnection) => void)[] = [];
+  /** Callers waiting for a connection, with whose query it is (null: the server's own work). */
+  private readonly waiters: { readonly owner: string | null; readonly resolve: (c: DuckDBConnection) => void }[] = [];
+  /** Connections each account's queries hold now. */
+  private readonly held = new Map<string, number>();
   private tempCounter = 0;
   /** User queries running now: their timers and the memory guard stop them through this. */
   readonly running = new RunningQueries();
@@ -149,9 +152,11 @@ export class DuckEngine {
    * result is streamed and read under the request's byte budget; the time limit is what is left of
    * the statement's deadline (or query_timeout_ms outside a statement).
    */
-  async query(sql: string, params: readonly DuckDBValue[], sources: readonly TempSource[], budgets: Budgets | null = null): Promise<DuckResult> {
+  async query(
+    sql: string, params: readonly DuckDBValue[], sources: readonly TempSource[], budgets: Budgets | null = null, owner: string | null = null,
+  ): Promise<DuckResult> {
     budgets?.deadline?.check();
-    const conn = await this.acquire();
+    const conn = await this.acquire(owner);
     const created: string[] = [];
     const running = this.running.start(conn);
     const timeLimit = budgets?.deadline ?? null;
@@ -160,7 +165,10 @@ export class DuckEngine {
       timeLimit?.remainingMs() ?? this.config.queryTimeoutMs,
     );
     try {
+      // The deadline may have passed while the query waited for a connection.
+      budgets?.deadline?.check();
       for (const source of sources) await this.materialize(conn, source, created);
+      if (running.stopReason !== null) throw running.stopReason;
       const result = await conn.stream(sql, params as DuckDBValue[]);
       const columnCount = result.columnCount;
       const typeIds: number[] = [];
@@ -185,7 +193,7 @@ export class DuckEngine {
       clearTimeout(timer);
       this.running.finish(running);
       for (const what of created) await conn.run(`DROP ${what.replace(' ', ' IF EXISTS ')}`).catch(() => undefined);
-      this.release(conn);
+      this.release(conn, owner);
     }
   }
 
@@ -259,16 +267,50 @@ export class DuckEngine {
     created.unshift(`VIEW temp.main.${source.name}`);
   }
 
-  private acquire(): Promise<DuckDBConnection> {
-    const conn = this.idle.pop();
-    if (conn) return Promise.resolve(conn);
-    return new Promise((resolve) => this.waiters.push(resolve));
+  /**
+   * A connection for `owner`'s query (an account id; null for the server's own work). One account
+   * holds at most all connections but one, and a freed connection goes to the waiting account that
+   * holds the fewest (the server's own work first, then first come): one account's slow queries
+   * (each may run for query_timeout_ms) cannot keep everyone else's reads waiting.
+   */
+  private acquire(owner: string | null = null): Promise<DuckDBConnection> {
+    if (this.mayTake(owner) && this.idle.length > 0) {
+      this.take(owner);
+      return Promise.resolve(this.idle.pop()!);
+    }
+    return new Promise((resolve) => this.waiters.push({ owner, resolve }));
   }
 
-  private release(conn: DuckDBConnection): void {
-    const waiter = this.waiters.shift();
-    if (waiter) waiter(conn);
-    else this.idle.push(conn);
+  private release(conn: DuckDBConnection, owner: string | null = null): void {
+    if (owner !== null) {
+      const n = this.held.get(owner)! - 1;
+      if (n === 0) this.held.delete(owner);
+      else this.held.set(owner, n);
+    }
+    let next = -1;
+    for (let i = 0; i < this.waiters.length; i++) {
+      const w = this.waiters[i]!;
+      if (this.mayTake(w.owner) && (next === -1 || this.heldBy(w.owner) < this.heldBy(this.waiters[next]!.owner))) next = i;
+    }
+    if (next === -1) {
+      this.idle.push(conn);
+      return;
+    }
+    const [waiter] = this.waiters.splice(next, 1);
+    this.take(waiter!.owner);
+    waiter!.resolve(conn);
+  }
+
+  private mayTake(owner: string | null): boolean {
+    return owner === null || this.heldBy(owner) < Math.max(1, this.config.connections - 1);
+  }
+
+  private heldBy(owner: string | null): number {
+    return owner === null ? -1 : (this.held.get(owner) ?? 0);
+  }
+
+  private take(owner: string | null): void {
+    if (owner !== null) this.held.set(owner, this.heldBy(owner) + 1);
   }
 }
 

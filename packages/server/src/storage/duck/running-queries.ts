@@ -11,8 +11,12 @@ export interface Interruptible {
   interrupt(): void;
 }
 
+/** How often a stopped query that still runs is interrupted again (ms). */
+const REINTERRUPT_MS = 100;
+
 export class RunningQuery {
   private reason: ServerError | null = null;
+  private again: NodeJS.Timeout | null = null;
 
   constructor(private readonly conn: Interruptible) {}
 
@@ -21,10 +25,23 @@ export class RunningQuery {
     return this.reason;
   }
 
-  /** Interrupts the query; the first reason given is the one reported. */
+  /**
+   * Interrupts the query; the first reason given is the one reported. DuckDB's interrupt reaches
+   * only a statement already executing (one that starts later clears it): a stop that lands while
+   * the statement is still being prepared, or before it (a deadline that passed while the query
+   * waited for a connection), would be lost and the query would run unbounded. So the interrupt
+   * is repeated until the query finishes.
+   */
   stop(reason: ServerError): void {
     this.reason ??= reason;
     this.conn.interrupt();
+    this.again ??= setInterval(() => this.conn.interrupt(), REINTERRUPT_MS);
+  }
+
+  /** The query is over: no more interrupts. */
+  finished(): void {
+    if (this.again !== null) clearInterval(this.again);
+    this.again = null;
   }
 }
 
@@ -45,6 +62,7 @@ export class RunningQueries {
   }
 
   finish(query: RunningQuery): void {
+    query.finished();
     const removed = this.running.delete(query);
     assert(removed, 'a running query finishes once');
     this.notify();
