@@ -43,7 +43,7 @@ export const SETTING_DOCS: { readonly [K in keyof Config]: SettingDoc } = {
   resultBytesMax: doc('limits', 'Most bytes of results one response may carry, all statements together (400)'),
   writeRowsMax: doc('limits', 'Most rows one INSERT may write, one UPDATE or DELETE may match, one transaction may hold'),
   queryTimeoutMs: doc('limits', 'Time one statement may take as a whole; past it the statement fails and writes nothing'),
-  generatedValuesMax: doc('limits', 'Largest output of one repeat, lpad, rpad, list_resize or range call'),
+  generatedValuesMax: doc('limits', 'Largest output of one repeat, lpad, rpad, list_resize or range call (or growth by replace) with constant arguments; 1/500 of it per row otherwise'),
   memoryRssBytesMax: doc('limits', 'Process RSS over which the memory guard stops every running query'),
   memorySampleIntervalMs: doc('limits', 'How often the memory guard samples RSS while a query runs'),
   queryConnections: doc('query', 'DuckDB connections running user queries concurrently'),
