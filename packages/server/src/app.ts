@@ -12,7 +12,7 @@ import type { Logger } from './util/log.js';
 import { SnowflakeGenerator } from './util/snowflake.js';
 import { Mutex } from './util/mutex.js';
 import { Catalog } from './catalog/catalog.js';
-import { bindPort, openDataDir } from './startup.js';
+import { bindPort, checkPort, openDataDir } from './startup.js';
 import { ensureRoot } from './auth/root-account.js';
 import { Committer, MAX_SEQ_KEY } from './storage/hot/committer.js';
 import { TopicService } from './topics/topic-service.js';
@@ -56,6 +56,7 @@ export interface RunningServer {
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
   // The data dir's lock and the port come first: a start that fails on either must not have
   // created anything (a root account whose generated password was printed by a dying process).
+  await checkPort(config);
   const storage = new StorageHealth(config.dataDir, log);
   // A RESTORE DATABASE staged before the last stop is applied before anything reads the stores.
   const restored = await applyPendingRestore(config.dataDir, async () => (await openDataDir(config)).close());

@@ -6,7 +6,7 @@
 import { accessSync, constants, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type AddressInfo } from 'node:net';
 import type { Config } from './config/config.js';
 import { StartupError } from './util/errors.js';
 import { HotStore } from './storage/hot/hot-store.js';
@@ -41,6 +41,20 @@ export async function openDataDir(config: Config, health?: StorageHealth): Promi
     }
     throw error;
   }
+}
+
+/**
+ * Fails with the port's StartupError if the port cannot be bound, before anything is created in
+ * the data dir (a start that cannot listen used to leave a new data dir's RocksDB files behind).
+ * The port is let go at once; `bindPort` takes it for good once the store is open.
+ */
+export async function checkPort(config: Config): Promise<void> {
+  if (config.port === 0) return;
+  const probe = createServer();
+  await new Promise<void>((resolve, reject) => {
+    probe.once('error', (error: NodeJS.ErrnoException) => reject(portError(error, config)));
+    probe.listen(config.port, config.host, () => probe.close(() => resolve()));
+  });
 }
 
 /** Binds the HTTP server's port; returns the port bound (the real one when 0 was asked). */

@@ -8,7 +8,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:net';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -84,6 +84,8 @@ test('busy port, second server, reset-root-password and the root password warnin
   const { port, blocker } = await occupyPort();
   try {
     assertOneLineFailure(await run(['--port', String(port), '--data-dir', dataDir]), new RegExp(`port ${port} .*already in use.*--port`));
+    // Nothing was created: the port is checked before the data dir is made or opened.
+    assert.equal(existsSync(dataDir), false, 'the failed start created the data dir');
   } finally {
     blocker.close();
   }
