@@ -305,6 +305,9 @@ describe('errors', () => {
         assertError(res, 400, 'INVALID_INPUT', /^Invalid JSON payload: /);
       }
       assertError(await rawSql('{"sql": "  "}'), 400, 'EMPTY_SQL');
+      // Invalid UTF-8 inside a string is refused, not stored as U+FFFD.
+      const bad = new Uint8Array([...Buffer.from('{"sql": "SELECT \''), 0xff, 0xfe, ...Buffer.from('\' AS s"}')]);
+      assertError(await rawSql(bad), 400, 'INVALID_INPUT', /not valid UTF-8/);
     });
 
     it('checks credentials before reading the body', async () => {

@@ -12,6 +12,7 @@
 import type { IncomingMessage } from 'node:http';
 import { ServerError, type ErrorCode } from '../util/errors.js';
 import { parseJson } from '../util/json.js';
+import { isUtf8 } from 'node:buffer';
 
 export interface BodyLimits {
   /** Largest body accepted, in bytes. */
@@ -87,6 +88,8 @@ export function readBody(req: IncomingMessage, limits: BodyLimits): Promise<Buff
  * route answers as upstream does (INVALID_INPUT, `Invalid JSON payload: ...`), others with BAD_REQUEST.
  */
 export function parseJsonObject(body: Buffer, code: ErrorCode = 'BAD_REQUEST'): Record<string, unknown> {
+  // JSON is UTF-8: invalid bytes would otherwise turn into U+FFFD silently and be stored.
+  if (!isUtf8(body)) throw new ServerError(code, 'Invalid JSON payload: the body is not valid UTF-8');
   let parsed: unknown;
   try {
     // Exact 64-bit integers: upstream's Rust clients send i64 params as JSON numbers.
