@@ -250,6 +250,10 @@ describe('size-amplifying functions', () => {
     assert.equal(once!.n, '500000000');
     assertError(await server.sql("SELECT max(length(repeat('x', 30000 + range))) AS n FROM range(3)", { auth: alice }), 400, 'SQL_EXECUTION_ERROR', /more than 20000 elements in one row/);
     assertError(await server.sql("SELECT length(replace(repeat('x', 100), 'x', repeat('y', 1000)))", { auth: alice }), 400, 'SQL_EXECUTION_ERROR', /replace would produce more than 20000/);
+    // The quadratic distances: answers as the engine's, and a cap on the character pairs compared.
+    const [dist] = await server.rows("SELECT levenshtein('kitten', 'sitting') AS l, damerau_levenshtein('ab', 'ba') AS d, sum(levenshtein('abc' || range, 'abd')) OVER () AS s FROM range(10) LIMIT 1", { auth: alice });
+    assert.deepEqual({ ...dist }, { l: '3', d: '1', s: '20' });
+    assertError(await server.sql("SELECT levenshtein(repeat('x', 1000) || range, repeat('y', 1000)) FROM range(2)", { auth: alice }), 400, 'SQL_EXECUTION_ERROR', /compare more than 200000 character pairs in one row/);
   });
 
   it('are refused inside lambdas, past 16 calls, with non-literal regex options, and as the server macros', async () => {

@@ -444,7 +444,7 @@ class Binder {
   private amplifying(name: string, engineName: string, args: readonly Node[]): string {
     if (this.lambdaDepth > 0) throw invalidSql(`${name}() is not allowed inside a lambda (x -> ...): it would run once per list element`);
     if (++this.amplifyingCalls > AMPLIFYING_CALLS_MAX) {
-      throw invalidSql(`A statement may call repeat, lpad, rpad, list_resize, range, generate_series, replace and regexp_replace at most ${AMPLIFYING_CALLS_MAX} times`);
+      throw invalidSql(`A statement may call size-amplifying and quadratic functions (repeat, lpad, rpad, list_resize, range, generate_series, replace, regexp_replace, levenshtein, damerau_levenshtein, jaro_similarity, jaro_winkler_similarity) at most ${AMPLIFYING_CALLS_MAX} times`);
     }
     if (engineName === 'kalam_regexp_replace' && args.length === 4 && !('A_Const' in args[3]! && args[3].A_Const.sval !== undefined)) {
       throw invalidSql('regexp_replace options must be a string literal');

@@ -24,7 +24,16 @@ export const FUNCTION_RENAMES: ReadonlyMap<string, string> = new Map([
   ['list_resize', 'kalam_list_resize'],
   ['replace', 'kalam_replace'],
   ['regexp_replace', 'kalam_regexp_replace'],
+  // Quadratic in their inputs' lengths: guarded by the product of the lengths.
+  ['levenshtein', 'kalam_levenshtein'],
+  ['editdist3', 'kalam_levenshtein'],
+  ['damerau_levenshtein', 'kalam_damerau_levenshtein'],
+  ['jaro_similarity', 'kalam_jaro_similarity'],
+  ['jaro_winkler_similarity', 'kalam_jaro_winkler_similarity'],
 ]);
+
+/** The quadratic string distances: a call may compare at most this many character pairs per `generated_values_max`. */
+const PAIRS_PER_VALUE = 10;
 
 /**
  * The size-amplifying macros. A call whose arguments are all constants is evaluated once (the engine
@@ -34,6 +43,7 @@ export const FUNCTION_RENAMES: ReadonlyMap<string, string> = new Map([
  */
 export const AMPLIFYING_MACROS: ReadonlySet<string> = new Set([
   'kalam_repeat', 'kalam_lpad', 'kalam_rpad', 'kalam_list_resize', 'kalam_range', 'kalam_generate_series', 'kalam_replace', 'kalam_regexp_replace',
+  'kalam_levenshtein', 'kalam_damerau_levenshtein', 'kalam_jaro_similarity', 'kalam_jaro_winkler_similarity',
 ]);
 
 /** What one per-row call may produce (or add, for replace): 1/500 of the per-call limit, at least 1,000. */
@@ -87,6 +97,8 @@ unicode union_extract union_tag union_value upper url_decode url_encode uuid uui
 unnest uuidv4 uuidv7 week weekday weekofyear xor year yearweek
 kalam_repeat kalam_lpad kalam_rpad kalam_range kalam_generate_series kalam_list_resize kalam_replace kalam_regexp_replace
 kalam_repeat_row kalam_lpad_row kalam_rpad_row kalam_range_row kalam_generate_series_row kalam_list_resize_row kalam_replace_row kalam_regexp_replace_row
+kalam_levenshtein kalam_damerau_levenshtein kalam_jaro_similarity kalam_jaro_winkler_similarity
+kalam_levenshtein_row kalam_damerau_levenshtein_row kalam_jaro_similarity_row kalam_jaro_winkler_similarity_row
 `;
 
 const AGGREGATE_AND_WINDOW = `
@@ -146,7 +158,9 @@ export function engineMacros(limit: number): string[] {
 }
 
 function macros(suffix: '' | '_row', limit: number): string[] {
-  const tooLarge = (what: string): string => `error('${what} would produce more than ${limit} elements${suffix === '' ? '' : ' in one row'}')`;
+  const tooLarge = (what: string): string => (/levenshtein|jaro/.test(what)
+    ? `error('${what} would compare more than ${PAIRS_PER_VALUE * limit} character pairs${suffix === '' ? '' : ' in one row'}')`
+    : `error('${what} would produce more than ${limit} elements${suffix === '' ? '' : ' in one row'}')`);
   // `p.x` in a check or call is parameter x: a struct field in the _row form, the parameter itself in the other.
   const guarded = (name: string, fields: readonly string[], tooBig: string, call: string): string => {
     const body = `CASE WHEN ${tooBig} THEN ${tooLarge(name)} ELSE ${call} END`;
@@ -179,5 +193,9 @@ function macros(suffix: '' | '_row', limit: number): string[] {
       guarded('regexp_replace', ['s', 'r', 't', 'o'],
         regexGrowth(`CASE WHEN contains(o, 'g') THEN len(regexp_extract_all(p.s, p.r, 0, replace(o, 'g', ''))) ELSE 1 END`),
         'regexp_replace(p.s, p.r, p.t, o)')),
+    // Time, not memory: a call compares every character pair, and a running query is stopped only
+    // between vectors (2,048 rows), so a row may compare at most PAIRS_PER_VALUE × its cap.
+    ...['levenshtein', 'damerau_levenshtein', 'jaro_similarity', 'jaro_winkler_similarity'].map((f) => macro(f,
+      guarded(f, ['a', 'b'], `length(p.a) * length(p.b) > ${PAIRS_PER_VALUE * limit}`, `${f}(p.a, p.b)`))),
   ];
 }
