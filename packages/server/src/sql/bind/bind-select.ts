@@ -110,7 +110,7 @@ class Binder {
   private inFilter = false;
   /** Inside a lambda's body (`x -> ...`): the body runs once per list element. */
   private lambdaDepth = 0;
-  /** Size-amplifying calls in the statement so far. */
+  /** Guarded calls (AMPLIFYING_MACROS) in the statement so far. */
   private amplifyingCalls = 0;
 
   constructor(private readonly ctx: BindContext) {}
@@ -435,9 +435,9 @@ class Binder {
   }
 
   /**
-   * A size-amplifying call (repeat, lpad, range, replace, ...): the macro variant for its arguments.
-   * Every value the engine computes for a 2,048-row vector exists at once before a query can be
-   * stopped, so the per-call cap (`generated_values_max`) is only for calls the engine evaluates once
+   * A guarded call (a size-amplifying one: repeat, lpad, range, replace, ...; or a quadratic string
+   * distance: levenshtein, ...): the macro variant for its arguments. Every value the engine computes
+   * for a 2,048-row vector exists at once (and all its time is spent) before a query can be stopped, so the per-call cap (`generated_values_max`) is only for calls the engine evaluates once
    * (all arguments constants); the rest get the per-row cap. A lambda's body multiplies a call by
    * the list's length, and each call adds its cap to what one row may hold: neither is left open.
    */
@@ -620,7 +620,7 @@ function constant(c: A_Const): string {
   throw invalidSql('Unsupported constant');
 }
 
-/** Size-amplifying calls one statement may make (each may add its cap to a row). */
+/** Guarded calls one statement may make (each may add its cap to a row). */
 const AMPLIFYING_CALLS_MAX = 16;
 
 /** A literal, or casts and operators over literals only: the engine folds it to one value. */

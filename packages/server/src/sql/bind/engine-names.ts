@@ -36,10 +36,11 @@ export const FUNCTION_RENAMES: ReadonlyMap<string, string> = new Map([
 const PAIRS_PER_VALUE = 10;
 
 /**
- * The size-amplifying macros. A call whose arguments are all constants is evaluated once (the engine
- * folds it) and may produce up to `generated_values_max`; any other call runs once per row, and the
- * engine evaluates 2,048 rows at a time before a running query can be stopped, so it goes to the
- * `_row` variant with a far smaller cap (`rowGeneratedValuesMax`).
+ * The guarded macros: size-amplifying functions and the quadratic string distances. A call whose
+ * arguments are all constants is evaluated once (the engine folds it) and gets the per-call cap
+ * (`generated_values_max`); any other call runs once per row, and the engine evaluates 2,048 rows at
+ * a time before a running query can be stopped, so it goes to the `_row` variant with a far smaller
+ * cap (`rowGeneratedValuesMax`).
  */
 export const AMPLIFYING_MACROS: ReadonlySet<string> = new Set([
   'kalam_repeat', 'kalam_lpad', 'kalam_rpad', 'kalam_list_resize', 'kalam_range', 'kalam_generate_series', 'kalam_replace', 'kalam_regexp_replace',
@@ -158,12 +159,11 @@ export function engineMacros(limit: number): string[] {
 }
 
 function macros(suffix: '' | '_row', limit: number): string[] {
-  const tooLarge = (what: string): string => (/levenshtein|jaro/.test(what)
-    ? `error('${what} would compare more than ${PAIRS_PER_VALUE * limit} character pairs${suffix === '' ? '' : ' in one row'}')`
-    : `error('${what} would produce more than ${limit} elements${suffix === '' ? '' : ' in one row'}')`);
+  const where = suffix === '' ? '' : ' in one row';
+  const tooLarge = (name: string): string => `error('${name} would produce more than ${limit} elements${where}')`;
   // `p.x` in a check or call is parameter x: a struct field in the _row form, the parameter itself in the other.
-  const guarded = (name: string, fields: readonly string[], tooBig: string, call: string): string => {
-    const body = `CASE WHEN ${tooBig} THEN ${tooLarge(name)} ELSE ${call} END`;
+  const guarded = (name: string, fields: readonly string[], tooBig: string, call: string, refusal = tooLarge(name)): string => {
+    const body = `CASE WHEN ${tooBig} THEN ${refusal} ELSE ${call} END`;
     if (suffix === '') return `(${fields.join(', ')}) AS ${body.replace(/\bp\./g, '')}`;
     const struct = fields.filter((f) => f !== 'o').map((f) => `'${f}': ${f}`).join(', ');
     return `(${fields.join(', ')}) AS list_transform([{${struct}}], p -> ${body})[1]`;
@@ -196,6 +196,7 @@ function macros(suffix: '' | '_row', limit: number): string[] {
     // Time, not memory: a call compares every character pair, and a running query is stopped only
     // between vectors (2,048 rows), so a row may compare at most PAIRS_PER_VALUE × its cap.
     ...['levenshtein', 'damerau_levenshtein', 'jaro_similarity', 'jaro_winkler_similarity'].map((f) => macro(f,
-      guarded(f, ['a', 'b'], `length(p.a) * length(p.b) > ${PAIRS_PER_VALUE * limit}`, `${f}(p.a, p.b)`))),
+      guarded(f, ['a', 'b'], `length(p.a) * length(p.b) > ${PAIRS_PER_VALUE * limit}`, `${f}(p.a, p.b)`,
+        `error('${f} would compare more than ${PAIRS_PER_VALUE * limit} character pairs${where}')`))),
   ];
 }
