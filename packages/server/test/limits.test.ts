@@ -256,6 +256,23 @@ describe('size-amplifying functions', () => {
     assertError(await server.sql("SELECT levenshtein(repeat('x', 1000) || range, repeat('y', 1000)) FROM range(2)", { auth: alice }), 400, 'SQL_EXECUTION_ERROR', /compare more than 200000 character pairs in one row/);
   });
 
+  it('LIKE matches in linear time, with the engine LIKE semantics (found by an attack review: 800 characters ran 110 s)', async () => {
+    const { value, ms } = await timed(() => server.rows(
+      "SELECT count(*) AS c FROM generate_series(1, 3) AS t(x) WHERE (repeat('a', 3000) || x::text) LIKE '%a%a%a%_b' OR (repeat('a', 3000) || x::text) ~~ '%a%a%a%a%_b'",
+      { auth: alice }));
+    assert.equal(value[0]!.c, '0');
+    assert.ok(ms < 10_000, `${ms} ms`);
+    const [row] = await server.rows(
+      "SELECT 'a\\b' LIKE 'a\\b' AS backslash, 'a%' LIKE 'a\\%' AS not_escape, E'x\\ny' LIKE 'x_y' AS newline, 12 LIKE '1%' AS number, "
+      + "'Alma' ILIKE 'a%' AS ilike, 'Alma' NOT LIKE 'a%' AS not_like, 'a.c' LIKE 'a.c' AS dot, 'abc' LIKE 'a.c' AS dot_literal, "
+      + "'(x)*' LIKE '(x)*' AS meta, NULL LIKE '%' AS nul, 'ab' LIKE $1 AS param",
+      { auth: alice, params: ['a_'] });
+    assert.deepEqual({ ...row }, {
+      backslash: true, not_escape: false, newline: true, number: true, ilike: true, not_like: true, dot: true, dot_literal: false, meta: true, nul: null, param: true,
+    });
+    assertError(await server.sql("SELECT 'abc' ~~~ 'a*'", { auth: alice }), 400, 'INVALID_SQL', /GLOB/);
+  });
+
   it('are refused inside lambdas, past 16 calls, with non-literal regex options, and as the server macros', async () => {
     assertError(await server.sql('SELECT list_transform(range(3), x -> repeat(\'a\', x))', { auth: alice }), 400, 'INVALID_SQL', /not allowed inside a lambda/);
     const nested = (n: number): string => `SELECT length(${'repeat('.repeat(n)}'x'${', 1)'.repeat(n)}) AS n`;

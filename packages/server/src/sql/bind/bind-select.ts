@@ -362,6 +362,9 @@ class Binder {
         if (e.lexpr === undefined) return `(${op()} ${r()})`;
         if (e.rexpr === undefined) throw invalidSql('Postfix operators are not supported');
         if (op() === '?') return jsonHasKey(l(), r());
+        // LIKE's operator spellings take the same linear-time matcher; GLOB's backtracks and is not offered.
+        if (LIKE_OPERATORS.has(op())) return likeCall(l(), r(), op().endsWith('*'), op().startsWith('!'));
+        if (op() === '~~~' || op() === '!~~~') throw invalidSql('GLOB (~~~) is not supported: use LIKE or a regular expression');
         if (op() === '->') {
           // A lambda (or JSON's ->, whose right side is a key): a body evaluated per list element.
           const left = l();
@@ -406,7 +409,7 @@ class Binder {
       const call = `${ilike ? 'ilike_escape' : 'like_escape'}(${this.expr(e.lexpr!, scope)}, ${this.expr(pattern!, scope)}, ${this.expr(esc!, scope)})`;
       return negated ? `(NOT ${call})` : call;
     }
-    return `((${this.expr(e.lexpr!, scope)}) ${negated ? 'NOT ' : ''}${ilike ? 'ILIKE' : 'LIKE'} (${this.expr(e.rexpr!, scope)}))`;
+    return likeCall(this.expr(e.lexpr!, scope), this.expr(e.rexpr!, scope), ilike, negated);
   }
 
   private funcCall(f: FuncCall, scope: Scope): string {
@@ -618,6 +621,14 @@ function constant(c: A_Const): string {
   if (c.boolval !== undefined) return c.boolval.boolval ? 'TRUE' : 'FALSE';
   if (c.bsval !== undefined) throw invalidSql('Bit-string literals are not supported');
   throw invalidSql('Unsupported constant');
+}
+
+const LIKE_OPERATORS: ReadonlySet<string> = new Set(['~~', '~~*', '!~~', '!~~*']);
+
+/** `value [NOT] LIKE/ILIKE pattern` through the engine macros that match with RE2 (engine-names.ts, likeMacros). */
+function likeCall(value: string, pattern: string, ilike: boolean, negated: boolean): string {
+  const call = `${ilike ? 'kalam_ilike' : 'kalam_like'}(${value}, ${pattern})`;
+  return negated ? `(NOT ${call})` : call;
 }
 
 /** Guarded calls one statement may make (each may add its cap to a row). */
