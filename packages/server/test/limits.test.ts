@@ -245,9 +245,14 @@ describe('size-amplifying functions', () => {
     const [sums] = await server.rows(
       "SELECT sum(length(replace('a-b' || range, '-', '++'))) AS r, sum(length(repeat('xy', 3 + range % 2))) AS rep FROM range(1000)", { auth: alice });
     assert.deepEqual({ ...sums }, { r: String(1000 * 4 + 2890), rep: String(500 * 6 + 500 * 8) });
-    // A constant call is computed once: its cap is the per-call one, whatever the rows.
-    const [once] = await server.rows("SELECT sum(length(repeat('x', 5000000))) AS n FROM range(100)", { auth: alice });
-    assert.equal(once!.n, '500000000');
+    // A constant call used as it is is computed once: its cap is the per-call one.
+    const [once] = await server.rows("SELECT length(repeat('x', 5000000)) AS n", { auth: alice });
+    assert.equal(once!.n, '5000000');
+    // Under anything computed per row (an aggregate, a row's value) its one value may be copied into every row: the per-row cap.
+    for (const sql of ["SELECT sum(length(repeat('a', 5000000) || x::text)) AS s FROM generate_series(1, 3) AS t(x)",
+      "SELECT length(string_agg(repeat('a', 5000000), '')) AS n FROM generate_series(1, 3) AS t(x)"]) {
+      assertError(await server.sql(sql, { auth: alice }), 400, 'SQL_EXECUTION_ERROR', /more than 20000 elements in one row/);
+    }
     assertError(await server.sql("SELECT max(length(repeat('x', 30000 + range))) AS n FROM range(3)", { auth: alice }), 400, 'SQL_EXECUTION_ERROR', /more than 20000 elements in one row/);
     assertError(await server.sql("SELECT length(replace(repeat('x', 100), 'x', repeat('y', 1000)))", { auth: alice }), 400, 'SQL_EXECUTION_ERROR', /replace would produce more than 20000/);
     // The quadratic distances: answers as the engine's, and a cap on the character pairs compared.

@@ -16,7 +16,7 @@ import type { Catalog } from '../../catalog/catalog.js';
 import { DELETED_COLUMN, SYSTEM_NAMESPACE, type TableDef } from '../../catalog/types.js';
 import { requireRead, requireSystemTableAccess, type Principal } from '../../auth/access.js';
 import { identifier } from '../names.js';
-import { AMPLIFYING_MACROS, CAST_TYPES, FUNCTION_RENAMES, TABLE_FUNCTIONS, isAllowedFunction } from './engine-names.js';
+import { AGGREGATE_FUNCTIONS, AMPLIFYING_MACROS, CAST_TYPES, FUNCTION_RENAMES, TABLE_FUNCTIONS, VOLATILE_FUNCTIONS, isAllowedFunction } from './engine-names.js';
 import { isUpstreamJsonCall, jsonHasKey, upstreamJsonCall } from './upstream-json.js';
 
 export type BoundSource =
@@ -112,6 +112,8 @@ class Binder {
   private lambdaDepth = 0;
   /** Guarded calls (AMPLIFYING_MACROS) in the statement so far. */
   private amplifyingCalls = 0;
+  /** Inside an expression the engine computes per row (not folded to one value). */
+  private perRowDepth = 0;
 
   constructor(private readonly ctx: BindContext) {}
 
@@ -304,6 +306,19 @@ class Binder {
   }
 
   private expr(node: Node, scope: Scope): string {
+    // Below an expression computed per row, a guarded call's one value may be copied into every row.
+    if (!isFoldable(node)) {
+      this.perRowDepth++;
+      try {
+        return this.exprOf(node, scope);
+      } finally {
+        this.perRowDepth--;
+      }
+    }
+    return this.exprOf(node, scope);
+  }
+
+  private exprOf(node: Node, scope: Scope): string {
     if ('ColumnRef' in node) return this.columnRef(node.ColumnRef);
     if ('A_Const' in node) return constant(node.A_Const);
     if ('ParamRef' in node) {
@@ -452,7 +467,9 @@ class Binder {
     if (engineName === 'kalam_regexp_replace' && args.length === 4 && !('A_Const' in args[3]! && args[3].A_Const.sval !== undefined)) {
       throw invalidSql('regexp_replace options must be a string literal');
     }
-    return args.every(isConstantNode) ? engineName : `${engineName}_row`;
+    // The per-call cap only for a value computed once and used as it is: `repeat('a', 10000000) || x`
+    // would copy it into every row of a 2,048-row vector (an attack review reached 3.1 GB with 300 rows).
+    return this.perRowDepth === 0 && args.every(isConstantNode) ? engineName : `${engineName}_row`;
   }
 
   private windowSpec(w: WindowDef, scope: Scope): string {
@@ -633,6 +650,28 @@ function likeCall(value: string, pattern: string, ilike: boolean, negated: boole
 
 /** Guarded calls one statement may make (each may add its cap to a row). */
 const AMPLIFYING_CALLS_MAX = 16;
+
+/**
+ * An expression the engine computes once for the whole statement: literals, casts, operators, and
+ * calls of row-independent, non-aggregate functions over such expressions.
+ */
+function isFoldable(node: Node): boolean {
+  if (isConstantNode(node)) return true;
+  if ('TypeCast' in node) return node.TypeCast.arg !== undefined && isFoldable(node.TypeCast.arg);
+  if ('A_Expr' in node && node.A_Expr.kind === 'AEXPR_OP') {
+    const e = node.A_Expr;
+    return e.rexpr !== undefined && isFoldable(e.rexpr) && (e.lexpr === undefined || isFoldable(e.lexpr));
+  }
+  if ('FuncCall' in node) {
+    const f = node.FuncCall;
+    if (f.agg_star || f.agg_distinct || f.over || f.agg_filter || f.agg_order?.length) return false;
+    const name = functionName(f);
+    const engineName = FUNCTION_RENAMES.get(name) ?? name;
+    if (AGGREGATE_FUNCTIONS.has(engineName) || VOLATILE_FUNCTIONS.has(engineName)) return false;
+    return (f.args ?? []).every(isFoldable);
+  }
+  return false;
+}
 
 /** A literal, or casts and operators over literals only: the engine folds it to one value. */
 function isConstantNode(node: Node): boolean {

@@ -121,6 +121,12 @@ const words = (text: string): string[] => text.split(/\s+/).filter((w) => w.leng
 /** Functions (scalar, aggregate, window, operators) the engine check accepts. */
 export const ENGINE_FUNCTIONS: ReadonlySet<string> = new Set([...words(SCALAR), ...words(AGGREGATE_AND_WINDOW), ...words(OPERATORS)]);
 
+/** Aggregate and window functions: they combine many rows' values into one. */
+export const AGGREGATE_FUNCTIONS: ReadonlySet<string> = new Set(words(AGGREGATE_AND_WINDOW));
+
+/** Functions whose value differs per call although their arguments do not. */
+export const VOLATILE_FUNCTIONS: ReadonlySet<string> = new Set(['random', 'gen_random_uuid', 'uuid', 'uuidv4', 'uuidv7']);
+
 /** Function names as user SQL spells them: the engine names plus the PostgreSQL spellings we rename. */
 export function isAllowedFunction(name: string): boolean {
   // The server's macros are the binder's to call (a user calling the per-call variant directly would skip the per-row cap).
