@@ -276,6 +276,13 @@ describe('size-amplifying functions', () => {
       backslash: true, not_escape: false, newline: true, number: true, ilike: true, not_like: true, dot: true, dot_literal: false, meta: true, nul: null, param: true,
     });
     assertError(await server.sql("SELECT 'abc' ~~~ 'a*'", { auth: alice }), 400, 'INVALID_SQL', /GLOB/);
+    const [esc] = await server.rows(
+      "SELECT 'a%b' LIKE 'a!%b' ESCAPE '!' AS pct, 'axb' LIKE 'a!%b' ESCAPE '!' AS not_pct, 'a_B' ILIKE 'A!_b' ESCAPE '!' AS under, "
+      + "'a!b' LIKE 'a!!b' ESCAPE '!' AS self, 'a.b' NOT LIKE 'a_b' ESCAPE '' AS no_escape",
+      { auth: alice });
+    assert.deepEqual({ ...esc }, { pct: true, not_pct: false, under: true, self: true, no_escape: false });
+    assertError(await server.sql("SELECT 'a' LIKE $1 ESCAPE '!'", { auth: alice, params: ['a'] }), 400, 'INVALID_SQL', /ESCAPE needs a string literal/);
+    assertError(await server.sql("SELECT like_escape('a', 'a', '!')", { auth: alice }), 403, 'PERMISSION_DENIED');
   });
 
   it('are refused inside lambdas, past 16 calls, with non-literal regex options, and as the server macros', async () => {

@@ -414,14 +414,23 @@ class Binder {
     }
   }
 
-  /** `x LIKE p ESCAPE e` parses as LIKE over pg_catalog.like_escape(p, e); the engine spells it like_escape(x, p, e). */
+  /**
+   * `x LIKE p ESCAPE e` parses as LIKE over pg_catalog.like_escape(p, e). The engine's like_escape
+   * backtracks like its LIKE (see likeCall), so a literal pattern and escape character become one
+   * RE2 expression here; anything else is refused.
+   */
   private like(e: A_Expr, scope: Scope): string {
     const negated = operatorName(e.name).startsWith('!');
     const ilike = e.kind === 'AEXPR_ILIKE';
     const escape = e.rexpr && 'FuncCall' in e.rexpr && functionName(e.rexpr.FuncCall) === 'like_escape' ? e.rexpr.FuncCall : null;
     if (escape !== null) {
       const [pattern, esc] = escape.args ?? [];
-      const call = `${ilike ? 'ilike_escape' : 'like_escape'}(${this.expr(e.lexpr!, scope)}, ${this.expr(pattern!, scope)}, ${this.expr(esc!, scope)})`;
+      const text = pattern !== undefined && 'A_Const' in pattern ? pattern.A_Const.sval?.sval : undefined;
+      const escapeChar = esc !== undefined && 'A_Const' in esc ? esc.A_Const.sval?.sval : undefined;
+      if (text === undefined || escapeChar === undefined || [...escapeChar].length > 1) {
+        throw invalidSql('LIKE ... ESCAPE needs a string literal pattern and a one-character escape string');
+      }
+      const call = `regexp_full_match(CAST((${this.expr(e.lexpr!, scope)}) AS VARCHAR), ${quoteString(likeRegex(text, escapeChar, ilike))})`;
       return negated ? `(NOT ${call})` : call;
     }
     return likeCall(this.expr(e.lexpr!, scope), this.expr(e.rexpr!, scope), ilike, negated);
@@ -641,6 +650,23 @@ function constant(c: A_Const): string {
 }
 
 const LIKE_OPERATORS: ReadonlySet<string> = new Set(['~~', '~~*', '!~~', '!~~*']);
+
+/** A LIKE pattern with an escape character ('' for none) as an RE2 expression matching the whole value. */
+function likeRegex(pattern: string, escapeChar: string, ilike: boolean): string {
+  let out = ilike ? '(?si)' : '(?s)';
+  let escaped = false;
+  for (const ch of pattern) {
+    if (!escaped && escapeChar !== '' && ch === escapeChar) escaped = true;
+    else if (!escaped && ch === '%') out += '.*';
+    else if (!escaped && ch === '_') out += '.';
+    else {
+      out += ch.replace(/[\\^$.|?*+()[\]{}]/g, '\\$&');
+      escaped = false;
+    }
+  }
+  if (escaped) throw invalidSql('LIKE pattern must not end with the escape character');
+  return out;
+}
 
 /** `value [NOT] LIKE/ILIKE pattern` through the engine macros that match with RE2 (engine-names.ts, likeMacros). */
 function likeCall(value: string, pattern: string, ilike: boolean, negated: boolean): string {

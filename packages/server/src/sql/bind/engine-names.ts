@@ -68,11 +68,11 @@ date_part date_sub date_trunc datediff datepart datesub datetrunc day dayname da
 days_in_month decade decode degrees divide editdist3 element_at encode ends_with epoch epoch_ms epoch_ns epoch_us
 equi_width_bins era error even exp factorial fdiv filter flatten floor fmod format_bytes from_base64 from_binary
 from_hex from_json from_json_strict gamma gcd gen_random_uuid get_bit get_current_time get_current_timestamp greatest
-greatest_common_divisor grouping hamming hash hex hour ilike_escape instr isfinite isinf isnan isodow isoyear jaccard
+greatest_common_divisor grouping hamming hash hex hour instr isfinite isinf isnan isodow isoyear jaccard
 jaro_similarity jaro_winkler_similarity json json_array json_array_length json_contains json_exists json_extract
 json_extract_path json_extract_path_text json_extract_string json_keys json_merge_patch json_object json_pretty json_quote
 json_structure json_transform json_transform_strict json_type json_valid json_value julian last_day lcase lcm least
-least_common_multiple left left_grapheme len length length_grapheme levenshtein lgamma like_escape list_aggr
+least_common_multiple left left_grapheme len length length_grapheme levenshtein lgamma list_aggr
 list_aggregate list_any_value list_append list_apply list_approx_count_distinct list_avg list_bit_and list_bit_or
 list_bit_xor list_bool_and list_bool_or list_cat list_concat list_contains list_cosine_distance list_cosine_similarity
 list_count list_distance list_distinct list_dot_product list_element list_entropy list_extract list_filter list_first
@@ -84,7 +84,7 @@ list_transform list_unique list_value list_var_pop list_var_samp list_where list
 make_date make_time make_timestamp make_timestamp_ms make_timestamp_ns make_timestamptz map map_concat map_contains
 map_contains_entry map_contains_value map_entries map_extract map_extract_value map_from_entries map_keys map_values md5
 md5_number md5_number_lower md5_number_upper microsecond millennium millisecond minute mismatches mod month monthname
-multiply nanosecond nextafter nfc_normalize normalized_interval not_ilike_escape not_like_escape now nullif
+multiply nanosecond nextafter nfc_normalize normalized_interval now nullif
 octet_length ord pi pow power prefix quarter radians random regexp_escape regexp_extract regexp_extract_all
 regexp_full_match regexp_matches regexp_replace regexp_split_to_array replace reverse right right_grapheme round
 round_even roundbankers row row_to_json rtrim second set_bit sha1 sha256 sign signbit sin sinh split split_part sqrt
