@@ -9,10 +9,10 @@
  * discardBytesMax (and a client that stops sending for the body timeout), past which the 413 goes out at once (a client sending gigabytes may then see
  * the reset; it was never going to be served).
  */
+import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage } from 'node:http';
 import { ServerError, type ErrorCode } from '../util/errors.js';
 import { parseJson } from '../util/json.js';
-import { isUtf8 } from 'node:buffer';
 
 export interface BodyLimits {
   /** Largest body accepted, in bytes. */

@@ -16,7 +16,9 @@ import type { Catalog } from '../../catalog/catalog.js';
 import { DELETED_COLUMN, SYSTEM_NAMESPACE, type TableDef } from '../../catalog/types.js';
 import { requireRead, requireSystemTableAccess, type Principal } from '../../auth/access.js';
 import { identifier } from '../names.js';
-import { AGGREGATE_FUNCTIONS, AMPLIFYING_MACROS, CAST_TYPES, FUNCTION_RENAMES, TABLE_FUNCTIONS, VOLATILE_FUNCTIONS, isAllowedFunction } from './engine-names.js';
+import {
+  AGGREGATE_FUNCTIONS, AMPLIFYING_FUNCTIONS, AMPLIFYING_MACROS, CAST_TYPES, FUNCTION_RENAMES, LIKE_MACROS, TABLE_FUNCTIONS, VOLATILE_FUNCTIONS, isAllowedFunction,
+} from './engine-names.js';
 import { isUpstreamJsonCall, jsonHasKey, upstreamJsonCall } from './upstream-json.js';
 
 export type BoundSource =
@@ -463,22 +465,24 @@ class Binder {
 
   /**
    * A guarded call (a size-amplifying one: repeat, lpad, range, replace, ...; or a quadratic string
-   * distance: levenshtein, ...): the macro variant for its arguments. Every value the engine computes
-   * for a 2,048-row vector exists at once (and all its time is spent) before a query can be stopped, so the per-call cap (`generated_values_max`) is only for calls the engine evaluates once
-   * (all arguments constants); the rest get the per-row cap. A lambda's body multiplies a call by
-   * the list's length, and each call adds its cap to what one row may hold: neither is left open.
+   * distance: levenshtein, ...): the macro variant for it. Every value the engine computes for a
+   * 2,048-row vector exists at once (and all its time is spent) before a query can be stopped, so the
+   * per-call cap (`generated_values_max`) is only for a call the engine evaluates once and uses as it
+   * is (literal arguments, nothing computed per row around it); the rest get the per-row cap. A
+   * lambda's body multiplies a call by the list's length, and each call adds its cap to what one row
+   * may hold: neither is left open.
    */
   private amplifying(name: string, engineName: string, args: readonly Node[]): string {
     if (this.lambdaDepth > 0) throw invalidSql(`${name}() is not allowed inside a lambda (x -> ...): it would run once per list element`);
     if (++this.amplifyingCalls > AMPLIFYING_CALLS_MAX) {
-      throw invalidSql(`A statement may call size-amplifying and quadratic functions (repeat, lpad, rpad, list_resize, range, generate_series, replace, regexp_replace, levenshtein, damerau_levenshtein, jaro_similarity, jaro_winkler_similarity) at most ${AMPLIFYING_CALLS_MAX} times`);
+      throw invalidSql(`A statement may call size-amplifying and quadratic functions (${AMPLIFYING_FUNCTIONS.join(', ')}) at most ${AMPLIFYING_CALLS_MAX} times`);
     }
     if (engineName === 'kalam_regexp_replace' && args.length === 4 && !('A_Const' in args[3]! && args[3].A_Const.sval !== undefined)) {
       throw invalidSql('regexp_replace options must be a string literal');
     }
     // The per-call cap only for a value computed once and used as it is: `repeat('a', 10000000) || x`
     // would copy it into every row of a 2,048-row vector (an attack review reached 3.1 GB with 300 rows).
-    return this.perRowDepth === 0 && args.every(isConstantNode) ? engineName : `${engineName}_row`;
+    return this.perRowDepth === 0 && args.every((a) => isConstantNode(a)) ? engineName : `${engineName}_row`;
   }
 
   private windowSpec(w: WindowDef, scope: Scope): string {
@@ -670,7 +674,7 @@ function likeRegex(pattern: string, escapeChar: string, ilike: boolean): string 
 
 /** `value [NOT] LIKE/ILIKE pattern` through the engine macros that match with RE2 (engine-names.ts, likeMacros). */
 function likeCall(value: string, pattern: string, ilike: boolean, negated: boolean): string {
-  const call = `${ilike ? 'kalam_ilike' : 'kalam_like'}(${value}, ${pattern})`;
+  const call = `${ilike ? LIKE_MACROS.ilike : LIKE_MACROS.like}(${value}, ${pattern})`;
   return negated ? `(NOT ${call})` : call;
 }
 
@@ -682,30 +686,28 @@ const AMPLIFYING_CALLS_MAX = 16;
  * calls of row-independent, non-aggregate functions over such expressions.
  */
 function isFoldable(node: Node): boolean {
-  if (isConstantNode(node)) return true;
-  if ('TypeCast' in node) return node.TypeCast.arg !== undefined && isFoldable(node.TypeCast.arg);
+  return isConstantNode(node, true);
+}
+
+/**
+ * A literal, or casts and operators over literals only: the engine folds it to one value. With
+ * `calls`, also calls of row-independent, non-aggregate functions over such expressions.
+ */
+function isConstantNode(node: Node, calls = false): boolean {
+  const constant = (n: Node): boolean => isConstantNode(n, calls);
+  if ('A_Const' in node) return true;
+  if ('TypeCast' in node) return node.TypeCast.arg !== undefined && constant(node.TypeCast.arg);
   if ('A_Expr' in node && node.A_Expr.kind === 'AEXPR_OP') {
     const e = node.A_Expr;
-    return e.rexpr !== undefined && isFoldable(e.rexpr) && (e.lexpr === undefined || isFoldable(e.lexpr));
+    return e.rexpr !== undefined && constant(e.rexpr) && (e.lexpr === undefined || constant(e.lexpr));
   }
-  if ('FuncCall' in node) {
+  if (calls && 'FuncCall' in node) {
     const f = node.FuncCall;
     if (f.agg_star || f.agg_distinct || f.over || f.agg_filter || f.agg_order?.length) return false;
     const name = functionName(f);
     const engineName = FUNCTION_RENAMES.get(name) ?? name;
     if (AGGREGATE_FUNCTIONS.has(engineName) || VOLATILE_FUNCTIONS.has(engineName)) return false;
-    return (f.args ?? []).every(isFoldable);
-  }
-  return false;
-}
-
-/** A literal, or casts and operators over literals only: the engine folds it to one value. */
-function isConstantNode(node: Node): boolean {
-  if ('A_Const' in node) return true;
-  if ('TypeCast' in node) return node.TypeCast.arg !== undefined && isConstantNode(node.TypeCast.arg);
-  if ('A_Expr' in node && node.A_Expr.kind === 'AEXPR_OP') {
-    const e = node.A_Expr;
-    return e.rexpr !== undefined && isConstantNode(e.rexpr) && (e.lexpr === undefined || isConstantNode(e.lexpr));
+    return (f.args ?? []).every(constant);
   }
   return false;
 }

@@ -36,16 +36,19 @@ export const FUNCTION_RENAMES: ReadonlyMap<string, string> = new Map([
 const PAIRS_PER_VALUE = 10;
 
 /**
- * The guarded macros: size-amplifying functions and the quadratic string distances. A call whose
- * arguments are all constants is evaluated once (the engine folds it) and gets the per-call cap
- * (`generated_values_max`); any other call runs once per row, and the engine evaluates 2,048 rows at
- * a time before a running query can be stopped, so it goes to the `_row` variant with a far smaller
- * cap (`rowGeneratedValuesMax`).
+ * The guarded macros (every rename to a `kalam_` macro): size-amplifying functions and the quadratic
+ * string distances. A call the engine evaluates once (literal arguments, nothing computed per row
+ * around it: the binder decides) gets the per-call cap (`generated_values_max`); any other call runs
+ * once per row, and the engine evaluates 2,048 rows at a time before a running query can be stopped,
+ * so it goes to the `_row` variant with a far smaller cap (`rowGeneratedValuesMax`).
  */
-export const AMPLIFYING_MACROS: ReadonlySet<string> = new Set([
-  'kalam_repeat', 'kalam_lpad', 'kalam_rpad', 'kalam_list_resize', 'kalam_range', 'kalam_generate_series', 'kalam_replace', 'kalam_regexp_replace',
-  'kalam_levenshtein', 'kalam_damerau_levenshtein', 'kalam_jaro_similarity', 'kalam_jaro_winkler_similarity',
-]);
+export const AMPLIFYING_MACROS: ReadonlySet<string> = new Set([...FUNCTION_RENAMES.values()].filter((engine) => engine.startsWith('kalam_')));
+
+/** The names user SQL calls the guarded functions by (for messages). */
+export const AMPLIFYING_FUNCTIONS: readonly string[] = [...FUNCTION_RENAMES].filter(([, engine]) => AMPLIFYING_MACROS.has(engine)).map(([name]) => name);
+
+/** The macros LIKE and ILIKE are emitted as (likeMacros). */
+export const LIKE_MACROS = { like: 'kalam_like', ilike: 'kalam_ilike' } as const;
 
 /** What one per-row call may produce (or add, for replace): 1/500 of the per-call limit, at least 1,000. */
 export function rowGeneratedValuesMax(limit: number): number {
@@ -96,11 +99,6 @@ to_hex to_hours to_json to_microseconds to_millennia to_milliseconds to_minutes 
 to_timestamp to_weeks to_years today transaction_timestamp translate trim trunc try_strptime typeof ucase unbin unhex
 unicode union_extract union_tag union_value upper url_decode url_encode uuid uuid_extract_timestamp uuid_extract_version
 unnest uuidv4 uuidv7 week weekday weekofyear xor year yearweek
-kalam_repeat kalam_lpad kalam_rpad kalam_range kalam_generate_series kalam_list_resize kalam_replace kalam_regexp_replace
-kalam_repeat_row kalam_lpad_row kalam_rpad_row kalam_range_row kalam_generate_series_row kalam_list_resize_row kalam_replace_row kalam_regexp_replace_row
-kalam_levenshtein kalam_damerau_levenshtein kalam_jaro_similarity kalam_jaro_winkler_similarity
-kalam_levenshtein_row kalam_damerau_levenshtein_row kalam_jaro_similarity_row kalam_jaro_winkler_similarity_row
-kalam_like kalam_ilike
 `;
 
 const AGGREGATE_AND_WINDOW = `
@@ -119,7 +117,11 @@ const OPERATORS = '! !__postfix !~~ !~~* % & && * ** + - ->> -> / // << <=> <@ >
 const words = (text: string): string[] => text.split(/\s+/).filter((w) => w.length > 0);
 
 /** Functions (scalar, aggregate, window, operators) the engine check accepts. */
-export const ENGINE_FUNCTIONS: ReadonlySet<string> = new Set([...words(SCALAR), ...words(AGGREGATE_AND_WINDOW), ...words(OPERATORS)]);
+export const ENGINE_FUNCTIONS: ReadonlySet<string> = new Set([
+  ...words(SCALAR), ...words(AGGREGATE_AND_WINDOW), ...words(OPERATORS),
+  // The server's macros (engineMacros), which the binder emits in place of the functions they guard.
+  ...[...AMPLIFYING_MACROS].flatMap((macro) => [macro, `${macro}_row`]), LIKE_MACROS.like, LIKE_MACROS.ilike,
+]);
 
 /** Aggregate and window functions: they combine many rows' values into one. */
 export const AGGREGATE_FUNCTIONS: ReadonlySet<string> = new Set(words(AGGREGATE_AND_WINDOW));
@@ -175,8 +177,8 @@ export function engineMacros(limit: number): string[] {
 function likeMacros(): string[] {
   const regex = (flags: string): string => `'(?${flags})' || replace(replace(regexp_escape(p), '\\%', '.*'), '_', '.')`;
   return [
-    `CREATE OR REPLACE MACRO kalam_like(x, p) AS regexp_full_match(CAST(x AS VARCHAR), ${regex('s')})`,
-    `CREATE OR REPLACE MACRO kalam_ilike(x, p) AS regexp_full_match(CAST(x AS VARCHAR), ${regex('si')})`,
+    `CREATE OR REPLACE MACRO ${LIKE_MACROS.like}(x, p) AS regexp_full_match(CAST(x AS VARCHAR), ${regex('s')})`,
+    `CREATE OR REPLACE MACRO ${LIKE_MACROS.ilike}(x, p) AS regexp_full_match(CAST(x AS VARCHAR), ${regex('si')})`,
   ];
 }
 
