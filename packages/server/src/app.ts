@@ -192,10 +192,10 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       memoryGuard.close();
       duck.close();
       files.close();
-      const walSyncs = hot.walSyncState().syncs;
+      const { syncs: walSyncs, syncsOnLoop: walSyncsOnLoop } = hot.walSyncState();
       await hot.close();
       // Commit groups and the intents they held, and WAL syncs: how well group commit batched the writers.
-      log.info('stopped', { commit_groups: committer.stats.groups, commit_intents: committer.stats.intents, commit_index_reads: committer.stats.indexReads, wal_syncs: walSyncs });
+      log.info('stopped', { commit_groups: committer.stats.groups, commit_intents: committer.stats.intents, commit_index_reads: committer.stats.indexReads, wal_syncs: walSyncs, wal_syncs_on_loop: walSyncsOnLoop });
     })();
     return closing;
   };

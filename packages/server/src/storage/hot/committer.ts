@@ -75,6 +75,12 @@ const GATHER_RECENT_MS = 20;
  * reading the next statements meanwhile.
  */
 const GATHER_SKIP_WRITES = 256;
+/**
+ * A group of fewer row writes may have its WAL sync on this thread (sync-placement.ts decides): its
+ * writers wait for the sync anyway. A larger group's sync stays on the pool, so this thread can read and
+ * stage the next large statements meanwhile (the reason GATHER_SKIP_WRITES exists).
+ */
+const LOOP_SYNC_WRITES_MAX = GATHER_SKIP_WRITES;
 
 /** A flush's hand-over: index entries that now live in a Parquet segment become cold markers. */
 export interface ColdHandover {
@@ -366,7 +372,7 @@ export class Committer {
     try {
       await staged.batch.flush();
       // fsync mode: one WAL sync for the whole group, before any of its writers is acknowledged.
-      await this.hot.syncWal();
+      await this.hot.syncWal(staged.changes.length < LOOP_SYNC_WRITES_MAX);
       this.publisher?.commitStaged();
     } catch (error) {
       this.publisher?.rollbackStaged();

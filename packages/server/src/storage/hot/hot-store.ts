@@ -165,8 +165,8 @@ export class HotStore {
    * the WAL is synced (callers arriving during a sync share the next one), in `process` mode nothing
    * is needed. Every write path calls it after its batch and before it acknowledges anything.
    */
-  syncWal(): Promise<void> {
-    return this.syncer === null ? Promise.resolve() : this.syncer.sync();
+  syncWal(small = false): Promise<void> {
+    return this.syncer === null ? Promise.resolve() : this.syncer.sync(small);
   }
 
   /** Makes walSyncState() report the bytes each sync covered (an fstat per sync; for tests). */
@@ -176,7 +176,7 @@ export class HotStore {
 
   /** WAL syncs done so far and what the last one covered (all zero in `process` mode). */
   walSyncState(): WalSyncState {
-    return this.syncer?.state() ?? { syncs: 0, walNumber: 0, walBytes: 0 };
+    return this.syncer?.state() ?? { syncs: 0, syncsOnLoop: 0, walNumber: 0, walBytes: 0 };
   }
 
   private async loadFlushed(): Promise<void> {

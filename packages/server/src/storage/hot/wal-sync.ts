@@ -12,14 +12,17 @@
  * flushed SST file, which RocksDB fsyncs). A new WAL's directory entry is made durable with an fsync of
  * the directory, as RocksDB does for synced writes.
  */
-import { fstatSync } from 'node:fs';
+import { fdatasyncSync, fstatSync } from 'node:fs';
 import { open, readdir, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type RocksDB from 'rocksdb-native';
+import { SyncPlacement } from './sync-placement.js';
 
 /** What the last sync covered: which WAL file and how many bytes of it (for tests and diagnostics). */
 export interface WalSyncState {
   readonly syncs: number;
+  /** Of those, the syncs that ran on the JS thread (sync-placement.ts). */
+  readonly syncsOnLoop: number;
   readonly walNumber: number;
   /** Bytes of that WAL the last sync covered; 0 unless `recordBytes` is on (an fstat per sync). */
   readonly walBytes: number;
@@ -35,7 +38,9 @@ const SUPER_VERSION = 'rocksdb.current-super-version-number';
 
 export class WalSyncer {
   private syncs = 0;
+  private syncsOnLoop = 0;
   private walBytes = 0;
+  private readonly placement = new SyncPlacement();
   private current: { readonly number: number; readonly handle: FileHandle } | null = null;
   /** The RocksDB instance and super-version number seen when `current` was last confirmed current. */
   private confirmed: { readonly db: RocksDB; readonly version: string } | null = null;
@@ -59,20 +64,24 @@ export class WalSyncer {
   /** `db` is read at each sync: the store may reopen RocksDB (disk-full recovery) under it. */
   constructor(private readonly db: () => RocksDB, private readonly dir: string) {}
 
-  /** Resolves when every write completed before this call is on stable storage. */
-  sync(): Promise<void> {
+  /**
+   * Resolves when every write completed before this call is on stable storage. `small`: the caller
+   * (a commit group of few rows) has nothing to do until then, so the sync may run on the JS thread
+   * when that is cheap (sync-placement.ts).
+   */
+  sync(small = false): Promise<void> {
     if (this.queued !== null) return this.queued;
     const previous = this.running ?? Promise.resolve();
     const next: Promise<void> = previous.then(
-      () => this.startSync(next),
-      () => this.startSync(next),
+      () => this.startSync(next, small),
+      () => this.startSync(next, small),
     );
     this.queued = next;
     return next;
   }
 
   state(): WalSyncState {
-    return { syncs: this.syncs, walNumber: this.current?.number ?? 0, walBytes: this.walBytes };
+    return { syncs: this.syncs, syncsOnLoop: this.syncsOnLoop, walNumber: this.current?.number ?? 0, walBytes: this.walBytes };
   }
 
   async close(): Promise<void> {
@@ -82,17 +91,17 @@ export class WalSyncer {
     this.current = null;
   }
 
-  private async startSync(self: Promise<void>): Promise<void> {
+  private async startSync(self: Promise<void>, small: boolean): Promise<void> {
     this.queued = null;
     this.running = self;
     try {
-      await this.syncNow();
+      await this.syncNow(small);
     } finally {
       if (this.running === self) this.running = null;
     }
   }
 
-  private async syncNow(): Promise<void> {
+  private async syncNow(small: boolean): Promise<void> {
     if (this.failure !== null) {
       throw new Error(`the write-ahead log could not be synced earlier (${this.failure.message}); restart the server`, { cause: this.failure });
     }
@@ -103,7 +112,14 @@ export class WalSyncer {
       const version = await db.getProperty(SUPER_VERSION);
       const previous = this.current;
       if (previous !== null && this.confirmed !== null && this.confirmed.db === db && this.confirmed.version === version) {
-        await previous.handle.datasync();
+        if (small && this.placement.onLoop()) {
+          const started = performance.now();
+          fdatasyncSync(previous.handle.fd);
+          this.placement.ranOnLoop(performance.now() - started);
+          this.syncsOnLoop++;
+        } else {
+          await previous.handle.datasync();
+        }
         if (this.recordBytes) this.walBytes = fstatSync(previous.handle.fd).size;
         this.syncs++;
         return;
