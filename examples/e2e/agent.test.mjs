@@ -56,6 +56,16 @@ const posts = async (writer) => clients[writer].queryRows('SELECT id, body FROM 
 const summaryCount = async () => (await summaries('alice')).length + (await summaries('bob')).length;
 /** The offsets the agents' logs say they summarized (skips are reported separately). */
 const summarizedOffsets = (agentList) => agentList.flatMap((a) => [...a.text().matchAll(/^summarized post \S+ of \S+ \(offset (\d+)\)/gm)].map((m) => Number(m[1])));
+const skippedOffsets = (agent) => [...agent.text().matchAll(/^skipped post \S+ of \S+ \(offset (\d+)\)/gm)].map((m) => Number(m[1]));
+/**
+ * An agent prints its line after its INSERT is answered, so the test can see a summary row before the
+ * line reaches it through the agent's stdout: wait (a few seconds at most) for the lines too. What the
+ * lines must then say is asserted after, so a line that never comes fails with the assertion's message.
+ */
+async function linesCaughtUp(done) {
+  const until = Date.now() + 5_000;
+  while (!done() && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+}
 
 describe('agent example', { timeout: 240_000 }, () => {
   before(async () => {
@@ -84,6 +94,7 @@ describe('agent example', { timeout: 240_000 }, () => {
     await post('alice', 3);
     await post('bob', 3);
     await waitFor('6 summaries', async () => (await summaryCount()) === 6, 30_000, 200);
+    await linesCaughtUp(() => summarizedOffsets([first]).length >= 6);
     for (const writer of ['alice', 'bob']) {
       const mine = await posts(writer);
       const done = await summaries(writer);
@@ -110,6 +121,7 @@ describe('agent example', { timeout: 240_000 }, () => {
     await post('bob', 3);
     const second = startAgent();
     await waitFor('13 summaries', async () => (await summaryCount()) === 13, 30_000, 200);
+    await linesCaughtUp(() => summarizedOffsets([first, second]).length >= 13);
     const offsets = summarizedOffsets([first, second]).sort((a, b) => a - b);
     assert.deepEqual(offsets, Array.from({ length: 13 }, (_, i) => i), 'each message handled exactly once across both agents');
     assert.doesNotMatch(first.text() + second.text(), /^skipped/m, 'no redelivery after a graceful stop');
@@ -132,6 +144,7 @@ describe('agent example', { timeout: 240_000 }, () => {
     // batch, which comes back to it after the visibility timeout (2 s here).
     const third = startAgent();
     await waitFor('25 summaries', async () => (await summaryCount()) === 25, 60_000, 200);
+    await linesCaughtUp(() => new Set([...summarizedOffsets(agents), ...skippedOffsets(third)]).size >= 25);
     for (const writer of ['alice', 'bob']) {
       const mine = (await posts(writer)).map((p) => p.id).sort();
       const done = (await summaries(writer)).map((s) => s.post_id).sort();
@@ -140,7 +153,7 @@ describe('agent example', { timeout: 240_000 }, () => {
     const all = [...await summaries('alice'), ...await summaries('bob')].map((s) => Number(s.source_offset)).sort((a, b) => a - b);
     assert.deepEqual(all, Array.from({ length: 25 }, (_, i) => i), 'one summary per message offset');
     // Whatever the killed agent had handled but not acknowledged was delivered again and skipped.
-    const handled = [...summarizedOffsets(agents), ...[...third.text().matchAll(/^skipped post \S+ of \S+ \(offset (\d+)\)/gm)].map((m) => Number(m[1]))];
+    const handled = [...summarizedOffsets(agents), ...skippedOffsets(third)];
     assert.deepEqual([...new Set(handled)].sort((a, b) => a - b), all, 'every offset handled, none lost');
     assert.match(third.text(), /^skipped post \S+ of \S+ \(offset 13\): summarized before$/m, 'the unacknowledged batch came back');
     const written = summarizedOffsets(agents);
