@@ -428,10 +428,18 @@ describe('limit building blocks', () => {
     ];
     const encoded = encodeSqlSuccess(results, 1.25, 10 * MIB);
     const expected = JSON.stringify({ status: 'success', results, took: 1.25 });
-    assert.equal(Buffer.concat(encoded.chunks).toString('utf8'), expected);
+    const text = (chunks: readonly (Buffer | string)[]): string => Buffer.concat(chunks.map((c) => Buffer.from(c))).toString('utf8');
+    assert.equal(text(encoded.chunks), expected);
     assert.equal(encoded.bytes, Buffer.byteLength(expected));
     assert.ok(encoded.chunks.length > 1);
     assert.throws(() => encodeSqlSuccess(results, 1, 1000), /result_bytes_max/);
+    // A small body stays one string; its bytes (not its characters) are counted and capped.
+    const small: StatementResult[] = [{ row_count: 1, message: 'Inserted 1 row(s) ü€', as_user: 'u' }];
+    const one = encodeSqlSuccess(small, 0.5, 10 * MIB);
+    const smallExpected = JSON.stringify({ status: 'success', results: small, took: 0.5 });
+    assert.deepEqual(one.chunks, [smallExpected]);
+    assert.equal(one.bytes, Buffer.byteLength(smallExpected));
+    assert.throws(() => encodeSqlSuccess(small, 0.5, smallExpected.length), /result_bytes_max/, 'the cap is on bytes: the characters fit');
   });
 
   it('config: limits must be positive integers and consistent with each other', () => {

@@ -329,8 +329,14 @@ function took(started: number): number {
 
 async function send(deps: HttpDeps, req: IncomingMessage, res: ServerResponse, out: Handled, started: number): Promise<void> {
   if (out.file !== undefined) return sendFile(deps, req, res, out, out.file, started);
-  const chunks = out.encoded?.chunks ?? [Buffer.from(JSON.stringify(out.body), 'utf8')];
-  const length = out.encoded?.bytes ?? chunks[0]!.length;
+  let chunks: readonly (Buffer | string)[];
+  let length: number;
+  if (out.encoded !== undefined) ({ chunks, bytes: length } = out.encoded);
+  else {
+    const text = JSON.stringify(out.body);
+    chunks = [text];
+    length = Buffer.byteLength(text, 'utf8');
+  }
   // A flat list of header fields: Node writes it as is (no header object of its own to fill and merge).
   // Browsers call the API directly (tokens travel in the Authorization header, never cookies): CORS.
   // `out.headers` never repeats these fields (the console's security headers).
@@ -369,8 +375,9 @@ async function sendFile(deps: HttpDeps, req: IncomingMessage, res: ServerRespons
 }
 
 /** Writes the body a chunk at a time, waiting for the socket to drain, so a slow client holds no second copy. */
-async function writeChunks(res: ServerResponse, chunks: readonly Buffer[]): Promise<void> {
-  // The common small body: headers and body leave in one write with end().
+async function writeChunks(res: ServerResponse, chunks: readonly (Buffer | string)[]): Promise<void> {
+  // The common small body: headers and body leave in one write with end() (for a string, one string:
+  // node:http prepends the head to it instead of writing a list of two buffers).
   if (chunks.length === 1) {
     if (!res.destroyed) res.end(chunks[0]);
     return;

@@ -13,7 +13,8 @@ import type { StatementResult } from '../exec/context.js';
 const PIECE_CHARS = 64 * 1024;
 
 export interface EncodedBody {
-  readonly chunks: readonly Buffer[];
+  /** UTF-8 Buffers, or one string for a small body: node:http then sends head and body as one string write. */
+  readonly chunks: readonly (Buffer | string)[];
   readonly bytes: number;
 }
 
@@ -70,6 +71,13 @@ class ChunkWriter {
   }
 
   finish(): EncodedBody {
+    if (this.chunks.length === 0) {
+      // Under one piece (the usual DML or small SELECT answer): left as text, no Buffer of its own.
+      const text = this.pending.join('');
+      const bytes = Buffer.byteLength(text, 'utf8');
+      if (bytes > this.bytesMax) throw resultTooLarge(this.bytesMax);
+      return { chunks: [text], bytes };
+    }
     this.flush();
     return { chunks: this.chunks, bytes: this.bytes };
   }
