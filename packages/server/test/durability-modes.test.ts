@@ -130,7 +130,7 @@ describe('fsync mode', () => {
       // A single-row commit is held until the second writer is back: one group, one sync. (The hold
       // needs the last acknowledgement to be recent, which a test process starved for 20 ms misses.)
       const small: number[] = [];
-      while (small.length < 5 && !small.includes(1)) {
+      while (small.length < 10 && !small.includes(1)) {
         small.push(await groupsFor(1));
         await Promise.all([committer.commit(rows(1)), committer.commit(rows(1))]);
       }
@@ -161,7 +161,22 @@ describe('fsync mode', () => {
       }
       assert.equal(after.syncs, before.syncs + 1);
       assert.equal(after.syncsOnLoop, before.syncsOnLoop + 1, 'one row: synced on the loop');
+      // (walBytes equals the file's size after any sync, or none: the kill -9 tests are what show data survives.)
       assert.equal(after.walBytes, walSize(dir), 'and the sync covered the write');
+
+      // Right after a sync on the loop (same window, quick disk): 255 rows still go on the loop; 256
+      // rows, or one row of 40,000 bytes, go to the pool.
+      const groupOn = async (writes: RowWrite[]): Promise<'loop' | 'pool'> => {
+        const was = hot.walSyncState().syncsOnLoop;
+        await committer.commit(writes);
+        return hot.walSyncState().syncsOnLoop > was ? 'loop' : 'pool';
+      };
+      const bigId = id++;
+      const big: RowWrite = { ...insert(bigId), values: [BigInt(bigId), 'x'.repeat(40_000)] };
+      assert.deepEqual(
+        [await groupOn(rows(255)), await groupOn(rows(256)), await groupOn([big]), await groupOn(rows(1))],
+        ['loop', 'pool', 'pool', 'loop'],
+      );
     });
   });
 
@@ -198,6 +213,24 @@ describe('fsync mode', () => {
       assert.ok(state.walNumber > first, `a new WAL (${first} -> ${state.walNumber})`);
       assert.equal(state.walBytes, walSize(dir));
       assert.ok(state.walBytes > 0);
+    });
+  });
+
+  it('after a failed sync refuses every write until RocksDB is reopened, then syncs the new WAL', async () => {
+    await withStore('fsync', async (hot, dir) => {
+      const committer = new Committer(hot, new SnowflakeGenerator());
+      await committer.commit([insert(1)]);
+      // The next sync fails: its descriptor is closed behind its back (EBADF; a full disk gives ENOSPC).
+      const syncer = (hot as unknown as { syncer: { current: { handle: { close(): Promise<void> } } } }).syncer;
+      await syncer.current.handle.close();
+      await assert.rejects(committer.commit([insert(2)]), /EBADF|closed|"fd" is out of range/);
+      // Every later write is refused, even though this descriptor problem would not recur: no later sync vouches for the WAL.
+      await assert.rejects(committer.commit([insert(3)]), /could not be synced earlier/);
+      await assert.rejects(hot.probeWrite(), /could not be synced earlier/, 'the recovery probe sees it too');
+      await hot.reopen();
+      await hot.probeWrite();
+      await committer.commit([insert(4)]);
+      assert.equal(hot.walSyncState().walBytes, walSize(dir), 'the new WAL is synced');
     });
   });
 

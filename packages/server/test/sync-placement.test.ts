@@ -51,13 +51,27 @@ function run(clock: FakeClock, placement: SyncPlacement, groups: number, syncMs 
   return onLoop;
 }
 
+/** Groups every 3 ms, synced where the placement says, until one runs on the loop (taking `syncMs`): ms until then. */
+function msUntilLoop(clock: FakeClock, placement: SyncPlacement, syncMs: number): number {
+  const start = clock.time;
+  for (;;) {
+    clock.pass(2);
+    if (placement.onLoop()) {
+      const at = clock.time - start;
+      clock.block(placement, syncMs);
+      return at;
+    }
+    clock.pass(1);
+  }
+}
+
 describe('WAL sync placement', () => {
   it('syncs on the loop while it has room and syncs are quick, counting the syncs themselves as room', () => {
     const clock = new FakeClock();
     const placement = new SyncPlacement(clock);
     assert.equal(run(clock, placement, 200), 200);
-    // Busy 70% of the time it has; the syncs' own time (a third of all) does not count as work.
-    clock.busyShare = 0.7;
+    // Busy 80% of the time it has: 0.87 of the window if the syncs' own time counted as work.
+    clock.busyShare = 0.8;
     assert.equal(run(clock, placement, 200), 200);
   });
 
@@ -70,6 +84,22 @@ describe('WAL sync placement', () => {
     assert.ok(busy <= 40, `${busy} of 300 syncs on a busy loop`);
     clock.busyShare = 0.2;
     run(clock, placement, 40); // one window to notice
+    assert.equal(run(clock, placement, 100), 100);
+  });
+
+  it('sends the first sync after a quiet spell to the pool, then judges a fresh window', () => {
+    const clock = new FakeClock();
+    const placement = new SyncPlacement(clock);
+    assert.equal(run(clock, placement, 100), 100);
+    // A quiet minute, then the loop fully busy: averaged together they would look quiet.
+    clock.busyShare = 0;
+    clock.pass(60_000);
+    clock.busyShare = 1;
+    clock.pass(300);
+    assert.equal(placement.onLoop(), false, 'unknown counts as busy');
+    assert.equal(run(clock, placement, 100), 0, 'and the fresh windows see the busy loop');
+    clock.busyShare = 0.2;
+    run(clock, placement, 40);
     assert.equal(run(clock, placement, 100), 100);
   });
 
@@ -91,21 +121,15 @@ describe('WAL sync placement', () => {
     run(clock, placement, 10);
     assert.ok(placement.onLoop());
     clock.block(placement, LOOP_SYNC_MS_STALL + 1);
-    assert.equal(placement.onLoop(), false);
-    clock.pass(999);
-    assert.equal(placement.onLoop(), false);
-    clock.pass(1);
-    assert.equal(placement.onLoop(), true, 'a probe after one second');
-    clock.block(placement, LOOP_SYNC_MS_STALL + 1); // the probe stalls too
-    clock.pass(1_500);
-    assert.equal(placement.onLoop(), false, 'two seconds this time');
-    clock.pass(500);
-    assert.equal(placement.onLoop(), true);
+    // Groups keep coming every 3 ms; the first back on the loop (a probe) stalls too.
+    const first = msUntilLoop(clock, placement, LOOP_SYNC_MS_STALL + 1);
+    assert.ok(first >= 1_000 && first < 1_010, `a probe after one second (${first} ms)`);
+    const second = msUntilLoop(clock, placement, 1);
+    assert.ok(second >= 2_000 && second < 2_010, `two seconds this time (${second} ms)`);
     // A quick probe: the disk is judged by it alone (not by the stalls before), and back to one second.
-    clock.block(placement, 1);
     assert.equal(run(clock, placement, 50), 50);
     clock.block(placement, LOOP_SYNC_MS_STALL + 1);
-    clock.pass(1_000);
-    assert.equal(placement.onLoop(), true);
+    const third = msUntilLoop(clock, placement, 1);
+    assert.ok(third >= 1_000 && third < 1_010, `one second again (${third} ms)`);
   });
 });

@@ -76,11 +76,15 @@ const GATHER_RECENT_MS = 20;
  */
 const GATHER_SKIP_WRITES = 256;
 /**
- * A group of fewer row writes may have its WAL sync on this thread (sync-placement.ts decides): its
- * writers wait for the sync anyway. A larger group's sync stays on the pool, so this thread can read and
- * stage the next large statements meanwhile (the reason GATHER_SKIP_WRITES exists).
+ * A group of fewer row writes, whose encoded rows hold fewer bytes than LOOP_SYNC_BYTES_MAX, may have
+ * its WAL sync on this thread (sync-placement.ts decides): its writers wait for the sync anyway. A
+ * larger group's sync stays on the pool: this thread reads and stages the next large statements
+ * meanwhile (the reason GATHER_SKIP_WRITES exists), and the kernel's write-back of a large WAL
+ * append must not hold up every connection. (The WAL gets about twice the row bytes: the index
+ * entries and the version packs both carry the encoded row.)
  */
 const LOOP_SYNC_WRITES_MAX = GATHER_SKIP_WRITES;
+const LOOP_SYNC_BYTES_MAX = 32 * 1024;
 
 /** A flush's hand-over: index entries that now live in a Parquet segment become cold markers. */
 export interface ColdHandover {
@@ -141,6 +145,8 @@ interface StagedGroup {
   /** Every accepted change of the group, in commit order (topics at staging, listeners once written). */
   readonly changes: CommittedChange[];
   readonly versions: Map<string, RowVersion>;
+  /** Bytes of the encoded rows (what the group adds to the WAL, about twice over). */
+  readonly rowBytes: number;
 }
 
 export class Committer {
@@ -318,6 +324,7 @@ export class Committer {
     const all: CommittedChange[] = [];
     const versions = new Map<string, RowVersion>();
     let maxSeq = 0n;
+    let rowBytes = 0;
     // One version entry per partition for the whole group (version-pack.ts): a flush reads entries, not rows.
     const packs = new Map<string, { prefix: Buffer; pack: VersionPackBuilder }>();
     for (const intent of group) {
@@ -332,6 +339,7 @@ export class Committer {
       for (let i = 0; i < staged.length; i++) {
         const change = staged[i]!;
         const encoded = encodeRow(change.row.schemaVersion, change.row.deleted, change.row.values);
+        rowBytes += encoded.length;
         const key = intent.keys[i]!;
         this.keyBounds.wrote(intent.prefixes[i]!, key);
         if (prefixOf === null || prefixOf.table !== change.table || prefixOf.partition !== change.partition) {
@@ -358,7 +366,7 @@ export class Committer {
     // (one RocksDB entry), so concurrent single-row writes share entries (cheaper to read back).
     if (this.publisher !== null && all.length > 0) this.publisher.stage(all, batch, Date.now());
     if (maxSeq > 0n) batch.tryPut(MAX_SEQ_KEY_BYTES, Buffer.from(JSON.stringify(maxSeq.toString()), 'utf8'));
-    return { size: group.length, batch, accepted, changes: all, versions };
+    return { size: group.length, batch, accepted, changes: all, versions, rowBytes };
   }
 
   /** Writes a staged group; resolves true when it is durable (per the durability mode), false when RocksDB or the WAL sync refused it. */
@@ -372,7 +380,7 @@ export class Committer {
     try {
       await staged.batch.flush();
       // fsync mode: one WAL sync for the whole group, before any of its writers is acknowledged.
-      await this.hot.syncWal(staged.changes.length < LOOP_SYNC_WRITES_MAX);
+      await this.hot.syncWal(staged.changes.length < LOOP_SYNC_WRITES_MAX && staged.rowBytes < LOOP_SYNC_BYTES_MAX);
       this.publisher?.commitStaged();
     } catch (error) {
       this.publisher?.rollbackStaged();

@@ -118,11 +118,15 @@ export class HotStore {
     return error instanceof Error ? error : new Error(String(error));
   }
 
-  /** A one-key durable write (a tombstone, so nothing accumulates) that fails while RocksDB refuses writes. */
+  /**
+   * A one-key durable write (a tombstone, so nothing accumulates) that fails while RocksDB refuses
+   * writes, or while the WAL cannot be synced (a sync that failed for a full disk: a reopen clears it).
+   */
   async probeWrite(): Promise<void> {
     const batch = this.current.write({ capacity: 1, autoDestroy: true });
     batch.tryDelete(PROBE_KEY);
     await batch.flush();
+    await this.syncWal();
   }
 
   /**

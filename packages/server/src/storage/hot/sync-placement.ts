@@ -7,8 +7,9 @@
  * Waiting on the JS thread is only cheap while the loop has nothing better to do: with many writers and
  * nothing else, every request is in the group being synced. So the loop is chosen only while
  * - the loop's own work (active time minus the syncs it waited for) took at most LOOP_BUSY_MAX of the
- *   time it had in the last window: readers, live fan-out or HTTP parsing would otherwise queue behind
- *   the disk; and
+ *   time it had in the last window (100-500 ms; after a longer spell without small syncs the first one
+ *   goes to the pool while a new window measures): readers, live fan-out or HTTP parsing would
+ *   otherwise queue behind the disk; and
  * - syncs on the loop stay quick: averaging at most LOOP_SYNC_MS_MAX over the last ~8 (a disk's
  *   occasional 4-5 ms sync here does not count against it) and none over LOOP_SYNC_MS_STALL. A slow or
  *   sick disk moves syncs to the pool for a second, then for twice as long at each slow probe (up to a
@@ -23,6 +24,8 @@ export const LOOP_SYNC_MS_STALL = 20;
 /** The loop's own busy share of a window above which syncs go to the pool. */
 export const LOOP_BUSY_MAX = 0.85;
 const WINDOW_MS = 100;
+/** A window this old (ms) when the next small sync comes says nothing about the loop now. */
+const STALE_WINDOW_MS = 5 * WINDOW_MS;
 const BACKOFF_FIRST_MS = 1_000;
 const BACKOFF_MAX_MS = 60_000;
 
@@ -56,12 +59,19 @@ export class SyncPlacement {
   /** True when the next small group's sync should run on the JS thread. */
   onLoop(): boolean {
     const now = this.clock.now();
-    if (now - this.windowStart >= WINDOW_MS) {
-      const window = this.clock.utilization(this.windowUtilization);
-      // The share of the time the loop had (not waiting for syncs) that it spent working: one that
-      // waited 40 ms of a 100 ms window and worked 30 ms was busy half of the time it had.
-      const had = window.idle + window.active - this.blockedInWindow;
-      this.loopBusy = had > 0 && (window.active - this.blockedInWindow) / had > LOOP_BUSY_MAX;
+    const elapsed = now - this.windowStart;
+    if (elapsed >= WINDOW_MS) {
+      if (elapsed > STALE_WINDOW_MS) {
+        // No small sync for a while: a long quiet spell would hide a busy last moment. Unknown
+        // counts as busy: this sync goes to the pool, and the window starting now decides the next.
+        this.loopBusy = true;
+      } else {
+        const window = this.clock.utilization(this.windowUtilization);
+        // The share of the time the loop had (not waiting for syncs) that it spent working: one that
+        // waited 40 ms of a 100 ms window and worked 30 ms was busy half of the time it had.
+        const had = window.idle + window.active - this.blockedInWindow;
+        this.loopBusy = had > 0 && (window.active - this.blockedInWindow) / had > LOOP_BUSY_MAX;
+      }
       this.windowStart = now;
       this.windowUtilization = this.clock.utilization();
       this.blockedInWindow = 0;

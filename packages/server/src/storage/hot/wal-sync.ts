@@ -51,9 +51,13 @@ export class WalSyncer {
   /**
    * Set when fdatasync failed. Linux may drop the dirty pages of a failed fsync and report success on
    * the next call, so no later sync can vouch for the WAL: every sync fails until the server restarts
-   * (recovery then replays what the WAL really holds), as PostgreSQL does after a failed fsync.
+   * (recovery then replays what the WAL really holds), as PostgreSQL does after a failed fsync, or
+   * until RocksDB is reopened (disk-full recovery, storage-health.ts), which is the same recovery: the
+   * new instance replays the WAL into a table file it syncs and writes a new WAL, which its syncs cover.
    */
   private failure: Error | null = null;
+  /** The RocksDB instance whose WAL failed to sync. */
+  private failedOn: RocksDB | null = null;
 
   /**
    * Records the WAL's size at each sync in `state().walBytes` (the tests check that a sync covered
@@ -102,13 +106,21 @@ export class WalSyncer {
   }
 
   private async syncNow(small: boolean): Promise<void> {
+    const db = this.db();
     if (this.failure !== null) {
-      throw new Error(`the write-ahead log could not be synced earlier (${this.failure.message}); restart the server`, { cause: this.failure });
+      if (db === this.failedOn) {
+        // `cause` keeps the original error's code: a full disk stays a full disk (HTTP 507, recovery probes).
+        throw new Error(`the write-ahead log could not be synced earlier (${this.failure.message}); restart the server`, { cause: this.failure });
+      }
+      this.failure = null;
+      this.failedOn = null;
+      // The old instance's WAL is in the table file the reopen wrote: start over with the new WAL.
+      await this.current?.handle.close().catch(() => undefined);
+      this.current = null;
     }
     try {
       // Read after the writes this sync covers. No memtable switch since the WAL we hold was
       // confirmed current (same instance: a reopen starts a new WAL and numbering): sync it, done.
-      const db = this.db();
       const version = await db.getProperty(SUPER_VERSION);
       const previous = this.current;
       if (previous !== null && this.confirmed !== null && this.confirmed.db === db && this.confirmed.version === version) {
@@ -139,6 +151,7 @@ export class WalSyncer {
       this.syncs++;
     } catch (error) {
       this.failure = error as Error;
+      this.failedOn = db;
       throw error;
     }
   }
