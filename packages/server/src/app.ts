@@ -68,7 +68,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     throw error;
   });
   await initParser({
-    statementsMax: config.statementsPerRequestMax, nestingDepthMax: config.sqlNestingDepthMax, treeDepthMax: config.parseTreeDepthMax,
+    statementsMax: config.statementsPerRequestMax, nestingDepthMax: config.sqlNestingDepthMax, tokensMax: config.sqlTokensMax,
+    treeDepthMax: config.parseTreeDepthMax,
     subqueryDepthMax: config.subqueryDepthMax,
   });
   const catalog = await Catalog.load(hot);

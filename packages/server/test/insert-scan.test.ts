@@ -43,7 +43,7 @@ function assertSame(sql: string): void {
 }
 
 describe('literal INSERT scanner', () => {
-  before(async () => initParser({ statementsMax: 100, nestingDepthMax: 32, treeDepthMax: 1000, subqueryDepthMax: 32 }));
+  before(async () => initParser({ statementsMax: 100, nestingDepthMax: 32, tokensMax: 100_000, treeDepthMax: 1000, subqueryDepthMax: 32 }));
 
   it('reads strings, numbers, NULL and booleans exactly as the token path evaluates them', () => {
     assertSame("INSERT INTO ns.t (id, a, b, c) VALUES (1, 'x', NULL, TRUE), (2, 'it''s', null, false)");

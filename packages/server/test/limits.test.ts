@@ -55,6 +55,7 @@ describe('limits on requests and writes', () => {
       sql_nesting_depth_max: 8,
       subquery_depth_max: 5,
       parse_tree_depth_max: 300,
+      sql_tokens_max: 20_000,
       write_rows_max: 100,
       result_bytes_max: MIB,
     });
@@ -106,6 +107,14 @@ describe('limits on requests and writes', () => {
     assert.equal((await server.ok(Array(100).fill('SELECT 1').join(' UNION ALL '), { auth: alice }))[0]!.row_count, 100);
     assertError(await server.sql(Array(2000).fill('SELECT 1').join(' UNION ALL '), { auth: alice }), 400, 'INVALID_SQL', /parse_tree_depth_max/);
     assertError(await server.sql('SELECT ' + Array(1500).fill('1').join(' + '), { auth: alice }), 400, 'INVALID_SQL', /parse_tree_depth_max/);
+    await answers();
+  });
+
+  it('statement tokens: a long IN list is refused before PostgreSQL\'s parser', async () => {
+    const inList = (n: number): string => `SELECT count(*) AS n FROM lim.t WHERE id IN (${Array.from({ length: n }, (_, i) => i).join(',')})`;
+    assert.equal((await server.ok(inList(9_000), { auth: alice }))[0]!.row_count, 1);
+    assertError(await server.sql(inList(10_000), { auth: alice }), 400, 'INVALID_SQL', /too long: more than 20000 tokens \(sql_tokens_max\)/);
+    assertError(await server.sql(`UPDATE lim.t SET body = 'x' WHERE id IN (${Array(12_000).fill('1').join(',')})`, { auth: alice }), 400, 'INVALID_SQL', /sql_tokens_max/);
     await answers();
   });
 

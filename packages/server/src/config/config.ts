@@ -67,6 +67,11 @@ export interface Config {
   /** Deepest parenthesis/bracket nesting in one statement; checked on tokens, before PostgreSQL's parser. */
   readonly sqlNestingDepthMax: number;
   /**
+   * Most tokens in one statement PostgreSQL's parser reads (literal INSERTs have their own scanner):
+   * parsing runs on the thread every request shares, ~1 µs per token.
+   */
+  readonly sqlTokensMax: number;
+  /**
    * Deepest parse tree (JSON levels) a statement may have. Catches nesting without parentheses
    * (long UNION or operator chains) before the recursive stages (binder, deparser) see it.
    */
@@ -157,6 +162,7 @@ export const defaults: Config = Object.freeze({
   paramsMax: 50,
   statementsPerRequestMax: 1000,
   sqlNestingDepthMax: 64,
+  sqlTokensMax: 100_000,
   parseTreeDepthMax: 1000,
   subqueryDepthMax: 16,
   resultRowsMax: 1_000_000,
@@ -279,7 +285,7 @@ function checkConfig(config: Config): void {
 
 /** Settings where 0 would refuse every request or stop nothing (others, like job_retention_days, may be 0). */
 const POSITIVE_SETTINGS: ReadonlySet<keyof Config> = new Set<keyof Config>([
-  'bodyBytesMax', 'httpHeadersTimeoutMs', 'httpBodyTimeoutMs', 'httpRequestTimeoutMs', 'httpKeepAliveTimeoutMs', 'sqlBytesMax', 'statementsPerRequestMax', 'sqlNestingDepthMax', 'parseTreeDepthMax', 'subqueryDepthMax', 'resultRowsMax',
+  'bodyBytesMax', 'httpHeadersTimeoutMs', 'httpBodyTimeoutMs', 'httpRequestTimeoutMs', 'httpKeepAliveTimeoutMs', 'sqlBytesMax', 'statementsPerRequestMax', 'sqlNestingDepthMax', 'sqlTokensMax', 'parseTreeDepthMax', 'subqueryDepthMax', 'resultRowsMax',
   'resultBytesMax', 'writeRowsMax', 'queryTimeoutMs', 'exportsPerUserMax', 'exportBytesMax', 'exportRetentionHours', 'queryConnections', 'duckdbThreads', 'memoryRssBytesMax', 'memorySampleIntervalMs',
 ]);
 

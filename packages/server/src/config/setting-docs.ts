@@ -37,6 +37,7 @@ export const SETTING_DOCS: { readonly [K in keyof Config]: SettingDoc } = {
   paramsMax: doc('limits', 'Most $n parameters in one request (413)'),
   statementsPerRequestMax: doc('limits', 'Most statements in one request, counted before any is parsed (413)'),
   sqlNestingDepthMax: doc('limits', 'Deepest parenthesis and bracket nesting in one statement (400)'),
+  sqlTokensMax: doc('limits', 'Most tokens in one statement read by PostgreSQL\'s parser (400)'),
   parseTreeDepthMax: doc('limits', 'Deepest parse tree of one statement, for nesting without parentheses (400)'),
   subqueryDepthMax: doc('limits', 'Deepest nesting of subqueries in one statement (400)'),
   resultRowsMax: doc('limits', 'Most rows one query may return (400, add a LIMIT)'),

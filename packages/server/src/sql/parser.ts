@@ -10,7 +10,7 @@ import { nestingDepth, splitStatements, type StatementText, type Token } from '.
 import { identifier, userId } from './names.js';
 import type { AlterTableOp, OptionValue, PgNode, Statement, TableName } from './statement.js';
 import { createTableFromPg, createTableRule } from './create-table.js';
-import { preparePgText, restoreIdentifiers } from './pg-text.js';
+import { preparePgText, restoreIdentifiers, type TokenRule } from './pg-text.js';
 import { parseSimpleInsert } from './insert-fast.js';
 import { parseAlterStorage, parseCheckStorage, parseCreateStorage, parseDropStorage } from './storage-statements.js';
 import { scanLiteralInsert } from './insert-scan.js';
@@ -27,6 +27,8 @@ export interface ParseLimits {
   /** config.sqlNestingDepthMax: parentheses/brackets, counted on tokens before PostgreSQL's parser runs. */
   readonly nestingDepthMax: number;
   /** config.parseTreeDepthMax: JSON levels of the parse tree, checked before any recursive stage walks it. */
+  /** config.sqlTokensMax: tokens of one statement (literal INSERTs are scanned without tokens). */
+  readonly tokensMax: number;
   readonly treeDepthMax: number;
   /** config.subqueryDepthMax: subqueries inside subqueries (UNION arms do not nest). */
   readonly subqueryDepthMax: number;
@@ -60,8 +62,8 @@ export class ParseCache {
     // read it is the cheap path anyway.
     const scanned = literalInsert(sql);
     if (scanned !== null) return Object.freeze([scanned]);
-    const texts = splitStatements(sql);
-    const { statementsMax } = parseLimits();
+    const { statementsMax, tokensMax } = parseLimits();
+    const texts = splitStatements(sql, tokensMax);
     // Refused before anything is parsed: the cost of a request grows with its statement count.
     if (texts.length > statementsMax) {
       throw new LimitError('PAYLOAD_TOO_LARGE', 'statements_per_request_max',
@@ -192,12 +194,17 @@ const SQL_KINDS: Record<string, 'select' | 'insert' | 'update' | 'delete'> = {
 };
 
 function parseSql(stmt: StatementText): Statement {
-  const prepared = preparePgText(stmt);
-  const ast = restoreIdentifiers(pgParseOne(prepared.text), prepared.placeholders);
+  const ast = pgParseStatement(stmt);
   const [nodeType, node] = Object.entries(ast)[0] as [string, PgNode];
   const kind = SQL_KINDS[nodeType];
   if (kind === undefined) throw invalidSql(`Unsupported statement: ${nodeType.replace(/Stmt$/, '').toUpperCase()}`);
   return { kind, ast: node, paramCount: maxParamNumber(node) };
+}
+
+/** A statement through PostgreSQL's parser, identifiers past its length limit kept. */
+function pgParseStatement(stmt: StatementText, extra?: TokenRule): PgNode {
+  const prepared = preparePgText(stmt, extra);
+  return restoreIdentifiers(pgParseOne(prepared.text), prepared.placeholders);
 }
 
 /** Parses exactly one statement with libpg-query; syntax errors name the position. */
@@ -284,8 +291,7 @@ function parseCreateTable(stmt: StatementText, c: Cursor): Statement {
     c.next();
   }
   if (c.peekWord(0) !== 'TABLE') throw invalidSql(`Unsupported statement: 'CREATE ${stmt.tokens[1]?.value ?? ''}'`);
-  const prepared = preparePgText(stmt, createTableRule(tableType !== null ? 1 : -1));
-  return createTableFromPg(restoreIdentifiers(pgParseOne(prepared.text), prepared.placeholders), tableType);
+  return createTableFromPg(pgParseStatement(stmt, createTableRule(tableType !== null ? 1 : -1)), tableType);
 }
 
 // Dialect statements ------------------------------------------------------------------------
@@ -625,8 +631,7 @@ function optionList(c: Cursor): Record<string, OptionValue> {
 function columnSpec(text: string): ColumnSpec {
   if (text === '') throw invalidSql('Expected a column definition: name TYPE [NOT NULL | NULL] [DEFAULT value]');
   const [stmt] = splitStatements(`CREATE TABLE alter_column_t (${text})`);
-  const prepared = preparePgText(stmt!, createTableRule(-1));
-  const created = createTableFromPg(restoreIdentifiers(pgParseOne(prepared.text), prepared.placeholders), null);
+  const created = createTableFromPg(pgParseStatement(stmt!, createTableRule(-1)), null);
   if (created.kind !== 'create_table' || created.columns.length !== 1) throw invalidSql('Expected exactly one column definition');
   return created.columns[0]!;
 }
