@@ -14,6 +14,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TestServer, assertError, eventually } from './harness.js';
+import { LiveClient } from './ws-client.js';
 import { defaults, loadConfig, parseMemoryLimit } from '../src/config/config.js';
 import { encodeSqlSuccess } from '../src/http/sql-response.js';
 import { MemoryGuard } from '../src/storage/duck/memory-guard.js';
@@ -115,6 +116,17 @@ describe('limits on requests and writes', () => {
     assert.equal((await server.ok(inList(9_000), { auth: alice }))[0]!.row_count, 1);
     assertError(await server.sql(inList(10_000), { auth: alice }), 400, 'INVALID_SQL', /too long: more than 20000 tokens \(sql_tokens_max\)/);
     assertError(await server.sql(`UPDATE lim.t SET body = 'x' WHERE id IN (${Array(12_000).fill('1').join(',')})`, { auth: alice }), 400, 'INVALID_SQL', /sql_tokens_max/);
+    // A subscription's SQL is read by the same lexer.
+    const live = await LiveClient.connect(server.url, alice);
+    try {
+      const refused = await live.subscribe('long', `SELECT * FROM lim.t WHERE id IN (${Array(12_000).fill('1').join(',')})`);
+      assert.equal(refused.type, 'error');
+      assert.equal(refused.code, 'INVALID_SQL');
+      assert.match(String(refused.message), /sql_tokens_max/);
+      assert.equal((await live.subscribe('short', 'SELECT * FROM lim.t WHERE id IN (1, 2)')).type, 'subscription_ack');
+    } finally {
+      await live.close();
+    }
     await answers();
   });
 

@@ -7,8 +7,7 @@ import { ServerError, invalidSql } from '../util/errors.js';
 import type { Catalog } from '../catalog/catalog.js';
 import { SEQ_COLUMN, SYSTEM_NAMESPACE, type ColumnDef, type TableDef } from '../catalog/types.js';
 import { requireRead, type Principal } from '../auth/access.js';
-import { splitStatements } from '../sql/lexer.js';
-import { parseStatement } from '../sql/parser.js';
+import { parseStatement, splitUserSql } from '../sql/parser.js';
 import { identifier } from '../sql/names.js';
 import type { PgNode } from '../sql/statement.js';
 import { compilePredicate, type Predicate } from './predicate.js';
@@ -63,7 +62,7 @@ export function liveColumns(table: TableDef): Pick<ColumnDef, 'name' | 'type' | 
 }
 
 export function parseSubscription(sql: string, catalog: Catalog, principal: Principal): SubscriptionQuery {
-  const statements = splitStatements(sql);
+  const statements = splitUserSql(sql);
   if (statements.length !== 1) throw invalidSql('A subscription needs exactly one SELECT statement');
   const st = parseStatement(statements[0]!);
   if (st.kind !== 'select') throw invalidSql('A subscription must be a SELECT statement');

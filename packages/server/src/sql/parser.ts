@@ -62,8 +62,8 @@ export class ParseCache {
     // read it is the cheap path anyway.
     const scanned = literalInsert(sql);
     if (scanned !== null) return Object.freeze([scanned]);
-    const { statementsMax, tokensMax } = parseLimits();
-    const texts = splitStatements(sql, tokensMax);
+    const { statementsMax } = parseLimits();
+    const texts = splitUserSql(sql);
     // Refused before anything is parsed: the cost of a request grows with its statement count.
     if (texts.length > statementsMax) {
       throw new LimitError('PAYLOAD_TOO_LARGE', 'statements_per_request_max',
@@ -87,6 +87,11 @@ export class ParseCache {
     this.entries.set(sql, deepFreeze(parsed));
     return parsed;
   }
+}
+
+/** Splits a user's SQL text into statements, refusing one longer than sql_tokens_max as the lexer reaches it. */
+export function splitUserSql(sql: string): StatementText[] {
+  return splitStatements(sql, parseLimits().tokensMax);
 }
 
 /** A literal multi-row INSERT read straight from the text (no tokens, no tree per value), or null. */
