@@ -256,6 +256,11 @@ describe('auth', () => {
         assertError(await server.sql("ALTER USER 'bob' SET PASSWORD 'hijacked-pw-1'", { auth }), 403, 'PERMISSION_DENIED');
         assertError(await server.sql("ALTER USER 'bob' SET ROLE dba", { auth }), 403, 'PERMISSION_DENIED');
         assertError(await server.sql("DROP USER 'bob'", { auth }), 403, 'PERMISSION_DENIED');
+        // The same answer for a name that does not exist: nothing tells which user names exist.
+        const existing = await server.sql("ALTER USER 'bob' SET EMAIL 'x@example.com'", { auth });
+        const missing = await server.sql("ALTER USER 'no_such_user_9' SET EMAIL 'x@example.com'", { auth });
+        assertError(missing, 403, 'PERMISSION_DENIED');
+        assert.equal((missing.body as { error: { message: string } }).error.message, (existing.body as { error: { message: string } }).error.message);
       }
       assertError(await server.sql("ALTER USER 'alice' SET ROLE system", { auth: alice }), 403, 'PERMISSION_DENIED');
       assertError(await server.sql("CREATE USER 'newsys' WITH PASSWORD 'long-enough-1' ROLE system", { auth: dba }), 403, 'PERMISSION_DENIED');

@@ -282,6 +282,22 @@ describe('size-amplifying functions', () => {
     assertError(await server.sql("SELECT levenshtein(repeat('x', 1000) || range, repeat('y', 1000)) FROM range(2)", { auth: alice }), 400, 'SQL_EXECUTION_ERROR', /compare more than 200000 character pairs in one row/);
   });
 
+  it('strftime formats, to_base padding and equi_width_bins counts are bounded (an attack review: 2 GB of RSS from one strftime)', async () => {
+    const [row] = await server.rows(
+      "SELECT strftime(TIMESTAMP '2020-01-02 03:04:05', '%Y-%m-%d %H') AS a, strftime('%d', DATE '2020-01-02') AS b, to_base(5, 2) AS c, "
+      + "to_base(5, 2, 8) AS d, equi_width_bins(0, 10, 2, false)::VARCHAR AS e, max(to_base(range, 2, 4)) OVER () AS f FROM range(4) LIMIT 1",
+      { auth: alice });
+    assert.deepEqual({ ...row }, { a: '2020-01-02 03', b: '02', c: '101', d: '00000101', e: '[5, 10]', f: '0011' });
+    const many = '%c'.repeat(200);
+    assertError(await server.sql(`SELECT sum(length(strftime(TIMESTAMP '2020-01-01' + x * INTERVAL '1 second', '${many}'))) FROM range(0, 2048) t(x)`, { auth: alice }),
+      400, 'INVALID_SQL', /strftime format may be at most 256 characters/);
+    assertError(await server.sql("SELECT strftime(now(), repeat('%c', 100))", { auth: alice }), 400, 'INVALID_SQL', /format as a string literal/);
+    assertError(await server.sql('SELECT strftime(now(), $1)', { auth: alice, params: ['%Y'] }), 400, 'INVALID_SQL', /format as a string literal/);
+    assertError(await server.sql('SELECT to_base(1, 2, 100000000)', { auth: alice }), 400, 'SQL_EXECUTION_ERROR', /to_base would produce more than/);
+    assertError(await server.sql('SELECT to_base(range, 2, 100000) FROM range(2)', { auth: alice }), 400, 'SQL_EXECUTION_ERROR', /more than 20000 elements in one row/);
+    assertError(await server.sql('SELECT equi_width_bins(0, 10, 100000000, false)', { auth: alice }), 400, 'SQL_EXECUTION_ERROR', /equi_width_bins would produce more than/);
+  });
+
   it('LIKE matches in linear time, with the engine LIKE semantics (found by an attack review: 800 characters ran 110 s)', async () => {
     const { value, ms } = await timed(() => server.rows(
       "SELECT count(*) AS c FROM generate_series(1, 3) AS t(x) WHERE (repeat('a', 3000) || x::text) LIKE '%a%a%a%_b' OR (repeat('a', 3000) || x::text) ~~ '%a%a%a%a%_b'",

@@ -1,7 +1,7 @@
 /** CREATE/ALTER/DROP USER with argon2id hashes and the role rules from auth/access; DROP USER soft-deletes. */
 import { denied, execError } from '../util/errors.js';
 import { isAdminRole, type Role, type UserDef } from '../catalog/types.js';
-import { requireUserManagement } from '../auth/access.js';
+import { requireAdmin, requireUserManagement } from '../auth/access.js';
 import type { Statement } from '../sql/statement.js';
 import { messageResult, type RunContext, type Services, type StatementResult } from './context.js';
 
@@ -24,6 +24,9 @@ export async function createUser(s: Services, ctx: RunContext, st: Of<'create_us
 }
 
 export async function alterUser(s: Services, ctx: RunContext, st: Of<'alter_user'>): Promise<StatementResult> {
+  // Someone who may only change their own account is refused before the name is looked up: the
+  // answer must not tell which other user names exist.
+  if (st.userId !== ctx.principal.userId || st.field === 'role') requireAdmin(ctx.principal, `ALTER USER ... SET ${st.field.toUpperCase()}`);
   const target = s.catalog.user(st.userId);
   if (target === undefined) throw execError(`User '${st.userId}' does not exist`);
   const self = ctx.principal.id === target.id;

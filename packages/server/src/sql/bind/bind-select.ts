@@ -17,7 +17,7 @@ import { DELETED_COLUMN, SYSTEM_NAMESPACE, type TableDef } from '../../catalog/t
 import { requireRead, requireSystemTableAccess, type Principal } from '../../auth/access.js';
 import { identifier } from '../names.js';
 import {
-  AGGREGATE_FUNCTIONS, AMPLIFYING_FUNCTIONS, AMPLIFYING_MACROS, CAST_TYPES, FUNCTION_RENAMES, LIKE_MACROS, TABLE_FUNCTIONS, VOLATILE_FUNCTIONS, isAllowedFunction,
+  AGGREGATE_FUNCTIONS, AMPLIFYING_FUNCTIONS, AMPLIFYING_MACROS, CAST_TYPES, FUNCTION_RENAMES, LIKE_MACROS, STRFTIME_FORMAT_CHARS_MAX, TABLE_FUNCTIONS, VOLATILE_FUNCTIONS, isAllowedFunction,
 } from './engine-names.js';
 import { isUpstreamJsonCall, jsonHasKey, upstreamJsonCall } from './upstream-json.js';
 
@@ -447,6 +447,7 @@ class Binder {
     if (!isAllowedFunction(name)) throw denied(`Permission denied: function '${name}' is not available`);
     let engineName = FUNCTION_RENAMES.get(name) ?? name;
     if (AMPLIFYING_MACROS.has(engineName)) engineName = this.amplifying(name, engineName, f.args ?? []);
+    if (engineName === 'strftime') checkStrftimeFormat(f.args ?? []);
     let args: string;
     if (f.agg_star) args = '*';
     else {
@@ -676,6 +677,19 @@ function likeRegex(pattern: string, escapeChar: string, ilike: boolean): string 
 function likeCall(value: string, pattern: string, ilike: boolean, negated: boolean): string {
   const call = `${ilike ? LIKE_MACROS.ilike : LIKE_MACROS.like}(${value}, ${pattern})`;
   return negated ? `(NOT ${call})` : call;
+}
+
+/**
+ * strftime takes its arguments in either order, and the engine needs the format to be a constant: it
+ * must be a string literal here (not a parameter or an expression), of at most STRFTIME_FORMAT_CHARS_MAX
+ * characters, so what a row's output may grow to is known.
+ */
+function checkStrftimeFormat(args: readonly Node[]): void {
+  const formats = args.filter((a) => 'A_Const' in a && a.A_Const.sval !== undefined).map((a) => (a as { A_Const: { sval: { sval?: string } } }).A_Const.sval.sval ?? '');
+  if (formats.length === 0) throw invalidSql('strftime needs its format as a string literal');
+  if (formats.some((f) => f.length > STRFTIME_FORMAT_CHARS_MAX)) {
+    throw invalidSql(`A strftime format may be at most ${STRFTIME_FORMAT_CHARS_MAX} characters long`);
+  }
 }
 
 /** Guarded calls one statement may make (each may add its cap to a row). */

@@ -24,6 +24,8 @@ export const FUNCTION_RENAMES: ReadonlyMap<string, string> = new Map([
   ['list_resize', 'kalam_list_resize'],
   ['replace', 'kalam_replace'],
   ['regexp_replace', 'kalam_regexp_replace'],
+  ['to_base', 'kalam_to_base'],
+  ['equi_width_bins', 'kalam_equi_width_bins'],
   // Quadratic in their inputs' lengths: guarded by the product of the lengths.
   ['levenshtein', 'kalam_levenshtein'],
   ['editdist3', 'kalam_levenshtein'],
@@ -31,6 +33,12 @@ export const FUNCTION_RENAMES: ReadonlyMap<string, string> = new Map([
   ['jaro_similarity', 'kalam_jaro_similarity'],
   ['jaro_winkler_similarity', 'kalam_jaro_winkler_similarity'],
 ]);
+
+/**
+ * strftime's format (a string literal: the binder sees to it) is at most this long. A format multiplies:
+ * '%c' (2 characters) writes 19, and an attack review reached 2 GB of RSS with one vector of rows.
+ */
+export const STRFTIME_FORMAT_CHARS_MAX = 256;
 
 /** The quadratic string distances: a call may compare at most this many character pairs per `generated_values_max`. */
 const PAIRS_PER_VALUE = 10;
@@ -217,6 +225,11 @@ function macros(suffix: '' | '_row', limit: number): string[] {
       guarded('regexp_replace', ['s', 'r', 't', 'o'],
         regexGrowth(`CASE WHEN contains(o, 'g') THEN len(regexp_extract_all(p.s, p.r, 0, replace(o, 'g', ''))) ELSE 1 END`),
         'regexp_replace(p.s, p.r, p.t, o)')),
+    // to_base's third argument pads the digits to that length; equi_width_bins makes a list of its third argument's length.
+    macro('to_base',
+      guarded('to_base', ['n', 'r'], 'false', 'to_base(p.n, p.r)'),
+      guarded('to_base', ['n', 'r', 'm'], `p.m > ${limit}`, 'to_base(p.n, p.r, p.m)')),
+    macro('equi_width_bins', guarded('equi_width_bins', ['a', 'b', 'c', 'd'], `p.c > ${limit}`, 'equi_width_bins(p.a, p.b, p.c, p.d)')),
     // Time, not memory: a call compares every character pair, and a running query is stopped only
     // between vectors (2,048 rows), so a row may compare at most PAIRS_PER_VALUE × its cap.
     ...['levenshtein', 'damerau_levenshtein', 'jaro_similarity', 'jaro_winkler_similarity'].map((f) => macro(f,
