@@ -7,7 +7,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { likeMatch } from '../src/live/predicate.js';
+import { LIKE_PATTERN_CHARS_MAX, LIKE_STEPS_MAX, compileLike, likeMatch } from '../src/live/predicate.js';
 
 /** The plain recursive definition: fine for the short strings it is used on here. */
 function reference(pattern: string[], value: string[]): boolean {
@@ -56,5 +56,33 @@ describe('likeMatch', () => {
     assert.equal(likeMatch(pattern, `${'a'.repeat(20_000)}b`), true);
     // 20,000 × 41 steps: milliseconds; the regex it replaces did not finish 7 '%a' on 60 characters in 29 s.
     assert.ok(performance.now() - started < 2_000, `${performance.now() - started} ms`);
+  });
+
+  it('compiled matchers (linear search for % patterns, budgeted for _) agree with the definition', () => {
+    const values = [...strings(['a', 'b'], 6), '😀', 'a😀b', '😀😀', 'x\ny', 'abab', 'aabaab'];
+    let checked = 0;
+    for (const pattern of strings(['a', 'b', '%', '_'], 5)) {
+      const matches = compileLike(pattern);
+      for (const value of values) {
+        assert.equal(matches(value), reference([...pattern], [...value]), `'${value}' LIKE '${pattern}' (compiled)`);
+        checked++;
+      }
+    }
+    assert.ok(checked > 100_000);
+    assert.equal(compileLike('%😀%')('a😀b'), true);
+  });
+
+  it('bounds the work of one value: linear for % patterns, a step budget for _ patterns, a pattern length cap', () => {
+    // The attack review's case: a long pattern against a 500,000-character row held the commit thread 9 s.
+    const value = 'a'.repeat(500_000);
+    const long = `%${'a'.repeat(LIKE_PATTERN_CHARS_MAX - 2)}b`;
+    const started = performance.now();
+    assert.equal(compileLike(long)(value), false);
+    assert.equal(compileLike(`%${'a'.repeat(100)}%${'a'.repeat(100)}%b`)(value), false);
+    assert.ok(performance.now() - started < 500, `${performance.now() - started} ms`);
+    const underscores = `%${'a'.repeat(100)}_b`;
+    assert.throws(() => compileLike(underscores)(value), new RegExp(`more than ${LIKE_STEPS_MAX} steps`));
+    assert.equal(compileLike(underscores)(`${'a'.repeat(200)}xb`), true, 'a short value is matched as before');
+    assert.throws(() => compileLike(`%${'a'.repeat(LIKE_PATTERN_CHARS_MAX)}`), /at most 256 characters/);
   });
 });

@@ -130,6 +130,28 @@ describe('limits on requests and writes', () => {
     await answers();
   });
 
+  it('a subscription LIKE filter too costly for a row ends that subscription, not the server (attack review: 9 s per insert)', async () => {
+    const live = await LiveClient.connect(server.url, alice);
+    try {
+      assert.equal((await live.subscribe('costly', `SELECT id FROM lim.t WHERE body LIKE '%${'a'.repeat(100)}_b'`)).type, 'subscription_ack');
+      assert.equal((await live.subscribe('plain', `SELECT id FROM lim.t WHERE body LIKE '%${'a'.repeat(200)}b%'`)).type, 'subscription_ack');
+      const tooLong = await live.subscribe('long', `SELECT id FROM lim.t WHERE body LIKE '%${'a'.repeat(300)}'`);
+      assert.equal(tooLong.code, 'INVALID_SQL');
+      const started = performance.now();
+      await server.ok(`INSERT INTO lim.t (id, body) VALUES (900, '${'a'.repeat(400_000)}b')`, { auth: alice });
+      assert.ok(performance.now() - started < 5_000, `${performance.now() - started} ms`);
+      const failed = await live.waitFor((m) => m.type === 'error' && m.subscription_id === 'costly');
+      assert.match(String(failed.message), /steps/);
+      // The % pattern (linear) matched the row and was delivered.
+      const change = await live.waitFor((m) => m.type === 'change' && m.subscription_id === 'plain');
+      assert.equal((change.rows as { id: string }[])[0]!.id, '900');
+      await server.ok('DELETE FROM lim.t WHERE id = 900', { auth: alice });
+    } finally {
+      await live.close();
+    }
+    await answers();
+  });
+
   it('rows written: 100 VALUES rows are written, 101 are refused and nothing is written', async () => {
     const values = (from: number, n: number): string => Array.from({ length: n }, (_, i) => `(${from + i}, 'v')`).join(', ');
     assertError(await server.sql(`INSERT INTO lim.t VALUES ${values(0, 101)}`, { auth: alice }), 400, 'SQL_EXECUTION_ERROR', /write_rows_max/);

@@ -101,12 +101,12 @@ function compileExpr(e: PgNode, ctx: PredicateContext): Truth {
       const pattern = e.rexpr.A_Const?.sval?.sval;
       if (typeof pattern !== 'string') throw invalidSql('LIKE in a subscription filter needs a constant pattern');
       const caseInsensitive = e.kind === 'AEXPR_ILIKE';
-      const compiled = caseInsensitive ? pattern.toLowerCase() : pattern;
+      const matches = compileLike(caseInsensitive ? pattern.toLowerCase() : pattern);
       const negate = op.startsWith('!');
       return (r) => {
         const v = left(r);
         if (v === null) return null;
-        const m = likeMatch(compiled, caseInsensitive ? String(v).toLowerCase() : String(v));
+        const m = matches(caseInsensitive ? String(v).toLowerCase() : String(v));
         return negate ? !m : m;
       };
     }
@@ -205,6 +205,67 @@ export function compareValues(a: StoredValue, b: StoredValue): number {
   return x < y ? -1 : x > y ? 1 : 0;
 }
 
+/** Longest LIKE pattern a subscription filter may hold. */
+export const LIKE_PATTERN_CHARS_MAX = 256;
+/**
+ * Steps one evaluation of a LIKE pattern with `_` may take (a few milliseconds): past it the
+ * subscription's filter fails and its subscriptions end with an error. (An attack review: a
+ * 2,000-character pattern against a 500,000-character row held the commit thread for 9 s.)
+ */
+export const LIKE_STEPS_MAX = 2_000_000;
+
+/**
+ * A LIKE pattern as a matcher, for values met one at a time on the thread that commits every write.
+ * Patterns of literal text and `%` only (the usual 'abc%', '%abc', '%abc%') match in time linear in
+ * the value: the text between `%`s is found leftmost in order (greedy, which is exact for `%`) with
+ * Knuth-Morris-Pratt, never re-reading a character. Patterns with `_` (or a surrogate code unit, where
+ * `%` must not split a pair) use likeMatch, whose work is at most pattern × value, within LIKE_STEPS_MAX.
+ */
+export function compileLike(pattern: string): (value: string) => boolean {
+  if (pattern.length > LIKE_PATTERN_CHARS_MAX) {
+    throw invalidSql(`A LIKE pattern in a subscription filter may be at most ${LIKE_PATTERN_CHARS_MAX} characters long`);
+  }
+  if (/[_\ud800-\udfff]/.test(pattern)) return (value) => likeMatch(pattern, value, LIKE_STEPS_MAX);
+  const parts = pattern.split('%');
+  if (parts.length === 1) return (value) => value === pattern;
+  const first = parts[0]!;
+  const last = parts[parts.length - 1]!;
+  const middles = parts.slice(1, -1).filter((m) => m !== '').map((m) => ({ text: m, failure: kmpFailure(m) }));
+  return (value) => {
+    if (value.length < first.length + last.length || !value.startsWith(first) || !value.endsWith(last)) return false;
+    const end = value.length - last.length;
+    let at = first.length;
+    for (const m of middles) {
+      const found = kmpFind(value, m.text, m.failure, at, end);
+      if (found === -1) return false;
+      at = found + m.text.length;
+    }
+    return true;
+  };
+}
+
+/** KMP's failure function: for each prefix of `p`, the length of its longest proper border. */
+function kmpFailure(p: string): Int32Array {
+  const f = new Int32Array(p.length);
+  for (let i = 1, k = 0; i < p.length; i++) {
+    while (k > 0 && p.charCodeAt(i) !== p.charCodeAt(k)) k = f[k - 1]!;
+    if (p.charCodeAt(i) === p.charCodeAt(k)) k++;
+    f[i] = k;
+  }
+  return f;
+}
+
+/** Where `p` first occurs in `s` wholly inside [from, end), or -1; each character of `s` is read about once. */
+function kmpFind(s: string, p: string, f: Int32Array, from: number, end: number): number {
+  for (let i = from, k = 0; i < end; i++) {
+    const c = s.charCodeAt(i);
+    while (k > 0 && c !== p.charCodeAt(k)) k = f[k - 1]!;
+    if (c === p.charCodeAt(k)) k++;
+    if (k === p.length) return i - p.length + 1;
+  }
+  return -1;
+}
+
 /**
  * SQL LIKE (`%` any run, `_` one character, everything else literal), without a regular expression:
  * a pattern such as '%a%a%a%a%a%a%a%b' made the backtracking regex it used to compile to take
@@ -213,12 +274,16 @@ export function compareValues(a: StoredValue, b: StoredValue): number {
  * only the last `%` is retried one character further, so the work is at most pattern × value
  * length. `_` takes a whole code point (a surrogate pair), as DuckDB's LIKE does.
  */
-export function likeMatch(pattern: string, value: string): boolean {
+export function likeMatch(pattern: string, value: string, stepsMax = Infinity): boolean {
   let p = 0;
   let v = 0;
   let starP = -1;
   let starV = 0;
+  let steps = 0;
   while (v < value.length) {
+    if (++steps > stepsMax) {
+      throw new Error(`LIKE '${pattern.slice(0, 40)}${pattern.length > 40 ? '...' : ''}' needs more than ${stepsMax} steps on a value of ${value.length} characters`);
+    }
     const c = p < pattern.length ? pattern.charCodeAt(p) : -1;
     if (c === 0x25 /* % */) {
       starP = p++;
