@@ -152,6 +152,35 @@ describe('limits on requests and writes', () => {
     await answers();
   });
 
+  it('initial data held for a client that does not ask for it is bounded per user, and given back (attack review: 1.8 GB held)', async () => {
+    // result_bytes_max is 1 MiB here: three rows of 200,000 characters are ~600 KB of initial data.
+    for (const id of [700, 701, 702]) await server.ok(`INSERT INTO lim.t (id, body) VALUES (${id}, '${'x'.repeat(200_000)}')`, { auth: alice });
+    const sql = 'SELECT * FROM lim.t WHERE id >= 700 AND id < 703';
+    const live = await LiveClient.connect(server.url, alice);
+    const other = await LiveClient.connect(server.url, alice);
+    try {
+      assert.equal((await live.subscribe('held', sql, { batch_size: 1 })).type, 'subscription_ack');
+      // The same user, another connection: the budget is the user's.
+      const refused = await other.subscribe('second', sql, { batch_size: 1 });
+      assert.equal(refused.type, 'error');
+      assert.match(String(refused.message), /result_bytes_max.*next_batch/);
+      // Unsubscribing a loading subscription gives its bytes back; so does reading its batches.
+      assert.equal((await live.subscribe('dropped', 'SELECT * FROM lim.t WHERE id = 700', { batch_size: 1 })).type, 'subscription_ack');
+      live.send({ type: 'unsubscribe', subscription_id: 'dropped' });
+      const batches = await live.loadAll('held');
+      assert.equal(batches.at(-1)!.batch_control && (batches.at(-1)!.batch_control as { status: string }).status, 'ready');
+      const from = other.mark();
+      assert.equal((await other.subscribe('second', sql, { batch_size: 1 })).type, 'subscription_ack');
+      await other.loadAll('second', from);
+      assert.equal((await other.subscribe('third', sql, { batch_size: 10 })).type, 'subscription_ack', 'sent whole at once: nothing held');
+      assert.equal((await other.subscribe('fourth', sql, { batch_size: 10 })).type, 'subscription_ack');
+    } finally {
+      await live.close();
+      await other.close();
+      await server.ok('DELETE FROM lim.t WHERE id >= 700 AND id < 703', { auth: alice });
+    }
+  });
+
   it('rows written: 100 VALUES rows are written, 101 are refused and nothing is written', async () => {
     const values = (from: number, n: number): string => Array.from({ length: n }, (_, i) => `(${from + i}, 'v')`).join(', ');
     assertError(await server.sql(`INSERT INTO lim.t VALUES ${values(0, 101)}`, { auth: alice }), 400, 'SQL_EXECUTION_ERROR', /write_rows_max/);

@@ -4,6 +4,7 @@
  * of every key after that `_seq`, from the hot version log and the cold segments (resume).
  */
 import { ServerError } from '../util/errors.js';
+import type { Budgets } from '../util/budget.js';
 import { snowflakeAtMs } from '../util/snowflake.js';
 import { primaryKeyIndex, qualifiedName, type StoredValue } from '../catalog/types.js';
 import { partitionFor, type Principal } from '../auth/access.js';
@@ -24,7 +25,7 @@ export interface InitialRows {
 }
 
 /** The matching rows as of one `_seq` (the mirror is held while the query runs). */
-export async function snapshotRows(s: Services, principal: Principal, q: SubscriptionQuery, lastRows: number | null): Promise<InitialRows> {
+export async function snapshotRows(s: Services, principal: Principal, q: SubscriptionQuery, lastRows: number | null, budgets: Budgets | null = null): Promise<InitialRows> {
   const table = q.table;
   if (table.type === 'STREAM') return streamSnapshot(s, principal, q, lastRows);
   const seqRef = { ColumnRef: { fields: [{ String: { sval: '_seq' } }] } };
@@ -36,7 +37,7 @@ export async function snapshotRows(s: Services, principal: Principal, q: Subscri
     ...(lastRows !== null ? { limitCount: { A_Const: { ival: { ival: lastRows } } }, limitOption: 'LIMIT_OPTION_COUNT' as const } : { limitOption: 'LIMIT_OPTION_DEFAULT' as const }),
     op: 'SETOP_NONE',
   };
-  const ctx = { caller: principal, principal, namespace: table.namespace, params: [], tx: null, budgets: null };
+  const ctx = { caller: principal, principal, namespace: table.namespace, params: [], tx: null, budgets };
   const { result, syncedSeq } = await runQuery(s, ctx, select, { holdMirror: true });
   const rows = result.rows.map((r) => decodeColdRow(table, r));
   if (lastRows !== null) rows.reverse();

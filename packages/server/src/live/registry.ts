@@ -10,6 +10,7 @@ import type { CommittedChange } from '../storage/hot/committer.js';
 import type { FlushEvent } from '../jobs/flush-service.js';
 import { partitionId, qualifiedName, type StoredValue, type TableDef } from '../catalog/types.js';
 import type { Catalog } from '../catalog/catalog.js';
+import { ByteBudget } from '../util/budget.js';
 import type { SubscriptionQuery } from './subscription-query.js';
 import { ChangePayload, ShapeMatches, type Deliverer } from './change-fanout.js';
 import { LiveFrame } from './wire-frame.js';
@@ -147,6 +148,8 @@ export class LiveRegistry implements Deliverer {
   /** Every subscription and the shape group it is in. */
   private readonly all = new Map<Subscription, ShapeGroup>();
 
+  private readonly pendingSnapshots = new Map<string, ByteBudget>();
+
   constructor(private readonly catalog: Catalog) {}
 
   add(sub: Subscription): void {
@@ -197,6 +200,17 @@ export class LiveRegistry implements Deliverer {
 
   hasSubscribers(tableId: number, partition: string): boolean {
     return this.byPartition.has(partitionId(tableId, partition));
+  }
+
+  /**
+   * What the initial data of a user's subscriptions may hold, in all, until their clients ask for the
+   * rest with next_batch (a client that never asks kept 30 snapshots, 1.8 GB, for the life of its
+   * connection: an attack review). One budget per user across connections.
+   */
+  pendingSnapshotBudget(userId: string, maxBytes: number): ByteBudget {
+    let budget = this.pendingSnapshots.get(userId);
+    if (budget === undefined) this.pendingSnapshots.set(userId, (budget = new ByteBudget(maxBytes)));
+    return budget;
   }
 
   countForUser(userId: string): number {

@@ -10,7 +10,8 @@
  */
 import type { WebSocket } from 'ws';
 import type { Socket } from 'node:net';
-import { ServerError, assert } from '../util/errors.js';
+import { LimitError, ServerError, assert } from '../util/errors.js';
+import { ByteBudget } from '../util/budget.js';
 import type { Logger } from '../util/log.js';
 import type { Principal } from '../auth/access.js';
 import { partitionFor, principalOf } from '../auth/access.js';
@@ -28,7 +29,7 @@ import { shapedRow } from './row-shape.js';
 import { LiveFrame } from './wire-frame.js';
 import { currentFanOut, holdUntilFanOutEnds } from './fanout-writes.js';
 import { parseSubscription, type SubscriptionQuery } from './subscription-query.js';
-import { resumeChanges, snapshotRows, type ResumeChange } from './initial-data.js';
+import { resumeChanges, snapshotRows, type InitialRows, type ResumeChange } from './initial-data.js';
 import type { RowVersion } from '../storage/hot/row-codec.js';
 import { bigintsToText, parseJson } from '../util/json.js';
 import { TopicConsumers } from './topic-consumer.js';
@@ -80,9 +81,18 @@ interface PendingBatches {
   /** The compilation the snapshot was read under: every batch is rendered with it. */
   readonly query: SubscriptionQuery;
   readonly rows: RowVersion[];
+  /** The user's budget for initial data held (registry.pendingSnapshotBudget), and what these rows took of it. */
+  readonly budget: ByteBudget;
+  readonly bytes: number;
   next: number;
   batchNum: number;
   readonly batchSize: number;
+}
+
+/** Initial rows read for a subscription, and what they take of the user's budget for initial data held. */
+interface HeldSnapshot extends InitialRows {
+  readonly budget: ByteBudget;
+  readonly bytes: number;
 }
 
 const SUBSCRIPTION_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
@@ -395,22 +405,54 @@ export class LiveSession implements LiveSink {
     }
     for (let attempt = 1; ; attempt++) {
       const query = sub.query;
-      let read: { changes: ResumeChange[]; handoverSeq: bigint } | { rows: RowVersion[]; handoverSeq: bigint };
+      let read: { changes: ResumeChange[]; handoverSeq: bigint } | HeldSnapshot;
       try {
         read = options.from !== null
           ? await resumeChanges(this.d.services, query, sub.partition, options.from)
-          : await snapshotRows(this.d.services, this.principal!, query, options.lastRows);
+          : await this.readSnapshot(query, options.lastRows);
       } catch (error) {
         // Read while the table's columns changed (a row of the other width): read again.
         if (sub.state === 'closed' || sub.query === query || attempt >= 5) throw error;
         continue;
       }
+      // Rows not sent (the subscription ended, or is read again under a new compilation) give their bytes back.
+      const unsent = sub.state === 'closed' || (sub.query !== query && attempt < 5);
+      if (unsent && 'budget' in read) read.budget.release(read.bytes);
       if (sub.state === 'closed') return;
       if (sub.query !== query && attempt < 5) continue;
       this.announce(sub, query);
       if ('changes' in read) return this.sendResumed(sub, query, read.changes, read.handoverSeq, options.from!);
-      return this.sendSnapshot(sub, query, read.rows, read.handoverSeq, options.batchSize);
+      return this.sendSnapshot(sub, query, read, options.batchSize);
     }
+  }
+
+  /**
+   * The initial rows, charged to the user's budget for initial data held until the client asks for
+   * it (result_bytes_max in all, across the user's subscriptions and connections).
+   */
+  private async readSnapshot(query: SubscriptionQuery, lastRows: number | null): Promise<HeldSnapshot> {
+    const principal = this.principal!;
+    const maxBytes = this.d.services.config.resultBytesMax;
+    const budget = this.d.registry.pendingSnapshotBudget(principal.userId, maxBytes);
+    const tooMuch = (): LimitError => new LimitError('SQL_EXECUTION_ERROR', 'result_bytes_max',
+      `The initial data of this user's subscriptions may hold ${maxBytes} bytes (result_bytes_max) until their clients ask for it, `
+      + `and ${budget.used} are held now: read the batches of the subscriptions still loading (next_batch), or subscribe with last_rows or a narrower filter`);
+    if (budget.remaining() === 0) throw tooMuch();
+    // Concurrent loads of the same user each read within what is left now, then take their share.
+    const own = new ByteBudget(budget.remaining());
+    let read: InitialRows;
+    try {
+      read = await snapshotRows(this.d.services, principal, query, lastRows, { deadline: null, resultBytes: own });
+    } catch (error) {
+      if (error instanceof LimitError && error.limit === 'result_bytes_max' && budget.used > 0) throw tooMuch();
+      throw error;
+    }
+    try {
+      budget.charge(own.used);
+    } catch {
+      throw tooMuch();
+    }
+    return { ...read, budget, bytes: own.used };
   }
 
   /** The ack tells the client `query`'s schema: schema_changed messages buffered before it are superseded. */
@@ -435,9 +477,10 @@ export class LiveSession implements LiveSink {
     this.d.registry.goLive(sub);
   }
 
-  private sendSnapshot(sub: Subscription, query: SubscriptionQuery, rows: RowVersion[], handoverSeq: bigint, batchSize: number): void {
+  private sendSnapshot(sub: Subscription, query: SubscriptionQuery, read: HeldSnapshot, batchSize: number): void {
+    const { rows, handoverSeq } = read;
     sub.handoverSeq = handoverSeq;
-    const pending: PendingBatches = { query, rows, next: 0, batchNum: 0, batchSize };
+    const pending: PendingBatches = { query, rows, next: 0, batchNum: 0, batchSize, budget: read.budget, bytes: read.bytes };
     this.batches.set(sub.id, pending);
     const hasMore = rows.length > batchSize;
     // As upstream, the ack carries the first batch's batch_control: its last_seq_id is that batch's
@@ -466,7 +509,7 @@ export class LiveSession implements LiveSink {
     pending.batchNum++;
     if (slice.length > 0 && lastSeq > sub.lastSeq) sub.lastSeq = lastSeq;
     if (!hasMore) {
-      this.batches.delete(sub.id);
+      this.forgetBatches(sub.id);
       if (sub.lastSeq < sub.handoverSeq) sub.lastSeq = sub.handoverSeq;
       this.d.registry.goLive(sub);
     }
@@ -507,14 +550,22 @@ export class LiveSession implements LiveSink {
   /** Ends a subscription (unsubscribe, KILL LIVE QUERY, dropped table or user). */
   drop(sub: Subscription): void {
     this.subs.delete(sub.id);
-    this.batches.delete(sub.id);
+    this.forgetBatches(sub.id);
     this.d.registry.remove(sub);
   }
 
   failed(sub: Subscription, message: string): void {
     this.subs.delete(sub.id);
-    this.batches.delete(sub.id);
+    this.forgetBatches(sub.id);
     this.error(sub.id, 'INVALID_SQL', message);
+  }
+
+  /** A subscription's initial data is sent or no longer wanted: its rows go, and their bytes back to the user's budget. */
+  private forgetBatches(id: string): void {
+    const pending = this.batches.get(id);
+    if (pending === undefined) return;
+    this.batches.delete(id);
+    pending.budget.release(pending.bytes);
   }
 
   /** The server ends one subscription (KILL LIVE QUERY, lost access): the client is told, the connection stays. */

@@ -57,6 +57,12 @@ export class ByteBudget {
     this.usedBytes += bytes;
   }
 
+  /** Gives back `bytes` charged earlier (what one holder of a shared budget no longer keeps). */
+  release(bytes: number): void {
+    assert(bytes >= 0 && bytes <= this.usedBytes, 'released bytes were charged');
+    this.usedBytes -= bytes;
+  }
+
   /** Gives back everything charged since `used` was `mark` (a statement whose rows were not kept). */
   releaseTo(mark: number): void {
     assert(mark >= 0 && mark <= this.usedBytes, 'release mark within the charged bytes');
