@@ -257,6 +257,23 @@ describe('live delivery guarantees', { timeout: 120_000 }, () => {
       });
     });
 
+    it('a transaction deleting a flushed row and inserting it again is an update, or a delete for a filter it leaves (found by a resume fuzz)', async () => {
+      await server.ok("CREATE SHARED TABLE g.tx (id BIGINT PRIMARY KEY, v INT, tag TEXT) WITH (ACCESS_LEVEL = 'PUBLIC')");
+      await server.ok("INSERT INTO g.tx VALUES (1, 1, 'a')");
+      await flush('g.tx');
+      const c = await connect(alice);
+      await c.subscribeOk('low', 'SELECT * FROM g.tx WHERE v < 5');
+      await c.subscribeOk('all', 'SELECT * FROM g.tx');
+      await server.ok("BEGIN; DELETE FROM g.tx WHERE id = 1; INSERT INTO g.tx VALUES (1, 9, 'b'); COMMIT");
+      const [low] = await c.waitForCount(changeOf('low'), 1);
+      assert.equal(low!.change_type, 'delete');
+      assert.deepEqual((low!.old_values as Row[]).map((r) => [r.id, r.v, r.tag]), [['1', 1, 'a']]);
+      const [all] = await c.waitForCount(changeOf('all'), 1);
+      assert.equal(all!.change_type, 'update');
+      assert.deepEqual((all!.rows as Row[]).map((r) => [r.id, r.v, r.tag]), [['1', 9, 'b']]);
+      assert.deepEqual((all!.old_values as Row[]).map((r) => [r.id, r.v, r.tag]), [['1', 1, 'a']]);
+    });
+
     it('resume on a USER table returns only the subscriber\'s partition', async () => {
       await server.ok('CREATE USER TABLE g.mine (id BIGINT PRIMARY KEY, status TEXT, v INT)');
       const c = await connect(alice);

@@ -261,7 +261,10 @@ export async function remove(s: Services, ctx: RunContext, st: Of<'delete'>): Pr
   const count = await withConflictRetry(ctx, async () => {
     const rows = await deleteCandidates(s, ctx, table, ast);
     const partition = partitionFor(ctx.principal, table);
-    const writes: RowWrite[] = rows.map((row) => ({ table, partition, values: row.values, deleted: true, expect: row.seq ?? 'any' }));
+    // `previous`: the row as read, for the old values of a row that lives in the cold tier (its index
+    // entry there holds no values). In a transaction a later write to the key keeps it: a delete and
+    // re-insert of a flushed row is an update (or a delete for a filter the new row leaves).
+    const writes: RowWrite[] = rows.map((row) => ({ table, partition, values: row.values, deleted: true, expect: row.seq ?? 'any', previous: row.values }));
     await apply(s, ctx, writes);
     return writes.length;
   });
