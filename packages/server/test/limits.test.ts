@@ -114,6 +114,10 @@ describe('limits on requests and writes', () => {
   it('statement tokens: a long IN list is refused before PostgreSQL\'s parser', async () => {
     const inList = (n: number): string => `SELECT count(*) AS n FROM lim.t WHERE id IN (${Array.from({ length: n }, (_, i) => i).join(',')})`;
     assert.equal((await server.ok(inList(9_000), { auth: alice }))[0]!.row_count, 1);
+    // 15 tokens around the list and 2 per item: 19,999 with 9,992 items, one more with `-id`: exactly
+    // 20,000 pass; 20,001 (9,993 items, the last token ends the text) do not.
+    assert.equal((await server.ok(inList(9_992).replace('WHERE id IN', 'WHERE -id IN'), { auth: alice }))[0]!.row_count, 1);
+    assertError(await server.sql(inList(9_993), { auth: alice }), 400, 'INVALID_SQL', /more than 20000 tokens/);
     assertError(await server.sql(inList(10_000), { auth: alice }), 400, 'INVALID_SQL', /too long: more than 20000 tokens \(sql_tokens_max\)/);
     assertError(await server.sql(`UPDATE lim.t SET body = 'x' WHERE id IN (${Array(12_000).fill('1').join(',')})`, { auth: alice }), 400, 'INVALID_SQL', /sql_tokens_max/);
     // A subscription's SQL is read by the same lexer.

@@ -58,11 +58,10 @@ export function tokenize(sql: string, statementTokensMax = Infinity): Token[] {
   const n = sql.length;
   let i = 0;
   let statementStart = 0;
+  const tooLong = (): LimitError => new LimitError('INVALID_SQL', 'sql_tokens_max',
+    `Statement is too long: more than ${statementTokensMax} tokens (sql_tokens_max); send long lists in several statements or load them into a table`);
   while (i < n) {
-    if (tokens.length - statementStart > statementTokensMax) {
-      throw new LimitError('INVALID_SQL', 'sql_tokens_max',
-        `Statement is too long: more than ${statementTokensMax} tokens (sql_tokens_max); send long lists in several statements or load them into a table`);
-    }
+    if (tokens.length - statementStart > statementTokensMax) throw tooLong();
     const c = sql.charCodeAt(i);
     if (c === SPACE || c === TAB || c === LF || c === CR || c === FF) { i++; continue; }
     if (c === MINUS && sql.charCodeAt(i + 1) === MINUS) { while (i < n && sql.charCodeAt(i) !== LF) i++; continue; }
@@ -112,6 +111,8 @@ export function tokenize(sql: string, statementTokensMax = Infinity): Token[] {
       i += len;
     }
   }
+  // The last statement's last token (checked above only when another one follows).
+  if (tokens.length - statementStart > statementTokensMax) throw tooLong();
   return tokens;
 }
 
