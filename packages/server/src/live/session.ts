@@ -415,11 +415,12 @@ export class LiveSession implements LiveSink {
         if (sub.state === 'closed' || sub.query === query || attempt >= 5) throw error;
         continue;
       }
-      // Rows not sent (the subscription ended, or is read again under a new compilation) give their bytes back.
-      const unsent = sub.state === 'closed' || (sub.query !== query && attempt < 5);
-      if (unsent && 'budget' in read) read.budget.release(read.bytes);
-      if (sub.state === 'closed') return;
-      if (sub.query !== query && attempt < 5) continue;
+      if (sub.state === 'closed' || (sub.query !== query && attempt < 5)) {
+        // Rows not sent (the subscription ended, or is read again under a new compilation) give their bytes back.
+        if ('budget' in read) read.budget.release(read.bytes);
+        if (sub.state === 'closed') return;
+        continue;
+      }
       this.announce(sub, query);
       if ('changes' in read) return this.sendResumed(sub, query, read.changes, read.handoverSeq, options.from!);
       return this.sendSnapshot(sub, query, read, options.batchSize);

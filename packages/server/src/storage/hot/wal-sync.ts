@@ -55,9 +55,7 @@ export class WalSyncer {
    * until RocksDB is reopened (disk-full recovery, storage-health.ts), which is the same recovery: the
    * new instance replays the WAL into a table file it syncs and writes a new WAL, which its syncs cover.
    */
-  private failure: Error | null = null;
-  /** The RocksDB instance whose WAL failed to sync. */
-  private failedOn: RocksDB | null = null;
+  private failure: { readonly error: Error; readonly db: RocksDB } | null = null;
 
   /**
    * Records the WAL's size at each sync in `state().walBytes` (the tests check that a sync covered
@@ -108,12 +106,11 @@ export class WalSyncer {
   private async syncNow(small: boolean): Promise<void> {
     const db = this.db();
     if (this.failure !== null) {
-      if (db === this.failedOn) {
+      if (db === this.failure.db) {
         // `cause` keeps the original error's code: a full disk stays a full disk (HTTP 507, recovery probes).
-        throw new Error(`the write-ahead log could not be synced earlier (${this.failure.message}); restart the server`, { cause: this.failure });
+        throw new Error(`the write-ahead log could not be synced earlier (${this.failure.error.message}); restart the server`, { cause: this.failure.error });
       }
       this.failure = null;
-      this.failedOn = null;
       // The old instance's WAL is in the table file the reopen wrote: start over with the new WAL.
       await this.current?.handle.close().catch(() => undefined);
       this.current = null;
@@ -150,8 +147,7 @@ export class WalSyncer {
       if (this.recordBytes) this.walBytes = wal.size;
       this.syncs++;
     } catch (error) {
-      this.failure = error as Error;
-      this.failedOn = db;
+      this.failure = { error: error as Error, db };
       throw error;
     }
   }
