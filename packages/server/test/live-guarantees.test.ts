@@ -274,6 +274,47 @@ describe('live delivery guarantees', { timeout: 120_000 }, () => {
       assert.deepEqual((all!.old_values as Row[]).map((r) => [r.id, r.v, r.tag]), [['1', 1, 'a']]);
     });
 
+    for (const flushed of [false, true]) {
+      it(`a client that drops part-way through a resumed stream and resumes from the last _seq it saw ends with the table's state${flushed ? ' (flushed in between)' : ''} (found by a resume fuzz)`, async () => {
+        const table = flushed ? 'g.pf' : 'g.ph';
+        const sql = `SELECT * FROM ${table} WHERE v < 5`;
+        await server.ok(`CREATE SHARED TABLE ${table} (id BIGINT PRIMARY KEY, v INT) WITH (ACCESS_LEVEL = 'PUBLIC')`);
+        await server.ok(`INSERT INTO ${table} VALUES (1, 1), (3, 3)`);
+        const c = await connect(alice);
+        await c.subscribeOk('p', sql, { batch_size: 10 });
+        const [batch] = await c.loadAll('p');
+        const from = batch!.batch_control!.last_seq_id!;
+        c.terminate();
+        // Row 1 leaves the filter, row 2 enters it, then row 1 changes again outside it; row 3 leaves and comes back.
+        await server.ok(`UPDATE ${table} SET v = 7 WHERE id = 1`);
+        await server.ok(`INSERT INTO ${table} VALUES (2, 2)`);
+        await server.ok(`UPDATE ${table} SET v = 8 WHERE id = 1`);
+        await server.ok(`UPDATE ${table} SET v = 9 WHERE id = 3`);
+        await server.ok(`UPDATE ${table} SET v = 4 WHERE id = 3`);
+        if (flushed) await flush(table);
+        const expected = await server.rows(`SELECT id, v, _seq FROM ${table} WHERE v < 5 ORDER BY id`);
+        const resumeAll = async (resumeFrom: string): Promise<WsMessage[]> => {
+          const r = await connect(alice);
+          const ack = await r.subscribeOk('p', sql, { from: resumeFrom });
+          const got = ack.total_rows === 0 ? [] : await r.waitForCount(changeOf('p'), Number(ack.total_rows));
+          r.terminate();
+          return got;
+        };
+        const whole = await resumeAll(from);
+        assert.ok(whole.length > 0);
+        // Every point the connection could have dropped at: after k changes, resume from the last _seq seen.
+        for (let k = 0; k <= whole.length; k++) {
+          const seen = whole.slice(0, k);
+          const held = replay(batch!.rows!, seen, { upsertInserts: true, deletesOfUnknown: true, deleteValuesUnknown: flushed });
+          const last = k === 0 ? from : rowOf(seen[k - 1]!)._seq as string;
+          const rest = await resumeAll(last);
+          for (const m of rest) assert.ok(seqOfMsg(m) > BigInt(last), `change at or before ${last}: ${JSON.stringify(m)}`);
+          const end = replay([...held.state.values()], rest, { upsertInserts: true, deletesOfUnknown: true, deleteValuesUnknown: flushed });
+          assert.deepEqual(sortedState(end.state), expected, `dropped after ${k} of ${whole.length} changes (${whole.map((m) => `${String(rowOf(m).id)}:${m.change_type}`).join(' ')})`);
+        }
+      });
+    }
+
     it('resume on a USER table returns only the subscriber\'s partition', async () => {
       await server.ok('CREATE USER TABLE g.mine (id BIGINT PRIMARY KEY, status TEXT, v INT)');
       const c = await connect(alice);

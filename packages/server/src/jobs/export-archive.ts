@@ -9,7 +9,7 @@ import { createReadStream } from 'node:fs';
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Zip, ZipPassThrough } from 'fflate';
-import { failpoint } from './failpoints.js';
+import { failpoint } from '../util/failpoints.js';
 
 export type ArchiveEntry =
   | { readonly name: string; readonly file: string }

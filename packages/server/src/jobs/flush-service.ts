@@ -25,7 +25,7 @@ import { repairPartition, type RepairResult } from '../storage/cold/table-repair
 import { join } from 'node:path';
 import { existsSync, readdirSync } from 'node:fs';
 import type { JobRow, JobStore } from './job-store.js';
-import { failpoint, pausepoint } from './failpoints.js';
+import { failpoint, pausepoint } from '../util/failpoints.js';
 import { JobProgress, count } from './job-progress.js';
 import { FlushRows } from '../storage/cold/flush-rows.js';
 
@@ -551,7 +551,8 @@ export class FlushService {
 
   /**
    * Rewrites a partition's segments as one: newest version per key, tombstones older than the
-   * table's retention dropped. The manifest swap is atomic; old files are deleted after it.
+   * table's retention dropped. The manifest swap is atomic; old files are deleted after it, once the
+   * reads that may have listed them have ended.
    */
   async compactPartition(table: TableDef, partition: string, part?: PartitionProgress): Promise<WorkResult> {
     return this.lock(table, partition).run(() => this.slot(async () => {
@@ -589,7 +590,7 @@ export class FlushService {
         await this.d.cold.publishSegment(table, partition, written.tmpPath);
         this.d.cold.commitManifest(table, partition, { ...manifest, next_batch: batch + 1, segments: [written.segment] });
       }
-      this.d.cold.removeSegmentFiles(table, partition, manifest.segments.map((s) => s.path));
+      this.d.cold.retireSegmentFiles(table, partition, manifest.segments.map((s) => s.path));
       return { rows: written?.segment.row_count ?? 0, bytes: written?.segment.size_bytes ?? 0, files: written ? [written.segment.path] : [] };
     }));
   }

@@ -21,7 +21,7 @@ import { LimitError, ServerError, execError } from '../util/errors.js';
 import { protocolType } from '../sql/values.js';
 import type { JobRow, JobStore } from './job-store.js';
 import { writeArchive, type ArchiveEntry } from './export-archive.js';
-import { failpoint } from './failpoints.js';
+import { failpoint } from '../util/failpoints.js';
 
 export interface UserExportDeps {
   readonly config: Config;

@@ -18,7 +18,7 @@ import type { ColdStore } from '../storage/cold/cold-store.js';
 import type { StreamStore } from '../storage/stream/stream-store.js';
 import { CancelledError, type FlushService } from './flush-service.js';
 import type { JobRow, JobStore } from './job-store.js';
-import { failpoint } from './failpoints.js';
+import { failpoint } from '../util/failpoints.js';
 
 /** Time between checks for due purges (and before a failed purge is tried again). */
 export const USER_PURGE_CHECK_MS = 60_000;

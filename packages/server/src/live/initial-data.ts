@@ -1,7 +1,7 @@
 /**
  * What a new subscription receives before it goes live: either a snapshot of the matching rows
- * (all of them, or the `last_rows` newest) read at one exact `_seq`, or, with `from`, the net change
- * of every key after that `_seq`, from the hot version log and the cold segments (resume).
+ * (all of them, or the `last_rows` newest) read at one exact `_seq`, or, with `from`, every change
+ * after that `_seq`, in commit order, from the hot version log and the cold segments (resume).
  */
 import { ServerError } from '../util/errors.js';
 import type { Budgets } from '../util/budget.js';
@@ -13,6 +13,7 @@ import type { SelectStmt } from '@pgsql/types';
 import { runQuery } from '../exec/query.js';
 import { decodeColdRow } from '../exec/sources.js';
 import type { RowVersion } from '../storage/hot/row-codec.js';
+import type { Segment } from '../storage/cold/manifest.js';
 import { pkString } from '../exec/transaction.js';
 import type { SubscriptionQuery } from './subscription-query.js';
 import { cellsUnder } from './row-shape.js';
@@ -44,20 +45,25 @@ export async function snapshotRows(s: Services, principal: Principal, q: Subscri
   return { rows, handoverSeq: syncedSeq ?? s.committer.committedMaxSeq };
 }
 
-/** One key's net change between `from` and the hand-over point, as the resuming client must see it. */
+/** One change of a key after `from`, as the resuming client must see it. */
 export interface ResumeChange {
   readonly kind: 'insert' | 'update' | 'delete';
-  /** The newest version (for a delete: the version that removed the row from the client's view). */
+  /** The version (for a delete: the version that removed the row from the client's view). */
   readonly row: RowVersion;
-  /** The version the client held at `from` (update and delete). */
+  /** The version the client held before it (update and delete). */
   readonly old: RowVersion | null;
 }
 
 /**
- * Per key changed after `from`: its newest version now and the version the client held at `from`
- * (the newest at or before it), classified against the filter: entered → insert, changed → update
- * with old_values, left or deleted → delete with the old values. Refused when `from` is older than
- * the table's deleted-rows retention: deletes before that may be gone, so only a snapshot is exact.
+ * Every known version of every key changed after `from`, in `_seq` order, each classified against
+ * the key's version before it (the first against the version the client held at `from`: the newest
+ * at or before it) and the filter: entered → insert, changed → update with old_values, left or
+ * deleted → delete with the old values. Sent in commit order, any prefix of them is itself a state
+ * at one `_seq`, so a client that loses the connection part-way can resume from the last `_seq` it
+ * saw. (Known versions: all of the hot tier's; a flush keeps only each key's newest, so between two
+ * flushed versions the ones in between are not sent, and are not inferred as held either.)
+ * Refused when `from` is older than the table's deleted-rows retention: deletes before that may be
+ * gone, so only a snapshot is exact.
  */
 export async function resumeChanges(s: Services, q: SubscriptionQuery, partition: string, from: bigint): Promise<{ changes: ResumeChange[]; handoverSeq: bigint }> {
   const table = q.table;
@@ -73,37 +79,70 @@ export async function resumeChanges(s: Services, q: SubscriptionQuery, partition
     throw new ServerError('SQL_EXECUTION_ERROR', `Cannot resume ${qualifiedName(table)} from _seq ${from}: it is older than the retained history `
       + `(DELETED_RETENTION_HOURS = ${table.options.deletedRetentionHours}). Subscribe again without 'from' to get a fresh snapshot.`);
   }
+  const manifestBefore = s.cold.manifest(table, partition);
   // Hot first, then cold: a flush in between can only make a version appear twice, never vanish.
   const hot = (await s.hot.scanVersionsAfter(table, partition, 0n)).filter((v) => v.seq <= handoverSeq);
   const coldAfter = await s.cold.readSeqRange(table, partition, from, handoverSeq, decodeColdRow);
   const pkIdx = primaryKeyIndex(table);
   const keyOf = (v: RowVersion): string => pkString(table, v.values[pkIdx]!);
-  const finals = new Map<string, RowVersion>();
-  const held = new Map<string, RowVersion>();
+  const history = new Map<string, RowVersion[]>();
   for (const v of [...coldAfter, ...hot].sort(bySeq)) {
-    if (v.seq > from) finals.set(keyOf(v), v);
+    if (v.seq <= from) continue;
+    const key = keyOf(v);
+    const versions = history.get(key);
+    if (versions === undefined) history.set(key, [v]);
+    else if (versions.at(-1)!.seq !== v.seq) versions.push(v);
   }
-  for (const v of hot) if (v.seq <= from && finals.has(keyOf(v))) held.set(keyOf(v), v);
-  const missing = [...finals.keys()].filter((k) => !held.has(k)).map((k) => finals.get(k)!.values[pkIdx]!);
+  const held = new Map<string, RowVersion>();
+  for (const v of hot) if (v.seq <= from && history.has(keyOf(v))) held.set(keyOf(v), v);
+  const missing = [...history.keys()].filter((k) => !held.has(k)).map((k) => history.get(k)![0]!.values[pkIdx]!);
   for (let i = 0; i < missing.length; i += 500) {
     const keys = missing.slice(i, i + 500);
     for (const v of (await s.cold.readSeqRange(table, partition, null, from, decodeColdRow, keys)).sort(bySeq)) held.set(keyOf(v), v);
   }
-  // A flush keeps only the newest version of each key, so when both the held and a newer version
-  // were flushed together the held one is gone. For such keys the client may or may not hold the
-  // row: a row that no longer matches gets a delete (harmless if it was not held).
-  const flushedTogether = new Set(coldAfter.map(keyOf));
+  // A flush keeps only the newest version of each key, so the version the client held may be gone,
+  // replaced by a newer one flushed with it. For such keys the client may or may not hold the row:
+  // one whose first change does not match gets a delete (harmless when it was not held).
+  const lostUpTo = s.cold.manifest(table, partition) === manifestBefore ? replacedAtOrBelow(manifestBefore.segments, from) : MAX_SEQ;
+  const unsure = new Set(coldAfter.filter((v) => v.seq <= lostUpTo).map(keyOf));
   const changes: ResumeChange[] = [];
-  for (const [key, row] of finals) {
-    const old = held.get(key) ?? null;
+  for (const [key, versions] of history) {
+    let old = held.get(key) ?? null;
     // Versions written before an ALTER TABLE are matched under the subscription's schema version.
-    const before = old !== null && !old.deleted && q.predicate(predicateCells(s, q, old));
-    const now = !row.deleted && q.predicate(predicateCells(s, q, row));
-    if (now) changes.push({ kind: before ? 'update' : 'insert', row, old: before ? old : null });
-    else if (before) changes.push({ kind: 'delete', row, old });
-    else if (old === null && flushedTogether.has(key)) changes.push({ kind: 'delete', row, old: row });
+    let before = old !== null && !old.deleted && q.predicate(predicateCells(s, q, old));
+    let maybeHeld = unsure.has(key);
+    for (const row of versions) {
+      const now = !row.deleted && q.predicate(predicateCells(s, q, row));
+      if (now) changes.push({ kind: before ? 'update' : 'insert', row, old: before ? old : null });
+      else if (before) changes.push({ kind: 'delete', row, old });
+      else if (maybeHeld) changes.push({ kind: 'delete', row, old: row });
+      old = row;
+      before = now;
+      maybeHeld = false;
+    }
   }
   return { changes: changes.sort((a, b) => bySeq(a.row, b.row)), handoverSeq };
+}
+
+const MAX_SEQ = (1n << 64n) - 1n;
+
+/**
+ * The highest cold `_seq` whose flush may have dropped a version at or below `from`: the newest of
+ * the first segment reaching past `from`. A later segment's flush began above that one's versions,
+ * so every version it dropped is newer than `from`. Segments listed out of `_seq` order (REPAIR
+ * re-lists files) make every cold version suspect.
+ */
+function replacedAtOrBelow(segments: readonly Segment[], from: bigint): bigint {
+  let previousMax = -1n;
+  let bound = -1n;
+  for (const segment of segments) {
+    const min = BigInt(segment.min_seq);
+    const max = BigInt(segment.max_seq);
+    if (min <= previousMax) return MAX_SEQ;
+    previousMax = max;
+    if (bound === -1n && max > from) bound = max;
+  }
+  return bound;
 }
 
 /** The buffered events of a stream partition, read synchronously: the hand-over is exact. */

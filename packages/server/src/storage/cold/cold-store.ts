@@ -30,6 +30,7 @@ import { StorageLocations } from '../storages/storage-locations.js';
 import { SegmentCache } from '../storages/segment-cache.js';
 import { StorageUnreachableError, type ObjectStore } from '../storages/object-store.js';
 import { userIdOfLeaf } from '../storages/templates.js';
+import { pausepoint, pausesArmed } from '../../util/failpoints.js';
 
 /** Downloads of one partition's segments run this many at a time. */
 const DOWNLOADS_PARALLEL = 4;
@@ -65,6 +66,14 @@ export class ColdStore {
   private tempCounter = 0;
   /** Remote work started without a caller waiting (manifest copies, deletes); `settled` awaits it. */
   private readonly background = new Set<Promise<void>>();
+  /**
+   * Reads in flight, counted by the epoch they started in. A compaction's replaced segments are
+   * retired at the current epoch (which it then advances) and deleted once no read of that epoch or
+   * an earlier one remains: a read lists the segments of the manifest it saw and may still open them.
+   */
+  private readonly pins = new Map<number, number>();
+  private pinEpoch = 0;
+  private readonly retired: { epoch: number; table: TableDef; partition: string; names: readonly string[] }[] = [];
 
   /** The catalog's schema versions (set once it is loaded): segments of older versions are read in the current one. */
   schemas: SchemaLookup | null = null;
@@ -133,12 +142,60 @@ export class ColdStore {
 
   /** Every `_seq` the partition's listed segments hold (REPAIR finds the versions it lost with it). */
   async segmentSeqs(table: TableDef, partition: string): Promise<Set<bigint>> {
-    await this.fetchSegments(table, partition);
-    const files = this.files(table, partition);
-    if (files.length === 0) return new Set();
-    const rows = await this.duck.withConnection(async (conn) =>
-      (await conn.run(`SELECT "_seq" FROM ${readParquetSql(files)}`)).getRows());
-    return new Set(rows.map((r) => BigInt(r[0] as bigint)));
+    return this.pinned(async () => {
+      await this.fetchSegments(table, partition);
+      const files = this.files(table, partition);
+      if (files.length === 0) return new Set<bigint>();
+      const rows = await this.duck.withConnection(async (conn) =>
+        (await conn.run(`SELECT "_seq" FROM ${readParquetSql(files)}`)).getRows());
+      return new Set(rows.map((r) => BigInt(r[0] as bigint)));
+    });
+  }
+
+  /**
+   * Keeps every segment file listed now on disk until the returned release is called: a read takes
+   * it before it reads a manifest and releases it when it has read the files that manifest lists.
+   */
+  pin(): () => void {
+    const epoch = this.pinEpoch;
+    this.pins.set(epoch, (this.pins.get(epoch) ?? 0) + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = this.pins.get(epoch)! - 1;
+      if (left === 0) this.pins.delete(epoch);
+      else this.pins.set(epoch, left);
+      this.removeRetired();
+    };
+  }
+
+  /** Runs `read` with the segment files pinned (see pin). */
+  private async pinned<T>(read: () => Promise<T>): Promise<T> {
+    const release = this.pin();
+    try {
+      return await read();
+    } finally {
+      release();
+    }
+  }
+
+  /**
+   * Segment files a committed manifest no longer lists (a compaction replaced them): deleted now
+   * when no read is in flight, else when the reads that started before the commit have ended.
+   */
+  retireSegmentFiles(table: TableDef, partition: string, names: readonly string[]): void {
+    this.retired.push({ epoch: this.pinEpoch++, table, partition, names });
+    this.removeRetired();
+  }
+
+  private removeRetired(): void {
+    let oldestRead = Infinity;
+    for (const epoch of this.pins.keys()) if (epoch < oldestRead) oldestRead = epoch;
+    while (this.retired.length > 0 && this.retired[0]!.epoch < oldestRead) {
+      const { table, partition, names } = this.retired.shift()!;
+      this.removeSegmentFiles(table, partition, names);
+    }
   }
 
   /** Whether a segment file carries Parquet field ids (REPAIR re-lists unlisted files with it). */
@@ -536,10 +593,11 @@ export class ColdStore {
   /** Newest cold version of each key among `pks`, read from the segments that can hold them. */
   async readVersions(table: TableDef, partition: string, pks: readonly StoredValue[], decode: ColdRowDecoder): Promise<RowVersion[]> {
     if (pks.length === 0) return [];
-    const relation = this.relation(table, partition, pks);
-    if (relation === null) return [];
-    const sql = `SELECT * FROM ${relation} WHERE ${keyIn(table, pks)} ORDER BY _seq`;
-    return (await this.readRows(table, partition, sql)).map((r) => decode(table, r));
+    const rows = await this.readRows(table, partition, () => {
+      const relation = this.relation(table, partition, pks);
+      return relation === null ? null : `SELECT * FROM ${relation} WHERE ${keyIn(table, pks)} ORDER BY _seq`;
+    });
+    return rows.map((r) => decode(table, r));
   }
 
   /**
@@ -547,22 +605,31 @@ export class ColdStore {
    * for some keys; in no particular order.
    */
   async readSeqRange(table: TableDef, partition: string, after: bigint | null, upTo: bigint, decode: ColdRowDecoder, keys?: readonly StoredValue[]): Promise<RowVersion[]> {
-    const relation = this.relation(table, partition, keys);
-    if (relation === null) return [];
     const lower = after === null ? '' : `"_seq" > ${after} AND `;
     const keyFilter = keys === undefined ? '' : ` AND ${keyIn(table, keys)}`;
-    const sql = `SELECT * FROM ${relation} WHERE ${lower}"_seq" <= ${upTo}${keyFilter}`;
-    return (await this.readRows(table, partition, sql)).map((r) => decode(table, r));
+    const rows = await this.readRows(table, partition, () => {
+      const relation = this.relation(table, partition, keys);
+      return relation === null ? null : `SELECT * FROM ${relation} WHERE ${lower}"_seq" <= ${upTo}${keyFilter}`;
+    });
+    return rows.map((r) => decode(table, r));
   }
 
-  /** Runs a read over the partition's segments; a failure is checked for damaged files. */
-  private async readRows(table: TableDef, partition: string, sql: string): Promise<unknown[][]> {
-    try {
-      await this.verifyChecksums(table, partition);
-      return await this.duck.withConnection(async (conn) => (await conn.run(sql)).getRows());
-    } catch (error) {
-      throw await this.readFailed(table, partition, error);
-    }
+  /**
+   * Runs a read over the partition's segments (`sql`: over the manifest as it is once the files are
+   * pinned; null when no segment qualifies); a failure is checked for damaged files.
+   */
+  private async readRows(table: TableDef, partition: string, sql: () => string | null): Promise<unknown[][]> {
+    return this.pinned(async () => {
+      const text = sql();
+      if (text === null) return [];
+      if (pausesArmed) await pausepoint('cold:read');
+      try {
+        await this.verifyChecksums(table, partition);
+        return await this.duck.withConnection(async (conn) => (await conn.run(text)).getRows());
+      } catch (error) {
+        throw await this.readFailed(table, partition, error);
+      }
+    });
   }
 
   /** Deletes temp files and segments the manifest does not list (left by a crash mid-flush). */

@@ -22,6 +22,7 @@ import type { RowVersion } from '../hot/row-codec.js';
 import { columnList, duckType, RowAppender, type DuckEngine, type SourceColumn } from './duck-engine.js';
 import { coldRowsSql, mergedRelationSql } from './merged-relation.js';
 import { columnProjectionSql } from '../cold/cold-store.js';
+import { pausepoint, pausesArmed } from '../../util/failpoints.js';
 
 export interface MirrorLease {
   /** Every change with a `_seq` up to this one is reflected (exactly, while the lease holds the mirror). */
@@ -77,6 +78,8 @@ export interface ColdView {
   verifyChecksums(table: TableDef, partition: string): Promise<void>;
   /** Turns a failed segment read into TableUnavailableError naming the damaged file (when one is). */
   readFailed(table: TableDef, partition: string, error: unknown): Promise<unknown>;
+  /** Keeps the segment files listed now on disk (a compaction may replace them) until the release is called. */
+  pin(): () => void;
 }
 
 /** Pending versions per mirror past which they are applied without waiting for a query (see drain). */
@@ -287,6 +290,15 @@ export class HotMirror {
    * keeps finding its relations while the scan runs.
    */
   private async load(entry: Entry): Promise<bigint> {
+    const release = this.cold.pin();
+    try {
+      return await this.loadPinned(entry);
+    } finally {
+      release();
+    }
+  }
+
+  private async loadPinned(entry: Entry): Promise<bigint> {
     // Before the scan, so the scan-then-manifest order below stays free of other awaits.
     await this.cold.verifyChecksums(entry.table, entry.partition);
     const columns = this.columnsOf(entry.table);
@@ -338,6 +350,7 @@ export class HotMirror {
           const typed = columns.map((c) => ({ name: c.name, sqlType: duckType(c) }));
           try {
             const relation = this.cold.relation(entry.table, entry.partition)!;
+            if (pausesArmed) await pausepoint('cold:read');
             coldRows = await this.files.copyInto(coldRowsSql(relation, coldFiles.length, typed, pk, disjoint), conn, `${entry.name}_cold_next`, 'memory');
           } catch (error) {
             // A damaged segment makes this partition unavailable with a reason, not a 500.

@@ -20,6 +20,9 @@ export function failpoint(name: string): void {
 const pauses = new Map((process.env.KALAMDB_PAUSEPOINT ?? '').split(',').filter((p) => p.includes('@'))
   .map((p) => [p.slice(0, p.lastIndexOf('@')), Number(p.slice(p.lastIndexOf('@') + 1))] as const));
 
+/** Whether any pause point is set (a hot path skips the await when none is). */
+export const pausesArmed = pauses.size > 0;
+
 export async function pausepoint(name: string): Promise<void> {
   const ms = pauses.get(name);
   if (ms !== undefined) await new Promise((resolve) => setTimeout(resolve, ms));
