@@ -160,7 +160,8 @@ async function main() {
   if (only === 'pg-fanout') {
     // Issue 15, workloads 4 (fan-out), 5 (reconnect storm) and 7 (flush vs DuckDB): bench/versus-pg-fanout.mjs.
     // --fanout-connections N (default 1,000) x 10 subscriptions, --fanout-writes N[,N...] (writes/s, one run each, default 1,10,100),
-    // --storm-clients N (default 500), --storm-writes N (writes/s, default 100), --flush-rows N (default 1M),
+    // --storm-clients N (default 500), --storm-writes N (writes/s, default 100), --storm-prefill N (hot rows in the
+    // table before the storm, default 0: each resume reads the partition's hot versions), --flush-rows N (default 1M),
     // --no-pg (skip PostgreSQL's 1,000 LISTEN connections), --parts fanout,storm,flush (default all; flush alone needs no PostgreSQL).
     const { loadavg, cpus: cpuList } = await import('node:os');
     const { execFileSync } = await import('node:child_process');
@@ -171,7 +172,7 @@ async function main() {
     };
     const opts = {
       seconds, fanoutConnections: Number(arg('fanout-connections', '1000')), fanoutWrites: arg('fanout-writes', '1,10,100').split(',').map(Number),
-      stormClients: Number(arg('storm-clients', '500')), stormWrites: Number(arg('storm-writes', '100')),
+      stormClients: Number(arg('storm-clients', '500')), stormWrites: Number(arg('storm-writes', '100')), stormPrefill: Number(arg('storm-prefill', '0')),
       stormBeforeMs: 3000, stormAfterMs: 3000, flushRows, parts: new Set(arg('parts', 'fanout,storm,flush').split(',')),
     };
     // Each side holds one socket per connection in this process, plus the server's end.

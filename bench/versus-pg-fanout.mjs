@@ -223,10 +223,15 @@ async function fanoutPg(pg, { connections, seconds, rates }) {
 }
 
 /** Workload 5: reconnect storm, ours. */
-async function reconnectStorm(server, token, { clients: n, rate, beforeDropMs, afterDropMs }) {
+async function reconnectStorm(server, token, { clients: n, rate, beforeDropMs, afterDropMs, prefill }) {
   const { sql, port } = server;
   await sql('CREATE NAMESPACE IF NOT EXISTS storm');
   await sql(`CREATE SHARED TABLE storm.events (id BIGINT PRIMARY KEY DEFAULT SNOWFLAKE_ID(), w BIGINT) ${NO_FLUSH}`);
+  // Rows from before the subscriptions (w < 0, never delivered): hot versions every resume has to look through.
+  for (let i = 0; i < prefill; i += 1000) {
+    const ws = Array.from({ length: Math.min(1000, prefill - i) }, (_, k) => `(${-1 - i - k})`);
+    await sql(`INSERT INTO storm.events (w) VALUES ${ws.join(', ')}`);
+  }
   const state = Array.from({ length: n }, () => ({
     ws: null, lastSeq: null, seen: new Map(), acks: 0, errors: [], resumedRows: 0, reconnectMs: null, gen: 0, maxWAtDrop: -1, issuedAtAck: 0,
   }));
@@ -308,7 +313,7 @@ async function reconnectStorm(server, token, { clients: n, rate, beforeDropMs, a
   const reconnect = state.map((s) => s.reconnectMs).filter((x) => x !== null);
   const resumed = perClient.map((c) => c.resumedRows);
   return {
-    clients: n, writes_per_s: rate, writes, rows_confirmed: written, drop_after_ms: beforeDropMs, writes_after_drop_ms: afterDropMs,
+    clients: n, writes_per_s: rate, prefilled_hot_rows: prefill, writes, rows_confirmed: written, drop_after_ms: beforeDropMs, writes_after_drop_ms: afterDropMs,
     lost_events_total: perClient.reduce((a, c) => a + c.lost, 0),
     duplicated_events_total: perClient.reduce((a, c) => a + c.duplicated, 0),
     clients_with_loss: perClient.filter((c) => c.lost).length,
@@ -425,7 +430,7 @@ export async function benchFanoutVersusPg(server, pg, opts) {
   if (opts.parts.has('storm')) {
     await sleep(1000);
     out.reconnect_storm = await reconnectStorm(server, token, {
-      clients: opts.stormClients, rate: opts.stormWrites, beforeDropMs: opts.stormBeforeMs, afterDropMs: opts.stormAfterMs,
+      clients: opts.stormClients, rate: opts.stormWrites, beforeDropMs: opts.stormBeforeMs, afterDropMs: opts.stormAfterMs, prefill: opts.stormPrefill ?? 0,
     });
   }
   if (opts.parts.has('flush')) out.flush = await flushVersusDuckdb(server, opts.flushRows);

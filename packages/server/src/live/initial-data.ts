@@ -17,6 +17,7 @@ import type { Segment } from '../storage/cold/manifest.js';
 import { pkString } from '../exec/transaction.js';
 import type { SubscriptionQuery } from './subscription-query.js';
 import { cellsUnder } from './row-shape.js';
+import type { HotVersionTail } from './hot-version-tail.js';
 
 export interface InitialRows {
   /** Versions in ascending `_seq` order; deleted ones only in resume mode. */
@@ -65,7 +66,7 @@ export interface ResumeChange {
  * Refused when `from` is older than the table's deleted-rows retention: deletes before that may be
  * gone, so only a snapshot is exact.
  */
-export async function resumeChanges(s: Services, q: SubscriptionQuery, partition: string, from: bigint): Promise<{ changes: ResumeChange[]; handoverSeq: bigint }> {
+export async function resumeChanges(s: Services, tail: HotVersionTail, q: SubscriptionQuery, partition: string, from: bigint): Promise<{ changes: ResumeChange[]; handoverSeq: bigint }> {
   const table = q.table;
   if (table.type === 'STREAM') {
     // Every event is an insert; nothing older than the TTL exists any more.
@@ -81,20 +82,22 @@ export async function resumeChanges(s: Services, q: SubscriptionQuery, partition
   }
   const manifestBefore = s.cold.manifest(table, partition);
   // Hot first, then cold: a flush in between can only make a version appear twice, never vanish.
-  const hot = (await s.hot.scanVersionsAfter(table, partition, 0n)).filter((v) => v.seq <= handoverSeq);
+  const hot = await tail.read(table, partition, handoverSeq);
   const coldAfter = await s.cold.readSeqRange(table, partition, from, handoverSeq, decodeColdRow);
   const pkIdx = primaryKeyIndex(table);
   const keyOf = (v: RowVersion): string => pkString(table, v.values[pkIdx]!);
   const history = new Map<string, RowVersion[]>();
-  for (const v of [...coldAfter, ...hot].sort(bySeq)) {
-    if (v.seq <= from) continue;
+  for (const v of [...coldAfter, ...hot.between(from, handoverSeq)].sort(bySeq)) {
     const key = keyOf(v);
     const versions = history.get(key);
     if (versions === undefined) history.set(key, [v]);
     else if (versions.at(-1)!.seq !== v.seq) versions.push(v);
   }
   const held = new Map<string, RowVersion>();
-  for (const v of hot) if (v.seq <= from && history.has(keyOf(v))) held.set(keyOf(v), v);
+  for (const key of history.keys()) {
+    const v = hot.newestAtOrBelow(key, from);
+    if (v !== null) held.set(key, v);
+  }
   const missing = [...history.keys()].filter((k) => !held.has(k)).map((k) => history.get(k)![0]!.values[pkIdx]!);
   for (let i = 0; i < missing.length; i += 500) {
     const keys = missing.slice(i, i + 500);

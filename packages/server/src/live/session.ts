@@ -30,6 +30,7 @@ import { LiveFrame } from './wire-frame.js';
 import { currentFanOut, holdUntilFanOutEnds } from './fanout-writes.js';
 import { parseSubscription, type SubscriptionQuery } from './subscription-query.js';
 import { resumeChanges, snapshotRows, type InitialRows, type ResumeChange } from './initial-data.js';
+import type { HotVersionTail } from './hot-version-tail.js';
 import type { RowVersion } from '../storage/hot/row-codec.js';
 import { bigintsToText, parseJson } from '../util/json.js';
 import { TopicConsumers } from './topic-consumer.js';
@@ -75,6 +76,8 @@ export interface SessionDeps {
   readonly nodeId: string;
   /** The server's sent/dropped counters (/metrics, system.stats). */
   readonly traffic: LiveTraffic;
+  /** Hot versions of partitions resumed lately, shared by the resumes of a reconnect storm. */
+  readonly resumeTail: HotVersionTail;
 }
 
 interface PendingBatches {
@@ -408,7 +411,7 @@ export class LiveSession implements LiveSink {
       let read: { changes: ResumeChange[]; handoverSeq: bigint } | HeldSnapshot;
       try {
         read = options.from !== null
-          ? await resumeChanges(this.d.services, query, sub.partition, options.from)
+          ? await resumeChanges(this.d.services, this.d.resumeTail, query, sub.partition, options.from)
           : await this.readSnapshot(query, options.lastRows);
       } catch (error) {
         // Read while the table's columns changed (a row of the other width): read again.

@@ -15,6 +15,7 @@ import { LIVE_CLOSE, LiveSession, type TableSchemaChange } from '../live/session
 import { recompileSubscription, type SubscriptionQuery } from '../live/subscription-query.js';
 import { reauthScope } from '../live/reauthorize.js';
 import { newLiveTraffic, type LiveTraffic } from '../live/traffic.js';
+import { HotVersionTail } from '../live/hot-version-tail.js';
 import type { CatalogChange } from '../catalog/changes.js';
 import type { StoredValue, TableDef } from '../catalog/types.js';
 
@@ -22,6 +23,7 @@ export class LiveServer implements LiveControl {
   readonly registry: LiveRegistry;
   /** What the sessions sent and dropped (read by /metrics and system.stats). */
   readonly traffic: LiveTraffic = newLiveTraffic();
+  private readonly resumeTail: HotVersionTail;
   private readonly sessions = new Set<LiveSession>();
   private readonly wss: WebSocketServer;
   private readonly pingTimer: NodeJS.Timeout;
@@ -41,6 +43,7 @@ export class LiveServer implements LiveControl {
     // Frames over the protocol limit get MESSAGE_TOO_LARGE and the connection lives on; only frames
     // past 16x the limit are refused by ws itself (close 1009) so a client cannot make us buffer more.
     this.registry = new LiveRegistry(services.catalog);
+    this.resumeTail = new HotVersionTail(services.hot);
     this.wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: services.config.liveMessageBytesMax * 16 });
     this.pingTimer = setInterval(() => this.pingAll(), services.config.livePingIntervalMs);
     this.pingTimer.unref();
@@ -62,7 +65,7 @@ export class LiveServer implements LiveControl {
   private open(ws: WebSocket, req: IncomingMessage): void {
     const connectionId = `c${(++this.connections).toString(36)}${Date.now().toString(36).slice(-4)}`;
     const address = req.socket.remoteAddress ?? 'unknown';
-    const deps = { services: this.services, registry: this.registry, auth: this.auth, log: this.log, nodeId: this.nodeId, traffic: this.traffic };
+    const deps = { services: this.services, registry: this.registry, auth: this.auth, log: this.log, nodeId: this.nodeId, traffic: this.traffic, resumeTail: this.resumeTail };
     const session = new LiveSession(connectionId, ws, deps, address);
     this.sessions.add(session);
     ws.on('message', (data: Buffer, isBinary: boolean) => session.receive(data, isBinary));
