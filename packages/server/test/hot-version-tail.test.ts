@@ -88,7 +88,7 @@ describe('hot version tail (resume)', () => {
     const reading = tail.read(table(), '', 40n);
     source.flushed = 20n;
     assert.deepEqual(seqs((await reading).versions), [30, 40]);
-    assert.equal(tail.size, 0);
+    assert.equal(tail.bytes, 0);
   });
 
   it('concurrent reads of one partition share one scan and hold each version once', async () => {
@@ -102,19 +102,23 @@ describe('hot version tail (resume)', () => {
     assert.equal(source.reads.length, 1);
   });
 
-  it('idle entries and entries past the version cap are not kept', async () => {
+  it('idle entries and entries past the byte cap are not kept; the least recently used go first', async () => {
     const source = new Source();
     let now = 0;
-    const tail = new HotVersionTail(source, 4, 1_000, () => now);
+    // A version of one BIGINT cell counts 96 bytes: the cap holds four.
+    const tail = new HotVersionTail(source, 4 * 96, 1_000, () => now);
     source.commit(3);
     await tail.read(table(), 'a', 30n);
-    assert.equal(tail.size, 3);
+    assert.equal(tail.bytes, 3 * 96);
     now = 2_000;
     await tail.read(table(), 'b', 30n);
-    assert.equal(tail.size, 3, 'a was idle past 1 s and went; b holds 3');
+    assert.equal(tail.bytes, 3 * 96, 'a was idle past 1 s and went; b holds 3');
     source.commit(2);
     const big = await tail.read(table(), 'c', 50n);
     assert.equal(big.versions.length, 5, 'the resume still gets every version');
-    assert.equal(tail.size, 3, 'c has more versions than the cap: not kept');
+    assert.equal(tail.bytes, 3 * 96, 'c is larger than the cap: not kept');
+    now = 2_500;
+    await tail.read(table(), 'd', 20n);
+    assert.equal(tail.bytes, 2 * 96, 'b (3) and d (2) pass the cap: b, used longer ago, went');
   });
 });

@@ -24,6 +24,8 @@ export class PartitionTail {
   /** The same versions per primary key (pkString), in `_seq` order. */
   private readonly byKey = new Map<string, RowVersion[]>();
   upTo: bigint;
+  /** About what the versions take in memory (their cells). */
+  bytes = 0;
   lastUsed = 0;
   /** The read that extends it now: the next waits for it, then reads past it. */
   private extending: Promise<void> = Promise.resolve();
@@ -44,6 +46,7 @@ export class PartitionTail {
       if (this.upTo >= upTo) return;
       await source.forEachVersion(this.table, this.partition, this.upTo, upTo, (v) => {
         this.versions.push(v);
+        this.bytes += approxBytes(v);
         const key = this.keyOf(v);
         const list = this.byKey.get(key);
         if (list === undefined) this.byKey.set(key, [v]);
@@ -73,6 +76,17 @@ export class PartitionTail {
   }
 }
 
+/** A version's size in memory, roughly: its cells and the objects around them. */
+function approxBytes(v: RowVersion): number {
+  let n = 80;
+  for (const cell of v.values) {
+    if (typeof cell === 'string') n += 16 + cell.length;
+    else if (cell instanceof Uint8Array) n += 64 + cell.byteLength;
+    else n += 16;
+  }
+  return n;
+}
+
 /** The index of the first version above `seq` in a list in `_seq` order (its length when none is). */
 function firstAbove(list: readonly RowVersion[], seq: bigint): number {
   let lo = 0;
@@ -90,8 +104,8 @@ export class HotVersionTail {
 
   constructor(
     private readonly source: HotVersionSource,
-    /** Versions kept in all (an entry larger than this is read for its resume and not kept). */
-    private readonly maxVersions = 250_000,
+    /** Bytes of versions kept in all (an entry larger than this is read for its resume and not kept). */
+    private readonly maxBytes = 64 * 1024 * 1024,
     /** An entry unused this long is dropped. */
     private readonly idleMs = 10_000,
     private readonly now: () => number = Date.now,
@@ -115,16 +129,16 @@ export class HotVersionTail {
     await entry.extend(this.source, upTo);
     if (this.entries.get(id) === entry) {
       // A flush that handed versions over while they were read may have hidden some: not kept.
-      if (this.source.flushedSeq(table.id, partition) !== entry.flushed || entry.versions.length > this.maxVersions) this.forget(id, entry);
+      if (this.source.flushedSeq(table.id, partition) !== entry.flushed || entry.bytes > this.maxBytes) this.forget(id, entry);
       else this.evictOver(entry);
     }
     return entry;
   }
 
-  /** Versions held in all. */
-  get size(): number {
+  /** Bytes of versions held in all (roughly). */
+  get bytes(): number {
     let n = 0;
-    for (const entry of this.entries.values()) n += entry.versions.length;
+    for (const entry of this.entries.values()) n += entry.bytes;
     return n;
   }
 
@@ -139,12 +153,12 @@ export class HotVersionTail {
 
   /** Least recently used entries go until the rest fits (never `keep`). */
   private evictOver(keep: PartitionTail): void {
-    let held = this.size;
-    if (held <= this.maxVersions) return;
+    let held = this.bytes;
+    if (held <= this.maxBytes) return;
     const byAge = [...this.entries].filter(([, e]) => e !== keep).sort((a, b) => a[1].lastUsed - b[1].lastUsed);
     for (const [id, entry] of byAge) {
-      if (held <= this.maxVersions) return;
-      held -= entry.versions.length;
+      if (held <= this.maxBytes) return;
+      held -= entry.bytes;
       this.forget(id, entry);
     }
   }
