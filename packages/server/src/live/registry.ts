@@ -162,8 +162,13 @@ export class LiveRegistry implements Deliverer {
     if (!this.detach(sub)) return;
     sub.state = 'closed';
     const n = (this.byUser.get(sub.userId) ?? 1) - 1;
-    if (n === 0) this.byUser.delete(sub.userId);
-    else this.byUser.set(sub.userId, n);
+    if (n > 0) {
+      this.byUser.set(sub.userId, n);
+      return;
+    }
+    this.byUser.delete(sub.userId);
+    // The user's last subscription: no snapshot of theirs is loading or held, so the budget goes too.
+    if (this.pendingSnapshots.get(sub.userId)?.used === 0) this.pendingSnapshots.delete(sub.userId);
   }
 
   /** The subscription's table changed its columns: later changes are matched with `next` (its shape group changes with it). */
