@@ -554,4 +554,29 @@ describe('DML', () => {
       assert.deepEqual(await server.rows('SELECT v FROM d.shared_pk', { auth: svc }), [{ v: 'root' }]);
     });
   });
+  it('UPDATE and DELETE that match no row, concurrent with point reads, leave the server answering (a capacity-0 read batch once hung it)', { timeout: 60_000 }, async () => {
+    await server.ok("CREATE SHARED TABLE d.nomatch (id BIGINT PRIMARY KEY, v INT) WITH (ACCESS_LEVEL = 'PUBLIC')");
+    await server.ok(`INSERT INTO d.nomatch VALUES ${Array.from({ length: 50 }, (_, i) => `(${i}, ${i})`).join(', ')}`);
+    await server.flushAndWait('d.nomatch');
+    let stop = false;
+    const reads = async (): Promise<void> => {
+      for (let i = 0; !stop; i++) await server.ok(`SELECT * FROM d.nomatch WHERE id = ${i % 50}`);
+    };
+    const readers = [reads(), reads(), reads()];
+    try {
+      for (let round = 0; round < 20; round++) {
+        const misses = Array.from({ length: 6 }, (_, j) => 1000 + round * 10 + j);
+        const results = await Promise.all(misses.map((id, j) => server.ok(j % 2 === 0
+          ? `DELETE FROM d.nomatch WHERE id IN (${id}, ${id + 5000})`
+          : `UPDATE d.nomatch SET v = 0 WHERE id IN (${id}, ${id + 5000})`)));
+        for (const [r] of results) assert.equal(r!.row_count, 0);
+        const answered = await Promise.race([server.ok('SELECT 1').then(() => true), new Promise((resolve) => setTimeout(() => resolve(false), 5_000))]);
+        assert.equal(answered, true, `no answer within 5 s after round ${round}`);
+      }
+    } finally {
+      stop = true;
+    }
+    await Promise.all(readers);
+    assert.deepEqual(await server.rows('SELECT count(*) AS n FROM d.nomatch'), [{ n: '50' }]);
+  });
 });

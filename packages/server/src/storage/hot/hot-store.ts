@@ -278,7 +278,9 @@ export class HotStore {
 
   /** Writes catalog entries atomically; `undefined` deletes. */
   async writeCatalog(entries: ReadonlyMap<string, unknown>): Promise<void> {
-    const batch = this.db.write({ capacity: entries.size, autoDestroy: true });
+    // Never capacity 0: rocksdb-native pools small batches and grows a reused one by doubling its
+    // capacity, which a 0 never leaves (the next get or put on it spins forever).
+    const batch = this.db.write({ capacity: Math.max(1, entries.size), autoDestroy: true });
     for (const [name, value] of entries) {
       if (value === undefined) batch.tryDelete(catalogKey(name));
       else batch.tryPut(catalogKey(name), Buffer.from(JSON.stringify(value, catalogReplacer), 'utf8'));
@@ -405,6 +407,10 @@ export class HotStore {
   async getByPks(table: TableDef, partition: string, pks: readonly StoredValue[], flushedCells = false): Promise<(RowVersion | null)[]> {
     const pkCol = table.columns[primaryKeyIndex(table)];
     assert(pkCol !== undefined, 'table without primary key');
+    // No keys, no batch: a capacity-0 batch goes back to rocksdb-native's pool and hangs the next
+    // read that reuses it (its growth doubles 0; found by a fault-injection review: a DELETE that
+    // matched no row, then point reads, held the thread at 100% for good).
+    if (pks.length === 0) return [];
     const prefix = partitionPrefix(KEY_PK, table.id, partition);
     const batch = this.db.read({ capacity: pks.length, autoDestroy: true });
     const pending = pks.map((pk) => batch.get(pkKey(prefix, encodePk(pkCol.type, pk))));
