@@ -80,15 +80,17 @@ describe('hot version tail (resume)', () => {
     assert.deepEqual(source.reads, [[0n, 40n], [20n, 40n], [20n, 40n]]);
   });
 
-  it('a flush during the read: the resume gets what was read, the entry is not kept', async () => {
+  it('a flush during the read (its own or the one it waited for): the read starts again above the new watermark', async () => {
     const source = new Source();
     const tail = new HotVersionTail(source);
     source.commit(4);
     source.delayMs = 20;
-    const reading = tail.read(table(), '', 40n);
+    const first = tail.read(table(), '', 40n);
+    const waiting = tail.read(table(), '', 40n);
     source.flushed = 20n;
-    assert.deepEqual(seqs((await reading).versions), [30, 40]);
-    assert.equal(tail.bytes, 0);
+    for (const read of [await first, await waiting]) assert.deepEqual(seqs(read.versions), [30, 40]);
+    assert.deepEqual(source.reads.slice(0, 2), [[0n, 40n], [20n, 40n]]);
+    assert.equal(tail.bytes, 2 * 96, 'the entry read above the new watermark is kept');
   });
 
   it('concurrent reads of one partition share one scan and hold each version once', async () => {

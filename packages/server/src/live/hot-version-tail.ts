@@ -115,24 +115,28 @@ export class HotVersionTail {
   async read(table: TableDef, partition: string, upTo: bigint): Promise<PartitionTail> {
     this.dropIdle();
     const id = partitionId(table.id, partition);
-    const flushed = this.source.flushedSeq(table.id, partition);
-    let entry = this.entries.get(id);
-    if (entry !== undefined && (entry.table.schemaVersion !== table.schemaVersion || entry.flushed !== flushed)) {
-      this.forget(id, entry);
-      entry = undefined;
+    for (let attempt = 1; ; attempt++) {
+      const flushed = this.source.flushedSeq(table.id, partition);
+      let entry = this.entries.get(id);
+      if (entry !== undefined && (entry.table.schemaVersion !== table.schemaVersion || entry.flushed !== flushed)) {
+        this.forget(id, entry);
+        entry = undefined;
+      }
+      if (entry === undefined) {
+        entry = new PartitionTail(table, partition, flushed);
+        this.entries.set(id, entry);
+      }
+      entry.lastUsed = this.now();
+      await entry.extend(this.source, upTo);
+      // A flush that handed versions over while they were read (this read, or the one it waited for)
+      // may have hidden some: the entry goes, and the read starts again above the new watermark. (The
+      // caller also checks flushed keys against the segments: a hand-over deletes before it moves the
+      // watermark.)
+      const stale = this.source.flushedSeq(table.id, partition) !== entry.flushed;
+      if (stale || entry.bytes > this.maxBytes) this.forget(id, entry);
+      else if (this.entries.get(id) === entry) this.evictOver(entry);
+      if (!stale || attempt >= 3) return entry;
     }
-    if (entry === undefined) {
-      entry = new PartitionTail(table, partition, flushed);
-      this.entries.set(id, entry);
-    }
-    entry.lastUsed = this.now();
-    await entry.extend(this.source, upTo);
-    if (this.entries.get(id) === entry) {
-      // A flush that handed versions over while they were read may have hidden some: not kept.
-      if (this.source.flushedSeq(table.id, partition) !== entry.flushed || entry.bytes > this.maxBytes) this.forget(id, entry);
-      else this.evictOver(entry);
-    }
-    return entry;
   }
 
   /** Bytes of versions held in all (roughly). */

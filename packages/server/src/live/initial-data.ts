@@ -13,7 +13,7 @@ import type { SelectStmt } from '@pgsql/types';
 import { runQuery } from '../exec/query.js';
 import { decodeColdRow } from '../exec/sources.js';
 import type { RowVersion } from '../storage/hot/row-codec.js';
-import type { Segment } from '../storage/cold/manifest.js';
+import { manifestMaxSeq, type Segment } from '../storage/cold/manifest.js';
 import { pkString } from '../exec/transaction.js';
 import type { SubscriptionQuery } from './subscription-query.js';
 import { cellsUnder } from './row-shape.js';
@@ -93,15 +93,24 @@ export async function resumeChanges(s: Services, tail: HotVersionTail, q: Subscr
     if (versions === undefined) history.set(key, [v]);
     else if (versions.at(-1)!.seq !== v.seq) versions.push(v);
   }
+  // A hot version at or below what the segments hold may be older than a flushed one the hand-over
+  // has since removed from the hot tier (also in the middle of a read): those keys are looked up in
+  // the segments too, and the newer version is the one held.
+  const manifestNow = s.cold.manifest(table, partition);
+  const flushedUpTo = manifestNow === manifestBefore ? manifestMaxSeq(manifestBefore) : MAX_SEQ;
   const held = new Map<string, RowVersion>();
-  for (const key of history.keys()) {
+  const lookInCold: StoredValue[] = [];
+  for (const [key, versions] of history) {
     const v = hot.newestAtOrBelow(key, from);
     if (v !== null) held.set(key, v);
+    if (v === null || v.seq <= flushedUpTo) lookInCold.push(versions[0]!.values[pkIdx]!);
   }
-  const missing = [...history.keys()].filter((k) => !held.has(k)).map((k) => history.get(k)![0]!.values[pkIdx]!);
-  for (let i = 0; i < missing.length; i += 500) {
-    const keys = missing.slice(i, i + 500);
-    for (const v of (await s.cold.readSeqRange(table, partition, null, from, decodeColdRow, keys)).sort(bySeq)) held.set(keyOf(v), v);
+  for (let i = 0; i < lookInCold.length; i += 500) {
+    const keys = lookInCold.slice(i, i + 500);
+    for (const v of (await s.cold.readSeqRange(table, partition, null, from, decodeColdRow, keys)).sort(bySeq)) {
+      const hotHeld = held.get(keyOf(v));
+      if (hotHeld === undefined || hotHeld.seq < v.seq) held.set(keyOf(v), v);
+    }
   }
   // A flush keeps only the newest version of each key, so the version the client held may be gone,
   // replaced by a newer one flushed with it. For such keys the client may or may not hold the row:
