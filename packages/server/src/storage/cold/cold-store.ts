@@ -194,7 +194,23 @@ export class ColdStore {
     for (const epoch of this.pins.keys()) if (epoch < oldestRead) oldestRead = epoch;
     while (this.retired.length > 0 && this.retired[0]!.epoch < oldestRead) {
       const { table, partition, names } = this.retired.shift()!;
-      this.removeSegmentFiles(table, partition, names);
+      // A name the partition's manifest lists again (STORAGE REPAIR TABLE re-lists every file it
+      // finds) is kept; an unreadable manifest keeps them all (orphans are removed at the next start).
+      let listed: Set<string>;
+      try {
+        listed = new Set(this.manifest(table, partition).segments.map((s) => s.path));
+      } catch {
+        continue;
+      }
+      this.removeSegmentFiles(table, partition, names.filter((n) => !listed.has(n)));
+    }
+  }
+
+  /** A dropped table or partition: its retired files went with its directory (and the names may be reused). */
+  private forgetRetired(tableId: number, partition: string | null): void {
+    for (let i = this.retired.length - 1; i >= 0; i--) {
+      const r = this.retired[i]!;
+      if (r.table.id === tableId && (partition === null || r.partition === partition)) this.retired.splice(i, 1);
     }
   }
 
@@ -720,6 +736,7 @@ export class ColdStore {
    */
   removePartition(table: TableDef, partition: string): { segments: number; rows: number; bytes: number } {
     assert(partition !== '', 'a SHARED table has one partition; removing it is DROP TABLE');
+    this.forgetRetired(table.id, partition);
     const dir = this.dir(table, partition);
     let segments: readonly Segment[] = [];
     try {
@@ -745,6 +762,7 @@ export class ColdStore {
 
   /** DROP TABLE: the table's whole directory. */
   removeTable(table: TableDef): void {
+    this.forgetRetired(table.id, null);
     for (const key of [...this.manifests.keys()]) if (key.startsWith(tablePartitionPrefix(table.id))) this.manifests.delete(key);
     for (const key of [...this.damaged.keys()]) if (key.startsWith(tablePartitionPrefix(table.id))) this.damaged.delete(key);
     const t = this.locations.table(table);
