@@ -5,8 +5,8 @@
  */
 import { ServerError } from '../util/errors.js';
 import type { Budgets } from '../util/budget.js';
-import { snowflakeAtMs } from '../util/snowflake.js';
-import { primaryKeyIndex, qualifiedName, type StoredValue } from '../catalog/types.js';
+import { snowflakeAtMs, snowflakeTimeMs } from '../util/snowflake.js';
+import { primaryKeyIndex, qualifiedName, type ColumnDef, type StoredValue, type TableDef } from '../catalog/types.js';
 import { partitionFor, type Principal } from '../auth/access.js';
 import type { Services } from '../exec/context.js';
 import type { SelectStmt } from '@pgsql/types';
@@ -80,6 +80,10 @@ export async function resumeChanges(s: Services, tail: HotVersionTail, q: Subscr
     throw new ServerError('SQL_EXECUTION_ERROR', `Cannot resume ${qualifiedName(table)} from _seq ${from}: it is older than the retained history `
       + `(DELETED_RETENTION_HOURS = ${table.options.deletedRetentionHours}). Subscribe again without 'from' to get a fresh snapshot.`);
   }
+  if (columnsChangedSince(s, table, from)) {
+    throw new ServerError('SQL_EXECUTION_ERROR', `Cannot resume ${qualifiedName(table)} from _seq ${from}: ALTER TABLE changed its columns since then, `
+      + `and the rows the client holds are in the old ones. Subscribe again without 'from' to get a fresh snapshot.`);
+  }
   const manifestBefore = s.cold.manifest(table, partition);
   // Hot first, then cold: a flush in between can only make a version appear twice, never vanish.
   const hot = await tail.read(table, partition, handoverSeq);
@@ -137,6 +141,27 @@ export async function resumeChanges(s: Services, tail: HotVersionTail, q: Subscr
 }
 
 const MAX_SEQ = (1n << 64n) - 1n;
+
+/**
+ * Whether the table's columns now differ from those of the schema version in effect at `from` (a
+ * version written in the same millisecond counts as after it). A resume sends only the rows that
+ * changed, so a client holding rows in the old columns would keep an added column's default, a
+ * dropped and re-added column's old values, or a renamed column under its old name.
+ */
+function columnsChangedSince(s: Services, table: TableDef, from: bigint): boolean {
+  const fromMs = snowflakeTimeMs(from);
+  for (let version = table.schemaVersion; version >= 1; version--) {
+    const schema = s.catalog.schemaVersion(table.id, version);
+    if (schema === undefined || schema.createdAt >= fromMs) continue;
+    return columnsKey(schema.columns) !== columnsKey(table.columns);
+  }
+  return false;
+}
+
+/** What a held row's cells depend on: each column's id, name and type (defaults and NOT NULL do not change them). */
+function columnsKey(columns: readonly ColumnDef[]): string {
+  return columns.map((c) => `${c.id}\u0000${c.name}\u0000${c.type}\u0000${c.precision ?? ''}\u0000${c.scale ?? ''}`).join('\u0001');
+}
 
 /**
  * The highest cold `_seq` whose flush may have dropped a version at or below `from`: the newest of
