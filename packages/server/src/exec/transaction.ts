@@ -5,7 +5,7 @@
  */
 import { primaryKeyIndex, type TableDef } from '../catalog/types.js';
 import { encodePk } from '../storage/hot/keys.js';
-import type { RowWrite } from '../storage/hot/committer.js';
+import { SchemaChangedError, type RowWrite } from '../storage/hot/committer.js';
 
 export class Transaction {
   private readonly writes = new Map<string, RowWrite>();
@@ -13,6 +13,7 @@ export class Transaction {
   add(write: RowWrite): void {
     const key = writeKey(write.table, write.partition, write);
     const earlier = this.writes.get(key);
+    if (earlier !== undefined) sameSchema(earlier.table, write.table);
     // The committed state the transaction started from is what the first write saw.
     this.writes.set(key, earlier ? { ...write, expect: earlier.expect, previous: earlier.previous } : write);
   }
@@ -20,7 +21,11 @@ export class Transaction {
   /** The pending writes to one partition of a table, for reads inside the transaction. */
   overlay(table: TableDef, partition: string): RowWrite[] {
     const out: RowWrite[] = [];
-    for (const w of this.writes.values()) if (w.table.id === table.id && w.partition === partition) out.push(w);
+    for (const w of this.writes.values()) {
+      if (w.table.id !== table.id || w.partition !== partition) continue;
+      sameSchema(w.table, table);
+      out.push(w);
+    }
     return out;
   }
 
@@ -32,6 +37,15 @@ export class Transaction {
   get size(): number {
     return this.writes.size;
   }
+}
+
+/**
+ * A statement of the transaction runs under another schema version of a table than an earlier one
+ * wrote rows in (an ALTER TABLE committed in between): the rows held here have the old columns, so the
+ * transaction cannot go on; it is refused as a write conflict and writes nothing.
+ */
+function sameSchema(earlier: TableDef, now: TableDef): void {
+  if (earlier.schemaVersion !== now.schemaVersion) throw new SchemaChangedError(earlier, now.schemaVersion);
 }
 
 function writeKey(table: TableDef, partition: string, write: RowWrite): string {
