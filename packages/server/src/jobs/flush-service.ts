@@ -389,6 +389,11 @@ export class FlushService {
         this.d.log.warn('job failed: storage full', { job_id: job.job_id, job_type: job.job_type });
         return;
       }
+      if (error instanceof TableUnavailableError) {
+        // Expected until STORAGE REPAIR TABLE: the damage itself was logged when it was found.
+        this.d.log.warn('job failed: table unavailable', { job_id: job.job_id, job_type: job.job_type, error: error.message });
+        return;
+      }
       this.d.log.error('job failed', { job_id: job.job_id, error: (error as Error).stack ?? String(error) });
     }
   }

@@ -279,7 +279,10 @@ export class ColdStore {
       tableId: table.id, partition, file: this.displayPath(join(this.dir(table, partition), fileName)), reason, since: Date.now(),
     };
     // The first cause is kept: it is the one an operator needs (later ones are often consequences).
-    if (!this.damaged.has(key)) this.damaged.set(key, damage);
+    if (!this.damaged.has(key)) {
+      this.damaged.set(key, damage);
+      this.warn('table partition unavailable: damaged cold-tier file (STORAGE REPAIR TABLE)', { table: qualifiedName(table), partition, file: damage.file, reason });
+    }
     this.manifests.delete(key);
     return this.unavailableError(table, this.damaged.get(key)!);
   }
