@@ -153,30 +153,19 @@ export class ColdStore {
   }
 
   /**
-   * Keeps every segment file listed now on disk until the returned release is called: a read takes
-   * it before it reads a manifest and releases it when it has read the files that manifest lists.
+   * Runs `read` with the segment files pinned: every file a manifest lists once `read` starts stays on
+   * disk until it ends (a compaction replacing them meanwhile deletes them afterwards).
    */
-  pin(): () => void {
+  async pinned<T>(read: () => Promise<T>): Promise<T> {
     const epoch = this.pinEpoch;
     this.pins.set(epoch, (this.pins.get(epoch) ?? 0) + 1);
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
+    try {
+      return await read();
+    } finally {
       const left = this.pins.get(epoch)! - 1;
       if (left === 0) this.pins.delete(epoch);
       else this.pins.set(epoch, left);
       this.removeRetired();
-    };
-  }
-
-  /** Runs `read` with the segment files pinned (see pin). */
-  private async pinned<T>(read: () => Promise<T>): Promise<T> {
-    const release = this.pin();
-    try {
-      return await read();
-    } finally {
-      release();
     }
   }
 

@@ -26,12 +26,7 @@ export interface CheckRow {
 export async function checkPartition(cold: ColdStore, table: TableDef, partition: string): Promise<CheckRow[]> {
   // The files listed when the manifest is read stay on disk while they are checked (a compaction
   // replacing them meanwhile deletes them afterwards): a check never takes a replaced file for a lost one.
-  const release = cold.pin();
-  try {
-    return await checkPinned(cold, table, partition);
-  } finally {
-    release();
-  }
+  return cold.pinned(() => checkPinned(cold, table, partition));
 }
 
 async function checkPinned(cold: ColdStore, table: TableDef, partition: string): Promise<CheckRow[]> {

@@ -78,8 +78,8 @@ export interface ColdView {
   verifyChecksums(table: TableDef, partition: string): Promise<void>;
   /** Turns a failed segment read into TableUnavailableError naming the damaged file (when one is). */
   readFailed(table: TableDef, partition: string, error: unknown): Promise<unknown>;
-  /** Keeps the segment files listed now on disk (a compaction may replace them) until the release is called. */
-  pin(): () => void;
+  /** Runs `read` with the segment files listed meanwhile kept on disk (a compaction may replace them). */
+  pinned<T>(read: () => Promise<T>): Promise<T>;
 }
 
 /** Pending versions per mirror past which they are applied without waiting for a query (see drain). */
@@ -290,12 +290,7 @@ export class HotMirror {
    * keeps finding its relations while the scan runs.
    */
   private async load(entry: Entry): Promise<bigint> {
-    const release = this.cold.pin();
-    try {
-      return await this.loadPinned(entry);
-    } finally {
-      release();
-    }
+    return this.cold.pinned(() => this.loadPinned(entry));
   }
 
   private async loadPinned(entry: Entry): Promise<bigint> {
