@@ -14,9 +14,10 @@ import { Committer, type RowWrite } from '../src/storage/hot/committer.js';
 import { KEY_VERSION, partitionPrefix, prefixEnd } from '../src/storage/hot/keys.js';
 import { partitionId } from '../src/catalog/types.js';
 import { SnowflakeGenerator } from '../src/util/snowflake.js';
-import { idBodyTable } from './id-body-table.js';
+import { hotVersions, idBodyTable } from './id-body-table.js';
 
 const table = idBodyTable(11, 'USER', 'app', 'packed');
+
 
 function write(partition: string, id: number, body: string, deleted = false): RowWrite {
   return { table, partition, values: [BigInt(id), body], deleted, expect: 'any' };
@@ -63,7 +64,7 @@ describe('version packs', () => {
       await hot.handOverFlushed(table.id, 'u1', seqs[2]!);
       assert.equal(await versionEntries(hot, 'u1'), 2, 'the pack reaching above the watermark is kept');
       assert.deepEqual(await all(seqs[2]!, single!.row.seq), [[seqs[3], true, 3n, 'c'], [single!.row.seq, false, 4n, 'd']]);
-      assert.deepEqual((await hot.scanVersionsAfter(table, 'u1', 0n)).map((r) => r.seq), [seqs[3], single!.row.seq]);
+      assert.deepEqual((await hotVersions(hot, table, 'u1')).map((r) => r.seq), [seqs[3], single!.row.seq]);
       const counts = await hot.countHotVersions();
       assert.deepEqual(counts.get(partitionId(table.id, 'u1')), { tableId: table.id, partition: 'u1', count: 2, oldestSeq: seqs[3] });
       assert.equal(counts.get(partitionId(table.id, 'u2'))?.count, 1);
@@ -87,12 +88,12 @@ describe('version packs', () => {
       const big = 'x'.repeat(100_000);
       const rows = await committer.commit([1, 2, 3, 4, 5].map((id) => write('u1', id, `${id}${big}`)));
       assert.equal(await versionEntries(hot, 'u1'), 2, 'about 256 KiB per entry');
-      const read = (await hot.scanVersionsAfter(table, 'u1', 0n)).map((r) => [r.seq, r.values[0]]);
+      const read = (await hotVersions(hot, table, 'u1')).map((r) => [r.seq, r.values[0]]);
       assert.deepEqual(read, rows.map((c) => [c.row.seq, c.row.values[0]]));
       // A watermark between the two entries deletes the first one only.
       await hot.handOverFlushed(table.id, 'u1', rows[2]!.row.seq);
       assert.equal(await versionEntries(hot, 'u1'), 1);
-      assert.deepEqual((await hot.scanVersionsAfter(table, 'u1', 0n)).map((r) => r.values[0]), [4n, 5n]);
+      assert.deepEqual((await hotVersions(hot, table, 'u1')).map((r) => r.values[0]), [4n, 5n]);
     } finally {
       await hot.close();
     }

@@ -14,7 +14,6 @@ import { runQuery } from '../exec/query.js';
 import { decodeColdRow } from '../exec/sources.js';
 import type { RowVersion } from '../storage/hot/row-codec.js';
 import { manifestMaxSeq, type Segment } from '../storage/cold/manifest.js';
-import { pkString } from '../exec/transaction.js';
 import type { SubscriptionQuery } from './subscription-query.js';
 import { cellsUnder } from './row-shape.js';
 import type { HotVersionTail } from './hot-version-tail.js';
@@ -89,7 +88,7 @@ export async function resumeChanges(s: Services, tail: HotVersionTail, q: Subscr
   const hot = await tail.read(table, partition, handoverSeq);
   const coldAfter = await s.cold.readSeqRange(table, partition, from, handoverSeq, decodeColdRow);
   const pkIdx = primaryKeyIndex(table);
-  const keyOf = (v: RowVersion): string => pkString(table, v.values[pkIdx]!);
+  const keyOf = (v: RowVersion): string => hot.keyOf(v); // the key the tail indexes its versions by
   const history = new Map<string, RowVersion[]>();
   for (const v of [...coldAfter, ...hot.between(from, handoverSeq)].sort(bySeq)) {
     const key = keyOf(v);

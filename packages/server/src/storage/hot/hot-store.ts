@@ -14,7 +14,7 @@ import {
   KEY_CATALOG, KEY_FLUSHED, KEY_PK, KEY_VERSION, catalogKey, encodePk, partitionPrefix, pkKey, prefixEnd, tablePrefix, versionKey,
 } from './keys.js';
 import { decodeIndexValue, decodeIndexValueWithCells, decodeRow, type RowVersion } from './row-codec.js';
-import { countPacked, firstPackedSeq, forEachPacked, forEachPackedAt } from './version-pack.js';
+import { countPacked, firstPackedSeq, forEachPackedAt } from './version-pack.js';
 import type { StorageHealth } from '../storage-health.js';
 import { WalSyncer, type WalSyncState } from './wal-sync.js';
 import type { Durability } from '../../config/config.js';
@@ -442,24 +442,6 @@ export class HotStore {
       }
       return decodeIndexValue(v, flushed);
     });
-  }
-
-  /** Every version of a partition with seq > afterSeq, in commit order. */
-  async scanVersionsAfter(table: TableDef, partition: string, afterSeq: bigint): Promise<RowVersion[]> {
-    const prefix = partitionPrefix(KEY_VERSION, table.id, partition);
-    const out: RowVersion[] = [];
-    // Versions at or below the watermark are in a segment (a pack reaching above it keeps them until
-    // the next hand-over): skipped, as if the hand-over had deleted them.
-    const flushed = this.flushedSeq(table.id, partition);
-    const after = afterSeq > flushed ? afterSeq : flushed;
-    const last = BigInt.asUintN(64, -1n);
-    const onVersion = (seq: bigint, bytes: Uint8Array): void => {
-      out.push(this.inSchema(table, decodeRow(seq, bytes)));
-    };
-    for await (const { key, value } of this.db.iterator({ gt: versionKey(prefix, after), lt: prefixEnd(prefix), capacity: SCAN_CAPACITY })) {
-      forEachPacked(readU64BE(key, key.length - 8), value, after, last, onVersion);
-    }
-    return out;
   }
 
   /**
