@@ -12,7 +12,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TestServer, assertError, jobIdOf } from './harness.js';
 
@@ -144,6 +144,26 @@ describe('damaged cold-tier files', () => {
     assert.match(String(job.error_message), /Table 'dmg\.comp' is unavailable: storage\/dmg\/comp\/batch-0\.parquet: SHA-256/);
     assert.deepEqual(readdirSync(dir('comp')).filter((f) => f.endsWith('.parquet')).sort(), ['batch-0.parquet', 'batch-1.parquet']);
     await unavailable('SELECT * FROM dmg.comp', /batch-0\.parquet/);
+  });
+
+  it('a segment replaced while the server runs, after this process verified it, is checked again before its next read', async () => {
+    await server.ok('CREATE NAMESPACE dmg2');
+    for (const t of ['live', 'feed']) {
+      await server.ok(`CREATE SHARED TABLE dmg2.${t} (id BIGINT PRIMARY KEY, body TEXT)`);
+      await server.ok(`INSERT INTO dmg2.${t} SELECT i, '${t}-' || i FROM range(1, 51) AS r(i)`);
+      await server.flushAndWait(`dmg2.${t}`);
+    }
+    const segment = (t: string): string => join(server.dataDir, 'storage', 'dmg2', t, 'batch-0.parquet');
+    // Read (and so verified) before the damage.
+    assert.deepEqual(await server.rows('SELECT body FROM dmg2.live WHERE id = 5'), [{ body: 'live-5' }]);
+    // A valid Parquet file of the same shape with other values (the query engine reads it without
+    // complaint): only the checksum tells it from the real one.
+    copyFileSync(segment('feed'), segment('live'));
+    // A new segment: the next query loads the partition's segments again, the replaced one among them.
+    await server.ok("INSERT INTO dmg2.live VALUES (51, 'live-51')");
+    await server.flushAndWait('dmg2.live');
+    await unavailable("SELECT id, body FROM dmg2.live WHERE body LIKE 'feed%' OR id = 5", /storage\/dmg2\/live\/batch-0\.parquet: (SHA-256 does not match|size)/);
+    assert.equal(await count('good'), 100);
   });
 
   it('STORAGE REPAIR TABLE quarantines unreadable segments and brings the tables back', async () => {

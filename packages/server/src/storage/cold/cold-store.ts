@@ -61,8 +61,14 @@ export interface PartitionDamage {
 export class ColdStore {
   private readonly manifests = new Map<string, Manifest>();
   private readonly damaged = new Map<string, PartitionDamage>();
-  /** Segments whose checksum was verified by this process (key: absolute path and checksum). */
-  private readonly verified = new Set<string>();
+  /**
+   * Segments whose checksum this process verified (key: absolute path and checksum), each with the
+   * file's identity as it was then (`fileIdentity`): a file changed since (any write moves its ctime)
+   * is hashed again before its next read instead of being trusted for the life of the process.
+   */
+  private readonly verified = new Map<string, string>();
+  /** Segments this process wrote and hashed, by final path, until `publishSegment` renames them into place. */
+  private readonly written = new Map<string, string>();
   private tempCounter = 0;
   /** Remote work started without a caller waiting (manifest copies, deletes); `settled` awaits it. */
   private readonly background = new Set<Promise<void>>();
@@ -303,8 +309,9 @@ export class ColdStore {
   }
 
   /**
-   * Verifies the checksums of segments this process has not read yet (once per file), so bytes
-   * overwritten in a page that still decodes are caught before their values are served.
+   * Verifies the checksums of segments this process has not verified yet, or that changed on disk
+   * since (a stat per segment), so bytes overwritten in a page that still decodes are caught before
+   * their values are served.
    */
   async verifyChecksums(table: TableDef, partition: string): Promise<void> {
     await this.fetchSegments(table, partition);
@@ -314,15 +321,21 @@ export class ColdStore {
       if (s.sha256 === undefined) continue;
       const path = join(dir, s.path);
       const key = `${path}\0${s.sha256}`;
-      if (this.verified.has(key)) continue;
+      let identity: string;
       let sha: string;
       try {
+        // Taken before the hash: a write while it runs moves the ctime, so the next read hashes again.
+        identity = fileIdentity(path);
+        if (this.verified.get(key) === identity) continue;
         sha = await fileSha256(path);
       } catch (error) {
         throw this.markUnavailable(table, partition, s.path, `cannot be read: ${(error as Error).message}`);
       }
-      if (sha !== s.sha256) throw this.markUnavailable(table, partition, s.path, 'SHA-256 does not match the manifest (bytes overwritten)');
-      this.verified.add(key);
+      if (sha !== s.sha256) {
+        this.verified.delete(key);
+        throw this.markUnavailable(table, partition, s.path, 'SHA-256 does not match the manifest (bytes overwritten)');
+      }
+      this.verified.set(key, identity);
     }
   }
 
@@ -350,7 +363,7 @@ export class ColdStore {
         const sha = await fileSha256(temp);
         if (s.sha256 !== undefined && sha !== s.sha256) throw this.markUnavailable(table, partition, s.path, 'remote object\'s SHA-256 does not match the manifest');
       });
-      this.verified.add(`${path}\0${s.sha256}`);
+      this.verified.set(`${path}\0${s.sha256}`, fileIdentity(path));
     };
     for (let i = 0; i < missing.length; i += DOWNLOADS_PARALLEL) {
       await Promise.all(missing.slice(i, i + DOWNLOADS_PARALLEL).map(fetchOne));
@@ -571,8 +584,9 @@ export class ColdStore {
       sha256,
       field_ids: true,
     };
-    // Written and hashed by this process: no need to hash it again before its first read.
-    this.verified.add(`${tmpPath.slice(0, -'.tmp'.length)}\0${sha256}`);
+    // Written and hashed by this process: no need to hash it again before its first read
+    // (its identity is taken once it has its name: the rename moves the ctime).
+    this.written.set(tmpPath.slice(0, -'.tmp'.length), sha256);
     return { segment, tmpPath };
   }
 
@@ -585,6 +599,11 @@ export class ColdStore {
     assert(tmpPath.endsWith('.parquet.tmp'), 'segment temp path');
     const path = tmpPath.slice(0, -'.tmp'.length);
     renameSync(tmpPath, path);
+    const sha256 = this.written.get(path);
+    if (sha256 !== undefined) {
+      this.written.delete(path);
+      this.verified.set(`${path}\0${sha256}`, fileIdentity(path));
+    }
     const loc = this.locations.partition(table, partition);
     fsyncPath(loc.dir);
     if (loc.remote === null) return;
@@ -765,6 +784,16 @@ export class ColdStore {
 }
 
 /** COPY's FIELD_IDS: every column's stable id, and the system columns' fixed ones. */
+/**
+ * A file's identity for "unchanged since verified": inode, size, and modification and change times
+ * in nanoseconds. Any write to the file, in place or by replacing it, changes one of them (the
+ * ctime cannot be set back from user space).
+ */
+function fileIdentity(path: string): string {
+  const st = statSync(path, { bigint: true });
+  return `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+}
+
 function fieldIds(table: TableDef, columns: readonly SourceColumn[]): string {
   const ids = columns.map((c) => {
     const id = c.name === '_seq' ? SEQ_FIELD_ID : c.name === '_deleted' ? DELETED_FIELD_ID : table.columns.find((t) => t.name === c.name)?.id;
