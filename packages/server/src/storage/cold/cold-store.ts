@@ -62,9 +62,10 @@ export class ColdStore {
   private readonly manifests = new Map<string, Manifest>();
   private readonly damaged = new Map<string, PartitionDamage>();
   /**
-   * Segments whose checksum this process verified (key: absolute path and checksum), each with the
-   * file's identity as it was then (`fileIdentity`): a file changed since (any write moves its ctime)
-   * is hashed again before its next read instead of being trusted for the life of the process.
+   * Segments whose checksum this process verified, by absolute path: the checksum and the file's
+   * identity as it was then (`fileIdentity`). A file changed since (any write moves its ctime) is
+   * hashed again before its next read instead of being trusted for the life of the process. Entries
+   * go with their files.
    */
   private readonly verified = new Map<string, string>();
   /** Segments this process wrote and hashed, by final path, until `publishSegment` renames them into place. */
@@ -209,6 +210,10 @@ export class ColdStore {
     }
   }
 
+  private forgetVerifiedUnder(dir: string): void {
+    for (const path of this.verified.keys()) if (path.startsWith(dir)) this.verified.delete(path);
+  }
+
   /** Whether a segment file carries Parquet field ids (REPAIR re-lists unlisted files with it). */
   async hasFieldIds(path: string): Promise<boolean> {
     return this.duck.withConnection(async (conn) => {
@@ -320,22 +325,21 @@ export class ColdStore {
     for (const s of m.segments) {
       if (s.sha256 === undefined) continue;
       const path = join(dir, s.path);
-      const key = `${path}\0${s.sha256}`;
       let identity: string;
       let sha: string;
       try {
         // Taken before the hash: a write while it runs moves the ctime, so the next read hashes again.
         identity = fileIdentity(path);
-        if (this.verified.get(key) === identity) continue;
+        if (this.verified.get(path) === `${s.sha256}\0${identity}`) continue;
         sha = await fileSha256(path);
       } catch (error) {
         throw this.markUnavailable(table, partition, s.path, `cannot be read: ${(error as Error).message}`);
       }
       if (sha !== s.sha256) {
-        this.verified.delete(key);
+        this.verified.delete(path);
         throw this.markUnavailable(table, partition, s.path, 'SHA-256 does not match the manifest (bytes overwritten)');
       }
-      this.verified.set(key, identity);
+      this.verified.set(path, `${sha}\0${identity}`);
     }
   }
 
@@ -363,7 +367,7 @@ export class ColdStore {
         const sha = await fileSha256(temp);
         if (s.sha256 !== undefined && sha !== s.sha256) throw this.markUnavailable(table, partition, s.path, 'remote object\'s SHA-256 does not match the manifest');
       });
-      this.verified.set(`${path}\0${s.sha256}`, fileIdentity(path));
+      if (s.sha256 !== undefined) this.verified.set(path, `${s.sha256}\0${fileIdentity(path)}`);
     };
     for (let i = 0; i < missing.length; i += DOWNLOADS_PARALLEL) {
       await Promise.all(missing.slice(i, i + DOWNLOADS_PARALLEL).map(fetchOne));
@@ -602,7 +606,7 @@ export class ColdStore {
     const sha256 = this.written.get(path);
     if (sha256 !== undefined) {
       this.written.delete(path);
-      this.verified.set(`${path}\0${sha256}`, fileIdentity(path));
+      this.verified.set(path, `${sha256}\0${fileIdentity(path)}`);
     }
     const loc = this.locations.partition(table, partition);
     fsyncPath(loc.dir);
@@ -724,6 +728,7 @@ export class ColdStore {
     for (const name of names) {
       rmSync(join(loc.dir, name), { force: true });
       this.cache.removed(join(loc.dir, name));
+      this.verified.delete(join(loc.dir, name));
     }
     const remoteNames = names.filter((n) => !n.endsWith('.tmp'));
     if (loc.remote !== null && remoteNames.length > 0) {
@@ -762,6 +767,7 @@ export class ColdStore {
     this.damaged.delete(partitionId(table.id, partition));
     rmSync(dir, { recursive: true, force: true });
     this.cache.removedUnder(dir + sep);
+    this.forgetVerifiedUnder(dir + sep);
     const remote = this.locations.partition(table, partition).remote;
     if (remote !== null) this.removeRemotePrefix(table, remote, remote.prefix);
     return {
@@ -779,6 +785,7 @@ export class ColdStore {
     const t = this.locations.table(table);
     rmSync(t.dir, { recursive: true, force: true });
     this.cache.removedUnder(t.dir + sep);
+    this.forgetVerifiedUnder(t.dir + sep);
     if (t.remote !== null) this.removeRemotePrefix(table, { store: t.remote, storageId: t.storageId }, t.remotePrefix!);
   }
 }
