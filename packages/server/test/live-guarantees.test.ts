@@ -185,6 +185,26 @@ describe('live delivery guarantees', { timeout: 120_000 }, () => {
       await server.ok(`UPDATE g.${table} SET v = 92 WHERE id = 9`);
     };
 
+    it('from before the table existed ("1"): every row the table holds, hot and flushed, then live changes', async () => {
+      await seed('rz');
+      await server.ok("UPDATE g.rz SET v = 50 WHERE id = 5");
+      await flush('g.rz');
+      await server.ok("DELETE FROM g.rz WHERE id = 3");
+      await server.ok("UPDATE g.rz SET v = 90 WHERE id = 9");
+      const c = await connect(alice);
+      const mark = c.mark();
+      // Older than the retention (168 hours) and than the table: nothing the client could hold was purged.
+      const ack = await c.subscribeOk('z', "SELECT * FROM g.rz WHERE status = 'open'", { from: '1' });
+      assert.equal(ack.batch_control!.status, 'ready');
+      await server.ok("INSERT INTO g.rz VALUES (999, 'open', 0)");
+      await c.waitFor((m) => changeOf('z', 'insert')(m) && rowOf(m).id === '999', 5_000, mark);
+      const got = replay([], c.changes('z', mark), { upsertInserts: true, deletesOfUnknown: true, deleteValuesUnknown: true });
+      assert.deepEqual(got.problems, []);
+      assertUnique(got.seqs, 'resume from 1');
+      const expected = await server.rows("SELECT id, status, v, _seq FROM g.rz WHERE status = 'open' ORDER BY id", { auth: alice });
+      assert.deepEqual(sortedState(got.state), expected);
+    });
+
     it('hot rows: every change after from, once, and the client ends with the table\'s state', async () => {
       await seed('rh');
       const { resumed } = await scenario('rh', "status = 'open'", () => away('rh'));

@@ -62,8 +62,8 @@ export interface ResumeChange {
  * at one `_seq`, so a client that loses the connection part-way can resume from the last `_seq` it
  * saw. (Known versions: all of the hot tier's; a flush keeps only each key's newest, so between two
  * flushed versions the ones in between are not sent, and are not inferred as held either.)
- * Refused when `from` is older than the table's deleted-rows retention: deletes before that may be
- * gone, so only a snapshot is exact.
+ * Refused when `from` is older than the table's deleted-rows retention (deletes before that may be
+ * gone, so only a snapshot is exact), unless it is older than the table itself.
  */
 export async function resumeChanges(s: Services, tail: HotVersionTail, q: SubscriptionQuery, partition: string, from: bigint): Promise<{ changes: ResumeChange[]; handoverSeq: bigint }> {
   const table = q.table;
@@ -75,7 +75,9 @@ export async function resumeChanges(s: Services, tail: HotVersionTail, q: Subscr
   }
   const handoverSeq = s.committer.committedMaxSeq;
   const oldestResumable = snowflakeAtMs(Date.now() - table.options.deletedRetentionHours * 3_600_000);
-  if (from < oldestResumable) {
+  // A client resuming from before the table existed (`from` 0 or 1 included: "every change") held
+  // none of its rows, so no delete the retention has purged can concern it.
+  if (from < oldestResumable && from >= snowflakeAtMs(table.createdAt)) {
     throw new ServerError('SQL_EXECUTION_ERROR', `Cannot resume ${qualifiedName(table)} from _seq ${from}: it is older than the retained history `
       + `(DELETED_RETENTION_HOURS = ${table.options.deletedRetentionHours}). Subscribe again without 'from' to get a fresh snapshot.`);
   }
