@@ -47,6 +47,12 @@ export interface SubscribeHandlers<T = Row> {
    * dropped or renamed column ends instead, through onError with code `SCHEMA_CHANGED`.
    */
   onSchemaChanged?(schema: readonly SchemaField[], changes: readonly SchemaChange[]): void;
+  /**
+   * After a reconnect the server could not resume the subscription exactly (its `from` is past the
+   * table's retained history, or an ALTER TABLE changed the columns since): everything received so far
+   * is void; a fresh snapshot follows (`onInitialData`, then `onReady` again), then live changes.
+   */
+  onReset?(): void;
 }
 
 export interface SubscribeOptions {
@@ -314,8 +320,12 @@ export function createClient(options: ClientOptions): KalamClient {
     };
     const sub: LiveSubscription = {
       id, sql, options: { batchSize: opts.batchSize, lastRows: opts.lastRows, from: opts.from },
-      lastSeq: null, ready: false, schema: null, sentOn: null,
+      lastSeq: null, ready: false, schema: null, sentOn: null, resumingOn: null,
       settle: (error) => settleFn(error),
+      reset: () => {
+        sub.ready = false;
+        handlers.onReset?.();
+      },
       onMessage: (msg) => {
         switch (msg.type) {
           case 'subscription_ack':
@@ -427,6 +437,12 @@ export function createClient(options: ClientOptions): KalamClient {
         emit();
       },
       onFlush: (flush) => { if (missing === null) opts.onEvent?.({ type: 'flush', rows: [], oldValues: [], flush }); },
+      // The rows are sent again from scratch; `onRows` is next called once they all arrived.
+      onReset: () => {
+        rows.clear();
+        ready = false;
+        if (missing === null) event('reset', []);
+      },
       onSchemaChanged: (schema, changes) => {
         if (missing !== null) return;
         plan = objectPlan(schema, cells);

@@ -38,7 +38,14 @@ export interface LiveSubscription {
   schema: readonly SchemaField[] | null;
   /** The socket this subscription was last sent on (so each socket gets it once). */
   sentOn: unknown;
+  /** The socket it was last sent on as a resume (`from` its last `_seq`), until that socket acknowledges it. */
+  resumingOn: unknown;
   onMessage(msg: ServerMessage): void;
+  /**
+   * The server refused to resume it (a `from` past the retained history, or across an ALTER TABLE that
+   * changed the columns): what it received so far is void, and a fresh snapshot follows.
+   */
+  reset(): void;
   /** Settles the subscribe() promise on the first ack or error. */
   settle(error: KalamError | null): void;
 }
@@ -320,8 +327,18 @@ export class LiveConnection {
     if (channel !== undefined) return channel.channel.frame(msg as unknown as Record<string, unknown>);
     const sub = msg.subscription_id !== undefined ? this.subs.get(msg.subscription_id) : undefined;
     if (sub === undefined) return;
+    if (msg.type === 'subscription_ack' && sub.resumingOn === this.socket) sub.resumingOn = null;
     if (msg.type === 'error') {
       if (msg.code === 'SLOW_CONSUMER') return; // the server closes next; the reconnect resumes
+      if (sub.resumingOn !== null && sub.resumingOn === this.socket && isResumeRefusal(msg)) {
+        // Subscribe again without `from`: a snapshot of what the subscription matches now.
+        sub.resumingOn = null;
+        sub.lastSeq = null;
+        sub.sentOn = null;
+        sub.reset();
+        this.sendSubscribe(sub);
+        return;
+      }
       sub.settle(new KalamError(msg.code ?? 'PROTOCOL', msg.message ?? 'Subscription failed'));
       this.subs.delete(sub.id);
     }
@@ -383,6 +400,7 @@ export class LiveConnection {
     if (socket === null || sub.sentOn === socket) return;
     sub.sentOn = socket;
     const options: Record<string, unknown> = {};
+    sub.resumingOn = sub.lastSeq !== null ? socket : null;
     if (sub.lastSeq !== null) options.from = sub.lastSeq;
     else {
       if (sub.options.batchSize !== undefined) options.batch_size = sub.options.batchSize;
@@ -395,6 +413,11 @@ export class LiveConnection {
       subscription: { id: sub.id, sql: sub.sql, ...(withOptions ? { options } : {}) },
     }));
   }
+}
+
+/** The server's refusal of a `from` it cannot serve exactly (docs/protocol.md: "Cannot resume ..."). */
+function isResumeRefusal(msg: ServerMessage): boolean {
+  return msg.code === 'INVALID_SQL' && typeof msg.message === 'string' && msg.message.startsWith('Cannot resume');
 }
 
 function disconnectedError(): KalamError {

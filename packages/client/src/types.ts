@@ -69,7 +69,8 @@ export interface SchemaChange {
 
 /** A change as delivered to subscription callbacks. */
 export interface ChangeEvent<T = Row> {
-  readonly type: 'insert' | 'update' | 'delete' | 'flush' | 'ready' | 'schema_changed';
+  /** `reset`: the server could not resume after a reconnect; the rows are sent again (`ready` follows). */
+  readonly type: 'insert' | 'update' | 'delete' | 'flush' | 'ready' | 'schema_changed' | 'reset';
   readonly rows: readonly T[];
   readonly oldValues: readonly T[];
   readonly flush?: ServerMessage['flush'];

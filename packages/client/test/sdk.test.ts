@@ -150,6 +150,38 @@ describe('@kalamdb/client', () => {
     await stop();
   });
 
+  it('live() across a reconnect the server cannot resume (ALTER TABLE while away): the rows start afresh, no error', async () => {
+    await server.ok('CREATE USER TABLE sdk.away (id BIGINT PRIMARY KEY, title TEXT)');
+    const c = client({ user: 'alice', password: 'alice-password-1' });
+    await c.query("INSERT INTO sdk.away (id, title) VALUES (1, 't1'), (2, 't2')");
+    let latest: Row[] = [];
+    const kinds: string[] = [];
+    const errors: string[] = [];
+    const stop = await c.live<Row>('SELECT * FROM sdk.away', (rows) => { latest = rows; }, {
+      onEvent: (e) => kinds.push(e.type), onError: (e) => errors.push(`${e.code}: ${e.message}`),
+    });
+    await eventually('initial rows', () => latest.length === 2);
+    // While the client is away (the server restarted on another port), the columns change and rows move on.
+    await server.stop();
+    const elsewhere = await freePort();
+    await server.launch({}, ['--port', String(elsewhere), '--config', await tokenConfig()]);
+    await server.ok("ALTER TABLE sdk.away ADD COLUMN tag TEXT DEFAULT 'none'");
+    const meantime = createClient({ url: `http://127.0.0.1:${elsewhere}`, auth: { user: 'alice', password: 'alice-password-1' } });
+    await meantime.query("INSERT INTO sdk.away (id, title, tag) VALUES (3, 't3', 'new')");
+    await meantime.query('DELETE FROM sdk.away WHERE id = 1');
+    await meantime.disconnect();
+    await server.stop();
+    await server.launch({}, ['--port', String(port), '--config', await tokenConfig()]);
+    await eventually('the rows as they are now', () => latest.length === 2 && latest.every((r) => r.tag !== undefined), 20_000);
+    assert.deepEqual(latest.map((r) => [r.id, r.title, r.tag]).sort(), [['2', 't2', 'none'], ['3', 't3', 'new']]);
+    assert.ok(kinds.includes('reset'), kinds.join(' '));
+    assert.deepEqual(errors, []);
+    // Live again after the reset.
+    await c.query("UPDATE sdk.away SET tag = 'changed' WHERE id = 2");
+    await eventually('a change after the reset', () => latest.some((r) => r.tag === 'changed'));
+    await stop();
+  });
+
   it('a refused subscription rejects subscribe() and is not reported again through onError', async () => {
     const c = client({ user: 'alice', password: 'alice-password-1' });
     const errors: string[] = [];
