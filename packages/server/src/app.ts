@@ -5,7 +5,7 @@
 import { Metrics } from './util/metrics.js';
 import { registerGauges } from './metrics-gauges.js';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from './config/config.js';
 import type { Logger } from './util/log.js';
@@ -18,7 +18,8 @@ import { Committer, MAX_SEQ_KEY } from './storage/hot/committer.js';
 import { TopicService } from './topics/topic-service.js';
 import { topicRoutes } from './exec/topic-exec.js';
 import { StorageHealth } from './storage/storage-health.js';
-import { StorageFullError } from './util/errors.js';
+import { StartupError, StorageFullError } from './util/errors.js';
+import { fsyncPath } from './storage/cold/manifest.js';
 import { DuckEngine } from './storage/duck/duck-engine.js';
 import { HotMirror } from './storage/duck/hot-mirror.js';
 import { fileEngineConfig, queryEngineConfig } from './engine-config.js';
@@ -206,8 +207,28 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
 function jwtSecret(config: Config): string {
   if (config.jwtSecret !== null) return config.jwtSecret;
   const path = join(config.dataDir, 'jwt-secret');
-  if (existsSync(path)) return readFileSync(path, 'utf8').trim();
+  if (existsSync(path)) {
+    const secret = readFileSync(path, 'utf8').trim();
+    // A generated secret is 43 characters; an empty or cut file would sign tokens anyone can forge, or none.
+    if (secret.length < JWT_SECRET_CHARS_MIN) {
+      throw new StartupError(`${path} is damaged: it holds ${secret.length} characters, a generated secret has 43`,
+        'Restore it from a backup, or delete it to generate a new one (tokens issued before then stop working)');
+    }
+    return secret;
+  }
   const secret = randomBytes(32).toString('base64url');
-  writeFileSync(path, secret + '\n', { mode: 0o600 });
+  // Written whole or not at all: a crash or a full disk must not leave an empty secret behind.
+  const temp = `${path}.tmp`;
+  const fd = openSync(temp, 'w', 0o600);
+  try {
+    writeSync(fd, secret + '\n');
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(temp, path);
+  fsyncPath(config.dataDir);
   return secret;
 }
+
+const JWT_SECRET_CHARS_MIN = 32;

@@ -3,7 +3,7 @@
  * and binding the port. Both run before anything is created (no root account, no catalog entries),
  * and each failure becomes a StartupError whose one line names the problem and the fix.
  */
-import { accessSync, constants, mkdirSync } from 'node:fs';
+import { accessSync, constants, existsSync, linkSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Server } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
@@ -27,8 +27,18 @@ export async function openDataDir(config: Config, health?: StorageHealth): Promi
     throw new StartupError(`data dir ${dir} is not writable (${code})`,
       'Give the server a directory it can write with --data-dir or KALAMDB_DATA_DIR, or fix its owner and permissions', { cause: error });
   }
+  const rocksDir = join(dir, 'rocksdb');
+  const held = heldDatabase(dir);
+  if (held !== null && !existsSync(join(rocksDir, 'CURRENT'))) {
+    // RocksDB would create an empty store here, and the server a new root and catalog beside the old
+    // tables' files (their ids reused by new tables).
+    throw new StartupError(`data dir ${dir} holds a database (${held}) but its hot store ${rocksDir} is missing`,
+      'Restore the data dir from a backup (docs/operations.md, "Backup and restore"); to start an empty database instead, use another --data-dir');
+  }
+  const kept = held !== null ? keepFilesBeforeOpen(rocksDir, join(dir, FILES_BEFORE_OPEN_DIR)) : null;
+  let hot: HotStore;
   try {
-    return await HotStore.open(join(dir, 'rocksdb'), config.durability, health);
+    hot = await HotStore.open(rocksDir, config.durability, health);
   } catch (error) {
     const message = (error as Error).message ?? '';
     if (/\bLOCK\b/.test(message)) {
@@ -41,6 +51,57 @@ export async function openDataDir(config: Config, health?: StorageHealth): Promi
     }
     throw error;
   }
+  if (held !== null && !hasCatalog(await hot.loadCatalog())) {
+    await hot.close();
+    throw new StartupError(`data dir ${dir} holds a database (${held}) but its hot store ${rocksDir} opened without its catalog: `
+      + 'its MANIFEST is damaged or its files were replaced (rocksdb/LOG says more)',
+      `The hot store's files as they were before this start are kept in ${kept ?? 'no copy (hard links failed)'}; restore the data dir from a backup (docs/operations.md, "Backup and restore")`);
+  }
+  if (kept !== null) rmSync(kept, { recursive: true, force: true });
+  return hot;
+}
+
+/** Hard links to the hot store's files taken before each open, kept only when the open lost the catalog. */
+const FILES_BEFORE_OPEN_DIR = 'rocksdb-before-open';
+
+/**
+ * What says a database lived in this data dir before (null: nothing, a first start): the token
+ * secret written at the first start, or flushed tables under storage/. Checked against the hot
+ * store, whose catalog must then be there.
+ */
+function heldDatabase(dir: string): string | null {
+  if (existsSync(join(dir, 'jwt-secret'))) return 'jwt-secret';
+  const storage = join(dir, 'storage');
+  if (existsSync(storage) && readdirSync(storage).length > 0) return 'tables under storage/';
+  return null;
+}
+
+/**
+ * RocksDB trusts its MANIFEST: one cut short or damaged opens as an older or empty store, and the
+ * files it no longer lists (the catalog's and the rows') are deleted during the open. Hard links
+ * taken first keep them (no copy, no space while they are also in use); they are removed as soon as
+ * the open is found good. A file system without hard links gets no copy (null).
+ */
+function keepFilesBeforeOpen(rocksDir: string, keepDir: string): string | null {
+  rmSync(keepDir, { recursive: true, force: true });
+  if (!existsSync(rocksDir)) return null;
+  try {
+    mkdirSync(keepDir);
+    for (const entry of readdirSync(rocksDir, { withFileTypes: true })) {
+      const name = entry.name;
+      if (!entry.isFile() || name === 'LOCK' || name === 'LOG' || name.startsWith('LOG.old')) continue;
+      linkSync(join(rocksDir, name), join(keepDir, name));
+    }
+    return keepDir;
+  } catch {
+    rmSync(keepDir, { recursive: true, force: true });
+    return null;
+  }
+}
+
+function hasCatalog(entries: Map<string, unknown>): boolean {
+  for (const key of entries.keys()) if (key.startsWith('user:')) return true;
+  return false;
 }
 
 /**

@@ -8,7 +8,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:net';
-import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -158,4 +158,51 @@ test('bad configuration gives one line and exit 1', async () => {
   writeFileSync(config, 'port = [\n');
   assertOneLineFailure(await run(['--config', config, '--data-dir', dataDir]), /bad configuration: /);
   assertOneLineFailure(await run(['--config', join(tempDir(), 'missing.toml')]), /bad configuration: .*ENOENT/);
+});
+
+test('a data dir that held a database never starts empty: a damaged jwt-secret, a hot store that lost its catalog or is gone', async () => {
+  const dataDir = join(tempDir(), 'data');
+  let server = await TestServer.start(dataDir, { KALAMDB_ROOT_PASSWORD: ROOT_PASSWORD });
+  try {
+    await server.ok('CREATE NAMESPACE keep');
+    await server.ok('CREATE SHARED TABLE keep.t (id BIGINT PRIMARY KEY, body TEXT)');
+    await server.ok("INSERT INTO keep.t SELECT i, 'row ' || i FROM range(1, 101) AS r(i)");
+    await server.flushAndWait('keep.t');
+    await server.ok("INSERT INTO keep.t VALUES (101, 'hot')");
+  } finally {
+    await server.stop();
+  }
+  const rocks = join(dataDir, 'rocksdb');
+  const kept = join(dataDir, 'rocksdb-before-open');
+
+  // An empty (cut) token secret: refused, not a server whose every login fails or whose tokens anyone forges.
+  const secret = readFileSync(join(dataDir, 'jwt-secret'));
+  writeFileSync(join(dataDir, 'jwt-secret'), '');
+  assertOneLineFailure(await run(['--port', '0', '--data-dir', dataDir]), /jwt-secret is damaged: it holds 0 characters.*Restore it from a backup/);
+  writeFileSync(join(dataDir, 'jwt-secret'), secret);
+
+  // A MANIFEST cut in half: RocksDB opens an older (here: empty) store and deletes the files it no
+  // longer lists. The start is refused, and the files are kept as they were before it.
+  const manifest = readdirSync(rocks).find((f) => f.startsWith('MANIFEST-'))!;
+  const whole = readFileSync(join(rocks, manifest));
+  writeFileSync(join(rocks, manifest), whole.subarray(0, Math.floor(whole.length / 2)));
+  assertOneLineFailure(await run(['--port', '0', '--data-dir', dataDir]), /holds a database \(jwt-secret\) but its hot store .* opened without its catalog.*kept in .*rocksdb-before-open/);
+  assert.ok(readdirSync(kept).some((f) => f.endsWith('.sst') || f.endsWith('.log')), 'the store\'s files were kept');
+  // Those files, put back with the whole MANIFEST, are the database as it was.
+  rmSync(rocks, { recursive: true });
+  renameSync(kept, rocks);
+  writeFileSync(join(rocks, manifest), whole);
+  server = await TestServer.start(dataDir, { KALAMDB_ROOT_PASSWORD: ROOT_PASSWORD });
+  try {
+    assert.deepEqual(await server.rows('SELECT count(*) AS n, max(body) AS last FROM keep.t WHERE id > 100'), [{ n: '1', last: 'hot' }]);
+    assert.deepEqual(await server.rows('SELECT count(*) AS n FROM keep.t'), [{ n: '101' }]);
+  } finally {
+    await server.stop();
+  }
+  assert.equal(existsSync(kept), false, 'a good open removes the kept links');
+
+  // The hot store removed: no new empty store beside the old tables' files.
+  rmSync(rocks, { recursive: true });
+  assertOneLineFailure(await run(['--port', '0', '--data-dir', dataDir]), /holds a database \(jwt-secret\) but its hot store .* is missing.*Restore the data dir from a backup/);
+  assert.equal(existsSync(join(rocks, 'CURRENT')), false, 'nothing was created');
 });
