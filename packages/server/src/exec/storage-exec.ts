@@ -81,7 +81,8 @@ export async function checkTable(s: Services, ctx: RunContext, st: Of<'check_tab
     { name: 'detail', data_type: 'Text', index: 3 },
   ];
   const rows: unknown[][] = [];
-  for (const partition of s.cold.partitions(table)) {
+  // With the partitions the hot tier says were flushed: one whose directory is gone is reported too.
+  for (const partition of new Set([...s.cold.partitions(table), ...s.hot.flushedPartitions(table.id)])) {
     // USER partitions are shown by user name, as in system.manifest; SHARED tables have one, null.
     const shown = partition === '' ? null : s.catalog.account(partition)?.userId ?? partition;
     try {
@@ -92,7 +93,7 @@ export async function checkTable(s: Services, ctx: RunContext, st: Of<'check_tab
       rows.push([shown, 'remote', error instanceof TableUnavailableError ? 'damaged' : 'unreachable', error.message]);
       continue;
     }
-    for (const r of await checkPartition(s.cold, table, partition)) rows.push([shown, r.file, r.status, r.detail]);
+    for (const r of await checkPartition(s.cold, table, partition, s.hot.flushedSeq(table.id, partition) > 0n)) rows.push([shown, r.file, r.status, r.detail]);
   }
   return rowsResult(ctx, schema, rows);
 }

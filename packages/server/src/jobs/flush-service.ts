@@ -90,7 +90,7 @@ export class FlushService {
   async recover(): Promise<void> {
     for (const table of this.d.catalog.tablesIn(null)) {
       if (table.type === 'STREAM') continue;
-      for (const partition of this.d.cold.partitions(table)) {
+      for (const partition of this.partitionsOf(table)) {
         try {
           await this.recoverPartition(table, partition);
         } catch (error) {
@@ -107,6 +107,14 @@ export class FlushService {
       if (table === undefined || table.type === 'STREAM') continue;
       this.pending.set(key, { table, partition: c.partition, count: c.count, firstAtMs: snowflakeTimeMs(c.oldestSeq) });
     }
+  }
+
+  /**
+   * The table's partitions with a directory, and those the hot tier says were flushed: one whose
+   * directory is gone altogether must be found too (its rows' only copy was there).
+   */
+  private partitionsOf(table: TableDef): string[] {
+    return [...new Set([...this.d.cold.partitions(table), ...this.d.hot.flushedPartitions(table.id)])];
   }
 
   /** Orphan removal and an interrupted hand-over's completion, for one partition. */
@@ -151,12 +159,22 @@ export class FlushService {
    */
   private async checkManifestPresent(table: TableDef, partition: string): Promise<void> {
     const dir = this.d.cold.dir(table, partition);
-    if (existsSync(join(dir, MANIFEST_FILE))) return;
+    let files: string[];
+    try {
+      if (existsSync(join(dir, MANIFEST_FILE))) return;
+      files = existsSync(dir) ? readdirSync(dir) : [];
+    } catch (error) {
+      // Unreadable (permissions, an I/O error): this partition is unavailable, not the server.
+      throw this.d.cold.markUnavailable(table, partition, MANIFEST_FILE, `cannot be read: ${(error as Error).message}`);
+    }
+    if (this.d.hot.flushedSeq(table.id, partition) > 0n) {
+      throw this.d.cold.markUnavailable(table, partition, MANIFEST_FILE, files.length === 0 && !existsSync(dir)
+        ? 'missing with its whole partition directory, but the hot tier says rows of this partition were flushed there'
+        : 'missing, but the hot tier says rows of this partition were flushed: its segment files are kept (not swept as orphans)');
+    }
     // A remote partition's segments may all be in the bucket only: the hot tier decides alone.
-    if (!this.d.cold.isRemote(table) && !readdirSync(dir).some((f) => SEGMENT_NAME.test(f))) return;
-    const handedOver = this.d.hot.flushedSeq(table.id, partition) > 0n
-      || (await this.d.hot.scanIndex(table, partition, this.d.hot.db)).some((e) => e.row.cold);
-    if (handedOver) {
+    if (!this.d.cold.isRemote(table) && !files.some((f) => SEGMENT_NAME.test(f))) return;
+    if ((await this.d.hot.scanIndex(table, partition, this.d.hot.db)).some((e) => e.row.cold)) {
       throw this.d.cold.markUnavailable(table, partition, MANIFEST_FILE,
         'missing, but the hot tier says rows of this partition were flushed: its segment files are kept (not swept as orphans)');
     }
@@ -286,7 +304,7 @@ export class FlushService {
    * (unreadable ones quarantined), under each partition's lock; the job's result lists what moved.
    */
   async repairTable(table: TableDef): Promise<JobRow> {
-    const partitions = this.d.cold.partitions(table);
+    const partitions = this.partitionsOf(table);
     return this.startJob('repair', table, null, { partitions: partitions.length }, async (signal, job, progress) => {
       const total: WorkResult = { rows: 0, bytes: 0, files: [] };
       const reports: (RepairResult & { forgotten_keys: number })[] = [];

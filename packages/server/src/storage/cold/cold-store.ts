@@ -714,7 +714,14 @@ export class ColdStore {
     if (!existsSync(t.dir)) return [];
     if (t.user === null) return [''];
     const out: string[] = [];
-    for (const d of readdirSync(t.dir, { withFileTypes: true })) {
+    let entries;
+    try {
+      entries = readdirSync(t.dir, { withFileTypes: true });
+    } catch {
+      // Unreadable: the partitions the hot tier knows were flushed are still checked by the callers.
+      return [];
+    }
+    for (const d of entries) {
       if (!d.isDirectory()) continue;
       const id = userIdOfLeaf(t.user, d.name);
       if (id !== null && isPartitionDirName(id)) out.push(id);

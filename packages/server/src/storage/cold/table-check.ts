@@ -23,21 +23,35 @@ export interface CheckRow {
   readonly detail: string;
 }
 
-export async function checkPartition(cold: ColdStore, table: TableDef, partition: string): Promise<CheckRow[]> {
+/** `flushed`: the hot tier says rows of this partition were handed over to its segments. */
+export async function checkPartition(cold: ColdStore, table: TableDef, partition: string, flushed: boolean): Promise<CheckRow[]> {
   // The files listed when the manifest is read stay on disk while they are checked (a compaction
   // replacing them meanwhile deletes them afterwards): a check never takes a replaced file for a lost one.
-  return cold.pinned(() => checkPinned(cold, table, partition));
+  return cold.pinned(() => checkPinned(cold, table, partition, flushed));
 }
 
-async function checkPinned(cold: ColdStore, table: TableDef, partition: string): Promise<CheckRow[]> {
+async function checkPinned(cold: ColdStore, table: TableDef, partition: string, flushed: boolean): Promise<CheckRow[]> {
   const dir = cold.dir(table, partition);
   const rows: CheckRow[] = [];
   const row = (file: string, status: CheckStatus, detail: string): void => { rows.push({ partition, file, status, detail }); };
   let manifest: Manifest | null = null;
-  const present = existsSync(dir) ? readdirSync(dir) : [];
+  let present: string[];
+  try {
+    present = existsSync(dir) ? readdirSync(dir) : [];
+  } catch (error) {
+    const reason = `cannot be read: ${(error as Error).message}`;
+    row(MANIFEST_FILE, 'damaged', reason);
+    cold.markUnavailable(table, partition, MANIFEST_FILE, reason);
+    return rows;
+  }
   if (!existsSync(join(dir, MANIFEST_FILE))) {
-    // Without segments this is a partition whose first flush has not completed (every row is hot).
-    if (present.some((f) => SEGMENT_NAME.test(f))) row(MANIFEST_FILE, 'missing', 'no manifest: nothing of this partition is read');
+    // Without segments, and unless the hot tier says otherwise, this is a partition whose first flush
+    // has not completed (every row is hot).
+    if (flushed) {
+      const reason = 'missing, but the hot tier says rows of this partition were flushed';
+      row(MANIFEST_FILE, 'missing', reason);
+      cold.markUnavailable(table, partition, MANIFEST_FILE, reason);
+    } else if (present.some((f) => SEGMENT_NAME.test(f))) row(MANIFEST_FILE, 'missing', 'no manifest: nothing of this partition is read');
     else row(MANIFEST_FILE, 'ok', 'no flush has completed yet: every row is in the hot tier');
   } else {
     try {

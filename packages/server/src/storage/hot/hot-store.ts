@@ -195,6 +195,16 @@ export class HotStore {
     return this.flushed.get(partitionPrefix(KEY_PK, tableId, partition).toString('latin1')) ?? 0n;
   }
 
+  /** Partitions of a table with a flush watermark: the hot tier says rows of them were handed over to cold. */
+  flushedPartitions(tableId: number): string[] {
+    const table = tablePrefix(KEY_PK, tableId).toString('latin1');
+    const out: string[] = [];
+    for (const [id, seq] of this.flushed) {
+      if (seq > 0n && id.startsWith(table)) out.push(Buffer.from(id.slice(6), 'latin1').toString('utf8'));
+    }
+    return out;
+  }
+
   /**
    * A flush's hand-over, called once its segment is listed in the committed manifest (`seq`: the
    * highest `_seq` the segments hold). Reads see the new watermark at once, before this returns (it
