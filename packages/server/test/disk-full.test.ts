@@ -108,6 +108,7 @@ describe('disk full', { skip }, () => {
       return res;
     };
     for (let i = 0; i < 20; i++) assert.equal((await insert()).status, 200);
+    await server.createUser('dfu');
 
     fill(filler);
     const logStart = server.output.length;
@@ -134,6 +135,10 @@ describe('disk full', { skip }, () => {
     assert.equal(body.api_version, 'v1');
     assert.equal(typeof body.version, 'string');
     await server.ok("INSERT INTO df.events (id, body) VALUES (1, 'in memory')");
+    // A read as another user is served too: its audit record, which cannot be written, is logged as lost.
+    const lostBefore = count(server.output.slice(logStart).join(''), 'audit record lost');
+    assert.deepEqual(await server.rows("EXECUTE AS USER 'dfu' (SELECT 'served' AS s)"), [{ s: 'served' }]);
+    await eventually('the lost audit record logged', async () => count(server.output.slice(logStart).join(''), 'audit record lost') === lostBefore + 1, 5_000, 20);
 
     // Stay full for a while: the flush policy (every second) and stream eviction (twice a second) run.
     await new Promise((r) => setTimeout(r, 3_500));

@@ -135,18 +135,30 @@ export class Executor {
     return target === null ? this.run(st, ctx) : this.auditedRun(st, target, ctx);
   }
 
+  /**
+   * The record is written after the statement: what the caller is told is what happened to the
+   * statement. A record that cannot be written (a full disk) is logged as lost; it must not turn an
+   * applied write into a reported failure (a client would retry it) or refuse a read that was served.
+   */
   private async auditedRun(st: Statement, target: string, ctx: RunContext): Promise<StatementResult> {
-    const record = (status: 'ok' | 'denied' | 'failed', details: string | null): Promise<void> =>
-      this.services.audit.record({ actor: ctx.caller.userId, effective_user: ctx.principal.userId, action: st.kind, target, status, client_address: null, details });
+    const record = async (status: 'ok' | 'denied' | 'failed', details: string | null): Promise<void> => {
+      const entry = { actor: ctx.caller.userId, effective_user: ctx.principal.userId, action: st.kind, target, status, client_address: null, details };
+      try {
+        await this.services.audit.record(entry);
+      } catch (error) {
+        this.services.log.error('audit record lost', { ...entry, details: undefined, error: (error as Error).message });
+      }
+    };
+    let result: StatementResult;
     try {
-      const result = await this.run(st, ctx);
-      await record('ok', result.message ?? null);
-      return result;
+      result = await this.run(st, ctx);
     } catch (error) {
       const denied = error instanceof ServerError && error.code === 'PERMISSION_DENIED';
       await record(denied ? 'denied' : 'failed', (error as Error).message);
       throw error;
     }
+    await record('ok', result.message ?? null);
+    return result;
   }
 
   /** Not async (a pass-through): a callee's synchronous throw reaches the caller's try, which awaits it. */
