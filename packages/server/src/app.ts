@@ -13,6 +13,7 @@ import { SnowflakeGenerator } from './util/snowflake.js';
 import { Mutex } from './util/mutex.js';
 import { Catalog } from './catalog/catalog.js';
 import { bindPort, checkPort, openDataDir } from './startup.js';
+import { walRecoveryDrops } from './storage/hot/wal-recovery.js';
 import { ensureRoot } from './auth/root-account.js';
 import { Committer, MAX_SEQ_KEY } from './storage/hot/committer.js';
 import { TopicService } from './topics/topic-service.js';
@@ -63,6 +64,13 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const restored = await applyPendingRestore(config.dataDir, async () => (await openDataDir(config)).close());
   if (restored !== null) log.warn('applied a staged restore', { created_at: restored.manifest.created_at, kv_records: restored.kv_records, cold_files: restored.cold_files, previous_data: restored.previous });
   const hot = await openDataDir(config, storage);
+  const drops = walRecoveryDrops(hot.path);
+  if (drops.length > 0) {
+    log.error('WAL recovery dropped damaged records: commits in or after them are not in the hot store (a write cut short by a crash '
+      + 'loses only rows that were never acknowledged; anything else means the WAL was damaged: restore from a backup to get them back)', {
+      bytes_dropped: drops.reduce((n, d) => n + d.bytes, 0), drops: drops.slice(0, 5),
+    });
+  }
   const http = createHttpServer(config, log);
   const port = await bindPort(http.server, config).catch(async (error: unknown) => {
     await hot.close();

@@ -206,3 +206,32 @@ test('a data dir that held a database never starts empty: a damaged jwt-secret, 
   assertOneLineFailure(await run(['--port', '0', '--data-dir', dataDir]), /holds a database \(jwt-secret\) but its hot store .* is missing.*Restore the data dir from a backup/);
   assert.equal(existsSync(join(rocks, 'CURRENT')), false, 'nothing was created');
 });
+
+test('WAL records dropped at recovery are logged as an error, not only in RocksDB\'s own LOG', async () => {
+  const dataDir = join(tempDir(), 'data');
+  const server = await TestServer.start(dataDir, { KALAMDB_ROOT_PASSWORD: ROOT_PASSWORD });
+  try {
+    await server.ok('CREATE NAMESPACE walr');
+    await server.ok('CREATE SHARED TABLE walr.t (id BIGINT PRIMARY KEY, body TEXT)');
+    for (let i = 1; i <= 40; i++) await server.ok(`INSERT INTO walr.t VALUES (${i}, 'row ${i}')`);
+    await server.kill();
+    // Bytes overwritten in the middle of the WAL: the replay stops at the damaged record.
+    const rocks = join(dataDir, 'rocksdb');
+    const wal = join(rocks, readdirSync(rocks).filter((f) => f.endsWith('.log')).sort().at(-1)!);
+    const bytes = readFileSync(wal);
+    for (let i = 0; i < 64; i++) bytes[Math.floor(bytes.length / 2) + i] ^= 0x5a;
+    writeFileSync(wal, bytes);
+    const logStart = server.output.length;
+    await server.launch();
+    const recovered = Number((await server.rows('SELECT count(*) AS n FROM walr.t'))[0]!.n);
+    assert.ok(recovered < 40, `recovered ${recovered}`);
+    const line = server.output.slice(logStart).join('').split('\n').find((l) => l.includes('WAL recovery dropped damaged records'));
+    assert.ok(line !== undefined, server.output.slice(logStart).join(''));
+    const entry = JSON.parse(line) as { level: string; bytes_dropped: number; drops: { file: string; reason: string }[] };
+    assert.equal(entry.level, 'error');
+    assert.ok(entry.bytes_dropped > 0);
+    assert.match(entry.drops[0]!.reason, /Corruption/);
+  } finally {
+    await server.stop();
+  }
+});
