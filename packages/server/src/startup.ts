@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { Server } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import type { Config } from './config/config.js';
-import { StartupError } from './util/errors.js';
+import { StartupError, isDiskFullError } from './util/errors.js';
 import { HotStore } from './storage/hot/hot-store.js';
 import type { StorageHealth } from './storage/storage-health.js';
 
@@ -44,6 +44,10 @@ export async function openDataDir(config: Config, health?: StorageHealth): Promi
     if (/\bLOCK\b/.test(message)) {
       throw new StartupError(`data dir ${dir} is in use by another KalamDB process (its lock ${join(dir, 'rocksdb', 'LOCK')} is held)`,
         'Stop the other server first, or start this one with another --data-dir', { cause: error });
+    }
+    if (isDiskFullError(error)) {
+      throw new StartupError(`data dir ${dir} is full: the hot store cannot recover its WAL (${message.split('\n')[0]})`,
+        'Free space on its volume or grow it (at least the size of rocksdb/*.log plus a few MB), then start again; do not delete files inside the data dir', { cause: error });
     }
     if (/permission denied|read-only file system/i.test(message)) {
       throw new StartupError(`data dir ${dir} is not writable (${message.split('\n')[0]})`,

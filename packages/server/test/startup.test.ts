@@ -149,6 +149,15 @@ test('a data dir that cannot be created gives one line and exit 1', async () => 
   assertOneLineFailure(await run(['--port', '0', '--data-dir', join(file, 'data')]), /data dir .* is not writable \(ENOTDIR\).*--data-dir/);
 });
 
+test('an exports path that is a file gives one line and exit 1', async () => {
+  const dataDir = join(tempDir(), 'data');
+  const server = await TestServer.start(dataDir, { KALAMDB_ROOT_PASSWORD: ROOT_PASSWORD });
+  await server.stop();
+  rmSync(join(dataDir, 'exports'), { recursive: true, force: true });
+  writeFileSync(join(dataDir, 'exports'), 'not a directory');
+  assertOneLineFailure(await run(['--port', '0', '--data-dir', dataDir]), /exports cannot hold user exports \(EEXIST\).*Move away whatever is at that path/);
+});
+
 test('bad configuration gives one line and exit 1', async () => {
   const dataDir = join(tempDir(), 'data');
   assertOneLineFailure(await run(['--port', 'abc', '--data-dir', dataDir]), /bad configuration: --port: 'abc' is not a port/);

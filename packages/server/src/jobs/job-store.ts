@@ -9,6 +9,19 @@ import type { SnowflakeGenerator } from '../util/snowflake.js';
 export type JobType = 'flush' | 'compaction' | 'repair' | 'cleanup' | 'stream_eviction' | 'topic_retention' | 'backup' | 'restore' | 'user_export';
 export type JobStatus = 'queued' | 'running' | 'completed' | 'failed' | 'cancelled';
 
+/** What became of an interrupted job's work, as its error message says after the restart. */
+const AFTER_RESTART: Record<JobType, string> = {
+  flush: 'what it had written was completed or removed at start-up (no row lost or written twice); the rows it did not flush are flushed later',
+  compaction: 'what it had written was removed at start-up; the segments it was merging are unchanged',
+  repair: 'run STORAGE REPAIR TABLE again',
+  cleanup: 'the next cleanup does its work',
+  stream_eviction: 'the next eviction does its work',
+  topic_retention: 'the next retention pass does its work',
+  backup: 'the backup it was writing is unfinished (its directory says so): run BACKUP DATABASE again',
+  restore: 'a restore staged before the stop is applied at start-up; otherwise run RESTORE DATABASE again',
+  user_export: 'request the export again',
+};
+
 export interface JobRow {
   readonly job_id: string;
   readonly job_type: JobType;
@@ -57,7 +70,7 @@ export class JobStore {
       if (job.status === 'running' || job.status === 'queued') interrupted.push(job);
     }
     for (const job of interrupted) {
-      await this.update(job.job_id, { status: 'failed', error_message: 'Interrupted by a server restart; its work was recovered at start-up', finished_at: Date.now() });
+      await this.update(job.job_id, { status: 'failed', error_message: `Interrupted by a server restart; ${AFTER_RESTART[job.job_type]}`, finished_at: Date.now() });
     }
     return interrupted;
   }

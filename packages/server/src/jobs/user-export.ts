@@ -17,7 +17,7 @@ import { primaryKeyIndex, type TableDef } from '../catalog/types.js';
 import type { Principal } from '../auth/access.js';
 import type { Logger } from '../util/log.js';
 import { Mutex } from '../util/mutex.js';
-import { LimitError, ServerError, execError } from '../util/errors.js';
+import { LimitError, ServerError, StartupError, execError } from '../util/errors.js';
 import { protocolType } from '../sql/values.js';
 import type { JobRow, JobStore } from './job-store.js';
 import { writeArchive, type ArchiveEntry } from './export-archive.js';
@@ -75,7 +75,12 @@ export class UserExportService {
 
   /** Removes what a crash left (work files, half archives), applies retention, and sweeps every 10 minutes. */
   async start(): Promise<void> {
-    await mkdir(this.dir, { recursive: true });
+    try {
+      await mkdir(this.dir, { recursive: true });
+    } catch (error) {
+      throw new StartupError(`${this.dir} cannot hold user exports (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+        'Move away whatever is at that path, or fix its permissions: the server keeps export archives there', { cause: error });
+    }
     await rm(join(this.dir, WORK_DIR), { recursive: true, force: true });
     await this.sweep();
     this.timer = setInterval(() => {
