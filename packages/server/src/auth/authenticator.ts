@@ -41,7 +41,10 @@ export class Authenticator {
       if (colon === -1) throw new ServerError('INVALID_CREDENTIALS', 'Malformed Basic credentials');
       return this.checkPassword(decoded.slice(0, colon), decoded.slice(colon + 1), address);
     }
-    throw new ServerError('MISSING_AUTHORIZATION', `Unsupported authorization scheme '${scheme}'`);
+    // Named only when it looks like a scheme: a header without its space ("Bearer<token>") would
+    // otherwise put the credential itself into the answer (and the request log).
+    const shown = /^[a-z][a-z0-9-]{0,19}$/.test(scheme) ? ` '${scheme}'` : '';
+    throw new ServerError('MISSING_AUTHORIZATION', `Unsupported authorization scheme${shown}: use 'Bearer <token>' or 'Basic <base64 user:password>'`);
   }
 
   async fromToken(token: string, type: 'access' | 'refresh'): Promise<Principal> {
