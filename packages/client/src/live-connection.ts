@@ -40,6 +40,8 @@ export interface LiveSubscription {
   sentOn: unknown;
   /** The socket it was last sent on as a resume (`from` its last `_seq`), until that socket acknowledges it. */
   resumingOn: unknown;
+  /** After a refused resume: subscribed again with a snapshot, whatever `options.from` said. */
+  snapshotOnly?: boolean;
   onMessage(msg: ServerMessage): void;
   /**
    * The server refused to resume it (a `from` past the retained history, or across an ALTER TABLE that
@@ -335,6 +337,7 @@ export class LiveConnection {
         sub.resumingOn = null;
         sub.lastSeq = null;
         sub.sentOn = null;
+        sub.snapshotOnly = true; // not the caller's own `from` either: the server refused a resume
         sub.reset();
         this.sendSubscribe(sub);
         return;
@@ -400,12 +403,13 @@ export class LiveConnection {
     if (socket === null || sub.sentOn === socket) return;
     sub.sentOn = socket;
     const options: Record<string, unknown> = {};
-    sub.resumingOn = sub.lastSeq !== null ? socket : null;
+    // The caller's own `from` is a resume too: refused, it is dropped for a snapshot the same way.
+    sub.resumingOn = sub.lastSeq !== null || (sub.options.from !== undefined && sub.snapshotOnly !== true) ? socket : null;
     if (sub.lastSeq !== null) options.from = sub.lastSeq;
     else {
       if (sub.options.batchSize !== undefined) options.batch_size = sub.options.batchSize;
       if (sub.options.lastRows !== undefined) options.last_rows = sub.options.lastRows;
-      if (sub.options.from !== undefined) options.from = sub.options.from;
+      if (sub.options.from !== undefined && sub.snapshotOnly !== true) options.from = sub.options.from;
     }
     const withOptions = sub.lastSeq !== null || Object.keys(options).length > 0 || sub.options.batchSize !== undefined;
     socket.send(JSON.stringify({

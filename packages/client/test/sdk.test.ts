@@ -182,6 +182,28 @@ describe('@kalamdb/client', () => {
     await stop();
   });
 
+  it('subscribe() with a from the server cannot serve (the table was dropped and created since): a reset and a snapshot, not an error', async () => {
+    await server.ok("CREATE SHARED TABLE sdk.again (id BIGINT PRIMARY KEY, v TEXT) WITH (ACCESS_LEVEL = 'PUBLIC')");
+    await server.ok("INSERT INTO sdk.again VALUES (1, 'old')");
+    const c = client({ user: 'alice', password: 'alice-password-1' });
+    const [{ s }] = await c.queryRows<{ s: string }>('SELECT max(_seq) AS s FROM sdk.again');
+    await server.ok('DROP TABLE sdk.again');
+    await new Promise((r) => setTimeout(r, 5));
+    await server.ok("CREATE SHARED TABLE sdk.again (id BIGINT PRIMARY KEY, v TEXT) WITH (ACCESS_LEVEL = 'PUBLIC')");
+    await server.ok("INSERT INTO sdk.again VALUES (2, 'new')");
+    const events: string[] = [];
+    const rows: Row[] = [];
+    await c.subscribe<Row>('SELECT id, v FROM sdk.again', {
+      onReset: () => events.push('reset'),
+      onInitialData: (batch) => rows.push(...batch),
+      onReady: () => events.push('ready'),
+      onError: (e) => events.push(`error ${e.code}`),
+    }, { from: String(s), batchSize: 100 });
+    await eventually('the snapshot', () => events.includes('ready'));
+    assert.deepEqual(events, ['reset', 'ready']);
+    assert.deepEqual(rows.map((r) => [r.id, r.v]), [['2', 'new']]);
+  });
+
   it('a refused subscription rejects subscribe() and is not reported again through onError', async () => {
     const c = client({ user: 'alice', password: 'alice-password-1' });
     const errors: string[] = [];

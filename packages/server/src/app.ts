@@ -61,7 +61,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   await checkPort(config);
   const storage = new StorageHealth(config.dataDir, log);
   // A RESTORE DATABASE staged before the last stop is applied before anything reads the stores.
-  const restored = await applyPendingRestore(config.dataDir, async () => (await openDataDir(config)).close());
+  const restored = await applyPendingRestore(config.dataDir, async () => (await openDataDir(config, undefined, { expectHeldDatabase: false })).close());
   if (restored !== null) log.warn('applied a staged restore', { created_at: restored.manifest.created_at, kv_records: restored.kv_records, cold_files: restored.cold_files, previous_data: restored.previous });
   const hot = await openDataDir(config, storage);
   const drops = walRecoveryDrops(hot.path);

@@ -3,7 +3,7 @@
  * and binding the port. Both run before anything is created (no root account, no catalog entries),
  * and each failure becomes a StartupError whose one line names the problem and the fix.
  */
-import { accessSync, constants, existsSync, linkSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { accessSync, constants, existsSync, linkSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Server } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
@@ -17,7 +17,7 @@ import type { StorageHealth } from './storage/storage-health.js';
  * the data dir's lock: the kernel holds it for the life of the process (released even on kill -9),
  * so a second server or the offline reset-root-password command on the same dir fails here.
  */
-export async function openDataDir(config: Config, health?: StorageHealth): Promise<HotStore> {
+export async function openDataDir(config: Config, health?: StorageHealth, opts: { expectHeldDatabase?: boolean } = {}): Promise<HotStore> {
   const dir = config.dataDir;
   try {
     mkdirSync(join(dir, 'storage'), { recursive: true });
@@ -28,7 +28,9 @@ export async function openDataDir(config: Config, health?: StorageHealth): Promi
       'Give the server a directory it can write with --data-dir or KALAMDB_DATA_DIR, or fix its owner and permissions', { cause: error });
   }
   const rocksDir = join(dir, 'rocksdb');
-  const held = heldDatabase(dir);
+  // Off only for the lock check before a staged restore is applied: a crash in the middle of moving
+  // the old database aside leaves jwt-secret or storage/ without rocksdb/, which the restore replaces.
+  const held = opts.expectHeldDatabase === false ? null : heldDatabase(dir);
   if (held !== null && !existsSync(join(rocksDir, 'CURRENT'))) {
     // RocksDB would create an empty store here, and the server a new root and catalog beside the old
     // tables' files (their ids reused by new tables).
@@ -40,6 +42,9 @@ export async function openDataDir(config: Config, health?: StorageHealth): Promi
   try {
     hot = await HotStore.open(rocksDir, config.durability, health);
   } catch (error) {
+    // The links must not outlive a failed open (a second server refused by the lock would otherwise
+    // keep the running one's replaced files on disk).
+    if (kept !== null) rmSync(kept, { recursive: true, force: true });
     const message = (error as Error).message ?? '';
     if (/\bLOCK\b/.test(message)) {
       throw new StartupError(`data dir ${dir} is in use by another KalamDB process (its lock ${join(dir, 'rocksdb', 'LOCK')} is held)`,
@@ -57,15 +62,21 @@ export async function openDataDir(config: Config, health?: StorageHealth): Promi
   }
   if (held !== null && !hasCatalog(await hot.loadCatalog())) {
     await hot.close();
+    // Under a name of its own, which no later start touches (a retry must not replace the only copy).
+    let saved: string | null = null;
+    if (kept !== null) {
+      saved = `${kept}-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+      renameSync(kept, saved);
+    }
     throw new StartupError(`data dir ${dir} holds a database (${held}) but its hot store ${rocksDir} opened without its catalog: `
       + 'its MANIFEST is damaged or its files were replaced (rocksdb/LOG says more)',
-      `The hot store's files as they were before this start are kept in ${kept ?? 'no copy (hard links failed)'}; restore the data dir from a backup (docs/operations.md, "Backup and restore")`);
+      `The hot store's files as they were before this start are kept in ${saved ?? 'no copy (hard links failed)'}; restore the data dir from a backup (docs/operations.md, "Backup and restore")`);
   }
   if (kept !== null) rmSync(kept, { recursive: true, force: true });
   return hot;
 }
 
-/** Hard links to the hot store's files taken before each open, kept only when the open lost the catalog. */
+/** Hard links to the hot store's files taken before each open; kept (renamed) only when the open lost the catalog. */
 const FILES_BEFORE_OPEN_DIR = 'rocksdb-before-open';
 
 /**
@@ -75,9 +86,26 @@ const FILES_BEFORE_OPEN_DIR = 'rocksdb-before-open';
  */
 function heldDatabase(dir: string): string | null {
   if (existsSync(join(dir, 'jwt-secret'))) return 'jwt-secret';
-  const storage = join(dir, 'storage');
-  if (existsSync(storage) && readdirSync(storage).length > 0) return 'tables under storage/';
+  if (holdsColdFiles(join(dir, 'storage'), 3)) return 'tables under storage/';
   return null;
+}
+
+/**
+ * A manifest or segment within `depth` levels (storage/<namespace>/<table>[/<user>]/): other entries
+ * (`lost+found` on a volume of its own, empty folders left by a failed start) do not count.
+ */
+function holdsColdFiles(dir: string, depth: number): boolean {
+  let entries;
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return false;
+  }
+  for (const e of entries) {
+    if (e.isFile() && (e.name === 'manifest.json' || e.name.endsWith('.parquet'))) return true;
+    if (e.isDirectory() && depth > 0 && e.name !== 'lost+found' && holdsColdFiles(join(dir, e.name), depth - 1)) return true;
+  }
+  return false;
 }
 
 /**

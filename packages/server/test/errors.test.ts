@@ -75,7 +75,10 @@ describe('errors', () => {
     it('MISSING_AUTHORIZATION 401 without credentials', async () => {
       assertError(await server.sql('SELECT 1', { auth: null }), 401, 'MISSING_AUTHORIZATION');
       assertError(await server.sql('SELECT 1', { auth: { header: '' } }), 401, 'MISSING_AUTHORIZATION');
-      assertError(await server.sql('SELECT 1', { auth: { header: 'Digest abc' } }), 401, 'MISSING_AUTHORIZATION', /^Unsupported authorization scheme 'digest': use 'Bearer <token>'/);
+      assertError(await server.sql('SELECT 1', { auth: { header: 'Digest abc' } }), 401, 'MISSING_AUTHORIZATION', /^Unsupported authorization scheme: use 'Bearer <token>'/);
+      const basic = await server.sql('SELECT 1', { auth: { header: 'BasicdXNlcjpwYXNz' } });
+      assertError(basic, 401, 'MISSING_AUTHORIZATION');
+      assert.doesNotMatch(JSON.stringify(basic.body), /dxnlcjpwyxnz/i);
       // A token glued to its scheme is not echoed back (nor into the request log).
       const glued = await server.sql('SELECT 1', { auth: { header: 'BearereyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJyb290In0.c2lnbmF0dXJl' } });
       assertError(glued, 401, 'MISSING_AUTHORIZATION', /^Unsupported authorization scheme: use/);

@@ -205,6 +205,18 @@ describe('live delivery guarantees', { timeout: 120_000 }, () => {
       assert.deepEqual(sortedState(got.state), expected);
     });
 
+    it('from a _seq of a table dropped and created again since: refused (the client holds the old table\'s rows)', async () => {
+      await seed('rdc');
+      const s = (await server.rows('SELECT max(_seq) AS s FROM g.rdc'))[0]!.s as string;
+      await server.ok('DROP TABLE g.rdc');
+      await new Promise((r) => setTimeout(r, 5)); // created in a later millisecond than s
+      await seed('rdc');
+      const c = await connect(alice);
+      const m = await c.subscribe('dc', 'SELECT * FROM g.rdc', { from: s });
+      assert.equal(m.type, 'error', JSON.stringify(m));
+      assert.match(m.message!, /^Cannot resume g\.rdc from _seq \d+: a table of this name was dropped after it.*Subscribe again without 'from'/);
+    });
+
     it('hot rows: every change after from, once, and the client ends with the table\'s state', async () => {
       await seed('rh');
       const { resumed } = await scenario('rh', "status = 'open'", () => away('rh'));

@@ -21,6 +21,12 @@ describe('a lost partition directory', () => {
     server = await TestServer.start();
     alice = await server.createUser('alice');
     await server.ok('CREATE NAMESPACE lost');
+    // Every flushed row deleted and the deletes flushed: its partition holds nothing live.
+    await server.ok("CREATE SHARED TABLE lost.emptied (id BIGINT PRIMARY KEY, body TEXT) WITH (ACCESS_LEVEL = 'PUBLIC')");
+    await server.ok("INSERT INTO lost.emptied VALUES (1, 'a'), (2, 'b')");
+    await server.flushAndWait('lost.emptied');
+    await server.ok('DELETE FROM lost.emptied WHERE id > 0');
+    await server.flushAndWait('lost.emptied');
     for (const t of ['gone', 'file', 'fine']) {
       await server.ok(`CREATE SHARED TABLE lost.${t} (id BIGINT PRIMARY KEY, body TEXT) WITH (ACCESS_LEVEL = 'PUBLIC')`);
       await server.ok(`INSERT INTO lost.${t} SELECT i, 'cold ' || i FROM range(1, 101) AS r(i)`);
@@ -39,6 +45,8 @@ describe('a lost partition directory', () => {
     const aliceId = String((await server.rows("SELECT account_id FROM system.users WHERE user_id = 'alice'"))[0]!.account_id);
     assert.equal(await server.stop(), 0);
     rmSync(dir('gone'), { recursive: true });
+    // (As a backup leaves it when its manifest lists no segment.)
+    rmSync(dir('emptied'), { recursive: true });
     rmSync(dir('notes', aliceId), { recursive: true });
     // A partition path that is not a directory: listing it fails (as a permission error would).
     rmSync(dir('file'), { recursive: true });
@@ -52,6 +60,8 @@ describe('a lost partition directory', () => {
     const write = await server.sql("INSERT INTO lost.gone VALUES (7, 'again')");
     assert.ok(write.status === 409 || write.status === 400, JSON.stringify(write.body));
     assert.deepEqual(await server.rows('SELECT count(*) AS n FROM lost.fine'), [{ n: '101' }]);
+    // A partition with no live row in its segments lost nothing: served, empty.
+    assert.deepEqual(await server.rows('SELECT count(*) AS n FROM lost.emptied'), [{ n: '0' }]);
     // STORAGE CHECK TABLE reports both, not nothing (and not a 500).
     const check = async (t: string): Promise<unknown[]> => (await server.rows(`STORAGE CHECK TABLE lost.${t}`)).map((r) => [r.file, r.status]);
     assert.deepEqual(await check('gone'), [['manifest.json', 'missing']]);

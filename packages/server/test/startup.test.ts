@@ -8,7 +8,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:net';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -149,6 +149,13 @@ test('a data dir that cannot be created gives one line and exit 1', async () => 
   assertOneLineFailure(await run(['--port', '0', '--data-dir', join(file, 'data')]), /data dir .* is not writable \(ENOTDIR\).*--data-dir/);
 });
 
+test('a fresh data dir whose storage/ is a volume of its own (lost+found) starts', async () => {
+  const dataDir = join(tempDir(), 'data');
+  mkdirSync(join(dataDir, 'storage', 'lost+found'), { recursive: true });
+  const server = await TestServer.start(dataDir, { KALAMDB_ROOT_PASSWORD: ROOT_PASSWORD });
+  await server.stop();
+});
+
 test('an exports path that is a file gives one line and exit 1', async () => {
   const dataDir = join(tempDir(), 'data');
   const server = await TestServer.start(dataDir, { KALAMDB_ROOT_PASSWORD: ROOT_PASSWORD });
@@ -196,10 +203,15 @@ test('a data dir that held a database never starts empty: a damaged jwt-secret, 
   const whole = readFileSync(join(rocks, manifest));
   writeFileSync(join(rocks, manifest), whole.subarray(0, Math.floor(whole.length / 2)));
   assertOneLineFailure(await run(['--port', '0', '--data-dir', dataDir]), /holds a database \(jwt-secret\) but its hot store .* opened without its catalog.*kept in .*rocksdb-before-open/);
-  assert.ok(readdirSync(kept).some((f) => f.endsWith('.sst') || f.endsWith('.log')), 'the store\'s files were kept');
+  const saved = join(dataDir, readdirSync(dataDir).find((f) => f.startsWith('rocksdb-before-open-'))!);
+  assert.ok(readdirSync(saved).some((f) => f.endsWith('.sst') || f.endsWith('.log')), 'the store\'s files were kept');
+  // A retry refuses again and leaves that copy alone.
+  assertOneLineFailure(await run(['--port', '0', '--data-dir', dataDir]), /opened without its catalog/);
+  assert.ok(readdirSync(saved).some((f) => f.endsWith('.sst') || f.endsWith('.log')), 'the copy survived the retry');
+  for (const extra of readdirSync(dataDir).filter((f) => f.startsWith('rocksdb-before-open-') && join(dataDir, f) !== saved)) rmSync(join(dataDir, extra), { recursive: true });
   // Those files, put back with the whole MANIFEST, are the database as it was.
   rmSync(rocks, { recursive: true });
-  renameSync(kept, rocks);
+  renameSync(saved, rocks);
   writeFileSync(join(rocks, manifest), whole);
   server = await TestServer.start(dataDir, { KALAMDB_ROOT_PASSWORD: ROOT_PASSWORD });
   try {
@@ -209,6 +221,14 @@ test('a data dir that held a database never starts empty: a damaged jwt-secret, 
     await server.stop();
   }
   assert.equal(existsSync(kept), false, 'a good open removes the kept links');
+  // A second server refused by the lock leaves no links behind (they would pin the running one's files).
+  server = await TestServer.start(dataDir, { KALAMDB_ROOT_PASSWORD: ROOT_PASSWORD });
+  try {
+    assertOneLineFailure(await run(['--port', '0', '--data-dir', dataDir]), /is in use by another KalamDB process/);
+    assert.equal(existsSync(kept), false, 'a refused second start removes its links');
+  } finally {
+    await server.stop();
+  }
 
   // The hot store removed: no new empty store beside the old tables' files.
   rmSync(rocks, { recursive: true });

@@ -41,10 +41,9 @@ export class Authenticator {
       if (colon === -1) throw new ServerError('INVALID_CREDENTIALS', 'Malformed Basic credentials');
       return this.checkPassword(decoded.slice(0, colon), decoded.slice(colon + 1), address);
     }
-    // Named only when it looks like a scheme: a header without its space ("Bearer<token>") would
-    // otherwise put the credential itself into the answer (and the request log).
-    const shown = /^[a-z][a-z0-9-]{0,19}$/.test(scheme) ? ` '${scheme}'` : '';
-    throw new ServerError('MISSING_AUTHORIZATION', `Unsupported authorization scheme${shown}: use 'Bearer <token>' or 'Basic <base64 user:password>'`);
+    // Not named: a header without its space ("Bearer<token>", "Basic<base64>") would put the
+    // credential itself into the answer (and the request log).
+    throw new ServerError('MISSING_AUTHORIZATION', "Unsupported authorization scheme: use 'Bearer <token>' or 'Basic <base64 user:password>'");
   }
 
   async fromToken(token: string, type: 'access' | 'refresh'): Promise<Principal> {

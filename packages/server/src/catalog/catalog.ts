@@ -281,17 +281,28 @@ export class Catalog implements SchemaLookup {
   }
 
   async dropTable(table: TableDef): Promise<void> {
-    const entries = new Map<string, unknown>([[`table:${qualifiedName(table)}`, undefined]]);
+    const droppedAt = Date.now();
+    const entries = new Map<string, unknown>([[`table:${qualifiedName(table)}`, undefined], [droppedKey(qualifiedName(table)), droppedAt]]);
     for (const accountId of this.grants.get(table.id) ?? []) entries.set(grantKey(table.id, accountId), undefined);
     this.grants.delete(table.id);
     for (const s of this.schemas) if (s.tableId === table.id) entries.set(`schema:${s.tableId}:${s.version}`, undefined);
     await this.store.writeCatalog(entries);
     this.grants.delete(table.id);
+    this.meta.set(droppedKey(qualifiedName(table)), droppedAt);
     this.tables.delete(qualifiedName(table));
     this.byId.delete(table.id);
     for (let i = this.schemas.length - 1; i >= 0; i--) if (this.schemas[i]!.tableId === table.id) this.schemas.splice(i, 1);
     for (const key of [...this.columnsCache.keys()]) if (key.startsWith(`${table.id}:`)) this.columnsCache.delete(key);
     this.changes.emit({ kind: 'table_dropped', table });
+  }
+
+  /**
+   * When a table of this name was last dropped (ms), if ever: a live-query resume from before that
+   * may come from a client holding the dropped table's rows.
+   */
+  droppedAt(qualified: string): number | undefined {
+    const at = this.meta.get(droppedKey(qualified));
+    return typeof at === 'number' ? at : undefined;
   }
 
   // Users -----------------------------------------------------------------------------------
@@ -403,6 +414,10 @@ function migrateTable(stored: StoredTable): TableDef {
 function migrateSchema(stored: StoredSchema): TableSchemaVersion {
   if (stored.change !== undefined && stored.columns.every((c) => (c as Partial<ColumnDef>).id !== undefined)) return stored as TableSchemaVersion;
   return { ...stored, columns: withIds(stored.columns), change: stored.change ?? (stored.version === 1 ? 'CREATE TABLE' : '') };
+}
+
+function droppedKey(qualified: string): string {
+  return `dropped:${qualified}`;
 }
 
 function userKey(accountId: string): string {

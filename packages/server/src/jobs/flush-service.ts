@@ -167,16 +167,14 @@ export class FlushService {
       // Unreadable (permissions, an I/O error): this partition is unavailable, not the server.
       throw this.d.cold.markUnavailable(table, partition, MANIFEST_FILE, `cannot be read: ${(error as Error).message}`);
     }
-    if (this.d.hot.flushedSeq(table.id, partition) > 0n) {
-      throw this.d.cold.markUnavailable(table, partition, MANIFEST_FILE, files.length === 0 && !existsSync(dir)
+    const segments = files.some((f) => SEGMENT_NAME.test(f));
+    // A local partition with neither manifest nor segments and no flush watermark never completed a
+    // flush (every row is hot); a remote one's segments may all be in the bucket only.
+    if (!segments && !this.d.cold.isRemote(table) && this.d.hot.flushedSeq(table.id, partition) === 0n) return;
+    if (await this.d.hot.hasLiveColdRows(table, partition)) {
+      throw this.d.cold.markUnavailable(table, partition, MANIFEST_FILE, !existsSync(dir)
         ? 'missing with its whole partition directory, but the hot tier says rows of this partition were flushed there'
         : 'missing, but the hot tier says rows of this partition were flushed: its segment files are kept (not swept as orphans)');
-    }
-    // A remote partition's segments may all be in the bucket only: the hot tier decides alone.
-    if (!this.d.cold.isRemote(table) && !files.some((f) => SEGMENT_NAME.test(f))) return;
-    if ((await this.d.hot.scanIndex(table, partition, this.d.hot.db)).some((e) => e.row.cold)) {
-      throw this.d.cold.markUnavailable(table, partition, MANIFEST_FILE,
-        'missing, but the hot tier says rows of this partition were flushed: its segment files are kept (not swept as orphans)');
     }
   }
 

@@ -63,7 +63,8 @@ export interface ResumeChange {
  * saw. (Known versions: all of the hot tier's; a flush keeps only each key's newest, so between two
  * flushed versions the ones in between are not sent, and are not inferred as held either.)
  * Refused when `from` is older than the table's deleted-rows retention (deletes before that may be
- * gone, so only a snapshot is exact), unless it is older than the table itself.
+ * gone, so only a snapshot is exact), or older than the last DROP of a table of that name (the client
+ * may hold its rows); `from` 0 or 1 (every change, for a client that holds nothing) is always served.
  */
 export async function resumeChanges(s: Services, tail: HotVersionTail, q: SubscriptionQuery, partition: string, from: bigint): Promise<{ changes: ResumeChange[]; handoverSeq: bigint }> {
   const table = q.table;
@@ -75,9 +76,15 @@ export async function resumeChanges(s: Services, tail: HotVersionTail, q: Subscr
   }
   const handoverSeq = s.committer.committedMaxSeq;
   const oldestResumable = snowflakeAtMs(Date.now() - table.options.deletedRetentionHours * 3_600_000);
-  // A client resuming from before the table existed (`from` 0 or 1 included: "every change") held
-  // none of its rows, so no delete the retention has purged can concern it.
-  if (from < oldestResumable && from >= snowflakeAtMs(table.createdAt)) {
+  // `from` 0 or 1 asks for every change, from a client that holds none of the table's rows: no
+  // delete the retention purged, and no row of a dropped table of the same name, can concern it.
+  const droppedAt = s.catalog.droppedAt(qualifiedName(table));
+  if (from > 1n && droppedAt !== undefined && snowflakeTimeMs(from) <= droppedAt) {
+    // The client may hold the rows of the table of this name dropped since, which no change of this one removes.
+    throw new ServerError('SQL_EXECUTION_ERROR', `Cannot resume ${qualifiedName(table)} from _seq ${from}: a table of this name was dropped after it `
+      + `(and created again). Subscribe again without 'from' to get a fresh snapshot.`);
+  }
+  if (from > 1n && from < oldestResumable) {
     throw new ServerError('SQL_EXECUTION_ERROR', `Cannot resume ${qualifiedName(table)} from _seq ${from}: it is older than the retained history `
       + `(DELETED_RETENTION_HOURS = ${table.options.deletedRetentionHours}). Subscribe again without 'from' to get a fresh snapshot.`);
   }

@@ -23,7 +23,7 @@ export interface CheckRow {
   readonly detail: string;
 }
 
-/** `flushed`: the hot tier says rows of this partition were handed over to its segments. */
+/** `flushed`: the hot tier says live rows of this partition are in its segments. */
 export async function checkPartition(cold: ColdStore, table: TableDef, partition: string, flushed: boolean): Promise<CheckRow[]> {
   // The files listed when the manifest is read stay on disk while they are checked (a compaction
   // replacing them meanwhile deletes them afterwards): a check never takes a replaced file for a lost one.

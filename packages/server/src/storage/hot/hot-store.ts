@@ -195,6 +195,16 @@ export class HotStore {
     return this.flushed.get(partitionPrefix(KEY_PK, tableId, partition).toString('latin1')) ?? 0n;
   }
 
+  /**
+   * Whether the partition's index points at a live row in its segments (a cold entry, not deleted):
+   * only then does a lost manifest or partition directory lose rows. A partition whose flushed rows
+   * were all deleted and compacted away keeps its watermark with an empty manifest, which a backup
+   * does not copy.
+   */
+  async hasLiveColdRows(table: TableDef, partition: string): Promise<boolean> {
+    return (await this.scanIndex(table, partition, this.db)).some((e) => e.row.cold === true && !e.row.deleted);
+  }
+
   /** Partitions of a table with a flush watermark: the hot tier says rows of them were handed over to cold. */
   flushedPartitions(tableId: number): string[] {
     const table = tablePrefix(KEY_PK, tableId).toString('latin1');
