@@ -93,7 +93,7 @@ export async function checkTable(s: Services, ctx: RunContext, st: Of<'check_tab
       rows.push([shown, 'remote', error instanceof TableUnavailableError ? 'damaged' : 'unreachable', error.message]);
       continue;
     }
-    const flushed = s.hot.flushedSeq(table.id, partition) > 0n && await s.hot.hasLiveColdRows(table, partition);
+    const flushed = async (): Promise<boolean> => s.hot.flushedSeq(table.id, partition) > 0n && s.hot.hasLiveColdRows(table, partition);
     for (const r of await checkPartition(s.cold, table, partition, flushed)) rows.push([shown, r.file, r.status, r.detail]);
   }
   return rowsResult(ctx, schema, rows);

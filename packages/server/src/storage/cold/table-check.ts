@@ -23,14 +23,14 @@ export interface CheckRow {
   readonly detail: string;
 }
 
-/** `flushed`: the hot tier says live rows of this partition are in its segments. */
-export async function checkPartition(cold: ColdStore, table: TableDef, partition: string, flushed: boolean): Promise<CheckRow[]> {
+/** `flushed`: whether the hot tier says live rows of this partition are in its segments (asked only without a manifest: it scans the index). */
+export async function checkPartition(cold: ColdStore, table: TableDef, partition: string, flushed: () => Promise<boolean>): Promise<CheckRow[]> {
   // The files listed when the manifest is read stay on disk while they are checked (a compaction
   // replacing them meanwhile deletes them afterwards): a check never takes a replaced file for a lost one.
   return cold.pinned(() => checkPinned(cold, table, partition, flushed));
 }
 
-async function checkPinned(cold: ColdStore, table: TableDef, partition: string, flushed: boolean): Promise<CheckRow[]> {
+async function checkPinned(cold: ColdStore, table: TableDef, partition: string, flushed: () => Promise<boolean>): Promise<CheckRow[]> {
   const dir = cold.dir(table, partition);
   const rows: CheckRow[] = [];
   const row = (file: string, status: CheckStatus, detail: string): void => { rows.push({ partition, file, status, detail }); };
@@ -47,7 +47,7 @@ async function checkPinned(cold: ColdStore, table: TableDef, partition: string, 
   if (!existsSync(join(dir, MANIFEST_FILE))) {
     // Without segments, and unless the hot tier says otherwise, this is a partition whose first flush
     // has not completed (every row is hot).
-    if (flushed) {
+    if (await flushed()) {
       const reason = 'missing, but the hot tier says rows of this partition were flushed';
       row(MANIFEST_FILE, 'missing', reason);
       cold.markUnavailable(table, partition, MANIFEST_FILE, reason);
