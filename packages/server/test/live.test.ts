@@ -1042,8 +1042,7 @@ describe('live queries', { timeout: 120_000 }, () => {
     });
 
     it('from older than the retention but also than the table: served (the client held none of its rows); a from that is not a _seq: an error', async () => {
-      // (A from after the table's creation and past its retention, at least an hour old, is refused
-      // with "Cannot resume ... Subscribe again without 'from'": not reachable in a test's lifetime.)
+      // (A from past the table's retention is refused: resume-retention.test, with a shifted clock.)
       const m = await c.subscribe('old', 'SELECT * FROM bad.t', { from: '1' });
       assert.equal(m.type, 'subscription_ack', JSON.stringify(m));
       assert.equal(m.batch_control!.status, 'ready');
