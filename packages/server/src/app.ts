@@ -5,7 +5,7 @@
 import { Metrics } from './util/metrics.js';
 import { registerGauges } from './metrics-gauges.js';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from './config/config.js';
 import type { Logger } from './util/log.js';
@@ -20,7 +20,7 @@ import { TopicService } from './topics/topic-service.js';
 import { topicRoutes } from './exec/topic-exec.js';
 import { StorageHealth } from './storage/storage-health.js';
 import { StartupError, StorageFullError } from './util/errors.js';
-import { fsyncPath } from './storage/cold/manifest.js';
+import { writeFileDurably } from './storage/cold/manifest.js';
 import { DuckEngine } from './storage/duck/duck-engine.js';
 import { HotMirror } from './storage/duck/hot-mirror.js';
 import { fileEngineConfig, queryEngineConfig } from './engine-config.js';
@@ -226,16 +226,7 @@ function jwtSecret(config: Config): string {
   }
   const secret = randomBytes(32).toString('base64url');
   // Written whole or not at all: a crash or a full disk must not leave an empty secret behind.
-  const temp = `${path}.tmp`;
-  const fd = openSync(temp, 'w', 0o600);
-  try {
-    writeSync(fd, secret + '\n');
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(temp, path);
-  fsyncPath(config.dataDir);
+  writeFileDurably(path, secret + '\n', 0o600);
   return secret;
 }
 

@@ -60,7 +60,8 @@ export async function openDataDir(config: Config, health?: StorageHealth, opts: 
     }
     throw error;
   }
-  if (held !== null && !hasCatalog(await hot.loadCatalog())) {
+  // Root is created at the first start, before anything else: a catalog without users is no catalog.
+  if (held !== null && !(await hot.hasCatalogEntry('user:'))) {
     await hot.close();
     // Under a name of its own, which no later start touches (a retry must not replace the only copy).
     let saved: string | null = null;
@@ -129,11 +130,6 @@ function keepFilesBeforeOpen(rocksDir: string, keepDir: string): string | null {
     rmSync(keepDir, { recursive: true, force: true });
     return null;
   }
-}
-
-function hasCatalog(entries: Map<string, unknown>): boolean {
-  for (const key of entries.keys()) if (key.startsWith('user:')) return true;
-  return false;
 }
 
 /**

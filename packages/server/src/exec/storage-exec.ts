@@ -82,7 +82,7 @@ export async function checkTable(s: Services, ctx: RunContext, st: Of<'check_tab
   ];
   const rows: unknown[][] = [];
   // With the partitions the hot tier says were flushed: one whose directory is gone is reported too.
-  for (const partition of new Set([...s.cold.partitions(table), ...s.hot.flushedPartitions(table.id)])) {
+  for (const partition of s.flush.partitionsOf(table)) {
     // USER partitions are shown by user name, as in system.manifest; SHARED tables have one, null.
     const shown = partition === '' ? null : s.catalog.account(partition)?.userId ?? partition;
     try {

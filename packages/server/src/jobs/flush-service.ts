@@ -113,7 +113,7 @@ export class FlushService {
    * The table's partitions with a directory, and those the hot tier says were flushed: one whose
    * directory is gone altogether must be found too (its rows' only copy was there).
    */
-  private partitionsOf(table: TableDef): string[] {
+  partitionsOf(table: TableDef): string[] {
     return [...new Set([...this.d.cold.partitions(table), ...this.d.hot.flushedPartitions(table.id)])];
   }
 

@@ -9,7 +9,7 @@
  * with assertions (a bad one would be a bug).
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
-import { isAbsolute, join } from 'node:path';
+import { dirname, isAbsolute, join } from 'node:path';
 import { assert } from '../../util/errors.js';
 
 export const MANIFEST_FILE = 'manifest.json';
@@ -131,11 +131,19 @@ function isSeq(v: unknown): v is string {
 export function writeManifest(dir: string, manifest: Manifest): void {
   checkManifest(manifest);
   mkdirSync(dir, { recursive: true });
-  const tmp = join(dir, `${MANIFEST_FILE}.tmp`);
-  writeFileSync(tmp, JSON.stringify(manifest, null, 2));
+  writeFileDurably(join(dir, MANIFEST_FILE), JSON.stringify(manifest, null, 2));
+}
+
+/**
+ * Replaces a file whole or not at all, durably: written to `<path>.tmp`, synced, renamed over the
+ * old one, and the directory synced. A crash or a full disk never leaves it empty or cut.
+ */
+export function writeFileDurably(path: string, data: string, mode?: number): void {
+  const tmp = `${path}.tmp`;
+  writeFileSync(tmp, data, mode === undefined ? undefined : { mode });
   fsyncPath(tmp);
-  renameSync(tmp, join(dir, MANIFEST_FILE));
-  fsyncPath(dir);
+  renameSync(tmp, path);
+  fsyncPath(dirname(path));
 }
 
 function checkManifest(m: Manifest): void {

@@ -296,6 +296,13 @@ export class HotStore {
     return out;
   }
 
+  /** Whether any catalog entry's key starts with `prefix` (reads at most one entry). */
+  async hasCatalogEntry(prefix: string): Promise<boolean> {
+    const start = catalogKey(prefix);
+    for await (const _entry of this.db.iterator({ gte: start, lt: prefixEnd(start), limit: 1 })) return true;
+    return false;
+  }
+
   /** Writes catalog entries atomically; `undefined` deletes. */
   async writeCatalog(entries: ReadonlyMap<string, unknown>): Promise<void> {
     // Never capacity 0: rocksdb-native pools small batches and grows a reused one by doubling its
