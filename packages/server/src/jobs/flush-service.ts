@@ -544,13 +544,13 @@ export class FlushService {
     await pausepoint('flush:after-scan');
     const written = await this.d.cold.writeSegment(table, partition, this.d.columnsOf(table), rows, batch);
     if (written === null) return null;
-    const { segment, tmpPath } = written;
+    const { segment } = written;
     failpoint('flush:after-write');
     if (signal.aborted) {
       this.d.cold.removeSegmentFiles(table, partition, [`${segment.path}.tmp`]);
       throw new CancelledError();
     }
-    await this.d.cold.publishSegment(table, partition, tmpPath, () => failpoint('flush:during-upload'));
+    await this.d.cold.publishSegment(table, partition, written, () => failpoint('flush:during-upload'));
     failpoint('flush:after-rename');
     this.d.cold.commitManifest(table, partition, { ...manifest, next_batch: batch + 1, segments: [...manifest.segments, segment] });
     failpoint('flush:after-manifest');
@@ -608,7 +608,7 @@ export class FlushService {
       if (written === null) {
         this.d.cold.commitManifest(table, partition, { ...manifest, next_batch: batch + 1, segments: [] });
       } else {
-        await this.d.cold.publishSegment(table, partition, written.tmpPath);
+        await this.d.cold.publishSegment(table, partition, written);
         this.d.cold.commitManifest(table, partition, { ...manifest, next_batch: batch + 1, segments: [written.segment] });
       }
       this.d.cold.retireSegmentFiles(table, partition, manifest.segments.map((s) => s.path));

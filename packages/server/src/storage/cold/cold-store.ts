@@ -68,8 +68,6 @@ export class ColdStore {
    * go with their files.
    */
   private readonly verified = new Map<string, string>();
-  /** Segments this process wrote and hashed, by final path, until `publishSegment` renames them into place. */
-  private readonly written = new Map<string, string>();
   private tempCounter = 0;
   /** Remote work started without a caller waiting (manifest copies, deletes); `settled` awaits it. */
   private readonly background = new Set<Promise<void>>();
@@ -588,9 +586,6 @@ export class ColdStore {
       sha256,
       field_ids: true,
     };
-    // Written and hashed by this process: no need to hash it again before its first read
-    // (its identity is taken once it has its name: the rename moves the ctime).
-    this.written.set(tmpPath.slice(0, -'.tmp'.length), sha256);
     return { segment, tmpPath };
   }
 
@@ -599,15 +594,14 @@ export class ColdStore {
    * resolves may the manifest list it. A failed upload removes the local file and rejects (the rows
    * stay hot; nothing is listed). `onProgress` sees multipart upload progress (crash tests).
    */
-  async publishSegment(table: TableDef, partition: string, tmpPath: string, onProgress?: () => void): Promise<void> {
+  async publishSegment(table: TableDef, partition: string, written: { segment: Segment; tmpPath: string }, onProgress?: () => void): Promise<void> {
+    const { segment, tmpPath } = written;
     assert(tmpPath.endsWith('.parquet.tmp'), 'segment temp path');
     const path = tmpPath.slice(0, -'.tmp'.length);
     renameSync(tmpPath, path);
-    const sha256 = this.written.get(path);
-    if (sha256 !== undefined) {
-      this.written.delete(path);
-      this.verified.set(path, `${sha256}\0${fileIdentity(path)}`);
-    }
+    // Written and hashed by this process: no need to hash it again before its first read (its
+    // identity is taken once it has its name: the rename moves the ctime).
+    if (segment.sha256 !== undefined) this.verified.set(path, `${segment.sha256}\0${fileIdentity(path)}`);
     const loc = this.locations.partition(table, partition);
     fsyncPath(loc.dir);
     if (loc.remote === null) return;
