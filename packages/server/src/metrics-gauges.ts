@@ -26,8 +26,9 @@ export function registerGauges(metrics: Metrics, s: GaugeSources): void {
   const traffic = s.live.traffic;
   metrics.counter('kalamdb_live_messages_sent_total', 'Messages written to WebSocket clients (changes, initial-data batches, acks, errors, topic messages)', () => traffic.messages);
   metrics.counter('kalamdb_live_bytes_sent_total', 'Payload bytes of those messages (WebSocket frame headers not counted)', () => traffic.bytes);
-  metrics.counter('kalamdb_live_slow_consumers_total', 'Connections closed with SLOW_CONSUMER: unsent bytes past live_buffered_bytes_max', () => traffic.slowConsumers);
-  metrics.counter('kalamdb_live_messages_dropped_total', 'Messages not sent because their connection was over the unsent-bytes cap', () => traffic.droppedMessages);
+  metrics.counter('kalamdb_live_slow_consumers_total', 'Connections closed with SLOW_CONSUMER: past live_buffered_bytes_max for longer than live_slow_consumer_grace_ms, or past a burst limit', () => traffic.slowConsumers);
+  metrics.counter('kalamdb_live_messages_dropped_total', 'Messages not sent because their connection was over its unsent-bytes limits', () => traffic.droppedMessages);
+  metrics.gauge('kalamdb_live_burst_bytes', 'Unsent bytes all connections hold past live_buffered_bytes_max (limit: live_burst_bytes_total_max)', () => traffic.burstBytes);
   metrics.gauge('kalamdb_jobs_running', 'Jobs running, by type', () => {
     const counts = new Map<string, number>();
     for (const j of s.jobs.list()) if (j.status === 'running') counts.set(j.job_type, (counts.get(j.job_type) ?? 0) + 1);

@@ -204,8 +204,9 @@ describe('GET /metrics access', () => {
 describe('slow consumers in /metrics', () => {
   let server: TestServer;
   before(async () => {
-    // A small cap, so a paused reader trips it after a few MB (the kernel's socket buffers take the rest).
-    server = await TestServer.startWithConfig({ live_buffered_bytes_max: 256 * 1024 });
+    // A small cap and no burst past it, so a paused reader trips it after a few MB (the kernel's socket
+    // buffers take the rest) on a refused message (the grace is slow-consumer.test's).
+    server = await TestServer.startWithConfig({ live_buffered_bytes_max: 256 * 1024, live_buffered_bytes_burst_max: 256 * 1024 });
   });
   after(async () => {
     await server.dispose();

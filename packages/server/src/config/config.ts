@@ -125,6 +125,10 @@ export interface Config {
   readonly liveSubscriptionsPerUserMax: number;
   readonly liveMessageBytesMax: number;
   readonly liveBufferedBytesMax: number;
+  /** Past liveBufferedBytesMax: how long, how many unsent bytes per connection, and across all connections (send-backlog.ts). */
+  readonly liveSlowConsumerGraceMs: number;
+  readonly liveBufferedBytesBurstMax: number;
+  readonly liveBurstBytesTotalMax: number;
   readonly liveMessagesPerSecondMax: number;
   readonly liveBatchSizeMax: number;
   readonly liveAuthTimeoutMs: number;
@@ -190,6 +194,9 @@ export const defaults: Config = Object.freeze({
   liveSubscriptionsPerUserMax: 1000,
   liveMessageBytesMax: 1024 * 1024,
   liveBufferedBytesMax: 8 * 1024 * 1024,
+  liveSlowConsumerGraceMs: 2000,
+  liveBufferedBytesBurstMax: 32 * 1024 * 1024,
+  liveBurstBytesTotalMax: 512 * 1024 * 1024,
   liveMessagesPerSecondMax: 500,
   liveBatchSizeMax: 10_000,
   liveAuthTimeoutMs: 3000,
@@ -278,6 +285,9 @@ function checkConfig(config: Config): void {
       + 'DuckDB may legitimately fill its limit (the hot mirror lives there) and the guard would then interrupt every query');
   }
   if (config.resultBytesMax >= config.memoryRssBytesMax) throw new Error('result_bytes_max must be below memory_rss_bytes_max');
+  if (config.liveBufferedBytesBurstMax < config.liveBufferedBytesMax) {
+    throw new Error('live_buffered_bytes_burst_max must not be below live_buffered_bytes_max: the burst is what a connection may hold past the cap for a moment');
+  }
   if (config.memorySampleIntervalMs > MEMORY_SAMPLE_INTERVAL_CEILING_MS) {
     throw new Error(`memory_sample_interval_ms must not exceed ${MEMORY_SAMPLE_INTERVAL_CEILING_MS}: a slower guard lets memory overshoot by seconds of allocation`);
   }

@@ -2,8 +2,9 @@
  * One WebSocket connection speaking the live protocol: authentication, subscribe (with initial
  * data in batches, or resume from a `_seq`), next_batch, unsubscribe, ping. Errors are `error`
  * messages and the connection survives them, except failed authentication and slow consumers.
- * The connection is the subscriptions' sink: frames go out only while its unsent bytes stay under
- * the cap; past it the client gets SLOW_CONSUMER (with the last `_seq` delivered) and is closed.
+ * The connection is the subscriptions' sink: frames go out while its unsent bytes stay within their
+ * limits (send-backlog.ts); past them the client gets SLOW_CONSUMER (with the last `_seq` delivered)
+ * and is closed.
  * Frames that arrive while an authentication is being verified are held and handled in order after
  * it. Access is re-checked on every catalog change in scope (`reauthorize`): a subscription that
  * lost access ends, a dropped user's or changed password's connection closes.
@@ -35,6 +36,7 @@ import type { RowVersion } from '../storage/hot/row-codec.js';
 import { bigintsToText, parseJson } from '../util/json.js';
 import { TopicConsumers } from './topic-consumer.js';
 import type { LiveTraffic } from './traffic.js';
+import { SendBacklog } from './send-backlog.js';
 
 /** ws's WebSocket.OPEN (the class is only imported as a type here). */
 const OPEN = 1;
@@ -135,6 +137,8 @@ export class LiveSession implements LiveSink {
   private held: Frame[] | null = null;
   /** Topic consumers (consume* frames); topic-consumer.ts owns them, the session only routes and cleans up. */
   private readonly consumers: TopicConsumers;
+  /** Whether the connection's unsent bytes are within its limits (cap, burst, grace). */
+  private readonly backlog: SendBacklog;
 
   /** When the connection opened (system.sessions). */
   readonly openedAt = Date.now();
@@ -156,6 +160,7 @@ export class LiveSession implements LiveSink {
       backlog: () => this.ws.bufferedAmount,
       whenDrained: (then) => this.whenDrained(then),
     }, d.log, connectionId);
+    this.backlog = new SendBacklog(d.services.config, d.traffic, () => this.ws.bufferedAmount, () => this.socket(), () => this.slowConsumer(false));
   }
 
   // Authentication --------------------------------------------------------------------------
@@ -585,8 +590,8 @@ export class LiveSession implements LiveSink {
       if (this.closedSlow) this.d.traffic.droppedMessages++;
       return false;
     }
-    if (this.ws.bufferedAmount + frame.byteLength > this.d.services.config.liveBufferedBytesMax) {
-      this.slowConsumer();
+    if (!this.backlog.admit(frame.byteLength)) {
+      this.slowConsumer(true);
       return false;
     }
     const traffic = this.d.traffic;
@@ -629,9 +634,8 @@ export class LiveSession implements LiveSink {
       if (this.closedSlow) this.d.traffic.droppedMessages++;
       return false;
     }
-    const queued = this.ws.bufferedAmount;
-    if (queued > 0 && queued + frame.length > this.d.services.config.liveBufferedBytesMax) {
-      this.slowConsumer();
+    if (!this.backlog.admit(frame.length, true)) {
+      this.slowConsumer(true);
       return false;
     }
     this.d.traffic.messages++;
@@ -674,11 +678,13 @@ export class LiveSession implements LiveSink {
     });
   }
 
-  private slowConsumer(): void {
+  /** Closes the connection as a slow consumer; `dropping`: a message offered to it is refused (counted as dropped). */
+  private slowConsumer(dropping: boolean): void {
+    if (this.closed) return;
     this.closedSlow = true;
     this.d.traffic.slowConsumers++;
-    // The message that tripped the cap is dropped (the SLOW_CONSUMER notices below are not counted as sent).
-    this.d.traffic.droppedMessages++;
+    // The SLOW_CONSUMER notices below are not counted as sent.
+    if (dropping) this.d.traffic.droppedMessages++;
     for (const sub of this.subs.values()) {
       this.ws.send(JSON.stringify({
         type: 'error', subscription_id: sub.id, code: 'SLOW_CONSUMER',
@@ -737,6 +743,7 @@ export class LiveSession implements LiveSink {
   /** The connection is gone: every subscription on it ends now. */
   cleanup(): void {
     this.closed = true;
+    this.backlog.dispose();
     if (this.authTimer) clearTimeout(this.authTimer);
     for (const sub of [...this.subs.values()]) this.drop(sub);
     this.consumers.closeAll();

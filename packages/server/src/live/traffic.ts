@@ -9,12 +9,14 @@ export interface LiveTraffic {
   messages: number;
   /** Their payload bytes (without the WebSocket frame header). */
   bytes: number;
-  /** Connections closed with SLOW_CONSUMER (unsent bytes past live_buffered_bytes_max). */
+  /** Connections closed with SLOW_CONSUMER (behind for longer than the grace, or past the burst limits). */
   slowConsumers: number;
-  /** Messages not sent because their connection was over the cap (the one that tripped it included). */
+  /** Messages not sent because their connection was over its limits (the one that tripped them included). */
   droppedMessages: number;
+  /** Unsent bytes all connections hold past live_buffered_bytes_max now (send-backlog.ts's shared account). */
+  burstBytes: number;
 }
 
 export function newLiveTraffic(): LiveTraffic {
-  return { messages: 0, bytes: 0, slowConsumers: 0, droppedMessages: 0 };
+  return { messages: 0, bytes: 0, slowConsumers: 0, droppedMessages: 0, burstBytes: 0 };
 }

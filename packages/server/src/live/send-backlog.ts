@@ -1,0 +1,90 @@
+/**
+ * When a live connection is a slow consumer. A connection may keep `live_buffered_bytes_max` unsent
+ * bytes for as long as it likes. Past that it is behind, and it may stay behind for
+ * `live_slow_consumer_grace_ms` with up to `live_buffered_bytes_burst_max` unsent, while all
+ * connections together hold at most `live_burst_bytes_total_max` past their caps. A connection
+ * that is still past its cap when the grace ends, or that would go past its burst or the shared
+ * total, is too slow: its owner closes it with SLOW_CONSUMER.
+ *
+ * Why a grace at all: a reader that stalls for a moment (a GC, a busy client thread, a fresh
+ * process's first second) is not a slow consumer. A fixed 8 MiB cap cut such readers off at a
+ * STREAM table's 50k events/s after ~125 ms (docs/benchmarks.md, run L); the burst rides that out,
+ * and the shared total keeps many stalled readers at once from holding the server's memory.
+ */
+import type { Config } from '../config/config.js';
+
+/** Bytes all connections together hold past their caps (one per server, shared by its sessions). */
+export interface BurstAccount {
+  burstBytes: number;
+}
+
+export type BacklogLimits = Pick<Config, 'liveBufferedBytesMax' | 'liveBufferedBytesBurstMax' | 'liveBurstBytesTotalMax' | 'liveSlowConsumerGraceMs'>;
+
+export class SendBacklog {
+  /** When the connection went past its cap (Date.now()), or 0 while it is under it. */
+  private behindSince = 0;
+  /** What this connection counts in the shared account: its unsent bytes past the cap at the last look. */
+  private counted = 0;
+  private graceTimer: NodeJS.Timeout | null = null;
+  private readonly onDrain = (): void => this.caughtUp();
+
+  constructor(
+    private readonly limits: BacklogLimits,
+    private readonly account: BurstAccount,
+    /** The connection's unsent bytes now. */
+    private readonly queued: () => number,
+    /** The connection's TCP socket, whose 'drain' says it caught up (undefined once it is gone). */
+    private readonly socket: () => { once(e: 'drain', f: () => void): unknown; off(e: 'drain', f: () => void): unknown } | undefined,
+    /** Called once when the grace ends with the connection still behind. */
+    private readonly tooSlow: () => void,
+  ) {}
+
+  /**
+   * Whether `bytes` more may be queued now. False: the connection is a slow consumer (its owner
+   * closes it). With `idleTakesAny`, a frame offered to a connection with nothing unsent always
+   * goes, whatever its size (a topic batch the client asked for).
+   */
+  admit(bytes: number, idleTakesAny = false): boolean {
+    const queued = this.queued();
+    if (idleTakesAny && queued === 0) return true;
+    const after = queued + bytes;
+    const cap = this.limits.liveBufferedBytesMax;
+    if (after <= cap) {
+      if (this.behindSince !== 0) this.caughtUp();
+      return true;
+    }
+    if (after > this.limits.liveBufferedBytesBurstMax) return false;
+    const excess = after - cap;
+    if (this.account.burstBytes - this.counted + excess > this.limits.liveBurstBytesTotalMax) return false;
+    this.account.burstBytes += excess - this.counted;
+    this.counted = excess;
+    if (this.behindSince === 0) this.fellBehind();
+    return true;
+  }
+
+  /** The connection is closed: what it counted goes back to the shared account. */
+  dispose(): void {
+    this.caughtUp();
+  }
+
+  private fellBehind(): void {
+    this.behindSince = Date.now();
+    this.socket()?.once('drain', this.onDrain);
+    this.graceTimer = setTimeout(() => {
+      this.graceTimer = null;
+      if (this.queued() > this.limits.liveBufferedBytesMax) this.tooSlow();
+      else this.caughtUp();
+    }, this.limits.liveSlowConsumerGraceMs);
+    this.graceTimer.unref();
+  }
+
+  private caughtUp(): void {
+    if (this.behindSince === 0) return;
+    this.behindSince = 0;
+    this.account.burstBytes -= this.counted;
+    this.counted = 0;
+    if (this.graceTimer !== null) clearTimeout(this.graceTimer);
+    this.graceTimer = null;
+    this.socket()?.off('drain', this.onDrain);
+  }
+}
