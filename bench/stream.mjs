@@ -162,6 +162,9 @@ export async function benchStream(server, seconds, eventsPerSecond, warmupSecond
   const drained = (performance.now() - measuredFromMs) / 1000;
   const cpu = treeCpuMicros(server.pid) - cpu0;
   const me = process.cpuUsage(me0);
+  // Subscriber connections that fell past the server's unsent-bytes cap and were given its grace (decision 0033).
+  const metricsText = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const stalls = Number(/^kalamdb_live_stalls_total (\d+)/m.exec(metricsText)?.[1] ?? NaN);
   const results = await Promise.all(threads.map(async ({ worker }) => {
     const done = new Promise((resolve) => worker.once('message', resolve));
     worker.postMessage({ stop: true });
@@ -195,7 +198,7 @@ export async function benchStream(server, seconds, eventsPerSecond, warmupSecond
     delivered: got, expected: inserted * subscriptions,
     // Exactly once: each subscription's _seq strictly increasing over its stream, and each got every event.
     subscriptions_with_missing_or_extra_events: short, out_of_order_or_duplicate_rows: outOfOrder,
-    connections_closed_by_server: closedEarly.length, error_codes: [...new Set(errors)],
+    connections_closed_by_server: closedEarly.length, error_codes: [...new Set(errors)], connection_stalls_past_cap: stalls,
     // Deliveries of the measured events (all of them, when every subscription got every event).
     deliveries_per_s: Math.round((got * measuredEvents) / Math.max(1, inserted) / elapsed),
     latency: weightedLatencyStats(latencies, weights), target_p99_ms: 20,

@@ -32,7 +32,7 @@ class FakeConnection {
 
 describe('send backlog (slow-consumer rule)', () => {
   it('admits up to the cap with nothing counted; past it the bytes past the cap are counted until the socket drains', () => {
-    const account = { burstBytes: 0 };
+    const account = { burstBytes: 0, stalls: 0 };
     const c = new FakeConnection(account);
     assert.ok(c.send(600));
     assert.ok(c.send(400));
@@ -43,12 +43,13 @@ describe('send backlog (slow-consumer rule)', () => {
     assert.equal(account.burstBytes, 1000, 'the count follows the connection, not each frame');
     c.drain();
     assert.equal(account.burstBytes, 0);
+    assert.equal(account.stalls, 1);
     assert.equal(c.socket.listenerCount('drain'), 0);
     c.backlog.dispose();
   });
 
   it('refuses a frame that would take the connection past its burst limit', () => {
-    const account = { burstBytes: 0 };
+    const account = { burstBytes: 0, stalls: 0 };
     const c = new FakeConnection(account);
     assert.ok(c.send(3900));
     assert.equal(c.send(101), false);
@@ -58,7 +59,7 @@ describe('send backlog (slow-consumer rule)', () => {
   });
 
   it('refuses a frame that would take all connections together past the shared limit', () => {
-    const account = { burstBytes: 0 };
+    const account = { burstBytes: 0, stalls: 0 };
     const a = new FakeConnection(account);
     const b = new FakeConnection(account);
     assert.ok(a.send(3500)); // 2500 past the cap
@@ -75,7 +76,7 @@ describe('send backlog (slow-consumer rule)', () => {
   });
 
   it('calls the connection too slow when the grace ends with it still behind, with no further frame offered', async () => {
-    const c = new FakeConnection({ burstBytes: 0 });
+    const c = new FakeConnection({ burstBytes: 0, stalls: 0 });
     assert.ok(c.send(1500));
     await sleep(LIMITS.liveSlowConsumerGraceMs + 60);
     assert.equal(c.slowCalls, 1);
@@ -83,7 +84,7 @@ describe('send backlog (slow-consumer rule)', () => {
   });
 
   it('a connection back under its cap before the grace ends is not too slow, and its next stall gets a whole grace', async () => {
-    const account = { burstBytes: 0 };
+    const account = { burstBytes: 0, stalls: 0 };
     const c = new FakeConnection(account);
     assert.ok(c.send(1500));
     c.queued = 800; // partly read: under the cap, the socket not yet drained
@@ -100,7 +101,7 @@ describe('send backlog (slow-consumer rule)', () => {
   });
 
   it('a grace that ends with the connection under its cap (read, but not drained) is not a slow consumer', async () => {
-    const c = new FakeConnection({ burstBytes: 0 });
+    const c = new FakeConnection({ burstBytes: 0, stalls: 0 });
     assert.ok(c.send(1500));
     c.queued = 200;
     await sleep(LIMITS.liveSlowConsumerGraceMs + 60);
@@ -109,7 +110,7 @@ describe('send backlog (slow-consumer rule)', () => {
   });
 
   it('a frame offered to an idle connection goes whatever its size when asked (a topic batch); otherwise limits hold', () => {
-    const account = { burstBytes: 0 };
+    const account = { burstBytes: 0, stalls: 0 };
     const c = new FakeConnection(account);
     assert.ok(c.send(10_000, true));
     assert.equal(c.send(1, true), false, 'not idle any more: past the burst limit');
@@ -119,7 +120,7 @@ describe('send backlog (slow-consumer rule)', () => {
   });
 
   it('a zero grace ends the stall on the next turn of the loop', async () => {
-    const c = new FakeConnection({ burstBytes: 0 }, { ...LIMITS, liveSlowConsumerGraceMs: 0 });
+    const c = new FakeConnection({ burstBytes: 0, stalls: 0 }, { ...LIMITS, liveSlowConsumerGraceMs: 0 });
     assert.ok(c.send(1500));
     assert.equal(c.slowCalls, 0);
     await sleep(20);

@@ -16,6 +16,8 @@ import type { Config } from '../config/config.js';
 /** Bytes all connections together hold past their caps (one per server, shared by its sessions). */
 export interface BurstAccount {
   burstBytes: number;
+  /** Stalls begun (a connection going past its cap), for /metrics. */
+  stalls: number;
 }
 
 export type BacklogLimits = Pick<Config, 'liveBufferedBytesMax' | 'liveBufferedBytesBurstMax' | 'liveBurstBytesTotalMax' | 'liveSlowConsumerGraceMs'>;
@@ -69,6 +71,7 @@ export class SendBacklog {
 
   private fellBehind(): void {
     this.behindSince = Date.now();
+    this.account.stalls++;
     this.socket()?.once('drain', this.onDrain);
     this.graceTimer = setTimeout(() => {
       this.graceTimer = null;

@@ -15,8 +15,10 @@ export interface LiveTraffic {
   droppedMessages: number;
   /** Unsent bytes all connections hold past live_buffered_bytes_max now (send-backlog.ts's shared account). */
   burstBytes: number;
+  /** Times a connection went past live_buffered_bytes_max (each such stall, whether it caught up or was closed). */
+  stalls: number;
 }
 
 export function newLiveTraffic(): LiveTraffic {
-  return { messages: 0, bytes: 0, slowConsumers: 0, droppedMessages: 0, burstBytes: 0 };
+  return { messages: 0, bytes: 0, slowConsumers: 0, droppedMessages: 0, burstBytes: 0, stalls: 0 };
 }
