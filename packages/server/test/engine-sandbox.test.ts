@@ -13,6 +13,7 @@ import { DuckEngine } from '../src/storage/duck/duck-engine.js';
 import { fileEngineConfig, queryEngineConfig } from '../src/engine-config.js';
 import { loadConfig } from '../src/config/config.js';
 import { checkEngineSql, EngineCheckError } from '../src/sql/bind/engine-check.js';
+import { ENGINE_MACRO_COPIES, isAllowedFunction } from '../src/sql/bind/engine-names.js';
 import { TestServer } from './harness.js';
 
 function filesUnder(dir: string): string[] {
@@ -63,6 +64,26 @@ describe('query engine sandbox (engine check switched off)', () => {
     }
     assert.fail(`the query engine ran: ${sql}`);
   };
+
+  it("every engine macro user SQL may call that names a parameter twice is in ENGINE_MACRO_COPIES (the binder counts its copies)", async () => {
+    const macros = await engine.query("SELECT DISTINCT function_name, array_to_string(parameters, ','), macro_definition FROM duckdb_functions() WHERE function_type = 'macro'", [], []);
+    const missing: string[] = [];
+    let checked = 0;
+    for (const [name, paramList, definition] of macros.rows as unknown as [string, string, string][]) {
+      if (!isAllowedFunction(name)) continue;
+      const params = paramList.split(',');
+      checked++;
+      // A parameter as the definition names it: a bare word or a double-quoted identifier, outside string literals and not a named argument's name (`"key" := ...`).
+      const code = definition.replace(/'(?:[^']|'')*'/g, "''");
+      params.forEach((param, i) => {
+        const uses = code.match(new RegExp(`(?<![\\w."])(?:"${param}"|${param})(?![\\w("])(?!\\s*:=)`, 'g'))?.length ?? 0;
+        const counted = ENGINE_MACRO_COPIES.get(name)?.[i] ?? 1;
+        if (uses > counted) missing.push(`${name}(${params.join(', ')}): ${param} ${uses} times, counted ${counted}: ${definition}`);
+      });
+    }
+    assert.ok(checked > 20, `${checked} allowed macros`);
+    assert.deepEqual(missing, []);
+  });
 
   it('cannot read, list or sniff any file, the cold tier included', async () => {
     const segment = segments[0]!;

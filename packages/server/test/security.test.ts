@@ -1363,4 +1363,52 @@ describe('security: 9. resource bombs', { timeout: 120_000 }, () => {
   it('range inside a lambda', () => bomb('SELECT len(flatten(list_transform(range(2000), x -> range(10000))))'));
   it('list_reduce doubling a string', () => bomb("SELECT length(list_reduce(range(64), (a, x) -> a || a))"));
   it('24 nested repeat calls', () => bomb(`SELECT length(${'repeat('.repeat(24)}'x'${', 1)'.repeat(24)})`));
+  // A second attack review: calls whose expansion copies an argument (the engine's own macros, upstream's
+  // JSON functions as the binder writes them) grow exponentially when nested: 227 bytes of json_length
+  // took the server to 24 GB and the kernel killed it; 20 nested nullif: 11.6 GB, 103 s.
+  const nest = (depth: number, call: (inner: string) => string, seed: string): string => {
+    let e = seed;
+    for (let i = 0; i < depth; i++) e = call(e);
+    return e;
+  };
+  it('nested calls that copy their arguments: refused in the binder, shallow nesting still answers', async () => {
+    const server = await TestServer.start();
+    try {
+      const alice = await server.createUser('alice');
+      const doc = `'{"a":"x"}'`;
+      const problems: string[] = [];
+      for (const [what, sql] of [
+        ['json_length × 14', `SELECT ${nest(14, (e) => `json_length(${e}, 'a')`, doc)} AS v`],
+        ['json_get_str × 20', `SELECT ${nest(20, (e) => `json_get_str(${e}, 'a')`, doc)} AS v`],
+        ['nullif() × 24', `SELECT ${nest(24, (e) => `nullif(${e}, 1)`, '1')} AS v`],
+        ['NULLIF × 24 (the keyword form)', `SELECT ${nest(24, (e) => `NULLIF(${e}, 1)`, '1')} AS v`],
+        ['split_part × 18', `SELECT ${nest(18, (e) => `split_part(${e}, 'a', 1)`, "'abc'")} AS v`],
+        ['round_even × 14', `SELECT ${nest(14, (e) => `round_even(${e}, 1)`, '1.25')} AS v`],
+        ['fmod × 20 (second argument)', `SELECT ${nest(20, (e) => `fmod(7, ${e})`, '3')} AS v`],
+        ['array_pop_back × 24', `SELECT ${nest(24, (e) => `array_pop_back(${e})`, 'ARRAY[1, 2, 3]')} AS v`],
+        ['array_to_string over nullif × 12', `SELECT array_to_string(${nest(12, (e) => `nullif(${e}, ARRAY[1])`, 'ARRAY[1, 2]')}, ',') AS v`],
+      ] as const) {
+        const r = await send(server, sql, alice, { timeoutMs: 10_000 });
+        if (r.status !== 400 || r.body?.error?.code !== 'INVALID_SQL' || !/copies its arguments/.test(r.body.error.message ?? '')) {
+          problems.push(`${what}: want 400 INVALID_SQL about copies, got ${r.status} after ${Math.round(r.ms)} ms: ${oneLine(r.text, 200)}`);
+        } else if (r.ms > 2_000) problems.push(`${what}: refused after ${Math.round(r.ms)} ms`);
+      }
+      // Ordinary nesting is untouched (and each form gives its answer).
+      for (const [sql, want] of [
+        [`SELECT ${nest(4, (e) => `nullif(${e}, 0)`, '5')} AS v`, 5],
+        [`SELECT ${nest(2, (e) => `json_get_str(${e}, 'a')`, `'{"a":"{\\"a\\":\\"x\\"}"}'`)} AS v`, 'x'],
+        [`SELECT split_part(split_part('a.b/c.d', '/', 2), '.', 1) AS v`, 'c'],
+        [`SELECT round_even(round_even(2.5, 0), 0) AS v`, 2],
+      ] as const) {
+        const r = await send(server, sql, alice, { timeoutMs: 10_000 });
+        const got = r.body?.results?.[0]?.rows?.[0]?.[0];
+        if (r.status !== 200 || String(got) !== String(want)) problems.push(`${sql}: want ${want}, got ${r.status} ${oneLine(r.text, 200)}`);
+      }
+      const hwm = vmHwmKiB(server.pid);
+      if (hwm > RSS_PEAK_MAX_KIB) problems.push(`peak RSS ${(hwm / 1024 / 1024).toFixed(2)} GiB`);
+      assertClean(problems, 'nested copying calls');
+    } finally {
+      await server.dispose();
+    }
+  });
 });

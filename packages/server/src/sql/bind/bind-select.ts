@@ -17,9 +17,9 @@ import { DELETED_COLUMN, SYSTEM_NAMESPACE, type TableDef } from '../../catalog/t
 import { requireRead, requireSystemTableAccess, type Principal } from '../../auth/access.js';
 import { identifier } from '../names.js';
 import {
-  AGGREGATE_FUNCTIONS, AMPLIFYING_FUNCTIONS, AMPLIFYING_MACROS, CAST_TYPES, FUNCTION_RENAMES, LIKE_MACROS, STRFTIME_FORMAT_CHARS_MAX, TABLE_FUNCTIONS, VOLATILE_FUNCTIONS, isAllowedFunction,
+  AGGREGATE_FUNCTIONS, AMPLIFYING_FUNCTIONS, AMPLIFYING_MACROS, CAST_TYPES, FUNCTION_RENAMES, LIKE_MACROS, STRFTIME_FORMAT_CHARS_MAX, TABLE_FUNCTIONS, VOLATILE_FUNCTIONS, isAllowedFunction, ENGINE_COPIES_CHARS_MAX, ENGINE_MACRO_COPIES,
 } from './engine-names.js';
-import { isUpstreamJsonCall, jsonHasKey, upstreamJsonCall } from './upstream-json.js';
+import { isUpstreamJsonCall, jsonHasKey, upstreamJsonCall, upstreamJsonCopies } from './upstream-json.js';
 
 export type BoundSource =
   | { readonly kind: 'table'; readonly table: TableDef }
@@ -116,6 +116,8 @@ class Binder {
   private amplifyingCalls = 0;
   /** Inside an expression the engine computes per row (not folded to one value). */
   private perRowDepth = 0;
+  /** Characters of argument copies the engine will make expanding this statement (copiedArg). */
+  private copiedChars = 0;
 
   constructor(private readonly ctx: BindContext) {}
 
@@ -344,7 +346,11 @@ class Binder {
     if ('CaseExpr' in node) return this.caseExpr(node.CaseExpr, scope);
     if ('CoalesceExpr' in node) return `coalesce(${this.list(node.CoalesceExpr.args ?? [], scope)})`;
     if ('MinMaxExpr' in node) return `${node.MinMaxExpr.op === 'IS_LEAST' ? 'least' : 'greatest'}(${this.list(node.MinMaxExpr.args ?? [], scope)})`;
-    if ('NullIfExpr' in node) return `nullif(${this.list(node.NullIfExpr.args ?? [], scope)})`;
+    if ('NullIfExpr' in node) {
+      const [a, b] = node.NullIfExpr.args ?? [];
+      if (a === undefined || b === undefined) throw invalidSql('NULLIF takes two arguments');
+      return this.nullIf(a, b, scope);
+    }
     if ('SubLink' in node) return this.subLink(node.SubLink, scope);
     if ('A_ArrayExpr' in node) return `[${this.list(node.A_ArrayExpr.elements ?? [], scope)}]`;
     if ('A_Indirection' in node) return this.indirection(node.A_Indirection, scope);
@@ -397,7 +403,7 @@ class Binder {
       case 'AEXPR_OP_ALL': return `(${l()} ${op()} ALL(${this.expr(e.rexpr!, scope)}))`;
       case 'AEXPR_DISTINCT': return `(${l()} IS DISTINCT FROM ${r()})`;
       case 'AEXPR_NOT_DISTINCT': return `(${l()} IS NOT DISTINCT FROM ${r()})`;
-      case 'AEXPR_NULLIF': return `nullif(${this.expr(e.lexpr!, scope)}, ${this.expr(e.rexpr!, scope)})`;
+      case 'AEXPR_NULLIF': return this.nullIf(e.lexpr!, e.rexpr!, scope);
       case 'AEXPR_IN': return `(${l()} ${op() === '<>' ? 'NOT IN' : 'IN'} (${this.list(e.rexpr!, scope)}))`;
       case 'AEXPR_LIKE': case 'AEXPR_ILIKE': return this.like(e, scope);
       case 'AEXPR_SIMILAR': {
@@ -442,7 +448,8 @@ class Binder {
     if (f.func_variadic) throw invalidSql('VARIADIC arguments are not supported');
     const name = functionName(f);
     if (isUpstreamJsonCall(name, f) && f.args?.length && !f.agg_star && !f.over) {
-      return upstreamJsonCall(name, `(${this.expr(f.args[0]!, scope)})`, f.args.slice(1));
+      const json = this.copiedArg(name, f.args[0]!, upstreamJsonCopies(name), scope);
+      return upstreamJsonCall(name, `(${json})`, f.args.slice(1));
     }
     if (!isAllowedFunction(name)) throw denied(`Permission denied: function '${name}' is not available`);
     let engineName = FUNCTION_RENAMES.get(name) ?? name;
@@ -451,7 +458,8 @@ class Binder {
     let args: string;
     if (f.agg_star) args = '*';
     else {
-      const list = (f.args ?? []).map((a) => this.expr(a, scope));
+      const copies = ENGINE_MACRO_COPIES.get(engineName);
+      const list = (f.args ?? []).map((a, i) => this.copiedArg(name, a, copies?.[i] ?? 1, scope));
       // extract(field FROM x) arrives as extract('field', x): the field is a literal either way.
       args = `${f.agg_distinct ? 'DISTINCT ' : ''}${list.join(', ')}`;
     }
@@ -461,6 +469,32 @@ class Binder {
     else sql = `${engineName}(${args}${order})`;
     if (f.agg_filter) sql += ` FILTER (WHERE ${this.filter(f.agg_filter, scope)})`;
     if (f.over) sql += ` OVER ${f.over.name !== undefined && !hasWindowSpec(f.over) ? quoteIdent(f.over.name) : `(${this.windowSpec(f.over, scope)})`}`;
+    return sql;
+  }
+
+  /** NULLIF(a, b): the engine's macro, which names `a` twice. */
+  private nullIf(a: Node, b: Node, scope: Scope): string {
+    const copies = ENGINE_MACRO_COPIES.get('nullif')!;
+    return `nullif(${this.copiedArg('nullif', a, copies[0]!, scope)}, ${this.copiedArg('nullif', b, copies[1]!, scope)})`;
+  }
+
+  /**
+   * An argument bound for a call that puts it `copies` times into the engine's SQL (a macro of the
+   * engine's that names the parameter twice, an upstream JSON function). The copies are counted
+   * with whatever copies the argument itself holds, so nested calls add up as the engine will
+   * expand them, and a statement whose copies pass ENGINE_COPIES_CHARS_MAX is refused here, before
+   * the engine spends unstoppable time and memory expanding it.
+   */
+  private copiedArg(name: string, arg: Node, copies: number, scope: Scope): string {
+    const before = this.copiedChars;
+    const sql = this.expr(arg, scope);
+    if (copies > 1) {
+      const expanded = sql.length + (this.copiedChars - before);
+      this.copiedChars += (copies - 1) * expanded;
+      if (this.copiedChars > ENGINE_COPIES_CHARS_MAX) {
+        throw invalidSql(`The statement grows past ${ENGINE_COPIES_CHARS_MAX} characters once ${name}() copies its arguments (it names one more than once): do not nest such calls deeply`);
+      }
+    }
     return sql;
   }
 

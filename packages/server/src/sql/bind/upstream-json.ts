@@ -31,6 +31,18 @@ export function isUpstreamJsonCall(name: string, f: FuncCall): boolean {
   }
 }
 
+/**
+ * How many times `upstreamJsonCall` writes its first argument into the engine SQL: nested calls
+ * multiply (the binder counts the copies, ENGINE_COPIES_CHARS_MAX).
+ */
+export function upstreamJsonCopies(name: string): number {
+  switch (name) {
+    case 'json_get_str': case 'json_get_int': case 'json_get_float': case 'json_get_bool': case 'json_object_keys': return 2;
+    case 'json_length': return 3;
+    default: return 1;
+  }
+}
+
 /** The engine SQL for an upstream JSON call; `json` is the already-bound first argument. */
 export function upstreamJsonCall(name: string, json: string, pathArgs: readonly Node[]): string {
   const path = quoteText(jsonPath(name, pathArgs));
