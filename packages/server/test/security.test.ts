@@ -823,6 +823,31 @@ describe('security: reading through names (classes 1-3, 5, 10)', { timeout: 120_
       assertClean(problems, 'EXECUTE AS');
     });
 
+    it('account changes under EXECUTE AS USER are judged as the caller: no takeover of an account one may impersonate', async () => {
+      // Found by an attack review: a dba "changed its own password" as another dba (no old password
+      // needed for an admin's own account), and a service changed a user's email as that user.
+      const dba2 = await w.server.createUser('dba2', 'dba');
+      const problems: string[] = [];
+      for (const [who, auth, sql] of [
+        ['dba1 as dba2', w.dba, "EXECUTE AS USER 'dba2' (ALTER USER 'dba2' SET PASSWORD 'hijacked-123')"],
+        ['dba1 as dba2', w.dba, "EXECUTE AS USER 'dba2' (ALTER USER 'dba2' SET EMAIL 'evil@example.com')"],
+        ['dba1 as dba2', w.dba, "EXECUTE AS USER 'dba2' (DROP USER 'dba1')"],
+        ['svc as alice', w.svc, "EXECUTE AS USER 'alice' (ALTER USER 'alice' SET EMAIL 'evil@example.com')"],
+        ['svc as alice', w.svc, "EXECUTE AS USER 'alice' (ALTER USER 'alice' SET PASSWORD 'hijacked-123' OLD PASSWORD 'wrong-guess-1')"],
+        ['svc as alice', w.svc, "EXECUTE AS USER 'alice' (CREATE USER 'mallory' WITH PASSWORD 'mallory-pw-1' ROLE user)"],
+      ] as const) {
+        const r = await w.server.sql(sql, { auth });
+        if (r.status !== 403) problems.push(`${who}: ${sql} answered ${r.status} ${JSON.stringify(r.body.error ?? r.body.results)}`);
+      }
+      const login = await w.server.fetch('/v1/api/auth/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: 'dba2', password: dba2.password }) });
+      if (login.status !== 200) problems.push(`dba2 can no longer log in with its own password: ${login.status}`);
+      const users = await w.server.ok("SELECT user_id, email FROM system.users WHERE user_id IN ('alice', 'dba2', 'mallory') ORDER BY user_id");
+      if (users[0]!.rows!.some((r) => r[1] === 'evil@example.com' || r[0] === 'mallory')) problems.push(`changed: ${JSON.stringify(users[0]!.rows)}`);
+      // What the caller may do directly it may still do inside EXECUTE AS (root: system).
+      await w.server.ok("EXECUTE AS USER 'alice' (ALTER USER 'alice' SET EMAIL 'alice@example.com')");
+      assertClean(problems, 'account changes under EXECUTE AS');
+    });
+
     it('batches and transactions mixing both users\' tables see alice\'s rows only', async () => {
       const attacks: Attack[] = [
         { sql: 'SELECT id FROM s.t ORDER BY id; SELECT id FROM o.notes ORDER BY id', rows: [['1'], ['2']] },

@@ -1,4 +1,9 @@
-/** CREATE/ALTER/DROP USER with argon2id hashes and the role rules from auth/access; DROP USER soft-deletes. */
+/**
+ * CREATE/ALTER/DROP USER with argon2id hashes and the role rules from auth/access; DROP USER soft-deletes.
+ * Accounts are managed by the account that sent the request (`ctx.caller`), never by the one an
+ * EXECUTE AS USER names: impersonating an account must not make its own changes (a password without
+ * the old one, as an admin may for itself) available to someone who could not make them directly.
+ */
 import { denied, execError } from '../util/errors.js';
 import { isAdminRole, type Role, type UserDef } from '../catalog/types.js';
 import { requireAdmin, requireUserManagement } from '../auth/access.js';
@@ -8,7 +13,7 @@ import { messageResult, type RunContext, type Services, type StatementResult } f
 type Of<K extends Statement['kind']> = Extract<Statement, { kind: K }>;
 
 export async function createUser(s: Services, ctx: RunContext, st: Of<'create_user'>): Promise<StatementResult> {
-  requireUserManagement(ctx.principal, st.role, 'CREATE USER');
+  requireUserManagement(ctx.caller, st.role, 'CREATE USER');
   const passwordHash = await s.passwords.hash(st.password);
   return s.ddl.run(async () => {
     if (s.catalog.user(st.userId)) throw execError(`User '${st.userId}' already exists`);
@@ -24,22 +29,23 @@ export async function createUser(s: Services, ctx: RunContext, st: Of<'create_us
 }
 
 export async function alterUser(s: Services, ctx: RunContext, st: Of<'alter_user'>): Promise<StatementResult> {
+  const actor = ctx.caller;
   // Someone who may only change their own account is refused before the name is looked up: the
   // answer must not tell which other user names exist.
-  if (st.userId !== ctx.principal.userId || st.field === 'role') requireAdmin(ctx.principal, `ALTER USER ... SET ${st.field.toUpperCase()}`);
+  if (st.userId !== actor.userId || st.field === 'role') requireAdmin(actor, `ALTER USER ... SET ${st.field.toUpperCase()}`);
   const target = s.catalog.user(st.userId);
   if (target === undefined) throw execError(`User '${st.userId}' does not exist`);
-  const self = ctx.principal.id === target.id;
+  const self = actor.id === target.id;
   if (st.field === 'role') {
-    requireUserManagement(ctx.principal, target.role, 'ALTER USER ... SET ROLE');
-    requireUserManagement(ctx.principal, st.value as Role, 'ALTER USER ... SET ROLE');
+    requireUserManagement(actor, target.role, 'ALTER USER ... SET ROLE');
+    requireUserManagement(actor, st.value as Role, 'ALTER USER ... SET ROLE');
     if (self) throw denied('Permission denied: you cannot change your own role');
   } else if (!self) {
-    requireUserManagement(ctx.principal, target.role, `ALTER USER ... SET ${st.field.toUpperCase()}`);
+    requireUserManagement(actor, target.role, `ALTER USER ... SET ${st.field.toUpperCase()}`);
   }
   // Users (and services) changing their own password prove they know the current one; admins
   // resetting someone else's do not need it.
-  if (st.field === 'password' && self && !isAdminRole(ctx.principal.role)) {
+  if (st.field === 'password' && self && !isAdminRole(actor.role)) {
     if (st.oldPassword === undefined) throw denied("Permission denied: changing your own password needs OLD PASSWORD '<current password>'");
     if (!(await s.passwords.verify(target.passwordHash, target.userId, st.oldPassword))) {
       throw denied('Permission denied: the old password is not correct');
@@ -66,11 +72,11 @@ export async function dropUser(s: Services, ctx: RunContext, st: Of<'drop_user'>
   return s.ddl.run(async () => {
     const target = s.catalog.user(st.userId);
     if (target === undefined) {
-      requireUserManagement(ctx.principal, 'user', 'DROP USER');
+      requireUserManagement(ctx.caller, 'user', 'DROP USER');
       if (st.ifExists) return messageResult(ctx, `User '${st.userId}' does not exist`);
       throw execError(`User '${st.userId}' does not exist`);
     }
-    requireUserManagement(ctx.principal, target.role, 'DROP USER');
+    requireUserManagement(ctx.caller, target.role, 'DROP USER');
     if (target.id === ctx.caller.id) throw execError('You cannot drop your own account');
     if (target.userId === 'root') throw execError("The built-in 'root' account cannot be dropped");
     // A soft delete: the record stays (system.users shows deleted_at) until the purge job has removed
