@@ -284,6 +284,16 @@ describe('live queries', { timeout: 120_000 }, () => {
       assert.ok(ackIdx >= 0 && ackIdx < c.messages.indexOf(b));
     });
 
+    it('a table alias in FROM qualifies columns in WHERE and the select list: initial data and changes alike', async () => {
+      const c = await connect(alice);
+      const sql = "SELECT t.id, t.status FROM sub.tasks t WHERE t.status = 'open' AND t.prio >= 0";
+      const ack = await c.subscribeOk('aliased', sql, { batch_size: 1000 });
+      const expected = await server.rows("SELECT id, status, _seq FROM sub.tasks WHERE status = 'open' AND prio >= 0 ORDER BY _seq", { auth: alice });
+      assert.equal(ack.total_rows, expected.length);
+      const batches = await c.loadAll('aliased');
+      assert.deepEqual(batches.flatMap((b) => b.rows ?? []), expected);
+    });
+
     it('options {} means initial data with the default batch size of 1000', async () => {
       const c = await connect(alice);
       const ack = await c.subscribeOk('s', 'SELECT id FROM sub.tasks', {});

@@ -32,7 +32,8 @@ export async function snapshotRows(s: Services, principal: Principal, q: Subscri
   const seqRef = { ColumnRef: { fields: [{ String: { sval: '_seq' } }] } };
   const select: SelectStmt = {
     targetList: [{ ResTarget: { val: { ColumnRef: { fields: [{ A_Star: {} }] } } } }],
-    fromClause: [{ RangeVar: { schemaname: table.namespace, relname: table.name, inh: true, relpersistence: 'p' } }],
+    // Under the subscription's own alias: its WHERE may qualify columns with it (`FROM app.notes n WHERE n.body ...`).
+    fromClause: [{ RangeVar: { schemaname: table.namespace, relname: table.name, inh: true, relpersistence: 'p', ...(q.parsed.alias !== table.name ? { alias: { aliasname: q.parsed.alias } } : {}) } }],
     ...(q.where ? { whereClause: q.where } : {}),
     sortClause: [{ SortBy: { node: seqRef, sortby_dir: lastRows !== null ? 'SORTBY_DESC' : 'SORTBY_ASC', sortby_nulls: 'SORTBY_NULLS_DEFAULT' } }],
     ...(lastRows !== null ? { limitCount: { A_Const: { ival: { ival: lastRows } } }, limitOption: 'LIMIT_OPTION_COUNT' as const } : { limitOption: 'LIMIT_OPTION_DEFAULT' as const }),
