@@ -385,6 +385,28 @@ describe('topics over the WebSocket', () => {
     assert.equal(ack.code, 'NOT_FOUND');
   });
 
+  it('a source the consumer may not read: consume refused at start; added while consuming, the consumer stops before its rows', async () => {
+    await topicWithSource('lvl');
+    await server.ok("CREATE SHARED TABLE tw.lvl_dba (id INT PRIMARY KEY, v TEXT) WITH (ACCESS_LEVEL = 'DBA')");
+    const client = await connect(svc);
+    await consumeOk(client, { id: 'l1', topic: 'tw.lvl', group: 'g', start: 'earliest', credits: 100 });
+    await insert('lvl', [1]);
+    assert.deepEqual(offsetsOf(await receive(client, 'l1', 1)), [0]);
+    const from = client.mark();
+    await server.ok('ALTER TOPIC tw.lvl ADD SOURCE tw.lvl_dba ON INSERT');
+    await server.ok("INSERT INTO tw.lvl_dba VALUES (1, 'DBA-ONLY')");
+    const [stopped] = await client.waitForCount((m) => m.type === 'consume_stopped', 1, 3_000, from);
+    assert.equal(stopped!.id, 'l1');
+    assert.match(String(stopped!.reason), /tw\.lvl_dba \(DBA\) is not readable by role service/);
+    assert.ok(!JSON.stringify(client.messages).includes('DBA-ONLY'), 'no row of the DBA-level table reached the service');
+    const refused = await client.request({ type: 'consume', id: 'l2', topic: 'tw.lvl', group: 'g', start: 'earliest', credits: 100 }, (m) => m.type === 'error' || m.type === 'consume_started');
+    assert.equal(refused.type, 'error');
+    assert.equal(refused.code, 'UNAUTHORIZED');
+    const admin = await connect(dba);
+    await consumeOk(admin, { id: 'd1', topic: 'tw.lvl', group: 'dba', start: 'earliest', credits: 100 });
+    assert.equal((await receive(admin, 'd1', 2)).length, 2, 'a dba consumes both sources');
+  });
+
   it('bad frames get an error naming the consumer id and the connection lives on; the per-connection limit', async () => {
     await topicWithSource('bad', 2);
     const pre = await LiveClient.open(server.url);

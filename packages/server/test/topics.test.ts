@@ -82,6 +82,24 @@ describe('topics', () => {
     assert.equal((await server.sql('CONSUME FROM tp.x', { auth: svc })).body.error?.code, 'NOT_FOUND');
   });
 
+  it('a consumer must be able to read every source table: a DBA-level source keeps a service out (SQL, HTTP), a dba reads', async () => {
+    await server.ok('CREATE TOPIC tp.guarded');
+    await server.ok('CREATE SHARED TABLE tp.open_src (id INT PRIMARY KEY) WITH (ACCESS_LEVEL = \'PUBLIC\')');
+    await server.ok('CREATE SHARED TABLE tp.dba_src (id INT PRIMARY KEY, secret TEXT) WITH (ACCESS_LEVEL = \'DBA\')');
+    await server.ok('ALTER TOPIC tp.guarded ADD SOURCE tp.open_src ON INSERT');
+    await server.ok('INSERT INTO tp.open_src VALUES (1)');
+    assert.equal((await consume('CONSUME FROM tp.guarded FROM EARLIEST')).length, 1, 'a PUBLIC source: the service consumes');
+    await server.ok('ALTER TOPIC tp.guarded ADD SOURCE tp.dba_src ON INSERT');
+    await server.ok("INSERT INTO tp.dba_src VALUES (1, 'DBA-ONLY')");
+    assertError(await server.sql('CONSUME FROM tp.guarded FROM EARLIEST', { auth: svc }), 403, 'PERMISSION_DENIED', /tp\.dba_src \(DBA\) is not readable by role service/);
+    const http = await server.post('/v1/api/topics/consume', { topic_id: 'tp.guarded', group_id: 'g', start: 'Earliest' },
+      { authorization: `Basic ${Buffer.from('tp_service:tp_service-password-1').toString('base64')}` });
+    assert.equal(http.status, 403);
+    assert.doesNotMatch(http.text, /DBA-ONLY/);
+    const rows = await consume('CONSUME FROM tp.guarded FROM EARLIEST', dba);
+    assert.ok(rows.some((r) => String(r.payload).includes('DBA-ONLY')), 'a dba reads the DBA-level source');
+  });
+
   it('groups: per-group positions, SQL CONSUME commits, no overlap within a group, HTTP redelivery after the visibility timeout', async () => {
     await server.ok('CREATE TOPIC tp.g');
     await server.ok('CREATE SHARED TABLE tp.gsrc (id INT PRIMARY KEY, v INT)');

@@ -7,7 +7,7 @@ import { messageParts, type StoredMessage } from '../topics/message-codec.js';
 import { compileRouteWhere } from '../topics/route-publisher.js';
 import { isAdminRole, qualifiedName } from '../catalog/types.js';
 import { resolveTable } from './ddl-exec.js';
-import type { Principal } from '../auth/access.js';
+import { requireRead, type Principal } from '../auth/access.js';
 import type { SchemaField } from './duck-cells.js';
 
 type Of<K extends Statement['kind']> = Extract<Statement, { kind: K }>;
@@ -31,6 +31,20 @@ function requireTopicAdmin(principal: Principal, statement: string): void {
 
 export function requireConsumer(principal: Principal, what: 'consume from topics' | 'acknowledge topic offsets'): void {
   if (principal.role === 'user') throw denied(`Only service, dba, or system roles can ${what}`);
+}
+
+/**
+ * A topic's messages carry its source tables' rows: whoever consumes them must be allowed to read
+ * each of those tables (its access level; the partitions of USER tables are the topic's to give,
+ * as for every consumer). Checked at each consume request and, for a WebSocket consumer, at each
+ * read, so a source added or a level raised later applies at once (attack review: a service read
+ * a DBA-level table through a topic).
+ */
+export function requireTopicSources(s: Services, principal: Principal, topic: TopicDef): void {
+  for (const route of topic.routes) {
+    const table = s.catalog.tableById(route.tableId);
+    if (table !== undefined) requireRead(principal, table, s.catalog.hasGrant(table.id, principal));
+  }
 }
 
 export async function createTopic(s: Services, ctx: RunContext, st: Of<'create_topic'>): Promise<StatementResult> {
@@ -131,6 +145,7 @@ export async function consumeMessages(s: Services, topic: TopicDef, group: strin
 export async function consume(s: Services, ctx: RunContext, st: Of<'consume'>): Promise<StatementResult> {
   requireConsumer(ctx.principal, 'consume from topics');
   const topic = requireTopic(s, topicName(ctx, st.topic));
+  requireTopicSources(s, ctx.principal, topic);
   const owner = memberOf(ctx.principal);
   const messages = await consumeMessages(s, topic, st.group, st.from, st.limit ?? 100, owner);
   if (st.group !== null) {
@@ -217,6 +232,7 @@ export function topicRoutes(s: Services): { consume(p: Principal, b: Record<stri
       // Upstream's words on its HTTP route (SQL CONSUME says "Only service, dba, or system roles can ...").
       if (principal.role === 'user') throw denied('Topic consumption requires service, dba, or system role');
       const topic = requireTopic(s, field(body, 'topic_id', 'string', true) as string);
+      requireTopicSources(s, principal, topic);
       const group = field(body, 'group_id', 'string', true) as string;
       const partition = partitionField(body, topic);
       const limit = Math.min((field(body, 'limit', 'integer', false) as number | undefined) ?? 100, 10_000) || 1;
@@ -246,6 +262,7 @@ export function topicRoutes(s: Services): { consume(p: Principal, b: Record<stri
     async ack(principal, body) {
       if (principal.role === 'user') throw denied('Topic acknowledgment requires service, dba, or system role');
       const topic = requireTopic(s, field(body, 'topic_id', 'string', true) as string);
+      requireTopicSources(s, principal, topic);
       const group = field(body, 'group_id', 'string', true) as string;
       const partition = partitionField(body, topic);
       const upto = field(body, 'upto_offset', 'integer', true) as number;

@@ -17,6 +17,7 @@
  */
 import type { Principal } from '../auth/access.js';
 import type { Services } from '../exec/context.js';
+import { requireTopicSources } from '../exec/topic-exec.js';
 import { WIRE_OP_NAMES, parseConsumeStart, type ConsumeStart, type TopicDef, type TopicMessage } from '../topics/types.js';
 import type { Logger } from '../util/log.js';
 import type { LiveErrorCode } from './session.js';
@@ -100,6 +101,11 @@ export class TopicConsumers {
     const batchSize = integer(msg, 'batch_size', 1, CONSUME_BATCH_SIZE_MAX, false, 'UNSUPPORTED') ?? CONSUME_BATCH_SIZE_DEFAULT;
     const topic = this.services.topics.get(name);
     if (topic === undefined) throw new FrameError('NOT_FOUND', `Topic '${name}' does not exist`);
+    try {
+      requireTopicSources(this.services, principal, topic);
+    } catch (error) {
+      throw new FrameError('UNAUTHORIZED', (error as Error).message);
+    }
     if (partition !== undefined && partition >= topic.partitions) {
       throw new FrameError('NOT_FOUND', `Topic '${name}' has no partition ${partition} (partitions: ${topic.partitions})`);
     }
@@ -108,7 +114,7 @@ export class TopicConsumers {
     // arrive; as on HTTP it only positions a group that has no position yet.
     const starts = new Map<number, Start>(partitions.map((p) => [p, start === 'latest' ? this.services.topics.latestOffset(name, p) : start]));
     const owner = `ws:${this.connectionId}:${++this.started}:${id}`;
-    const consumer = new TopicConsumer(id, owner, topic, group, partitions, starts, batchSize, credits, {
+    const consumer = new TopicConsumer(id, owner, principal, topic, group, partitions, starts, batchSize, credits, {
       services: this.services, sink: this.sink, log: this.log, ended: (c) => { if (this.consumers.get(c.id) === c) this.consumers.delete(c.id); },
     });
     this.consumers.set(id, consumer);
@@ -118,9 +124,9 @@ export class TopicConsumers {
 
   /** The principal as the catalog has it now: a role that can no longer consume ends every consumer. */
   reauthorize(principal: Principal): void {
-    if (principal.role !== 'user') return;
     for (const consumer of [...this.consumers.values()]) {
-      consumer.end(`the role of '${principal.userId}' is now user: only service, dba, or system roles can consume from topics`);
+      if (principal.role === 'user') consumer.end(`the role of '${principal.userId}' is now user: only service, dba, or system roles can consume from topics`);
+      else consumer.reauthorize(principal);
     }
   }
 
@@ -159,7 +165,7 @@ class TopicConsumer {
   private turn = 0;
   private expiry: NodeJS.Timeout | null = null;
 
-  constructor(readonly id: string, private readonly owner: string, topic: TopicDef, private readonly group: string, private readonly partitions: readonly number[],
+  constructor(readonly id: string, private readonly owner: string, private principal: Principal, topic: TopicDef, private readonly group: string, private readonly partitions: readonly number[],
     private readonly starts: ReadonlyMap<number, Start>, private readonly batchSize: number, private credits: number,
     private readonly env: ConsumerEnv) {
     this.name = topic.name;
@@ -170,6 +176,12 @@ class TopicConsumer {
   }
 
   begin(): void {
+    this.wake();
+  }
+
+  /** The consumer's account changed (role): the next read checks the topic's sources under it. */
+  reauthorize(principal: Principal): void {
+    this.principal = principal;
     this.wake();
   }
 
@@ -277,6 +289,11 @@ class TopicConsumer {
         const partition = active[(first + i) % n]!;
         const topic = topics.get(this.name);
         if (topic === undefined || topic.createdAt !== this.createdAt) return this.end(`topic '${this.name}' was dropped`);
+        try {
+          requireTopicSources(this.env.services, this.principal, topic);
+        } catch (error) {
+          return this.end((error as Error).message);
+        }
         const limit = Math.min(share, this.credits);
         const messages = await topics.consume(topic, this.group, partition, this.starts.get(partition)!, limit, this.owner);
         if (messages.length === 0) continue;
