@@ -41,6 +41,13 @@ describe('access control', () => {
     assert.equal((await server.sql('SELECT body FROM acl.docs', { auth: bob })).status, 403, 'the grant is alice\'s only');
     assert.equal((await server.sql("INSERT INTO acl.docs VALUES (2, 'x')", { auth: alice })).status, 403, 'SELECT grants no writes');
     assert.equal((await server.sql("GRANT SELECT ON acl.docs TO 'bob'", { auth: alice })).status, 403, 'users cannot grant');
+    // The table's description follows the same rule as its rows.
+    assert.equal((await server.sql('DESCRIBE TABLE acl.docs', { auth: alice })).status, 200, 'alice, granted, sees the columns');
+    for (const sql of ['DESCRIBE TABLE acl.docs', 'SHOW COLUMNS FROM acl.docs', 'DESCRIBE TABLE acl.docs HISTORY']) {
+      const r = await server.sql(sql, { auth: bob });
+      assert.equal(r.status, 403, `${sql} as bob`);
+      assert.doesNotMatch(JSON.stringify(r.body), /"body"/);
+    }
     await server.ok("REVOKE SELECT ON acl.docs FROM 'alice'", { auth: dba });
     assert.equal((await server.sql('SELECT body FROM acl.docs', { auth: alice })).status, 403);
     const bad = await server.sql("GRANT SELECT ON acl.docs TO 'nobody'", { auth: dba });

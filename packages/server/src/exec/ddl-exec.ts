@@ -3,7 +3,7 @@ import { execError, invalidSql } from '../util/errors.js';
 import {
   RESERVED_NAMESPACES, DEFAULT_NAMESPACE, isAdminRole, tableTypeName, type TableDef, type TableType,
 } from '../catalog/types.js';
-import { requireAdmin } from '../auth/access.js';
+import { requireAdmin, requireRead } from '../auth/access.js';
 import type { Statement, TableName } from '../sql/statement.js';
 import { typeLabel } from '../sql/values.js';
 import { messageResult, rowsResult, type RunContext, type Services, type StatementResult } from './context.js';
@@ -80,6 +80,8 @@ export function showTables(s: Services, ctx: RunContext, st: Of<'show_tables'>):
 
 export function describeTable(s: Services, ctx: RunContext, st: Of<'describe_table'>): StatementResult {
   const table = resolveTable(s, ctx, st.table);
+  // A table's columns, defaults and history are for those who may read it (as system.columns is).
+  requireRead(ctx.principal, table, s.catalog.hasGrant(table.id, ctx.principal));
   if (st.history === true) {
     // Every schema version, oldest first: when, what changed, and the columns it had.
     const schema: SchemaField[] = [
