@@ -98,6 +98,12 @@ describe('topics', () => {
     assert.doesNotMatch(http.text, /DBA-ONLY/);
     const rows = await consume('CONSUME FROM tp.guarded FROM EARLIEST', dba);
     assert.ok(rows.some((r) => String(r.payload).includes('DBA-ONLY')), 'a dba reads the DBA-level source');
+    // Nor may it move a group's position.
+    assertError(await server.sql("ACK tp.guarded GROUP 'g' UPTO OFFSET 0", { auth: svc }), 403, 'PERMISSION_DENIED');
+    // A dropped source's messages stay in the topic: dba and system only.
+    await server.ok('DROP TABLE tp.dba_src');
+    assertError(await server.sql('CONSUME FROM tp.guarded FROM EARLIEST', { auth: svc }), 403, 'PERMISSION_DENIED', /dropped table tp\.dba_src/);
+    assert.ok((await consume('CONSUME FROM tp.guarded FROM EARLIEST', dba)).some((r) => String(r.payload).includes('DBA-ONLY')));
   });
 
   it('groups: per-group positions, SQL CONSUME commits, no overlap within a group, HTTP redelivery after the visibility timeout', async () => {

@@ -44,6 +44,11 @@ export function requireTopicSources(s: Services, principal: Principal, topic: To
   for (const route of topic.routes) {
     const table = s.catalog.tableById(route.tableId);
     if (table !== undefined) requireRead(principal, table, s.catalog.hasGrant(table.id, principal));
+    // A dropped source's messages stay in the topic and its access level went with it: they are
+    // for dba and system (the strictest level a table can have had).
+    else if (!isAdminRole(principal.role)) {
+      throw denied(`Permission denied: topic ${topic.name} holds messages of the dropped table ${route.table}, readable by role dba or system only`);
+    }
   }
 }
 
@@ -161,6 +166,7 @@ export async function ack(s: Services, ctx: RunContext, st: Of<'ack'>): Promise<
   requireConsumer(ctx.principal, 'acknowledge topic offsets');
   const name = topicName(ctx, st.topic);
   const topic = requireTopic(s, name);
+  requireTopicSources(s, ctx.principal, topic);
   if (st.partition >= topic.partitions) throw execError(`Topic '${name}' has no partition ${st.partition} (partitions: ${topic.partitions})`);
   await s.topics.ack(name, st.group, st.partition, st.uptoOffset, memberOf(ctx.principal));
   return rowsResult(ctx, [

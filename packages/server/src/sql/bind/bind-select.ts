@@ -17,7 +17,7 @@ import { DELETED_COLUMN, SYSTEM_NAMESPACE, type TableDef } from '../../catalog/t
 import { requireRead, requireSystemTableAccess, type Principal } from '../../auth/access.js';
 import { identifier } from '../names.js';
 import {
-  AGGREGATE_FUNCTIONS, AMPLIFYING_FUNCTIONS, AMPLIFYING_MACROS, CAST_TYPES, FUNCTION_RENAMES, LIKE_MACROS, STRFTIME_FORMAT_CHARS_MAX, TABLE_FUNCTIONS, VOLATILE_FUNCTIONS, isAllowedFunction, ENGINE_COPIES_CHARS_MAX, ENGINE_MACRO_COPIES,
+  AGGREGATE_FUNCTIONS, AMPLIFYING_FUNCTIONS, AMPLIFYING_MACROS, CAST_TYPES, FUNCTION_RENAMES, LIKE_MACROS, STRFTIME_FORMAT_CHARS_MAX, TABLE_FUNCTIONS, VOLATILE_FUNCTIONS, isAllowedFunction, COPY_FACTOR_MAX, ENGINE_COPIES_CHARS_MAX, ENGINE_MACRO_COPIES,
 } from './engine-names.js';
 import { isUpstreamJsonCall, jsonHasKey, upstreamJsonCall, upstreamJsonCopies } from './upstream-json.js';
 
@@ -118,6 +118,14 @@ class Binder {
   private perRowDepth = 0;
   /** Characters of argument copies the engine will make expanding this statement (copiedArg). */
   private copiedChars = 0;
+  /** Inside arguments that are copied: the product of their copies (copiedArg). */
+  private copyFactor = 1;
+  /**
+   * The current SELECT's output aliases so far (lower-cased) and what each costs to copy: the engine
+   * resolves an alias used later in the select list, WHERE, GROUP BY or HAVING by copying its
+   * expression (`SELECT 1 AS a0, a0 + a0 AS a1, ...` doubles per alias).
+   */
+  private selectAliases = new Map<string, number>();
 
   constructor(private readonly ctx: BindContext) {}
 
@@ -181,15 +189,21 @@ class Binder {
       const on = s.distinctClause.filter((n) => Object.keys(n).length > 0);
       distinct = on.length > 0 ? `DISTINCT ON (${on.map((n) => this.expr(n, scope)).join(', ')}) ` : 'DISTINCT ';
     }
-    const targets = (s.targetList ?? []).map((t) => this.target(expect(t, 'ResTarget'), scope));
-    if (targets.length === 0) throw invalidSql('SELECT needs at least one column');
-    const where = s.whereClause ? ` WHERE ${this.filter(s.whereClause, scope)}` : '';
-    const group = s.groupClause?.length ? ` GROUP BY ${s.groupDistinct ? 'DISTINCT ' : ''}${this.list(s.groupClause, scope)}` : '';
-    const having = s.havingClause ? ` HAVING ${this.filter(s.havingClause, scope)}` : '';
-    const windows = s.windowClause?.length
-      ? ` WINDOW ${s.windowClause.map((n) => { const w = expect(n, 'WindowDef'); return `${quoteIdent(requireName(w.name))} AS (${this.windowSpec(w, scope)})`; }).join(', ')}`
-      : '';
-    return `SELECT ${distinct}${targets.join(', ')}${from}${where}${group}${having}${windows}`;
+    const outerAliases = this.selectAliases;
+    this.selectAliases = new Map();
+    try {
+      const targets = (s.targetList ?? []).map((t) => this.target(expect(t, 'ResTarget'), scope));
+      if (targets.length === 0) throw invalidSql('SELECT needs at least one column');
+      const where = s.whereClause ? ` WHERE ${this.filter(s.whereClause, scope)}` : '';
+      const group = s.groupClause?.length ? ` GROUP BY ${s.groupDistinct ? 'DISTINCT ' : ''}${this.list(s.groupClause, scope)}` : '';
+      const having = s.havingClause ? ` HAVING ${this.filter(s.havingClause, scope)}` : '';
+      const windows = s.windowClause?.length
+        ? ` WINDOW ${s.windowClause.map((n) => { const w = expect(n, 'WindowDef'); return `${quoteIdent(requireName(w.name))} AS (${this.windowSpec(w, scope)})`; }).join(', ')}`
+        : '';
+      return `SELECT ${distinct}${targets.join(', ')}${from}${where}${group}${having}${windows}`;
+    } finally {
+      this.selectAliases = outerAliases;
+    }
   }
 
   private modifiers(s: SelectStmt, scope: Scope): string {
@@ -204,8 +218,10 @@ class Binder {
   private target(t: ResTarget, scope: Scope): string {
     if (t.indirection?.length) throw invalidSql('Indirection in a select-list target is not supported');
     const val = t.val!;
+    const before = this.copiedChars;
     const sql = this.expr(val, scope);
     const name = t.name ?? impliedName(val);
+    if (name !== undefined) this.selectAliases.set(name.toLowerCase(), (isLeaf(val) ? 0 : sql.length) + (this.copiedChars - before));
     return name === undefined ? sql : `${sql} AS ${quoteIdent(name)}`;
   }
 
@@ -372,6 +388,11 @@ class Binder {
     }
     if (fields.length === 0 || fields.length > 3) throw invalidSql('Invalid column reference');
     const last = fields[fields.length - 1]!;
+    if (fields.length === 1 && 'String' in last) {
+      // Possibly an earlier output alias, which the engine replaces with a copy of its expression.
+      const aliased = this.selectAliases.get(stringOf(last).toLowerCase());
+      if (aliased !== undefined && aliased > 0) this.addCopiedChars(`the alias ${stringOf(last)}`, aliased);
+    }
     if (this.inFilter && 'String' in last && last.String.sval === DELETED_COLUMN) this.includeDeleted = true;
     return fields.map((f) => ('A_Star' in f ? '*' : quoteIdent(stringOf(f)))).join('.');
   }
@@ -416,7 +437,8 @@ class Binder {
         const not = e.kind.includes('NOT') ? 'NOT ' : '';
         const sym = e.kind.endsWith('_SYM') ? 'SYMMETRIC ' : '';
         if (sym !== '') throw invalidSql('BETWEEN SYMMETRIC is not supported');
-        return `(${l()} ${not}BETWEEN (${this.expr(lo!, scope)}) AND (${this.expr(hi!, scope)}))`;
+        // The engine's parser turns `x BETWEEN a AND b` into two comparisons of x.
+        return `((${this.copiedArg('BETWEEN', e.lexpr!, 2, scope)}) ${not}BETWEEN (${this.expr(lo!, scope)}) AND (${this.expr(hi!, scope)}))`;
       }
       default: throw invalidSql(`Operator kind ${e.kind} is not supported`);
     }
@@ -479,23 +501,41 @@ class Binder {
   }
 
   /**
-   * An argument bound for a call that puts it `copies` times into the engine's SQL (a macro of the
-   * engine's that names the parameter twice, an upstream JSON function). The copies are counted
-   * with whatever copies the argument itself holds, so nested calls add up as the engine will
-   * expand them, and a statement whose copies pass ENGINE_COPIES_CHARS_MAX is refused here, before
-   * the engine spends unstoppable time and memory expanding it.
+   * An argument bound for a construct that puts it `copies` times into the engine's expression tree:
+   * a macro of the engine's that names the parameter more than once, an upstream JSON function as
+   * written here, a simple CASE's operand (once per WHEN), BETWEEN's operand. The engine makes those
+   * copies while parsing and binding, where no stop reaches, so nesting such constructs grows the
+   * work exponentially. Two bounds, both checked here before anything reaches the engine:
+   * - inside an argument that is already copied, the copies multiply: their product may not pass
+   *   COPY_FACTOR_MAX (a construct alone may copy a plain operand any number of times: a CASE with
+   *   a thousand WHENs over a column is linear);
+   * - the text the copies add (an argument's length with the copies inside it; a column, constant or
+   *   parameter costs nothing to copy) may not pass ENGINE_COPIES_CHARS_MAX per statement.
    */
   private copiedArg(name: string, arg: Node, copies: number, scope: Scope): string {
-    const before = this.copiedChars;
-    const sql = this.expr(arg, scope);
-    if (copies > 1) {
-      const expanded = sql.length + (this.copiedChars - before);
-      this.copiedChars += (copies - 1) * expanded;
-      if (this.copiedChars > ENGINE_COPIES_CHARS_MAX) {
-        throw invalidSql(`The statement grows past ${ENGINE_COPIES_CHARS_MAX} characters once ${name}() copies its arguments (it names one more than once): do not nest such calls deeply`);
-      }
+    if (copies <= 1) return this.expr(arg, scope);
+    const outerFactor = this.copyFactor;
+    if (outerFactor > 1 && outerFactor * copies > COPY_FACTOR_MAX) {
+      throw invalidSql(`${name} copies its argument, inside another call that copies it: the engine would make more than ${COPY_FACTOR_MAX} copies; do not nest such calls deeply`);
     }
+    const before = this.copiedChars;
+    this.copyFactor = outerFactor * copies;
+    let sql: string;
+    try {
+      sql = this.expr(arg, scope);
+    } finally {
+      this.copyFactor = outerFactor;
+    }
+    const weight = (isLeaf(arg) ? 0 : sql.length) + (this.copiedChars - before);
+    this.addCopiedChars(name, (copies - 1) * weight);
     return sql;
+  }
+
+  private addCopiedChars(name: string, chars: number): void {
+    this.copiedChars += chars;
+    if (this.copiedChars > ENGINE_COPIES_CHARS_MAX) {
+      throw invalidSql(`The statement grows past ${ENGINE_COPIES_CHARS_MAX} characters once ${name} copies its arguments (it names one more than once): do not nest such calls deeply`);
+    }
   }
 
   /**
@@ -566,7 +606,8 @@ class Binder {
   }
 
   private caseExpr(c: CaseExpr, scope: Scope): string {
-    const arg = c.arg ? ` ${this.expr(c.arg, scope)}` : '';
+    // A simple CASE's operand: the engine's parser copies it into each WHEN's comparison.
+    const arg = c.arg ? ` ${this.copiedArg('CASE', c.arg, (c.args ?? []).length, scope)}` : '';
     const whens = (c.args ?? []).map((n) => {
       const w = expect(n, 'CaseWhen');
       return ` WHEN ${this.expr(w.expr!, scope)} THEN ${this.expr(w.result!, scope)}`;
@@ -741,6 +782,12 @@ function isFoldable(node: Node): boolean {
  * A literal, or casts and operators over literals only: the engine folds it to one value. With
  * `calls`, also calls of row-independent, non-aggregate functions over such expressions.
  */
+/** A column, constant or parameter: copying it costs the engine next to nothing. */
+function isLeaf(node: Node): boolean {
+  if ('TypeCast' in node) return node.TypeCast.arg !== undefined && 'A_Const' in node.TypeCast.arg;
+  return 'A_Const' in node || 'ColumnRef' in node || 'ParamRef' in node;
+}
+
 function isConstantNode(node: Node, calls = false): boolean {
   const constant = (n: Node): boolean => isConstantNode(n, calls);
   if ('A_Const' in node) return true;
