@@ -292,6 +292,12 @@ describe('live queries', { timeout: 120_000 }, () => {
       assert.equal(ack.total_rows, expected.length);
       const batches = await c.loadAll('aliased');
       assert.deepEqual(batches.flatMap((b) => b.rows ?? []), expected);
+      // As in SQL, the alias hides the table's name: refused alike with and without initial data.
+      for (const [id, options] of [['by-name-snap', { batch_size: 10 }], ['by-name-live', undefined]] as const) {
+        const refused = await c.subscribe(id, "SELECT * FROM sub.tasks t WHERE tasks.status = 'open'", options);
+        assert.equal(refused.type, 'error', JSON.stringify(refused));
+        assert.equal(refused.code, 'INVALID_SQL');
+      }
     });
 
     it('options {} means initial data with the default batch size of 1000', async () => {

@@ -285,6 +285,7 @@ function checkConfig(config: Config): void {
       + 'DuckDB may legitimately fill its limit (the hot mirror lives there) and the guard would then interrupt every query');
   }
   if (config.resultBytesMax >= config.memoryRssBytesMax) throw new Error('result_bytes_max must be below memory_rss_bytes_max');
+  if (config.liveSlowConsumerGraceMs > 3_600_000) throw new Error('live_slow_consumer_grace_ms must not exceed 3600000 (an hour)');
   if (config.liveBufferedBytesBurstMax < config.liveBufferedBytesMax) {
     throw new Error('live_buffered_bytes_burst_max must not be below live_buffered_bytes_max: the burst is what a connection may hold past the cap for a moment');
   }

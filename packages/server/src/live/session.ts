@@ -598,10 +598,9 @@ export class LiveSession implements LiveSink {
     traffic.messages++;
     traffic.bytes += frame.byteLength;
     const socket = this.socket();
-    if (socket === undefined || this.ws.readyState !== OPEN) {
-      this.ws.send(frame.payload, { binary: false });
-      return true;
-    }
+    // Closing (the client sent its Close frame): nothing more reaches it, and what ws would take now
+    // it counts as unsent for good (it would hold the slow-consumer burst until the socket is gone).
+    if (socket === undefined || this.ws.readyState !== OPEN) return false;
     const fanOut = currentFanOut();
     if (fanOut !== -1) {
       // A fan-out (a commit group, a STREAM statement) reaching several of this connection's

@@ -97,8 +97,10 @@ export function recompileSubscription(q: SubscriptionQuery, table: TableDef): Su
 function compileSubscription(sql: string, parsed: ParsedSubscription, table: TableDef, userId: string): SubscriptionQuery {
   const columns = liveColumns(table);
   const { name, namespace } = table;
-  const { projection, star } = projectionOf(parsed.targets, columns, new Set([parsed.alias, name]));
-  const predicate = compilePredicate(parsed.where, { columns, qualifiers: new Set([parsed.alias, name, `${namespace}.${name}`]), userId });
+  // As in SQL: a table given an alias is known by the alias only (the initial data's query says so too).
+  const qualifiers = parsed.alias !== name ? [parsed.alias] : [name, `${namespace}.${name}`];
+  const { projection, star } = projectionOf(parsed.targets, columns, new Set(qualifiers));
+  const predicate = compilePredicate(parsed.where, { columns, qualifiers: new Set(qualifiers), userId });
   const namedColumns = new Set<string>();
   for (const t of parsed.targets) collectColumnNames(t, namedColumns);
   collectColumnNames(parsed.where, namedColumns);
