@@ -48,7 +48,11 @@ export class SendBacklog {
    */
   admit(bytes: number, idleTakesAny = false): boolean {
     const queued = this.queued();
-    if (idleTakesAny && queued === 0) return true;
+    if (idleTakesAny && queued === 0) {
+      // Nothing unsent: whatever stall there was is over (its 'drain' may not have been emitted yet).
+      if (this.behindSince !== 0) this.caughtUp();
+      return true;
+    }
     const after = queued + bytes;
     const cap = this.limits.liveBufferedBytesMax;
     if (after <= cap) {

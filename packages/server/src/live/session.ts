@@ -633,6 +633,7 @@ export class LiveSession implements LiveSink {
       if (this.closedSlow) this.d.traffic.droppedMessages++;
       return false;
     }
+    if (this.ws.readyState !== OPEN) return false;
     if (!this.backlog.admit(frame.length, true)) {
       this.slowConsumer(true);
       return false;
