@@ -8,6 +8,7 @@ import { EventEmitter } from 'node:events';
 import { SendBacklog, type BacklogLimits, type BurstAccount } from '../src/live/send-backlog.js';
 import { sleep } from './ws-client.js';
 
+const newAccount = (): BurstAccount => ({ burstBytes: 0, stalls: 0, holders: new Set() });
 const LIMITS: BacklogLimits = { liveBufferedBytesMax: 1000, liveBufferedBytesBurstMax: 4000, liveBurstBytesTotalMax: 5000, liveSlowConsumerGraceMs: 40 };
 
 class FakeConnection {
@@ -15,7 +16,8 @@ class FakeConnection {
   slowCalls = 0;
   readonly socket = new EventEmitter();
   constructor(readonly account: BurstAccount, limits = LIMITS) {
-    this.backlog = new SendBacklog(limits, account, () => this.queued, () => this.socket as never, () => { this.slowCalls++; });
+    // As the session does: a slow consumer is closed, which disposes its backlog.
+    this.backlog = new SendBacklog(limits, account, () => this.queued, () => this.socket as never, () => { this.slowCalls++; this.backlog.dispose(); });
   }
   readonly backlog: SendBacklog;
   /** Offers `bytes`; when admitted they are queued, as a socket write would. */
@@ -32,7 +34,7 @@ class FakeConnection {
 
 describe('send backlog (slow-consumer rule)', () => {
   it('admits up to the cap with nothing counted; past it the bytes past the cap are counted until the socket drains', () => {
-    const account = { burstBytes: 0, stalls: 0 };
+    const account = newAccount();
     const c = new FakeConnection(account);
     assert.ok(c.send(600));
     assert.ok(c.send(400));
@@ -49,7 +51,7 @@ describe('send backlog (slow-consumer rule)', () => {
   });
 
   it('refuses a frame that would take the connection past its burst limit', () => {
-    const account = { burstBytes: 0, stalls: 0 };
+    const account = newAccount();
     const c = new FakeConnection(account);
     assert.ok(c.send(3900));
     assert.equal(c.send(101), false);
@@ -59,7 +61,7 @@ describe('send backlog (slow-consumer rule)', () => {
   });
 
   it('refuses a frame that would take all connections together past the shared limit', () => {
-    const account = { burstBytes: 0, stalls: 0 };
+    const account = newAccount();
     const a = new FakeConnection(account);
     const b = new FakeConnection(account);
     assert.ok(a.send(3500)); // 2500 past the cap
@@ -75,8 +77,35 @@ describe('send backlog (slow-consumer rule)', () => {
     assert.equal(account.burstBytes, 0);
   });
 
+  it('a full shared limit closes the connection holding the most of it, not a smaller one that asks for room', () => {
+    const account = newAccount();
+    const hog = new FakeConnection(account);
+    const brief = new FakeConnection(account);
+    assert.ok(hog.send(4000)); // 3000 past the cap
+    assert.ok(brief.send(2500)); // 1500 past: 4500 together
+    assert.ok(brief.send(700), 'room made by closing the hog');
+    assert.equal(hog.slowCalls, 1);
+    assert.equal(brief.slowCalls, 0);
+    assert.equal(account.burstBytes, 2200);
+    assert.deepEqual([...account.holders], [brief.backlog]);
+    brief.backlog.dispose();
+    assert.equal(account.burstBytes, 0);
+  });
+
+  it('the connection asking is refused when it would hold the most of the shared limit', () => {
+    const account = newAccount();
+    const a = new FakeConnection(account);
+    const b = new FakeConnection(account);
+    assert.ok(a.send(2500)); // 1500 past
+    assert.ok(b.send(4000)); // 3000 past: 4500 together
+    assert.equal(b.send(600), false, 'b would hold 3600, more than a');
+    assert.equal(a.slowCalls, 0);
+    a.backlog.dispose();
+    b.backlog.dispose();
+  });
+
   it('calls the connection too slow when the grace ends with it still behind, with no further frame offered', async () => {
-    const c = new FakeConnection({ burstBytes: 0, stalls: 0 });
+    const c = new FakeConnection(newAccount());
     assert.ok(c.send(1500));
     await sleep(LIMITS.liveSlowConsumerGraceMs + 60);
     assert.equal(c.slowCalls, 1);
@@ -84,7 +113,7 @@ describe('send backlog (slow-consumer rule)', () => {
   });
 
   it('a connection back under its cap before the grace ends is not too slow, and its next stall gets a whole grace', async () => {
-    const account = { burstBytes: 0, stalls: 0 };
+    const account = newAccount();
     const c = new FakeConnection(account);
     assert.ok(c.send(1500));
     c.queued = 800; // partly read: under the cap, the socket not yet drained
@@ -101,7 +130,7 @@ describe('send backlog (slow-consumer rule)', () => {
   });
 
   it('a grace that ends with the connection under its cap (read, but not drained) is not a slow consumer', async () => {
-    const c = new FakeConnection({ burstBytes: 0, stalls: 0 });
+    const c = new FakeConnection(newAccount());
     assert.ok(c.send(1500));
     c.queued = 200;
     await sleep(LIMITS.liveSlowConsumerGraceMs + 60);
@@ -110,7 +139,7 @@ describe('send backlog (slow-consumer rule)', () => {
   });
 
   it('a frame offered to an idle connection goes whatever its size when asked (a topic batch); otherwise limits hold', () => {
-    const account = { burstBytes: 0, stalls: 0 };
+    const account = newAccount();
     const c = new FakeConnection(account);
     assert.ok(c.send(10_000, true));
     assert.equal(c.send(1, true), false, 'not idle any more: past the burst limit');
@@ -120,7 +149,7 @@ describe('send backlog (slow-consumer rule)', () => {
   });
 
   it('a zero grace ends the stall on the next turn of the loop', async () => {
-    const c = new FakeConnection({ burstBytes: 0, stalls: 0 }, { ...LIMITS, liveSlowConsumerGraceMs: 0 });
+    const c = new FakeConnection(newAccount(), { ...LIMITS, liveSlowConsumerGraceMs: 0 });
     assert.ok(c.send(1500));
     assert.equal(c.slowCalls, 0);
     await sleep(20);

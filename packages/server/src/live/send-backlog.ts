@@ -3,8 +3,9 @@
  * bytes for as long as it likes. Past that it is behind, and it may stay behind for
  * `live_slow_consumer_grace_ms` with up to `live_buffered_bytes_burst_max` unsent, while all
  * connections together hold at most `live_burst_bytes_total_max` past their caps. A connection
- * that is still past its cap when the grace ends, or that would go past its burst or the shared
- * total, is too slow: its owner closes it with SLOW_CONSUMER.
+ * that is still past its cap when the grace ends, or that would go past its burst, is too slow: its
+ * owner closes it with SLOW_CONSUMER. When the shared total is full, the connection holding the most
+ * of it is closed to make room (or the one asking, if it would hold the most).
  *
  * Why a grace at all: a reader that stalls for a moment (a GC, a busy client thread, a fresh
  * process's first second) is not a slow consumer. A fixed 8 MiB cap cut such readers off at a
@@ -18,6 +19,8 @@ export interface BurstAccount {
   burstBytes: number;
   /** Stalls begun (a connection going past its cap), for /metrics. */
   stalls: number;
+  /** The connections behind now (what `burstBytes` is the sum of). */
+  readonly holders: Set<SendBacklog>;
 }
 
 export type BacklogLimits = Pick<Config, 'liveBufferedBytesMax' | 'liveBufferedBytesBurstMax' | 'liveBurstBytesTotalMax' | 'liveSlowConsumerGraceMs'>;
@@ -61,7 +64,13 @@ export class SendBacklog {
     }
     if (after > this.limits.liveBufferedBytesBurstMax) return false;
     const excess = after - cap;
-    if (this.account.burstBytes - this.counted + excess > this.limits.liveBurstBytesTotalMax) return false;
+    while (this.account.burstBytes - this.counted + excess > this.limits.liveBurstBytesTotalMax) {
+      // The shared limit is full: the connection holding the most of it goes, unless that would be
+      // this one (many paused readers must not take the grace away from one that stalls briefly).
+      const largest = this.largestOtherHolder();
+      if (largest === undefined || largest.counted <= excess) return false;
+      largest.evict();
+    }
     this.account.burstBytes += excess - this.counted;
     this.counted = excess;
     if (this.behindSince === 0) this.fellBehind();
@@ -73,8 +82,23 @@ export class SendBacklog {
     this.caughtUp();
   }
 
+  private largestOtherHolder(): SendBacklog | undefined {
+    let largest: SendBacklog | undefined;
+    for (const holder of this.account.holders) {
+      if (holder !== this && (largest === undefined || holder.counted > largest.counted)) largest = holder;
+    }
+    return largest;
+  }
+
+  /** Closed to make room in the shared account (its owner closes the connection, which disposes this). */
+  private evict(): void {
+    this.tooSlow();
+    this.caughtUp();
+  }
+
   private fellBehind(): void {
     this.behindSince = Date.now();
+    this.account.holders.add(this);
     this.account.stalls++;
     this.socket()?.once('drain', this.onDrain);
     this.graceTimer = setTimeout(() => {
@@ -88,6 +112,7 @@ export class SendBacklog {
   private caughtUp(): void {
     if (this.behindSince === 0) return;
     this.behindSince = 0;
+    this.account.holders.delete(this);
     this.account.burstBytes -= this.counted;
     this.counted = 0;
     if (this.graceTimer !== null) clearTimeout(this.graceTimer);

@@ -1,3 +1,5 @@
+import type { SendBacklog } from './send-backlog.js';
+
 /**
  * What the live layer has sent: messages and bytes written to WebSocket clients, and connections
  * closed as slow consumers with the messages refused for them. Plain numbers bumped where the writes
@@ -17,8 +19,10 @@ export interface LiveTraffic {
   burstBytes: number;
   /** Times a connection went past live_buffered_bytes_max (each such stall, whether it caught up or was closed). */
   stalls: number;
+  /** The connections behind now (send-backlog.ts). */
+  readonly holders: Set<SendBacklog>;
 }
 
 export function newLiveTraffic(): LiveTraffic {
-  return { messages: 0, bytes: 0, slowConsumers: 0, droppedMessages: 0, burstBytes: 0, stalls: 0 };
+  return { messages: 0, bytes: 0, slowConsumers: 0, droppedMessages: 0, burstBytes: 0, stalls: 0, holders: new Set() };
 }
