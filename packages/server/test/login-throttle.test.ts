@@ -1,6 +1,6 @@
 /**
- * Failed-login throttling: over HTTP for one user name (429 after 5 failures in a minute, even with
- * the right password, other users unaffected), and the per-address rule as a unit (the integration
+ * Failed-login throttling: over HTTP for one user name from one address (429 after 5 failures in a
+ * minute, even with the right password, other users unaffected), and the per-address rule as a unit (the integration
  * tests all come from loopback, which is exempt from it). Timing uniformity is not measured here.
  */
 import { after, before, describe, it } from 'node:test';
@@ -51,5 +51,26 @@ describe('login throttling', () => {
     throttle.check('fresh', '127.0.0.1');
     now += 61_000;
     throttle.check('someone-else', '203.0.113.7');
+  });
+
+  it('a user name is locked for the address that failed, not for everyone (no lockout of others\' accounts); 100 failures from anywhere lock it', () => {
+    let now = 1_000_000;
+    const throttle = new LoginThrottle(() => now);
+    const refused = (user: string, address: string): boolean => {
+      try {
+        throttle.check(user, address);
+        return false;
+      } catch (e) {
+        return e instanceof ServerError && e.code === 'RATE_LIMIT_EXCEEDED';
+      }
+    };
+    for (let i = 0; i < 5; i++) throttle.failed('root', '127.0.0.1');
+    assert.ok(refused('root', '127.0.0.1'), 'the address that failed is locked out of root');
+    assert.ok(!refused('root', '198.51.100.1'), 'root can still log in from elsewhere');
+    // A distributed brute force: 4 failures from each of 25 addresses (each under its own limits).
+    for (let a = 0; a < 25; a++) for (let i = 0; i < 4; i++) throttle.failed('root', `203.0.113.${a}`);
+    assert.ok(refused('root', '198.51.100.1'), '100 failures from anywhere lock the name');
+    now += 61_000;
+    assert.ok(!refused('root', '198.51.100.1'));
   });
 });

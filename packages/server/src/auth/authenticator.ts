@@ -74,7 +74,7 @@ export class Authenticator {
       this.onFailedLogin?.(userId, address);
       throw new ServerError('INVALID_CREDENTIALS', 'Invalid credentials');
     }
-    this.throttle.succeeded(userId);
+    this.throttle.succeeded(userId, address);
     return user;
   }
 }

@@ -1,13 +1,18 @@
 /**
- * Failed-login throttling: after 5 failures within a minute for the same user name or from the same
- * client address, further attempts are refused with RATE_LIMIT_EXCEEDED (429) until the window
- * passes, whether or not the password would have been right. Loopback clients are exempt from the
- * per-address rule (local tools; behind a reverse proxy, throttle there), never from the per-user
- * one. Bounded: at most 100,000 tracked keys.
+ * Failed-login throttling, refused with RATE_LIMIT_EXCEEDED (429) until the window passes, whether
+ * or not the password would have been right:
+ * - 5 failures within a minute for one user name from one client address (brute force);
+ * - 5 failures within a minute from one client address across names (spraying); loopback clients
+ *   are exempt from this rule (local tools; behind a reverse proxy, throttle there);
+ * - 100 failures within a minute for one user name from any addresses (a distributed brute force).
+ * A name alone is not locked after 5: anyone could then lock any account, root included, with five
+ * wrong passwords a minute (an attack review). Bounded: at most 100,000 tracked keys.
  */
 import { ServerError } from '../util/errors.js';
 
 export const LOGIN_FAILURES_MAX = 5;
+/** Failures for one user name from all addresses together. */
+export const LOGIN_FAILURES_PER_USER_MAX = 100;
 export const LOGIN_WINDOW_MS = 60_000;
 const KEYS_MAX = 100_000;
 
@@ -19,22 +24,23 @@ export class LoginThrottle {
   /** Throws RATE_LIMIT_EXCEEDED when the user or the address failed too often recently. */
   check(userId: string, address: string): void {
     const byAddress = isLoopback(address) ? 0 : this.recent(`a:${address}`);
-    if (this.recent(`u:${userId}`) >= LOGIN_FAILURES_MAX || byAddress >= LOGIN_FAILURES_MAX) {
+    if (this.recent(`p:${userId}\u0000${address}`) >= LOGIN_FAILURES_MAX || byAddress >= LOGIN_FAILURES_MAX
+      || this.recent(`u:${userId}`) >= LOGIN_FAILURES_PER_USER_MAX) {
       throw new ServerError('RATE_LIMIT_EXCEEDED', `Too many failed logins: try again in ${LOGIN_WINDOW_MS / 1000} seconds`);
     }
   }
 
   failed(userId: string, address: string): void {
     if (this.failures.size >= KEYS_MAX) this.failures.clear();
-    for (const key of [`u:${userId}`, `a:${address}`]) {
+    for (const key of [`p:${userId}\u0000${address}`, `u:${userId}`, `a:${address}`]) {
       const list = this.failures.get(key) ?? [];
       list.push(this.now());
       this.failures.set(key, list);
     }
   }
 
-  succeeded(userId: string): void {
-    this.failures.delete(`u:${userId}`);
+  succeeded(userId: string, address: string): void {
+    this.failures.delete(`p:${userId}\u0000${address}`);
   }
 
   private recent(key: string): number {

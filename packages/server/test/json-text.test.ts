@@ -1,0 +1,45 @@
+/**
+ * util/json.ts: exact 64-bit integers in and out, and text a client controls that must not cost
+ * more than its length (an attack review froze the server for 22 s with one 200 KB WebSocket frame
+ * of unterminated strings, before authentication).
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseJson, stringifyJson } from '../src/util/json.js';
+
+describe('JSON with exact 64-bit integers', () => {
+  it('reads integers past 2^53 as bigints, everything else as JSON.parse does', () => {
+    assert.deepEqual(parseJson('{"from": 7412345678901234567, "n": 12, "f": 1.5, "s": "7412345678901234567"}'),
+      { from: 7412345678901234567n, n: 12, f: 1.5, s: '7412345678901234567' });
+    assert.deepEqual(parseJson('[-9223372036854775808, 9007199254740991, 1e300, 12345678901234567.5]'),
+      [-9223372036854775808n, 9007199254740991, 1e300, 12345678901234567.5]);
+    assert.equal(stringifyJson({ a: 7412345678901234567n }), '{"a":7412345678901234567}');
+  });
+
+  it('refuses invalid text in time linear in its length, whatever it holds', () => {
+    for (const text of [
+      // The review's frame: 16 digits, then escaped quotes, each opening a string that never ends.
+      '1234567890123456' + '\\"'.repeat(100_000),
+      '"'.repeat(400_000),
+      `{"a": "${'1234567890123456'.repeat(25_000)}`,
+      '1'.repeat(400_000) + 'x',
+      `[${'"\\\\'.repeat(100_000)}`,
+      `{"a":1, ${'"b":"7412345678901234567' .repeat(20_000)}`,
+    ]) {
+      const started = performance.now();
+      assert.throws(() => parseJson(text), SyntaxError);
+      const ms = performance.now() - started;
+      assert.ok(ms < 500, `${text.length} characters took ${ms.toFixed(0)} ms to refuse`);
+    }
+  });
+
+  it('valid text with long digit runs is read in linear time too', () => {
+    const text = `{"n": ${'9'.repeat(300_000)}, "s": "${'8'.repeat(300_000)}"}`;
+    const started = performance.now();
+    const value = parseJson(text) as { n: bigint; s: string };
+    const ms = performance.now() - started;
+    assert.equal(value.s.length, 300_000);
+    assert.equal(typeof value.n, 'bigint');
+    assert.ok(ms < 1_000, `took ${ms.toFixed(0)} ms`);
+  });
+});
