@@ -130,6 +130,9 @@ export interface Config {
   readonly liveBufferedBytesBurstMax: number;
   readonly liveBurstBytesTotalMax: number;
   readonly liveMessagesPerSecondMax: number;
+  /** WebSocket connections open at once, and of them not yet authenticated. */
+  readonly liveConnectionsMax: number;
+  readonly liveUnauthenticatedConnectionsMax: number;
   readonly liveBatchSizeMax: number;
   readonly liveAuthTimeoutMs: number;
   readonly livePingIntervalMs: number;
@@ -198,6 +201,8 @@ export const defaults: Config = Object.freeze({
   liveBufferedBytesBurstMax: 32 * 1024 * 1024,
   liveBurstBytesTotalMax: 512 * 1024 * 1024,
   liveMessagesPerSecondMax: 500,
+  liveConnectionsMax: 10_000,
+  liveUnauthenticatedConnectionsMax: 256,
   liveBatchSizeMax: 10_000,
   liveAuthTimeoutMs: 3000,
   livePingIntervalMs: 30_000,
@@ -298,6 +303,7 @@ function checkConfig(config: Config): void {
 const POSITIVE_SETTINGS: ReadonlySet<keyof Config> = new Set<keyof Config>([
   'bodyBytesMax', 'httpHeadersTimeoutMs', 'httpBodyTimeoutMs', 'httpRequestTimeoutMs', 'httpKeepAliveTimeoutMs', 'sqlBytesMax', 'statementsPerRequestMax', 'sqlNestingDepthMax', 'sqlTokensMax', 'parseTreeDepthMax', 'subqueryDepthMax', 'resultRowsMax',
   'resultBytesMax', 'writeRowsMax', 'queryTimeoutMs', 'exportsPerUserMax', 'exportBytesMax', 'exportRetentionHours', 'queryConnections', 'duckdbThreads', 'memoryRssBytesMax', 'memorySampleIntervalMs',
+  'liveConnectionsMax', 'liveUnauthenticatedConnectionsMax',
 ]);
 
 /**

@@ -40,6 +40,13 @@ import { SendBacklog } from './send-backlog.js';
 
 /** ws's WebSocket.OPEN (the class is only imported as a type here). */
 const OPEN = 1;
+/** Before authentication: the largest message ws buffers (setReadLimit). */
+const UNAUTHENTICATED_FRAME_BYTES_MAX = 64 * 1024;
+/**
+ * After it: messages up to live_message_bytes_max are read, larger ones up to this many times it get
+ * MESSAGE_TOO_LARGE and the connection lives on, and past that ws closes it (1009) rather than buffer more.
+ */
+export const FRAME_BYTES_FACTOR_MAX = 4;
 const WIRE_PROTOCOL = { serialization: 'json', compression: 'none' } as const;
 
 export type LiveErrorCode = 'AUTH_REQUIRED' | 'INVALID_SUBSCRIPTION_ID' | 'INVALID_SQL' | 'NOT_FOUND' | 'UNAUTHORIZED'
@@ -61,6 +68,7 @@ export const LIVE_CLOSE = Object.freeze({
   shuttingDown: { code: 1001, reason: 'server shutting down' },
   slowConsumer: { code: 1008, reason: 'slow consumer' },
   tooManyBeforeAuth: { code: 1008, reason: 'too many messages before authentication completed' },
+  tooManyMessages: { code: 1008, reason: 'too many messages' },
   authFailed: { code: 4001, reason: 'authentication failed' },
   passwordChanged: { code: 4002, reason: 'password changed' },
   userDropped: { code: 4003, reason: 'user dropped' },
@@ -131,6 +139,8 @@ export class LiveSession implements LiveSink {
   /** The fan-out (currentFanOut) this connection's socket is held in, if any. */
   private heldInFanOut = -1;
   private tokens: number;
+  /** Messages refused over the rate since the last one taken (refuseOverRate). */
+  private refusedInRun = 0;
   private lastRefill = Date.now();
   private authTimer: NodeJS.Timeout | null = null;
   /** Frames that arrived while an authentication was being verified; null when none is. */
@@ -161,6 +171,18 @@ export class LiveSession implements LiveSink {
       whenDrained: (then) => this.whenDrained(then),
     }, d.log, connectionId);
     this.backlog = new SendBacklog(d.services.config, d.traffic, () => this.ws.bufferedAmount, () => this.socket(), () => this.slowConsumer(false));
+    this.setReadLimit(UNAUTHENTICATED_FRAME_BYTES_MAX);
+  }
+
+  /**
+   * The largest client message ws will buffer on this connection before closing it (1009). Before
+   * authentication only the authenticate message (and a few early subscribes) can arrive, so an
+   * anonymous connection holds at most 64 KiB instead of the authenticated limit (an attack review
+   * grew the server by 16 MiB per anonymous connection). ws keeps the limit on its receiver.
+   */
+  private setReadLimit(bytes: number): void {
+    const receiver = (this.ws as unknown as { _receiver?: { _maxPayload?: number } })._receiver;
+    if (receiver !== undefined && typeof receiver._maxPayload === 'number') receiver._maxPayload = bytes;
   }
 
   // Authentication --------------------------------------------------------------------------
@@ -213,6 +235,7 @@ export class LiveSession implements LiveSink {
     }
     if (this.authTimer) clearTimeout(this.authTimer);
     this.principal = principalOf(current);
+    this.setReadLimit(this.d.services.config.liveMessageBytesMax * FRAME_BYTES_FACTOR_MAX);
     this.sendAuthSuccess();
   }
 
@@ -296,6 +319,7 @@ export class LiveSession implements LiveSink {
 
   private handle(frame: Frame): void {
     if (this.closed) return;
+    if (!this.takeToken()) return this.refuseOverRate();
     if ('tooLargeBytes' in frame) {
       return this.error('protocol', 'MESSAGE_TOO_LARGE', `Message of ${frame.tooLargeBytes} bytes is over the limit of ${this.d.services.config.liveMessageBytesMax}`);
     }
@@ -303,7 +327,6 @@ export class LiveSession implements LiveSink {
   }
 
   private async onMessage(data: Buffer, isBinary: boolean): Promise<void> {
-    if (!this.takeToken()) return this.error('rate_limit', 'PROTOCOL', 'Too many messages: slow down');
     let msg: Record<string, unknown>;
     try {
       // parseJson: upstream's clients send `_seq` values (options.from, last_seq_id) as JSON numbers past 2^53.
@@ -714,6 +737,16 @@ export class LiveSession implements LiveSink {
     this.sendJson({ type: 'error', subscription_id: subscriptionId, code, message });
   }
 
+  /**
+   * A message over the rate: the first one of a run gets an error, the rest none (answering each one
+   * was work the flood chose); a client that sends twice the rate's worth past it is closed.
+   */
+  private refuseOverRate(): void {
+    this.refusedInRun++;
+    if (this.refusedInRun === 1) this.error('rate_limit', 'PROTOCOL', 'Too many messages: slow down');
+    else if (this.refusedInRun > this.d.services.config.liveMessagesPerSecondMax * 2) this.close(LIVE_CLOSE.tooManyMessages);
+  }
+
   private takeToken(): boolean {
     const now = Date.now();
     const rate = this.d.services.config.liveMessagesPerSecondMax;
@@ -721,6 +754,7 @@ export class LiveSession implements LiveSink {
     this.lastRefill = now;
     if (this.tokens < 1) return false;
     this.tokens--;
+    this.refusedInRun = 0;
     return true;
   }
 
@@ -728,6 +762,11 @@ export class LiveSession implements LiveSink {
     if (this.closed) return;
     this.cleanup();
     this.ws.close(how.code, how.reason);
+    // ws waits 30 s for the peer's close frame, reading (and holding) whatever it sends meanwhile; a
+    // peer that does not answer is cut off sooner. A refused authentication gets 1 s, others 5 s to
+    // read what was sent before the close (SLOW_CONSUMER notices).
+    const grace = how === LIVE_CLOSE.authFailed ? 1_000 : 5_000;
+    setTimeout(() => { if (this.ws.readyState !== 3 /* CLOSED */) this.ws.terminate(); }, grace).unref();
   }
 
   /**

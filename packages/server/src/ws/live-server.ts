@@ -11,7 +11,7 @@ import type { Logger } from '../util/log.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import type { Services, LiveControl, LiveRow, SessionRow } from '../exec/context.js';
 import { LiveRegistry } from '../live/registry.js';
-import { LIVE_CLOSE, LiveSession, type TableSchemaChange } from '../live/session.js';
+import { FRAME_BYTES_FACTOR_MAX, LIVE_CLOSE, LiveSession, type TableSchemaChange } from '../live/session.js';
 import { recompileSubscription, type SubscriptionQuery } from '../live/subscription-query.js';
 import { reauthScope } from '../live/reauthorize.js';
 import { newLiveTraffic, type LiveTraffic } from '../live/traffic.js';
@@ -40,11 +40,12 @@ export class LiveServer implements LiveControl {
   }
 
   constructor(private readonly services: Services, private readonly auth: Authenticator, private readonly log: Logger, private readonly nodeId: string) {
-    // Frames over the protocol limit get MESSAGE_TOO_LARGE and the connection lives on; only frames
-    // past 16x the limit are refused by ws itself (close 1009) so a client cannot make us buffer more.
+    // Frames over the protocol limit get MESSAGE_TOO_LARGE and the connection lives on; frames past
+    // FRAME_BYTES_FACTOR_MAX times it (64 KiB before authentication: the session lowers it) are refused
+    // by ws itself (close 1009), so a client cannot make us buffer more.
     this.registry = new LiveRegistry(services.catalog);
     this.resumeTail = new HotVersionTail(services.hot);
-    this.wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: services.config.liveMessageBytesMax * 16 });
+    this.wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: services.config.liveMessageBytesMax * FRAME_BYTES_FACTOR_MAX });
     this.pingTimer = setInterval(() => this.pingAll(), services.config.livePingIntervalMs);
     this.pingTimer.unref();
     this.stopReauthorizing = services.catalog.changes.subscribe((change) => this.reauthorize(change));
@@ -57,8 +58,32 @@ export class LiveServer implements LiveControl {
         socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
         return;
       }
+      const refusal = this.overConnectionLimits(req.headers.authorization !== undefined);
+      if (refusal !== null) {
+        this.log.warn('live connection refused', { reason: refusal, address: req.socket.remoteAddress });
+        const body = JSON.stringify({ status: 'error', error: { code: 'TOO_MANY_CONNECTIONS', message: refusal } });
+        socket.end(`HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: application/json\r\nRetry-After: 1\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+        return;
+      }
       this.wss.handleUpgrade(req, socket, head, (ws) => this.open(ws, req));
     });
+  }
+
+  /**
+   * Every connection holds a socket, buffers and a session: their number is bounded, and the share of
+   * connections not yet authenticated (which anyone can open) more tightly. An upgrade that carries
+   * credentials is not held to the second limit: they are checked at once (and failures throttled).
+   */
+  private overConnectionLimits(withCredentials: boolean): string | null {
+    const { liveConnectionsMax, liveUnauthenticatedConnectionsMax } = this.services.config;
+    if (this.sessions.size >= liveConnectionsMax) return `The server holds its maximum of ${liveConnectionsMax} live connections (live_connections_max)`;
+    if (withCredentials) return null;
+    let anonymous = 0;
+    for (const session of this.sessions) if (session.principal === null) anonymous++;
+    if (anonymous >= liveUnauthenticatedConnectionsMax) {
+      return `The server holds its maximum of ${liveUnauthenticatedConnectionsMax} connections not yet authenticated (live_unauthenticated_connections_max)`;
+    }
+    return null;
   }
 
   /** Listens before anything is awaited: frames sent right after `open` reach the session, which holds them until authenticated. */
