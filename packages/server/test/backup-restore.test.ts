@@ -240,6 +240,11 @@ describe('backup and restore', () => {
       ["BACKUP DATABASE TO '/etc/kalamdb'", /sensitive directory: \/etc\//],
       ["BACKUP DATABASE TO '/home/x/var/log/y'", /sensitive directory: \/var\/log\//],
       ["BACKUP DATABASE TO '/proc/self'", /sensitive directory: \/proc\//],
+      // Spellings of the same directories (an attack review wrote backups under /usr/local this way).
+      ["BACKUP DATABASE TO '//usr/local/b'", /sensitive directory: \/usr\//],
+      ["BACKUP DATABASE TO '/./usr/local/b'", /sensitive directory: \/usr\//],
+      ["BACKUP DATABASE TO '/var//log/b'", /sensitive directory: \/var\/log\//],
+      ["SHOW BACKUP '//proc/self'", /sensitive directory: \/proc\//],
       ["BACKUP DATABASE TO 'relative/dir'", /must be absolute/],
       ["RESTORE DATABASE FROM '/root/b'", /sensitive directory: \/root\//],
       ['BACKUP DATABASE', /Expected TO clause/],

@@ -3,6 +3,7 @@
  * the path rules (upstream's: quoted, not empty, no `..`, no NUL byte, not a sensitive system
  * directory; and ours: absolute, so the path does not depend on the server's working directory).
  */
+import { posix } from 'node:path';
 import { invalidSql } from '../util/errors.js';
 import type { StatementText, Token } from './lexer.js';
 import type { Statement } from './statement.js';
@@ -38,15 +39,19 @@ function pathAt(tokens: readonly Token[], i: number): string {
   if (t === undefined || (t.kind !== 'string' && t.kind !== 'qident')) throw invalidSql('Backup path must be quoted');
   const extra = tokens[i + 1];
   if (extra !== undefined && !(extra.kind === 'punct' && extra.value === ';')) throw invalidSql(`Unexpected '${extra.value}' at position ${extra.start + 1}`);
-  validateBackupPath(t.value);
-  return t.value;
+  return validateBackupPath(t.value);
 }
 
-/** Upstream's checks (and messages), then ours: the path must be absolute. */
-export function validateBackupPath(path: string): void {
-  if (path === '') throw invalidSql('Backup path cannot be empty');
-  if (path.includes('..')) throw invalidSql("Backup path cannot contain '..' (path traversal not allowed)");
-  if (path.includes('\0')) throw invalidSql('Backup path cannot contain null bytes');
+/**
+ * Upstream's checks (and messages), then ours: the path must be absolute. Returns the path as it is
+ * checked and used: `//usr/x`, `/./usr/x` and `/var//log` name the directories the rules refuse (an
+ * attack review wrote backups under /usr/local that way), so they are read as `/usr/x`, `/var/log`.
+ */
+export function validateBackupPath(raw: string): string {
+  if (raw === '') throw invalidSql('Backup path cannot be empty');
+  if (raw.includes('..')) throw invalidSql("Backup path cannot contain '..' (path traversal not allowed)");
+  if (raw.includes('\0')) throw invalidSql('Backup path cannot contain null bytes');
+  const path = raw.startsWith('/') ? posix.normalize(raw).replace(/^\/+/, '/').replace(/(.)\/$/, '$1') : raw;
   const normalized = `${path.toLowerCase()}/`;
   for (const sensitive of SENSITIVE_DIRS) {
     if (normalized.startsWith(sensitive) || normalized.includes(`/${sensitive.replace(/^\//, '')}`)) {
@@ -57,4 +62,5 @@ export function validateBackupPath(path: string): void {
     if (normalized.startsWith(tree)) throw invalidSql(`Backup path cannot write to sensitive directory: ${tree}`);
   }
   if (!path.startsWith('/')) throw invalidSql(`Backup path must be absolute (start with '/'): '${path}'`);
+  return path;
 }
