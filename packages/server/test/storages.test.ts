@@ -98,6 +98,8 @@ describe('filesystem storages', () => {
       [`CREATE STORAGE b4 TYPE filesystem PATH '${base}/x' USER_TABLES_TEMPLATE '{namespace}/{tableName}_{userId}'`, /last path segment/],
       ["CREATE STORAGE b5 TYPE filesystem PATH '/etc/kalam'", /system directory \/etc/],
       [`CREATE STORAGE b6 TYPE filesystem PATH '${server.dataDir}/rocksdb/x'`, /inside the data directory/],
+      // Over another storage's tree (the local one's too): a flush could overwrite another table's files.
+      [`CREATE STORAGE b10 TYPE filesystem PATH '${server.dataDir}/storage/app'`, /overlaps storage 'local'/],
       [`CREATE STORAGE b7 TYPE ftp PATH '${base}'`, /Invalid storage type 'ftp'/],
       [`CREATE STORAGE b8 TYPE filesystem PATH '${base}' CONFIG 'not json'`, /Invalid CONFIG JSON/],
       ['CREATE STORAGE local TYPE filesystem PATH \'/tmp/x\'', /already exists/],

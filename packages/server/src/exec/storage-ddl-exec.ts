@@ -174,8 +174,9 @@ function jsonObject(text: string | null, what: string): Record<string, unknown> 
 /**
  * A filesystem storage's directory, absolute (relative ones are resolved against the server's
  * working directory when the storage is created, and stored so). Refused: NUL, system directories,
- * and anything inside the data directory other than below its `storage/` (RocksDB, the remote
- * cache and the secrets live there).
+ * anything inside the data directory (RocksDB, the remote cache and the secrets live there; its
+ * `storage/` is the local storage's), and a directory inside another filesystem storage's or
+ * containing it.
  */
 function filesystemDirectory(s: Services, raw: string): string {
   if (raw.trim() === '') throw invalidSql('Storage PATH cannot be empty');
@@ -188,6 +189,20 @@ function filesystemDirectory(s: Services, raw: string): string {
   const insideData = inData === '' || (!inData.startsWith('..') && !isAbsolute(inData));
   if (insideData && !(inData === 'storage' || inData.startsWith('storage/'))) {
     throw invalidSql(`Storage PATH cannot be inside the data directory ${s.config.dataDir} (except below its storage/ directory)`);
+  }
+  // Two storages over one tree could put two tables' segments and manifests in one directory, and a
+  // flush of one would overwrite the other's (an attack review destroyed a user's rows that way).
+  const within = (inner: string, outer: string): boolean => {
+    const rel = relative(outer, inner);
+    return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
+  };
+  const others = [s.cold.locations.storage(LOCAL_STORAGE_ID)!, ...s.catalog.listStorages().filter((d) => d.storageId !== LOCAL_STORAGE_ID)];
+  for (const other of others) {
+    if (other.storageType !== 'filesystem') continue;
+    const base = resolve(other.baseDirectory);
+    if (within(dir, base) || within(base, dir)) {
+      throw invalidSql(`Storage PATH ${dir} overlaps storage '${other.storageId}' (${base}): a storage's directory may not be inside another's, or contain it`);
+    }
   }
   return dir;
 }
