@@ -9,7 +9,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -133,6 +133,7 @@ describe('backup and restore', () => {
     assert.ok(Number(flushes[0]!.n) >= 2, JSON.stringify(flushes));
     for (const f of ['backup.json', 'checksums.sha256', 'rocksdb/kv-000001.bin']) assert.ok(existsSync(join(backupDir, f)), f);
     assert.ok(!existsSync(join(backupDir, '.in-progress')));
+    assert.equal(statSync(backupDir).mode & 0o777, 0o700, 'only the server\'s account enters a backup (it holds hashes and secrets)');
   });
 
   it('SHOW BACKUP describes it and checks every checksum', async () => {

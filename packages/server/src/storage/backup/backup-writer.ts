@@ -10,7 +10,7 @@
  * the snapshot's keys are dumped, streamed, while everything runs.
  */
 import { countPacked } from '../hot/version-pack.js';
-import { copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
 import { existsSync, readdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { Catalog } from '../../catalog/catalog.js';
@@ -99,6 +99,9 @@ export async function writeBackup(d: BackupSource, dir: string, o: BackupOptions
   const problem = backupTargetProblem(dir);
   if (problem !== null) throw new Error(`Backup path '${dir}' ${problem}`);
   await mkdir(dir, { recursive: true });
+  // A backup holds every row, the password hashes, storage credentials and the JWT secret: only the
+  // server's own account may enter its directory, whatever the files' own modes.
+  await chmod(dir, 0o700);
   await writeFile(join(dir, IN_PROGRESS_FILE), `${o.marker}\n`);
   for (const name of [KV_DIR, COLD_DIR, 'config', BACKUP_MANIFEST_FILE, CHECKSUMS_FILE]) await rm(join(dir, name), { recursive: true, force: true });
   await mkdir(join(dir, KV_DIR));
