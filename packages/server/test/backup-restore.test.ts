@@ -291,6 +291,17 @@ describe('backup and restore', () => {
     await server.ok("INSERT INTO bk.board VALUES (99999, 'after', 'z')");
     await server.ok('DELETE FROM bk.notes WHERE id = 2', { auth: alice });
     await server.ok('CREATE SHARED TABLE bk.later (id BIGINT PRIMARY KEY)');
+    // A staged restore can be taken back before the restart: KILL JOB on its (completed) job.
+    const [cancelled] = await server.ok(`RESTORE DATABASE FROM '${second}'`);
+    const cancelledJob = jobId(cancelled!.message);
+    assert.equal((await waitJob(cancelledJob)).status, 'completed');
+    assert.ok(existsSync(join(server.dataDir, 'restore-pending')));
+    const [killed] = await server.ok(`KILL JOB '${cancelledJob}'`);
+    assert.match(killed!.message!, /the staged restore was removed/);
+    assert.ok(!existsSync(join(server.dataDir, 'restore-pending')));
+    const [row] = await server.rows(`SELECT status, message FROM system.jobs WHERE job_id = '${cancelledJob}'`);
+    assert.equal(row!.status, 'cancelled');
+    assertError(await server.sql(`KILL JOB '${cancelledJob}'`), 400, 'SQL_EXECUTION_ERROR', /is not running/);
     const [staged] = await server.ok(`RESTORE DATABASE FROM '${second}'`);
     assert.match(staged!.message!, new RegExp(`^Database restore started from '${second}'\\. Job ID: JB-\\d+\\. Server restart required after completion\\.$`));
     const job = await waitJob(jobId(staged!.message));

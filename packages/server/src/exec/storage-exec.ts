@@ -2,6 +2,7 @@
  * STORAGE FLUSH / FLUSH TABLE / STORAGE FLUSH ALL / STORAGE COMPACT TABLE / STORAGE CHECK TABLE /
  * STORAGE REPAIR TABLE / KILL JOB (admins only).
  */
+import { unstageRestore } from '../storage/backup/restore.js';
 import { ServerError, TableUnavailableError, execError } from '../util/errors.js';
 import { qualifiedName, type TableDef } from '../catalog/types.js';
 import { requireAdmin } from '../auth/access.js';
@@ -108,10 +109,25 @@ export async function repairTable(s: Services, ctx: RunContext, st: Of<'repair_t
   return messageResult(ctx, `Storage repair started for table '${qualifiedName(table)}'. Job ID: ${job.job_id}`);
 }
 
-export function killJob(s: Services, ctx: RunContext, st: Of<'kill_job'>): StatementResult {
+export async function killJob(s: Services, ctx: RunContext, st: Of<'kill_job'>): Promise<StatementResult> {
   requireAdmin(ctx.principal, 'KILL JOB');
   const job = s.jobs.get(st.jobId);
   if (job === undefined) throw execError(`Job '${st.jobId}' does not exist`);
+  // A completed restore job has staged a backup for the next start: killing it removes the staged
+  // copy, so nothing is restored (otherwise a restore outlives the account that asked for it, and
+  // everything done after it would be rolled back at the next start).
+  if (job.job_type === 'restore' && job.status === 'completed' && isNewestRestore(s, job.job_id) && await unstageRestore(s.config.dataDir)) {
+    await s.jobs.update(job.job_id, { status: 'cancelled', progress_message: `Cancelled by ${ctx.caller.userId}: the staged restore was removed and will not be applied` });
+    s.log.warn('staged restore removed', { job_id: job.job_id, by: ctx.caller.userId });
+    return messageResult(ctx, `Job '${st.jobId}': the staged restore was removed; it will not be applied at the next start`);
+  }
   if (!s.jobs.cancel(st.jobId)) throw execError(`Job '${st.jobId}' is not running (status: ${job.status})`);
   return messageResult(ctx, `Job '${st.jobId}' cancellation requested`);
+}
+
+/** Whether `jobId` is the restore job that staged what waits in the data dir (the newest one staged). */
+function isNewestRestore(s: Services, jobId: string): boolean {
+  const restores = s.jobs.list().filter((j) => j.job_type === 'restore' && j.status === 'completed');
+  const newest = restores.reduce<(typeof restores)[number] | undefined>((a, j) => (a === undefined || j.created_at > a.created_at ? j : a), undefined);
+  return newest?.job_id === jobId;
 }

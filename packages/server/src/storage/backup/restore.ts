@@ -163,6 +163,17 @@ export async function stageRestore(dataDir: string, backupDir: string, files: re
   fsyncPath(dataDir);
 }
 
+/**
+ * Removes a staged restore before the next start applies it (KILL JOB on the restore job). Returns
+ * whether one was staged.
+ */
+export async function unstageRestore(dataDir: string): Promise<boolean> {
+  if (!restorePending(dataDir)) return false;
+  await rm(join(dataDir, RESTORE_PENDING_DIR), { recursive: true, force: true });
+  fsyncPath(dataDir);
+  return true;
+}
+
 /** True when a staged restore waits for the next start. */
 export function restorePending(dataDir: string): boolean {
   return existsSync(join(dataDir, RESTORE_PENDING_DIR, READY_FILE));
