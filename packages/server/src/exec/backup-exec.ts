@@ -5,7 +5,8 @@
  * (storage/backup/restore.ts; upstream also restores at the restart). SHOW BACKUP describes one.
  */
 import { existsSync, realpathSync, statSync } from 'node:fs';
-import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
+import { isWithin } from '../util/paths.js';
 import { validateBackupPath } from '../sql/backup-parser.js';
 import { ServerError, execError } from '../util/errors.js';
 import { Mutex } from '../util/mutex.js';
@@ -46,11 +47,7 @@ function checkTarget(s: Services, path: string): void {
   const real = resolvedPath(path);
   if (real !== resolve(path)) validateBackupPath(real);
   const data = realpathSync(resolve(s.config.dataDir));
-  const inside = (a: string, b: string): boolean => {
-    const r = relative(a, b);
-    return r === '' || (!r.startsWith('..') && !isAbsolute(r));
-  };
-  if (inside(data, real) || inside(real, data)) throw execError(`Backup path '${path}' cannot be inside the data directory or contain it`);
+  if (isWithin(real, data) || isWithin(data, real)) throw execError(`Backup path '${path}' cannot be inside the data directory or contain it`);
 }
 
 export async function backupDatabase(s: Services, ctx: RunContext, st: Of<'backup_database'>): Promise<StatementResult> {

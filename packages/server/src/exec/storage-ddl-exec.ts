@@ -4,7 +4,8 @@
  * never points at a place its flushes cannot reach. Secrets (CREDENTIALS, and CONFIG's keys and
  * tokens) are shown to the system role only.
  */
-import { isAbsolute, relative, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
+import { isWithin } from '../util/paths.js';
 import { execError, invalidSql } from '../util/errors.js';
 import { requireAdmin, type Principal } from '../auth/access.js';
 import { LOCAL_STORAGE_ID, tableStorageId, type StorageDef } from '../catalog/types.js';
@@ -185,22 +186,16 @@ function filesystemDirectory(s: Services, raw: string): string {
   for (const sys of SYSTEM_DIRS) {
     if (dir === sys || dir.startsWith(`${sys}/`)) throw invalidSql(`Storage PATH cannot be in the system directory ${sys}`);
   }
-  const inData = relative(s.config.dataDir, dir);
-  const insideData = inData === '' || (!inData.startsWith('..') && !isAbsolute(inData));
-  if (insideData && !(inData === 'storage' || inData.startsWith('storage/'))) {
+  if (isWithin(dir, s.config.dataDir) && !isWithin(dir, join(s.config.dataDir, 'storage'))) {
     throw invalidSql(`Storage PATH cannot be inside the data directory ${s.config.dataDir} (except below its storage/ directory)`);
   }
   // Two storages over one tree could put two tables' segments and manifests in one directory, and a
   // flush of one would overwrite the other's (an attack review destroyed a user's rows that way).
-  const within = (inner: string, outer: string): boolean => {
-    const rel = relative(outer, inner);
-    return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
-  };
   const others = [s.cold.locations.storage(LOCAL_STORAGE_ID)!, ...s.catalog.listStorages().filter((d) => d.storageId !== LOCAL_STORAGE_ID)];
   for (const other of others) {
     if (other.storageType !== 'filesystem') continue;
     const base = resolve(other.baseDirectory);
-    if (within(dir, base) || within(base, dir)) {
+    if (isWithin(dir, base) || isWithin(base, dir)) {
       throw invalidSql(`Storage PATH ${dir} overlaps storage '${other.storageId}' (${base}): a storage's directory may not be inside another's, or contain it`);
     }
   }

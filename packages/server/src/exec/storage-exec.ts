@@ -127,7 +127,6 @@ export async function killJob(s: Services, ctx: RunContext, st: Of<'kill_job'>):
 
 /** Whether `jobId` is the restore job that staged what waits in the data dir (the newest one staged). */
 function isNewestRestore(s: Services, jobId: string): boolean {
-  const restores = s.jobs.list().filter((j) => j.job_type === 'restore' && j.status === 'completed');
-  const newest = restores.reduce<(typeof restores)[number] | undefined>((a, j) => (a === undefined || j.created_at > a.created_at ? j : a), undefined);
-  return newest?.job_id === jobId;
+  // list() is oldest first.
+  return s.jobs.list().filter((j) => j.job_type === 'restore' && j.status === 'completed').at(-1)?.job_id === jobId;
 }

@@ -26,8 +26,8 @@ export interface BurstAccount {
 export type BacklogLimits = Pick<Config, 'liveBufferedBytesMax' | 'liveBufferedBytesBurstMax' | 'liveBurstBytesTotalMax' | 'liveSlowConsumerGraceMs'>;
 
 export class SendBacklog {
-  /** When the connection went past its cap (Date.now()), or 0 while it is under it. */
-  private behindSince = 0;
+  /** Past its cap now (and in the account's holders). */
+  private behind = false;
   /** What this connection counts in the shared account: its unsent bytes past the cap at the last look. */
   private counted = 0;
   private graceTimer: NodeJS.Timeout | null = null;
@@ -53,13 +53,13 @@ export class SendBacklog {
     const queued = this.queued();
     if (idleTakesAny && queued === 0) {
       // Nothing unsent: whatever stall there was is over (its 'drain' may not have been emitted yet).
-      if (this.behindSince !== 0) this.caughtUp();
+      if (this.behind) this.caughtUp();
       return true;
     }
     const after = queued + bytes;
     const cap = this.limits.liveBufferedBytesMax;
     if (after <= cap) {
-      if (this.behindSince !== 0) this.caughtUp();
+      if (this.behind) this.caughtUp();
       return true;
     }
     if (after > this.limits.liveBufferedBytesBurstMax) return false;
@@ -73,7 +73,7 @@ export class SendBacklog {
     }
     this.account.burstBytes += excess - this.counted;
     this.counted = excess;
-    if (this.behindSince === 0) this.fellBehind();
+    if (!this.behind) this.fellBehind();
     return true;
   }
 
@@ -97,7 +97,7 @@ export class SendBacklog {
   }
 
   private fellBehind(): void {
-    this.behindSince = Date.now();
+    this.behind = true;
     this.account.holders.add(this);
     this.account.stalls++;
     this.socket()?.once('drain', this.onDrain);
@@ -110,8 +110,8 @@ export class SendBacklog {
   }
 
   private caughtUp(): void {
-    if (this.behindSince === 0) return;
-    this.behindSince = 0;
+    if (!this.behind) return;
+    this.behind = false;
     this.account.holders.delete(this);
     this.account.burstBytes -= this.counted;
     this.counted = 0;

@@ -11,7 +11,7 @@ import type { StoredValue, TableDef } from '../../catalog/types.js';
 import { partitionId, primaryKeyIndex } from '../../catalog/types.js';
 import { valuesInSchema, type SchemaLookup } from '../../catalog/schema-map.js';
 import {
-  KEY_CATALOG, KEY_FLUSHED, KEY_PK, KEY_VERSION, catalogKey, encodePk, partitionPrefix, pkKey, prefixEnd, tablePrefix, versionKey,
+  KEY_CATALOG, KEY_FLUSHED, KEY_PK, KEY_VERSION, catalogKey, encodePk, partitionOfPrefix, partitionPrefix, pkKey, prefixEnd, tablePrefix, versionKey,
 } from './keys.js';
 import { decodeIndexValue, decodeIndexValueWithCells, decodeRow, type RowVersion } from './row-codec.js';
 import { countPacked, firstPackedSeq, forEachPackedAt } from './version-pack.js';
@@ -210,7 +210,7 @@ export class HotStore {
     const table = tablePrefix(KEY_PK, tableId).toString('latin1');
     const out: string[] = [];
     for (const [id, seq] of this.flushed) {
-      if (seq > 0n && id.startsWith(table)) out.push(Buffer.from(id.slice(6), 'latin1').toString('utf8'));
+      if (seq > 0n && id.startsWith(table)) out.push(partitionOfPrefix(Buffer.from(id, 'latin1')));
     }
     return out;
   }

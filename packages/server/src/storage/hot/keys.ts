@@ -37,6 +37,11 @@ export function partitionPrefix(kind: number, tableId: number, partition: string
 }
 
 /** The prefix of every key of one table, of either kind. */
+/** The partition id a partitionPrefix was made of. */
+export function partitionOfPrefix(prefix: Buffer): string {
+  return prefix.toString('utf8', 6, 6 + prefix[5]!);
+}
+
 export function tablePrefix(kind: number, tableId: number): Buffer {
   const out = Buffer.allocUnsafe(5);
   out[0] = kind;
