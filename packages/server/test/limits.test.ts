@@ -377,6 +377,39 @@ describe('size-amplifying functions', () => {
     assertError(await server.sql("SELECT like_escape('a', 'a', '!')", { auth: alice }), 403, 'PERMISSION_DENIED');
   });
 
+  it('searches cost at most their budget of text bytes × pattern bytes; short patterns and ordinary searches are untouched', async () => {
+    // Every way to search: the same answers as the engine's own functions.
+    const [row] = await server.rows(
+      "SELECT strpos('hello world', 'world') AS a, instr('hello', 'l') AS b, position('lo' IN 'hello') AS c, contains('abc', 'b') AS d, "
+      + "contains(ARRAY[1, 2], 2) AS e, split_part('a--b--c', '--', 2) AS f, string_split('a,b', ',') AS g, 'abc' ~ 'a.c' AS h, "
+      + "'abc' !~ 'a.c' AS i, 'abc' SIMILAR TO 'a%' AS j, 'hello world' LIKE '%o w%' AS k, 'hello' LIKE 'he%' AS l, 'hello' LIKE '%lo' AS m, "
+      + "'hello' LIKE 'hello' AS n, 'hello' NOT LIKE '%xyz%' AS o, 12345 LIKE '%234%' AS p, NULL LIKE '%a%' AS q, 'x' LIKE '%%' AS r, "
+      + "regexp_extract('abc123', '[0-9]+') AS s, strpos($1, $2) AS t, $1 LIKE '%' || $2 || '%' AS u",
+      { auth: alice, params: ['xx-abcdefghijklmnop-yy', 'abcdefghijklmnop'] });
+    assert.deepEqual({ ...row }, {
+      a: '7', b: '3', c: '4', d: true, e: true, f: 'b', g: '["a","b"]', h: true, i: false, j: false, k: true, l: true, m: true,
+      n: true, o: true, p: true, q: null, r: true, s: '123', t: '4', u: true,
+    });
+    // Long patterns in ordinary texts answer; the same against a long text are refused at once.
+    const needle = 'q'.repeat(100);
+    await server.ok('CREATE NAMESPACE IF NOT EXISTS pat');
+    await server.ok('CREATE SHARED TABLE pat.docs (id BIGINT PRIMARY KEY, body TEXT)');
+    await server.ok(`INSERT INTO pat.docs (id, body) VALUES (1, '${'x'.repeat(5000)}${needle}'), (2, 'short')`);
+    const found = await server.rows(
+      `SELECT id, strpos(body, '${needle}') AS at, body LIKE '%${needle}%' AS has, regexp_matches(body, '${'q'.repeat(40)}$') AS re FROM pat.docs ORDER BY id`);
+    assert.deepEqual(found.map((r) => ({ ...r })), [{ id: '1', at: '5001', has: true, re: true }, { id: '2', at: '0', has: false, re: false }]);
+    const { value: refused, ms } = await timed(() => server.sql(`SELECT strpos(repeat('a', 10000000), repeat('a', 199998) || '\`b')`, { auth: alice }));
+    assertError(refused, 400, 'SQL_EXECUTION_ERROR', /A substring search over 8 bytes may cost at most 10000000000 text bytes times pattern bytes/);
+    assert.ok(ms < 3_000, `${ms} ms`);
+    assertError(await server.sql(`SELECT count(*) FROM range(3) t(i) WHERE (repeat('a', 20000) || i::VARCHAR) ~ '${'(a|aa)'.repeat(10)}b'`, { auth: alice }),
+      400, 'SQL_EXECUTION_ERROR', /regular expression \(or LIKE pattern\) over 32 bytes may cost at most 500000 text bytes times pattern bytes in one row/);
+    // A pattern computed per row is checked per row; inside a lambda only short literals are allowed.
+    assertError(await server.sql(`SELECT repeat('a', 20000) || i::VARCHAR LIKE repeat('a%', 20) || i::VARCHAR FROM range(2) t(i)`, { auth: alice }),
+      400, 'SQL_EXECUTION_ERROR', /in one row/);
+    assert.deepEqual((await server.rows("SELECT list_transform(ARRAY['ab', 'cd'], y -> contains(y, 'b')) AS v", { auth: alice }))[0]!.v, '[true,false]');
+    assertError(await server.sql(`SELECT list_transform(ARRAY['ab'], y -> contains(y, '${needle}')) AS v`, { auth: alice }), 400, 'INVALID_SQL', /inside a lambda/);
+  });
+
   it('are refused inside lambdas, past 16 calls, with non-literal regex options, and as the server macros', async () => {
     assertError(await server.sql('SELECT list_transform(range(3), x -> repeat(\'a\', x))', { auth: alice }), 400, 'INVALID_SQL', /not allowed inside a lambda/);
     const nested = (n: number): string => `SELECT length(${'repeat('.repeat(n)}'x'${', 1)'.repeat(n)}) AS n`;

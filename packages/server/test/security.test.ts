@@ -1388,6 +1388,14 @@ describe('security: 9. resource bombs', { timeout: 120_000 }, () => {
   it('range inside a lambda', () => bomb('SELECT len(flatten(list_transform(range(2000), x -> range(10000))))'));
   it('list_reduce doubling a string', () => bomb("SELECT length(list_reduce(range(64), (a, x) -> a || a))"));
   it('24 nested repeat calls', () => bomb(`SELECT length(${'repeat('.repeat(24)}'x'${', 1)'.repeat(24)})`));
+  // Searches cost text bytes × pattern bytes inside one value, where no stop reaches: a periodic needle
+  // whose bytes sum like the text's (41 s), RE2 simulating a large expression (90 s; an attack review
+  // ran one 82 s past a 30 s time limit), and the same per row over a 2,048-row vector.
+  it('a substring search with a long periodic needle', () => bomb("SELECT strpos(repeat('a', 10000000), repeat('a', 199998) || '`b')"));
+  it('a regular expression too large for its automaton', () => bomb("SELECT regexp_matches(repeat('a', 1000000), repeat('(a|aa)', 3000) || 'b')"));
+  it('a long LIKE pattern against a long text', () => bomb("SELECT repeat('a', 1000000) || '' LIKE repeat('a%', 2000) || 'b'"));
+  it('a large regular expression per row', () => bomb("SELECT count(*) FROM range(3000) t(i) WHERE regexp_matches(repeat('a', 20000) || i::VARCHAR, repeat('(a|aa)', 300) || 'b')"));
+  it('a long SIMILAR TO pattern per row', () => bomb("SELECT count(*) FROM range(3000) t(i) WHERE (repeat('a', 20000) || i::VARCHAR) SIMILAR TO repeat('(a|aa)', 300) || 'b'"));
   // A second attack review: calls whose expansion copies an argument (the engine's own macros, upstream's
   // JSON functions as the binder writes them) grow exponentially when nested: 227 bytes of json_length
   // took the server to 24 GB and the kernel killed it; 20 nested nullif: 11.6 GB, 103 s.

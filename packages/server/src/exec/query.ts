@@ -31,6 +31,7 @@ export function bindForRequest(s: Services, ctx: RunContext, select: SelectStmt)
     principal: ctx.principal,
     namespace: ctx.namespace,
     tableFunctionRowsMax: s.config.resultRowsMax,
+    generatedValuesMax: s.config.generatedValuesMax,
   });
 }
 

@@ -18,6 +18,7 @@ import { requireRead, requireSystemTableAccess, type Principal } from '../../aut
 import { identifier } from '../names.js';
 import {
   AGGREGATE_FUNCTIONS, AMPLIFYING_FUNCTIONS, AMPLIFYING_MACROS, CAST_TYPES, FUNCTION_RENAMES, LIKE_MACROS, STRFTIME_FORMAT_CHARS_MAX, TABLE_FUNCTIONS, VOLATILE_FUNCTIONS, isAllowedFunction, COPY_FACTOR_MAX, ENGINE_COPIES_CHARS_MAX, ENGINE_MACRO_COPIES,
+  PATTERN_FREE_BYTES, PATTERN_FUNCTIONS, patternPairsMax, patternRefusal, type PatternKind,
 } from './engine-names.js';
 import { isUpstreamJsonCall, jsonHasKey, upstreamJsonCall, upstreamJsonCopies } from './upstream-json.js';
 
@@ -68,6 +69,8 @@ export interface BindContext {
   readonly namespace: string;
   /** Largest row count a `range`/`generate_series` table function may produce. */
   readonly tableFunctionRowsMax: number;
+  /** `generated_values_max`: what the pattern search budgets are measured in (patternPairsMax). */
+  readonly generatedValuesMax: number;
 }
 
 /** The final engine SQL: each slot replaced by its (already quoted) relation name. */
@@ -409,6 +412,10 @@ class Binder {
         // LIKE's operator spellings take the same linear-time matcher; GLOB's backtracks and is not offered.
         if (LIKE_OPERATORS.has(op())) return likeCall(l(), r(), op().endsWith('*'), op().startsWith('!'));
         if (op() === '~~~' || op() === '!~~~') throw invalidSql('GLOB (~~~) is not supported: use LIKE or a regular expression');
+        if (op() === '~' || op() === '!~') {
+          const operator = op();
+          return this.patternCall('regex', operator, e.lexpr, e.rexpr, scope, (t, p) => `(${t} ${operator} ${p})`);
+        }
         if (op() === '->') {
           // A lambda (or JSON's ->, whose right side is a key): a body evaluated per list element.
           const left = l();
@@ -430,7 +437,8 @@ class Binder {
       case 'AEXPR_SIMILAR': {
         const call = 'FuncCall' in e.rexpr! ? e.rexpr.FuncCall : null;
         if (call === null || (call.args?.length ?? 0) !== 1) throw invalidSql('SIMILAR TO ... ESCAPE is not supported');
-        return `(${l()} ${op().startsWith('!') ? 'NOT ' : ''}SIMILAR TO (${this.expr(call.args![0]!, scope)}))`;
+        const not = op().startsWith('!') ? 'NOT ' : '';
+        return this.patternCall('regex', 'SIMILAR TO', e.lexpr!, call.args![0]!, scope, (t, p) => `(${t} ${not}SIMILAR TO (${p}))`);
       }
       case 'AEXPR_BETWEEN': case 'AEXPR_NOT_BETWEEN': case 'AEXPR_BETWEEN_SYM': case 'AEXPR_NOT_BETWEEN_SYM': {
         const [lo, hi] = expect(e.rexpr, 'List').items ?? [];
@@ -460,10 +468,81 @@ class Binder {
       if (text === undefined || escapeChar === undefined || [...escapeChar].length > 1) {
         throw invalidSql('LIKE ... ESCAPE needs a string literal pattern and a one-character escape string');
       }
-      const call = `regexp_full_match(CAST((${this.expr(e.lexpr!, scope)}) AS VARCHAR), ${quoteString(likeRegex(text, escapeChar, ilike))})`;
-      return negated ? `(NOT ${call})` : call;
+      return this.likeLiteral(e.lexpr!, text, escapeChar, ilike, negated, scope);
     }
+    const literal = stringLiteral(e.rexpr!);
+    if (literal !== undefined) return this.likeLiteral(e.lexpr!, literal, '', ilike, negated, scope);
     return likeCall(this.expr(e.lexpr!, scope), this.expr(e.rexpr!, scope), ilike, negated);
+  }
+
+  /**
+   * LIKE with a literal pattern, matched the cheapest way that gives the same answer: `'%text%'`
+   * as a substring search, `'text%'` and `'%text'` as prefix and suffix tests, anything else as one
+   * RE2 expression built here. Long patterns are checked like any other (patternCall).
+   */
+  private likeLiteral(value: Node, pattern: string, escapeChar: string, ilike: boolean, negated: boolean, scope: Scope): string {
+    const not = (sql: string): string => (negated ? `(NOT ${sql})` : sql);
+    const inner = /^(%*)([^%_]*)(%*)$/.exec(pattern);
+    if (!ilike && inner !== null && (escapeChar === '' || !pattern.includes(escapeChar)) && inner[2] !== '') {
+      const [, lead, text, trail] = inner as unknown as [string, string, string, string];
+      const needle = constNode(text);
+      if (lead !== '' && trail !== '') {
+        return not(this.patternCall('search', 'LIKE', value, needle, scope, (t, p) => `contains(CAST((${t}) AS VARCHAR), ${p})`));
+      }
+      const v = `CAST((${this.expr(value, scope)}) AS VARCHAR)`;
+      if (lead === '' && trail === '') return not(`(${v} = ${quoteString(text)})`);
+      return not(`${lead === '' ? 'starts_with' : 'ends_with'}(${v}, ${quoteString(text)})`);
+    }
+    const regex = constNode(likeRegex(pattern, escapeChar, ilike));
+    return not(this.patternCall('regex', ilike ? 'ILIKE' : 'LIKE', value, regex, scope, (t, p) => `regexp_full_match(CAST((${t}) AS VARCHAR), ${p})`));
+  }
+
+  /**
+   * A call that looks for a pattern in a text (PATTERN_FUNCTIONS, LIKE, `~`, SIMILAR TO). One value
+   * costs up to text bytes × pattern bytes inside one vector, where no stop reaches, so a pattern
+   * longer than PATTERN_FREE_BYTES is checked against that product (patternPairsMax: once-evaluated
+   * calls get a larger budget than per-row ones) before the engine searches. A literal pattern's
+   * length is known here; a column or parameter is cheap to name twice (check and call); anything
+   * else goes through a one-element list so that each argument is named once. `build` writes the
+   * call; `rest` are its arguments after the pattern. `anyType`: the function also takes lists and
+   * structs (contains), which are never checked.
+   */
+  private patternCall(
+    kind: PatternKind, name: string, textNode: Node, patternNode: Node, scope: Scope,
+    build: (text: string, pattern: string, rest: readonly string[]) => string, rest: readonly Node[] = [], anyType = false,
+    copies: readonly number[] = [],
+  ): string {
+    const literal = stringLiteral(patternNode);
+    const free = PATTERN_FREE_BYTES[kind];
+    const perRow = !(this.perRowDepth === 0 && isFoldable(textNode) && isFoldable(patternNode));
+    // An engine macro among them (split_part) copies its arguments: counted as for any call.
+    const t = this.copiedArg(name, textNode, copies[0] ?? 1, scope);
+    const p = this.copiedArg(name, patternNode, copies[1] ?? 1, scope);
+    const restSql = rest.map((r, i) => this.copiedArg(name, r, copies[i + 2] ?? 1, scope));
+    const literalBytes = literal === undefined ? null : Buffer.byteLength(literal, 'utf8');
+    if (literalBytes !== null && literalBytes <= free) return build(t, p, restSql);
+    if (this.lambdaDepth > 0) {
+      throw invalidSql(`${name} inside a lambda (x -> ...) needs its pattern as a string literal of at most ${free} bytes: it runs once per list element`);
+    }
+    const max = patternPairsMax(kind, this.ctx.generatedValuesMax, perRow);
+    const bytes = (x: string): string => `strlen(CAST((${x}) AS VARCHAR))`;
+    const body = (tx: string, px: string, rx: readonly string[]): string => {
+      const check = literalBytes !== null
+        ? `${bytes(tx)} > ${Math.floor(max / literalBytes)}`
+        : `${bytes(px)} > ${free} AND ${bytes(tx)} * ${bytes(px)} > ${max}`;
+      const call = build(tx, px, rx);
+      const guarded = `CASE WHEN ${check} THEN error(${quoteString(patternRefusal(kind, max, perRow))}) ELSE ${call} END`;
+      return anyType ? `(CASE WHEN typeof(${tx}) <> 'VARCHAR' THEN ${call} ELSE ${guarded} END)` : `(${guarded})`;
+    };
+    if (isLeaf(textNode) && isLeaf(patternNode)) return body(t, p, restSql);
+    const fields = [`'s': ${t}`];
+    if (literal === undefined) fields.push(`'p': ${p}`);
+    const restRefs = rest.map((r, i) => {
+      if (isConstantNode(r)) return restSql[i]!;
+      fields.push(`'a${i}': ${restSql[i]}`);
+      return `kalam_g.a${i}`;
+    });
+    return `list_transform([{${fields.join(', ')}}], kalam_g -> ${body('kalam_g.s', literal === undefined ? 'kalam_g.p' : p, restRefs)})[1]`;
   }
 
   private funcCall(f: FuncCall, scope: Scope): string {
@@ -477,6 +556,12 @@ class Binder {
     let engineName = FUNCTION_RENAMES.get(name) ?? name;
     if (AMPLIFYING_MACROS.has(engineName)) engineName = this.amplifying(name, engineName, f.args ?? []);
     if (engineName === 'strftime') checkStrftimeFormat(f.args ?? []);
+    const patternKind = PATTERN_FUNCTIONS.get(engineName);
+    if (patternKind !== undefined && f.args !== undefined && f.args.length >= 2 && !f.over && !f.agg_filter) {
+      const [text, pattern, ...rest] = f.args as [Node, Node, ...Node[]];
+      const call = (t: string, p: string, r: readonly string[]): string => `${engineName}(${[t, p, ...r].join(', ')})`;
+      return this.patternCall(patternKind, name, text, pattern, scope, call, rest, engineName === 'contains', ENGINE_MACRO_COPIES.get(engineName));
+    }
     let args: string;
     if (f.agg_star) args = '*';
     else {
@@ -782,6 +867,16 @@ function isFoldable(node: Node): boolean {
  * A literal, or casts and operators over literals only: the engine folds it to one value. With
  * `calls`, also calls of row-independent, non-aggregate functions over such expressions.
  */
+/** The text of a string literal, or undefined. */
+function stringLiteral(node: Node): string | undefined {
+  return 'A_Const' in node ? node.A_Const.sval?.sval ?? (node.A_Const.sval !== undefined ? '' : undefined) : undefined;
+}
+
+/** A string literal node, for patterns built here. */
+function constNode(text: string): Node {
+  return { A_Const: { sval: { sval: text } } } as Node;
+}
+
 /** A column, constant or parameter: copying it costs the engine next to nothing. */
 function isLeaf(node: Node): boolean {
   if ('TypeCast' in node) return node.TypeCast.arg !== undefined && 'A_Const' in node.TypeCast.arg;

@@ -70,6 +70,43 @@ export const COPY_FACTOR_MAX = 64;
  */
 export const STRFTIME_FORMAT_CHARS_MAX = 256;
 
+/**
+ * Functions that look for a pattern in a text, by the engine name, and how they look:
+ * - `search`: a literal substring, compared byte by byte at each place its first byte occurs (the
+ *   engine has fast paths for needles of up to 8 bytes only). A 50,000-byte needle whose bytes sum
+ *   like the text's ran 1.5 s in 2 MB of text, 41 s for 200,000 bytes in 10 MB;
+ * - `regex`: RE2, linear in the text for a given expression, but when its automaton outgrows its
+ *   memory it simulates the expression state by state: ~5 ns per text byte per pattern byte
+ *   (`repeat('(a|aa)', 3000)` against 1 MB: 90 s; an attack review's 82 s past a 30 s time limit).
+ * Either way a single value costs up to text bytes × pattern bytes, inside one vector, where no
+ * stop reaches. The pattern is the second argument.
+ */
+export const PATTERN_FUNCTIONS: ReadonlyMap<string, PatternKind> = new Map([
+  ['strpos', 'search'], ['instr', 'search'], ['contains', 'search'],
+  ['string_split', 'search'], ['str_split', 'search'], ['split', 'search'], ['split_part', 'search'],
+  ['regexp_matches', 'regex'], ['regexp_full_match', 'regex'], ['regexp_extract', 'regex'], ['regexp_extract_all', 'regex'],
+  ['regexp_split_to_array', 'regex'], ['string_split_regex', 'regex'], ['str_split_regex', 'regex'],
+]);
+
+export type PatternKind = 'search' | 'regex';
+
+/**
+ * A pattern of at most this many bytes is never refused: the engine's substring search is linear
+ * for needles of up to 8 bytes, and a 32-byte expression costs at most ~160 ns per text byte.
+ */
+export const PATTERN_FREE_BYTES: Readonly<Record<PatternKind, number>> = { search: 8, regex: 32 };
+
+/**
+ * The most text bytes × pattern bytes one call may cost. Per row the budget is spent up to 2,048
+ * times before a stop can land: a search at ~7·10¹⁰ byte pairs a second then takes at most ~3 s per
+ * vector (10⁸ pairs a row, from 20,000 × 5,000), an expression at ~5 ns a pair ~5 s (5·10⁵ pairs
+ * a row). A call the engine evaluates once gets 1,000× (search) or 50× (regex) `generated_values_max`.
+ */
+export function patternPairsMax(kind: PatternKind, limit: number, perRow: boolean): number {
+  if (perRow) return rowGeneratedValuesMax(limit) * (kind === 'search' ? 5_000 : 25);
+  return limit * (kind === 'search' ? 1_000 : 50);
+}
+
 /** The quadratic string distances: a call may compare at most this many character pairs per `generated_values_max`. */
 const PAIRS_PER_VALUE = 10;
 
@@ -202,7 +239,7 @@ export const CAST_TYPES: ReadonlyMap<string, string> = new Map([
  * why constant calls keep the plain one.
  */
 export function engineMacros(limit: number): string[] {
-  return [...macros('', limit), ...macros('_row', rowGeneratedValuesMax(limit)), ...likeMacros()];
+  return [...macros('', limit, limit), ...macros('_row', rowGeneratedValuesMax(limit), limit), ...likeMacros(limit)];
 }
 
 /**
@@ -212,20 +249,37 @@ export function engineMacros(limit: number): string[] {
  * `regexp_escape` escapes every regex character and `%` (as `\%`), not `_`; LIKE has no escape
  * character here (a backslash is literal, as in the engine's LIKE). Each parameter is named once.
  */
-function likeMacros(): string[] {
+function likeMacros(limit: number): string[] {
   const regex = (flags: string): string => `'(?${flags})' || replace(replace(regexp_escape(p), '\\%', '.*'), '_', '.')`;
+  // A pattern computed per row: its expression is checked as any other (PATTERN_FUNCTIONS), through a
+  // one-element list so that the value and the pattern are each named once.
+  const max = patternPairsMax('regex', limit, true);
+  const guarded = (flags: string): string => `list_transform([{'x': CAST(x AS VARCHAR), 'r': ${regex(flags)}}], g -> CASE `
+    + `WHEN strlen(g.r) > ${PATTERN_FREE_BYTES.regex} AND strlen(g.x) * strlen(g.r) > ${max} THEN error('${patternRefusal('regex', max, true)}') `
+    + 'ELSE regexp_full_match(g.x, g.r) END)[1]';
   return [
-    `CREATE OR REPLACE MACRO ${LIKE_MACROS.like}(x, p) AS regexp_full_match(CAST(x AS VARCHAR), ${regex('s')})`,
-    `CREATE OR REPLACE MACRO ${LIKE_MACROS.ilike}(x, p) AS regexp_full_match(CAST(x AS VARCHAR), ${regex('si')})`,
+    `CREATE OR REPLACE MACRO ${LIKE_MACROS.like}(x, p) AS ${guarded('s')}`,
+    `CREATE OR REPLACE MACRO ${LIKE_MACROS.ilike}(x, p) AS ${guarded('si')}`,
   ];
 }
 
-function macros(suffix: '' | '_row', limit: number): string[] {
+/** The error a pattern function over its budget (patternPairsMax) raises. */
+export function patternRefusal(kind: PatternKind, max: number, perRow: boolean): string {
+  const what = kind === 'search' ? 'A substring search' : 'A regular expression (or LIKE pattern)';
+  return `${what} over ${PATTERN_FREE_BYTES[kind]} bytes may cost at most ${max} text bytes times pattern bytes${perRow ? ' in one row' : ''}: shorten the pattern or the text`;
+}
+
+function macros(suffix: '' | '_row', limit: number, limit0: number): string[] {
   const where = suffix === '' ? '' : ' in one row';
   const tooLarge = (name: string): string => `error('${name} would produce more than ${limit} elements${where}')`;
   // `p.x` in a check or call is parameter x: a struct field in the _row form, the parameter itself in the other.
-  const guarded = (name: string, fields: readonly string[], tooBig: string, call: string, refusal = tooLarge(name)): string => {
-    const body = `CASE WHEN ${tooBig} THEN ${refusal} ELSE ${call} END`;
+  // replace and regexp_replace search too (PATTERN_FUNCTIONS): that is checked first, since the
+  // growth check itself runs the search.
+  const searchWork = (kind: PatternKind, text: string, pattern: string): string =>
+    `WHEN strlen(${pattern}) > ${PATTERN_FREE_BYTES[kind]} AND strlen(${text}) * strlen(${pattern}) > ${patternPairsMax(kind, limit0, suffix === '_row')} `
+    + `THEN error('${patternRefusal(kind, patternPairsMax(kind, limit0, suffix === '_row'), suffix === '_row')}') `;
+  const guarded = (name: string, fields: readonly string[], tooBig: string, call: string, refusal = tooLarge(name), work = ''): string => {
+    const body = `CASE ${work}WHEN ${tooBig} THEN ${refusal} ELSE ${call} END`;
     if (suffix === '') return `(${fields.join(', ')}) AS ${body.replace(/\bp\./g, '')}`;
     const struct = fields.filter((f) => f !== 'o').map((f) => `'${f}': ${f}`).join(', ');
     return `(${fields.join(', ')}) AS list_transform([{${struct}}], p -> ${body})[1]`;
@@ -249,12 +303,13 @@ function macros(suffix: '' | '_row', limit: number): string[] {
       guarded(f, ['a', 'b', 'c'], `(p.b - p.a) // p.c > ${limit}`, `${f}(p.a, p.b, p.c)`))),
     // Exact: each occurrence of f adds length(t) - length(f).
     macro('replace', guarded('replace', ['s', 'f', 't'],
-      `length(p.f) > 0 AND (length(p.s) - length(replace(p.s, p.f, ''))) // length(p.f) * (length(p.t) - length(p.f)) > ${limit}`, 'replace(p.s, p.f, p.t)')),
+      `length(p.f) > 0 AND (length(p.s) - length(replace(p.s, p.f, ''))) // length(p.f) * (length(p.t) - length(p.f)) > ${limit}`, 'replace(p.s, p.f, p.t)',
+      tooLarge('replace'), searchWork('search', 'p.s', 'p.f'))),
     macro('regexp_replace',
-      guarded('regexp_replace', ['s', 'r', 't'], regexGrowth('1'), 'regexp_replace(p.s, p.r, p.t)'),
+      guarded('regexp_replace', ['s', 'r', 't'], regexGrowth('1'), 'regexp_replace(p.s, p.r, p.t)', tooLarge('regexp_replace'), searchWork('regex', 'p.s', 'p.r')),
       guarded('regexp_replace', ['s', 'r', 't', 'o'],
         regexGrowth(`CASE WHEN contains(o, 'g') THEN len(regexp_extract_all(p.s, p.r, 0, replace(o, 'g', ''))) ELSE 1 END`),
-        'regexp_replace(p.s, p.r, p.t, o)')),
+        'regexp_replace(p.s, p.r, p.t, o)', tooLarge('regexp_replace'), searchWork('regex', 'p.s', 'p.r'))),
     // to_base's third argument pads the digits to that length; equi_width_bins makes a list of its third argument's length.
     macro('to_base',
       guarded('to_base', ['n', 'r'], 'false', 'to_base(p.n, p.r)'),
