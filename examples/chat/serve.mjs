@@ -2,7 +2,7 @@
 // USER table, "is typing" in a STREAM table, all read live by the browser with the user's own token.
 //
 //   npm run example:chat                                    # starts its own KalamDB (data in examples/chat/data)
-//   npm run example:chat -- --url http://localhost:8080 --password "$KALAMDB_ROOT_PASSWORD"   # uses `npm start`'s
+//   npm run example:chat -- --url http://localhost:8080 --password change-me-now   # uses `npm start`'s (root's password)
 //
 // One HTTP server (default port 3001) serves the page, the SDK (/sdk/) and the chat service (/api/).
 // Prints the URLs to open. Options: --help (examples/lib/dev-server.mjs); CHAT_SERVICE_PASSWORD sets
@@ -22,7 +22,15 @@ const USERS = [['alice', 'alice-demo-1', 'user'], ['bob', 'bob-demo-1', 'user'],
 const options = exampleOptions('chat', { pagePort: 3001 });
 const db = await openKalamDB(options);
 await db.sql(await readFile(join(here, 'schema.sql'), 'utf8'));
-await ensureUsers(db, [SERVICE, ...USERS]);
+// schema.sql creates only what is missing: a `chat` namespace made by something else (the README's
+// quick start makes a USER table chat.messages) is not this app's, and would fail later, row by row.
+const columns = new Set((await db.sql("SELECT column_name FROM system.columns WHERE namespace_id = 'chat' AND table_name = 'messages'"))[0].rows.map((r) => r[0]));
+const missing = ['author', 'sent_at'].filter((c) => !columns.has(c));
+if (missing.length > 0) {
+  fail(`${db.url} already has a table chat.messages that is not this example's (no column ${missing.join(', ')}): the README's quick start makes one`,
+    'Run the example on its own server (`npm run example:chat` with no --url), or drop the other one first: DROP NAMESPACE chat CASCADE');
+}
+const created = await ensureUsers(db, [SERVICE, ...USERS]);
 const login = await fetch(`${db.url}/v1/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: SERVICE[0], password: SERVICE[1] }) });
 if (login.status !== 200) {
   fail(`the service account '${SERVICE[0]}' cannot log in (HTTP ${login.status}); it existed before with another password`,
@@ -43,6 +51,11 @@ const { server: page, port } = await listenPage(async (req, res) => {
   res.writeHead(404).end('not found');
 }, options);
 
+// A demo user that existed before keeps its own password (the README's quick start makes alice).
+for (const [user, password] of USERS.filter(([u]) => !created.includes(u))) {
+  const res = await fetch(`${db.url}/v1/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user, password }) });
+  if (res.status !== 200) console.warn(`note: the user '${user}' existed before with another password: log in with that one, or as another demo user`);
+}
 const base = pageBase(options, port);
 console.log(`Chat: open ${base}/ and log in as ${USERS.map(([u, p]) => `${u} / ${p}`).join(', ')}`);
 console.log(`  e.g. two windows: ${base}/?user=alice&password=alice-demo-1 and ${base}/?user=bob&password=bob-demo-1`);

@@ -40,8 +40,9 @@ Exit codes: 0 success, 1 SQL error, 2 connection or authentication failure or no
 function parseArgs(argv: readonly string[]): CliOptions | 'help' | 'version' {
   const env = process.env;
   const opts: CliOptions = {
-    url: env.KALAMDB_URL ?? 'http://localhost:8080', user: env.KALAMDB_USER ?? 'root', password: env.KALAMDB_PASSWORD ?? null,
-    token: env.KALAMDB_TOKEN ?? null, command: null, file: null, format: process.stdout.isTTY ? 'table' : 'json', timing: false,
+    // An empty variable (`KALAMDB_PASSWORD= kalam ...`, an unset shell variable expanded) counts as not given.
+    url: env.KALAMDB_URL || 'http://localhost:8080', user: env.KALAMDB_USER || 'root', password: env.KALAMDB_PASSWORD || null,
+    token: env.KALAMDB_TOKEN || null, command: null, file: null, format: process.stdout.isTTY ? 'table' : 'json', timing: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -55,8 +56,8 @@ function parseArgs(argv: readonly string[]): CliOptions | 'help' | 'version' {
       case '-V': case '--version': return 'version';
       case '--url': opts.url = value(); break;
       case '--user': case '-u': opts.user = value(); break;
-      case '--password': case '-p': opts.password = value(); break;
-      case '--token': opts.token = value(); break;
+      case '--password': case '-p': opts.password = value() || null; break;
+      case '--token': opts.token = value() || null; break;
       case '-c': case '--command': opts.command = value(); break;
       case '-f': case '--file': opts.file = value(); break;
       case '--timing': opts.timing = true; break;

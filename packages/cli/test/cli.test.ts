@@ -70,6 +70,12 @@ describe('kalam CLI', () => {
     assert.match(sql.stderr, /ERROR INVALID_SQL/);
     const usage = await kalam(['--bogus']);
     assert.equal(usage.code, 2);
+    // An empty password (an unset shell variable expanded) is no password: named as missing, never sent.
+    for (const [args, env] of [[['--password', ''], {}], [[], { KALAMDB_PASSWORD: '' }]] as const) {
+      const empty = await kalam(['--url', server.url, '--user', 'root', ...args, '-c', 'SELECT 1'], '', env);
+      assert.equal(empty.code, 2);
+      assert.match(empty.stderr, /no password given for user 'root'/);
+    }
   });
 
   it('the REPL reads statements from stdin: multi-line statements, backslash shortcuts', async () => {

@@ -1045,14 +1045,20 @@ describe('live queries', { timeout: 120_000 }, () => {
       c.send({ type: 'unsubscribe', subscription_id: 'dup' });
     });
 
-    it('last_rows > batch_size: UNSUPPORTED', async () => {
-      const m = await c.subscribe('lr', 'SELECT * FROM bad.t', { last_rows: 20, batch_size: 10 });
-      assertWsError(m, 'UNSUPPORTED', 'lr');
-      const m2 = await c.subscribe('lr2', 'SELECT * FROM bad.t', { last_rows: 1001 });
-      assertWsError(m2, 'UNSUPPORTED', 'lr2');
-      const ack = await c.subscribeOk('lr3', 'SELECT * FROM bad.t', { batch_size: 5 });
+    it('last_rows larger than batch_size: the N newest rows over several batches, oldest first', async () => {
+      await server.ok('CREATE SHARED TABLE bad.many (id BIGINT PRIMARY KEY) WITH (ACCESS_LEVEL = \'PUBLIC\')');
+      await server.ok(`INSERT INTO bad.many (id) VALUES ${Array.from({ length: 30 }, (_, i) => `(${i + 1})`).join(', ')}`);
+      const ack = await c.subscribeOk('lr', 'SELECT id FROM bad.many', { last_rows: 20, batch_size: 6 });
+      assert.equal(ack.total_rows, 20);
+      const batches = await c.loadAll('lr');
+      assert.deepEqual(batches.map((b) => b.rows!.length), [6, 6, 6, 2]);
+      assert.deepEqual(batches.flatMap((b) => b.rows!.map((r) => Number(r.id))), Array.from({ length: 20 }, (_, i) => i + 11));
+      assert.equal(batches.at(-1)!.batch_control!.status, 'ready');
+      const ack2 = await c.subscribeOk('lr2', 'SELECT id FROM bad.many', { last_rows: 1001 });
+      assert.equal(ack2.total_rows, 30);
+      const ack3 = await c.subscribeOk('lr3', 'SELECT * FROM bad.t', { batch_size: 5 });
       // As upstream, `from` wins over `last_rows` (its clients resubscribe with both after a reconnect).
-      const m3 = await c.subscribe('lr4', 'SELECT * FROM bad.t', { last_rows: 1, from: ack.batch_control!.last_seq_id });
+      const m3 = await c.subscribe('lr4', 'SELECT * FROM bad.t', { last_rows: 1, from: ack3.batch_control!.last_seq_id });
       assert.equal(m3.type, 'subscription_ack', JSON.stringify(m3));
       await assertAlive(c);
     });

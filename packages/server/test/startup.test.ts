@@ -174,6 +174,9 @@ test('bad configuration gives one line and exit 1', async () => {
   writeFileSync(config, 'port = [\n');
   assertOneLineFailure(await run(['--config', config, '--data-dir', dataDir]), /bad configuration: /);
   assertOneLineFailure(await run(['--config', join(tempDir(), 'missing.toml')]), /bad configuration: .*ENOENT/);
+  // A root password too short to be accepted: said before the data dir is made (it was a stack trace after).
+  assertOneLineFailure(await run(['--port', '0', '--data-dir', dataDir], { KALAMDB_ROOT_PASSWORD: 'short' }), /bad configuration: root_password \(KALAMDB_ROOT_PASSWORD\) must be at least 8 characters/);
+  assert.equal(existsSync(dataDir), false, 'nothing created');
 });
 
 test('a data dir that held a database never starts empty: a damaged jwt-secret, a hot store that lost its catalog or is gone', async () => {

@@ -194,7 +194,7 @@ describe('topics: upstream scenarios', () => {
       if (role !== 'user') assert.equal(consume.body.status, 'success', JSON.stringify(consume.body));
       else assertError(consume, 403, 'PERMISSION_DENIED', /^Only service, dba, or system roles can consume from topics$/);
       const ack = await server.sql(`ACK rm.t GROUP '${role}_group' UPTO OFFSET 0`, { auth });
-      if (role !== 'user') assert.deepEqual(ack.body.results[0]?.rows, [['rm.t', `${role}_group`, 0, 0]], JSON.stringify(ack.body));
+      if (role !== 'user') assert.deepEqual(ack.body.results[0]?.rows, [['rm.t', `${role}_group`, 0, '0']], JSON.stringify(ack.body));
       else assertError(ack, 403, 'PERMISSION_DENIED', /^Only service, dba, or system roles can acknowledge topic offsets$/);
       const httpConsume = await http(server, 'consume', { topic_id: 'rm.t', group_id: `${role}_http`, start: 'Earliest' }, auth);
       const httpAck = await http(server, 'ack', { topic_id: 'rm.t', group_id: `${role}_http`, partition_id: 0, upto_offset: 0 }, auth);
@@ -235,7 +235,7 @@ describe('topics: upstream scenarios', () => {
     assert.equal(await offsetState('default.test_consume_tp', 'consumers'), null);
     const acked = await server.ok("ACK default.test_consume_tp GROUP 'consumers' UPTO OFFSET 0");
     assert.deepEqual(acked[0]!.schema!.map((f) => [f.name, f.data_type]), [['topic', 'Text'], ['group_id', 'Text'], ['partition', 'Int'], ['committed_offset', 'BigInt']]);
-    assert.deepEqual(acked[0]!.rows, [['default.test_consume_tp', 'consumers', 0, 0]]);
+    assert.deepEqual(acked[0]!.rows, [['default.test_consume_tp', 'consumers', 0, '0']]);
     assert.equal((await offsetState('default.test_consume_tp', 'consumers'))!.acked, 0);
     // Unknown topics: NOT_FOUND with upstream's words (consume.rs, ack.rs).
     const missing = await server.sql("CONSUME FROM default.nope GROUP 'g' FROM EARLIEST");
@@ -259,7 +259,7 @@ describe('topics: upstream scenarios', () => {
     const res = await server.ok("CONSUME FROM test_cdc_ns.events_stream GROUP 'cdc_consumers' FROM EARLIEST LIMIT 10");
     assert.deepEqual(res[0]!.schema!.map((f) => f.name), ['topic_id', 'partition_id', 'offset', 'key', 'payload', 'timestamp_ms', 'user_id', 'op']);
     assert.ok(res[0]!.row_count <= 10);
-    assert.deepEqual(res[0]!.rows!.map((r) => [r[2], r[3], r[7]]), [[0, 'evt1', 'insert'], [1, 'evt2', 'insert']]);
+    assert.deepEqual(res[0]!.rows!.map((r) => [r[2], r[3], r[7]]), [['0', 'evt1', 'insert'], ['1', 'evt2', 'insert']]);
     const { access_token } = await server.login('root', ROOT_PASSWORD);
     const got = await readAtLeast(server, { token: access_token }, 'test_cdc_ns.events_stream', 'cdc-key-check', 'earliest', 10, 2);
     assert.deepEqual(new Set(got.messages.map((m) => m.key)), new Set(['evt1', 'evt2']));
@@ -633,7 +633,7 @@ describe('topics: upstream scenarios', () => {
     const committed = await server.rows("SELECT partition_id, last_acked_offset FROM system.topic_offsets WHERE topic_id = 'mp.t' AND group_id = 'sql-mp' ORDER BY partition_id");
     assert.deepEqual(committed.map((r) => [Number(r.partition_id), Number(r.last_acked_offset)]), [0, 1, 2].map((p) => [p, byPartition.get(p)!.length - 1]));
     const [acked] = await server.rows("ACK mp.t GROUP 'ack-mp' PARTITION 1 UPTO OFFSET 2");
-    assert.deepEqual(acked, { topic: 'mp.t', group_id: 'ack-mp', partition: 1, committed_offset: 2 });
+    assert.deepEqual(acked, { topic: 'mp.t', group_id: 'ack-mp', partition: 1, committed_offset: '2' });
     const again = await consumeHttp(server, { topic_id: 'mp.t', group_id: 'ack-mp', partition_id: 1, limit: 1 }, service);
     assert.deepEqual(again.messages.map((m) => m.offset), [3]);
     assertError(await server.sql("ACK mp.t GROUP 'g' PARTITION 3 UPTO OFFSET 0"), 400, 'SQL_EXECUTION_ERROR', /no partition 3/);

@@ -83,7 +83,7 @@ export class TokenService {
       throw new ServerError('INVALID_CREDENTIALS', 'Invalid or expired token');
     }
     if (payload.typ !== type || typeof payload.sub !== 'string' || typeof payload.role !== 'string' || typeof payload.exp !== 'number') {
-      throw new ServerError('INVALID_CREDENTIALS', `Invalid token: not a ${type} token`);
+      throw new ServerError('INVALID_CREDENTIALS', `Invalid token: not ${type === 'access' ? 'an' : 'a'} ${type} token`);
     }
     if (payload.uid !== undefined && typeof payload.uid !== 'string') throw new ServerError('INVALID_CREDENTIALS', 'Invalid token: bad uid');
     // A token without uid predates account ids: it was issued to the account whose id is the name.

@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import { totalmem } from 'node:os';
 import { parse as parseToml } from 'smol-toml';
 import { isLogLevel, type LogFormat, type LogLevel } from '../util/log.js';
+import { PASSWORD_LENGTH_MIN } from '../auth/passwords.js';
 
 /**
  * `fsync`: acknowledged writes survive power loss (the WAL is synced once per commit group).
@@ -290,6 +291,10 @@ function checkConfig(config: Config): void {
       + 'DuckDB may legitimately fill its limit (the hot mirror lives there) and the guard would then interrupt every query');
   }
   if (config.resultBytesMax >= config.memoryRssBytesMax) throw new Error('result_bytes_max must be below memory_rss_bytes_max');
+  // Checked here, before the data dir is touched, rather than when root is created (a stack trace then).
+  if (config.rootPassword !== null && config.rootPassword.length < PASSWORD_LENGTH_MIN) {
+    throw new Error(`root_password (KALAMDB_ROOT_PASSWORD) must be at least ${PASSWORD_LENGTH_MIN} characters`);
+  }
   if (config.liveSlowConsumerGraceMs > 3_600_000) throw new Error('live_slow_consumer_grace_ms must not exceed 3600000 (an hour)');
   if (config.liveBufferedBytesBurstMax < config.liveBufferedBytesMax) {
     throw new Error('live_buffered_bytes_burst_max must not be below live_buffered_bytes_max: the burst is what a connection may hold past the cap for a moment');

@@ -159,7 +159,8 @@ export async function consume(s: Services, ctx: RunContext, st: Of<'consume'>): 
     for (const m of messages) last.set(m.partition_id, Math.max(last.get(m.partition_id) ?? -1, m.offset));
     for (const [partition, offset] of last) await s.topics.ack(topic.name, st.group, partition, offset, owner);
   }
-  return rowsResult(ctx, MESSAGE_SCHEMA, messages.map((m) => [m.topic_id, m.partition_id, m.offset, m.key, m.payload, m.timestamp_ms, m.user_id, m.op]));
+  return rowsResult(ctx, MESSAGE_SCHEMA, // BIGINT cells are strings of digits, as every other 64-bit value in a result (protocol: value encoding).
+    messages.map((m) => [m.topic_id, m.partition_id, String(m.offset), m.key, m.payload, String(m.timestamp_ms), m.user_id, m.op]));
 }
 
 export async function ack(s: Services, ctx: RunContext, st: Of<'ack'>): Promise<StatementResult> {
@@ -174,7 +175,7 @@ export async function ack(s: Services, ctx: RunContext, st: Of<'ack'>): Promise<
     { name: 'group_id', data_type: 'Text', index: 1 },
     { name: 'partition', data_type: 'Int', index: 2 },
     { name: 'committed_offset', data_type: 'BigInt', index: 3 },
-  ], [[name, st.group, st.partition, st.uptoOffset]]);
+  ], [[name, st.group, st.partition, String(st.uptoOffset)]]);
 }
 
 function field(body: Record<string, unknown>, name: string, kind: 'string' | 'integer', required: boolean): unknown {

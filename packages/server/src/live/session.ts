@@ -888,7 +888,6 @@ function parseOptions(raw: unknown, batchSizeMax: number): SubscribeOptions | nu
   };
   const batchSize = int(o.batch_size, 'batch_size', 1, batchSizeMax) ?? 1000;
   const lastRows = int(o.last_rows, 'last_rows', 0, 1_000_000);
-  if (lastRows !== null && lastRows > batchSize) throw new OptionsError(`options.last_rows (${lastRows}) larger than batch_size (${batchSize}) is not supported`);
   // `from_seq_id` is upstream's other name for `from`. Upstream's clients send it as a JSON number
   // (parsed exactly, as a bigint past 2^53) or a string of digits.
   const rawFrom = o.from ?? o.from_seq_id;
