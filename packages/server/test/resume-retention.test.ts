@@ -47,3 +47,55 @@ describe('resume past the deleted-rows retention', () => {
     }
   });
 });
+
+describe('what one resume may read', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await TestServer.startWithConfig({ result_bytes_max: 1024 * 1024 });
+  });
+  after(async () => {
+    await server.dispose();
+  });
+
+  it('a resume over result_bytes_max of changes is refused with a reason, the connection lives, and smaller ones are served', async () => {
+    // An attack review: 20 resumes of a 200 MB partition took the server to 5.9 GB and a V8 out-of-memory.
+    await server.ok('CREATE NAMESPACE big');
+    await server.ok("CREATE SHARED TABLE big.t (id BIGINT PRIMARY KEY, v TEXT) WITH (ACCESS_LEVEL = 'PUBLIC', FLUSH_POLICY = 'rows:100000000')");
+    const pad = 'x'.repeat(1000);
+    for (let b = 0; b < 4; b++) {
+      await server.ok(`INSERT INTO big.t (id, v) VALUES ${Array.from({ length: 500 }, (_, i) => `(${b * 500 + i}, '${pad}')`).join(', ')}`);
+    }
+    const recent = String((await server.rows('SELECT max(_seq) AS s FROM big.t'))[0]!.s);
+    const c = await LiveClient.connect(server.url, { user: 'root', password: ROOT_PASSWORD });
+    try {
+      for (let i = 0; i < 3; i++) {
+        // Again and again: refused at once, without reading the partition again.
+        const refused = await c.subscribe(`all${i}`, 'SELECT * FROM big.t', { from: '1' });
+        assert.equal(refused.type, 'error', JSON.stringify(refused).slice(0, 300));
+        assert.match(refused.message!, /^Cannot resume big\.t from _seq 1: its unflushed changes are more than 1048576 bytes \(result_bytes_max\)\. Subscribe again without 'from'/);
+      }
+      await server.ok('INSERT INTO big.t (id, v) VALUES (5000, \'new\')');
+      // The same partition is refused whatever the range (the hot tier is read whole): flush it, and a
+      // resume from just before the last row reads one cold version.
+      await server.ok('STORAGE FLUSH TABLE big.t');
+      await eventually(async () => Number((await server.rows("SELECT count(*) AS n FROM system.jobs WHERE job_type = 'flush' AND status = 'completed'"))[0]!.n) >= 1);
+      const small = await c.subscribe('recent', 'SELECT id FROM big.t', { from: recent });
+      assert.equal(small.type, 'subscription_ack', JSON.stringify(small).slice(0, 300));
+      assert.equal(small.total_rows, 1);
+      const fromCold = await c.subscribe('cold', 'SELECT * FROM big.t', { from: '1' });
+      assert.equal(fromCold.type, 'error', JSON.stringify(fromCold).slice(0, 300));
+      assert.match(fromCold.message!, /^Cannot resume big\.t from _seq 1: more than 100000 versions or 1048576 bytes \(result_bytes_max\) were flushed since/);
+      assert.equal((await c.request({ type: 'ping' }, (m) => m.type === 'pong')).type, 'pong');
+    } finally {
+      c.terminate();
+    }
+  });
+});
+
+async function eventually(check: () => Promise<boolean>, ms = 20_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

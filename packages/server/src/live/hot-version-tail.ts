@@ -29,6 +29,8 @@ export class PartitionTail {
   lastUsed = 0;
   /** The read that extends it now: the next waits for it, then reads past it. */
   private extending: Promise<void> = Promise.resolve();
+  /** A read that failed part-way (it may have kept some versions): the entry is not used again. */
+  private broken: unknown = null;
   private readonly pkIdx: number;
 
   constructor(readonly table: TableDef, readonly partition: string, readonly flushed: bigint) {
@@ -40,18 +42,29 @@ export class PartitionTail {
     return pkString(this.table, v.values[this.pkIdx]!);
   }
 
-  /** Reads the versions committed since the last read, up to `upTo` (one read at a time). */
-  extend(source: HotVersionSource, upTo: bigint): Promise<void> {
+  /**
+   * Reads the versions committed since the last read, up to `upTo` (one read at a time); past
+   * `bytesMax` in all it stops with TailTooLarge.
+   */
+  extend(source: HotVersionSource, upTo: bigint, bytesMax = Infinity): Promise<void> {
     const next = this.extending.then(async () => {
+      if (this.broken !== null) throw this.broken;
+      if (this.bytes > bytesMax) throw new TailTooLarge(bytesMax);
       if (this.upTo >= upTo) return;
-      await source.forEachVersion(this.table, this.partition, this.upTo, upTo, (v) => {
-        this.versions.push(v);
-        this.bytes += approxBytes(v);
-        const key = this.keyOf(v);
-        const list = this.byKey.get(key);
-        if (list === undefined) this.byKey.set(key, [v]);
-        else list.push(v);
-      });
+      try {
+        await source.forEachVersion(this.table, this.partition, this.upTo, upTo, (v) => {
+          this.versions.push(v);
+          this.bytes += approxBytes(v);
+          if (this.bytes > bytesMax) throw new TailTooLarge(bytesMax);
+          const key = this.keyOf(v);
+          const list = this.byKey.get(key);
+          if (list === undefined) this.byKey.set(key, [v]);
+          else list.push(v);
+        });
+      } catch (error) {
+        this.broken = error;
+        throw error;
+      }
       this.upTo = upTo;
     });
     // A failed read leaves the entry as it was; the next caller tries again.
@@ -77,7 +90,7 @@ export class PartitionTail {
 }
 
 /** A version's size in memory, roughly: its cells and the objects around them. */
-function approxBytes(v: RowVersion): number {
+export function approxBytes(v: RowVersion): number {
   let n = 80;
   for (const cell of v.values) {
     if (typeof cell === 'string') n += 16 + cell.length;
@@ -99,8 +112,20 @@ function firstAbove(list: readonly RowVersion[], seq: bigint): number {
   return lo;
 }
 
+/** A partition holds more hot versions than one resume may read. */
+export class TailTooLarge extends Error {
+  constructor(readonly bytesMax: number) {
+    super(`more than ${bytesMax} bytes of unflushed versions`);
+  }
+}
+
 export class HotVersionTail {
   private readonly entries = new Map<string, PartitionTail>();
+  /**
+   * Partitions found too large to read for a resume, with their flush watermark then: until a flush
+   * moves it their versions only grow, so a resume is refused without reading them again.
+   */
+  private readonly tooLarge = new Map<string, bigint>();
 
   constructor(
     private readonly source: HotVersionSource,
@@ -111,12 +136,14 @@ export class HotVersionTail {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** The partition's hot versions, committed up to `upTo` at least. */
-  async read(table: TableDef, partition: string, upTo: bigint): Promise<PartitionTail> {
+  /** The partition's hot versions, committed up to `upTo` at least; TailTooLarge past `bytesMax`. */
+  async read(table: TableDef, partition: string, upTo: bigint, bytesMax = Infinity): Promise<PartitionTail> {
     this.dropIdle();
     const id = partitionId(table.id, partition);
     for (let attempt = 1; ; attempt++) {
       const flushed = this.source.flushedSeq(table.id, partition);
+      if (this.tooLarge.get(id) === flushed) throw new TailTooLarge(bytesMax);
+      this.tooLarge.delete(id);
       let entry = this.entries.get(id);
       if (entry !== undefined && (entry.table.schemaVersion !== table.schemaVersion || entry.flushed !== flushed)) {
         this.forget(id, entry);
@@ -127,7 +154,16 @@ export class HotVersionTail {
         this.entries.set(id, entry);
       }
       entry.lastUsed = this.now();
-      await entry.extend(this.source, upTo);
+      try {
+        await entry.extend(this.source, upTo, bytesMax);
+      } catch (error) {
+        this.forget(id, entry);
+        if (error instanceof TailTooLarge && this.source.flushedSeq(table.id, partition) === flushed) {
+          if (this.tooLarge.size >= 10_000) this.tooLarge.clear();
+          this.tooLarge.set(id, flushed);
+        }
+        throw error;
+      }
       // A flush that handed versions over while they were read (this read, or the one it waited for)
       // may have hidden some: the entry goes, and the read starts again above the new watermark. (The
       // caller also checks flushed keys against the segments: a hand-over deletes before it moves the

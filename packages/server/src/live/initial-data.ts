@@ -16,7 +16,7 @@ import type { RowVersion } from '../storage/hot/row-codec.js';
 import { manifestMaxSeq, type Segment } from '../storage/cold/manifest.js';
 import type { SubscriptionQuery } from './subscription-query.js';
 import { cellsUnder } from './row-shape.js';
-import type { HotVersionTail } from './hot-version-tail.js';
+import { TailTooLarge, approxBytes, type HotVersionTail } from './hot-version-tail.js';
 
 export interface InitialRows {
   /** Versions in ascending `_seq` order; deleted ones only in resume mode. */
@@ -67,7 +67,26 @@ export interface ResumeChange {
  * gone, so only a snapshot is exact), or older than the last DROP of a table of that name (the client
  * may hold its rows); `from` 0 or 1 (every change, for a client that holds nothing) is always served.
  */
-export async function resumeChanges(s: Services, tail: HotVersionTail, q: SubscriptionQuery, partition: string, from: bigint): Promise<{ changes: ResumeChange[]; handoverSeq: bigint }> {
+/** What one resume may read (an attack review: 20 resumes of a 200 MB partition took the server to 5.9 GB and a V8 OOM). */
+export interface ResumeLimits {
+  /** Bytes of versions, hot and cold each (approxBytes): `result_bytes_max`. */
+  readonly bytesMax: number;
+  /** False once nobody waits for the answer (the subscription ended): the reads stop. */
+  readonly stillWanted: () => boolean;
+}
+
+/** Cold versions one resume may read, whatever their size. */
+export const RESUME_COLD_VERSIONS_MAX = 100_000;
+
+/** Thrown by resumeChanges when the subscription it reads for has ended. */
+export class ResumeAbandoned extends Error {}
+
+function resumeTooLarge(table: TableDef, from: bigint, what: string): ServerError {
+  return new ServerError('SQL_EXECUTION_ERROR', `Cannot resume ${qualifiedName(table)} from _seq ${from}: ${what}. `
+    + `Subscribe again without 'from' to get a fresh snapshot (in batches), or with last_rows.`);
+}
+
+export async function resumeChanges(s: Services, tail: HotVersionTail, q: SubscriptionQuery, partition: string, from: bigint, limits: ResumeLimits): Promise<{ changes: ResumeChange[]; handoverSeq: bigint }> {
   const table = q.table;
   if (table.type === 'STREAM') {
     // Every event is an insert; nothing older than the TTL exists any more.
@@ -95,8 +114,21 @@ export async function resumeChanges(s: Services, tail: HotVersionTail, q: Subscr
   }
   const manifestBefore = s.cold.manifest(table, partition);
   // Hot first, then cold: a flush in between can only make a version appear twice, never vanish.
-  const hot = await tail.read(table, partition, handoverSeq);
-  const coldAfter = await s.cold.readSeqRange(table, partition, from, handoverSeq, decodeColdRow);
+  let hot: Awaited<ReturnType<HotVersionTail['read']>>;
+  try {
+    hot = await tail.read(table, partition, handoverSeq, limits.bytesMax);
+  } catch (error) {
+    if (error instanceof TailTooLarge) throw resumeTooLarge(table, from, `its unflushed changes are more than ${limits.bytesMax} bytes (result_bytes_max)`);
+    throw error;
+  }
+  if (!limits.stillWanted()) throw new ResumeAbandoned();
+  const coldAfter = await s.cold.readSeqRange(table, partition, from, handoverSeq, decodeColdRow, undefined, RESUME_COLD_VERSIONS_MAX + 1);
+  if (!limits.stillWanted()) throw new ResumeAbandoned();
+  let coldBytes = 0;
+  for (const v of coldAfter) coldBytes += approxBytes(v);
+  if (coldAfter.length > RESUME_COLD_VERSIONS_MAX || coldBytes > limits.bytesMax) {
+    throw resumeTooLarge(table, from, `more than ${RESUME_COLD_VERSIONS_MAX} versions or ${limits.bytesMax} bytes (result_bytes_max) were flushed since`);
+  }
   const pkIdx = primaryKeyIndex(table);
   const keyOf = (v: RowVersion): string => hot.keyOf(v); // the key the tail indexes its versions by
   const history = new Map<string, RowVersion[]>();
@@ -119,6 +151,7 @@ export async function resumeChanges(s: Services, tail: HotVersionTail, q: Subscr
     if (v === null || v.seq <= flushedUpTo) lookInCold.push(versions[0]!.values[pkIdx]!);
   }
   for (let i = 0; i < lookInCold.length; i += 500) {
+    if (!limits.stillWanted()) throw new ResumeAbandoned();
     const keys = lookInCold.slice(i, i + 500);
     for (const v of (await s.cold.readSeqRange(table, partition, null, from, decodeColdRow, keys)).sort(bySeq)) {
       const hotHeld = held.get(keyOf(v));

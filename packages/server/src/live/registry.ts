@@ -25,7 +25,7 @@ export interface LiveSink {
   /** Sends a text message; false when the connection is gone or was closed as a slow consumer. */
   send(frame: LiveFrame, sub: Subscription, seq: bigint | null): boolean;
   /** The subscription was ended by the server because it failed; tell the client. */
-  failed(sub: Subscription, message: string): void;
+  failed(sub: Subscription, message: string, code?: 'INVALID_SQL' | 'SLOW_CONSUMER'): void;
 }
 
 /**
@@ -140,6 +140,9 @@ class PartitionShapes {
     return out;
   }
 }
+
+/** Changes a subscription may hold while its initial data is sent (they follow it, in order). */
+export const LOADING_BUFFER_MAX = 100_000;
 
 export class LiveRegistry implements Deliverer {
   /** Per (table, partition): its shapes. */
@@ -353,6 +356,14 @@ export class LiveRegistry implements Deliverer {
   deliver(sub: Subscription, event: LiveEvent): void {
     if (sub.state === 'closed') return;
     if (sub.state === 'loading') {
+      // A client that never asks for its next batch (or a resume it reads slowly) would hold every
+      // change committed to the table meanwhile.
+      if (sub.buffered.length >= LOADING_BUFFER_MAX) {
+        this.remove(sub);
+        sub.sink.failed(sub, `More than ${LOADING_BUFFER_MAX} changes were committed while the initial data was being sent: `
+          + 'read it faster (next_batch), or subscribe again with a smaller batch_size, last_rows or a narrower filter', 'SLOW_CONSUMER');
+        return;
+      }
       sub.buffered.push(event);
       return;
     }

@@ -30,7 +30,8 @@ import { shapedRow } from './row-shape.js';
 import { LiveFrame } from './wire-frame.js';
 import { currentFanOut, holdUntilFanOutEnds } from './fanout-writes.js';
 import { parseSubscription, type SubscriptionQuery } from './subscription-query.js';
-import { resumeChanges, snapshotRows, type InitialRows, type ResumeChange } from './initial-data.js';
+import { ResumeAbandoned, resumeChanges, snapshotRows, type InitialRows, type ResumeChange } from './initial-data.js';
+import type { KeyedMutex } from '../util/mutex.js';
 import type { HotVersionTail } from './hot-version-tail.js';
 import type { RowVersion } from '../storage/hot/row-codec.js';
 import { bigintsToText, parseJson } from '../util/json.js';
@@ -88,6 +89,8 @@ export interface SessionDeps {
   readonly traffic: LiveTraffic;
   /** Hot versions of partitions resumed lately, shared by the resumes of a reconnect storm. */
   readonly resumeTail: HotVersionTail;
+  /** One resume read at a time per user: what a resume may hold is bounded, and so is their number. */
+  readonly resumeReads: KeyedMutex;
 }
 
 interface PendingBatches {
@@ -438,10 +441,9 @@ export class LiveSession implements LiveSink {
       const query = sub.query;
       let read: { changes: ResumeChange[]; handoverSeq: bigint } | HeldSnapshot;
       try {
-        read = options.from !== null
-          ? await resumeChanges(this.d.services, this.d.resumeTail, query, sub.partition, options.from)
-          : await this.readSnapshot(query, options.lastRows);
+        read = options.from !== null ? await this.readResume(sub, query, options.from) : await this.readSnapshot(query, options.lastRows);
       } catch (error) {
+        if (error instanceof ResumeAbandoned) return;
         // Read while the table's columns changed (a row of the other width): read again.
         if (sub.state === 'closed' || sub.query === query || attempt >= 5) throw error;
         continue;
@@ -453,7 +455,7 @@ export class LiveSession implements LiveSink {
         continue;
       }
       this.announce(sub, query);
-      if ('changes' in read) return this.sendResumed(sub, query, read.changes, read.handoverSeq, options.from!);
+      if ('changes' in read) return await this.sendResumed(sub, query, read.changes, read.handoverSeq, options.from!);
       return this.sendSnapshot(sub, query, read, options.batchSize);
     }
   }
@@ -487,6 +489,15 @@ export class LiveSession implements LiveSink {
     return { ...read, budget, bytes: own.used };
   }
 
+  /** The changes since `from`, read one resume at a time per user, within result_bytes_max, given up when the subscription ends. */
+  private readResume(sub: Subscription, query: SubscriptionQuery, from: bigint): Promise<{ changes: ResumeChange[]; handoverSeq: bigint }> {
+    const limits = { bytesMax: this.d.services.config.resultBytesMax, stillWanted: () => sub.state !== 'closed' && !this.closed };
+    return this.d.resumeReads.run(this.principal!.userId, async () => {
+      if (!limits.stillWanted()) throw new ResumeAbandoned();
+      return resumeChanges(this.d.services, this.d.resumeTail, query, sub.partition, from, limits);
+    });
+  }
+
   /** The ack tells the client `query`'s schema: schema_changed messages buffered before it are superseded. */
   private announce(sub: Subscription, query: SubscriptionQuery = sub.query): void {
     sub.shape = query;
@@ -495,7 +506,12 @@ export class LiveSession implements LiveSink {
     if (sub.query !== query && !sameSchema(query.schema, sub.query.schema)) sub.buffered.push(schemaChangedEvent(sub.query));
   }
 
-  private sendResumed(sub: Subscription, query: SubscriptionQuery, changes: ResumeChange[], handoverSeq: bigint, from: bigint): void {
+  /**
+   * The ack, then the changes as fast as the client reads them (at most half the connection's
+   * buffer cap ahead: a large resume sent at once was cut off as a slow consumer), then live.
+   * Changes committed meanwhile wait in the subscription's buffer, as while initial data loads.
+   */
+  private async sendResumed(sub: Subscription, query: SubscriptionQuery, changes: ResumeChange[], handoverSeq: bigint, from: bigint): Promise<void> {
     sub.handoverSeq = handoverSeq;
     sub.lastSeq = from;
     // The ack's last_seq_id never runs ahead of what the client holds (upstream's clients take it as
@@ -504,7 +520,21 @@ export class LiveSession implements LiveSink {
       type: 'subscription_ack', subscription_id: sub.id, total_rows: changes.length, schema: query.schema,
       batch_control: { batch_num: 0, has_more: false, status: 'ready', last_seq_id: (changes.length > 0 ? from : handoverSeq).toString() },
     });
-    for (const change of changes) this.sendResumedChange(sub, query, change);
+    const ahead = this.d.services.config.liveBufferedBytesMax / 2;
+    for (const change of changes) {
+      if (this.ws.bufferedAmount > ahead) {
+        // whenDrained calls back only while the connection is open: the timer ends the wait when it closes.
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 100);
+          this.whenDrained(() => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
+      }
+      if (sub.state === 'closed' || this.closed) return;
+      this.sendResumedChange(sub, query, change);
+    }
     if (sub.lastSeq < handoverSeq) sub.lastSeq = handoverSeq;
     this.d.registry.goLive(sub);
   }
@@ -586,10 +616,10 @@ export class LiveSession implements LiveSink {
     this.d.registry.remove(sub);
   }
 
-  failed(sub: Subscription, message: string): void {
+  failed(sub: Subscription, message: string, code: 'INVALID_SQL' | 'SLOW_CONSUMER' = 'INVALID_SQL'): void {
     this.subs.delete(sub.id);
     this.forgetBatches(sub.id);
-    this.error(sub.id, 'INVALID_SQL', message);
+    this.error(sub.id, code, message);
   }
 
   /** A subscription's initial data is sent or no longer wanted: its rows go, and their bytes back to the user's budget. */

@@ -20,3 +20,22 @@ export class Mutex {
     }
   }
 }
+
+/** One Mutex per key, made when first used and dropped when nobody holds or waits for it. */
+export class KeyedMutex {
+  private readonly locks = new Map<string, { mutex: Mutex; users: number }>();
+
+  async run<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    let entry = this.locks.get(key);
+    if (entry === undefined) {
+      entry = { mutex: new Mutex(), users: 0 };
+      this.locks.set(key, entry);
+    }
+    entry.users++;
+    try {
+      return await entry.mutex.run(fn);
+    } finally {
+      if (--entry.users === 0) this.locks.delete(key);
+    }
+  }
+}

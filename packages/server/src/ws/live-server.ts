@@ -16,6 +16,7 @@ import { recompileSubscription, type SubscriptionQuery } from '../live/subscript
 import { reauthScope } from '../live/reauthorize.js';
 import { newLiveTraffic, type LiveTraffic } from '../live/traffic.js';
 import { HotVersionTail } from '../live/hot-version-tail.js';
+import { KeyedMutex } from '../util/mutex.js';
 import type { CatalogChange } from '../catalog/changes.js';
 import type { StoredValue, TableDef } from '../catalog/types.js';
 
@@ -24,6 +25,7 @@ export class LiveServer implements LiveControl {
   /** What the sessions sent and dropped (read by /metrics and system.stats). */
   readonly traffic: LiveTraffic = newLiveTraffic();
   private readonly resumeTail: HotVersionTail;
+  private readonly resumeReads = new KeyedMutex();
   private readonly sessions = new Set<LiveSession>();
   private readonly wss: WebSocketServer;
   private readonly pingTimer: NodeJS.Timeout;
@@ -90,7 +92,7 @@ export class LiveServer implements LiveControl {
   private open(ws: WebSocket, req: IncomingMessage): void {
     const connectionId = `c${(++this.connections).toString(36)}${Date.now().toString(36).slice(-4)}`;
     const address = req.socket.remoteAddress ?? 'unknown';
-    const deps = { services: this.services, registry: this.registry, auth: this.auth, log: this.log, nodeId: this.nodeId, traffic: this.traffic, resumeTail: this.resumeTail };
+    const deps = { services: this.services, registry: this.registry, auth: this.auth, log: this.log, nodeId: this.nodeId, traffic: this.traffic, resumeTail: this.resumeTail, resumeReads: this.resumeReads };
     const session = new LiveSession(connectionId, ws, deps, address);
     this.sessions.add(session);
     ws.on('message', (data: Buffer, isBinary: boolean) => session.receive(data, isBinary));

@@ -629,12 +629,13 @@ export class ColdStore {
    * Cold versions of a partition whose `_seq` lies in (`after`, `upTo`] (resume), optionally only
    * for some keys; in no particular order.
    */
-  async readSeqRange(table: TableDef, partition: string, after: bigint | null, upTo: bigint, decode: ColdRowDecoder, keys?: readonly StoredValue[]): Promise<RowVersion[]> {
+  async readSeqRange(table: TableDef, partition: string, after: bigint | null, upTo: bigint, decode: ColdRowDecoder, keys?: readonly StoredValue[], limit?: number): Promise<RowVersion[]> {
     const lower = after === null ? '' : `"_seq" > ${after} AND `;
     const keyFilter = keys === undefined ? '' : ` AND ${keyIn(table, keys)}`;
+    const limitClause = limit === undefined ? '' : ` LIMIT ${Math.floor(limit)}`;
     const rows = await this.readRows(table, partition, () => {
       const relation = this.relation(table, partition, keys);
-      return relation === null ? null : `SELECT * FROM ${relation} WHERE ${lower}"_seq" <= ${upTo}${keyFilter}`;
+      return relation === null ? null : `SELECT * FROM ${relation} WHERE ${lower}"_seq" <= ${upTo}${keyFilter}${limitClause}`;
     });
     return rows.map((r) => decode(table, r));
   }
