@@ -31,10 +31,19 @@ export async function openDataDir(config: Config, health?: StorageHealth, opts: 
   // Off only for the lock check before a staged restore is applied: a crash in the middle of moving
   // the old database aside leaves jwt-secret or storage/ without rocksdb/, which the restore replaces.
   const held = opts.expectHeldDatabase === false ? null : heldDatabase(dir);
-  if (held !== null && !existsSync(join(rocksDir, 'CURRENT'))) {
+  // With the token secret from the environment and nothing flushed yet, the hot store's own files
+  // are all that says a database lived here (a fault review: a lost CURRENT then opened as an empty
+  // database, and RocksDB deleted the table files that held every row).
+  const heldHere = held ?? (opts.expectHeldDatabase !== false && hotStoreFiles(rocksDir).length > 0 ? 'table and log files under rocksdb/' : null);
+  if (heldHere !== null && !existsSync(join(rocksDir, 'CURRENT'))) {
     // RocksDB would create an empty store here, and the server a new root and catalog beside the old
     // tables' files (their ids reused by new tables).
-    throw new StartupError(`data dir ${dir} holds a database (${held}) but its hot store ${rocksDir} is missing`,
+    const manifests = hotStoreFiles(rocksDir).filter((name) => name.startsWith('MANIFEST-')).sort();
+    if (manifests.length > 0) {
+      throw new StartupError(`data dir ${dir} holds a database (${heldHere}) but its hot store ${rocksDir} lost its CURRENT file (its ${manifests.join(', ')} and table files are there)`,
+        `CURRENT names the store's newest MANIFEST: write that name and a newline into it (e.g. \`echo ${manifests.at(-1)} > ${join(rocksDir, 'CURRENT')}\`), or restore the data dir from a backup (docs/operations.md, "Backup and restore")`);
+    }
+    throw new StartupError(`data dir ${dir} holds a database (${heldHere}) but its hot store ${rocksDir} is missing`,
       'Restore the data dir from a backup (docs/operations.md, "Backup and restore"); to start an empty database instead, use another --data-dir');
   }
   const kept = held !== null ? keepFilesBeforeOpen(rocksDir, join(dir, FILES_BEFORE_OPEN_DIR)) : null;
@@ -89,6 +98,15 @@ function heldDatabase(dir: string): string | null {
   if (existsSync(join(dir, 'jwt-secret'))) return 'jwt-secret';
   if (holdsColdFiles(join(dir, 'storage'), 3)) return 'tables under storage/';
   return null;
+}
+
+/** The hot store's MANIFEST, table (.sst) and WAL (.log) files. */
+function hotStoreFiles(rocksDir: string): string[] {
+  try {
+    return readdirSync(rocksDir).filter((name) => name.startsWith('MANIFEST-') || name.endsWith('.sst') || name.endsWith('.log'));
+  } catch {
+    return [];
+  }
 }
 
 /**

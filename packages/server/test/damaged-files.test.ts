@@ -54,7 +54,7 @@ describe('damaged cold-tier files', () => {
     alice = await server.createUser('alice');
     bob = await server.createUser('bob');
     // Two segments each (ids 1-50, then 51-100), so a repair has a readable one to keep.
-    for (const t of ['good', 'man', 'esc', 'flip', 'trunc', 'comp', 'lost']) {
+    for (const t of ['good', 'man', 'esc', 'flip', 'trunc', 'comp', 'lost', 'nextb']) {
       await server.ok(`CREATE SHARED TABLE dmg.${t} (id BIGINT PRIMARY KEY, body TEXT)`);
       for (const [lo, hi] of [[1, 50], [51, 100]] as const) {
         await server.ok(`INSERT INTO dmg.${t} SELECT i, repeat('x', 40) || i FROM range(${lo}, ${hi + 1}) AS r(i)`);
@@ -80,6 +80,11 @@ describe('damaged cold-tier files', () => {
     const esc = JSON.parse(readFileSync(join(dir('esc'), 'manifest.json'), 'utf8'));
     esc.segments[0].path = '../x/batch-0.parquet';
     writeFileSync(join(dir('esc'), 'manifest.json'), JSON.stringify(esc));
+    // A manifest whose next batch number is one it lists (an old copy put back): the next flush would
+    // write over that segment (a fault review lost 2,000 rows so).
+    const nextb = JSON.parse(readFileSync(join(dir('nextb'), 'manifest.json'), 'utf8'));
+    nextb.next_batch = 1;
+    writeFileSync(join(dir('nextb'), 'manifest.json'), JSON.stringify(nextb));
     // Bytes overwritten in place (same size), and a segment cut short.
     overwrite(join(dir('flip'), 'batch-1.parquet'));
     const trunc = join(dir('trunc'), 'batch-1.parquet');
@@ -97,6 +102,8 @@ describe('damaged cold-tier files', () => {
     assert.equal(await count('notes', bob), 1);
     await unavailable('SELECT * FROM dmg.man', /Table 'dmg\.man' is unavailable: storage\/dmg\/man\/manifest\.json: not valid JSON/);
     await unavailable('SELECT * FROM dmg.esc WHERE id = 3', /dmg\/esc\/manifest\.json: segment path "\.\.\/x\/batch-0\.parquet" points outside the partition directory/);
+    await unavailable('SELECT count(*) FROM dmg.nextb', /dmg\/nextb\/manifest\.json: segment batch-1\.parquet is not below next_batch 1/);
+    assert.equal(readdirSync(dir('nextb')).filter((f) => f.endsWith('.parquet')).length, 2, 'no segment touched');
     await unavailable('SELECT count(*) FROM dmg.flip', /Table 'dmg\.flip' is unavailable: storage\/dmg\/flip\/batch-1\.parquet: SHA-256 does not match/);
     await unavailable('SELECT * FROM dmg.trunc', /storage\/dmg\/trunc\/batch-1\.parquet: size \d+ bytes, the manifest says \d+/);
     await unavailable('SELECT * FROM dmg.notes', new RegExp(`dmg/notes/${aliceId}/manifest\\.json`), alice);
@@ -109,7 +116,7 @@ describe('damaged cold-tier files', () => {
 
     const tables = await server.rows("SELECT table_name, status, unavailable_reason FROM system.tables WHERE namespace_id = 'dmg' ORDER BY table_name");
     const status = Object.fromEntries(tables.map((t) => [t.table_name, t.status]));
-    assert.deepEqual(status, { comp: 'available', esc: 'unavailable', flip: 'unavailable', good: 'available', lost: 'unavailable', man: 'unavailable', notes: 'unavailable', trunc: 'unavailable' });
+    assert.deepEqual(status, { comp: 'available', esc: 'unavailable', flip: 'unavailable', good: 'available', lost: 'unavailable', man: 'unavailable', nextb: 'unavailable', notes: 'unavailable', trunc: 'unavailable' });
     assert.match(String(tables.find((t) => t.table_name === 'notes')!.unavailable_reason), /\(user alice\): not valid JSON/);
     assert.equal(tables.find((t) => t.table_name === 'good')!.unavailable_reason, null);
     // system.manifest still answers, without the damaged partitions.
@@ -167,7 +174,7 @@ describe('damaged cold-tier files', () => {
   });
 
   it('STORAGE REPAIR TABLE quarantines unreadable segments and brings the tables back', async () => {
-    for (const [table, rows, quarantined] of [['flip', 50, 'batch-1.parquet'], ['trunc', 50, 'batch-1.parquet'], ['comp', 50, 'batch-0.parquet'], ['man', 100, null], ['esc', 100, null], ['lost', 100, null]] as const) {
+    for (const [table, rows, quarantined] of [['flip', 50, 'batch-1.parquet'], ['trunc', 50, 'batch-1.parquet'], ['comp', 50, 'batch-0.parquet'], ['man', 100, null], ['esc', 100, null], ['lost', 100, null], ['nextb', 100, null]] as const) {
       const job = await repair(table);
       assert.equal(job.status, 'completed', JSON.stringify(job));
       assert.equal(job.job_type, 'repair');

@@ -239,6 +239,36 @@ test('a data dir that held a database never starts empty: a damaged jwt-secret, 
   assert.equal(existsSync(join(rocks, 'CURRENT')), false, 'nothing was created');
 });
 
+test('a hot store that lost CURRENT, with the token secret from the environment and nothing flushed: refused with the way back, every file kept', async () => {
+  // A fault review: the first start failed, the second opened an empty database and RocksDB deleted the
+  // table file that held every row (no jwt-secret file and no cold files said a database lived here).
+  const dataDir = join(tempDir(), 'data');
+  const env = { KALAMDB_ROOT_PASSWORD: ROOT_PASSWORD, KALAMDB_JWT_SECRET: 'a-secret-from-the-environment-0123456789' };
+  const server = await TestServer.start(dataDir, env);
+  await server.ok('CREATE NAMESPACE keep');
+  await server.ok('CREATE SHARED TABLE keep.t (id BIGINT PRIMARY KEY)');
+  await server.ok('INSERT INTO keep.t VALUES (1), (2)');
+  await server.stop();
+  const rocks = join(dataDir, 'rocksdb');
+  assert.equal(existsSync(join(dataDir, 'jwt-secret')), false, 'the secret came from the environment');
+  const current = readFileSync(join(rocks, 'CURRENT'), 'utf8');
+  rmSync(join(rocks, 'CURRENT'));
+  const files = readdirSync(rocks).sort();
+  for (let i = 0; i < 2; i++) {
+    assertOneLineFailure(await run(['--port', '0', '--data-dir', dataDir], env),
+      /holds a database \(table and log files under rocksdb\/\) but its hot store .* lost its CURRENT file .*write that name and a newline into it/);
+  }
+  assert.deepEqual(readdirSync(rocks).sort(), files, 'nothing created or deleted');
+  // The way back the message gives.
+  writeFileSync(join(rocks, 'CURRENT'), current);
+  const back = await TestServer.start(dataDir, env);
+  try {
+    assert.deepEqual(await back.rows('SELECT id FROM keep.t ORDER BY id'), [{ id: '1' }, { id: '2' }]);
+  } finally {
+    await back.stop();
+  }
+});
+
 test('WAL records dropped at recovery are logged as an error, not only in RocksDB\'s own LOG', async () => {
   const dataDir = join(tempDir(), 'data');
   const server = await TestServer.start(dataDir, { KALAMDB_ROOT_PASSWORD: ROOT_PASSWORD });

@@ -116,6 +116,9 @@ export function validateManifest(value: unknown): Manifest {
     if (!SEGMENT_NAME.test(path)) throw new ManifestError(`segment path ${JSON.stringify(path)} is not a segment file name`);
     if (names.has(path)) throw new ManifestError(`segment ${path} is listed twice`);
     names.add(path);
+    // The next flush writes batch-<next_batch>: a listed file at or past it would be written over (a
+    // fault review: an old manifest copied back made the next flush replace a healthy segment).
+    if (Number(SEGMENT_NAME.exec(path)![1]) >= (m.next_batch as number)) throw new ManifestError(`segment ${path} is not below next_batch ${String(m.next_batch)}`);
     if (!Number.isSafeInteger(s.row_count) || !Number.isSafeInteger(s.size_bytes)) throw new ManifestError(`segment ${path}: row_count or size_bytes is not an integer`);
     if (!isSeq(s.min_seq) || !isSeq(s.max_seq) || BigInt(s.min_seq) > BigInt(s.max_seq)) throw new ManifestError(`segment ${path}: bad _seq range`);
     if (typeof s.columns !== 'object' || s.columns === null) throw new ManifestError(`segment ${path}: no column statistics`);
