@@ -29,6 +29,7 @@ export function registerGauges(metrics: Metrics, s: GaugeSources): void {
   metrics.counter('kalamdb_live_slow_consumers_total', 'Connections closed with SLOW_CONSUMER: past live_buffered_bytes_max for longer than live_slow_consumer_grace_ms, or past a burst limit', () => traffic.slowConsumers);
   metrics.counter('kalamdb_live_messages_dropped_total', 'Messages not sent because their connection was over its unsent-bytes limits', () => traffic.droppedMessages);
   metrics.counter('kalamdb_live_stalls_total', 'Times a connection went past live_buffered_bytes_max (closed or caught up within live_slow_consumer_grace_ms)', () => traffic.stalls);
+  metrics.gauge('kalamdb_live_incoming_bytes', 'Bytes of incoming WebSocket messages not yet complete, across all connections (limit: live_incoming_bytes_max)', () => s.live.incoming.bytes);
   metrics.gauge('kalamdb_live_burst_bytes', 'Unsent bytes all connections hold past live_buffered_bytes_max (limit: live_burst_bytes_total_max)', () => traffic.burstBytes);
   metrics.gauge('kalamdb_jobs_running', 'Jobs running, by type', () => {
     const counts = new Map<string, number>();

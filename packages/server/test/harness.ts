@@ -118,6 +118,14 @@ export class TestServer {
     return fetch(this.url + path, init);
   }
 
+  /** One unlabelled metric's value from /metrics (read from localhost, which needs no token). */
+  async metric(name: string): Promise<number> {
+    const text = await (await this.fetch('/metrics')).text();
+    const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+    if (line === undefined) throw new Error(`${name} is not in /metrics`);
+    return Number(line.split(' ')[1]);
+  }
+
   /** POST /v1/api/sql with Basic or Bearer credentials; returns status and parsed body. */
   async sql(sql: string, opts: { auth?: Auth; params?: unknown[]; namespace?: string } = {}): Promise<{ status: number; body: SqlResponse }> {
     const payload: Record<string, unknown> = { sql };

@@ -16,12 +16,7 @@ const PAYLOAD = 'p'.repeat(100_000);
 const ROWS_PER_INSERT = 8;
 const ROOT = { user: 'root', password: ROOT_PASSWORD };
 
-async function metric(server: TestServer, name: string): Promise<number> {
-  const text = await (await server.fetch('/metrics')).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-  assert.ok(line !== undefined, `${name} in /metrics`);
-  return Number(line.split(' ')[1]);
-}
+const metric = (server: TestServer, name: string): Promise<number> => server.metric(name);
 
 const rowsOf = (c: LiveClient, id: string): Row[] => c.messages.filter((m) => m.type === 'change' && m.subscription_id === id).flatMap((m) => m.rows ?? []);
 

@@ -137,7 +137,7 @@ test('busy port, second server, reset-root-password and the root password warnin
 
 test('reset-root-password refuses a short password and creates root on an empty data dir', async () => {
   const dataDir = join(tempDir(), 'data');
-  assertOneLineFailure(await run(['reset-root-password', '--data-dir', dataDir], { KALAMDB_ROOT_PASSWORD: 'short' }), /too short/);
+  assertOneLineFailure(await run(['reset-root-password', '--data-dir', dataDir], { KALAMDB_ROOT_PASSWORD: 'short' }), /at least 8 characters/);
   const created = await run(['reset-root-password', '--data-dir', dataDir], { KALAMDB_ROOT_PASSWORD: 'fresh-root-password' });
   assert.equal(created.code, 0, created.stderr);
   assert.match(created.stdout, /Created user 'root'/);

@@ -82,3 +82,77 @@ describe('WebSocket limits', { timeout: 60_000 }, () => {
     await eventually('room again', async () => (await upgradeStatus(server.url, auth).then((r) => { r.ws?.terminate(); return r.status; })) === 101, 5_000);
   });
 });
+
+describe('what one account or one address may hold open', { timeout: 60_000 }, () => {
+  let server: TestServer;
+  before(async () => {
+    server = await TestServer.startWithConfig({ live_connections_per_user_max: 3, live_incoming_bytes_max: 6 * MIB, http_connections_per_address_max: 40 });
+  });
+  after(async () => {
+    await server.dispose();
+  });
+
+  it('an account holds at most live_connections_per_user_max connections; role system is not limited', async () => {
+    const alice = await server.createUser('alice');
+    const held: LiveClient[] = [];
+    try {
+      for (let i = 0; i < 3; i++) held.push(await LiveClient.connect(server.url, alice));
+      const fourth = await LiveClient.open(server.url, alice);
+      const answer = await fourth.waitFor((m) => m.type === 'auth_success' || m.type === 'auth_error');
+      assert.equal(answer.type, 'auth_error');
+      assert.match(String(answer.message), /holds 3 live connections, the most one account may \(live_connections_per_user_max\)/);
+      assert.equal((await fourth.closed).code, 4001);
+      for (let i = 0; i < 4; i++) held.push(await LiveClient.connect(server.url, ROOT));
+      held.shift()!.terminate();
+      await eventually('room for alice again', async () => {
+        const c = await LiveClient.connect(server.url, alice).catch(() => null);
+        if (c !== null) held.push(c);
+        return c !== null;
+      }, 5_000);
+    } finally {
+      for (const c of held) c.terminate();
+    }
+  });
+
+  it('unfinished messages across all connections are bounded: past it the connection holding most is closed, others live', async () => {
+    // An attack review parked 3.75 MiB of a never-finished message on each of 700 connections (2.8 GB).
+    const parkers: WebSocket[] = [];
+    const closes: Promise<number>[] = [];
+    try {
+      for (let i = 0; i < 3; i++) {
+        const c = await LiveClient.connect(server.url, ROOT);
+        parkers.push(c.ws);
+        closes.push(closeOf(c.ws));
+        // Fragments of a message that never ends: 2.5 MiB, then 0 more; the third one passes 6 MiB in all.
+        for (let f = 0; f < 10; f++) c.ws.send(Buffer.alloc(256 * KIB, 0x20), { fin: false, binary: false });
+        if (i < 2) await eventually(`connection ${i} held`, async () => (await server.metric('kalamdb_live_incoming_bytes')) >= (i + 1) * 2.5 * MIB, 5_000);
+      }
+      const codes = await Promise.race([Promise.all(closes.slice(0, 1)), new Promise<number[]>((r) => setTimeout(() => r([]), 5_000))]);
+      assert.equal(codes[0], 1008, 'a parked connection was closed');
+      const healthy = await LiveClient.connect(server.url, ROOT);
+      assert.equal((await healthy.request({ type: 'ping' }, (m) => m.type === 'pong')).type, 'pong');
+      healthy.terminate();
+      assert.ok((await server.metric('kalamdb_live_incoming_bytes')) <= 6 * MIB);
+    } finally {
+      for (const ws of parkers) ws.terminate();
+    }
+  });
+
+  it('TCP connections from one address are capped; the ones over it are closed at once and others are served', async () => {
+    const net = await import('node:net');
+    const port = Number(new URL(server.url).port);
+    const sockets: import('node:net').Socket[] = [];
+    try {
+      for (let i = 0; i < 45; i++) {
+        const s = net.connect(port, '127.0.0.1');
+        s.on('error', () => undefined);
+        sockets.push(s);
+      }
+      await eventually('five refused', async () => sockets.filter((s) => s.destroyed || s.readableEnded).length >= 5, 5_000);
+      for (const s of sockets) s.destroy();
+      await eventually('served again', async () => (await server.fetch('/health').then((r) => r.status, () => 0)) === 200, 5_000);
+    } finally {
+      for (const s of sockets) s.destroy();
+    }
+  });
+});

@@ -60,6 +60,9 @@ export interface Config {
   readonly httpRequestTimeoutMs: number;
   /** An idle keep-alive connection is closed after this. */
   readonly httpKeepAliveTimeoutMs: number;
+  /** TCP connections (HTTP and WebSocket) open at once, in all (at most the file descriptor limit less a reserve) and from one client address. */
+  readonly httpConnectionsMax: number;
+  readonly httpConnectionsPerAddressMax: number;
   /** Largest SQL text in one request (protocol: 1 MiB). */
   readonly sqlBytesMax: number;
   readonly paramsMax: number;
@@ -134,6 +137,10 @@ export interface Config {
   /** WebSocket connections open at once, and of them not yet authenticated. */
   readonly liveConnectionsMax: number;
   readonly liveUnauthenticatedConnectionsMax: number;
+  /** WebSocket connections one account may hold (role system: no limit). */
+  readonly liveConnectionsPerUserMax: number;
+  /** Bytes of incoming messages not yet complete, across all connections: past it the connection holding most is closed. */
+  readonly liveIncomingBytesMax: number;
   readonly liveBatchSizeMax: number;
   readonly liveAuthTimeoutMs: number;
   readonly livePingIntervalMs: number;
@@ -166,6 +173,8 @@ export const defaults: Config = Object.freeze({
   httpBodyTimeoutMs: 30_000,
   httpRequestTimeoutMs: 60_000,
   httpKeepAliveTimeoutMs: 65_000,
+  httpConnectionsMax: 20_000,
+  httpConnectionsPerAddressMax: 2_000,
   sqlBytesMax: 1024 * 1024,
   paramsMax: 50,
   statementsPerRequestMax: 1000,
@@ -204,6 +213,8 @@ export const defaults: Config = Object.freeze({
   liveMessagesPerSecondMax: 500,
   liveConnectionsMax: 10_000,
   liveUnauthenticatedConnectionsMax: 256,
+  liveConnectionsPerUserMax: 256,
+  liveIncomingBytesMax: 256 * 1024 * 1024,
   liveBatchSizeMax: 10_000,
   liveAuthTimeoutMs: 3000,
   livePingIntervalMs: 30_000,
@@ -299,6 +310,9 @@ function checkConfig(config: Config): void {
   if (config.liveBufferedBytesBurstMax < config.liveBufferedBytesMax) {
     throw new Error('live_buffered_bytes_burst_max must not be below live_buffered_bytes_max: the burst is what a connection may hold past the cap for a moment');
   }
+  if (config.liveIncomingBytesMax < config.liveMessageBytesMax * 4) {
+    throw new Error('live_incoming_bytes_max must be at least 4 times live_message_bytes_max: one connection may be receiving a frame that large');
+  }
   if (config.memorySampleIntervalMs > MEMORY_SAMPLE_INTERVAL_CEILING_MS) {
     throw new Error(`memory_sample_interval_ms must not exceed ${MEMORY_SAMPLE_INTERVAL_CEILING_MS}: a slower guard lets memory overshoot by seconds of allocation`);
   }
@@ -308,7 +322,7 @@ function checkConfig(config: Config): void {
 const POSITIVE_SETTINGS: ReadonlySet<keyof Config> = new Set<keyof Config>([
   'bodyBytesMax', 'httpHeadersTimeoutMs', 'httpBodyTimeoutMs', 'httpRequestTimeoutMs', 'httpKeepAliveTimeoutMs', 'sqlBytesMax', 'statementsPerRequestMax', 'sqlNestingDepthMax', 'sqlTokensMax', 'parseTreeDepthMax', 'subqueryDepthMax', 'resultRowsMax',
   'resultBytesMax', 'writeRowsMax', 'queryTimeoutMs', 'exportsPerUserMax', 'exportBytesMax', 'exportRetentionHours', 'queryConnections', 'duckdbThreads', 'memoryRssBytesMax', 'memorySampleIntervalMs',
-  'liveConnectionsMax', 'liveUnauthenticatedConnectionsMax',
+  'liveConnectionsMax', 'liveUnauthenticatedConnectionsMax', 'liveConnectionsPerUserMax', 'httpConnectionsMax', 'httpConnectionsPerAddressMax',
 ]);
 
 /**

@@ -9,6 +9,7 @@ import { routeLabel, type Metrics } from '../util/metrics.js';
 import { consoleFile } from './console-route.js';
 import type { Principal } from '../auth/access.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { limitConnections } from './connection-limits.js';
 import type { Duplex } from 'node:stream';
 import { LimitError, ServerError, isDiskFullError } from '../util/errors.js';
 import type { StorageHealth } from '../storage/storage-health.js';
@@ -107,6 +108,7 @@ export function createHttpServer(config: Config, log: Logger): HttpServer {
     });
   });
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => answerClientError(error, socket));
+  limitConnections(server, config, log);
   // WebSocket upgrades that arrive while the server is starting wait too (a live client reconnecting
   // after a restart would otherwise get a 404 and back off); `serve` hands them to the upgrade
   // listener attached by then (the LiveServer).

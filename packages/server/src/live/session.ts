@@ -70,6 +70,7 @@ export const LIVE_CLOSE = Object.freeze({
   slowConsumer: { code: 1008, reason: 'slow consumer' },
   tooManyBeforeAuth: { code: 1008, reason: 'too many messages before authentication completed' },
   tooManyMessages: { code: 1008, reason: 'too many messages' },
+  incomingOverBudget: { code: 1008, reason: 'incoming messages over the server\'s budget' },
   authFailed: { code: 4001, reason: 'authentication failed' },
   passwordChanged: { code: 4002, reason: 'password changed' },
   userDropped: { code: 4003, reason: 'user dropped' },
@@ -91,6 +92,8 @@ export interface SessionDeps {
   readonly resumeTail: HotVersionTail;
   /** One resume read at a time per user: what a resume may hold is bounded, and so is their number. */
   readonly resumeReads: KeyedMutex;
+  /** Null when the account may open one more connection, else why not (live_connections_per_user_max). */
+  readonly admitConnection: (principal: Principal) => string | null;
 }
 
 interface PendingBatches {
@@ -236,6 +239,8 @@ export class LiveSession implements LiveSink {
     if (current === undefined || current.tokenGeneration !== verified.tokenGeneration) {
       return this.failAuth('The user was changed or dropped while the credentials were being checked: authenticate again');
     }
+    const refusal = this.d.admitConnection(principalOf(current));
+    if (refusal !== null) return this.failAuth(refusal);
     if (this.authTimer) clearTimeout(this.authTimer);
     this.principal = principalOf(current);
     this.setReadLimit(this.d.services.config.liveMessageBytesMax * FRAME_BYTES_FACTOR_MAX);

@@ -16,6 +16,8 @@ import { recompileSubscription, type SubscriptionQuery } from '../live/subscript
 import { reauthScope } from '../live/reauthorize.js';
 import { newLiveTraffic, type LiveTraffic } from '../live/traffic.js';
 import { HotVersionTail } from '../live/hot-version-tail.js';
+import { IncomingBudget } from '../live/incoming-budget.js';
+import type { Principal } from '../auth/access.js';
 import { KeyedMutex } from '../util/mutex.js';
 import type { CatalogChange } from '../catalog/changes.js';
 import type { StoredValue, TableDef } from '../catalog/types.js';
@@ -26,6 +28,8 @@ export class LiveServer implements LiveControl {
   readonly traffic: LiveTraffic = newLiveTraffic();
   private readonly resumeTail: HotVersionTail;
   private readonly resumeReads = new KeyedMutex();
+  /** Unfinished incoming messages, across all connections (incoming-budget.ts). */
+  readonly incoming: IncomingBudget<LiveSession>;
   private readonly sessions = new Set<LiveSession>();
   private readonly wss: WebSocketServer;
   private readonly pingTimer: NodeJS.Timeout;
@@ -47,6 +51,10 @@ export class LiveServer implements LiveControl {
     // by ws itself (close 1009), so a client cannot make us buffer more.
     this.registry = new LiveRegistry(services.catalog);
     this.resumeTail = new HotVersionTail(services.hot);
+    this.incoming = new IncomingBudget<LiveSession>(services.config.liveIncomingBytesMax, (session) => {
+      this.log.warn('live connection closed: its unfinished messages were the largest when all passed live_incoming_bytes_max', { connection_id: session.connectionId });
+      session.close(LIVE_CLOSE.incomingOverBudget);
+    });
     this.wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: services.config.liveMessageBytesMax * FRAME_BYTES_FACTOR_MAX });
     this.pingTimer = setInterval(() => this.pingAll(), services.config.livePingIntervalMs);
     this.pingTimer.unref();
@@ -88,16 +96,39 @@ export class LiveServer implements LiveControl {
     return null;
   }
 
+  /** One more connection for this account, unless it holds live_connections_per_user_max (role system: no limit). */
+  private admitConnection(principal: Principal): string | null {
+    const max = this.services.config.liveConnectionsPerUserMax;
+    if (principal.role === 'system') return null;
+    let open = 0;
+    for (const session of this.sessions) if (session.principal?.id === principal.id) open++;
+    return open < max ? null : `User '${principal.userId}' holds ${open} live connections, the most one account may (live_connections_per_user_max): close one first`;
+  }
+
   /** Listens before anything is awaited: frames sent right after `open` reach the session, which holds them until authenticated. */
   private open(ws: WebSocket, req: IncomingMessage): void {
     const connectionId = `c${(++this.connections).toString(36)}${Date.now().toString(36).slice(-4)}`;
     const address = req.socket.remoteAddress ?? 'unknown';
-    const deps = { services: this.services, registry: this.registry, auth: this.auth, log: this.log, nodeId: this.nodeId, traffic: this.traffic, resumeTail: this.resumeTail, resumeReads: this.resumeReads };
+    const deps = { services: this.services, registry: this.registry, auth: this.auth, log: this.log, nodeId: this.nodeId, traffic: this.traffic, resumeTail: this.resumeTail, resumeReads: this.resumeReads,
+      admitConnection: (principal: Principal) => this.admitConnection(principal) };
     const session = new LiveSession(connectionId, ws, deps, address);
     this.sessions.add(session);
-    ws.on('message', (data: Buffer, isBinary: boolean) => session.receive(data, isBinary));
-    ws.on('pong', () => { session.alive = true; });
+    // Counted before ws parses them (a prepended listener): a complete message or control frame gives them back.
+    const socket = req.socket;
+    const arrived = (chunk: Buffer): void => this.incoming.add(session, chunk.length);
+    socket.prependListener('data', arrived);
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      this.incoming.complete(session);
+      session.receive(data, isBinary);
+    });
+    ws.on('ping', () => this.incoming.complete(session));
+    ws.on('pong', () => {
+      this.incoming.complete(session);
+      session.alive = true;
+    });
     ws.on('close', () => {
+      socket.off('data', arrived);
+      this.incoming.complete(session);
       session.cleanup();
       this.sessions.delete(session);
     });
