@@ -400,6 +400,11 @@ describe('auth', () => {
     it('user may only "impersonate" itself', async () => {
       assert.deepEqual(await asUser(alice, 'alice'), { status: 200, asUser: 'alice', code: undefined });
       for (const target of ['bob', 'svc', 'dba1', 'root']) assert.deepEqual(await asUser(alice, target), { status: 403, asUser: undefined, code: 'PERMISSION_DENIED' }, target);
+      // The same answer for an account that exists (of any role) and one that does not: no listing of accounts.
+      const messageFor = async (target: string): Promise<string> => (await server.sql(`EXECUTE AS USER '${target}' (SELECT 1)`, { auth: alice })).body.error!.message.replace(target, '<name>');
+      const missing = await messageFor('no_such_user');
+      assert.match(missing, /^Permission denied: role user cannot execute as user '<name>' \(only as itself\)$/);
+      for (const target of ['bob', 'dba1', 'root']) assert.equal(await messageFor(target), missing, target);
     });
 
     it('reads and writes the target user\'s partition, reporting as_user', async () => {

@@ -27,6 +27,10 @@ describe('filesystem storages', () => {
     assert.equal(rows[0]!.storage_id, 'local');
     assert.equal(rows[0]!.storage_type, 'filesystem');
     assert.equal(rows[0]!.base_directory, join(server.dataDir, 'storage'));
+    // A plain user sees the storages, not where the server keeps its files.
+    const alice = await server.createUser('storage_viewer');
+    const [seen] = await server.rows('SHOW STORAGES', { auth: alice });
+    assert.deepEqual([seen!.storage_id, seen!.base_directory], ['local', null]);
     const [check] = await server.rows('STORAGE CHECK local');
     assert.equal(check!.status, 'healthy');
     for (const k of ['readable', 'writable', 'listable', 'deletable']) assert.equal(check![k], true, k);

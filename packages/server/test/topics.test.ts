@@ -6,7 +6,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { TestServer, assertError, eventually, type Auth } from './harness.js';
+import { ROOT_PASSWORD, TestServer, assertError, eventually, type Auth } from './harness.js';
 
 describe('topics', () => {
   let server: TestServer;
@@ -375,5 +375,41 @@ describe('topics', () => {
     // Group positions survive the restart.
     const [g] = await server.rows("SELECT last_acked_offset FROM system.topic_offsets WHERE topic_id = 'tp.g' AND group_id = 'workers'");
     assert.equal(Number(g!.last_acked_offset), 9);
+  });
+});
+
+describe('what one consume may return', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await TestServer.startWithConfig({ result_bytes_max: 1024 * 1024 });
+  });
+  after(async () => {
+    await server.dispose();
+  });
+
+  it('a grouped CONSUME with a huge LIMIT returns what fits and commits exactly that; the next one continues', async () => {
+    // An attack review: LIMIT 100000000 overflowed the stack (500), and a result refused for its size
+    // had already committed 100,000 offsets the client never received.
+    await server.ok('CREATE NAMESPACE cb');
+    await server.ok('CREATE TOPIC cb.t');
+    await server.ok('CREATE SHARED TABLE cb.src (id INT PRIMARY KEY, body TEXT)');
+    await server.ok('ALTER TOPIC cb.t ADD SOURCE cb.src ON INSERT');
+    await server.ok(`INSERT INTO cb.src VALUES ${Array.from({ length: 20 }, (_, i) => `(${i}, '${'x'.repeat(50_000)}')`).join(', ')}`);
+    const seen: number[] = [];
+    for (let round = 0; round < 20 && seen.length < 20; round++) {
+      const res = await server.sql("CONSUME FROM cb.t GROUP 'g' FROM EARLIEST LIMIT 100000000");
+      assert.equal(res.status, 200, JSON.stringify(res.body).slice(0, 300));
+      const offsets = res.body.results[0]!.rows!.map((r) => Number(r[2]));
+      assert.ok(offsets.length >= 1 && offsets.length <= 6, `a quarter of result_bytes_max holds about 5 messages, got ${offsets.length}`);
+      seen.push(...offsets);
+      const [state] = await server.rows("SELECT last_acked_offset FROM system.topic_offsets WHERE topic_id = 'cb.t' AND group_id = 'g'");
+      assert.equal(Number(state!.last_acked_offset), offsets.at(-1), 'committed what was returned, no more');
+    }
+    assert.deepEqual(seen, Array.from({ length: 20 }, (_, i) => i), 'every message once, in order');
+    const http = await server.post('/v1/api/topics/consume', { topic_id: 'cb.t', group_id: 'h', start: 'Earliest', limit: 1_000_000 },
+      { authorization: `Basic ${Buffer.from(`root:${ROOT_PASSWORD}`).toString('base64')}` });
+    assert.equal(http.status, 200);
+    const messages = (http.json as { messages: unknown[] }).messages;
+    assert.ok(messages.length >= 1 && messages.length <= 6, String(messages.length));
   });
 });

@@ -5,7 +5,7 @@
  */
 import { alterStorage, checkStorage, createStorage, dropStorage, showStorages } from './storage-ddl-exec.js';
 import { ack, alterTopicAddSource, clearTopic, consume, createTopic, dropTopic } from './topic-exec.js';
-import { LimitError, ServerError, assertNever, execError, invalidSql } from '../util/errors.js';
+import { LimitError, ServerError, assertNever, denied, execError, invalidSql } from '../util/errors.js';
 import { ByteBudget, Deadline } from '../util/budget.js';
 import { principalOf, requireImpersonation, type Principal } from '../auth/access.js';
 import type { Statement } from '../sql/statement.js';
@@ -215,6 +215,11 @@ export class Executor {
   }
 
   private async executeAs(st: Extract<Statement, { kind: 'execute_as' }>, ctx: RunContext): Promise<StatementResult> {
+    // Role user may execute only as itself: refused before the lookup, with the same words whether
+    // the name exists or not (an attack review listed accounts and found the dba ones through the difference).
+    if (ctx.principal.role === 'user' && st.userId !== ctx.principal.userId) {
+      throw denied(`Permission denied: role user cannot execute as user '${st.userId}' (only as itself)`);
+    }
     const target = this.services.catalog.user(st.userId);
     if (target === undefined) {
       // Same wording whether the user is missing or forbidden would leak less, but admins need the reason.

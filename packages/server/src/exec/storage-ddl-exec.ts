@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { isWithin } from '../util/paths.js';
 import { execError, invalidSql } from '../util/errors.js';
 import { requireAdmin, type Principal } from '../auth/access.js';
-import { LOCAL_STORAGE_ID, tableStorageId, type StorageDef } from '../catalog/types.js';
+import { LOCAL_STORAGE_ID, isAdminRole, tableStorageId, type StorageDef } from '../catalog/types.js';
 import type { Statement } from '../sql/statement.js';
 import { probeStorage, type StorageHealth } from '../storage/storages/storage-probe.js';
 import { s3Settings } from '../storage/storages/s3-object-store.js';
@@ -36,8 +36,10 @@ export const STORAGE_COLUMNS = [
 export function storageRows(s: Pick<Services, 'catalog' | 'cold'>, viewer: Principal): (string | number | boolean | null)[][] {
   const all = [s.cold.locations.storage(LOCAL_STORAGE_ID)!, ...s.catalog.listStorages().filter((d) => d.storageId !== LOCAL_STORAGE_ID)];
   const system = viewer.role === 'system';
+  // The server's own paths are for administrators (an attack review: a plain user read the data dir's location).
+  const paths = isAdminRole(viewer.role);
   return all.map((d) => [
-    d.storageId, d.storageName, d.description, d.storageType, d.baseDirectory,
+    d.storageId, d.storageName, d.description, d.storageType, paths || d.storageType !== 'filesystem' ? d.baseDirectory : null,
     d.credentials === null ? null : JSON.stringify(system ? d.credentials : masked(d.credentials)),
     d.config === null ? null : JSON.stringify(system ? d.config : masked(d.config)),
     d.sharedTablesTemplate, d.userTablesTemplate, d.createdAt * 1000, d.updatedAt * 1000,

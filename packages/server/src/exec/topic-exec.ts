@@ -135,14 +135,28 @@ export const MESSAGE_SCHEMA: SchemaField[] = [
   { name: 'op', data_type: 'Text', index: 7 },
 ];
 
-/** Consumes up to `limit` messages over the topic's partitions (partition 0 first). */
+/** Messages one consume returns at most (SQL and HTTP alike). */
+export const CONSUME_LIMIT_MAX = 10_000;
+
+/**
+ * The bytes of stored messages one consume reads at most, from `result_bytes_max`: their JSON (escaped
+ * payload text in SQL, base64 over HTTP) may take about twice that, and must fit the answer.
+ */
+export function consumeBytesMax(s: Services): number {
+  return Math.floor(s.config.resultBytesMax / 4);
+}
+
+/** Consumes up to `limit` messages over the topic's partitions (partition 0 first), within consumeBytesMax. */
 export async function consumeMessages(s: Services, topic: TopicDef, group: string | null,
   from: ConsumeStart | null, limit: number, owner: string, partition?: number): Promise<TopicMessage[]> {
-  const out: TopicMessage[] = [];
+  let out: TopicMessage[] = [];
+  let bytes = consumeBytesMax(s);
   const partitions = partition === undefined ? [...Array(topic.partitions).keys()] : [partition];
   for (const p of partitions) {
-    if (out.length >= limit) break;
-    out.push(...await s.topics.consume(topic, group, p, from, limit - out.length, owner));
+    if (out.length >= limit || bytes <= 0) break;
+    const read = await s.topics.consume(topic, group, p, from, limit - out.length, owner, bytes);
+    for (const m of read) bytes -= Buffer.byteLength(m.payload) + 64;
+    out = out.concat(read);
   }
   return out;
 }
@@ -152,7 +166,7 @@ export async function consume(s: Services, ctx: RunContext, st: Of<'consume'>): 
   const topic = requireTopic(s, topicName(ctx, st.topic));
   requireTopicSources(s, ctx.principal, topic);
   const owner = memberOf(ctx.principal);
-  const messages = await consumeMessages(s, topic, st.group, st.from, st.limit ?? 100, owner);
+  const messages = await consumeMessages(s, topic, st.group, st.from, Math.min(st.limit ?? 100, CONSUME_LIMIT_MAX), owner);
   if (st.group !== null) {
     // As upstream: a grouped SQL CONSUME commits what it returned (the HTTP route waits for an ACK).
     const last = new Map<number, number>();
@@ -242,17 +256,17 @@ export function topicRoutes(s: Services): { consume(p: Principal, b: Record<stri
       requireTopicSources(s, principal, topic);
       const group = field(body, 'group_id', 'string', true) as string;
       const partition = partitionField(body, topic);
-      const limit = Math.min((field(body, 'limit', 'integer', false) as number | undefined) ?? 100, 10_000) || 1;
+      const limit = Math.min((field(body, 'limit', 'integer', false) as number | undefined) ?? 100, CONSUME_LIMIT_MAX) || 1;
       const timeout = Math.min((field(body, 'timeout_seconds', 'integer', false) as number | undefined) ?? 0, 300);
       const start = startOf(body.start);
       const member = memberOf(principal, field(body, 'member_id', 'string', false) as string | undefined);
       const deadline = Date.now() + timeout * 1000;
       const isGone = (): boolean => gone?.aborted === true;
-      let messages = await s.topics.consumeStored(topic, group, partition, start, limit, member);
+      let messages = await s.topics.consumeStored(topic, group, partition, start, limit, member, consumeBytesMax(s));
       while (messages.length === 0 && Date.now() < deadline && s.topics.get(topic.name) !== undefined && !isGone()) {
         await s.topics.waitForMessages(Math.min(deadline - Date.now(), 1000));
         if (isGone()) break;
-        messages = await s.topics.consumeStored(topic, group, partition, start, limit, member);
+        messages = await s.topics.consumeStored(topic, group, partition, start, limit, member, consumeBytesMax(s));
       }
       if (isGone() && messages.length > 0) {
         // The client went away (a consumer stopped during its long-poll): nobody will handle these,

@@ -194,9 +194,11 @@ async function metricsRoute(deps: HttpDeps, metrics: Metrics, req: IncomingMessa
     throw new ServerError('PERMISSION_DENIED', 'GET /metrics is served to localhost only (metrics_access = "localhost")');
   }
   if (access === 'token') {
-    const header = req.headers.authorization ?? '';
-    const expected = `Bearer ${deps.config.metricsToken ?? ''}`;
-    if (header.length !== expected.length || !timingSafeEqual(Buffer.from(header), Buffer.from(expected))) {
+    // Compared as bytes: a header with non-ASCII characters has as many UTF-16 units as the token but
+    // more bytes, and timingSafeEqual throws on buffers of different lengths (an attack review: a 500).
+    const header = Buffer.from(req.headers.authorization ?? '');
+    const expected = Buffer.from(`Bearer ${deps.config.metricsToken ?? ''}`);
+    if (header.length !== expected.length || !timingSafeEqual(header, expected)) {
       throw new ServerError('MISSING_AUTHORIZATION', 'GET /metrics needs Authorization: Bearer <metrics_token>');
     }
   }

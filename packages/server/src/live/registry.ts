@@ -136,7 +136,8 @@ class PartitionShapes {
 
   subscriptions(): Subscription[] {
     const out: Subscription[] = [];
-    for (const head of this.bySql.values()) for (let g: ShapeGroup | null = head; g !== null; g = g.next) out.push(...membersOf(g.subs));
+    // A loop, not push(...): a spread of a group's members (any number) past ~120,000 overflows the stack.
+    for (const head of this.bySql.values()) for (let g: ShapeGroup | null = head; g !== null; g = g.next) for (const sub of membersOf(g.subs)) out.push(sub);
     return out;
   }
 }

@@ -295,7 +295,8 @@ class TopicConsumer {
           return this.end((error as Error).message);
         }
         const limit = Math.min(share, this.credits);
-        const messages = await topics.consume(topic, this.group, partition, this.starts.get(partition)!, limit, this.owner);
+        // One frame per read: at most half the connection's unsent-bytes cap of stored messages.
+        const messages = await topics.consume(topic, this.group, partition, this.starts.get(partition)!, limit, this.owner, this.env.services.config.liveBufferedBytesMax / 2);
         if (messages.length === 0) continue;
         this.touched.add(partition);
         // Stopped (or disconnected) while reading: what was just claimed goes back at once.

@@ -336,9 +336,11 @@ export class TopicService {
   }
 
   /** Up to `limit` stored messages from offset `from`, undecoded (the HTTP consume copies payload bytes). */
-  async readStored(topic: string, partition: number, from: number, limit: number): Promise<StoredMessage[]> {
+  async readStored(topic: string, partition: number, from: number, limit: number, bytesMax = Infinity): Promise<StoredMessage[]> {
     const out: StoredMessage[] = [];
     if (limit <= 0) return out;
+    // Past `bytesMax` of records (one at least) the read ends: fewer messages, never an answer too large to send.
+    let bytes = 0;
     // Enough chunks for `limit` messages in one native read (the default capacity, 8, cost a
     // thread-pool round trip per 8 entries), not many more: a chunk may hold 1,000 messages.
     const perChunk = Math.max(1, this.chunkSize.get(`${topic}\0${partition}`) ?? 1);
@@ -351,11 +353,14 @@ export class TopicService {
       let offset = keyOffset(key) - n + 1;
       let at = CHUNK_HEADER;
       for (let i = 0; i < n; i++, offset++) {
+        const size = recordSize(value, at);
         if (offset >= from) {
+          if (out.length > 0 && bytes + size > bytesMax) return out;
+          bytes += size;
           out.push({ offset, timestamp, value, at });
           if (out.length >= limit) return out;
         }
-        at += recordSize(value, at);
+        at += size;
       }
     }
     return out;
@@ -374,16 +379,20 @@ export class TopicService {
    * group: a plain read. `from` places a group that has no position yet.
    */
   async consume(topic: TopicDef, group: string | null, partition: number,
-    from: ConsumeStart | null, limit: number, owner = ''): Promise<TopicMessage[]> {
-    return (await this.consumeStored(topic, group, partition, from, limit, owner)).map((m) => decodeMessage(topic.name, partition, m));
+    from: ConsumeStart | null, limit: number, owner = '', bytesMax = Infinity): Promise<TopicMessage[]> {
+    return (await this.consumeStored(topic, group, partition, from, limit, owner, bytesMax)).map((m) => decodeMessage(topic.name, partition, m));
   }
 
-  /** `consume`, with the messages as stored (the HTTP consume encodes them without decoding the payload). */
+  /**
+   * `consume`, with the messages as stored (the HTTP consume encodes them without decoding the
+   * payload). At most `limit` messages and, past the first, `bytesMax` bytes of them: a group's
+   * claim covers exactly what is returned.
+   */
   async consumeStored(topic: TopicDef, group: string | null, partition: number,
-    from: ConsumeStart | null, limit: number, owner = ''): Promise<StoredMessage[]> {
+    from: ConsumeStart | null, limit: number, owner = '', bytesMax = Infinity): Promise<StoredMessage[]> {
     const latest = this.latestOffset(topic.name, partition);
     const start = from === 'latest' ? latest : from === null || from === 'earliest' ? 0 : from;
-    if (group === null) return this.readStored(topic.name, partition, start, limit);
+    if (group === null) return this.readStored(topic.name, partition, start, limit, bytesMax);
     const k = groupKey(topic.name, group, partition);
     if (!this.acked.has(k) && start > 0) {
       // A new group starts where it was told to: that position is recorded as acknowledged.
@@ -394,7 +403,7 @@ export class TopicService {
     const range = claims.reserve(owner, limit, Date.now(), this.visibilityTimeoutMs, floor);
     let messages: StoredMessage[];
     try {
-      messages = await this.readStored(topic.name, partition, range.from, range.until - range.from);
+      messages = await this.readStored(topic.name, partition, range.from, range.until - range.from, bytesMax);
     } catch (error) {
       claims.settle(range, range.from);
       throw error;
