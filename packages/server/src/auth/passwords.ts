@@ -9,8 +9,9 @@ import { hash, verify } from '@node-rs/argon2';
 const ARGON2ID = 2;
 import { createHash, randomBytes } from 'node:crypto';
 import { invalidSql } from '../util/errors.js';
+import { PASSWORD_LENGTH_MIN } from '../config/config.js';
 
-export const PASSWORD_LENGTH_MIN = 8;
+export { PASSWORD_LENGTH_MIN };
 const VERIFIED_TTL_MS = 60_000;
 const VERIFIED_ENTRIES_MAX = 10_000;
 

@@ -7,7 +7,6 @@ import { resolve } from 'node:path';
 import { totalmem } from 'node:os';
 import { parse as parseToml } from 'smol-toml';
 import { isLogLevel, type LogFormat, type LogLevel } from '../util/log.js';
-import { PASSWORD_LENGTH_MIN } from '../auth/passwords.js';
 
 /**
  * `fsync`: acknowledged writes survive power loss (the WAL is synced once per commit group).
@@ -317,6 +316,9 @@ function checkConfig(config: Config): void {
     throw new Error(`memory_sample_interval_ms must not exceed ${MEMORY_SAMPLE_INTERVAL_CEILING_MS}: a slower guard lets memory overshoot by seconds of allocation`);
   }
 }
+
+/** Shortest password accepted (CREATE/ALTER USER, the root password). */
+export const PASSWORD_LENGTH_MIN = 8;
 
 /** Settings where 0 would refuse every request or stop nothing (others, like job_retention_days, may be 0). */
 const POSITIVE_SETTINGS: ReadonlySet<keyof Config> = new Set<keyof Config>([

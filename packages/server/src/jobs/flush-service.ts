@@ -13,9 +13,10 @@ import { Mutex } from '../util/mutex.js';
 import { StorageFullError, TableUnavailableError, assert } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { snowflakeAtMs, snowflakeTimeMs } from '../util/snowflake.js';
-import { partitionId, primaryKeyIndex, qualifiedName, tablePartitionPrefix, type TableDef } from '../catalog/types.js';
+import { partitionId, primaryKeyIndex, qualifiedName, tablePartitionPrefix, type StoredValue, type TableDef } from '../catalog/types.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { HotStore } from '../storage/hot/hot-store.js';
+import { KEY_PK, decodePk, partitionPrefix } from '../storage/hot/keys.js';
 import type { CommittedChange, Committer } from '../storage/hot/committer.js';
 import type { ColdStore } from '../storage/cold/cold-store.js';
 import { MANIFEST_FILE, SEGMENT_NAME, manifestMaxSeq, type Segment } from '../storage/cold/manifest.js';
@@ -325,27 +326,48 @@ export class FlushService {
   }
 
   /**
-   * After a repair: keys whose cold marker points at a version no kept segment holds (it was in a
-   * quarantined file) would read as absent yet refuse an INSERT as a duplicate. Their markers become
-   * deleted markers, through the committer's hand-over path so a concurrent write to the same key
-   * wins. Hot entries are left alone: a version still hot is kept even if its segment is gone (the
-   * next flush writes it again), which is why the start-up hand-over is not repeated here.
+   * After a repair: keys whose newest version (their cold marker's `_seq`) no kept segment holds (it
+   * was in a quarantined file) are forgotten: they read as absent, everywhere. Their older versions
+   * still in kept segments go (a scan would otherwise read the key as that version: a fault review
+   * saw a deleted row come back and an update undone), and their markers become deleted markers,
+   * through the committer's hand-over path so a concurrent write to the same key wins. Hot entries
+   * are left alone: a version still hot is kept even if its segment is gone (the next flush writes it
+   * again), which is why the start-up hand-over is not repeated here.
    */
   private async forgetLostKeys(table: TableDef, partition: string): Promise<number> {
     const watch = this.d.committer.watchPartition(table.id, partition);
     try {
       const present = await this.d.cold.segmentSeqs(table, partition);
-      const entries = (await this.d.hot.scanIndex(table, partition, this.d.hot.db))
-        .filter((e) => e.row.cold === true && !e.row.deleted && !present.has(e.row.seq))
-        .map((e) => ({ key: e.key, seq: e.row.seq, deleted: true, schemaVersion: e.row.schemaVersion }));
-      if (entries.length === 0) return 0;
+      const lost = (await this.d.hot.scanIndex(table, partition, this.d.hot.db)).filter((e) => e.row.cold === true && !present.has(e.row.seq));
+      if (lost.length === 0) return 0;
+      const pkType = table.columns[primaryKeyIndex(table)]!.type;
+      const prefixBytes = partitionPrefix(KEY_PK, table.id, partition).length;
+      await this.dropColdVersions(table, partition, lost.map((e) => decodePk(pkType, e.key.subarray(prefixBytes))));
+      const entries = lost.filter((e) => !e.row.deleted).map((e) => ({ key: e.key, seq: e.row.seq, deleted: true, schemaVersion: e.row.schemaVersion }));
       // maxSeq 0: no hot version is deleted by this hand-over (there is none at seq 0).
-      const converted = await this.d.committer.handOverToCold({ table, partition, entries, maxSeq: 0n }, watch);
-      this.d.log.warn('forgot keys whose rows were in quarantined segments', { table: qualifiedName(table), partition, keys: converted });
-      return converted;
+      if (entries.length > 0) await this.d.committer.handOverToCold({ table, partition, entries, maxSeq: 0n }, watch);
+      this.d.log.warn('forgot keys whose newest rows were in quarantined segments', { table: qualifiedName(table), partition, keys: lost.length });
+      return lost.length;
     } finally {
       this.d.committer.closeWatch(watch);
     }
+  }
+
+  /** Rewrites the partition's segments as one without any version of `pks` (under the partition's lock). */
+  private async dropColdVersions(table: TableDef, partition: string, pks: readonly StoredValue[]): Promise<void> {
+    if (!(await this.d.cold.holdsKeys(table, partition, pks))) return;
+    const manifest = this.d.cold.manifest(table, partition);
+    const select = this.d.cold.selectWithoutKeys(table, partition, pks);
+    if (select === null) return;
+    const batch = manifest.next_batch;
+    const written = await this.d.cold.writeSegmentFromQuery(table, partition, this.d.columnsOf(table), select, batch);
+    if (written === null) {
+      this.d.cold.commitManifest(table, partition, { ...manifest, next_batch: batch + 1, segments: [] });
+    } else {
+      await this.d.cold.publishSegment(table, partition, written);
+      this.d.cold.commitManifest(table, partition, { ...manifest, next_batch: batch + 1, segments: [written.segment] });
+    }
+    this.d.cold.retireSegmentFiles(table, partition, manifest.segments.map((s) => s.path));
   }
 
   /**

@@ -615,6 +615,22 @@ export class ColdStore {
     this.cache.added(path, statSync(path).size);
   }
 
+  /** Whether a segment holds any version of one of `pks`. */
+  async holdsKeys(table: TableDef, partition: string, pks: readonly StoredValue[]): Promise<boolean> {
+    if (pks.length === 0) return false;
+    const rows = await this.readRows(table, partition, () => {
+      const relation = this.relation(table, partition, pks);
+      return relation === null ? null : `SELECT 1 FROM ${relation} WHERE ${keyIn(table, pks)} LIMIT 1`;
+    });
+    return rows.length > 0;
+  }
+
+  /** Every cold version of the partition except those of `pks`, as a SELECT (null: no segment). */
+  selectWithoutKeys(table: TableDef, partition: string, pks: readonly StoredValue[]): string | null {
+    const relation = this.relation(table, partition);
+    return relation === null ? null : `SELECT * FROM ${relation} WHERE NOT (${keyIn(table, pks)})`;
+  }
+
   /** Newest cold version of each key among `pks`, read from the segments that can hold them. */
   async readVersions(table: TableDef, partition: string, pks: readonly StoredValue[], decode: ColdRowDecoder): Promise<RowVersion[]> {
     if (pks.length === 0) return [];

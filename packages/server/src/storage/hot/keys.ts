@@ -12,7 +12,7 @@
  */
 import { assert } from '../../util/errors.js';
 import type { ColumnType, StoredValue } from '../../catalog/types.js';
-import { writeOrderedI64BE, writeU64BE } from './u64.js';
+import { readU64BE, writeOrderedI64BE, writeU64BE } from './u64.js';
 
 export const KEY_CATALOG = 0x00;
 export const KEY_VERSION = 0x01;
@@ -97,5 +97,27 @@ export function encodePk(type: ColumnType, value: StoredValue): Buffer {
       return Buffer.from((value as bigint).toString(), 'utf8');
     case 'Text': case 'Json': case 'Uuid':
       return Buffer.from(value as string, 'utf8');
+  }
+}
+
+/**
+ * The primary-key value `encodePk` wrote (integers of every width, timestamps, dates and times as
+ * bigints; decimals as their scaled bigint), for reading keys back out of the index (REPAIR).
+ */
+export function decodePk(type: ColumnType, bytes: Uint8Array): StoredValue {
+  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  switch (type) {
+    case 'SmallInt': case 'Int': case 'BigInt': case 'Timestamp': case 'Date': case 'Time':
+      return BigInt.asIntN(64, readU64BE(buffer, 0) ^ (1n << 63n));
+    case 'Boolean':
+      return buffer[0] === 1;
+    case 'Float': case 'Double':
+      return buffer.readDoubleBE(0);
+    case 'Bytes':
+      return new Uint8Array(buffer);
+    case 'Decimal':
+      return BigInt(buffer.toString('utf8'));
+    case 'Text': case 'Json': case 'Uuid':
+      return buffer.toString('utf8');
   }
 }
