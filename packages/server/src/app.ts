@@ -82,6 +82,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     subqueryDepthMax: config.subqueryDepthMax,
   });
   const catalog = await Catalog.load(hot);
+  if (hot.damagedHistory.length > 0) log.error('damaged audit or job entries left out of the catalog', { keys: hot.damagedHistory.slice(0, 20), count: hot.damagedHistory.length });
   // Rows of older schema versions are read in the reader's schema, mapped by column id.
   hot.schemas = catalog;
   const seqs = new SnowflakeGenerator();

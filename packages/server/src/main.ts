@@ -10,7 +10,7 @@
  */
 import { loadConfig, type Config } from './config/config.js';
 import { createLogger } from './util/log.js';
-import { StartupError } from './util/errors.js';
+import { StartupError, isCorruptionError } from './util/errors.js';
 import { startServer } from './app.js';
 import { resetRootPassword } from './reset-root-password.js';
 import { restoreCommand } from './restore-command.js';
@@ -65,6 +65,9 @@ async function main(): Promise<void> {
 
 main().catch((error: unknown) => {
   if (error instanceof StartupError) process.stderr.write(`kalamdb: ${error.message}\n`);
-  else process.stderr.write(`kalamdb: failed to start: ${(error as Error)?.stack ?? String(error)}\n`);
+  else if (isCorruptionError(error)) {
+    process.stderr.write(`kalamdb: the hot store's files (rocksdb/ in the data dir) are damaged: ${String((error as Error)?.message ?? error).split('\n')[0]}. `
+      + 'Restore the data dir from a backup (docs/operations.md, "Backup and restore"); rocksdb/LOG says more\n');
+  } else process.stderr.write(`kalamdb: failed to start: ${(error as Error)?.stack ?? String(error)}\n`);
   process.exit(1);
 });

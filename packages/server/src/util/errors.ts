@@ -136,6 +136,22 @@ export function isDiskFullError(error: unknown): boolean {
 }
 
 /**
+ * What RocksDB and the hot store's decoders say about data that is not what was written (a damaged
+ * table file, a garbled value): a fault review saw them answered as 500s and start-up stack traces.
+ */
+const CORRUPTION_TEXT = /\bCorruption: |block checksum mismatch|corrupt index value|corrupt row state/;
+
+/** Whether `error` (or its cause) reports damaged hot-store data. */
+export function isCorruptionError(error: unknown): boolean {
+  for (let e = error, depth = 0; e !== null && e !== undefined && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
+    const message = typeof e === 'string' ? e : (e as { message?: unknown }).message;
+    if (typeof message === 'string' && CORRUPTION_TEXT.test(message)) return true;
+    if (typeof e !== 'object') return false;
+  }
+  return false;
+}
+
+/**
  * A table (or one partition of it) whose cold-tier files failed to parse or verify: its reads fail
  * with this until STORAGE REPAIR TABLE, while every other table is served. `file` is the damaged
  * file's path relative to the storage root, so operators can find it.

@@ -6,7 +6,7 @@
 import RocksDB, { type WriteBatch } from 'rocksdb-native';
 import { mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { assert } from '../../util/errors.js';
+import { StartupError, assert } from '../../util/errors.js';
 import type { StoredValue, TableDef } from '../../catalog/types.js';
 import { partitionId, primaryKeyIndex } from '../../catalog/types.js';
 import { valuesInSchema, type SchemaLookup } from '../../catalog/schema-map.js';
@@ -286,12 +286,29 @@ export class HotStore {
     return this.inSchema(table, decodeRow(seq, bytes));
   }
 
-  /** Every catalog entry, as name → parsed JSON. */
+  /** Catalog entries of history (audit log, jobs) that could not be read at the last load: left out, not fatal. */
+  readonly damagedHistory: string[] = [];
+
+  /**
+   * Every catalog entry, as name → parsed JSON. A damaged entry names itself: one of history (audit
+   * log, jobs) is left out (damagedHistory), any other stops the start with what to do (a fault review:
+   * one bad byte in an old audit row kept the whole database down with a bare SyntaxError).
+   */
   async loadCatalog(): Promise<Map<string, unknown>> {
     const out = new Map<string, unknown>();
     const start = Buffer.of(KEY_CATALOG);
     for await (const { key, value } of this.db.iterator({ gte: start, lt: prefixEnd(start), capacity: SCAN_CAPACITY })) {
-      out.set(key.subarray(1).toString('utf8'), JSON.parse(value.toString('utf8'), catalogReviver));
+      const name = key.subarray(1).toString('utf8');
+      try {
+        out.set(name, JSON.parse(value.toString('utf8'), catalogReviver));
+      } catch (error) {
+        if (name.startsWith('audit:') || name.startsWith('job:')) {
+          if (!this.damagedHistory.includes(name)) this.damagedHistory.push(name);
+          continue;
+        }
+        throw new StartupError(`the catalog entry '${name}' in the hot store is damaged (${(error as Error).message})`,
+          'Restore the data dir from a backup (docs/operations.md, "Backup and restore")', { cause: error });
+      }
     }
     return out;
   }
