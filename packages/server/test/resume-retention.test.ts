@@ -99,3 +99,32 @@ async function eventually(check: () => Promise<boolean>, ms = 20_000): Promise<v
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+describe('initial data held for a client is charged at what it takes in memory', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await TestServer.startWithConfig({ result_bytes_max: 1024 * 1024 });
+  });
+  after(async () => {
+    await server.dispose();
+  });
+
+  it('10,000 small rows: ~300 KB as JSON, ~1.5 MB as row objects, refused past a 1 MiB budget; 4,000 are held', async () => {
+    // An attack review: two 1M-row snapshots were accepted within a 64 MiB budget and held 600 MB.
+    await server.ok('CREATE NAMESPACE small');
+    await server.ok("CREATE SHARED TABLE small.t (id BIGINT PRIMARY KEY, a SMALLINT, b SMALLINT) WITH (ACCESS_LEVEL = 'PUBLIC')");
+    for (let k = 0; k < 10; k++) {
+      await server.ok(`INSERT INTO small.t (id, a, b) VALUES ${Array.from({ length: 1000 }, (_, i) => `(${k * 1000 + i}, 1, 2)`).join(', ')}`);
+    }
+    const c = await LiveClient.connect(server.url, { user: 'root', password: ROOT_PASSWORD });
+    try {
+      const refused = await c.subscribe('all', 'SELECT * FROM small.t', { batch_size: 1 });
+      assert.equal(refused.type, 'error', JSON.stringify(refused).slice(0, 200));
+      assert.match(String(refused.message), /result_bytes_max/);
+      const held = await c.subscribe('some', 'SELECT * FROM small.t WHERE id < 4000', { batch_size: 1 });
+      assert.equal(held.type, 'subscription_ack', JSON.stringify(held).slice(0, 200));
+    } finally {
+      c.terminate();
+    }
+  });
+});

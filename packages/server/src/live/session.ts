@@ -32,6 +32,7 @@ import { currentFanOut, holdUntilFanOutEnds } from './fanout-writes.js';
 import { parseSubscription, type SubscriptionQuery } from './subscription-query.js';
 import { ResumeAbandoned, resumeChanges, snapshotRows, type InitialRows, type ResumeChange } from './initial-data.js';
 import type { KeyedMutex } from '../util/mutex.js';
+import { approxBytes } from './hot-version-tail.js';
 import type { HotVersionTail } from './hot-version-tail.js';
 import type { RowVersion } from '../storage/hot/row-codec.js';
 import { bigintsToText, parseJson } from '../util/json.js';
@@ -486,12 +487,17 @@ export class LiveSession implements LiveSink {
       if (error instanceof LimitError && error.limit === 'result_bytes_max' && budget.used > 0) throw tooMuch();
       throw error;
     }
+    // Held as row objects until the client asks for them: charged at what they take in memory (often
+    // ten times their JSON, which is all the read counted; an attack review saw 600 MB held within a 64 MiB budget).
+    let inMemory = 0;
+    for (const row of read.rows) inMemory += approxBytes(row);
+    const held = Math.max(own.used, inMemory);
     try {
-      budget.charge(own.used);
+      budget.charge(held);
     } catch {
       throw tooMuch();
     }
-    return { ...read, budget, bytes: own.used };
+    return { ...read, budget, bytes: held };
   }
 
   /** The changes since `from`, read one resume at a time per user, within result_bytes_max, given up when the subscription ends. */
