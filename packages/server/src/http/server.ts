@@ -155,7 +155,7 @@ async function handle(deps: HttpDeps, req: IncomingMessage, started: number): Pr
       // Still 200 when degraded: the server answers reads, so a load balancer should keep it; the
       // body says why writes are refused. Fields are only added, never changed (docs/protocol.md).
       const degraded = deps.storage.healthFields();
-      const status = degraded.storage === undefined ? 'healthy' : 'degraded';
+      const status = degraded.storage === undefined && degraded.cold_storage === undefined ? 'healthy' : 'degraded';
       return { status: 200, body: { status, version: SERVER_VERSION, api_version: 'v1', build_date: BUILD_DATE, ...degraded } };
     }
     if ((path === '/ui' || path.startsWith('/ui/')) && req.method === 'GET') {

@@ -575,6 +575,7 @@ export class FlushService {
     await this.d.cold.publishSegment(table, partition, written, () => failpoint('flush:during-upload'));
     failpoint('flush:after-rename');
     this.d.cold.commitManifest(table, partition, { ...manifest, next_batch: batch + 1, segments: [...manifest.segments, segment] });
+    this.d.hot.health?.flushSucceeded();
     failpoint('flush:after-manifest');
     return { segment, scanned, scanMs, handover: this.d.hot.handOverFlushed(table.id, partition, BigInt(segment.max_seq)) };
   }

@@ -15,6 +15,7 @@
  * rocksdb-native does not expose DB::Resume(). Closing and reopening the store clears the state and
  * replays the WAL, so nothing acknowledged is lost (the failed batch was never acknowledged).
  */
+import { statfsSync } from 'node:fs';
 import { statfs } from 'node:fs/promises';
 import { StorageFullError, isDiskFullError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
@@ -43,6 +44,8 @@ const REOPEN_FREE_BYTES_MIN = 4 * 1024 * 1024;
 
 export class StorageHealth {
   private current: StorageState = 'ok';
+  /** Since when flushes fail for a full cold tier while the hot store has room (null: they do not). */
+  private coldFullSince: number | null = null;
   private since = 0;
   private failedWrites = 0;
   private target: ProbeTarget | null = null;
@@ -75,6 +78,17 @@ export class StorageHealth {
   writeFailed(error: unknown, source: WriteSource): Error {
     const full = isDiskFullError(error);
     if (!full) return error instanceof Error ? error : new Error(String(error));
+    // A flush writes Parquet under storage/, often a volume of its own: while the hot store's volume
+    // has room, that is the cold tier being full. Writes go on into RocksDB; flushes wait (their
+    // back-off) and /health says so. (A fault review saw the hot state flip to full and back every
+    // half second, once per failed flush, while no write was ever refused.)
+    if (source === 'flush' && (freeBytesNow(this.dataDir) ?? 0) >= COLD_ONLY_HOT_FREE_BYTES_MIN) {
+      if (this.coldFullSince === null) {
+        this.coldFullSince = Date.now();
+        this.log.error('cold storage full: flushes wait until space is freed (writes go on into the hot store)', { data_dir: this.dataDir, error: errorText(error) });
+      }
+      return error instanceof StorageFullError ? error : new StorageFullError(error);
+    }
     this.failedWrites++;
     if (this.current === 'ok') {
       this.current = 'full';
@@ -87,10 +101,18 @@ export class StorageHealth {
     return error instanceof StorageFullError ? error : new StorageFullError(error);
   }
 
+  /** A flush wrote its segment: the cold tier has room (again). */
+  flushSucceeded(): void {
+    if (this.coldFullSince === null) return;
+    this.log.warn('cold storage writable again: flushes resumed', { full_ms: Date.now() - this.coldFullSince });
+    this.coldFullSince = null;
+  }
+
   /** Status fields for /health; empty while everything is fine. */
-  healthFields(): { storage?: 'full'; storage_full_since?: string } {
-    if (this.current === 'ok') return {};
-    return { storage: 'full', storage_full_since: new Date(this.since).toISOString() };
+  healthFields(): { storage?: 'full'; storage_full_since?: string; cold_storage?: 'full'; cold_storage_full_since?: string } {
+    const cold = this.coldFullSince === null ? {} : { cold_storage: 'full' as const, cold_storage_full_since: new Date(this.coldFullSince).toISOString() };
+    if (this.current === 'ok') return cold;
+    return { storage: 'full', storage_full_since: new Date(this.since).toISOString(), ...cold };
   }
 
   close(): void {
@@ -145,6 +167,18 @@ export class StorageHealth {
     } finally {
       this.probing = false;
     }
+  }
+}
+
+/** Free bytes the hot store's volume must have for a flush's full disk to count as the cold tier's alone. */
+const COLD_ONLY_HOT_FREE_BYTES_MIN = 64 * 1024 * 1024;
+
+function freeBytesNow(dir: string): number | null {
+  try {
+    const s = statfsSync(dir);
+    return s.bavail * s.bsize;
+  } catch {
+    return null;
   }
 }
 
