@@ -11,7 +11,7 @@ import type { Socket } from 'node:net';
 import type { Config } from '../config/config.js';
 import type { Logger } from '../util/log.js';
 
-/** Descriptors left for files, the WAL, DuckDB's spill files and outgoing S3 connections. */
+/** Descriptors left for files, the WAL, DuckDB's spill files and outgoing S3 connections (at most half the limit). */
 const DESCRIPTORS_RESERVED = 2048;
 
 /** Refusals are logged at most this often (a flood would otherwise be a flood of log lines). */
@@ -19,9 +19,11 @@ const REFUSAL_LOG_INTERVAL_MS = 10_000;
 
 export function limitConnections(server: Server, config: Config, log: Logger): void {
   const fileLimit = openFileLimit();
-  const max = fileLimit === null ? config.httpConnectionsMax : Math.max(64, Math.min(config.httpConnectionsMax, fileLimit - DESCRIPTORS_RESERVED));
+  // Half of a small limit stays for files (a limit of 1,024 leaves 512 connections, not 64).
+  const max = fileLimit === null ? config.httpConnectionsMax
+    : Math.min(config.httpConnectionsMax, fileLimit - Math.min(DESCRIPTORS_RESERVED, Math.floor(fileLimit / 2)));
   if (max < config.httpConnectionsMax) {
-    log.warn('http_connections_max lowered to the open-file limit less a reserve', { http_connections_max: config.httpConnectionsMax, open_file_limit: fileLimit, effective: max });
+    log.info('http_connections_max lowered to the open-file limit less a reserve (raise the limit with ulimit -n to allow more)', { http_connections_max: config.httpConnectionsMax, open_file_limit: fileLimit, effective: max });
   }
   server.maxConnections = max;
   const perAddress = new Map<string, number>();

@@ -353,9 +353,13 @@ export class FlushService {
     }
   }
 
-  /** Rewrites the partition's segments as one without any version of `pks` (under the partition's lock). */
+  /** Rewrites the partition's segments as one without any version of `pks` (under the partition's lock, in a job slot as compaction). */
   private async dropColdVersions(table: TableDef, partition: string, pks: readonly StoredValue[]): Promise<void> {
     if (!(await this.d.cold.holdsKeys(table, partition, pks))) return;
+    await this.slot(() => this.rewriteWithout(table, partition, pks));
+  }
+
+  private async rewriteWithout(table: TableDef, partition: string, pks: readonly StoredValue[]): Promise<void> {
     const manifest = this.d.cold.manifest(table, partition);
     const select = this.d.cold.selectWithoutKeys(table, partition, pks);
     if (select === null) return;

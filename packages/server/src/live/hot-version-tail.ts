@@ -67,7 +67,8 @@ export class PartitionTail {
       }
       this.upTo = upTo;
     });
-    // A failed read leaves the entry as it was; the next caller tries again.
+    // A failed read breaks the entry (it may hold part of the read): the reads chained on it fail with
+    // the same error, and read() forgets it, so the next caller starts a fresh one.
     this.extending = next.catch(() => undefined);
     return next;
   }

@@ -13,10 +13,11 @@ export class IncomingBudget<K> {
   /** `evict` closes a connection; it must call `complete` for it (its bytes are then given back). */
   constructor(private readonly max: number, private readonly evict: (holder: K) => void) {}
 
-  /** Bytes arrived on `holder`'s connection, before its parser runs. */
-  add(holder: K, bytes: number): void {
-    this.held.set(holder, (this.held.get(holder) ?? 0) + bytes);
-    this.total += bytes;
+  /** What `holder`'s connection holds of unfinished messages now (read after its parser ran). */
+  set(holder: K, bytes: number): void {
+    if (bytes === 0) return this.complete(holder);
+    this.total += bytes - (this.held.get(holder) ?? 0);
+    this.held.set(holder, bytes);
     while (this.total > this.max && this.held.size > 0) {
       const largest = this.largest();
       this.complete(largest);
@@ -24,7 +25,7 @@ export class IncomingBudget<K> {
     }
   }
 
-  /** A message (or a control frame) was complete: nothing of `holder`'s is pending any more. */
+  /** Nothing of `holder`'s is pending any more (its connection closed). */
   complete(holder: K): void {
     const bytes = this.held.get(holder);
     if (bytes === undefined) return;

@@ -84,6 +84,9 @@ export interface ResumeLimits {
   readonly stillWanted: () => boolean;
 }
 
+/** What a segment's compressed bytes take once read and decoded, roughly. */
+const COLD_EXPANSION = 4;
+
 /** Cold versions one resume may read, whatever their size. */
 export const RESUME_COLD_VERSIONS_MAX = 100_000;
 
@@ -131,6 +134,13 @@ export async function resumeChanges(s: Services, tail: HotVersionTail, q: Subscr
     throw error;
   }
   if (!limits.stillWanted()) throw new ResumeAbandoned();
+  // Judged before reading, from the segments that can hold versions after `from` (a review: 100,000
+  // wide rows would be read and decoded before the bytes were compared).
+  let segmentBytes = 0;
+  for (const segment of manifestBefore.segments) if (BigInt(segment.max_seq) > from) segmentBytes += segment.size_bytes;
+  if (segmentBytes * COLD_EXPANSION > limits.bytesMax) {
+    throw resumeTooLarge(table, from, `the segments flushed since hold ${segmentBytes} bytes, more than ${limits.bytesMax} (result_bytes_max) once read`);
+  }
   const coldAfter = await s.cold.readSeqRange(table, partition, from, handoverSeq, decodeColdRow, undefined, RESUME_COLD_VERSIONS_MAX + 1);
   if (!limits.stillWanted()) throw new ResumeAbandoned();
   let coldBytes = 0;

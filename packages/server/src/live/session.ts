@@ -31,7 +31,7 @@ import { LiveFrame } from './wire-frame.js';
 import { currentFanOut, holdUntilFanOutEnds } from './fanout-writes.js';
 import { parseSubscription, type SubscriptionQuery } from './subscription-query.js';
 import { ResumeAbandoned, resumeChanges, snapshotRows, type InitialRows, type ResumeChange } from './initial-data.js';
-import type { KeyedMutex } from '../util/mutex.js';
+import type { KeyedMutex, Semaphore } from '../util/mutex.js';
 import { approxBytes } from './hot-version-tail.js';
 import type { HotVersionTail } from './hot-version-tail.js';
 import type { RowVersion } from '../storage/hot/row-codec.js';
@@ -72,6 +72,7 @@ export const LIVE_CLOSE = Object.freeze({
   tooManyBeforeAuth: { code: 1008, reason: 'too many messages before authentication completed' },
   tooManyMessages: { code: 1008, reason: 'too many messages' },
   incomingOverBudget: { code: 1008, reason: 'incoming messages over the server\'s budget' },
+  tooManyConnections: { code: 1013, reason: 'too many connections for this account' },
   authFailed: { code: 4001, reason: 'authentication failed' },
   passwordChanged: { code: 4002, reason: 'password changed' },
   userDropped: { code: 4003, reason: 'user dropped' },
@@ -91,8 +92,9 @@ export interface SessionDeps {
   readonly traffic: LiveTraffic;
   /** Hot versions of partitions resumed lately, shared by the resumes of a reconnect storm. */
   readonly resumeTail: HotVersionTail;
-  /** One resume read at a time per user: what a resume may hold is bounded, and so is their number. */
+  /** One resume read at a time per user, and a few in all: what a resume may hold is bounded, and so is their number. */
   readonly resumeReads: KeyedMutex;
+  readonly resumeSlots: Semaphore;
   /** Null when the account may open one more connection, else why not (live_connections_per_user_max). */
   readonly admitConnection: (principal: Principal) => string | null;
 }
@@ -138,6 +140,11 @@ export class LiveSession implements LiveSink {
   private readonly subs = new Map<string, Subscription>();
   private readonly batches = new Map<string, PendingBatches>();
   private closed = false;
+
+  /** Closing or closed: it no longer counts against its account's connections. */
+  get closing(): boolean {
+    return this.closed;
+  }
   /** Closed as a slow consumer: frames still offered to it are counted as dropped. */
   private closedSlow = false;
   private corked = false;
@@ -240,8 +247,9 @@ export class LiveSession implements LiveSink {
     if (current === undefined || current.tokenGeneration !== verified.tokenGeneration) {
       return this.failAuth('The user was changed or dropped while the credentials were being checked: authenticate again');
     }
+    // Not 4001: the credentials were good, and a client may try again once one of its connections closed.
     const refusal = this.d.admitConnection(principalOf(current));
-    if (refusal !== null) return this.failAuth(refusal);
+    if (refusal !== null) return this.failAuth(refusal, LIVE_CLOSE.tooManyConnections);
     if (this.authTimer) clearTimeout(this.authTimer);
     this.principal = principalOf(current);
     this.setReadLimit(this.d.services.config.liveMessageBytesMax * FRAME_BYTES_FACTOR_MAX);
@@ -378,10 +386,10 @@ export class LiveSession implements LiveSink {
     await this.verifyThenEstablish(verify);
   }
 
-  private failAuth(message: string): void {
+  private failAuth(message: string, how: LiveClose = LIVE_CLOSE.authFailed): void {
     if (this.closed) return;
     this.sendJson({ type: 'auth_error', message });
-    this.close(LIVE_CLOSE.authFailed);
+    this.close(how);
   }
 
   private async subscribe(raw: unknown): Promise<void> {
@@ -503,10 +511,10 @@ export class LiveSession implements LiveSink {
   /** The changes since `from`, read one resume at a time per user, within result_bytes_max, given up when the subscription ends. */
   private readResume(sub: Subscription, query: SubscriptionQuery, from: bigint): Promise<{ changes: ResumeChange[]; handoverSeq: bigint }> {
     const limits = { bytesMax: this.d.services.config.resultBytesMax, stillWanted: () => sub.state !== 'closed' && !this.closed };
-    return this.d.resumeReads.run(this.principal!.userId, async () => {
+    return this.d.resumeReads.run(this.principal!.userId, () => this.d.resumeSlots.run(async () => {
       if (!limits.stillWanted()) throw new ResumeAbandoned();
       return resumeChanges(this.d.services, this.d.resumeTail, query, sub.partition, from, limits);
-    });
+    }));
   }
 
   /** The ack tells the client `query`'s schema: schema_changed messages buffered before it are superseded. */

@@ -18,9 +18,12 @@ import { newLiveTraffic, type LiveTraffic } from '../live/traffic.js';
 import { HotVersionTail } from '../live/hot-version-tail.js';
 import { IncomingBudget } from '../live/incoming-budget.js';
 import type { Principal } from '../auth/access.js';
-import { KeyedMutex } from '../util/mutex.js';
+import { KeyedMutex, Semaphore } from '../util/mutex.js';
 import type { CatalogChange } from '../catalog/changes.js';
 import type { StoredValue, TableDef } from '../catalog/types.js';
+
+/** Resumes reading at once across all users: a reconnect storm shares the hot tail, each cold read is its own. */
+const RESUME_READS_AT_ONCE = 4;
 
 export class LiveServer implements LiveControl {
   readonly registry: LiveRegistry;
@@ -28,6 +31,8 @@ export class LiveServer implements LiveControl {
   readonly traffic: LiveTraffic = newLiveTraffic();
   private readonly resumeTail: HotVersionTail;
   private readonly resumeReads = new KeyedMutex();
+  /** Resume reads at once, server-wide (each within result_bytes_max). */
+  private readonly resumeSlots = new Semaphore(RESUME_READS_AT_ONCE);
   /** Unfinished incoming messages, across all connections (incoming-budget.ts). */
   readonly incoming: IncomingBudget<LiveSession>;
   private readonly sessions = new Set<LiveSession>();
@@ -101,7 +106,7 @@ export class LiveServer implements LiveControl {
     const max = this.services.config.liveConnectionsPerUserMax;
     if (principal.role === 'system') return null;
     let open = 0;
-    for (const session of this.sessions) if (session.principal?.id === principal.id) open++;
+    for (const session of this.sessions) if (session.principal?.id === principal.id && !session.closing) open++;
     return open < max ? null : `User '${principal.userId}' holds ${open} live connections, the most one account may (live_connections_per_user_max): close one first`;
   }
 
@@ -109,23 +114,19 @@ export class LiveServer implements LiveControl {
   private open(ws: WebSocket, req: IncomingMessage): void {
     const connectionId = `c${(++this.connections).toString(36)}${Date.now().toString(36).slice(-4)}`;
     const address = req.socket.remoteAddress ?? 'unknown';
-    const deps = { services: this.services, registry: this.registry, auth: this.auth, log: this.log, nodeId: this.nodeId, traffic: this.traffic, resumeTail: this.resumeTail, resumeReads: this.resumeReads,
+    const deps = { services: this.services, registry: this.registry, auth: this.auth, log: this.log, nodeId: this.nodeId, traffic: this.traffic, resumeTail: this.resumeTail, resumeReads: this.resumeReads, resumeSlots: this.resumeSlots,
       admitConnection: (principal: Principal) => this.admitConnection(principal) };
     const session = new LiveSession(connectionId, ws, deps, address);
     this.sessions.add(session);
-    // Counted before ws parses them (a prepended listener): a complete message or control frame gives them back.
+    // Read from ws's own parser after each chunk it took (this listener runs after ws's): the bytes
+    // it buffers plus the payload of the message it is assembling. Counting chunks instead was undone
+    // by a ping between two fragments (a review: 1.6 MiB held against a 1 MiB budget, nothing closed).
     const socket = req.socket;
-    const arrived = (chunk: Buffer): void => this.incoming.add(session, chunk.length);
-    socket.prependListener('data', arrived);
-    ws.on('message', (data: Buffer, isBinary: boolean) => {
-      this.incoming.complete(session);
-      session.receive(data, isBinary);
-    });
-    ws.on('ping', () => this.incoming.complete(session));
-    ws.on('pong', () => {
-      this.incoming.complete(session);
-      session.alive = true;
-    });
+    const receiver = (ws as unknown as { _receiver?: { _bufferedBytes: number; _totalPayloadLength: number } })._receiver;
+    const arrived = (): void => this.incoming.set(session, receiver === undefined ? 0 : receiver._bufferedBytes + receiver._totalPayloadLength);
+    socket.on('data', arrived);
+    ws.on('message', (data: Buffer, isBinary: boolean) => session.receive(data, isBinary));
+    ws.on('pong', () => { session.alive = true; });
     ws.on('close', () => {
       socket.off('data', arrived);
       this.incoming.complete(session);

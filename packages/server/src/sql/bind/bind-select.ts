@@ -18,7 +18,7 @@ import { requireRead, requireSystemTableAccess, type Principal } from '../../aut
 import { identifier } from '../names.js';
 import {
   AGGREGATE_FUNCTIONS, AMPLIFYING_FUNCTIONS, AMPLIFYING_MACROS, CAST_TYPES, FUNCTION_RENAMES, LIKE_MACROS, STRFTIME_FORMAT_CHARS_MAX, TABLE_FUNCTIONS, VOLATILE_FUNCTIONS, isAllowedFunction, COPY_FACTOR_MAX, ENGINE_COPIES_CHARS_MAX, ENGINE_MACRO_COPIES,
-  PATTERN_FREE_BYTES, PATTERN_FUNCTIONS, patternPairsMax, patternRefusal, type PatternKind,
+  PATTERN_FREE_BYTES, PATTERN_FUNCTIONS, REGEX_REPEAT_MAX, patternPairsMax, patternRefusal, regexCostBytes, type PatternKind,
 } from './engine-names.js';
 import { isUpstreamJsonCall, jsonHasKey, upstreamJsonCall, upstreamJsonCopies } from './upstream-json.js';
 
@@ -472,7 +472,10 @@ class Binder {
     }
     const literal = stringLiteral(e.rexpr!);
     if (literal !== undefined) return this.likeLiteral(e.lexpr!, literal, '', ilike, negated, scope);
-    return likeCall(this.expr(e.lexpr!, scope), this.expr(e.rexpr!, scope), ilike, negated);
+    // A pattern computed or passed in: checked around the engine macro, which keeps its RE2 expression
+    // a constant when the pattern is one (a parameter: compiled once, not per row).
+    const call = this.patternCall('regex', ilike ? 'ILIKE' : 'LIKE', e.lexpr!, e.rexpr!, scope, (t, p) => likeCall(t, p, ilike, false), [], false, [], false);
+    return negated ? `(NOT ${call})` : call;
   }
 
   /**
@@ -510,29 +513,35 @@ class Binder {
   private patternCall(
     kind: PatternKind, name: string, textNode: Node, patternNode: Node, scope: Scope,
     build: (text: string, pattern: string, rest: readonly string[]) => string, rest: readonly Node[] = [], anyType = false,
-    copies: readonly number[] = [],
+    copies: readonly number[] = [], countedRepeats = kind === 'regex',
   ): string {
     const literal = stringLiteral(patternNode);
     const free = PATTERN_FREE_BYTES[kind];
-    const perRow = !(this.perRowDepth === 0 && isFoldable(textNode) && isFoldable(patternNode));
     // An engine macro among them (split_part) copies its arguments: counted as for any call.
     const t = this.copiedArg(name, textNode, copies[0] ?? 1, scope);
     const p = this.copiedArg(name, patternNode, copies[1] ?? 1, scope);
     const restSql = rest.map((r, i) => this.copiedArg(name, r, copies[i + 2] ?? 1, scope));
-    const literalBytes = literal === undefined ? null : Buffer.byteLength(literal, 'utf8');
+    // An expression's cost counts its repetitions written out; a LIKE pattern has none (its braces are literal).
+    const literalBytes = literal === undefined ? null : countedRepeats ? regexCostBytes(literal) : Buffer.byteLength(literal, 'utf8');
     if (literalBytes !== null && literalBytes <= free) return build(t, p, restSql);
     if (this.lambdaDepth > 0) {
       throw invalidSql(`${name} inside a lambda (x -> ...) needs its pattern as a string literal of at most ${free} bytes: it runs once per list element`);
     }
-    const max = patternPairsMax(kind, this.ctx.generatedValuesMax, perRow);
+    // Per row always: the check keeps the engine from folding even a call over constants to one value.
+    const max = patternPairsMax(kind, this.ctx.generatedValuesMax);
     const bytes = (x: string): string => `strlen(CAST((${x}) AS VARCHAR))`;
+    // A pattern the binder cannot read: any counted repetition may write a part out REGEX_REPEAT_MAX times.
+    const cost = (x: string): string => (countedRepeats ? `(${bytes(x)} * CASE WHEN contains(CAST((${x}) AS VARCHAR), '{') THEN ${REGEX_REPEAT_MAX} ELSE 1 END)` : bytes(x));
     const body = (tx: string, px: string, rx: readonly string[]): string => {
       const check = literalBytes !== null
         ? `${bytes(tx)} > ${Math.floor(max / literalBytes)}`
-        : `${bytes(px)} > ${free} AND ${bytes(tx)} * ${bytes(px)} > ${max}`;
+        : `${cost(px)} > ${free} AND ${bytes(tx)} * ${cost(px)} > ${max}`;
       const call = build(tx, px, rx);
-      const guarded = `CASE WHEN ${check} THEN error(${quoteString(patternRefusal(kind, max, perRow))}) ELSE ${call} END`;
-      return anyType ? `(CASE WHEN typeof(${tx}) <> 'VARCHAR' THEN ${call} ELSE ${guarded} END)` : `(${guarded})`;
+      const guarded = `CASE WHEN ${check} THEN error(${quoteString(patternRefusal(kind, max))}) ELSE ${call} END`;
+      // contains() also takes lists, maps and structs (linear): only texts are checked (JSON included).
+      if (!anyType) return `(${guarded})`;
+      const type = `typeof(${tx})`;
+      return `(CASE WHEN ends_with(${type}, ']') OR starts_with(${type}, 'MAP(') OR starts_with(${type}, 'STRUCT(') THEN ${call} ELSE ${guarded} END)`;
     };
     if (isLeaf(textNode) && isLeaf(patternNode)) return body(t, p, restSql);
     const fields = [`'s': ${t}`];

@@ -83,7 +83,7 @@ export const STRFTIME_FORMAT_CHARS_MAX = 256;
  */
 export const PATTERN_FUNCTIONS: ReadonlyMap<string, PatternKind> = new Map([
   ['strpos', 'search'], ['instr', 'search'], ['contains', 'search'],
-  ['string_split', 'search'], ['str_split', 'search'], ['split', 'search'], ['split_part', 'search'],
+  ['string_split', 'search'], ['str_split', 'search'], ['split', 'search'], ['string_to_array', 'search'], ['split_part', 'search'],
   ['regexp_matches', 'regex'], ['regexp_full_match', 'regex'], ['regexp_extract', 'regex'], ['regexp_extract_all', 'regex'],
   ['regexp_split_to_array', 'regex'], ['string_split_regex', 'regex'], ['str_split_regex', 'regex'],
 ]);
@@ -92,19 +92,80 @@ export type PatternKind = 'search' | 'regex';
 
 /**
  * A pattern of at most this many bytes is never refused: the engine's substring search is linear
- * for needles of up to 8 bytes, and a 32-byte expression costs at most ~160 ns per text byte.
+ * for needles of up to 8 bytes, and a 64-byte expression costs at most ~320 ns per text byte even
+ * when RE2 simulates it state by state (nearly every hand-written expression and LIKE pattern is
+ * shorter). An expression's bytes are counted with its repetitions written out (regexCostBytes):
+ * `(a|aa){1000}b` is 15 bytes of text and 6,001 of program (a review: 7.4 s for 100 KB).
  */
-export const PATTERN_FREE_BYTES: Readonly<Record<PatternKind, number>> = { search: 8, regex: 32 };
+export const PATTERN_FREE_BYTES: Readonly<Record<PatternKind, number>> = { search: 8, regex: 64 };
 
 /**
- * The most text bytes × pattern bytes one call may cost. Per row the budget is spent up to 2,048
- * times before a stop can land: a search at ~7·10¹⁰ byte pairs a second then takes at most ~3 s per
- * vector (10⁸ pairs a row, from 20,000 × 5,000), an expression at ~5 ns a pair ~5 s (5·10⁵ pairs
- * a row). A call the engine evaluates once gets 1,000× (search) or 50× (regex) `generated_values_max`.
+ * The most text bytes × pattern bytes one call may cost per row. Every call is held to it, also one
+ * over constants: the check around it keeps the engine from folding it to one value, so it runs
+ * once per row (a review: a constant call over `range(3)` ran three times). The budget is spent up
+ * to 2,048 times before a stop can land: a search at ~7·10¹⁰ byte pairs a second then takes at most
+ * ~3 s per vector (10⁸ pairs a row, from 20,000 × 5,000), an expression past the free bytes at ~5 ns
+ * a pair ~20 s (2·10⁶ pairs a row: a 20 KB text and a 100-byte expression).
  */
-export function patternPairsMax(kind: PatternKind, limit: number, perRow: boolean): number {
-  if (perRow) return rowGeneratedValuesMax(limit) * (kind === 'search' ? 5_000 : 25);
-  return limit * (kind === 'search' ? 1_000 : 50);
+export function patternPairsMax(kind: PatternKind, limit: number): number {
+  return rowGeneratedValuesMax(limit) * (kind === 'search' ? 5_000 : 100);
+}
+
+/** A counted repetition at a given position (sticky: no copy of the rest of the pattern per brace). */
+const COUNTED = /\{(\d+)(?:,(\d*))?\}/y;
+
+/** RE2's largest counted repetition: a pattern the binder cannot read may repeat any part this often. */
+export const REGEX_REPEAT_MAX = 1000;
+
+/**
+ * An expression's size with its counted repetitions written out (`x{n}`, `x{n,}`, `x{n,m}` count `x`
+ * n or m times; nested ones multiply), which is what RE2 compiles and, at worst, simulates per text
+ * byte. An upper bound for well-formed expressions; anything odd counts as written.
+ */
+export function regexCostBytes(pattern: string): number {
+  const groups: number[] = [];
+  let total = 0;
+  let last = 0; // the size of the atom just read: what a repetition applies to
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i]!;
+    if (c === '\\') {
+      last = 2;
+      total += 2;
+      i++;
+    } else if (c === '[') {
+      let j = i + 1;
+      if (pattern[j] === '^') j++;
+      if (pattern[j] === ']') j++;
+      while (j < pattern.length && pattern[j] !== ']') j += pattern[j] === '\\' ? 2 : 1;
+      last = j - i + 1;
+      total += last;
+      i = j;
+    } else if (c === '(') {
+      groups.push(total);
+      total += 1;
+      last = 0;
+    } else if (c === ')') {
+      const start = groups.pop() ?? 0;
+      total += 1;
+      last = total - start;
+    } else if (c === '{') {
+      COUNTED.lastIndex = i;
+      const m = COUNTED.exec(pattern);
+      if (m === null) {
+        last = 1;
+        total += 1;
+        continue;
+      }
+      const times = Math.min(REGEX_REPEAT_MAX, Math.max(Number(m[1]), m[2] ? Number(m[2]) : 0, 1));
+      total += last * (times - 1) + m[0].length;
+      last *= times;
+      i += m[0].length - 1;
+    } else {
+      last = 1;
+      total += 1;
+    }
+  }
+  return total;
 }
 
 /** The quadratic string distances: a call may compare at most this many character pairs per `generated_values_max`. */
@@ -239,7 +300,7 @@ export const CAST_TYPES: ReadonlyMap<string, string> = new Map([
  * why constant calls keep the plain one.
  */
 export function engineMacros(limit: number): string[] {
-  return [...macros('', limit, limit), ...macros('_row', rowGeneratedValuesMax(limit), limit), ...likeMacros(limit)];
+  return [...macros('', limit, limit), ...macros('_row', rowGeneratedValuesMax(limit), limit), ...likeMacros()];
 }
 
 /**
@@ -249,24 +310,18 @@ export function engineMacros(limit: number): string[] {
  * `regexp_escape` escapes every regex character and `%` (as `\%`), not `_`; LIKE has no escape
  * character here (a backslash is literal, as in the engine's LIKE). Each parameter is named once.
  */
-function likeMacros(limit: number): string[] {
+function likeMacros(): string[] {
   const regex = (flags: string): string => `'(?${flags})' || replace(replace(regexp_escape(p), '\\%', '.*'), '_', '.')`;
-  // A pattern computed per row: its expression is checked as any other (PATTERN_FUNCTIONS), through a
-  // one-element list so that the value and the pattern are each named once.
-  const max = patternPairsMax('regex', limit, true);
-  const guarded = (flags: string): string => `list_transform([{'x': CAST(x AS VARCHAR), 'r': ${regex(flags)}}], g -> CASE `
-    + `WHEN strlen(g.r) > ${PATTERN_FREE_BYTES.regex} AND strlen(g.x) * strlen(g.r) > ${max} THEN error('${patternRefusal('regex', max, true)}') `
-    + 'ELSE regexp_full_match(g.x, g.r) END)[1]';
   return [
-    `CREATE OR REPLACE MACRO ${LIKE_MACROS.like}(x, p) AS ${guarded('s')}`,
-    `CREATE OR REPLACE MACRO ${LIKE_MACROS.ilike}(x, p) AS ${guarded('si')}`,
+    `CREATE OR REPLACE MACRO ${LIKE_MACROS.like}(x, p) AS regexp_full_match(CAST(x AS VARCHAR), ${regex('s')})`,
+    `CREATE OR REPLACE MACRO ${LIKE_MACROS.ilike}(x, p) AS regexp_full_match(CAST(x AS VARCHAR), ${regex('si')})`,
   ];
 }
 
 /** The error a pattern function over its budget (patternPairsMax) raises. */
-export function patternRefusal(kind: PatternKind, max: number, perRow: boolean): string {
+export function patternRefusal(kind: PatternKind, max: number): string {
   const what = kind === 'search' ? 'A substring search' : 'A regular expression (or LIKE pattern)';
-  return `${what} over ${PATTERN_FREE_BYTES[kind]} bytes may cost at most ${max} text bytes times pattern bytes${perRow ? ' in one row' : ''}: shorten the pattern or the text`;
+  return `${what} over ${PATTERN_FREE_BYTES[kind]} bytes may cost at most ${max} text bytes times pattern bytes in one row: shorten the pattern or the text`;
 }
 
 function macros(suffix: '' | '_row', limit: number, limit0: number): string[] {
@@ -275,9 +330,12 @@ function macros(suffix: '' | '_row', limit: number, limit0: number): string[] {
   // `p.x` in a check or call is parameter x: a struct field in the _row form, the parameter itself in the other.
   // replace and regexp_replace search too (PATTERN_FUNCTIONS): that is checked first, since the
   // growth check itself runs the search.
-  const searchWork = (kind: PatternKind, text: string, pattern: string): string =>
-    `WHEN strlen(${pattern}) > ${PATTERN_FREE_BYTES[kind]} AND strlen(${text}) * strlen(${pattern}) > ${patternPairsMax(kind, limit0, suffix === '_row')} `
-    + `THEN error('${patternRefusal(kind, patternPairsMax(kind, limit0, suffix === '_row'), suffix === '_row')}') `;
+  const searchWork = (kind: PatternKind, text: string, pattern: string): string => {
+    // A pattern computed per row: any counted repetition may write a part out up to REGEX_REPEAT_MAX times.
+    const cost = kind === 'regex' ? `(strlen(${pattern}) * CASE WHEN contains(${pattern}, '{') THEN ${REGEX_REPEAT_MAX} ELSE 1 END)` : `strlen(${pattern})`;
+    return `WHEN ${cost} > ${PATTERN_FREE_BYTES[kind]} AND strlen(${text}) * ${cost} > ${patternPairsMax(kind, limit0)} `
+      + `THEN error('${patternRefusal(kind, patternPairsMax(kind, limit0))}') `;
+  };
   const guarded = (name: string, fields: readonly string[], tooBig: string, call: string, refusal = tooLarge(name), work = ''): string => {
     const body = `CASE ${work}WHEN ${tooBig} THEN ${refusal} ELSE ${call} END`;
     if (suffix === '') return `(${fields.join(', ')}) AS ${body.replace(/\bp\./g, '')}`;
