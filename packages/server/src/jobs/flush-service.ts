@@ -19,7 +19,7 @@ import type { HotStore } from '../storage/hot/hot-store.js';
 import { KEY_PK, decodePk, partitionPrefix } from '../storage/hot/keys.js';
 import type { CommittedChange, Committer } from '../storage/hot/committer.js';
 import type { ColdStore } from '../storage/cold/cold-store.js';
-import { MANIFEST_FILE, SEGMENT_NAME, manifestMaxSeq, type Segment } from '../storage/cold/manifest.js';
+import { MANIFEST_FILE, SEGMENT_NAME, manifestMaxSeq, type Manifest, type Segment } from '../storage/cold/manifest.js';
 import { sqlIdent, type DuckEngine, type SourceColumn } from '../storage/duck/duck-engine.js';
 import { checkSegment } from '../storage/cold/segment-check.js';
 import { repairPartition, type RepairResult } from '../storage/cold/table-repair.js';
@@ -363,8 +363,16 @@ export class FlushService {
     const manifest = this.d.cold.manifest(table, partition);
     const select = this.d.cold.selectWithoutKeys(table, partition, pks);
     if (select === null) return;
+    const written = await this.d.cold.writeSegmentFromQuery(table, partition, this.d.columnsOf(table), select, manifest.next_batch);
+    await this.replaceAllSegments(table, partition, manifest, written);
+  }
+
+  /**
+   * Every segment of `manifest` replaced by `written` (batch `next_batch`), or by none: one manifest
+   * swap, then the old files retired once the reads that may have listed them have ended.
+   */
+  private async replaceAllSegments(table: TableDef, partition: string, manifest: Manifest, written: { segment: Segment; tmpPath: string } | null): Promise<void> {
     const batch = manifest.next_batch;
-    const written = await this.d.cold.writeSegmentFromQuery(table, partition, this.d.columnsOf(table), select, batch);
     if (written === null) {
       this.d.cold.commitManifest(table, partition, { ...manifest, next_batch: batch + 1, segments: [] });
     } else {
@@ -632,13 +640,7 @@ export class FlushService {
       } catch (error) {
         throw await this.d.cold.readFailed(table, partition, error);
       }
-      if (written === null) {
-        this.d.cold.commitManifest(table, partition, { ...manifest, next_batch: batch + 1, segments: [] });
-      } else {
-        await this.d.cold.publishSegment(table, partition, written);
-        this.d.cold.commitManifest(table, partition, { ...manifest, next_batch: batch + 1, segments: [written.segment] });
-      }
-      this.d.cold.retireSegmentFiles(table, partition, manifest.segments.map((s) => s.path));
+      await this.replaceAllSegments(table, partition, manifest, written);
       return { rows: written?.segment.row_count ?? 0, bytes: written?.segment.size_bytes ?? 0, files: written ? [written.segment.path] : [] };
     }));
   }
