@@ -503,12 +503,13 @@ class Binder {
   /**
    * A call that looks for a pattern in a text (PATTERN_FUNCTIONS, LIKE, `~`, SIMILAR TO). One value
    * costs up to text bytes × pattern bytes inside one vector, where no stop reaches, so a pattern
-   * longer than PATTERN_FREE_BYTES is checked against that product (patternPairsMax: once-evaluated
-   * calls get a larger budget than per-row ones) before the engine searches. A literal pattern's
-   * length is known here; a column or parameter is cheap to name twice (check and call); anything
-   * else goes through a one-element list so that each argument is named once. `build` writes the
-   * call; `rest` are its arguments after the pattern. `anyType`: the function also takes lists and
-   * structs (contains), which are never checked.
+   * longer than PATTERN_FREE_BYTES is checked against that product (patternPairsMax, per row) before
+   * the engine searches. A literal pattern's cost is known here (an expression's with its counted
+   * repetitions written out: regexCostBytes); a column or parameter is cheap to name twice (check and
+   * call); anything else goes through a one-element list so that each argument is named once.
+   * `build` writes the call; `rest` are its arguments after the pattern. `anyType`: the function also
+   * takes lists, maps and structs (contains), which are never checked. `copies`: what an engine macro
+   * among them copies (split_part). `countedRepeats`: false for LIKE, whose braces are literal.
    */
   private patternCall(
     kind: PatternKind, name: string, textNode: Node, patternNode: Node, scope: Scope,
