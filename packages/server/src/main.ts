@@ -10,7 +10,7 @@
  */
 import { loadConfig, type Config } from './config/config.js';
 import { createLogger } from './util/log.js';
-import { StartupError, isCorruptionError, isDiskFullError } from './util/errors.js';
+import { StartupError, errorLine, isCorruptionError, isDiskFullError } from './util/errors.js';
 import { startServer } from './app.js';
 import { resetRootPassword } from './reset-root-password.js';
 import { restoreCommand } from './restore-command.js';
@@ -23,8 +23,7 @@ function readConfig(argv: readonly string[]): Config {
     return loadConfig(argv, process.env);
   } catch (error) {
     // Config messages name the setting; the TOML parser's may span lines (a code frame): keep the first.
-    const message = ((error as Error).message ?? String(error)).split('\n')[0];
-    throw new StartupError(`bad configuration: ${message}`,
+    throw new StartupError(`bad configuration: ${errorLine(error)}`,
       'Fix the flag, KALAMDB_* variable or config file setting (see docs/configuration.md)', { cause: error });
   }
 }
@@ -67,10 +66,10 @@ main().catch((error: unknown) => {
   if (error instanceof StartupError) process.stderr.write(`kalamdb: ${error.message}\n`);
   else if (isDiskFullError(error)) {
     // E.g. applying a staged restore, or recovering, on a full volume (a fault review saw a stack trace).
-    process.stderr.write(`kalamdb: the data dir's volume is full: ${String((error as Error)?.message ?? error).split('\n')[0]}. `
+    process.stderr.write(`kalamdb: the data dir's volume is full: ${errorLine(error)}. `
       + 'Free space on it or grow it, then start again; do not delete files inside the data dir (a staged restore keeps the old data in pre-restore-*)\n');
   } else if (isCorruptionError(error)) {
-    process.stderr.write(`kalamdb: the hot store's files (rocksdb/ in the data dir) are damaged: ${String((error as Error)?.message ?? error).split('\n')[0]}. `
+    process.stderr.write(`kalamdb: the hot store's files (rocksdb/ in the data dir) are damaged: ${errorLine(error)}. `
       + 'Restore the data dir from a backup (docs/operations.md, "Backup and restore"); rocksdb/LOG says more\n');
   } else process.stderr.write(`kalamdb: failed to start: ${(error as Error)?.stack ?? String(error)}\n`);
   process.exit(1);

@@ -11,7 +11,7 @@ import type { Principal } from '../auth/access.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { limitConnections } from './connection-limits.js';
 import type { Duplex } from 'node:stream';
-import { LimitError, ServerError, isCorruptionError, isDiskFullError } from '../util/errors.js';
+import { LimitError, ServerError, errorLine, isCorruptionError, isDiskFullError } from '../util/errors.js';
 import type { StorageHealth } from '../storage/storage-health.js';
 import type { Logger } from '../util/log.js';
 import type { Config } from '../config/config.js';
@@ -325,7 +325,7 @@ function toServerError(deps: HttpDeps, error: unknown): ServerError {
   }
   if (isCorruptionError(error)) {
     deps.log.error('damaged hot-store data', { error: (error as Error)?.stack ?? String(error) });
-    return new ServerError('TABLE_UNAVAILABLE', `Data in the hot store could not be read: ${String((error as Error)?.message ?? error).split('\n')[0]}. `
+    return new ServerError('TABLE_UNAVAILABLE', `Data in the hot store could not be read: ${errorLine(error)}. `
       + 'The files under rocksdb/ are damaged: restore the data dir from a backup (docs/operations.md, "Backup and restore")');
   }
   deps.log.error('internal error', { error: (error as Error)?.stack ?? String(error) });

@@ -90,6 +90,13 @@ export class PartitionTail {
   }
 }
 
+/** What a list of versions takes in memory, roughly (approxBytes of each). */
+export function approxBytesOf(versions: readonly RowVersion[]): number {
+  let n = 0;
+  for (const v of versions) n += approxBytes(v);
+  return n;
+}
+
 /** A version's size in memory, roughly: its cells and the objects around them. */
 export function approxBytes(v: RowVersion): number {
   let n = 80;

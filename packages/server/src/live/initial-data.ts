@@ -16,7 +16,7 @@ import type { RowVersion } from '../storage/hot/row-codec.js';
 import { manifestMaxSeq, type Segment } from '../storage/cold/manifest.js';
 import type { SubscriptionQuery } from './subscription-query.js';
 import { cellsUnder } from './row-shape.js';
-import { TailTooLarge, approxBytes, type HotVersionTail } from './hot-version-tail.js';
+import { TailTooLarge, approxBytesOf, type HotVersionTail } from './hot-version-tail.js';
 
 export interface InitialRows {
   /** Versions in ascending `_seq` order; deleted ones only in resume mode. */
@@ -143,8 +143,7 @@ export async function resumeChanges(s: Services, tail: HotVersionTail, q: Subscr
   }
   const coldAfter = await s.cold.readSeqRange(table, partition, from, handoverSeq, decodeColdRow, undefined, RESUME_COLD_VERSIONS_MAX + 1);
   if (!limits.stillWanted()) throw new ResumeAbandoned();
-  let coldBytes = 0;
-  for (const v of coldAfter) coldBytes += approxBytes(v);
+  const coldBytes = approxBytesOf(coldAfter);
   if (coldAfter.length > RESUME_COLD_VERSIONS_MAX || coldBytes > limits.bytesMax) {
     throw resumeTooLarge(table, from, `more than ${RESUME_COLD_VERSIONS_MAX} versions or ${limits.bytesMax} bytes (result_bytes_max) were flushed since`);
   }

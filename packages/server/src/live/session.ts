@@ -32,7 +32,7 @@ import { currentFanOut, holdUntilFanOutEnds } from './fanout-writes.js';
 import { parseSubscription, type SubscriptionQuery } from './subscription-query.js';
 import { ResumeAbandoned, resumeChanges, snapshotRows, type InitialRows, type ResumeChange } from './initial-data.js';
 import type { KeyedMutex, Semaphore } from '../util/mutex.js';
-import { approxBytes } from './hot-version-tail.js';
+import { approxBytesOf } from './hot-version-tail.js';
 import type { HotVersionTail } from './hot-version-tail.js';
 import type { RowVersion } from '../storage/hot/row-codec.js';
 import { bigintsToText, parseJson } from '../util/json.js';
@@ -497,9 +497,7 @@ export class LiveSession implements LiveSink {
     }
     // Held as row objects until the client asks for them: charged at what they take in memory (often
     // ten times their JSON, which is all the read counted; an attack review saw 600 MB held within a 64 MiB budget).
-    let inMemory = 0;
-    for (const row of read.rows) inMemory += approxBytes(row);
-    const held = Math.max(own.used, inMemory);
+    const held = Math.max(own.used, approxBytesOf(read.rows));
     try {
       budget.charge(held);
     } catch {

@@ -16,7 +16,6 @@
  * replays the WAL, so nothing acknowledged is lost (the failed batch was never acknowledged).
  */
 import { statfsSync } from 'node:fs';
-import { statfs } from 'node:fs/promises';
 import { StorageFullError, isDiskFullError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 
@@ -82,7 +81,7 @@ export class StorageHealth {
     // has room, that is the cold tier being full. Writes go on into RocksDB; flushes wait (their
     // back-off) and /health says so. (A fault review saw the hot state flip to full and back every
     // half second, once per failed flush, while no write was ever refused.)
-    if (source === 'flush' && (freeBytesNow(this.dataDir) ?? 0) >= COLD_ONLY_HOT_FREE_BYTES_MIN) {
+    if (source === 'flush' && (freeBytes(this.dataDir) ?? 0) >= COLD_ONLY_HOT_FREE_BYTES_MIN) {
       if (this.coldFullSince === null) {
         this.coldFullSince = Date.now();
         this.log.error('cold storage full: flushes wait until space is freed (writes go on into the hot store)', { data_dir: this.dataDir, error: errorText(error) });
@@ -140,7 +139,7 @@ export class StorageHealth {
     if (this.probing || this.closed || this.target === null || this.current === 'ok') return;
     this.probing = true;
     try {
-      const free = await freeBytes(this.dataDir);
+      const free = freeBytes(this.dataDir);
       // A probe would only fail again (and a reopen could fail half-way) while the disk is still full.
       if (free !== null && free < REOPEN_FREE_BYTES_MIN) return;
       let reopened = false;
@@ -173,18 +172,10 @@ export class StorageHealth {
 /** Free bytes the hot store's volume must have for a flush's full disk to count as the cold tier's alone. */
 const COLD_ONLY_HOT_FREE_BYTES_MIN = 64 * 1024 * 1024;
 
-function freeBytesNow(dir: string): number | null {
+/** Free bytes on `dir`'s file system for an unprivileged writer (null: unknown). */
+function freeBytes(dir: string): number | null {
   try {
     const s = statfsSync(dir);
-    return s.bavail * s.bsize;
-  } catch {
-    return null;
-  }
-}
-
-async function freeBytes(dir: string): Promise<number | null> {
-  try {
-    const s = await statfs(dir);
     return s.bavail * s.bsize;
   } catch {
     return null;

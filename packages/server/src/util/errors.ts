@@ -141,6 +141,11 @@ export function isDiskFullError(error: unknown): boolean {
  */
 const CORRUPTION_TEXT = /\bCorruption: |block checksum mismatch|corrupt index value|corrupt row state/;
 
+/** The first line of an error's message (DuckDB's and RocksDB's run on with context and stack lines). */
+export function errorLine(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).split('\n')[0]!;
+}
+
 /** Whether `error` (or its cause) reports damaged hot-store data. */
 export function isCorruptionError(error: unknown): boolean {
   for (let e = error, depth = 0; e !== null && e !== undefined && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {

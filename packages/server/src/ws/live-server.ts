@@ -93,20 +93,24 @@ export class LiveServer implements LiveControl {
     const { liveConnectionsMax, liveUnauthenticatedConnectionsMax } = this.services.config;
     if (this.sessions.size >= liveConnectionsMax) return `The server holds its maximum of ${liveConnectionsMax} live connections (live_connections_max)`;
     if (withCredentials) return null;
-    let anonymous = 0;
-    for (const session of this.sessions) if (session.principal === null) anonymous++;
+    const anonymous = this.countSessions((session) => session.principal === null);
     if (anonymous >= liveUnauthenticatedConnectionsMax) {
       return `The server holds its maximum of ${liveUnauthenticatedConnectionsMax} connections not yet authenticated (live_unauthenticated_connections_max)`;
     }
     return null;
   }
 
+  private countSessions(counts: (session: LiveSession) => boolean): number {
+    let n = 0;
+    for (const session of this.sessions) if (counts(session)) n++;
+    return n;
+  }
+
   /** One more connection for this account, unless it holds live_connections_per_user_max (role system: no limit). */
   private admitConnection(principal: Principal): string | null {
     const max = this.services.config.liveConnectionsPerUserMax;
     if (principal.role === 'system') return null;
-    let open = 0;
-    for (const session of this.sessions) if (session.principal?.id === principal.id && !session.closing) open++;
+    const open = this.countSessions((session) => session.principal?.id === principal.id && !session.closing);
     return open < max ? null : `User '${principal.userId}' holds ${open} live connections, the most one account may (live_connections_per_user_max): close one first`;
   }
 

@@ -463,8 +463,8 @@ class Binder {
     const escape = e.rexpr && 'FuncCall' in e.rexpr && functionName(e.rexpr.FuncCall) === 'like_escape' ? e.rexpr.FuncCall : null;
     if (escape !== null) {
       const [pattern, esc] = escape.args ?? [];
-      const text = pattern !== undefined && 'A_Const' in pattern ? pattern.A_Const.sval?.sval : undefined;
-      const escapeChar = esc !== undefined && 'A_Const' in esc ? esc.A_Const.sval?.sval : undefined;
+      const text = pattern === undefined ? undefined : stringLiteral(pattern);
+      const escapeChar = esc === undefined ? undefined : stringLiteral(esc);
       if (text === undefined || escapeChar === undefined || [...escapeChar].length > 1) {
         throw invalidSql('LIKE ... ESCAPE needs a string literal pattern and a one-character escape string');
       }
@@ -647,7 +647,7 @@ class Binder {
     if (++this.amplifyingCalls > AMPLIFYING_CALLS_MAX) {
       throw invalidSql(`A statement may call size-amplifying and quadratic functions (${AMPLIFYING_FUNCTIONS.join(', ')}) at most ${AMPLIFYING_CALLS_MAX} times`);
     }
-    if (engineName === 'kalam_regexp_replace' && args.length === 4 && !('A_Const' in args[3]! && args[3].A_Const.sval !== undefined)) {
+    if (engineName === 'kalam_regexp_replace' && args.length === 4 && stringLiteral(args[3]!) === undefined) {
       throw invalidSql('regexp_replace options must be a string literal');
     }
     // The per-call cap only for a value computed once and used as it is: `repeat('a', 10000000) || x`
@@ -855,7 +855,7 @@ function likeCall(value: string, pattern: string, ilike: boolean, negated: boole
  * characters, so what a row's output may grow to is known.
  */
 function checkStrftimeFormat(args: readonly Node[]): void {
-  const formats = args.filter((a) => 'A_Const' in a && a.A_Const.sval !== undefined).map((a) => (a as { A_Const: { sval: { sval?: string } } }).A_Const.sval.sval ?? '');
+  const formats = args.map(stringLiteral).filter((f): f is string => f !== undefined);
   if (formats.length === 0) throw invalidSql('strftime needs its format as a string literal');
   if (formats.some((f) => f.length > STRFTIME_FORMAT_CHARS_MAX)) {
     throw invalidSql(`A strftime format may be at most ${STRFTIME_FORMAT_CHARS_MAX} characters long`);

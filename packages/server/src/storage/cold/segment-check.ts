@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, statSync } from 'node:fs';
 import type { DuckEngine } from '../duck/duck-engine.js';
 import { sqlString } from '../duck/duck-engine.js';
+import { errorLine } from '../../util/errors.js';
 import type { Segment } from './manifest.js';
 
 export type SegmentStatus = 'ok' | 'damaged' | 'missing';
@@ -46,11 +47,6 @@ export async function readSegmentContent(duck: DuckEngine, path: string): Promis
     )).getRows();
     return { rowCount: Number(row![0] as bigint), minSeq: String(row![1] ?? '0'), maxSeq: String(row![2] ?? '0'), columnNames: names };
   });
-}
-
-/** The first line of a DuckDB error, without the absolute path prefix noise. */
-export function errorLine(error: unknown): string {
-  return (error instanceof Error ? error.message : String(error)).split('\n')[0]!;
 }
 
 /** Checks one listed segment; never throws for a damaged file (that is a result). */

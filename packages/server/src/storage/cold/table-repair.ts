@@ -12,7 +12,8 @@ import { primaryKeyIndex, qualifiedName, type TableDef } from '../../catalog/typ
 import type { SourceColumn } from '../duck/duck-engine.js';
 import type { ColdStore } from './cold-store.js';
 import { MANIFEST_FORMAT, ManifestError, SEGMENT_NAME, UNKNOWN_SCHEMA_VERSION, fsyncPath, readManifest, type Manifest, type Segment } from './manifest.js';
-import { errorLine, fileSha256, readSegmentContent, type SegmentContent } from './segment-check.js';
+import { fileSha256, readSegmentContent, type SegmentContent } from './segment-check.js';
+import { errorLine } from '../../util/errors.js';
 import { QUARANTINE_DIR } from './table-check.js';
 
 export interface RepairResult {
