@@ -1,6 +1,9 @@
 // The floor under workload 1 (decision 0019, third pass): what a server that does nothing but answer costs per
 // request with the same client as bench/versus-pg.mjs (16 keep-alive connections, the same INSERT bodies).
-//   node bench/http-floor.mjs [http|parser|net] [seconds]
+//   node bench/http-floor.mjs [http|parser|net] [seconds] [hold ms]
+// hold ms > 0 answers the way workload 1's group commit does: each answer waits until a timer started by the
+// first waiting request fires (about one WAL sync), then all waiting requests are answered together, so the
+// server runs at workload 1's ~10k requests/s with idle gaps instead of flat out.
 // http: a bare node:http server that reads the body, JSON.parses it and answers the INSERT's JSON.
 // parser: a net server driving llhttp (node:http's own parser) directly, without node:http's streams.
 // net: a bare net server that finds each request's end by Content-Length and writes a canned response.
@@ -12,7 +15,21 @@ import { fileURLToPath } from 'node:url';
 import { drive } from './versus-pg.mjs';
 import { treeCpuMicros } from './pg.mjs';
 
-const [mode = 'http', seconds = '4'] = process.argv.slice(2);
+const [mode = 'http', seconds = '4', holdArg = '0'] = process.argv.slice(2);
+const holdMs = Number(holdArg);
+let held = [];
+let holdTimer = null;
+/** Calls `answer` now, or (hold ms > 0) with every other held answer when the group's timer fires. */
+function answerAfterHold(answer) {
+  if (holdMs === 0) return answer();
+  held.push(answer);
+  holdTimer ??= setTimeout(() => {
+    holdTimer = null;
+    const group = held;
+    held = [];
+    for (const f of group) f();
+  }, holdMs);
+}
 const answer = JSON.stringify({ status: 'success', results: [{ row_count: 1, message: 'Inserted 1 row(s)' }], took: 0.5 });
 
 function httpServer() {
@@ -21,8 +38,10 @@ function httpServer() {
     req.on('data', (c) => chunks.push(c));
     req.on('end', () => {
       JSON.parse(Buffer.concat(chunks).toString());
-      res.writeHead(200, { 'access-control-allow-origin': '*', 'content-type': 'application/json', 'content-length': Buffer.byteLength(answer) });
-      res.end(answer);
+      answerAfterHold(() => {
+        res.writeHead(200, { 'access-control-allow-origin': '*', 'content-type': 'application/json', 'content-length': Buffer.byteLength(answer) });
+        res.end(answer);
+      });
     });
   });
 }
@@ -42,7 +61,7 @@ function netServer() {
         if (buf.length < end + 4 + length) return;
         JSON.parse(buf.toString('utf8', end + 4, end + 4 + length));
         buf = buf.subarray(end + 4 + length);
-        socket.write(response);
+        answerAfterHold(() => socket.write(response));
       }
     });
   });
@@ -62,17 +81,17 @@ function parserServer() {
     parser[HTTPParser.kOnBody] = (b) => { body.push(b); };
     parser[HTTPParser.kOnMessageComplete] = () => {
       JSON.parse((body.length === 1 ? body[0] : Buffer.concat(body)).toString());
-      socket.write(response);
+      answerAfterHold(() => socket.write(response));
     };
     socket.on('data', (chunk) => { const r = parser.execute(chunk); if (r instanceof Error) socket.destroy(); });
   });
 }
 
-if (process.argv[4] === 'serve') {
+if (process.argv[5] === 'serve') {
   const server = mode === 'net' ? netServer() : mode === 'parser' ? parserServer() : httpServer();
   server.listen(0, '127.0.0.1', () => process.send(server.address().port));
 } else {
-  const child = fork(fileURLToPath(import.meta.url), [mode, seconds, 'serve']);
+  const child = fork(fileURLToPath(import.meta.url), [mode, seconds, holdArg, 'serve']);
   const port = await new Promise((resolve) => child.once('message', resolve));
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
   const post = (body) => new Promise((resolve, reject) => {
@@ -94,7 +113,7 @@ if (process.argv[4] === 'serve') {
     },
   });
   const { loadavg } = await import('node:os');
-  console.log(JSON.stringify({ mode, rows_per_s: r.rows_per_s, server_cpu_us_per_row: r.server_cpu_us_per_row, server_cores: r.server_cpu_cores,
+  console.log(JSON.stringify({ mode, hold_ms: holdMs, rows_per_s: r.rows_per_s, server_cpu_us_per_row: r.server_cpu_us_per_row, server_cores: r.server_cpu_cores,
     p50_ms: r.latency.p50_ms, loadgen_cores: r.loadgen_cpu_cores, load: loadavg().map((x) => Math.round(x * 100) / 100) }));
   child.kill();
   agent.destroy();
