@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { LoginThrottle } from '../src/auth/login-throttle.js';
 import { ServerError } from '../src/util/errors.js';
+import { clientKey } from '../src/util/client-address.js';
 import { TestServer } from './harness.js';
 
 describe('login throttling', () => {
@@ -72,5 +73,27 @@ describe('login throttling', () => {
     assert.ok(refused('root', '198.51.100.1'), '100 failures from anywhere lock the name');
     now += 61_000;
     assert.ok(!refused('root', '198.51.100.1'));
+  });
+
+  it('counts an IPv6 client by its /64: fresh addresses from one /64 do not reset the count', () => {
+    const throttle = new LoginThrottle(() => 1_000_000);
+    for (let i = 0; i < 5; i++) throttle.failed(`user${i}`, `2001:db8:1:2::${(i + 1).toString(16)}`);
+    assert.throws(() => throttle.check('other', '2001:db8:1:2:ffff:1:2:3'), (e: unknown) => e instanceof ServerError && e.code === 'RATE_LIMIT_EXCEEDED');
+    throttle.check('other', '2001:db8:1:3::1');
+    for (let i = 0; i < 10; i++) throttle.failed(`local${i}`, '::1');
+    throttle.check('fresh', '::1');
+  });
+
+  it('clientKey: IPv4 as is, IPv4-mapped as IPv4, IPv6 as its /64 in one spelling', () => {
+    assert.equal(clientKey('203.0.113.7'), '203.0.113.7');
+    assert.equal(clientKey('::ffff:203.0.113.7'), '203.0.113.7');
+    assert.equal(clientKey('2001:db8:1:2::1'), '2001:db8:1:2::/64');
+    assert.equal(clientKey('2001:0DB8:0001:0002:aaaa:bbbb:cccc:dddd'), '2001:db8:1:2::/64');
+    assert.equal(clientKey('2001:db8::1'), '2001:db8:0:0::/64');
+    assert.equal(clientKey('fe80::1%eth0'), 'fe80:0:0:0::/64');
+    assert.equal(clientKey('::1'), '0:0:0:0::/64');
+    assert.equal(clientKey('::'), '0:0:0:0::/64');
+    assert.equal(clientKey('64:ff9b::192.0.2.1'), '64:ff9b:0:0::/64');
+    assert.equal(clientKey('unknown'), 'unknown');
   });
 });

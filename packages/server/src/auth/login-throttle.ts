@@ -5,10 +5,12 @@
  * - 5 failures within a minute from one client address across names (spraying); loopback clients
  *   are exempt from this rule (local tools; behind a reverse proxy, throttle there);
  * - 100 failures within a minute for one user name from any addresses (a distributed brute force).
- * A name alone is not locked after 5: anyone could then lock any account, root included, with five
+ * A client address is an IPv4 address or an IPv6 /64 (util/client-address.ts): an IPv6 client could
+ * otherwise take a fresh address from its /64 for every try. A name alone is not locked after 5: anyone could then lock any account, root included, with five
  * wrong passwords a minute (an attack review). Bounded: at most 100,000 tracked keys.
  */
 import { ServerError } from '../util/errors.js';
+import { clientKey } from '../util/client-address.js';
 
 export const LOGIN_FAILURES_MAX = 5;
 /** Failures for one user name from all addresses together. */
@@ -22,7 +24,8 @@ export class LoginThrottle {
   constructor(private readonly now: () => number = Date.now) {}
 
   /** Throws RATE_LIMIT_EXCEEDED when the user or the address failed too often recently. */
-  check(userId: string, address: string): void {
+  check(userId: string, clientAddress: string): void {
+    const address = clientKey(clientAddress);
     const byAddress = isLoopback(address) ? 0 : this.recent(`a:${address}`);
     if (this.recent(`p:${userId}\u0000${address}`) >= LOGIN_FAILURES_MAX || byAddress >= LOGIN_FAILURES_MAX
       || this.recent(`u:${userId}`) >= LOGIN_FAILURES_PER_USER_MAX) {
@@ -30,7 +33,8 @@ export class LoginThrottle {
     }
   }
 
-  failed(userId: string, address: string): void {
+  failed(userId: string, clientAddress: string): void {
+    const address = clientKey(clientAddress);
     if (this.failures.size >= KEYS_MAX) this.failures.clear();
     for (const key of [`p:${userId}\u0000${address}`, `u:${userId}`, `a:${address}`]) {
       const list = this.failures.get(key) ?? [];
@@ -39,8 +43,8 @@ export class LoginThrottle {
     }
   }
 
-  succeeded(userId: string, address: string): void {
-    this.failures.delete(`p:${userId}\u0000${address}`);
+  succeeded(userId: string, clientAddress: string): void {
+    this.failures.delete(`p:${userId}\u0000${clientKey(clientAddress)}`);
   }
 
   private recent(key: string): number {
@@ -53,6 +57,7 @@ export class LoginThrottle {
   }
 }
 
+/** `address` as clientKey gives it: IPv4 loopback, or the /64 of ::1 (which only ::1 is in practice). */
 function isLoopback(address: string): boolean {
-  return address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.') || address === 'unknown';
+  return address.startsWith('127.') || address === '0:0:0:0::/64' || address === 'unknown';
 }

@@ -2,14 +2,15 @@
  * Caps on the TCP connections (HTTP and WebSocket) the server holds open. In all: at most the
  * process's open-file limit less a reserve, because RocksDB, DuckDB and the Parquet segments need
  * descriptors too (an attack review held every descriptor with idle keep-alive connections, and the
- * server answered nobody, its own clients included). Per client address, so that one client cannot
- * take them all. A connection over either cap is closed at once, before anything is read from it.
+ * server answered nobody, its own clients included). Per client (an IPv4 address or an IPv6 /64,
+ * util/client-address.ts), so that one client cannot take them all. A connection over either cap is closed at once, before anything is read from it.
  */
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Config } from '../config/config.js';
 import type { Logger } from '../util/log.js';
+import { clientKey } from '../util/client-address.js';
 
 /** Descriptors left for files, the WAL, DuckDB's spill files and outgoing S3 connections (at most half the limit). */
 const DESCRIPTORS_RESERVED = 2048;
@@ -30,7 +31,7 @@ export function limitConnections(server: Server, config: Config, log: Logger): v
   let refused = 0;
   let loggedAt = 0;
   server.on('connection', (socket: Socket) => {
-    const address = socket.remoteAddress ?? '';
+    const address = clientKey(socket.remoteAddress ?? '');
     const open = (perAddress.get(address) ?? 0) + 1;
     if (open > config.httpConnectionsPerAddressMax) {
       socket.destroy();
