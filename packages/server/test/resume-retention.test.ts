@@ -48,7 +48,7 @@ describe('resume past the deleted-rows retention', () => {
   });
 });
 
-describe('what one resume may read', () => {
+describe('what one resume may read, and what held initial data is charged (result_bytes_max 1 MiB)', () => {
   let server: TestServer;
   before(async () => {
     server = await TestServer.startWithConfig({ result_bytes_max: 1024 * 1024 });
@@ -90,24 +90,6 @@ describe('what one resume may read', () => {
       c.terminate();
     }
   });
-});
-
-async function eventually(check: () => Promise<boolean>, ms = 20_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-describe('initial data held for a client is charged at what it takes in memory', () => {
-  let server: TestServer;
-  before(async () => {
-    server = await TestServer.startWithConfig({ result_bytes_max: 1024 * 1024 });
-  });
-  after(async () => {
-    await server.dispose();
-  });
 
   it('10,000 small rows: ~300 KB as JSON, ~1.5 MB as row objects, refused past a 1 MiB budget; 4,000 are held', async () => {
     // An attack review: two 1M-row snapshots were accepted within a 64 MiB budget and held 600 MB.
@@ -128,3 +110,11 @@ describe('initial data held for a client is charged at what it takes in memory',
     }
   });
 });
+
+async function eventually(check: () => Promise<boolean>, ms = 20_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
