@@ -11,7 +11,7 @@ import type { Config } from './config/config.js';
 import type { Logger } from './util/log.js';
 import { SnowflakeGenerator } from './util/snowflake.js';
 import { Mutex } from './util/mutex.js';
-import { Catalog } from './catalog/catalog.js';
+import { Catalog, damagedCatalogEntry } from './catalog/catalog.js';
 import { bindPort, checkPort, openDataDir } from './startup.js';
 import { walRecoveryDrops } from './storage/hot/wal-recovery.js';
 import { ensureRoot } from './auth/root-account.js';
@@ -87,6 +87,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   hot.schemas = catalog;
   const seqs = new SnowflakeGenerator();
   const maxSeq = catalog.meta.get(MAX_SEQ_KEY);
+  if (maxSeq !== undefined && (typeof maxSeq !== 'string' || !/^\d{1,20}$/.test(maxSeq))) throw damagedCatalogEntry(MAX_SEQ_KEY, 'not a _seq');
   if (typeof maxSeq === 'string') seqs.observe(BigInt(maxSeq));
   // User SQL runs on an engine with no file access; the cold tier's files are read by a second one.
   const duck = await DuckEngine.open(queryEngineConfig(config));
@@ -108,6 +109,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const mirror = new HotMirror(duck, files, hot, sourceColumns, cold, config.mirrorRowsMax, () => committer.committedMaxSeq);
   const jobs = new JobStore(hot, seqs, config.nodeId);
   await jobs.load(catalog.meta);
+  if (jobs.malformed.length > 0) log.error('malformed job entries left out of system.jobs', { keys: jobs.malformed.slice(0, 20), count: jobs.malformed.length });
   const audit = new AuditLog(hot, seqs);
   audit.load(catalog.meta);
   const flush = new FlushService({

@@ -69,7 +69,7 @@ main().catch((error: unknown) => {
     process.stderr.write(`kalamdb: the data dir's volume is full: ${errorLine(error)}. `
       + 'Free space on it or grow it, then start again; do not delete files inside the data dir (a staged restore keeps the old data in pre-restore-*)\n');
   } else if (isCorruptionError(error)) {
-    process.stderr.write(`kalamdb: the hot store's files (rocksdb/ in the data dir) are damaged: ${errorLine(error)}. `
+    process.stderr.write(`kalamdb: the hot store's files (rocksdb/ in the data dir) are damaged or missing: ${errorLine(error)}. `
       + 'Restore the data dir from a backup (docs/operations.md, "Backup and restore"); rocksdb/LOG says more\n');
   } else process.stderr.write(`kalamdb: failed to start: ${(error as Error)?.stack ?? String(error)}\n`);
   process.exit(1);

@@ -214,7 +214,6 @@ export async function eventually<T>(what: string, probe: () => Promise<T | undef
   }
 }
 
-/** The job id in a "... Job ID: <id>" message. */
 /** Waits until the server no longer answers (killed at a KALAMDB_FAILPOINT); throws after `timeoutMs`. */
 export async function waitForExit(server: TestServer, timeoutMs = 15_000): Promise<void> {
   await eventually('the server to die at the failpoint', async () => {
@@ -227,6 +226,7 @@ export async function waitForExit(server: TestServer, timeoutMs = 15_000): Promi
   }, timeoutMs);
 }
 
+/** The job id in a "... Job ID: <id>" message. */
 export function jobIdOf(message: string | undefined): string {
   const id = /Job ID: (\S+)$/.exec(message ?? '')?.[1];
   if (id === undefined) throw new Error(`no job id in '${message}'`);

@@ -5,7 +5,7 @@
  * applied in memory and announced on `changes` in the same synchronous step, so listeners (live
  * re-authorization) see the new state before any other code can.
  */
-import { assert } from '../util/errors.js';
+import { StartupError, assert } from '../util/errors.js';
 import { CatalogChanges } from './changes.js';
 import {
   ACCOUNT_ID_PATTERN, DEFAULT_NAMESPACE, accountIdOf, type ColumnDef, type ColumnSpec, type NamespaceDef, type SchemaChange, type TableDef,
@@ -63,6 +63,7 @@ export class Catalog implements SchemaLookup {
       const kind = key.slice(0, sep);
       if (kind === 'ns') catalog.namespaces.set((value as NamespaceDef).name, value as NamespaceDef);
       else if (kind === 'table') {
+        checkStoredTable(key, value);
         const table = migrateTable(value as StoredTable);
         if (table !== value) rewrites.set(key, table);
         catalog.tables.set(qualifiedName(table), table);
@@ -91,6 +92,14 @@ export class Catalog implements SchemaLookup {
         rewrites.set(grantKey(tableId, id), undefined);
         ids.delete(id);
       }
+    }
+    // A counter below a table id in use would give a new table an id that is taken, and with it the
+    // other table's rows and files (a fault review); one that is not a number is as damaged. The ids
+    // of dropped tables' schema versions count too (their files may not be purged yet).
+    const used = Math.max(0, ...catalog.byId.keys(), ...catalog.schemas.map((v) => v.tableId));
+    if (!Number.isSafeInteger(catalog.nextTableId) || catalog.nextTableId <= used) {
+      catalog.nextTableId = used + 1;
+      rewrites.set(NEXT_TABLE_ID_KEY, catalog.nextTableId);
     }
     if (rewrites.size > 0) await store.writeCatalog(rewrites);
     if (!catalog.namespaces.has(DEFAULT_NAMESPACE)) {
@@ -399,6 +408,22 @@ export class Catalog implements SchemaLookup {
 /** A table record as stored before column ids. */
 type StoredTable = Omit<TableDef, 'columns' | 'nextColumnId'> & { readonly columns: readonly ColumnSpec[]; readonly nextColumnId?: number };
 type StoredSchema = Omit<TableSchemaVersion, 'columns' | 'change'> & { readonly columns: readonly ColumnSpec[]; readonly change?: string };
+
+/** A table record that parsed as JSON but is not a table definition stops the start, naming its key. */
+function checkStoredTable(key: string, value: unknown): void {
+  const t = value as Partial<Record<keyof StoredTable, unknown>> | null;
+  const ok = typeof t === 'object' && t !== null && Number.isSafeInteger(t.id) && (t.id as number) > 0
+    && typeof t.namespace === 'string' && typeof t.name === 'string' && typeof t.type === 'string'
+    && Array.isArray(t.columns) && t.columns.length > 0 && t.columns.every((c) => typeof c === 'object' && c !== null && typeof (c as { name?: unknown }).name === 'string')
+    && Number.isSafeInteger(t.schemaVersion);
+  if (!ok) throw damagedCatalogEntry(key, 'not a table definition');
+}
+
+/** The start-up error for a catalog entry that cannot be used: names the entry and what to do. */
+export function damagedCatalogEntry(key: string, what: string, cause?: unknown): StartupError {
+  return new StartupError(`the catalog entry '${key}' in the hot store is damaged (${what})`,
+    'Restore the data dir from a backup (docs/operations.md, "Backup and restore")', { cause });
+}
 
 function withIds(columns: readonly ColumnSpec[]): ColumnDef[] {
   return columns.map((c, i) => ({ ...c, id: (c as Partial<ColumnDef>).id ?? i + 1 }));

@@ -10,7 +10,7 @@
  * and STORAGE REPAIR TABLE jobs (they take the same partition locks).
  */
 import { Mutex } from '../util/mutex.js';
-import { StorageFullError, TableUnavailableError, assert } from '../util/errors.js';
+import { StorageFullError, TableUnavailableError, assert, errorLine } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { snowflakeAtMs, snowflakeTimeMs } from '../util/snowflake.js';
 import { partitionId, primaryKeyIndex, qualifiedName, tablePartitionPrefix, type StoredValue, type TableDef } from '../catalog/types.js';
@@ -19,10 +19,12 @@ import type { HotStore } from '../storage/hot/hot-store.js';
 import { KEY_PK, decodePk, partitionPrefix } from '../storage/hot/keys.js';
 import type { CommittedChange, Committer } from '../storage/hot/committer.js';
 import type { ColdStore } from '../storage/cold/cold-store.js';
-import { MANIFEST_FILE, SEGMENT_NAME, manifestMaxSeq, type Manifest, type Segment } from '../storage/cold/manifest.js';
+import { MANIFEST_FILE, SEGMENT_NAME, manifestFlushedSeq, manifestMaxSeq, type Manifest, type Segment } from '../storage/cold/manifest.js';
 import { sqlIdent, type DuckEngine, type SourceColumn } from '../storage/duck/duck-engine.js';
 import { checkSegment } from '../storage/cold/segment-check.js';
-import { repairPartition, type RepairResult } from '../storage/cold/table-repair.js';
+import {
+  REPAIR_PENDING_FILE, clearRepairPending, isRepairPending, markRepairPending, repairPartition, type RepairResult,
+} from '../storage/cold/table-repair.js';
 import { join } from 'node:path';
 import { existsSync, readdirSync } from 'node:fs';
 import type { JobRow, JobStore } from './job-store.js';
@@ -118,21 +120,73 @@ export class FlushService {
     return [...new Set([...this.d.cold.partitions(table), ...this.d.hot.flushedPartitions(table.id)])];
   }
 
-  /** Orphan removal and an interrupted hand-over's completion, for one partition. */
+  /**
+   * Orphan removal and an interrupted hand-over's completion, for one partition. Both delete data
+   * on the manifest's word, so the manifest is checked against the hot tier first: a manifest older
+   * than the data, or one that claims versions nobody wrote, makes the partition unavailable with
+   * every file left in place (a fault review: an older manifest copied back had a newer segment
+   * deleted as an orphan, and a raised max_seq had acknowledged hot rows deleted).
+   */
   private async recoverPartition(table: TableDef, partition: string): Promise<void> {
+    if (isRepairPending(this.d.cold.dir(table, partition))) {
+      throw this.d.cold.markUnavailable(table, partition, REPAIR_PENDING_FILE,
+        'STORAGE REPAIR TABLE was interrupted before it finished (keys whose rows it took out may read as older versions): run it again');
+    }
     await this.checkManifestPresent(table, partition);
-    const maxSeq = manifestMaxSeq(this.d.cold.manifest(table, partition));
+    const manifest = this.d.cold.manifest(table, partition);
+    const watermark = this.d.hot.flushedSeq(table.id, partition);
+    this.checkManifestNotOlder(table, partition, manifest, watermark);
     const removed = this.d.cold.removeOrphans(table, partition);
     if (removed.length > 0) this.d.log.warn('removed orphan segment files', { table: qualifiedName(table), partition, files: removed });
     if (this.d.cold.isRemote(table)) this.reconcileRemote(table, partition);
-    if (maxSeq === 0n) return;
+    const maxSeq = manifestMaxSeq(manifest);
     // Killed after the manifest commit and before the watermark was written (or a data directory from
     // before watermarks): write it now; the same batch deletes the flushed versions. A watermark at
     // or above the manifest's was written with its deletes, so there is nothing to do (no write per
     // partition at every start).
-    if (this.d.hot.flushedSeq(table.id, partition) >= maxSeq) return;
+    if (maxSeq === 0n || watermark >= maxSeq) return;
+    await this.checkSegmentsToHandOver(table, partition, manifest, watermark);
     await this.d.hot.handOverFlushed(table.id, partition, maxSeq);
     this.d.log.warn('completed an interrupted flush hand-over', { table: qualifiedName(table), partition, flushed_seq: maxSeq.toString() });
+  }
+
+  /**
+   * A manifest is older than the data when the hot tier handed versions over past what it records.
+   * One from before flushed_seq was recorded may end below the watermark legitimately (compaction
+   * dropped the newest versions): it is taken for older only when segment files it does not list are
+   * there too (which a crash mid-flush leaves only above the watermark, never below).
+   */
+  private checkManifestNotOlder(table: TableDef, partition: string, manifest: Manifest, watermark: bigint): void {
+    const recorded = manifestFlushedSeq(manifest);
+    if (watermark <= recorded) return;
+    if (manifest.flushed_seq === undefined && !this.d.cold.hasUnlistedSegments(table, partition)) return;
+    throw this.d.cold.markUnavailable(table, partition, MANIFEST_FILE,
+      `records flushes up to _seq ${recorded}, but the hot tier handed rows over to the cold tier up to _seq ${watermark}: `
+      + 'the manifest is older than the data (copied back from an earlier backup?). Nothing was removed: put the newer manifest back, '
+      + 'or run STORAGE REPAIR TABLE to list the segment files that are there');
+  }
+
+  /**
+   * Before an interrupted hand-over is completed (it deletes the hot versions up to the manifest's
+   * highest `_seq`): that `_seq` must have been committed, and each segment above the watermark must
+   * hold what its entry says (checksum, rows, `_seq` range), or the hot versions would be deleted for
+   * rows no file holds.
+   */
+  private async checkSegmentsToHandOver(table: TableDef, partition: string, manifest: Manifest, watermark: bigint): Promise<void> {
+    const committed = this.d.committer.committedMaxSeq;
+    const maxSeq = manifestMaxSeq(manifest);
+    if (committed > 0n && maxSeq > committed) {
+      throw this.d.cold.markUnavailable(table, partition, MANIFEST_FILE,
+        `lists _seq up to ${maxSeq}, above the highest ever committed (${committed}): damaged (STORAGE REPAIR TABLE rebuilds it from the segment files)`);
+    }
+    const dir = this.d.cold.dir(table, partition);
+    for (const segment of manifest.segments) {
+      const path = join(dir, segment.path);
+      // A remote partition's segment not cached here is checked when it is downloaded (size and checksum).
+      if (BigInt(segment.max_seq) <= watermark || !existsSync(path)) continue;
+      const check = await checkSegment(this.d.duck, path, segment);
+      if (check.status !== 'ok') throw this.d.cold.markUnavailable(table, partition, segment.path, check.detail);
+    }
   }
 
   /**
@@ -312,8 +366,19 @@ export class FlushService {
         progress.report(index / partitions.length, `partition ${count(index + 1)} of ${count(partitions.length)}`, true);
         const report = await this.lock(table, partition).run(async () => {
           await this.d.cold.fetchAllRemote(table, partition);
-          const r = await repairPartition(this.d.cold, table, partition, this.d.columnsOf(table));
-          return { ...r, forgotten_keys: await this.forgetLostKeys(table, partition) };
+          const dir = this.d.cold.dir(table, partition);
+          markRepairPending(dir);
+          try {
+            const r = await repairPartition(this.d.cold, table, partition, this.d.columnsOf(table), this.d.hot.flushedSeq(table.id, partition));
+            failpoint('repair:after-manifest');
+            const forgotten = await this.forgetLostKeys(table, partition);
+            clearRepairPending(dir);
+            return { ...r, forgotten_keys: forgotten };
+          } catch (error) {
+            // Its manifest may already leave files out whose keys are not forgotten yet: not served as it is.
+            this.d.cold.markUnavailable(table, partition, REPAIR_PENDING_FILE, `STORAGE REPAIR TABLE did not finish (${errorLine(error)}): run it again`);
+            throw error;
+          }
         });
         reports.push(report);
         total.rows += report.rows;
@@ -373,11 +438,13 @@ export class FlushService {
    */
   private async replaceAllSegments(table: TableDef, partition: string, manifest: Manifest, written: { segment: Segment; tmpPath: string } | null): Promise<void> {
     const batch = manifest.next_batch;
+    // The versions left out may have been the newest: flushed_seq still says how far flushes went.
+    const flushedSeq = manifestFlushedSeq(manifest).toString();
     if (written === null) {
-      this.d.cold.commitManifest(table, partition, { ...manifest, next_batch: batch + 1, segments: [] });
+      this.d.cold.commitManifest(table, partition, { ...manifest, next_batch: batch + 1, segments: [], flushed_seq: flushedSeq });
     } else {
       await this.d.cold.publishSegment(table, partition, written);
-      this.d.cold.commitManifest(table, partition, { ...manifest, next_batch: batch + 1, segments: [written.segment] });
+      this.d.cold.commitManifest(table, partition, { ...manifest, next_batch: batch + 1, segments: [written.segment], flushed_seq: flushedSeq });
     }
     this.d.cold.retireSegmentFiles(table, partition, manifest.segments.map((s) => s.path));
   }
@@ -586,7 +653,9 @@ export class FlushService {
     }
     await this.d.cold.publishSegment(table, partition, written, () => failpoint('flush:during-upload'));
     failpoint('flush:after-rename');
-    this.d.cold.commitManifest(table, partition, { ...manifest, next_batch: batch + 1, segments: [...manifest.segments, segment] });
+    const before = manifestFlushedSeq(manifest);
+    const flushedSeq = (BigInt(segment.max_seq) > before ? BigInt(segment.max_seq) : before).toString();
+    this.d.cold.commitManifest(table, partition, { ...manifest, next_batch: batch + 1, segments: [...manifest.segments, segment], flushed_seq: flushedSeq });
     this.d.hot.health?.flushSucceeded();
     failpoint('flush:after-manifest');
     return { segment, scanned, scanMs, handover: this.d.hot.handOverFlushed(table.id, partition, BigInt(segment.max_seq)) };

@@ -58,6 +58,9 @@ export class JobStore {
   /** Per job, the last write queued (updates of one job are applied in order). */
   private readonly writes = new Map<string, Promise<void>>();
 
+  /** Keys of job entries left out at load: JSON, but not a job row (a damaged or hand-edited entry). */
+  readonly malformed: string[] = [];
+
   constructor(private readonly store: CatalogStore, private readonly seqs: SnowflakeGenerator, private readonly nodeId: string) {}
 
   /** Loads persisted jobs and fails those a crash left unfinished; returns them. */
@@ -65,7 +68,12 @@ export class JobStore {
     const interrupted: JobRow[] = [];
     for (const [key, value] of meta) {
       if (!key.startsWith(JOB_PREFIX)) continue;
-      const job = value as JobRow;
+      // Left out like an entry that is not JSON: one bad row must not make every read of system.jobs a 500.
+      if (!isJobRow(value)) {
+        this.malformed.push(key);
+        continue;
+      }
+      const job = value;
       this.jobs.set(job.job_id, job);
       if (job.status === 'running' || job.status === 'queued') interrupted.push(job);
     }
@@ -176,4 +184,21 @@ export class JobStore {
     await this.store.writeCatalog(new Map([[`${JOB_PREFIX}${job.job_id}`, job]]));
     this.jobs.set(job.job_id, job);
   }
+}
+
+const JOB_TYPES: ReadonlySet<string> = new Set(Object.keys(AFTER_RESTART));
+const JOB_STATUSES: ReadonlySet<string> = new Set(['queued', 'running', 'completed', 'failed', 'cancelled']);
+
+/** Whether a stored value has every field of a job row, each of its type. */
+function isJobRow(value: unknown): value is JobRow {
+  if (typeof value !== 'object' || value === null) return false;
+  const j = value as Record<string, unknown>;
+  const text = (v: unknown): boolean => typeof v === 'string';
+  const textOrNull = (v: unknown): boolean => v === null || typeof v === 'string';
+  const time = (v: unknown): boolean => Number.isSafeInteger(v);
+  return text(j.job_id) && JOB_TYPES.has(j.job_type as string) && JOB_STATUSES.has(j.status as string)
+    && textOrNull(j.namespace_id) && textOrNull(j.table_name) && textOrNull(j.user_id) && textOrNull(j.parameters)
+    && textOrNull(j.result) && textOrNull(j.error_message) && Number.isSafeInteger(j.rows_processed) && time(j.created_at)
+    && (j.started_at === null || time(j.started_at)) && (j.finished_at === null || time(j.finished_at)) && text(j.node_id)
+    && (j.progress === undefined || typeof j.progress === 'number') && (j.progress_message === undefined || text(j.progress_message));
 }

@@ -137,9 +137,10 @@ export function isDiskFullError(error: unknown): boolean {
 
 /**
  * What RocksDB and the hot store's decoders say about data that is not what was written (a damaged
- * table file, a garbled value): a fault review saw them answered as 500s and start-up stack traces.
+ * table file, a garbled value, a lost or cut MANIFEST): fault reviews saw them answered as 500s and
+ * start-up stack traces.
  */
-const CORRUPTION_TEXT = /\bCorruption: |block checksum mismatch|corrupt index value|corrupt row state/;
+const CORRUPTION_TEXT = /\bCorruption: |checksum mismatch|Sst file size mismatch|MANIFEST may be corrupted|MANIFEST-\d+: No such file|corrupt index value|corrupt row state/;
 
 /** The first line of an error's message (DuckDB's and RocksDB's run on with context and stack lines). */
 export function errorLine(error: unknown): string {

@@ -674,6 +674,14 @@ export class ColdStore {
     });
   }
 
+  /** Whether segment files the manifest does not list are in the partition's directory. */
+  hasUnlistedSegments(table: TableDef, partition: string): boolean {
+    const dir = this.dir(table, partition);
+    if (!existsSync(dir)) return false;
+    const listed = new Set(this.manifest(table, partition).segments.map((s) => s.path));
+    return readdirSync(dir).some((file) => /^batch-\d+\.parquet$/.test(file) && !listed.has(file));
+  }
+
   /** Deletes temp files and segments the manifest does not list (left by a crash mid-flush). */
   removeOrphans(table: TableDef, partition: string): string[] {
     const dir = this.dir(table, partition);

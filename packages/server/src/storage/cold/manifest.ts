@@ -66,6 +66,13 @@ export interface Manifest {
   readonly next_batch: number;
   readonly segments: readonly Segment[];
   readonly updated_at: number;
+  /**
+   * The highest `_seq` ever flushed into this partition, a decimal string. Kept when compaction,
+   * a tombstone purge or REPAIR takes the newest versions out, so that a manifest can be told from an
+   * older copy of itself: the hot tier's watermark is never above it (absent in manifests written
+   * before it was recorded).
+   */
+  readonly flushed_seq?: string;
 }
 
 export function emptyManifest(table: string, userId: string | null): Manifest {
@@ -124,6 +131,7 @@ export function validateManifest(value: unknown): Manifest {
     if (typeof s.columns !== 'object' || s.columns === null) throw new ManifestError(`segment ${path}: no column statistics`);
     if (s.sha256 !== undefined && (typeof s.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(s.sha256))) throw new ManifestError(`segment ${path}: bad sha256`);
   }
+  if (m.flushed_seq !== undefined && !isSeq(m.flushed_seq)) throw new ManifestError('flushed_seq is not a _seq');
   return value as Manifest;
 }
 
@@ -168,6 +176,13 @@ export function fsyncPath(path: string): void {
   } finally {
     closeSync(fd);
   }
+}
+
+/** The highest `_seq` ever flushed into the partition: flushed_seq, or where it is not recorded the segments' highest. */
+export function manifestFlushedSeq(m: Manifest): bigint {
+  const recorded = m.flushed_seq === undefined ? 0n : BigInt(m.flushed_seq);
+  const listed = manifestMaxSeq(m);
+  return recorded > listed ? recorded : listed;
 }
 
 /** The highest `_seq` any segment holds (0 for none). */

@@ -6,15 +6,43 @@
  * statistics and checksums, and the partition is marked available. The caller holds the
  * partition's flush lock, so no flush or compaction changes the files meanwhile.
  */
-import { existsSync, mkdirSync, readdirSync, renameSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { primaryKeyIndex, qualifiedName, type TableDef } from '../../catalog/types.js';
 import type { SourceColumn } from '../duck/duck-engine.js';
 import type { ColdStore } from './cold-store.js';
-import { MANIFEST_FORMAT, ManifestError, SEGMENT_NAME, UNKNOWN_SCHEMA_VERSION, fsyncPath, readManifest, type Manifest, type Segment } from './manifest.js';
+import {
+  MANIFEST_FORMAT, ManifestError, SEGMENT_NAME, UNKNOWN_SCHEMA_VERSION, fsyncPath, manifestFlushedSeq, readManifest, writeFileDurably,
+  type Manifest, type Segment,
+} from './manifest.js';
 import { fileSha256, readSegmentContent, type SegmentContent } from './segment-check.js';
 import { errorLine } from '../../util/errors.js';
 import { QUARANTINE_DIR } from './table-check.js';
+
+/**
+ * Present in a partition's directory from before a repair commits its manifest until the keys it
+ * lost are forgotten (FlushService.forgetLostKeys). A crash in between leaves a manifest without the
+ * quarantined files but keys still pointing at them: older versions of those keys would read as
+ * current (a fault review: a deleted row back, an update undone). So a partition that has the file
+ * at start-up is unavailable until STORAGE REPAIR TABLE runs again.
+ */
+export const REPAIR_PENDING_FILE = 'repair.pending';
+
+export function markRepairPending(dir: string): void {
+  mkdirSync(dir, { recursive: true });
+  writeFileDurably(join(dir, REPAIR_PENDING_FILE), `${new Date().toISOString()}\n`);
+}
+
+export function clearRepairPending(dir: string): void {
+  const path = join(dir, REPAIR_PENDING_FILE);
+  if (!existsSync(path)) return;
+  unlinkSync(path);
+  fsyncPath(dir);
+}
+
+export function isRepairPending(dir: string): boolean {
+  return existsSync(join(dir, REPAIR_PENDING_FILE));
+}
 
 export interface RepairResult {
   readonly partition: string;
@@ -30,7 +58,7 @@ export interface RepairResult {
 }
 
 export async function repairPartition(
-  cold: ColdStore, table: TableDef, partition: string, columns: readonly SourceColumn[],
+  cold: ColdStore, table: TableDef, partition: string, columns: readonly SourceColumn[], watermark: bigint,
 ): Promise<RepairResult> {
   const dir = cold.dir(table, partition);
   let old: Manifest | null = null;
@@ -89,9 +117,13 @@ export async function repairPartition(
   const seen = [...files, ...(existsSync(join(dir, QUARANTINE_DIR)) ? readdirSync(join(dir, QUARANTINE_DIR)) : [])]
     .map((f) => /^batch-(\d+)\.parquet/.exec(f)?.[1]).filter((n): n is string => n !== undefined).map(Number);
   const nextBatch = Math.max(old?.next_batch ?? 0, ...seen.map((n) => n + 1));
+  // How far flushes went: what the old manifest said, what the kept files hold, and the hot tier's
+  // watermark (`watermark`: segments taken out here held versions the hot tier handed over).
+  let flushedSeq = watermark;
+  for (const seq of [old === null ? 0n : manifestFlushedSeq(old), ...kept.map((s) => BigInt(s.max_seq))]) if (seq > flushedSeq) flushedSeq = seq;
   const manifest: Manifest = {
     format: MANIFEST_FORMAT, table: qualifiedName(table), table_id: table.id, user_id: partition === '' ? null : partition,
-    next_batch: nextBatch, segments: kept, updated_at: Date.now(),
+    next_batch: nextBatch, segments: kept, updated_at: Date.now(), flushed_seq: flushedSeq.toString(),
   };
   cold.clearUnavailable(table, partition);
   cold.commitManifest(table, partition, manifest);

@@ -6,9 +6,10 @@
 import RocksDB, { type WriteBatch } from 'rocksdb-native';
 import { mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { StartupError, assert } from '../../util/errors.js';
+import { assert } from '../../util/errors.js';
 import type { StoredValue, TableDef } from '../../catalog/types.js';
 import { partitionId, primaryKeyIndex } from '../../catalog/types.js';
+import { damagedCatalogEntry } from '../../catalog/catalog.js';
 import { valuesInSchema, type SchemaLookup } from '../../catalog/schema-map.js';
 import {
   KEY_CATALOG, KEY_FLUSHED, KEY_PK, KEY_VERSION, catalogKey, encodePk, partitionOfPrefix, partitionPrefix, pkKey, prefixEnd, tablePrefix, versionKey,
@@ -306,8 +307,7 @@ export class HotStore {
           if (!this.damagedHistory.includes(name)) this.damagedHistory.push(name);
           continue;
         }
-        throw new StartupError(`the catalog entry '${name}' in the hot store is damaged (${(error as Error).message})`,
-          'Restore the data dir from a backup (docs/operations.md, "Backup and restore")', { cause: error });
+        throw damagedCatalogEntry(name, (error as Error).message, error);
       }
     }
     return out;
