@@ -371,7 +371,13 @@ function parseFlags(argv: readonly string[]): Record<string, string> {
 
 /** TOML keys: host, port, data_dir, log_level, durability, root_password, jwt_secret, node_id and the limits in snake_case. */
 function readTomlConfig(path: string): Overrides {
-  const doc = parseToml(readFileSync(path, 'utf8')) as Record<string, unknown>;
+  let doc: Record<string, unknown>;
+  try {
+    doc = parseToml(readFileSync(path, 'utf8')) as Record<string, unknown>;
+  } catch (error) {
+    // smol-toml's message does not say which file (a fault review); its first line says where in it.
+    throw new Error(`${path}: ${String((error as Error).message).split('\n')[0]}`, { cause: error });
+  }
   const out: Record<string, unknown> = {};
   const server = (doc.server as Record<string, unknown> | undefined) ?? doc;
   const topics = doc.topics as Record<string, unknown> | undefined;
