@@ -90,8 +90,8 @@ const COLD_EXPANSION = 4;
 /** Cold versions one resume may read, whatever their size. */
 export const RESUME_COLD_VERSIONS_MAX = 100_000;
 
-/** Thrown by resumeChanges when the subscription it reads for has ended. */
-export class ResumeAbandoned extends Error {}
+/** Thrown by a resume or initial-data read when the subscription it reads for has ended (nothing is read for it). */
+export class ReadAbandoned extends Error {}
 
 function resumeTooLarge(table: TableDef, from: bigint, what: string): ServerError {
   return new ServerError('SQL_EXECUTION_ERROR', `Cannot resume ${qualifiedName(table)} from _seq ${from}: ${what}. `
@@ -133,7 +133,7 @@ export async function resumeChanges(s: Services, tail: HotVersionTail, q: Subscr
     if (error instanceof TailTooLarge) throw resumeTooLarge(table, from, `its unflushed changes are more than ${limits.bytesMax} bytes (result_bytes_max)`);
     throw error;
   }
-  if (!limits.stillWanted()) throw new ResumeAbandoned();
+  if (!limits.stillWanted()) throw new ReadAbandoned();
   // Judged before reading, from the segments that can hold versions after `from` (a review: 100,000
   // wide rows would be read and decoded before the bytes were compared).
   let segmentBytes = 0;
@@ -142,7 +142,7 @@ export async function resumeChanges(s: Services, tail: HotVersionTail, q: Subscr
     throw resumeTooLarge(table, from, `the segments flushed since hold ${segmentBytes} bytes, more than ${limits.bytesMax} (result_bytes_max) once read`);
   }
   const coldAfter = await s.cold.readSeqRange(table, partition, from, handoverSeq, decodeColdRow, undefined, RESUME_COLD_VERSIONS_MAX + 1);
-  if (!limits.stillWanted()) throw new ResumeAbandoned();
+  if (!limits.stillWanted()) throw new ReadAbandoned();
   const coldBytes = approxBytesOf(coldAfter);
   if (coldAfter.length > RESUME_COLD_VERSIONS_MAX || coldBytes > limits.bytesMax) {
     throw resumeTooLarge(table, from, `more than ${RESUME_COLD_VERSIONS_MAX} versions or ${limits.bytesMax} bytes (result_bytes_max) were flushed since`);
@@ -169,7 +169,7 @@ export async function resumeChanges(s: Services, tail: HotVersionTail, q: Subscr
     if (v === null || v.seq <= flushedUpTo) lookInCold.push(versions[0]!.values[pkIdx]!);
   }
   for (let i = 0; i < lookInCold.length; i += 500) {
-    if (!limits.stillWanted()) throw new ResumeAbandoned();
+    if (!limits.stillWanted()) throw new ReadAbandoned();
     const keys = lookInCold.slice(i, i + 500);
     for (const v of (await s.cold.readSeqRange(table, partition, null, from, decodeColdRow, keys)).sort(bySeq)) {
       const hotHeld = held.get(keyOf(v));

@@ -37,13 +37,50 @@ export interface PredicateContext {
 /** The predicate of a query without WHERE (one function, so the live fan-out can skip converting cells for it). */
 export const matchAll: Predicate = () => true;
 
-export function compilePredicate(where: PgNode | undefined, ctx: PredicateContext): Predicate {
-  if (where === undefined || where === null) return matchAll;
-  const truth = compileTruth(where, ctx);
-  return (row) => truth(row) === true;
+/** What compiling needs besides the context: the LIKE budget of the filter's evaluation on one row. */
+interface CompileContext extends PredicateContext {
+  readonly likeBudget: LikeBudget;
 }
 
-function compileTruth(node: PgNode, ctx: PredicateContext): Truth {
+/** Steps left to the LIKE matches of one evaluation. */
+export interface LikeBudget {
+  left: number;
+}
+
+export function compilePredicate(where: PgNode | undefined, ctx: PredicateContext): Predicate {
+  if (where === undefined || where === null) return matchAll;
+  // One LIKE budget for the whole filter on one row: a filter of thousands of LIKEs, each within its
+  // own budget, held the commit thread for minutes per row (an attack review).
+  const likeBudget = { left: LIKE_STEPS_MAX };
+  const truth = compileTruth(where, { ...ctx, likeBudget });
+  return (row) => {
+    likeBudget.left = LIKE_STEPS_MAX;
+    return truth(row) === true;
+  };
+}
+
+/**
+ * Parse-tree nodes a subscription filter may have (`id = 5` is 13, each more IN-list item 4): about
+ * 3,000 comparisons or 10,000 IN-list items. The tree and its compiled form live as long as the
+ * subscription, at about 80 bytes per node (an attack review held 24 MB per subscription with a
+ * 24,000-term OR chain and ran the server out of memory).
+ */
+export const FILTER_NODES_MAX = 40_000;
+
+/** The number of nodes in a parse tree, counted up to `max + 1` (it stops there). */
+export function countNodes(node: unknown, max = FILTER_NODES_MAX): number {
+  let n = 0;
+  const stack: unknown[] = [node];
+  while (stack.length > 0 && n <= max) {
+    const next = stack.pop();
+    if (next === null || typeof next !== 'object') continue;
+    n++;
+    for (const value of Object.values(next)) if (value !== null && typeof value === 'object') stack.push(value);
+  }
+  return n;
+}
+
+function compileTruth(node: PgNode, ctx: CompileContext): Truth {
   if (node.BoolExpr) {
     const args: Truth[] = node.BoolExpr.args.map((a: PgNode) => compileTruth(a, ctx));
     switch (node.BoolExpr.boolop) {
@@ -81,7 +118,7 @@ function compileTruth(node: PgNode, ctx: PredicateContext): Truth {
   throw invalidSql(`Unsupported expression in a subscription filter: ${Object.keys(node)[0]}`);
 }
 
-function compileExpr(e: PgNode, ctx: PredicateContext): Truth {
+function compileExpr(e: PgNode, ctx: CompileContext): Truth {
   const op = String(e.name?.[0]?.String?.sval ?? '');
   switch (e.kind) {
     case 'AEXPR_OP': return comparison(op, operand(e.lexpr, ctx), operand(e.rexpr, ctx));
@@ -101,7 +138,7 @@ function compileExpr(e: PgNode, ctx: PredicateContext): Truth {
       const pattern = e.rexpr.A_Const?.sval?.sval;
       if (typeof pattern !== 'string') throw invalidSql('LIKE in a subscription filter needs a constant pattern');
       const caseInsensitive = e.kind === 'AEXPR_ILIKE';
-      const matches = compileLike(caseInsensitive ? pattern.toLowerCase() : pattern);
+      const matches = compileLike(caseInsensitive ? pattern.toLowerCase() : pattern, ctx.likeBudget);
       const negate = op.startsWith('!');
       return (r) => {
         const v = left(r);
@@ -208,11 +245,13 @@ export function compareValues(a: StoredValue, b: StoredValue): number {
 /** Longest LIKE pattern a subscription filter may hold. */
 export const LIKE_PATTERN_CHARS_MAX = 256;
 /**
- * Steps one evaluation of a LIKE pattern with `_` may take (a few milliseconds): past it the
+ * Steps the LIKE patterns of one filter may take on one row, in all (a few milliseconds): past it the
  * subscription's filter fails and its subscriptions end with an error. (An attack review: a
- * 2,000-character pattern against a 500,000-character row held the commit thread for 9 s.)
+ * 2,000-character pattern against a 500,000-character row held the commit thread for 9 s.) A step is
+ * one character of the value read by a linear match, or one step of likeMatch.
  */
 export const LIKE_STEPS_MAX = 2_000_000;
+
 
 /**
  * A LIKE pattern as a matcher, for values met one at a time on the thread that commits every write.
@@ -221,11 +260,12 @@ export const LIKE_STEPS_MAX = 2_000_000;
  * Knuth-Morris-Pratt, never re-reading a character. Patterns with `_` (or a surrogate code unit, where
  * `%` must not split a pair) use likeMatch, whose work is at most pattern × value, within LIKE_STEPS_MAX.
  */
-export function compileLike(pattern: string): (value: string) => boolean {
+export function compileLike(pattern: string, budget: LikeBudget | null = null): (value: string) => boolean {
   if (pattern.length > LIKE_PATTERN_CHARS_MAX) {
     throw invalidSql(`A LIKE pattern in a subscription filter may be at most ${LIKE_PATTERN_CHARS_MAX} characters long`);
   }
-  if (/[_\ud800-\udfff]/.test(pattern)) return (value) => likeMatch(pattern, value, LIKE_STEPS_MAX);
+  // Without a filter's budget, each value gets LIKE_STEPS_MAX of its own.
+  if (/[_\ud800-\udfff]/.test(pattern)) return (value) => likeMatch(pattern, value, budget ?? { left: LIKE_STEPS_MAX });
   const parts = pattern.split('%');
   if (parts.length === 1) return (value) => value === pattern;
   const first = parts[0]!;
@@ -233,6 +273,7 @@ export function compileLike(pattern: string): (value: string) => boolean {
   const middles = parts.slice(1, -1).filter((m) => m !== '').map((m) => ({ text: m, failure: kmpFailure(m) }));
   return (value) => {
     if (value.length < first.length + last.length || !value.startsWith(first) || !value.endsWith(last)) return false;
+    if (middles.length > 0 && budget !== null) spend(budget, value.length, pattern, value.length);
     const end = value.length - last.length;
     let at = first.length;
     for (const m of middles) {
@@ -274,16 +315,15 @@ function kmpFind(s: string, p: string, f: Int32Array, from: number, end: number)
  * only the last `%` is retried one character further, so the work is at most pattern × value
  * length. `_` takes a whole code point (a surrogate pair), as DuckDB's LIKE does.
  */
-export function likeMatch(pattern: string, value: string, stepsMax = Infinity): boolean {
+export function likeMatch(pattern: string, value: string, budget: LikeBudget = { left: Infinity }): boolean {
   let p = 0;
   let v = 0;
   let starP = -1;
   let starV = 0;
   let steps = 0;
   while (v < value.length) {
-    if (++steps > stepsMax) {
-      throw new Error(`LIKE '${pattern.slice(0, 40)}${pattern.length > 40 ? '...' : ''}' needs more than ${stepsMax} steps on a value of ${value.length} characters`);
-    }
+    // Charged to the budget in runs of 4,096 steps (and at the end), not one call per step.
+    if ((++steps & 4095) === 0) spend(budget, 4096, pattern, value.length);
     const c = p < pattern.length ? pattern.charCodeAt(p) : -1;
     if (c === 0x25 /* % */) {
       starP = p++;
@@ -300,11 +340,21 @@ export function likeMatch(pattern: string, value: string, stepsMax = Infinity): 
       v = starV;
       p = starP + 1;
     } else {
+      spend(budget, steps & 4095, pattern, value.length);
       return false;
     }
   }
+  spend(budget, steps & 4095, pattern, value.length);
   while (p < pattern.length && pattern.charCodeAt(p) === 0x25) p++;
   return p === pattern.length;
+}
+
+function spend(budget: LikeBudget, steps: number, pattern: string, valueLength: number): void {
+  budget.left -= steps;
+  if (budget.left < 0) {
+    throw new Error(`LIKE '${pattern.slice(0, 40)}${pattern.length > 40 ? '...' : ''}' on a value of ${valueLength} characters: `
+      + `the filter's LIKE patterns need more than ${LIKE_STEPS_MAX} steps on one row`);
+  }
 }
 
 function isPair(s: string, i: number): boolean {

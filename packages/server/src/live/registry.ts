@@ -148,7 +148,8 @@ export const LOADING_BUFFER_MAX = 100_000;
 export class LiveRegistry implements Deliverer {
   /** Per (table, partition): its shapes. */
   private readonly byPartition = new Map<string, PartitionShapes>();
-  private readonly byUser = new Map<string, number>();
+  /** Per user: subscriptions, and the parse-tree nodes of their filters (what their compiled forms hold). */
+  private readonly byUser = new Map<string, { count: number; filterNodes: number }>();
   /** Every subscription and the shape group it is in. */
   private readonly all = new Map<Subscription, ShapeGroup>();
 
@@ -159,15 +160,21 @@ export class LiveRegistry implements Deliverer {
   add(sub: Subscription): void {
     if (this.all.has(sub)) return;
     this.attach(sub);
-    this.byUser.set(sub.userId, (this.byUser.get(sub.userId) ?? 0) + 1);
+    const held = this.byUser.get(sub.userId);
+    if (held === undefined) this.byUser.set(sub.userId, { count: 1, filterNodes: sub.query.filterNodes });
+    else {
+      held.count++;
+      held.filterNodes += sub.query.filterNodes;
+    }
   }
 
   remove(sub: Subscription): void {
     if (!this.detach(sub)) return;
     sub.state = 'closed';
-    const n = (this.byUser.get(sub.userId) ?? 1) - 1;
-    if (n > 0) {
-      this.byUser.set(sub.userId, n);
+    const held = this.byUser.get(sub.userId);
+    if (held !== undefined && held.count > 1) {
+      held.count--;
+      held.filterNodes -= sub.query.filterNodes;
       return;
     }
     this.byUser.delete(sub.userId);
@@ -223,7 +230,12 @@ export class LiveRegistry implements Deliverer {
   }
 
   countForUser(userId: string): number {
-    return this.byUser.get(userId) ?? 0;
+    return this.byUser.get(userId)?.count ?? 0;
+  }
+
+  /** The parse-tree nodes of a user's subscription filters, in all. */
+  filterNodesForUser(userId: string): number {
+    return this.byUser.get(userId)?.filterNodes ?? 0;
   }
 
   list(): Subscription[] {

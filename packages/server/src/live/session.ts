@@ -12,7 +12,7 @@
 import type { WebSocket } from 'ws';
 import type { Socket } from 'node:net';
 import { LimitError, ServerError, assert } from '../util/errors.js';
-import { ByteBudget } from '../util/budget.js';
+import { ByteBudget, Deadline } from '../util/budget.js';
 import type { Logger } from '../util/log.js';
 import type { Principal } from '../auth/access.js';
 import { partitionFor, principalOf } from '../auth/access.js';
@@ -30,8 +30,10 @@ import { shapedRow } from './row-shape.js';
 import { LiveFrame } from './wire-frame.js';
 import { currentFanOut, holdUntilFanOutEnds } from './fanout-writes.js';
 import { parseSubscription, type SubscriptionQuery } from './subscription-query.js';
-import { ResumeAbandoned, resumeChanges, snapshotRows, type InitialRows, type ResumeChange } from './initial-data.js';
-import type { KeyedMutex, Semaphore } from '../util/mutex.js';
+import { FILTER_NODES_MAX } from './predicate.js';
+import type { UserByteRate } from './user-byte-rate.js';
+import { ReadAbandoned, resumeChanges, snapshotRows, type InitialRows, type ResumeChange } from './initial-data.js';
+import type { KeyedMutex, KeyedSemaphore, Semaphore } from '../util/mutex.js';
 import { approxBytesOf } from './hot-version-tail.js';
 import type { HotVersionTail } from './hot-version-tail.js';
 import type { RowVersion } from '../storage/hot/row-codec.js';
@@ -48,6 +50,13 @@ const UNAUTHENTICATED_FRAME_BYTES_MAX = 64 * 1024;
  * After it: messages up to live_message_bytes_max are read, larger ones up to this many times it get
  * MESSAGE_TOO_LARGE and the connection lives on, and past that ws closes it (1009) rather than buffer more.
  */
+/**
+ * The parse-tree nodes of one user's subscription filters, in all (ten filters of the largest size):
+ * their compiled forms live as long as the subscriptions (an attack review ran the server out of
+ * memory with 187 subscriptions of 24 MB each).
+ */
+export const FILTER_NODES_PER_USER_MAX = 10 * FILTER_NODES_MAX;
+
 export const FRAME_BYTES_FACTOR_MAX = 4;
 const WIRE_PROTOCOL = { serialization: 'json', compression: 'none' } as const;
 
@@ -94,6 +103,10 @@ export interface SessionDeps {
   readonly resumeTail: HotVersionTail;
   /** One resume read at a time per user, and a few in all: what a resume may hold is bounded, and so is their number. */
   readonly resumeReads: KeyedMutex;
+  /** Bytes of messages per second per account (user-byte-rate.ts). */
+  readonly userBytes: UserByteRate;
+  /** Initial-data reads under way or waiting, per user (SNAPSHOT_READS_PER_USER at once). */
+  readonly snapshotReads: KeyedSemaphore;
   readonly resumeSlots: Semaphore;
   /** Null when the account may open one more connection, else why not (live_connections_per_user_max). */
   readonly admitConnection: (principal: Principal) => string | null;
@@ -337,9 +350,13 @@ export class LiveSession implements LiveSink {
   private handle(frame: Frame): void {
     if (this.closed) return;
     if (!this.takeToken()) return this.refuseOverRate();
+    const user = this.principal?.userId ?? null;
     if ('tooLargeBytes' in frame) {
+      // Read in full before being refused: it counts against the account's bytes too.
+      if (user !== null && !this.d.userBytes.takeUpTo(user, frame.tooLargeBytes)) return this.refuseOverRate();
       return this.error('protocol', 'MESSAGE_TOO_LARGE', `Message of ${frame.tooLargeBytes} bytes is over the limit of ${this.d.services.config.liveMessageBytesMax}`);
     }
+    if (user !== null && !this.d.userBytes.take(user, frame.data.length)) return this.refuseOverRate();
     this.onMessage(frame.data, frame.isBinary).catch((error: unknown) => this.d.log.error('live message failed', { error: (error as Error).stack }));
   }
 
@@ -416,6 +433,10 @@ export class LiveSession implements LiveSink {
     } catch (error) {
       return this.error(id, error instanceof OptionsError ? 'UNSUPPORTED' : liveErrorCode(error), (error as Error).message);
     }
+    if (this.d.registry.filterNodesForUser(principal.userId) + query.filterNodes > FILTER_NODES_PER_USER_MAX) {
+      return this.error(id, 'SUBSCRIPTION_LIMIT_EXCEEDED', `The filters of one user's subscriptions may have ${FILTER_NODES_PER_USER_MAX} parse-tree nodes in all, `
+        + `and ${this.d.registry.filterNodesForUser(principal.userId)} are held: unsubscribe from some, or subscribe with shorter WHERE clauses`);
+    }
     const subscription: Subscription = {
       id, liveId: `${principal.userId}-${this.connectionId}-${id}`, sink: this, userId: principal.userId, query, shape: query,
       partition: partitionFor(principal, query.table), options: sub!.options == null ? null : bigintsToText(sub!.options), createdAt: Date.now(),
@@ -455,9 +476,9 @@ export class LiveSession implements LiveSink {
       const query = sub.query;
       let read: { changes: ResumeChange[]; handoverSeq: bigint } | HeldSnapshot;
       try {
-        read = options.from !== null ? await this.readResume(sub, query, options.from) : await this.readSnapshot(query, options.lastRows);
+        read = options.from !== null ? await this.readResume(sub, query, options.from) : await this.readSnapshot(sub, query, options.lastRows);
       } catch (error) {
-        if (error instanceof ResumeAbandoned) return;
+        if (error instanceof ReadAbandoned) return;
         // Read while the table's columns changed (a row of the other width): read again.
         if (sub.state === 'closed' || sub.query === query || attempt >= 5) throw error;
         continue;
@@ -478,7 +499,16 @@ export class LiveSession implements LiveSink {
    * The initial rows, charged to the user's budget for initial data held until the client asks for
    * it (result_bytes_max in all, across the user's subscriptions and connections).
    */
-  private async readSnapshot(query: SubscriptionQuery, lastRows: number | null): Promise<HeldSnapshot> {
+  private readSnapshot(sub: Subscription, query: SubscriptionQuery, lastRows: number | null): Promise<HeldSnapshot> {
+    // A few at a time per user, and none for a subscription that ended while it waited: an attack review
+    // queued thousands with subscribe/unsubscribe pairs, and the server read for minutes after the client left.
+    return this.d.snapshotReads.run(this.principal!.userId, async () => {
+      if (sub.state === 'closed' || this.closed) throw new ReadAbandoned();
+      return this.readSnapshotNow(query, lastRows);
+    });
+  }
+
+  private async readSnapshotNow(query: SubscriptionQuery, lastRows: number | null): Promise<HeldSnapshot> {
     const principal = this.principal!;
     const maxBytes = this.d.services.config.resultBytesMax;
     const budget = this.d.registry.pendingSnapshotBudget(principal.userId, maxBytes);
@@ -490,7 +520,7 @@ export class LiveSession implements LiveSink {
     const own = new ByteBudget(budget.remaining());
     let read: InitialRows;
     try {
-      read = await snapshotRows(this.d.services, principal, query, lastRows, { deadline: null, resultBytes: own });
+      read = await snapshotRows(this.d.services, principal, query, lastRows, { deadline: new Deadline(this.d.services.config.queryTimeoutMs), resultBytes: own });
     } catch (error) {
       if (error instanceof LimitError && error.limit === 'result_bytes_max' && budget.used > 0) throw tooMuch();
       throw error;
@@ -510,7 +540,7 @@ export class LiveSession implements LiveSink {
   private readResume(sub: Subscription, query: SubscriptionQuery, from: bigint): Promise<{ changes: ResumeChange[]; handoverSeq: bigint }> {
     const limits = { bytesMax: this.d.services.config.resultBytesMax, stillWanted: () => sub.state !== 'closed' && !this.closed };
     return this.d.resumeReads.run(this.principal!.userId, () => this.d.resumeSlots.run(async () => {
-      if (!limits.stillWanted()) throw new ResumeAbandoned();
+      if (!limits.stillWanted()) throw new ReadAbandoned();
       return resumeChanges(this.d.services, this.d.resumeTail, query, sub.partition, from, limits);
     }));
   }

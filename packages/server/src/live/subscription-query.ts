@@ -10,7 +10,7 @@ import { requireRead, type Principal } from '../auth/access.js';
 import { parseStatement, splitUserSql } from '../sql/parser.js';
 import { identifier } from '../sql/names.js';
 import type { PgNode } from '../sql/statement.js';
-import { compilePredicate, type Predicate } from './predicate.js';
+import { FILTER_NODES_MAX, compilePredicate, countNodes, type Predicate } from './predicate.js';
 import { protocolType } from '../sql/values.js';
 
 /** One column of a subscription's schema, as subscription_ack and schema_changed carry it. */
@@ -41,6 +41,8 @@ export interface SubscriptionQuery {
   /** The select list has `*`: the subscription follows added, dropped and renamed columns. */
   readonly star: boolean;
   readonly predicate: Predicate;
+  /** Nodes of the WHERE clause's parse tree: what the subscription is charged for its filter (LiveRegistry). */
+  readonly filterNodes: number;
   /** The WHERE clause, for the initial-data query. */
   readonly where: PgNode | undefined;
   readonly sql: string;
@@ -82,6 +84,9 @@ export function parseSubscription(sql: string, catalog: Catalog, principal: Prin
   const table = catalog.table(namespace, name);
   if (table === undefined) throw new ServerError('NOT_FOUND', `Table '${namespace}.${name}' does not exist`);
   requireRead(principal, table, catalog.hasGrant(table.id, principal));
+  if (countNodes(q.whereClause) > FILTER_NODES_MAX) {
+    throw invalidSql(`A subscription filter may have at most ${FILTER_NODES_MAX} parse-tree nodes (about 3,000 comparisons or 10,000 IN-list items): subscribe with a shorter WHERE clause`);
+  }
   return compileSubscription(sql, { targets: q.targetList, where: q.whereClause, alias: rv.alias?.aliasname ?? name }, table, principal.userId);
 }
 
@@ -107,7 +112,7 @@ function compileSubscription(sql: string, parsed: ParsedSubscription, table: Tab
   namedColumns.delete(SEQ_COLUMN);
   return {
     table, projection, projectionKey: `${table.schemaVersion}:${projection.join(',')}`, schema: schemaOf(table, projection),
-    namedColumns, star, predicate, where: parsed.where, sql, parsed, userId,
+    namedColumns, star, predicate, filterNodes: countNodes(parsed.where), where: parsed.where, sql, parsed, userId,
   };
 }
 

@@ -21,21 +21,32 @@ export class Mutex {
   }
 }
 
-/** One Mutex per key, made when first used and dropped when nobody holds or waits for it. */
+/** One lock per key, made when first used and dropped when nobody holds or waits for it. */
 export class KeyedMutex {
-  private readonly locks = new Map<string, { mutex: Mutex; users: number }>();
+  private readonly slots = new KeyedSemaphore(1);
+
+  run<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    return this.slots.run(key, fn);
+  }
+}
+
+/** At most `slotsPerKey` runs at once per key; an entry lives only while a run of its key is under way or waiting. */
+export class KeyedSemaphore {
+  private readonly entries = new Map<string, { semaphore: Semaphore; users: number }>();
+
+  constructor(private readonly slotsPerKey: number) {}
 
   async run<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    let entry = this.locks.get(key);
+    let entry = this.entries.get(key);
     if (entry === undefined) {
-      entry = { mutex: new Mutex(), users: 0 };
-      this.locks.set(key, entry);
+      entry = { semaphore: new Semaphore(this.slotsPerKey), users: 0 };
+      this.entries.set(key, entry);
     }
     entry.users++;
     try {
-      return await entry.mutex.run(fn);
+      return await entry.semaphore.run(fn);
     } finally {
-      if (--entry.users === 0) this.locks.delete(key);
+      if (--entry.users === 0) this.entries.delete(key);
     }
   }
 }

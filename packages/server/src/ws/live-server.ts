@@ -18,12 +18,17 @@ import { newLiveTraffic, type LiveTraffic } from '../live/traffic.js';
 import { HotVersionTail } from '../live/hot-version-tail.js';
 import { IncomingBudget } from '../live/incoming-budget.js';
 import type { Principal } from '../auth/access.js';
-import { KeyedMutex, Semaphore } from '../util/mutex.js';
+import { KeyedMutex, KeyedSemaphore, Semaphore } from '../util/mutex.js';
+import { UserByteRate } from '../live/user-byte-rate.js';
 import type { CatalogChange } from '../catalog/changes.js';
 import type { StoredValue, TableDef } from '../catalog/types.js';
 
 /** Resumes reading at once across all users: a reconnect storm shares the hot tail, each cold read is its own. */
 const RESUME_READS_AT_ONCE = 4;
+/** Initial-data reads at once per user; the user's other subscriptions wait their turn. */
+const SNAPSHOT_READS_PER_USER = 4;
+/** Bytes of messages one account may send per second over all its connections (more is refused as over the rate). */
+const BYTES_PER_USER_PER_SECOND = 4 * 1024 * 1024;
 
 export class LiveServer implements LiveControl {
   readonly registry: LiveRegistry;
@@ -31,6 +36,8 @@ export class LiveServer implements LiveControl {
   readonly traffic: LiveTraffic = newLiveTraffic();
   private readonly resumeTail: HotVersionTail;
   private readonly resumeReads = new KeyedMutex();
+  private readonly snapshotReads = new KeyedSemaphore(SNAPSHOT_READS_PER_USER);
+  private readonly userBytes: UserByteRate;
   /** Resume reads at once, server-wide (each within result_bytes_max). */
   private readonly resumeSlots = new Semaphore(RESUME_READS_AT_ONCE);
   /** Unfinished incoming messages, across all connections (incoming-budget.ts). */
@@ -56,6 +63,8 @@ export class LiveServer implements LiveControl {
     // by ws itself (close 1009), so a client cannot make us buffer more.
     this.registry = new LiveRegistry(services.catalog);
     this.resumeTail = new HotVersionTail(services.hot);
+    // The bucket holds a burst of the largest messages allowed (and one read only to be refused, up to FRAME_BYTES_FACTOR_MAX times that).
+    this.userBytes = new UserByteRate(BYTES_PER_USER_PER_SECOND, Math.max(BYTES_PER_USER_PER_SECOND, 2 * FRAME_BYTES_FACTOR_MAX * services.config.liveMessageBytesMax));
     this.incoming = new IncomingBudget<LiveSession>(services.config.liveIncomingBytesMax, (session) => {
       this.log.warn('live connection closed: its unfinished messages were the largest when all passed live_incoming_bytes_max', { connection_id: session.connectionId });
       session.close(LIVE_CLOSE.incomingOverBudget);
@@ -118,7 +127,7 @@ export class LiveServer implements LiveControl {
   private open(ws: WebSocket, req: IncomingMessage): void {
     const connectionId = `c${(++this.connections).toString(36)}${Date.now().toString(36).slice(-4)}`;
     const address = req.socket.remoteAddress ?? 'unknown';
-    const deps = { services: this.services, registry: this.registry, auth: this.auth, log: this.log, nodeId: this.nodeId, traffic: this.traffic, resumeTail: this.resumeTail, resumeReads: this.resumeReads, resumeSlots: this.resumeSlots,
+    const deps = { services: this.services, registry: this.registry, auth: this.auth, log: this.log, nodeId: this.nodeId, traffic: this.traffic, resumeTail: this.resumeTail, resumeReads: this.resumeReads, snapshotReads: this.snapshotReads, userBytes: this.userBytes, resumeSlots: this.resumeSlots,
       admitConnection: (principal: Principal) => this.admitConnection(principal) };
     const session = new LiveSession(connectionId, ws, deps, address);
     this.sessions.add(session);
