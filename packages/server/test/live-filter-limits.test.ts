@@ -84,6 +84,32 @@ describe('what a user\'s subscription filters may cost', () => {
     }
   });
 
+  it('one user\'s filters share LIKE_STEPS_PER_USER_PER_SECOND: past it their subscriptions end, another user\'s go on', async () => {
+    await server.ok('CREATE SHARED TABLE app.pub (id BIGINT PRIMARY KEY, body TEXT) WITH (ACCESS_LEVEL = \'PUBLIC\')');
+    const carol = await server.createUser('carol');
+    const c = await LiveClient.connect(server.url, bob);
+    const other = await LiveClient.connect(server.url, carol);
+    try {
+      // ~1.1M steps each on the row below (under one filter's 2M): 30 distinct filters need ~34M, over 20M.
+      for (let i = 0; i < 30; i++) await c.subscribeOk(`l${i}`, `SELECT id FROM app.pub WHERE id <> ${i} AND body LIKE '%aaaaaaaaaaaaaaaaaa_b'`);
+      await other.subscribeOk('carol', "SELECT id FROM app.pub WHERE body LIKE '%aaaaaaaaaaaaaaaaaa_b'");
+      const from = c.mark();
+      await server.ok("INSERT INTO app.pub VALUES (1, repeat('a', 60000))");
+      const ended = await c.waitFor((m) => m.type === 'error' && /LIKE steps a second/.test(String(m.message)), 20_000, from);
+      assert.match(String(ended.message), /this user's subscription filters need more than 20000000 LIKE steps a second/);
+      const endedCount = c.messages.slice(from).filter((m) => m.type === 'error').length;
+      assert.ok(endedCount < 30, `${endedCount} of 30 ended: the first filters were served`);
+      // carol's filter ran within her own budget: her subscription lives and sees the next row.
+      const mark = other.mark();
+      await server.ok("INSERT INTO app.pub VALUES (2, 'aaaaaaaaaaaaaaaaaaxb')");
+      const row = await other.waitFor((m) => m.subscription_id === 'carol' && m.type === 'change', 10_000, mark);
+      assert.equal(row.change_type, 'insert');
+    } finally {
+      c.terminate();
+      other.terminate();
+    }
+  });
+
   it('one account may send 4 MiB of messages a second (bursts of 8 MiB) across its connections; past it they are refused as over the rate', async () => {
     const a = await LiveClient.connect(server.url, bob);
     const b = await LiveClient.connect(server.url, bob);

@@ -10,7 +10,7 @@
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TestServer, assertError, jobIdOf, waitForExit } from './harness.js';
 
@@ -109,5 +109,34 @@ describe('start-up recovery against a manifest the hot tier disagrees with', () 
     const scanned = await server.rows("SELECT id FROM rec.crash WHERE v IN ('v5', 'v6')");
     assert.deepEqual(scanned, [], 'scans agree');
     assert.ok(!existsSync(join(dir, 'repair.pending')));
+  });
+
+  it('a manifest from before flushed_seq: older only when an unlisted file holds rows it should list; a compaction\'s leftover is an orphan', async () => {
+    const { server, dir } = await twoFlushes('legacy');
+    await server.flushAndWait('rec.legacy');
+    // A flush of one tombstone (batch-3, of a row never flushed before): the watermark moves past every row.
+    await server.ok("INSERT INTO rec.legacy VALUES (500, 'gone')");
+    await server.ok('DELETE FROM rec.legacy WHERE id = 500');
+    await server.flushAndWait('rec.legacy');
+    assert.equal(await server.stop(), 0);
+    const path = join(dir, 'manifest.json');
+    const current = JSON.parse(readFileSync(path, 'utf8')) as { flushed_seq?: string; segments: { path: string }[] };
+    delete current.flushed_seq;
+    // As an older release's compaction leaves it: the tombstone purged (batch-3 gone, the manifest ends
+    // below the watermark), and one of its inputs not yet deleted when it was killed (a copy of batch-0).
+    writeFileSync(path, JSON.stringify({ ...current, segments: current.segments.filter((x) => x.path !== 'batch-3.parquet') }, null, 2));
+    rmSync(join(dir, 'batch-3.parquet'));
+    writeFileSync(join(dir, 'batch-9.parquet'), readFileSync(join(dir, 'batch-0.parquet')));
+    await server.launch();
+    await assertAllRows(server, 'legacy');
+    assert.ok(!existsSync(join(dir, 'batch-9.parquet')), 'the leftover was removed as an orphan');
+    // Without batch-2 listed while its file is there (rows in no listed file, below the watermark): older than the data.
+    assert.equal(await server.stop(), 0);
+    const now = JSON.parse(readFileSync(path, 'utf8')) as { flushed_seq?: string; segments: { path: string }[] };
+    delete now.flushed_seq;
+    writeFileSync(path, JSON.stringify({ ...now, segments: now.segments.filter((x) => x.path !== 'batch-2.parquet') }, null, 2));
+    await server.launch();
+    assertError(await server.sql('SELECT count(*) FROM rec.legacy'), 409, 'TABLE_UNAVAILABLE', /older than the data/);
+    assert.ok(existsSync(join(dir, 'batch-2.parquet')));
   });
 });

@@ -165,7 +165,7 @@ describe('system.sessions', () => {
   it('lists open WebSocket connections with user, address and since, to admins only', async () => {
     const carl = await server.createUser('carl');
     const before = Date.now();
-    const client = await LiveClient.open(server.url, carl);
+    const client = await LiveClient.connect(server.url, carl);
     try {
       const [row] = await server.rows("SELECT * FROM system.sessions WHERE user_id = 'carl'");
       assert.equal(row!.role, 'user');

@@ -96,7 +96,9 @@ export class Catalog implements SchemaLookup {
     // A counter below a table id in use would give a new table an id that is taken, and with it the
     // other table's rows and files (a fault review); one that is not a number is as damaged. The ids
     // of dropped tables' schema versions count too (their files may not be purged yet).
-    const used = Math.max(0, ...catalog.byId.keys(), ...catalog.schemas.map((v) => v.tableId));
+    let used = 0;
+    for (const id of catalog.byId.keys()) if (id > used) used = id;
+    for (const v of catalog.schemas) if (v.tableId > used) used = v.tableId;
     if (!Number.isSafeInteger(catalog.nextTableId) || catalog.nextTableId <= used) {
       catalog.nextTableId = used + 1;
       rewrites.set(NEXT_TABLE_ID_KEY, catalog.nextTableId);

@@ -21,7 +21,7 @@ import type { CommittedChange, Committer } from '../storage/hot/committer.js';
 import type { ColdStore } from '../storage/cold/cold-store.js';
 import { MANIFEST_FILE, SEGMENT_NAME, manifestFlushedSeq, manifestMaxSeq, type Manifest, type Segment } from '../storage/cold/manifest.js';
 import { sqlIdent, type DuckEngine, type SourceColumn } from '../storage/duck/duck-engine.js';
-import { checkSegment } from '../storage/cold/segment-check.js';
+import { checkSegment, readSegmentContent } from '../storage/cold/segment-check.js';
 import {
   REPAIR_PENDING_FILE, clearRepairPending, isRepairPending, markRepairPending, repairPartition, type RepairResult,
 } from '../storage/cold/table-repair.js';
@@ -135,7 +135,7 @@ export class FlushService {
     await this.checkManifestPresent(table, partition);
     const manifest = this.d.cold.manifest(table, partition);
     const watermark = this.d.hot.flushedSeq(table.id, partition);
-    this.checkManifestNotOlder(table, partition, manifest, watermark);
+    await this.checkManifestNotOlder(table, partition, manifest, watermark);
     const removed = this.d.cold.removeOrphans(table, partition);
     if (removed.length > 0) this.d.log.warn('removed orphan segment files', { table: qualifiedName(table), partition, files: removed });
     if (this.d.cold.isRemote(table)) this.reconcileRemote(table, partition);
@@ -156,10 +156,10 @@ export class FlushService {
    * dropped the newest versions): it is taken for older only when segment files it does not list are
    * there too (which a crash mid-flush leaves only above the watermark, never below).
    */
-  private checkManifestNotOlder(table: TableDef, partition: string, manifest: Manifest, watermark: bigint): void {
+  private async checkManifestNotOlder(table: TableDef, partition: string, manifest: Manifest, watermark: bigint): Promise<void> {
     const recorded = manifestFlushedSeq(manifest);
     if (watermark <= recorded) return;
-    if (manifest.flushed_seq === undefined && !this.d.cold.hasUnlistedSegments(table, partition)) return;
+    if (manifest.flushed_seq === undefined && !(await this.unlistedBelow(table, partition, recorded, watermark))) return;
     throw this.d.cold.markUnavailable(table, partition, MANIFEST_FILE,
       `records flushes up to _seq ${recorded}, but the hot tier handed rows over to the cold tier up to _seq ${watermark}: `
       + 'the manifest is older than the data (copied back from an earlier backup?). Nothing was removed: put the newer manifest back, '
@@ -167,18 +167,30 @@ export class FlushService {
   }
 
   /**
+   * Whether an unlisted segment file holds versions in (listed, watermark]: handed over, yet in no file
+   * the manifest lists. Unlisted files are otherwise a crash's leftovers: a flush's (above the
+   * watermark) or a compaction's inputs not yet deleted (at or below what the manifest lists).
+   */
+  private async unlistedBelow(table: TableDef, partition: string, listed: bigint, watermark: bigint): Promise<boolean> {
+    const dir = this.d.cold.dir(table, partition);
+    for (const file of this.d.cold.unlistedSegments(table, partition)) {
+      try {
+        const content = await readSegmentContent(this.d.duck, join(dir, file));
+        if (BigInt(content.maxSeq) > listed && BigInt(content.maxSeq) <= watermark) return true;
+      } catch {
+        // An unreadable leftover tells nothing either way; it is removed as an orphan.
+      }
+    }
+    return false;
+  }
+
+  /**
    * Before an interrupted hand-over is completed (it deletes the hot versions up to the manifest's
-   * highest `_seq`): that `_seq` must have been committed, and each segment above the watermark must
-   * hold what its entry says (checksum, rows, `_seq` range), or the hot versions would be deleted for
-   * rows no file holds.
+   * highest `_seq`): each segment above the watermark must hold what its entry says (checksum, rows,
+   * `_seq` range), or the hot versions would be deleted for rows no file holds. (Not compared with the
+   * highest committed `_seq`: a WAL tail lost in `process` mode can leave it below an intact segment's.)
    */
   private async checkSegmentsToHandOver(table: TableDef, partition: string, manifest: Manifest, watermark: bigint): Promise<void> {
-    const committed = this.d.committer.committedMaxSeq;
-    const maxSeq = manifestMaxSeq(manifest);
-    if (committed > 0n && maxSeq > committed) {
-      throw this.d.cold.markUnavailable(table, partition, MANIFEST_FILE,
-        `lists _seq up to ${maxSeq}, above the highest ever committed (${committed}): damaged (STORAGE REPAIR TABLE rebuilds it from the segment files)`);
-    }
     const dir = this.d.cold.dir(table, partition);
     for (const segment of manifest.segments) {
       const path = join(dir, segment.path);
@@ -367,16 +379,22 @@ export class FlushService {
         const report = await this.lock(table, partition).run(async () => {
           await this.d.cold.fetchAllRemote(table, partition);
           const dir = this.d.cold.dir(table, partition);
+          // A marker left by an earlier REPAIR that did not finish stays until one does.
+          const pendingBefore = isRepairPending(dir);
           markRepairPending(dir);
+          let committed = false;
           try {
             const r = await repairPartition(this.d.cold, table, partition, this.d.columnsOf(table), this.d.hot.flushedSeq(table.id, partition));
+            committed = true;
             failpoint('repair:after-manifest');
             const forgotten = await this.forgetLostKeys(table, partition);
             clearRepairPending(dir);
             return { ...r, forgotten_keys: forgotten };
           } catch (error) {
-            // Its manifest may already leave files out whose keys are not forgotten yet: not served as it is.
-            this.d.cold.markUnavailable(table, partition, REPAIR_PENDING_FILE, `STORAGE REPAIR TABLE did not finish (${errorLine(error)}): run it again`);
+            // Its new manifest may leave files out whose keys are not forgotten yet: not served as it is.
+            // Before the commit nothing the reads use changed (a quarantined file is a missing one to them).
+            if (committed) this.d.cold.markUnavailable(table, partition, REPAIR_PENDING_FILE, `STORAGE REPAIR TABLE did not finish (${errorLine(error)}): run it again`);
+            else if (!pendingBefore) clearRepairPending(dir);
             throw error;
           }
         });
@@ -438,8 +456,10 @@ export class FlushService {
    */
   private async replaceAllSegments(table: TableDef, partition: string, manifest: Manifest, written: { segment: Segment; tmpPath: string } | null): Promise<void> {
     const batch = manifest.next_batch;
-    // The versions left out may have been the newest: flushed_seq still says how far flushes went.
-    const flushedSeq = manifestFlushedSeq(manifest).toString();
+    // The versions left out may have been the newest: flushed_seq still says how far flushes went. A
+    // manifest written before flushed_seq was recorded may already end below the watermark (an older
+    // compaction dropped its newest tombstones): the watermark counts too (stable under the partition's lock).
+    const flushedSeq = highestSeq(manifestFlushedSeq(manifest), this.d.hot.flushedSeq(table.id, partition)).toString();
     if (written === null) {
       this.d.cold.commitManifest(table, partition, { ...manifest, next_batch: batch + 1, segments: [], flushed_seq: flushedSeq });
     } else {
@@ -653,8 +673,7 @@ export class FlushService {
     }
     await this.d.cold.publishSegment(table, partition, written, () => failpoint('flush:during-upload'));
     failpoint('flush:after-rename');
-    const before = manifestFlushedSeq(manifest);
-    const flushedSeq = (BigInt(segment.max_seq) > before ? BigInt(segment.max_seq) : before).toString();
+    const flushedSeq = highestSeq(manifestFlushedSeq(manifest), this.d.hot.flushedSeq(table.id, partition), BigInt(segment.max_seq)).toString();
     this.d.cold.commitManifest(table, partition, { ...manifest, next_batch: batch + 1, segments: [...manifest.segments, segment], flushed_seq: flushedSeq });
     this.d.hot.health?.flushSucceeded();
     failpoint('flush:after-manifest');
@@ -764,4 +783,8 @@ export class CancelledError extends Error {
   }
 }
 
-
+function highestSeq(...seqs: bigint[]): bigint {
+  let max = 0n;
+  for (const seq of seqs) if (seq > max) max = seq;
+  return max;
+}

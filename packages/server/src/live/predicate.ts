@@ -42,19 +42,59 @@ interface CompileContext extends PredicateContext {
   readonly likeBudget: LikeBudget;
 }
 
-/** Steps left to the LIKE matches of one evaluation. */
+/** Steps left to the LIKE matches of one evaluation, and to the user whose filter it is. */
 export interface LikeBudget {
   left: number;
+  /** The filter's user's steps per second (null for a filter of no user, e.g. a topic route's). */
+  readonly user?: UserSteps | null;
+  /** Set while compiling when the filter has a LIKE (only then is the budget reset per row). */
+  used?: boolean;
+}
+
+/**
+ * LIKE steps the subscription filters of one user may take per second, in all. Each filter failing
+ * at its own LIKE_STEPS_MAX is not enough: 1,000 subscriptions with distinct filters, each failing on
+ * one expensive row, would still hold the commit thread for seconds. Past it that user's filters fail
+ * (and their subscriptions end) until the bucket refills; other users' are unaffected.
+ */
+export const LIKE_STEPS_PER_USER_PER_SECOND = 20_000_000;
+
+/** A token bucket of LIKE steps per user: refilled at LIKE_STEPS_PER_USER_PER_SECOND, holding at most a second's worth. */
+export class UserSteps {
+  left = LIKE_STEPS_PER_USER_PER_SECOND;
+  private at: number;
+
+  constructor(private readonly now: () => number = Date.now) {
+    this.at = now();
+  }
+
+  refill(): void {
+    const now = this.now();
+    if (now === this.at) return;
+    this.left = Math.min(LIKE_STEPS_PER_USER_PER_SECOND, this.left + ((now - this.at) / 1000) * LIKE_STEPS_PER_USER_PER_SECOND);
+    this.at = now;
+  }
+}
+
+/** One bucket per user, for as long as the process runs (there is one per account at most). */
+const userSteps = new Map<string, UserSteps>();
+
+function stepsOf(userId: string): UserSteps {
+  let steps = userSteps.get(userId);
+  if (steps === undefined) userSteps.set(userId, (steps = new UserSteps()));
+  return steps;
 }
 
 export function compilePredicate(where: PgNode | undefined, ctx: PredicateContext): Predicate {
   if (where === undefined || where === null) return matchAll;
   // One LIKE budget for the whole filter on one row: a filter of thousands of LIKEs, each within its
   // own budget, held the commit thread for minutes per row (an attack review).
-  const likeBudget = { left: LIKE_STEPS_MAX };
+  const likeBudget: LikeBudget = { left: LIKE_STEPS_MAX, user: ctx.userId === null ? null : stepsOf(ctx.userId), used: false };
   const truth = compileTruth(where, { ...ctx, likeBudget });
+  if (likeBudget.used !== true) return (row) => truth(row) === true;
   return (row) => {
     likeBudget.left = LIKE_STEPS_MAX;
+    likeBudget.user?.refill();
     return truth(row) === true;
   };
 }
@@ -138,6 +178,7 @@ function compileExpr(e: PgNode, ctx: CompileContext): Truth {
       const pattern = e.rexpr.A_Const?.sval?.sval;
       if (typeof pattern !== 'string') throw invalidSql('LIKE in a subscription filter needs a constant pattern');
       const caseInsensitive = e.kind === 'AEXPR_ILIKE';
+      ctx.likeBudget.used = true;
       const matches = compileLike(caseInsensitive ? pattern.toLowerCase() : pattern, ctx.likeBudget);
       const negate = op.startsWith('!');
       return (r) => {
@@ -248,10 +289,13 @@ export const LIKE_PATTERN_CHARS_MAX = 256;
  * Steps the LIKE patterns of one filter may take on one row, in all (a few milliseconds): past it the
  * subscription's filter fails and its subscriptions end with an error. (An attack review: a
  * 2,000-character pattern against a 500,000-character row held the commit thread for 9 s.) A step is
- * one character of the value read by a linear match, or one step of likeMatch.
+ * one step of likeMatch, or eight characters of the value read by a linear match.
  */
 export const LIKE_STEPS_MAX = 2_000_000;
 
+
+/** Characters of a linear (KMP) search charged as one LIKE step. */
+const LINEAR_CHARS_PER_STEP = 8;
 
 /**
  * A LIKE pattern as a matcher, for values met one at a time on the thread that commits every write.
@@ -273,11 +317,13 @@ export function compileLike(pattern: string, budget: LikeBudget | null = null): 
   const middles = parts.slice(1, -1).filter((m) => m !== '').map((m) => ({ text: m, failure: kmpFailure(m) }));
   return (value) => {
     if (value.length < first.length + last.length || !value.startsWith(first) || !value.endsWith(last)) return false;
-    if (middles.length > 0 && budget !== null) spend(budget, value.length, pattern, value.length);
     const end = value.length - last.length;
     let at = first.length;
     for (const m of middles) {
       const found = kmpFind(value, m.text, m.failure, at, end);
+      // What was read, at a step per LINEAR_CHARS_PER_STEP characters (a character of a linear search
+      // costs a fraction of a likeMatch step): a 2 MB value is searched many times within one row's budget.
+      if (budget !== null) spend(budget, Math.ceil(((found === -1 ? end : found + m.text.length) - at) / LINEAR_CHARS_PER_STEP), pattern, value.length);
       if (found === -1) return false;
       at = found + m.text.length;
     }
@@ -351,10 +397,13 @@ export function likeMatch(pattern: string, value: string, budget: LikeBudget = {
 
 function spend(budget: LikeBudget, steps: number, pattern: string, valueLength: number): void {
   budget.left -= steps;
-  if (budget.left < 0) {
-    throw new Error(`LIKE '${pattern.slice(0, 40)}${pattern.length > 40 ? '...' : ''}' on a value of ${valueLength} characters: `
-      + `the filter's LIKE patterns need more than ${LIKE_STEPS_MAX} steps on one row`);
-  }
+  const user = budget.user;
+  if (user != null) user.left -= steps;
+  if (budget.left >= 0 && (user == null || user.left >= 0)) return;
+  const what = budget.left < 0
+    ? `the filter's LIKE patterns need more than ${LIKE_STEPS_MAX} steps on one row`
+    : `this user's subscription filters need more than ${LIKE_STEPS_PER_USER_PER_SECOND} LIKE steps a second`;
+  throw new Error(`LIKE '${pattern.slice(0, 40)}${pattern.length > 40 ? '...' : ''}' on a value of ${valueLength} characters: ${what}`);
 }
 
 function isPair(s: string, i: number): boolean {

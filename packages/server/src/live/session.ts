@@ -523,6 +523,10 @@ export class LiveSession implements LiveSink {
       read = await snapshotRows(this.d.services, principal, query, lastRows, { deadline: new Deadline(this.d.services.config.queryTimeoutMs), resultBytes: own });
     } catch (error) {
       if (error instanceof LimitError && error.limit === 'result_bytes_max' && budget.used > 0) throw tooMuch();
+      if (error instanceof LimitError && error.limit === 'query_timeout_ms') {
+        throw new LimitError('SQL_EXECUTION_ERROR', 'query_timeout_ms', `Reading the initial data took longer than ${this.d.services.config.queryTimeoutMs} ms (query_timeout_ms): `
+          + 'subscribe with a narrower filter, with last_rows, or without options (no initial data)');
+      }
       throw error;
     }
     // Held as row objects until the client asks for them: charged at what they take in memory (often

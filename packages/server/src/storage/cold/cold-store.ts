@@ -674,12 +674,12 @@ export class ColdStore {
     });
   }
 
-  /** Whether segment files the manifest does not list are in the partition's directory. */
-  hasUnlistedSegments(table: TableDef, partition: string): boolean {
+  /** Segment files in the partition's directory that its manifest does not list. */
+  unlistedSegments(table: TableDef, partition: string): string[] {
     const dir = this.dir(table, partition);
-    if (!existsSync(dir)) return false;
+    if (!existsSync(dir)) return [];
     const listed = new Set(this.manifest(table, partition).segments.map((s) => s.path));
-    return readdirSync(dir).some((file) => /^batch-\d+\.parquet$/.test(file) && !listed.has(file));
+    return readdirSync(dir).filter((file) => /^batch-\d+\.parquet$/.test(file) && !listed.has(file));
   }
 
   /** Deletes temp files and segments the manifest does not list (left by a crash mid-flush). */
