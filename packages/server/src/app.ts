@@ -165,7 +165,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   }, TOPIC_SWEEP_MS);
   topicTimer.unref();
   const executor = new Executor(services, new ParseCache(config.parseCacheEntries));
-  const auth = new Authenticator(catalog, tokens, passwords);
+  const auth = new Authenticator(catalog, tokens, passwords, config.clientIpv6PrefixBits);
   auth.onFailedLogin = (userId, address) => {
     // A failed login is still answered (401) when its audit row cannot be written (disk full).
     audit.record({ actor: userId, effective_user: userId, action: 'login', target: null, status: 'failed', client_address: address, details: 'invalid credentials' })

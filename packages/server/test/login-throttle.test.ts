@@ -84,16 +84,30 @@ describe('login throttling', () => {
     throttle.check('fresh', '::1');
   });
 
-  it('clientKey: IPv4 as is, IPv4-mapped as IPv4, IPv6 as its /64 in one spelling', () => {
+  it('clientKey: IPv4 as is, IPv4-mapped as IPv4, IPv6 as its prefix (64 bits by default) in one spelling', () => {
     assert.equal(clientKey('203.0.113.7'), '203.0.113.7');
     assert.equal(clientKey('::ffff:203.0.113.7'), '203.0.113.7');
-    assert.equal(clientKey('2001:db8:1:2::1'), '2001:db8:1:2::/64');
-    assert.equal(clientKey('2001:0DB8:0001:0002:aaaa:bbbb:cccc:dddd'), '2001:db8:1:2::/64');
-    assert.equal(clientKey('2001:db8::1'), '2001:db8:0:0::/64');
-    assert.equal(clientKey('fe80::1%eth0'), 'fe80:0:0:0::/64');
-    assert.equal(clientKey('::1'), '0:0:0:0::/64');
-    assert.equal(clientKey('::'), '0:0:0:0::/64');
-    assert.equal(clientKey('64:ff9b::192.0.2.1'), '64:ff9b:0:0::/64');
+    assert.equal(clientKey('2001:db8:1:2::1'), '2001:db8:1:2/64');
+    assert.equal(clientKey('2001:0DB8:0001:0002:aaaa:bbbb:cccc:dddd'), '2001:db8:1:2/64');
+    assert.equal(clientKey('2001:db8::1'), '2001:db8:0:0/64');
+    assert.equal(clientKey('fe80::1%eth0'), 'fe80:0:0:0/64');
+    assert.equal(clientKey('::1'), '0:0:0:0/64');
+    assert.equal(clientKey('::'), '0:0:0:0/64');
+    assert.equal(clientKey('64:ff9b::192.0.2.1'), '64:ff9b:0:0/64');
     assert.equal(clientKey('unknown'), 'unknown');
+    // client_ipv6_prefix_bits: 128 is each address; a prefix inside a group keeps its leading bits.
+    assert.equal(clientKey('2001:db8:1:2::1', 128), '2001:db8:1:2:0:0:0:1/128');
+    assert.equal(clientKey('64:ff9b::192.0.2.1', 128), '64:ff9b:0:0:0:0:c000:201/128');
+    assert.equal(clientKey('2001:db8:1:2ff::1', 56), '2001:db8:1:200/56');
+    assert.equal(clientKey('2001:db8:1:2ff::1', 48), '2001:db8:1/48');
+  });
+
+  it('with 128 prefix bits each IPv6 address is its own client, and ::1 is still loopback', () => {
+    const throttle = new LoginThrottle(() => 1_000_000, 128);
+    for (let i = 0; i < 5; i++) throttle.failed(`user${i}`, '2001:db8:1:2::1');
+    assert.throws(() => throttle.check('other', '2001:db8:1:2::1'), (e: unknown) => e instanceof ServerError && e.code === 'RATE_LIMIT_EXCEEDED');
+    throttle.check('other', '2001:db8:1:2::2');
+    for (let i = 0; i < 10; i++) throttle.failed(`local${i}`, '::1');
+    throttle.check('fresh', '::1');
   });
 });

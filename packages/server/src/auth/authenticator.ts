@@ -12,11 +12,13 @@ import type { TokenService } from './tokens.js';
 import { LoginThrottle } from './login-throttle.js';
 
 export class Authenticator {
-  readonly throttle = new LoginThrottle();
+  readonly throttle: LoginThrottle;
   /** Called with every failed password check (the audit log records them). */
   onFailedLogin: ((userId: string, address: string) => void) | null = null;
 
-  constructor(private readonly catalog: Catalog, private readonly tokens: TokenService, private readonly passwords: PasswordHasher) {}
+  constructor(private readonly catalog: Catalog, private readonly tokens: TokenService, private readonly passwords: PasswordHasher, ipv6PrefixBits = 64) {
+    this.throttle = new LoginThrottle(Date.now, ipv6PrefixBits);
+  }
 
   async fromHeader(header: string | undefined, address = 'unknown'): Promise<Principal> {
     return principalOf(await this.userFromHeader(header, address));

@@ -5,8 +5,8 @@
  * - 5 failures within a minute from one client address across names (spraying); loopback clients
  *   are exempt from this rule (local tools; behind a reverse proxy, throttle there);
  * - 100 failures within a minute for one user name from any addresses (a distributed brute force).
- * A client address is an IPv4 address or an IPv6 /64 (util/client-address.ts): an IPv6 client could
- * otherwise take a fresh address from its /64 for every try. A name alone is not locked after 5: anyone could then lock any account, root included, with five
+ * A client address is an IPv4 address or an IPv6 prefix, a /64 by default (util/client-address.ts): an
+ * IPv6 client could otherwise take a fresh address from its /64 for every try. A name alone is not locked after 5: anyone could then lock any account, root included, with five
  * wrong passwords a minute (an attack review). Bounded: at most 100,000 tracked keys.
  */
 import { ServerError } from '../util/errors.js';
@@ -21,11 +21,11 @@ const KEYS_MAX = 100_000;
 export class LoginThrottle {
   private readonly failures = new Map<string, number[]>();
 
-  constructor(private readonly now: () => number = Date.now) {}
+  constructor(private readonly now: () => number = Date.now, private readonly ipv6PrefixBits = 64) {}
 
   /** Throws RATE_LIMIT_EXCEEDED when the user or the address failed too often recently. */
   check(userId: string, clientAddress: string): void {
-    const address = clientKey(clientAddress);
+    const address = clientKey(clientAddress, this.ipv6PrefixBits);
     const byAddress = isLoopback(address) ? 0 : this.recent(`a:${address}`);
     if (this.recent(`p:${userId}\u0000${address}`) >= LOGIN_FAILURES_MAX || byAddress >= LOGIN_FAILURES_MAX
       || this.recent(`u:${userId}`) >= LOGIN_FAILURES_PER_USER_MAX) {
@@ -34,7 +34,7 @@ export class LoginThrottle {
   }
 
   failed(userId: string, clientAddress: string): void {
-    const address = clientKey(clientAddress);
+    const address = clientKey(clientAddress, this.ipv6PrefixBits);
     if (this.failures.size >= KEYS_MAX) this.failures.clear();
     for (const key of [`p:${userId}\u0000${address}`, `u:${userId}`, `a:${address}`]) {
       const list = this.failures.get(key) ?? [];
@@ -44,7 +44,7 @@ export class LoginThrottle {
   }
 
   succeeded(userId: string, clientAddress: string): void {
-    this.failures.delete(`p:${userId}\u0000${clientKey(clientAddress)}`);
+    this.failures.delete(`p:${userId}\u0000${clientKey(clientAddress, this.ipv6PrefixBits)}`);
   }
 
   private recent(key: string): number {
@@ -57,7 +57,7 @@ export class LoginThrottle {
   }
 }
 
-/** `address` as clientKey gives it: IPv4 loopback, or the /64 of ::1 (which only ::1 is in practice). */
+/** `address` as clientKey gives it: IPv4 loopback, or the prefix of ::1 (all zeros: in practice only ::1 is in it). */
 function isLoopback(address: string): boolean {
-  return address.startsWith('127.') || address === '0:0:0:0::/64' || address === 'unknown';
+  return address.startsWith('127.') || /^0(:0)*\/\d+$/.test(address) || address === '0:0:0:0:0:0:0:1/128' || address === 'unknown';
 }

@@ -62,6 +62,8 @@ export interface Config {
   /** TCP connections (HTTP and WebSocket) open at once, in all (at most the file descriptor limit less a reserve) and from one client address. */
   readonly httpConnectionsMax: number;
   readonly httpConnectionsPerAddressMax: number;
+  /** Leading bits of an IPv6 client address that make one client for per-client limits (util/client-address.ts). */
+  readonly clientIpv6PrefixBits: number;
   /** Largest SQL text in one request (protocol: 1 MiB). */
   readonly sqlBytesMax: number;
   readonly paramsMax: number;
@@ -174,6 +176,7 @@ export const defaults: Config = Object.freeze({
   httpKeepAliveTimeoutMs: 65_000,
   httpConnectionsMax: 20_000,
   httpConnectionsPerAddressMax: 2_000,
+  clientIpv6PrefixBits: 64,
   sqlBytesMax: 1024 * 1024,
   paramsMax: 50,
   statementsPerRequestMax: 1000,
@@ -292,6 +295,7 @@ function checkConfig(config: Config): void {
   if (config.subqueryDepthMax > config.sqlNestingDepthMax) {
     throw new Error('subquery_depth_max must not exceed sql_nesting_depth_max: every subquery sits in parentheses');
   }
+  if (config.clientIpv6PrefixBits > 128) throw new Error(`client_ipv6_prefix_bits must be at most 128 (got ${config.clientIpv6PrefixBits})`);
   if (config.parseTreeDepthMax > PARSE_TREE_DEPTH_CEILING) {
     throw new Error(`parse_tree_depth_max must not exceed ${PARSE_TREE_DEPTH_CEILING}: deeper trees overflow the binder's stack`);
   }
@@ -325,6 +329,7 @@ const POSITIVE_SETTINGS: ReadonlySet<keyof Config> = new Set<keyof Config>([
   'bodyBytesMax', 'httpHeadersTimeoutMs', 'httpBodyTimeoutMs', 'httpRequestTimeoutMs', 'httpKeepAliveTimeoutMs', 'sqlBytesMax', 'statementsPerRequestMax', 'sqlNestingDepthMax', 'sqlTokensMax', 'parseTreeDepthMax', 'subqueryDepthMax', 'resultRowsMax',
   'resultBytesMax', 'writeRowsMax', 'queryTimeoutMs', 'exportsPerUserMax', 'exportBytesMax', 'exportRetentionHours', 'queryConnections', 'duckdbThreads', 'memoryRssBytesMax', 'memorySampleIntervalMs',
   'liveConnectionsMax', 'liveUnauthenticatedConnectionsMax', 'liveConnectionsPerUserMax', 'httpConnectionsMax', 'httpConnectionsPerAddressMax',
+  'clientIpv6PrefixBits',
 ]);
 
 /**

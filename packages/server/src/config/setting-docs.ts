@@ -35,6 +35,7 @@ export const SETTING_DOCS: { readonly [K in keyof Config]: SettingDoc } = {
   httpKeepAliveTimeoutMs: doc('http', 'An idle keep-alive connection is closed after this'),
   httpConnectionsMax: doc('http', 'TCP connections (HTTP and WebSocket) open at once; at most the open-file limit less 2,048; more are closed at once'),
   httpConnectionsPerAddressMax: doc('http', 'TCP connections open at once from one client address; more are closed at once (raise it behind a proxy)'),
+  clientIpv6PrefixBits: doc('http', 'Leading bits of an IPv6 address that make one client for the per-client limits (connections per address, failed logins): 64 counts a host that can use any address of its /64 as one, 128 counts each address (many hosts in one /64, e.g. a cloud subnet)'),
   sqlBytesMax: doc('limits', 'Largest SQL text in one request (413)'),
   paramsMax: doc('limits', 'Most $n parameters in one request (413)'),
   statementsPerRequestMax: doc('limits', 'Most statements in one request, counted before any is parsed (413)'),

@@ -2,7 +2,7 @@
  * Caps on the TCP connections (HTTP and WebSocket) the server holds open. In all: at most the
  * process's open-file limit less a reserve, because RocksDB, DuckDB and the Parquet segments need
  * descriptors too (an attack review held every descriptor with idle keep-alive connections, and the
- * server answered nobody, its own clients included). Per client (an IPv4 address or an IPv6 /64,
+ * server answered nobody, its own clients included). Per client (an IPv4 address or an IPv6 prefix,
  * util/client-address.ts), so that one client cannot take them all. A connection over either cap is closed at once, before anything is read from it.
  */
 import { readFileSync } from 'node:fs';
@@ -31,7 +31,7 @@ export function limitConnections(server: Server, config: Config, log: Logger): v
   let refused = 0;
   let loggedAt = 0;
   server.on('connection', (socket: Socket) => {
-    const address = clientKey(socket.remoteAddress ?? '');
+    const address = clientKey(socket.remoteAddress ?? '', config.clientIpv6PrefixBits);
     const open = (perAddress.get(address) ?? 0) + 1;
     if (open > config.httpConnectionsPerAddressMax) {
       socket.destroy();
