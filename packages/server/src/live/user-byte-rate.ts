@@ -4,6 +4,9 @@
  * (100 MB/s of SQL to parse on the thread every client shares: another user's query waited 10 s, an
  * attack review). A token bucket per account: `bytesPerSecond` refilled, up to `capacity` saved.
  */
+/** Accounts tracked at most (one bucket each). */
+const BUCKETS_MAX = 10_000;
+
 export class UserByteRate {
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
 
@@ -36,7 +39,9 @@ export class UserByteRate {
     const now = this.now();
     let bucket = this.buckets.get(userId);
     if (bucket === undefined) {
-      if (this.buckets.size >= 10_000) this.dropFull(now);
+      if (this.buckets.size >= BUCKETS_MAX) this.dropFull(now);
+      // Still full of accounts sending now: start over (each gets a full bucket again, as a new account would).
+      if (this.buckets.size >= BUCKETS_MAX) this.buckets.clear();
       bucket = { tokens: this.capacity, at: now };
       this.buckets.set(userId, bucket);
     }
