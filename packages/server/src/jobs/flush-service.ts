@@ -123,7 +123,7 @@ export class FlushService {
   /**
    * Orphan removal and an interrupted hand-over's completion, for one partition. Both delete data
    * on the manifest's word, so the manifest is checked against the hot tier first: a manifest older
-   * than the data, or one that claims versions nobody wrote, makes the partition unavailable with
+   * than the data, or one whose segments do not hold what it says, makes the partition unavailable with
    * every file left in place (a fault review: an older manifest copied back had a newer segment
    * deleted as an orphan, and a raised max_seq had acknowledged hot rows deleted).
    */
@@ -153,8 +153,8 @@ export class FlushService {
   /**
    * A manifest is older than the data when the hot tier handed versions over past what it records.
    * One from before flushed_seq was recorded may end below the watermark legitimately (compaction
-   * dropped the newest versions): it is taken for older only when segment files it does not list are
-   * there too (which a crash mid-flush leaves only above the watermark, never below).
+   * dropped the newest versions): it is taken for older only when an unlisted segment file holds
+   * versions it should list (unlistedBelow).
    */
   private async checkManifestNotOlder(table: TableDef, partition: string, manifest: Manifest, watermark: bigint): Promise<void> {
     const recorded = manifestFlushedSeq(manifest);
