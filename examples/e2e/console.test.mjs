@@ -22,7 +22,7 @@ describe('admin console (/ui) in Chromium', () => {
     await db.start();
     await db.rows('CREATE NAMESPACE app');
     await db.rows('CREATE SHARED TABLE app.messages (id BIGINT PRIMARY KEY, room TEXT, body TEXT)');
-    await db.rows("INSERT INTO app.messages VALUES (9007199254740993, 'r1', 'exact bigint'), (2, 'r1', 'hello, \"world\"')");
+    await db.rows("INSERT INTO app.messages VALUES (9007199254740993, 'r1', 'exact bigint'), (2, 'r1', 'hello, \"world\"'), (-3, 'r2', '=HYPERLINK(\"http://evil.example/\")')");
     browser = await launchBrowser();
     page = await openPage(browser, 'console');
     console.log(`# screenshots: ${out}`);
@@ -48,7 +48,7 @@ describe('admin console (/ui) in Chromium', () => {
   });
 
   it('runs a query with Ctrl+Enter, shows types and exact BIGINTs, and downloads CSV', async () => {
-    await page.getByTestId('sql').fill('SELECT id, body FROM app.messages ORDER BY id');
+    await page.getByTestId('sql').fill("SELECT id, body FROM app.messages WHERE room = 'r1' ORDER BY id");
     await page.getByTestId('sql').press('Control+Enter');
     const result = page.getByTestId('result');
     await result.waitFor();
@@ -58,6 +58,20 @@ describe('admin console (/ui) in Chromium', () => {
     const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('csv').click()]);
     const csv = readFileSync(await download.path(), 'utf8');
     assert.equal(csv, 'id,body\r\n2,"hello, ""world"""\r\n9007199254740993,exact bigint\r\n');
+    // A cell a spreadsheet would take for a formula gets a leading quote; a negative number does not.
+    await page.getByTestId('sql').fill("SELECT id, body FROM app.messages WHERE room = 'r2'");
+    await page.getByTestId('sql').press('Control+Enter');
+    await page.getByTestId('result').getByText('HYPERLINK', { exact: false }).waitFor();
+    const [formula] = await Promise.all([page.waitForEvent('download'), page.getByTestId('csv').click()]);
+    assert.equal(readFileSync(await formula.path(), 'utf8'), 'id,body\r\n-3,"\'=HYPERLINK(""http://evil.example/"")"\r\n');
+    // A statement with a password is in the page's history but never written to the browser's storage.
+    await page.getByTestId('sql').fill("CREATE USER 'histtest' WITH PASSWORD 'not-on-disk-123' ROLE user");
+    await page.getByTestId('sql').press('Control+Enter');
+    await waitFor('the CREATE USER to run', async () => (await db.rows("SELECT user_id FROM system.users WHERE user_id = 'histtest'")).length === 1);
+    await page.waitForTimeout(500);
+    const stored = await page.evaluate(() => Object.keys(localStorage).map((k) => `${k}=${localStorage.getItem(k)}`).join('\n'));
+    assert.ok(!stored.includes('not-on-disk-123'), stored);
+    assert.match(stored, /kalamdb\.console\.history:root=.*room = 'r2'/);
     await page.getByTestId('sql').fill('SELECT * FROM app.nope');
     await page.getByTestId('run').click();
     await page.getByTestId('error').waitFor();
@@ -175,7 +189,7 @@ describe('admin console (/ui) in Chromium', () => {
     await page.getByTestId('table-summary').waitFor();
     await waitFor('the hot rows counted', async () => (await page.getByTestId('stat-hot-rows').textContent()) === '2', 10_000);
     assert.equal(await page.getByTestId('stat-segments').textContent(), '1');
-    assert.equal(await page.getByTestId('stat-cold-rows').textContent(), '3');
+    assert.equal(await page.getByTestId('stat-cold-rows').textContent(), '4');
     assert.equal(await page.getByTestId('stat-flush-policy').textContent(), 'rows:10000,interval:300');
     await page.getByTestId('flush-table').click();
     await page.getByTestId('flush-notice').waitFor();
@@ -195,7 +209,7 @@ describe('admin console (/ui) in Chromium', () => {
     await page.getByTestId('nav-Schema').click();
     await page.getByTestId('table-app.messages').click();
     await waitFor('the rows counted cold', async () => (await page.getByTestId('stat-hot-rows').textContent()) === '0'
-      && (await page.getByTestId('stat-cold-rows').textContent()) === '5' && (await page.getByTestId('stat-segments').textContent()) === '2', 10_000);
+      && (await page.getByTestId('stat-cold-rows').textContent()) === '6' && (await page.getByTestId('stat-segments').textContent()) === '2', 10_000);
     await page.screenshot({ path: join(out, '15-schema-after-flush.png'), fullPage: true });
     assert.deepEqual(page.log.filter((l) => l.includes('pageerror')), []);
   });

@@ -6,7 +6,7 @@
 import { render } from 'preact';
 import { useState } from 'preact/hooks';
 import { createClient, type KalamClient } from '@kalamdb/client';
-import { SqlPage } from './sql-page.js';
+import { SqlPage, forgetHistory } from './sql-page.js';
 import { LivePage } from './live-page.js';
 import { SchemaPage } from './schema-page.js';
 import { AuditPage, SessionsPage, SubscriptionsPage } from './admin-pages.js';
@@ -74,11 +74,11 @@ function App(): preact.JSX.Element {
         <b>KalamDB</b>
         <nav>{(Object.keys(PAGES) as PageName[]).map((p) => <button key={p} data-testid={`nav-${p}`} class={p === page ? 'on' : ''} onClick={() => show(p)}>{p}</button>)}</nav>
         <span class="who" data-testid="who">{session.user} ({session.role === 'other' ? 'no admin role' : session.role})</span>
-        <button class="act" onClick={() => { void session.client.disconnect(); setSession(null); }}>Log out</button>
+        <button class="act" onClick={() => { void session.client.disconnect(); forgetHistory(); setSession(null); }}>Log out</button>
       </header>
       <main>{mounted.map((p) => {
         const Page = PAGES[p];
-        return <div key={p} style={{ display: p === page ? '' : 'none' }}><Page client={session.client} role={session.role} /></div>;
+        return <div key={p} style={{ display: p === page ? '' : 'none' }}><Page client={session.client} role={session.role} user={session.user} /></div>;
       })}</main>
     </div>
   );

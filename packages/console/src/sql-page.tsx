@@ -5,25 +5,47 @@ import { Grid } from './grid.js';
 import { tokenize } from './sql-text.js';
 import { errorText } from './errors.js';
 
-const HISTORY_KEY = 'kalamdb.console.history';
+/** Each user's history is kept under its own key; Log out removes every one (forgetHistory). */
+const HISTORY_PREFIX = 'kalamdb.console.history:';
 const HISTORY_MAX = 50;
 
-function loadHistory(): string[] {
+/**
+ * Statements with a secret in them (a password, storage credentials) are shown in this page's history
+ * but never written to localStorage: a review found `ALTER USER ... SET PASSWORD '...'` on disk after
+ * Log out, and shown to the next user of the browser.
+ */
+export function holdsSecret(sql: string): boolean {
+  return /\b(PASSWORD|CREDENTIALS)\b/i.test(sql);
+}
+
+function loadHistory(user: string): string[] {
   try {
-    const v = JSON.parse(localStorage.getItem(HISTORY_KEY) ?? '[]') as unknown;
+    const v = JSON.parse(localStorage.getItem(HISTORY_PREFIX + user) ?? '[]') as unknown;
     return Array.isArray(v) ? v.filter((s): s is string => typeof s === 'string') : [];
   } catch {
     return [];
   }
 }
 
-export function SqlPage({ client }: { client: KalamClient }): preact.JSX.Element {
+/** Removes every user's saved history (Log out), and the key of versions that kept one for all users. */
+export function forgetHistory(): void {
+  try {
+    for (let i = localStorage.length - 1; i >= 0; i--) {
+      const key = localStorage.key(i);
+      if (key !== null && (key.startsWith(HISTORY_PREFIX) || key === 'kalamdb.console.history')) localStorage.removeItem(key);
+    }
+  } catch {
+    // Storage unavailable (private mode): nothing was saved.
+  }
+}
+
+export function SqlPage({ client, user }: { client: KalamClient; user: string }): preact.JSX.Element {
   const [sql, setSql] = useState('SELECT * FROM system.namespaces');
   const [results, setResults] = useState<readonly QueryResult[]>([]);
   const [error, setError] = useState<string | null>(null);
   const [took, setTook] = useState<number | null>(null);
   const [running, setRunning] = useState(false);
-  const [history, setHistory] = useState<string[]>(loadHistory);
+  const [history, setHistory] = useState<string[]>(() => loadHistory(user));
   const area = useRef<HTMLTextAreaElement>(null);
   const pre = useRef<HTMLPreElement>(null);
 
@@ -39,7 +61,7 @@ export function SqlPage({ client }: { client: KalamClient }): preact.JSX.Element
       setTook(res.took);
       const next = [selected, ...history.filter((h) => h !== selected)].slice(0, HISTORY_MAX);
       setHistory(next);
-      localStorage.setItem(HISTORY_KEY, JSON.stringify(next));
+      localStorage.setItem(HISTORY_PREFIX + user, JSON.stringify(next.filter((h) => !holdsSecret(h))));
     } catch (e) {
       setResults([]);
       setError(errorText(e));

@@ -47,9 +47,18 @@ export function cellText(value: unknown, dataType: unknown): string {
   return String(value);
 }
 
-/** Rows as CSV (RFC 4180: fields with comma, quote or newline quoted, quotes doubled). */
+/**
+ * Rows as CSV (RFC 4180: fields with comma, quote or newline quoted, quotes doubled). A text that a
+ * spreadsheet would take for a formula (starting with = + - @, a tab or a carriage return) gets a
+ * leading `'`, unless it is a plain number: any user who can write a cell could otherwise plant a
+ * formula that runs when an admin opens the download (OWASP's CSV injection).
+ */
 export function toCsv(columns: readonly string[], rows: readonly (readonly string[])[]): string {
-  const field = (s: string): string => (/[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
+  const defused = (s: string): string => (/^[=+\-@\t\r]/.test(s) && !/^[+-]?\d+(\.\d+)?([eE][+-]?\d+)?$/.test(s) ? `'${s}` : s);
+  const field = (raw: string): string => {
+    const s = defused(raw);
+    return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+  };
   return [columns, ...rows].map((r) => r.map(field).join(',')).join('\r\n') + '\r\n';
 }
 

@@ -349,7 +349,11 @@ async function send(deps: HttpDeps, req: IncomingMessage, res: ServerResponse, o
   // A flat list of header fields: Node writes it as is (no header object of its own to fill and merge).
   // Browsers call the API directly (tokens travel in the Authorization header, never cookies): CORS.
   // `out.headers` never repeats these fields (the console's security headers).
+  // API answers are never cached (a shared machine's browser cache would keep them) nor sniffed for
+  // another type (a 404 reflects the path). The console's files set their own cache-control.
   const head = ['access-control-allow-origin', '*', 'content-type', out.contentType ?? 'application/json', 'content-length', String(length)];
+  if (out.headers === undefined || !('cache-control' in out.headers)) head.push('cache-control', 'no-store');
+  if (out.headers === undefined || !('x-content-type-options' in out.headers)) head.push('x-content-type-options', 'nosniff');
   if (out.headers !== undefined) for (const [name, value] of Object.entries(out.headers)) head.push(name, value);
   // After a 408 or 413 the body may not have been read to its end, so the connection cannot be
   // reused; with `connection: close` Node ends the socket once the response is written.
@@ -369,6 +373,7 @@ async function send(deps: HttpDeps, req: IncomingMessage, res: ServerResponse, o
 async function sendFile(deps: HttpDeps, req: IncomingMessage, res: ServerResponse, out: Handled, file: ExportFile, started: number): Promise<void> {
   res.writeHead(out.status, {
     'access-control-allow-origin': '*', 'content-type': 'application/zip', 'content-length': file.size,
+    'cache-control': 'no-store', 'x-content-type-options': 'nosniff',
     'content-disposition': `attachment; filename="${file.filename}"`,
   });
   try {
