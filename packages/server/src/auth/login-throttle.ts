@@ -26,7 +26,7 @@ export class LoginThrottle {
   /** Throws RATE_LIMIT_EXCEEDED when the user or the address failed too often recently. */
   check(userId: string, clientAddress: string): void {
     const address = clientKey(clientAddress, this.ipv6PrefixBits);
-    const byAddress = isLoopback(address) ? 0 : this.recent(`a:${address}`);
+    const byAddress = isLoopback(clientAddress) ? 0 : this.recent(`a:${address}`);
     if (this.recent(`p:${userId}\u0000${address}`) >= LOGIN_FAILURES_MAX || byAddress >= LOGIN_FAILURES_MAX
       || this.recent(`u:${userId}`) >= LOGIN_FAILURES_PER_USER_MAX) {
       throw new ServerError('RATE_LIMIT_EXCEEDED', `Too many failed logins: try again in ${LOGIN_WINDOW_MS / 1000} seconds`);
@@ -57,7 +57,6 @@ export class LoginThrottle {
   }
 }
 
-/** `address` as clientKey gives it: IPv4 loopback, or the prefix of ::1 (all zeros: in practice only ::1 is in it). */
 function isLoopback(address: string): boolean {
-  return address.startsWith('127.') || /^0(:0)*\/\d+$/.test(address) || address === '0:0:0:0:0:0:0:1/128' || address === 'unknown';
+  return address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.') || address === 'unknown';
 }

@@ -19,7 +19,7 @@ import type { HotStore } from '../storage/hot/hot-store.js';
 import { KEY_PK, decodePk, partitionPrefix } from '../storage/hot/keys.js';
 import type { CommittedChange, Committer } from '../storage/hot/committer.js';
 import type { ColdStore } from '../storage/cold/cold-store.js';
-import { MANIFEST_FILE, SEGMENT_NAME, manifestFlushedSeq, manifestMaxSeq, type Manifest, type Segment } from '../storage/cold/manifest.js';
+import { MANIFEST_FILE, SEGMENT_NAME, highestSeq, manifestFlushedSeq, manifestMaxSeq, type Manifest, type Segment } from '../storage/cold/manifest.js';
 import { sqlIdent, type DuckEngine, type SourceColumn } from '../storage/duck/duck-engine.js';
 import { checkSegment, readSegmentContent } from '../storage/cold/segment-check.js';
 import {
@@ -451,15 +451,22 @@ export class FlushService {
   }
 
   /**
+   * The flushed_seq of the manifest that follows `manifest` with segments up to `segmentsMax`: never
+   * below the hot watermark, since a manifest written before flushed_seq was recorded may end below it
+   * (an older compaction dropped its newest tombstones). Called under the partition's lock (the watermark is stable).
+   */
+  private flushedSeqAfter(table: TableDef, partition: string, manifest: Manifest, segmentsMax: bigint): string {
+    return highestSeq(manifestFlushedSeq(manifest), this.d.hot.flushedSeq(table.id, partition), segmentsMax).toString();
+  }
+
+  /**
    * Every segment of `manifest` replaced by `written` (batch `next_batch`), or by none: one manifest
    * swap, then the old files retired once the reads that may have listed them have ended.
    */
   private async replaceAllSegments(table: TableDef, partition: string, manifest: Manifest, written: { segment: Segment; tmpPath: string } | null): Promise<void> {
     const batch = manifest.next_batch;
-    // The versions left out may have been the newest: flushed_seq still says how far flushes went. A
-    // manifest written before flushed_seq was recorded may already end below the watermark (an older
-    // compaction dropped its newest tombstones): the watermark counts too (stable under the partition's lock).
-    const flushedSeq = highestSeq(manifestFlushedSeq(manifest), this.d.hot.flushedSeq(table.id, partition)).toString();
+    // The versions left out may have been the newest: flushed_seq still says how far flushes went.
+    const flushedSeq = this.flushedSeqAfter(table, partition, manifest, 0n);
     if (written === null) {
       this.d.cold.commitManifest(table, partition, { ...manifest, next_batch: batch + 1, segments: [], flushed_seq: flushedSeq });
     } else {
@@ -673,7 +680,7 @@ export class FlushService {
     }
     await this.d.cold.publishSegment(table, partition, written, () => failpoint('flush:during-upload'));
     failpoint('flush:after-rename');
-    const flushedSeq = highestSeq(manifestFlushedSeq(manifest), this.d.hot.flushedSeq(table.id, partition), BigInt(segment.max_seq)).toString();
+    const flushedSeq = this.flushedSeqAfter(table, partition, manifest, BigInt(segment.max_seq));
     this.d.cold.commitManifest(table, partition, { ...manifest, next_batch: batch + 1, segments: [...manifest.segments, segment], flushed_seq: flushedSeq });
     this.d.hot.health?.flushSucceeded();
     failpoint('flush:after-manifest');
@@ -781,10 +788,4 @@ export class CancelledError extends Error {
   constructor() {
     super('cancelled');
   }
-}
-
-function highestSeq(...seqs: bigint[]): bigint {
-  let max = 0n;
-  for (const seq of seqs) if (seq > max) max = seq;
-  return max;
 }

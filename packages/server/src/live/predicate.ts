@@ -5,6 +5,7 @@
  * so evaluation is plain comparisons. SQL's three-valued logic: unknown (null) does not match.
  */
 import { invalidSql } from '../util/errors.js';
+import { TokenBucket } from '../util/token-bucket.js';
 import type { ColumnDef, StoredValue } from '../catalog/types.js';
 import type { PgNode } from '../sql/statement.js';
 import { coerce, type InputValue } from '../sql/values.js';
@@ -46,7 +47,7 @@ interface CompileContext extends PredicateContext {
 export interface LikeBudget {
   left: number;
   /** The filter's user's steps per second (null for a filter of no user, e.g. a topic route's). */
-  readonly user?: UserSteps | null;
+  readonly user?: TokenBucket | null;
   /** Set while compiling when the filter has a LIKE (only then is the budget reset per row). */
   used?: boolean;
 }
@@ -59,29 +60,12 @@ export interface LikeBudget {
  */
 export const LIKE_STEPS_PER_USER_PER_SECOND = 20_000_000;
 
-/** A token bucket of LIKE steps per user: refilled at LIKE_STEPS_PER_USER_PER_SECOND, holding at most a second's worth. */
-export class UserSteps {
-  left = LIKE_STEPS_PER_USER_PER_SECOND;
-  private at: number;
+/** One bucket of LIKE steps per user (a second's worth at most), for as long as the process runs (one per account at most). */
+const userSteps = new Map<string, TokenBucket>();
 
-  constructor(private readonly now: () => number = Date.now) {
-    this.at = now();
-  }
-
-  refill(): void {
-    const now = this.now();
-    if (now === this.at) return;
-    this.left = Math.min(LIKE_STEPS_PER_USER_PER_SECOND, this.left + ((now - this.at) / 1000) * LIKE_STEPS_PER_USER_PER_SECOND);
-    this.at = now;
-  }
-}
-
-/** One bucket per user, for as long as the process runs (there is one per account at most). */
-const userSteps = new Map<string, UserSteps>();
-
-function stepsOf(userId: string): UserSteps {
+function stepsOf(userId: string): TokenBucket {
   let steps = userSteps.get(userId);
-  if (steps === undefined) userSteps.set(userId, (steps = new UserSteps()));
+  if (steps === undefined) userSteps.set(userId, (steps = new TokenBucket(LIKE_STEPS_PER_USER_PER_SECOND, LIKE_STEPS_PER_USER_PER_SECOND)));
   return steps;
 }
 
@@ -398,8 +382,8 @@ export function likeMatch(pattern: string, value: string, budget: LikeBudget = {
 function spend(budget: LikeBudget, steps: number, pattern: string, valueLength: number): void {
   budget.left -= steps;
   const user = budget.user;
-  if (user != null) user.left -= steps;
-  if (budget.left >= 0 && (user == null || user.left >= 0)) return;
+  if (user != null) user.tokens -= steps;
+  if (budget.left >= 0 && (user == null || user.tokens >= 0)) return;
   const what = budget.left < 0
     ? `the filter's LIKE patterns need more than ${LIKE_STEPS_MAX} steps on one row`
     : `this user's subscription filters need more than ${LIKE_STEPS_PER_USER_PER_SECOND} LIKE steps a second`;

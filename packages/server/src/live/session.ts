@@ -13,6 +13,7 @@ import type { WebSocket } from 'ws';
 import type { Socket } from 'node:net';
 import { LimitError, ServerError, assert } from '../util/errors.js';
 import { ByteBudget, Deadline } from '../util/budget.js';
+import { TokenBucket } from '../util/token-bucket.js';
 import type { Logger } from '../util/log.js';
 import type { Principal } from '../auth/access.js';
 import { partitionFor, principalOf } from '../auth/access.js';
@@ -165,10 +166,10 @@ export class LiveSession implements LiveSink {
   private lastSendTick = -1;
   /** The fan-out (currentFanOut) this connection's socket is held in, if any. */
   private heldInFanOut = -1;
-  private tokens: number;
+  /** Messages this connection may still send now (live_messages_per_second_max). */
+  private readonly messages: TokenBucket;
   /** Messages refused over the rate since the last one taken (refuseOverRate). */
   private refusedInRun = 0;
-  private lastRefill = Date.now();
   private authTimer: NodeJS.Timeout | null = null;
   /** Frames that arrived while an authentication was being verified; null when none is. */
   private held: Frame[] | null = null;
@@ -189,7 +190,7 @@ export class LiveSession implements LiveSink {
   }
 
   constructor(readonly connectionId: string, private readonly ws: WebSocket, private readonly d: SessionDeps, private readonly address = 'unknown') {
-    this.tokens = d.services.config.liveMessagesPerSecondMax;
+    this.messages = new TokenBucket(d.services.config.liveMessagesPerSecondMax, d.services.config.liveMessagesPerSecondMax);
     this.consumers = new TopicConsumers(d.services, {
       push: (frame) => this.pushFrame(frame),
       json: (msg) => this.sendJson(msg),
@@ -829,12 +830,8 @@ export class LiveSession implements LiveSink {
   }
 
   private takeToken(): boolean {
-    const now = Date.now();
-    const rate = this.d.services.config.liveMessagesPerSecondMax;
-    this.tokens = Math.min(rate, this.tokens + ((now - this.lastRefill) / 1000) * rate);
-    this.lastRefill = now;
-    if (this.tokens < 1) return false;
-    this.tokens--;
+    if (this.messages.refill() < 1) return false;
+    this.messages.tokens--;
     this.refusedInRun = 0;
     return true;
   }

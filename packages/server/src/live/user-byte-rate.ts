@@ -4,11 +4,13 @@
  * (100 MB/s of SQL to parse on the thread every client shares: another user's query waited 10 s, an
  * attack review). A token bucket per account: `bytesPerSecond` refilled, up to `capacity` saved.
  */
+import { TokenBucket } from '../util/token-bucket.js';
+
 /** Accounts tracked at most (one bucket each). */
 const BUCKETS_MAX = 10_000;
 
 export class UserByteRate {
-  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  private readonly buckets = new Map<string, TokenBucket>();
 
   constructor(
     private readonly bytesPerSecond: number,
@@ -18,8 +20,8 @@ export class UserByteRate {
 
   /** Takes `bytes` from the account's bucket; false (nothing taken) when it holds fewer. */
   take(userId: string, bytes: number): boolean {
-    const bucket = this.refilled(userId);
-    if (bucket.tokens < bytes) return false;
+    const bucket = this.bucketOf(userId);
+    if (bucket.refill() < bytes) return false;
     bucket.tokens -= bytes;
     return true;
   }
@@ -29,31 +31,22 @@ export class UserByteRate {
    * only to be refused (over the size limit): the refusal says why unless the account is over the rate.
    */
   takeUpTo(userId: string, bytes: number): boolean {
-    const bucket = this.refilled(userId);
-    if (bucket.tokens < 1) return false;
+    const bucket = this.bucketOf(userId);
+    if (bucket.refill() < 1) return false;
     bucket.tokens = Math.max(0, bucket.tokens - bytes);
     return true;
   }
 
-  private refilled(userId: string): { tokens: number; at: number } {
-    const now = this.now();
+  private bucketOf(userId: string): TokenBucket {
     let bucket = this.buckets.get(userId);
     if (bucket === undefined) {
-      if (this.buckets.size >= BUCKETS_MAX) this.dropFull(now);
+      // Buckets that are full by now say nothing a new one would not.
+      if (this.buckets.size >= BUCKETS_MAX) for (const [user, b] of this.buckets) if (b.refill() >= this.capacity) this.buckets.delete(user);
       // Still full of accounts sending now: start over (each gets a full bucket again, as a new account would).
       if (this.buckets.size >= BUCKETS_MAX) this.buckets.clear();
-      bucket = { tokens: this.capacity, at: now };
+      bucket = new TokenBucket(this.bytesPerSecond, this.capacity, this.now);
       this.buckets.set(userId, bucket);
     }
-    bucket.tokens = Math.min(this.capacity, bucket.tokens + ((now - bucket.at) / 1000) * this.bytesPerSecond);
-    bucket.at = now;
     return bucket;
-  }
-
-  /** Buckets that would be full by now say nothing a new one would not. */
-  private dropFull(now: number): void {
-    for (const [user, b] of this.buckets) {
-      if (b.tokens + ((now - b.at) / 1000) * this.bytesPerSecond >= this.capacity) this.buckets.delete(user);
-    }
   }
 }

@@ -24,7 +24,7 @@ import { withChunkSource, type ChunkSource } from '../duck/chunk-source.js';
 import type { FlushRows } from './flush-rows.js';
 import { columnsForVersion, type SchemaLookup } from '../../catalog/schema-map.js';
 import type { RowVersion } from '../hot/row-codec.js';
-import { DELETED_FIELD_ID, SEQ_FIELD_ID, MANIFEST_FILE, ManifestError, emptyManifest, fsyncPath, readManifest, writeManifest, type ColumnStats, type Manifest, type Segment } from './manifest.js';
+import { DELETED_FIELD_ID, SEQ_FIELD_ID, MANIFEST_FILE, ManifestError, SEGMENT_NAME, emptyManifest, fsyncPath, readManifest, writeManifest, type ColumnStats, type Manifest, type Segment } from './manifest.js';
 import { checkSegment, fileSha256 } from './segment-check.js';
 import { StorageLocations } from '../storages/storage-locations.js';
 import { SegmentCache } from '../storages/segment-cache.js';
@@ -674,28 +674,24 @@ export class ColdStore {
     });
   }
 
-  /** Segment files in the partition's directory that its manifest does not list. */
+  /** Segment files in the partition's directory that its manifest does not list (none for no directory). */
   unlistedSegments(table: TableDef, partition: string): string[] {
-    const dir = this.dir(table, partition);
-    if (!existsSync(dir)) return [];
-    const listed = new Set(this.manifest(table, partition).segments.map((s) => s.path));
-    return readdirSync(dir).filter((file) => /^batch-\d+\.parquet$/.test(file) && !listed.has(file));
+    return this.filesOutsideManifest(table, partition).filter((file) => SEGMENT_NAME.test(file));
   }
 
   /** Deletes temp files and segments the manifest does not list (left by a crash mid-flush). */
   removeOrphans(table: TableDef, partition: string): string[] {
+    const removed = this.filesOutsideManifest(table, partition).filter((file) => file.endsWith('.tmp') || SEGMENT_NAME.test(file));
+    for (const file of removed) unlinkSync(join(this.dir(table, partition), file));
+    return removed;
+  }
+
+  /** Names in the partition's directory that its manifest does not list (quarantine/ among them). */
+  private filesOutsideManifest(table: TableDef, partition: string): string[] {
     const dir = this.dir(table, partition);
     if (!existsSync(dir)) return [];
     const listed = new Set(this.manifest(table, partition).segments.map((s) => s.path));
-    const removed: string[] = [];
-    for (const file of readdirSync(dir)) {
-      const orphan = file.endsWith('.tmp') || (/^batch-\d+\.parquet$/.test(file) && !listed.has(file));
-      if (orphan) {
-        unlinkSync(join(dir, file));
-        removed.push(file);
-      }
-    }
-    return removed;
+    return readdirSync(dir).filter((file) => !listed.has(file));
   }
 
   /**

@@ -180,9 +180,14 @@ export function fsyncPath(path: string): void {
 
 /** The highest `_seq` ever flushed into the partition: flushed_seq, or where it is not recorded the segments' highest. */
 export function manifestFlushedSeq(m: Manifest): bigint {
-  const recorded = m.flushed_seq === undefined ? 0n : BigInt(m.flushed_seq);
-  const listed = manifestMaxSeq(m);
-  return recorded > listed ? recorded : listed;
+  return highestSeq(m.flushed_seq === undefined ? 0n : BigInt(m.flushed_seq), manifestMaxSeq(m));
+}
+
+/** The highest of some `_seq`s (0 for none). */
+export function highestSeq(...seqs: bigint[]): bigint {
+  let max = 0n;
+  for (const seq of seqs) if (seq > max) max = seq;
+  return max;
 }
 
 /** The highest `_seq` any segment holds (0 for none). */

@@ -12,7 +12,7 @@ import { primaryKeyIndex, qualifiedName, type TableDef } from '../../catalog/typ
 import type { SourceColumn } from '../duck/duck-engine.js';
 import type { ColdStore } from './cold-store.js';
 import {
-  MANIFEST_FORMAT, ManifestError, SEGMENT_NAME, UNKNOWN_SCHEMA_VERSION, fsyncPath, manifestFlushedSeq, readManifest, writeFileDurably,
+  MANIFEST_FORMAT, ManifestError, SEGMENT_NAME, UNKNOWN_SCHEMA_VERSION, fsyncPath, highestSeq, manifestFlushedSeq, readManifest, writeFileDurably,
   type Manifest, type Segment,
 } from './manifest.js';
 import { fileSha256, readSegmentContent, type SegmentContent } from './segment-check.js';
@@ -119,8 +119,7 @@ export async function repairPartition(
   const nextBatch = Math.max(old?.next_batch ?? 0, ...seen.map((n) => n + 1));
   // How far flushes went: what the old manifest said, what the kept files hold, and the hot tier's
   // watermark (`watermark`: segments taken out here held versions the hot tier handed over).
-  let flushedSeq = watermark;
-  for (const seq of [old === null ? 0n : manifestFlushedSeq(old), ...kept.map((s) => BigInt(s.max_seq))]) if (seq > flushedSeq) flushedSeq = seq;
+  const flushedSeq = highestSeq(watermark, old === null ? 0n : manifestFlushedSeq(old), ...kept.map((s) => BigInt(s.max_seq)));
   const manifest: Manifest = {
     format: MANIFEST_FORMAT, table: qualifiedName(table), table_id: table.id, user_id: partition === '' ? null : partition,
     next_batch: nextBatch, segments: kept, updated_at: Date.now(), flushed_seq: flushedSeq.toString(),
