@@ -2,7 +2,8 @@
 // (auth principal of root, SQL parse, bind, INSERT, committer, RocksDB, WAL sync) for `seconds`, rounds
 // alternating between builds, to compare our insert path's CPU per row where the HTTP layer and the
 // load generator's process would add their noise:
-//   node bench/insert-inproc.mjs <dist dir A> [<dist dir B> ...] [--seconds 3] [--rounds 3]
+//   [WORKLOAD=multi] node bench/insert-inproc.mjs <dist dir A> [<dist dir B> ...] [--seconds 3] [--rounds 3]
+// WORKLOAD=multi: workload 2's statement instead, 1,000-row INSERTs with explicit ids, 4 writers.
 // (a dist dir is packages/server/dist of some checkout). Each build runs in its own child process.
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -32,13 +33,28 @@ if (process.env.INPROC_CHILD) {
   const run = (sql, params = []) => executor.execute({ sql, params, namespace: null }, root);
   await run('CREATE NAMESPACE IF NOT EXISTS vs');
   await run("CREATE SHARED TABLE vs.single (id BIGINT PRIMARY KEY DEFAULT SNOWFLAKE_ID(), user_id TEXT, body TEXT, n INT) WITH (FLUSH_POLICY = 'rows:100000000')");
+  const multi = process.env.WORKLOAD === 'multi';
+  await run("CREATE SHARED TABLE vs.multi (id BIGINT PRIMARY KEY, user_id TEXT, body TEXT, n INT) WITH (FLUSH_POLICY = 'rows:100000000')");
+  let nextId = 0;
+  // Workload 2's statement (bench/versus-pg.mjs multiValues): 1,000 rows of literals, ids from one counter.
+  const multiRow = () => {
+    const values = [];
+    for (let i = nextId; i < nextId + 1000; i++) values.push(`(${i}, 'u${i % 100}', 'bulk body number ${i}', ${i % 1000})`);
+    nextId += 1000;
+    return `INSERT INTO vs.multi (id, user_id, body, n) VALUES ${values.join(',')}`;
+  };
   const phase = async (secs) => {
     let rows = 0;
     const deadline = performance.now() + secs * 1000;
-    await Promise.all(Array.from({ length: 16 }, async (_, c) => {
+    await Promise.all(Array.from({ length: multi ? 4 : 16 }, async (_, c) => {
       for (let i = 0; performance.now() < deadline; i++) {
-        await run('INSERT INTO vs.single (user_id, body, n) VALUES ($1, $2, $3)', [`u${c}`, `message ${i} from client ${c}`, i]);
-        rows++;
+        if (multi) {
+          await run(multiRow());
+          rows += 1000;
+        } else {
+          await run('INSERT INTO vs.single (user_id, body, n) VALUES ($1, $2, $3)', [`u${c}`, `message ${i} from client ${c}`, i]);
+          rows++;
+        }
       }
     }));
     return rows;
@@ -53,7 +69,7 @@ if (process.env.INPROC_CHILD) {
   const groups = server.services.committer.stats;
   await server.close();
   rmSync(dataDir, { recursive: true, force: true });
-  console.log(JSON.stringify({ rows_per_s: Math.round(rows / el), us_per_row: +(a * 1e4 / rows).toFixed(1), main_us_per_row: +(m * 1e4 / rows).toFixed(1), intents_per_group: +(groups.intents / groups.groups).toFixed(1) }));
+  console.log(JSON.stringify({ rows_per_s: Math.round(rows / el), us_per_row: +(a * 1e4 / rows).toFixed(multi ? 2 : 1), main_us_per_row: +(m * 1e4 / rows).toFixed(multi ? 2 : 1), intents_per_group: +(groups.intents / groups.groups).toFixed(1) }));
   process.exit(0);
 }
 

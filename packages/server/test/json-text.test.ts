@@ -16,6 +16,19 @@ describe('JSON with exact 64-bit integers', () => {
     assert.equal(stringifyJson({ a: 7412345678901234567n }), '{"a":7412345678901234567}');
   });
 
+  it('finds long integers in long texts too, and leaves 16-digit runs inside strings alone', () => {
+    // Texts past 1,024 characters are scanned by hand for 16-digit runs outside strings, not by a regex.
+    const sql = `INSERT INTO t VALUES ${Array.from({ length: 200 }, (_, i) => `(${7412345678901234000 + i}, 'a\\"b')`).join(',')}`;
+    const params = [7412345678901234567n, -9223372036854775808n, 9007199254740991, 1.5, 12345678901234567.5, 1e300];
+    const text = `{"sql": ${JSON.stringify(sql)}, "params": [7412345678901234567, -9223372036854775808, 9007199254740991, 1.5, 12345678901234567.5, 1e300]}`;
+    assert.ok(text.length > 4_096);
+    assert.deepEqual(parseJson(text), { sql, params });
+    const plain = { sql, params: [1, 'x'.repeat(2_000)] };
+    assert.deepEqual(parseJson(JSON.stringify(plain)), plain);
+    // The last token of the text.
+    assert.deepEqual(parseJson(`${' '.repeat(2_000)}[1, 7412345678901234567]`), [1, 7412345678901234567n]);
+  });
+
   it('refuses invalid text in time linear in its length, whatever it holds', () => {
     for (const text of [
       // The review's frame: 16 digits, then escaped quotes, each opening a string that never ends.

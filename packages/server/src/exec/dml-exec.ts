@@ -101,9 +101,10 @@ export async function insert(s: Services, ctx: RunContext, st: Of<'insert'>): Pr
   const partition = partitionFor(ctx.principal, table);
   if (table.type === 'STREAM') return insertStreamEvents(s, ctx, table, partition, targets, inputs, env);
   const pkIdx = primaryKeyIndex(table);
+  const buildRow = rowBuilder(table, targets, env);
   const writes: RowWrite[] = inputs.map((input, i) => {
     if (i % DEADLINE_CHECK_ROWS === 0) checkDeadline(ctx);
-    const values = buildRow(table, targets, input, env);
+    const values = buildRow(input);
     if (values[pkIdx] === null) throw execError(`Primary key column '${table.columns[pkIdx]!.name}' cannot be NULL`);
     return { table, partition, values, deleted: false, expect: 'absent' };
   });
@@ -123,8 +124,29 @@ export async function insert(s: Services, ctx: RunContext, st: Of<'insert'>): Pr
   return messageResult(ctx, `Inserted ${writes.length} row(s)`, writes.length);
 }
 
-/** Full rows from INSERT inputs: given columns coerced, the others from their defaults. */
-function buildRow(table: TableDef, targets: readonly number[], input: readonly InsertCell[], env: EvalEnv): StoredValue[] {
+/**
+ * Full rows from INSERT inputs: given columns coerced, the others from their defaults (in column
+ * order). Made once per statement: the columns the statement leaves out are listed once, not found
+ * again for each of a bulk INSERT's rows.
+ */
+function rowBuilder(table: TableDef, targets: readonly number[], env: EvalEnv): (input: readonly InsertCell[]) => StoredValue[] {
+  const columns = table.columns;
+  const targeted = new Set(targets);
+  const omitted = columns.map((_, c) => c).filter((c) => !targeted.has(c));
+  return (input) => {
+    const values: StoredValue[] = new Array(columns.length);
+    for (let i = 0; i < targets.length; i++) {
+      const v = input[i];
+      // DEFAULT among the values: its default is taken in column order with the others'.
+      if (v === DEFAULT_MARKER) return buildRowWithDefaults(table, targets, input, env);
+      values[targets[i]!] = coerce(columns[targets[i]!]!, v as InputValue);
+    }
+    for (let i = 0; i < omitted.length; i++) values[omitted[i]!] = defaultValue(columns[omitted[i]!]!, env);
+    return values;
+  };
+}
+
+function buildRowWithDefaults(table: TableDef, targets: readonly number[], input: readonly InsertCell[], env: EvalEnv): StoredValue[] {
   const values: StoredValue[] = new Array(table.columns.length);
   const given = new Array<boolean>(table.columns.length).fill(false);
   targets.forEach((colIdx, i) => {
@@ -145,9 +167,10 @@ function insertStreamEvents(
   s: Services, ctx: RunContext, table: TableDef, partition: string, targets: readonly number[], inputs: readonly (readonly InsertCell[])[], env: EvalEnv,
 ): StatementResult {
   if (ctx.tx !== null) throw execError(`stream tables are not supported inside explicit transactions (${qualifiedName(table)}: events are not transactional)`);
+  const buildRow = rowBuilder(table, targets, env);
   const rows = inputs.map((input, i) => {
     if (i % DEADLINE_CHECK_ROWS === 0) checkDeadline(ctx);
-    return buildRow(table, targets, input, env);
+    return buildRow(input);
   });
   if (rows.length > s.config.writeRowsMax) throw tooManyRows('The statement writes', s.config.writeRowsMax);
   checkDeadline(ctx);

@@ -248,13 +248,18 @@ export class FlushService {
   /** Committer listener: counts unflushed versions per partition and applies the rows policy. */
   onCommit(changes: readonly CommittedChange[]): void {
     const now = Date.now();
+    // A bulk INSERT's changes are one run of one table and partition: looked up once per run.
+    let last: CommittedChange | null = null;
+    let p: Pending | undefined;
     for (const c of changes) {
       if (c.table.type === 'STREAM') continue;
-      const key = partitionId(c.table.id, c.partition);
-      let p = this.pending.get(key);
+      if (last === null || c.table !== last.table || c.partition !== last.partition) {
+        p = this.pending.get(partitionId(c.table.id, c.partition));
+        last = c;
+      }
       if (p === undefined || p.table.id !== c.table.id) {
         p = { table: c.table, partition: c.partition, count: 0, firstAtMs: now };
-        this.pending.set(key, p);
+        this.pending.set(partitionId(c.table.id, c.partition), p);
       } else if (p.table !== c.table && c.table.schemaVersion >= p.table.schemaVersion) {
         p.table = c.table;
       }

@@ -103,8 +103,14 @@ export class HotMirror {
 
   /** Committer listener: remembers each change for the mirrors that exist. */
   onCommit(changes: readonly CommittedChange[]): void {
+    // A bulk INSERT's changes are one run of one table and partition: looked up once per run.
+    let last: CommittedChange | null = null;
+    let entry: Entry | undefined;
     for (const change of changes) {
-      const entry = this.entries.get(partitionId(change.table.id, change.partition));
+      if (last === null || change.table !== last.table || change.partition !== last.partition) {
+        entry = this.entries.get(partitionId(change.table.id, change.partition));
+        last = change;
+      }
       if (entry === undefined) continue;
       // Kept as committed: a sync maps it (by column id) to the definition the mirror is in then.
       entry.pending.push(change.row);

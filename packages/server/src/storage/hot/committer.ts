@@ -8,8 +8,8 @@
 import { ServerError, assert } from '../../util/errors.js';
 import type { SnowflakeGenerator } from '../../util/snowflake.js';
 import { partitionId, primaryKeyIndex, qualifiedName, type StoredValue, type TableDef } from '../../catalog/types.js';
-import { KEY_PK, KEY_VERSION, catalogKey, encodePk, partitionPrefix, pkKey, versionKey } from './keys.js';
-import { encodeColdMarker, encodeIndexValue, encodeRow, type RowVersion } from './row-codec.js';
+import { KEY_PK, KEY_VERSION, catalogKey, partitionPrefix, pkKeyOf, versionKey } from './keys.js';
+import { INDEX_VALUE_HEAD, encodeColdMarker, encodeIndexValue, encodeIndexValueOfRow, type RowVersion } from './row-codec.js';
 import type { HotStore } from './hot-store.js';
 import { PartitionKeyBounds } from './key-bounds.js';
 import { VersionPackBuilder } from './version-pack.js';
@@ -338,8 +338,8 @@ export class Committer {
       let pack: VersionPackBuilder | null = null;
       for (let i = 0; i < staged.length; i++) {
         const change = staged[i]!;
-        const encoded = encodeRow(change.row.schemaVersion, change.row.deleted, change.row.values);
-        rowBytes += encoded.length;
+        const indexValue = encodeIndexValueOfRow(change.row.seq, change.row.schemaVersion, change.row.deleted, change.row.values);
+        rowBytes += indexValue.length - INDEX_VALUE_HEAD;
         const key = intent.keys[i]!;
         this.keyBounds.wrote(intent.prefixes[i]!, key);
         if (prefixOf === null || prefixOf.table !== change.table || prefixOf.partition !== change.partition) {
@@ -352,8 +352,8 @@ export class Committer {
           }
           pack = entry.pack;
         }
-        pack!.add(change.row.seq, encoded);
-        batch.tryPut(intent.keyBuffers[i]!, encodeIndexValue(change.row.seq, encoded));
+        pack!.add(change.row.seq, indexValue.subarray(INDEX_VALUE_HEAD));
+        batch.tryPut(intent.keyBuffers[i]!, indexValue);
         versions.set(key, change.row);
         for (const w of this.watched) if (w.tableId === change.table.id && w.partition === change.partition) w.written.add(key);
         if (change.row.seq > maxSeq) maxSeq = change.row.seq;
@@ -628,7 +628,7 @@ function indexKeysOf(writes: readonly RowWrite[]): { keys: string[]; prefixes: s
       prefix = cached.bytes;
       prefixText = cached.text;
     }
-    const key = pkKey(prefix, encodePk(table.columns[pkIdx]!.type, write.values[pkIdx]!));
+    const key = pkKeyOf(prefix, table.columns[pkIdx]!.type, write.values[pkIdx]!);
     keyBuffers[i] = key;
     keys[i] = key.toString('latin1');
     prefixes[i] = prefixText;

@@ -60,6 +60,24 @@ export function pkKey(prefix: Buffer, pk: Buffer): Buffer {
   return Buffer.concat([prefix, pk]);
 }
 
+/**
+ * pkKey(prefix, encodePk(type, value)) in one allocation for integer keys (once per row a bulk
+ * INSERT writes: the separate encoding and the concatenation were two more buffers per row).
+ */
+export function pkKeyOf(prefix: Buffer, type: ColumnType, value: StoredValue): Buffer {
+  switch (type) {
+    case 'SmallInt': case 'Int': case 'BigInt': case 'Timestamp': case 'Date': case 'Time': {
+      assert(value !== null, 'primary key is never null');
+      const out = Buffer.allocUnsafe(prefix.length + 8);
+      prefix.copy(out, 0);
+      writeOrderedI64BE(out, BigInt(value as number | bigint), prefix.length);
+      return out;
+    }
+    default:
+      return pkKey(prefix, encodePk(type, value));
+  }
+}
+
 /** The smallest key greater than every key starting with `prefix`. */
 export function prefixEnd(prefix: Buffer): Buffer {
   const out = Buffer.from(prefix);

@@ -2,7 +2,7 @@
  * Row versions as stored in RocksDB: a msgpack array [schemaVersion, deleted, ...values in schema
  * order]. Keeping the schema version in the value lets old rows decode after ALTER TABLE.
  */
-import { Packr, addExtension } from 'msgpackr';
+import { Packr, RESERVE_START_SPACE, addExtension } from 'msgpackr';
 import { assert } from '../../util/errors.js';
 import type { StoredValue } from '../../catalog/types.js';
 import { readU64BE, writeU64BE } from './u64.js';
@@ -77,6 +77,20 @@ export function decodeRow(seq: bigint, bytes: Uint8Array): RowVersion {
   const deleted = state === HOT_DELETED || state === COLD_DELETED;
   if (state >= COLD_LIVE) return { seq, deleted, cold: true, schemaVersion: decoded[0] as number, values: [] };
   return { seq, deleted, schemaVersion: decoded[0] as number, values };
+}
+
+/** Bytes before the encoded version in an index value: its `_seq`, u64 BE. */
+export const INDEX_VALUE_HEAD = 8;
+
+/**
+ * The index value of a new version, encoded in place after its `_seq` (encodeIndexValue of
+ * encodeRow without the copy: once per inserted row). The version's own encoding is
+ * `subarray(INDEX_VALUE_HEAD)`.
+ */
+export function encodeIndexValueOfRow(seq: bigint, schemaVersion: number, deleted: boolean, values: readonly StoredValue[]): Buffer {
+  const out = packr.pack(packable(schemaVersion, deleted ? HOT_DELETED : HOT_LIVE, values), RESERVE_START_SPACE | INDEX_VALUE_HEAD);
+  writeU64BE(out, seq, 0);
+  return out;
 }
 
 /** Index values carry the seq of the newest version followed by its encoding. */

@@ -27,6 +27,7 @@ export class VersionPackBuilder {
   private encoded: Buffer[] = [];
   private bytes = 1;
 
+  /** Adds the next version of the group: `seq` above every one added before. */
   add(seq: bigint, encoded: Buffer): void {
     this.seqs.push(seq);
     this.encoded.push(encoded);
@@ -42,9 +43,8 @@ export class VersionPackBuilder {
 
   private close(): void {
     if (this.seqs.length === 0) return;
-    let lastSeq = 0n;
-    for (const s of this.seqs) if (s > lastSeq) lastSeq = s;
-    this.done.push({ lastSeq, value: this.value() });
+    // Versions are added in commit order (ascending `_seq`): the last is the highest.
+    this.done.push({ lastSeq: this.seqs[this.seqs.length - 1]!, value: this.value() });
     this.seqs = [];
     this.encoded = [];
     this.bytes = 1;
