@@ -6,6 +6,7 @@ import { Packr, RESERVE_START_SPACE, addExtension } from 'msgpackr';
 import { assert } from '../../util/errors.js';
 import type { StoredValue } from '../../catalog/types.js';
 import { readU64BE, writeU64BE } from './u64.js';
+import { encodeVersion } from './version-encoder.js';
 
 /** DECIMAL(p > 18) values can exceed 64 bits; they travel as a msgpack extension holding the digits. */
 class WideInteger {
@@ -84,11 +85,13 @@ export const INDEX_VALUE_HEAD = 8;
 
 /**
  * The index value of a new version, encoded in place after its `_seq` (encodeIndexValue of
- * encodeRow without the copy: once per inserted row). The version's own encoding is
+ * encodeRow without the copy: once per inserted row; by version-encoder.ts, msgpackr's bytes). The version's own encoding is
  * `subarray(INDEX_VALUE_HEAD)`.
  */
 export function encodeIndexValueOfRow(seq: bigint, schemaVersion: number, deleted: boolean, values: readonly StoredValue[]): Buffer {
-  const out = packr.pack(packable(schemaVersion, deleted ? HOT_DELETED : HOT_LIVE, values), RESERVE_START_SPACE | INDEX_VALUE_HEAD);
+  const state = deleted ? HOT_DELETED : HOT_LIVE;
+  const out = encodeVersion(INDEX_VALUE_HEAD, schemaVersion, state, values)
+    ?? packr.pack(packable(schemaVersion, state, values), RESERVE_START_SPACE | INDEX_VALUE_HEAD);
   writeU64BE(out, seq, 0);
   return out;
 }
