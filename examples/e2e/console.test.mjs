@@ -9,9 +9,9 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { KalamProcess, ROOT_PASSWORD, closeBrowser, freePort, launchBrowser, openPage, outputDir, stopAll, tempDir, waitFor } from './helpers.mjs';
+import { BROWSER_SKIP, KalamProcess, ROOT_PASSWORD, closeBrowser, freePort, launchBrowser, openPage, outputDir, stopAll, tempDir, waitFor } from './helpers.mjs';
 
-describe('admin console (/ui) in Chromium', () => {
+describe('admin console (/ui) in Chromium', { skip: BROWSER_SKIP }, () => {
   let db;
   let browser;
   let page;

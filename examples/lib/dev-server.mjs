@@ -152,18 +152,34 @@ function adminSql(url, user, password) {
   };
 }
 
-/** Creates the accounts that do not exist yet ([name, password, role] each). Returns the names it created. */
+/** Whether `user` can log in with `password` at `url`. */
+export async function canLogIn(url, user, password) {
+  const res = await fetch(`${url}/v1/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user, password }) });
+  await res.arrayBuffer();
+  return res.status === 200;
+}
+
+/**
+ * Creates the accounts that do not exist yet ([name, password, role] each). Returns the names it
+ * created and the accounts that can log in with the example's password: on a server of your own
+ * (--url) a demo name may exist already with another password (the README's quick start makes
+ * alice), which is said once here.
+ */
 export async function ensureUsers(db, users) {
   const created = [];
-  for (const [name, password, role] of users) {
+  const usable = [];
+  for (const account of users) {
+    const [name, password, role] = account;
     try {
       await db.sql(`CREATE USER '${name}' WITH PASSWORD '${password}' ROLE ${role}`);
       created.push(name);
     } catch (error) {
       if (!/already exists/i.test(error.message)) throw error;
     }
+    if (created.includes(name) || await canLogIn(db.url, name, password)) usable.push(account);
+    else console.warn(`note: the user '${name}' existed before with another password: log in with that one, or as another demo user`);
   }
-  return created;
+  return { created, usable };
 }
 
 /** The URL a browser that loaded the page from `req` uses for KalamDB: the same host name when this

@@ -18,7 +18,7 @@ const options = exampleOptions('notes', { pagePort: 3000 });
 const db = await openKalamDB(options);
 await db.sql('CREATE NAMESPACE IF NOT EXISTS demo');
 await db.sql('CREATE USER TABLE IF NOT EXISTS demo.notes (id BIGINT PRIMARY KEY DEFAULT SNOWFLAKE_ID(), body TEXT NOT NULL, created_at TIMESTAMP DEFAULT NOW())');
-await ensureUsers(db, USERS);
+const { usable } = await ensureUsers(db, USERS);
 
 const { server: page, port } = await listenPage((req, res) => {
   const path = (req.url ?? '/').split('?')[0];
@@ -30,8 +30,8 @@ const { server: page, port } = await listenPage((req, res) => {
 }, options);
 
 const base = pageBase(options, port);
-console.log(`Live notes: open ${base}/ (users ${USERS.map(([u, p]) => `${u} / ${p}`).join(', ')})`);
-console.log(`  or log in directly: ${base}/?user=alice&password=alice-demo-1 and ${base}/?user=bob&password=bob-demo-1`);
+console.log(`Live notes: open ${base}/ (users ${usable.map(([u, p]) => `${u} / ${p}`).join(', ') || 'of your own: the demo users existed before with other passwords'})`);
+if (usable.length > 0) console.log(`  or log in directly: ${usable.map(([u, p]) => `${base}/?user=${u}&password=${p}`).join(' and ')}`);
 console.log(db.own
   ? `KalamDB: http://localhost:${db.port} (started by this example, data in ${options.dataDir}, root / ${db.admin.password})`
   : `KalamDB: ${db.url} (already running; set up as ${db.admin.user})`);
