@@ -18,6 +18,15 @@ import { backupCommand, backupTarget } from './backup-command.js';
 
 const RESET_COMMANDS: ReadonlySet<string> = new Set(['reset-root-password', '--reset-root-password']);
 
+const USAGE = `Usage: kalamdb [--host ADDR] [--port N] [--data-dir DIR] [--config FILE] [--log-level LEVEL] [--durability fsync|process]
+       kalamdb reset-root-password [flags]             set root's password (KALAMDB_ROOT_PASSWORD) on a stopped server's data dir
+       kalamdb backup --to NEW_DIR [flags]             back up a stopped server's data dir
+       kalamdb restore --from DIR --data-dir DIR       restore a backup into an empty data dir
+
+Serves SQL over HTTP and live queries over WebSocket (default http://127.0.0.1:8080, data in ./data).
+Every flag has a KALAMDB_* variable and a config file setting: docs/configuration.md.
+`;
+
 function readConfig(argv: readonly string[]): Config {
   try {
     return loadConfig(argv, process.env);
@@ -30,6 +39,10 @@ function readConfig(argv: readonly string[]): Config {
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
+  if (argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
+    process.stdout.write(USAGE);
+    return;
+  }
   if (argv[0] !== undefined && RESET_COMMANDS.has(argv[0])) {
     const config = readConfig(argv.slice(1));
     process.stdout.write(`${await resetRootPassword(config)}\n`);

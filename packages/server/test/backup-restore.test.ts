@@ -236,6 +236,8 @@ describe('backup and restore', () => {
   it('path rules and roles', async () => {
     const bad: [string, RegExp][] = [
       ['BACKUP DATABASE TO /tmp/x', /Backup path must be quoted/],
+      ['SHOW BACKUP', /The backup's directory is missing: e\.g\. SHOW BACKUP '/],
+      ['BACKUP DATABASE TO;', /The backup's directory is missing/],
       ["BACKUP DATABASE TO ''", /Backup path cannot be empty/],
       ["BACKUP DATABASE TO '/tmp/../etc/x'", /cannot contain '\.\.'/],
       ["BACKUP DATABASE TO '/etc/kalamdb'", /sensitive directory: \/etc\//],

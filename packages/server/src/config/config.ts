@@ -275,11 +275,11 @@ function checkConfig(config: Config): void {
   if (config.metricsAccess === 'token' && (config.metricsToken === null || config.metricsToken.length < 16)) {
     throw new Error('metrics_access = "token" needs metrics_token (KALAMDB_METRICS_TOKEN), at least 16 characters');
   }
-  if (config.sqlBytesMax > config.bodyBytesMax) throw new Error('sqlBytesMax must not exceed bodyBytesMax');
+  if (config.sqlBytesMax > config.bodyBytesMax) throw new Error('sql_bytes_max must not exceed body_bytes_max: the SQL text travels in the request body');
   if (config.accessTokenTtlSeconds >= config.refreshTokenTtlSeconds) {
     throw new Error('access tokens must expire before refresh tokens');
   }
-  if (config.queryConnections < 1) throw new Error('queryConnections must be at least 1');
+  if (config.queryConnections < 1) throw new Error('query_connections must be at least 1');
   if (!Number.isSafeInteger(config.userPurgeGraceSeconds) || config.userPurgeGraceSeconds < 0) {
     throw new Error('user_purge_grace_seconds must be a whole number of seconds, 0 or more');
   }

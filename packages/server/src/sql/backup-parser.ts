@@ -36,7 +36,8 @@ export function parseBackupStatement(stmt: StatementText): Statement {
 
 function pathAt(tokens: readonly Token[], i: number): string {
   const t = tokens[i];
-  if (t === undefined || (t.kind !== 'string' && t.kind !== 'qident')) throw invalidSql('Backup path must be quoted');
+  if (t === undefined || (t.kind === 'punct' && t.value === ';')) throw invalidSql("The backup's directory is missing: e.g. SHOW BACKUP '/backups/2026-12-01'");
+  if (t.kind !== 'string' && t.kind !== 'qident') throw invalidSql('Backup path must be quoted');
   const extra = tokens[i + 1];
   if (extra !== undefined && !(extra.kind === 'punct' && extra.value === ';')) throw invalidSql(`Unexpected '${extra.value}' at position ${extra.start + 1}`);
   return validateBackupPath(t.value);
