@@ -41,6 +41,7 @@ import { STREAM_SWEEP_MS, evictStreamEvents } from './jobs/stream-eviction.js';
 import { TOPIC_SWEEP_MS, sweepTopicRetention } from './jobs/topic-retention.js';
 import { initParser, ParseCache } from './sql/parser.js';
 import { PasswordHasher } from './auth/passwords.js';
+import { LoginThrottle } from './auth/login-throttle.js';
 import { TokenService } from './auth/tokens.js';
 import { Authenticator } from './auth/authenticator.js';
 import { Executor } from './exec/executor.js';
@@ -144,8 +145,10 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   jobs.onFinished = (job) => metrics.observeJob(job.job_type, job.status, job.rows_processed, ((job.finished_at ?? Date.now()) - (job.started_at ?? job.created_at)) / 1000);
   const exports = new UserExportService({ config, catalog, mirror, duck, jobs, log, serverVersion: SERVER_VERSION });
   await exports.start();
+  // Failed logins and failed OLD PASSWORD checks count together (either one guesses a password).
+  const loginThrottle = new LoginThrottle(Date.now, config.clientIpv6PrefixBits);
   const services: Services = {
-    config, catalog, hot, committer, duck, mirror, cold, jobs, flush, userPurge, sources: new RowSources(hot, cold), seqs, ddl, passwords,
+    config, catalog, hot, committer, duck, mirror, cold, jobs, flush, userPurge, sources: new RowSources(hot, cold), seqs, ddl, passwords, loginThrottle,
     live: null,
     listenPort: config.port,
     streams,
@@ -165,7 +168,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   }, TOPIC_SWEEP_MS);
   topicTimer.unref();
   const executor = new Executor(services, new ParseCache(config.parseCacheEntries));
-  const auth = new Authenticator(catalog, tokens, passwords, config.clientIpv6PrefixBits);
+  const auth = new Authenticator(catalog, tokens, passwords, loginThrottle);
   auth.onFailedLogin = (userId, address) => {
     // A failed login is still answered (401) when its audit row cannot be written (disk full).
     audit.record({ actor: userId, effective_user: userId, action: 'login', target: null, status: 'failed', client_address: address, details: 'invalid credentials' })

@@ -16,8 +16,8 @@ export class Authenticator {
   /** Called with every failed password check (the audit log records them). */
   onFailedLogin: ((userId: string, address: string) => void) | null = null;
 
-  constructor(private readonly catalog: Catalog, private readonly tokens: TokenService, private readonly passwords: PasswordHasher, ipv6PrefixBits = 64) {
-    this.throttle = new LoginThrottle(Date.now, ipv6PrefixBits);
+  constructor(private readonly catalog: Catalog, private readonly tokens: TokenService, private readonly passwords: PasswordHasher, throttle = new LoginThrottle()) {
+    this.throttle = throttle;
   }
 
   async fromHeader(header: string | undefined, address = 'unknown'): Promise<Principal> {
@@ -46,6 +46,21 @@ export class Authenticator {
     // Not named: a header without its space ("Bearer<token>", "Basic<base64>") would put the
     // credential itself into the answer (and the request log).
     throw new ServerError('MISSING_AUTHORIZATION', "Unsupported authorization scheme: use 'Bearer <token>' or 'Basic <base64 user:password>'");
+  }
+
+  /**
+   * Throws INVALID_CREDENTIALS when `user`, as an Authorization header proved it, is no longer the
+   * catalog's: dropped, or its password or role changed since (either moves the token generation on).
+   * A request acts long after its header was checked (a body read for up to http_body_timeout_ms, a
+   * batch, a topic long-poll of up to 300 s): it calls this before each step, so a password rotation
+   * or DROP USER stops it too (an attack review created an account with a request begun before the
+   * password change).
+   */
+  requireUnchanged(user: UserDef): void {
+    const current = this.catalog.account(user.id);
+    if (current === undefined || current.deletedAt !== null || current.tokenGeneration !== user.tokenGeneration || current.role !== user.role) {
+      throw new ServerError('INVALID_CREDENTIALS', 'The account changed while this request ran (password, role or DROP USER): authenticate again');
+    }
   }
 
   async fromToken(token: string, type: 'access' | 'refresh'): Promise<Principal> {

@@ -18,6 +18,7 @@ import type { SchemaField } from './duck-cells.js';
 import type { RowSources } from './sources.js';
 import type { Transaction } from './transaction.js';
 import type { PasswordHasher } from '../auth/passwords.js';
+import type { LoginThrottle } from '../auth/login-throttle.js';
 import type { StoredValue, TableDef } from '../catalog/types.js';
 import type { StreamStore } from '../storage/stream/stream-store.js';
 import type { AuditLog } from '../auth/audit-log.js';
@@ -42,6 +43,8 @@ export interface Services {
   readonly seqs: SnowflakeGenerator;
   readonly ddl: Mutex;
   readonly passwords: PasswordHasher;
+  /** Failed password checks (logins and ALTER USER ... OLD PASSWORD) throttled together. */
+  readonly loginThrottle: LoginThrottle;
   readonly streams: StreamStore;
   readonly audit: AuditLog;
   readonly log: Logger;

@@ -29,6 +29,8 @@ export interface SqlRequest {
   readonly sql: string;
   readonly params: readonly unknown[];
   readonly namespace: string | null;
+  /** Throws when the caller may no longer act (Authenticator.requireUnchanged): called before each statement. */
+  readonly recheck?: () => void;
 }
 
 export class Executor {
@@ -60,6 +62,7 @@ export class Executor {
     for (let i = 0; i < statements.length; i++) {
       const st = statements[i]!;
       try {
+        request.recheck?.();
         if (st.kind === 'begin') {
           if (tx !== null) throw execError('A transaction is already open: COMMIT or ROLLBACK it first');
           tx = new Transaction();

@@ -247,9 +247,9 @@ function encodeConsumed(topic: string, partition: number, messages: readonly Sto
 }
 
 /** Upstream's /v1/api/topics/consume and /ack request and response shapes. */
-export function topicRoutes(s: Services): { consume(p: Principal, b: Record<string, unknown>, gone?: AbortSignal): Promise<unknown>; ack(p: Principal, b: Record<string, unknown>): Promise<unknown> } {
+export function topicRoutes(s: Services): { consume(p: Principal, b: Record<string, unknown>, gone?: AbortSignal, recheck?: () => void): Promise<unknown>; ack(p: Principal, b: Record<string, unknown>): Promise<unknown> } {
   return {
-    async consume(principal, body, gone) {
+    async consume(principal, body, gone, recheck) {
       // Upstream's words on its HTTP route (SQL CONSUME says "Only service, dba, or system roles can ...").
       if (principal.role === 'user') throw denied('Topic consumption requires service, dba, or system role');
       const topic = requireTopic(s, field(body, 'topic_id', 'string', true) as string);
@@ -258,7 +258,10 @@ export function topicRoutes(s: Services): { consume(p: Principal, b: Record<stri
       const partition = partitionField(body, topic);
       const limit = Math.min((field(body, 'limit', 'integer', false) as number | undefined) ?? 100, CONSUME_LIMIT_MAX) || 1;
       const timeout = Math.min((field(body, 'timeout_seconds', 'integer', false) as number | undefined) ?? 0, 300);
-      const start = startOf(body.start);
+      const asked = startOf(body.start);
+      // 'Latest' is where the partition ends when the poll starts: taken again at each wake-up, a new
+      // group's start moved past the message the poll was waiting for, and recorded it as acknowledged.
+      const start = asked === 'latest' ? s.topics.latestOffset(topic.name, partition) : asked;
       const member = memberOf(principal, field(body, 'member_id', 'string', false) as string | undefined);
       const deadline = Date.now() + timeout * 1000;
       const isGone = (): boolean => gone?.aborted === true;
@@ -266,7 +269,13 @@ export function topicRoutes(s: Services): { consume(p: Principal, b: Record<stri
       while (messages.length === 0 && Date.now() < deadline && s.topics.get(topic.name) !== undefined && !isGone()) {
         await s.topics.waitForMessages(Math.min(deadline - Date.now(), 1000));
         if (isGone()) break;
-        messages = await s.topics.consumeStored(topic, group, partition, start, limit, member, consumeBytesMax(s));
+        // The caller's account and the topic's sources as they are now: a source added since, a role
+        // taken away or DROP USER ends the poll (an attack review received a DBA table's row after each).
+        recheck?.();
+        const current = s.topics.get(topic.name);
+        if (current === undefined || current.createdAt !== topic.createdAt) break;
+        requireTopicSources(s, principal, current);
+        messages = await s.topics.consumeStored(current, group, partition, start, limit, member, consumeBytesMax(s));
       }
       if (isGone() && messages.length > 0) {
         // The client went away (a consumer stopped during its long-poll): nobody will handle these,

@@ -47,9 +47,16 @@ export async function alterUser(s: Services, ctx: RunContext, st: Of<'alter_user
   // resetting someone else's do not need it.
   if (st.field === 'password' && self && !isAdminRole(actor.role)) {
     if (st.oldPassword === undefined) throw denied("Permission denied: changing your own password needs OLD PASSWORD '<current password>'");
+    // A password guess like a login's, throttled with them (an attack review: a stolen token made
+    // unlimited guesses here, then could set a password of its own). The session is the account's
+    // own, so its failures are keyed to the account in place of a client address.
+    const asked = `account:${actor.id}`;
+    s.loginThrottle.check(target.userId, asked);
     if (!(await s.passwords.verify(target.passwordHash, target.userId, st.oldPassword))) {
+      s.loginThrottle.failed(target.userId, asked);
       throw denied('Permission denied: the old password is not correct');
     }
+    s.loginThrottle.succeeded(target.userId, asked);
   }
   const passwordHash = st.field === 'password' ? await s.passwords.hash(st.value) : null;
   return s.ddl.run(async () => {

@@ -7,7 +7,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { routeLabel, type Metrics } from '../util/metrics.js';
 import { consoleFile } from './console-route.js';
-import type { Principal } from '../auth/access.js';
+import { principalOf, type Principal } from '../auth/access.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { limitConnections } from './connection-limits.js';
 import type { Duplex } from 'node:stream';
@@ -46,7 +46,7 @@ export interface HttpDeps {
 export interface TopicRoutes {
   /** The response body, or (a consume's) JSON text already encoded as a Buffer. */
   /** `gone` aborts when the client disconnects: a long-poll stops waiting and gives back what it claimed. */
-  consume(principal: Principal, body: Record<string, unknown>, gone?: AbortSignal): Promise<unknown>;
+  consume(principal: Principal, body: Record<string, unknown>, gone?: AbortSignal, recheck?: () => void): Promise<unknown>;
   ack(principal: Principal, body: Record<string, unknown>): Promise<unknown>;
 }
 
@@ -212,7 +212,8 @@ function isLoopback(address: string | undefined): boolean {
 
 async function sqlRoute(deps: HttpDeps, req: IncomingMessage, started: number): Promise<Handled> {
   if (req.method !== 'POST') throw new ServerError('INVALID_INPUT', 'Use POST for /v1/api/sql');
-  const principal = await deps.auth.fromHeader(req.headers.authorization, req.socket.remoteAddress ?? 'unknown');
+  const account = await deps.auth.userFromHeader(req.headers.authorization, req.socket.remoteAddress ?? 'unknown');
+  const principal = principalOf(account);
   const user = principal.userId;
   try {
     const raw = await readBody(req, { bytesMax: deps.config.bodyBytesMax, timeoutMs: deps.config.httpBodyTimeoutMs });
@@ -227,7 +228,9 @@ async function sqlRoute(deps: HttpDeps, req: IncomingMessage, started: number): 
     if (!Array.isArray(params)) throw new ServerError('INVALID_INPUT', "Invalid JSON payload: 'params' must be an array");
     const namespace = body.namespace_id ?? null;
     if (namespace !== null && typeof namespace !== 'string') throw new ServerError('INVALID_INPUT', "Invalid JSON payload: 'namespace_id' must be a string");
-    const results = await deps.executor.execute({ sql: body.sql, params, namespace }, principal);
+    // The body may have taken up to http_body_timeout_ms: the account is checked again before each statement.
+    const recheck = (): void => deps.auth.requireUnchanged(account);
+    const results = await deps.executor.execute({ sql: body.sql, params, namespace, recheck }, principal);
     // Encoded (and size-checked) here, so an oversized result still gets the error envelope below.
     const encoded = encodeSqlSuccess(results, took(started), deps.config.resultBytesMax);
     return { status: 200, body: null, encoded, user };
@@ -239,8 +242,12 @@ async function sqlRoute(deps: HttpDeps, req: IncomingMessage, started: number): 
 
 async function topicRoute(deps: HttpDeps, topics: TopicRoutes, req: IncomingMessage, which: 'consume' | 'ack'): Promise<Handled> {
   if (req.method !== 'POST') throw new ServerError('BAD_REQUEST', `Use POST for /v1/api/topics/${which}`);
-  const principal = await deps.auth.fromHeader(req.headers.authorization, req.socket.remoteAddress ?? 'unknown');
+  const account = await deps.auth.userFromHeader(req.headers.authorization, req.socket.remoteAddress ?? 'unknown');
+  const principal = principalOf(account);
   const body = parseJsonObject(await readBody(req, { bytesMax: 64 * 1024, timeoutMs: deps.config.httpBodyTimeoutMs }));
+  // Checked again after the body and at each wake-up of a long-poll (up to 300 s).
+  const recheck = (): void => deps.auth.requireUnchanged(account);
+  recheck();
   let out: unknown;
   if (which === 'consume') {
     // A long-poll ends early when its client disconnects (the consume gives back what it claimed).
@@ -248,7 +255,7 @@ async function topicRoute(deps: HttpDeps, topics: TopicRoutes, req: IncomingMess
     const onClose = (): void => gone.abort();
     req.socket.once('close', onClose);
     try {
-      out = await topics.consume(principal, body, gone.signal);
+      out = await topics.consume(principal, body, gone.signal, recheck);
     } finally {
       req.socket.off('close', onClose);
     }
