@@ -13,6 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { createServer, type AddressInfo } from 'node:net';
 import S3rver from 's3rver';
 import { S3Client, CreateBucketCommand, DeleteObjectsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { TestServer, assertError, eventually, jobIdOf, waitForExit } from './harness.js';
@@ -109,6 +110,32 @@ describe('S3 storages', () => {
     assert.equal((JSON.parse(String(row!.config_json)) as { region: string }).region, 'eu-west-1');
     assert.deepEqual(JSON.parse(String(row!.credentials)), credentials, 'root (role system) sees the secrets');
     assert.equal((await server.rows('STORAGE CHECK by_bucket'))[0]!.status, 'healthy');
+  });
+
+  it("a dba cannot point a storage's stored credentials at another endpoint (an attack review received them, signed)", async () => {
+    const server = await TestServer.start();
+    servers.push(server);
+    // A recording endpoint: any request that reaches it would carry the stored credentials.
+    const seen: string[] = [];
+    const spy = createServer((socket) => socket.on('data', (d: Buffer) => seen.push(d.toString('latin1'))).on('error', () => undefined));
+    await new Promise<void>((r) => spy.listen(0, '127.0.0.1', r));
+    try {
+      const config = { endpoint: `http://127.0.0.1:${s3.port}`, allow_http: true };
+      await server.ok(`CREATE STORAGE lake TYPE s3 BASE_DIRECTORY 's3://${BUCKET}/lake' CONFIG '${JSON.stringify(config)}' `
+        + `CREDENTIALS '${JSON.stringify({ access_key_id: 'S3RVER', secret_access_key: 'S3RVER', session_token: 'SYSTEM-ONLY-TOKEN' })}'`);
+      const dba = await server.createUser('pointer', 'dba');
+      const elsewhere = JSON.stringify({ endpoint: `http://127.0.0.1:${(spy.address() as AddressInfo).port}`, allow_http: true });
+      assertError(await server.sql(`ALTER STORAGE lake SET CONFIG '${elsewhere}'`, { auth: dba }), 403, 'PERMISSION_DENIED', /give CREDENTIALS again/);
+      assert.deepEqual(seen, [], 'nothing was sent to the new endpoint');
+      // With credentials of their own the dba may move it (the probe then fails against the spy, which never answers S3).
+      await server.sql(`ALTER STORAGE lake SET CONFIG '${elsewhere}' SET CREDENTIALS '${JSON.stringify({ access_key_id: 'mine', secret_access_key: 'mine' })}'`, { auth: dba });
+      assert.ok(!seen.join('').includes('SYSTEM-ONLY-TOKEN') && !seen.join('').includes('S3RVER'), 'only the credentials the dba gave');
+      // Root (role system) may: the stored credentials are its own to send.
+      const back = JSON.stringify({ endpoint: `http://127.0.0.1:${s3.port}`, allow_http: true });
+      await server.ok(`ALTER STORAGE lake SET CONFIG '${back}'`);
+    } finally {
+      spy.close();
+    }
   });
 
   it('flushes to the bucket, reads back through an emptied cache, compacts, and masks secrets', async () => {

@@ -7,6 +7,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TestServer, assertError } from './harness.js';
@@ -138,5 +139,53 @@ describe('filesystem storages', () => {
     const [plain] = await server.rows("SELECT credentials FROM system.storages WHERE storage_id = 'by_dba'");
     assert.deepEqual(JSON.parse(String(plain!.credentials)), { token: 's3cr3t', user: 'u' });
     await server.ok('DROP STORAGE by_dba', { auth: dba });
+  });
+});
+
+/**
+ * An attack review (round 4): a storage's probe against a peer that accepts and never answers held
+ * the DDL lock (every CREATE/ALTER/DROP, user management, GRANT) for minutes; a dba pointed a stored
+ * storage's CONFIG at their own endpoint and received its credentials, signed.
+ */
+describe('S3 storage probes and where credentials go', () => {
+  let server: TestServer;
+  let blackhole: Server;
+  const connections: string[] = [];
+  before(async () => {
+    server = await TestServer.start();
+    // Accepts connections, records what arrives, never answers.
+    blackhole = createServer((socket) => {
+      connections.push('');
+      socket.on('data', (d: Buffer) => { connections[connections.length - 1] += d.toString('latin1'); });
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((r) => blackhole.listen(0, '127.0.0.1', r));
+  });
+  after(async () => {
+    blackhole.close();
+    await server.dispose();
+  });
+  const endpoint = (): string => `http://127.0.0.1:${(blackhole.address() as AddressInfo).port}`;
+  const s3 = (id: string, credentials: string | null): string =>
+    `CREATE STORAGE ${id} TYPE s3 BASE_DIRECTORY 's3://bkt/${id}' ${credentials === null ? '' : `CREDENTIALS '${credentials}' `}CONFIG '${JSON.stringify({ endpoint: endpoint(), allow_http: true })}'`;
+
+  it('a probe that gets no answer gives up, and DDL of others does not wait for it', async () => {
+    const started = performance.now();
+    const creating = server.sql(s3('hangs', '{"access_key_id":"a","secret_access_key":"b"}'));
+    await new Promise((r) => setTimeout(r, 500));
+    const ddlStarted = performance.now();
+    await server.ok('CREATE NAMESPACE meanwhile');
+    assert.ok(performance.now() - ddlStarted < 3_000, `CREATE NAMESPACE waited ${Math.round(performance.now() - ddlStarted)} ms`);
+    assertError(await creating, 400, 'SQL_EXECUTION_ERROR', /Storage connectivity check failed .*no answer within 10000 ms/);
+    assert.ok(performance.now() - started < 20_000);
+    assert.ok(connections.length > 0, 'the probe reached the endpoint');
+    assert.deepEqual(await server.rows("SELECT storage_id FROM system.storages WHERE storage_id = 'hangs'"), []);
+  });
+
+  it("a dba cannot make an S3 storage sign with the server's own environment credentials", async () => {
+    const dba = await server.createUser('point_dba', 'dba');
+    const before = connections.length;
+    assertError(await server.sql(s3('env_creds', null), { auth: dba }), 403, 'PERMISSION_DENIED', /environment credentials/);
+    assert.equal(connections.length, before, 'refused before any request');
   });
 });

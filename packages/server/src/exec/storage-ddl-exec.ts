@@ -6,7 +6,7 @@
  */
 import { join, resolve } from 'node:path';
 import { isWithin } from '../util/paths.js';
-import { execError, invalidSql } from '../util/errors.js';
+import { denied, execError, invalidSql } from '../util/errors.js';
 import { requireAdmin, type Principal } from '../auth/access.js';
 import { LOCAL_STORAGE_ID, isAdminRole, tableStorageId, type StorageDef } from '../catalog/types.js';
 import type { Statement } from '../sql/statement.js';
@@ -59,26 +59,29 @@ export function showStorages(s: Services, ctx: RunContext): StatementResult {
 
 export async function createStorage(s: Services, ctx: RunContext, st: Of<'create_storage'>): Promise<StatementResult> {
   requireAdmin(ctx.principal, 'CREATE STORAGE');
+  const exists = (): boolean => st.storageId === LOCAL_STORAGE_ID || s.catalog.storage(st.storageId) !== undefined;
+  if (exists()) throw execError(`Storage '${st.storageId}' already exists`);
+  let config = jsonObject(st.config, 'CONFIG');
+  if (st.region !== null) config = { ...(config ?? {}), region: st.region };
+  const now = Date.now();
+  const def: StorageDef = {
+    storageId: st.storageId,
+    storageName: st.storageName ?? st.storageId,
+    description: st.description,
+    storageType: st.storageType,
+    baseDirectory: st.storageType === 'filesystem' ? filesystemDirectory(s, st.baseDirectory) : st.baseDirectory.replace(/\/+$/, ''),
+    credentials: jsonObject(st.credentials, 'Credentials'),
+    config,
+    sharedTablesTemplate: validateTemplate(st.sharedTablesTemplate ?? '{namespace}/{tableName}', false),
+    userTablesTemplate: validateTemplate(st.userTablesTemplate ?? '{namespace}/{tableName}/{userId}', true),
+    createdAt: now,
+    updatedAt: now,
+  };
+  if (def.storageType === 's3') requireCredentialRules(ctx, def, null);
+  // The probe runs outside the DDL lock: a slow storage holds this statement only (PROBE_DEADLINE_MS).
+  await requireHealthy(def);
   return s.ddl.run(async () => {
-    if (st.storageId === LOCAL_STORAGE_ID || s.catalog.storage(st.storageId) !== undefined) throw execError(`Storage '${st.storageId}' already exists`);
-    let config = jsonObject(st.config, 'CONFIG');
-    if (st.region !== null) config = { ...(config ?? {}), region: st.region };
-    const now = Date.now();
-    const def: StorageDef = {
-      storageId: st.storageId,
-      storageName: st.storageName ?? st.storageId,
-      description: st.description,
-      storageType: st.storageType,
-      baseDirectory: st.storageType === 'filesystem' ? filesystemDirectory(s, st.baseDirectory) : st.baseDirectory.replace(/\/+$/, ''),
-      credentials: jsonObject(st.credentials, 'Credentials'),
-      config,
-      sharedTablesTemplate: validateTemplate(st.sharedTablesTemplate ?? '{namespace}/{tableName}', false),
-      userTablesTemplate: validateTemplate(st.userTablesTemplate ?? '{namespace}/{tableName}/{userId}', true),
-      createdAt: now,
-      updatedAt: now,
-    };
-    if (def.storageType === 's3') s3Settings(def.baseDirectory, def.config, def.credentials);
-    await requireHealthy(def);
+    if (exists()) throw execError(`Storage '${st.storageId}' already exists`);
     // The file engine reads and writes segments only where it was told it may.
     if (def.storageType === 'filesystem') await s.cold.fileEngine.allowDirectories([def.baseDirectory]);
     await s.catalog.putStorage(def);
@@ -88,33 +91,64 @@ export async function createStorage(s: Services, ctx: RunContext, st: Of<'create
 
 export async function alterStorage(s: Services, ctx: RunContext, st: Of<'alter_storage'>): Promise<StatementResult> {
   requireAdmin(ctx.principal, 'ALTER STORAGE');
-  return s.ddl.run(async () => {
-    const current = s.cold.locations.storage(st.storageId);
-    if (current === undefined) throw execError(`Storage '${st.storageId}' not found`);
-    const c = st.changes;
-    const touchesPlace = c.sharedTablesTemplate !== undefined || c.userTablesTemplate !== undefined || c.config !== undefined || c.credentials !== undefined;
-    if (st.storageId === LOCAL_STORAGE_ID && touchesPlace) throw execError("Storage 'local' is built in: only its NAME and DESCRIPTION can be changed");
+  const current = s.cold.locations.storage(st.storageId);
+  if (current === undefined) throw execError(`Storage '${st.storageId}' not found`);
+  const c = st.changes;
+  const touchesPlace = c.sharedTablesTemplate !== undefined || c.userTablesTemplate !== undefined || c.config !== undefined || c.credentials !== undefined;
+  if (st.storageId === LOCAL_STORAGE_ID && touchesPlace) throw execError("Storage 'local' is built in: only its NAME and DESCRIPTION can be changed");
+  const templatesUsed = (): void => {
     const users = tablesUsing(s, st.storageId);
     // Existing partitions were placed by the old templates: new ones would lose sight of them.
     if ((c.sharedTablesTemplate !== undefined || c.userTablesTemplate !== undefined) && users > 0) {
       throw execError(`Cannot change the templates of storage '${st.storageId}': ${users} table(s) use it`);
     }
-    const next: StorageDef = {
-      ...current,
-      storageName: c.storageName ?? current.storageName,
-      description: c.description ?? current.description,
-      sharedTablesTemplate: c.sharedTablesTemplate === undefined ? current.sharedTablesTemplate : validateTemplate(c.sharedTablesTemplate, false),
-      userTablesTemplate: c.userTablesTemplate === undefined ? current.userTablesTemplate : validateTemplate(c.userTablesTemplate, true),
-      config: c.config === undefined ? current.config : jsonObject(c.config, 'CONFIG'),
-      credentials: c.credentials === undefined ? current.credentials : jsonObject(c.credentials, 'Credentials'),
-      updatedAt: Math.max(Date.now(), current.updatedAt + 1),
-    };
-    if (next.storageType === 's3') s3Settings(next.baseDirectory, next.config, next.credentials);
-    // New connection settings must reach the same place before tables start using them.
-    if (touchesPlace) await requireHealthy(next);
+  };
+  templatesUsed();
+  const next: StorageDef = {
+    ...current,
+    storageName: c.storageName ?? current.storageName,
+    description: c.description ?? current.description,
+    sharedTablesTemplate: c.sharedTablesTemplate === undefined ? current.sharedTablesTemplate : validateTemplate(c.sharedTablesTemplate, false),
+    userTablesTemplate: c.userTablesTemplate === undefined ? current.userTablesTemplate : validateTemplate(c.userTablesTemplate, true),
+    config: c.config === undefined ? current.config : jsonObject(c.config, 'CONFIG'),
+    credentials: c.credentials === undefined ? current.credentials : jsonObject(c.credentials, 'Credentials'),
+    updatedAt: Math.max(Date.now(), current.updatedAt + 1),
+  };
+  if (next.storageType === 's3') {
+    if (c.config !== undefined || c.credentials !== undefined) requireCredentialRules(ctx, next, c.credentials === undefined ? current : null);
+    else s3Settings(next.baseDirectory, next.config, next.credentials);
+  }
+  // New connection settings must reach the same place before tables start using them; the probe
+  // runs outside the DDL lock (see createStorage).
+  if (touchesPlace) await requireHealthy(next);
+  return s.ddl.run(async () => {
+    // Another statement may have changed the storage while this one probed: its change must not be lost.
+    if (s.cold.locations.storage(st.storageId)?.updatedAt !== current.updatedAt) {
+      throw execError(`Storage '${st.storageId}' was changed by another statement meanwhile: run the ALTER STORAGE again`);
+    }
+    templatesUsed();
     await s.catalog.putStorage(next);
     return messageResult(ctx, `Storage '${st.storageId}' altered successfully`);
   });
+}
+
+/**
+ * Validates an S3 storage's settings and who may direct credentials at its endpoint. Stored
+ * credentials are shown to role system only; a new CONFIG (endpoint, bucket, region) with the stored
+ * CREDENTIALS (`keptFrom`) would send them, signed, wherever a dba points it (an attack review received
+ * a system-only session token that way). Without credentials the SDK signs with the server's own
+ * environment credentials, which are the operator's. Both need role system; a dba gives the
+ * credentials with the new CONFIG.
+ */
+function requireCredentialRules(ctx: RunContext, def: StorageDef, keptFrom: StorageDef | null): void {
+  const settings = s3Settings(def.baseDirectory, def.config, def.credentials);
+  if (ctx.principal.role === 'system') return;
+  if (settings.accessKeyId === null) {
+    throw denied("Permission denied: an S3 storage without access_key_id signs with the server's environment credentials: only role system may create or point one");
+  }
+  if (keptFrom?.credentials !== null && keptFrom?.credentials !== undefined) {
+    throw denied('Permission denied: a new CONFIG with the stored CREDENTIALS would send them to its endpoint: give CREDENTIALS again in the same statement (or run it as role system)');
+  }
 }
 
 export async function dropStorage(s: Services, ctx: RunContext, st: Of<'drop_storage'>): Promise<StatementResult> {

@@ -40,8 +40,15 @@ interface ProbeTarget {
   capacity(): Promise<{ total: number | null; used: number }>;
 }
 
-export async function probeStorage(storage: StorageDef, extended: boolean): Promise<StorageHealth> {
-  if (storage.storageType === 'filesystem') return probe(filesystemTarget(filesystemBase(storage)), extended);
+/**
+ * A probe gives up after this long in all: a peer that accepts connections and never answers held
+ * CREATE STORAGE for minutes (each step has its own request timeout and retries), and with it every
+ * statement that waited for the DDL lock (an attack review).
+ */
+export const PROBE_DEADLINE_MS = 10_000;
+
+export async function probeStorage(storage: StorageDef, extended: boolean, deadlineMs = PROBE_DEADLINE_MS): Promise<StorageHealth> {
+  if (storage.storageType === 'filesystem') return withDeadline(probe(filesystemTarget(filesystemBase(storage)), extended), deadlineMs);
   let store: ObjectStore;
   try {
     store = new S3ObjectStore(storage.storageId, s3Settings(storage.baseDirectory, storage.config, storage.credentials), 1);
@@ -49,9 +56,22 @@ export async function probeStorage(storage: StorageDef, extended: boolean): Prom
     return failed((error as Error).message);
   }
   try {
-    return await probe(objectTarget(store), extended);
+    return await withDeadline(probe(objectTarget(store), extended), deadlineMs);
   } finally {
+    // Also ends the requests of a probe that ran out of time.
     store.close();
+  }
+}
+
+async function withDeadline(probing: Promise<StorageHealth>, deadlineMs: number): Promise<StorageHealth> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<StorageHealth>((resolve) => {
+    timer = setTimeout(() => resolve({ ...failed(`no answer within ${deadlineMs} ms`), latencyMs: deadlineMs }), deadlineMs);
+  });
+  try {
+    return await Promise.race([probing, expired]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
