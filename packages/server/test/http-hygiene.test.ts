@@ -176,3 +176,23 @@ test('every answer carries the CORS header: SQL results, errors, the health chec
   }
   assert.equal(sql.headers.get('content-type'), 'application/json');
 });
+
+test('refused WebSocket handshakes and CONNECT get a status and a JSON envelope, not an empty body or an HTML page', async () => {
+  const key = 'dGhlIHNhbXBsZSBub25jZQ==';
+  const upgrade = (method: string, path: string, extra: string[]): string =>
+    [`${method} ${path} HTTP/1.1`, 'Host: localhost', 'Connection: Upgrade', ...extra, '', ''].join('\r\n');
+  const cases: [string, string, RegExp][] = [
+    [upgrade('GET', '/elsewhere', ['Upgrade: websocket', `Sec-WebSocket-Key: ${key}`, 'Sec-WebSocket-Version: 13']), '404', /No WebSocket endpoint at \/elsewhere/],
+    [upgrade('GET', '/v1/ws', ['Upgrade: websocket', 'Sec-WebSocket-Key: short', 'Sec-WebSocket-Version: 13']), '400', /Sec-WebSocket-Key/],
+    [upgrade('GET', '/v1/ws', ['Upgrade: websocket', `Sec-WebSocket-Key: ${key}`, 'Sec-WebSocket-Version: 7']), '400', /Sec-WebSocket-Version/],
+    [upgrade('POST', '/v1/ws', ['Upgrade: websocket', `Sec-WebSocket-Key: ${key}`, 'Sec-WebSocket-Version: 13', 'Content-Length: 0']), '405', /GET request/],
+    ['CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n', '405', /not a proxy/],
+  ];
+  for (const [request, status, message] of cases) {
+    const { text } = await rawExchange(request);
+    assert.match(text, new RegExp(`^HTTP/1.1 ${status} `), text);
+    assert.match(text, /Content-Type: application\/json/i, text);
+    const body = JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)) as { error: unknown; message?: string };
+    assert.match(JSON.stringify(body), message);
+  }
+});

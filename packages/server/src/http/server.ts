@@ -117,6 +117,12 @@ export function createHttpServer(config: Config, log: Logger): HttpServer {
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     if (!serving) held.push([req, socket, head]);
   });
+  // node:http closes a CONNECT without an answer when nobody listens for it: this is not a proxy.
+  server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+    const body = JSON.stringify({ error: 'method_not_allowed', message: 'CONNECT is not supported: this server is not a proxy' });
+    socket.on('error', () => undefined);
+    socket.end(`HTTP/1.1 405 Method Not Allowed\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  });
   const serve = (deps: HttpDeps): void => {
     serving = true;
     ready(deps);

@@ -79,14 +79,18 @@ export class LiveServer implements LiveControl {
     http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       const path = (req.url ?? '').split('?')[0];
       if (path !== '/v1/ws') {
-        socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+        refuseUpgrade(socket, '404 Not Found', 'NOT_FOUND', `No WebSocket endpoint at ${path.slice(0, 200)}: use /v1/ws`);
+        return;
+      }
+      const malformed = malformedHandshake(req);
+      if (malformed !== null) {
+        refuseUpgrade(socket, malformed.status, 'BAD_REQUEST', malformed.message, malformed.headers);
         return;
       }
       const refusal = this.overConnectionLimits(req.headers.authorization !== undefined);
       if (refusal !== null) {
         this.log.warn('live connection refused', { reason: refusal, address: req.socket.remoteAddress });
-        const body = JSON.stringify({ status: 'error', error: { code: 'TOO_MANY_CONNECTIONS', message: refusal } });
-        socket.end(`HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: application/json\r\nRetry-After: 1\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+        refuseUpgrade(socket, '503 Service Unavailable', 'TOO_MANY_CONNECTIONS', refusal, 'Retry-After: 1\r\n');
         return;
       }
       this.wss.handleUpgrade(req, socket, head, (ws) => this.open(ws, req));
@@ -240,4 +244,22 @@ export class LiveServer implements LiveControl {
 function schemaChangeOf(change: CatalogChange): TableSchemaChange | null {
   if (change.kind !== 'table_schema_changed') return null;
   return { previous: change.previous, next: change.table, statement: change.change.description };
+}
+
+/** Answers an upgrade that is not taken with the protocol's error envelope (not `ws`'s HTML page) and closes. */
+function refuseUpgrade(socket: Duplex, status: string, code: string, message: string, headers = ''): void {
+  const body = JSON.stringify({ status: 'error', error: { code, message } });
+  socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Type: application/json\r\n${headers}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+}
+
+/** What `ws` would refuse in the handshake (RFC 6455 4.2.1), said in the envelope; null for a valid one. */
+function malformedHandshake(req: IncomingMessage): { status: string; message: string; headers?: string } | null {
+  if (req.method !== 'GET') return { status: '405 Method Not Allowed', message: 'A WebSocket handshake is a GET request', headers: 'Allow: GET\r\n' };
+  if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return { status: '400 Bad Request', message: "Upgrade must be 'websocket'" };
+  if (!/^[+/0-9A-Za-z]{22}==$/.test(req.headers['sec-websocket-key'] ?? '')) return { status: '400 Bad Request', message: 'Missing or invalid Sec-WebSocket-Key' };
+  const version = req.headers['sec-websocket-version'];
+  if (version !== '13' && version !== '8') {
+    return { status: '400 Bad Request', message: 'Unsupported Sec-WebSocket-Version: use 13', headers: 'Sec-WebSocket-Version: 13, 8\r\n' };
+  }
+  return null;
 }
