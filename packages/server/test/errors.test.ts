@@ -332,6 +332,10 @@ describe('errors', () => {
       }
       const get = await server.fetch('/v1/api/sql', { headers: ROOT });
       assert.ok(get.status >= 400 && get.status < 500, `GET /v1/api/sql → ${get.status}`);
+      // A browser opening the server's address is told where the console and the API are.
+      const home = await server.fetch('/');
+      assert.equal(home.status, 404);
+      assert.match(((await home.json()) as { message: string }).message, /admin console is at \/ui, the SQL API at POST \/v1\/api\/sql/);
     });
   });
 

@@ -183,7 +183,9 @@ async function handle(deps: HttpDeps, req: IncomingMessage, started: number): Pr
       const { file, principal } = await exportDownload({ auth: deps.auth, catalog: deps.catalog, exports: deps.exports }, req, path);
       return { status: 200, body: null, file, user: principal.userId };
     }
-    return { status: 404, body: { error: 'not_found', message: `No route for ${req.method} ${path}` } };
+    // A newcomer opening http://localhost:8080/ in a browser is told where things are.
+    const hint = path === '/' ? ': the admin console is at /ui, the SQL API at POST /v1/api/sql (README.md)' : '';
+    return { status: 404, body: { error: 'not_found', message: `No route for ${req.method} ${path}${hint}` } };
   } catch (error) {
     const e = toServerError(deps, error);
     // The export download answers in the SQL envelope, as upstream's does.
