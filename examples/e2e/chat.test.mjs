@@ -34,7 +34,7 @@ async function login(page, user) {
   await page.waitForSelector('#rooms button[data-room="general"][aria-current="true"]');
 }
 
-// A missing browser is a failure with the fix in its message, never a skip.
+// Without Chromium these are skipped with the reason (BROWSER_SKIP); with KALAMDB_REQUIRE_BROWSER=1 (CI) a missing one fails here with the fix.
 test('headless Chromium is installed', { skip: BROWSER_SKIP }, () => assertChromium());
 
 describe('chat example in Chromium', { timeout: 300_000, skip: BROWSER_SKIP }, () => {

@@ -21,7 +21,7 @@ async function login(label, user) {
   return page;
 }
 
-// A missing browser is a failure with the fix in its message, never a skip.
+// Without Chromium these are skipped with the reason (BROWSER_SKIP); with KALAMDB_REQUIRE_BROWSER=1 (CI) a missing one fails here with the fix.
 test('headless Chromium is installed', { skip: BROWSER_SKIP }, () => assertChromium());
 
 describe('notes example in Chromium', { timeout: 180_000, skip: BROWSER_SKIP }, () => {

@@ -39,7 +39,7 @@ function readConfig(argv: readonly string[]): Config {
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
-  if (argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
+  if (argv[0] === 'help' || argv.includes('--help') || argv.includes('-h')) {
     process.stdout.write(USAGE);
     return;
   }

@@ -116,6 +116,29 @@ describe('access taken away while a request is in flight', () => {
     assert.match(Buffer.from(consumed.messages[0]!.payload, 'base64').toString('utf8'), /waited-for/);
   });
 
+  it("a batch that changes the caller's own password goes on (the change is the request's own)", async () => {
+    const carol = await server.createUser('carol_batch', 'user', 'carol-pass-1');
+    const res = await server.sql("ALTER USER 'carol_batch' SET PASSWORD 'carol-pass-2' OLD PASSWORD 'carol-pass-1'; SELECT 1 AS one", { auth: carol });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    await server.login('carol_batch', 'carol-pass-2');
+  });
+
+  it('guesses sent in parallel are throttled too (OLD PASSWORD and login)', async () => {
+    const dave = await server.createUser('parallel_guess', 'user', 'the-real-pass-2');
+    const { access_token: token } = await server.login(dave.user, dave.password);
+    const guesses = await Promise.all(Array.from({ length: 20 }, (_, i) =>
+      server.sql(`ALTER USER 'parallel_guess' SET PASSWORD 'taken-over-1' OLD PASSWORD 'guess-${i}'`, { auth: { token } })));
+    const statuses = guesses.map((g) => g.status);
+    assert.equal(statuses.filter((s) => s === 403).length, 5, statuses.join(','));
+    assert.equal(statuses.filter((s) => s === 429).length, 15, statuses.join(','));
+    const eve = await server.createUser('parallel_login', 'user', 'the-real-pass-3');
+    const logins = await Promise.all(Array.from({ length: 20 }, (_, i) =>
+      server.post('/v1/api/auth/login', { user: eve.user, password: `wrong-${i}` })));
+    const loginStatuses = logins.map((l) => l.status);
+    assert.equal(loginStatuses.filter((s) => s === 401).length, 5, loginStatuses.join(','));
+    assert.equal(loginStatuses.filter((s) => s === 429).length, 15, loginStatuses.join(','));
+  });
+
   it('password guesses through ALTER USER ... OLD PASSWORD are throttled like logins', async () => {
     const bob = await server.createUser('guessed', 'user', 'the-real-pass-1');
     const { access_token: token } = await server.login(bob.user, bob.password);

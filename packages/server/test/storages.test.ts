@@ -126,6 +126,18 @@ describe('filesystem storages', () => {
     assert.ok(!(await server.rows('SHOW STORAGES')).some((r) => String(r.storage_id).startsWith('b')));
   });
 
+  it('of two overlapping storages created at once, one is refused (the overlap is checked again under the DDL lock)', async () => {
+    for (let round = 0; round < 3; round++) {
+      const outer = join(base, `race${round}`);
+      const results = await Promise.all([
+        server.sql(`CREATE STORAGE outer${round} TYPE filesystem PATH '${outer}'`),
+        server.sql(`CREATE STORAGE inner${round} TYPE filesystem PATH '${outer}/sub'`),
+      ]);
+      assert.equal(results.filter((r) => r.status === 200).length, 1, results.map((r) => JSON.stringify(r.body)).join(' | '));
+      assert.match(JSON.stringify(results.find((r) => r.status !== 200)!.body), /overlaps storage/);
+    }
+  });
+
   it('lets only dba and system manage storages; everyone may list them', async () => {
     const bob = await server.createUser('bob');
     const dba = await server.createUser('dora', 'dba');

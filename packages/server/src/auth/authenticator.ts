@@ -83,15 +83,13 @@ export class Authenticator {
    */
   async checkPassword(name: string, password: string, address = 'unknown'): Promise<UserDef> {
     const userId = name.toLowerCase().slice(0, 128);
-    this.throttle.check(userId, address);
     const user = this.catalog.user(userId);
-    const ok = await this.passwords.verify(user?.passwordHash ?? null, userId, password);
+    // The same argon2 work for an unknown name (a dummy hash), so timing does not tell which names exist.
+    const ok = await this.throttle.verify(userId, address, async () => (await this.passwords.verify(user?.passwordHash ?? null, userId, password)) && user !== undefined);
     if (!ok || user === undefined) {
-      this.throttle.failed(userId, address);
       this.onFailedLogin?.(userId, address);
       throw new ServerError('INVALID_CREDENTIALS', 'Invalid credentials');
     }
-    this.throttle.succeeded(userId, address);
     return user;
   }
 }

@@ -15,7 +15,7 @@ import type { OptionValue, Statement } from '../sql/statement.js';
 import { typeLabel } from '../sql/values.js';
 import { columnDefault } from '../sql/create-table.js';
 import { sqlIdent } from '../storage/duck/duck-engine.js';
-import { messageResult, type RunContext, type Services, type StatementResult } from './context.js';
+import { messageResult, type RunContext, type Services, type StatementResult, underDdlLock } from './context.js';
 import { resolveTable } from './ddl-exec.js';
 import { defaultValue } from './expr-eval.js';
 import { formatFlushPolicy, tableOptions } from './table-options.js';
@@ -36,7 +36,7 @@ const SYSTEM_COLUMNS: ReadonlySet<string> = new Set([SEQ_COLUMN, DELETED_COLUMN]
 
 export async function alterTable(s: Services, ctx: RunContext, st: Of<'alter_table'>): Promise<StatementResult> {
   requireAdmin(ctx.principal, 'ALTER TABLE');
-  return s.ddl.run(async () => {
+  return underDdlLock(s, ctx, async () => {
     const table = resolveTable(s, ctx, st.table);
     const name = qualifiedName(table);
     const planned = await plan(s, ctx, table, st.op);

@@ -118,6 +118,20 @@ export interface RunContext {
   readonly tx: Transaction | null;
   /** The statement's deadline and the request's result bytes; null outside a request (live initial data, jobs). */
   readonly budgets: Budgets | null;
+  /** Throws when the caller may no longer act (SqlRequest.recheck); absent outside HTTP requests. */
+  readonly recheck?: () => void;
+}
+
+/**
+ * Runs `fn` under the DDL lock, after checking again that the caller may still act: a statement can
+ * wait for the lock behind a long DDL statement, and what it waited behind may be a DROP USER of its
+ * caller or a password change (a review of decision 0039).
+ */
+export function underDdlLock<T>(s: Services, ctx: RunContext, fn: () => Promise<T>): Promise<T> {
+  return s.ddl.run(async () => {
+    ctx.recheck?.();
+    return fn();
+  });
 }
 
 export interface StatementResult {

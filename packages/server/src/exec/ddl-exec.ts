@@ -6,7 +6,7 @@ import {
 import { requireAdmin, requireRead } from '../auth/access.js';
 import type { Statement, TableName } from '../sql/statement.js';
 import { typeLabel } from '../sql/values.js';
-import { messageResult, rowsResult, type RunContext, type Services, type StatementResult } from './context.js';
+import { messageResult, rowsResult, type RunContext, type Services, type StatementResult, underDdlLock } from './context.js';
 import { tableOptions, tableTypeOption } from './table-options.js';
 import type { SchemaField } from './duck-cells.js';
 import { schemaColumnsJson } from './system-tables.js';
@@ -23,7 +23,7 @@ export function resolveTable(s: Services, ctx: RunContext, name: TableName): Tab
 export async function createNamespace(s: Services, ctx: RunContext, st: Of<'create_namespace'>): Promise<StatementResult> {
   requireAdmin(ctx.principal, 'CREATE NAMESPACE');
   if (RESERVED_NAMESPACES.has(st.name)) throw invalidSql(`Namespace name '${st.name}' is reserved`);
-  return s.ddl.run(async () => {
+  return underDdlLock(s, ctx, async () => {
     if (s.catalog.namespace(st.name)) {
       if (st.ifNotExists) return messageResult(ctx, `Namespace '${st.name}' already exists`);
       throw execError(`Namespace '${st.name}' already exists`);
@@ -36,7 +36,7 @@ export async function createNamespace(s: Services, ctx: RunContext, st: Of<'crea
 export async function dropNamespace(s: Services, ctx: RunContext, st: Of<'drop_namespace'>): Promise<StatementResult> {
   requireAdmin(ctx.principal, 'DROP NAMESPACE');
   if (st.name === DEFAULT_NAMESPACE || RESERVED_NAMESPACES.has(st.name)) throw execError(`Namespace '${st.name}' cannot be dropped`);
-  return s.ddl.run(async () => {
+  return underDdlLock(s, ctx, async () => {
     if (!s.catalog.namespace(st.name)) {
       if (st.ifExists) return messageResult(ctx, `Namespace '${st.name}' does not exist`);
       throw execError(`Namespace '${st.name}' does not exist`);
@@ -130,7 +130,7 @@ export async function createTable(s: Services, ctx: RunContext, st: Of<'create_t
   if (type !== 'STREAM' && pkCount === 0) throw execError(`${type === 'USER' ? 'User' : 'Shared'} tables require a PRIMARY KEY column`);
   if (type !== 'STREAM' && pkCount > 1) throw invalidSql('Multiple PRIMARY KEY definitions found');
   const name = `${namespace}.${st.table.name}`;
-  return s.ddl.run(async () => {
+  return underDdlLock(s, ctx, async () => {
     if (!s.catalog.namespace(namespace)) throw execError(`Namespace '${namespace}' does not exist`);
     if (s.catalog.table(namespace, st.table.name)) {
       if (st.ifNotExists) return messageResult(ctx, `Table '${name}' already exists`);
@@ -147,7 +147,7 @@ export async function dropTable(s: Services, ctx: RunContext, st: Of<'drop_table
   requireAdmin(ctx.principal, 'DROP TABLE');
   const namespace = st.table.namespace ?? ctx.namespace;
   const name = `${namespace}.${st.table.name}`;
-  return s.ddl.run(async () => {
+  return underDdlLock(s, ctx, async () => {
     const table = s.catalog.table(namespace, st.table.name);
     if (table === undefined) {
       if (st.ifExists) return messageResult(ctx, `Table '${name}' does not exist`);

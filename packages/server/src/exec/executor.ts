@@ -29,8 +29,15 @@ export interface SqlRequest {
   readonly sql: string;
   readonly params: readonly unknown[];
   readonly namespace: string | null;
-  /** Throws when the caller may no longer act (Authenticator.requireUnchanged): called before each statement. */
-  readonly recheck?: () => void;
+  /** The caller's account checked again while the request runs (HTTP requests; see CallerCheck). */
+  readonly callerCheck?: CallerCheck;
+}
+
+export interface CallerCheck {
+  /** Throws when the caller may no longer act (Authenticator.requireUnchanged): before each statement and under the DDL lock. */
+  recheck(): void;
+  /** A statement of this request changed the caller's own account (ALTER USER ... SET PASSWORD): not a reason to stop. */
+  changedOwnAccount(): void;
 }
 
 export class Executor {
@@ -54,7 +61,8 @@ export class Executor {
       throw new ServerError('PARAMS_WITH_BATCH', 'params can only be used with a single statement');
     }
     const namespace = request.namespace === null ? 'default' : identifier(request.namespace, 'namespace_id');
-    let base = { caller, principal: caller, namespace, params: request.params, budgets: null };
+    const check = request.callerCheck;
+    let base = { caller, principal: caller, namespace, params: request.params, budgets: null, ...(check ? { recheck: () => check.recheck() } : {}) };
     const results: StatementResult[] = [];
     // One budget for the whole response: every statement's rows travel in it together.
     const resultBytes = new ByteBudget(config.resultBytesMax);
@@ -62,7 +70,7 @@ export class Executor {
     for (let i = 0; i < statements.length; i++) {
       const st = statements[i]!;
       try {
-        request.recheck?.();
+        check?.recheck();
         if (st.kind === 'begin') {
           if (tx !== null) throw execError('A transaction is already open: COMMIT or ROLLBACK it first');
           tx = new Transaction();
@@ -81,6 +89,8 @@ export class Executor {
         } else {
           if (tx !== null && !isTransactional(st)) throw execError(`${st.kind.toUpperCase()} cannot run inside a transaction`);
           results.push(await this.budgeted(st, { ...base, tx }, resultBytes));
+          const account = st.kind === 'execute_as' ? st.inner : st;
+          if (account.kind === 'alter_user' && account.userId === caller.userId) check?.changedOwnAccount();
         }
       } catch (error) {
         throw statements.length > 1 ? prefixError(error, i + 1) : error;

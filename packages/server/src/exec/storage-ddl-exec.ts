@@ -10,10 +10,10 @@ import { denied, execError, invalidSql } from '../util/errors.js';
 import { requireAdmin, type Principal } from '../auth/access.js';
 import { LOCAL_STORAGE_ID, isAdminRole, tableStorageId, type StorageDef } from '../catalog/types.js';
 import type { Statement } from '../sql/statement.js';
-import { probeStorage, type StorageHealth } from '../storage/storages/storage-probe.js';
+import { PROBE_DEADLINE_MS, probeStorage, type StorageHealth } from '../storage/storages/storage-probe.js';
 import { s3Settings } from '../storage/storages/s3-object-store.js';
 import { validateTemplate } from '../storage/storages/templates.js';
-import { messageResult, rowsResult, type RunContext, type Services, type StatementResult } from './context.js';
+import { messageResult, rowsResult, type RunContext, type Services, type StatementResult, underDdlLock } from './context.js';
 import type { SchemaField } from './duck-cells.js';
 
 type Of<K extends Statement['kind']> = Extract<Statement, { kind: K }>;
@@ -80,8 +80,10 @@ export async function createStorage(s: Services, ctx: RunContext, st: Of<'create
   if (def.storageType === 's3') requireCredentialRules(ctx, def, null);
   // The probe runs outside the DDL lock: a slow storage holds this statement only (PROBE_DEADLINE_MS).
   await requireHealthy(def);
-  return s.ddl.run(async () => {
+  return underDdlLock(s, ctx, async () => {
     if (exists()) throw execError(`Storage '${st.storageId}' already exists`);
+    // Again under the lock: a storage created while this one probed may overlap its directory.
+    if (def.storageType === 'filesystem') filesystemDirectory(s, st.baseDirectory);
     // The file engine reads and writes segments only where it was told it may.
     if (def.storageType === 'filesystem') await s.cold.fileEngine.allowDirectories([def.baseDirectory]);
     await s.catalog.putStorage(def);
@@ -121,7 +123,7 @@ export async function alterStorage(s: Services, ctx: RunContext, st: Of<'alter_s
   // New connection settings must reach the same place before tables start using them; the probe
   // runs outside the DDL lock (see createStorage).
   if (touchesPlace) await requireHealthy(next);
-  return s.ddl.run(async () => {
+  return underDdlLock(s, ctx, async () => {
     // Another statement may have changed the storage while this one probed: its change must not be lost.
     if (s.cold.locations.storage(st.storageId)?.updatedAt !== current.updatedAt) {
       throw execError(`Storage '${st.storageId}' was changed by another statement meanwhile: run the ALTER STORAGE again`);
@@ -153,7 +155,7 @@ function requireCredentialRules(ctx: RunContext, def: StorageDef, keptFrom: Stor
 
 export async function dropStorage(s: Services, ctx: RunContext, st: Of<'drop_storage'>): Promise<StatementResult> {
   requireAdmin(ctx.principal, 'DROP STORAGE');
-  return s.ddl.run(async () => {
+  return underDdlLock(s, ctx, async () => {
     if (st.storageId === LOCAL_STORAGE_ID) throw execError("Storage 'local' is built in and cannot be dropped");
     if (s.catalog.storage(st.storageId) === undefined) {
       if (st.ifExists) return messageResult(ctx, `Storage '${st.storageId}' does not exist (skipped)`);
@@ -183,7 +185,7 @@ export async function checkStorage(s: Services, ctx: RunContext, st: Of<'check_s
 
 /** Upstream's refusal texts, with the probe's findings. */
 async function requireHealthy(def: StorageDef): Promise<StorageHealth> {
-  const h = await probeStorage(def, false);
+  const h = await probeStorage(def, false, PROBE_DEADLINE_MS);
   if (h.status === 'healthy') return h;
   if (!h.writable && !h.readable && !h.listable) {
     throw execError(`Storage connectivity check failed (latency ${h.latencyMs} ms): ${h.error ?? 'Unknown connectivity error'}`);

@@ -1,6 +1,6 @@
 /** CREATE/DROP/CLEAR/ALTER TOPIC, CONSUME and ACK (see docs/sql.md, Topics). */
 import type { Statement, TableName } from '../sql/statement.js';
-import { messageResult, rowsResult, type RunContext, type Services, type StatementResult } from './context.js';
+import { messageResult, rowsResult, type RunContext, type Services, type StatementResult, underDdlLock } from './context.js';
 import { ServerError, denied, execError } from '../util/errors.js';
 import { DEFAULT_RETENTION_MAX_BYTES, DEFAULT_RETENTION_SECONDS, WIRE_OP_NAMES, parseConsumeStart, type ConsumeStart, type TopicDef, type TopicMessage } from '../topics/types.js';
 import { messageParts, type StoredMessage } from '../topics/message-codec.js';
@@ -56,7 +56,7 @@ export async function createTopic(s: Services, ctx: RunContext, st: Of<'create_t
   requireTopicAdmin(ctx.principal, 'CREATE TOPIC');
   const namespace = st.topic.namespace ?? ctx.namespace;
   const name = topicName(ctx, st.topic);
-  return s.ddl.run(async () => {
+  return underDdlLock(s, ctx, async () => {
     if (s.catalog.namespace(namespace) === undefined) throw notFound(`Namespace '${namespace}' does not exist`);
     if (s.topics.get(name) !== undefined) {
       if (st.ifNotExists) return messageResult(ctx, `Topic '${name}' already exists`);
@@ -75,7 +75,7 @@ export async function createTopic(s: Services, ctx: RunContext, st: Of<'create_t
 export async function dropTopic(s: Services, ctx: RunContext, st: Of<'drop_topic'>): Promise<StatementResult> {
   requireTopicAdmin(ctx.principal, 'DROP TOPIC');
   const name = topicName(ctx, st.topic);
-  return s.ddl.run(async () => {
+  return underDdlLock(s, ctx, async () => {
     if (s.topics.get(name) === undefined) {
       if (st.ifExists) return messageResult(ctx, `Topic '${name}' does not exist`);
       throw notFound(`Topic '${name}' does not exist`);
@@ -88,7 +88,7 @@ export async function dropTopic(s: Services, ctx: RunContext, st: Of<'drop_topic
 export async function clearTopic(s: Services, ctx: RunContext, st: Of<'clear_topic'>): Promise<StatementResult> {
   requireTopicAdmin(ctx.principal, 'CLEAR TOPIC');
   const name = topicName(ctx, st.topic);
-  return s.ddl.run(async () => {
+  return underDdlLock(s, ctx, async () => {
     requireTopic(s, name);
     await s.topics.remove(name, false, () => s.committer.barrier());
     return messageResult(ctx, `Cleared topic '${name}'`);
@@ -98,7 +98,7 @@ export async function clearTopic(s: Services, ctx: RunContext, st: Of<'clear_top
 export async function alterTopicAddSource(s: Services, ctx: RunContext, st: Of<'alter_topic_add_source'>): Promise<StatementResult> {
   requireTopicAdmin(ctx.principal, 'ALTER TOPIC');
   const name = topicName(ctx, st.topic);
-  return s.ddl.run(async () => {
+  return underDdlLock(s, ctx, async () => {
     const topic = requireTopic(s, name);
     const table = resolveTable(s, ctx, st.table);
     if (table.type === 'STREAM') throw execError(`Table '${qualifiedName(table)}' is a STREAM table: topic sources are USER or SHARED tables`);

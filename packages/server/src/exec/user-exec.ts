@@ -8,14 +8,14 @@ import { denied, execError } from '../util/errors.js';
 import { isAdminRole, type Role, type UserDef } from '../catalog/types.js';
 import { requireAdmin, requireUserManagement } from '../auth/access.js';
 import type { Statement } from '../sql/statement.js';
-import { messageResult, type RunContext, type Services, type StatementResult } from './context.js';
+import { messageResult, type RunContext, type Services, type StatementResult, underDdlLock } from './context.js';
 
 type Of<K extends Statement['kind']> = Extract<Statement, { kind: K }>;
 
 export async function createUser(s: Services, ctx: RunContext, st: Of<'create_user'>): Promise<StatementResult> {
   requireUserManagement(ctx.caller, st.role, 'CREATE USER');
   const passwordHash = await s.passwords.hash(st.password);
-  return s.ddl.run(async () => {
+  return underDdlLock(s, ctx, async () => {
     if (s.catalog.user(st.userId)) throw execError(`User '${st.userId}' already exists`);
     const now = Date.now();
     // A new account id: a dropped account of the same name keeps its partitions until they are
@@ -50,16 +50,12 @@ export async function alterUser(s: Services, ctx: RunContext, st: Of<'alter_user
     // A password guess like a login's, throttled with them (an attack review: a stolen token made
     // unlimited guesses here, then could set a password of its own). The session is the account's
     // own, so its failures are keyed to the account in place of a client address.
-    const asked = `account:${actor.id}`;
-    s.loginThrottle.check(target.userId, asked);
-    if (!(await s.passwords.verify(target.passwordHash, target.userId, st.oldPassword))) {
-      s.loginThrottle.failed(target.userId, asked);
-      throw denied('Permission denied: the old password is not correct');
-    }
-    s.loginThrottle.succeeded(target.userId, asked);
+    const oldPassword = st.oldPassword;
+    const right = await s.loginThrottle.verify(target.userId, `account:${actor.id}`, () => s.passwords.verify(target.passwordHash, target.userId, oldPassword));
+    if (!right) throw denied('Permission denied: the old password is not correct');
   }
   const passwordHash = st.field === 'password' ? await s.passwords.hash(st.value) : null;
-  return s.ddl.run(async () => {
+  return underDdlLock(s, ctx, async () => {
     const current = s.catalog.user(st.userId);
     // Checked by id: the name may have been dropped and given to a new account since the checks above.
     if (current === undefined || current.id !== target.id) throw execError(`User '${st.userId}' does not exist`);
@@ -76,7 +72,7 @@ export async function alterUser(s: Services, ctx: RunContext, st: Of<'alter_user
 }
 
 export async function dropUser(s: Services, ctx: RunContext, st: Of<'drop_user'>): Promise<StatementResult> {
-  return s.ddl.run(async () => {
+  return underDdlLock(s, ctx, async () => {
     const target = s.catalog.user(st.userId);
     if (target === undefined) {
       requireUserManagement(ctx.caller, 'user', 'DROP USER');

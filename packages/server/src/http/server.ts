@@ -236,9 +236,14 @@ async function sqlRoute(deps: HttpDeps, req: IncomingMessage, started: number): 
     if (!Array.isArray(params)) throw new ServerError('INVALID_INPUT', "Invalid JSON payload: 'params' must be an array");
     const namespace = body.namespace_id ?? null;
     if (namespace !== null && typeof namespace !== 'string') throw new ServerError('INVALID_INPUT', "Invalid JSON payload: 'namespace_id' must be a string");
-    // The body may have taken up to http_body_timeout_ms: the account is checked again before each statement.
-    const recheck = (): void => deps.auth.requireUnchanged(account);
-    const results = await deps.executor.execute({ sql: body.sql, params, namespace, recheck }, principal);
+    // The body may have taken up to http_body_timeout_ms: the account is checked again before each
+    // statement, against itself as this request last left it (a batch may change its own password).
+    let baseline = account;
+    const callerCheck = {
+      recheck: (): void => deps.auth.requireUnchanged(baseline),
+      changedOwnAccount: (): void => { baseline = deps.catalog.account(account.id) ?? baseline; },
+    };
+    const results = await deps.executor.execute({ sql: body.sql, params, namespace, callerCheck }, principal);
     // Encoded (and size-checked) here, so an oversized result still gets the error envelope below.
     const encoded = encodeSqlSuccess(results, took(started), deps.config.resultBytesMax);
     return { status: 200, body: null, encoded, user };

@@ -47,7 +47,11 @@ interface ProbeTarget {
  */
 export const PROBE_DEADLINE_MS = 10_000;
 
-export async function probeStorage(storage: StorageDef, extended: boolean, deadlineMs = PROBE_DEADLINE_MS): Promise<StorageHealth> {
+/**
+ * Probes a storage. `deadlineMs` bounds the whole probe (CREATE/ALTER STORAGE pass PROBE_DEADLINE_MS);
+ * STORAGE CHECK has none, as EXTENDED may list many objects.
+ */
+export async function probeStorage(storage: StorageDef, extended: boolean, deadlineMs = Infinity): Promise<StorageHealth> {
   if (storage.storageType === 'filesystem') return withDeadline(probe(filesystemTarget(filesystemBase(storage)), extended), deadlineMs);
   let store: ObjectStore;
   try {
@@ -64,6 +68,7 @@ export async function probeStorage(storage: StorageDef, extended: boolean, deadl
 }
 
 async function withDeadline(probing: Promise<StorageHealth>, deadlineMs: number): Promise<StorageHealth> {
+  if (deadlineMs === Infinity) return probing;
   let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<StorageHealth>((resolve) => {
     timer = setTimeout(() => resolve({ ...failed(`no answer within ${deadlineMs} ms`), latencyMs: deadlineMs }), deadlineMs);
