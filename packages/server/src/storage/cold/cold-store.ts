@@ -932,18 +932,35 @@ export function sqlLiteral(column: ColumnDef, value: StoredValue): string {
   return sqlString(value);
 }
 
-/** The flush's versions as a chunk source: in `order` (indexes into `rows`), or in the order they were read. */
+/**
+ * The flush's versions as a chunk source: in `order` (indexes into `rows`), or in the order they were
+ * read. The next chunk is staged as soon as one is handed over, while DuckDB encodes that one on its
+ * own thread: DuckDB waits for the JS thread in each `fill`, and the JS thread had nothing to do while
+ * DuckDB worked (a profile of a 1M-row flush: ~320 ms staging, ~330 ms idle, one after the other).
+ */
 function flushChunks(table: TableDef, columns: readonly SourceColumn[], rows: FlushRows, order: Uint32Array | null): ChunkSource {
   const writer = new ChunkWriter(columns, table.schemaVersion);
   const n = order === null ? rows.count : order.length;
   let next = 0;
+  /** The writer holds the next chunk's rows (staged ahead), not yet handed over. */
+  let staged = false;
+  const stage = (): void => {
+    const end = Math.min(n, next + ChunkWriter.ROWS);
+    if (order === null) for (; next < end; next++) rows.write(next, writer);
+    else for (; next < end; next++) rows.write(order[next]!, writer);
+    staged = true;
+  };
+  const stageAhead = (): void => {
+    if (!staged && next < n) stage();
+  };
   return {
     columns,
     fill: (chunk) => {
-      const end = Math.min(n, next + ChunkWriter.ROWS);
-      if (order === null) for (; next < end; next++) rows.write(next, writer);
-      else for (; next < end; next++) rows.write(order[next]!, writer);
+      if (!staged) stage();
+      staged = false;
       writer.emit(chunk);
+      // Runs after this call returns, while DuckDB works on the chunk (a fill arriving first waits for it).
+      if (next < n) setImmediate(stageAhead);
     },
   };
 }
