@@ -734,6 +734,24 @@ describe('live queries', { timeout: 120_000 }, () => {
       assert.deepEqual(await c.request({ type: 'ping' }, () => true), { type: 'pong' });
     });
 
+    it('a subscription id that would repeat another subscription\'s live id is refused (names and ids may contain "-")', async () => {
+      const a = await connect(await server.createUser('dash'));
+      await a.subscribeOk('first', 'SELECT * FROM lv.t');
+      const connA = String((await liveRows()).find((r) => r.user_id === 'dash')!.connection_id);
+      // A user named after dash's connection: its live ids start with dash's.
+      const b = await connect(await server.createUser(`dash-${connA}`));
+      await b.subscribeOk('z', 'SELECT * FROM lv.t');
+      const row = (await liveRows()).find((r) => r.user_id === `dash-${connA}`)!;
+      assert.equal(row.live_id, `dash-${connA}-${String(row.connection_id)}-z`);
+      const clash = await a.subscribe(`${String(row.connection_id)}-z`, 'SELECT * FROM lv.t');
+      assert.equal(clash.type, 'error');
+      assert.equal(clash.code, 'INVALID_SUBSCRIPTION_ID');
+      assert.match(String(clash.message), /another subscription has/);
+      // KILL LIVE QUERY of that id still names exactly the other user's subscription.
+      await server.ok(`KILL LIVE QUERY '${String(row.live_id)}'`);
+      assert.ok((await liveRows()).some((r) => r.user_id === 'dash' && r.subscription_id === 'first'));
+    });
+
     it('unsubscribe stops delivery and removes the system.live row; the id can be reused; unknown ids are an error', async () => {
       const c = await connect(alice);
       await c.subscribeOk('u', 'SELECT * FROM lv.t');

@@ -152,6 +152,8 @@ export class LiveRegistry implements Deliverer {
   private readonly byUser = new Map<string, { count: number; filterNodes: number }>();
   /** Every subscription and the shape group it is in. */
   private readonly all = new Map<Subscription, ShapeGroup>();
+  /** Every subscription by its live id (unique: `add` is refused a taken one, see `liveIdTaken`). */
+  private readonly byLiveId = new Map<string, Subscription>();
 
   private readonly pendingSnapshots = new Map<string, ByteBudget>();
 
@@ -160,6 +162,7 @@ export class LiveRegistry implements Deliverer {
   add(sub: Subscription): void {
     if (this.all.has(sub)) return;
     this.attach(sub);
+    this.byLiveId.set(sub.liveId, sub);
     const held = this.byUser.get(sub.userId);
     if (held === undefined) this.byUser.set(sub.userId, { count: 1, filterNodes: sub.query.filterNodes });
     else {
@@ -170,6 +173,7 @@ export class LiveRegistry implements Deliverer {
 
   remove(sub: Subscription): void {
     if (!this.detach(sub)) return;
+    if (this.byLiveId.get(sub.liveId) === sub) this.byLiveId.delete(sub.liveId);
     sub.state = 'closed';
     const held = this.byUser.get(sub.userId);
     if (held !== undefined && held.count > 1) {
@@ -243,8 +247,16 @@ export class LiveRegistry implements Deliverer {
   }
 
   find(liveId: string): Subscription | undefined {
-    for (const sub of this.all.keys()) if (sub.liveId === liveId) return sub;
-    return undefined;
+    return this.byLiveId.get(liveId);
+  }
+
+  /**
+   * Whether a subscription holds this live id. Live ids are `user-connection-subscription`, and user
+   * names and subscription ids may both contain '-': a chosen subscription id could repeat another
+   * user's live id, which KILL LIVE QUERY names (an attack review). The later one is refused.
+   */
+  liveIdTaken(liveId: string): boolean {
+    return this.byLiveId.has(liveId);
   }
 
   /** Subscriptions of a dropped table or user go away at once. */

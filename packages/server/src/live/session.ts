@@ -438,8 +438,12 @@ export class LiveSession implements LiveSink {
       return this.error(id, 'SUBSCRIPTION_LIMIT_EXCEEDED', `The filters of one user's subscriptions may have ${FILTER_NODES_PER_USER_MAX} parse-tree nodes in all, `
         + `and ${this.d.registry.filterNodesForUser(principal.userId)} are held: unsubscribe from some, or subscribe with shorter WHERE clauses`);
     }
+    const liveId = `${principal.userId}-${this.connectionId}-${id}`;
+    if (this.d.registry.liveIdTaken(liveId)) {
+      return this.error(id, 'INVALID_SUBSCRIPTION_ID', `Subscription id '${id}' would give live id '${liveId}', which another subscription has: choose another id`);
+    }
     const subscription: Subscription = {
-      id, liveId: `${principal.userId}-${this.connectionId}-${id}`, sink: this, userId: principal.userId, query, shape: query,
+      id, liveId, sink: this, userId: principal.userId, query, shape: query,
       partition: partitionFor(principal, query.table), options: sub!.options == null ? null : bigintsToText(sub!.options), createdAt: Date.now(),
       state: 'loading', buffered: [], handoverSeq: 0n, lastSeq: 0n, lastChangeAt: null, changes: 0,
     };
