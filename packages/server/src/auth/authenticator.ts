@@ -10,6 +10,7 @@ import { principalOf, type Principal } from './access.js';
 import type { PasswordHasher } from './passwords.js';
 import type { TokenService } from './tokens.js';
 import { LoginThrottle } from './login-throttle.js';
+import { activeUser } from './reauthorize.js';
 
 export class Authenticator {
   readonly throttle: LoginThrottle;
@@ -57,8 +58,8 @@ export class Authenticator {
    * password change).
    */
   requireUnchanged(user: UserDef): void {
-    const current = this.catalog.account(user.id);
-    if (current === undefined || current.deletedAt !== null || current.tokenGeneration !== user.tokenGeneration || current.role !== user.role) {
+    const current = activeUser(this.catalog, user);
+    if (current === undefined || current.tokenGeneration !== user.tokenGeneration || current.role !== user.role) {
       throw new ServerError('INVALID_CREDENTIALS', 'The account changed while this request ran (password, role or DROP USER): authenticate again');
     }
   }

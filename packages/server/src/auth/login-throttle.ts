@@ -35,9 +35,6 @@ export class LoginThrottle {
     }
   }
 
-  failed(userId: string, clientAddress: string): void {
-    this.record(userId, clientAddress, this.now());
-  }
 
   /**
    * One password check for `userId`: refused as `check` refuses, else `verify` runs, and a wrong
@@ -56,12 +53,12 @@ export class LoginThrottle {
     });
   }
 
-  private record(userId: string, clientAddress: string, at: number): void {
+  failed(userId: string, clientAddress: string): void {
     const address = clientKey(clientAddress, this.ipv6PrefixBits);
     if (this.failures.size >= KEYS_MAX) this.failures.clear();
     for (const key of [`p:${userId}\u0000${address}`, `u:${userId}`, `a:${address}`]) {
       const list = this.failures.get(key) ?? [];
-      list.push(at);
+      list.push(this.now());
       this.failures.set(key, list);
     }
   }

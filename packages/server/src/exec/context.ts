@@ -118,8 +118,16 @@ export interface RunContext {
   readonly tx: Transaction | null;
   /** The statement's deadline and the request's result bytes; null outside a request (live initial data, jobs). */
   readonly budgets: Budgets | null;
-  /** Throws when the caller may no longer act (SqlRequest.recheck); absent outside HTTP requests. */
-  readonly recheck?: () => void;
+  /** The caller's account checked again while the request runs; absent outside HTTP requests. */
+  readonly callerCheck?: CallerCheck;
+}
+
+/** How a request's caller is checked again while it runs (the SQL route's; Authenticator.requireUnchanged). */
+export interface CallerCheck {
+  /** Throws when the caller may no longer act: before each statement and under the DDL lock. */
+  recheck(): void;
+  /** A statement of this request changed the caller's own account (ALTER USER ... SET PASSWORD): not a reason to stop. */
+  changedOwnAccount(): void;
 }
 
 /**
@@ -129,7 +137,7 @@ export interface RunContext {
  */
 export function underDdlLock<T>(s: Services, ctx: RunContext, fn: () => Promise<T>): Promise<T> {
   return s.ddl.run(async () => {
-    ctx.recheck?.();
+    ctx.callerCheck?.recheck();
     return fn();
   });
 }

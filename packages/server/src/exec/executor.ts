@@ -11,7 +11,7 @@ import { principalOf, requireImpersonation, type Principal } from '../auth/acces
 import type { Statement } from '../sql/statement.js';
 import type { ParseCache } from '../sql/parser.js';
 import { identifier } from '../sql/names.js';
-import { messageResult, type RunContext, type Services, type StatementResult } from './context.js';
+import { messageResult, type CallerCheck, type RunContext, type Services, type StatementResult } from './context.js';
 import { createNamespace, createTable, describeTable, dropNamespace, dropTable, showNamespaces, showTables } from './ddl-exec.js';
 import { alterUser, createUser, dropUser } from './user-exec.js';
 import { insert, remove, update } from './dml-exec.js';
@@ -29,15 +29,8 @@ export interface SqlRequest {
   readonly sql: string;
   readonly params: readonly unknown[];
   readonly namespace: string | null;
-  /** The caller's account checked again while the request runs (HTTP requests; see CallerCheck). */
+  /** The caller's account checked again while the request runs (HTTP requests). */
   readonly callerCheck?: CallerCheck;
-}
-
-export interface CallerCheck {
-  /** Throws when the caller may no longer act (Authenticator.requireUnchanged): before each statement and under the DDL lock. */
-  recheck(): void;
-  /** A statement of this request changed the caller's own account (ALTER USER ... SET PASSWORD): not a reason to stop. */
-  changedOwnAccount(): void;
 }
 
 export class Executor {
@@ -62,7 +55,7 @@ export class Executor {
     }
     const namespace = request.namespace === null ? 'default' : identifier(request.namespace, 'namespace_id');
     const check = request.callerCheck;
-    let base = { caller, principal: caller, namespace, params: request.params, budgets: null, ...(check ? { recheck: () => check.recheck() } : {}) };
+    let base = { caller, principal: caller, namespace, params: request.params, budgets: null, callerCheck: check };
     const results: StatementResult[] = [];
     // One budget for the whole response: every statement's rows travel in it together.
     const resultBytes = new ByteBudget(config.resultBytesMax);

@@ -82,10 +82,12 @@ export async function createStorage(s: Services, ctx: RunContext, st: Of<'create
   await requireHealthy(def);
   return underDdlLock(s, ctx, async () => {
     if (exists()) throw execError(`Storage '${st.storageId}' already exists`);
-    // Again under the lock: a storage created while this one probed may overlap its directory.
-    if (def.storageType === 'filesystem') filesystemDirectory(s, st.baseDirectory);
-    // The file engine reads and writes segments only where it was told it may.
-    if (def.storageType === 'filesystem') await s.cold.fileEngine.allowDirectories([def.baseDirectory]);
+    if (def.storageType === 'filesystem') {
+      // Again under the lock: a storage created while this one probed may overlap its directory.
+      filesystemDirectory(s, st.baseDirectory);
+      // The file engine reads and writes segments only where it was told it may.
+      await s.cold.fileEngine.allowDirectories([def.baseDirectory]);
+    }
     await s.catalog.putStorage(def);
     return messageResult(ctx, `Storage '${st.storageId}' created successfully`);
   });
@@ -148,7 +150,7 @@ function requireCredentialRules(ctx: RunContext, def: StorageDef, keptFrom: Stor
   if (settings.accessKeyId === null) {
     throw denied("Permission denied: an S3 storage without access_key_id signs with the server's environment credentials: only role system may create or point one");
   }
-  if (keptFrom?.credentials !== null && keptFrom?.credentials !== undefined) {
+  if (keptFrom !== null && keptFrom.credentials !== null) {
     throw denied('Permission denied: a new CONFIG with the stored CREDENTIALS would send them to its endpoint: give CREDENTIALS again in the same statement (or run it as role system)');
   }
 }

@@ -8,6 +8,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { routeLabel, type Metrics } from '../util/metrics.js';
 import { consoleFile } from './console-route.js';
 import { principalOf, type Principal } from '../auth/access.js';
+import { rawJsonAnswer } from '../util/raw-http.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { limitConnections } from './connection-limits.js';
 import type { Duplex } from 'node:stream';
@@ -119,9 +120,8 @@ export function createHttpServer(config: Config, log: Logger): HttpServer {
   });
   // node:http closes a CONNECT without an answer when nobody listens for it: this is not a proxy.
   server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
-    const body = JSON.stringify({ error: 'method_not_allowed', message: 'CONNECT is not supported: this server is not a proxy' });
     socket.on('error', () => undefined);
-    socket.end(`HTTP/1.1 405 Method Not Allowed\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    socket.end(rawJsonAnswer('405 Method Not Allowed', { error: 'method_not_allowed', message: 'CONNECT is not supported: this server is not a proxy' }));
   });
   const serve = (deps: HttpDeps): void => {
     serving = true;
@@ -147,9 +147,7 @@ function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
       : error.code === 'HPE_HEADER_OVERFLOW'
         ? [431, 'Request Header Fields Too Large', 'BAD_REQUEST', 'Request headers are too large']
         : [400, 'Bad Request', 'BAD_REQUEST', 'Malformed HTTP request'];
-    const body = JSON.stringify({ status: 'error', results: [], took: 0, error: { code, message } });
-    socket.write(`HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n`
-      + `connection: close\r\n\r\n${body}`);
+    socket.write(rawJsonAnswer(`${status} ${reason}`, { status: 'error', results: [], took: 0, error: { code, message } }));
   }
   socket.destroy();
 }

@@ -20,6 +20,7 @@ import { IncomingBudget } from '../live/incoming-budget.js';
 import type { Principal } from '../auth/access.js';
 import { KeyedMutex, KeyedSemaphore, Semaphore } from '../util/mutex.js';
 import { UserByteRate } from '../live/user-byte-rate.js';
+import { rawJsonAnswer } from '../util/raw-http.js';
 import type { CatalogChange } from '../catalog/changes.js';
 import type { StoredValue, TableDef } from '../catalog/types.js';
 
@@ -248,8 +249,7 @@ function schemaChangeOf(change: CatalogChange): TableSchemaChange | null {
 
 /** Answers an upgrade that is not taken with the protocol's error envelope (not `ws`'s HTML page) and closes. */
 function refuseUpgrade(socket: Duplex, status: string, code: string, message: string, headers = ''): void {
-  const body = JSON.stringify({ status: 'error', error: { code, message } });
-  socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Type: application/json\r\n${headers}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  socket.end(rawJsonAnswer(status, { status: 'error', error: { code, message } }, headers));
 }
 
 /** What `ws` would refuse in the handshake (RFC 6455 4.2.1), said in the envelope; null for a valid one. */

@@ -65,17 +65,23 @@ export function pkKey(prefix: Buffer, pk: Buffer): Buffer {
  * INSERT writes: the separate encoding and the concatenation were two more buffers per row).
  */
 export function pkKeyOf(prefix: Buffer, type: ColumnType, value: StoredValue): Buffer {
-  switch (type) {
-    case 'SmallInt': case 'Int': case 'BigInt': case 'Timestamp': case 'Date': case 'Time': {
-      assert(value !== null, 'primary key is never null');
-      const out = Buffer.allocUnsafe(prefix.length + 8);
-      prefix.copy(out, 0);
-      writeOrderedI64BE(out, BigInt(value as number | bigint), prefix.length);
-      return out;
-    }
-    default:
-      return pkKey(prefix, encodePk(type, value));
-  }
+  if (!isIntegerPk(type)) return pkKey(prefix, encodePk(type, value));
+  const out = Buffer.allocUnsafe(prefix.length + 8);
+  prefix.copy(out, 0);
+  writeIntegerPk(out, value, prefix.length);
+  return out;
+}
+
+/** Key types encoded as 8 ordered bytes (encodePk and pkKeyOf must agree: the same value, the same key). */
+const INTEGER_PK_TYPES = ['SmallInt', 'Int', 'BigInt', 'Timestamp', 'Date', 'Time'] as const;
+
+function isIntegerPk(type: ColumnType): type is (typeof INTEGER_PK_TYPES)[number] {
+  return (INTEGER_PK_TYPES as readonly ColumnType[]).includes(type);
+}
+
+function writeIntegerPk(out: Buffer, value: StoredValue, offset: number): void {
+  assert(value !== null, 'primary key is never null');
+  writeOrderedI64BE(out, BigInt(value as number | bigint), offset);
 }
 
 /** The smallest key greater than every key starting with `prefix`. */
@@ -96,12 +102,12 @@ export function prefixEnd(prefix: Buffer): Buffer {
  */
 export function encodePk(type: ColumnType, value: StoredValue): Buffer {
   assert(value !== null, 'primary key is never null');
+  if (isIntegerPk(type)) {
+    const out = Buffer.allocUnsafe(8);
+    writeIntegerPk(out, value, 0);
+    return out;
+  }
   switch (type) {
-    case 'SmallInt': case 'Int': case 'BigInt': case 'Timestamp': case 'Date': case 'Time': {
-      const out = Buffer.allocUnsafe(8);
-      writeOrderedI64BE(out, BigInt(value as number | bigint), 0);
-      return out;
-    }
     case 'Boolean':
       return Buffer.of(value ? 1 : 0);
     case 'Float': case 'Double': {
